@@ -1,0 +1,5 @@
+import sys
+
+from shimshift.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""What a read-only probe learned about one node: the input of planning and rendering.
+
+Facts are tolerant of missing pieces: whatever could not be read is None/empty and explained in
+`unreadable`, so a report can say exactly what is unknown instead of guessing. Secret material (client
+keys) is never carried: only its path and a sha256.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class KubeletLayout(StrEnum):
+    """Where a node's kubelet gets its runtime flags (DESIGN.md: kubelet)."""
+
+    KUBEADM_FLAGS = "KubeadmFlags"  # /var/lib/kubelet/kubeadm-flags.env
+    DEFAULT_FILE = "DefaultFile"  # /etc/default/kubelet
+    SYSCONFIG_FILE = "SysconfigFile"  # /etc/sysconfig/kubelet
+    KUBESPRAY_ENV = "KubesprayEnv"  # /etc/kubernetes/kubelet.env
+    KUBELET_CONFIGURATION = "KubeletConfiguration"  # containerRuntimeEndpoint in the config file
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value and where it is set (file and key or flag), so edits and reports can point at it."""
+
+    value: str
+    file: str
+    key: str
+
+
+@dataclass(frozen=True)
+class KubeletFacts:
+    version: str | None = None
+    layout: KubeletLayout = KubeletLayout.UNKNOWN
+    flags_file: str | None = None
+    flags: tuple[tuple[str, str], ...] = ()  # (flag name without dashes, value) in file order
+    config_file: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    runtime_endpoint: Setting | None = None
+    container_runtime: Setting | None = None  # --container-runtime=docker|remote (gone in 1.27)
+    cgroup_driver: Setting | None = None
+    pod_infra_image: Setting | None = None
+    instance_config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class DockerCertFiles:
+    """/etc/docker/certs.d/<host>/: CA certificates (public, carried) and client pairs (paths only)."""
+
+    host: str
+    ca_certs: Mapping[str, str] = field(default_factory=dict)  # file path -> PEM text
+    client_certs: tuple[str, ...] = ()  # *.cert paths
+    client_keys: Mapping[str, str] = field(default_factory=dict)  # *.key path -> sha256 (never the key)
+
+
+@dataclass(frozen=True)
+class DockerImage:
+    id: str  # sha256:<config digest>, the image ID; equal to containerd's config digest
+    repo_tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    size: int = 0
+    in_use: bool = False
+
+
+@dataclass(frozen=True)
+class K8sContainer:
+    """A Docker container that dockershim created (`k8s_<container>_<pod>_<ns>_<uid>_<n>`)."""
+
+    name: str
+    container: str
+    pod: str
+    namespace: str
+    image: str
+    running: bool
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    node: str
+    os_release: str | None = None
+    kernel: str | None = None
+    docker_version: str | None = None
+    docker_running: bool = False
+    docker_cgroup_driver: str | None = None
+    containerd_version: str | None = None
+    containerd_config: str | None = None  # text of /etc/containerd/config.toml
+    containerd_root_free_bytes: int | None = None
+    containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
+    cri_enabled: bool | None = None
+    daemon_json: Mapping[str, Any] | None = None
+    docker_certs: tuple[DockerCertFiles, ...] = ()
+    kubelet: KubeletFacts = field(default_factory=KubeletFacts)
+    images: tuple[DockerImage, ...] = ()
+    containers: tuple[K8sContainer, ...] = ()
+    unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
+
+    @property
+    def containerd_major(self) -> int | None:
+        """1 for containerd 1.x, 2 for 2.x; None when unknown."""
+        if not self.containerd_version:
+            return None
+        head = self.containerd_version.lstrip("v").split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
+    @property
+    def kubelet_minor(self) -> int | None:
+        """24 for kubelet v1.24.x; None when unknown."""
+        version = self.kubelet.version
+        if not version:
+            return None
+        parts = version.lstrip("v").split(".")
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None

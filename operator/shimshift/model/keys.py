@@ -1,0 +1,90 @@
+"""Every name shimshift shares with the cluster or a node: API coordinates, labels, annotations,
+finalizers, step ids and paths on the node. One module, so a reader finds them all in one place.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+GROUP: Final = "shimshift.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "NodeMigration"
+PLURAL: Final = "nodemigrations"
+SHORT_NAME: Final = "nm"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+#: On a NodeMigration: held until the node in flight is finished or rolled back, so deleting the object
+#: never abandons a node cordoned or half-migrated.
+FINALIZER: Final = "shimshift.io/finalizer"
+
+#: On a Node: the NodeMigration that owns it right now (the node lock). Taken over only when the owner
+#: no longer exists.
+LOCK_ANNOTATION: Final = "shimshift.io/locked-by"
+
+#: On a Node: set when shimshift cordoned it, so a restart knows the cordon is ours to undo. An admin's
+#: cordon never carries it and is never undone.
+CORDONED_BY_ANNOTATION: Final = "shimshift.io/cordoned-by"
+
+#: On a Node, after success: the completion label; a restart or a new NodeMigration skips the node.
+RUNTIME_LABEL: Final = "shimshift.io/runtime"
+RUNTIME_LABEL_VALUE: Final = "containerd"
+
+#: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
+CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
+
+#: Labels that mark a control-plane node (current and pre-1.24 names).
+CONTROL_PLANE_LABELS: Final = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+#: ConfigMap label linking a plan report to its NodeMigration.
+REPORT_LABEL: Final = "shimshift.io/report-for"
+
+#: Where backups and step records live on a node.
+NODE_STATE_DIR: Final = "/var/lib/shimshift"
+
+CONTAINERD_SOCKET: Final = "/run/containerd/containerd.sock"
+CONTAINERD_ENDPOINT: Final = f"unix://{CONTAINERD_SOCKET}"
+CONTAINERD_CONFIG: Final = "/etc/containerd/config.toml"
+CONTAINERD_CERTS_DIR: Final = "/etc/containerd/certs.d"
+CONTAINERD_K8S_NAMESPACE: Final = "k8s.io"
+DOCKER_DAEMON_JSON: Final = "/etc/docker/daemon.json"
+DOCKER_CERTS_DIR: Final = "/etc/docker/certs.d"
+DOCKER_SOCKET: Final = "/var/run/docker.sock"
+
+
+class StepId(StrEnum):
+    """The per-node step machine (DESIGN.md), in execution order."""
+
+    FACTS = "facts"
+    LOCK = "lock"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    BACKUP = "backup"
+    CONFIGURE = "configure"
+    IMAGES = "images"
+    SWITCH = "switch"
+    VERIFY = "verify"
+    FINISH = "finish"
+    ROLLBACK = "rollback"
+    DONE = "done"
+
+
+#: Steps in execution order; rollback and done are not part of the forward sequence.
+STEP_ORDER: Final = (
+    StepId.FACTS,
+    StepId.LOCK,
+    StepId.CORDON,
+    StepId.DRAIN,
+    StepId.BACKUP,
+    StepId.CONFIGURE,
+    StepId.IMAGES,
+    StepId.SWITCH,
+    StepId.VERIFY,
+    StepId.FINISH,
+)
+
+#: Steps whose failure triggers a rollback of the node (they change the node).
+ROLLBACK_STEPS: Final = frozenset(
+    {StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY}
+)

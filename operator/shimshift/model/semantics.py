@@ -1,0 +1,179 @@
+"""Checks on a NodeMigration that its structural schema cannot express.
+
+Each check returns problems located by field path and saying what to do. The operator reports them as a
+condition; `shimshift validate` prints them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from shimshift.model.durations import parse_duration
+from shimshift.model.errors import Problem
+from shimshift.model.selectors import parse_label_selector
+
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
+
+
+def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
+    """Problems in a schema-valid, defaulted spec that only code can see."""
+    return sorted(
+        [
+            *_check_selection(spec),
+            *_check_rollout(spec.get("rollout", {})),
+            *_check_drain(spec.get("drain", {})),
+            *_check_containerd(spec.get("containerd", {})),
+            *_check_kubelet(spec.get("kubelet", {})),
+            *_check_ssh(spec),
+        ]
+    )
+
+
+def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    if "nodeSelector" not in spec and not spec.get("nodeNames"):
+        yield Problem("spec", "select the nodes to migrate with nodeSelector and/or nodeNames")
+    for i, expr in enumerate(spec.get("nodeSelector", {}).get("matchExpressions") or ()):
+        has_values = bool(expr.get("values"))
+        if expr["operator"] in ("In", "NotIn") and not has_values:
+            yield Problem(
+                f"spec.nodeSelector.matchExpressions[{i}].values",
+                f"operator {expr['operator']} needs at least one value",
+            )
+        if expr["operator"] in ("Exists", "DoesNotExist") and has_values:
+            yield Problem(
+                f"spec.nodeSelector.matchExpressions[{i}].values",
+                f"operator {expr['operator']} takes no values; remove them",
+            )
+    for name, count in Counter(spec.get("nodeNames") or ()).items():
+        if count > 1:
+            yield Problem("spec.nodeNames", f'"{name}" is listed {count} times; list each node once')
+
+
+def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
+    raw = rollout.get("maxUnavailable", 1)
+    path = "spec.rollout.maxUnavailable"
+    if isinstance(raw, int) and raw < 1:
+        yield Problem(
+            path, f"must be at least 1 node, not {raw} (a rollout that may take no node never starts)"
+        )
+    if isinstance(raw, str) and raw.endswith("%") and raw[:-1].isdigit():
+        percent = int(raw[:-1])
+        if not 1 <= percent <= 100:
+            yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
+
+
+def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
+    grace = drain.get("gracePeriodSeconds")
+    timeout = parse_duration(drain.get("timeout", "10m"))
+    if grace is not None and timeout < grace:
+        yield Problem(
+            "spec.drain.timeout",
+            f"{drain['timeout']} is shorter than gracePeriodSeconds ({grace}s): every drain "
+            "would time out while pods are still terminating; raise the timeout",
+        )
+    if timeout == 0:
+        yield Problem("spec.drain.timeout", "must be longer than 0s")
+    if drain.get("podSelector"):
+        try:
+            parse_label_selector(drain["podSelector"])
+        except ValueError as e:
+            yield Problem("spec.drain.podSelector", str(e))
+
+
+def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:
+    version = containerd.get("configVersion", "auto")
+    if isinstance(version, str) and version != "auto":
+        yield Problem("spec.containerd.configVersion", f'must be "auto", 2 or 3, not {version!r}')
+    registries = containerd.get("registries") or ()
+    for host, count in Counter(r["host"] for r in registries).items():
+        if count > 1:
+            yield Problem(
+                "spec.containerd.registries",
+                f'host "{host}" appears {count} times; merge its settings into one entry',
+            )
+    for i, reg in enumerate(registries):
+        yield from _check_registry(f"spec.containerd.registries[{i}]", reg)
+    extra = containerd.get("extraConfig", "")
+    if extra:
+        yield from _check_extra_config(extra)
+
+
+def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
+    for j, mirror in enumerate(reg.get("mirrors") or ()):
+        parts = urlsplit(mirror)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+            bad_port = False
+        except ValueError:
+            bad_port = True
+        if parts.scheme not in ("http", "https") or not parts.hostname or bad_port or parts.query:
+            yield Problem(
+                f"{path}.mirrors[{j}]",
+                f"{mirror!r} is not a mirror URL; write e.g. https://mirror.example.com:5000 "
+                "(scheme http or https, a host, an optional port and path)",
+            )
+    if "caSecretRef" in reg and "caBundle" in reg:
+        yield Problem(f"{path}.caBundle", "the CA is given twice (caBundle and caSecretRef); keep one")
+    if "caBundle" in reg and not _PEM_CERT.search(reg["caBundle"]):
+        yield Problem(f"{path}.caBundle", "is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    has_ca = "caBundle" in reg or "caSecretRef" in reg
+    if reg.get("plainHTTP") and (has_ca or reg.get("skipVerify") or "clientCertSecretRef" in reg):
+        yield Problem(
+            f"{path}.plainHTTP",
+            "plain HTTP uses no TLS, so a CA, client certificate or skipVerify has no effect; "
+            "remove them or set plainHTTP: false",
+        )
+    if reg.get("skipVerify") and has_ca:
+        yield Problem(f"{path}.skipVerify", "skipVerify ignores the CA given for this host; keep one of them")
+
+
+def _check_extra_config(extra: str) -> Iterator[Problem]:
+    path = "spec.containerd.extraConfig"
+    try:
+        doc = tomllib.loads(extra)
+    except tomllib.TOMLDecodeError as e:
+        yield Problem(path, f"is not valid TOML: {e}")
+        return
+    if "version" in doc:
+        yield Problem(path, "must not set version; use spec.containerd.configVersion")
+    disabled = doc.get("disabled_plugins", [])
+    if isinstance(disabled, list) and any("cri" in str(p) for p in disabled):
+        yield Problem(path, "must not disable the CRI plugin: kubelet could not use containerd")
+
+
+def _check_kubelet(kubelet: Mapping[str, Any]) -> Iterator[Problem]:
+    endpoint = kubelet.get("runtimeEndpoint", "")
+    if any(endpoint.endswith(sock) for sock in _DOCKERSHIM_ENDPOINTS):
+        yield Problem(
+            "spec.kubelet.runtimeEndpoint",
+            f"{endpoint} is a Docker endpoint; point kubelet at containerd, e.g. "
+            "unix:///run/containerd/containerd.sock",
+        )
+
+
+def _check_ssh(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    ssh = spec.get("ssh")
+    if ssh is None:
+        if spec.get("mode") == "Migrate":
+            yield Problem("spec.ssh", "is required when mode is Migrate (shimshift changes nodes over SSH)")
+        return
+    if "privateKeySecretRef" not in ssh and spec.get("mode") == "Migrate":
+        yield Problem("spec.ssh.privateKeySecretRef", "is required when mode is Migrate")
+    if ssh.get("hostKeyPolicy", "Strict") == "Strict" and "knownHostsSecretRef" not in ssh:
+        yield Problem(
+            "spec.ssh.knownHostsSecretRef",
+            "is required with hostKeyPolicy Strict (the default): give the nodes' known_hosts, "
+            "or set hostKeyPolicy: AcceptNew to trust each node's key on first use",
+        )
+    if ssh.get("user", "root") != "root" and not ssh.get("sudo"):
+        yield Problem("spec.ssh.sudo", f"must be true when user is {ssh['user']!r} (not root)")
+    if parse_duration(ssh.get("connectTimeout", "10s")) == 0:
+        yield Problem("spec.ssh.connectTimeout", "must be longer than 0s")
+    if parse_duration(ssh.get("commandTimeout", "5m")) == 0:
+        yield Problem("spec.ssh.commandTimeout", "must be longer than 0s")

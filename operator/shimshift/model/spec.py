@@ -1,0 +1,322 @@
+"""Typed, frozen values for a NodeMigration's spec.
+
+`NodeMigrationSpec.from_raw` expects a spec that already passed the CRD schema with defaults applied
+(see `shimshift.model.schema`); it maps camelCase fields to attributes and parses durations. The checks
+that a schema cannot express live in `shimshift.model.semantics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from shimshift.model.durations import parse_duration
+
+
+class Mode(StrEnum):
+    PLAN = "Plan"
+    MIGRATE = "Migrate"
+
+
+class ControlPlanePolicy(StrEnum):
+    LAST = "Last"
+    EXCLUDE = "Exclude"
+
+
+class DrainTimeoutAction(StrEnum):
+    ABORT = "Abort"
+    DELETE_PODS = "DeletePods"
+
+
+class CgroupDriver(StrEnum):
+    AUTO = "auto"
+    SYSTEMD = "systemd"
+    CGROUPFS = "cgroupfs"
+
+
+class KubeletConfigMethod(StrEnum):
+    AUTO = "Auto"
+    KUBEADM_FLAGS = "KubeadmFlags"
+    DEFAULT_FILE = "DefaultFile"
+    SYSCONFIG_FILE = "SysconfigFile"
+    KUBESPRAY_ENV = "KubesprayEnv"
+    KUBELET_CONFIGURATION = "KubeletConfiguration"
+    INSTANCE_CONFIG = "InstanceConfig"
+
+
+class ImageStrategy(StrEnum):
+    AUTO = "Auto"
+    PULL = "Pull"
+    TRANSFER = "Transfer"
+
+
+class AddressType(StrEnum):
+    INTERNAL_IP = "InternalIP"
+    EXTERNAL_IP = "ExternalIP"
+    HOSTNAME = "Hostname"
+
+
+class HostKeyPolicy(StrEnum):
+    STRICT = "Strict"
+    ACCEPT_NEW = "AcceptNew"
+
+
+class DockerPolicy(StrEnum):
+    KEEP = "Keep"
+    STOP = "Stop"
+    REMOVE = "Remove"
+
+
+class RollbackPolicy(StrEnum):
+    AUTOMATIC = "Automatic"
+    MANUAL = "Manual"
+
+
+@dataclass(frozen=True)
+class LabelRequirement:
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    match_expressions: tuple[LabelRequirement, ...] = ()
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> LabelSelector:
+        return cls(
+            match_labels=dict(raw.get("matchLabels") or {}),
+            match_expressions=tuple(
+                LabelRequirement(e["key"], e["operator"], tuple(e.get("values") or ()))
+                for e in raw.get("matchExpressions") or ()
+            ),
+        )
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and (not present or labels[req.key] not in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class IntOrPercent:
+    """maxUnavailable: a count, or a percentage of a total."""
+
+    value: int
+    percent: bool
+
+    @classmethod
+    def parse(cls, raw: int | str) -> IntOrPercent:
+        if isinstance(raw, int):
+            return cls(raw, False)
+        return cls(int(raw.rstrip("%")), True)
+
+    def resolve(self, total: int) -> int:
+        """The count for `total` items; a percentage rounds down but never below 1."""
+        if not self.percent:
+            return self.value
+        return max(1, total * self.value // 100)
+
+    def __str__(self) -> str:
+        return f"{self.value}%" if self.percent else str(self.value)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    max_unavailable: IntOrPercent = IntOrPercent(1, False)
+    max_failures: int = 0
+    pause_between_nodes: float = 0.0
+    control_plane: ControlPlanePolicy = ControlPlanePolicy.LAST
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Drain:
+    timeout: float = 600.0
+    grace_period_seconds: int | None = None
+    ignore_daemonsets: bool = True
+    delete_emptydir_data: bool = False
+    force: bool = False
+    pod_selector: str = ""
+    on_timeout: DrainTimeoutAction = DrainTimeoutAction.ABORT
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    mirrors: tuple[str, ...] = ()
+    ca_secret: SecretKeyRef | None = None
+    ca_bundle: str | None = None
+    client_cert_secret: str | None = None
+    skip_verify: bool = False
+    plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class Containerd:
+    config_version: int | None = None  # None = auto (from the node's containerd version)
+    sandbox_image: str | None = None
+    cgroup_driver: CgroupDriver = CgroupDriver.AUTO
+    import_docker_config: bool = True
+    registries: tuple[Registry, ...] = ()
+    extra_config: str = ""
+
+
+@dataclass(frozen=True)
+class Kubelet:
+    runtime_endpoint: str = "unix:///run/containerd/containerd.sock"
+    config_method: KubeletConfigMethod = KubeletConfigMethod.AUTO
+    update_cri_socket_annotation: bool = True
+
+
+@dataclass(frozen=True)
+class Images:
+    migrate: bool = True
+    strategy: ImageStrategy = ImageStrategy.AUTO
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JumpHost:
+    host: str
+    port: int = 22
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Ssh:
+    user: str = "root"
+    port: int = 22
+    address_type: AddressType = AddressType.INTERNAL_IP
+    private_key: SecretKeyRef | None = None
+    known_hosts: SecretKeyRef | None = None
+    host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
+    sudo: bool = False
+    connect_timeout: float = 10.0
+    command_timeout: float = 300.0
+    jump_host: JumpHost | None = None
+
+
+@dataclass(frozen=True)
+class NodeMigrationSpec:
+    mode: Mode
+    node_selector: LabelSelector | None
+    node_names: tuple[str, ...]
+    rollout: Rollout
+    drain: Drain
+    containerd: Containerd
+    kubelet: Kubelet
+    images: Images
+    ssh: Ssh | None
+    docker: DockerPolicy
+    rollback: RollbackPolicy
+
+    @classmethod
+    def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
+        """Build the typed spec from a schema-valid, defaulted `spec` mapping."""
+        ro = spec.get("rollout", {})
+        dr = spec.get("drain", {})
+        co = spec.get("containerd", {})
+        ku = spec.get("kubelet", {})
+        im = spec.get("images", {})
+        raw_ssh = spec.get("ssh")
+        version = co.get("configVersion", "auto")
+        return cls(
+            mode=Mode(spec.get("mode", "Plan")),
+            node_selector=LabelSelector.from_raw(spec["nodeSelector"]) if "nodeSelector" in spec else None,
+            node_names=tuple(spec.get("nodeNames") or ()),
+            rollout=Rollout(
+                max_unavailable=IntOrPercent.parse(ro.get("maxUnavailable", 1)),
+                max_failures=ro.get("maxFailures", 0),
+                pause_between_nodes=parse_duration(ro.get("pauseBetweenNodes", "0s")),
+                control_plane=ControlPlanePolicy(ro.get("controlPlane", "Last")),
+                paused=ro.get("paused", False),
+            ),
+            drain=Drain(
+                timeout=parse_duration(dr.get("timeout", "10m")),
+                grace_period_seconds=dr.get("gracePeriodSeconds"),
+                ignore_daemonsets=dr.get("ignoreDaemonSets", True),
+                delete_emptydir_data=dr.get("deleteEmptyDirData", False),
+                force=dr.get("force", False),
+                pod_selector=dr.get("podSelector", ""),
+                on_timeout=DrainTimeoutAction(dr.get("onTimeout", "Abort")),
+            ),
+            containerd=Containerd(
+                config_version=None if version == "auto" else int(version),
+                sandbox_image=co.get("sandboxImage"),
+                cgroup_driver=CgroupDriver(co.get("cgroupDriver", "auto")),
+                import_docker_config=co.get("importDockerConfig", True),
+                registries=tuple(_registry(r) for r in co.get("registries") or ()),
+                extra_config=co.get("extraConfig", ""),
+            ),
+            kubelet=Kubelet(
+                runtime_endpoint=ku.get("runtimeEndpoint", "unix:///run/containerd/containerd.sock"),
+                config_method=KubeletConfigMethod(ku.get("configMethod", "Auto")),
+                update_cri_socket_annotation=ku.get("updateCriSocketAnnotation", True),
+            ),
+            images=Images(
+                migrate=im.get("migrate", True),
+                strategy=ImageStrategy(im.get("strategy", "Auto")),
+                include=tuple(im.get("include") or ()),
+                exclude=tuple(im.get("exclude") or ()),
+            ),
+            ssh=_ssh(raw_ssh) if raw_ssh is not None else None,
+            docker=DockerPolicy(spec.get("docker", "Keep")),
+            rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
+        )
+
+
+def _secret_ref(raw: Mapping[str, Any] | None, default_key: str) -> SecretKeyRef | None:
+    if raw is None:
+        return None
+    return SecretKeyRef(raw["name"], raw.get("key", default_key))
+
+
+def _registry(raw: Mapping[str, Any]) -> Registry:
+    client = raw.get("clientCertSecretRef")
+    return Registry(
+        host=raw["host"],
+        mirrors=tuple(raw.get("mirrors") or ()),
+        ca_secret=_secret_ref(raw.get("caSecretRef"), "ca.crt"),
+        ca_bundle=raw.get("caBundle"),
+        client_cert_secret=client["name"] if client else None,
+        skip_verify=raw.get("skipVerify", False),
+        plain_http=raw.get("plainHTTP", False),
+    )
+
+
+def _ssh(raw: Mapping[str, Any]) -> Ssh:
+    jump = raw.get("jumpHost")
+    return Ssh(
+        user=raw.get("user", "root"),
+        port=raw.get("port", 22),
+        address_type=AddressType(raw.get("addressType", "InternalIP")),
+        private_key=_secret_ref(raw.get("privateKeySecretRef"), "ssh-privatekey"),
+        known_hosts=_secret_ref(raw.get("knownHostsSecretRef"), "known_hosts"),
+        host_key_policy=HostKeyPolicy(raw.get("hostKeyPolicy", "Strict")),
+        sudo=raw.get("sudo", False),
+        connect_timeout=parse_duration(raw.get("connectTimeout", "10s")),
+        command_timeout=parse_duration(raw.get("commandTimeout", "5m")),
+        jump_host=JumpHost(jump["host"], jump.get("port", 22), jump.get("user")) if jump else None,
+    )

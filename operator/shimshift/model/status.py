@@ -1,0 +1,282 @@
+"""NodeMigration status: the durable record every restart resumes from.
+
+Frozen values with explicit `from_storage` / `for_storage`, so what is persisted is exactly what is
+read back (kopf's habit for persisted state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from shimshift.model.keys import StepId
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PLANNING = "Planning"
+    PLANNED = "Planned"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class NodePhase(StrEnum):
+    PENDING = "Pending"
+    SKIPPED = "Skipped"
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+
+    @property
+    def finished(self) -> bool:
+        return self in (NodePhase.SKIPPED, NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.ROLLED_BACK)
+
+
+class StepState(StrEnum):
+    STARTED = "Started"
+    DONE = "Done"
+    FAILED = "Failed"
+    UNDONE = "Undone"
+
+
+@dataclass(frozen=True)
+class LastError:
+    step: str
+    message: str
+    command: str = ""
+    exit_code: int | None = None
+    stderr_tail: str = ""
+
+    @classmethod
+    def from_storage(cls, raw: Mapping[str, Any]) -> LastError:
+        return cls(
+            step=raw.get("step", ""),
+            message=raw.get("message", ""),
+            command=raw.get("command", ""),
+            exit_code=raw.get("exitCode"),
+            stderr_tail=raw.get("stderrTail", ""),
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step, "message": self.message}
+        if self.command:
+            out["command"] = self.command
+        if self.exit_code is not None:
+            out["exitCode"] = self.exit_code
+        if self.stderr_tail:
+            out["stderrTail"] = self.stderr_tail
+        return out
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    id: StepId
+    state: StepState
+    started_at: str = ""
+    finished_at: str = ""
+    message: str = ""
+
+    @classmethod
+    def from_storage(cls, raw: Mapping[str, Any]) -> StepRecord:
+        return cls(
+            id=StepId(raw["id"]),
+            state=StepState(raw["state"]),
+            started_at=raw.get("startedAt", ""),
+            finished_at=raw.get("finishedAt", ""),
+            message=raw.get("message", ""),
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": str(self.id), "state": str(self.state)}
+        for key, value in (
+            ("startedAt", self.started_at),
+            ("finishedAt", self.finished_at),
+            ("message", self.message),
+        ):
+            if value:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class ImageCounts:
+    transferred: int = 0
+    pulled: int = 0
+    skipped: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """Everything shimshift knows durably about one node of one migration."""
+
+    name: str
+    phase: NodePhase = NodePhase.PENDING
+    step: StepId | None = None
+    step_state: StepState | None = None
+    attempts: int = 0
+    skip_reason: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    was_unschedulable: bool | None = None
+    backup_dir: str = ""
+    host_key_fingerprint: str = ""
+    last_error: LastError | None = None
+    images: ImageCounts = field(default_factory=ImageCounts)
+    steps: tuple[StepRecord, ...] = ()
+
+    @classmethod
+    def from_storage(cls, raw: Mapping[str, Any]) -> NodeRecord:
+        img = raw.get("images") or {}
+        return cls(
+            name=raw["name"],
+            phase=NodePhase(raw.get("phase", "Pending")),
+            step=StepId(raw["step"]) if raw.get("step") else None,
+            step_state=StepState(raw["stepState"]) if raw.get("stepState") else None,
+            attempts=int(raw.get("attempts", 0)),
+            skip_reason=raw.get("skipReason", ""),
+            started_at=raw.get("startedAt", ""),
+            finished_at=raw.get("finishedAt", ""),
+            was_unschedulable=raw.get("wasUnschedulable"),
+            backup_dir=raw.get("backupDir", ""),
+            host_key_fingerprint=raw.get("hostKeyFingerprint", ""),
+            last_error=LastError.from_storage(raw["lastError"]) if raw.get("lastError") else None,
+            images=ImageCounts(
+                transferred=img.get("transferred", 0),
+                pulled=img.get("pulled", 0),
+                skipped=img.get("skipped", 0),
+                bytes=img.get("bytes", 0),
+            ),
+            steps=tuple(StepRecord.from_storage(s) for s in raw.get("steps") or ()),
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "phase": str(self.phase), "attempts": self.attempts}
+        if self.step is not None:
+            out["step"] = str(self.step)
+        if self.step_state is not None:
+            out["stepState"] = str(self.step_state)
+        for key, value in (
+            ("skipReason", self.skip_reason),
+            ("startedAt", self.started_at),
+            ("finishedAt", self.finished_at),
+            ("backupDir", self.backup_dir),
+            ("hostKeyFingerprint", self.host_key_fingerprint),
+        ):
+            if value:
+                out[key] = value
+        if self.was_unschedulable is not None:
+            out["wasUnschedulable"] = self.was_unschedulable
+        if self.last_error is not None:
+            out["lastError"] = self.last_error.for_storage()
+        if self.images != ImageCounts():
+            i = self.images
+            out["images"] = {
+                "transferred": i.transferred,
+                "pulled": i.pulled,
+                "skipped": i.skipped,
+                "bytes": i.bytes,
+            }
+        if self.steps:
+            out["steps"] = [s.for_storage() for s in self.steps]
+        return out
+
+    def with_step(self, record: StepRecord) -> NodeRecord:
+        """This record with `record` replacing the previous record of the same step (or appended)."""
+        kept = tuple(s for s in self.steps if s.id != record.id)
+        return replace(self, step=record.id, step_state=record.state, steps=(*kept, record))
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+    observed_generation: int | None = None
+
+    @classmethod
+    def from_storage(cls, raw: Mapping[str, Any]) -> Condition:
+        return cls(
+            type=raw["type"],
+            status=raw["status"],
+            reason=raw.get("reason", ""),
+            message=raw.get("message", ""),
+            last_transition_time=raw.get("lastTransitionTime", ""),
+            observed_generation=raw.get("observedGeneration"),
+        )
+
+    def for_storage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "status": self.status}
+        for key, value in (
+            ("reason", self.reason),
+            ("message", self.message),
+            ("lastTransitionTime", self.last_transition_time),
+        ):
+            if value:
+                out[key] = value
+        if self.observed_generation is not None:
+            out["observedGeneration"] = self.observed_generation
+        return out
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    conditions: tuple[Condition, ...] = ()
+    nodes: tuple[NodeRecord, ...] = ()
+    report_config_map: str = ""
+
+    @classmethod
+    def from_storage(cls, raw: Mapping[str, Any]) -> MigrationStatus:
+        return cls(
+            phase=Phase(raw["phase"]) if raw.get("phase") else None,
+            observed_generation=raw.get("observedGeneration"),
+            conditions=tuple(Condition.from_storage(c) for c in raw.get("conditions") or ()),
+            nodes=tuple(NodeRecord.from_storage(n) for n in raw.get("nodes") or ()),
+            report_config_map=raw.get("reportConfigMap", ""),
+        )
+
+    def node(self, name: str) -> NodeRecord | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def summary(self) -> dict[str, Any]:
+        counts = dict.fromkeys(("pending", "inProgress", "succeeded", "skipped", "failed", "rolledBack"), 0)
+        key_of = {
+            NodePhase.PENDING: "pending",
+            NodePhase.IN_PROGRESS: "inProgress",
+            NodePhase.ROLLING_BACK: "inProgress",
+            NodePhase.SUCCEEDED: "succeeded",
+            NodePhase.SKIPPED: "skipped",
+            NodePhase.FAILED: "failed",
+            NodePhase.ROLLED_BACK: "rolledBack",
+        }
+        for n in self.nodes:
+            counts[key_of[n.phase]] += 1
+        done = counts["succeeded"] + counts["skipped"]
+        return {"total": len(self.nodes), **counts, "progress": f"{done}/{len(self.nodes)}"}
+
+    def for_storage(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "conditions": [c.for_storage() for c in self.conditions],
+            "nodes": [n.for_storage() for n in self.nodes],
+            "summary": self.summary(),
+            "currentNodes": ",".join(
+                n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)
+            ),
+        }
+        if self.phase is not None:
+            out["phase"] = str(self.phase)
+        if self.observed_generation is not None:
+            out["observedGeneration"] = self.observed_generation
+        if self.report_config_map:
+            out["reportConfigMap"] = self.report_config_map
+        return out

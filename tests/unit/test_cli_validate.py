@@ -1,0 +1,96 @@
+"""`shimshift validate` and `shimshift version`, driven through main(argv)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from shimshift.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = main(list(argv), out=out)
+    return status, out.getvalue()
+
+
+def test_every_bundled_example_is_valid() -> None:
+    examples = sorted((REPO / "examples").glob("*.yaml"))
+    assert len(examples) >= 4
+    status, out = run("validate", "-f", str(REPO / "examples"))
+    assert status == 0, out
+    assert out.count(": valid (mode ") == len(examples)
+
+
+def test_version_names_the_api_group() -> None:
+    status, out = run("version")
+    assert status == 0
+    assert "shimshift.io v1alpha1" in out
+
+
+def test_problems_are_printed_with_field_paths_and_the_exit_status_is_1(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        "apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\nmetadata: {name: x}\n"
+        "spec: {nodeNames: [a], rollout: {maxUnavailable: 120%}}\n"
+    )
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert f"{f} (x): invalid" in out
+    assert "spec.rollout.maxUnavailable: must be a percentage from 1% to 100%, not 120%" in out
+
+
+def test_yaml_syntax_errors_give_line_and_column(tmp_path: Path) -> None:
+    f = tmp_path / "broken.yaml"
+    f.write_text("apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\n  spec: [\n")
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert "YAML syntax error at line 3, column 7" in out
+
+
+def test_a_missing_file_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    status, out = run("validate", "-f", str(tmp_path / "nope.yaml"))
+    assert status == 1
+    assert "nope.yaml: no such file" in out
+
+
+def test_multi_document_files_are_checked_document_by_document(tmp_path: Path) -> None:
+    good = (REPO / "examples" / "plan.yaml").read_text()
+    f = tmp_path / "many.yaml"
+    f.write_text(good + "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert f"{f}#1 (workers-plan): valid" in out
+    assert f"{f}#2 (c): invalid" in out
+    assert "kind: must be NodeMigration, not 'ConfigMap'" in out
+
+
+def test_an_empty_file_is_not_silently_valid(tmp_path: Path) -> None:
+    f = tmp_path / "empty.yaml"
+    f.write_text("# nothing here\n")
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert "no NodeMigration documents found" in out
+
+
+def test_binary_input_is_reported(tmp_path: Path) -> None:
+    f = tmp_path / "bin.yaml"
+    f.write_bytes(b"\xff\xfe\x00garbage")
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert "is not UTF-8 text" in out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    assert "-f/--filename" in capsys.readouterr().err
+
+
+def test_the_crd_command_prints_the_shipped_crd() -> None:
+    status, out = run("crd")
+    assert status == 0
+    assert out == (REPO / "crds" / "nodemigration.yaml").read_text()
