@@ -1,0 +1,315 @@
+"""Bring testbed nodes up and tear them down.
+
+A node is a process tree in its own network, mount, UTS and PID namespaces: tini as PID 1, a real
+sshd, and the real containerd and dockerd started through the fake systemctl, all on their stock
+paths, with the node's private /etc, /var, /opt, /root (overlays of the host's), /run and /tmp.
+The host reaches a node's sshd on 127.0.0.<10+i>:<cluster port> through two socat relays (host
+TCP -> unix socket in the node dir -> the node's own 127.0.0.1:22); only loopback and unix
+sockets carry traffic.
+
+Ownership: the process that brings a cluster up holds an flock on ``owner.lock`` for as long as it
+lives; a cluster dir whose lock is free and that was not left up on purpose (``detached``) is stale
+and is torn down by ``cleanup_stale`` (the session fixture and ``python -m testbed up`` call it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+from testbed.nodes import processes
+from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, NodeDir
+from testbed.nodes.node import Node
+from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_files, services_to_start
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 30.0
+
+SSHD_CONFIG = """\
+Port 22
+ListenAddress 127.0.0.1
+HostKey /etc/ssh/ssh_host_ed25519_key
+AuthorizedKeysFile /etc/ssh/authorized_keys .ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile /run/sshd.pid
+Subsystem sftp internal-sftp
+"""
+
+
+class TestbedError(Exception):
+    """A node could not be brought up or torn down; the message names the node and the log."""
+
+
+def _tail(path: Path | None, lines: int = 15) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _keygen(path: Path, comment: str) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                   check=True, stdin=subprocess.DEVNULL, timeout=10)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+def _wait_for(what: str, check: Any, timeout: float, log_file: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            hint = f"; see {log_file}" if log_file else ""
+            raise TestbedError(f"timed out after {timeout:.0f}s waiting for {what}{hint}{_tail(log_file)}")
+        time.sleep(0.02)
+
+
+def _ssh_banner(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as s:
+            return s.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+class Cluster:
+    """N nodes under one cluster dir. Use ``Cluster.up(...)`` and ``down()`` (or ``with``)."""
+
+    def __init__(self, directory: Path, nodes: list[Node], ssh_port: int, lock: IO[str] | None) -> None:
+        self.dir = directory
+        self.nodes = nodes
+        self.ssh_port = ssh_port
+        self._lock = lock
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    # ---- public coordinates -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def private_key(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"no node {name!r} in cluster {self.name}; nodes: {[n.name for n in self.nodes]}")
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ---- bring-up -----------------------------------------------------------------------
+    @classmethod
+    def up(cls, name: str, profiles: Sequence[str | Profile], root: Path = DEFAULT_ROOT,
+           images: bool = True) -> Cluster:
+        """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``)."""
+        root.mkdir(parents=True, exist_ok=True)
+        cleanup_stale(root)
+        directory = root / name
+        if directory.exists():
+            teardown_dir(directory)
+        directory.mkdir(parents=True)
+        lock = (directory / "owner.lock").open("w")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        client_pub = _keygen(directory / "id_ed25519", f"testbed@{name}")
+        port = _free_port()
+        wrapper = directory / "bin" / "systemctl"
+        wrapper.parent.mkdir()
+        wrapper.write_text(
+            "#!/bin/sh\n# testbed: the fake systemctl of testbed.nodes.systemctl\n"
+            f"PYTHONPATH={REPO_ROOT} exec {sys.executable} -m testbed.nodes.systemctl \"$@\"\n"
+        )
+        wrapper.chmod(0o755)
+        nodes = []
+        for i, prof in enumerate(profiles, start=1):
+            p = prof if isinstance(prof, Profile) else profile(prof)
+            node_name = f"{name}-node{i}"
+            nodes.append(Node(name=node_name, profile=p, dir=NodeDir(directory / node_name),
+                              ssh_host=f"127.0.0.{10 + i}", ssh_port=port))
+        cluster = cls(directory, nodes, port, lock)
+        (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
+        try:
+            hosts = Path("/etc/hosts").read_text()
+            with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+                host_keys = list(pool.map(
+                    lambda n: cluster._start_node(n, client_pub, hosts, wrapper), nodes))
+            cluster.known_hosts.write_text(
+                "".join(f"[{n.ssh_host}]:{n.ssh_port} {key}\n"
+                        for n, key in zip(nodes, host_keys, strict=True))
+            )
+            (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
+            if images:
+                from testbed.nodes.seeding import seed_nodes
+
+                seed_nodes(cluster)
+        except BaseException:
+            cluster.down()
+            raise
+        return cluster
+
+    def _spawn(self, argv: list[str], log_file: Path, pidfile: Path) -> subprocess.Popen[bytes]:
+        env = {**os.environ, MARKER_ENV: str(self.dir), "PYTHONPATH": str(REPO_ROOT)}
+        with log_file.open("ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                    start_new_session=True)
+        pidfile.write_text(f"{proc.pid}\n")
+        self._children.append(proc)
+        return proc
+
+    def _start_node(self, node: Node, client_pub: str, etc_hosts: str, systemctl: Path) -> str:
+        nd = node.dir
+        for d in nd.all_dirs():
+            d.mkdir(parents=True, exist_ok=True)
+        ssh_dir = nd.upper("/etc") / "ssh"
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        _keygen(ssh_dir / "ssh_host_ed25519_key", f"root@{node.name}")
+        (ssh_dir / "sshd_config").write_text(SSHD_CONFIG)
+        (ssh_dir / "authorized_keys").write_text(client_pub + "\n")
+        files = render_node_files(node.profile, node.name, node.ssh_host, etc_hosts, None)
+        for path, content in files.items():
+            target = nd.in_node(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        (nd.in_node("/etc/testbed-node")).write_text(f"{node.name} {node.profile.name.value}\n")
+        launcher = self._spawn(
+            ["unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
+             "--propagation", "private", sys.executable, "-m", "testbed.nodes.init", str(nd.path),
+             str(systemctl)],
+            nd.log, nd.path / "launcher.pid")
+
+        def init_pid() -> int | None:
+            try:
+                children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split()
+            except OSError:
+                return None
+            return int(children[0]) if children else None
+
+        def sshd_up() -> bool:
+            if launcher.poll() is not None:
+                raise TestbedError(f"node {node.name} exited during start-up:{_tail(nd.log)}")
+            return (nd.in_node("/run/sshd.pid")).exists()
+
+        _wait_for(f"sshd of node {node.name}", sshd_up, READY_TIMEOUT, nd.log)
+        pid = init_pid()
+        if pid is None:
+            raise TestbedError(f"node {node.name} has no init process; see {nd.log}")
+        node.init_pid = pid
+        nd.init_pidfile.write_text(f"{pid}\n")
+        # relay in the node's netns (and PID ns, so it dies with the node): unix socket -> node sshd
+        self._spawn(["nsenter", f"--target={pid}", "--net", "--pid", "--", "socat",
+                     f"UNIX-LISTEN:{nd.ssh_socket},fork,unlink-early", f"TCP:127.0.0.1:{SSH_PORT_IN_NODE}"],
+                    nd.path / "relay.log", nd.path / "relay-in.pid")
+        _wait_for(f"ssh relay of node {node.name}", nd.ssh_socket.exists, 10, nd.path / "relay.log")
+        self._spawn(["socat", f"TCP-LISTEN:{node.ssh_port},bind={node.ssh_host},fork,reuseaddr",
+                     f"UNIX-CONNECT:{nd.ssh_socket}"], nd.path / "relay.log", nd.path / "relay-out.pid")
+        result = node.exec(["systemctl", "start", *services_to_start(node.profile)], timeout=60)
+        if result.exit_status != 0:
+            raise TestbedError(f"node {node.name}: starting services failed: {result.stderr.strip()}")
+        _wait_for(f"ssh of node {node.name} at {node.ssh_host}:{node.ssh_port}",
+                  lambda: _ssh_banner(node.ssh_host, node.ssh_port), 10, nd.path / "relay.log")
+        host_key_line = (ssh_dir / "ssh_host_ed25519_key.pub").read_text().split()
+        return " ".join(host_key_line[:2])
+
+    # ---- teardown -----------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dir": str(self.dir),
+            "ssh_port": self.ssh_port,
+            "private_key": str(self.private_key),
+            "known_hosts": str(self.known_hosts),
+            "nodes": [n.describe() for n in self.nodes],
+        }
+
+    def down(self) -> None:
+        """Kill every process of the cluster and remove its directory (bounded, idempotent)."""
+        teardown_dir(self.dir)
+        for proc in self._children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        self._children.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def detach(self) -> None:
+        """Leave the cluster running after this process exits (the CLI's ``up``)."""
+        (self.dir / "detached").write_text(f"{os.getpid()}\n")
+        for proc in self._children:
+            proc.returncode = 0  # not ours to wait for any more; silences Popen's ResourceWarning
+        self._children.clear()
+
+
+def teardown_dir(directory: Path, timeout: float = 5.0) -> None:
+    """Kill all marked processes of the cluster at ``directory`` and remove the directory."""
+    pids = list(processes.marked_processes(directory))
+    alive = processes.kill_and_wait(pids, timeout)
+    if alive:
+        raise TestbedError(f"processes {alive} of {directory} survived SIGKILL for {timeout}s")
+    if directory.exists():
+        shutil.rmtree(directory)
+
+
+def _is_owned(directory: Path) -> bool:
+    lock_path = directory / "owner.lock"
+    if not lock_path.exists():
+        return False
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
+
+
+def cleanup_stale(root: Path = DEFAULT_ROOT, include_detached: bool = False) -> list[Path]:
+    """Tear down clusters under ``root`` left behind by a process that died, and kill marked
+    processes whose cluster dir is gone. Returns the cluster dirs cleaned."""
+    cleaned = []
+    if root.is_dir():
+        for directory in sorted(root.iterdir()):
+            if not directory.is_dir() or _is_owned(directory):
+                continue
+            if (directory / "detached").exists() and not include_detached:
+                continue
+            log.warning("testbed: cleaning stale cluster %s", directory)
+            teardown_dir(directory)
+            cleaned.append(directory)
+    orphans = [pid for pid, d in processes.marked_processes(root).items() if not d.exists()]
+    if orphans:
+        log.warning("testbed: killing orphaned testbed processes %s", orphans)
+        processes.kill_and_wait(orphans)
+    return cleaned

@@ -1,0 +1,100 @@
+"""Pytest fixtures for testbed nodes (registered by ``tests/conftest.py`` as a plugin).
+
+- ``testbed_cluster`` (session): one node per profile, read-mostly; tests must leave nodes as
+  they found them. ``testbed_node`` is parametrised over the profiles and yields that node.
+- ``scratch_cluster`` (module): a fresh cluster for tests that change nodes (migrations,
+  broken configs); it is thrown away after the module.
+- ``ssh_client_for(node)``: a paramiko client with host-key verification.
+
+Nodes need root, Linux namespaces and the Debian packages installed by ``scripts/setup``; without
+them these fixtures skip, naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from testbed.nodes.cluster import Cluster, cleanup_stale
+from testbed.nodes.layout import DEFAULT_ROOT
+from testbed.nodes.node import Node
+from testbed.nodes.profiles import ProfileName
+
+if TYPE_CHECKING:
+    import paramiko
+
+REQUIRED_BINARIES = (
+    "containerd", "dockerd", "runc", "tini", "sshd", "socat", "unshare", "nsenter", "ssh-keygen", "ctr",
+)
+ALL_PROFILES = [p.value for p in ProfileName]
+
+
+def missing_prerequisites() -> list[str]:
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [b for b in REQUIRED_BINARIES if shutil.which(b, path=path) is None]
+    if os.geteuid() != 0:
+        missing.insert(0, "root")
+    return missing
+
+
+def _require_prerequisites() -> None:
+    missing = missing_prerequisites()
+    if missing:
+        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
+
+
+@pytest.fixture(scope="session")
+def testbed_root() -> Path:
+    """The root of testbed clusters; stale clusters of killed runs are cleaned here first."""
+    _require_prerequisites()
+    DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
+    cleanup_stale(DEFAULT_ROOT)
+    return DEFAULT_ROOT
+
+
+@pytest.fixture(scope="session")
+def testbed_cluster(testbed_root: Path) -> Iterator[Cluster]:
+    """One node per profile (in ``ALL_PROFILES`` order), shared by the whole session."""
+    with Cluster.up(f"pytest-{os.getpid()}", ALL_PROFILES, root=testbed_root) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=ALL_PROFILES)
+def testbed_node(request: pytest.FixtureRequest, testbed_cluster: Cluster) -> Node:
+    """The session cluster's node of each profile, in turn."""
+    return node_with_profile(testbed_cluster, request.param)
+
+
+@pytest.fixture(scope="module")
+def scratch_cluster(testbed_root: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A throw-away cluster (one node per profile) for tests that change nodes."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12]
+    with Cluster.up(f"pytest-{os.getpid()}-{module}", ALL_PROFILES, root=testbed_root) as cluster:
+        yield cluster
+
+
+def node_with_profile(cluster: Cluster, profile: str | ProfileName) -> Node:
+    for node in cluster.nodes:
+        if node.profile.name == ProfileName(profile):
+            return node
+    raise LookupError(f"cluster {cluster.name} has no node with profile {profile}")
+
+
+@pytest.fixture
+def ssh_client_for(request: pytest.FixtureRequest) -> Iterator[Callable[[Cluster, Node], paramiko.SSHClient]]:
+    """``ssh_client_for(cluster, node)``: a connected client verifying the node's host key."""
+    clients: list[paramiko.SSHClient] = []
+
+    def connect(cluster: Cluster, node: Node) -> paramiko.SSHClient:
+        client = node.ssh_client(cluster.private_key, cluster.known_hosts)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()

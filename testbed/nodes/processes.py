@@ -1,0 +1,59 @@
+"""Find and kill the testbed's own processes by the marker in their environment.
+
+The testbed only ever kills processes it started: each carries ``MARKER_ENV=<cluster dir>``
+(see ``layout.py``), so a stale process of a killed run is recognised without guessing from
+names. Killing a node's init (PID 1 of its PID namespace) makes the kernel kill every process of
+the node, including daemons, shims and containers, and its mounts vanish with its mount namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from testbed.nodes.layout import MARKER_ENV
+
+
+def marked_processes(predicate_dir: Path | None = None) -> dict[int, Path]:
+    """PID -> cluster dir of every live process carrying the testbed marker (optionally only
+    those of clusters under ``predicate_dir``)."""
+    found: dict[int, Path] = {}
+    needle = MARKER_ENV.encode() + b"="
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(needle):
+                cluster = Path(item[len(needle) :].decode(errors="replace"))
+                if predicate_dir is None or cluster == predicate_dir or predicate_dir in cluster.parents:
+                    found[int(entry.name)] = cluster
+                break
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """SIGKILL ``pids`` and wait until they are gone; return those still alive at the deadline."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if pid_alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if pid_alive(p)]
+    return alive

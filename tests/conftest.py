@@ -1,0 +1,3 @@
+"""Shared pytest plugins: the testbed's fixtures."""
+
+pytest_plugins = ["testbed.nodes.fixtures"]

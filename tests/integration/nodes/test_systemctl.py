@@ -1,0 +1,57 @@
+"""The fake systemctl inside a node drives the real daemons and fails the way systemd does."""
+
+from __future__ import annotations
+
+import pytest
+from testbed.nodes import Cluster
+from testbed.nodes.fixtures import node_with_profile
+from testbed.nodes.profiles import DOCKER_CE_CONTAINERD_CONFIG, ProfileName
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
+
+
+def _main_pid(node, unit: str) -> int:
+    return int(node.exec(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip())
+
+
+@pytest.mark.parametrize("profile", [p.value for p in ProfileName])
+def test_systemctl_restart_containerd_really_restarts_it(scratch_cluster: Cluster, profile: str) -> None:
+    node = node_with_profile(scratch_cluster, profile)
+    before = _main_pid(node, "containerd")
+    result = node.exec(["systemctl", "restart", "containerd"])
+    assert result.exit_status == 0, result.stderr
+    after = _main_pid(node, "containerd")
+    assert before != after and after > 0
+    assert node.exec(["ctr", "version"]).exit_status == 0
+    assert node.exec(["systemctl", "is-active", "containerd", "docker"]).stdout.split() == ["active", "active"]
+    assert {"argv": ["restart", "containerd"], "rc": 0}.items() <= node.systemctl_calls()[-4].items() or any(
+        c["argv"] == ["restart", "containerd"] and c["rc"] == 0 for c in node.systemctl_calls())
+
+
+def test_systemctl_fails_like_systemd_when_a_daemon_will_not_start(scratch_cluster: Cluster) -> None:
+    node = node_with_profile(scratch_cluster, ProfileName.KUBEADM_CGROUPFS)
+    config = node.dir.in_node("/etc/containerd/config.toml")
+    # the realistic migration bug: adding `version = 2` without rewriting the v1 plugin name
+    config.write_text("version = 2\n" + DOCKER_CE_CONTAINERD_CONFIG)
+    try:
+        result = node.exec(["systemctl", "restart", "containerd"])
+        assert result.exit_status == 1
+        assert "Job for containerd.service failed because the control process exited with error code." \
+            in result.stderr
+        state = node.exec(["systemctl", "is-active", "containerd"])
+        assert (state.exit_status, state.stdout.strip()) == (3, "failed")
+        assert "Result: exit-code" in node.exec(["systemctl", "status", "containerd"]).stdout
+        assert "invalid disabled plugin URI" in node.read("/var/log/containerd.log")
+    finally:
+        config.write_text(DOCKER_CE_CONTAINERD_CONFIG)
+    assert node.exec(["systemctl", "start", "containerd"]).exit_status == 0
+    assert node.exec(["systemctl", "is-active", "containerd"]).stdout.strip() == "active"
+    calls = [(c["argv"], c["rc"]) for c in node.systemctl_calls()]
+    assert (["restart", "containerd"], 1) in calls and (["start", "containerd"], 0) in calls
+
+
+def test_systemctl_reports_an_unknown_unit_as_systemd_does(testbed_cluster: Cluster) -> None:
+    node = testbed_cluster.nodes[0]
+    result = node.exec(["systemctl", "start", "no-such-daemon"])
+    assert result.exit_status == 5
+    assert "Unit no-such-daemon.service not found." in result.stderr
