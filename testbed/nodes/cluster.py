@@ -282,7 +282,8 @@ def teardown_dir(directory: Path, timeout: float = 5.0) -> None:
         shutil.rmtree(directory)
 
 
-def _is_owned(directory: Path) -> bool:
+def is_owned(directory: Path) -> bool:
+    """True while the process that brought the cluster at ``directory`` up is alive."""
     lock_path = directory / "owner.lock"
     if not lock_path.exists():
         return False
@@ -301,7 +302,7 @@ def cleanup_stale(root: Path = DEFAULT_ROOT, include_detached: bool = False) -> 
     cleaned = []
     if root.is_dir():
         for directory in sorted(root.iterdir()):
-            if not directory.is_dir() or _is_owned(directory):
+            if not directory.is_dir() or is_owned(directory):
                 continue
             if (directory / "detached").exists() and not include_detached:
                 continue

@@ -23,7 +23,7 @@ import pytest
 from testbed.nodes.cluster import Cluster, cleanup_stale
 from testbed.nodes.layout import DEFAULT_ROOT
 from testbed.nodes.node import Node
-from testbed.nodes.profiles import ProfileName
+from testbed.nodes.profiles import PROFILE_NAMES, ProfileName
 
 if TYPE_CHECKING:
     import paramiko
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 REQUIRED_BINARIES = (
     "containerd", "dockerd", "runc", "tini", "sshd", "socat", "unshare", "nsenter", "ssh-keygen", "ctr",
 )
-ALL_PROFILES = [p.value for p in ProfileName]
+ALL_PROFILES = PROFILE_NAMES
 
 
 def missing_prerequisites() -> list[str]:

@@ -117,6 +117,9 @@ PROFILES: dict[ProfileName, Profile] = {
     )
 }
 
+#: Profile names in a fixed order (the session cluster has one node of each, in this order).
+PROFILE_NAMES: list[str] = [p.value for p in ProfileName]
+
 
 def profile(name: str | ProfileName) -> Profile:
     try:

@@ -1,0 +1,75 @@
+"""Teardown leaves nothing behind, also after the process that brought nodes up was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from testbed.nodes import Cluster, cleanup_stale
+from testbed.nodes.cluster import is_owned
+from testbed.nodes.hygiene import leftovers
+from testbed.nodes.processes import marked_processes
+from testbed.nodes.profiles import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from testbed.nodes import Cluster
+Cluster.up("killed", ["kubeadm-cgroupfs", "cri-dockerd"], root=Path(sys.argv[1]))
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def private_root(testbed_root: Path) -> Path:
+    root = testbed_root.parent / f"{testbed_root.name}-hygiene-{os.getpid()}"
+    yield root
+    cleanup_stale(root, include_detached=True)
+    if root.exists():
+        root.rmdir()
+
+
+def test_teardown_leaves_no_processes_mounts_namespaces_or_files(private_root: Path) -> None:
+    cluster = Cluster.up("clean", ["kubeadm-systemd", "kubespray"], root=private_root)
+    assert marked_processes(private_root)
+    cluster.down()
+    assert leftovers(private_root) == []
+
+
+def test_state_of_a_killed_test_process_is_detected_and_cleaned(private_root: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(private_root)], stdout=subprocess.PIPE,
+                              text=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "READY"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        holder.stdout.close()  # type: ignore[union-attr]
+    stale = leftovers(private_root)
+    assert any("process" in item for item in stale), "the killed run should have left its nodes running"
+    started = time.monotonic()
+    assert cleanup_stale(private_root) == [private_root / "killed"]
+    assert time.monotonic() - started < 5
+    assert leftovers(private_root) == []
+
+
+def test_a_cluster_in_use_by_a_live_process_is_not_cleaned_as_stale(testbed_cluster: Cluster) -> None:
+    assert cleanup_stale(testbed_cluster.dir.parent) == []
+    assert all(n.exec(["true"]).exit_status == 0 for n in testbed_cluster.nodes)
+
+
+def test_the_machine_holds_no_testbed_state_but_that_of_live_clusters(testbed_cluster: Cluster) -> None:
+    root = testbed_cluster.dir.parent
+    # live: this session's, another session's running at the same time, or one left up by the CLI
+    live = {p.name for p in root.iterdir() if is_owned(p) or (p / "detached").exists()}
+    assert testbed_cluster.name in live
+    assert leftovers(root, allowed=live) == []
