@@ -1,0 +1,189 @@
+"""Test affordances: a log of every request, and fault injection by method/resource/name.
+
+``Faults.add(status=429, times=2, method="POST", resource="pods", subresource="eviction", name="p2")``
+answers the next two matching requests with a 429 Status instead of serving them;
+``latency=`` delays matching requests (optionally without failing them); ``cut_watches`` on the
+handle drops open watch streams as a flaky network would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import status_body
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server understood it."""
+
+    seq: int
+    time: float
+    method: str
+    path: str
+    query: dict[str, str]
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection, or ""
+    group: str
+    version: str
+    resource: str  # plural, e.g. "pods"; "" for discovery
+    subresource: str
+    namespace: str
+    name: str
+    content_type: str
+    body: Any
+    status: int = 0
+
+    @property
+    def field_selector(self) -> str:
+        return self.query.get("fieldSelector", "")
+
+    @property
+    def label_selector(self) -> str:
+        return self.query.get("labelSelector", "")
+
+
+@dataclass
+class FaultRule:
+    method: str | None
+    verb: str | None
+    resource: str | None
+    subresource: str | None
+    name: str | None
+    namespace: str | None
+    status: int | None
+    remaining: int | None  # None: forever
+    latency: float
+    body: dict[str, Any] | None
+    hits: int = 0
+
+    def matches(self, rec: RequestRecord) -> bool:
+        return (
+            (self.method is None or self.method.upper() == rec.method)
+            and (self.verb is None or self.verb == rec.verb)
+            and (self.resource is None or self.resource == rec.resource)
+            and (self.subresource is None or self.subresource == rec.subresource)
+            and (self.name is None or self.name == rec.name)
+            and (self.namespace is None or self.namespace == rec.namespace)
+            and (self.remaining is None or self.remaining > 0)
+        )
+
+    def response(self) -> dict[str, Any]:
+        if self.body is not None:
+            return self.body
+        code = self.status or 500
+        return status_body(code, _REASONS.get(code, "InternalError"), f"injected fault: HTTP {code}")
+
+
+@dataclass
+class Faults:
+    rules: list[FaultRule] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(
+        self,
+        status: int | None = 500,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        verb: str | None = None,
+        resource: str | None = None,
+        subresource: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        latency: float = 0.0,
+        body: dict[str, Any] | None = None,
+    ) -> FaultRule:
+        """Answer the next ``times`` matching requests with ``status`` (None: serve them, only delayed)."""
+        rule = FaultRule(method, verb, resource, subresource, name, namespace, status, times, latency, body)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def add_latency(self, seconds: float, **match: Any) -> FaultRule:
+        return self.add(None, times=match.pop("times", None), latency=seconds, **match)
+
+    def take(self, rec: RequestRecord) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(rec):
+                    rule.hits += 1
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                    return rule
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+
+@dataclass
+class RequestLog:
+    records: list[RequestRecord] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, **kwargs: Any) -> RequestRecord:
+        rec = RequestRecord(seq=next(self._seq), time=time.monotonic(), **kwargs)
+        with self._lock:
+            self.records.append(rec)
+        return rec
+
+    def finish(self, rec: RequestRecord, status: int) -> None:
+        done = RequestRecord(**{**rec.__dict__, "status": status})
+        with self._lock:
+            for i in range(len(self.records) - 1, -1, -1):
+                if self.records[i].seq == rec.seq:
+                    self.records[i] = done
+                    break
+
+    def __iter__(self) -> Any:
+        with self._lock:
+            return iter(list(self.records))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def filter(
+        self,
+        method: str | None = None,
+        verb: str | None = None,
+        resource: str | None = None,
+        subresource: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+    ) -> list[RequestRecord]:
+        with self._lock:
+            records = list(self.records)
+        return [
+            r
+            for r in records
+            if (method is None or r.method == method.upper())
+            and (verb is None or r.verb == verb)
+            and (resource is None or r.resource == resource)
+            and (subresource is None or r.subresource == subresource)
+            and (name is None or r.name == name)
+            and (namespace is None or r.namespace == namespace)
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.records.clear()

@@ -1,0 +1,176 @@
+"""Label and field selectors, as the API server parses and applies them on LIST and WATCH.
+
+Label selectors support every operator of k8s.io/apimachinery/pkg/labels (``=``, ``==``, ``!=``,
+``in``, ``notin``, existence, ``!`` non-existence, ``>`` and ``<``). Field selectors support
+``=``, ``==`` and ``!=`` over any dotted field path; a missing field compares as the empty string,
+which is how ``involvedObject.namespace=`` matches cluster-scoped objects' Events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import bad_request
+
+Requirement = Callable[[Mapping[str, str]], bool]
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _set_values(text: str, term: str) -> frozenset[str]:
+    text = text.strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        raise bad_request(f"unable to parse requirement: found '{text}', expected: '('")
+    return frozenset(v.strip() for v in text[1:-1].split(",") if v.strip())
+
+
+def _label_requirement(term: str) -> Requirement:
+    lowered = f" {term} "
+    for op in (" notin ", " in "):
+        idx = lowered.find(op)
+        if idx >= 0:
+            key = lowered[:idx].strip()
+            values = _set_values(lowered[idx + len(op) :], term)
+            if op == " in ":
+                return lambda labels: labels.get(key) in values
+            return lambda labels: labels.get(key) not in values
+    for op in ("==", "!=", "=", ">", "<"):
+        if op in term:
+            key, _, value = term.partition(op)
+            key, value = key.strip(), value.strip()
+            if op in ("==", "="):
+                return lambda labels: labels.get(key) == value
+            if op == "!=":
+                return lambda labels: labels.get(key) != value
+            try:
+                bound = int(value)
+            except ValueError as e:
+                raise bad_request(f"unable to parse requirement: invalid integer value {value!r}") from e
+
+            def compare(labels: Mapping[str, str], key: str = key, op: str = op, bound: int = bound) -> bool:
+                try:
+                    actual = int(labels[key])
+                except (KeyError, ValueError):
+                    return False
+                return actual > bound if op == ">" else actual < bound
+
+            return compare
+    if term.startswith("!"):
+        key = term[1:].strip()
+        return lambda labels: key not in labels
+    key = term.strip()
+    return lambda labels: key in labels
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    requirements: tuple[Requirement, ...]
+
+    @classmethod
+    def parse(cls, text: str | None) -> LabelSelector:
+        if not text:
+            return cls(())
+        return cls(tuple(_label_requirement(t) for t in _split_top_level(text)))
+
+    @classmethod
+    def from_struct(cls, selector: Mapping[str, Any] | None) -> LabelSelector | None:
+        """A metav1.LabelSelector; ``None`` (no selector) selects nothing, ``{}`` selects everything."""
+        if selector is None:
+            return None
+        reqs: list[Requirement] = []
+        for key, value in (selector.get("matchLabels") or {}).items():
+            reqs.append(lambda labels, k=key, v=value: labels.get(k) == v)
+        for expr in selector.get("matchExpressions") or []:
+            key, op, values = expr["key"], expr["operator"], frozenset(expr.get("values") or ())
+            if op == "In":
+                reqs.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
+            elif op == "NotIn":
+                reqs.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
+            elif op == "Exists":
+                reqs.append(lambda labels, k=key: k in labels)
+            elif op == "DoesNotExist":
+                reqs.append(lambda labels, k=key: k not in labels)
+        return cls(tuple(reqs))
+
+    @property
+    def empty(self) -> bool:
+        return not self.requirements
+
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
+        labels = labels or {}
+        return all(req(labels) for req in self.requirements)
+
+
+def field_value(obj: Mapping[str, Any], path: str) -> str:
+    current: Any = obj
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return ""
+        current = current.get(part)
+    if current is None:
+        return ""
+    if isinstance(current, bool):
+        return "true" if current else "false"
+    return str(current)
+
+
+@dataclass(frozen=True)
+class FieldTerm:
+    path: str
+    value: str
+    equal: bool
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        actual = field_value(obj, self.path)
+        if self.path == "spec.unschedulable" and actual == "":
+            actual = "false"
+        return (actual == self.value) == self.equal
+
+
+@dataclass(frozen=True)
+class FieldSelector:
+    terms: tuple[FieldTerm, ...]
+
+    @classmethod
+    def parse(cls, text: str | None) -> FieldSelector:
+        if not text:
+            return cls(())
+        terms = []
+        for raw in _split_top_level(text):
+            for op, equal in (("!=", False), ("==", True), ("=", True)):
+                if op in raw:
+                    path, _, value = raw.partition(op)
+                    terms.append(FieldTerm(path.strip(), value.strip().replace("\\,", ","), equal))
+                    break
+            else:
+                raise bad_request(f"invalid selector: '{text}'; can't understand '{raw}'")
+        return cls(tuple(terms))
+
+    @property
+    def empty(self) -> bool:
+        return not self.terms
+
+    def equality(self, path: str) -> str | None:
+        for term in self.terms:
+            if term.path == path and term.equal:
+                return term.value
+        return None
+
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        return all(term.matches(obj) for term in self.terms)

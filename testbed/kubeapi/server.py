@@ -1,0 +1,486 @@
+"""The HTTP face of the emulator: URL parsing, content negotiation, LIST/WATCH streaming.
+
+One catch-all aiohttp route parses Kubernetes API paths itself (``/api/v1/namespaces/NS/pods/NAME/
+eviction``, ``/apis/G/V/PLURAL``, the legacy ``/watch/`` prefix, trailing slashes), records the
+request, applies injected faults, and hands the call to ``Cluster``. Answers are JSON (never
+protobuf); errors are ``kind: Status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import openapi
+from .cluster import APPLY, Cluster
+from .controllers import Controllers
+from .errors import ApiError, bad_request, method_not_allowed, not_found
+from .eviction import decide_eviction, eviction_success
+from .faults import Faults, RequestLog, RequestRecord
+from .registry import SERVER_VERSION, ResourceType
+from .selectors import FieldSelector, LabelSelector
+from .store import Stored, Watcher, dumps
+from .tables import table
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # version | api | apis | group | resources | object | health | openapi | unknown
+    group: str = ""
+    version: str = ""
+    plural: str = ""
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+    watch_prefix: bool = False
+
+
+def parse_path(path: str) -> Target:
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return Target("unknown")
+    head = parts[0]
+    if head == "version":
+        return Target("version")
+    if head in ("healthz", "readyz", "livez"):
+        return Target("health")
+    if head == "openapi":
+        return Target("openapi" if len(parts) > 1 and parts[1] == "v3" else "unknown")
+    if head == "api":
+        if len(parts) == 1:
+            return Target("api")
+        group, version, rest = "", parts[1], parts[2:]
+    elif head == "apis":
+        if len(parts) == 1:
+            return Target("apis")
+        if len(parts) == 2:
+            return Target("group", group=parts[1])
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return Target("unknown")
+    if not rest:
+        return Target("resources", group=group, version=version)
+    watch_prefix = rest[0] == "watch"
+    if watch_prefix:
+        rest = rest[1:]
+    namespace = ""
+    if (
+        rest
+        and rest[0] == "namespaces"
+        and len(rest) >= 3
+        and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+    ):
+        namespace, rest = rest[1], rest[2:]
+    plural = rest[0] if rest else ""
+    name = rest[1] if len(rest) > 1 else ""
+    sub = rest[2] if len(rest) > 2 else ""
+    return Target("object", group, version, plural, namespace, name, sub, watch_prefix)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    raw = body if isinstance(body, bytes) else dumps(body)
+    return web.Response(body=raw, status=status, content_type=JSON, headers=headers)
+
+
+def _error(e: ApiError) -> web.Response:
+    return _json(e.body(), e.code, headers=e.headers or None)
+
+
+def _encode_continue(key: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, str]:
+    try:
+        ns, name = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, TypeError) as e:
+        raise bad_request("continue key is not valid") from e
+    return (str(ns), str(name))
+
+
+def _verb(method: str, target: Target, query: dict[str, str]) -> str:
+    if target.kind != "object":
+        return ""
+    watch = target.watch_prefix or query.get("watch", "").lower() in ("true", "1")
+    if method == "GET":
+        if not target.name:
+            return "watch" if watch else "list"
+        return "watch" if watch else "get"
+    if method == "POST":
+        return "create"
+    if method == "PUT":
+        return "update"
+    if method == "PATCH":
+        return "patch"
+    if method == "DELETE":
+        return "delete" if target.name else "deletecollection"
+    return ""
+
+
+class ApiServer:
+    def __init__(
+        self,
+        cluster: Cluster,
+        controllers: Controllers | None,
+        log: RequestLog,
+        faults: Faults,
+        bookmark_interval: float = 1.0,
+    ) -> None:
+        self.cluster = cluster
+        self.controllers = controllers
+        self.log = log
+        self.faults = faults
+        self.bookmark_interval = bookmark_interval
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        target = parse_path(request.path)
+        query = dict(request.query)
+        raw = await request.read() if request.can_read_body else b""
+        ctype = request.headers.get("Content-Type", "")
+        body: Any = None
+        parse_error: ApiError | None = None
+        if raw:
+            try:
+                body = yaml.safe_load(raw) if ctype.startswith(APPLY) else json.loads(raw)
+            except (ValueError, yaml.YAMLError) as e:
+                parse_error = bad_request(f"the body of the request could not be decoded: {e}")
+        rec = self.log.record(
+            method=request.method,
+            path=request.path,
+            query=query,
+            verb=_verb(request.method, target, query),
+            group=target.group,
+            version=target.version,
+            resource=target.plural,
+            subresource=target.subresource,
+            namespace=target.namespace,
+            name=target.name,
+            content_type=ctype,
+            body=body,
+        )
+        status = 500
+        try:
+            rule = self.faults.take(rec)
+            if rule is not None:
+                if rule.latency:
+                    await asyncio.sleep(rule.latency)
+                if rule.status is not None:
+                    status = rule.status
+                    return _json(rule.response(), rule.status)
+            if parse_error is not None:
+                raise parse_error
+            response = await self.dispatch(request, target, query, rec, body, ctype)
+            status = response.status
+            return response
+        except ApiError as e:
+            status = e.code
+            return _error(e)
+        finally:
+            self.log.finish(rec, status)
+
+    async def dispatch(
+        self,
+        request: web.Request,
+        target: Target,
+        query: dict[str, str],
+        rec: RequestRecord,
+        body: Any,
+        ctype: str,
+    ) -> web.StreamResponse:
+        reg = self.cluster.registry
+        if target.kind == "version":
+            return _json(SERVER_VERSION)
+        if target.kind == "health":
+            return web.Response(text="ok")
+        if target.kind == "api":
+            return _json(reg.api_versions())
+        if target.kind == "apis":
+            return _json(reg.api_group_list())
+        if target.kind == "group":
+            doc = reg.api_group(target.group)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if target.kind == "resources":
+            doc = reg.resource_list(target.group, target.version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if target.kind == "openapi":
+            doc = (
+                openapi.root(reg)
+                if request.path.rstrip("/") == "/openapi/v3"
+                else (openapi.group_version(reg, request.path.removeprefix("/openapi/v3")))
+            )
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        if target.kind != "object":
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        rt = self.cluster.rt(target.group, target.version, target.plural)
+        if target.subresource and target.subresource not in rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        ns = target.namespace if rt.namespaced else ""
+        accept = request.headers.get("Accept", "")
+        as_table = "as=Table" in accept
+        verb = rec.verb
+        field_validation = query.get("fieldValidation")
+        dry_run = bool(query.get("dryRun"))
+        self.cluster.warnings.clear()
+        if verb == "list":
+            return self._list(rt, ns or None, query, as_table)
+        if verb == "watch":
+            if target.name:
+                query = {
+                    **query,
+                    "fieldSelector": ",".join(
+                        s for s in (query.get("fieldSelector", ""), f"metadata.name={target.name}") if s
+                    ),
+                }
+            return await self._watch(request, rt, ns or None, query, as_table)
+        if verb == "get":
+            obj = self.cluster.get(rt, ns, target.name)
+            if as_table:
+                return _json(
+                    table(rt, [obj], obj["metadata"]["resourceVersion"], query.get("includeObject", ""))
+                )
+            return _json(obj)
+        if verb == "create":
+            if target.subresource == "eviction":
+                return self._evict(rt, ns, target.name, body)
+            if target.subresource == "binding":
+                return self._bind(rt, ns, target.name, body)
+            if target.name:
+                raise method_not_allowed()
+            obj = self.cluster.create(rt, ns or None, body, field_validation, dry_run)
+            return _json(obj, 201, headers=self._warning_headers())
+        if verb == "update":
+            sub = "" if target.subresource == "finalize" else target.subresource
+            obj = self.cluster.replace(rt, ns, target.name, body, sub, field_validation, dry_run)
+            return _json(obj, 200, headers=self._warning_headers())
+        if verb == "patch":
+            if ctype.startswith(APPLY) and self.cluster.store.get(rt.gk, ns, target.name) is None:
+                obj = self.cluster.create(rt, ns or None, body, field_validation, dry_run)
+                return _json(obj, 201)
+            obj = self.cluster.patch(
+                rt, ns, target.name, ctype, body, target.subresource, field_validation, dry_run
+            )
+            return _json(obj, 200, headers=self._warning_headers())
+        if verb == "delete":
+            options = dict(body) if isinstance(body, dict) else {}
+            if "gracePeriodSeconds" in query:
+                options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            if "propagationPolicy" in query:
+                options["propagationPolicy"] = query["propagationPolicy"]
+            return _json(self.cluster.delete(rt, ns, target.name, options))
+        if verb == "deletecollection":
+            items = []
+            for stored in self.cluster.list(
+                rt, ns or None, query.get("labelSelector"), query.get("fieldSelector")
+            ):
+                with contextlib.suppress(ApiError):
+                    items.append(
+                        self.cluster.delete(
+                            rt,
+                            stored.meta.get("namespace"),
+                            stored.meta["name"],
+                            dict(body) if isinstance(body, dict) else {},
+                        )
+                    )
+            return _json(
+                {
+                    "kind": rt.list_kind,
+                    "apiVersion": rt.api_version,
+                    "metadata": {"resourceVersion": str(self.cluster.store.rv)},
+                    "items": items,
+                }
+            )
+        raise method_not_allowed()
+
+    def _warning_headers(self) -> dict[str, str] | None:
+        if not self.cluster.warnings:
+            return None
+        return {"Warning": ", ".join(f'299 - "{w}"' for w in self.cluster.warnings)}
+
+    def _evict(self, rt: ResourceType, ns: str, name: str, body: Any) -> web.Response:
+        pod = self.cluster.get(rt, ns, name)
+        if isinstance(body, dict):
+            body_name = (body.get("metadata") or {}).get("name")
+            if body_name and body_name != name:
+                raise bad_request(
+                    f"name in URL does not match name in Eviction object: {name} != {body_name}"
+                )
+        decide_eviction(self.cluster.store, pod)
+        options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        self.cluster.delete(rt, ns, name, options)
+        return _json(eviction_success(), 201)
+
+    def _bind(self, rt: ResourceType, ns: str, name: str, body: Any) -> web.Response:
+        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not node:
+            raise bad_request("binding target is required")
+        self.cluster.patch(rt, ns, name, "application/merge-patch+json", {"spec": {"nodeName": node}})
+        return _json(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+        )
+
+    def _items_raw(self, rt: ResourceType, items: list[Stored]) -> bytes:
+        parts = [
+            s.raw if s.obj.get("apiVersion") == rt.api_version else dumps(self.cluster.view(rt, s))
+            for s in items
+        ]
+        return b"[" + b",".join(parts) + b"]"
+
+    def _list(self, rt: ResourceType, ns: str | None, query: dict[str, str], as_table: bool) -> web.Response:
+        labels = LabelSelector.parse(query.get("labelSelector"))
+        fields = FieldSelector.parse(query.get("fieldSelector"))
+        start = _decode_continue(query["continue"]) if query.get("continue") else None
+        found = self.cluster.store.list(rt.gk, ns if rt.namespaced else None, labels, fields, start)
+        limit = int(query.get("limit") or 0)
+        meta: dict[str, Any] = {"resourceVersion": str(self.cluster.store.rv)}
+        if limit and len(found) > limit:
+            meta["continue"] = _encode_continue(found[limit - 1][0])
+            meta["remainingItemCount"] = len(found) - limit
+            found = found[:limit]
+        items = [s for _, s in found]
+        if as_table:
+            doc = table(
+                rt,
+                [self.cluster.view(rt, s) for s in items],
+                meta["resourceVersion"],
+                query.get("includeObject", ""),
+                cont=meta.get("continue"),
+            )
+            return _json(doc)
+        head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
+        return _json(head[:-1] + b',"items":' + self._items_raw(rt, items) + b"}")
+
+    def _event_line(
+        self, rt: ResourceType, typ: str, stored: Stored, as_table: bool, include: str, first: bool
+    ) -> bytes:
+        if as_table:
+            obj = self.cluster.view(rt, stored)
+            return (
+                dumps(
+                    {
+                        "type": typ,
+                        "object": table(
+                            rt, [obj], obj["metadata"]["resourceVersion"], include, with_headers=first
+                        ),
+                    }
+                )
+                + b"\n"
+            )
+        raw = (
+            stored.raw
+            if stored.obj.get("apiVersion") == rt.api_version
+            else dumps(self.cluster.view(rt, stored))
+        )
+        return b'{"type":"' + typ.encode() + b'","object":' + raw + b"}\n"
+
+    def _bookmark(self, rt: ResourceType, initial_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(self.cluster.store.rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return (
+            dumps(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
+                }
+            )
+            + b"\n"
+        )
+
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, ns: str | None, query: dict[str, str], as_table: bool
+    ) -> web.StreamResponse:
+        store = self.cluster.store
+        watcher = Watcher(
+            rt.gk,
+            ns if rt.namespaced else None,
+            LabelSelector.parse(query.get("labelSelector")),
+            FieldSelector.parse(query.get("fieldSelector")),
+        )
+        rv = query.get("resourceVersion", "")
+        send_initial = query.get("sendInitialEvents", "").lower() == "true"
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        include = query.get("includeObject", "")
+        initial: list[tuple[str, Stored]] = []
+        expired: ApiError | None = None
+        if not rv or rv == "0" or send_initial:
+            initial = [
+                ("ADDED", s) for _, s in store.list(rt.gk, watcher.namespace, watcher.labels, watcher.fields)
+            ]
+        else:
+            try:
+                for event in store.events_since(rt.gk, int(rv)):
+                    typ = watcher.translate(event)
+                    if typ is not None:
+                        initial.append((typ, event.new))
+            except ApiError as e:
+                expired = e
+            except ValueError as e:
+                raise bad_request(f"invalid resource version {rv!r}") from e
+        if expired is None:
+            store.add_watcher(watcher)
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            if expired is not None:
+                await response.write(dumps({"type": "ERROR", "object": expired.body()}) + b"\n")
+                return response
+            loop = asyncio.get_running_loop()
+            timeout = query.get("timeoutSeconds")
+            deadline = loop.time() + float(timeout) if timeout else None
+            first = True
+            for typ, stored in initial:
+                await response.write(self._event_line(rt, typ, stored, as_table, include, first))
+                first = False
+            if send_initial and bookmarks:
+                await response.write(self._bookmark(rt, initial_end=True))
+            while True:
+                wait: float | None = self.bookmark_interval if bookmarks else None
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    wait = remaining if wait is None else min(wait, remaining)
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks:
+                        await response.write(self._bookmark(rt))
+                    continue
+                if event is None:
+                    break
+                typ = watcher.translate(event)
+                if typ is not None:
+                    await response.write(self._event_line(rt, typ, event.new, as_table, include, first))
+                    first = False
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            store.drop_watcher(watcher)
+        with contextlib.suppress(ConnectionResetError, ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response
+
+
+def not_found_error(rt: ResourceType, name: str) -> ApiError:
+    return not_found(rt.plural, rt.group, name)
