@@ -1,0 +1,202 @@
+"""Workloads that depend on Docker Engine on the node, found in the pod specs before anything moves.
+
+After the switch the kubelet talks to containerd: a pod that mounts `docker.sock` (or a directory that
+contains it) reaches a Docker that no longer runs its neighbours (or no Docker at all once
+`spec.docker` is Stop/Remove); log shippers reading `/var/lib/docker/containers` find nothing new
+(containerd's kubelet writes CRI-format logs under `/var/log/pods`); monitoring keyed on Docker's
+container labels loses them. Findings are grouped by workload (a DaemonSet is one finding, not one per
+node) and each carries a severity and what to do. Pure.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shimshift.model.spec import DockerPolicy
+from shimshift.planning.cluster import Container, Controller, Pod
+from shimshift.planning.drain import describe_controller
+
+
+class Severity(StrEnum):
+    HIGH = "high"  # breaks at the switch
+    MEDIUM = "medium"  # degrades silently (logs, metrics)
+    LOW = "low"  # keeps working; worth a look
+
+
+class DependencyKind(StrEnum):
+    DOCKER_SOCKET = "DockerSocket"
+    SOCKET_PARENT_DIR = "SocketParentDirectory"
+    DOCKER_LOGS = "DockerLogFiles"
+    DOCKER_DATA = "DockerDataRoot"
+    DOCKER_IN_DOCKER = "DockerInDocker"
+    DOCKER_CLIENT = "PrivilegedDockerClient"
+    DOCKER_LABELS = "DockerLabelMonitoring"
+
+
+SOCKETS = frozenset({"/var/run/docker.sock", "/run/docker.sock"})
+#: Directories a hostPath can name that contain docker.sock (via /var/run -> /run too).
+SOCKET_PARENTS = frozenset({"/", "/var", "/var/run", "/run"})
+DOCKER_LOG_DIRS = frozenset({"/var/lib/docker/containers"})
+DOCKER_DATA_DIRS = frozenset({"/var/lib/docker"})
+
+_DIND_IMAGE = re.compile(r"(^|/)(docker:[^/]*dind[^/]*|dind[^/:]*(:[^/]*)?)$")
+_DOCKER_CLI_IMAGE = re.compile(r"(^|/)docker(:[^/]*)?$")
+_DOCKER_COMMAND = re.compile(r"(^|[\s/;&|])docker(\s|$)")
+_CADVISOR = re.compile(r"cadvisor")
+_LABEL_HINT = re.compile(r"docker_only|container_label_")
+_LOG_SHIPPERS = re.compile(r"fluentd|fluent-bit|filebeat|promtail|vector|logstash|splunk|datadog|loki")
+
+_ADVICE: Mapping[DependencyKind, str] = {
+    DependencyKind.DOCKER_SOCKET: (
+        "use the CRI socket (/run/containerd/containerd.sock) with crictl or the containerd client, "
+        "or drop the dependency; with spec.docker Keep the old socket answers but sees none of the pods"
+    ),
+    DependencyKind.SOCKET_PARENT_DIR: (
+        "check what the pod does under that directory; if it uses docker.sock, move to the containerd "
+        "socket (/run/containerd/containerd.sock) or the Kubernetes API"
+    ),
+    DependencyKind.DOCKER_LOGS: (
+        "point the log shipper at /var/log/pods (and /var/log/containers) and switch its parser from "
+        "Docker JSON to the CRI log format"
+    ),
+    DependencyKind.DOCKER_DATA: (
+        "nothing new is written under /var/lib/docker after the switch; read containerd's state through "
+        "the CRI, or drop the mount"
+    ),
+    DependencyKind.DOCKER_IN_DOCKER: (
+        "it runs its own dockerd and keeps working on containerd (it stays privileged); consider "
+        "rootless BuildKit, kaniko or buildah for image builds"
+    ),
+    DependencyKind.DOCKER_CLIENT: (
+        "replace `docker` calls with `crictl` (CRI) or `nerdctl`/`ctr -n k8s.io` (containerd) "
+        "before migrating"
+    ),
+    DependencyKind.DOCKER_LABELS: (
+        "rewrite dashboards and alerts that use container_label_io_kubernetes_* to the kubelet's "
+        "cAdvisor labels (namespace, pod, container); run cAdvisor without --docker_only"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DockerDependency:
+    kind: DependencyKind
+    severity: Severity
+    namespace: str
+    workload: str  # "DaemonSet/fluentd", or "Pod/name" for a pod without a controller
+    evidence: str  # e.g. "container shipper mounts hostPath /var/lib/docker/containers"
+    pods: int
+    nodes: tuple[str, ...]  # the nodes it runs on (in the plan's node set or not)
+
+    @property
+    def advice(self) -> str:
+        return _ADVICE[self.kind]
+
+    @property
+    def subject(self) -> str:
+        return f"{self.namespace}/{self.workload}"
+
+
+def _norm(path: str) -> str:
+    clean = posixpath.normpath(path) if path else path
+    return "/" if clean in ("//", "") else clean
+
+
+def _host_path_kind(path: str) -> tuple[DependencyKind, Severity] | None:
+    if path in SOCKETS:
+        return DependencyKind.DOCKER_SOCKET, Severity.HIGH
+    if path in SOCKET_PARENTS:
+        return DependencyKind.SOCKET_PARENT_DIR, Severity.HIGH
+    if path in DOCKER_LOG_DIRS:
+        return DependencyKind.DOCKER_LOGS, Severity.MEDIUM
+    if path in DOCKER_DATA_DIRS:
+        return DependencyKind.DOCKER_DATA, Severity.MEDIUM
+    return None
+
+
+def _mounted_paths(pod: Pod, container: Container) -> list[str]:
+    host = {v.name: _norm(v.host_path) for v in pod.volumes if v.host_path is not None}
+    return [host[name] for name, _ in container.mounts if name in host]
+
+
+def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
+    """(kind, severity, evidence) for every Docker dependency in one pod's spec."""
+    found: list[tuple[DependencyKind, Severity, str]] = []
+    for c in pod.containers:
+        paths = _mounted_paths(pod, c)
+        for path in paths:
+            hit = _host_path_kind(path)
+            if hit is not None:
+                kind, severity = hit
+                if kind == DependencyKind.DOCKER_DATA and _LOG_SHIPPERS.search(c.image):
+                    kind = DependencyKind.DOCKER_LOGS
+                found.append((kind, severity, f"container {c.name} mounts hostPath {path}"))
+        cmd = " ".join(c.command)
+        if _DIND_IMAGE.search(c.image):
+            found.append(
+                (
+                    DependencyKind.DOCKER_IN_DOCKER,
+                    Severity.LOW,
+                    f"container {c.name} runs {c.image} (dockerd inside)",
+                )
+            )
+        elif c.privileged and (_DOCKER_CLI_IMAGE.search(c.image) or _DOCKER_COMMAND.search(cmd)):
+            found.append(
+                (
+                    DependencyKind.DOCKER_CLIENT,
+                    Severity.HIGH,
+                    f"privileged container {c.name} ({c.image}) runs the docker client",
+                )
+            )
+        if _CADVISOR.search(c.image) or _LABEL_HINT.search(cmd):
+            found.append(
+                (
+                    DependencyKind.DOCKER_LABELS,
+                    Severity.MEDIUM,
+                    f"container {c.name} ({c.image}) reads Docker container labels",
+                )
+            )
+    return found
+
+
+def find_docker_dependencies(
+    pods: Sequence[Pod], controllers: Mapping[tuple[str, str, str], Controller], nodes_in_plan: frozenset[str]
+) -> tuple[DockerDependency, ...]:
+    """Dependencies of pods on the planned nodes, one entry per (workload, kind, evidence)."""
+    groups: dict[tuple[str, str, DependencyKind, str], tuple[Severity, int, set[str]]] = {}
+    for pod in pods:
+        if pod.node not in nodes_in_plan:
+            continue
+        deps = pod_dependencies(pod)
+        if not deps:
+            continue
+        workload, _ = describe_controller(pod, controllers)
+        workload = workload or f"Pod/{pod.name}"
+        for kind, severity, evidence in deps:
+            key = (pod.namespace, workload, kind, evidence)
+            _, count, nodes = groups.get(key, (severity, 0, set()))
+            nodes.add(pod.node)
+            groups[key] = (severity, count + 1, nodes)
+    order = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
+    deps_out = [
+        DockerDependency(kind, severity, ns, workload, evidence, count, tuple(sorted(nodes)))
+        for (ns, workload, kind, evidence), (severity, count, nodes) in groups.items()
+    ]
+    return tuple(
+        sorted(deps_out, key=lambda d: (order[d.severity], d.namespace, d.workload, d.kind, d.evidence))
+    )
+
+
+def socket_note(policy: DockerPolicy) -> str:
+    """What happens to /var/run/docker.sock under `spec.docker`, for the report."""
+    if policy == DockerPolicy.KEEP:
+        return "Docker keeps running (spec.docker Keep): docker.sock still answers but runs none of the pods"
+    return (
+        f"Docker is {'stopped' if policy == DockerPolicy.STOP else 'removed'} (spec.docker {policy.value}) "
+        "and /var/run/docker.sock is deleted: a pod mounting it fails to start (hostPath type Socket) "
+        "or gets an empty directory"
+    )

@@ -1,0 +1,88 @@
+"""Which nodes a NodeMigration touches, and why every other candidate is left alone.
+
+A node is a candidate when it matches `spec.nodeSelector` and/or is named in `spec.nodeNames` (both
+given: either is enough, as the CRD documents). A candidate is skipped, with the reason recorded, when
+it already runs containerd, carries the completion label, runs a runtime that is not Docker, or is a
+control-plane node and the rollout excludes them. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shimshift.model import keys
+from shimshift.model.spec import ControlPlanePolicy, NodeMigrationSpec
+from shimshift.planning.cluster import Node
+
+
+class SkipReason(StrEnum):
+    ALREADY_CONTAINERD = "AlreadyContainerd"
+    MIGRATED_LABEL = "MigratedLabel"
+    NOT_DOCKER = "NotDocker"
+    CONTROL_PLANE_EXCLUDED = "ControlPlaneExcluded"
+    NOT_FOUND = "NotFound"
+
+
+SKIP_MESSAGES = {
+    SkipReason.ALREADY_CONTAINERD: "already runs containerd",
+    SkipReason.MIGRATED_LABEL: f"labelled {keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE} (migrated before)",
+    SkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
+    SkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
+    SkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
+}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    node: str
+    reason: SkipReason
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        base = SKIP_MESSAGES[self.reason]
+        return f"{base} ({self.detail})" if self.detail else base
+
+
+@dataclass(frozen=True)
+class Selection:
+    selected: tuple[Node, ...]  # in name order
+    skipped: tuple[Skipped, ...]
+
+
+def _is_candidate(spec: NodeMigrationSpec, node: Node) -> bool:
+    by_name = node.name in spec.node_names
+    by_selector = spec.node_selector is not None and spec.node_selector.matches(node.labels)
+    return by_name or by_selector
+
+
+def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
+    if node.labels.get(keys.RUNTIME_LABEL) == keys.RUNTIME_LABEL_VALUE:
+        return Skipped(node.name, SkipReason.MIGRATED_LABEL)
+    if node.runtime == "containerd":
+        return Skipped(node.name, SkipReason.ALREADY_CONTAINERD, node.runtime_version)
+    if node.runtime not in ("docker", ""):
+        return Skipped(node.name, SkipReason.NOT_DOCKER, node.runtime_version)
+    if node.control_plane and spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:
+        return Skipped(node.name, SkipReason.CONTROL_PLANE_EXCLUDED)
+    return None
+
+
+def select_nodes(spec: NodeMigrationSpec, nodes: Iterable[Node]) -> Selection:
+    """The nodes to migrate and the skipped candidates, each with its reason."""
+    selected: list[Node] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for node in sorted(nodes, key=lambda n: n.name):
+        seen.add(node.name)
+        if not _is_candidate(spec, node):
+            continue
+        reason = _skip_reason(spec, node)
+        if reason is None:
+            selected.append(node)
+        else:
+            skipped.append(reason)
+    skipped.extend(Skipped(name, SkipReason.NOT_FOUND) for name in sorted(set(spec.node_names) - seen))
+    return Selection(tuple(selected), tuple(skipped))
