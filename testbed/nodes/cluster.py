@@ -33,6 +33,7 @@ from testbed.nodes import processes
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, NodeDir
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_files, services_to_start
+from testbed.nodes.registry import Registry, make_pki
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Cluster:
 
     def __init__(self, directory: Path, nodes: list[Node], ssh_port: int, lock: IO[str] | None) -> None:
         self.dir = directory
+        self.registry: Registry | None = None
         self.nodes = nodes
         self.ssh_port = ssh_port
         self._lock = lock
@@ -131,8 +133,9 @@ class Cluster:
     # ---- bring-up -----------------------------------------------------------------------
     @classmethod
     def up(cls, name: str, profiles: Sequence[str | Profile], root: Path = DEFAULT_ROOT,
-           images: bool = True) -> Cluster:
-        """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``)."""
+           images: bool = True, registry: bool = True) -> Cluster:
+        """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``), and the TLS
+        registry unless ``registry`` is false. ``images`` seeds Docker images and containers."""
         root.mkdir(parents=True, exist_ok=True)
         cleanup_stale(root)
         directory = root / name
@@ -161,6 +164,8 @@ class Cluster:
         cluster = cls(directory, nodes, port, lock)
         (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
         try:
+            if registry:
+                cluster.registry = cluster._start_registry()
             hosts = Path("/etc/hosts").read_text()
             with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
                 host_keys = list(pool.map(
@@ -197,7 +202,8 @@ class Cluster:
         _keygen(ssh_dir / "ssh_host_ed25519_key", f"root@{node.name}")
         (ssh_dir / "sshd_config").write_text(SSHD_CONFIG)
         (ssh_dir / "authorized_keys").write_text(client_pub + "\n")
-        files = render_node_files(node.profile, node.name, node.ssh_host, etc_hosts, None)
+        ca_pem = self.registry.ca_cert.read_text() if self.registry else None
+        files = render_node_files(node.profile, node.name, node.ssh_host, etc_hosts, ca_pem)
         for path, content in files.items():
             target = nd.in_node(path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +240,12 @@ class Cluster:
         _wait_for(f"ssh relay of node {node.name}", nd.ssh_socket.exists, 10, nd.path / "relay.log")
         self._spawn(["socat", f"TCP-LISTEN:{node.ssh_port},bind={node.ssh_host},fork,reuseaddr",
                      f"UNIX-CONNECT:{nd.ssh_socket}"], nd.path / "relay.log", nd.path / "relay-out.pid")
+        if self.registry is not None and node.profile.uses_registry:
+            # the node's own 127.0.0.1:443 (registry.shimshift.test in its /etc/hosts) -> the registry
+            self._spawn(["nsenter", f"--target={pid}", "--net", "--pid", "--", "socat",
+                         "TCP-LISTEN:443,bind=127.0.0.1,fork,reuseaddr",
+                         f"UNIX-CONNECT:{self.registry.socket}"],
+                        nd.path / "relay.log", nd.path / "relay-registry.pid")
         result = node.exec(["systemctl", "start", *services_to_start(node.profile)], timeout=60)
         if result.exit_status != 0:
             raise TestbedError(f"node {node.name}: starting services failed: {result.stderr.strip()}")
@@ -241,6 +253,23 @@ class Cluster:
                   lambda: _ssh_banner(node.ssh_host, node.ssh_port), 10, nd.path / "relay.log")
         host_key_line = (ssh_dir / "ssh_host_ed25519_key.pub").read_text().split()
         return " ".join(host_key_line[:2])
+
+    def _start_registry(self) -> Registry:
+        directory = self.dir / "registry"
+        registry = Registry(directory, _free_port())
+        make_pki(directory / "pki")
+        registry.cert_dir.mkdir()
+        shutil.copy(registry.ca_cert, registry.cert_dir / "ca.crt")
+        (directory / "data").mkdir()
+        (directory / "config.yml").write_text(registry.config())
+        log_file = directory / "registry.log"
+        self._spawn(["docker-registry", "serve", str(directory / "config.yml")], log_file,
+                    directory / "registry.pid")
+        self._spawn(["socat", f"UNIX-LISTEN:{registry.socket},fork,unlink-early", f"TCP:{registry.address}"],
+                    log_file, directory / "relay.pid")
+        _wait_for("the registry", registry.is_up, 10, log_file)
+        _wait_for("the registry relay", registry.socket.exists, 10, log_file)
+        return registry
 
     # ---- teardown -----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -251,6 +280,7 @@ class Cluster:
             "private_key": str(self.private_key),
             "known_hosts": str(self.known_hosts),
             "nodes": [n.describe() for n in self.nodes],
+            "registry": self.registry.describe() if self.registry else None,
         }
 
     def down(self) -> None:

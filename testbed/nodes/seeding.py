@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from testbed.nodes.docker_api import DockerClient
-from testbed.nodes.images import kube_proxy_image, node_images, write_archive
+from testbed.nodes.images import BASE, ImageSpec, LayerSpec, kube_proxy_image, node_images, write_archive
 from testbed.nodes.node import Node
 
 if TYPE_CHECKING:
@@ -67,6 +68,38 @@ def seed_node(node: Node, archives: dict[str, object]) -> None:
             docker.start_container(app)
 
 
+#: Images that exist only in the registry, to test pulls through a node's registry configuration.
+REGISTRY_ONLY = [
+    ImageSpec(("registry.shimshift.test/team/app:2.0",), (BASE, LayerSpec("app-2.0", 256 * 1024))),
+    ImageSpec(("docker.io/library/busybox:1.36",), (LayerSpec("busybox-1.36", busybox=True),),
+              cmd=("/bin/sh",)),
+]
+
+
+def seed_registry(cluster: Cluster) -> None:
+    """Copy the registry-only images into the registry with skopeo (no daemon involved)."""
+    registry = cluster.registry
+    assert registry is not None
+    archive = cluster.dir / "images" / "registry.tar"
+    write_archive(REGISTRY_ONLY, archive)
+    for image in REGISTRY_ONLY:
+        tag = image.tags[0]
+        path = tag.split("/", 1)[1]
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-cert-dir", str(registry.cert_dir),
+                        f"docker-archive:{archive}:{tag}", f"docker://{registry.address}/{path}"],
+                       check=True, capture_output=True, timeout=60)
+
+
+def push_from_node(node: Node, ref: str) -> str:
+    """``docker push`` through the node's own Docker and registry config; return the RepoDigest."""
+    docker = DockerClient(node.docker_socket)
+    repo, _, tag = ref.rpartition(":")
+    docker.push(repo, tag)
+    image = docker.inspect_image(ref) or {}
+    digests: list[str] = image.get("RepoDigests") or []
+    return digests[0] if digests else ""
+
+
 def seed_nodes(cluster: Cluster) -> None:
     archives: dict[str, object] = {}
     for node in cluster.nodes:
@@ -75,5 +108,12 @@ def seed_nodes(cluster: Cluster) -> None:
             dest = cluster.dir / "images" / f"{key}.tar"
             write_archive(node_images(node.profile.sandbox_image, node.profile.kubelet_version), dest)
             archives[key] = dest
-    with ThreadPoolExecutor(max_workers=len(cluster.nodes) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes) + 1) as pool:
+        registry_done = pool.submit(seed_registry, cluster) if cluster.registry else None
         list(pool.map(lambda n: seed_node(n, archives), cluster.nodes))
+        if registry_done is not None:
+            registry_done.result()
+        if cluster.registry is not None:
+            # a RepoDigest exists only for an image pushed to (or pulled from) a registry
+            pushers = [n for n in cluster.nodes if n.profile.uses_registry]
+            list(pool.map(lambda n: push_from_node(n, "registry.shimshift.test/team/app:1.0"), pushers))
