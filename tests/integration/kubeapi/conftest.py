@@ -142,3 +142,30 @@ async def async_client(kubeapi: KubeApi) -> AsyncIterator[kubernetes_asyncio.cli
     config.host = kubeapi.url
     async with kubernetes_asyncio.client.ApiClient(config) as client:
         yield client
+
+
+def http(
+    kubeapi: KubeApi,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+) -> tuple[int, Any]:
+    """One raw request; returns (status, parsed JSON body) for successes and API errors alike."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback http only
+        kubeapi.url + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": content_type, "Accept": accept},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback http only
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
