@@ -1,0 +1,404 @@
+"""Node-side image migration (issue 7): run an `ImagesPlan` on a node, read containerd back, undo.
+
+Everything here is argv over a `Runner` (the SSH runner of `shimshift.remote` satisfies it; tests
+may run the same argv inside a testbed node). No shell string is built from a value: the one
+pipeline (`docker save IMG… | ctr -n k8s.io images import -`) is the fixed script
+`playbooks/scripts/image-transfer.sh`, run as `bash -c <script> image-transfer.sh IMG…`, so image
+references only ever travel as arguments. The decisions (what, how, in which order, disk room, the
+verdict) are pure and live in `shimshift.planning.images`.
+
+Idempotent and resumable: the names containerd had before the first run are recorded once under
+`/var/lib/shimshift/images/`; a re-run skips every batch whose images are already there (by image
+ID), and `undo_images` removes exactly the names that were not there before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Protocol
+
+from shimshift.model.errors import NodeError
+from shimshift.model.keys import CONTAINERD_CERTS_DIR, CONTAINERD_K8S_NAMESPACE, NODE_STATE_DIR
+from shimshift.planning.images import (
+    CONTAINERD_ROOT,
+    Batch,
+    ContainerdImage,
+    ImageMove,
+    ImagesOutcome,
+    ImagesPlan,
+    Layer,
+    Strategy,
+    missing_refs,
+    refs_to_undo,
+    verify_images,
+)
+from shimshift.resources import data_path
+
+log = logging.getLogger(__name__)
+
+CTR = ("ctr", "-n", CONTAINERD_K8S_NAMESPACE)
+#: Names `ctr images import --digests` gives images that had no tag in the archive.
+_IMPORT_NAME = re.compile(r"^import-\d{4}-\d{2}-\d{2}@sha256:[0-9a-f]{64}$")
+_ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
+_BYTES = re.compile(r"shimshift-transfer: bytes=(\d+)")
+_INDEX_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+    }
+)
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+#: Writes stdin to "$1" only if "$1" does not exist yet (first run wins), atomically.
+_RECORD_ONCE = 'set -eu; [ -e "$1" ] && exit 0; mkdir -p "${1%/*}"; cat > "$1.tmp"; mv "$1.tmp" "$1"'
+
+
+class CommandOutput(Protocol):
+    @property
+    def exit_status(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+
+
+class Runner(Protocol):
+    """Runs one argv on the node (quoted argument by argument at the SSH boundary), bounded."""
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> CommandOutput: ...
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Bounds and paths of the images step."""
+
+    min_rate: float = 8 * 2**20  # bytes/s a batch may not fall below before it times out
+    base_timeout: float = 120.0  # on top of size / min_rate, for every batch and pull
+    command_timeout: float = 60.0  # listing, tagging, removing
+    hosts_dir: str = CONTAINERD_CERTS_DIR  # the node's new registry configuration, for pulls
+    containerd_root: str = CONTAINERD_ROOT
+    state_dir: str = f"{NODE_STATE_DIR}/images"
+    import_local: bool = False  # containerd 2.x: `ctr images import --local`
+
+    def timeout_for(self, size: int) -> float:
+        return self.base_timeout + size / self.min_rate
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each batch: how far the step is, in bytes and batches."""
+
+    node: str
+    batch: int
+    batches: int
+    bytes_done: int
+    bytes_total: int
+    what: str
+
+
+@cache
+def transfer_script() -> str:
+    """The fixed pipeline script, as shipped in the package data."""
+    return data_path("playbooks", "scripts", "image-transfer.sh").read_text(encoding="utf-8")
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().replace("\r", "\n").splitlines()[-lines:])
+
+
+def _check(node: str, what: str, result: CommandOutput, argv: Sequence[str]) -> CommandOutput:
+    if result.exit_status != 0:
+        shown = " ".join(argv[:6]) + (" …" if len(argv) > 6 else "")
+        raise NodeError(
+            node,
+            f"{what} failed (exit {result.exit_status}, `{shown}`): {_tail(result.stderr) or '(no output)'}",
+        )
+    return result
+
+
+def _run(runner: Runner, node: str, what: str, argv: Sequence[str], timeout: float) -> CommandOutput:
+    return _check(node, what, runner.run(argv, timeout=timeout), argv)
+
+
+# ---- reading the node ---------------------------------------------------------------------------
+
+
+def read_containerd_free_bytes(runner: Runner, node: str, path: str = CONTAINERD_ROOT) -> int:
+    """Free bytes on the filesystem of containerd's root (its nearest existing parent)."""
+    argv = ["df", "--output=avail", "-B1", path]
+    result = runner.run(argv, timeout=30)
+    if result.exit_status != 0:  # the root may not exist yet on a fresh containerd
+        argv = ["df", "--output=avail", "-B1", path.rsplit("/", 1)[0] or "/"]
+        result = _run(runner, node, "measuring free space", argv, 30)
+    lines = result.stdout.split()
+    if len(lines) < 2 or not lines[-1].isdigit():
+        raise NodeError(node, f"cannot read free space of {path} from `df`: {result.stdout!r}")
+    return int(lines[-1])
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Docker's layer chain IDs (the layerdb directory names) from an image's diff IDs."""
+    out: list[str] = []
+    for diff in diff_ids:
+        out.append(diff if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+    return out
+
+
+def read_image_layers(runner: Runner, node: str, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
+    """Each image's layers (diff IDs) and their sizes from Docker's layer store, in two commands.
+
+    Sizes that cannot be read stay None; the planner then estimates from image sizes instead.
+    """
+    if not image_ids:
+        return {}
+    fmt = "{{.Id}} {{.GraphDriver.Name}} {{range .RootFS.Layers}}{{.}} {{end}}"
+    argv = ["docker", "image", "inspect", "--format", fmt, *image_ids]
+    result = _run(runner, node, "reading Docker image layers", argv, 60)
+    info = runner.run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30)
+    root = info.stdout.strip() if info.exit_status == 0 else "/var/lib/docker"
+    diffs: dict[str, list[str]] = {}
+    size_files: dict[str, str] = {}  # size file path -> diff id
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        image_id, driver, layers = parts[0], parts[1], parts[2:]
+        diffs[image_id] = layers
+        for diff, chain in zip(layers, chain_ids(layers), strict=True):
+            size_files[f"{root}/image/{driver}/layerdb/sha256/{chain.removeprefix('sha256:')}/size"] = diff
+    sizes: dict[str, int] = {}
+    if size_files:
+        got = runner.run(["grep", "-H", "", *size_files], timeout=60)  # exit 2 if one is unreadable
+        for line in got.stdout.splitlines():
+            path, _, value = line.rpartition(":")
+            if path in size_files and value.strip().isdigit():
+                sizes[size_files[path]] = int(value)
+    return {i: tuple(Layer(d, sizes.get(d)) for d in layers) for i, layers in diffs.items()}
+
+
+def list_containerd_refs(runner: Runner, node: str, timeout: float = 60) -> dict[str, str]:
+    """Every image name in containerd's k8s.io namespace -> its target (manifest or index) digest."""
+    result = _run(runner, node, "listing containerd images", [*CTR, "images", "ls"], timeout)
+    out = {}
+    for line in result.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("sha256:"):
+            out[parts[0]] = parts[2]
+    return out
+
+
+def _content_json(runner: Runner, node: str, digest: str) -> dict[str, object]:
+    result = runner.run([*CTR, "content", "get", digest], timeout=60)
+    if result.exit_status != 0:
+        return {}
+    try:
+        value = json.loads(result.stdout)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, ...]:
+    """Every name in k8s.io with the image ID (config digest) it resolves to.
+
+    The CRI plugin names each image it knows `sha256:<image ID>` too; those names resolve the
+    targets they share. Any other target is resolved by reading its manifest (or, for an index, the
+    manifest of the node's architecture) from the content store.
+    """
+    refs = list_containerd_refs(runner, node)
+    config_of = {target: ref for ref, target in refs.items() if _ID_REF.match(ref)}
+    arch = ""
+    for target in sorted(set(refs.values()) - set(config_of)):
+        doc = _content_json(runner, node, target)
+        if doc.get("mediaType") in _INDEX_TYPES or "manifests" in doc:
+            if not arch:
+                machine = runner.run(["uname", "-m"], timeout=30).stdout.strip()
+                arch = _ARCH.get(machine, machine)
+            entries = [m for m in doc.get("manifests", []) if isinstance(m, dict)]  # type: ignore[attr-defined]
+            chosen = [m for m in entries if (m.get("platform") or {}).get("architecture") == arch]
+            doc = _content_json(runner, node, str((chosen or entries or [{}])[0].get("digest", "")))
+        config = doc.get("config")
+        if isinstance(config, dict) and isinstance(config.get("digest"), str):
+            config_of[target] = config["digest"]
+    return tuple(
+        ContainerdImage(ref, target, config_of.get(target, "")) for ref, target in sorted(refs.items())
+    )
+
+
+# ---- the step -----------------------------------------------------------------------------------
+
+
+def _record_path(config: TransferConfig) -> str:
+    return f"{config.state_dir}/refs-before.txt"
+
+
+def record_refs_before(
+    runner: Runner, node: str, config: TransferConfig = TransferConfig()
+) -> frozenset[str]:
+    """The names containerd had before the first run of the step (recorded on the node, once)."""
+    path = _record_path(config)
+    got = runner.run(["cat", path], timeout=config.command_timeout)
+    if got.exit_status == 0:
+        return frozenset(got.stdout.split())
+    names = sorted(list_containerd_refs(runner, node, config.command_timeout))
+    argv = ["sh", "-c", _RECORD_ONCE, "shimshift-record", path]
+    text = "".join(f"{n}\n" for n in names)
+    _check(node, f"recording containerd's images in {path}", runner.run(argv, timeout=30, stdin=text), argv)
+    return frozenset(
+        _run(runner, node, f"reading {path}", ["cat", path], config.command_timeout).stdout.split()
+    )
+
+
+def _transfer(
+    runner: Runner, node: str, moves: Sequence[ImageMove], size: int, config: TransferConfig
+) -> int:
+    batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
+    flags = ["--local"] if config.import_local else []
+    argv = ["bash", "-c", transfer_script(), "image-transfer.sh", *flags, "--", *batch.save_refs]
+    result = runner.run(argv, timeout=config.timeout_for(size))
+    shown = ["image-transfer.sh", *batch.save_refs]
+    _check(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
+    found = _BYTES.findall(result.stderr)
+    return int(found[-1]) if found else 0
+
+
+def _pull(runner: Runner, node: str, move: ImageMove, config: TransferConfig) -> CommandOutput:
+    argv = [*CTR, "images", "pull", "--hosts-dir", config.hosts_dir, move.pull_ref]
+    return runner.run(argv, timeout=config.timeout_for(move.size))
+
+
+def _tag_missing(
+    runner: Runner, node: str, plan: ImagesPlan, listed: Iterable[ContainerdImage], config: TransferConfig
+) -> list[str]:
+    """Give each planned image the names it lacks (tags of pulled images, digest references of
+    transferred ones), tagging from a name that already resolves to its image ID."""
+    listed = tuple(listed)
+    tagged: list[str] = []
+    for image_id, refs in missing_refs(plan, listed).items():
+        sources = sorted((c.ref for c in listed if c.image_id == image_id), key=lambda r: r != image_id)
+        if not sources:
+            continue  # not in containerd at all: verification names it
+        argv = [*CTR, "images", "tag", sources[0], *refs]
+        _run(runner, node, f"naming image {image_id}", argv, config.command_timeout)
+        tagged.extend(refs)
+    return tagged
+
+
+@dataclass
+class _Run:
+    bytes: int = 0
+    transferred: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    already: list[str] = field(default_factory=list)
+
+
+def migrate_images(
+    runner: Runner,
+    plan: ImagesPlan,
+    *,
+    config: TransferConfig = TransferConfig(),
+    progress: Callable[[Progress], None] | None = None,
+    free_bytes: int | None = None,
+) -> ImagesOutcome:
+    """Run `plan` on its node: check the disk, move every batch, restore names, verify by image ID.
+
+    The disk check uses `free_bytes` if given, else measures the containerd root now; a shortfall
+    raises before any byte moves. Raises NodeError naming the node, the command and its stderr tail.
+    """
+    node = plan.node
+    if plan.batches:
+        free = (
+            free_bytes
+            if free_bytes is not None
+            else read_containerd_free_bytes(runner, node, config.containerd_root)
+        )
+        blocked = plan.disk.with_free(free).problem(node)
+        if blocked:
+            raise NodeError(node, blocked.removeprefix(f"node {node}: "))
+    before = record_refs_before(runner, node, config)
+    present = {c.image_id for c in list_containerd_images(runner, node)}
+    done = _Run()
+    total = plan.bytes
+    for batch in plan.batches:
+        todo = [m for m in batch.images if m.image_id not in present]
+        done.already.extend(m.image_id for m in batch.images if m.image_id in present)
+        pending_transfer = todo if batch.strategy is Strategy.TRANSFER else []
+        for move in todo if batch.strategy is Strategy.PULL else []:
+            result = _pull(runner, node, move, config)
+            if result.exit_status == 0:
+                done.pulled.append(move.image_id)
+                continue
+            if not move.may_fall_back:
+                _check(node, f"pulling {move.pull_ref}", result, ["ctr", "images", "pull", move.pull_ref])
+            reason = f"pull of {move.pull_ref} failed: {_tail(result.stderr, 2)}"
+            log.warning("node %s: %s; transferring instead", node, reason)
+            done.fallbacks[move.image_id] = reason
+            pending_transfer.append(move)
+        if pending_transfer:
+            size = (
+                batch.bytes
+                if len(pending_transfer) == len(batch.images)
+                else sum(m.size for m in pending_transfer)
+            )
+            done.bytes += _transfer(runner, node, pending_transfer, size, config)
+            done.transferred.extend(m.image_id for m in pending_transfer)
+        present.update(m.image_id for m in todo)
+        if progress is not None:
+            progress(
+                Progress(
+                    node,
+                    batch.index + 1,
+                    len(plan.batches),
+                    done.bytes,
+                    total,
+                    ", ".join(m.label for m in batch.images),
+                )
+            )
+    listed = list_containerd_images(runner, node)
+    tagged = _tag_missing(runner, node, plan, listed, config)
+    temporary = [r for r in refs_to_undo(before, (c.ref for c in listed)) if _IMPORT_NAME.match(r)]
+    if temporary:
+        _run(
+            runner,
+            node,
+            "removing temporary import names",
+            [*CTR, "images", "rm", *temporary],
+            config.command_timeout,
+        )
+    problems = verify_images(plan, list_containerd_images(runner, node))
+    if problems:
+        raise NodeError(node, "images missing or different after the migration: " + "; ".join(problems))
+    return ImagesOutcome(
+        transferred=tuple(done.transferred),
+        pulled=tuple(done.pulled),
+        fallbacks=dict(done.fallbacks),
+        already_done=tuple(done.already),
+        bytes_streamed=done.bytes,
+        refs_tagged=tuple(tagged),
+    )
+
+
+def undo_images(runner: Runner, node: str, config: TransferConfig = TransferConfig()) -> tuple[str, ...]:
+    """Remove every name the migration added to k8s.io (absent from the record taken before the
+    first run); images that were there before are untouched. Idempotent; returns what it removed."""
+    path = _record_path(config)
+    got = runner.run(["cat", path], timeout=config.command_timeout)
+    if got.exit_status != 0:
+        return ()  # never recorded: the step never moved anything
+    added = refs_to_undo(got.stdout.split(), list_containerd_refs(runner, node, config.command_timeout))
+    for start in range(0, len(added), 100):
+        argv = [*CTR, "images", "rm", *added[start : start + 100]]
+        _run(runner, node, "removing migrated images", argv, config.command_timeout)
+    _run(runner, node, f"removing {path}", ["rm", "-f", path], config.command_timeout)
+    return added
+
+
+def moved_bytes_by_image(plan: ImagesPlan) -> Mapping[str, int]:
+    """image ID -> its size, for progress displays."""
+    return {m.image_id: m.size for m in plan.moves}
