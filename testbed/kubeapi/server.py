@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from .store import Stored, Watcher, dumps
 from .tables import table
 
 JSON = "application/json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,9 @@ class ApiServer:
         except ApiError as e:
             status = e.code
             return _error(e)
+        except Exception as e:  # an emulator bug: answer like a real server's panic handler, and log it
+            logger.exception("kubeapi: %s %s failed", request.method, request.path)
+            return _error(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
         finally:
             self.log.finish(rec, status)
 
@@ -418,8 +423,6 @@ class ApiServer:
         )
         rv = query.get("resourceVersion", "")
         send_initial = query.get("sendInitialEvents", "").lower() == "true"
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
-        include = query.get("includeObject", "")
         initial: list[tuple[str, Stored]] = []
         expired: ApiError | None = None
         if not rv or rv == "0" or send_initial:
@@ -444,35 +447,8 @@ class ApiServer:
             await response.prepare(request)
             if expired is not None:
                 await response.write(dumps({"type": "ERROR", "object": expired.body()}) + b"\n")
-                return response
-            loop = asyncio.get_running_loop()
-            timeout = query.get("timeoutSeconds")
-            deadline = loop.time() + float(timeout) if timeout else None
-            first = True
-            for typ, stored in initial:
-                await response.write(self._event_line(rt, typ, stored, as_table, include, first))
-                first = False
-            if send_initial and bookmarks:
-                await response.write(self._bookmark(rt, initial_end=True))
-            while True:
-                wait: float | None = self.bookmark_interval if bookmarks else None
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    wait = remaining if wait is None else min(wait, remaining)
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), wait)
-                except TimeoutError:
-                    if bookmarks:
-                        await response.write(self._bookmark(rt))
-                    continue
-                if event is None:
-                    break
-                typ = watcher.translate(event)
-                if typ is not None:
-                    await response.write(self._event_line(rt, typ, event.new, as_table, include, first))
-                    first = False
+            else:
+                await self._stream(response, rt, watcher, initial, query, as_table)
         except (ConnectionResetError, ConnectionError):
             pass
         finally:
@@ -480,6 +456,47 @@ class ApiServer:
         with contextlib.suppress(ConnectionResetError, ConnectionError, RuntimeError):
             await response.write_eof()
         return response
+
+    async def _stream(
+        self,
+        response: web.StreamResponse,
+        rt: ResourceType,
+        watcher: Watcher,
+        initial: list[tuple[str, Stored]],
+        query: dict[str, str],
+        as_table: bool,
+    ) -> None:
+        send_initial = query.get("sendInitialEvents", "").lower() == "true"
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        include = query.get("includeObject", "")
+        loop = asyncio.get_running_loop()
+        timeout = query.get("timeoutSeconds")
+        deadline = loop.time() + float(timeout) if timeout else None
+        first = True
+        for typ, stored in initial:
+            await response.write(self._event_line(rt, typ, stored, as_table, include, first))
+            first = False
+        if send_initial and bookmarks:
+            await response.write(self._bookmark(rt, initial_end=True))
+        while True:
+            wait: float | None = self.bookmark_interval if bookmarks else None
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                wait = remaining if wait is None else min(wait, remaining)
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), wait)
+            except TimeoutError:
+                if bookmarks:
+                    await response.write(self._bookmark(rt))
+                continue
+            if event is None:
+                break
+            typ = watcher.translate(event)
+            if typ is not None:
+                await response.write(self._event_line(rt, typ, event.new, as_table, include, first))
+                first = False
 
 
 def not_found_error(rt: ResourceType, name: str) -> ApiError:

@@ -116,7 +116,7 @@ class Bucket:
         return self.items.items()
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     gk: GK
     namespace: str | None
@@ -225,7 +225,7 @@ class Store:
 
     def _announce(self, event: Event) -> None:
         if self.history_size:
-            if len(self.history) >= self.history_size:
+            while len(self.history) >= self.history_size:
                 self.history.popleft()
             self.history.append(event)
         for watcher in self.watchers.get(event.gk, ()):
