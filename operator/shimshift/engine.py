@@ -1,0 +1,472 @@
+"""The engine: one level-triggered pass over a NodeMigration, driven by its status.
+
+`Engine.reconcile` reads the object fresh, applies the fleet rules (`planning.rollout.decide`), and
+advances every node in flight through its step machine (`planning.steps.next_step`), recording each
+step in status before it runs (`Started`) and after (`Done`/`Failed`). Status is the only memory, so a
+crash anywhere resumes at the recorded step; every step is idempotent, so running an interrupted step
+again is safe. Node-side work goes through the `NodePort` Protocol (SSH playbooks in production, a
+fake in tests), cluster-side work through `ClusterPort` (`shimshift.kube.cluster.KubeCluster`).
+
+Must not: import kubernetes, paramiko or kopf; sleep (waits are bounded watches inside the ports);
+hold a node in flight without a status record saying so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from shimshift.kube.drain import DrainProgress
+from shimshift.model.errors import NodeError, RenderError, ShimshiftError, ValidationError
+from shimshift.model.facts import NodeFacts
+from shimshift.model.keys import StepId
+from shimshift.model.migration import NodeMigration
+from shimshift.model.spec import Drain, DrainTimeoutAction
+from shimshift.model.status import (
+    ImageCounts,
+    LastError,
+    MigrationStatus,
+    NodePhase,
+    NodeRecord,
+    Phase,
+    StepRecord,
+    StepState,
+)
+from shimshift.planning.cluster import Node
+from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, iso, parse_iso
+from shimshift.planning.steps import MAX_ATTEMPTS, needs_node_undo, next_step
+
+log = logging.getLogger(__name__)
+
+
+class StepFailed(ShimshiftError):
+    """A step failed for good (not a hiccup worth retrying): the node rolls back."""
+
+
+class Busy(ShimshiftError):
+    """Another pass over the same NodeMigration is still running in this process; try again shortly."""
+
+    transient = True
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+class NodePort(Protocol):
+    """What the engine asks of a node (SSH + playbooks in production). Every call is idempotent."""
+
+    def facts(self, node: str) -> NodeFacts: ...
+    def backup(self, node: str, facts: NodeFacts) -> str: ...
+    def configure(self, node: str, facts: NodeFacts) -> None: ...
+    def images(self, node: str, facts: NodeFacts) -> ImageCounts: ...
+    def switch(self, node: str, facts: NodeFacts) -> None: ...
+    def verify(self, node: str, facts: NodeFacts) -> None: ...
+    def finish(self, node: str, facts: NodeFacts) -> None: ...
+    def undo(self, node: str, facts: NodeFacts | None) -> None: ...
+
+
+class ClusterPort(Protocol):
+    """What the engine asks of the Kubernetes API (`shimshift.kube.cluster.KubeCluster`)."""
+
+    def read_nodes(self) -> tuple[Node, ...]: ...
+    def read_migration(self, name: str) -> NodeMigration | None: ...
+    def acquire_lock(self, node: str, owner: str) -> None: ...
+    def release_lock(self, node: str, owner: str) -> None: ...
+    def cordon(self, node: str, owner: str) -> bool: ...
+    def uncordon(self, node: str, owner: str) -> None: ...
+    def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainProgress: ...
+    def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool: ...
+    def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
+    def write_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+    def event(
+        self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
+    ) -> None: ...
+
+
+class Observer(Protocol):
+    """What the engine reports for metrics (`shimshift.metrics.Metrics`)."""
+
+    def step_finished(self, step: StepId, seconds: float, ok: bool) -> None: ...
+    def drain_waited(self, seconds: float, blocked: bool) -> None: ...
+    def images_migrated(self, counts: ImageCounts) -> None: ...
+    def rolled_back(self) -> None: ...
+    def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None: ...
+
+
+class NullObserver:
+    def step_finished(self, step: StepId, seconds: float, ok: bool) -> None:
+        pass
+
+    def drain_waited(self, seconds: float, blocked: bool) -> None:
+        pass
+
+    def images_migrated(self, counts: ImageCounts) -> None:
+        pass
+
+    def rolled_back(self) -> None:
+        pass
+
+    def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None:
+        pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    budget: float = 30.0  # seconds of work per pass before yielding back to the handler
+    drain_pass_wait: float = 5.0  # longest watch-wait of one drain pass (also the PDB backoff)
+    verify_timeout: float = 300.0  # how long a switched node may take to report Ready on containerd
+    rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
+    wait_slice: float = 10.0  # longest single watch-wait for node readiness
+    retry_delay: float = 5.0  # when to come back after a transient failure
+
+
+@dataclass(frozen=True)
+class Result:
+    phase: Phase
+    in_flight: int
+    delay: float  # when the next pass is useful
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    done: bool
+    record: NodeRecord
+    message: str = ""
+
+
+def is_transient(error: ShimshiftError) -> bool:
+    """Whether trying the same step again later can succeed."""
+    if isinstance(error, StepFailed | NodeError | RenderError | ValidationError):
+        return False
+    return bool(getattr(error, "transient", True))
+
+
+@dataclass
+class _Tracker:
+    """The status being built during one pass; every node update is written through at once."""
+
+    migration: NodeMigration
+    status: MigrationStatus
+    cluster: ClusterPort
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def node(self, name: str) -> NodeRecord:
+        with self.lock:
+            record = self.status.node(name)
+        assert record is not None
+        return record
+
+    def put(self, record: NodeRecord) -> None:
+        with self.lock:
+            nodes = tuple(record if n.name == record.name else n for n in self.status.nodes)
+            self.status = replace(self.status, nodes=nodes)
+            self.cluster.write_status(self.migration.name, self.status.for_storage())
+
+    def settle(self, status: MigrationStatus) -> None:
+        with self.lock:
+            if status != self.status:
+                self.status = status
+                self.cluster.write_status(self.migration.name, status.for_storage())
+
+
+class Engine:
+    """Drives NodeMigrations; one pass at a time per object (a pass may overlap kopf's delete handler)."""
+
+    def __init__(
+        self,
+        cluster: ClusterPort,
+        node_ports: Callable[[NodeMigration], NodePort],
+        *,
+        config: EngineConfig | None = None,
+        observer: Observer | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cluster = cluster
+        self.node_ports = node_ports
+        self.config = config or EngineConfig()
+        self.observer: Observer = observer or NullObserver()
+        self.clock = clock
+        self.monotonic = monotonic
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._facts: dict[tuple[str, str], NodeFacts] = {}
+
+    def _object_lock(self, name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def reconcile(self, migration: NodeMigration, *, stopping: bool = False) -> Result:
+        """One pass: decide, start what may start, advance nodes in flight, record everything."""
+        lock = self._object_lock(migration.name)
+        if not lock.acquire(timeout=1.0):
+            raise Busy(f"NodeMigration {migration.name}: a previous pass is still running")
+        try:
+            return self._reconcile(migration, stopping)
+        finally:
+            lock.release()
+
+    def _settled(
+        self, migration: NodeMigration, status: MigrationStatus, stopping: bool
+    ) -> tuple[MigrationStatus, Decision]:
+        now = self.clock()
+        decision = decide(migration.spec, status, self.cluster.read_nodes(), now, stopping=stopping)
+        settled = replace(
+            status,
+            phase=decision.phase,
+            observed_generation=migration.generation,
+            nodes=decision.nodes,
+            conditions=condition_updates(
+                status.conditions,
+                decision.phase,
+                decision.reason,
+                decision.message,
+                now,
+                migration.generation,
+            ),
+        )
+        return settled, decision
+
+    def _reconcile(self, migration: NodeMigration, stopping: bool) -> Result:
+        fresh = self.cluster.read_migration(migration.name)
+        if fresh is not None:
+            migration = fresh
+        tracker = _Tracker(migration, migration.status, self.cluster)
+        before = migration.status
+        status, decision = self._settled(migration, before, stopping)
+        tracker.settle(status)
+        if before.phase != status.phase:
+            self.cluster.event(
+                migration, None, status.phase == Phase.PAUSED, str(status.phase), decision.message
+            )
+        for name in decision.start:
+            self.cluster.event(
+                migration, name, False, "NodeStarted", f"migration of node {name} to containerd started"
+            )
+        flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
+        if flying:
+            port = self.node_ports(migration)
+            deadline = self.monotonic() + self.config.budget
+            with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
+                futures = [pool.submit(self._advance, tracker, port, n, deadline, stopping) for n in flying]
+                for future in futures:
+                    future.result()
+        status, decision = self._settled(migration, tracker.status, stopping)
+        tracker.settle(status)
+        self.observer.nodes_by_phase(migration.name, status)
+        in_flight = sum(1 for r in status.nodes if r.phase in IN_FLIGHT)
+        if in_flight or decision.start:
+            delay = 0.0
+        elif decision.wait_seconds is not None:
+            delay = decision.wait_seconds
+        else:
+            delay = self.config.retry_delay
+        return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    # --- one node ----------------------------------------------------------------------------------
+
+    def _advance(self, tracker: _Tracker, port: NodePort, name: str, deadline: float, stopping: bool) -> None:
+        migration = tracker.migration
+        while self.monotonic() < deadline:
+            record = tracker.node(name)
+            nxt = next_step(record, migration.spec.rollback, stopping=stopping)
+            now = iso(self.clock())
+            if nxt.step is None:
+                if record.phase != nxt.phase:
+                    tracker.put(replace(record, phase=nxt.phase, finished_at=now))
+                    self._announce(migration, record, nxt.phase)
+                return
+            if record.step != nxt.step or record.step_state != StepState.STARTED:
+                record = replace(record, phase=nxt.phase, attempts=0).with_step(
+                    StepRecord(nxt.step, StepState.STARTED, started_at=now)
+                )
+                tracker.put(record)
+            step = nxt.step
+            began = self.monotonic()
+            try:
+                outcome = self._run(migration, port, record, step, stopping)
+            except ShimshiftError as e:
+                self.observer.step_finished(step, self.monotonic() - began, False)
+                attempts = record.attempts + 1
+                error = LastError(step=str(step), message=str(e))
+                if is_transient(e) and attempts < MAX_ATTEMPTS:
+                    log.warning("node %s: step %s: %s (attempt %d, will retry)", name, step, e, attempts)
+                    tracker.put(replace(record, attempts=attempts, last_error=error))
+                    return
+                log.error("node %s: step %s failed: %s", name, step, e)
+                started = _started_at(record, step)
+                failed = replace(record, attempts=attempts, last_error=error).with_step(
+                    StepRecord(step, StepState.FAILED, started, iso(self.clock()), str(e)[:1000])
+                )
+                tracker.put(failed)
+                self.cluster.event(
+                    migration, name, True, "StepFailed", f"node {name}: step {step} failed: {e}"
+                )
+                continue
+            if outcome.done:
+                self.observer.step_finished(step, self.monotonic() - began, True)
+                done = replace(outcome.record, attempts=0).with_step(
+                    StepRecord(
+                        step, StepState.DONE, _started_at(record, step), iso(self.clock()), outcome.message
+                    )
+                )
+                tracker.put(done)
+                continue
+            waiting = outcome.record.with_step(
+                StepRecord(step, StepState.STARTED, _started_at(record, step), "", outcome.message)
+            )
+            if waiting != record:
+                tracker.put(waiting)
+
+    def _announce(self, migration: NodeMigration, record: NodeRecord, phase: NodePhase) -> None:
+        name = record.name
+        if phase == NodePhase.SUCCEEDED:
+            self.cluster.event(migration, name, False, "NodeMigrated", f"node {name} runs containerd")
+        elif phase == NodePhase.ROLLED_BACK:
+            self.observer.rolled_back()
+            why = record.last_error.message if record.last_error else "a step failed"
+            self.cluster.event(
+                migration, name, True, "NodeRolledBack", f"node {name} rolled back to Docker: {why}"
+            )
+        elif phase == NodePhase.FAILED:
+            why = record.last_error.message if record.last_error else "a step failed"
+            self.cluster.event(migration, name, True, "NodeFailed", f"node {name} failed: {why}")
+
+    def _facts_of(self, migration: NodeMigration, port: NodePort, node: str) -> NodeFacts:
+        key = (migration.uid or migration.name, node)
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = self._facts[key] = port.facts(node)
+        return facts
+
+    def _elapsed(self, record: NodeRecord, step: StepId) -> float:
+        started = parse_iso(_started_at(record, step))
+        return (self.clock() - started).total_seconds() if started else 0.0
+
+    def _run(
+        self, migration: NodeMigration, port: NodePort, record: NodeRecord, step: StepId, stopping: bool
+    ) -> _Outcome:
+        name, owner, spec = record.name, migration.name, migration.spec
+        if step == StepId.FACTS:
+            facts = port.facts(name)
+            self._facts[(migration.uid or migration.name, name)] = facts
+            return _Outcome(True, record, _facts_summary(facts))
+        if step == StepId.LOCK:
+            self.cluster.acquire_lock(name, owner)
+            return _Outcome(True, record)
+        if step == StepId.CORDON:
+            was = self.cluster.cordon(name, owner)
+            if record.was_unschedulable is not None:
+                was = record.was_unschedulable  # the first answer is the truth; ours hides it on resume
+            note = "already cordoned by someone else; it stays cordoned" if was else "cordoned"
+            return _Outcome(True, replace(record, was_unschedulable=was), note)
+        if step == StepId.DRAIN:
+            return self._drain(migration, record)
+        if step == StepId.ROLLBACK:
+            return self._rollback(migration, port, record)
+        facts = self._facts_of(migration, port, name)
+        if step == StepId.BACKUP:
+            return _Outcome(True, replace(record, backup_dir=port.backup(name, facts)))
+        if step == StepId.CONFIGURE:
+            port.configure(name, facts)
+            return _Outcome(True, record)
+        if step == StepId.IMAGES:
+            counts = port.images(name, facts)
+            self.observer.images_migrated(counts)
+            return _Outcome(True, replace(record, images=counts))
+        if step == StepId.SWITCH:
+            port.switch(name, facts)
+            return _Outcome(True, record)
+        if step == StepId.VERIFY:
+            port.verify(name, facts)
+            elapsed = self._elapsed(record, step)
+            wait = max(1.0, min(self.config.wait_slice, self.config.verify_timeout - elapsed))
+            if self.cluster.wait_node(name, runtime="containerd", timeout=wait):
+                return _Outcome(True, record, "Ready on containerd")
+            if elapsed + wait >= self.config.verify_timeout:
+                raise StepFailed(
+                    f"node {name} did not report Ready with a containerd:// runtime within "
+                    f"{self.config.verify_timeout:.0f}s after the switch"
+                )
+            return _Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
+        if step == StepId.FINISH:
+            port.finish(name, facts)
+            endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
+            self.cluster.mark_migrated(name, endpoint)
+            self.cluster.uncordon(name, owner)
+            self.cluster.release_lock(name, owner)
+            return _Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")
+        raise AssertionError(f"no executor for step {step}")  # pragma: no cover
+
+    def _drain(self, migration: NodeMigration, record: NodeRecord) -> _Outcome:
+        drain, name = migration.spec.drain, record.name
+        elapsed = self._elapsed(record, StepId.DRAIN)
+        previous = next((s.message for s in record.steps if s.id == StepId.DRAIN), "")
+        escalate = False
+        if elapsed >= drain.timeout:
+            if drain.on_timeout != DrainTimeoutAction.DELETE_PODS:
+                raise StepFailed(
+                    f"drain of node {name} timed out after {drain.timeout:.0f}s (spec.drain.timeout): "
+                    f"{previous or 'pods did not leave'}"
+                )
+            escalate = True
+            self.cluster.event(
+                migration,
+                name,
+                True,
+                "DrainEscalated",
+                f"node {name}: drain timed out; deleting remaining pods bypassing PodDisruptionBudgets "
+                "(spec.drain.onTimeout: DeletePods)",
+            )
+        wait = max(1.0, min(self.config.drain_pass_wait, drain.timeout - elapsed))
+        began = self.monotonic()
+        progress = self.cluster.drain_pass(name, drain, wait=wait, escalate=escalate)
+        self.observer.drain_waited(self.monotonic() - began, bool(progress.blocked))
+        if progress.refused:
+            raise StepFailed(progress.describe())
+        message = progress.describe()
+        if progress.done:
+            return _Outcome(True, record, message)
+        if progress.blocked and message != previous:
+            self.cluster.event(migration, name, True, "EvictionBlocked", message)
+        return _Outcome(False, record, message)
+
+    def _rollback(self, migration: NodeMigration, port: NodePort, record: NodeRecord) -> _Outcome:
+        name, owner = record.name, migration.name
+        if needs_node_undo(record):
+            facts = self._facts.get((migration.uid or migration.name, name))
+            port.undo(name, facts)
+            elapsed = self._elapsed(record, StepId.ROLLBACK)
+            wait = max(1.0, min(self.config.wait_slice, self.config.rollback_wait - elapsed))
+            if not self.cluster.wait_node(name, runtime="docker", timeout=wait):
+                if elapsed + wait < self.config.rollback_wait:
+                    return _Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
+                log.error(
+                    "node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed
+                )
+        self.cluster.uncordon(name, owner)
+        self.cluster.release_lock(name, owner)
+        return _Outcome(
+            True, record, "node changes undone, uncordoned (if shimshift cordoned it), lock released"
+        )
+
+
+def _started_at(record: NodeRecord, step: StepId) -> str:
+    return next((s.started_at for s in record.steps if s.id == step), "")
+
+
+def _facts_summary(facts: NodeFacts) -> str:
+    return (
+        f"docker {facts.docker_version or '?'}, containerd {facts.containerd_version or '?'}, "
+        f"kubelet {facts.kubelet.version or '?'}, {len(facts.images)} image(s)"
+    )

@@ -1,0 +1,222 @@
+"""One thin, counted door to the Kubernetes API: raw JSON requests and bounded watch streams.
+
+Why raw JSON rather than the typed models: the operator reads a handful of fields from Nodes, Pods,
+PDBs and its own objects, and the typed models reject objects that a real API server (or the testbed's
+emulator) happily serves with fields the model does not know. Requests still go through the official
+client's `ApiClient`, so kubeconfig, in-cluster auth, TLS and proxies behave exactly like kubectl's.
+
+Every failure is turned into the shimshift error family here (`ApiStatusError` and its subclasses),
+so callers never see `kubernetes` exceptions. Must not: sleep, retry on its own (callers own retry and
+backoff), or log request bodies (they may carry secrets).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from shimshift.model.errors import KubeError
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+Object = dict[str, Any]
+
+
+class ApiStatusError(KubeError):
+    """The API answered with an error status; `reason` and `message` are the server's own."""
+
+    def __init__(self, status: int, reason: str, message: str, *, what: str, body: Mapping[str, Any]) -> None:
+        self.status = status
+        self.reason = reason
+        self.body = dict(body)
+        super().__init__(f"{what}: HTTP {status} {reason}: {message}")
+
+    @property
+    def transient(self) -> bool:
+        """True when retrying the same request later can succeed (throttling, conflicts, server errors)."""
+        return self.status in (409, 429) or self.status >= 500
+
+
+class NotFound(ApiStatusError):
+    pass
+
+
+class Conflict(ApiStatusError):
+    pass
+
+
+class TooManyRequests(ApiStatusError):
+    pass
+
+
+class ApiUnreachable(KubeError):
+    """The request did not get an answer (connection refused or reset, timeout)."""
+
+    transient = True
+
+
+def _error_for(status: int, reason: str, message: str, what: str, body: Mapping[str, Any]) -> ApiStatusError:
+    cls = {404: NotFound, 409: Conflict, 429: TooManyRequests}.get(status, ApiStatusError)
+    return cls(status, reason, message, what=what, body=body)
+
+
+def resource_of(path: str) -> str:
+    """`nodes`, `pods/eviction`, `nodemigrations/status`: the resource a path names, without names."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(parts) > 2 and parts[0] == "namespaces":
+        parts = parts[2:]
+    if not parts:
+        return "discovery"
+    return f"{parts[0]}/{parts[2]}" if len(parts) >= 3 else parts[0]
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """An ApiClient from `kubeconfig` (or $KUBECONFIG), else the in-cluster service account."""
+    configuration = client.Configuration()
+    in_cluster = (
+        kubeconfig is None and not os.environ.get("KUBECONFIG") and os.environ.get("KUBERNETES_SERVICE_HOST")
+    )
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+    except (config.ConfigException, OSError) as e:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise KubeError(
+            f"cannot load Kubernetes credentials ({where}): {e}; "
+            "pass --kubeconfig or run in a pod with a service account"
+        ) from e
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Raw JSON requests with the official client's transport; counts every call by verb and path kind."""
+
+    def __init__(self, api_client: client.ApiClient, *, request_timeout: float = 30.0) -> None:
+        self._api = api_client
+        self._timeout = request_timeout
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def _count(self, method: str, path: str) -> None:
+        with self._lock:
+            self.calls[f"{method} {resource_of(path)}"] += 1
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str | None,
+        timeout: float | tuple[float, float] | None,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        self._count(method, path)
+        what = f"{method} {path}"
+        try:
+            return self._api.call_api(*params, _request_timeout=timeout or self._timeout)
+        except ApiException as e:  # transport-level errors the client already wrapped
+            raise _error_for(e.status or 0, e.reason or "", str(e.body or ""), what, {}) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"{what}: no answer from the API server: {e}") from e
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Object:
+        """The decoded JSON answer; an `ApiStatusError` subclass for any non-2xx status."""
+        response = self._send(method, path, query, body, content_type, None)
+        what = f"{method} {path}"
+        try:
+            data = response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"{what}: answer cut off: {e}") from e
+        try:
+            decoded: Any = json.loads(data) if data else {}
+        except ValueError:
+            decoded = {"message": data[:200].decode("utf-8", "replace")}
+        if not 200 <= response.status < 300:
+            body = decoded if isinstance(decoded, dict) else {}
+            raise _error_for(
+                response.status,
+                str(body.get("reason", response.reason or "")),
+                str(body.get("message", "")),
+                what,
+                body,
+            )
+        return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    def watch(
+        self, path: str, *, query: Sequence[tuple[str, str]] = (), resource_version: str, timeout: float
+    ) -> Iterator[Object]:
+        """Watch events (`{"type": ..., "object": ...}`) after `resource_version`, ending within `timeout`.
+
+        The server is asked to end the stream after `timeout` seconds and the socket read is bounded
+        too, so a silent or dropped watch can never block the caller longer than that.
+        """
+        seconds = max(1, int(timeout))
+        q = [
+            *query,
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(seconds)),
+            ("allowWatchBookmarks", "true"),
+        ]
+        response = self._send("GET", path, q, None, None, (10.0, seconds + 5.0))
+        what = f"WATCH {path}"
+        if not 200 <= response.status < 300:
+            data = response.read()
+            raise _error_for(
+                response.status, response.reason or "", data[:200].decode("utf-8", "replace"), what, {}
+            )
+        raw = response.response
+        buffer = b""
+        try:
+            for chunk in raw.stream(amt=65536, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip():
+                yield json.loads(buffer)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            # A dropped or garbled watch is normal life for a watcher: end the stream, caller re-lists.
+            log.debug("%s ended early: %s", what, e)
+        finally:
+            raw.release_conn()
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,102 @@
+"""`KubeCluster`: the engine's ClusterPort on the real API, composed from the modules of this package.
+
+Events are best effort (a failed Event is logged, never fails a step); everything else raises the
+shimshift error family and the engine decides whether to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from shimshift.kube import drain as drain_mod
+from shimshift.kube import lock, migrations, nodes
+from shimshift.kube.api import Kube
+from shimshift.kube.watching import Objects, wait_until
+from shimshift.model import keys
+from shimshift.model.errors import KubeError
+from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.model.spec import Drain
+from shimshift.planning.cluster import Node, parse_node
+from shimshift.resources import load_crd
+
+log = logging.getLogger(__name__)
+
+
+class KubeCluster:
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._crd = load_crd()
+
+    def read_nodes(self) -> tuple[Node, ...]:
+        return nodes.read_nodes(self.kube)
+
+    def read_migration(self, name: str) -> NodeMigration | None:
+        raw = migrations.get_migration(self.kube, name)
+        return None if raw is None else parse_nodemigration(raw, self._crd, source=f"NodeMigration {name}")
+
+    def acquire_lock(self, node: str, owner: str) -> None:
+        lock.acquire_node_lock(
+            self.kube, node, owner, lambda holder: migrations.migration_exists(self.kube, holder)
+        )
+
+    def release_lock(self, node: str, owner: str) -> None:
+        lock.release_node_lock(self.kube, node, owner)
+
+    def cordon(self, node: str, owner: str) -> bool:
+        return nodes.cordon_node(self.kube, node, owner)
+
+    def uncordon(self, node: str, owner: str) -> None:
+        nodes.uncordon_node(self.kube, node, owner)
+
+    def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> drain_mod.DrainProgress:
+        return drain_mod.drain_pass(self.kube, node, drain, wait=wait, escalate=escalate)
+
+    def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool:
+        """True once `node` is Ready and reports a `<runtime>://` containerRuntimeVersion."""
+
+        def ready(objects: Objects) -> bool:
+            raw = objects.get(node)
+            if raw is None:
+                return False
+            parsed = parse_node(raw)
+            return parsed.ready and parsed.runtime == runtime
+
+        return wait_until(
+            self.kube,
+            nodes.NODES,
+            ready,
+            timeout=timeout,
+            query=[("fieldSelector", f"metadata.name={node}")],
+        )
+
+    def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
+        if cri_endpoint:
+            nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
+        nodes.label_node_migrated(self.kube, node)
+
+    def write_status(self, name: str, status: Mapping[str, Any]) -> None:
+        migrations.patch_migration_status(self.kube, name, status)
+
+    def event(
+        self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
+    ) -> None:
+        type_ = migrations.EventType.WARNING if warning else migrations.EventType.NORMAL
+        targets = [(keys.KIND, migration.name, migration.uid, keys.API_VERSION)]
+        if node:
+            targets.append(("Node", node, "", "v1"))
+        for kind, name, uid, api_version in targets:
+            try:
+                migrations.emit_event(
+                    self.kube,
+                    kind=kind,
+                    name=name,
+                    uid=uid,
+                    api_version=api_version,
+                    type_=type_,
+                    reason=reason,
+                    message=message,
+                )
+            except KubeError as e:
+                log.warning("could not record Event %s on %s %s: %s", reason, kind, name, e)

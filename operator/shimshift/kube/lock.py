@@ -1,0 +1,73 @@
+"""The node lock: an annotation naming the NodeMigration that owns a node right now.
+
+Two NodeMigrations (or two operator replicas that both believe they lead) must never act on one node.
+The lock is taken with the node's resourceVersion as a precondition, so of two concurrent takers exactly
+one wins and the other gets a Conflict. A lock is taken over only when the NodeMigration it names no
+longer exists (deleted while its node was in flight): a live owner's lock is never broken.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shimshift.kube.api import MERGE_PATCH, Kube
+from shimshift.kube.nodes import annotations_of, get_node, node_path
+from shimshift.model import keys
+from shimshift.model.errors import KubeError
+
+log = logging.getLogger(__name__)
+
+
+class NodeLocked(KubeError):
+    """Another live NodeMigration holds the node."""
+
+    def __init__(self, node: str, holder: str) -> None:
+        self.node = node
+        self.holder = holder
+        super().__init__(
+            f"node {node} is locked by NodeMigration {holder} ({keys.LOCK_ANNOTATION}); "
+            f"it is retried when {holder} finishes the node or is deleted"
+        )
+
+
+def acquire_node_lock(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
+    """Make `owner` the holder of `name`'s lock, or raise NodeLocked / Conflict. Idempotent."""
+    node = get_node(kube, name)
+    holder = annotations_of(node).get(keys.LOCK_ANNOTATION)
+    if holder == owner:
+        return
+    if holder and owner_exists(holder):
+        raise NodeLocked(name, holder)
+    if holder:
+        log.warning("node %s: taking over the lock of NodeMigration %s, which no longer exists", name, holder)
+    kube.request(
+        "PATCH",
+        node_path(name),
+        body={
+            "metadata": {
+                "resourceVersion": (node.get("metadata") or {}).get("resourceVersion"),
+                "annotations": {keys.LOCK_ANNOTATION: owner},
+            }
+        },
+        content_type=MERGE_PATCH,
+    )
+
+
+def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
+    """Drop `owner`'s lock on `name`; True if it was held. Someone else's lock is left alone."""
+    node = get_node(kube, name)
+    if annotations_of(node).get(keys.LOCK_ANNOTATION) != owner:
+        return False
+    kube.request(
+        "PATCH",
+        node_path(name),
+        body={
+            "metadata": {
+                "resourceVersion": (node.get("metadata") or {}).get("resourceVersion"),
+                "annotations": {keys.LOCK_ANNOTATION: None},
+            }
+        },
+        content_type=MERGE_PATCH,
+    )
+    return True

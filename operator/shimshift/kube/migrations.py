@@ -1,0 +1,89 @@
+"""The NodeMigration objects themselves: read them, patch their status subresource, emit Events.
+
+Status is written only through the `/status` subresource with a JSON merge patch of the fields that
+changed, so it never races the user's spec edits. Events go to the NodeMigration and to the Node (both
+cluster-scoped, so their Events live in `default`, as kubectl describe expects). Event messages are
+built by callers from names and reasons only: never from command output that might carry a secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, Object
+from shimshift.model import keys
+
+MIGRATIONS = f"/apis/{keys.GROUP}/{keys.VERSION}/{keys.PLURAL}"
+EVENTS_NAMESPACE = "default"
+COMPONENT = "shimshift"
+
+
+def migration_path(name: str) -> str:
+    return f"{MIGRATIONS}/{name}"
+
+
+def get_migration(kube: Kube, name: str) -> Object | None:
+    try:
+        return kube.request("GET", migration_path(name))
+    except NotFound:
+        return None
+
+
+def migration_exists(kube: Kube, name: str) -> bool:
+    """True while a NodeMigration named `name` exists (even while it is being deleted)."""
+    return get_migration(kube, name) is not None
+
+
+def patch_migration_status(kube: Kube, name: str, status: Mapping[str, Any]) -> Object:
+    """Merge `status` into the NodeMigration's status (lists such as `nodes` are replaced whole)."""
+    return kube.request(
+        "PATCH", migration_path(name) + "/status", body={"status": dict(status)}, content_type=MERGE_PATCH
+    )
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def emit_event(
+    kube: Kube,
+    *,
+    kind: str,
+    name: str,
+    uid: str = "",
+    api_version: str = "v1",
+    type_: EventType,
+    reason: str,
+    message: str,
+) -> None:
+    """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration)."""
+    now = _now()
+    involved: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": name}
+    if uid:
+        involved["uid"] = uid
+    kube.request(
+        "POST",
+        f"/api/v1/namespaces/{EVENTS_NAMESPACE}/events",
+        body={
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{name}.", "namespace": EVENTS_NAMESPACE},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message[:1024],
+            "type": str(type_),
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        },
+    )

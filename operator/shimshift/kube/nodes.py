@@ -1,0 +1,105 @@
+"""Nodes: read them, cordon and uncordon them without ever undoing an admin's cordon, label them.
+
+A cordon shimshift makes is marked with the `shimshift.io/cordoned-by` annotation in the same patch, so
+after any crash the node itself says whose cordon it is; an admin's cordon never carries it and is never
+undone (kured and system-upgrade-controller keep the same rule). Writes carry the resourceVersion they
+were decided on, so a concurrent change makes them fail with a Conflict instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shimshift.kube.api import MERGE_PATCH, Kube, Object
+from shimshift.model import keys
+from shimshift.planning.cluster import Node, parse_node
+
+log = logging.getLogger(__name__)
+
+NODES = "/api/v1/nodes"
+
+
+def node_path(name: str) -> str:
+    return f"{NODES}/{name}"
+
+
+def get_node(kube: Kube, name: str) -> Object:
+    return kube.request("GET", node_path(name))
+
+
+def list_nodes(kube: Kube) -> tuple[list[Object], str]:
+    """Every node, and the list's resourceVersion (to watch from)."""
+    answer = kube.request("GET", NODES)
+    return list(answer.get("items") or ()), str((answer.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def read_nodes(kube: Kube) -> tuple[Node, ...]:
+    return tuple(parse_node(n) for n in list_nodes(kube)[0])
+
+
+def annotations_of(obj: Object) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def _patch(kube: Kube, name: str, node: Object, body: dict[str, Any]) -> Object:
+    meta = body.setdefault("metadata", {})
+    meta["resourceVersion"] = (node.get("metadata") or {}).get("resourceVersion")
+    return kube.request("PATCH", node_path(name), body=body, content_type=MERGE_PATCH)
+
+
+def cordon_node(kube: Kube, name: str, owner: str) -> bool:
+    """Cordon `name` for `owner`; True when it was already unschedulable by someone else's hand.
+
+    Idempotent: a node already cordoned by `owner` (a resumed step) reports False, as the first call did.
+    """
+    node = get_node(kube, name)
+    if annotations_of(node).get(keys.CORDONED_BY_ANNOTATION) == owner:
+        return False
+    if (node.get("spec") or {}).get("unschedulable"):
+        log.info("node %s was already cordoned (not by shimshift); it will stay cordoned", name)
+        return True
+    _patch(
+        kube,
+        name,
+        node,
+        {"metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: owner}}, "spec": {"unschedulable": True}},
+    )
+    return False
+
+
+def uncordon_node(kube: Kube, name: str, owner: str) -> bool:
+    """Undo `owner`'s cordon; True if the node was changed. A cordon that is not ours stays."""
+    node = get_node(kube, name)
+    if annotations_of(node).get(keys.CORDONED_BY_ANNOTATION) != owner:
+        return False
+    _patch(
+        kube,
+        name,
+        node,
+        {"metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: None}}, "spec": {"unschedulable": None}},
+    )
+    return True
+
+
+def label_node_migrated(kube: Kube, name: str) -> None:
+    """Set the completion label, so a restart or a later NodeMigration skips the node."""
+    kube.request(
+        "PATCH",
+        node_path(name),
+        body={"metadata": {"labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE}}},
+        content_type=MERGE_PATCH,
+    )
+
+
+def update_cri_socket_annotation(kube: Kube, name: str, endpoint: str) -> bool:
+    """Point kubeadm's `cri-socket` annotation at `endpoint` where the node has one; True if changed.
+
+    kubeadm upgrade reads it; nodes not built by kubeadm have none and get none.
+    """
+    node = get_node(kube, name)
+    current = annotations_of(node).get(keys.CRI_SOCKET_ANNOTATION)
+    if current is None or current == endpoint:
+        return False
+    _patch(kube, name, node, {"metadata": {"annotations": {keys.CRI_SOCKET_ANNOTATION: endpoint}}})
+    return True

@@ -1,0 +1,66 @@
+"""The per-node step machine as a pure function: given what status says about a node, what runs next.
+
+Status is the only memory: a step recorded `Started` but not `Done` was interrupted (a crash, a
+restart, a lost leader) and runs again, which is safe because every step checks before it changes
+anything. A failure in the steps that change the node (backup..verify) leads to `rollback`, which
+undoes the node's changes in reverse, uncordons (only a cordon shimshift made) and releases the lock;
+a failure before them leads to the same `rollback` step, which then has nothing to undo on the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shimshift.model.keys import ROLLBACK_STEPS, STEP_ORDER, StepId
+from shimshift.model.spec import RollbackPolicy
+from shimshift.model.status import NodePhase, NodeRecord, StepState
+
+#: Steps after which stopping early (deletion of the NodeMigration) means finishing, not aborting:
+#: before backup nothing on the node has changed, so the cheapest safe exit is to roll back.
+_ABORTABLE = frozenset({StepId.FACTS, StepId.LOCK, StepId.CORDON, StepId.DRAIN})
+
+#: How often a step may fail transiently (API hiccup, SSH drop) before it counts as failed.
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Next:
+    """What to do with a node: run `step`, or nothing (`step is None`) and settle on `phase`."""
+
+    step: StepId | None
+    phase: NodePhase
+
+
+def needs_node_undo(record: NodeRecord) -> bool:
+    """True when a step that changes the node (backup..verify) has started, so rollback must undo it."""
+    return any(s.id in ROLLBACK_STEPS for s in record.steps)
+
+
+def _after_rollback(record: NodeRecord) -> NodePhase:
+    return NodePhase.ROLLED_BACK if needs_node_undo(record) else NodePhase.FAILED
+
+
+def next_step(record: NodeRecord, policy: RollbackPolicy, *, stopping: bool = False) -> Next:
+    """The next step for a node in flight; `stopping` is true while its NodeMigration is being deleted."""
+    if record.phase.finished or record.phase == NodePhase.PENDING:
+        return Next(None, record.phase)
+    step, state = record.step, record.step_state
+    if step is None:
+        return Next(StepId.FACTS, NodePhase.IN_PROGRESS)
+    if step == StepId.ROLLBACK:
+        if state == StepState.DONE:
+            return Next(None, _after_rollback(record))
+        if state == StepState.FAILED:
+            return Next(None, NodePhase.FAILED)  # a person must look: lastError says what failed
+        return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)
+    if state == StepState.FAILED:
+        if step in ROLLBACK_STEPS and policy == RollbackPolicy.MANUAL:
+            return Next(None, NodePhase.FAILED)
+        return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)
+    if stopping and step in _ABORTABLE:
+        return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)
+    if state == StepState.DONE:
+        if step == StepId.FINISH:
+            return Next(None, NodePhase.SUCCEEDED)
+        return Next(STEP_ORDER[STEP_ORDER.index(step) + 1], NodePhase.IN_PROGRESS)
+    return Next(step, NodePhase.IN_PROGRESS)  # Started: interrupted or still waiting; run it again

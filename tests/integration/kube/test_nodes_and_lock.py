@@ -1,0 +1,102 @@
+"""Cordon, uncordon, the node lock and labels, through the real client against the API emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from testbed.kubeapi import KubeApi
+
+from shimshift.kube.api import Conflict, Kube
+from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
+from shimshift.kube.nodes import cordon_node, label_node_migrated, uncordon_node, update_cri_socket_annotation
+from shimshift.model import keys
+from tests.integration.kube.conftest import node
+
+pytestmark = pytest.mark.integration
+
+
+def _node(kubeapi: KubeApi, name: str) -> dict[str, Any]:
+    obj = kubeapi.get("nodes", name)
+    assert obj is not None
+    return obj
+
+
+def test_cordon_marks_the_node_as_ours_and_uncordon_undoes_exactly_that(kubeapi: KubeApi, kube: Kube) -> None:
+    kubeapi.seed(node("n1"))
+
+    assert cordon_node(kube, "n1", "m") is False
+    assert cordon_node(kube, "n1", "m") is False  # resumed: same answer, no second change
+    cordoned = _node(kubeapi, "n1")
+    assert cordoned["spec"]["unschedulable"] is True
+    assert cordoned["metadata"]["annotations"][keys.CORDONED_BY_ANNOTATION] == "m"
+
+    assert uncordon_node(kube, "n1", "m") is True
+    after = _node(kubeapi, "n1")
+    assert not after["spec"].get("unschedulable")
+    assert keys.CORDONED_BY_ANNOTATION not in (after["metadata"].get("annotations") or {})
+
+
+def test_an_admin_cordon_is_reported_and_never_undone(kubeapi: KubeApi, kube: Kube) -> None:
+    kubeapi.seed(node("n1", unschedulable=True))
+
+    assert cordon_node(kube, "n1", "m") is True
+    assert uncordon_node(kube, "n1", "m") is False
+
+    assert _node(kubeapi, "n1")["spec"]["unschedulable"] is True
+
+
+def test_the_lock_is_held_against_a_live_owner_and_taken_over_from_a_gone_one(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(node("n1"))
+    live = {"a"}
+
+    acquire_node_lock(kube, "n1", "a", live.__contains__)
+    acquire_node_lock(kube, "n1", "a", live.__contains__)  # idempotent
+    with pytest.raises(NodeLocked, match="locked by NodeMigration a"):
+        acquire_node_lock(kube, "n1", "b", live.__contains__)
+    assert release_node_lock(kube, "n1", "b") is False
+
+    live.clear()
+    acquire_node_lock(kube, "n1", "b", live.__contains__)
+    assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "b"
+    assert release_node_lock(kube, "n1", "b") is True
+    assert keys.LOCK_ANNOTATION not in (_node(kubeapi, "n1")["metadata"].get("annotations") or {})
+
+
+def test_a_lock_decided_on_a_stale_node_fails_with_a_conflict_instead_of_overwriting(
+    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeapi.seed(node("n1"))
+    import shimshift.kube.lock as lock_mod
+
+    real_get = lock_mod.get_node
+
+    def stale_get(k: Kube, name: str) -> dict[str, Any]:
+        seen = real_get(k, name)
+        kubeapi.patch("nodes", name, {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
+        return seen
+
+    monkeypatch.setattr(lock_mod, "get_node", stale_get)
+    with pytest.raises(Conflict):
+        acquire_node_lock(kube, "n1", "mine", lambda owner: True)
+    assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "other"
+
+
+def test_the_completion_label_and_cri_socket_annotation_are_set_only_where_they_belong(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeadm = node("n1")
+    kubeadm["metadata"]["annotations"] = {keys.CRI_SOCKET_ANNOTATION: "/var/run/dockershim.sock"}
+    kubeapi.seed([kubeadm, node("n2")])
+    endpoint = "unix:///run/containerd/containerd.sock"
+
+    assert update_cri_socket_annotation(kube, "n1", endpoint) is True
+    assert update_cri_socket_annotation(kube, "n2", endpoint) is False
+    label_node_migrated(kube, "n1")
+
+    n1, n2 = _node(kubeapi, "n1"), _node(kubeapi, "n2")
+    assert n1["metadata"]["annotations"][keys.CRI_SOCKET_ANNOTATION] == endpoint
+    assert keys.CRI_SOCKET_ANNOTATION not in (n2["metadata"].get("annotations") or {})
+    assert n1["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE

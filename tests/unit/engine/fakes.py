@@ -1,0 +1,262 @@
+"""Fakes of the engine's ports: an in-memory cluster and nodes that remember what was changed.
+
+They implement `ClusterPort` and `NodePort` as the real adapters do (idempotent, check-before-change),
+and count only real changes, so a test can tell "ran again safely" from "changed twice".
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shimshift.kube.drain import DrainProgress
+from shimshift.kube.pods import Eviction, EvictionResult
+from shimshift.model import keys
+from shimshift.model.errors import KubeError, NodeError
+from shimshift.model.facts import NodeFacts
+from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.model.spec import Drain
+from shimshift.model.status import ImageCounts, MigrationStatus
+from shimshift.planning.cluster import Node
+from shimshift.resources import load_crd
+
+CRD = load_crd()
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class Crash(BaseException):
+    """The operator process dies here (SIGKILL): nothing after this point runs."""
+
+
+def manifest(name: str = "m", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "shimshift.io/v1alpha1",
+        "kind": "NodeMigration",
+        "metadata": {"name": name, "uid": f"uid-{name}", "generation": 1},
+        "spec": {
+            "mode": "Migrate",
+            "nodeSelector": {"matchLabels": {"pool": "workers"}},
+            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "known-hosts"}},
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeNode:
+    name: str
+    labels: dict[str, str] = field(default_factory=lambda: {"pool": "workers"})
+    annotations: dict[str, str] = field(default_factory=dict)
+    unschedulable: bool = False
+    runtime: str = "docker://20.10.24"
+    ready: bool = True
+    pods: list[str] = field(default_factory=list)  # namespace/name
+    blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
+
+    def view(self) -> Node:
+        return Node(
+            name=self.name,
+            labels=dict(self.labels),
+            annotations=dict(self.annotations),
+            unschedulable=self.unschedulable,
+            ready=self.ready,
+            runtime_version=self.runtime,
+        )
+
+
+class FakeCluster:
+    """ClusterPort over dicts; `crash_on_write` kills the 'process' at the Nth status write."""
+
+    def __init__(self, nodes: list[FakeNode], clock: Clock) -> None:
+        self.nodes = {n.name: n for n in nodes}
+        self.clock = clock
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.events: list[tuple[str, str | None, bool, str, str]] = []
+        self.writes = 0
+        self.crash_on_write: int | None = None
+        self.max_cordoned_by_us = 0
+        self.changes: Counter[str] = Counter()
+
+    def create(self, body: dict[str, Any]) -> NodeMigration:
+        self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
+        return self.get(body["metadata"]["name"])
+
+    def get(self, name: str) -> NodeMigration:
+        return parse_nodemigration(copy.deepcopy(self.objects[name]), CRD)
+
+    def set_spec(self, name: str, **fields: Any) -> None:
+        self.objects[name]["spec"].update(fields)
+
+    def status(self, name: str = "m") -> MigrationStatus:
+        return MigrationStatus.from_storage(self.objects[name].get("status") or {})
+
+    # --- ClusterPort
+    def read_nodes(self) -> tuple[Node, ...]:
+        return tuple(n.view() for n in self.nodes.values())
+
+    def read_migration(self, name: str) -> NodeMigration | None:
+        return self.get(name) if name in self.objects else None
+
+    def acquire_lock(self, node: str, owner: str) -> None:
+        holder = self.nodes[node].annotations.get(keys.LOCK_ANNOTATION)
+        if holder == owner:
+            return
+        if holder and holder in self.objects:
+            raise KubeError(f"node {node} is locked by NodeMigration {holder}")
+        self.nodes[node].annotations[keys.LOCK_ANNOTATION] = owner
+        self.changes[f"{node}:lock"] += 1
+
+    def release_lock(self, node: str, owner: str) -> None:
+        if self.nodes[node].annotations.get(keys.LOCK_ANNOTATION) == owner:
+            del self.nodes[node].annotations[keys.LOCK_ANNOTATION]
+
+    def cordon(self, node: str, owner: str) -> bool:
+        n = self.nodes[node]
+        if n.annotations.get(keys.CORDONED_BY_ANNOTATION) == owner:
+            return False
+        if n.unschedulable:
+            return True
+        n.unschedulable = True
+        n.annotations[keys.CORDONED_BY_ANNOTATION] = owner
+        self.changes[f"{node}:cordon"] += 1
+        ours = sum(1 for x in self.nodes.values() if keys.CORDONED_BY_ANNOTATION in x.annotations)
+        self.max_cordoned_by_us = max(self.max_cordoned_by_us, ours)
+        return False
+
+    def uncordon(self, node: str, owner: str) -> None:
+        n = self.nodes[node]
+        if n.annotations.get(keys.CORDONED_BY_ANNOTATION) == owner:
+            n.unschedulable = False
+            del n.annotations[keys.CORDONED_BY_ANNOTATION]
+
+    def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainProgress:
+        n = self.nodes[node]
+        blocked = []
+        for pod in list(n.pods):
+            if pod in n.blocked_pods and not escalate:
+                blocked.append(
+                    Eviction(pod, EvictionResult.BLOCKED, (n.blocked_pods[pod],), "Cannot evict pod")
+                )
+            else:
+                n.pods.remove(pod)
+        self.clock.advance(wait)
+        return DrainProgress(node, tuple(n.pods), tuple(blocked))
+
+    def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool:
+        n = self.nodes[node]
+        ok = n.ready and n.runtime.startswith(f"{runtime}://")
+        if not ok:
+            self.clock.advance(timeout)
+        return ok
+
+    def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
+        n = self.nodes[node]
+        if cri_endpoint and keys.CRI_SOCKET_ANNOTATION in n.annotations:
+            n.annotations[keys.CRI_SOCKET_ANNOTATION] = cri_endpoint
+        n.labels[keys.RUNTIME_LABEL] = keys.RUNTIME_LABEL_VALUE
+
+    def write_status(self, name: str, status: Mapping[str, Any]) -> None:
+        self.writes += 1
+        if self.crash_on_write is not None and self.writes == self.crash_on_write:
+            raise Crash(f"status write {self.writes}")
+        self.objects[name]["status"] = copy.deepcopy(dict(status))
+
+    def event(
+        self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
+    ) -> None:
+        self.events.append((migration.name, node, warning, reason, message))
+
+
+class FakeNodes:
+    """NodePort: each operation checks whether it is already done, and counts only real changes."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+        self.state: dict[str, set[str]] = {}  # node -> operations whose change is in place
+        self.changes: Counter[str] = Counter()  # "node:op" -> times the change was really made
+        self.fail: dict[str, str] = {}  # node -> op that fails for good
+        self.transient: Counter[str] = Counter()  # "node:op" -> transient failures still to serve
+        self.crash_after: str | None = None  # "node:op": die right after making this change
+
+    def _change(self, node: str, op: str) -> None:
+        key = f"{node}:{op}"
+        if self.transient[key] > 0:
+            self.transient[key] -= 1
+            raise KubeError(f"node {node}: connection reset during {op}")
+        if self.fail.get(node) == op:
+            raise NodeError(node, f"{op} failed: containerd did not start (injected)")
+        done = self.state.setdefault(node, set())
+        if op not in done:
+            done.add(op)
+            self.changes[key] += 1
+        if self.crash_after == key:
+            self.crash_after = None
+            raise Crash(key)
+
+    def facts(self, node: str) -> NodeFacts:
+        self._change(node, "facts")
+        return NodeFacts(node=node, docker_version="20.10.24", containerd_version="1.6.20")
+
+    def backup(self, node: str, facts: NodeFacts) -> str:
+        self._change(node, "backup")
+        return f"{keys.NODE_STATE_DIR}/backup"
+
+    def configure(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "configure")
+
+    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "images")
+        return ImageCounts(transferred=3, bytes=3000)
+
+    def switch(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "switch")
+        self.cluster.nodes[node].runtime = "containerd://1.6.20"
+
+    def verify(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "verify")
+
+    def finish(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "finish")
+
+    def undo(self, node: str, facts: NodeFacts | None) -> None:
+        self.state.get(node, set()).difference_update({"configure", "images", "switch"})
+        self.changes[f"{node}:undo"] += 1
+        self.cluster.nodes[node].runtime = "docker://20.10.24"
+
+
+def workers(count: int, **kw: Any) -> list[FakeNode]:
+    return [FakeNode(f"w{i}", **kw) for i in range(1, count + 1)]
+
+
+def with_phase(status: MigrationStatus, name: str) -> str:
+    record = status.node(name)
+    return str(record.phase) if record else "absent"
+
+
+__all__ = [
+    "Clock",
+    "Crash",
+    "FakeCluster",
+    "FakeNode",
+    "FakeNodes",
+    "manifest",
+    "replace",
+    "with_phase",
+    "workers",
+]
