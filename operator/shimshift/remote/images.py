@@ -54,8 +54,10 @@ _INDEX_TYPES = frozenset(
     }
 )
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
-#: Writes stdin to "$1" only if "$1" does not exist yet (first run wins), atomically.
-_RECORD_ONCE = 'set -eu; [ -e "$1" ] && exit 0; mkdir -p "${1%/*}"; cat > "$1.tmp"; mv "$1.tmp" "$1"'
+#: Writes stdin to "$1" only if "$1" does not exist yet (the first run wins), atomically; prints "$1".
+_RECORD_ONCE = (
+    'set -eu; if [ ! -e "$1" ]; then mkdir -p "${1%/*}"; cat > "$1.tmp"; mv "$1.tmp" "$1"; fi; cat "$1"'
+)
 
 
 class CommandOutput(Protocol):
@@ -248,10 +250,8 @@ def record_refs_before(
     names = sorted(list_containerd_refs(runner, node, config.command_timeout))
     argv = ["sh", "-c", _RECORD_ONCE, "shimshift-record", path]
     text = "".join(f"{n}\n" for n in names)
-    _check(node, f"recording containerd's images in {path}", runner.run(argv, timeout=30, stdin=text), argv)
-    return frozenset(
-        _run(runner, node, f"reading {path}", ["cat", path], config.command_timeout).stdout.split()
-    )
+    result = runner.run(argv, timeout=30, stdin=text)
+    return frozenset(_check(node, f"recording containerd's images in {path}", result, argv).stdout.split())
 
 
 def _transfer(

@@ -1,0 +1,168 @@
+"""The images step on real testbed nodes (real dockerd, containerd 1.6 with CRI on, TLS registry):
+what kubelet will see through CRI afterwards, digests, air-gapped nodes, the disk check and undo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from testbed.nodes import Cluster, Node
+from testbed.nodes.layout import REGISTRY_HOST
+
+from shimshift.model.errors import NodeError
+from shimshift.model.spec import Images, ImageStrategy
+from shimshift.planning.images import DiskPolicy, Strategy, normalize_reference, plan_images
+from shimshift.remote.images import (
+    list_containerd_refs,
+    migrate_images,
+    read_image_layers,
+    undo_images,
+)
+from tests.integration.images.conftest import NodeRunner, cri_image_status, cri_images, docker_facts
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
+
+APP = f"{REGISTRY_HOST}/team/app"
+
+
+def docker(node: Node, *argv: str) -> str:
+    result = node.exec(["docker", *argv], timeout=60)
+    assert result.exit_status == 0, result.stderr
+    return result.stdout
+
+
+def registry_digest(cluster: Cluster, path: str) -> str:
+    registry = cluster.registry
+    assert registry is not None
+    out = subprocess.run(
+        ["skopeo", "inspect", "--cert-dir", str(registry.cert_dir), f"docker://{registry.address}/{path}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return str(json.loads(out)["Digest"])
+
+
+@pytest.fixture(scope="module")
+def registry_node(images_cluster: Cluster) -> Node:
+    """The node with the registry: an extra tag on app:1.0 and a digest-only image (pulled by digest)."""
+    node = images_cluster.nodes[0]
+    docker(node, "tag", f"{APP}:1.0", f"{APP}:stable")
+    digest = registry_digest(images_cluster, "team/app:2.0")
+    docker(node, "pull", f"{APP}@{digest}")
+    return node
+
+
+def test_after_the_step_cri_lists_every_included_image_with_dockers_id_and_all_its_names(
+    registry_node: Node,
+) -> None:
+    node = registry_node
+    runner = NodeRunner(node)
+    before = list_containerd_refs(runner, node.name)
+    facts = docker_facts(node)
+    layers = read_image_layers(runner, node.name, [i.id for i in facts.images])
+    plan = plan_images(
+        facts,
+        Images(strategy=ImageStrategy.TRANSFER, exclude=("*:1.1",)),
+        sandbox_image=node.profile.sandbox_image,
+        layers=layers,
+    )
+    assert plan.disk.exact, "layer sizes come from Docker's layer store"
+    digest_only = [m for m in plan.moves if not m.tags]
+    assert len(digest_only) == 1, "the image pulled by digest has no tag"
+    # the images sharing the base layer (kube-proxy, app:1.0, app:2.0) cross in one stream
+    assert max(len(b.images) for b in plan.batches) >= 2
+
+    outcome = migrate_images(runner, plan)
+
+    listed = cri_images(node)
+    for move in plan.moves:
+        assert move.image_id in listed, f"{move.label} missing from CRI ListImages"
+        image = listed[move.image_id]
+        assert set(move.tags) <= set(image.repo_tags), move.label
+        assert set(move.digests) <= set(image.repo_digests), move.label
+    app10 = next(m for m in plan.moves if f"{APP}:1.0" in m.tags)
+    assert set(listed[app10.image_id].repo_tags) >= {f"{APP}:1.0", f"{APP}:stable"}
+    skipped_ids = {s.image_id for s in plan.skipped}
+    assert not skipped_ids & set(listed), "excluded and dangling images stay out of containerd"
+    assert plan.moves[0].tags == (normalize_reference(node.profile.sandbox_image),)
+    assert sorted(outcome.transferred) == sorted(m.image_id for m in plan.moves)
+    assert outcome.bytes_streamed > 0
+    pinned = cri_image_status(node, digest_only[0].digests[0])
+    assert pinned is not None and pinned.id == digest_only[0].image_id
+    assert not any(r.startswith("import-") for r in list_containerd_refs(runner, node.name))
+
+    assert undo_images(runner, node.name)
+    assert list_containerd_refs(runner, node.name) == before
+
+
+def test_an_image_pulled_by_digest_through_hosts_toml_keeps_its_registry_digest(
+    registry_node: Node, images_cluster: Cluster
+) -> None:
+    node = registry_node
+    runner = NodeRunner(node)
+    facts = docker_facts(node)
+    plan = plan_images(facts, Images(include=(f"{APP}:1.0",)), reachable_registries={REGISTRY_HOST})
+    assert [(m.strategy, m.tags) for m in plan.moves] == [(Strategy.PULL, (f"{APP}:1.0", f"{APP}:stable"))]
+    digest = registry_digest(images_cluster, "team/app:1.0")
+    assert plan.moves[0].pull_ref == f"{APP}@{digest}"
+
+    outcome = migrate_images(runner, plan)
+
+    assert outcome.pulled == (plan.moves[0].image_id,) and outcome.transferred == ()
+    refs = list_containerd_refs(runner, node.name)
+    assert refs[f"{APP}@{digest}"] == digest, "the manifest digest is the registry's, not a new one"
+    assert refs[f"{APP}:1.0"] == digest and refs[f"{APP}:stable"] == digest
+    status = cri_image_status(node, f"{APP}@{digest}")
+    assert status is not None and status.id == plan.moves[0].image_id
+    assert f"{APP}@{digest}" in status.repo_digests
+    undo_images(runner, node.name)
+
+
+def test_an_image_only_in_docker_is_found_by_cri_on_an_air_gapped_node_and_a_rerun_moves_nothing(
+    images_cluster: Cluster,
+) -> None:
+    node = images_cluster.nodes[1]
+    runner = NodeRunner(node)
+    offline = node.exec(["ctr", "-n", "k8s.io", "images", "pull", f"{APP}:2.0"], timeout=60)
+    assert offline.exit_status != 0, "no registry is reachable from this node"
+    facts = docker_facts(node)
+    in_use = [i for i in facts.images if i.in_use]
+    assert in_use, "the seeded kube-proxy pod uses an image"
+    plan = plan_images(
+        facts,
+        Images(),
+        sandbox_image=node.profile.sandbox_image,
+        reachable_registries={REGISTRY_HOST, "docker.io", "k8s.gcr.io"},
+    )
+    assert {m.strategy for m in plan.moves} == {Strategy.TRANSFER}, "nothing has a digest to pull by"
+
+    first = migrate_images(runner, plan)
+    again = migrate_images(runner, plan)
+
+    for image in in_use:
+        for tag in image.repo_tags:
+            status = cri_image_status(node, tag)  # what kubelet asks before starting the container
+            assert status is not None and status.id == image.id, tag
+    assert len(first.transferred) == len(plan.moves)
+    assert again.transferred == () and sorted(again.already_done) == sorted(first.transferred)
+    undo_images(runner, node.name)
+
+
+def test_a_disk_shortfall_blocks_the_step_before_any_byte_moves(images_cluster: Cluster) -> None:
+    node = images_cluster.nodes[1]
+    runner = NodeRunner(node)
+    before = list_containerd_refs(runner, node.name)
+    runner.calls.clear()
+    plan = plan_images(docker_facts(node), Images(), policy=DiskPolicy(margin_bytes=1 << 50))
+
+    with pytest.raises(NodeError) as err:
+        migrate_images(runner, plan)  # measures the containerd root's free space on the node
+
+    message = str(err.value)
+    assert message.startswith(f"node {node.name}: the images to migrate need ")
+    assert f"({plan.disk.required_bytes} bytes)" in message and "bytes) is free" in message
+    assert [c[0] for c in runner.calls] == ["df"], "nothing but the measurement ran"
+    assert list_containerd_refs(runner, node.name) == before

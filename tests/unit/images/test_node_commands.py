@@ -1,0 +1,109 @@
+"""The node-side step through a scripted Runner port: what it runs, in which order, and when it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from shimshift.model.errors import NodeError
+from shimshift.model.facts import DockerImage, NodeFacts
+from shimshift.model.spec import Images
+from shimshift.planning.images import MIB, plan_images
+from shimshift.remote.images import chain_ids, migrate_images, transfer_script, undo_images
+
+
+@dataclass(frozen=True)
+class Out:
+    exit_status: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class ScriptedRunner:
+    """Answers by the first argv words; records every argv it was given."""
+
+    answers: dict[tuple[str, ...], Out] = field(default_factory=dict)
+    calls: list[list[str]] = field(default_factory=list)
+
+    def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> Out:
+        assert timeout > 0
+        self.calls.append(list(argv))
+        for n in range(len(argv), 0, -1):
+            if tuple(argv[:n]) in self.answers:
+                return self.answers[tuple(argv[:n])]
+        return Out()
+
+
+APP = DockerImage("sha256:" + "c" * 64, ("registry.corp.test/team/app:1.0",), size=300 * MIB)
+PLAN = plan_images(NodeFacts(node="n1", images=(APP,), containerd_root_free_bytes=10 << 30), Images())
+
+
+def test_a_disk_shortfall_measured_on_the_node_stops_the_step_before_any_byte_moves() -> None:
+    runner = ScriptedRunner({("df",): Out(stdout="   Avail\n104857600\n")})
+    with pytest.raises(NodeError) as err:
+        migrate_images(runner, PLAN)
+    assert [c[0] for c in runner.calls] == ["df"]
+    assert "node n1:" in str(err.value)
+    assert f"({100 * MIB} bytes) is free" in str(err.value)
+    assert f"{PLAN.disk.required_bytes} bytes" in str(err.value)
+
+
+def test_the_transfer_runs_the_fixed_script_with_image_references_only_as_arguments() -> None:
+    runner = ScriptedRunner(
+        {
+            ("cat",): Out(exit_status=1),
+            ("bash", "-c"): Out(stderr="shimshift-transfer: bytes=4242 save=0 import=0\n"),
+        }
+    )
+    with pytest.raises(NodeError, match="missing from containerd"):  # the scripted node never lists it
+        migrate_images(runner, PLAN, free_bytes=10 << 30)
+    transfer = next(c for c in runner.calls if c[0] == "bash")
+    assert transfer == [
+        "bash",
+        "-c",
+        transfer_script(),
+        "image-transfer.sh",
+        "--",
+        "registry.corp.test/team/app:1.0",
+    ]
+    assert "ctr -n k8s.io images import" in transfer_script()
+    record = next(c for c in runner.calls if c[0] == "sh")
+    assert record[-1] == "/var/lib/shimshift/images/refs-before.txt"
+
+
+def test_undo_does_nothing_when_the_step_never_recorded_the_names_before_it() -> None:
+    runner = ScriptedRunner({("cat",): Out(exit_status=1, stderr="No such file")})
+    assert undo_images(runner, "n1") == ()
+    assert [c[0] for c in runner.calls] == ["cat"]
+
+
+def test_undo_removes_the_names_added_since_the_record_and_then_the_record() -> None:
+    listing = (
+        "REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
+        f"docker.io/library/old:1 application/json sha256:{'1' * 64} 1.0 MiB linux/amd64 -\n"
+        f"registry.corp.test/team/app:1.0 application/json sha256:{'2' * 64} 1.0 MiB linux/amd64 -\n"
+    )
+    runner = ScriptedRunner(
+        {
+            ("cat",): Out(stdout="docker.io/library/old:1\n"),
+            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=listing),
+        }
+    )
+    assert undo_images(runner, "n1") == ("registry.corp.test/team/app:1.0",)
+    assert ["ctr", "-n", "k8s.io", "images", "rm", "registry.corp.test/team/app:1.0"] in runner.calls
+    assert runner.calls[-1] == ["rm", "-f", "/var/lib/shimshift/images/refs-before.txt"]
+
+
+def test_chain_ids_follow_dockers_layer_store() -> None:
+    # values read from a testbed node's /var/lib/docker/image/overlay2/layerdb
+    diffs = [
+        "sha256:6e846a4139f9e877381757f9d0ab038872dcbf8b4cc13b35bf76d259f8161f4d",
+        "sha256:b306428a1d3de2f831285a846a4248551f47ff15ce252f09792d6b1be10b49a9",
+    ]
+    assert chain_ids(diffs) == [
+        diffs[0],
+        "sha256:af611475313f6443c1ce5f398b7847c98a34b050cba196a27520bcc313c082d0",
+    ]
