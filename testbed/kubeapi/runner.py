@@ -148,16 +148,18 @@ class Emulator:
             if found is not None:
                 return found
         plural, _, group = resource.partition(".")
-        for rt in reg.types.values():
-            if (
-                (
-                    rt.plural == plural
-                    and (rt.group == group or (not group and rt.group in ("", "apps", "policy")))
-                )
+        candidates = [
+            rt
+            for rt in reg.types.values()
+            if rt.version == rt.storage_version
+            and (
+                (rt.plural == plural and (rt.group == group or not group))
                 or rt.kind == resource
                 or resource in rt.short_names
-            ) and rt.version == rt.storage_version:
-                return rt
+            )
+        ]
+        if candidates:
+            return min(candidates, key=lambda rt: (rt.group != "", rt.group))  # core first, as kubectl does
         raise KeyError(
             f"unknown resource {resource!r}; use a plural, a Kind, plural.group or group/version/plural"
         )

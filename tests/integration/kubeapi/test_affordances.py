@@ -1,0 +1,171 @@
+"""Test affordances: seeding from YAML, the request log, fault injection, time factor, standalone mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+from testbed.kubeapi import KubeApi
+
+from .conftest import node, pod, wait_until
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_seeding_from_yaml_text_creates_namespaces_and_keeps_status(kubeapi: KubeApi) -> None:
+    created = kubeapi.seed("""
+apiVersion: v1
+kind: Node
+metadata: {name: n1}
+status: {conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p, namespace: team-a}
+  spec: {nodeName: n1, containers: [{name: c, image: busybox}]}
+  status: {phase: Running}
+""")
+    assert [o["metadata"]["name"] for o in created] == ["n1", "p"]
+    assert kubeapi.get("namespaces", "team-a") is not None
+    assert kubeapi.get("pods", "p", "team-a")["status"]["phase"] == "Running"
+
+
+def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict) -> None:
+    kubeapi.seed(
+        {
+            "apiVersion": "example.io/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"mode": "Plan"},
+            "status": {"phase": "Seeded"},
+        }
+    )
+    assert kubeapi.get("widgets.example.io", "w", "default")["status"] == {"phase": "Seeded"}
+
+
+def test_the_request_log_records_verbs_resources_selectors_and_statuses(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.seed(node("n1"))
+    core.list_pod_for_all_namespaces(field_selector="spec.nodeName=n1")
+    core.patch_node("n1", {"spec": {"unschedulable": True}})
+    with pytest.raises(ApiException):
+        core.read_node("ghost")
+    lists = kubeapi.requests.filter(verb="list", resource="pods")
+    assert [r.field_selector for r in lists] == ["spec.nodeName=n1"]
+    patch = kubeapi.requests.filter(method="PATCH", resource="nodes", name="n1")[0]
+    assert patch.body == {"spec": {"unschedulable": True}} and patch.status == 200
+    assert kubeapi.requests.filter(verb="get", name="ghost")[0].status == 404
+
+
+def test_a_fault_answers_the_next_n_matching_requests_then_stops(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.seed([node("n1"), pod("p2", "n1"), pod("other", "n1")])
+    rule = kubeapi.faults.add(429, times=2, method="POST", resource="pods", subresource="eviction", name="p2")
+    body = {"metadata": {"name": "p2"}}
+    for _ in range(2):
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_pod_eviction("p2", "default", body)
+        assert err.value.status == 429
+        assert json.loads(err.value.body)["reason"] == "TooManyRequests"
+    core.create_namespaced_pod_eviction("other", "default", {"metadata": {"name": "other"}})
+    core.create_namespaced_pod_eviction("p2", "default", body)
+    assert rule.hits == 2
+
+
+def test_latency_can_be_added_without_failing_requests(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.faults.add_latency(0.3, verb="list", resource="nodes", times=1)
+    started = time.monotonic()
+    core.list_node()
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    core.list_node()
+    assert time.monotonic() - started < 0.3
+
+
+def test_cutting_watches_ends_open_streams(kubeapi: KubeApi, core: kubernetes.client.CoreV1Api) -> None:
+    ended = threading.Event()
+
+    def consume() -> None:
+        list(
+            kubernetes.watch.Watch().stream(
+                core.list_node, resource_version=str(kubeapi.resource_version), timeout_seconds=30
+            )
+        )
+        ended.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    wait_until(lambda: kubeapi.requests.filter(verb="watch", resource="nodes"), timeout=5, what="watch open")
+    wait_until(lambda: kubeapi.cut_watches("nodes") == 1, timeout=5, what="one watch registered")
+    assert ended.wait(timeout=5)
+
+
+def test_the_time_factor_scales_grace_periods(kubeapi: KubeApi, core: kubernetes.client.CoreV1Api) -> None:
+    kubeapi.time_factor = 0.01
+    kubeapi.seed([node("n1"), pod("p", "n1")])
+    started = time.monotonic()
+    core.delete_namespaced_pod("p", "default", grace_period_seconds=100)
+    wait_until(
+        lambda: kubeapi.get("pods", "p", "default") is None, timeout=5, what="pod gone after 100s x 0.01"
+    )
+    assert time.monotonic() - started >= 0.9
+
+
+def test_reset_returns_to_an_empty_cluster_with_default_namespaces(kubeapi: KubeApi) -> None:
+    kubeapi.seed(node("n1"))
+    kubeapi.reset()
+    assert kubeapi.list("nodes") == []
+    assert {n["metadata"]["name"] for n in kubeapi.list("namespaces")} >= {"default", "kube-system"}
+    assert kubeapi.get("customresourcedefinitions", "kopfpeerings.kopf.dev") is not None
+
+
+def test_the_standalone_server_writes_a_kubeconfig_and_serves_its_seed(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(yaml.safe_dump(node("seeded")))
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "testbed.kubeapi",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--seed",
+            str(seed),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving on http://127.0.0.1:" in line
+        client = kubernetes.config.new_client_from_config(str(kubeconfig))
+        with client:
+            names = [n.metadata.name for n in kubernetes.client.CoreV1Api(client).list_node().items]
+        assert names == ["seeded"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
