@@ -1,0 +1,74 @@
+"""The chart installs exactly the repository's NodeMigration CRD, and keeps it on uninstall when asked.
+
+`crds/nodemigration.yaml` is the API's single source of truth. The chart cannot read it through a
+symlink (helm packages do not follow links out of the chart), so it carries a copy in
+`charts/shimshift/files/crds/`; these tests fail the moment the two differ.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+
+import yaml
+
+from tests.unit.chart import helm
+
+SOURCE = helm.REPO / "crds" / "nodemigration.yaml"
+CHART_COPY = helm.CHART / "files" / "crds" / "nodemigration.yaml"
+KEEP = "helm.sh/resource-policy"
+
+
+def test_chart_copy_of_the_crd_is_byte_identical_to_the_repository_crd() -> None:
+    source, copied = SOURCE.read_text(), CHART_COPY.read_text()
+    if source != copied:
+        diff = "".join(
+            difflib.unified_diff(
+                copied.splitlines(True), source.splitlines(True), str(CHART_COPY), str(SOURCE), n=1
+            )
+        )
+        raise AssertionError(
+            "the chart's CRD copy drifted from crds/nodemigration.yaml; run\n"
+            "  cp crds/nodemigration.yaml charts/shimshift/files/crds/nodemigration.yaml\n" + diff[:4000]
+        )
+
+
+def rendered_crd(*args: str) -> dict | None:  # type: ignore[type-arg]
+    result = helm.template(*args)
+    assert result.returncode == 0, result.stderr
+    crds = [d for d in helm.documents(result.stdout) if d["kind"] == "CustomResourceDefinition"]
+    assert len(crds) <= 1
+    return crds[0] if crds else None
+
+
+def test_rendered_crd_is_the_repository_crd_plus_release_labels_and_the_keep_annotation() -> None:
+    source = yaml.safe_load(SOURCE.read_text())
+    crd = rendered_crd()
+    assert crd is not None
+    assert crd["metadata"]["annotations"] == {KEEP: "keep"}
+    labels = crd["metadata"]["labels"]
+    assert source["metadata"]["labels"].items() <= labels.items()
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["app.kubernetes.io/instance"] == helm.RELEASE
+    stripped = copy.deepcopy(crd)
+    del stripped["metadata"]["annotations"]
+    stripped["metadata"]["labels"] = source["metadata"]["labels"]
+    assert stripped == source
+
+
+def test_crd_is_not_kept_when_crds_keep_is_false_and_not_rendered_when_disabled() -> None:
+    crd = rendered_crd("--set", "crds.keep=false")
+    assert crd is not None
+    assert KEEP not in crd["metadata"].get("annotations", {})
+    assert rendered_crd("--set", "crds.enabled=false") is None
+
+
+def test_kopf_peering_crd_is_installed_from_the_charts_crds_directory_only() -> None:
+    # Helm installs crds/ before the templates, which lets the peering object live in the templates.
+    crd = yaml.safe_load((helm.CHART / "crds" / "clusterkopfpeering.yaml").read_text())
+    assert crd["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
+    assert crd["spec"]["scope"] == "Cluster"
+    names = [p.name for p in (helm.CHART / "crds").iterdir()]
+    assert names == ["clusterkopfpeering.yaml"], "the NodeMigration CRD belongs in templates (upgradable)"
+    with_crds = helm.template("--include-crds")
+    assert "clusterkopfpeerings.kopf.dev" in with_crds.stdout
