@@ -1,4 +1,4 @@
-"""The `shimshift` command: `version`, `validate` (and, as they land, `render`, `plan`, `run`).
+"""The `shimshift` command: `version`, `validate`, `render` (and, as they land, `plan`, `run`).
 
 `main(argv)` returns the exit status, so tests drive the CLI directly.
 """
@@ -13,7 +13,7 @@ from typing import TextIO
 from shimshift import __version__
 from shimshift.manifests import expand_paths, read_documents
 from shimshift.model import check_nodemigration
-from shimshift.model.errors import Problem
+from shimshift.model.errors import Problem, ShimshiftError
 from shimshift.resources import data_path, load_crd
 
 EXIT_OK = 0
@@ -61,6 +61,51 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_INVALID if failed else EXIT_OK
 
 
+def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    """Render one node's containerd files from a NodeMigration and a facts file (rendering/)."""
+    from pathlib import Path
+
+    from shimshift.model import parse_nodemigration
+    from shimshift.rendering import ClientCert, RegistryMaterial, facts_from_json, render_node_config
+    from shimshift.rendering.output import listing
+
+    try:
+        facts = facts_from_json(Path(args.facts).read_text(encoding="utf-8"), source=args.facts)
+        docs, problems = read_documents(Path(args.filename))
+        if problems or len(docs) != 1:
+            for problem in problems:
+                print(f"error: {problem}", file=out)
+            print(f"error: {args.filename}: expected exactly one NodeMigration", file=out)
+            return EXIT_INVALID
+        spec = parse_nodemigration(docs[0].body, load_crd(), source=args.filename).spec
+        cas = {h: Path(f).read_text(encoding="utf-8") for h, f in (a.split("=", 1) for a in args.ca)}
+        clients = {}
+        for arg in args.client_cert:
+            host, files = arg.split("=", 1)
+            cert, key = files.split(",", 1)
+            clients[host] = ClientCert(
+                Path(cert).read_text(encoding="utf-8"), Path(key).read_text(encoding="utf-8")
+            )
+        rendered = render_node_config(spec, facts, RegistryMaterial(cas, clients))
+    except (OSError, ValueError, ShimshiftError) as e:
+        print(f"error: {e}", file=out)
+        return EXIT_INVALID
+    current = {rendered.layout.config_file: facts.containerd_config}
+    if args.out:
+        root = Path(args.out)
+        for f in rendered.files:
+            target = root / f.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.content)
+            target.chmod(f.mode)
+        print(f"wrote {len(rendered.files)} files under {root}", file=out)
+        print("\n".join(rendered.report.lines()), file=out)
+        print(rendered.diff(current), file=out, end="")
+    else:
+        out.write(listing(rendered, current, f"{args.filename} on node {facts.node}"))
+    return EXIT_OK
+
+
 def _cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     out.write(data_path("crds", "nodemigration.yaml").read_text(encoding="utf-8"))
     return EXIT_OK
@@ -93,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser(
+        "render",
+        help="render one node's containerd config.toml and certs.d files (offline, from a facts file)",
+        description="Render the containerd files a NodeMigration gives one node, from that node's facts "
+        "(JSON, see examples/facts/). Prints the report, the files (client keys as a hash) and a diff; "
+        "--out writes the files under a directory instead. Secrets come from --ca / --client-cert files.",
+    )
+    p.add_argument("-f", "--filename", required=True, metavar="NODEMIGRATION", help="the manifest")
+    p.add_argument("--facts", required=True, metavar="FACTS.json", help="the node's facts")
+    p.add_argument("--out", metavar="DIR", help="write the files under DIR (DIR/etc/containerd/...)")
+    p.add_argument("--ca", action="append", default=[], metavar="HOST=FILE", help="CA PEM for caSecretRef")
+    p.add_argument(
+        "--client-cert", action="append", default=[], metavar="HOST=CERT,KEY", help="for clientCertSecretRef"
+    )
+    p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("crd", help="print the NodeMigration CRD (for kubectl apply -f -)")
     p.set_defaults(func=_cmd_crd)

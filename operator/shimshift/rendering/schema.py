@@ -1,0 +1,327 @@
+"""The config.toml keys containerd actually reads, per schema version, to catch what it silently ignores.
+
+containerd accepts unknown keys without a word (research/node_probe.md §1: a misspelt `sandbox_imagee`
+is dropped and the default used), so a rendered or merged file is walked against these tables and any
+key containerd would ignore is rejected. Schema 2 lists containerd 1.6/1.7's plugin ids and the CRI
+plugin's keys (pkg/cri/config/config.go); schema 3 follows containerd 2.x's documented config
+(docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`).
+Plugins other than CRI take free-form tables (their keys are plugin-specific).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Free:
+    """Any value: a plugin-specific or free-form map."""
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A table whose keys are names (runtimes, timeouts) and whose values follow `item`."""
+
+    item: Any
+
+
+FREE = Free()
+Schema = Mapping[str, Any]
+
+_GRPC: Schema = {
+    "address": str,
+    "tcp_address": str,
+    "tcp_tls_ca": str,
+    "tcp_tls_cert": str,
+    "tcp_tls_key": str,
+    "uid": int,
+    "gid": int,
+    "max_recv_message_size": int,
+    "max_send_message_size": int,
+}
+_TOP_COMMON: Schema = {
+    "version": int,
+    "root": str,
+    "state": str,
+    "temp": str,
+    "plugin_dir": str,
+    "disabled_plugins": list,
+    "required_plugins": list,
+    "oom_score": int,
+    "imports": list,
+    "grpc": _GRPC,
+    "ttrpc": {"address": str, "uid": int, "gid": int},
+    "debug": {"address": str, "uid": int, "gid": int, "level": str, "format": str},
+    "metrics": {"address": str, "grpc_histogram": bool},
+    "cgroup": {"path": str},
+    "timeouts": MapOf(str),
+    "proxy_plugins": MapOf({"type": str, "address": str, "platform": str, "exports": FREE}),
+    "stream_processors": MapOf({"accepts": list, "returns": str, "path": str, "args": list, "env": list}),
+}
+
+RUNC_OPTIONS = frozenset(
+    {
+        "NoPivotRoot",
+        "NoNewKeyring",
+        "ShimCgroup",
+        "IoUid",
+        "IoGid",
+        "BinaryName",
+        "Root",
+        "CriuPath",
+        "SystemdCgroup",
+        "CriuImagePath",
+        "CriuWorkPath",
+    }
+)
+
+_RUNTIME: Schema = {
+    "runtime_type": str,
+    "runtime_engine": str,
+    "runtime_root": str,
+    "runtime_path": str,
+    "pod_annotations": list,
+    "container_annotations": list,
+    "options": FREE,  # checked against RUNC_OPTIONS when runtime_type is runc.v2 (checks.py)
+    "privileged_without_host_devices": bool,
+    "privileged_without_host_devices_all_devices_allowed": bool,
+    "base_runtime_spec": str,
+    "cni_conf_dir": str,
+    "cni_max_conf_num": int,
+    "snapshotter": str,
+    "sandbox_mode": str,
+    "sandboxer": str,
+    "io_type": str,
+    "treat_ro_mounts_as_rro": bool,
+}
+_CNI: Schema = {
+    "bin_dir": str,
+    "bin_dirs": list,
+    "conf_dir": str,
+    "max_conf_num": int,
+    "conf_template": str,
+    "ip_pref": str,
+    "setup_serially": bool,
+    "use_internal_loopback": bool,
+}
+_REGISTRY_V2: Schema = {
+    "config_path": str,
+    "mirrors": MapOf({"endpoint": list}),
+    "configs": MapOf(
+        {
+            "auth": {"username": str, "password": str, "auth": str, "identitytoken": str},
+            "tls": {"insecure_skip_verify": bool, "ca_file": str, "cert_file": str, "key_file": str},
+        }
+    ),
+    "auths": MapOf(FREE),
+    "headers": MapOf(list),
+}
+_STREAMING: Schema = {
+    "disable_tcp_service": bool,
+    "stream_server_address": str,
+    "stream_server_port": str,
+    "stream_idle_timeout": str,
+    "enable_tls_streaming": bool,
+    "x509_key_pair_streaming": {"tls_cert_file": str, "tls_key_file": str},
+}
+_CRI_RUNTIME_COMMON: Schema = {
+    "enable_selinux": bool,
+    "selinux_category_range": int,
+    "max_container_log_line_size": int,
+    "disable_cgroup": bool,
+    "disable_apparmor": bool,
+    "restrict_oom_score_adj": bool,
+    "disable_proc_mount": bool,
+    "unset_seccomp_profile": str,
+    "tolerate_missing_hugetlb_controller": bool,
+    "disable_hugetlb_controller": bool,
+    "device_ownership_from_security_context": bool,
+    "ignore_image_defined_volumes": bool,
+    "netns_mounts_under_state_dir": bool,
+    "enable_unprivileged_ports": bool,
+    "enable_unprivileged_icmp": bool,
+    "enable_cdi": bool,
+    "cdi_spec_dirs": list,
+    "drain_exec_sync_io_timeout": str,
+    "cni": _CNI,
+}
+CRI_V2: Schema = {
+    **_STREAMING,
+    **_CRI_RUNTIME_COMMON,
+    "sandbox_image": str,
+    "stats_collect_period": int,
+    "systemd_cgroup": bool,
+    "max_concurrent_downloads": int,
+    "image_pull_progress_timeout": str,
+    "disable_snapshot_annotations": bool,
+    "ignore_deprecation_warnings": list,
+    "registry": _REGISTRY_V2,
+    "image_decryption": {"key_model": str},
+    "containerd": {
+        "snapshotter": str,
+        "default_runtime_name": str,
+        "default_runtime": _RUNTIME,
+        "untrusted_workload_runtime": _RUNTIME,
+        "runtimes": MapOf(_RUNTIME),
+        "no_pivot": bool,
+        "disable_snapshot_annotations": bool,
+        "discard_unpacked_layers": bool,
+        "ignore_blockio_not_enabled_errors": bool,
+        "ignore_rdt_not_enabled_errors": bool,
+    },
+}
+
+#: Plugin ids of containerd 1.6.20 (`ctr plugins ls`) plus those 1.7 adds.
+PLUGINS_V2 = frozenset(
+    "io.containerd." + p
+    for p in [
+        "content.v1.content",
+        "differ.v1.walking",
+        "event.v1.exchange",
+        "gc.v1.scheduler",
+        "grpc.v1.containers",
+        "grpc.v1.content",
+        "grpc.v1.cri",
+        "grpc.v1.diff",
+        "grpc.v1.events",
+        "grpc.v1.healthcheck",
+        "grpc.v1.images",
+        "grpc.v1.introspection",
+        "grpc.v1.leases",
+        "grpc.v1.namespaces",
+        "grpc.v1.snapshots",
+        "grpc.v1.tasks",
+        "grpc.v1.version",
+        "grpc.v1.sandbox-controllers",
+        "grpc.v1.sandboxes",
+        "grpc.v1.streaming",
+        "grpc.v1.transfer",
+        "internal.v1.opt",
+        "internal.v1.restart",
+        "internal.v1.tracing",
+        "metadata.v1.bolt",
+        "monitor.v1.cgroups",
+        "nri.v1.nri",
+        "runtime.v1.linux",
+        "runtime.v2.task",
+        "sandbox.controller.v1.local",
+        "sandbox.store.v1.local",
+        "service.v1.containers-service",
+        "service.v1.content-service",
+        "service.v1.diff-service",
+        "service.v1.images-service",
+        "service.v1.introspection-service",
+        "service.v1.leases-service",
+        "service.v1.namespaces-service",
+        "service.v1.snapshots-service",
+        "service.v1.tasks-service",
+        "snapshotter.v1.aufs",
+        "snapshotter.v1.blockfile",
+        "snapshotter.v1.btrfs",
+        "snapshotter.v1.devmapper",
+        "snapshotter.v1.native",
+        "snapshotter.v1.overlayfs",
+        "snapshotter.v1.zfs",
+        "streaming.v1.manager",
+        "tracing.processor.v1.otlp",
+        "transfer.v1.local",
+        "warning.v1.deprecations",
+        "lease.v1.manager",
+    ]
+)
+
+CRI_IMAGES_V3: Schema = {
+    "snapshotter": str,
+    "disable_snapshot_annotations": bool,
+    "discard_unpacked_layers": bool,
+    "max_concurrent_downloads": int,
+    "concurrent_layer_fetch_buffer": int,
+    "image_pull_progress_timeout": str,
+    "image_pull_with_sync_fs": bool,
+    "stats_collect_period": int,
+    "use_local_image_pull": bool,
+    "pinned_images": MapOf(str),
+    "runtime_platforms": MapOf({"platform": str, "snapshotter": str}),
+    "registry": {"config_path": str, "headers": MapOf(list)},
+    "image_decryption": {"key_model": str},
+}
+CRI_RUNTIME_V3: Schema = {
+    **_CRI_RUNTIME_COMMON,
+    "containerd": {
+        "default_runtime_name": str,
+        "ignore_blockio_not_enabled_errors": bool,
+        "ignore_rdt_not_enabled_errors": bool,
+        "runtimes": MapOf(_RUNTIME),
+    },
+}
+_PLUGIN_ID = re.compile(r"^io\.containerd\.[a-z0-9.-]+\.v[0-9]+\.[A-Za-z0-9_-]+$")
+
+
+def plugin_schema(version: int, plugin_id: str) -> Any:
+    """The schema of one plugin's table, FREE for non-CRI plugins, None if containerd has no such plugin."""
+    if version == 2:
+        if plugin_id == "io.containerd.grpc.v1.cri":
+            return CRI_V2
+        return FREE if plugin_id in PLUGINS_V2 else None
+    if plugin_id == "io.containerd.cri.v1.images":
+        return CRI_IMAGES_V3
+    if plugin_id == "io.containerd.cri.v1.runtime":
+        return CRI_RUNTIME_V3
+    if plugin_id == "io.containerd.grpc.v1.cri":
+        return _STREAMING
+    return FREE if _PLUGIN_ID.match(plugin_id) else None
+
+
+def quote_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key + '"'
+
+
+def unknown_keys(doc: Mapping[str, Any], version: int) -> Iterator[tuple[str, str]]:
+    """(key path, message) for every key containerd would ignore, or whose value has the wrong type."""
+    for key, value in doc.items():
+        if key == "plugins":
+            if not isinstance(value, Mapping):
+                yield "plugins", "must be a table"
+                continue
+            for plugin_id, table in value.items():
+                schema = plugin_schema(version, plugin_id)
+                path = f"plugins.{quote_key(plugin_id)}"
+                if schema is None:
+                    yield path, f"containerd (config version {version}) has no plugin {plugin_id!r}"
+                else:
+                    yield from _walk(table, schema, path)
+            continue
+        yield from _walk({key: value}, _TOP_COMMON, "")
+
+
+def _walk(value: Any, schema: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(schema, Free):
+        return
+    if isinstance(schema, MapOf):
+        if not isinstance(value, Mapping):
+            yield path, "must be a table"
+            return
+        for name, item in value.items():
+            yield from _walk(item, schema.item, f"{path}.{quote_key(name)}")
+        return
+    if isinstance(schema, Mapping):
+        if not isinstance(value, Mapping):
+            yield path, "must be a table"
+            return
+        for key, item in value.items():
+            sub = f"{path}.{quote_key(key)}" if path else quote_key(key)
+            if key not in schema:
+                yield sub, "containerd does not read this key (misspelt?); it would be ignored"
+                continue
+            yield from _walk(item, schema[key], sub)
+        return
+    # a leaf type; TOML has no separate int/bool confusion to forgive: bool is not an int here
+    ok = isinstance(value, schema) and not (schema is int and isinstance(value, bool))
+    if not ok:
+        yield path, f"must be {_type_name(schema)}, not {type(value).__name__}"
+
+
+def _type_name(t: Any) -> str:
+    return {str: "a string", bool: "true or false", int: "an integer", list: "an array"}.get(t, str(t))
