@@ -1,0 +1,154 @@
+"""Run the real containerd 1.6 on rendered files, privately, and ask it what it made of them.
+
+Each daemon runs in its own mount namespace (`unshare --mount`): a private tmpfs on /run (containerd
+hard-codes /run/containerd/{fifo,runc,s}), its own /opt (the opt plugin) and its own /etc/hosts (test
+registry names), so it never meets another engineer's containerd. Root, state and the socket live in
+a short temporary directory. Shell text is a constant; every value is passed as an argument.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cri_api.v1 import api_pb2, api_pb2_grpc
+
+from shimshift.rendering import NodeLayout, RenderedConfig
+
+NAMESPACE_SCRIPT = (
+    'set -e; mount -t tmpfs tmpfs /run; mount --bind "$1" /opt; mount --bind "$2" /etc/hosts; '
+    'shift 2; exec containerd "$@"'
+)
+START_TIMEOUT = 10.0
+
+
+def missing_prerequisites() -> list[str]:
+    missing = [tool for tool in ("containerd", "ctr", "unshare") if shutil.which(tool) is None]
+    if os.geteuid() != 0:
+        missing.append("root (mount namespaces)")
+    return missing
+
+
+@dataclass
+class NodeRoot:
+    """A private directory standing in for a node's /: rendered files go below it."""
+
+    path: Path
+
+    @property
+    def layout(self) -> NodeLayout:
+        return NodeLayout(
+            config_file=str(self.path / "etc/containerd/config.toml"),
+            certs_dir=str(self.path / "etc/containerd/certs.d"),
+        )
+
+    @property
+    def socket(self) -> Path:
+        return self.path / "c.sock"
+
+    def write(self, rendered: RenderedConfig) -> None:
+        for f in rendered.files:
+            target = Path(f.path)
+            assert target.is_relative_to(self.path), f"{f.path} escapes the node root"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.content)
+            target.chmod(f.mode)
+
+
+@contextlib.contextmanager
+def node_root(hosts: str = "127.0.0.1\tlocalhost\n") -> Iterator[NodeRoot]:
+    path = Path(tempfile.mkdtemp(prefix="ss-r5-", dir="/tmp"))
+    try:
+        (path / "opt").mkdir()
+        (path / "hosts").write_text(hosts)
+        yield NodeRoot(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def config_dump(root: NodeRoot) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["containerd", "--config", root.layout.config_file, "config", "dump"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+
+
+@dataclass
+class Running:
+    root: NodeRoot
+    process: subprocess.Popen[bytes]
+
+    def plugins(self) -> str:
+        result = subprocess.run(
+            ["ctr", "--address", str(self.root.socket), "plugins", "ls"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        return result.stdout
+
+    def cri_status(self) -> str | None:
+        """The CRI plugin's status column (`ok`, `error`, `skip`), or None when it is absent."""
+        for line in self.plugins().splitlines():
+            fields = line.split()
+            if len(fields) >= 4 and fields[0] == "io.containerd.grpc.v1" and fields[1] == "cri":
+                return fields[3]
+        return None
+
+    def pull(self, image: str, timeout: float = 30.0) -> str:
+        """A real CRI PullImage; returns the image ref or raises grpc.RpcError."""
+        with grpc.insecure_channel(f"unix://{self.root.socket}") as channel:
+            stub = api_pb2_grpc.ImageServiceStub(channel)
+            reply = stub.PullImage(
+                api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)), timeout=timeout
+            )
+            return str(reply.image_ref)
+
+    def log(self) -> str:
+        return (self.root.path / "containerd.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_containerd(root: NodeRoot) -> Iterator[Running]:
+    log = (root.path / "containerd.log").open("wb")
+    argv = [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE_SCRIPT, "sh",
+        str(root.path / "opt"), str(root.path / "hosts"),
+        "--config", root.layout.config_file, "--root", str(root.path / "root"),
+        "--state", str(root.path / "state"), "--address", str(root.socket),
+    ]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    running = Running(root, process)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not root.socket.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"containerd exited with {process.returncode}:\n{running.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"containerd did not listen within {START_TIMEOUT}s:\n{running.log()[-3000:]}"
+                )
+            time.sleep(0.02)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        log.close()
