@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -270,6 +271,37 @@ class Cluster:
         _wait_for("the registry", registry.is_up, 10, log_file)
         _wait_for("the registry relay", registry.socket.exists, 10, log_file)
         return registry
+
+    # ---- the Kubernetes API and the fake kubelets -------------------------------------------
+    def attach_api(self, url: str, kubeconfig: Path | str, start_kubelets: bool = True) -> None:
+        """Make the API server at ``url`` (on the host's loopback) reachable from every node at the
+        same address, install ``kubeconfig`` as each node's /etc/kubernetes/kubelet.conf, and start
+        the fake kubelets (``systemctl start kubelet`` inside each node)."""
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.port is None:
+            raise TestbedError(f"the API server must listen on the host's loopback with a port, got {url}")
+        relay = self.dir / "kubeapi.sock"
+        if not relay.exists():
+            self._spawn(["socat", f"UNIX-LISTEN:{relay},fork,unlink-early", f"TCP:127.0.0.1:{parsed.port}"],
+                        self.dir / "kubeapi-relay.log", self.dir / "kubeapi-relay.pid")
+            _wait_for("the API relay", relay.exists, 10, self.dir / "kubeapi-relay.log")
+        text = Path(kubeconfig).read_text() if isinstance(kubeconfig, Path) else kubeconfig
+        for node in self.nodes:
+            self._spawn(["nsenter", f"--target={node.init_pid}", "--net", "--pid", "--", "socat",
+                         f"TCP-LISTEN:{parsed.port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{relay}"],
+                        node.dir.path / "relay.log", node.dir.path / "relay-kubeapi.pid")
+            target = node.dir.in_node("/etc/kubernetes/kubelet.conf")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        if start_kubelets:
+            with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
+                results = list(pool.map(
+                    lambda n: n.exec(["systemctl", "start", "kubelet"], timeout=60), self.nodes))
+            for node, result in zip(self.nodes, results, strict=True):
+                if result.exit_status != 0:
+                    log_tail = _tail(node.dir.in_node("/var/log/kubelet.log"))
+                    raise TestbedError(
+                        f"node {node.name}: kubelet did not start: {result.stderr.strip()}{log_tail}")
 
     # ---- teardown -----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

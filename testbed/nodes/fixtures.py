@@ -4,7 +4,11 @@
   they found them. ``testbed_node`` is parametrised over the profiles and yields that node.
 - ``scratch_cluster`` (module): a fresh cluster for tests that change nodes (migrations,
   broken configs); it is thrown away after the module.
-- ``ssh_client_for(node)``: a paramiko client with host-key verification.
+- ``ssh_client_for(cluster, node)``: a paramiko client with host-key verification.
+- ``nodes_kubeapi`` (session): an API emulator for the fake kubelets (``.url``, ``.kubeconfig``),
+  without the emulator's own pod lifecycle controller: the fake kubelets own their pods' status.
+- ``kubelet_cluster`` (session): ``testbed_cluster`` with its fake kubelets registered in
+  ``nodes_kubeapi``; ``kube_core`` is a ``CoreV1Api`` client for it.
 
 Nodes need root, Linux namespaces and the Debian packages installed by ``scripts/setup``; without
 them these fixtures skip, naming what is missing.
@@ -14,9 +18,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -76,6 +82,55 @@ def scratch_cluster(testbed_root: Path, request: pytest.FixtureRequest) -> Itera
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12]
     with Cluster.up(f"pytest-{os.getpid()}-{module}", ALL_PROFILES, root=testbed_root) as cluster:
         yield cluster
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    url: str
+    kubeconfig: Path
+
+
+@pytest.fixture(scope="session")
+def nodes_kubeapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEndpoint]:
+    from testbed.kubeapi import EmulatorConfig, EmulatorThread, write_kubeconfig
+
+    thread = EmulatorThread(EmulatorConfig(controllers=False))
+    thread.start()
+    try:
+        path = tmp_path_factory.mktemp("nodes-kubeapi") / "kubeconfig"
+        yield ApiEndpoint(thread.emulator.url, write_kubeconfig(path, thread.emulator.url))
+    finally:
+        thread.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet_cluster(testbed_cluster: Cluster, nodes_kubeapi: ApiEndpoint) -> Cluster:
+    testbed_cluster.attach_api(nodes_kubeapi.url, nodes_kubeapi.kubeconfig)
+    return testbed_cluster
+
+
+@pytest.fixture(scope="session")
+def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=str(nodes_kubeapi.kubeconfig))
+    try:
+        yield client.CoreV1Api(api_client)
+    finally:
+        api_client.close()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "",
+               interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+        time.sleep(interval)
 
 
 def node_with_profile(cluster: Cluster, profile: str | ProfileName) -> Node:

@@ -168,9 +168,20 @@ def _unit(exec_argv: list[str], **extra: object) -> str:
     return json.dumps({"exec": exec_argv, **extra}, indent=1) + "\n"
 
 
-def _kubelet_unit(p: Profile) -> str:
+def _kubelet_unit(p: Profile, node_ip: str) -> str:
     kubelet = [sys.executable, "-m", "testbed.nodes.kubelet"]
-    env = {"PYTHONPATH": str(REPO_ROOT)}
+    annotations = {}
+    if p.layout == "kubeadm":
+        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = "/var/run/dockershim.sock"
+    elif p.layout == "cri-dockerd":
+        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = "unix:///var/run/cri-dockerd.sock"
+    # what a real kubelet binary knows about itself, and what kubeadm put on the Node
+    env = {
+        "PYTHONPATH": str(REPO_ROOT),
+        "FAKE_KUBELET_VERSION": p.kubelet_version,
+        "FAKE_KUBELET_NODE_IP": node_ip,
+        "FAKE_KUBELET_ANNOTATIONS": json.dumps(annotations),
+    }
     if p.layout == "kubespray":
         # Kubespray: /etc/systemd/system/kubelet.service with EnvironmentFile=/etc/kubernetes/kubelet.env
         args = ["$KUBE_LOGTOSTDERR", "$KUBE_LOG_LEVEL", "$KUBELET_API_SERVER", "$KUBELET_ADDRESS",
@@ -209,7 +220,7 @@ def render_node_files(p: Profile, node_name: str, node_ip: str, host_etc_hosts: 
              "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-masq=false"],
             description="Docker Application Container Engine", wants=["containerd"],
             ready={"socket": "/run/docker.sock"}, stop_timeout=15),
-        "/etc/fake-systemd/kubelet.json": _kubelet_unit(p),
+        "/etc/fake-systemd/kubelet.json": _kubelet_unit(p, node_ip),
     }
     hosts = host_etc_hosts.rstrip("\n") + f"\n127.0.1.1\t{node_name}\n"
     if p.uses_registry:

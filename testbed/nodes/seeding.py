@@ -33,6 +33,20 @@ def daemonset_pods(node: Node) -> list[dict[str, str]]:
     }]
 
 
+def daemonset_pod_manifests(node: Node) -> list[dict[str, object]]:
+    """The node's DaemonSet pods as API objects, bound to the node (the Docker containers of
+    ``seed_node`` carry the same pod names)."""
+    return [{
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod["name"], "namespace": pod["namespace"], "labels": {"k8s-app": "kube-proxy"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "kube-proxy",
+                                          "uid": pod_uid("daemonset", "kube-proxy"), "controller": True}]},
+        "spec": {"nodeName": node.name, "containers": [{"name": pod["container"], "image": pod["image"]}],
+                 "tolerations": [{"operator": "Exists"}]},
+    } for pod in daemonset_pods(node)]
+
+
 def _labels(pod: dict[str, str], container: str, kind: str) -> dict[str, str]:
     return {
         "io.kubernetes.pod.name": pod["name"],
