@@ -223,6 +223,9 @@ def plan_hosts(
         elif intent.host == DOCKER_HUB:
             server = DOCKER_HUB_SERVER
         elif intent.plain_http:
+            # containerd 1.6 ignores the scheme of `server` (it still speaks HTTPS to it; found on the
+            # real daemon), so plain HTTP needs a host entry of its own.
+            endpoints.append(Endpoint(f"http://{intent.host}", (*PULL_CAPS, "push"), Tls()))
             server = f"http://{intent.host}"
             server_tls = Tls()
         elif intent.try_http:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -121,6 +122,18 @@ class Running:
         return (self.root.path / "containerd.log").read_text(errors="replace")
 
 
+def _accepts(path: Path) -> bool:
+    """Whether the daemon accepts connections (the socket file exists a moment before it does)."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 @contextlib.contextmanager
 def running_containerd(root: NodeRoot) -> Iterator[Running]:
     log = (root.path / "containerd.log").open("wb")
@@ -134,7 +147,7 @@ def running_containerd(root: NodeRoot) -> Iterator[Running]:
     running = Running(root, process)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not root.socket.exists():
+        while not _accepts(root.socket):
             if process.poll() is not None:
                 raise AssertionError(f"containerd exited with {process.returncode}:\n{running.log()[-3000:]}")
             if time.monotonic() > deadline:
