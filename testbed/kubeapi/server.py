@@ -31,6 +31,7 @@ from .store import Stored, Watcher, dumps
 from .tables import table
 
 JSON = "application/json"
+OPENAPI_V2_PB = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 logger = logging.getLogger(__name__)
 
 
@@ -56,7 +57,8 @@ def parse_path(path: str) -> Target:
     if head in ("healthz", "readyz", "livez"):
         return Target("health")
     if head == "openapi":
-        return Target("openapi" if len(parts) > 1 and parts[1] == "v3" else "unknown")
+        version = parts[1] if len(parts) > 1 else ""
+        return Target({"v3": "openapi", "v2": "openapi-v2"}.get(version, "unknown"))
     if head == "api":
         if len(parts) == 1:
             return Target("api")
@@ -225,6 +227,11 @@ class ApiServer:
             if doc is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(doc)
+        if target.kind == "openapi-v2":
+            # An OpenAPI v2 Document with no definitions, protobuf-encoded as client-go expects
+            # (field 1, swagger = "2.0"). kubectl's client-side validation (used for `kind: List`)
+            # skips kinds it has no schema for, exactly as it does for CRDs on a real cluster.
+            return web.Response(body=b"\x0a\x032.0", content_type=OPENAPI_V2_PB)
         if target.kind == "openapi":
             doc = (
                 openapi.root(reg)
