@@ -110,7 +110,8 @@ def _host_path_kind(path: str) -> tuple[DependencyKind, Severity] | None:
     if path in SOCKETS:
         return DependencyKind.DOCKER_SOCKET, Severity.HIGH
     if path in SOCKET_PARENTS:
-        return DependencyKind.SOCKET_PARENT_DIR, Severity.HIGH
+        # /run and /var/run hold little else than sockets; / and /var are mostly read for other things.
+        return DependencyKind.SOCKET_PARENT_DIR, Severity.HIGH if path.endswith("run") else Severity.MEDIUM
     if path in DOCKER_LOG_DIRS:
         return DependencyKind.DOCKER_LOGS, Severity.MEDIUM
     if path in DOCKER_DATA_DIRS:

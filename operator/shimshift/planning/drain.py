@@ -208,15 +208,15 @@ def _findings(node: str, plans: Sequence[PodPlan], ctx: DrainContext) -> list[Fi
     per_pdb = Counter(p.pdbs[0] for p in budgeted)
     for key, count in sorted(per_pdb.items()):
         state = ctx.pdb_states[key]
-        pods = [p.key for p in budgeted if p.pdbs == (key,)]
-        if state.never_allows:
+        blocked = [p.key for p in budgeted if p.pdbs == (key,) and p.verdict == EvictionVerdict.NO_BUDGET]
+        if blocked and state.never_allows:
             timeout = ctx.policy.on_timeout == DrainTimeoutAction.DELETE_PODS
             out.append(
                 Finding(
                     "PdbNeverAllows",
                     Level.WARNING if timeout else Level.BLOCKER,
                     f"PDB {state.describe()}: it allows no eviction even with every pod healthy, so evicting "
-                    f"{name_some(pods)} waits until spec.drain.timeout"
+                    f"{name_some(blocked)} waits until spec.drain.timeout"
                     + (
                         " and then deletes the pods, bypassing the PDB"
                         if timeout
@@ -227,19 +227,19 @@ def _findings(node: str, plans: Sequence[PodPlan], ctx: DrainContext) -> list[Fi
                     key,
                 )
             )
-        elif state.disruptions_allowed == 0:
+        elif blocked:
             out.append(
                 Finding(
                     "PdbBlocksNow",
                     Level.WARNING,
-                    f"PDB {state.describe()}: evicting {name_some(pods)} would wait now until enough "
+                    f"PDB {state.describe()}: evicting {name_some(blocked)} would wait now until enough "
                     "pods are healthy again",
                     f"check why PDB {key}'s pods are not Ready before migrating",
                     node,
                     key,
                 )
             )
-        elif count > state.disruptions_allowed:
+        elif count > state.disruptions_allowed > 0:
             out.append(
                 Finding(
                     "PdbSerialisesDrain",

@@ -1,81 +1,59 @@
-"""Image budget for the plan report: which Docker images move into containerd, their bytes, whether they fit.
+"""The image section of a plan report: a summary of the images step's own plan for one node.
 
-Docker reports an image's unpacked size. containerd keeps the compressed layers in its content store and
-the unpacked ones as snapshots, so the space needed is estimated as 1.5 x Docker's size (DISK_FACTOR);
-images whose ID containerd already holds in `k8s.io` cost nothing. Pure.
+The numbers come from `shimshift.planning.images.plan_images` (issue 7), the very function the images
+step runs, so the report's disk verdict is the one the step will reach: same selection, same order,
+same estimate (`DiskPolicy`: unpacked size x copies + margin). Pure.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shimshift.model.facts import DockerImage, NodeFacts
-from shimshift.model.spec import Images
-
-DISK_FACTOR = 1.5
-#: Free space to keep on the containerd root after the images are in (logs, new pulls, ephemeral data).
-HEADROOM_BYTES = 2 * 1024**3
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.images import ImagesPlan, SkipReason, Strategy, plan_images
 
 
 @dataclass(frozen=True)
 class ImagePlan:
     migrate: bool
     count: int  # images to migrate
-    bytes: int  # their size as Docker reports it
-    needed_bytes: int  # estimated space on the containerd root
+    bytes: int  # their unpacked size (the images step's estimate)
+    needed_bytes: int  # what the images step requires free on the containerd root
     free_bytes: int | None  # free on the containerd root now; None when unknown
-    in_use: int  # of `count`, images used by running containers
+    in_use: int  # of `count`, images used by a pod's container
+    pulls: int  # pulled by digest through the new registry config
+    transfers: int  # docker save | ctr import
     already_present: int  # already in containerd's k8s.io namespace
-    excluded: int  # by spec.images.exclude / include, or untagged
+    excluded: int  # by spec.images.include / exclude, or untagged
+    blocked: str = ""  # the images step's own refusal message, empty when it fits
     largest: tuple[tuple[str, int], ...] = ()  # (reference, bytes) of the biggest few
 
     @property
-    def fits(self) -> bool | None:
-        if self.free_bytes is None:
-            return None
-        return self.needed_bytes <= self.free_bytes
+    def fits(self) -> bool:
+        return not self.blocked
 
 
-def _refs(image: DockerImage) -> tuple[str, ...]:
-    return image.repo_tags + image.repo_digests
-
-
-def _selected(image: DockerImage, spec: Images) -> bool:
-    refs = [r for r in _refs(image) if not r.startswith("<none>")]
-    if not refs:
-        return False
-    if any(fnmatch.fnmatchcase(r, pat) for r in refs for pat in spec.exclude):
-        return False
-    return not spec.include or any(fnmatch.fnmatchcase(r, pat) for r in refs for pat in spec.include)
-
-
-def plan_images(facts: NodeFacts, spec: Images) -> ImagePlan:
-    present = set(facts.containerd_images)
-    chosen: list[DockerImage] = []
-    excluded = already = 0
-    for image in facts.images:
-        if image.id in present:
-            already += 1
-        elif _selected(image, spec):
-            chosen.append(image)
-        else:
-            excluded += 1
-    if not spec.migrate:
-        chosen = []
-    size = sum(i.size for i in chosen)
-    largest: Sequence[DockerImage] = sorted(chosen, key=lambda i: (-i.size, i.id))[:5]
+def summarise_images(spec: NodeMigrationSpec, facts: NodeFacts) -> ImagePlan:
+    # The node-side probe of registry reachability runs only in Migrate mode; a plan assumes none
+    # answers (every image is a transfer), which is also the case that needs the most disk.
+    plan: ImagesPlan = plan_images(facts, spec.images, sandbox_image=spec.containerd.sandbox_image)
+    moves = plan.moves
+    largest = sorted(moves, key=lambda m: (-m.size, m.image_id))[:5]
+    in_use_ids = {i.id for i in facts.images if i.in_use}
     return ImagePlan(
-        migrate=spec.migrate,
-        count=len(chosen),
-        bytes=size,
-        needed_bytes=int(size * DISK_FACTOR),
-        free_bytes=facts.containerd_root_free_bytes,
-        in_use=sum(1 for i in chosen if i.in_use),
-        already_present=already,
-        excluded=excluded,
-        largest=tuple(((_refs(i) or (i.id,))[0], i.size) for i in largest),
+        migrate=spec.images.migrate,
+        count=len(moves),
+        bytes=plan.disk.expected_bytes,
+        needed_bytes=plan.disk.required_bytes,
+        free_bytes=plan.disk.free_bytes,
+        in_use=sum(1 for m in moves if m.image_id in in_use_ids),
+        pulls=sum(1 for m in moves if m.strategy == Strategy.PULL),
+        transfers=sum(1 for m in moves if m.strategy == Strategy.TRANSFER),
+        already_present=sum(1 for s in plan.skipped if s.reason == SkipReason.ALREADY_PRESENT),
+        excluded=sum(1 for s in plan.skipped if s.reason != SkipReason.ALREADY_PRESENT),
+        blocked=plan.blocked,
+        largest=tuple(((m.docker_tags or m.digests or (m.image_id,))[0], m.size) for m in largest),
     )
 
 
@@ -83,8 +61,8 @@ def human_bytes(n: int | None) -> str:
     if n is None:
         return "unknown"
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns
+    return f"{value:.1f} TiB"

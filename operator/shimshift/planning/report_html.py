@@ -1,0 +1,57 @@
+"""The plan report as one self-contained HTML page (inline CSS, no scripts, no external assets).
+
+Rendered from `templates/report/plan.html.j2` with autoescaping, so names and messages that came from
+the cluster or a node can never inject markup. Pure: a PlanReport in, text out.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from shimshift.model.durations import format_duration
+from shimshift.planning.imagefit import human_bytes
+from shimshift.planning.report import PlanReport
+from shimshift.planning.report_markdown import action_text
+from shimshift.resources import data_path
+
+TEMPLATE = "plan.html.j2"
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """(css class, line) for each line of a unified diff."""
+    out = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_path("templates", "report"))),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(
+        human_bytes=human_bytes, duration=format_duration, action_text=action_text, diff_lines=diff_lines
+    )
+    return env
+
+
+def render_html(report: PlanReport) -> str:
+    return _environment().get_template(TEMPLATE).render(r=report)

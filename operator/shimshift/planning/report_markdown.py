@@ -1,0 +1,267 @@
+"""The plan report as Markdown, for a terminal or a pull request. Pure: a PlanReport in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from shimshift.model.durations import format_duration
+from shimshift.planning.drain import PodAction, PodPlan
+from shimshift.planning.findings import Finding
+from shimshift.planning.imagefit import human_bytes
+from shimshift.planning.report import FileSection, NodePlan, PlanReport, Verdict
+
+_VERDICT = {
+    Verdict.CLEAN: "CLEAN: nothing blocks the migration",
+    Verdict.WARNINGS: "WARNINGS: the migration can run; read the warnings first",
+    Verdict.BLOCKED: "BLOCKED: the migration would fail; fix the blockers first",
+}
+
+
+def cell(text: object) -> str:
+    """Text safe inside a Markdown table cell (no pipes, no HTML tags, one line)."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _finding_lines(findings: Sequence[Finding], *, with_node: bool = True) -> list[str]:
+    out = []
+    for f in findings:
+        where = f"**{f.node}** " if with_node and f.node else ""
+        out.append(f"- {where}`{f.code}`: {cell(f.message)}")
+        if f.advice:
+            out.append(f"  - what to do: {cell(f.advice)}")
+    return out
+
+
+def _eviction(p: PodPlan) -> str:
+    if p.verdict is None:
+        return "-"
+    return {"Allowed": "allowed", "NoBudget": "BLOCKED (429)", "MultiplePDBs": "REFUSED (500)"}[
+        p.verdict.value
+    ]
+
+
+_ACTIONS = {
+    PodAction.EVICT: "evict",
+    PodAction.IGNORE_DAEMONSET: "ignore (DaemonSet)",
+    PodAction.SKIP_MIRROR: "skip (static pod)",
+    PodAction.NOT_SELECTED: "keep (not in podSelector)",
+    PodAction.REFUSED: "REFUSED: drain stops",
+}
+
+
+def action_text(p: PodPlan) -> str:
+    return _ACTIONS[p.action]
+
+
+def _files(title: str, section: FileSection) -> list[str]:
+    out = [f"#### {title}", ""]
+    if not section.computed:
+        out += [f"_{cell(section.reason)}_", ""]
+    for note in section.notes:
+        out.append(f"- {cell(note)}")
+    if section.notes:
+        out.append("")
+    for change in section.changes:
+        if not change.changed:
+            out += [f"`{change.path}`: unchanged", ""]
+            continue
+        out += [f"`{change.path}`:", "", "```diff", change.diff.rstrip("\n"), "```", ""]
+    if section.carryover:
+        out += ["Docker settings:", ""]
+        out += table(
+            ["Setting", "Value", "Carried over", "Becomes / instead"],
+            ((c.source, c.value, "yes" if c.carried else "NO", c.outcome) for c in section.carryover),
+        )
+        out.append("")
+    return out
+
+
+def _node(n: NodePlan) -> list[str]:
+    out = [f"### {n.name}: {n.status.value} (wave {n.wave}, {n.role})", ""]
+    facts = [f"Runtime now: `{n.runtime_version}`"]
+    if n.runtime is not None:
+        r = n.runtime
+        facts += [
+            f"Docker {r.docker_version or 'unknown'}",
+            f"containerd {r.containerd_version or 'not installed'}",
+            f"kubelet {r.kubelet_version or 'unknown'} ({r.kubelet_layout})",
+            f"cgroup driver for containerd: {r.containerd_cgroup}",
+        ]
+    if n.cordoned:
+        facts.append("already cordoned by an admin (stays cordoned)")
+    facts.append(f"estimated {format_duration(n.estimate_seconds)}")
+    out += ["; ".join(facts) + ".", ""]
+    out += _finding_lines(n.findings, with_node=False)
+    if n.findings:
+        out.append("")
+    d = n.drain
+    out += [
+        "#### Drain",
+        "",
+        f"{d.evict} pod(s) evicted ({d.blocked_now} blocked right now), "
+        f"{d.ignored_daemonset} DaemonSet pod(s) ignored, {d.skipped_mirror} static pod(s) skipped, "
+        f"{d.not_selected} outside the pod selector, "
+        f"{d.refused} refused; longest grace period {d.max_grace_seconds}s.",
+        "",
+    ]
+    if n.pods:
+        out += table(
+            ["Pod", "Controller", "Action", "PDB", "Eviction now", "Notes"],
+            (
+                (
+                    p.key,
+                    p.controller or "none",
+                    action_text(p),
+                    ", ".join(p.pdbs) or "-",
+                    _eviction(p),
+                    "; ".join(p.notes),
+                )
+                for p in n.pods
+            ),
+        )
+        out.append("")
+    out += ["#### Images", ""]
+    if n.images is None:
+        out += ["_not computed: no facts for this node_", ""]
+    else:
+        i = n.images
+        out += [
+            f"{i.count} image(s) to migrate ({i.in_use} in use), {human_bytes(i.bytes)} unpacked; needs "
+            f"{human_bytes(i.needed_bytes)} free on the containerd root, {human_bytes(i.free_bytes)} free "
+            f"({'fits' if i.fits else 'DOES NOT FIT'}); {i.already_present} already in containerd, "
+            f"{i.excluded} left out.",
+            "",
+        ]
+        if i.largest:
+            out += ["Largest: " + ", ".join(f"`{ref}` ({human_bytes(size)})" for ref, size in i.largest), ""]
+    out += _files("containerd config and registry hosts", n.containerd)
+    out += _files("kubelet", n.kubelet)
+    return out
+
+
+def render_markdown(report: PlanReport) -> str:
+    s = report.summary
+    out = [f"# shimshift plan: {report.name or '(unnamed)'}", ""]
+    out += [
+        f"**{_VERDICT[s.verdict]}** ({s.blockers} blocker(s), {s.warnings} warning(s); "
+        f"exit code {s.exit_code})",
+        "",
+    ]
+    origin = f"Generated {report.generated_at}"
+    if report.facts_taken_at:
+        origin += f" from facts taken {report.facts_taken_at}"
+    if report.source:
+        origin += f" ({report.source})"
+    out += [origin + ". Nothing was changed on the cluster or on any node.", ""]
+    out += table(
+        ["", ""],
+        (
+            (
+                "Nodes",
+                f"{s.nodes_selected} to migrate in {s.waves} wave(s), {s.nodes_skipped} skipped, "
+                f"{s.nodes_blocked} blocked",
+            ),
+            ("Pods", f"{s.pods_to_evict} to evict, {s.evictions_blocked_now} blocked by a PDB right now"),
+            ("Images", f"{s.images} ({human_bytes(s.image_bytes)} unpacked)"),
+            ("Docker dependencies", str(s.docker_dependencies)),
+            ("Estimated duration", format_duration(s.estimate_seconds)),
+        ),
+    )
+    sp = report.spec
+    out += [
+        "",
+        f"Spec: mode {sp.mode}; nodes {sp.selector or '-'}"
+        + (f" + {', '.join(sp.node_names)}" if sp.node_names else "")
+        + f"; maxUnavailable {sp.max_unavailable}; control plane {sp.control_plane}; pause "
+        f"{format_duration(sp.pause_between_nodes_seconds)}; drain {sp.drain}; images {sp.images}; "
+        f"Docker afterwards {sp.docker}; rollback {sp.rollback}.",
+        "",
+    ]
+    for title, findings in (
+        ("Blockers", report.blockers),
+        ("Warnings", report.warnings),
+        ("Notes", report.notes),
+    ):
+        out += [f"## {title}", ""]
+        out += _finding_lines(findings) or ["None."]
+        out.append("")
+    out += ["## Waves", ""]
+    out += table(
+        ["Wave", "Nodes", "Kind", "Estimate"],
+        (
+            (
+                w.index,
+                ", ".join(w.nodes),
+                "control plane" if w.control_plane else "workers",
+                format_duration(w.estimate_seconds),
+            )
+            for w in report.waves
+        ),
+    )
+    out += ["", "## Nodes", ""]
+    out += table(
+        ["Node", "Wave", "Role", "Status", "Evict", "Blocked now", "Images", "Free disk", "Estimate"],
+        (
+            (
+                n.name,
+                n.wave,
+                n.role,
+                n.status.value,
+                n.drain.evict,
+                n.drain.blocked_now,
+                f"{n.images.count} / {human_bytes(n.images.bytes)}" if n.images else "?",
+                human_bytes(n.images.free_bytes) if n.images else "?",
+                format_duration(n.estimate_seconds),
+            )
+            for n in report.nodes
+        ),
+    )
+    out.append("")
+    if report.skipped:
+        out += ["## Skipped nodes", ""]
+        out += table(["Node", "Why"], ((s.node, s.message) for s in report.skipped))
+        out.append("")
+    out += ["## Docker dependencies", "", report.docker_socket_note + ".", ""]
+    if report.docker_dependencies:
+        out += table(
+            ["Severity", "Workload", "Found", "Pods", "Nodes", "What to do"],
+            (
+                (d.severity.value, d.subject, d.evidence, d.pods, ", ".join(d.nodes), d.advice)
+                for d in report.docker_dependencies
+            ),
+        )
+    else:
+        out.append("None found in the pods on the planned nodes.")
+    out += ["", "## PodDisruptionBudgets", ""]
+    if report.pdbs:
+        out += table(
+            ["PDB", "Expected", "Healthy", "Needs", "Allows now", "Never allows"],
+            (
+                (
+                    p.key,
+                    p.expected,
+                    p.healthy,
+                    p.desired_healthy,
+                    p.disruptions_allowed,
+                    "YES" if p.never_allows else "no",
+                )
+                for p in report.pdbs
+            ),
+        )
+    else:
+        out.append("No PDB selects a pod on the planned nodes.")
+    out += ["", "## Per node", ""]
+    for n in report.nodes:
+        out += _node(n)
+    out += ["## How the estimate is made", ""]
+    out += [f"- {a}" for a in report.estimate_assumptions]
+    out += ["", "## Questions people ask", ""]
+    for q in report.faq:
+        out += [f"**{q.question}**", "", q.answer, ""]
+    return "\n".join(out).rstrip("\n") + "\n"

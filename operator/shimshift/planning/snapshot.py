@@ -1,0 +1,158 @@
+"""Snapshot directories: a cluster's nodes, pods, PDBs, controllers and per-node facts as plain files.
+
+An air-gapped team runs `shimshift snapshot` where the cluster is and `shimshift plan --snapshot DIR`
+wherever the reviewers are. The layout (documented in docs/snapshot-format.md):
+
+    DIR/snapshot.json                   {"format": "shimshift.io/snapshot/v1", "takenAt": ..., ...}
+    DIR/nodes.{json,yaml}               a List (kubectl get -o json/yaml), a bare list or YAML documents
+    DIR/pods.{json,yaml}
+    DIR/poddisruptionbudgets.{json,yaml}
+    DIR/{daemonsets,replicasets,deployments,statefulsets,jobs}.{json,yaml}   (each optional)
+    DIR/facts/<node>.json               NodeFacts (shimshift.planning.factsjson), one per probed node
+
+Only reading and writing files happens here; parsing into values is `shimshift.planning.cluster`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shimshift.model.errors import Problem, ValidationError
+from shimshift.model.facts import NodeFacts
+from shimshift.planning.cluster import Cluster, build_cluster
+from shimshift.planning.factsjson import facts_from_json, facts_to_json
+
+FORMAT = "shimshift.io/snapshot/v1"
+META_FILE = "snapshot.json"
+FACTS_DIR = "facts"
+NODES, PODS, PDBS = "nodes", "pods", "poddisruptionbudgets"
+CONTROLLER_KINDS: Mapping[str, str] = {
+    "daemonsets": "DaemonSet",
+    "replicasets": "ReplicaSet",
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "jobs": "Job",
+}
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cluster: Cluster
+    facts: Mapping[str, NodeFacts]
+    taken_at: str = ""
+    source: str = ""  # where it was taken (context name, generator), for the report header
+
+
+def _read_objects(directory: Path, name: str, *, required: bool) -> list[dict[str, Any]]:
+    for suffix in (".json", ".yaml", ".yml"):
+        path = directory / f"{name}{suffix}"
+        if path.exists():
+            break
+    else:
+        if required:
+            raise ValidationError(
+                [Problem(f"{name}.json", "missing; a snapshot needs nodes.json and pods.json (or .yaml)")],
+                source=str(directory),
+            )
+        return []
+    text = path.read_text(encoding="utf-8")
+    try:
+        docs: list[Any] = (
+            [json.loads(text)] if suffix == ".json" else list(yaml.load_all(text, Loader=_Loader))
+        )
+    except (ValueError, yaml.YAMLError) as e:
+        raise ValidationError(
+            [Problem(path.name, f"not valid {suffix[1:].upper()}: {e}")], source=str(directory)
+        ) from e
+    items: list[dict[str, Any]] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if isinstance(doc, Mapping) and isinstance(doc.get("items"), list):
+            items.extend(doc["items"])
+        elif isinstance(doc, list):
+            items.extend(doc)
+        elif isinstance(doc, Mapping):
+            items.append(dict(doc))
+        else:
+            raise ValidationError(
+                [Problem(path.name, "expected a List object, a list or objects")], source=str(directory)
+            )
+    return items
+
+
+def load_snapshot(directory: Path) -> Snapshot:
+    """Read a snapshot directory; a ValidationError names the file and what is wrong with it."""
+    if not directory.is_dir():
+        raise ValidationError([Problem("", f"{directory} is not a directory")], source="--snapshot")
+    meta: Mapping[str, Any] = {}
+    if (directory / META_FILE).exists():
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise ValidationError(
+                [Problem(f"{META_FILE}: format", f"expected {FORMAT}, got {meta.get('format')!r}")],
+                source=str(directory),
+            )
+    controllers: list[dict[str, Any]] = []
+    for name, kind in CONTROLLER_KINDS.items():
+        for obj in _read_objects(directory, name, required=False):
+            controllers.append({**obj, "kind": obj.get("kind") or kind})
+    cluster = build_cluster(
+        _read_objects(directory, NODES, required=True),
+        _read_objects(directory, PODS, required=True),
+        _read_objects(directory, PDBS, required=False),
+        controllers,
+    )
+    facts: dict[str, NodeFacts] = {}
+    facts_dir = directory / FACTS_DIR
+    if facts_dir.is_dir():
+        for path in sorted(facts_dir.glob("*.json")):
+            source = f"{directory.name}/{FACTS_DIR}/{path.name}"
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise ValidationError([Problem("", f"not valid JSON: {e}")], source=source) from e
+            node_facts = facts_from_json(raw, source=source)
+            facts[node_facts.node] = node_facts
+    return Snapshot(cluster, facts, str(meta.get("takenAt", "")), str(meta.get("source", "")))
+
+
+def _dump(path: Path, items: Sequence[Mapping[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    if path.suffix == ".json":
+        tmp.write_text(
+            json.dumps({"apiVersion": "v1", "kind": "List", "items": list(items)}, indent=1) + "\n"
+        )
+    else:
+        body = {"apiVersion": "v1", "kind": "List", "items": list(items)}
+        tmp.write_text(yaml.safe_dump(body, sort_keys=False, default_flow_style=False, width=110))
+    tmp.replace(path)
+
+
+def write_snapshot(
+    directory: Path,
+    objects: Mapping[str, Sequence[Mapping[str, Any]]],
+    facts: Iterable[NodeFacts],
+    *,
+    taken_at: str,
+    source: str,
+    fmt: str = "yaml",
+) -> None:
+    """Write `objects` (keyed nodes/pods/poddisruptionbudgets/daemonsets/...) and facts into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / FACTS_DIR).mkdir(exist_ok=True)
+    meta = {"format": FORMAT, "takenAt": taken_at, "source": source}
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    for name, items in objects.items():
+        _dump(directory / f"{name}.{fmt}", items)
+    for node_facts in facts:
+        path = directory / FACTS_DIR / f"{node_facts.node}.json"
+        path.write_text(json.dumps(facts_to_json(node_facts), indent=1, sort_keys=False) + "\n")

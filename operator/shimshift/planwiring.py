@@ -1,0 +1,82 @@
+"""Wires the containerd renderer and the kubelet planner into plan reports (`PlanHooks`).
+
+`shimshift.planning` and `shimshift.rendering` are sibling layers and may not import each other, so
+the composition happens here, above both: the CLI (`shimshift plan`) and the operator (`mode: Plan`)
+call `plan_hooks()` and pass the result to `shimshift.planning.build.build_plan`. Pure apart from
+that: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from shimshift.model import keys
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.cluster import Node
+from shimshift.planning.kubelet import plan_kubelet_switch
+from shimshift.planning.report import Carryover, FileChange, FileSection, PlanHooks
+from shimshift.rendering import RegistryMaterial, render_node_config
+
+
+def containerd_files(
+    spec: NodeMigrationSpec, node: Node, facts: NodeFacts, material: RegistryMaterial | None = None
+) -> FileSection:
+    """config.toml and certs.d/<host>/hosts.toml as the configure step would write them.
+
+    `material` holds the CA bundles and client certificates of spec registries that name Secrets;
+    offline it is empty and such registries are reported by the renderer as problems.
+    """
+    rendered = render_node_config(spec, facts, material or RegistryMaterial())
+    current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
+    changes = tuple(
+        FileChange(f.path, current.get(f.path), f.content.decode("utf-8", "replace"), secret=f.secret)
+        for f in rendered.files
+    )
+    rep = rendered.report
+    notes = [
+        f"config version {rep.config_version}: {rep.config_version_reason}",
+        f"sandbox image {rep.sandbox_image}: {rep.sandbox_image_reason}",
+        f"SystemdCgroup = {str(rep.systemd_cgroup).lower()}: {rep.cgroup_reason}",
+    ]
+    notes += [
+        f"spec registry wins for {c.host} ({c.kept}); translated {c.translated} dropped"
+        for c in rep.conflicts
+    ]
+    notes += [f"kept from the current config.toml: {p}" for p in rep.preserved]
+    if any(f.path.startswith(rendered.layout.certs_dir) for f in rendered.files):
+        notes.append(
+            f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
+        )
+    carryover = tuple(Carryover(t.source, t.host, t.summary, True) for t in rep.translated) + tuple(
+        Carryover(n.source, n.value, n.replacement, False) for n in rep.not_carried
+    )
+    return FileSection(True, "", changes, tuple(notes), carryover, tuple(rep.warnings))
+
+
+def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
+    """The kubelet flags/config edit the switch step makes, and the Node annotation it updates."""
+    switch = plan_kubelet_switch(
+        node.name,
+        facts.kubelet,
+        endpoint=spec.kubelet.runtime_endpoint,
+        method=spec.kubelet.config_method,
+        kubelet_version=None if facts.kubelet.version else (node.kubelet_version or None),
+    )
+    notes = [f"runtime endpoint {switch.endpoint} set by {switch.endpoint_key} in {switch.endpoint_file}"]
+    if switch.removed_flags:
+        notes.append(
+            "flags removed (dockershim-only or refused by this kubelet): " + ", ".join(switch.removed_flags)
+        )
+    notes += list(switch.notes)
+    annotation = node.annotations.get(keys.CRI_SOCKET_ANNOTATION)
+    if annotation is not None and spec.kubelet.update_cri_socket_annotation:
+        notes.append(
+            f"Node annotation {keys.CRI_SOCKET_ANNOTATION}: {annotation} -> {spec.kubelet.runtime_endpoint}"
+        )
+    changes = tuple(FileChange(e.path, e.before, e.after) for e in switch.edits)
+    return FileSection(True, "", changes, tuple(notes))
+
+
+def plan_hooks() -> PlanHooks:
+    return PlanHooks(containerd=containerd_files, kubelet=kubelet_files)
