@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from shimshift import __version__
+from shimshift import __version__, plancli
 from shimshift.manifests import expand_paths, read_documents
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
@@ -111,6 +111,14 @@ def _cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    return plancli.run_plan(args, out)
+
+
+def _cmd_snapshot(args: argparse.Namespace, out: TextIO) -> int:
+    return plancli.run_snapshot(args, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shimshift",
@@ -154,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-cert", action="append", default=[], metavar="HOST=CERT,KEY", help="for clientCertSecretRef"
     )
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("plan", help=plancli.PLAN_HELP, description=plancli.PLAN_DESCRIPTION)
+    plancli.add_plan_arguments(p)
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("snapshot", help=plancli.SNAPSHOT_HELP, description=plancli.SNAPSHOT_DESCRIPTION)
+    plancli.add_snapshot_arguments(p)
+    p.set_defaults(func=_cmd_snapshot)
 
     p = sub.add_parser("crd", help="print the NodeMigration CRD (for kubectl apply -f -)")
     p.set_defaults(func=_cmd_crd)
