@@ -46,6 +46,12 @@ class KubeletFacts:
     cgroup_driver: Setting | None = None
     pod_infra_image: Setting | None = None
     instance_config_file: str | None = None
+    #: Raw text of every kubelet file the probe read (flags files, config, instance-config), by path:
+    #: the switch edits these bytes, so untouched lines stay byte-identical.
+    files: Mapping[str, str] = field(default_factory=dict)
+    #: systemd units the kubelet's flags come from (unit file and drop-ins), by path, for reports.
+    units: Mapping[str, str] = field(default_factory=dict)
+    active: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class NodeFacts:
     docker_cgroup_driver: str | None = None
     containerd_version: str | None = None
     containerd_config: str | None = None  # text of /etc/containerd/config.toml
+    #: The config's schema: 1 when it has no `version` line (docker-ce's file), else its `version`.
+    containerd_config_version: int | None = None
+    containerd_running: bool = False
+    containerd_root: str = "/var/lib/containerd"
     containerd_root_free_bytes: int | None = None
     containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
     cri_enabled: bool | None = None
@@ -97,7 +107,32 @@ class NodeFacts:
     kubelet: KubeletFacts = field(default_factory=KubeletFacts)
     images: tuple[DockerImage, ...] = ()
     containers: tuple[K8sContainer, ...] = ()
+    cri_dockerd: bool = False  # a cri-dockerd service or socket exists (1.24+ on Docker)
+    services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
+
+    @property
+    def runtime_endpoint(self) -> str | None:
+        setting = self.kubelet.runtime_endpoint
+        return setting.value if setting else None
+
+    @property
+    def on_containerd(self) -> bool:
+        """The kubelet already talks to containerd: nothing to migrate."""
+        endpoint = self.runtime_endpoint or ""
+        return "containerd" in endpoint
+
+    @property
+    def dockershim_node(self) -> bool:
+        """Docker runs and the kubelet uses it (dockershim's default, an explicit docker runtime, or
+        cri-dockerd): a node shimshift can migrate."""
+        if self.on_containerd or self.docker_version is None:
+            return False
+        runtime = self.kubelet.container_runtime.value if self.kubelet.container_runtime else None
+        endpoint = self.runtime_endpoint
+        if endpoint is None:
+            return runtime in (None, "docker")
+        return "dockershim" in endpoint or "cri-dockerd" in endpoint or "docker" in endpoint
 
     @property
     def containerd_major(self) -> int | None:

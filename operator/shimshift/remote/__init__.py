@@ -1,1 +1,56 @@
-"""The only code that talks to nodes over SSH (the only importer of `paramiko`)."""
+"""The only code that talks to nodes over SSH (the only importer of `paramiko`; never `kubernetes`).
+
+- `NodeConnection(SshTarget, SshOptions)`: one reused connection per node; `run(argv)` ->
+  `CommandResult(argv, exit_status, stdout, stderr, duration)`; `upload(NodeFile)` installs a file
+  atomically; `round_trips` / `connects` count the SSH cost; strict host keys (`HostKeyError`).
+- `run_playbook` / `undo_playbook`: execute playbooks/*.yaml tasks (check, run, verify, undo).
+- `NodeSteps(conn)`: the node steps of the migration (facts, backup, configure, images hook, switch,
+  verify, cleanup) and their rollback, driven by a `NodePlan`.
+"""
+
+from shimshift.remote.connection import (
+    CommandError,
+    CommandResult,
+    CommandTimeout,
+    ConnectionLost,
+    NodeConnection,
+    SshOptions,
+    SshTarget,
+    UploadError,
+    load_private_key,
+)
+from shimshift.remote.executor import (
+    PlaybookResult,
+    TaskFailed,
+    TaskOutcome,
+    TaskStatus,
+    run_playbook,
+    undo_playbook,
+)
+from shimshift.remote.hostkeys import HostKeyError, LearnedHostKey, fingerprint, parse_known_hosts
+from shimshift.remote.steps import NodePlan, NodeSteps, NotDockershimNode
+
+__all__ = [
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectionLost",
+    "HostKeyError",
+    "LearnedHostKey",
+    "NodeConnection",
+    "NodePlan",
+    "NodeSteps",
+    "NotDockershimNode",
+    "PlaybookResult",
+    "SshOptions",
+    "SshTarget",
+    "TaskFailed",
+    "TaskOutcome",
+    "TaskStatus",
+    "UploadError",
+    "fingerprint",
+    "load_private_key",
+    "parse_known_hosts",
+    "run_playbook",
+    "undo_playbook",
+]

@@ -54,6 +54,9 @@ _INDEX_TYPES = frozenset(
     }
 )
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+#: Prints each content blob named in "$@" after a separator line naming it (one round trip for all).
+_CONTENT_SEPARATOR = "\n--- shimshift content "
+_CONTENT_GET = 'for d; do printf "\\n--- shimshift content %s\\n" "$d"; ctr -n k8s.io content get "$d"; done'
 #: Writes stdin to "$1" only if "$1" does not exist yet (the first run wins), atomically; prints "$1".
 _RECORD_ONCE = (
     'set -eu; if [ ! -e "$1" ]; then mkdir -p "${1%/*}"; cat > "$1.tmp"; mv "$1.tmp" "$1"; fi; cat "$1"'
@@ -64,15 +67,26 @@ class CommandOutput(Protocol):
     @property
     def exit_status(self) -> int: ...
     @property
-    def stdout(self) -> str: ...
+    def stdout(self) -> bytes: ...
     @property
-    def stderr(self) -> str: ...
+    def stderr(self) -> bytes: ...
 
 
 class Runner(Protocol):
-    """Runs one argv on the node (quoted argument by argument at the SSH boundary), bounded."""
+    """Runs one argv on the node (quoted argument by argument at the SSH boundary), bounded.
+    `shimshift.remote.connection.NodeConnection` is one."""
 
-    def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> CommandOutput: ...
+    def run(
+        self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> CommandOutput: ...
+
+
+def _out(result: CommandOutput) -> str:
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def _err(result: CommandOutput) -> str:
+    return result.stderr.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,7 @@ def _check(node: str, what: str, result: CommandOutput, argv: Sequence[str]) -> 
         shown = " ".join(argv[:6]) + (" …" if len(argv) > 6 else "")
         raise NodeError(
             node,
-            f"{what} failed (exit {result.exit_status}, `{shown}`): {_tail(result.stderr) or '(no output)'}",
+            f"{what} failed (exit {result.exit_status}, `{shown}`): {_tail(_err(result)) or '(no output)'}",
         )
     return result
 
@@ -137,9 +151,9 @@ def read_containerd_free_bytes(runner: Runner, node: str, path: str = CONTAINERD
     if result.exit_status != 0:  # the root may not exist yet on a fresh containerd
         argv = ["df", "--output=avail", "-B1", path.rsplit("/", 1)[0] or "/"]
         result = _run(runner, node, "measuring free space", argv, 30)
-    lines = result.stdout.split()
+    lines = _out(result).split()
     if len(lines) < 2 or not lines[-1].isdigit():
-        raise NodeError(node, f"cannot read free space of {path} from `df`: {result.stdout!r}")
+        raise NodeError(node, f"cannot read free space of {path} from `df`: {_out(result)!r}")
     return int(lines[-1])
 
 
@@ -162,10 +176,10 @@ def read_image_layers(runner: Runner, node: str, image_ids: Sequence[str]) -> di
     argv = ["docker", "image", "inspect", "--format", fmt, *image_ids]
     result = _run(runner, node, "reading Docker image layers", argv, 60)
     info = runner.run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30)
-    root = info.stdout.strip() if info.exit_status == 0 else "/var/lib/docker"
+    root = _out(info).strip() if info.exit_status == 0 else "/var/lib/docker"
     diffs: dict[str, list[str]] = {}
     size_files: dict[str, str] = {}  # size file path -> diff id
-    for line in result.stdout.splitlines():
+    for line in _out(result).splitlines():
         parts = line.split()
         if len(parts) < 2:
             continue
@@ -176,7 +190,7 @@ def read_image_layers(runner: Runner, node: str, image_ids: Sequence[str]) -> di
     sizes: dict[str, int] = {}
     if size_files:
         got = runner.run(["grep", "-H", "", *size_files], timeout=60)  # exit 2 if one is unreadable
-        for line in got.stdout.splitlines():
+        for line in _out(got).splitlines():
             path, _, value = line.rpartition(":")
             if path in size_files and value.strip().isdigit():
                 sizes[size_files[path]] = int(value)
@@ -187,22 +201,35 @@ def list_containerd_refs(runner: Runner, node: str, timeout: float = 60) -> dict
     """Every image name in containerd's k8s.io namespace -> its target (manifest or index) digest."""
     result = _run(runner, node, "listing containerd images", [*CTR, "images", "ls"], timeout)
     out = {}
-    for line in result.stdout.splitlines()[1:]:
+    for line in _out(result).splitlines()[1:]:
         parts = line.split()
         if len(parts) >= 3 and parts[2].startswith("sha256:"):
             out[parts[0]] = parts[2]
     return out
 
 
-def _content_json(runner: Runner, node: str, digest: str) -> dict[str, object]:
-    result = runner.run([*CTR, "content", "get", digest], timeout=60)
-    if result.exit_status != 0:
+def read_content_json(runner: Runner, digests: Sequence[str]) -> dict[str, dict[str, object]]:
+    """The JSON documents (manifests, indexes) stored under `digests`, read in one command;
+    unreadable or non-JSON blobs are left out."""
+    if not digests:
         return {}
-    try:
-        value = json.loads(result.stdout)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    result = runner.run(["sh", "-c", _CONTENT_GET, "shimshift-content", *digests], timeout=60)
+    out: dict[str, dict[str, object]] = {}
+    for chunk in _out(result).split(_CONTENT_SEPARATOR)[1:]:
+        digest, _, body = chunk.partition("\n")
+        try:
+            value = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[digest.strip()] = value
+    return out
+
+
+def _config_digest(doc: Mapping[str, object]) -> str:
+    config = doc.get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return digest if isinstance(digest, str) else ""
 
 
 def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, ...]:
@@ -210,23 +237,30 @@ def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, 
 
     The CRI plugin names each image it knows `sha256:<image ID>` too; those names resolve the
     targets they share. Any other target is resolved by reading its manifest (or, for an index, the
-    manifest of the node's architecture) from the content store.
+    manifest of the node's architecture) from the content store: at most three more commands.
     """
     refs = list_containerd_refs(runner, node)
     config_of = {target: ref for ref, target in refs.items() if _ID_REF.match(ref)}
+    docs = read_content_json(runner, sorted(set(refs.values()) - set(config_of)))
+    chosen: dict[str, str] = {}  # index digest -> the manifest of the node's architecture
     arch = ""
-    for target in sorted(set(refs.values()) - set(config_of)):
-        doc = _content_json(runner, node, target)
-        if doc.get("mediaType") in _INDEX_TYPES or "manifests" in doc:
-            if not arch:
-                machine = runner.run(["uname", "-m"], timeout=30).stdout.strip()
-                arch = _ARCH.get(machine, machine)
-            entries = [m for m in doc.get("manifests", []) if isinstance(m, dict)]  # type: ignore[attr-defined]
-            chosen = [m for m in entries if (m.get("platform") or {}).get("architecture") == arch]
-            doc = _content_json(runner, node, str((chosen or entries or [{}])[0].get("digest", "")))
-        config = doc.get("config")
-        if isinstance(config, dict) and isinstance(config.get("digest"), str):
-            config_of[target] = config["digest"]
+    for target, doc in docs.items():
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            if _config_digest(doc):
+                config_of[target] = _config_digest(doc)
+            continue
+        if not arch:
+            machine = _out(runner.run(["uname", "-m"], timeout=30)).strip()
+            arch = _ARCH.get(machine, machine)
+        entries = [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        mine = [m for m in entries if (m.get("platform") or {}).get("architecture") == arch]
+        if entries:
+            chosen[target] = str((mine or entries)[0]["digest"])
+    platform_docs = read_content_json(runner, sorted(set(chosen.values())))
+    for target, manifest in chosen.items():
+        if _config_digest(platform_docs.get(manifest, {})):
+            config_of[target] = _config_digest(platform_docs[manifest])
     return tuple(
         ContainerdImage(ref, target, config_of.get(target, "")) for ref, target in sorted(refs.items())
     )
@@ -240,18 +274,20 @@ def _record_path(config: TransferConfig) -> str:
 
 
 def record_refs_before(
-    runner: Runner, node: str, config: TransferConfig = TransferConfig()
+    runner: Runner, node: str, config: TransferConfig = TransferConfig(), names: Iterable[str] | None = None
 ) -> frozenset[str]:
-    """The names containerd had before the first run of the step (recorded on the node, once)."""
+    """The names containerd had before the first run of the step, recorded on the node once: a
+    resumed step keeps the first record. `names` is the current listing if the caller has one."""
     path = _record_path(config)
     got = runner.run(["cat", path], timeout=config.command_timeout)
     if got.exit_status == 0:
-        return frozenset(got.stdout.split())
-    names = sorted(list_containerd_refs(runner, node, config.command_timeout))
+        return frozenset(_out(got).split())
+    if names is None:
+        names = list_containerd_refs(runner, node, config.command_timeout)
     argv = ["sh", "-c", _RECORD_ONCE, "shimshift-record", path]
-    text = "".join(f"{n}\n" for n in names)
-    result = runner.run(argv, timeout=30, stdin=text)
-    return frozenset(_check(node, f"recording containerd's images in {path}", result, argv).stdout.split())
+    text = "".join(f"{n}\n" for n in sorted(names))
+    result = runner.run(argv, timeout=30, stdin=text.encode())
+    return frozenset(_out(_check(node, f"recording containerd's images in {path}", result, argv)).split())
 
 
 def _transfer(
@@ -263,11 +299,11 @@ def _transfer(
     result = runner.run(argv, timeout=config.timeout_for(size))
     shown = ["image-transfer.sh", *batch.save_refs]
     _check(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
-    found = _BYTES.findall(result.stderr)
+    found = _BYTES.findall(_err(result))
     return int(found[-1]) if found else 0
 
 
-def _pull(runner: Runner, node: str, move: ImageMove, config: TransferConfig) -> CommandOutput:
+def _pull(runner: Runner, move: ImageMove, config: TransferConfig) -> CommandOutput:
     argv = [*CTR, "images", "pull", "--hosts-dir", config.hosts_dir, move.pull_ref]
     return runner.run(argv, timeout=config.timeout_for(move.size))
 
@@ -321,8 +357,9 @@ def migrate_images(
         blocked = plan.disk.with_free(free).problem(node)
         if blocked:
             raise NodeError(node, blocked.removeprefix(f"node {node}: "))
-    before = record_refs_before(runner, node, config)
-    present = {c.image_id for c in list_containerd_images(runner, node)}
+    listed = list_containerd_images(runner, node)
+    before = record_refs_before(runner, node, config, (c.ref for c in listed))
+    present = {c.image_id for c in listed}
     done = _Run()
     total = plan.bytes
     for batch in plan.batches:
@@ -330,13 +367,13 @@ def migrate_images(
         done.already.extend(m.image_id for m in batch.images if m.image_id in present)
         pending_transfer = todo if batch.strategy is Strategy.TRANSFER else []
         for move in todo if batch.strategy is Strategy.PULL else []:
-            result = _pull(runner, node, move, config)
+            result = _pull(runner, move, config)
             if result.exit_status == 0:
                 done.pulled.append(move.image_id)
                 continue
             if not move.may_fall_back:
                 _check(node, f"pulling {move.pull_ref}", result, ["ctr", "images", "pull", move.pull_ref])
-            reason = f"pull of {move.pull_ref} failed: {_tail(result.stderr, 2)}"
+            reason = f"pull of {move.pull_ref} failed: {_tail(_err(result), 2)}"
             log.warning("node %s: %s; transferring instead", node, reason)
             done.fallbacks[move.image_id] = reason
             pending_transfer.append(move)
@@ -371,7 +408,9 @@ def migrate_images(
             [*CTR, "images", "rm", *temporary],
             config.command_timeout,
         )
-    problems = verify_images(plan, list_containerd_images(runner, node))
+    if tagged or temporary:
+        listed = list_containerd_images(runner, node)
+    problems = verify_images(plan, listed)
     if problems:
         raise NodeError(node, "images missing or different after the migration: " + "; ".join(problems))
     return ImagesOutcome(
@@ -391,14 +430,9 @@ def undo_images(runner: Runner, node: str, config: TransferConfig = TransferConf
     got = runner.run(["cat", path], timeout=config.command_timeout)
     if got.exit_status != 0:
         return ()  # never recorded: the step never moved anything
-    added = refs_to_undo(got.stdout.split(), list_containerd_refs(runner, node, config.command_timeout))
+    added = refs_to_undo(_out(got).split(), list_containerd_refs(runner, node, config.command_timeout))
     for start in range(0, len(added), 100):
         argv = [*CTR, "images", "rm", *added[start : start + 100]]
         _run(runner, node, "removing migrated images", argv, config.command_timeout)
     _run(runner, node, f"removing {path}", ["rm", "-f", path], config.command_timeout)
     return added
-
-
-def moved_bytes_by_image(plan: ImagesPlan) -> Mapping[str, int]:
-    """image ID -> its size, for progress displays."""
-    return {m.image_id: m.size for m in plan.moves}

@@ -1,0 +1,182 @@
+"""Parse and edit systemd EnvironmentFiles that carry kubelet flags (kubeadm-flags.env, kubelet.env, ...).
+
+Pure. An edit replaces exactly the bytes of one assignment and leaves every other line (comments,
+order, other variables) untouched, so a diff shows only what shimshift meant to change. Values follow
+systemd's EnvironmentFile rules closely enough for the files kubeadm, Kubespray and distribution
+packages write: `NAME=value`, `NAME="value"`, `NAME='value'`, `\\`-newline continuations, `#`/`;`
+comments; systemd splits `$NAME` on whitespace, which is how a value becomes kubelet flags.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class EnvFileError(ValueError):
+    """The file is not an EnvironmentFile shimshift can edit safely; the message says where."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    value: str
+    start: int  # offset of the first character of the line
+    end: int  # offset just after the line's newline (or end of text)
+
+
+def parse_env_file(text: str) -> tuple[Assignment, ...]:
+    """Every assignment in file order; a later assignment of the same name wins (as in systemd)."""
+    out: list[Assignment] = []
+    i, n = 0, len(text)
+    line_no = 1
+    while i < n:
+        start = i
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        if text[i] == "\n":
+            i += 1
+            line_no += 1
+            continue
+        if text[i] in "#;":
+            while i < n and text[i] != "\n":
+                i += 1
+            i += 1
+            line_no += 1
+            continue
+        if text.startswith("export ", i):
+            i += len("export ")
+        m = _NAME.match(text, i)
+        if not m:
+            raise EnvFileError(f"line {line_no}: expected NAME=value, got {text[i : i + 30]!r}")
+        name = m.group(0)
+        i = m.end()
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] != "=":
+            raise EnvFileError(f"line {line_no}: expected '=' after {name}")
+        i += 1
+        while i < n and text[i] in " \t":
+            i += 1
+        value, i, lines = _value(text, i, line_no, name)
+        out.append(Assignment(name, value, start, i))
+        line_no += lines
+    return tuple(out)
+
+
+def _value(text: str, i: int, line_no: int, name: str) -> tuple[str, int, int]:
+    """Read one value from offset i; return (value, offset after the line, lines consumed)."""
+    n = len(text)
+    buf: list[str] = []
+    lines = 1
+    quote: str | None = None
+    while i < n:
+        c = text[i]
+        if quote is None:
+            if c == "\n":
+                i += 1
+                break
+            if c in "\"'" and (not buf or buf[-1] in " \t"):
+                quote = c
+                i += 1
+                continue
+            if c == "\\" and i + 1 < n:
+                if text[i + 1] == "\n":
+                    buf.append(" ")
+                    i += 2
+                    lines += 1
+                    continue
+                buf.append(text[i + 1])
+                i += 2
+                continue
+            buf.append(c)
+            i += 1
+        else:
+            if c == quote:
+                quote = None
+                i += 1
+                continue
+            if c == "\\" and quote == '"' and i + 1 < n:
+                nxt = text[i + 1]
+                if nxt == "\n":
+                    lines += 1
+                    i += 2
+                    continue
+                if nxt in '"\\$`':
+                    buf.append(nxt)
+                    i += 2
+                    continue
+            if c == "\n":
+                lines += 1
+            buf.append(c)
+            i += 1
+    if quote is not None:
+        raise EnvFileError(f"line {line_no}: unterminated {quote} quote in the value of {name}")
+    return "".join(buf).rstrip(" \t"), i, lines
+
+
+def env_value(text: str, name: str) -> str | None:
+    value = None
+    for a in parse_env_file(text):
+        if a.name == name:
+            value = a.value
+    return value
+
+
+def split_flags(value: str) -> tuple[tuple[str, str | None], ...]:
+    """`--a=1 --b --c=x y` -> (("a","1"), ("b", None), ("c","x y")...): whitespace-split like systemd.
+
+    A token that does not start with `-` is the value of the preceding bare flag (`--root-dir /x`).
+    """
+    flags: list[tuple[str, str | None]] = []
+    for token in value.split():
+        if token.startswith("-"):
+            name, eq, val = token.lstrip("-").partition("=")
+            flags.append((name, val if eq else None))
+        elif flags and flags[-1][1] is None:
+            flags[-1] = (flags[-1][0], token)
+        else:
+            flags.append(("", token))  # a positional argument: kept verbatim
+    return tuple(flags)
+
+
+def join_flags(flags: Iterable[tuple[str, str | None]]) -> str:
+    parts = []
+    for name, val in flags:
+        if not name:
+            parts.append(val or "")
+        elif val is None:
+            parts.append(f"--{name}")
+        else:
+            parts.append(f"--{name}={val}")
+    return " ".join(parts)
+
+
+def quote_value(value: str) -> str:
+    """A double-quoted EnvironmentFile value that parses back to `value`."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+    return f'"{escaped}"'
+
+
+def set_env_value(text: str, name: str, value: str) -> str:
+    """`text` with the last assignment of `name` replaced (or appended when absent); nothing else moves."""
+    if "\n" in value or "\x00" in value:
+        raise EnvFileError(f"the value of {name} must be one line")
+    line = f"{name}={quote_value(value)}\n"
+    last: Assignment | None = None
+    for a in parse_env_file(text):
+        if a.name == name:
+            last = a
+    if last is None:
+        sep = "" if not text or text.endswith("\n") else "\n"
+        return text + sep + line
+    return text[: last.start] + line + text[last.end :]
+
+
+def flag_names(flags: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
+    return tuple(name for name, _ in flags if name)

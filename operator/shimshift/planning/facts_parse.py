@@ -1,0 +1,402 @@
+"""Turn the facts probe's output (playbooks/scripts/facts.sh) into a typed `NodeFacts`. Pure.
+
+The probe prints one record per line, `<key>\\t<base64 stdout>\\t<exit status|missing>`, so file
+contents and command output arrive byte for byte whatever they contain. Parsing is tolerant: a
+missing file, a failed command or unparsable output leaves the field empty and says why in
+`NodeFacts.unreadable`, keyed by what could not be read. Private keys are never carried: the probe
+sends only their sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from shimshift.model.errors import NodeError
+from shimshift.model.facts import (
+    DockerCertFiles,
+    DockerImage,
+    K8sContainer,
+    KubeletFacts,
+    KubeletLayout,
+    NodeFacts,
+    Setting,
+)
+from shimshift.planning import kubelet as kl
+from shimshift.planning.envfile import EnvFileError, parse_env_file, split_flags
+
+PROBE_FORMAT = "1"
+_K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")
+_LAYOUTS = {
+    kl.KUBEADM_FLAGS: KubeletLayout.KUBEADM_FLAGS,
+    kl.KUBESPRAY_ENV: KubeletLayout.KUBESPRAY_ENV,
+    kl.DEFAULT_FILE: KubeletLayout.DEFAULT_FILE,
+    kl.SYSCONFIG_FILE: KubeletLayout.SYSCONFIG_FILE,
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    data: bytes
+    status: str  # "0", another exit status, or "missing"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "0"
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    def why(self) -> str:
+        if self.status == "missing":
+            return "does not exist"
+        if self.status == "127":
+            return "command not found"
+        if self.status == "124":
+            return "timed out"
+        return f"exit status {self.status}"
+
+
+def parse_records(node: str, output: str) -> dict[str, Record]:
+    """Split probe output into records; a truncated or foreign output is an error naming the node."""
+    lines = output.splitlines()
+    if not lines or lines[0] != f"shimshift-facts\t{PROBE_FORMAT}":
+        raise NodeError(node, "the facts probe printed no header; is /bin/sh a POSIX shell with base64?")
+    if lines[-1] != "shimshift-facts\tend":
+        raise NodeError(node, "the facts probe output is truncated (no end marker); re-run the facts step")
+    records: dict[str, Record] = {}
+    for line in lines[1:-1]:
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise NodeError(node, f"the facts probe printed a malformed record: {line[:80]!r}")
+        key, payload, status = parts
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except binascii.Error as e:
+            raise NodeError(node, f"the facts probe record {key!r} is not base64") from e
+        records[key] = Record(key, data, status)
+    return records
+
+
+def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -> NodeFacts:
+    """NodeFacts from probe output; `kubelet_version` (the Node's nodeInfo) is used when no binary answers."""
+    r = parse_records(node, output)
+    unreadable: dict[str, str] = {}
+
+    def get(key: str, what: str) -> Record | None:
+        rec = r.get(key)
+        if rec is None:
+            unreadable[what] = "not probed"
+            return None
+        if not rec.ok:
+            unreadable[what] = rec.why()
+            return None
+        return rec
+
+    def file(path: str) -> str | None:
+        rec = r.get(f"file:{path}")
+        if rec is None or rec.status == "missing":
+            return None
+        if not rec.ok:
+            unreadable[path] = rec.why()
+            return None
+        return rec.text
+
+    os_release = None
+    if (rec := get("file:/etc/os-release", "/etc/os-release")) is not None:
+        os_release = _os_release(rec.text)
+    kernel = rec.text.strip() if (rec := get("kernel", "kernel")) else None
+
+    docker_version = docker_cgroup = None
+    docker_root = None
+    if (rec := get("docker-info", "docker info")) is not None:
+        try:
+            info = json.loads(rec.text)
+            docker_version = info.get("ServerVersion") or None
+            docker_cgroup = info.get("CgroupDriver") or None
+            docker_root = info.get("DockerRootDir")
+        except (json.JSONDecodeError, AttributeError):
+            unreadable["docker info"] = "not JSON"
+    del docker_root
+
+    containerd_version = None
+    if (rec := get("containerd-version", "containerd --version")) is not None:
+        m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", rec.text)
+        containerd_version = m.group(1) if m else None
+    cri_enabled: bool | None = None
+    if (rec := get("ctr-plugins", "ctr plugins ls")) is not None:
+        cri_enabled = _cri_ok(rec.text)
+    containerd_images: tuple[str, ...] = ()
+    if (rec := get("ctr-images", "containerd images")) is not None:
+        containerd_images = tuple(x for x in rec.text.split() if x.startswith("sha256:"))
+
+    services = {}
+    for unit in ("docker", "containerd", "kubelet", "cri-docker"):
+        rec = r.get(f"active:{unit}")
+        if rec is not None:
+            services[unit] = rec.text.strip() == "active"
+
+    free = None
+    for key, rec in r.items():
+        if key.startswith("df:"):
+            if rec.ok:
+                free = _df_available(rec.text)
+            else:
+                unreadable["free disk"] = rec.why()
+
+    config = file("/etc/containerd/config.toml")
+    daemon_json = None
+    if (text := file("/etc/docker/daemon.json")) is not None:
+        try:
+            loaded = json.loads(text)
+            daemon_json = loaded if isinstance(loaded, dict) else None
+            if daemon_json is None:
+                unreadable["/etc/docker/daemon.json"] = "not a JSON object"
+        except json.JSONDecodeError as e:
+            unreadable["/etc/docker/daemon.json"] = f"not JSON: {e}"
+
+    images = _images(r.get("docker-images"), unreadable)
+    containers = _containers(r.get("docker-containers"), unreadable, images)
+    kubelet = _kubelet(r, file, unreadable, kubelet_version)
+
+    return NodeFacts(
+        node=node,
+        os_release=os_release,
+        kernel=kernel,
+        docker_version=docker_version,
+        docker_running=services.get("docker", docker_version is not None),
+        docker_cgroup_driver=docker_cgroup,
+        containerd_version=containerd_version,
+        containerd_config=config,
+        containerd_config_version=_config_version(config),
+        containerd_running=services.get("containerd", False),
+        containerd_root_free_bytes=free,
+        containerd_images=containerd_images,
+        cri_enabled=cri_enabled,
+        daemon_json=daemon_json,
+        docker_certs=_certs(r),
+        kubelet=kubelet,
+        images=images,
+        containers=containers,
+        cri_dockerd=_ok(r, "file:/etc/systemd/system/cri-docker.service")
+        or services.get("cri-docker", False),
+        services=services,
+        unreadable=unreadable,
+    )
+
+
+def _ok(r: Mapping[str, Record], key: str) -> bool:
+    rec = r.get(key)
+    return rec is not None and rec.ok
+
+
+def _os_release(text: str) -> str | None:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        name, eq, value = line.partition("=")
+        if eq:
+            values[name.strip()] = value.strip().strip("\"'")
+    return values.get("PRETTY_NAME") or values.get("NAME")
+
+
+def _cri_ok(plugins: str) -> bool:
+    for line in plugins.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[0] == "io.containerd.grpc.v1" and cols[1] == "cri":
+            return cols[-1] == "ok"
+    return False
+
+
+def _df_available(text: str) -> int | None:
+    lines = text.strip().splitlines()
+    if len(lines) < 2:
+        return None
+    cols = " ".join(lines[1:]).split()
+    return int(cols[3]) if len(cols) >= 4 and cols[3].isdigit() else None
+
+
+def _config_version(config: str | None) -> int | None:
+    if config is None:
+        return None
+    m = re.search(r"(?m)^\s*version\s*=\s*(\d+)\s*(#.*)?$", config)
+    return int(m.group(1)) if m else 1
+
+
+def _images(rec: Record | None, unreadable: dict[str, str]) -> tuple[DockerImage, ...]:
+    if rec is None or not rec.ok:
+        unreadable["docker images"] = rec.why() if rec else "not probed"
+        return ()
+    if not rec.data.strip():
+        return ()
+    try:
+        raw = json.loads(rec.text)
+        return tuple(
+            DockerImage(
+                id=i["Id"],
+                repo_tags=tuple(i.get("RepoTags") or ()),
+                repo_digests=tuple(i.get("RepoDigests") or ()),
+                size=int(i.get("Size") or 0),
+            )
+            for i in raw
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        unreadable["docker images"] = f"unexpected `docker image inspect` output: {e}"
+        return ()
+
+
+def _containers(
+    rec: Record | None, unreadable: dict[str, str], images: tuple[DockerImage, ...]
+) -> tuple[K8sContainer, ...]:
+    if rec is None or not rec.ok:
+        unreadable["docker containers"] = rec.why() if rec else "not probed"
+        return ()
+    out = []
+    for line in rec.text.splitlines():
+        try:
+            c: Mapping[str, Any] = json.loads(line)
+        except json.JSONDecodeError:
+            unreadable["docker containers"] = "unexpected `docker ps` output"
+            continue
+        m = _K8S_NAME.match(str(c.get("Names", "")).lstrip("/"))
+        if not m:
+            continue
+        out.append(
+            K8sContainer(
+                name=m.group(0),
+                container=m.group("container"),
+                pod=m.group("pod"),
+                namespace=m.group("ns"),
+                image=str(c.get("Image", "")),
+                running=c.get("State") == "running",
+            )
+        )
+    return tuple(out)
+
+
+def _certs(r: Mapping[str, Record]) -> tuple[DockerCertFiles, ...]:
+    listing = r.get("certs-list")
+    if listing is None or not listing.ok:
+        return ()
+    by_host: dict[str, dict[str, Any]] = {}
+    for path in listing.text.splitlines():
+        host = path.removeprefix("/etc/docker/certs.d/").split("/", 1)[0]
+        entry = by_host.setdefault(host, {"ca": {}, "certs": [], "keys": {}})
+        if path.endswith(".crt") and (rec := r.get(f"file:{path}")) is not None and rec.ok:
+            entry["ca"][path] = rec.text
+        elif path.endswith(".cert"):
+            entry["certs"].append(path)
+        elif path.endswith(".key") and (rec := r.get(f"sha256:{path}")) is not None and rec.ok:
+            entry["keys"][path] = rec.text.split()[0] if rec.text.split() else ""
+    return tuple(
+        DockerCertFiles(
+            host=h, ca_certs=e["ca"], client_certs=tuple(sorted(e["certs"])), client_keys=e["keys"]
+        )
+        for h, e in sorted(by_host.items())
+    )
+
+
+def _kubelet(
+    r: Mapping[str, Record], file: Any, unreadable: dict[str, str], version_hint: str | None
+) -> KubeletFacts:
+    files: dict[str, str] = {}
+    units: dict[str, str] = {}
+    for key, rec in r.items():
+        if not key.startswith("file:") or not rec.ok:
+            continue
+        path = key[5:]
+        if path.endswith((".service", ".conf")) and "kubelet" in path:
+            units[path] = rec.text
+    version = None
+    vrec = r.get("kubelet-version")
+    if vrec is not None and vrec.ok:
+        m = re.search(r"v\d+\.\d+\.\d+\S*", vrec.text)
+        version = m.group(0) if m else None
+    if version is None:
+        version = version_hint
+        if version is None:
+            unreadable["kubelet version"] = vrec.why() if vrec else "not probed"
+
+    flags: list[tuple[str, str]] = []
+    settings: dict[str, Setting] = {}
+    flags_file = None
+    layout = KubeletLayout.UNKNOWN
+    for path, _var, _m in kl.FLAGS_FILES:
+        text = file(path)
+        if text is None:
+            continue
+        files[path] = text
+        if flags_file is None:
+            flags_file, layout = path, _LAYOUTS[path]
+        try:
+            assignments = parse_env_file(text)
+        except EnvFileError as e:
+            unreadable[path] = str(e)
+            continue
+        for a in assignments:
+            if not a.value.strip().startswith("-"):
+                continue
+            for name, val in split_flags(a.value):
+                if name:
+                    flags.append((name, val or ""))
+                    settings[name] = Setting(val or "", path, f"--{name}")
+    for path, text in units.items():
+        for m in re.finditer(
+            r"--(config|container-runtime-endpoint|container-runtime)[= ]([^\"\s\\]+)", text
+        ):
+            settings.setdefault(m.group(1), Setting(m.group(2), path, f"--{m.group(1)}"))
+
+    config_file = settings["config"].value if "config" in settings else None
+    if (
+        config_file is None
+        and "file:/var/lib/kubelet/config.yaml" in r
+        and r["file:/var/lib/kubelet/config.yaml"].ok
+    ):
+        config_file = "/var/lib/kubelet/config.yaml"
+    config: dict[str, Any] = {}
+    if config_file is not None:
+        text = file(config_file)
+        if text is None:
+            unreadable.setdefault(config_file, "does not exist")
+        else:
+            files[config_file] = text
+            try:
+                loaded = yaml.safe_load(text)
+                config = loaded if isinstance(loaded, dict) else {}
+            except yaml.YAMLError as e:
+                unreadable[config_file] = f"not YAML: {e}"
+    instance = file(kl.INSTANCE_CONFIG)
+    if instance is not None:
+        files[kl.INSTANCE_CONFIG] = instance
+
+    def from_config(key: str) -> Setting | None:
+        return Setting(str(config[key]), config_file, key) if config_file and key in config else None
+
+    endpoint = settings.get("container-runtime-endpoint") or from_config("containerRuntimeEndpoint")
+    if endpoint is not None and endpoint.key == "containerRuntimeEndpoint":
+        layout = KubeletLayout.KUBELET_CONFIGURATION
+    active_rec = r.get("active:kubelet")
+    return KubeletFacts(
+        version=version,
+        layout=layout,
+        flags_file=flags_file,
+        flags=tuple(flags),
+        config_file=config_file,
+        config=config,
+        runtime_endpoint=endpoint,
+        container_runtime=settings.get("container-runtime"),
+        cgroup_driver=settings.get("cgroup-driver") or from_config("cgroupDriver"),
+        pod_infra_image=settings.get("pod-infra-container-image"),
+        instance_config_file=kl.INSTANCE_CONFIG if instance is not None else None,
+        files=files,
+        units=units,
+        active=active_rec.text.strip() == "active" if active_rec is not None else None,
+    )

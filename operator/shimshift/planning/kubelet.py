@@ -1,0 +1,327 @@
+"""The kubelet switch as a pure edit: which files change, and their exact new bytes.
+
+Version-aware (DESIGN.md, kubelet): the runtime endpoint goes where the node already sets it
+(a flags file, or `containerRuntimeEndpoint` in the KubeletConfiguration, which exists from 1.27);
+`--container-runtime` becomes `remote` before 1.27 and is dropped from 1.27 (kubelet refuses it);
+dockershim-only flags (`--network-plugin`, `--cni-*`, `--docker-*`, ...) are dropped, since kubelet
+1.24+ refuses them and with a remote runtime they do nothing. Files are parsed, changed and serialised
+(never `sed`): an edit replaces only the bytes of the setting it changes, and the result is parsed
+back and compared with what was meant before it is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from shimshift.model.errors import NodeError
+from shimshift.model.facts import KubeletFacts
+from shimshift.model.spec import KubeletConfigMethod
+from shimshift.planning.envfile import (
+    EnvFileError,
+    env_value,
+    join_flags,
+    parse_env_file,
+    set_env_value,
+    split_flags,
+)
+
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+DEFAULT_FILE = "/etc/default/kubelet"
+SYSCONFIG_FILE = "/etc/sysconfig/kubelet"
+KUBESPRAY_ENV = "/etc/kubernetes/kubelet.env"
+INSTANCE_CONFIG = "/var/lib/kubelet/instance-config.yaml"
+
+#: Flags files in the order kubelet's units read them, with the variable shimshift adds flags to.
+FLAGS_FILES: tuple[tuple[str, str, KubeletConfigMethod], ...] = (
+    (KUBEADM_FLAGS, "KUBELET_KUBEADM_ARGS", KubeletConfigMethod.KUBEADM_FLAGS),
+    (KUBESPRAY_ENV, "KUBELET_ARGS", KubeletConfigMethod.KUBESPRAY_ENV),
+    (DEFAULT_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.DEFAULT_FILE),
+    (SYSCONFIG_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.SYSCONFIG_FILE),
+)
+
+#: containerRuntimeEndpoint in KubeletConfiguration exists from 1.27; --container-runtime is gone in 1.27.
+CONFIG_ENDPOINT_SINCE = 27
+#: --pod-infra-container-image stays accepted (deprecated, for image GC only) until it is removed in 1.35.
+POD_INFRA_REMOVED_IN = 35
+
+#: Flags only dockershim understood; kubelet 1.24+ refuses to start with them.
+DOCKERSHIM_FLAGS = frozenset(
+    {
+        "network-plugin",
+        "network-plugin-mtu",
+        "cni-conf-dir",
+        "cni-bin-dir",
+        "cni-cache-dir",
+        "image-pull-progress-deadline",
+        "experimental-dockershim-root-directory",
+        "dockershim-root-directory",
+        "non-masquerade-cidr",
+    }
+)
+
+
+def is_dockershim_flag(name: str, kubelet_minor: int) -> bool:
+    if name in DOCKERSHIM_FLAGS or name.startswith("docker"):
+        return True
+    return name == "pod-infra-container-image" and kubelet_minor >= POD_INFRA_REMOVED_IN
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    path: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class KubeletSwitch:
+    """The planned switch: exact file contents, and what a report says about it."""
+
+    edits: tuple[FileEdit, ...]
+    endpoint: str
+    endpoint_file: str
+    endpoint_key: str  # a flag (`--container-runtime-endpoint`) or a config key
+    removed_flags: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return any(e.before != e.after for e in self.edits)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(e.path for e in self.edits)
+
+
+def plan_kubelet_switch(
+    node: str,
+    kubelet: KubeletFacts,
+    *,
+    endpoint: str,
+    method: KubeletConfigMethod = KubeletConfigMethod.AUTO,
+    kubelet_version: str | None = None,
+) -> KubeletSwitch:
+    """Edit the node's kubelet files so the kubelet uses `endpoint`; a switched node gives no edits."""
+    minor = _minor(kubelet_version or kubelet.version)
+    if minor is None:
+        raise NodeError(
+            node,
+            "the kubelet version is unknown (facts could not read `kubelet --version`); pass the Node's "
+            "status.nodeInfo.kubeletVersion so the switch knows which flags this kubelet accepts",
+        )
+    if not endpoint or any(c.isspace() for c in endpoint) or "\x00" in endpoint:
+        # systemd splits $VAR on whitespace: such an endpoint would become several kubelet arguments.
+        raise NodeError(node, f"spec.kubelet.runtimeEndpoint {endpoint!r} must be one word (no whitespace)")
+    files = dict(kubelet.files)
+    new = dict(files)
+    removed: list[str] = []
+    notes: list[str] = []
+    endpoint_in_flags: list[tuple[str, str]] = []  # (file, variable)
+
+    # 1. Every flags file: drop dockershim-only flags and --container-runtime, note where the endpoint is.
+    for path, _var, _m in FLAGS_FILES:
+        text = files.get(path)
+        if text is None:
+            continue
+        try:
+            assignments = parse_env_file(text)
+        except EnvFileError as e:
+            raise NodeError(
+                node, f"{path}: {e}; fix the file by hand or set spec.kubelet.configMethod"
+            ) from e
+        out = text
+        for a in {a.name: a for a in assignments}.values():
+            flags = split_flags(a.value)
+            if not a.value.strip().startswith("-"):
+                continue
+            kept: list[tuple[str, str | None]] = []
+            for name, val in flags:
+                if is_dockershim_flag(name, minor):
+                    removed.append(f"--{name}")
+                    continue
+                if name == "container-runtime":
+                    if minor >= CONFIG_ENDPOINT_SINCE:
+                        removed.append(f"--{name}")
+                        continue
+                    val = "remote"
+                if name == "container-runtime-endpoint":
+                    endpoint_in_flags.append((path, a.name))
+                    val = endpoint
+                kept.append((name, val))
+            if kept != list(flags):
+                out = set_env_value(out, a.name, join_flags(kept))
+        new[path] = out
+
+    config_file = kubelet.config_file
+    config_has_endpoint = "containerRuntimeEndpoint" in kubelet.config
+    target = _target(method, minor, files, config_file, config_has_endpoint, endpoint_in_flags, node)
+
+    # 2. Put the endpoint where it belongs.
+    if target[0] == "config":
+        assert config_file is not None
+        new[config_file] = set_yaml_top_level(new[config_file], "containerRuntimeEndpoint", endpoint)
+        endpoint_file, endpoint_key = config_file, "containerRuntimeEndpoint"
+    else:
+        endpoint_file, variable = target[1], target[2]
+        if not endpoint_in_flags:
+            added = list(split_flags(env_value(new[endpoint_file], variable) or ""))
+            if minor < CONFIG_ENDPOINT_SINCE:
+                added = [f for f in added if f[0] != "container-runtime"]
+                added.append(("container-runtime", "remote"))
+            added.append(("container-runtime-endpoint", endpoint))
+            new[endpoint_file] = set_env_value(new[endpoint_file], variable, join_flags(added))
+        endpoint_key = "--container-runtime-endpoint"
+    # A config file that still names another endpoint while the flag wins would mislead the next reader.
+    if target[0] != "config" and config_has_endpoint and config_file:
+        new[config_file] = set_yaml_top_level(new[config_file], "containerRuntimeEndpoint", endpoint)
+        notes.append(f"{config_file}: containerRuntimeEndpoint updated to match the flag")
+    instance = files.get(INSTANCE_CONFIG)
+    if instance is not None and "containerRuntimeEndpoint" in _yaml_mapping(instance, INSTANCE_CONFIG, node):
+        new[INSTANCE_CONFIG] = set_yaml_top_level(instance, "containerRuntimeEndpoint", endpoint)
+
+    edits = tuple(FileEdit(p, files[p], new[p]) for p in files if new.get(p, files[p]) != files[p])
+    _verify(node, edits, endpoint, minor)
+    return KubeletSwitch(
+        edits=edits,
+        endpoint=endpoint,
+        endpoint_file=endpoint_file,
+        endpoint_key=endpoint_key,
+        removed_flags=tuple(dict.fromkeys(removed)),
+        notes=tuple(notes),
+    )
+
+
+def _target(
+    method: KubeletConfigMethod,
+    minor: int,
+    files: Mapping[str, str],
+    config_file: str | None,
+    config_has_endpoint: bool,
+    endpoint_in_flags: list[tuple[str, str]],
+    node: str,
+) -> tuple[str, str, str]:
+    """("config", file, key) or ("flags", file, variable)."""
+    by_method = {m: (p, v) for p, v, m in FLAGS_FILES}
+    if method is KubeletConfigMethod.KUBELET_CONFIGURATION or (
+        method is KubeletConfigMethod.AUTO
+        and not endpoint_in_flags
+        and config_file
+        and (config_has_endpoint or minor >= CONFIG_ENDPOINT_SINCE)
+    ):
+        if not config_file or config_file not in files:
+            raise NodeError(
+                node,
+                "spec.kubelet.configMethod is KubeletConfiguration but no kubelet config "
+                "file was found (no --config flag); choose a flags-file method",
+            )
+        if minor < CONFIG_ENDPOINT_SINCE:
+            raise NodeError(
+                node,
+                f"spec.kubelet.configMethod KubeletConfiguration needs kubelet 1.{CONFIG_ENDPOINT_SINCE}+"
+                f" (containerRuntimeEndpoint); this kubelet is 1.{minor}: use Auto or a flags file",
+            )
+        return ("config", config_file, "containerRuntimeEndpoint")
+    if method in by_method:
+        path, variable = by_method[method]
+        if path not in files:
+            raise NodeError(
+                node,
+                f"spec.kubelet.configMethod is {method.value} but {path} does not exist "
+                "on the node; use Auto",
+            )
+        return ("flags", path, variable)
+    if method is KubeletConfigMethod.INSTANCE_CONFIG:
+        raise NodeError(
+            node,
+            "spec.kubelet.configMethod InstanceConfig: instance-config.yaml is updated "
+            "automatically when present; use Auto",
+        )
+    if endpoint_in_flags:
+        path, variable = endpoint_in_flags[-1]
+        return ("flags", path, variable)
+    for path, variable, _m in FLAGS_FILES:
+        if path in files:
+            return ("flags", path, variable)
+    raise NodeError(
+        node,
+        "no kubelet flags file (kubeadm-flags.env, kubelet.env, /etc/default/kubelet, "
+        "/etc/sysconfig/kubelet) and no kubelet config file was found; set "
+        "spec.kubelet.configMethod or create one of them",
+    )
+
+
+def _minor(version: str | None) -> int | None:
+    if not version:
+        return None
+    m = re.match(r"v?1\.(\d+)", version.strip())
+    return int(m.group(1)) if m else None
+
+
+def _yaml_mapping(text: str, path: str, node: str) -> Mapping[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise NodeError(node, f"{path} is not valid YAML ({e}); fix it before migrating") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NodeError(node, f"{path} is not a YAML mapping; fix it before migrating")
+    return data
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_./+@-][A-Za-z0-9_./:+@-]*$")
+
+
+def _scalar(value: str) -> str:
+    if _PLAIN.match(value) and yaml.safe_load(value) == value:
+        return value
+    quoted: str = yaml.safe_dump(value, default_style='"', width=2**31)
+    return quoted.strip()
+
+
+def set_yaml_top_level(text: str, key: str, value: str) -> str:
+    """Set a top-level string key of a block-style YAML mapping, touching only that value's bytes."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        before = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"not valid YAML: {e}") from e
+    if root is None:
+        before = {}
+        sep = "" if not text or text.endswith("\n") else "\n"
+        out = text + sep + f"{key}: {_scalar(value)}\n"
+    else:
+        if not isinstance(root, yaml.MappingNode) or root.flow_style or root.start_mark.column != 0:
+            raise ValueError("expected a block-style mapping at the top level")
+        out = ""
+        for k, v in root.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                if not isinstance(v, yaml.ScalarNode):
+                    raise ValueError(f"{key} is not a scalar")
+                out = text[: v.start_mark.index] + _scalar(value) + text[v.end_mark.index :]
+        if not out:
+            sep = "" if text.endswith("\n") else "\n"
+            out = text + sep + f"{key}: {_scalar(value)}\n"
+    after = yaml.safe_load(out)
+    if after != {**before, key: value}:
+        raise ValueError(f"setting {key} would change other keys; edit the file by hand")
+    return out
+
+
+def _verify(node: str, edits: tuple[FileEdit, ...], endpoint: str, minor: int) -> None:
+    """Parse every edited file back: valid, no dockershim flag left, the endpoint present."""
+    for e in edits:
+        if e.path.endswith((".yaml", ".yml")):
+            _yaml_mapping(e.after, e.path, node)
+            continue
+        for a in parse_env_file(e.after):
+            for name, val in split_flags(a.value) if a.value.strip().startswith("-") else ():
+                if is_dockershim_flag(name, minor) or (name == "container-runtime" and minor >= 27):
+                    raise NodeError(node, f"{e.path}: --{name} survived the edit (internal error)")
+                if name == "container-runtime-endpoint" and val != endpoint:
+                    raise NodeError(node, f"{e.path}: endpoint edit did not take (internal error)")

@@ -1,0 +1,371 @@
+"""One SSH connection per node: argv in, `CommandResult` out; atomic uploads; round trips counted.
+
+Commands are argv lists. They are joined with `shlex.join` here, at the SSH boundary, and nowhere
+else, so a value from a user, a node or the API is always exactly one argument. Every command is
+bounded twice: on the node by coreutils `timeout` (so a hung command dies there too) and here by a
+deadline. When the user is not root, commands run under `sudo -n` (never a password prompt).
+
+`round_trips` counts command executions (each is one channel open + exec + exit status), `connects`
+counts SSH handshakes, so the per-node cost of a migration can be reported as numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+import select
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import paramiko
+
+from shimshift.model.errors import RemoteError
+from shimshift.model.spec import HostKeyPolicy, Ssh
+from shimshift.playbooks import NodeFile, default_dir
+from shimshift.remote.hostkeys import HostKeyError, LearnedHostKey, _Policy, mismatch_error, parse_known_hosts
+
+log = logging.getLogger(__name__)
+
+#: Output beyond this is an error, not a memory problem: no node command of ours prints this much.
+MAX_OUTPUT = 64 * 1024 * 1024
+#: The node-side `timeout` fires first; this grace lets its exit status 124 arrive before our deadline.
+_GRACE = 10.0
+
+
+class CommandError(RemoteError):
+    """A command exited with a status the caller did not accept."""
+
+    def __init__(self, node: str, result: CommandResult, what: str = "") -> None:
+        self.node = node
+        self.result = result
+        label = what or shlex.join(result.argv[:1] + result.argv[1:4])[:120]
+        super().__init__(
+            f"node {node}: {label} exited {result.exit_status}"
+            + (f": {result.stderr_tail()}" if result.stderr.strip() else "")
+        )
+
+
+class CommandTimeout(RemoteError):
+    """A command did not finish in time; on the node it was killed by `timeout`."""
+
+
+class ConnectionLost(RemoteError):
+    """The SSH connection broke; the command may or may not have finished. Steps are idempotent: re-run."""
+
+
+class UploadError(RemoteError):
+    """A file was not installed; the target on the node is unchanged."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: bytes = field(repr=False)
+    stderr: bytes = field(repr=False)
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    def stderr_tail(self, lines: int = 8) -> str:
+        tail = self.stderr.decode("utf-8", errors="replace").strip().splitlines()[-lines:]
+        return " | ".join(tail)[-800:]
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    node: str  # the node's name, for messages
+    host: str
+    port: int = 22
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    known_hosts: str = ""  # known_hosts text: a file's or a Secret's content
+    host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
+    private_key: str | None = field(default=None, repr=False)  # PEM/OpenSSH text, never logged
+    passphrase: str | None = field(default=None, repr=False)
+    sudo: bool | None = None  # None: sudo exactly when the user is not root
+    connect_timeout: float = 10.0
+    command_timeout: float = 300.0
+    keepalive: float = 15.0
+    jump: SshTarget | None = None
+
+    @classmethod
+    def from_spec(cls, ssh: Ssh, *, known_hosts: str, private_key: str | None) -> SshOptions:
+        jump = None
+        if ssh.jump_host is not None:
+            j = ssh.jump_host
+            jump = SshTarget(node=f"jump host {j.host}", host=j.host, port=j.port, user=j.user or ssh.user)
+        return cls(
+            known_hosts=known_hosts,
+            host_key_policy=ssh.host_key_policy,
+            private_key=private_key,
+            sudo=True if ssh.sudo else None,
+            connect_timeout=ssh.connect_timeout,
+            command_timeout=ssh.command_timeout,
+            jump=jump,
+        )
+
+
+def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
+    """An SSH private key from its text; the error never contains the key."""
+    errors = []
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text), password=passphrase)
+        except (paramiko.SSHException, ValueError) as e:
+            errors.append(f"{kind.__name__}: {type(e).__name__}")
+    raise RemoteError("the SSH private key could not be loaded (" + "; ".join(errors) + "); check the Secret")
+
+
+class NodeConnection:
+    """A lazily opened, reused SSH connection to one node. Not for concurrent use by several threads."""
+
+    def __init__(self, target: SshTarget, options: SshOptions) -> None:
+        self.target = target
+        self.options = options
+        self.round_trips = 0
+        self.connects = 0
+        self._client: paramiko.SSHClient | None = None
+        self._jump: paramiko.SSHClient | None = None
+        self._policy = _Policy(target.node, options.host_key_policy)
+        self._known = parse_known_hosts(options.known_hosts)
+        self._lock = threading.Lock()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def __enter__(self) -> NodeConnection:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def node(self) -> str:
+        return self.target.node
+
+    @property
+    def learned_host_keys(self) -> tuple[LearnedHostKey, ...]:
+        """Keys accepted under AcceptNew, to record (e.g. in the known_hosts Secret)."""
+        return tuple(self._policy.learned)
+
+    @property
+    def use_sudo(self) -> bool:
+        return self.options.sudo if self.options.sudo is not None else self.target.user != "root"
+
+    @property
+    def transport(self) -> paramiko.Transport | None:
+        return self._client.get_transport() if self._client else None
+
+    def connect(self) -> None:
+        t = self.transport
+        if t is not None and t.is_active():
+            return
+        self.close()
+        sock = None
+        if self.options.jump is not None:
+            self._jump = self._open(self.options.jump, None)
+            jt = self._jump.get_transport()
+            assert jt is not None
+            try:
+                sock = jt.open_channel(
+                    "direct-tcpip",
+                    (self.target.host, self.target.port),
+                    ("127.0.0.1", 0),
+                    timeout=self.options.connect_timeout,
+                )
+            except (paramiko.SSHException, OSError) as e:
+                raise RemoteError(
+                    f"node {self.node}: jump host {self.options.jump.host} could not reach "
+                    f"{self.target.host}:{self.target.port}: {e}"
+                ) from e
+        self._client = self._open(self.target, sock)
+
+    def _open(self, target: SshTarget, sock: paramiko.Channel | None) -> paramiko.SSHClient:
+        opts = self.options
+        if not opts.private_key:
+            raise RemoteError(f"node {self.node}: no SSH private key; set spec.ssh.privateKeySecretRef")
+        pkey = load_private_key(opts.private_key, opts.passphrase)
+        client = paramiko.SSHClient()
+        keys = client.get_host_keys()
+        for name, entry in self._known.items():
+            for key_type, key in entry.items():
+                keys.add(name, key_type, key)
+        client.set_missing_host_key_policy(self._policy)
+        self.connects += 1
+        try:
+            client.connect(
+                target.host,
+                port=target.port,
+                username=target.user,
+                pkey=pkey,
+                sock=sock,
+                timeout=opts.connect_timeout,
+                banner_timeout=opts.connect_timeout,
+                auth_timeout=opts.connect_timeout,
+                channel_timeout=opts.connect_timeout,
+                look_for_keys=False,
+                allow_agent=False,
+            )
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise mismatch_error(target.node, e) from e
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as e:
+            client.close()
+            raise RemoteError(
+                f"node {target.node}: SSH authentication as {target.user} failed; "
+                "check spec.ssh.user and the private key Secret"
+            ) from e
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            client.close()
+            raise RemoteError(
+                f"node {target.node}: cannot connect to {target.host}:{target.port} "
+                f"within {opts.connect_timeout:g}s: {e}"
+            ) from e
+        transport = client.get_transport()
+        if transport is not None and opts.keepalive > 0:
+            transport.set_keepalive(max(1, int(opts.keepalive)))
+        return client
+
+    def close(self) -> None:
+        for c in (self._client, self._jump):
+            if c is not None:
+                c.close()
+        self._client = self._jump = None
+
+    # ---- commands ---------------------------------------------------------------------------------
+    def wrap(self, argv: Sequence[str], timeout: float) -> tuple[str, ...]:
+        """The argv the node runs: the node-side `timeout`, under `sudo -n` when needed."""
+        bounded = ("timeout", "-k", "5", str(max(1, math.ceil(timeout))), *argv)
+        return ("sudo", "-n", "--", *bounded) if self.use_sudo else bounded
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+        what: str = "",
+    ) -> CommandResult:
+        """Run `argv` on the node; with `check`, a non-zero exit raises CommandError."""
+        if not argv or any(not isinstance(a, str) for a in argv):
+            raise TypeError("argv must be a non-empty list of strings")
+        timeout = self.options.command_timeout if timeout is None else timeout
+        with self._lock:
+            self.connect()
+            transport = self.transport
+            assert transport is not None
+            command = shlex.join(self.wrap(argv, timeout))  # the one place argv becomes a string
+            start = time.monotonic()
+            self.round_trips += 1
+            try:
+                chan = transport.open_session(timeout=self.options.connect_timeout)
+                chan.settimeout(timeout + _GRACE)
+                chan.exec_command(command)
+                if stdin is not None:
+                    chan.sendall(stdin)
+                chan.shutdown_write()
+                out, err = self._collect(chan, start + timeout + _GRACE, argv)
+                status = chan.recv_exit_status()
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                self.close()
+                raise ConnectionLost(
+                    f"node {self.node}: the SSH connection broke during {what or argv[0]!s}: {e}; "
+                    "re-run the step (steps are idempotent)"
+                ) from e
+            result = CommandResult(tuple(argv), status, out, err, time.monotonic() - start)
+        if status == 124 and result.duration >= timeout * 0.9:
+            raise CommandTimeout(f"node {self.node}: {what or argv[0]} did not finish within {timeout:g}s")
+        if check and not result.ok:
+            raise CommandError(self.node, result, what)
+        return result
+
+    def _collect(self, chan: paramiko.Channel, deadline: float, argv: Sequence[str]) -> tuple[bytes, bytes]:
+        out, err = bytearray(), bytearray()
+        while True:
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            if len(out) + len(err) > MAX_OUTPUT:
+                chan.close()
+                raise RemoteError(f"node {self.node}: {argv[0]} printed more than {MAX_OUTPUT} bytes")
+            if (
+                chan.exit_status_ready()
+                and chan.eof_received
+                and not chan.recv_ready()
+                and not chan.recv_stderr_ready()
+            ):
+                return bytes(out), bytes(err)
+            if chan.closed and not chan.exit_status_ready():
+                raise EOFError("channel closed before an exit status arrived")
+            transport = chan.get_transport()
+            if transport is None or not transport.is_active():
+                raise EOFError("transport is no longer active")
+            if time.monotonic() > deadline:
+                chan.close()
+                raise CommandTimeout(f"node {self.node}: {argv[0]} did not answer before its deadline")
+            select.select([chan], [], [], 0.05)
+
+    # ---- files ------------------------------------------------------------------------------------
+    def upload(self, f: NodeFile, *, timeout: float = 60.0) -> bool:
+        """Install `f` atomically (one round trip); True if the node's file changed."""
+        if not f.path.startswith("/") or "\x00" in f.path or "\n" in f.path:
+            raise UploadError(f"node {self.node}: {f.path!r} is not an absolute single-line path")
+        argv = (
+            "/bin/sh",
+            "-c",
+            upload_script(),
+            "shimshift-upload",
+            f.path,
+            f.sha256,
+            format(f.mode, "o"),
+            f.owner,
+            *f.validate,
+        )
+        result = self.run(argv, stdin=f.content, timeout=timeout, what=f"upload {f.path}")
+        if result.exit_status == 0:
+            return result.text.strip() == "changed"
+        reasons = {
+            20: "cannot create its directory",
+            21: "cannot create a temp file next to it",
+            22: "writing failed (disk full?)",
+            23: "the checksum did not match",
+            24: "cannot set mode/owner",
+            25: "the new file failed validation",
+            26: "the rename failed",
+        }
+        why = reasons.get(result.exit_status, f"exit {result.exit_status}")
+        raise UploadError(
+            f"node {self.node}: {f.path} was not installed, {why}; the file on the node is "
+            f"unchanged: {result.stderr_tail()}"
+        )
+
+
+@functools.cache
+def node_script(name: str) -> str:
+    """A fixed node-side script from playbooks/scripts/ (values reach it only as arguments)."""
+    return (default_dir() / "scripts" / f"{name}.sh").read_text()
+
+
+def upload_script() -> str:
+    return node_script("upload")

@@ -1,0 +1,20 @@
+# Restart containerd when its config changed since shimshift last applied it, then require the CRI
+# plugin to report ok. The applied config's sha256 is kept in STATE/containerd-applied, so a re-run
+# on a configured node restarts nothing.
+# Usage: containerd_apply STATE CONFIG SECONDS   Prints "unchanged" or "restarted".
+state=$1 config=$2 wait=$3
+sum=$(file_sha "$config")
+if [ -n "$sum" ] && [ "$(cat -- "$state/containerd-applied" 2>/dev/null)" = "$sum" ] && cri_ok; then
+    echo unchanged
+    exit 0
+fi
+mkdir -p -m 0700 -- "$state" || exit 20
+rm -f -- "$state/containerd-applied"
+systemctl restart containerd || { echo "systemctl restart containerd failed" >&2; exit 21; }
+if ! wait_for "$wait" cri_ok; then
+    detail=$(timeout 5 ctr plugins ls -d id==cri 2>&1 | tail -n 5)
+    echo "containerd's CRI plugin is not ok after the restart with the new config: $detail" >&2
+    exit 22
+fi
+printf '%s\n' "$sum" >"$state/containerd-applied"
+echo restarted

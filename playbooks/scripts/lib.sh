@@ -1,0 +1,67 @@
+# shimshift node-side helpers, prepended to every playbook script. Values reach these scripts only as
+# positional parameters ("$1", "$@"), never as shell text.
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# sha256 of a file's bytes ("" when it cannot be read)
+file_sha() { sha256sum <"$1" 2>/dev/null | cut -d' ' -f1; }
+
+# containerd answers and its CRI plugin reports ok (a running daemon is not enough: a bad CRI config
+# leaves containerd up with `cri ... error`)
+cri_ok() {
+    [ "$(timeout 5 ctr plugins ls 2>/dev/null |
+        awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}')" = ok ]
+}
+
+# wait up to $1 seconds for the command "$2..." to succeed
+wait_for() {
+    _end=$(($(date +%s) + $1))
+    shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$_end" ] || return 1
+        sleep 0.2
+    done
+}
+
+# stop unit $2 if it is active, recording it under $1/stopped/ so the undo starts it again
+stop_recorded() {
+    mkdir -p -m 0700 -- "$1/stopped" || return 20
+    if systemctl is-active --quiet "$2"; then
+        : >"$1/stopped/$2" || return 20
+        systemctl stop "$2" || { echo "systemctl stop $2 failed" >&2; return 21; }
+    fi
+}
+
+# start unit $2 if stop_recorded stopped it
+start_recorded() {
+    if [ -e "$1/stopped/$2" ]; then
+        systemctl start "$2" || { echo "systemctl start $2 failed" >&2; return 23; }
+        rm -f -- "$1/stopped/$2"
+    fi
+}
+
+# put back, byte for byte with mode, owner and times, every path saved by backup.sh under $1; a path
+# that did not exist before is removed. Idempotent. Prints how many paths it restored.
+restore_backup() {
+    if [ ! -f "$1/complete" ]; then
+        echo "no complete backup in $1: nothing to restore" >&2
+        return 0
+    fi
+    _n=0
+    for _e in "$1"/entries/*; do
+        [ -f "$_e/path" ] || continue
+        _p=$(cat -- "$_e/path")
+        if [ -e "$_e/absent" ]; then
+            rm -rf -- "$_p" || return 20
+        elif [ -d "$_e/data" ] && [ ! -L "$_e/data" ]; then
+            rm -rf -- "$_p.shimshift-restore" && cp -a -- "$_e/data" "$_p.shimshift-restore" &&
+                rm -rf -- "$_p" && mv -- "$_p.shimshift-restore" "$_p" || return 21
+        else
+            mkdir -p -- "$(dirname -- "$_p")" || return 22
+            cp -a -- "$_e/data" "$_p.shimshift-restore" && mv -f -- "$_p.shimshift-restore" "$_p" ||
+                { rm -f -- "$_p.shimshift-restore"; return 23; }
+        fi
+        _n=$((_n + 1))
+    done
+    sync
+    echo "restored $_n"
+}

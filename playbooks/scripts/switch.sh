@@ -1,0 +1,40 @@
+# Switch the kubelet to its new runtime: stop the kubelet, stop Docker's Kubernetes containers and the
+# Docker services, move the staged kubelet files (TARGET.shimshift-new, uploaded and checked before)
+# into place, start the kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts
+# exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
+# not) is left alone.
+# Usage: switch STATE SECONDS TARGET SHA256 [TARGET SHA256 ...]   Prints "unchanged" or "switched".
+state=$1 wait=$2
+shift 2
+switched=yes t=
+for a do
+    if [ -z "$t" ]; then t=$a; else [ "$(file_sha "$t")" = "$a" ] || switched=no; t=; fi
+done
+if [ $switched = yes ] && systemctl is-active --quiet kubelet && ! systemctl is-active --quiet docker; then
+    echo unchanged
+    exit 0
+fi
+stop_recorded "$state" kubelet || exit
+if systemctl is-active --quiet docker; then
+    ids=$(timeout 20 docker ps -q --filter name=^k8s_ 2>/dev/null)
+    [ -z "$ids" ] || timeout 60 docker stop -t 5 $ids >/dev/null 2>&1
+fi
+stop_recorded "$state" cri-docker || exit
+stop_recorded "$state" docker || exit
+while [ $# -gt 0 ]; do
+    t=$1 s=$2
+    shift 2
+    if [ -e "$t.shimshift-new" ]; then
+        [ "$(file_sha "$t.shimshift-new")" = "$s" ] ||
+            { echo "staged $t.shimshift-new does not match; re-run the step" >&2; exit 22; }
+        mv -f -- "$t.shimshift-new" "$t" || exit 23
+    elif [ "$(file_sha "$t")" != "$s" ]; then
+        echo "$t is neither staged nor switched; re-run the step" >&2
+        exit 22
+    fi
+done
+sync
+systemctl start kubelet || { echo "systemctl start kubelet failed" >&2; exit 24; }
+wait_for "$wait" systemctl is-active --quiet kubelet ||
+    { echo "the kubelet did not stay up on the new runtime" >&2; exit 25; }
+echo switched

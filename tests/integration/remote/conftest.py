@@ -1,0 +1,105 @@
+"""A plain OpenSSH sshd on 127.0.0.1 with a throwaway host key, for the runner's integration tests.
+
+Commands run as root on this machine through it, so tests only touch their own tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shimshift.remote import NodeConnection, SshOptions, SshTarget
+
+SSHD = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin") or "/usr/sbin/sshd"
+
+
+@dataclass(frozen=True)
+class LocalSshd:
+    host: str
+    port: int
+    host_public_key: str  # "ssh-ed25519 AAAA..."
+    private_key: str
+    dir: Path
+
+    @property
+    def known_hosts(self) -> str:
+        return f"[{self.host}]:{self.port} {self.host_public_key}\n"
+
+    def options(self, **kw: object) -> SshOptions:
+        base: dict[str, object] = {
+            "known_hosts": self.known_hosts,
+            "private_key": self.private_key,
+            "connect_timeout": 10.0,
+            "command_timeout": 30.0,
+        }
+        base.update(kw)
+        return SshOptions(**base)  # type: ignore[arg-type]
+
+    def connect(self, **kw: object) -> NodeConnection:
+        return NodeConnection(SshTarget("local-node", self.host, self.port), self.options(**kw))
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "shimshift-test", "-f", str(path)],
+        check=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        pytest.skip("needs root and openssh-server (scripts/setup installs it)")
+    d = tmp_path_factory.mktemp("sshd")
+    _keygen(d / "host_key")
+    _keygen(d / "id_ed25519")
+    (d / "authorized_keys").write_text((d / "id_ed25519.pub").read_text())
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "UsePAM no\nStrictModes no\nPidFile none\nAllowTcpForwarding yes\nMaxStartups 50\nMaxSessions 50\n"
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    log = (d / "sshd.log").open("wb")
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(8).startswith(b"SSH-"):
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+        time.sleep(0.05)
+    pub = " ".join((d / "host_key.pub").read_text().split()[:2])
+    try:
+        yield LocalSshd("127.0.0.1", port, pub, (d / "id_ed25519").read_text(), d)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
