@@ -111,6 +111,19 @@ def _cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import os
+
+    from shimshift.handlers import RunSettings, run_operator  # imports kopf: only `run` needs it
+
+    try:
+        settings = RunSettings.from_flags(vars(args), os.environ)
+    except ShimshiftError as e:
+        print(f"error: {e}", file=out)
+        return EXIT_USAGE
+    return run_operator(settings)
+
+
 def _cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     return plancli.run_plan(args, out)
 
@@ -162,6 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-cert", action="append", default=[], metavar="HOST=CERT,KEY", help="for clientCertSecretRef"
     )
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser(
+        "run",
+        help="run the operator (kopf) against the cluster of KUBECONFIG or the in-cluster service account",
+        description="Run the operator. Each flag also reads an environment variable (flag wins); the "
+        "effective settings are logged once at start, secrets redacted.",
+    )
+    p.add_argument("--kubeconfig", help="kubeconfig file (env KUBECONFIG; default: in-cluster)")
+    p.add_argument("--namespace", help="the operator's namespace (env SHIMSHIFT_NAMESPACE)")
+    p.add_argument("--peering", help="kopf peering name for HA replicas (env SHIMSHIFT_PEERING)")
+    p.add_argument("--log-format", choices=["full", "plain", "json"], help="env SHIMSHIFT_LOG_FORMAT")
+    p.add_argument("--metrics-port", help="Prometheus /metrics port, 0 = off (env SHIMSHIFT_METRICS_PORT)")
+    p.add_argument("--node-port", help="ssh, or module:factory for tests (env SHIMSHIFT_NODE_PORT)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("plan", help=plancli.PLAN_HELP, description=plancli.PLAN_DESCRIPTION)
     plancli.add_plan_arguments(p)

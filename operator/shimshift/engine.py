@@ -53,6 +53,7 @@ class Busy(ShimshiftError):
     """Another pass over the same NodeMigration is still running in this process; try again shortly."""
 
     transient = True
+    retry_after = 1.0
 
 
 # --- ports ---------------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def utcnow() -> dt.datetime:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    budget: float = 30.0  # seconds of work per pass before yielding back to the handler
+    budget: float = 15.0  # seconds of work per pass before yielding back to the handler
     drain_pass_wait: float = 5.0  # longest watch-wait of one drain pass (also the PDB backoff)
     verify_timeout: float = 300.0  # how long a switched node may take to report Ready on containerd
     rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
@@ -200,19 +201,29 @@ class Engine:
         self.monotonic = monotonic
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._preempt: dict[str, threading.Event] = {}
         self._facts: dict[tuple[str, str], NodeFacts] = {}
 
-    def _object_lock(self, name: str) -> threading.Lock:
+    def _object_lock(self, name: str) -> tuple[threading.Lock, threading.Event]:
         with self._locks_guard:
-            return self._locks.setdefault(name, threading.Lock())
+            return self._locks.setdefault(name, threading.Lock()), self._preempt.setdefault(
+                name, threading.Event()
+            )
 
     def reconcile(self, migration: NodeMigration, *, stopping: bool = False) -> Result:
-        """One pass: decide, start what may start, advance nodes in flight, record everything."""
-        lock = self._object_lock(migration.name)
+        """One pass: decide, start what may start, advance nodes in flight, record everything.
+
+        A stopping pass (deletion) preempts a running pass at its next step boundary or drain wait.
+        """
+        lock, preempt = self._object_lock(migration.name)
+        if stopping:
+            preempt.set()
         if not lock.acquire(timeout=1.0):
-            raise Busy(f"NodeMigration {migration.name}: a previous pass is still running")
+            raise Busy(f"NodeMigration {migration.name}: a previous pass is still running; retrying")
         try:
-            return self._reconcile(migration, stopping)
+            if stopping:
+                preempt.clear()
+            return self._reconcile(migration, stopping, preempt)
         finally:
             lock.release()
 
@@ -237,7 +248,7 @@ class Engine:
         )
         return settled, decision
 
-    def _reconcile(self, migration: NodeMigration, stopping: bool) -> Result:
+    def _reconcile(self, migration: NodeMigration, stopping: bool, preempt: threading.Event) -> Result:
         fresh = self.cluster.read_migration(migration.name)
         if fresh is not None:
             migration = fresh
@@ -258,7 +269,9 @@ class Engine:
             port = self.node_ports(migration)
             deadline = self.monotonic() + self.config.budget
             with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
-                futures = [pool.submit(self._advance, tracker, port, n, deadline, stopping) for n in flying]
+                futures = [
+                    pool.submit(self._advance, tracker, port, n, deadline, stopping, preempt) for n in flying
+                ]
                 for future in futures:
                     future.result()
         status, decision = self._settled(migration, tracker.status, stopping)
@@ -275,9 +288,17 @@ class Engine:
 
     # --- one node ----------------------------------------------------------------------------------
 
-    def _advance(self, tracker: _Tracker, port: NodePort, name: str, deadline: float, stopping: bool) -> None:
+    def _advance(
+        self,
+        tracker: _Tracker,
+        port: NodePort,
+        name: str,
+        deadline: float,
+        stopping: bool,
+        preempt: threading.Event,
+    ) -> None:
         migration = tracker.migration
-        while self.monotonic() < deadline:
+        while self.monotonic() < deadline and not preempt.is_set():
             record = tracker.node(name)
             nxt = next_step(record, migration.spec.rollback, stopping=stopping)
             now = iso(self.clock())

@@ -1,0 +1,204 @@
+"""kopf handlers: the only place kopf is imported; each one hands a NodeMigration to the engine.
+
+- a timer (every `TICK` s, one at a time per object) runs one engine pass: level-triggered, so a missed
+  event, a restart or a lost leader costs at most one tick;
+- the delete handler keeps shimshift's finalizer until no node is in flight (finished or rolled back);
+- ShimshiftError is mapped here and only here: transient → kopf.TemporaryError(delay), else
+  kopf.PermanentError. Handlers are sync, so kopf runs them in its thread pool and the blocking
+  Kubernetes and SSH calls never block the event loop; nothing in here sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from shimshift.engine import Engine, is_transient
+from shimshift.model import keys
+from shimshift.model.errors import Problem as ValidationProblem
+from shimshift.model.errors import ShimshiftError, ValidationError
+from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.resources import load_crd
+
+#: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).
+TICK = 2.0
+RETRY_DELAY = 5.0
+
+log = logging.getLogger(__name__)
+_CRD = load_crd()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the handlers need, put into kopf's memo by `shimshift run`."""
+
+    engine: Engine
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime = memo.get("runtime") if isinstance(memo, Mapping) else getattr(memo, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise kopf.PermanentError(
+            "shimshift handlers need a Runtime in kopf's memo (start with `shimshift run`)"
+        )
+    return runtime
+
+
+def _migration(body: Mapping[str, Any]) -> NodeMigration:
+    return parse_nodemigration(dict(body), _CRD, source=f"NodeMigration {body['metadata']['name']}")
+
+
+def to_kopf_error(error: ShimshiftError) -> Exception:
+    """The kopf error that makes kopf retry (or not) as the shimshift error says."""
+    if isinstance(error, ValidationError) or not is_transient(error):
+        return kopf.PermanentError(str(error))
+    return kopf.TemporaryError(str(error), delay=float(getattr(error, "retry_after", RETRY_DELAY)))
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = keys.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=keys.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=keys.GROUP, key="last-handled-configuration"
+    )
+    # shimshift posts its own Events; kopf's per-handler "succeeded" Events every tick would bury them.
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 8
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The kubeconfig (KUBECONFIG / --kubeconfig) when given, else the in-cluster service account."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_kubeconfig(
+        **kwargs
+    ) or kopf.login_with_service_account(**kwargs)
+    return info
+
+
+@kopf.timer(keys.GROUP, keys.VERSION, keys.PLURAL, interval=TICK, initial_delay=0)
+def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """One engine pass: start what may start, advance nodes in flight, record it all in status."""
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return  # the delete handler drives it from here
+    try:
+        _runtime(memo).engine.reconcile(_migration(body))
+    except ShimshiftError as e:
+        raise to_kopf_error(e) from e
+
+
+@kopf.on.delete(keys.GROUP, keys.VERSION, keys.PLURAL)
+def stop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the finalizer until every node in flight is finished or rolled back (never abandoned)."""
+    try:
+        result = _runtime(memo).engine.reconcile(_migration(body), stopping=True)
+    except ShimshiftError as e:
+        raise to_kopf_error(e) from e
+    if result.in_flight:
+        raise kopf.TemporaryError(
+            f"{result.in_flight} node(s) still in flight; finishing them first", delay=1
+        )
+
+
+# --- `shimshift run` ----------------------------------------------------------------------------------
+
+#: Environment variables behind each `shimshift run` flag (the flag wins when both are given).
+ENV = {
+    "kubeconfig": "KUBECONFIG",
+    "namespace": "SHIMSHIFT_NAMESPACE",
+    "peering": "SHIMSHIFT_PEERING",
+    "log_format": "SHIMSHIFT_LOG_FORMAT",
+    "metrics_port": "SHIMSHIFT_METRICS_PORT",
+    "node_port": "SHIMSHIFT_NODE_PORT",
+}
+_SECRET_HINTS = ("token", "password", "secret", "key")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    kubeconfig: str | None = None
+    namespace: str = "shimshift-system"  # where the operator's ConfigMaps (plan reports) live
+    peering: str | None = None  # kopf peering name; None = standalone (a single replica)
+    log_format: str = "full"  # full | plain | json
+    metrics_port: int = 8080  # 0 disables the /metrics endpoint
+    node_port: str = "ssh"  # "ssh", or "module:factory" (tests, the demo): factory(Kube) -> NodePort factory
+    verbose: bool = False
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any], env: Mapping[str, str]) -> RunSettings:
+        """Flags first, then the environment (`ENV`), then the defaults; bad values name their source."""
+        values: dict[str, Any] = {}
+        for name, var in ENV.items():
+            given = flags.get(name)
+            if given is None and env.get(var):
+                given = env[var]
+            if given is not None:
+                values[name] = given
+        if "metrics_port" in values:
+            try:
+                values["metrics_port"] = int(values["metrics_port"])
+            except ValueError as e:
+                raise ValidationError(
+                    [ValidationProblem("--metrics-port / SHIMSHIFT_METRICS_PORT", "must be a port number")]
+                ) from e
+        if values.get("log_format", "full") not in ("full", "plain", "json"):
+            raise ValidationError(
+                [ValidationProblem("--log-format / SHIMSHIFT_LOG_FORMAT", "must be one of full, plain, json")]
+            )
+        return cls(verbose=bool(flags.get("verbose")), **values)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as logged at start: anything that looks like a secret is masked."""
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            secret = any(h in name for h in _SECRET_HINTS) or (
+                isinstance(value, str) and any(h in value.lower() for h in ("token=", "password="))
+            )
+            out[name] = "<redacted>" if secret and value else value
+        return out
+
+
+def _node_ports(settings: RunSettings, kube: Any) -> Any:
+    if settings.node_port == "ssh":
+        from shimshift.nodeport import ssh_node_ports
+
+        return ssh_node_ports(kube, settings.namespace)
+    module_name, _, attr = settings.node_port.partition(":")
+    if not attr:
+        raise ValidationError(
+            [ValidationProblem("--node-port / SHIMSHIFT_NODE_PORT", "must be 'ssh' or 'module:factory'")]
+        )
+    import importlib
+
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory(kube)
+
+
+def run_operator(settings: RunSettings) -> int:
+    """Start the operator; returns when kopf stops (SIGTERM/SIGINT)."""
+    from shimshift.kube.api import Kube, load_api_client
+    from shimshift.kube.cluster import KubeCluster
+    from shimshift.metrics import Metrics
+
+    log_format = {"full": kopf.LogFormat.FULL, "plain": kopf.LogFormat.PLAIN, "json": kopf.LogFormat.JSON}
+    kopf.configure(verbose=settings.verbose, log_format=log_format[settings.log_format])
+    log.info("shimshift operator starting with settings %s", settings.redacted())
+    if settings.kubeconfig:
+        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf's own login reads it
+    kube = Kube(load_api_client(settings.kubeconfig))
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    engine = Engine(KubeCluster(kube), _node_ports(settings, kube), observer=metrics)
+    kopf.run(
+        clusterwide=True,
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        memo=kopf.Memo(runtime=Runtime(engine)),
+    )
+    return 0

@@ -1,0 +1,148 @@
+"""End-to-end: the operator as a separate process (`shimshift run`) against the API emulator.
+
+The node side is `tests.e2e.simnodes` (state files count every real change) unless a test brings
+fake nodes. Each test gets a fresh emulator state (the `kubeapi` fixture) with the CRD installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from testbed.kubeapi import KubeApi
+
+from shimshift.model.status import MigrationStatus
+from shimshift.resources import load_crd
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+pytestmark = pytest.mark.e2e
+
+
+def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Operator:
+    """`shimshift run` in a subprocess; kill() is SIGKILL, as an OOM killer or a node loss would be."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, env: dict[str, str]) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.workdir / f"operator-{self.starts}.log").open("wb")
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shimshift",
+                "run",
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--metrics-port",
+                "0",
+                "--node-port",
+                "tests.e2e.simnodes:node_ports",
+                "--log-format",
+                "plain",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log")))
+
+
+@pytest.fixture
+def cluster(kubeapi: KubeApi) -> KubeApi:
+    kubeapi.seed(load_crd())
+    return kubeapi
+
+
+@pytest.fixture
+def sim_dir(tmp_path: Path) -> Path:
+    return tmp_path / "sim"
+
+
+@pytest.fixture
+def operator_factory(cluster: KubeApi, tmp_path: Path, sim_dir: Path) -> Iterator[Callable[..., Operator]]:
+    started: list[Operator] = []
+
+    def make(**env: str) -> Operator:
+        op = Operator(cluster.kubeconfig, tmp_path, {"SHIMSHIFT_SIM_DIR": str(sim_dir), **env})
+        started.append(op)
+        return op
+
+    yield make
+    for op in started:
+        op.stop()
+
+
+def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:
+    obj = kubeapi.get("nodemigrations.shimshift.io", name) or {}
+    return MigrationStatus.from_storage(obj.get("status") or {})
+
+
+def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"pool": "workers", **(labels or {})}},
+        "spec": {"unschedulable": True} if unschedulable else {},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "nodeInfo": {"containerRuntimeVersion": "docker://20.10.24", "kubeletVersion": "v1.23.17"},
+        },
+    }
+
+
+def migration(name: str = "m", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "shimshift.io/v1alpha1",
+        "kind": "NodeMigration",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "Migrate",
+            "nodeSelector": {"matchLabels": {"pool": "workers"}},
+            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "known-hosts"}},
+            **spec,
+        },
+    }

@@ -1,0 +1,120 @@
+"""A simulated NodePort for end-to-end runs of the real operator process against the API emulator.
+
+It stands in for SSH + playbooks where no fake node is wanted: each operation is idempotent and
+counts the changes it really makes in a JSON file per node (so a test can prove that nothing was
+changed twice across operator crashes), and the switch reports the new runtime on the Node's status
+as the kubelet would. Loaded by `shimshift run --node-port tests.e2e.simnodes:node_ports`.
+
+Environment: SHIMSHIFT_SIM_DIR (state files), SHIMSHIFT_SIM_STEP_SECONDS (how long each changing
+step takes, so a test can kill the operator inside one), SHIMSHIFT_SIM_BREAK (comma-separated nodes
+whose containerd never comes up after the switch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shimshift.engine import NodePort
+from shimshift.kube.api import MERGE_PATCH, Kube
+from shimshift.model.errors import NodeError
+from shimshift.model.facts import NodeFacts
+from shimshift.model.migration import NodeMigration
+from shimshift.model.status import ImageCounts
+
+DOCKER = "docker://20.10.24"
+CONTAINERD = "containerd://1.6.20"
+
+
+def read_state(state_dir: Path, node: str) -> dict[str, Any]:
+    path = state_dir / f"{node}.json"
+    if not path.exists():
+        return {"done": [], "changes": {}}
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+class SimNodes:
+    def __init__(self, kube: Kube, state_dir: Path, step_seconds: float, broken: set[str]) -> None:
+        self.kube = kube
+        self.dir = state_dir
+        self.step_seconds = step_seconds
+        self.broken = broken
+        self.lock = threading.Lock()
+
+    def _write(self, node: str, state: dict[str, Any]) -> None:
+        tmp = self.dir / f".{node}.json.tmp"
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.dir / f"{node}.json")
+
+    def _change(self, node: str, op: str) -> None:
+        time.sleep(self.step_seconds)  # the node is busy; a test may kill the operator meanwhile
+        with self.lock:
+            state = read_state(self.dir, node)
+            if op not in state["done"]:
+                state["done"].append(op)
+                state["changes"][op] = state["changes"].get(op, 0) + 1
+                self._write(node, state)
+
+    def _runtime(self, node: str, version: str) -> None:
+        self.kube.request(
+            "PATCH",
+            f"/api/v1/nodes/{node}/status",
+            body={"status": {"nodeInfo": {"containerRuntimeVersion": version}}},
+            content_type=MERGE_PATCH,
+        )
+
+    def facts(self, node: str) -> NodeFacts:
+        time.sleep(self.step_seconds)
+        return NodeFacts(
+            node=node, docker_version="20.10.24", containerd_version="1.6.20", docker_running=True
+        )
+
+    def backup(self, node: str, facts: NodeFacts) -> str:
+        self._change(node, "backup")
+        return "/var/lib/shimshift/backup"
+
+    def configure(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "configure")
+
+    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "images")
+        return ImageCounts(transferred=2, bytes=2048)
+
+    def switch(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "switch")
+        if node not in self.broken:
+            self._runtime(node, CONTAINERD)
+
+    def verify(self, node: str, facts: NodeFacts) -> None:
+        time.sleep(self.step_seconds)
+        if node in self.broken:
+            raise NodeError(node, "containerd CRI plugin is not ok after the new config (injected fault)")
+
+    def finish(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "finish")
+
+    def undo(self, node: str, facts: NodeFacts | None) -> None:
+        with self.lock:
+            state = read_state(self.dir, node)
+            state["done"] = [op for op in state["done"] if op not in ("configure", "images", "switch")]
+            state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
+            self._write(node, state)
+        self._runtime(node, DOCKER)
+
+
+def node_ports(kube: Kube) -> Callable[[NodeMigration], NodePort]:
+    state_dir = Path(os.environ["SHIMSHIFT_SIM_DIR"])
+    state_dir.mkdir(parents=True, exist_ok=True)
+    nodes = SimNodes(
+        kube,
+        state_dir,
+        float(os.environ.get("SHIMSHIFT_SIM_STEP_SECONDS", "0")),
+        {n for n in os.environ.get("SHIMSHIFT_SIM_BREAK", "").split(",") if n},
+    )
+    return lambda migration: nodes

@@ -1,0 +1,250 @@
+"""The operator process (`shimshift run`) against the API emulator, with simulated node steps.
+
+What an SRE fears is asserted from the cluster itself: cordons left behind, PDBs violated (replayed
+from the emulator's event history), pods deleted instead of evicted, work done twice across crashes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testbed.kubeapi import KubeApi
+
+from shimshift.model import keys
+from shimshift.model.status import NodePhase, Phase
+from tests.e2e.conftest import Operator, eventually, migration, node, status_of
+from tests.e2e.simnodes import read_state
+
+pytestmark = pytest.mark.e2e
+
+NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
+
+
+def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
+    labels = {"app": "web"}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web-pdb", "namespace": "default"},
+            "spec": {"minAvailable": min_available, "selector": {"matchLabels": labels}},
+        },
+    ]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in cluster.list("pods", namespace="default")
+        if (p["metadata"].get("labels") or {}).get("app") == "web"
+    ]
+
+
+def min_healthy_after_ready(cluster: KubeApi, replicas: int) -> int:
+    """Replay the emulator's pod history: the fewest healthy web pods once all `replicas` were first up."""
+    history = cluster.call(lambda: list(cluster.emulator.store.history))
+    state: dict[tuple[str, str], bool] = {}
+    lowest: int | None = None
+    for event in history:
+        if event.gk != ("", "pods") or (event.new.obj["metadata"].get("labels") or {}).get("app") != "web":
+            continue
+        if event.type == "DELETED":
+            state.pop(event.key, None)
+        else:
+            obj = event.new.obj
+            state[event.key] = _ready(obj) and not obj["metadata"].get("deletionTimestamp")
+        healthy = sum(state.values())
+        if lowest is None and healthy >= replicas:
+            lowest = healthy
+        elif lowest is not None:
+            lowest = min(lowest, healthy)
+    assert lowest is not None, "the web pods never all became ready"
+    return lowest
+
+
+def table(cluster: KubeApi, path: str) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310 - loopback http only
+        cluster.url + path, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback http only
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+class Watcher(threading.Thread):
+    """Samples the cluster while the operator works: cordons at once, printer columns seen."""
+
+    def __init__(self, cluster: KubeApi) -> None:
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.stop = threading.Event()
+        self.max_cordoned = 0
+        self.rows: list[list[Any]] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            nodes = self.cluster.list("nodes")
+            ours = sum(
+                1 for n in nodes if keys.CORDONED_BY_ANNOTATION in (n["metadata"].get("annotations") or {})
+            )
+            self.max_cordoned = max(self.max_cordoned, ours)
+            try:
+                rows = table(self.cluster, "/apis/shimshift.io/v1alpha1/nodemigrations").get("rows") or []
+            except OSError:
+                continue
+            self.rows.extend(r["cells"] for r in rows)
+
+
+def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    cluster.seed([node(f"w{i}") for i in range(1, 5)])
+    cluster.seed(web(replicas=4, min_available=3))
+    eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 4, 10, "web pods ready")
+    operator = operator_factory(SHIMSHIFT_SIM_STEP_SECONDS="0.05")
+    operator.start()
+    watcher = Watcher(cluster)
+    watcher.start()
+    before = len(cluster.requests)
+    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+
+    try:
+        eventually(
+            lambda: status_of(cluster).phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.PAUSED), 90, "the end"
+        )
+    finally:
+        watcher.stop.set()
+        watcher.join(timeout=5)
+    status = status_of(cluster)
+    assert status.phase == Phase.SUCCEEDED, operator.logs()[-3000:]
+
+    for n in cluster.list("nodes"):
+        meta, spec = n["metadata"], n["spec"]
+        assert n["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert _ready(n)
+        assert not spec.get("unschedulable"), meta["name"]
+        assert meta["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
+        assert keys.LOCK_ANNOTATION not in (meta.get("annotations") or {})
+    assert 0 < watcher.max_cordoned <= 2
+    eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 4, 10, "web pods ready again")
+    assert min_healthy_after_ready(cluster, 4) >= 3
+    during = list(cluster.requests)[before:]
+    assert not [r for r in during if r.method == "DELETE" and r.resource == "pods"]
+    assert [r for r in during if r.resource == "pods" and r.subresource == "eviction" and r.status == 201]
+    progress = {(row[2], row[3]) for row in watcher.rows}  # (Phase, Done) printer columns
+    assert ("Progressing", "0/4") in progress or ("Progressing", "2/4") in progress, progress
+    assert any(row[4] for row in watcher.rows), "the Current column never named a node"
+    for i in range(1, 5):
+        changes = read_state(sim_dir, f"w{i}")["changes"]
+        assert all(changes.get(op) == 1 for op in NODE_CHANGES), changes
+    calls = [r for r in during if r.resource]
+    print(f"API calls per migrated node (operator + kopf, 4 nodes): {len(calls) / 4:.0f}")
+
+
+def test_an_admin_cordoned_node_stays_cordoned_after_migration(
+    cluster: KubeApi, operator_factory: Callable[..., Operator]
+) -> None:
+    cluster.seed([node("w1", unschedulable=True), node("w2")])
+    operator_factory().start()
+    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+
+    eventually(lambda: status_of(cluster).phase == Phase.SUCCEEDED, 60, "success")
+
+    w1, w2 = cluster.get("nodes", "w1"), cluster.get("nodes", "w2")
+    assert w1 is not None and w2 is not None
+    assert w1["spec"]["unschedulable"] is True
+    assert not w2["spec"].get("unschedulable")
+    assert status_of(cluster).node("w1").was_unschedulable is True  # type: ignore[union-attr]
+
+
+def test_a_pdb_that_never_allows_eviction_times_out_uncordons_and_names_pdb_and_pod(
+    cluster: KubeApi, operator_factory: Callable[..., Operator]
+) -> None:
+    cluster.seed([node("w1")])
+    cluster.seed(web(replicas=1, min_available=1))
+    eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 1, 10, "web pod ready")
+    (pod,) = web_pods(cluster)
+    pod_name = f"default/{pod['metadata']['name']}"
+    operator_factory().start()
+    cluster.seed(migration(drain={"timeout": "4s"}))
+
+    eventually(lambda: status_of(cluster).phase == Phase.PAUSED, 60, "the rollout to pause")
+
+    record = status_of(cluster).node("w1")
+    assert record is not None and record.phase == NodePhase.FAILED
+    assert record.last_error is not None
+    assert "default/web-pdb" in record.last_error.message and pod_name in record.last_error.message
+    w1 = cluster.get("nodes", "w1")
+    assert w1 is not None and not w1["spec"].get("unschedulable")
+    events = cluster.list("events", namespace="default")
+    for kind in ("NodeMigration", "Node"):
+        about = [
+            e for e in events if e["involvedObject"]["kind"] == kind and e["reason"] == "EvictionBlocked"
+        ]
+        assert about and "default/web-pdb" in about[0]["message"] and pod_name in about[0]["message"], kind
+    assert cluster.get("pods", pod["metadata"]["name"], "default") is not None
+
+
+def test_a_node_whose_containerd_breaks_rolls_back_and_the_rollout_pauses(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    cluster.seed([node("w1"), node("w2")])
+    operator_factory(SHIMSHIFT_SIM_BREAK="w1").start()
+    cluster.seed(migration())
+
+    eventually(lambda: status_of(cluster).phase == Phase.PAUSED, 60, "the rollout to pause")
+
+    status = status_of(cluster)
+    w1 = status.node("w1")
+    assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK
+    assert status.node("w2").phase == NodePhase.PENDING  # type: ignore[union-attr]
+    node_w1 = cluster.get("nodes", "w1")
+    assert node_w1 is not None
+    assert node_w1["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")
+    assert not node_w1["spec"].get("unschedulable") and _ready(node_w1)
+    assert read_state(sim_dir, "w1")["changes"].get("undo") == 1
+    paused = next(c for c in status.conditions if c.type == "Paused")
+    assert paused.status == "True" and paused.reason == "MaxFailures" and "w1" in paused.message
+
+
+def test_deleting_a_migration_mid_flight_releases_the_node_before_the_object_goes(
+    cluster: KubeApi, operator_factory: Callable[..., Operator]
+) -> None:
+    cluster.seed([node("w1")])
+    cluster.seed(web(replicas=1, min_available=1))  # the drain waits on this budget forever
+    operator_factory().start()
+    cluster.seed(migration(drain={"timeout": "10m"}))
+    eventually(lambda: (cluster.get("nodes", "w1") or {}).get("spec", {}).get("unschedulable"), 30, "cordon")
+    obj = cluster.get("nodemigrations.shimshift.io", "m")
+    assert obj is not None and keys.FINALIZER in obj["metadata"]["finalizers"]
+
+    cluster.delete("nodemigrations.shimshift.io", "m")
+
+    eventually(lambda: cluster.get("nodemigrations.shimshift.io", "m") is None, 30, "the object to go")
+    w1 = cluster.get("nodes", "w1")
+    assert w1 is not None and not w1["spec"].get("unschedulable")
+    assert keys.LOCK_ANNOTATION not in (w1["metadata"].get("annotations") or {})
