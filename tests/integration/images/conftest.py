@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,19 @@ from testbed.nodes.docker_api import DockerClient
 from testbed.nodes.layout import REGISTRY_HOST
 
 from shimshift.model.facts import DockerImage, NodeFacts
-from shimshift.remote.images import CommandOutput
 
 CRI_CONFIG = """\
 version = 2
 [plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "/etc/containerd/certs.d"
 """
+
+
+@dataclass(frozen=True)
+class Output:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
 
 
 class NodeRunner:
@@ -32,9 +39,11 @@ class NodeRunner:
         self.node = node
         self.calls: list[list[str]] = []
 
-    def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> CommandOutput:
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None) -> Output:
         self.calls.append(list(argv))
-        return self.node.exec(list(argv), timeout=timeout, input=stdin)
+        text = None if stdin is None else stdin.decode()
+        result = self.node.exec(list(argv), timeout=timeout or 60, input=text)
+        return Output(result.exit_status, result.stdout.encode(), result.stderr.encode())
 
 
 def enable_cri(node: Node) -> None:

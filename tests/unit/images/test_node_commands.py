@@ -17,8 +17,8 @@ from shimshift.remote.images import chain_ids, migrate_images, transfer_script, 
 @dataclass(frozen=True)
 class Out:
     exit_status: int = 0
-    stdout: str = ""
-    stderr: str = ""
+    stdout: bytes = b""
+    stderr: bytes = b""
 
 
 @dataclass
@@ -28,8 +28,8 @@ class ScriptedRunner:
     answers: dict[tuple[str, ...], Out] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
 
-    def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> Out:
-        assert timeout > 0
+    def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None) -> Out:
+        assert timeout is not None and timeout > 0, "every command is bounded"
         self.calls.append(list(argv))
         for n in range(len(argv), 0, -1):
             if tuple(argv[:n]) in self.answers:
@@ -42,7 +42,7 @@ PLAN = plan_images(NodeFacts(node="n1", images=(APP,), containerd_root_free_byte
 
 
 def test_a_disk_shortfall_measured_on_the_node_stops_the_step_before_any_byte_moves() -> None:
-    runner = ScriptedRunner({("df",): Out(stdout="   Avail\n104857600\n")})
+    runner = ScriptedRunner({("df",): Out(stdout=b"   Avail\n104857600\n")})
     with pytest.raises(NodeError) as err:
         migrate_images(runner, PLAN)
     assert [c[0] for c in runner.calls] == ["df"]
@@ -55,7 +55,7 @@ def test_the_transfer_runs_the_fixed_script_with_image_references_only_as_argume
     runner = ScriptedRunner(
         {
             ("cat",): Out(exit_status=1),
-            ("bash", "-c"): Out(stderr="shimshift-transfer: bytes=4242 save=0 import=0\n"),
+            ("bash", "-c"): Out(stderr=b"shimshift-transfer: bytes=4242 save=0 import=0\n"),
         }
     )
     with pytest.raises(NodeError, match="missing from containerd"):  # the scripted node never lists it
@@ -75,7 +75,7 @@ def test_the_transfer_runs_the_fixed_script_with_image_references_only_as_argume
 
 
 def test_undo_does_nothing_when_the_step_never_recorded_the_names_before_it() -> None:
-    runner = ScriptedRunner({("cat",): Out(exit_status=1, stderr="No such file")})
+    runner = ScriptedRunner({("cat",): Out(exit_status=1, stderr=b"No such file")})
     assert undo_images(runner, "n1") == ()
     assert [c[0] for c in runner.calls] == ["cat"]
 
@@ -88,8 +88,8 @@ def test_undo_removes_the_names_added_since_the_record_and_then_the_record() -> 
     )
     runner = ScriptedRunner(
         {
-            ("cat",): Out(stdout="docker.io/library/old:1\n"),
-            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=listing),
+            ("cat",): Out(stdout=b"docker.io/library/old:1\n"),
+            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=listing.encode()),
         }
     )
     assert undo_images(runner, "n1") == ("registry.corp.test/team/app:1.0",)
