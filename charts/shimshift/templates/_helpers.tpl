@@ -106,14 +106,14 @@ rbac.extraSecretNames. Returned as a JSON list so callers can `fromJsonArray` it
 Refuse value combinations that would deploy something unsafe, with a message that says what to change.
 */}}
 {{- define "shimshift.checks" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
-{{- fail "replicaCount > 1 needs peering.enabled=true: without kopf peering every replica would process the same NodeMigration" }}
-{{- end }}
 {{- if and .Values.ssh.privateKey.existingSecret .Values.ssh.privateKey.value }}
 {{- fail "set ssh.privateKey.existingSecret or ssh.privateKey.value, not both" }}
 {{- end }}
 {{- if and .Values.ssh.knownHosts.existingSecret .Values.ssh.knownHosts.value }}
 {{- fail "set ssh.knownHosts.existingSecret or ssh.knownHosts.value, not both" }}
+{{- end }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.healthPort)) }}
+{{- fail "metrics.port and healthPort must differ: the operator serves /metrics and kopf's /healthz on separate ports" }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true (the ServiceMonitor scrapes the metrics Service)" }}

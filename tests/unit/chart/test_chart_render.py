@@ -149,19 +149,29 @@ def test_non_default_values_reach_the_pod() -> None:
     assert pod["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
 
 
-def test_peering_priority_is_passed_only_when_set_and_standalone_without_peering() -> None:
-    ha = operator_container(helm.rendered("ha-secrets-from-values"))["args"]
-    assert {"--peering=shimshift-prod", "--priority=100"} <= set(ha)
-    default = operator_container(helm.rendered("default"))["args"]
-    assert not any(a.startswith("--priority") for a in default)
+def test_peering_name_and_metrics_port_follow_values_and_off_means_off() -> None:
+    named = operator_container(helm.rendered("ha-secrets-from-values"))["args"]
+    assert "--peering=shimshift-prod" in named
+    assert helm.only(helm.rendered("ha-secrets-from-values"), "ClusterKopfPeering")["metadata"]["name"] == (
+        "shimshift-prod"
+    )
     minimal_docs = helm.rendered("minimal-managed-elsewhere")
     minimal = operator_container(minimal_docs)
-    assert "--standalone" in minimal["args"]
-    assert not any(a.startswith(("--peering", "--metrics-port")) for a in minimal["args"])
+    # Without --peering `shimshift run` is standalone; metrics port 0 turns /metrics off (the operator's
+    # own default would otherwise collide with the health port).
+    assert not any(a.startswith("--peering") for a in minimal["args"])
+    assert "--metrics-port=0" in minimal["args"]
     assert "livenessProbe" not in minimal and "readinessProbe" not in minimal
     assert not [d for d in minimal_docs if d["kind"] in ("ClusterKopfPeering", "Service", "ServiceAccount")]
     pod = helm.only(minimal_docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-shimshift"
+    assert helm.only(minimal_docs, "Deployment")["spec"]["replicas"] == 0
+
+
+def test_metrics_and_health_ports_never_collide() -> None:
+    result = helm.template("--set", "metrics.port=8080")
+    assert result.returncode != 0
+    assert "metrics.port and healthPort must differ" in result.stderr
 
 
 def test_ssh_secrets_created_from_values_hold_exactly_the_given_content() -> None:
@@ -181,10 +191,8 @@ def test_no_secret_is_created_when_existing_ones_are_named() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            ["--set", "replicaCount=2", "--set", "peering.enabled=false"],
-            "replicaCount > 1 needs peering.enabled=true",
-        ),
+        # kopf pods with equal priorities all pause, and `shimshift run` has no per-pod priority yet.
+        (["--set", "replicaCount=2"], "replicaCount"),
         (
             ["--set", "ssh.privateKey.existingSecret=a", "--set", "ssh.privateKey.value=b"],
             "set ssh.privateKey.existingSecret or ssh.privateKey.value, not both",

@@ -127,6 +127,19 @@ def request_of(call: ast.Call) -> tuple[str, ast.expr] | None:
     return None
 
 
+def api_paths_in(tree: ast.Module) -> list[str]:
+    """String constants in a module that are API paths ("/api/v1/...", "/apis/...")."""
+    return sorted(
+        {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith(("/api/v1/", "/apis/"))
+        }
+    )
+
+
 def code_uses() -> tuple[list[Use], list[str]]:
     """Every API request the kube package makes, and the ones whose path could not be resolved."""
     uses: list[Use] = []
@@ -158,10 +171,14 @@ def code_uses() -> tuple[list[Use], list[str]]:
                     unresolved.append(f"{where}: {name}(...) without a positional path")
                     continue
                 resolved = evaluate(call.args[index], module, params)
-                if resolved == VAR:
+                # A path only known at run time (e.g. a loop over a table of paths): every API path
+                # written in that module counts as used, which over-approximates only within code.
+                candidates = [resolved] if resolved != VAR else api_paths_in(tree)
+                if not candidates:
                     unresolved.append(f"{where}: {name}(...) with a path only known at run time")
-                for method in methods:
-                    uses.append(Use(where, method, resolved))
+                for path_value in candidates:
+                    for method in methods:
+                        uses.append(Use(where, method, path_value))
     return uses, unresolved
 
 
