@@ -74,6 +74,13 @@ def spec_intents(
                 Problem(f"{path}.host", f"{reg.host!r} is not a registry host[:port] or _default")
             )
             continue
+        if reg.plain_http and reg.host in (DOCKER_HUB, "_default"):
+            what = "Docker Hub only speaks HTTPS" if reg.host == DOCKER_HUB else "_default names no server"
+            problems.append(
+                Problem(
+                    f"{path}.plainHTTP", f"{what}; give plain-HTTP mirrors as http:// URLs in mirrors instead"
+                )
+            )
         for j, mirror in enumerate(reg.mirrors):
             problem = mirror_problem(mirror)
             if problem:
@@ -238,6 +245,10 @@ def plan_hosts(
             server_tls = replace(own_tls, skip_verify=True)
         else:
             server = f"https://{intent.host}"
+        unique: dict[str, Endpoint] = {}
+        for endpoint in endpoints:  # a mirror listed twice, or also the registry's own HTTP fallback
+            unique.setdefault(endpoint.url, endpoint)
+        endpoints = list(unique.values())
         plans.append(
             HostsPlan(
                 host=intent.host,

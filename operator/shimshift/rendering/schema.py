@@ -5,7 +5,7 @@ is dropped and the default used), so a rendered or merged file is walked against
 key containerd would ignore is rejected. Schema 2 lists containerd 1.6/1.7's plugin ids and the CRI
 plugin's keys (pkg/cri/config/config.go); schema 3 follows containerd 2.x's documented config
 (docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`).
-Plugins other than CRI take free-form tables (their keys are plugin-specific).
+The other plugins' tables follow their 1.6 Config structs (1.7-only plugins are not checked).
 """
 
 from __future__ import annotations
@@ -232,6 +232,66 @@ PLUGINS_V2 = frozenset(
     ]
 )
 
+#: The config tables of containerd 1.6's other plugins (each plugin's Config struct). Plugins listed in
+#: PLUGINS_V2 without an entry here read no configuration in 1.6 (any key is ignored), except the
+#: 1.7-only plugins in PLUGINS_V2_FREE, whose tables are not checked.
+_ROOT_PATH: Schema = {"root_path": str}
+PLUGIN_TABLES_V2: Mapping[str, Schema] = {
+    "io.containerd.grpc.v1.cri": CRI_V2,
+    "io.containerd.internal.v1.opt": {"path": str},
+    "io.containerd.internal.v1.restart": {"interval": str},
+    "io.containerd.gc.v1.scheduler": {
+        "pause_threshold": float,
+        "deletion_threshold": int,
+        "mutation_threshold": int,
+        "schedule_delay": str,
+        "startup_delay": str,
+    },
+    "io.containerd.metadata.v1.bolt": {"content_sharing_policy": str},
+    "io.containerd.monitor.v1.cgroups": {"no_prometheus": bool},
+    "io.containerd.runtime.v2.task": {"platforms": list, "sched_core": bool},
+    "io.containerd.runtime.v1.linux": {
+        "shim": str,
+        "runtime": str,
+        "runtime_root": str,
+        "no_shim": bool,
+        "shim_debug": bool,
+    },
+    "io.containerd.service.v1.diff-service": {"default": list},
+    "io.containerd.service.v1.tasks-service": {"rdt_config_file": str, "blockio_config_file": str},
+    "io.containerd.snapshotter.v1.overlayfs": {
+        "root_path": str,
+        "upperdir_label": bool,
+        "sync_remove": bool,
+        "slow_chown": bool,
+        "mount_options": list,
+    },
+    "io.containerd.snapshotter.v1.native": _ROOT_PATH,
+    "io.containerd.snapshotter.v1.btrfs": _ROOT_PATH,
+    "io.containerd.snapshotter.v1.zfs": _ROOT_PATH,
+    "io.containerd.snapshotter.v1.aufs": _ROOT_PATH,
+    "io.containerd.snapshotter.v1.devmapper": {
+        "root_path": str,
+        "pool_name": str,
+        "base_image_size": str,
+        "async_remove": bool,
+        "discard_blocks": bool,
+        "fs_type": str,
+        "fs_options": str,
+    },
+}
+PLUGINS_V2_FREE = frozenset(
+    {
+        "io.containerd.nri.v1.nri",
+        "io.containerd.tracing.processor.v1.otlp",
+        "io.containerd.internal.v1.tracing",
+        "io.containerd.transfer.v1.local",
+        "io.containerd.snapshotter.v1.blockfile",
+        "io.containerd.grpc.v1.transfer",
+        "io.containerd.warning.v1.deprecations",
+    }
+)
+
 CRI_IMAGES_V3: Schema = {
     "snapshotter": str,
     "disable_snapshot_annotations": bool,
@@ -262,9 +322,11 @@ _PLUGIN_ID = re.compile(r"^io\.containerd\.[a-z0-9.-]+\.v[0-9]+\.[A-Za-z0-9_-]+$
 def plugin_schema(version: int, plugin_id: str) -> Any:
     """The schema of one plugin's table, FREE for non-CRI plugins, None if containerd has no such plugin."""
     if version == 2:
-        if plugin_id == "io.containerd.grpc.v1.cri":
-            return CRI_V2
-        return FREE if plugin_id in PLUGINS_V2 else None
+        if plugin_id in PLUGIN_TABLES_V2:
+            return PLUGIN_TABLES_V2[plugin_id]
+        if plugin_id in PLUGINS_V2_FREE:
+            return FREE
+        return {} if plugin_id in PLUGINS_V2 else None
     if plugin_id == "io.containerd.cri.v1.images":
         return CRI_IMAGES_V3
     if plugin_id == "io.containerd.cri.v1.runtime":
@@ -318,10 +380,12 @@ def _walk(value: Any, schema: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _walk(item, schema[key], sub)
         return
     # a leaf type; TOML has no separate int/bool confusion to forgive: bool is not an int here
-    ok = isinstance(value, schema) and not (schema is int and isinstance(value, bool))
+    accepted = (int, float) if schema is float else schema
+    ok = isinstance(value, accepted) and not (schema in (int, float) and isinstance(value, bool))
     if not ok:
         yield path, f"must be {_type_name(schema)}, not {type(value).__name__}"
 
 
 def _type_name(t: Any) -> str:
-    return {str: "a string", bool: "true or false", int: "an integer", list: "an array"}.get(t, str(t))
+    names = {str: "a string", bool: "true or false", int: "an integer", float: "a number", list: "an array"}
+    return names.get(t, str(t))

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from shimshift.rendering import NodeLayout, RenderedConfig
+from shimshift.rendering.existing import flatten
 
 NAMESPACE_SCRIPT = (
     'set -e; mount -t tmpfs tmpfs /run; mount --bind "$1" /opt; mount --bind "$2" /etc/hosts; '
@@ -74,6 +76,13 @@ def node_root(hosts: str = "127.0.0.1\tlocalhost\n") -> Iterator[NodeRoot]:
         yield NodeRoot(path)
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def ignored_keys(rendered: str, dump: str) -> list[str]:
+    """Key paths of the rendered config that containerd's effective config (`config dump`) lacks:
+    what containerd silently ignored. Empty means it read every setting it was given."""
+    have = set(flatten(tomllib.loads(dump)))
+    return sorted(k for k in flatten(tomllib.loads(rendered)) if k not in have)
 
 
 def config_dump(root: NodeRoot) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,13 @@ from shimshift.rendering import (
     render_node_config,
 )
 from shimshift.resources import load_crd
-from tests.integration.rendering.harness import NodeRoot, config_dump, node_root, running_containerd
+from tests.integration.rendering.harness import (
+    NodeRoot,
+    config_dump,
+    ignored_keys,
+    node_root,
+    running_containerd,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MATERIAL = REPO / "tests" / "golden" / "rendering" / "material"
@@ -82,6 +88,7 @@ def test_rendered_schema2_config_starts_containerd_with_cri_ok(example: Path, fa
         root.write(rendered)
         dump = config_dump(root)
         assert dump.returncode == 0, dump.stderr
+        assert ignored_keys(rendered.config_toml.text, dump.stdout) == []
         with running_containerd(root) as containerd:
             assert containerd.cri_status() == "ok", containerd.log()[-3000:]
 

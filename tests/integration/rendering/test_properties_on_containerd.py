@@ -1,0 +1,37 @@
+"""Property test against the real containerd 1.6: generated registries, daemon.json contents, current
+configs and extra fragments either render files containerd accepts with CRI `ok` and reads in full
+(every key shows up in its effective config), or are rejected before anything is written, naming the
+spec field."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.rendering import RegistryMaterial, RenderProblems, render_node_config
+from tests.integration.rendering.harness import config_dump, ignored_keys, node_root, running_containerd
+from tests.unit.rendering.strategies import render_inputs
+
+
+@pytest.mark.timeout(180)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(render_inputs())
+def test_generated_inputs_give_configs_containerd_reads_in_full_with_cri_ok_or_a_field_error(
+    case: tuple[NodeMigrationSpec, NodeFacts, RegistryMaterial],
+) -> None:
+    spec, facts, material = case
+    with node_root() as root:
+        try:
+            rendered = render_node_config(spec, facts, material, root.layout)
+        except RenderProblems as e:
+            assert all(p.path.startswith("spec.containerd") for p in e.problems), e
+            assert not root.layout.config_file or not (root.path / "etc").exists()  # nothing written
+            return
+        root.write(rendered)
+        dump = config_dump(root)
+        assert dump.returncode == 0, dump.stderr
+        assert ignored_keys(rendered.config_toml.text, dump.stdout) == []
+        with running_containerd(root) as containerd:
+            assert containerd.cri_status() == "ok", containerd.log()[-2000:]
