@@ -1,6 +1,7 @@
 """``python -m testbed``: bring testbed nodes up and down from a shell.
 
     python -m testbed up --nodes 4 [--profiles kubeadm-systemd,kubespray] [--name demo]
+                         [--kubeconfig FILE]   # start the fake kubelets against that API server
     python -m testbed status [--name demo]
     python -m testbed down [--name demo | --all]
 
@@ -18,6 +19,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from testbed.nodes.cluster import Cluster, cleanup_stale, teardown_dir
 from testbed.nodes.layout import DEFAULT_ROOT
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--profiles", help="comma-separated profile names, cycled over the nodes")
     up.add_argument("--name", default="testbed")
     up.add_argument("--no-images", action="store_true", help="skip seeding Docker images and containers")
+    up.add_argument("--no-registry", action="store_true", help="skip the TLS registry")
+    up.add_argument("--kubeconfig", type=Path,
+                    help="register the nodes' fake kubelets with the API server this kubeconfig names "
+                         "(it must listen on the host's loopback, e.g. python -m testbed.kubeapi)")
     down = sub.add_parser("down", help="tear a cluster down")
     down.add_argument("--name", default="testbed")
     down.add_argument("--all", action="store_true", help="every cluster under --root, and stale ones")
@@ -54,7 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         started = time.monotonic()
         cluster = Cluster.up(args.name, _profiles(args.profiles, args.nodes), root=args.root,
-                             images=not args.no_images)
+                             images=not args.no_images, registry=not args.no_registry)
+        try:
+            if args.kubeconfig:
+                document = yaml.safe_load(args.kubeconfig.read_text())
+                cluster.attach_api(document["clusters"][0]["cluster"]["server"], args.kubeconfig)
+        except BaseException:
+            cluster.down()
+            raise
         cluster.detach()
         print(json.dumps(cluster.describe(), indent=1))
         print(f"up: {len(cluster.nodes)} nodes in {time.monotonic() - started:.1f}s", file=sys.stderr)

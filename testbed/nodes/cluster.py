@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -332,6 +332,9 @@ class Cluster:
         for proc in self._children:
             proc.returncode = 0  # not ours to wait for any more; silences Popen's ResourceWarning
         self._children.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
 
 def teardown_dir(directory: Path, timeout: float = 5.0) -> None:
@@ -340,22 +343,45 @@ def teardown_dir(directory: Path, timeout: float = 5.0) -> None:
     alive = processes.kill_and_wait(pids, timeout)
     if alive:
         raise TestbedError(f"processes {alive} of {directory} survived SIGKILL for {timeout}s")
+    def ignore_vanished(_func: object, _path: str, exc_info: Any) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):  # else another cleaner got there first
+            raise exc_info[1]
+
     if directory.exists():
-        shutil.rmtree(directory)
+        shutil.rmtree(directory, onerror=ignore_vanished)
 
 
 def is_owned(directory: Path) -> bool:
-    """True while the process that brought the cluster at ``directory`` up is alive."""
+    """True while the process that brought the cluster at ``directory`` up is alive (or while
+    another process is cleaning it up)."""
+    with _claim(directory) as claimed:
+        return not claimed
+
+
+@contextlib.contextmanager
+def _claim(directory: Path) -> Iterator[bool]:
+    """Hold the cluster's lock if nobody else does; yields whether it was claimed."""
     lock_path = directory / "owner.lock"
     if not lock_path.exists():
-        return False
-    with lock_path.open("a") as lock:
+        # no lock (yet): a cluster being created right now, or the remains of a crashed one
+        try:
+            young = time.time() - directory.stat().st_mtime < 60
+        except FileNotFoundError:
+            young = True
+        yield not young
+        return
+    try:
+        lock = lock_path.open("a")
+    except OSError:
+        yield False
+        return
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    return False
+            yield False
+            return
+        yield True
 
 
 def cleanup_stale(root: Path = DEFAULT_ROOT, include_detached: bool = False) -> list[Path]:
@@ -364,13 +390,15 @@ def cleanup_stale(root: Path = DEFAULT_ROOT, include_detached: bool = False) -> 
     cleaned = []
     if root.is_dir():
         for directory in sorted(root.iterdir()):
-            if not directory.is_dir() or is_owned(directory):
+            if not directory.is_dir() or ((directory / "detached").exists() and not include_detached):
                 continue
-            if (directory / "detached").exists() and not include_detached:
-                continue
-            log.warning("testbed: cleaning stale cluster %s", directory)
-            teardown_dir(directory)
-            cleaned.append(directory)
+            # holding the lock while cleaning keeps a concurrent session from cleaning it too
+            with _claim(directory) as claimed:
+                if not claimed:
+                    continue
+                log.warning("testbed: cleaning stale cluster %s", directory)
+                teardown_dir(directory)
+                cleaned.append(directory)
     orphans = [pid for pid, d in processes.marked_processes(root).items() if not d.exists()]
     if orphans:
         log.warning("testbed: killing orphaned testbed processes %s", orphans)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testbed.nodes import Cluster, cleanup_stale
+from testbed.nodes import Cluster, cleanup_stale, processes
 from testbed.nodes.cluster import is_owned
 from testbed.nodes.hygiene import leftovers
 from testbed.nodes.processes import marked_processes
@@ -30,7 +31,12 @@ time.sleep(600)
 
 @pytest.fixture
 def private_root(testbed_root: Path) -> Path:
-    root = testbed_root.parent / f"{testbed_root.name}-hygiene-{os.getpid()}"
+    prefix = f"{testbed_root.name}-hygiene-"
+    for leftover in testbed_root.parent.glob(prefix + "*"):  # from a killed session
+        if not processes.pid_alive(int(leftover.name.removeprefix(prefix))):
+            cleanup_stale(leftover, include_detached=True)
+            leftover.rmdir()
+    root = testbed_root.parent / f"{prefix}{os.getpid()}"
     yield root
     cleanup_stale(root, include_detached=True)
     if root.exists():
@@ -45,8 +51,13 @@ def test_teardown_leaves_no_processes_mounts_namespaces_or_files(private_root: P
 
 
 def test_state_of_a_killed_test_process_is_detected_and_cleaned(private_root: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(private_root)], stdout=subprocess.PIPE,
-                              text=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(private_root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "READY"
@@ -73,3 +84,17 @@ def test_the_machine_holds_no_testbed_state_but_that_of_live_clusters(testbed_cl
     live = {p.name for p in root.iterdir() if is_owned(p) or (p / "detached").exists()}
     assert testbed_cluster.name in live
     assert leftovers(root, allowed=live) == []
+
+
+def test_the_cli_brings_nodes_up_and_tears_them_down(
+    private_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from testbed.__main__ import main
+
+    assert main(["--root", str(private_root), "up", "--nodes", "2", "--name", "cli", "--no-registry"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert [n["profile"] for n in described["nodes"]] == ["kubeadm-systemd", "kubeadm-cgroupfs"]
+    assert cleanup_stale(private_root) == [], "a cluster left up by the CLI is not stale"
+    assert marked_processes(private_root)
+    assert main(["--root", str(private_root), "down", "--name", "cli"]) == 0
+    assert leftovers(private_root) == []
