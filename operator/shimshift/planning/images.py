@@ -306,8 +306,9 @@ def plan_images(
 ) -> ImagesPlan:
     """The image plan of `facts.node`.
 
-    `sandbox_image` is the pause image the new containerd config names (it goes first and is
-    migrated even when `include` does not name it, unless `exclude` does). `reachable_registries`
+    `sandbox_image` is the pause image the new containerd config names; it and the kubelet's
+    current `--pod-infra-container-image` go first and are migrated even when `include` does not
+    name them, unless `exclude` does. `reachable_registries`
     are the registry hosts the node-side probe found answering through the new configuration.
     `layers` maps image ID to its layers, for batching and an exact disk estimate; without it every
     image is its own batch and the estimate is the sum of image sizes.
@@ -315,12 +316,13 @@ def plan_images(
     reachable = frozenset(reachable_registries)
     layers = layers or {}
     present = frozenset(facts.containerd_images)
-    sandbox = normalize_reference(sandbox_image) if sandbox_image else ""
+    infra = facts.kubelet.pod_infra_image
+    sandboxes = {normalize_reference(r) for r in (sandbox_image, infra.value if infra else None) if r}
     skipped: list[Skip] = []
     picked: list[_Picked] = []
     for order, image in enumerate(facts.images):
         refs = (*image.repo_tags, *image.repo_digests)
-        is_sandbox = bool(sandbox) and sandbox in {normalize_reference(r) for r in refs}
+        is_sandbox = bool(sandboxes & {normalize_reference(r) for r in refs})
         excluded_by = _matches(refs, spec.exclude)
         if not spec.migrate:
             skipped.append(Skip(image.id, refs, SkipReason.MIGRATION_OFF, "spec.images.migrate is false"))

@@ -24,17 +24,21 @@ from functools import cache
 from typing import Protocol
 
 from shimshift.model.errors import NodeError
+from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import CONTAINERD_CERTS_DIR, CONTAINERD_K8S_NAMESPACE, NODE_STATE_DIR
+from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.images import (
     CONTAINERD_ROOT,
     Batch,
     ContainerdImage,
+    DiskPolicy,
     ImageMove,
     ImagesOutcome,
     ImagesPlan,
     Layer,
     Strategy,
     missing_refs,
+    plan_images,
     refs_to_undo,
     verify_images,
 )
@@ -436,3 +440,31 @@ def undo_images(runner: Runner, node: str, config: TransferConfig = TransferConf
         _run(runner, node, "removing migrated images", argv, config.command_timeout)
     _run(runner, node, f"removing {path}", ["rm", "-f", path], config.command_timeout)
     return added
+
+
+def run_images_step(
+    runner: Runner,
+    facts: NodeFacts,
+    spec: NodeMigrationSpec,
+    *,
+    sandbox_image: str | None = None,
+    reachable_registries: Iterable[str] = (),
+    config: TransferConfig = TransferConfig(),
+    progress: Callable[[Progress], None] | None = None,
+) -> tuple[ImagesPlan, ImagesOutcome]:
+    """The whole images step for one node, for the NodePort: read the layers, plan, run, verify.
+
+    `sandbox_image` is the one the rendered containerd config names (default: the spec's);
+    `reachable_registries` are the hosts the probe found answering through the new registry config.
+    Counts for the status: `shimshift.planning.images.image_counts(plan, outcome)`.
+    """
+    layers = read_image_layers(runner, facts.node, [i.id for i in facts.images]) if facts.images else {}
+    plan = plan_images(
+        facts,
+        spec.images,
+        sandbox_image=sandbox_image or spec.containerd.sandbox_image,
+        reachable_registries=reachable_registries,
+        layers=layers,
+        policy=DiskPolicy(path=config.containerd_root),
+    )
+    return plan, migrate_images(runner, plan, config=config, progress=progress)

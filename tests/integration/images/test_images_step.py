@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 from testbed.nodes import Cluster, Node
 from testbed.nodes.layout import REGISTRY_HOST
 
 from shimshift.model.errors import NodeError
-from shimshift.model.spec import Images, ImageStrategy
+from shimshift.model.spec import Images, ImageStrategy, NodeMigrationSpec
 from shimshift.planning.images import DiskPolicy, Strategy, normalize_reference, plan_images
 from shimshift.remote.images import (
+    Progress,
     list_containerd_refs,
     migrate_images,
     read_image_layers,
+    run_images_step,
     undo_images,
 )
 from tests.integration.images.conftest import NodeRunner, cri_image_status, cri_images, docker_facts
@@ -131,16 +134,18 @@ def test_an_image_only_in_docker_is_found_by_cri_on_an_air_gapped_node_and_a_rer
     facts = docker_facts(node)
     in_use = [i for i in facts.images if i.in_use]
     assert in_use, "the seeded kube-proxy pod uses an image"
-    plan = plan_images(
-        facts,
-        Images(),
-        sandbox_image=node.profile.sandbox_image,
-        reachable_registries={REGISTRY_HOST, "docker.io", "k8s.gcr.io"},
-    )
-    assert {m.strategy for m in plan.moves} == {Strategy.TRANSFER}, "nothing has a digest to pull by"
+    spec = NodeMigrationSpec.from_raw({"nodeNames": [node.name]})
+    reachable = {REGISTRY_HOST, "docker.io", "k8s.gcr.io"}
 
-    first = migrate_images(runner, plan)
-    again = migrate_images(runner, plan)
+    plan, first = run_images_step(
+        runner, facts, spec, sandbox_image=node.profile.sandbox_image, reachable_registries=reachable
+    )
+    _, again = run_images_step(
+        runner, facts, spec, sandbox_image=node.profile.sandbox_image, reachable_registries=reachable
+    )
+
+    assert {m.strategy for m in plan.moves} == {Strategy.TRANSFER}, "nothing has a digest to pull by"
+    assert plan.moves[0].tags == (normalize_reference(node.profile.sandbox_image),)
 
     for image in in_use:
         for tag in image.repo_tags:
@@ -166,3 +171,27 @@ def test_a_disk_shortfall_blocks_the_step_before_any_byte_moves(images_cluster: 
     assert f"({plan.disk.required_bytes} bytes)" in message and "bytes) is free" in message
     assert [c[0] for c in runner.calls] == ["df"], "nothing but the measurement ran"
     assert list_containerd_refs(runner, node.name) == before
+
+
+def test_a_failed_pull_falls_back_to_a_transfer_and_progress_is_reported_in_bytes(
+    registry_node: Node,
+) -> None:
+    node = registry_node
+    runner = NodeRunner(node)
+    facts = docker_facts(node)
+    app = next(i for i in facts.images if f"{APP}:1.1" in i.repo_tags)
+    missing = f"{APP}@sha256:{'0' * 64}"  # the registry answers, but has no such manifest
+    facts = replace(facts, images=(replace(app, repo_digests=(missing,)),))
+    plan = plan_images(facts, Images(), reachable_registries={REGISTRY_HOST})
+    assert plan.moves[0].strategy is Strategy.PULL and plan.moves[0].may_fall_back
+    seen: list[Progress] = []
+
+    outcome = migrate_images(runner, plan, progress=seen.append)
+
+    assert outcome.pulled == () and outcome.transferred == (app.id,)
+    assert "failed" in outcome.fallbacks[app.id]
+    assert [(p.batch, p.batches) for p in seen] == [(1, 1)]
+    assert seen[-1].bytes_done == outcome.bytes_streamed > 0
+    status = cri_image_status(node, missing)  # the digest reference is recorded on the transferred image
+    assert status is not None and status.id == app.id
+    undo_images(runner, node.name)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shimshift.model.facts import DockerImage, NodeFacts
+from shimshift.model.facts import DockerImage, KubeletFacts, NodeFacts, Setting
 from shimshift.model.spec import Images, ImageStrategy
 from shimshift.planning.images import (
     MIB,
@@ -223,3 +223,19 @@ def test_the_block_message_shows_how_much_more_is_needed(free: int) -> None:
     shortfall = plan.disk.required_bytes - free
     assert re.search(r"free [\d.]+ [KMG]?i?B more there", plan.blocked)
     assert shortfall > 0
+
+
+def test_the_kubelets_pod_infra_image_counts_as_the_sandbox_image_when_the_config_names_another() -> None:
+    kubelet = KubeletFacts(
+        pod_infra_image=Setting(
+            "k8s.gcr.io/pause:3.6", "/var/lib/kubelet/kubeadm-flags.env", "pod-infra-container-image"
+        )
+    )
+    node = NodeFacts(node="n1", images=(APP1, PAUSE), kubelet=kubelet, containerd_root_free_bytes=100 * GIB)
+    plan = plan_images(
+        node, Images(include=("registry.corp.test/*",)), sandbox_image="registry.k8s.io/pause:3.9"
+    )
+    assert [(m.image_id, m.priority) for m in plan.moves] == [
+        (PAUSE.id, Priority.SANDBOX),
+        (APP1.id, Priority.OTHER),
+    ]
