@@ -1,0 +1,65 @@
+"""Docker dependencies found in pod specs, grouped by workload, each with a severity and advice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shimshift.planning.dockerdeps import DependencyKind, Severity, find_docker_dependencies, pod_dependencies
+from tests.unit.planning.factory import cluster, controller, pod
+
+
+def kinds(raw: dict[str, Any]) -> set[tuple[DependencyKind, Severity]]:
+    return {(k, s) for k, s, _ in pod_dependencies(cluster(pods=[raw]).pods[0])}
+
+
+def test_the_docker_socket_is_found_under_either_path_and_with_a_trailing_slash() -> None:
+    for path in ("/var/run/docker.sock", "/run/docker.sock", "/var/run//docker.sock/"):
+        assert kinds(pod("a", host_paths={"sock": path})) == {(DependencyKind.DOCKER_SOCKET, Severity.HIGH)}
+
+
+def test_parent_directories_of_the_socket_count_and_run_dirs_weigh_more() -> None:
+    assert kinds(pod("a", host_paths={"r": "/var/run"})) == {
+        (DependencyKind.SOCKET_PARENT_DIR, Severity.HIGH)
+    }
+    assert kinds(pod("a", host_paths={"r": "/run/"})) == {(DependencyKind.SOCKET_PARENT_DIR, Severity.HIGH)}
+    assert kinds(pod("a", host_paths={"r": "/"})) == {(DependencyKind.SOCKET_PARENT_DIR, Severity.MEDIUM)}
+
+
+def test_unrelated_host_paths_are_not_dependencies() -> None:
+    assert kinds(pod("a", host_paths={"m": "/lib/modules", "c": "/var/run/calico", "l": "/var/log"})) == set()
+
+
+def test_log_shippers_reading_docker_container_logs_are_found() -> None:
+    assert kinds(pod("a", host_paths={"l": "/var/lib/docker/containers"})) == {
+        (DependencyKind.DOCKER_LOGS, Severity.MEDIUM)
+    }
+    shipper = pod("a", host_paths={"d": "/var/lib/docker"}, image="fluent/fluentd:v1.16")
+    assert kinds(shipper) == {(DependencyKind.DOCKER_LOGS, Severity.MEDIUM)}
+
+
+def test_docker_in_docker_is_low_risk_and_a_privileged_docker_client_is_high() -> None:
+    assert kinds(pod("a", image="docker:24.0-dind", privileged=True)) == {
+        (DependencyKind.DOCKER_IN_DOCKER, Severity.LOW)
+    }
+    cli = pod("a", image="alpine:3.19", privileged=True, command=["sh", "-c", "docker ps -q | wc -l"])
+    assert kinds(cli) == {(DependencyKind.DOCKER_CLIENT, Severity.HIGH)}
+    assert kinds(pod("a", image="alpine:3.19", command=["sh", "-c", "docker ps"])) == set()  # not privileged
+
+
+def test_cadvisor_on_docker_labels_is_found() -> None:
+    assert (DependencyKind.DOCKER_LABELS, Severity.MEDIUM) in kinds(
+        pod("a", image="gcr.io/cadvisor/cadvisor:v0.47.0")
+    )
+
+
+def test_a_daemonset_is_one_finding_across_its_nodes_and_other_nodes_are_ignored() -> None:
+    pods = [
+        pod(f"agent-{n}", node_name=n, owner=("DaemonSet", "agent"), host_paths={"s": "/var/run/docker.sock"})
+        for n in ("n1", "n2", "n3")
+    ]
+    c = cluster(pods=pods, controllers=[controller("DaemonSet", "agent", replicas=None)])
+    deps = find_docker_dependencies(c.pods, c.controller_index(), frozenset({"n1", "n2"}))
+    assert len(deps) == 1
+    dep = deps[0]
+    assert (dep.workload, dep.pods, dep.nodes) == ("DaemonSet/agent", 2, ("n1", "n2"))
+    assert "containerd.sock" in dep.advice
