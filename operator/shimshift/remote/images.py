@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Protocol
 
@@ -458,6 +458,8 @@ def run_images_step(
     `reachable_registries` are the hosts the probe found answering through the new registry config.
     Counts for the status: `shimshift.planning.images.image_counts(plan, outcome)`.
     """
+    if facts.containerd_major is not None and facts.containerd_major >= 2:
+        config = replace(config, import_local=True)  # containerd#9039: the transfer API names nothing
     layers = read_image_layers(runner, facts.node, [i.id for i in facts.images]) if facts.images else {}
     plan = plan_images(
         facts,

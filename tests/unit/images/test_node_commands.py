@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -11,7 +12,13 @@ from shimshift.model.errors import NodeError
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
 from shimshift.planning.images import MIB, plan_images
-from shimshift.remote.images import chain_ids, migrate_images, transfer_script, undo_images
+from shimshift.remote.images import (
+    chain_ids,
+    list_containerd_images,
+    migrate_images,
+    transfer_script,
+    undo_images,
+)
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,78 @@ def test_chain_ids_follow_dockers_layer_store() -> None:
         diffs[0],
         "sha256:af611475313f6443c1ce5f398b7847c98a34b050cba196a27520bcc313c082d0",
     ]
+
+
+CTR_LS = """\
+REF                                                                                       TYPE                                                 DIGEST                                                                  SIZE    PLATFORMS   LABELS
+import-2026-11-28@sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77 application/vnd.docker.distribution.manifest.v2+json sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77 2.2 MiB linux/amd64 io.cri-containerd.image=managed
+k8s.gcr.io/kube-proxy:v1.23.17                                                            application/vnd.docker.distribution.manifest.v2+json sha256:f041e047e82c69a1b3a6c9a82ecb1b27381a4a795f75c3fc24e1c9ee7b4aafbd 2.7 MiB linux/amd64 io.cri-containerd.image=managed
+registry.shimshift.test/team/app:1.0                                                      application/vnd.docker.distribution.manifest.v2+json sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949 2.7 MiB linux/amd64 io.cri-containerd.image=managed
+sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0                   application/vnd.docker.distribution.manifest.v2+json sha256:f041e047e82c69a1b3a6c9a82ecb1b27381a4a795f75c3fc24e1c9ee7b4aafbd 2.7 MiB linux/amd64 io.cri-containerd.image=managed
+"""
+
+
+def test_names_resolve_through_cri_id_names_and_otherwise_through_their_manifests_in_one_command() -> None:
+    # output captured from `ctr -n k8s.io images ls` on a testbed node (containerd 1.6.20)
+    app_manifest = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "e" * 64}})
+    content = (
+        "\n--- shimshift content sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949\n"
+        + app_manifest
+        + "\n--- shimshift content sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77\n"
+        + "not json"
+    )
+    runner = ScriptedRunner(
+        {
+            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=CTR_LS.encode()),
+            ("sh", "-c"): Out(stdout=content.encode()),
+        }
+    )
+    listed = {c.ref: c.image_id for c in list_containerd_images(runner, "n1")}
+    assert listed == {
+        "import-2026-11-28@sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77": "",
+        "k8s.gcr.io/kube-proxy:v1.23.17": "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0",
+        "registry.shimshift.test/team/app:1.0": "sha256:" + "e" * 64,
+        "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0": "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0",
+    }
+    content_reads = [c for c in runner.calls if c[0] == "sh"]
+    assert len(content_reads) == 1 and sorted(content_reads[0][4:]) == [
+        "sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949",
+        "sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77",
+    ]
+
+
+def test_an_index_resolves_to_the_manifest_of_the_nodes_architecture() -> None:
+    index, arm, amd = ("sha256:" + c * 64 for c in "123")
+    ls = f"REF TYPE DIGEST SIZE PLATFORMS LABELS\nregistry.corp.test/a:1 index {index} 1 MiB linux/amd64,linux/arm64 -\n"
+    index_doc = {
+        "manifests": [
+            {"digest": arm, "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": amd, "platform": {"os": "linux", "architecture": "amd64"}},
+        ]
+    }
+
+    class Node(ScriptedRunner):
+        def run(
+            self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
+        ) -> Out:
+            if argv[0] == "sh":
+                self.calls.append(list(argv))
+                docs = {
+                    index: index_doc,
+                    amd: {"config": {"digest": "sha256:amdconfig"}},
+                    arm: {"config": {"digest": "sha256:armconfig"}},
+                }
+                return Out(
+                    stdout="".join(
+                        f"\n--- shimshift content {d}\n{json.dumps(docs[d])}" for d in argv[4:]
+                    ).encode()
+                )
+            return super().run(argv, stdin=stdin, timeout=timeout)
+
+    runner = Node(
+        {
+            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=ls.encode()),
+            ("uname",): Out(stdout=b"x86_64\n"),
+        }
+    )
+    assert [c.image_id for c in list_containerd_images(runner, "n1")] == ["sha256:amdconfig"]
