@@ -121,3 +121,15 @@ def test_mirrors_next_to_config_path_leave_cri_in_error_although_containerd_runs
         assert config_dump(root).returncode == 0
         with running_containerd(root) as containerd:
             assert containerd.cri_status() == "error"
+
+
+@pytest.mark.timeout(60)
+def test_containerd_silently_drops_a_misspelt_key_and_the_dump_oracle_sees_it() -> None:
+    with node_root() as root:
+        text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_imagee = "x/pause:1"\n'
+        _write_config(root, text)
+        dump = config_dump(root)
+        assert dump.returncode == 0  # accepted without a word...
+        assert ignored_keys(text, dump.stdout) == [
+            'plugins."io.containerd.grpc.v1.cri".sandbox_imagee'
+        ]  # ...and ignored
