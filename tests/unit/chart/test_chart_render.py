@@ -162,6 +162,7 @@ def test_peering_name_and_metrics_port_follow_values_and_off_means_off() -> None
     assert not any(a.startswith("--peering") for a in minimal["args"])
     assert "--metrics-port=0" in minimal["args"]
     assert "livenessProbe" not in minimal and "readinessProbe" not in minimal
+    assert not any(a.startswith("--liveness") for a in minimal["args"]), "no probes, no health endpoint"
     assert not [d for d in minimal_docs if d["kind"] in ("ClusterKopfPeering", "Service", "ServiceAccount")]
     pod = helm.only(minimal_docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "platform-shimshift"
