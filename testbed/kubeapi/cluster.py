@@ -451,6 +451,21 @@ class Cluster:
             status.setdefault("qosClass", "BestEffort")
         elif spec is not None and rt.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
             spec.setdefault("replicas", 1)
+        if spec is not None and rt.kind == "Deployment":
+            spec.setdefault(
+                "strategy",
+                {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            )
+        elif spec is not None and rt.kind in ("DaemonSet", "StatefulSet"):
+            spec.setdefault(
+                "updateStrategy",
+                {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 1} if rt.kind == "DaemonSet" else {"partition": 0},
+                },
+            )
+            if rt.kind == "StatefulSet":
+                spec.setdefault("podManagementPolicy", "OrderedReady")
         if rt.gk == ("", "namespaces"):
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {}).setdefault("phase", "Active")

@@ -320,8 +320,49 @@ class Controllers:
                 "readyReplicas": ready,
                 "availableReplicas": ready,
                 "unavailableReplicas": max(0, replicas - ready),
+                "conditions": self._deployment_conditions(dep, ready >= replicas, rs_name),
             },
         )
+
+    def _deployment_conditions(self, dep: Stored, complete: bool, rs_name: str) -> list[dict[str, Any]]:
+        """Available and Progressing, as the deployment controller sets them (helm --wait reads them)."""
+        old = {c.get("type"): c for c in (dep.obj.get("status") or {}).get("conditions") or ()}
+        now = iso(utcnow())
+        wanted = [
+            (
+                "Available",
+                "True" if complete else "False",
+                "MinimumReplicasAvailable" if complete else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if complete
+                else "Deployment does not have minimum availability.",
+            ),
+            (
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                f'ReplicaSet "{rs_name}" has successfully progressed.'
+                if complete
+                else f'ReplicaSet "{rs_name}" is progressing.',
+            ),
+        ]
+        out = []
+        for ctype, status, reason, message in wanted:
+            prev = old.get(ctype) or {}
+            same = prev.get("status") == status and prev.get("reason") == reason
+            out.append(
+                {
+                    "type": ctype,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastUpdateTime": prev.get("lastUpdateTime", now) if same else now,
+                    "lastTransitionTime": prev.get("lastTransitionTime", now)
+                    if prev.get("status") == status
+                    else now,
+                }
+            )
+        return out
 
     # --- scheduler and kubelet -------------------------------------------------------------------
 

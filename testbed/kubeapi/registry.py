@@ -89,7 +89,7 @@ def _rt(
 BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "namespaces", "Namespace", False, "ns", sub=("status", "finalize")),
     _rt("", "v1", "nodes", "Node", False, "no", sub=("status",)),
-    _rt("", "v1", "pods", "Pod", True, "po", sub=("status", "eviction", "binding"), cats=("all",)),
+    _rt("", "v1", "pods", "Pod", True, "po", sub=("status", "eviction", "binding", "log"), cats=("all",)),
     _rt("", "v1", "events", "Event", True, "ev"),
     _rt("", "v1", "configmaps", "ConfigMap", True, "cm"),
     _rt("", "v1", "secrets", "Secret", True),
@@ -235,6 +235,8 @@ class Registry:
                             "verbs": ["create"] if sub != "scale" else ["get", "patch", "update"],
                         }
                     )
+                elif sub == "log":
+                    sub_entry["verbs"] = ["get"]
                 elif sub == "finalize":
                     sub_entry["verbs"] = ["update"]
                 resources.append(sub_entry)

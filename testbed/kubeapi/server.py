@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import openapi
+from . import openapi, protobuf
 from .cluster import APPLY, Cluster
 from .controllers import Controllers
 from .errors import ApiError, bad_request, method_not_allowed, not_found
@@ -159,8 +159,13 @@ class ApiServer:
         parse_error: ApiError | None = None
         if raw:
             try:
-                body = yaml.safe_load(raw) if ctype.startswith(APPLY) else json.loads(raw)
-            except (ValueError, yaml.YAMLError) as e:
+                if ctype.startswith(protobuf.PROTOBUF):
+                    body = protobuf.decode(raw)
+                else:
+                    body = yaml.safe_load(raw) if ctype.startswith(APPLY) else json.loads(raw)
+            except ApiError as e:
+                parse_error = e
+            except (ValueError, yaml.YAMLError, IndexError) as e:
                 parse_error = bad_request(f"the body of the request could not be decoded: {e}")
         rec = self.log.record(
             method=request.method,
@@ -264,6 +269,9 @@ class ApiServer:
                     ),
                 }
             return await self._watch(request, rt, ns or None, query, as_table)
+        if verb == "get" and target.subresource == "log":
+            self.cluster.get(rt, ns, target.name)
+            return web.Response(text="", content_type="text/plain")  # no containers run here: empty logs
         if verb == "get":
             obj = self.cluster.get(rt, ns, target.name)
             if as_table:
