@@ -63,6 +63,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     """Render one node's containerd files from a NodeMigration and a facts file (rendering/)."""
+    import os
     from pathlib import Path
 
     from shimshift.model import parse_nodemigration
@@ -96,7 +97,10 @@ def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
         for f in rendered.files:
             target = root / f.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(f.content)
+            target.unlink(missing_ok=True)  # created with its mode: a key is never readable by others
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(f.content)
             target.chmod(f.mode)
         print(f"wrote {len(rendered.files)} files under {root}", file=out)
         print("\n".join(rendered.report.lines()), file=out)
