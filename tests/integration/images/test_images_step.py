@@ -14,6 +14,7 @@ from testbed.nodes.layout import REGISTRY_HOST
 from shimshift.model.errors import NodeError
 from shimshift.model.spec import Images, ImageStrategy, NodeMigrationSpec
 from shimshift.planning.images import DiskPolicy, Strategy, normalize_reference, plan_images
+from shimshift.remote.connection import NodeConnection, SshOptions, SshTarget
 from shimshift.remote.images import (
     Progress,
     list_containerd_refs,
@@ -195,3 +196,27 @@ def test_a_failed_pull_falls_back_to_a_transfer_and_progress_is_reported_in_byte
     status = cri_image_status(node, missing)  # the digest reference is recorded on the transferred image
     assert status is not None and status.id == app.id
     undo_images(runner, node.name)
+
+
+def test_the_step_runs_over_the_operators_ssh_connection_and_undoes_cleanly(images_cluster: Cluster) -> None:
+    node = images_cluster.nodes[1]
+    options = SshOptions(
+        known_hosts=images_cluster.known_hosts.read_text(),
+        private_key=images_cluster.private_key.read_text(),
+        command_timeout=120.0,
+    )
+    facts = docker_facts(node)
+    spec = NodeMigrationSpec.from_raw({"nodeNames": [node.name]})
+    with NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), options) as conn:
+        before = list_containerd_refs(conn, node.name)
+        plan, outcome = run_images_step(conn, facts, spec, sandbox_image=node.profile.sandbox_image)
+        listed = cri_images(node)
+        assert all(
+            m.image_id in listed and set(m.tags) <= set(listed[m.image_id].repo_tags) for m in plan.moves
+        )
+        assert outcome.bytes_streamed > 0
+        round_trips = conn.round_trips
+        assert undo_images(conn, node.name)
+        assert list_containerd_refs(conn, node.name) == before
+    print(f"images step: {round_trips} SSH round trips for {len(plan.batches)} batches")
+    assert round_trips <= 10 + len(plan.batches), f"{round_trips} SSH round trips"
