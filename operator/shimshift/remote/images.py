@@ -51,12 +51,6 @@ CTR = ("ctr", "-n", CONTAINERD_K8S_NAMESPACE)
 _IMPORT_NAME = re.compile(r"^import-\d{4}-\d{2}-\d{2}@sha256:[0-9a-f]{64}$")
 _ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
 _BYTES = re.compile(r"shimshift-transfer: bytes=(\d+)")
-_INDEX_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-    }
-)
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 #: Prints each content blob named in "$@" after a separator line naming it (one round trip for all).
 _CONTENT_SEPARATOR = "\n--- shimshift content "
