@@ -129,6 +129,7 @@ class Emulator:
         self.store.clear()
         self.cluster.registry = Registry.with_builtins()
         self.cluster.time_factor = self.config.time_factor
+        self.controllers.pod_startup_seconds = self.config.pod_startup_seconds
         self.controllers._dirty_workloads.clear()
         self.controllers._dirty_pdb_namespaces.clear()
         self.controllers._unscheduled.clear()

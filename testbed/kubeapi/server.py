@@ -281,7 +281,7 @@ class ApiServer:
             return _json(obj)
         if verb == "create":
             if target.subresource == "eviction":
-                return self._evict(rt, ns, target.name, body)
+                return self._evict(rt, ns, target.name, body, dry_run)
             if target.subresource == "binding":
                 return self._bind(rt, ns, target.name, body)
             if target.name:
@@ -302,6 +302,8 @@ class ApiServer:
             return _json(obj, 200, headers=self._warning_headers())
         if verb == "delete":
             options = dict(body) if isinstance(body, dict) else {}
+            if dry_run or options.get("dryRun"):
+                return _json(self.cluster.get(rt, ns, target.name))
             if "gracePeriodSeconds" in query:
                 options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
             if "propagationPolicy" in query:
@@ -336,7 +338,7 @@ class ApiServer:
             return None
         return {"Warning": ", ".join(f'299 - "{w}"' for w in self.cluster.warnings)}
 
-    def _evict(self, rt: ResourceType, ns: str, name: str, body: Any) -> web.Response:
+    def _evict(self, rt: ResourceType, ns: str, name: str, body: Any, dry_run: bool) -> web.Response:
         pod = self.cluster.get(rt, ns, name)
         if isinstance(body, dict):
             body_name = (body.get("metadata") or {}).get("name")
@@ -346,7 +348,8 @@ class ApiServer:
                 )
         decide_eviction(self.cluster.store, pod)
         options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
-        self.cluster.delete(rt, ns, name, options)
+        if not (dry_run or options.get("dryRun")):
+            self.cluster.delete(rt, ns, name, options)
         return _json(eviction_success(), 201)
 
     def _bind(self, rt: ResourceType, ns: str, name: str, body: Any) -> web.Response:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 from testbed.kubeapi import KubeApi
 
-from .conftest import node, pod, wait_until
+from .conftest import http, node, pod, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +285,15 @@ def test_deployments_run_through_a_replicaset(kubeapi: KubeApi, apps: kubernetes
     )
     rs = apps.list_namespaced_replica_set("default").items
     assert len(rs) == 1 and rs[0].metadata.owner_references[0].kind == "Deployment"
+
+
+def test_a_dry_run_eviction_answers_but_deletes_nothing(kubeapi: KubeApi) -> None:
+    kubeapi.seed([node("n1"), pod("p", "n1")])
+    code, _ = http(
+        kubeapi,
+        "POST",
+        "/api/v1/namespaces/default/pods/p/eviction?dryRun=All",
+        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}},
+    )
+    assert code == 201
+    assert kubeapi.get("pods", "p", "default")["metadata"].get("deletionTimestamp") is None
