@@ -30,6 +30,8 @@ from tests.unit.chart import helm
 REPO = helm.REPO
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 TIMEOUT = 240
+# The installed package runs with nothing from this interpreter's environment (no PYTHONPATH).
+CLEAN_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +188,7 @@ def run_installed(env_dir: Path, *args: str) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=TIMEOUT,
         cwd=env_dir,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"},
+        env=CLEAN_ENV,
         check=False,
     )
 
@@ -197,6 +199,7 @@ def test_the_wheel_from_the_build_context_installs_and_runs_from_its_own_copy(in
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
+        env=CLEAN_ENV,
         check=True,
     ).stdout.strip()
     assert Path(where).is_relative_to(installed), where
