@@ -82,8 +82,9 @@ def test_rendered_schema2_config_starts_containerd_with_cri_ok(example: Path, fa
         try:
             rendered = render_node_config(_spec(example), facts, _material(), root.layout)
         except RenderProblems as e:
+            # e.g. air-gapped.yaml pins cgroupDriver: systemd, which a cgroupfs kubelet refutes
             assert e.problems and all(p.path.startswith("spec.") for p in e.problems)
-            pytest.skip(f"rejected before rendering (golden file shows why): {e}")
+            return
         assert rendered.report.config_version == 2
         root.write(rendered)
         dump = config_dump(root)
