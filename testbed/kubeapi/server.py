@@ -99,6 +99,11 @@ def _error(e: ApiError) -> web.Response:
     return _json(e.body(), e.code, headers=e.headers or None)
 
 
+def partial(obj: dict[str, Any]) -> dict[str, Any]:
+    """``Accept: ...;as=PartialObjectMetadata`` (client-go's metadata client): metadata only."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+
+
 def _encode_continue(key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
 
@@ -253,13 +258,15 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         ns = target.namespace if rt.namespaced else ""
         accept = request.headers.get("Accept", "")
-        as_table = "as=Table" in accept
+        view = (
+            "Table" if "as=Table" in accept else ("Partial" if "as=PartialObjectMetadata" in accept else "")
+        )
         verb = rec.verb
         field_validation = query.get("fieldValidation")
         dry_run = bool(query.get("dryRun"))
         self.cluster.warnings.clear()
         if verb == "list":
-            return self._list(rt, ns or None, query, as_table)
+            return self._list(rt, ns or None, query, view)
         if verb == "watch":
             if target.name:
                 query = {
@@ -268,17 +275,17 @@ class ApiServer:
                         s for s in (query.get("fieldSelector", ""), f"metadata.name={target.name}") if s
                     ),
                 }
-            return await self._watch(request, rt, ns or None, query, as_table)
+            return await self._watch(request, rt, ns or None, query, view)
         if verb == "get" and target.subresource == "log":
             self.cluster.get(rt, ns, target.name)
             return web.Response(text="", content_type="text/plain")  # no containers run here: empty logs
         if verb == "get":
             obj = self.cluster.get(rt, ns, target.name)
-            if as_table:
+            if view == "Table":
                 return _json(
                     table(rt, [obj], obj["metadata"]["resourceVersion"], query.get("includeObject", ""))
                 )
-            return _json(obj)
+            return _json(partial(obj) if view == "Partial" else obj)
         if verb == "create":
             if target.subresource == "eviction":
                 return self._evict(rt, ns, target.name, body, dry_run)
@@ -368,7 +375,7 @@ class ApiServer:
         ]
         return b"[" + b",".join(parts) + b"]"
 
-    def _list(self, rt: ResourceType, ns: str | None, query: dict[str, str], as_table: bool) -> web.Response:
+    def _list(self, rt: ResourceType, ns: str | None, query: dict[str, str], view: str) -> web.Response:
         labels = LabelSelector.parse(query.get("labelSelector"))
         fields = FieldSelector.parse(query.get("fieldSelector"))
         start = _decode_continue(query["continue"]) if query.get("continue") else None
@@ -380,7 +387,7 @@ class ApiServer:
             meta["remainingItemCount"] = len(found) - limit
             found = found[:limit]
         items = [s for _, s in found]
-        if as_table:
+        if view == "Table":
             doc = table(
                 rt,
                 [self.cluster.view(rt, s) for s in items],
@@ -389,13 +396,22 @@ class ApiServer:
                 cont=meta.get("continue"),
             )
             return _json(doc)
+        if view == "Partial":
+            return _json(
+                {
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                    "items": [partial(s.obj) for s in items],
+                }
+            )
         head = dumps({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta})
         return _json(head[:-1] + b',"items":' + self._items_raw(rt, items) + b"}")
 
     def _event_line(
-        self, rt: ResourceType, typ: str, stored: Stored, as_table: bool, include: str, first: bool
+        self, rt: ResourceType, typ: str, stored: Stored, view: str, include: str, first: bool
     ) -> bytes:
-        if as_table:
+        if view == "Table":
             obj = self.cluster.view(rt, stored)
             return (
                 dumps(
@@ -408,6 +424,8 @@ class ApiServer:
                 )
                 + b"\n"
             )
+        if view == "Partial":
+            return dumps({"type": typ, "object": partial(stored.obj)}) + b"\n"
         raw = (
             stored.raw
             if stored.obj.get("apiVersion") == rt.api_version
@@ -430,7 +448,7 @@ class ApiServer:
         )
 
     async def _watch(
-        self, request: web.Request, rt: ResourceType, ns: str | None, query: dict[str, str], as_table: bool
+        self, request: web.Request, rt: ResourceType, ns: str | None, query: dict[str, str], view: str
     ) -> web.StreamResponse:
         store = self.cluster.store
         watcher = Watcher(
@@ -466,7 +484,7 @@ class ApiServer:
             if expired is not None:
                 await response.write(dumps({"type": "ERROR", "object": expired.body()}) + b"\n")
             else:
-                await self._stream(response, rt, watcher, initial, query, as_table)
+                await self._stream(response, rt, watcher, initial, query, view)
         except (ConnectionResetError, ConnectionError):
             pass
         finally:
@@ -482,7 +500,7 @@ class ApiServer:
         watcher: Watcher,
         initial: list[tuple[str, Stored]],
         query: dict[str, str],
-        as_table: bool,
+        view: str,
     ) -> None:
         send_initial = query.get("sendInitialEvents", "").lower() == "true"
         bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
@@ -492,7 +510,7 @@ class ApiServer:
         deadline = loop.time() + float(timeout) if timeout else None
         first = True
         for typ, stored in initial:
-            await response.write(self._event_line(rt, typ, stored, as_table, include, first))
+            await response.write(self._event_line(rt, typ, stored, view, include, first))
             first = False
         if send_initial and bookmarks:
             await response.write(self._bookmark(rt, initial_end=True))
@@ -513,7 +531,7 @@ class ApiServer:
                 break
             typ = watcher.translate(event)
             if typ is not None:
-                await response.write(self._event_line(rt, typ, event.new, as_table, include, first))
+                await response.write(self._event_line(rt, typ, event.new, view, include, first))
                 first = False
 
 

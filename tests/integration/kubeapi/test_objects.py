@@ -292,3 +292,24 @@ def test_pods_deserialise_into_typed_objects_with_defaults(
     typed = core.read_namespaced_pod("p", "default")
     assert typed.spec.termination_grace_period_seconds == 30
     assert typed.status.phase == "Running"
+
+
+def test_metadata_only_clients_get_partial_object_metadata(kubeapi: KubeApi) -> None:
+    kubeapi.seed([node("n1"), pod("p", "n1")])
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    code, body = http(kubeapi, "GET", "/api/v1/namespaces/default/pods", accept=accept)
+    assert (code, body["kind"]) == (200, "PartialObjectMetadataList")
+    assert body["items"] == [
+        {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": kubeapi.get("pods", "p", "default")["metadata"],
+        }
+    ]
+    code, one = http(
+        kubeapi,
+        "GET",
+        "/api/v1/nodes/n1",
+        accept="application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    )
+    assert set(one) == {"kind", "apiVersion", "metadata"}
