@@ -277,6 +277,26 @@ class _Picked:
         return bool(self.layers) and all(layer.size is not None for layer in self.layers)
 
 
+def _used_by_pods(facts: NodeFacts) -> frozenset[str]:
+    """IDs of the images dockershim's containers (`k8s_…`) were created from: by reference (tag or
+    digest) or by image ID, full or short (dockershim passes kubelet's image ref, an ID)."""
+    used: set[str] = set()
+    by_ref = {normalize_reference(r): i.id for i in facts.images for r in (*i.repo_tags, *i.repo_digests)}
+    for container in facts.containers:
+        ref = container.image.strip()
+        if not ref:
+            continue
+        bare = ref.removeprefix("sha256:")
+        by_id = [
+            i.id for i in facts.images if len(bare) >= 12 and i.id.removeprefix("sha256:").startswith(bare)
+        ]
+        if by_id:
+            used.update(by_id)
+        elif normalize_reference(ref) in by_ref:
+            used.add(by_ref[normalize_reference(ref)])
+    return frozenset(used)
+
+
 def _choose_strategy(
     image: DockerImage, wanted: ImageStrategy, reachable: frozenset[str]
 ) -> tuple[Strategy, str]:
@@ -318,6 +338,7 @@ def plan_images(
     present = frozenset(facts.containerd_images)
     infra = facts.kubelet.pod_infra_image
     sandboxes = {normalize_reference(r) for r in (sandbox_image, infra.value if infra else None) if r}
+    used = _used_by_pods(facts)
     skipped: list[Skip] = []
     picked: list[_Picked] = []
     for order, image in enumerate(facts.images):
@@ -343,7 +364,13 @@ def plan_images(
                 Skip(image.id, refs, SkipReason.ALREADY_PRESENT, "same image ID already in containerd k8s.io")
             )
         else:
-            priority = Priority.SANDBOX if is_sandbox else Priority.IN_USE if image.in_use else Priority.OTHER
+            priority = (
+                Priority.SANDBOX
+                if is_sandbox
+                else Priority.IN_USE
+                if image.in_use or image.id in used
+                else Priority.OTHER
+            )
             strategy, pull_ref = _choose_strategy(image, spec.strategy, reachable)
             picked.append(
                 _Picked(

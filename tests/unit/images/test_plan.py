@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shimshift.model.facts import DockerImage, KubeletFacts, NodeFacts, Setting
+from shimshift.model.facts import DockerImage, K8sContainer, KubeletFacts, NodeFacts, Setting
 from shimshift.model.spec import Images, ImageStrategy
 from shimshift.planning.images import (
     MIB,
@@ -237,5 +237,22 @@ def test_the_kubelets_pod_infra_image_counts_as_the_sandbox_image_when_the_confi
     )
     assert [(m.image_id, m.priority) for m in plan.moves] == [
         (PAUSE.id, Priority.SANDBOX),
+        (APP1.id, Priority.OTHER),
+    ]
+
+
+@pytest.mark.parametrize(
+    "image", [APP2.id, APP2.id.removeprefix("sha256:")[:12], "registry.corp.test/team/app:1.1"]
+)
+def test_an_image_a_pods_container_was_created_from_counts_as_in_use_by_id_short_id_or_reference(
+    image: str,
+) -> None:
+    container = K8sContainer("k8s_app_web-1_default_uid_0", "app", "web-1", "default", image, running=True)
+    node = NodeFacts(
+        node="n1", images=(APP1, APP2), containers=(container,), containerd_root_free_bytes=100 * GIB
+    )
+    plan = plan_images(node, Images())
+    assert [(m.image_id, m.priority) for m in plan.moves] == [
+        (APP2.id, Priority.IN_USE),
         (APP1.id, Priority.OTHER),
     ]
