@@ -7,6 +7,7 @@ the dev extras.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -47,6 +48,7 @@ def helm_binary() -> str:
 def helm_env() -> Mapping[str, str]:
     """The environment helm runs in: its cache, config and data homes in a temporary directory."""
     home = Path(tempfile.mkdtemp(prefix="shimshift-helm-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     env = dict(os.environ)
     for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         (home / var).mkdir()

@@ -81,6 +81,9 @@ class Placeholder(str):
     def __call__(self, *args: Any, **kwargs: Any) -> Placeholder:
         return Placeholder()
 
+    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+        return Placeholder()
+
 
 VAR = "{var}"
 
