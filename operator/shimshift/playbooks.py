@@ -110,6 +110,9 @@ class NodeFile:
     mode: int = 0o644
     owner: str = "0:0"
     validate: tuple[str, ...] = ()
+    #: A path that, when it already holds exactly these bytes, means there is nothing to upload (a staged
+    #: file that a later step already moved into place).
+    done_if: str = ""
 
     @property
     def sha256(self) -> str:

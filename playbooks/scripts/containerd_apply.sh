@@ -10,6 +10,8 @@ if [ -n "$sum" ] && [ "$(cat -- "$state/containerd-applied" 2>/dev/null)" = "$su
 fi
 mkdir -p -m 0700 -- "$state" || exit 20
 rm -f -- "$state/containerd-applied"
+# from here on the running containerd may not be the one Docker started with: the undo must restart it
+: >"$state/containerd-restarting" || exit 20
 systemctl restart containerd || { echo "systemctl restart containerd failed" >&2; exit 21; }
 if ! wait_for "$wait" cri_ok; then
     detail=$(timeout 5 ctr plugins ls -d id==cri 2>&1 | tail -n 5)
@@ -17,4 +19,5 @@ if ! wait_for "$wait" cri_ok; then
     exit 22
 fi
 printf '%s\n' "$sum" >"$state/containerd-applied"
+rm -f -- "$state/containerd-restarting"
 echo restarted

@@ -2,6 +2,9 @@
 # positional parameters ("$1", "$@"), never as shell text.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# unit $1 is active (quietly: some systemctl stand-ins print the state even with --quiet)
+is_active() { systemctl is-active "$1" >/dev/null 2>&1; }
+
 # sha256 of a file's bytes ("" when it cannot be read)
 file_sha() { sha256sum <"$1" 2>/dev/null | cut -d' ' -f1; }
 
@@ -25,7 +28,7 @@ wait_for() {
 # stop unit $2 if it is active, recording it under $1/stopped/ so the undo starts it again
 stop_recorded() {
     mkdir -p -m 0700 -- "$1/stopped" || return 20
-    if systemctl is-active --quiet "$2"; then
+    if is_active "$2"; then
         : >"$1/stopped/$2" || return 20
         systemctl stop "$2" || { echo "systemctl stop $2 failed" >&2; return 21; }
     fi
@@ -40,10 +43,12 @@ start_recorded() {
 }
 
 # put back, byte for byte with mode, owner and times, every path saved by backup.sh under $1; a path
-# that did not exist before is removed. Idempotent. Prints how many paths it restored.
+# that did not exist before is removed. Idempotent: a path already as saved is left alone. Prints
+# "restored <n>" with the number of paths it changed.
 restore_backup() {
     if [ ! -f "$1/complete" ]; then
         echo "no complete backup in $1: nothing to restore" >&2
+        echo "restored 0"
         return 0
     fi
     _n=0
@@ -51,11 +56,16 @@ restore_backup() {
         [ -f "$_e/path" ] || continue
         _p=$(cat -- "$_e/path")
         if [ -e "$_e/absent" ]; then
+            [ -e "$_p" ] || [ -L "$_p" ] || continue
             rm -rf -- "$_p" || return 20
         elif [ -d "$_e/data" ] && [ ! -L "$_e/data" ]; then
             rm -rf -- "$_p.shimshift-restore" && cp -a -- "$_e/data" "$_p.shimshift-restore" &&
                 rm -rf -- "$_p" && mv -- "$_p.shimshift-restore" "$_p" || return 21
         else
+            if [ -f "$_p" ] && [ ! -L "$_p" ] && cmp -s -- "$_e/data" "$_p" &&
+                [ "$(stat -c %a:%u:%g -- "$_e/data")" = "$(stat -c %a:%u:%g -- "$_p")" ]; then
+                continue
+            fi
             mkdir -p -- "$(dirname -- "$_p")" || return 22
             cp -a -- "$_e/data" "$_p.shimshift-restore" && mv -f -- "$_p.shimshift-restore" "$_p" ||
                 { rm -f -- "$_p.shimshift-restore"; return 23; }

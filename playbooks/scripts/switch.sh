@@ -10,12 +10,13 @@ switched=yes t=
 for a do
     if [ -z "$t" ]; then t=$a; else [ "$(file_sha "$t")" = "$a" ] || switched=no; t=; fi
 done
-if [ $switched = yes ] && systemctl is-active --quiet kubelet && ! systemctl is-active --quiet docker; then
+if [ $switched = yes ] && is_active kubelet && ! is_active docker; then
     echo unchanged
     exit 0
 fi
+mkdir -p -m 0700 -- "$state" && : >"$state/switch-started" || exit 20
 stop_recorded "$state" kubelet || exit
-if systemctl is-active --quiet docker; then
+if is_active docker; then
     ids=$(timeout 20 docker ps -q --filter name=^k8s_ 2>/dev/null)
     [ -z "$ids" ] || timeout 60 docker stop -t 5 $ids >/dev/null 2>&1
 fi
@@ -35,6 +36,6 @@ while [ $# -gt 0 ]; do
 done
 sync
 systemctl start kubelet || { echo "systemctl start kubelet failed" >&2; exit 24; }
-wait_for "$wait" systemctl is-active --quiet kubelet ||
+wait_for "$wait" is_active kubelet ||
     { echo "the kubelet did not stay up on the new runtime" >&2; exit 25; }
 echo switched

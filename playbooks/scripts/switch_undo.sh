@@ -1,12 +1,18 @@
 # Undo the switch: stop the kubelet, put its files back byte for byte from BACKUP, drop staged files,
-# then start the units the switch stopped: Docker first, the kubelet last.
-# Usage: switch_undo STATE BACKUP TARGET...
+# then start the units the switch stopped: Docker first, the kubelet last. A node the switch never
+# touched (no STATE/switch-started) is left alone, so the undo is idempotent.
+# Usage: switch_undo STATE BACKUP TARGET...   Prints "unchanged" or "undone".
 state=$1 backup=$2
 shift 2
-systemctl stop kubelet || { echo "systemctl stop kubelet failed" >&2; exit 21; }
 for t do rm -f -- "$t.shimshift-new"; done
+if [ ! -e "$state/switch-started" ]; then
+    echo unchanged
+    exit 0
+fi
+systemctl stop kubelet || { echo "systemctl stop kubelet failed" >&2; exit 21; }
 restore_backup "$backup" >/dev/null || exit 22
 for u in docker cri-docker kubelet; do
     start_recorded "$state" "$u" || exit
 done
+rm -f -- "$state/switch-started"
 echo undone

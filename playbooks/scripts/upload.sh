@@ -1,11 +1,18 @@
 # Install stdin as TARGET atomically: temp file next to it, sha256 check, optional validation of the
 # temp file, mode and owner, then rename. The target is never half-written: on any failure (a full
 # disk, a bad checksum, a rejected config) the temp file is removed and the target is untouched.
-# Usage: upload TARGET SHA256 MODE OWNER [VALIDATE-ARGV... with {tmp} for the temp file]
+# Usage: upload TARGET SHA256 MODE OWNER DONE_IF [VALIDATE-ARGV... with {tmp} for the temp file]
+# DONE_IF (may be empty): a path that, when it already holds these bytes, means there is nothing to do
+# (a staged file that a later step already moved into place).
 # Prints "unchanged" or "changed". Exit 20-26 name the stage that failed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-target=$1 want=$2 mode=$3 owner=$4
-shift 4
+target=$1 want=$2 mode=$3 owner=$4 done_if=$5
+shift 5
+if [ -n "$done_if" ] && [ -f "$done_if" ] && [ "$(sha256sum <"$done_if" | cut -d' ' -f1)" = "$want" ]; then
+    cat >/dev/null
+    echo unchanged
+    exit 0
+fi
 if [ -f "$target" ] && [ ! -L "$target" ] &&
     [ "$(sha256sum <"$target" | cut -d' ' -f1)" = "$want" ] &&
     [ "$(stat -c %a -- "$target")" = "$mode" ] && [ "$(stat -c %u:%g -- "$target")" = "$owner" ]; then

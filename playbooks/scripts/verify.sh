@@ -2,5 +2,5 @@
 # (Node Ready and containerRuntimeVersion are checked through the Kubernetes API by the operator.)
 # Usage: verify SECONDS
 wait_for "$1" cri_ok || { echo "containerd's CRI plugin is not ok" >&2; exit 1; }
-wait_for "$1" systemctl is-active --quiet kubelet || { echo "the kubelet is not running" >&2; exit 2; }
+wait_for "$1" is_active kubelet || { echo "the kubelet is not running" >&2; exit 2; }
 echo ok

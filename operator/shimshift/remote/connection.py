@@ -340,6 +340,7 @@ class NodeConnection:
             f.sha256,
             format(f.mode, "o"),
             f.owner,
+            f.done_if,
             *f.validate,
         )
         result = self.run(argv, stdin=f.content, timeout=timeout, what=f"upload {f.path}")

@@ -168,8 +168,9 @@ def _act(
     result = _command(conn, playbook, task, action, variables)
     if not result.ok:
         raise TaskFailed(conn.node, playbook.name, task.name, phase, result)
-    words = set(result.text.split())
-    return not (words and words <= _UNCHANGED_WORDS), result.text
+    # Tasks say what they did: silence or "unchanged" means nothing changed; a read-only playbook never does.
+    changed = not playbook.read_only and bool(set(result.text.split()) - _UNCHANGED_WORDS)
+    return changed, result.text
 
 
 def _command(

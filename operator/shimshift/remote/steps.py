@@ -89,7 +89,7 @@ class NodePlan:
         containerd_paths = list(
             dict.fromkeys([keys.CONTAINERD_CONFIG, *(f.path for f in self.containerd_files)])
         )
-        staged = [NodeFile(e.path + STAGED_SUFFIX, e.after.encode(), 0o644) for e in edits]
+        staged = [NodeFile(e.path + STAGED_SUFFIX, e.after.encode(), 0o644, done_if=e.path) for e in edits]
         pairs: list[str] = []
         for e, f in zip(edits, staged, strict=True):
             pairs += [e.path, f.sha256]
