@@ -13,7 +13,7 @@ import pytest
 from shimshift.model import parse_nodemigration
 from shimshift.model.facts import DockerCertFiles, KubeletFacts, NodeFacts, Setting
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.rendering import render_node_config
+from shimshift.rendering import ClientCert, RegistryMaterial, render_node_config
 from shimshift.resources import load_crd
 from tests.integration.rendering.harness import node_root, running_containerd
 from tests.integration.rendering.registries import (
@@ -55,10 +55,12 @@ def _facts(**overrides: Any) -> NodeFacts:
     return NodeFacts(node="pull-node", containerd_version="1.6.20~ds1", kubelet=kubelet, **overrides)
 
 
-def _pull(spec: NodeMigrationSpec, facts: NodeFacts, image: str) -> str:
+def _pull(
+    spec: NodeMigrationSpec, facts: NodeFacts, image: str, material: RegistryMaterial | None = None
+) -> str:
     """Render, start containerd on the files, CRI-pull `image`; the pull error text on failure."""
     with node_root(HOSTS_FILE) as root:
-        root.write(render_node_config(spec, facts, layout=root.layout))
+        root.write(render_node_config(spec, facts, material, layout=root.layout))
         with running_containerd(root) as containerd:
             assert containerd.cri_status() == "ok", containerd.log()[-2000:]
             try:
@@ -126,3 +128,17 @@ def test_the_sandbox_image_is_rewritten_through_the_mirror_and_pulls_on_an_air_g
     rendered = render_node_config(spec, _facts())
     assert rendered.report.sandbox_image == f"{MIRROR_HOST}:{regs.tls_port}/pause:3.9"
     assert _pull(spec, _facts(), f"registry.k8s.io/{IMAGE_PATH}") == "ok"
+
+
+def test_a_registry_that_requires_a_client_certificate_pulls_with_the_rendered_pair_only(
+    regs: Registries,
+) -> None:
+    image = f"{regs.mtls}/{IMAGE_PATH}"
+    entry = {"host": regs.mtls, "caBundle": regs.mtls_ca_pem}
+    without = _pull(_spec({"registries": [entry]}), _facts(), image)
+    assert "remote error: tls: bad certificate" in without  # the registry refused us: no client certificate
+    spec = _spec({"registries": [{**entry, "clientCertSecretRef": {"name": "registry-client-tls"}}]})
+    material = RegistryMaterial(
+        client_certs={regs.mtls: ClientCert(regs.client_cert_pem, regs.client_key_pem)}
+    )
+    assert _pull(spec, _facts(), image, material) == "ok"
