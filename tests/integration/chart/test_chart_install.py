@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 NAMESPACE_DOC = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": helm.NAMESPACE}}
 
 
-def apply_chart(kubectl: Kubectl, tmp_path: Path, value_set: str = "ha-secrets-from-values") -> str:
+def apply_chart(kubectl: Kubectl, tmp_path: Path, value_set: str = "secrets-from-values") -> str:
     manifest = tmp_path / "chart.yaml"
     manifest.write_text(yaml.safe_dump(NAMESPACE_DOC) + "---\n" + helm.rendered_text(value_set))
     result = kubectl.run("apply", "-f", str(manifest))
@@ -44,7 +44,7 @@ def test_every_rendered_object_is_accepted_and_reapplying_changes_nothing(
     kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
 ) -> None:
     first = apply_chart(kubeapi_kubectl, tmp_path)
-    rendered = helm.rendered("ha-secrets-from-values")
+    rendered = helm.rendered("secrets-from-values")
     # kopf's peering CRD may exist already (the emulator pre-installs it, as other kopf operators would).
     assert first.count(" created") + first.count(" configured") == len(rendered) + 1  # + the namespace
     for doc in rendered:

@@ -150,9 +150,9 @@ def test_non_default_values_reach_the_pod() -> None:
 
 
 def test_peering_name_and_metrics_port_follow_values_and_off_means_off() -> None:
-    named = operator_container(helm.rendered("ha-secrets-from-values"))["args"]
+    named = operator_container(helm.rendered("secrets-from-values"))["args"]
     assert "--peering=shimshift-prod" in named
-    assert helm.only(helm.rendered("ha-secrets-from-values"), "ClusterKopfPeering")["metadata"]["name"] == (
+    assert helm.only(helm.rendered("secrets-from-values"), "ClusterKopfPeering")["metadata"]["name"] == (
         "shimshift-prod"
     )
     minimal_docs = helm.rendered("minimal-managed-elsewhere")
@@ -176,8 +176,8 @@ def test_metrics_and_health_ports_never_collide() -> None:
 
 
 def test_ssh_secrets_created_from_values_hold_exactly_the_given_content() -> None:
-    docs = helm.rendered("ha-secrets-from-values")
-    values = yaml.safe_load((helm.VALUE_SETS_DIR / "ha-secrets-from-values.yaml").read_text())
+    docs = helm.rendered("secrets-from-values")
+    values = yaml.safe_load((helm.VALUE_SETS_DIR / "secrets-from-values.yaml").read_text())
     key = helm.only(docs, "Secret", "shimshift-ssh")
     hosts = helm.only(docs, "Secret", "shimshift-known-hosts")
     assert base64.b64decode(key["data"]["ssh-privatekey"]).decode() == values["ssh"]["privateKey"]["value"]

@@ -142,3 +142,15 @@ def test_the_usage_check_notices_a_value_no_template_reads() -> None:
     assert not is_read_by_a_template("image.color")
     assert not is_read_by_a_template("metrics.serviceMonitor.honorLabels")
     assert is_read_by_a_template("metrics.serviceMonitor.interval")
+
+
+def test_every_value_appears_in_the_chart_docs() -> None:
+    docs = (helm.REPO / "docs" / "chart.md").read_text()
+
+    def documented(path: str) -> bool:
+        parts = path.split(".")
+        wildcards = [".".join(parts[:i]) + ".*" for i in range(1, len(parts))]
+        return any(f"`{name}" in docs for name in [path, parts[-1], "." + parts[-1], *wildcards])
+
+    missing = [p for p in leaf_paths() if not documented(p)]
+    assert missing == [], "document them in docs/chart.md (section 3)"

@@ -253,7 +253,7 @@ def test_the_code_scan_finds_the_requests_the_kube_package_makes() -> None:
     assert ("", "pods/eviction", "create") in grants
 
 
-@pytest.mark.parametrize("value_set", ["default", "ha-secrets-from-values", "pinned-and-scheduled"])
+@pytest.mark.parametrize("value_set", ["default", "secrets-from-values", "pinned-and-scheduled"])
 def test_chart_grants_nothing_the_code_or_kopf_does_not_use(value_set: str) -> None:
     grants = granted(value_set)
     extra = sorted((grants["ClusterRole"] | grants["Role"]) - allowed() - OPT_IN)
@@ -275,7 +275,7 @@ def test_pod_deletion_is_granted_only_when_the_user_opts_in() -> None:
 
 
 def test_secrets_are_readable_only_by_name_and_only_in_the_release_namespace() -> None:
-    docs = helm.rendered("ha-secrets-from-values")
+    docs = helm.rendered("secrets-from-values")
     cluster_rules = helm.only(docs, "ClusterRole")["rules"]
     assert not [r for r in cluster_rules if "secrets" in r["resources"]]
     role = helm.only(docs, "Role")
