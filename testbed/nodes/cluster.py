@@ -317,10 +317,7 @@ class Cluster:
 
     def down(self) -> None:
         """Kill every process of the cluster and remove its directory (bounded, idempotent)."""
-        teardown_dir(self.dir)
-        for proc in self._children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+        teardown_dir(self.dir, self._children)
         self._children.clear()
         if self._lock is not None:
             self._lock.close()
@@ -337,10 +334,19 @@ class Cluster:
             self._lock = None
 
 
-def teardown_dir(directory: Path, timeout: float = 5.0) -> None:
-    """Kill all marked processes of the cluster at ``directory`` and remove the directory."""
+def teardown_dir(directory: Path, children: Sequence[subprocess.Popen[bytes]] = (),
+                 timeout: float = 5.0) -> None:
+    """Kill all marked processes of the cluster at ``directory`` and remove the directory.
+
+    ``children`` are the caller's own child processes among them: they are reaped as soon as
+    they die, because a node's PID namespace only finishes dying once every member whose parent
+    is outside it (the relays started through nsenter) has been reaped.
+    """
     pids = list(processes.marked_processes(directory))
-    alive = processes.kill_and_wait(pids, timeout)
+    for proc in children:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    alive = processes.kill_and_wait(pids, timeout, reap=children)
     if alive:
         raise TestbedError(f"processes {alive} of {directory} survived SIGKILL for {timeout}s")
     def ignore_vanished(_func: object, _path: str, exc_info: Any) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from testbed.nodes.kube_http import ApiError, KubeHttp
 from testbed.nodes.kubelet_config import (
     KubeletFlagError,
     RuntimeChoice,
@@ -240,8 +241,6 @@ def _comparable(status: dict[str, Any]) -> str:
 
 class FakeKubelet:
     def __init__(self, settings: Settings) -> None:
-        from kubernetes import client, config
-
         self.settings = settings
         # one gRPC channel for the kubelet's life: it reconnects by itself when containerd restarts
         self.channel: Any = None
@@ -249,20 +248,17 @@ class FakeKubelet:
             import grpc
 
             self.channel = grpc.insecure_channel(settings.runtime.endpoint)
-        self.api = client.CoreV1Api(config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=settings.kubeconfig))
+        self.api = KubeHttp(settings.kubeconfig)
         self.puller = Puller()
         self.posted_pods: dict[str, str] = {}
         self.node_conditions: dict[str, dict[str, Any]] = {}
 
     def register(self) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         name = self.settings.node_name
         try:
-            self.api.read_node(name)
+            self.api.request("GET", f"/api/v1/nodes/{name}")
             return
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
         body = {
@@ -279,7 +275,7 @@ class FakeKubelet:
             },
             "spec": {},
         }
-        self.api.create_node(body)  # type: ignore[arg-type]
+        self.api.request("POST", "/api/v1/nodes", body)
         log.info("registered node %s", name)
 
     def sync(self) -> dict[str, Any]:
@@ -289,12 +285,11 @@ class FakeKubelet:
             sandbox_error = sandbox_failure(report, self.puller, self.settings.runtime.via)
         status = node_status(self.settings, report, self.node_conditions)
         self.node_conditions = {c["type"]: c for c in status["conditions"]}
-        self.api.patch_node_status(self.settings.node_name, {"status": status},
-                                   _content_type="application/merge-patch+json")
-        pods = self.api.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={self.settings.node_name}")
+        self.api.merge_patch(f"/api/v1/nodes/{self.settings.node_name}/status", {"status": status})
+        pods = self.api.request("GET", "/api/v1/pods" + KubeHttp.query(
+            fieldSelector=f"spec.nodeName={self.settings.node_name}"))
         summary = {}
-        for pod_model in pods.items:
-            pod = self.api.api_client.sanitize_for_serialization(pod_model)
+        for pod in pods.get("items") or []:
             meta = pod["metadata"]
             key = f"{meta['namespace']}/{meta['name']}"
             image_errors: dict[str, str] = {}
@@ -308,8 +303,8 @@ class FakeKubelet:
             new["hostIP"] = self.settings.node_ip
             summary[key] = new["phase"]
             if self.posted_pods.get(key) != _comparable(new) or _comparable(previous) != _comparable(new):
-                self.api.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": new},
-                                                     _content_type="application/merge-patch+json")
+                self.api.merge_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                                     {"status": new})
                 self.posted_pods[key] = _comparable(new)
         result = {"time": now_iso(), "node": self.settings.node_name, "runtime": report.version,
                   "endpoint": self.settings.runtime.endpoint, "ready": report.ready, "error": report.error,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.nodes.layout import MARKER_ENV
@@ -46,14 +48,19 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def kill_and_wait(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """SIGKILL ``pids`` and wait until they are gone; return those still alive at the deadline."""
+def kill_and_wait(pids: list[int], timeout: float = 5.0,
+                  reap: Sequence[subprocess.Popen[bytes]] = ()) -> list[int]:
+    """SIGKILL ``pids`` and wait until they are gone; return those still alive at the deadline.
+    ``reap``: the caller's own children, collected as they die."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
+    pending = list(reap)
     alive = [p for p in pids if pid_alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while (alive or pending) and time.monotonic() < deadline:
+        pending = [proc for proc in pending if proc.poll() is None]
         alive = [p for p in alive if pid_alive(p)]
-    return alive
+        if alive or pending:
+            time.sleep(0.01)
+    return alive + [proc.pid for proc in pending]

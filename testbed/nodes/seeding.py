@@ -129,5 +129,7 @@ def seed_nodes(cluster: Cluster) -> None:
             registry_done.result()
         if cluster.registry is not None:
             # a RepoDigest exists only for an image pushed to (or pulled from) a registry
-            pushers = [n for n in cluster.nodes if n.profile.uses_registry]
-            list(pool.map(lambda n: push_from_node(n, "registry.shimshift.test/team/app:1.0"), pushers))
+            # one node at a time: docker-registry's filesystem driver answers 500 to concurrent
+            # uploads of the same blob; after the first push the others only send manifests
+            for node in (n for n in cluster.nodes if n.profile.uses_registry):
+                push_from_node(node, "registry.shimshift.test/team/app:1.0")

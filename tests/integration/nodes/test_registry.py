@@ -12,6 +12,7 @@ from testbed.nodes.docker_api import DockerClient, DockerError
 from testbed.nodes.fixtures import node_with_profile
 from testbed.nodes.profiles import ProfileName
 
+SCRATCH_PROFILES = [ProfileName.KUBEADM_SYSTEMD, ProfileName.KUBEADM_CGROUPFS, ProfileName.KUBESPRAY]
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 

@@ -1,4 +1,7 @@
-"""The fake systemctl inside a node drives the real daemons and fails the way systemd does."""
+"""The fake systemctl inside a node drives the real daemons and fails the way systemd does.
+
+These run on the session's nodes: a restart changes nothing lasting, and the failing start
+restores the node's containerd before it returns."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ def _main_pid(node, unit: str) -> int:
 
 
 @pytest.mark.parametrize("profile", [p.value for p in ProfileName])
-def test_systemctl_restart_containerd_really_restarts_it(scratch_cluster: Cluster, profile: str) -> None:
-    node = node_with_profile(scratch_cluster, profile)
+def test_systemctl_restart_containerd_really_restarts_it(testbed_cluster: Cluster, profile: str) -> None:
+    node = node_with_profile(testbed_cluster, profile)
     before = _main_pid(node, "containerd")
     result = node.exec(["systemctl", "restart", "containerd"])
     assert result.exit_status == 0, result.stderr
@@ -28,8 +31,8 @@ def test_systemctl_restart_containerd_really_restarts_it(scratch_cluster: Cluste
         c["argv"] == ["restart", "containerd"] and c["rc"] == 0 for c in node.systemctl_calls())
 
 
-def test_systemctl_fails_like_systemd_when_a_daemon_will_not_start(scratch_cluster: Cluster) -> None:
-    node = node_with_profile(scratch_cluster, ProfileName.KUBEADM_CGROUPFS)
+def test_systemctl_fails_like_systemd_when_a_daemon_will_not_start(testbed_cluster: Cluster) -> None:
+    node = node_with_profile(testbed_cluster, ProfileName.KUBEADM_CGROUPFS)
     config = node.dir.in_node("/etc/containerd/config.toml")
     # the realistic migration bug: adding `version = 2` without rewriting the v1 plugin name
     config.write_text("version = 2\n" + DOCKER_CE_CONTAINERD_CONFIG)
