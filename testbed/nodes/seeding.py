@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed.nodes.docker_api import DockerClient
@@ -133,3 +134,12 @@ def seed_nodes(cluster: Cluster) -> None:
             # uploads of the same blob; after the first push the others only send manifests
             for node in (n for n in cluster.nodes if n.profile.uses_registry):
                 push_from_node(node, "registry.shimshift.test/team/app:1.0")
+
+
+def load_images(nodes: list[Node], images: list[ImageSpec], archive: Path) -> dict[str, str]:
+    """Write ``images`` (e.g. ``images.benchmark_images()``) to ``archive`` once and
+    ``docker load`` it into each node's Docker; return tag -> image ID."""
+    ids = write_archive(images, archive)
+    with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
+        list(pool.map(lambda n: DockerClient(n.docker_socket, timeout=300).load(archive), nodes))
+    return ids
