@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.standalone import standalone_server
 
 from .conftest import node, pod, wait_until
 
@@ -140,32 +139,11 @@ def test_the_standalone_server_writes_a_kubeconfig_and_serves_its_seed(tmp_path:
     seed = tmp_path / "seed.yaml"
     seed.write_text(yaml.safe_dump(node("seeded")))
     kubeconfig = tmp_path / "kubeconfig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "testbed.kubeapi",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--seed",
-            str(seed),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "serving on http://127.0.0.1:" in line
+    with standalone_server(kubeconfig, "--seed", str(seed)) as server:
+        assert server.url.startswith("http://127.0.0.1:")
         client = kubernetes.config.new_client_from_config(str(kubeconfig))
         with client:
             names = [n.metadata.name for n in kubernetes.client.CoreV1Api(client).list_node().items]
         assert names == ["seeded"]
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-    assert proc.returncode == 0
+        process = server.process
+    assert process.returncode == 0

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
 import pytest
 from testbed.kubeapi.kubectl import REPO
+from testbed.kubeapi.standalone import standalone_server
 
 pytestmark = pytest.mark.integration
 
@@ -44,25 +44,6 @@ def helm(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n"
         "status: {conditions: [{type: Ready, status: 'True'}]}\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "testbed.kubeapi",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--time-factor",
-            "0.05",
-            "--seed",
-            str(node),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     chart = tmp_path / "chart"
     for name, text in CHART.items():
         (chart / name).parent.mkdir(parents=True, exist_ok=True)
@@ -74,12 +55,8 @@ def helm(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
         "HELM_CONFIG_HOME": str(tmp_path / "config"),
         "HELM_DATA_HOME": str(tmp_path / "data"),
     }
-    try:
-        assert proc.stdout is not None and "serving on" in proc.stdout.readline()
+    with standalone_server(kubeconfig, "--time-factor", "0.05", "--seed", str(node)):
         yield chart, env
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
 
 
 def run_helm(env: dict[str, str], *args: str) -> str:

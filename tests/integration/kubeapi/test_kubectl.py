@@ -7,8 +7,6 @@ else the machine's. The tests marked ``both_kubectls`` also run with the other b
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from testbed.kubeapi.kubectl import REPO, Kubectl, find_kubectl
+from testbed.kubeapi.standalone import standalone_server
 
 pytestmark = pytest.mark.integration
 
@@ -75,33 +74,10 @@ def pdb(name: str, app: str, min_available: int) -> str:
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[Path]:
     """A fresh standalone emulator per test (time factor 0.05, pods ready 1 s after binding); yields its kubeconfig."""
-    kubeconfig = tmp_path / "kubeconfig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "testbed.kubeapi",
-            "--port",
-            "0",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--time-factor",
-            "0.05",
-            "--pod-startup-seconds",
-            "20",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert "serving on" in proc.stdout.readline()
-        yield kubeconfig
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+    with standalone_server(
+        tmp_path / "kubeconfig", "--time-factor", "0.05", "--pod-startup-seconds", "20"
+    ) as server:
+        yield server.kubeconfig
 
 
 @pytest.fixture(params=KUBECTLS[:1] or [None], ids=lambda k: Path(k).parent.parent.name if k else "none")
