@@ -222,3 +222,11 @@ def test_unsafe_or_misspelt_values_are_refused_with_a_message_naming_them(
     result = helm.template(*args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_chart_installs_from_the_oldest_api_server_the_operator_speaks_to() -> None:
+    # The operator uses policy/v1 PodDisruptionBudgets (1.21+) and Evictions (1.22+).
+    assert helm.template("--kube-version", "1.22.0").returncode == 0
+    refused = helm.template("--kube-version", "1.21.14")
+    assert refused.returncode != 0
+    assert "requires kubeVersion: >=1.22.0-0" in refused.stderr
