@@ -230,11 +230,11 @@ def test_drain_gives_up_on_a_blocking_budget_like_a_real_cluster(any_kubectl: Ku
     ok(any_kubectl, "apply", "-f", "-", stdin=replicaset("web", 2) + "---\n" + pdb("web-pdb", "web", 2))
     wait_for(any_kubectl, ("get", "pdb", "web-pdb", "-o", "jsonpath={.status.currentHealthy}"), "2")
     assert "web-pdb   2               N/A               0" in ok(any_kubectl, "get", "pdb")
-    result = any_kubectl.run("drain", "n1", "--timeout=6s", timeout=30)
+    result = any_kubectl.run("drain", "n1", "--timeout=2s", timeout=30)
     assert result.returncode == 1
     assert "node/n1 cordoned" in result.stdout
     assert "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
-    assert "global timeout reached: 6s" in result.stderr
+    assert "global timeout reached: 2s" in result.stderr
 
 
 def test_drain_waits_for_the_budget_and_pods_come_back_elsewhere(kubectl: Kubectl) -> None:
