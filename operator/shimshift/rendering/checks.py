@@ -116,6 +116,11 @@ def check_hosts(text: str, path: str, available: Collection[str]) -> Iterator[st
         return
     for key in sorted(set(doc) - _HOSTS_TOP):
         yield f"{path}: {key}: containerd's hosts.toml has no such key"
+    if not doc.get("host") and not path.rstrip("/").endswith("/_default/hosts.toml"):
+        yield (
+            f"{path}: has no [host] table; containerd 1.6 cannot decode it and silently falls back to "
+            "Docker-style certificate files"
+        )
     tables = [("", doc)] + [(f"host.{url}", t) for url, t in (doc.get("host") or {}).items()]
     for where, table in tables:
         if where:

@@ -81,6 +81,14 @@ def spec_intents(
                     f"{path}.plainHTTP", f"{what}; give plain-HTTP mirrors as http:// URLs in mirrors instead"
                 )
             )
+        if reg.host == "_default" and reg.skip_verify and not reg.mirrors:
+            problems.append(
+                Problem(
+                    f"{path}.skipVerify",
+                    "_default without mirrors has no host entry to carry it (containerd 1.6 ignores it); "
+                    "list the registries, or give _default a mirror",
+                )
+            )
         for j, mirror in enumerate(reg.mirrors):
             problem = mirror_problem(mirror)
             if problem:
@@ -245,6 +253,11 @@ def plan_hosts(
             server_tls = replace(own_tls, skip_verify=True)
         else:
             server = f"https://{intent.host}"
+        if not endpoints and server is not None:
+            # containerd 1.6 cannot decode a hosts.toml without [host] tables ("invalid `host` tree",
+            # found on the real daemon) and silently falls back to Docker-style files in the directory;
+            # so the server gets a host entry of its own.
+            endpoints.append(Endpoint(server, (*PULL_CAPS, "push"), server_tls))
         unique: dict[str, Endpoint] = {}
         for endpoint in endpoints:  # a mirror listed twice, or also the registry's own HTTP fallback
             unique.setdefault(endpoint.url, endpoint)

@@ -127,6 +127,10 @@ class Running:
             )
             return str(reply.image_ref)
 
+    def hosts_errors(self) -> list[str]:
+        """containerd's complaints about hosts.toml files (it falls back silently after logging one)."""
+        return [line for line in self.log().splitlines() if "hosts.toml" in line and "level=error" in line]
+
     def log(self) -> str:
         return (self.root.path / "containerd.log").read_text(errors="replace")
 

@@ -67,6 +67,8 @@ def _pull(
                 ref = containerd.pull(image)
             except grpc.RpcError as e:
                 return f"error: {e.details()}"
+            finally:
+                assert containerd.hosts_errors() == []  # every rendered hosts.toml was read, none skipped
             assert ref.startswith("sha256:")
             return "ok"
 
@@ -142,3 +144,24 @@ def test_a_registry_that_requires_a_client_certificate_pulls_with_the_rendered_p
         client_certs={regs.mtls: ClientCert(regs.client_cert_pem, regs.client_key_pem)}
     )
     assert _pull(spec, _facts(), image, material) == "ok"
+
+
+def test_dockers_certs_d_client_pair_is_used_in_place_for_a_registry_that_requires_it(
+    regs: Registries, tmp_path: Path
+) -> None:
+    # The node's /etc/docker/certs.d/<host>/ (here under tmp_path): the key is referenced, never read.
+    certs = tmp_path / "docker-certs.d" / regs.mtls
+    certs.mkdir(parents=True)
+    (certs / "client.cert").write_text(regs.client_cert_pem)
+    (certs / "client.key").write_text(regs.client_key_pem)
+    facts = _facts(
+        docker_certs=(
+            DockerCertFiles(
+                regs.mtls,
+                ca_certs={str(certs / "ca.crt"): regs.mtls_ca_pem},
+                client_certs=(str(certs / "client.cert"),),
+                client_keys={str(certs / "client.key"): "sha256-only"},
+            ),
+        )
+    )
+    assert _pull(_spec({}), facts, f"{regs.mtls}/{IMAGE_PATH}") == "ok"

@@ -333,3 +333,15 @@ def test_diff_shows_exactly_the_changed_lines_against_the_current_file() -> None
     assert '-disabled_plugins = ["cri"]' in diff
     assert "+version = 2" in diff
     assert rendered.diff({"/etc/containerd/config.toml": rendered.config_toml.text}) == ""
+
+
+def test_a_hosts_toml_without_host_tables_is_caught_because_containerd_1_6_cannot_decode_it() -> None:
+    from shimshift.rendering.checks import check_hosts
+
+    path = "/etc/containerd/certs.d/reg.example.com/hosts.toml"
+    (problem,) = check_hosts('server = "https://reg.example.com"\n', path, available=())
+    assert "no [host] table" in problem
+    spec = spec_with(registries=[{"host": "reg.example.com", "skipVerify": True}])
+    text = render_node_config(spec, facts()).file(path).text
+    assert list(check_hosts(text, path, available=())) == []
+    assert tomllib.loads(text)["host"]["https://reg.example.com"]["skip_verify"] is True
