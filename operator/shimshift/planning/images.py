@@ -498,6 +498,12 @@ def missing_refs(plan: ImagesPlan, listed: Iterable[ContainerdImage]) -> dict[st
     return out
 
 
+def conflicting_refs(plan: ImagesPlan, listed: Iterable[ContainerdImage]) -> tuple[str, ...]:
+    """Planned names that containerd already has for a different image (the migration replaces them)."""
+    by_ref = {c.ref: c.image_id for c in listed}
+    return tuple(r for m in plan.moves for r in m.refs if r in by_ref and by_ref[r] != m.image_id)
+
+
 def refs_to_undo(before: Iterable[str], now: Iterable[str]) -> tuple[str, ...]:
     """Names the migration added: present now, absent before. Nothing that existed is touched."""
     old = frozenset(before)
@@ -517,6 +523,9 @@ class ImagesOutcome:
     already_done: tuple[str, ...] = ()  # present when the run reached them (a resumed step)
     bytes_streamed: int = 0
     refs_tagged: tuple[str, ...] = ()
+    #: names containerd had for a different image before the run, now pointing at Docker's image;
+    #: undo cannot bring the old image back (its content is gone), so the report names them
+    refs_replaced: tuple[str, ...] = ()
 
 
 def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
@@ -544,6 +553,7 @@ def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
         "pulled": [entry(i, pulledAs=moves[i].pull_ref) for i in outcome.pulled],
         "skipped": skipped,
         "bytesStreamed": outcome.bytes_streamed,
+        "replacedNames": list(outcome.refs_replaced),
         "disk": {
             "path": plan.disk.path,
             "freeBytes": plan.disk.free_bytes,

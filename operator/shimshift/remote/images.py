@@ -37,6 +37,7 @@ from shimshift.planning.images import (
     ImagesPlan,
     Layer,
     Strategy,
+    conflicting_refs,
     missing_refs,
     plan_images,
     refs_to_undo,
@@ -358,6 +359,13 @@ def migrate_images(
     listed = list_containerd_images(runner, node)
     before = record_refs_before(runner, node, config, (c.ref for c in listed))
     present = {c.image_id for c in listed}
+    replaced = conflicting_refs(plan, listed)
+    if replaced:
+        log.warning(
+            "node %s: containerd names %s point at other images; Docker's images replace them",
+            node,
+            ", ".join(replaced),
+        )
     done = _Run()
     total = plan.bytes
     for batch in plan.batches:
@@ -418,12 +426,14 @@ def migrate_images(
         already_done=tuple(done.already),
         bytes_streamed=done.bytes,
         refs_tagged=tuple(tagged),
+        refs_replaced=replaced,
     )
 
 
 def undo_images(runner: Runner, node: str, config: TransferConfig = TransferConfig()) -> tuple[str, ...]:
     """Remove every name the migration added to k8s.io (absent from the record taken before the
-    first run); images that were there before are untouched. Idempotent; returns what it removed."""
+    first run); images that were there before are untouched. Idempotent; returns what it removed.
+    A name that existed for another image and was replaced (`ImagesOutcome.refs_replaced`) stays."""
     path = _record_path(config)
     got = runner.run(["cat", path], timeout=config.command_timeout)
     if got.exit_status != 0:

@@ -13,6 +13,7 @@ from shimshift.planning.images import (
     ContainerdImage,
     ImagesOutcome,
     SkipReason,
+    conflicting_refs,
     image_counts,
     images_report,
     missing_refs,
@@ -124,3 +125,11 @@ def test_the_report_says_what_moved_what_was_pulled_and_what_was_skipped_and_why
     assert [s["reason"] for s in report["skipped"]] == [str(SkipReason.DANGLING)]
     assert report["bytesStreamed"] == 1234
     assert image_counts(plan, outcome) == ImageCounts(transferred=1, pulled=0, skipped=1, bytes=1234)
+
+
+def test_names_containerd_holds_for_another_image_are_reported_as_replaced() -> None:
+    other = "sha256:" + "d" * 64
+    listed_now = [*listed("docker.io/library/app:1"), *listed("docker.io/library/app:latest", image_id=other)]
+    assert conflicting_refs(PLAN, listed_now) == ("docker.io/library/app:latest",)
+    report = images_report(PLAN, ImagesOutcome(refs_replaced=("docker.io/library/app:latest",)))
+    assert report["replacedNames"] == ["docker.io/library/app:latest"]
