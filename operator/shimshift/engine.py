@@ -343,7 +343,8 @@ class Engine:
                 )
                 tracker.put(done)
                 continue
-            waiting = outcome.record.with_step(
+            # Progress resets the count of transient failures: only failures in a row fail a step.
+            waiting = replace(outcome.record, attempts=0).with_step(
                 StepRecord(step, StepState.STARTED, _started_at(record, step), "", outcome.message)
             )
             if waiting != record:

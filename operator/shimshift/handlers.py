@@ -27,7 +27,7 @@ from shimshift.resources import load_crd
 
 #: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).
 TICK = 2.0
-RETRY_DELAY = 5.0
+RETRY_DELAY = 2.0
 
 log = logging.getLogger(__name__)
 _CRD = load_crd()

@@ -65,7 +65,7 @@ class Operator:
                 "--node-port",
                 "tests.e2e.simnodes:node_ports",
                 "--log-format",
-                "plain",
+                os.environ.get("SHIMSHIFT_E2E_LOG_FORMAT", "plain"),
             ],
             cwd=ROOT,
             env=env,

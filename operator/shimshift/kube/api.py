@@ -6,8 +6,11 @@ emulator) happily serves with fields the model does not know. Requests still go 
 client's `ApiClient`, so kubeconfig, in-cluster auth, TLS and proxies behave exactly like kubectl's.
 
 Every failure is turned into the shimshift error family here (`ApiStatusError` and its subclasses),
-so callers never see `kubernetes` exceptions. Must not: sleep, retry on its own (callers own retry and
-backoff), or log request bodies (they may carry secrets).
+so callers never see `kubernetes` exceptions. Throttling and server errors (429, 5xx, no answer) are
+retried here a few times with a short doubling backoff (at most about 1.5 s in all), as client-go does;
+every request shimshift makes is safe to repeat (writes carry a resourceVersion or set absolute
+values). An eviction's 429 is a PodDisruptionBudget's answer, not throttling, and goes straight back.
+Conflicts (409) go back to the caller, who must re-read. Must not log request bodies (secrets).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -32,6 +36,11 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 Object = dict[str, Any]
+
+#: Answers worth repeating the same request for (0 = no answer at all), and how often / how soon.
+RETRIED_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+RETRIES = 3
+RETRY_BACKOFF = 0.2
 
 
 class ApiStatusError(KubeError):
@@ -157,6 +166,23 @@ class Kube:
         content_type: str | None = None,
     ) -> Object:
         """The decoded JSON answer; an `ApiStatusError` subclass for any non-2xx status."""
+        delay = RETRY_BACKOFF
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._request_once(method, path, query, body, content_type)
+            except (ApiStatusError, ApiUnreachable) as e:
+                status = e.status if isinstance(e, ApiStatusError) else 0
+                pdb_answer = status == 429 and path.endswith("/eviction")
+                if attempt == RETRIES or pdb_answer or status not in RETRIED_STATUSES:
+                    raise
+                log.debug("%s %s: %s; retrying in %.1fs", method, path, e, delay)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(
+        self, method: str, path: str, query: Sequence[tuple[str, str]], body: Any, content_type: str | None
+    ) -> Object:
         response = self._send(method, path, query, body, content_type, None)
         what = f"{method} {path}"
         try:

@@ -10,11 +10,12 @@ from the step's recorded start so it survives restarts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shimshift.kube.api import Kube
+from shimshift.kube.api import ApiStatusError, Kube
 from shimshift.kube.pods import (
     PODS,
     Eviction,
@@ -27,6 +28,9 @@ from shimshift.kube.pods import (
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model.spec import Drain
 from shimshift.planning.cluster import Pod, parse_pod
+
+#: The shortest pause between two evictions of a pod a budget refused.
+MIN_PDB_BACKOFF = 0.5
 
 
 class Disposition(StrEnum):
@@ -114,7 +118,12 @@ def drain_pass(kube: Kube, node: str, drain: Drain, *, wait: float, escalate: bo
             delete_pod(kube, pod, drain.grace_period_seconds)
             evicted.append(pod.key)
             continue
-        outcome = evict_pod(kube, pod, drain.grace_period_seconds)
+        try:
+            outcome = evict_pod(kube, pod, drain.grace_period_seconds)
+        except ApiStatusError as e:
+            if not e.transient:
+                raise
+            continue  # this pod stays for now; the next pass asks again
         if outcome.result == EvictionResult.BLOCKED:
             blocked.append(outcome)
         elif outcome.result == EvictionResult.EVICTED:
@@ -127,14 +136,12 @@ def drain_pass(kube: Kube, node: str, drain: Drain, *, wait: float, escalate: bo
     if wanted and not blocked:
         wait_until(kube, PODS, gone, timeout=wait, query=pods_on_node_query(node, drain.pod_selector))
     elif wanted:
-        # A budget said "not now": wait for the node's pods to change (or the bound), then try again.
-        wait_until(
-            kube,
-            PODS,
-            lambda objects: gone(objects) or _changed(objects, wanted),
-            timeout=wait,
-            query=pods_on_node_query(node, drain.pod_selector),
-        )
+        # A budget said "not now": sleep on the budget itself, waking as soon as its status allows a
+        # disruption again (the replacement pod elsewhere became Ready), or at the bound.
+        began = time.monotonic()
+        _wait_for_budgets(kube, blocked, wait)
+        # A budget's status can lag the eviction's own arithmetic; never ask again sooner than this.
+        time.sleep(max(0.0, min(MIN_PDB_BACKOFF, wait) - (time.monotonic() - began)))
     left = [
         parse_pod(p).key
         for p in kube.request("GET", PODS, query=pods_on_node_query(node, drain.pod_selector)).get("items")
@@ -144,5 +151,20 @@ def drain_pass(kube: Kube, node: str, drain: Drain, *, wait: float, escalate: bo
     return DrainProgress(node, remaining, tuple(blocked), tuple(evicted))
 
 
-def _changed(objects: Objects, wanted: set[str]) -> bool:
-    return set(objects).issuperset(wanted) is False
+def _wait_for_budgets(kube: Kube, blocked: Sequence[Eviction], wait: float) -> bool:
+    """True once one of the blocking budgets allows a disruption; False at `wait` s."""
+    budgets = {key for b in blocked for key in b.pdbs}
+    namespaces = sorted({key.split("/", 1)[0] for key in budgets})
+    if len(namespaces) != 1:  # unknown budget, or several namespaces: a plain bounded wait on one of them
+        namespaces = namespaces[:1] or [blocked[0].pod.split("/", 1)[0]]
+
+    def allows(objects: Objects) -> bool:
+        return any(
+            int(((obj.get("status") or {}).get("disruptionsAllowed")) or 0) > 0
+            for key, obj in objects.items()
+            if key in budgets
+        )
+
+    return wait_until(
+        kube, f"/apis/policy/v1/namespaces/{namespaces[0]}/poddisruptionbudgets", allows, timeout=wait
+    )
