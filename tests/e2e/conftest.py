@@ -41,10 +41,17 @@ def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: 
 class Operator:
     """`shimshift run` in a subprocess; kill() is SIGKILL, as an OOM killer or a node loss would be."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        env: dict[str, str],
+        node_port: str = "tests.e2e.simnodes:node_ports",
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.env = env
+        self.node_port = node_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -63,7 +70,9 @@ class Operator:
                 "--metrics-port",
                 "0",
                 "--node-port",
-                "tests.e2e.simnodes:node_ports",
+                self.node_port,
+                "--namespace",
+                "default",
                 "--log-format",
                 os.environ.get("SHIMSHIFT_E2E_LOG_FORMAT", "plain"),
             ],

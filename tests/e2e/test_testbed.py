@@ -1,0 +1,122 @@
+"""The whole product on the testbed: the operator process, the API emulator, and fake nodes with real
+sshd, containerd 1.6 and dockerd 20.10 whose fake kubelets report to the emulator. Nodes move over SSH
+with the real playbooks (`--node-port ssh`), and the kubelet itself reports containerd:// at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shimshift.model import keys
+from shimshift.model.status import NodePhase, Phase
+from shimshift.resources import load_crd
+from tests.e2e.conftest import Operator, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
+
+SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
+
+
+@pytest.fixture(scope="module")
+def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi, write_kubeconfig
+
+    thread = EmulatorThread(EmulatorConfig(controllers=False))
+    thread.start()
+    try:
+        kubeconfig = write_kubeconfig(tmp_path_factory.mktemp("stack") / "kubeconfig", thread.emulator.url)
+        api = KubeApi(thread, kubeconfig)
+        api.seed(load_crd())
+        scratch_cluster.attach_api(thread.emulator.url, kubeconfig)
+        yield scratch_cluster, api
+    finally:
+        thread.stop()
+
+
+def _secret(name: str, key: str, text: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {key: base64.b64encode(text.encode()).decode()},
+    }
+
+
+def _ready_on(node: dict[str, Any], runtime: str) -> bool:
+    status = node.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+    return ready and str((status.get("nodeInfo") or {}).get("containerRuntimeVersion", "")).startswith(
+        runtime
+    )
+
+
+def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
+    stack: tuple[Any, Any], tmp_path: Path
+) -> None:
+    nodes, api = stack
+    names = [n.name for n in nodes.nodes]
+    eventually(
+        lambda: all(_ready_on(api.get("nodes", n) or {}, "docker://") for n in names),
+        60,
+        "kubelets on Docker",
+    )
+    api.seed(
+        [
+            _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
+            _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+        ]
+    )
+    operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    operator.start()
+    before = len(api.requests)
+    try:
+        api.seed(
+            {
+                "apiVersion": "shimshift.io/v1alpha1",
+                "kind": "NodeMigration",
+                "metadata": {"name": "real"},
+                "spec": {
+                    "mode": "Migrate",
+                    "nodeNames": names,
+                    "rollout": {"maxUnavailable": 2},
+                    "ssh": {
+                        "user": "root",
+                        "port": nodes.ssh_port,
+                        "privateKeySecretRef": {"name": "ssh"},
+                        "knownHostsSecretRef": {"name": "known-hosts"},
+                    },
+                },
+            }
+        )
+
+        def finished() -> Any:
+            obj = api.get("nodemigrations.shimshift.io", "real") or {}
+            phase = (obj.get("status") or {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed", "Paused") else None
+
+        phase = eventually(finished, 200, "the migration to finish", 0.5)
+        status = (api.get("nodemigrations.shimshift.io", "real") or {}).get("status") or {}
+        assert phase == Phase.SUCCEEDED, (status, operator.logs()[-4000:])
+    finally:
+        operator.stop()
+
+    for record in status["nodes"]:
+        assert record["phase"] == NodePhase.SUCCEEDED
+    for name in names:
+        node = api.get("nodes", name) or {}
+        assert _ready_on(node, "containerd://"), node.get("status")
+        assert not node["spec"].get("unschedulable")
+        assert node["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
+    trips = [int(m) for m in re.findall(r"finished with (\d+) SSH round trips", operator.logs())]
+    calls = [r for r in list(api.requests)[before:] if r.resource]
+    print(
+        f"\nper migrated node: SSH round trips {trips}, API calls {len(calls) / len(names):.0f} (operator + kopf)"
+    )
