@@ -296,7 +296,7 @@ def _validate_combinator(
 
 
 def _alternatives(schemas: list[Schema]) -> str:
-    types = [s.get("type") for s in schemas if s.get("type")]
+    types = [str(s["type"]) for s in schemas if s.get("type")]
     return ",".join(types) if types else "one of the allowed schemas (anyOf)"
 
 

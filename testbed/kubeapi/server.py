@@ -529,9 +529,9 @@ class ApiServer:
                 continue
             if event is None:
                 break
-            typ = watcher.translate(event)
-            if typ is not None:
-                await response.write(self._event_line(rt, typ, event.new, view, include, first))
+            seen_as = watcher.translate(event)
+            if seen_as is not None:
+                await response.write(self._event_line(rt, seen_as, event.new, view, include, first))
                 first = False
 
 

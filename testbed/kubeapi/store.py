@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -255,7 +256,7 @@ class Store:
             found = found[bisect.bisect_right([k for k, _ in found], start_after) :]
         return found
 
-    def events_since(self, gk: GK, rv: int) -> list[Event]:
+    def events_since(self, gk: GK, rv: int) -> builtins.list[Event]:
         """History events for one resource after ``rv``; raises 410 Gone if history no longer reaches it."""
         if rv < self.oldest_rv() - 1 and rv < self.rv:
             raise gone(rv, self.oldest_rv())
