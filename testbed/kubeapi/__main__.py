@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--no-controllers", action="store_true", help="no scheduler, pod lifecycle or workload controllers"
     )
+    p.add_argument(
+        "--no-kubelet",
+        action="store_true",
+        help="do not start pods (leave them Pending for an external kubelet)",
+    )
     p.add_argument("--no-kopf-peering", action="store_true", help="do not pre-install kopf's peering CRDs")
     p.add_argument("--history-size", type=int, default=50_000, help="watch events kept for resumption")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
@@ -44,6 +49,7 @@ async def serve(args: argparse.Namespace) -> None:
         history_size=args.history_size,
         kopf_peering=not args.no_kopf_peering,
         controllers=not args.no_controllers,
+        simulate_kubelet=not args.no_kubelet,
     )
     emulator = Emulator(config)
     url = await emulator.start()

@@ -38,6 +38,7 @@ class EmulatorConfig:
     history_size: int = 50_000
     kopf_peering: bool = True
     controllers: bool = True
+    simulate_kubelet: bool = True  # start pods (Pending -> Running, Ready) after pod_startup_seconds
     bookmark_interval: float = 1.0
 
 
@@ -95,7 +96,11 @@ class Emulator:
         self.cluster = Cluster(
             registry=Registry.with_builtins(), store=self.store, time_factor=config.time_factor
         )
-        self.controllers = Controllers(self.cluster, pod_startup_seconds=config.pod_startup_seconds)
+        self.controllers = Controllers(
+            self.cluster,
+            pod_startup_seconds=config.pod_startup_seconds,
+            simulate_kubelet=config.simulate_kubelet,
+        )
         self.log = RequestLog()
         self.faults = Faults()
         self.server = ApiServer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import kubernetes
@@ -297,3 +298,21 @@ def test_a_dry_run_eviction_answers_but_deletes_nothing(kubeapi: KubeApi) -> Non
     )
     assert code == 201
     assert kubeapi.get("pods", "p", "default")["metadata"].get("deletionTimestamp") is None
+
+
+def test_pods_on_a_node_with_an_external_kubelet_are_left_for_it_to_start(kubeapi: KubeApi) -> None:
+    external = node("real")
+    external["metadata"]["annotations"] = {"testbed.shimshift.io/external-kubelet": "true"}
+    kubeapi.seed(
+        [
+            external,
+            node("sim"),
+            pod("theirs", "real", phase="Pending", ready=False),
+            pod("ours", "sim", phase="Pending", ready=False),
+        ]
+    )
+    wait_until(
+        lambda: kubeapi.get("pods", "ours", "default")["status"]["phase"] == "Running", what="ours running"
+    )
+    time.sleep(0.3)  # ten start-up delays at the test time factor
+    assert kubeapi.get("pods", "theirs", "default")["status"]["phase"] == "Pending"
