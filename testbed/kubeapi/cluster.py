@@ -31,6 +31,8 @@ from .registry import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector
 from .store import GK, Store, Stored
 
+# Node registration carries its status; every other type with a status subresource starts empty.
+KEEP_STATUS_ON_CREATE = ("Node", "Namespace")
 CORE_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -151,8 +153,8 @@ class Cluster:
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = iso(utcnow())
         meta["generation"] = 1
-        if rt.schema is not None and rt.has_status:
-            obj.pop("status", None)
+        if rt.has_status and rt.kind not in KEEP_STATUS_ON_CREATE:
+            obj.pop("status", None)  # as the registries' PrepareForCreate do; seeding restores it
         self._default_builtin(rt, obj)
         self._admit(rt, obj, None, field_validation)
         if dry_run:
@@ -446,9 +448,7 @@ class Cluster:
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("dnsPolicy", "ClusterFirst")
             spec.setdefault("schedulerName", "default-scheduler")
-            status = obj.setdefault("status", {})
-            status.setdefault("phase", "Pending")
-            status.setdefault("qosClass", "BestEffort")
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif spec is not None and rt.kind in ("Deployment", "ReplicaSet", "StatefulSet"):
             spec.setdefault("replicas", 1)
         if spec is not None and rt.kind == "Deployment":
