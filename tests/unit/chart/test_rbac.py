@@ -260,11 +260,18 @@ def test_chart_grants_nothing_the_code_or_kopf_does_not_use(value_set: str) -> N
     assert extra == [], "granted but unused; drop them from charts/shimshift/templates/rbac.yaml"
 
 
-@pytest.mark.parametrize("value_set", ["default", "pinned-and-scheduled"])
+# Granted only for the Secrets named in values (resourceNames); with none named, none is readable.
+SECRETS_BY_NAME: Grant = ("", "secrets", "get")
+
+
+@pytest.mark.parametrize("value_set", ["default", "secrets-from-values", "pinned-and-scheduled"])
 def test_chart_grants_everything_the_code_and_kopf_use(value_set: str) -> None:
     grants = granted(value_set)
-    opted_in = value_set == "pinned-and-scheduled"
-    needed = (used_grants() | KOPF_NEEDS) - (set() if opted_in else OPT_IN)
+    needed = used_grants() | KOPF_NEEDS
+    if value_set != "pinned-and-scheduled":
+        needed -= OPT_IN
+    if value_set != "secrets-from-values":
+        needed.discard(SECRETS_BY_NAME)
     missing = sorted(needed - grants["ClusterRole"] - grants["Role"])
     assert missing == [], "used but not granted; add them to charts/shimshift/templates/rbac.yaml"
 
