@@ -20,7 +20,9 @@ from tests.e2e.conftest import Operator, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 
-SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
+#: node1 and node2 migrate; node3 gets a containerd that cannot start its CRI plugin and rolls back.
+SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray", "kubeadm-cgroupfs"]
+CRI_STATE_DIR = "/var/lib/containerd/io.containerd.grpc.v1.cri"
 
 
 @pytest.fixture(scope="module")
@@ -58,34 +60,33 @@ def _ready_on(node: dict[str, Any], runtime: str) -> bool:
     )
 
 
-def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
-    stack: tuple[Any, Any], tmp_path: Path
-) -> None:
-    nodes, api = stack
-    names = [n.name for n in nodes.nodes]
+def _migrate(
+    nodes: Any, api: Any, tmp_path: Path, name: str, node_names: list[str]
+) -> tuple[str, Any, Operator]:
+    """Run the operator on a NodeMigration of `node_names` until it settles; (phase, status, operator)."""
     eventually(
-        lambda: all(_ready_on(api.get("nodes", n) or {}, "docker://") for n in names),
+        lambda: all(_ready_on(api.get("nodes", n) or {}, "docker://") for n in node_names),
         60,
         "kubelets on Docker",
     )
-    api.seed(
-        [
-            _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-            _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
-        ]
-    )
+    if api.get("secrets", "ssh", "default") is None:
+        api.seed(
+            [
+                _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
+                _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+            ]
+        )
     operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
     operator.start()
-    before = len(api.requests)
     try:
         api.seed(
             {
                 "apiVersion": "shimshift.io/v1alpha1",
                 "kind": "NodeMigration",
-                "metadata": {"name": "real"},
+                "metadata": {"name": name},
                 "spec": {
                     "mode": "Migrate",
-                    "nodeNames": names,
+                    "nodeNames": node_names,
                     "rollout": {"maxUnavailable": 2},
                     "ssh": {
                         "user": "root",
@@ -98,16 +99,57 @@ def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
         )
 
         def finished() -> Any:
-            obj = api.get("nodemigrations.shimshift.io", "real") or {}
+            obj = api.get("nodemigrations.shimshift.io", name) or {}
             phase = (obj.get("status") or {}).get("phase")
             return phase if phase in ("Succeeded", "Failed", "Paused") else None
 
-        phase = eventually(finished, 200, "the migration to finish", 0.5)
-        status = (api.get("nodemigrations.shimshift.io", "real") or {}).get("status") or {}
-        assert phase == Phase.SUCCEEDED, (status, operator.logs()[-4000:])
+        phase = eventually(finished, 200, "the migration to settle", 0.5)
     finally:
         operator.stop()
+    return phase, (api.get("nodemigrations.shimshift.io", name) or {}).get("status") or {}, operator
 
+
+def test_a_node_whose_containerd_cannot_start_cri_rolls_back_to_docker_and_the_rollout_pauses(
+    stack: tuple[Any, Any], tmp_path: Path
+) -> None:
+    nodes, api = stack
+    broken = nodes.nodes[2]
+    config_before = broken.view("/etc/containerd/config.toml").read_bytes()
+    # Injected fault: the CRI plugin's state directory is a file, so enabling CRI makes the plugin fail.
+    assert (
+        broken.exec(["sh", "-c", f"rm -rf {CRI_STATE_DIR} && echo broken > {CRI_STATE_DIR}"]).exit_status == 0
+    )
+    try:
+        phase, status, operator = _migrate(nodes, api, tmp_path, "broken", [broken.name])
+    finally:
+        broken.exec(["rm", "-f", CRI_STATE_DIR])
+
+    assert phase == Phase.PAUSED, (status, operator.logs()[-4000:])
+    (record,) = status["nodes"]
+    assert record["phase"] == NodePhase.ROLLED_BACK, record
+    assert record["lastError"]["step"] == "configure", record["lastError"]
+    paused = next(c for c in status["conditions"] if c["type"] == "Paused")
+    assert (
+        paused["status"] == "True" and paused["reason"] == "MaxFailures" and broken.name in paused["message"]
+    )
+    node = eventually(
+        lambda: (n := api.get("nodes", broken.name)) and _ready_on(n, "docker://") and n, 60, "Docker"
+    )
+    assert not node["spec"].get("unschedulable")
+    assert keys.LOCK_ANNOTATION not in (node["metadata"].get("annotations") or {})
+    assert broken.view("/etc/containerd/config.toml").read_bytes() == config_before
+
+
+def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
+    stack: tuple[Any, Any], tmp_path: Path
+) -> None:
+    nodes, api = stack
+    names = [n.name for n in nodes.nodes[:2]]
+    before = len(api.requests)
+
+    phase, status, operator = _migrate(nodes, api, tmp_path, "real", names)
+
+    assert phase == Phase.SUCCEEDED, (status, operator.logs()[-4000:])
     for record in status["nodes"]:
         assert record["phase"] == NodePhase.SUCCEEDED
     for name in names:

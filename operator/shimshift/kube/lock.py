@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from shimshift.kube.api import MERGE_PATCH, Kube
-from shimshift.kube.nodes import annotations_of, get_node, node_path
+from shimshift.kube.nodes import annotations_of, get_node, node_path, retry_on_conflict
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 
@@ -32,7 +32,17 @@ class NodeLocked(KubeError):
 
 
 def acquire_node_lock(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
-    """Make `owner` the holder of `name`'s lock, or raise NodeLocked / Conflict. Idempotent."""
+    """Make `owner` the holder of `name`'s lock, or raise NodeLocked. Idempotent. A race lost to an
+    unrelated change (a kubelet heartbeat) is retried; a race lost to another taker ends in NodeLocked."""
+    retry_on_conflict(lambda: _acquire_once(kube, name, owner, owner_exists))
+
+
+def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
+    """Drop `owner`'s lock on `name`; True if it was held. Someone else's lock is left alone."""
+    return retry_on_conflict(lambda: _release_once(kube, name, owner))
+
+
+def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
     node = get_node(kube, name)
     holder = annotations_of(node).get(keys.LOCK_ANNOTATION)
     if holder == owner:
@@ -54,8 +64,7 @@ def acquire_node_lock(kube: Kube, name: str, owner: str, owner_exists: Callable[
     )
 
 
-def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
-    """Drop `owner`'s lock on `name`; True if it was held. Someone else's lock is left alone."""
+def _release_once(kube: Kube, name: str, owner: str) -> bool:
     node = get_node(kube, name)
     if annotations_of(node).get(keys.LOCK_ANNOTATION) != owner:
         return False

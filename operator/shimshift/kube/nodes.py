@@ -9,15 +9,17 @@ were decided on, so a concurrent change makes them fail with a Conflict instead 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from shimshift.kube.api import MERGE_PATCH, Kube, Object
+from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
 from shimshift.model import keys
 from shimshift.planning.cluster import Node, parse_node
 
 log = logging.getLogger(__name__)
 
 NODES = "/api/v1/nodes"
+T = TypeVar("T")
 
 
 def node_path(name: str) -> str:
@@ -48,7 +50,29 @@ def _patch(kube: Kube, name: str, node: Object, body: dict[str, Any]) -> Object:
     return kube.request("PATCH", node_path(name), body=body, content_type=MERGE_PATCH)
 
 
+def retry_on_conflict(action: Callable[[], T], attempts: int = 4) -> T:
+    """Run a read-decide-write `action` again when its write lost a race (409), as client-go's
+    RetryOnConflict does: the kubelet's heartbeats change a Node's resourceVersion every few seconds."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def cordon_node(kube: Kube, name: str, owner: str) -> bool:
+    """Cordon `name` for `owner` (see `_cordon_once`), retrying lost races."""
+    return retry_on_conflict(lambda: _cordon_once(kube, name, owner))
+
+
+def uncordon_node(kube: Kube, name: str, owner: str) -> bool:
+    """Undo `owner`'s cordon (see `_uncordon_once`), retrying lost races."""
+    return retry_on_conflict(lambda: _uncordon_once(kube, name, owner))
+
+
+def _cordon_once(kube: Kube, name: str, owner: str) -> bool:
     """Cordon `name` for `owner`; True when it was already unschedulable by someone else's hand.
 
     Idempotent: a node already cordoned by `owner` (a resumed step) reports False, as the first call did.
@@ -68,7 +92,7 @@ def cordon_node(kube: Kube, name: str, owner: str) -> bool:
     return False
 
 
-def uncordon_node(kube: Kube, name: str, owner: str) -> bool:
+def _uncordon_once(kube: Kube, name: str, owner: str) -> bool:
     """Undo `owner`'s cordon; True if the node was changed. A cordon that is not ours stays."""
     node = get_node(kube, name)
     if annotations_of(node).get(keys.CORDONED_BY_ANNOTATION) != owner:
@@ -93,6 +117,11 @@ def label_node_migrated(kube: Kube, name: str) -> None:
 
 
 def update_cri_socket_annotation(kube: Kube, name: str, endpoint: str) -> bool:
+    """`_update_cri_socket_once`, retrying lost races."""
+    return retry_on_conflict(lambda: _update_cri_socket_once(kube, name, endpoint))
+
+
+def _update_cri_socket_once(kube: Kube, name: str, endpoint: str) -> bool:
     """Point kubeadm's `cri-socket` annotation at `endpoint` where the node has one; True if changed.
 
     kubeadm upgrade reads it; nodes not built by kubeadm have none and get none.

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from testbed.kubeapi import KubeApi
 
-from shimshift.kube.api import Conflict, Kube
+from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
 from shimshift.kube.nodes import cordon_node, label_node_migrated, uncordon_node, update_cri_socket_annotation
 from shimshift.model import keys
@@ -65,23 +65,47 @@ def test_the_lock_is_held_against_a_live_owner_and_taken_over_from_a_gone_one(
     assert keys.LOCK_ANNOTATION not in (_node(kubeapi, "n1")["metadata"].get("annotations") or {})
 
 
-def test_a_lock_decided_on_a_stale_node_fails_with_a_conflict_instead_of_overwriting(
-    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubeapi.seed(node("n1"))
+def _racing_get(monkeypatch: pytest.MonkeyPatch, kubeapi: KubeApi, change: dict[str, Any]) -> None:
+    """The node changes (once) between the lock's read and its write."""
     import shimshift.kube.lock as lock_mod
 
     real_get = lock_mod.get_node
+    raced: list[bool] = []
 
     def stale_get(k: Kube, name: str) -> dict[str, Any]:
         seen = real_get(k, name)
-        kubeapi.patch("nodes", name, {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
+        if not raced:
+            raced.append(True)
+            kubeapi.patch("nodes", name, change)
         return seen
 
     monkeypatch.setattr(lock_mod, "get_node", stale_get)
-    with pytest.raises(Conflict):
+
+
+def test_a_lock_race_lost_to_another_taker_ends_locked_instead_of_overwriting(
+    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeapi.seed(node("n1"))
+    _racing_get(monkeypatch, kubeapi, {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
+
+    with pytest.raises(NodeLocked, match="locked by NodeMigration other"):
         acquire_node_lock(kube, "n1", "mine", lambda owner: True)
     assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "other"
+
+
+def test_a_lock_race_lost_to_an_unrelated_change_is_retried_and_wins(
+    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeapi.seed(node("n1"))
+    _racing_get(monkeypatch, kubeapi, {"metadata": {"labels": {"heartbeat": "1"}}})
+
+    acquire_node_lock(kube, "n1", "mine", lambda owner: True)
+
+    assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "mine"
+    conflicts = [
+        r for r in kubeapi.requests if r.method == "PATCH" and r.resource == "nodes" and r.status == 409
+    ]
+    assert len(conflicts) == 1
 
 
 def test_the_completion_label_and_cri_socket_annotation_are_set_only_where_they_belong(
