@@ -72,3 +72,17 @@ def test_kopf_peering_crd_is_installed_from_the_charts_crds_directory_only() -> 
     assert names == ["clusterkopfpeering.yaml"], "the NodeMigration CRD belongs in templates (upgradable)"
     with_crds = helm.template("--include-crds")
     assert "clusterkopfpeerings.kopf.dev" in with_crds.stdout
+
+
+def test_a_packaged_chart_carries_the_crd_and_renders_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Helm does not follow symlinks out of a chart when packaging: the copy must be a real file.
+    assert not CHART_COPY.is_symlink()
+    packaged = helm.run_helm("package", str(helm.CHART), "--destination", str(tmp_path))
+    assert packaged.returncode == 0, packaged.stderr
+    (archive,) = tmp_path.glob("shimshift-*.tgz")
+    result = helm.run_helm("template", helm.RELEASE, str(archive), "--namespace", helm.NAMESPACE)
+    assert result.returncode == 0, result.stderr
+    crds = [d for d in helm.documents(result.stdout) if d["kind"] == "CustomResourceDefinition"]
+    assert [c["metadata"]["name"] for c in crds] == ["nodemigrations.shimshift.io"]
+    readme = helm.run_helm("show", "readme", str(archive))
+    assert "docs/chart.md" in readme.stdout
