@@ -147,3 +147,26 @@ def test_the_standalone_server_writes_a_kubeconfig_and_serves_its_seed(tmp_path:
         assert names == ["seeded"]
         process = server.process
     assert process.returncode == 0
+
+
+def test_the_small_cluster_seed_comes_up_with_every_workload_running(kubeapi: KubeApi) -> None:
+    kubeapi.seed(REPO / "testbed" / "kubeapi" / "seeds" / "small-cluster.yaml")
+
+    def running() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for p in kubeapi.list("pods"):
+            if p["status"].get("phase") == "Running":
+                app = p["metadata"]["labels"]["app"]
+                counts[app] = counts.get(app, 0) + 1
+        return counts
+
+    wait_until(lambda: running() == {"node-exporter": 4, "web": 3, "db": 2}, what="all workloads running")
+    web_nodes = {p["spec"]["nodeName"] for p in kubeapi.list("pods", "default", "app=web")}
+    assert "cp-1" not in web_nodes, "the control-plane taint keeps ordinary pods away"
+    budget = wait_until(
+        lambda: (
+            kubeapi.get("poddisruptionbudgets", "web", "default")["status"].get("currentHealthy") == 3
+            and kubeapi.get("poddisruptionbudgets", "web", "default")
+        )
+    )
+    assert budget["status"]["disruptionsAllowed"] == 1
