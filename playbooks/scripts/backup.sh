@@ -3,6 +3,7 @@
 # Usage: backup DIR PATH...   Prints "unchanged" or "changed".
 dir=$1
 shift
+lock_state "${dir%/backup/*}"
 if [ -f "$dir/complete" ]; then echo unchanged; exit 0; fi
 rm -rf -- "$dir/entries" || exit 20
 mkdir -p -m 0700 -- "$dir/entries" || exit 20

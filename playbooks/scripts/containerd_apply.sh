@@ -3,6 +3,7 @@
 # on a configured node restarts nothing.
 # Usage: containerd_apply STATE CONFIG SECONDS   Prints "unchanged" or "restarted".
 state=$1 config=$2 wait=$3
+lock_state "$state"
 sum=$(file_sha "$config")
 if [ -n "$sum" ] && [ "$(cat -- "$state/containerd-applied" 2>/dev/null)" = "$sum" ] && cri_ok; then
     echo unchanged

@@ -3,6 +3,7 @@
 # wait until it answers again (Docker reconnects to it by itself). Idempotent.
 # Usage: containerd_undo STATE BACKUP SECONDS   Prints "unchanged" or "undone".
 state=$1 backup=$2 wait=$3
+lock_state "$state"
 out=$(restore_backup "$backup") || exit 20
 if [ "$out" = "restored 0" ] && [ ! -e "$state/containerd-applied" ] && [ ! -e "$state/containerd-restarting" ]; then
     echo unchanged

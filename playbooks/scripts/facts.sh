@@ -1,21 +1,27 @@
-# shimshift facts probe (read-only). Takes no arguments and changes nothing on the node.
-# Prints one record per line, "<key>\t<base64 of stdout>\t<exit status|missing>", which
-# shimshift.planning.facts_parse turns into NodeFacts. Every command is bounded by `timeout`.
+# shimshift facts probe (read-only). Takes no arguments and changes nothing on the node (its scratch
+# directory under /tmp is removed on exit). Prints one record per line,
+# "<key>\t<base64 of stdout>\t<exit status|missing>", which shimshift.planning.facts_parse turns into
+# NodeFacts. Every command is bounded by `timeout`; the slow ones (docker, ctr) run concurrently.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-exec 4>&1
+scratch=$(mktemp -d /tmp/.shimshift-facts.XXXXXX) || exit 1
+trap 'rm -rf -- "$scratch"' EXIT HUP INT TERM
 echo "shimshift-facts	1"
+n=0
 
 cmd() {
-    key=$1
+    n=$((n + 1))
+    printf '%s' "$1" >"$scratch/$n.key"
     shift
-    printf '%s\t' "$key"
-    rc=$({ { timeout -k 2 20 "$@" 2>/dev/null </dev/null; echo $? >&3; } | base64 -w0 >&4; } 3>&1)
-    printf '\t%s\n' "$rc"
+    (
+        timeout -k 2 20 "$@" >"$scratch/$n.out" 2>/dev/null </dev/null
+        echo $? >"$scratch/$n.rc"
+    ) &
 }
 
 file() {
     if [ -e "$1" ]; then
-        cmd "file:$1" cat -- "$1"
+        printf 'file:%s\t%s\t' "$1" "$(base64 -w0 <"$1" 2>/dev/null)"
+        [ -r "$1" ] && echo 0 || echo 1
     else
         printf 'file:%s\t\tmissing\n' "$1"
     fi
@@ -27,8 +33,8 @@ cmd docker-info docker info --format '{{json .}}'
 cmd docker-images sh -c 'ids=$(docker image ls -q --no-trunc | sort -u); [ -z "$ids" ] || docker image inspect $ids'
 cmd docker-containers docker ps -a --no-trunc --format '{{json .}}'
 cmd containerd-version containerd --version
-cmd ctr-plugins ctr plugins ls
-cmd ctr-images ctr -n k8s.io images ls -q
+cmd ctr-plugins ctr --connect-timeout 3s plugins ls
+cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"
@@ -62,12 +68,18 @@ for f in $configs /var/lib/kubelet/config.yaml; do
 done
 
 if [ -d /etc/docker/certs.d ]; then
-    cmd certs-list find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f
+    printf 'certs-list\t%s\t0\n' "$(find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f | base64 -w0)"
     find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f -name '*.crt' | while IFS= read -r f; do
         file "$f"
     done
     find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f -name '*.key' | while IFS= read -r f; do
-        cmd "sha256:$f" sha256sum -- "$f"
+        printf 'sha256:%s\t%s\t0\n' "$f" "$(sha256sum -- "$f" | base64 -w0)"
     done
 fi
+wait
+i=1
+while [ $i -le $n ]; do
+    printf '%s\t%s\t%s\n' "$(cat "$scratch/$i.key")" "$(base64 -w0 <"$scratch/$i.out")" "$(cat "$scratch/$i.rc")"
+    i=$((i + 1))
+done
 echo "shimshift-facts	end"

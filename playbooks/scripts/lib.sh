@@ -2,6 +2,18 @@
 # positional parameters ("$1", "$@"), never as shell text.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# hold the node-side lock of state directory $1 until the script exits: a step re-run after a cut
+# connection waits for the first run, which may still be going on the node, instead of racing it
+lock_state() {
+    mkdir -p -m 0700 -- "$1" || exit 20
+    exec 9>"$1/.lock" || exit 20
+    flock -w 300 9 || { echo "another shimshift command still holds $1/.lock" >&2; exit 30; }
+}
+
+# daemons started through systemctl must not inherit the lock's descriptor (they would hold it forever
+# where systemctl is a stand-in that forks them)
+systemctl() { command systemctl "$@" 9>&-; }
+
 # unit $1 is active (quietly: some systemctl stand-ins print the state even with --quiet)
 is_active() { systemctl is-active "$1" >/dev/null 2>&1; }
 
@@ -11,7 +23,7 @@ file_sha() { sha256sum <"$1" 2>/dev/null | cut -d' ' -f1; }
 # containerd answers and its CRI plugin reports ok (a running daemon is not enough: a bad CRI config
 # leaves containerd up with `cri ... error`)
 cri_ok() {
-    [ "$(timeout 5 ctr plugins ls 2>/dev/null |
+    [ "$(timeout 5 ctr --connect-timeout 3s plugins ls 2>/dev/null |
         awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}')" = ok ]
 }
 

@@ -3,9 +3,12 @@
 # into place, start the kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts
 # exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
 # not) is left alone.
-# Usage: switch STATE SECONDS TARGET SHA256 [TARGET SHA256 ...]   Prints "unchanged" or "switched".
-state=$1 wait=$2
-shift 2
+# GRACE bounds how long Docker's remaining Kubernetes containers (DaemonSet pods; the node was drained)
+# get to stop before they are killed.
+# Usage: switch STATE SECONDS GRACE TARGET SHA256 [TARGET SHA256 ...]   Prints "unchanged" or "switched".
+state=$1 wait=$2 grace=$3
+shift 3
+lock_state "$state"
 switched=yes t=
 for a do
     if [ -z "$t" ]; then t=$a; else [ "$(file_sha "$t")" = "$a" ] || switched=no; t=; fi
@@ -18,7 +21,7 @@ mkdir -p -m 0700 -- "$state" && : >"$state/switch-started" || exit 20
 stop_recorded "$state" kubelet || exit
 if is_active docker; then
     ids=$(timeout 20 docker ps -q --filter name=^k8s_ 2>/dev/null)
-    [ -z "$ids" ] || timeout 60 docker stop -t 5 $ids >/dev/null 2>&1
+    [ -z "$ids" ] || timeout $((grace + 30)) docker stop -t "$grace" $ids >/dev/null 2>&1
 fi
 stop_recorded "$state" cri-docker || exit
 stop_recorded "$state" docker || exit

@@ -4,6 +4,7 @@
 # Usage: switch_undo STATE BACKUP TARGET...   Prints "unchanged" or "undone".
 state=$1 backup=$2
 shift 2
+lock_state "$state"
 for t do rm -f -- "$t.shimshift-new"; done
 if [ ! -e "$state/switch-started" ]; then
     echo unchanged

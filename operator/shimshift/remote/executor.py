@@ -163,8 +163,8 @@ def _act(
                 [Problem(task.name, f"upload: {action.upload} must be a list of NodeFile")],
                 source=playbook.source,
             )
-        changed = [conn.upload(f, timeout=task.timeout) for f in files]
-        return any(changed), ""
+        uploaded = [conn.upload(f, timeout=task.timeout) for f in files]
+        return any(uploaded), ""
     result = _command(conn, playbook, task, action, variables)
     if not result.ok:
         raise TaskFailed(conn.node, playbook.name, task.name, phase, result)

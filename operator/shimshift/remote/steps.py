@@ -56,7 +56,8 @@ class NodePlan:
     containerd_files: tuple[NodeFile, ...]
     kubelet: KubeletSwitch
     docker_policy: DockerPolicy = DockerPolicy.KEEP
-    wait_seconds: int = 60
+    wait_seconds: int = 60  # how long a restarted daemon gets to come up
+    stop_grace_seconds: int = 10  # how long Docker's remaining pod containers get to stop at the switch
 
     @classmethod
     def build(
@@ -67,13 +68,14 @@ class NodePlan:
         *,
         docker_policy: DockerPolicy = DockerPolicy.KEEP,
         wait_seconds: int = 60,
+        stop_grace_seconds: int = 10,
     ) -> NodePlan:
         """From the renderer's files: config.toml gets validated by containerd before it is installed."""
         files = tuple(
             NodeFile.from_rendered(f, CONTAINERD_VALIDATE if f.path == keys.CONTAINERD_CONFIG else ())
             for f in rendered
         )
-        return cls(migration, files, kubelet, docker_policy, wait_seconds)
+        return cls(migration, files, kubelet, docker_policy, wait_seconds, stop_grace_seconds)
 
     @property
     def state_dir(self) -> str:
@@ -108,6 +110,7 @@ class NodePlan:
             "switch_pairs": pairs,
             "targets": [e.path for e in edits],
             "wait_seconds": str(self.wait_seconds),
+            "stop_grace_seconds": str(self.stop_grace_seconds),
             "docker_policy": self.docker_policy.value,
         }
 

@@ -1,0 +1,357 @@
+"""The node steps on the testbed's real daemons (sshd, containerd 1.6, dockerd 20.10, fake systemctl,
+fake kubelet reporting to the API emulator): every profile moves to containerd and comes back to
+Docker byte for byte; steps are idempotent, survive a cut connection, and the faults roll back."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shimshift.model.errors import NodeError
+from shimshift.model.facts import NodeFacts
+from shimshift.model.keys import StepId
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.kubelet import FileEdit, plan_kubelet_switch
+from shimshift.playbooks import NodeFile
+from shimshift.remote import (
+    ConnectionLost,
+    HostKeyError,
+    NodeConnection,
+    NodePlan,
+    NodeSteps,
+    NotDockershimNode,
+    SshOptions,
+    SshTarget,
+    TaskFailed,
+)
+from shimshift.rendering import render_node_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(170)]
+
+PROFILES = ["kubeadm-systemd", "kubeadm-cgroupfs", "kubespray", "cri-dockerd"]
+FORWARD = (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY)
+ROUND_TRIPS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module")
+def cluster(scratch_cluster: Any, nodes_kubeapi: Any) -> Iterator[Any]:
+    scratch_cluster.attach_api(nodes_kubeapi.url, nodes_kubeapi.kubeconfig)
+    yield scratch_cluster
+    if ROUND_TRIPS:
+        print("\nSSH round trips per node sequence (facts..verify):", json.dumps(ROUND_TRIPS))
+
+
+def node_of(cluster: Any, profile: str) -> Any:
+    from testbed.nodes.fixtures import node_with_profile
+
+    return node_with_profile(cluster, profile)
+
+
+def connect(cluster: Any, node: Any, **kw: Any) -> NodeConnection:
+    opts = {
+        "known_hosts": cluster.known_hosts.read_text(),
+        "private_key": cluster.private_key.read_text(),
+        "command_timeout": 120.0,
+        **kw,
+    }
+    return NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), SshOptions(**opts))
+
+
+def plan_for(facts: NodeFacts, migration: str = "m1") -> NodePlan:
+    spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [facts.node]})
+    rendered = render_node_config(spec, facts)
+    switch = plan_kubelet_switch(facts.node, facts.kubelet, endpoint=spec.kubelet.runtime_endpoint)
+    return NodePlan.build(migration, rendered.files, switch, wait_seconds=30, stop_grace_seconds=1)
+
+
+def touched_paths(plan: NodePlan) -> list[str]:
+    v = plan.variables()
+    return [*v["containerd_paths"], *v["kubelet_paths"], *(f.path for f in v["staged_files"])]
+
+
+def snapshot(node: Any, paths: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in paths:
+        view = node.view(p)
+        if view.exists():
+            st = view.stat()
+            out[p] = (view.read_bytes(), st.st_mode, st.st_uid, st.st_gid)
+        else:
+            out[p] = None
+    return out
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    from testbed.nodes.fixtures import wait_until as wait
+
+    return wait(predicate, timeout=timeout, what=what)
+
+
+def node_runtime(kube_core: Any, name: str) -> tuple[str, str]:
+    node = kube_core.read_node(name)
+    ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
+    return node.status.node_info.container_runtime_version if node.status.node_info else "", ready
+
+
+def wait_runtime(kube_core: Any, name: str, prefix: str) -> None:
+    wait_until(
+        lambda: (lambda r: r[0].startswith(prefix) and r[1] == "True")(node_runtime(kube_core, name)),
+        45,
+        f"node {name} Ready on {prefix}",
+    )
+
+
+def active(node: Any, unit: str) -> bool:
+    return bool(node.exec(["systemctl", "is-active", "--quiet", unit]).exit_status == 0)
+
+
+def facts_of(steps: NodeSteps, node: Any) -> NodeFacts:
+    return steps.facts(kubelet_version="v" + node.profile.kubelet_version)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_facts_are_complete_and_correct_on_every_profile(cluster: Any, profile: str) -> None:
+    node = node_of(cluster, profile)
+    with connect(cluster, node) as conn:
+        facts = facts_of(NodeSteps(conn), node)
+        assert conn.round_trips == 1
+    assert facts.docker_version and facts.docker_version.startswith("20.10")
+    assert facts.containerd_version and facts.containerd_version.startswith("1.6")
+    assert facts.containerd_config == node.read("/etc/containerd/config.toml")
+    assert facts.containerd_config_version == 1
+    assert facts.cri_enabled is False
+    assert facts.daemon_json == json.loads(node.read("/etc/docker/daemon.json"))
+    assert facts.kubelet.cgroup_driver is not None
+    assert facts.kubelet.cgroup_driver.value == node.profile.cgroup_driver
+    assert (
+        facts.docker_cgroup_driver == "cgroupfs" or facts.docker_cgroup_driver == node.profile.cgroup_driver
+    )
+    assert facts.containerd_root_free_bytes and facts.containerd_root_free_bytes > 0
+    assert facts.images and all(i.size > 0 for i in facts.images)
+    assert any(c.namespace == "kube-system" for c in facts.containers)
+    assert facts.dockershim_node
+    assert dict(facts.unreadable) == {}
+    hosts = {c.host for c in facts.docker_certs}
+    assert hosts == (
+        {"registry.shimshift.test"} if node.profile.registry.value == "mirror-with-ca" else set()
+    )
+
+
+def in_parallel(scenarios: dict[str, Callable[[], None]]) -> None:
+    """Run independent node scenarios at once (each on its own node and connection); fail naming each."""
+    with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in scenarios.items()}
+    errors = {name: f.exception() for name, f in futures.items() if f.exception() is not None}
+    if errors:
+        first = next(iter(errors.values()))
+        raise AssertionError("; ".join(f"{name}: {e!r}" for name, e in errors.items())) from first
+
+
+def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.Thread:
+    """Close the connection `delay` seconds after round trip number `round_trip` starts."""
+
+    def cut() -> None:
+        deadline = time.monotonic() + 120
+        while conn.round_trips < round_trip and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        transport = conn.transport
+        if transport is not None:
+            transport.close()
+
+    thread = threading.Thread(target=cut, daemon=True)
+    thread.start()
+    return thread
+
+
+def full_cycle(cluster: Any, kube_core: Any, profile: str) -> None:
+    node = node_of(cluster, profile)
+    wait_runtime(kube_core, node.name, "docker://")
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        facts = facts_of(steps, node)
+        steps.preflight(facts)
+        plan = plan_for(facts)
+        before = snapshot(node, touched_paths(plan))
+        for step in FORWARD:
+            steps.run(step, plan)
+        ROUND_TRIPS[profile] = conn.round_trips
+        wait_runtime(kube_core, node.name, "containerd://")
+        assert not active(node, "docker")
+        restarts = [c["argv"] for c in node.systemctl_calls() if c["argv"][:1] == ["restart"]]
+        assert restarts[-1:] == [["restart", "containerd"]]
+
+        # idempotence: every step again changes nothing
+        for step in FORWARD:
+            assert not steps.run(step, plan).changed, step
+        # a migrated node is no longer a dockershim node: reported, and left alone
+        with pytest.raises(NotDockershimNode, match="already uses containerd"):
+            steps.preflight(facts_of(steps, node))
+
+        steps.rollback(plan)
+        calls = len(node.systemctl_calls())
+        steps.rollback(plan)  # undo is idempotent too: the second one changes nothing
+        assert [
+            c["argv"] for c in node.systemctl_calls()[calls:] if c["argv"][1] in ("start", "stop", "restart")
+        ] == []
+    assert snapshot(node, touched_paths(plan)) == before
+    assert active(node, "docker") and active(node, "kubelet")
+    wait_runtime(kube_core, node.name, "docker://")
+
+
+def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identical(
+    cluster: Any, kube_core: Any
+) -> None:
+    in_parallel({p: functools.partial(full_cycle, cluster, kube_core, p) for p in PROFILES})
+    assert max(ROUND_TRIPS.values()) <= 16
+
+
+def containerd_refuses_its_config(cluster: Any, kube_core: Any) -> None:
+    node = node_of(cluster, "kubeadm-cgroupfs")
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        good = plan_for(facts_of(steps, node), "fault-containerd")
+        before = snapshot(node, touched_paths(good))
+        config = next(f for f in good.containerd_files if f.path == "/etc/containerd/config.toml")
+        # passes `config dump` (valid TOML) but the CRI plugin refuses it: mirrors with config_path
+        broken = config.content + (
+            b'\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n'
+            b'  endpoint = ["https://mirror.invalid"]\n'
+        )
+        plan = dataclasses.replace(
+            good,
+            containerd_files=tuple(
+                dataclasses.replace(f, content=broken) if f is config else f for f in good.containerd_files
+            ),
+        )
+        steps.run(StepId.BACKUP, plan)
+        with pytest.raises(TaskFailed, match="CRI plugin is not ok"):
+            steps.run(StepId.CONFIGURE, plan)
+        steps.rollback(plan)
+    assert snapshot(node, touched_paths(good)) == before
+    assert active(node, "docker") and active(node, "containerd")
+    wait_runtime(kube_core, node.name, "docker://")
+
+
+def kubelet_does_not_come_up(cluster: Any, kube_core: Any) -> None:
+    node = node_of(cluster, "kubeadm-systemd")
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        good = plan_for(facts_of(steps, node), "fault-kubelet")
+        before = snapshot(node, touched_paths(good))
+        edits = tuple(
+            FileEdit(
+                e.path, e.before, e.after.replace("--container-runtime=remote", "--container-runtime=bogus")
+            )
+            for e in good.kubelet.edits
+        )
+        plan = dataclasses.replace(good, kubelet=dataclasses.replace(good.kubelet, edits=edits))
+        for step in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES):
+            steps.run(step, plan)
+        with pytest.raises(TaskFailed, match="kubelet"):
+            steps.run(StepId.SWITCH, plan)
+        steps.rollback(plan)
+    assert snapshot(node, touched_paths(good)) == before
+    assert active(node, "docker") and active(node, "kubelet")
+    wait_runtime(kube_core, node.name, "docker://")
+
+
+def test_containerd_refusing_its_config_or_a_kubelet_not_coming_up_rolls_back_to_docker(
+    cluster: Any, kube_core: Any
+) -> None:
+    in_parallel(
+        {
+            "containerd refuses the new config": functools.partial(
+                containerd_refuses_its_config, cluster, kube_core
+            ),
+            "kubelet does not come up": functools.partial(kubelet_does_not_come_up, cluster, kube_core),
+        }
+    )
+
+
+def cut_in_step(cluster: Any, kube_core: Any, profile: str, step: StepId) -> None:
+    node = node_of(cluster, profile)
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        plan = plan_for(facts_of(steps, node), f"cut-{step.value}")
+        before = snapshot(node, touched_paths(plan))
+        for earlier in FORWARD[: FORWARD.index(step)]:
+            steps.run(earlier, plan)
+        v = plan.variables()
+        uploads = {StepId.CONFIGURE: len(v["files"]), StepId.SWITCH: len(v["staged_files"])}.get(step, 0)
+        # cut during the step's main command (after its uploads), while it runs on the node
+        thread = cut_after(conn, conn.round_trips + uploads + 1, 0.0 if step is StepId.BACKUP else 0.3)
+        with pytest.raises(ConnectionLost):
+            steps.run(step, plan)
+        thread.join(timeout=10)
+        steps.run(step, plan)  # reconnects, waits for the first run's node-side lock, converges
+        assert not steps.run(step, plan).changed
+        for later in FORWARD[FORWARD.index(step) + 1 :]:
+            steps.run(later, plan)
+        wait_runtime(kube_core, node.name, "containerd://")
+        steps.rollback(plan)
+    assert snapshot(node, touched_paths(plan)) == before
+    wait_runtime(kube_core, node.name, "docker://")
+
+
+def test_a_connection_cut_in_the_middle_of_a_step_then_a_rerun_converges(
+    cluster: Any, kube_core: Any
+) -> None:
+    in_parallel(
+        {
+            "backup": functools.partial(cut_in_step, cluster, kube_core, "kubeadm-cgroupfs", StepId.BACKUP),
+            "configure": functools.partial(cut_in_step, cluster, kube_core, "cri-dockerd", StepId.CONFIGURE),
+            "switch": functools.partial(cut_in_step, cluster, kube_core, "kubespray", StepId.SWITCH),
+        }
+    )
+
+
+def test_a_host_key_mismatch_is_refused_before_any_command_runs(cluster: Any) -> None:
+    first, second = cluster.nodes[0], cluster.nodes[1]
+    second_key = next(
+        line
+        for line in cluster.known_hosts.read_text().splitlines()
+        if line.startswith(f"[{second.ssh_host}]")
+    ).split(" ", 1)[1]
+    calls = len(first.systemctl_calls())
+    conn = connect(cluster, first, known_hosts=f"[{first.ssh_host}]:{first.ssh_port} {second_key}\n")
+    with pytest.raises(HostKeyError, match="HOST KEY MISMATCH"):
+        NodeSteps(conn).facts()
+    assert conn.round_trips == 0
+    assert len(first.systemctl_calls()) == calls
+
+
+INJECTIONS = ["$(touch /tmp/x)", "; rm -rf /", "`touch /tmp/x`", "' \" quotes", "a;b&&c|d"]
+
+
+def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: Any) -> None:
+    node = node_of(cluster, "cri-dockerd")
+    base = "/var/lib/shimshift-injection"
+    with connect(cluster, node) as conn:
+        for value in INJECTIONS:
+            path = f"{base}/{value.replace('/', '_')}/hosts.toml"
+            assert conn.upload(NodeFile(path, value.encode(), 0o644))
+            assert node.view(path).read_bytes() == value.encode()
+            r = conn.run(["printf", "%s", value], check=True)
+            assert r.text == value
+        with pytest.raises(NodeError, match="not an absolute single-line path"):
+            dataclasses.replace(plan_stub(), containerd_files=(NodeFile(f"{base}/a\nb", b""),)).variables()
+        conn.run(["rm", "-rf", base], check=True)
+    assert node.exec(["test", "-e", "/tmp/x"]).exit_status != 0
+    assert not Path("/tmp/x").exists() or os.environ.get("SHIMSHIFT_IGNORE_HOST_TMP_X")
+
+
+def plan_stub() -> NodePlan:
+    from shimshift.planning.kubelet import KubeletSwitch
+
+    return NodePlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))
