@@ -95,11 +95,34 @@ class Use:
     path: str  # evaluated, with {var} for the variable parts
 
 
-def evaluate(node: ast.expr, module: Any, params: set[str]) -> str:
+def evaluate(node: ast.expr, module: Any, params: set[str], local: dict[str, str] | None = None) -> str:
+    """The path an expression builds: module constants and simple local strings resolved, the rest {var}."""
     names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    scope = {n: Placeholder() for n in names if n in params or not hasattr(module, n)}
+    local = local or {}
+    scope: dict[str, Any] = {n: Placeholder() for n in names if n in params or not hasattr(module, n)}
+    scope.update({n: v for n, v in local.items() if n in names and n not in params})
     value = eval(compile(ast.Expression(node), "<path>", "eval"), dict(vars(module)), scope)  # noqa: S307
     return str(value)
+
+
+def local_strings(
+    fn: ast.FunctionDef | ast.AsyncFunctionDef, module: Any, params: set[str]
+) -> dict[str, str]:
+    """Values of `name = <str expression>` assignments in a function, in order (e.g. `path = f"..."`)."""
+    local: dict[str, str] = {}
+    for stmt in ast.walk(fn):
+        target, value = None, None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            target, value = stmt.targets[0].id, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            target, value = stmt.target.id, stmt.value
+        if target is None or value is None or not isinstance(value, ast.JoinedStr | ast.Constant | ast.BinOp):
+            continue
+        try:
+            local[target] = evaluate(value, module, params, local)
+        except Exception:  # noqa: S112 - not a string expression we can follow
+            continue
+    return local
 
 
 def kube_modules() -> Iterator[tuple[Path, Any, ast.Module]]:
@@ -162,7 +185,8 @@ def code_uses() -> tuple[list[Use], list[str]]:
                 index = [a.arg for a in fn.args.args].index(expr.id)
                 helpers.setdefault(fn.name, (index, set()))[1].add(method)
                 continue
-            uses.append(Use(where, method, evaluate(expr, module, set(params))))
+            local = local_strings(fn, module, set(params))
+            uses.append(Use(where, method, evaluate(expr, module, set(params), local)))
     for path, module, tree in parsed:
         for fn, call in functions_with_parents(tree):
             name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
