@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import importlib
 import json
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from shimshift.planwiring import plan_hooks
 from shimshift.resources import load_crd
 
 EXIT_INVALID = 1
+COMPACT_JSON_ABOVE = 300  # nodes
 FORMATS = ("markdown", "json", "html")
 
 
@@ -65,7 +67,11 @@ def read_migration(path: str) -> NodeMigration:
 
 def render(report: PlanReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report_to_json(report), indent=2) + "\n"
+        # Indented for people up to a few hundred nodes; beyond that compact, which json encodes in C
+        # (an indented 5,000-node report takes several times longer to write).
+        if len(report.nodes) <= COMPACT_JSON_ABOVE:
+            return json.dumps(report_to_json(report), indent=2) + "\n"
+        return json.dumps(report_to_json(report), separators=(",", ":")) + "\n"
     if fmt == "html":
         return render_html(report)
     return render_markdown(report)
@@ -98,6 +104,16 @@ def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
 
 
 def run_plan(args: argparse.Namespace, out: TextIO) -> int:
+    # A plan allocates a few million small objects that all live until the report is written; the
+    # cyclic collector would rescan them again and again for nothing (about a fifth of the run time).
+    gc.disable()
+    try:
+        return _plan(args, out)
+    finally:
+        gc.enable()
+
+
+def _plan(args: argparse.Namespace, out: TextIO) -> int:
     try:
         migration = read_migration(args.filename)
         now = _now(args.now)

@@ -9,6 +9,7 @@ that: no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from shimshift.model import keys
 from shimshift.model.facts import NodeFacts
@@ -78,5 +79,39 @@ def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> File
     return FileSection(True, "", changes, tuple(notes))
 
 
+class SharedRenders:
+    """`containerd_files` that renders once per distinct input in a fleet of look-alike nodes.
+
+    The renderer reads the node's containerd, Docker and kubelet facts but not its inventory (images,
+    containers, free disk; tests/unit/planning/test_wiring.py holds it to that), so nodes that differ
+    only in those share a render. A render whose output names the node is never shared.
+    """
+
+    def __init__(self) -> None:
+        self._spec: NodeMigrationSpec | None = None
+        self._seen: dict[str, FileSection] = {}
+
+    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
+        if spec is not self._spec:
+            self._spec, self._seen = spec, {}
+        key = repr(
+            replace(
+                facts,
+                node="",
+                images=(),
+                containers=(),
+                containerd_images=(),
+                containerd_root_free_bytes=None,
+            )
+        )
+        section = self._seen.get(key)
+        if section is None:
+            section = containerd_files(spec, node, facts)
+            if facts.node not in repr(section):
+                self._seen[key] = section
+        return section
+
+
 def plan_hooks() -> PlanHooks:
-    return PlanHooks(containerd=containerd_files, kubelet=kubelet_files)
+    """Fresh hooks for one plan (the containerd renders are shared between look-alike nodes)."""
+    return PlanHooks(containerd=SharedRenders(), kubelet=kubelet_files)

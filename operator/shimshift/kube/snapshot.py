@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shimshift.kube.api import Kube, load_api_client
+from shimshift.kube.api import Kube, NotFound, load_api_client
 
 #: snapshot file name -> (list path, kind of its items)
 RESOURCES: Mapping[str, tuple[str, str]] = {
@@ -41,9 +41,21 @@ def list_all(kube: Kube, path: str, kind: str) -> list[dict[str, Any]]:
             return items
 
 
+#: Resources a plan can do without: a cluster (or the API emulator) that does not serve them has none.
+OPTIONAL = frozenset(RESOURCES) - {"nodes", "pods"}
+
+
 def read_cluster(kube: Kube) -> dict[str, list[dict[str, Any]]]:
     """The raw objects of a snapshot, keyed by snapshot file name."""
-    return {name: list_all(kube, path, kind) for name, (path, kind) in RESOURCES.items()}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, (path, kind) in RESOURCES.items():
+        try:
+            out[name] = list_all(kube, path, kind)
+        except NotFound:
+            if name not in OPTIONAL:
+                raise
+            out[name] = []
+    return out
 
 
 def read_cluster_from(kubeconfig: str | None, context: str | None) -> dict[str, list[dict[str, Any]]]:

@@ -148,9 +148,15 @@ def plan_node_drain(node: str, pods: Sequence[Pod], ctx: DrainContext) -> NodeDr
     plans: list[PodPlan] = []
     grace = 0
     override = ctx.policy.grace_period_seconds
+    select_all = not ctx.pod_selector.match_labels and not ctx.pod_selector.match_expressions
+    names: dict[tuple[str, str, str] | None, tuple[str, bool]] = {}  # pods of one controller share it
     for pod in sorted(pods, key=lambda p: (p.namespace, p.name)):
-        controller, found = describe_controller(pod, ctx.controllers)
-        if not ctx.pod_selector.matches(pod.labels):
+        owner_key = (pod.namespace, pod.owner.kind, pod.owner.name) if pod.owner else None
+        described = names.get(owner_key)
+        if described is None:
+            described = names[owner_key] = describe_controller(pod, ctx.controllers)
+        controller, found = described
+        if not select_all and not ctx.pod_selector.matches(pod.labels):
             skip_note = ("outside spec.drain.podSelector: not evicted; its containers stop at the switch",)
             plans.append(
                 PodPlan(pod.namespace, pod.name, PodAction.NOT_SELECTED, controller, notes=skip_note)

@@ -17,7 +17,6 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin
 
-from shimshift.model import facts as facts_module
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.facts import NodeFacts
 
@@ -30,28 +29,50 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any, str], Any]
+_SIMPLE = (str, int, bool, float)
+
+
+def _generic(value: Any, key: Callable[[str], str]) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encoder(type(value), key)(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _generic(v, key) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_generic(v, key) for v in value]
+    return value
+
+
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(facts_module))
+def _encoder(tp: Any, key: Callable[[str], str]) -> Encoder:
+    """A function turning values of type `tp` into JSON values, built once per type from its hints."""
+    origin, args = get_origin(tp), get_args(tp)
+    if tp in _SIMPLE:
+        return lambda v: v
+    if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _encoder(next(a for a in args if a is not type(None)), key)
+        return lambda v: None if v is None else inner(v)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return lambda v: v.value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        fields = [(key(f.name), f.name, _encoder(hints[f.name], key)) for f in dataclasses.fields(tp)]
+        return lambda v: {k: enc(getattr(v, name)) for k, name, enc in fields}
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if args[0] in _SIMPLE:
+            return list
+        item = _encoder(args[0], key)
+        return lambda v: [item(x) for x in v]
+    return lambda v: _generic(v, key)
 
 
 def to_jsonable(value: Any, key: Callable[[str], str] = camel) -> Any:
     """Plain JSON values for a (nested) frozen dataclass; enums become their values, tuples lists;
     dataclass field names go through `key`."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {key(f.name): to_jsonable(getattr(value, f.name), key) for f in _fields(type(value))}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, key) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [to_jsonable(v, key) for v in value]
-    return value
-
-
-@cache
-def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(cls)
+    return _generic(value, key)
 
 
 def _same(name: str) -> str:
@@ -62,68 +83,100 @@ def _fail(path: str, message: str) -> ValidationError:
     return ValidationError([Problem(path, message)])
 
 
-def _decode(tp: Any, raw: Any, path: str) -> Any:
-    origin = get_origin(tp)
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check(kind: type | tuple[type, ...], what: str) -> Decoder:
+    def decode(raw: Any, path: str) -> Any:
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            raise _fail(path, f"expected {what}, got {raw!r}")
+        return raw
+
+    return decode
+
+
+@cache
+def _decoder(tp: Any) -> Decoder:
+    """A validating function from JSON values to `tp`, built once per type from its hints."""
+    origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
-        return raw
+        return lambda raw, path: raw
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if raw is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _decode(inner[0], raw, path)
+        inner = _decoder(next(a for a in args if a is not type(None)))
+        nullable = type(None) in args
+        return lambda raw, path: None if raw is None and nullable else inner(raw, path)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _decode_dataclass(tp, raw, path)
+        return lambda raw, path: _decode_dataclass(tp, raw, path)
     if isinstance(tp, type) and issubclass(tp, Enum):
-        try:
-            return tp(raw)
-        except ValueError:
-            choices = ", ".join(str(m.value) for m in tp)
-            raise _fail(path, f"{raw!r} is not one of {choices}") from None
+        enum_type = tp
+
+        def decode_enum(raw: Any, path: str) -> Any:
+            try:
+                return enum_type(raw)
+            except ValueError:
+                choices = ", ".join(str(m.value) for m in enum_type)
+                raise _fail(path, f"{raw!r} is not one of {choices}") from None
+
+        return decode_enum
     if origin is tuple:
-        if not isinstance(raw, list):
-            raise _fail(path, f"expected a list, got {type(raw).__name__}")
-        args = get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(raw))
-        if len(raw) != len(args):
-            raise _fail(path, f"expected {len(args)} items, got {len(raw)}")
-        return tuple(_decode(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, raw, strict=True)))
+            item = _decoder(args[0])
+
+            def decode_list(raw: Any, path: str) -> Any:
+                if not isinstance(raw, list):
+                    raise _fail(path, f"expected a list, got {type(raw).__name__}")
+                return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(raw))
+
+            return decode_list
+        items = [_decoder(a) for a in args]
+
+        def decode_tuple(raw: Any, path: str) -> Any:
+            if not isinstance(raw, list) or len(raw) != len(items):
+                raise _fail(path, f"expected a list of {len(items)} items, got {raw!r}")
+            return tuple(d(v, f"{path}[{i}]") for i, (d, v) in enumerate(zip(items, raw, strict=True)))
+
+        return decode_tuple
     if origin in (Mapping, dict) or tp in (Mapping, dict):
-        if not isinstance(raw, Mapping):
-            raise _fail(path, f"expected an object, got {type(raw).__name__}")
-        args = get_args(tp)
-        value_tp = args[1] if len(args) == 2 else Any
-        return {str(k): _decode(value_tp, v, f"{path}.{k}") for k, v in raw.items()}
-    if tp is bool:
-        if not isinstance(raw, bool):
-            raise _fail(path, f"expected true or false, got {raw!r}")
-        return raw
-    if tp is int:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise _fail(path, f"expected an integer, got {raw!r}")
-        return raw
-    if tp is str:
-        if not isinstance(raw, str):
-            raise _fail(path, f"expected a string, got {raw!r}")
-        return raw
-    raise _fail(path, f"cannot decode type {tp!r}")  # pragma: no cover - a new kind of field in facts.py
+        value = _decoder(args[1] if len(args) == 2 else Any)
+
+        def decode_mapping(raw: Any, path: str) -> Any:
+            if not isinstance(raw, Mapping):
+                raise _fail(path, f"expected an object, got {type(raw).__name__}")
+            return {str(k): value(v, _join(path, str(k))) for k, v in raw.items()}
+
+        return decode_mapping
+    names = {bool: "true or false", int: "an integer", str: "a string", float: "a number"}
+    if tp in names:
+        return _check(tp, names[tp])
+    raise _fail("", f"cannot decode type {tp!r}")  # pragma: no cover - a new kind of field in facts.py
+
+
+@cache
+def _dataclass_fields(cls: type) -> tuple[dict[str, tuple[dataclasses.Field[Any], Decoder]], frozenset[str]]:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: (f, _decoder(hints[f.name])) for f in dataclasses.fields(cls)}
+    required = frozenset(
+        name
+        for name, (f, _) in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    return fields, required
 
 
 def _decode_dataclass(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, Mapping):
         raise _fail(path, f"expected an object, got {type(raw).__name__}")
-    hints = _hints(typing.cast(type, cls))
-    by_key = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(by_key))
-    if unknown:
-        raise _fail(f"{path}.{unknown[0]}", f"unknown field; known fields: {', '.join(sorted(by_key))}")
+    fields, required = _dataclass_fields(typing.cast(type, cls))
     kwargs = {}
-    for key, f in by_key.items():
-        if key in raw:
-            kwargs[f.name] = _decode(hints[f.name], raw[key], f"{path}.{key}" if path else key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise _fail(f"{path}.{key}" if path else key, "Required value")
+    for key, value in raw.items():
+        entry = fields.get(key)
+        if entry is None:
+            raise _fail(_join(path, str(key)), f"unknown field; known fields: {', '.join(sorted(fields))}")
+        kwargs[key] = entry[1](value, _join(path, key))
+    missing = sorted(required - set(kwargs))
+    if missing:
+        raise _fail(_join(path, missing[0]), "Required value")
     return cls(**kwargs)
 
 

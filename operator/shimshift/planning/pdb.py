@@ -112,8 +112,11 @@ def evaluate_pdbs(
 ) -> tuple[dict[str, PdbState], dict[str, tuple[str, ...]]]:
     """Every PDB's state, and for each pod key the keys of the PDBs selecting it."""
     by_ns: dict[str, list[Pod]] = {}
+    by_label: dict[tuple[str, str, str], list[Pod]] = {}  # (namespace, key, value) -> pods, in pod order
     for pod in pods:
         by_ns.setdefault(pod.namespace, []).append(pod)
+        for item in pod.labels.items():
+            by_label.setdefault((pod.namespace, *item), []).append(pod)
     states: dict[str, PdbState] = {}
     pod_pdbs: dict[str, list[str]] = {}
     for pdb in sorted(pdbs, key=lambda p: (p.namespace, p.name)):
@@ -121,7 +124,10 @@ def evaluate_pdbs(
         if selector is None:
             matched: list[Pod] = []
         else:
-            matched = [p for p in by_ns.get(pdb.namespace, ()) if selector.matches(p.labels)]
+            # Narrow to the pods carrying one of the required labels before the full match.
+            first = next(iter(selector.match_labels.items()), None)
+            candidates = by_label.get((pdb.namespace, *first), []) if first else by_ns.get(pdb.namespace, [])
+            matched = [p for p in candidates if selector.matches(p.labels)]
         state = pdb_state(pdb, matched, controllers)
         states[state.key] = state
         for pod in matched:

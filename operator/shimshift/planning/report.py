@@ -11,6 +11,7 @@ import difflib
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Protocol
 
 from shimshift.model.facts import NodeFacts
@@ -49,7 +50,7 @@ class FileChange:
     after: str | None  # None: the file is removed
     secret: bool = False  # shown by hash only
 
-    @property
+    @cached_property
     def diff(self) -> str:
         if self.secret:
             old = hashlib.sha256(self.before.encode()).hexdigest()[:12] if self.before is not None else "none"
