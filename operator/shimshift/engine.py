@@ -14,6 +14,7 @@ hold a node in flight without a status record saying so.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from shimshift.model.errors import NodeError, RenderError, ShimshiftError, Valid
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import Drain, DrainTimeoutAction
+from shimshift.model.spec import Drain, DrainTimeoutAction, Mode
 from shimshift.model.status import (
     ImageCounts,
     LastError,
@@ -38,9 +39,13 @@ from shimshift.model.status import (
     StepRecord,
     StepState,
 )
-from shimshift.planning.cluster import Node
+from shimshift.planning.build import build_plan
+from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.report import report_to_json
+from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, iso, parse_iso
 from shimshift.planning.steps import MAX_ATTEMPTS, needs_node_undo, next_step
+from shimshift.planwiring import plan_hooks
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,8 @@ class ClusterPort(Protocol):
     def event(
         self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
     ) -> None: ...
+    def read_cluster(self) -> Cluster: ...
+    def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str: ...
 
 
 class Observer(Protocol):
@@ -115,6 +122,10 @@ class NullObserver:
 
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None:
         pass
+
+
+#: A ConfigMap holds at most 1 MiB; the JSON report is left out (Markdown kept) beyond this.
+REPORT_LIMIT = 900_000
 
 
 def utcnow() -> dt.datetime:
@@ -252,6 +263,8 @@ class Engine:
         fresh = self.cluster.read_migration(migration.name)
         if fresh is not None:
             migration = fresh
+        if migration.spec.mode == Mode.PLAN and not stopping:
+            return self._plan(migration)
         tracker = _Tracker(migration, migration.status, self.cluster)
         before = migration.status
         status, decision = self._settled(migration, before, stopping)
@@ -285,6 +298,66 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    # --- Plan mode ---------------------------------------------------------------------------------
+
+    def _plan(self, migration: NodeMigration) -> Result:
+        """Plan mode: read-only facts of the selected nodes, the plan report in a ConfigMap, phase Planned.
+
+        Done once per generation: editing the spec plans again; nothing on a node or the cluster changes
+        (the node port's facts probe is read-only; the only writes are the report and the status).
+        """
+        status = migration.status
+        if (
+            status.phase == Phase.PLANNED
+            and status.observed_generation == migration.generation
+            and status.report_config_map
+        ):
+            return Result(Phase.PLANNED, 0, self.config.retry_delay)
+        now = self.clock()
+        cluster = self.cluster.read_cluster()
+        settled, _ = self._settled(migration, status, False)
+        port = self.node_ports(migration)
+        selected = [r.name for r in settled.nodes if r.phase == NodePhase.PENDING]
+        facts: dict[str, NodeFacts] = {}
+
+        def probe(node: str) -> None:
+            try:
+                facts[node] = port.facts(node)
+            except ShimshiftError as e:  # the report says what is unknown; one node never stops a plan
+                log.warning("plan %s: facts of node %s: %s", migration.name, node, e)
+
+        if selected:
+            with ThreadPoolExecutor(
+                max_workers=min(8, len(selected)), thread_name_prefix="shimshift-facts"
+            ) as pool:
+                list(pool.map(probe, selected))
+        report = build_plan(
+            migration.spec,
+            cluster,
+            facts,
+            now,
+            name=migration.name,
+            facts_taken_at=iso(now),
+            hooks=plan_hooks(),
+        )
+        data = {"report.md": render_markdown(report)}
+        encoded = json.dumps(report_to_json(report), separators=(",", ":"))
+        if len(encoded) + len(data["report.md"]) < REPORT_LIMIT:
+            data["report.json"] = encoded
+        where = self.cluster.write_report(migration, data)
+        message = f"plan report in ConfigMap {where}: {len(selected)} node(s) selected, {len(facts)} probed"
+        planned = replace(
+            settled,
+            report_config_map=where,
+            conditions=condition_updates(
+                settled.conditions, Phase.PLANNED, "Planned", message, now, migration.generation
+            ),
+        )
+        _Tracker(migration, status, self.cluster).settle(planned)
+        if status.phase != Phase.PLANNED:
+            self.cluster.event(migration, None, False, "Planned", message)
+        return Result(Phase.PLANNED, 0, self.config.retry_delay)
 
     # --- one node ----------------------------------------------------------------------------------
 

@@ -194,7 +194,7 @@ def run_operator(settings: RunSettings) -> int:
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    engine = Engine(KubeCluster(kube), _node_ports(settings, kube), observer=metrics)
+    engine = Engine(KubeCluster(kube, settings.namespace), _node_ports(settings, kube), observer=metrics)
     kopf.run(
         clusterwide=True,
         standalone=settings.peering is None,

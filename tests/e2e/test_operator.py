@@ -248,3 +248,31 @@ def test_deleting_a_migration_mid_flight_releases_the_node_before_the_object_goe
     w1 = cluster.get("nodes", "w1")
     assert w1 is not None and not w1["spec"].get("unschedulable")
     assert keys.LOCK_ANNOTATION not in (w1["metadata"].get("annotations") or {})
+
+
+def test_plan_mode_writes_the_report_to_a_configmap_and_changes_nothing(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    cluster.seed([node("w1"), node("w2")])
+    cluster.seed(web(replicas=2, min_available=1))
+    operator_factory().start()
+    before = len(cluster.requests)
+    cluster.seed(migration(mode="Plan"))
+
+    eventually(lambda: status_of(cluster).phase == Phase.PLANNED, 60, "the plan")
+
+    status = status_of(cluster)
+    assert status.report_config_map == "default/m-plan"
+    cm = cluster.get("configmaps", "m-plan", "default")
+    assert cm is not None and cm["metadata"]["labels"][keys.REPORT_LABEL] == "m"
+    report = json.loads(cm["data"]["report.json"])
+    assert sorted(n["name"] for n in report["nodes"]) == ["w1", "w2"]
+    writes = [r for r in list(cluster.requests)[before:] if r.method in ("PATCH", "PUT", "POST", "DELETE")]
+    touched = {(r.resource, r.subresource) for r in writes}
+    assert touched <= {
+        ("nodemigrations", ""),
+        ("nodemigrations", "status"),
+        ("configmaps", ""),
+        ("events", ""),
+    }
+    assert not any(read_state(sim_dir, n)["changes"] for n in ("w1", "w2"))

@@ -11,23 +11,36 @@ from collections.abc import Mapping
 from typing import Any
 
 from shimshift.kube import drain as drain_mod
-from shimshift.kube import lock, migrations, nodes
+from shimshift.kube import lock, migrations, nodes, snapshot
 from shimshift.kube.api import Kube
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
-from shimshift.planning.cluster import Node, parse_node
+from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
 
 
 class KubeCluster:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, namespace: str = "default") -> None:
         self.kube = kube
+        self.namespace = namespace  # the operator's own: plan report ConfigMaps live here
         self._crd = load_crd()
+
+    def read_cluster(self) -> Cluster:
+        raw = snapshot.read_cluster(self.kube)
+        controllers = [
+            o for k in ("daemonsets", "replicasets", "deployments", "statefulsets", "jobs") for o in raw[k]
+        ]
+        return build_cluster(raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers)
+
+    def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
+        return migrations.write_report_config_map(
+            self.kube, self.namespace, migration.name, migration.uid, data
+        )
 
     def read_nodes(self) -> tuple[Node, ...]:
         return nodes.read_nodes(self.kube)

@@ -21,7 +21,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus
-from shimshift.planning.cluster import Node
+from shimshift.planning.cluster import Cluster, Node
 from shimshift.resources import load_crd
 
 CRD = load_crd()
@@ -92,6 +92,7 @@ class FakeCluster:
         self.crash_on_write: int | None = None
         self.max_cordoned_by_us = 0
         self.changes: Counter[str] = Counter()
+        self.reports: dict[str, dict[str, str]] = {}
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -181,6 +182,13 @@ class FakeCluster:
         self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
     ) -> None:
         self.events.append((migration.name, node, warning, reason, message))
+
+    def read_cluster(self) -> Cluster:
+        return Cluster(nodes=self.read_nodes(), pods=(), pdbs=(), controllers=())
+
+    def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
+        self.reports[migration.name] = dict(data)
+        return f"shimshift-system/{migration.name}-plan"
 
 
 class FakeNodes:

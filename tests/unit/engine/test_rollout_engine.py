@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shimshift.model import keys
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, Phase, StepState
@@ -252,12 +254,26 @@ def test_manual_rollback_leaves_the_failed_node_cordoned_for_inspection(clock: C
     assert nodes.changes["w1:undo"] == 0
 
 
-def test_plan_mode_changes_nothing(clock: Clock) -> None:
-    cluster = FakeCluster(workers(2), clock)
+def test_plan_mode_probes_reports_and_changes_nothing(clock: Clock) -> None:
+    cluster = FakeCluster([*workers(2), FakeNode("done", runtime="containerd://1.6.20")], clock)
     nodes = FakeNodes(cluster)
     cluster.create(manifest(mode="Plan"))
+    engine = make_engine(cluster, nodes, clock)
 
-    result = make_engine(cluster, nodes, clock).reconcile(cluster.get("m"))
+    result = engine.reconcile(cluster.get("m"))
+    again = engine.reconcile(cluster.get("m"))
 
-    assert result.phase == Phase.PLANNED
-    assert not nodes.changes and not cluster.changes
+    assert result.phase == again.phase == Phase.PLANNED
+    status = cluster.status()
+    assert status.report_config_map == "shimshift-system/m-plan"
+    assert {n.name: n.phase for n in status.nodes} == {
+        "done": NodePhase.SKIPPED,
+        "w1": NodePhase.PENDING,
+        "w2": NodePhase.PENDING,
+    }
+    report = json.loads(cluster.reports["m"]["report.json"])
+    assert sorted(n["name"] for n in report["nodes"]) == ["w1", "w2"]
+    assert "w1" in cluster.reports["m"]["report.md"]
+    assert set(nodes.changes) == {"w1:facts", "w2:facts"}  # the read-only probe, once per node
+    assert nodes.changes["w1:facts"] == 1 and not cluster.changes
+    assert not any(n.unschedulable for n in cluster.nodes.values())
