@@ -113,12 +113,12 @@ def only(docs: Sequence[dict[str, Any]], kind: str, name: str | None = None) -> 
     return found[0]
 
 
-def kubernetes_validate(path: Path, kubernetes_version: str) -> Result:
-    """`kubernetes-validate --strict` on a rendered file (the console script of the installed package)."""
+def kubernetes_validate(paths: Sequence[Path], kubernetes_version: str) -> Result:
+    """`kubernetes-validate --strict` on rendered files (the console script of the installed package)."""
     exe = Path(sys.executable).with_name("kubernetes-validate")
     cmd = [str(exe)] if exe.exists() else ["kubernetes-validate"]
     proc = subprocess.run(
-        [*cmd, "--strict", "--kubernetes-version", kubernetes_version, str(path)],
+        [*cmd, "--strict", "--kubernetes-version", kubernetes_version, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
