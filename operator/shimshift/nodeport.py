@@ -1,4 +1,4 @@
-"""The production NodePort: each node step as a playbook run over SSH (`shimshift.remote`).
+"""The production NodePort (`shimshift.engine.NodePort`, structurally): each node step as a playbook run over SSH (`shimshift.remote`).
 
 One `SshNodePort` per NodeMigration (cached by uid and generation), one reused SSH connection per node
 (`NodeConnection` is not for concurrent use, and the engine drives each node from one thread at a
@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shimshift.engine import NodePort
 from shimshift.kube.api import Kube
 from shimshift.kube.nodes import get_node
 from shimshift.kube.secrets import read_secret_key
@@ -179,12 +178,12 @@ class SshNodePort:
         self._guarded(node, lambda: undo_images(self._conn(node), node))
 
 
-def ssh_node_ports(kube: Kube, namespace: str) -> Callable[[NodeMigration], NodePort]:
+def ssh_node_ports(kube: Kube, namespace: str) -> Callable[[NodeMigration], SshNodePort]:
     """The engine's node-port factory: one SshNodePort per NodeMigration uid and generation."""
     ports: dict[tuple[str, int], SshNodePort] = {}
     guard = threading.Lock()
 
-    def factory(migration: NodeMigration) -> NodePort:
+    def factory(migration: NodeMigration) -> SshNodePort:
         key = (migration.uid or migration.name, migration.generation)
         with guard:
             port = ports.get(key)
