@@ -1,4 +1,5 @@
-"""The production NodePort (`shimshift.engine.NodePort`, structurally): each node step as a playbook run over SSH (`shimshift.remote`).
+"""The production NodePort (the engine's `NodePort`, structurally): each node step as a playbook run
+over SSH (`shimshift.remote`).
 
 One `SshNodePort` per NodeMigration (cached by uid and generation), one reused SSH connection per node
 (`NodeConnection` is not for concurrent use, and the engine drives each node from one thread at a
