@@ -130,10 +130,14 @@ def seed_nodes(cluster: Cluster) -> None:
             registry_done.result()
         if cluster.registry is not None:
             # a RepoDigest exists only for an image pushed to (or pulled from) a registry
-            # one node at a time: docker-registry's filesystem driver answers 500 to concurrent
-            # uploads of the same blob; after the first push the others only send manifests
-            for node in (n for n in cluster.nodes if n.profile.uses_registry):
-                push_from_node(node, "registry.shimshift.test/team/app:1.0")
+            # one push only: docker-registry's filesystem driver answers 500 to concurrent uploads
+            # of the same blob. The other nodes pull it back, which records the same RepoDigest
+            # (all their layers are present, so only the manifest travels).
+            ref = "registry.shimshift.test/team/app:1.0"
+            registry_nodes = [n for n in cluster.nodes if n.profile.uses_registry]
+            if registry_nodes:
+                push_from_node(registry_nodes[0], ref)
+                list(pool.map(lambda n: DockerClient(n.docker_socket).pull(ref), registry_nodes[1:]))
 
 
 def load_images(nodes: list[Node], images: list[ImageSpec], archive: Path) -> dict[str, str]:
