@@ -84,3 +84,18 @@ def test_a_pod_whose_image_cannot_be_pulled_is_in_image_pull_back_off(kubelet_cl
     state = wait_until(waiting, what="a waiting container")
     assert state.reason == "ImagePullBackOff"
     assert 'Back-off pulling image "registry.shimshift.test/team/app:2.0"' in state.message
+
+
+def test_the_node_goes_not_ready_while_its_runtime_endpoint_is_missing(kubelet_cluster: Cluster,
+                                                                       kube_core: Any) -> None:
+    node = node_with_profile(kubelet_cluster, ProfileName.CRI_DOCKERD)
+    assert node.exec(["systemctl", "stop", "cri-docker"]).exit_status == 0
+    try:
+        ready = wait_until(lambda: (c := ready_condition(kube_core, node.name)[1]).status == "False" and c,
+                           what="the node NotReady")
+        assert ready.reason == "KubeletNotReady"
+        assert 'endpoint "unix:///run/cri-dockerd.sock"' in ready.message
+        assert "no such file or directory" in ready.message.lower()
+    finally:
+        assert node.exec(["systemctl", "start", "cri-docker"]).exit_status == 0
+    wait_until(lambda: ready_condition(kube_core, node.name)[1].status == "True", what="the node Ready again")
