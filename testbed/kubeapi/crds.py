@@ -40,6 +40,11 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 storage_version=storage,
+                selectable_fields=frozenset(
+                    f["jsonPath"].lstrip(".")
+                    for f in version.get("selectableFields") or ()
+                    if f.get("jsonPath")
+                ),
                 strategic=False,
             )
         )

@@ -41,6 +41,7 @@ class ResourceType:
     schema: dict[str, Any] | None = None
     printer_columns: tuple[dict[str, Any], ...] = ()
     storage_version: str = ""
+    selectable_fields: frozenset[str] = frozenset()
     # strategic merge patch is only defined for built-in types
     strategic: bool = True
 

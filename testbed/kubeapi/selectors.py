@@ -2,8 +2,10 @@
 
 Label selectors support every operator of k8s.io/apimachinery/pkg/labels (``=``, ``==``, ``!=``,
 ``in``, ``notin``, existence, ``!`` non-existence, ``>`` and ``<``). Field selectors support
-``=``, ``==`` and ``!=`` over any dotted field path; a missing field compares as the empty string,
-which is how ``involvedObject.namespace=`` matches cluster-scoped objects' Events.
+``=``, ``==`` and ``!=``; over HTTP only the field labels the real API server supports for that
+resource are accepted (``FIELD_LABELS``; others are a 400, as on a cluster), so code that relies
+on an unsupported selector fails here too. A missing field compares as the empty string, which is
+how ``involvedObject.namespace=`` matches cluster-scoped objects' Events.
 """
 
 from __future__ import annotations
@@ -176,3 +178,63 @@ class FieldSelector:
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
         return all(term.matches(obj) for term in self.terms)
+
+
+_EVENT_FIELDS = frozenset(
+    {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    }
+)
+# Field labels beyond metadata.name / metadata.namespace, per (group, plural), from the registries'
+# GetAttrs/fieldLabelConversion functions (pkg/apis/core/v1/conversion.go and friends).
+FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        }
+    ),
+    ("", "nodes"): frozenset({"spec.unschedulable"}),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("", "secrets"): frozenset({"type"}),
+    ("", "events"): _EVENT_FIELDS,
+    ("events.k8s.io", "events"): frozenset(
+        {
+            "reason",
+            "regarding.kind",
+            "regarding.name",
+            "regarding.namespace",
+            "regarding.uid",
+            "reportingController",
+            "type",
+        }
+    ),
+    ("", "replicationcontrollers"): frozenset({"status.replicas"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+}
+
+
+def check_field_labels(
+    selector: FieldSelector, gk: tuple[str, str], extra: frozenset[str] = frozenset()
+) -> None:
+    allowed = FIELD_LABELS.get(gk, frozenset()) | extra | {"metadata.name", "metadata.namespace"}
+    for term in selector.terms:
+        if term.path not in allowed:
+            raise bad_request(f"field label not supported: {term.path}")

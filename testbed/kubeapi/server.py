@@ -26,7 +26,7 @@ from .errors import ApiError, bad_request, method_not_allowed, not_found
 from .eviction import decide_eviction, eviction_success
 from .faults import Faults, RequestLog, RequestRecord
 from .registry import SERVER_VERSION, ResourceType
-from .selectors import FieldSelector, LabelSelector
+from .selectors import FieldSelector, LabelSelector, check_field_labels
 from .store import Stored, Watcher, dumps
 from .tables import table
 
@@ -378,6 +378,7 @@ class ApiServer:
     def _list(self, rt: ResourceType, ns: str | None, query: dict[str, str], view: str) -> web.Response:
         labels = LabelSelector.parse(query.get("labelSelector"))
         fields = FieldSelector.parse(query.get("fieldSelector"))
+        check_field_labels(fields, rt.gk, rt.selectable_fields)
         start = _decode_continue(query["continue"]) if query.get("continue") else None
         found = self.cluster.store.list(rt.gk, ns if rt.namespaced else None, labels, fields, start)
         limit = int(query.get("limit") or 0)
@@ -457,6 +458,7 @@ class ApiServer:
             LabelSelector.parse(query.get("labelSelector")),
             FieldSelector.parse(query.get("fieldSelector")),
         )
+        check_field_labels(watcher.fields, rt.gk, rt.selectable_fields)
         rv = query.get("resourceVersion", "")
         send_initial = query.get("sendInitialEvents", "").lower() == "true"
         initial: list[tuple[str, Stored]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import urllib.request
@@ -239,3 +240,39 @@ async def test_the_asyncio_client_watches_and_lists_with_selectors(
         async for event in stream:
             events.append((event["type"], event["object"].metadata.name))
     assert events == [("ADDED", "a")]
+
+
+def test_unsupported_field_labels_are_a_400_as_on_a_real_cluster(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    with pytest.raises(kubernetes.client.rest.ApiException) as err:
+        core.list_node(field_selector="status.phase=Running")
+    assert err.value.status == 400
+    assert json.loads(err.value.body)["message"] == "field label not supported: status.phase"
+    with pytest.raises(kubernetes.client.rest.ApiException):
+        list(
+            kubernetes.watch.Watch().stream(
+                core.list_namespaced_config_map, "default", field_selector="data.key=x", timeout_seconds=1
+            )
+        )
+
+
+def test_a_crd_can_declare_selectable_fields(kubeapi: KubeApi, widgets: dict) -> None:
+    crd = copy.deepcopy(widgets)
+    crd["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.mode"}]
+    kubeapi.patch("customresourcedefinitions", "widgets.example.io", {"spec": crd["spec"]})
+    for name, mode in (("a", "Plan"), ("b", "Migrate")):
+        kubeapi.seed(
+            {
+                "apiVersion": "example.io/v1",
+                "kind": "Widget",
+                "metadata": {"name": name},
+                "spec": {"mode": mode},
+            }
+        )
+    lines = stream_lines(
+        kubeapi,
+        "/apis/example.io/v1/namespaces/default/widgets?watch=1&fieldSelector=spec.mode%3DMigrate"
+        "&timeoutSeconds=1",
+    )
+    assert [line["object"]["metadata"]["name"] for line in lines] == ["b"]
