@@ -115,7 +115,11 @@ def test_every_request_the_operator_makes_is_allowed_by_the_charts_rbac(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=helm.REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        kubeapi.seed(migration(rollout={"maxUnavailable": 1}))
+        # Plan first (facts, the report ConfigMap in the operator's namespace), then Migrate.
+        kubeapi.seed(migration(mode="Plan", rollout={"maxUnavailable": 1}))
+        eventually(lambda: status_of(kubeapi).phase == Phase.PLANNED, 60, "the plan")
+        assert status_of(kubeapi).report_config_map == f"{helm.NAMESPACE}/m-plan"
+        kubeapi.patch("nodemigrations.shimshift.io", "m", {"spec": {"mode": "Migrate"}})
         eventually(
             lambda: status_of(kubeapi).phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.PAUSED), 90, "the end"
         )
@@ -132,6 +136,7 @@ def test_every_request_the_operator_makes_is_allowed_by_the_charts_rbac(
     role_rules = rules(helm.only(docs, "Role"))
     requests = [r for r in list(kubeapi.requests)[before:] if r.verb]
     assert any(r.resource == "pods" and r.subresource == "eviction" for r in requests), "no drain happened"
+    assert any(r.resource == "configmaps" for r in requests), "no plan report was written"
     denied = sorted(
         {
             (r.group, r.resource + (f"/{r.subresource}" if r.subresource else ""), r.verb, r.namespace)
