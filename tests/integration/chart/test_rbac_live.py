@@ -3,7 +3,8 @@
 The static check (tests/unit/chart/test_rbac.py) reads the code; this one watches it run. The chart is
 applied to the testbed's API emulator, `shimshift run` is started with the Deployment's own arguments
 and environment (simulated node steps stand in for SSH, tests/e2e/simnodes.py), a NodeMigration
-migrates two nodes through a PodDisruptionBudget, and every request the emulator logged from the
+plans (its report ConfigMap) and then migrates two nodes through a PodDisruptionBudget, and every
+request the emulator logged from the
 operator (kopf included) is checked against the rendered ClusterRole and Role, namespace by namespace.
 It lives with the chart tests because it tests the chart; it is marked e2e (operator + emulator).
 """
