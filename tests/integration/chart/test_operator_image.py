@@ -251,7 +251,7 @@ def test_shimshift_run_accepts_every_option_the_chart_passes(installed: Path) ->
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS (shown by -ra) once fixed: then drop this marker
     reason="`shimshift run` does not serve kopf's health endpoint yet (--liveness); the chart's probes "
     "need it. Reported to the operator CLI owner.",
 )

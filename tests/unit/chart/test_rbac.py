@@ -350,7 +350,7 @@ def test_the_grant_mapping_follows_the_api_servers_authorizer() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # XPASS (shown by -ra) once fixed: then drop this marker
     reason="kube/migrations.py posts Events to namespace 'default'; kopf and the chart's Role use the "
     "operator's own namespace (SHIMSHIFT_NAMESPACE). Reported to the kube/ owner.",
 )
