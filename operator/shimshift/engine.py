@@ -13,12 +13,13 @@ hold a node in flight without a status record saying so.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -95,6 +96,7 @@ class ClusterPort(Protocol):
     ) -> None: ...
     def read_cluster(self) -> Cluster: ...
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str: ...
+    def claim(self, migration: str, identity: str, ttl: float) -> bool: ...
 
 
 class Observer(Protocol):
@@ -140,6 +142,7 @@ class EngineConfig:
     rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
     wait_slice: float = 10.0  # longest single watch-wait for node readiness
     retry_delay: float = 5.0  # when to come back after a transient failure
+    lease_ttl: float = 30.0  # how long a replica's claim on a NodeMigration lasts without renewal
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,10 @@ class Engine:
         observer: Observer | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        identity: str | None = None,
     ) -> None:
         self.cluster = cluster
+        self.identity = identity  # None: a single replica that needs no lease (tests, standalone)
         self.node_ports = node_ports
         self.config = config or EngineConfig()
         self.observer: Observer = observer or NullObserver()
@@ -234,9 +239,44 @@ class Engine:
         try:
             if stopping:
                 preempt.clear()
-            return self._reconcile(migration, stopping, preempt)
+            if self.identity is not None and not self.cluster.claim(
+                migration.name, self.identity, self.config.lease_ttl
+            ):
+                log.info("NodeMigration %s: another replica is acting on it; waiting", migration.name)
+                return Result(migration.status.phase or Phase.PENDING, 0, self.config.retry_delay)
+            with self._heartbeat(migration.name, preempt):
+                return self._reconcile(migration, stopping, preempt)
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def _heartbeat(self, name: str, preempt: threading.Event) -> Iterator[None]:
+        """Renew this replica's claim while a pass runs; a lost claim preempts the pass."""
+        if self.identity is None:
+            yield
+            return
+        identity = self.identity
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.config.lease_ttl / 3):
+                try:
+                    held = self.cluster.claim(name, identity, self.config.lease_ttl)
+                except ShimshiftError as e:
+                    log.warning("NodeMigration %s: renewing the claim failed: %s", name, e)
+                    continue
+                if not held:
+                    log.error("NodeMigration %s: another replica took over; stopping this pass", name)
+                    preempt.set()
+                    return
+
+        thread = threading.Thread(target=renew, name=f"shimshift-lease-{name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
     def _settled(
         self, migration: NodeMigration, status: MigrationStatus, stopping: bool

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from shimshift.engine import Engine, is_transient
+from shimshift.engine import Engine, EngineConfig, is_transient
 from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
 from shimshift.model.errors import ShimshiftError, ValidationError
@@ -38,6 +40,7 @@ class Runtime:
     """What the handlers need, put into kopf's memo by `shimshift run`."""
 
     engine: Engine
+    peering_lifetime: int = 60
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -61,7 +64,7 @@ def to_kopf_error(error: ShimshiftError) -> Exception:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = keys.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=keys.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -70,6 +73,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # shimshift posts its own Events; kopf's per-handler "succeeded" Events every tick would bury them.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
+    # A dead peer stops blocking the others after this long; the NodeMigration lease has the same bound.
+    settings.peering.lifetime = _runtime(memo).peering_lifetime
 
 
 @kopf.on.login()
@@ -115,6 +120,8 @@ ENV = {
     "log_format": "SHIMSHIFT_LOG_FORMAT",
     "metrics_port": "SHIMSHIFT_METRICS_PORT",
     "node_port": "SHIMSHIFT_NODE_PORT",
+    "identity": "SHIMSHIFT_IDENTITY",
+    "lease_ttl": "SHIMSHIFT_LEASE_TTL",
 }
 _SECRET_HINTS = ("token", "password", "secret", "key")
 
@@ -127,6 +134,8 @@ class RunSettings:
     log_format: str = "full"  # full | plain | json
     metrics_port: int = 8080  # 0 disables the /metrics endpoint
     node_port: str = "ssh"  # "ssh", or "module:factory" (tests, the demo): factory(Kube) -> NodePort factory
+    identity: str = ""  # this replica's name in NodeMigration leases; default $POD_NAME or the hostname
+    lease_ttl: float = 30.0  # seconds a silent replica keeps its claim (and its kopf peering record)
     verbose: bool = False
 
     @classmethod
@@ -146,10 +155,18 @@ class RunSettings:
                 raise ValidationError(
                     [ValidationProblem("--metrics-port / SHIMSHIFT_METRICS_PORT", "must be a port number")]
                 ) from e
+        if "lease_ttl" in values:
+            try:
+                values["lease_ttl"] = float(values["lease_ttl"])
+            except ValueError as e:
+                raise ValidationError(
+                    [ValidationProblem("--lease-ttl / SHIMSHIFT_LEASE_TTL", "must be a number of seconds")]
+                ) from e
         if values.get("log_format", "full") not in ("full", "plain", "json"):
             raise ValidationError(
                 [ValidationProblem("--log-format / SHIMSHIFT_LOG_FORMAT", "must be one of full, plain, json")]
             )
+        values.setdefault("identity", env.get("POD_NAME") or socket.gethostname())
         return cls(verbose=bool(flags.get("verbose")), **values)
 
     def redacted(self) -> dict[str, Any]:
@@ -194,11 +211,19 @@ def run_operator(settings: RunSettings) -> int:
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    engine = Engine(KubeCluster(kube, settings.namespace), _node_ports(settings, kube), observer=metrics)
+    engine = Engine(
+        KubeCluster(kube, settings.namespace),
+        _node_ports(settings, kube),
+        observer=metrics,
+        identity=settings.identity or None,
+        config=EngineConfig(lease_ttl=settings.lease_ttl),
+    )
     kopf.run(
         clusterwide=True,
         standalone=settings.peering is None,
         peering_name=settings.peering,
-        memo=kopf.Memo(runtime=Runtime(engine)),
+        # kopf pauses every replica when the highest priority is shared: replicas draw distinct ones.
+        priority=secrets.randbelow(2**31) if settings.peering else 0,
+        memo=kopf.Memo(runtime=Runtime(engine, peering_lifetime=max(1, round(settings.lease_ttl)))),
     )
     return 0

@@ -59,6 +59,7 @@ class SimNodes:
             if op not in state["done"]:
                 state["done"].append(op)
                 state["changes"][op] = state["changes"].get(op, 0) + 1
+                state.setdefault("by", {})[op] = os.environ.get("SHIMSHIFT_IDENTITY", "")
                 self._write(node, state)
 
     def _runtime(self, node: str, version: str) -> None:

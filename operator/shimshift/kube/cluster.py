@@ -6,12 +6,13 @@ shimshift error family and the engine decides whether to retry.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from shimshift.kube import drain as drain_mod
-from shimshift.kube import lock, migrations, nodes, snapshot
+from shimshift.kube import lease, lock, migrations, nodes, snapshot
 from shimshift.kube.api import Kube
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
@@ -29,6 +30,9 @@ class KubeCluster:
         self.kube = kube
         self.namespace = namespace  # the operator's own: plan report ConfigMaps live here
         self._crd = load_crd()
+
+    def claim(self, migration: str, identity: str, ttl: float) -> bool:
+        return lease.claim_migration(self.kube, migration, identity, ttl, dt.datetime.now(dt.UTC))
 
     def read_cluster(self) -> Cluster:
         raw = snapshot.read_cluster(self.kube)

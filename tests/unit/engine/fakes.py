@@ -93,6 +93,7 @@ class FakeCluster:
         self.max_cordoned_by_us = 0
         self.changes: Counter[str] = Counter()
         self.reports: dict[str, dict[str, str]] = {}
+        self.leases: dict[str, tuple[str, dt.datetime]] = {}
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -182,6 +183,13 @@ class FakeCluster:
         self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
     ) -> None:
         self.events.append((migration.name, node, warning, reason, message))
+
+    def claim(self, migration: str, identity: str, ttl: float) -> bool:
+        holder, until = self.leases.get(migration, ("", self.clock.now))
+        if holder and holder != identity and until > self.clock.now:
+            return False
+        self.leases[migration] = (identity, self.clock.now + dt.timedelta(seconds=ttl))
+        return True
 
     def read_cluster(self) -> Cluster:
         return Cluster(nodes=self.read_nodes(), pods=(), pdbs=(), controllers=())
