@@ -31,6 +31,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain, DrainTimeoutAction, Mode
 from shimshift.model.status import (
+    Condition,
     ImageCounts,
     LastError,
     MigrationStatus,
@@ -142,6 +143,7 @@ class EngineConfig:
     rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
     wait_slice: float = 10.0  # longest single watch-wait for node readiness
     retry_delay: float = 5.0  # when to come back after a transient failure
+    idle_delay: float = 30.0  # how often a settled NodeMigration re-checks its selection (new nodes)
     lease_ttl: float = 30.0  # how long a replica's claim on a NodeMigration lasts without renewal
 
 
@@ -335,9 +337,24 @@ class Engine:
             delay = 0.0
         elif decision.wait_seconds is not None:
             delay = decision.wait_seconds
+        elif status.phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.PAUSED):
+            delay = self.config.idle_delay
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def report_invalid(self, name: str, generation: int, message: str) -> None:
+        """A NodeMigration the CRD schema accepted but the operator's checks refuse: say why, act never."""
+        now = iso(self.clock())
+        condition = Condition("Valid", "False", "InvalidSpec", message[:2000], now, generation)
+        self.cluster.write_status(
+            name,
+            {
+                "phase": str(Phase.FAILED),
+                "observedGeneration": generation,
+                "conditions": [condition.for_storage()],
+            },
+        )
 
     # --- Plan mode ---------------------------------------------------------------------------------
 
@@ -353,7 +370,7 @@ class Engine:
             and status.observed_generation == migration.generation
             and status.report_config_map
         ):
-            return Result(Phase.PLANNED, 0, self.config.retry_delay)
+            return Result(Phase.PLANNED, 0, self.config.idle_delay)
         now = self.clock()
         cluster = self.cluster.read_cluster()
         settled, _ = self._settled(migration, status, False)
@@ -397,7 +414,7 @@ class Engine:
         _Tracker(migration, status, self.cluster).settle(planned)
         if status.phase != Phase.PLANNED:
             self.cluster.event(migration, None, False, "Planned", message)
-        return Result(Phase.PLANNED, 0, self.config.retry_delay)
+        return Result(Phase.PLANNED, 0, self.config.idle_delay)
 
     # --- one node ----------------------------------------------------------------------------------
 

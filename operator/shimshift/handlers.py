@@ -14,8 +14,9 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -30,6 +31,7 @@ from shimshift.resources import load_crd
 #: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).
 TICK = 2.0
 RETRY_DELAY = 2.0
+MAX_IDLE = 30.0
 
 log = logging.getLogger(__name__)
 _CRD = load_crd()
@@ -41,6 +43,9 @@ class Runtime:
 
     engine: Engine
     peering_lifetime: int = 60
+    #: NodeMigration uid -> monotonic time of its next useful pass (the engine's Result.delay), so a
+    #: settled or soaking object costs no API calls on every tick.
+    due: dict[str, float] = field(default_factory=dict)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -91,10 +96,23 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """One engine pass: start what may start, advance nodes in flight, record it all in status."""
     if body.get("metadata", {}).get("deletionTimestamp"):
         return  # the delete handler drives it from here
+    runtime = _runtime(memo)
+    meta = body.get("metadata", {})
+    key = f"{meta.get('uid')}/{meta.get('generation')}"  # a spec edit makes the object due at once
+    if time.monotonic() < runtime.due.get(key, 0.0):
+        return
     try:
-        _runtime(memo).engine.reconcile(_migration(body))
+        migration = _migration(body)
+    except ValidationError as e:
+        # Refused by the operator's own checks: recorded once per generation, never acted on.
+        runtime.engine.report_invalid(meta["name"], int(meta.get("generation", 0)), str(e))
+        runtime.due[key] = float("inf")
+        return
+    try:
+        result = runtime.engine.reconcile(migration)
     except ShimshiftError as e:
         raise to_kopf_error(e) from e
+    runtime.due[key] = time.monotonic() + min(result.delay, MAX_IDLE)
 
 
 @kopf.on.delete(keys.GROUP, keys.VERSION, keys.PLURAL)

@@ -276,3 +276,22 @@ def test_plan_mode_writes_the_report_to_a_configmap_and_changes_nothing(
         ("events", ""),
     }
     assert not any(read_state(sim_dir, n)["changes"] for n in ("w1", "w2"))
+
+
+def test_a_migration_the_operator_refuses_gets_a_condition_naming_the_field_and_nothing_happens(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    cluster.seed([node("w1")])
+    operator_factory().start()
+    body = migration()
+    del body["spec"]["ssh"]  # the schema allows it; the operator's checks do not in Migrate mode
+    cluster.seed(body)
+
+    eventually(lambda: status_of(cluster).phase == Phase.FAILED, 60, "the refusal")
+
+    (condition,) = status_of(cluster).conditions
+    assert condition.type == "Valid" and condition.status == "False" and condition.reason == "InvalidSpec"
+    assert "spec.ssh" in condition.message
+    w1 = cluster.get("nodes", "w1")
+    assert w1 is not None and not w1["spec"].get("unschedulable")
+    assert not read_state(sim_dir, "w1")["changes"]
