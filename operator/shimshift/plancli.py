@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,11 +32,12 @@ from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
-from shimshift.planning.cluster import Cluster, build_cluster
+from shimshift.planning.cluster import Cluster, build_cluster, parse_node
 from shimshift.planning.factsjson import facts_from_json
 from shimshift.planning.report import PlanReport, report_to_json
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
+from shimshift.planning.selection import select_nodes
 from shimshift.planning.snapshot import CONTROLLER_KINDS, FACTS_DIR, gc_paused, load_snapshot, write_snapshot
 from shimshift.planwiring import plan_hooks
 from shimshift.resources import load_crd
@@ -46,11 +47,11 @@ COMPACT_JSON_ABOVE = 300  # nodes
 FORMATS = ("markdown", "json", "html")
 
 
-def _kube_snapshot() -> Any:
-    # Loaded by name: the import contract "Only shimshift.kube imports kubernetes" counts indirect
-    # imports, so a static `import shimshift.kube.snapshot` here would count as the CLI importing
-    # kubernetes. The kube code stays in shimshift.kube, which is the point of the contract.
-    return importlib.import_module("shimshift.kube.snapshot")
+def _read_cluster(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    # Imported here: the Kubernetes client is loaded only by the commands that talk to a cluster.
+    from shimshift.kube.snapshot import read_cluster_from
+
+    return read_cluster_from(args.kubeconfig, args.context)
 
 
 def read_migration(path: str) -> NodeMigration:
@@ -93,10 +94,36 @@ def _now(text: str | None) -> dt.datetime:
         raise ValidationError([Problem("--now", f"{text!r} is not an ISO 8601 time: {e}")]) from e
 
 
+def probe_facts(
+    args: argparse.Namespace, migration: NodeMigration, nodes: list[str], out: TextIO
+) -> dict[str, NodeFacts]:
+    """Facts of `nodes` from the read-only SSH probe, as the operator's Plan mode gathers them: the SSH
+    key and known_hosts come from the Secrets spec.ssh names, in namespace --probe-namespace."""
+    from shimshift.kube.api import Kube, load_api_client
+    from shimshift.nodeport import SshNodePort
+
+    kube = Kube(load_api_client(args.kubeconfig, args.context))
+    port = SshNodePort(kube, args.probe_namespace, migration)
+    facts: dict[str, NodeFacts] = {}
+
+    def probe(node: str) -> None:
+        try:
+            facts[node] = port.facts(node)
+        except ShimshiftError as e:  # the report marks the node NoFacts; one node never stops a plan
+            print(f"warning: facts of node {node}: {e}", file=out)
+
+    try:
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="shimshift-probe") as pool:
+            list(pool.map(probe, nodes))
+    finally:
+        for node in nodes:
+            port._drop(node)  # close the SSH connections (SshNodePort keeps them for the operator)
+        kube.close()
+    return facts
+
+
 def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
-    objects: Mapping[str, list[dict[str, Any]]] = _kube_snapshot().read_cluster_from(
-        args.kubeconfig, args.context
-    )
+    objects: Mapping[str, list[dict[str, Any]]] = _read_cluster(args)
     controllers = [obj for name in CONTROLLER_KINDS for obj in objects.get(name, [])]
     cluster = build_cluster(objects["nodes"], objects["pods"], objects["poddisruptionbudgets"], controllers)
     return cluster, f"live cluster ({args.context or 'current context'})"
@@ -121,6 +148,13 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         else:
             cluster, source = _live_cluster(args)
             facts = _facts_dir(Path(args.facts)) if args.facts else {}
+            if args.probe_namespace:
+                wanted = [
+                    n.name
+                    for n in select_nodes(migration.spec, cluster.nodes).selected
+                    if n.name not in facts
+                ]
+                facts.update(probe_facts(args, migration, wanted, out))
         report = build_plan(
             migration.spec,
             cluster,
@@ -154,8 +188,18 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
 def run_snapshot(args: argparse.Namespace, out: TextIO) -> int:
     target = Path(args.output)
     try:
-        objects = _kube_snapshot().read_cluster_from(args.kubeconfig, args.context)
+        objects = _read_cluster(args)
         facts = list(_facts_dir(Path(args.facts)).values()) if args.facts else []
+        if args.probe_namespace:
+            if not args.filename:
+                raise ValidationError(
+                    [Problem("--probe-namespace", "needs -f NODEMIGRATION (its ssh and nodes)")]
+                )
+            migration = read_migration(args.filename)
+            known = {f.node for f in facts}
+            parsed = [parse_node(n) for n in objects["nodes"]]
+            wanted = [n.name for n in select_nodes(migration.spec, parsed).selected if n.name not in known]
+            facts += list(probe_facts(args, migration, wanted, out).values())
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)
         return EXIT_INVALID
@@ -194,6 +238,12 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", help="live cluster: kubeconfig file (default $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", help="live cluster: kubeconfig context")
     p.add_argument("--facts", metavar="DIR", help="live cluster: directory of <node>.json facts files")
+    p.add_argument(
+        "--probe-namespace",
+        metavar="NS",
+        help="live cluster: probe the selected nodes over SSH (read-only), with the Secrets spec.ssh names "
+        "read from namespace NS, as the operator's Plan mode does",
+    )
     p.add_argument("--format", choices=FORMATS, default="markdown", help="report format (default markdown)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--now", metavar="TIME", help="report time (ISO 8601), for reproducible reports")
@@ -204,6 +254,15 @@ def add_snapshot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--facts", metavar="DIR", help="directory of <node>.json facts files to include")
+    p.add_argument(
+        "-f", "--filename", metavar="NODEMIGRATION", help="with --probe-namespace: whose nodes and ssh"
+    )
+    p.add_argument(
+        "--probe-namespace",
+        metavar="NS",
+        help="probe the NodeMigration's selected nodes over SSH (read-only) for their facts, with the "
+        "Secrets spec.ssh names read from namespace NS",
+    )
     p.add_argument("--format", choices=("yaml", "json"), default="yaml", help="object files format")
 
 
