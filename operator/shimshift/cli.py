@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lease-ttl", help="seconds before a silent replica's claim lapses (env SHIMSHIFT_LEASE_TTL)"
     )
+    p.add_argument("--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_cmd_run)
 

@@ -140,6 +140,7 @@ ENV = {
     "node_port": "SHIMSHIFT_NODE_PORT",
     "identity": "SHIMSHIFT_IDENTITY",
     "lease_ttl": "SHIMSHIFT_LEASE_TTL",
+    "liveness": "SHIMSHIFT_LIVENESS",
 }
 _SECRET_HINTS = ("token", "password", "secret", "key")
 
@@ -154,6 +155,9 @@ class RunSettings:
     node_port: str = "ssh"  # "ssh", or "module:factory" (tests, the demo): factory(Kube) -> NodePort factory
     identity: str = ""  # this replica's name in NodeMigration leases; default $POD_NAME or the hostname
     lease_ttl: float = 30.0  # seconds a silent replica keeps its claim (and its kopf peering record)
+    liveness: str | None = (
+        None  # kopf's health endpoint, e.g. http://0.0.0.0:8081/healthz (the chart's probes)
+    )
     verbose: bool = False
 
     @classmethod
@@ -184,7 +188,9 @@ class RunSettings:
             raise ValidationError(
                 [ValidationProblem("--log-format / SHIMSHIFT_LOG_FORMAT", "must be one of full, plain, json")]
             )
-        values.setdefault("identity", env.get("POD_NAME") or socket.gethostname())
+        values.setdefault(
+            "identity", env.get("SHIMSHIFT_POD_NAME") or env.get("POD_NAME") or socket.gethostname()
+        )
         return cls(verbose=bool(flags.get("verbose")), **values)
 
     def redacted(self) -> dict[str, Any]:
@@ -225,6 +231,8 @@ def run_operator(settings: RunSettings) -> int:
     log.info("shimshift operator starting with settings %s", settings.redacted())
     if settings.kubeconfig:
         os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf's own login reads it
+    if settings.identity:
+        os.environ.setdefault("POD_ID", settings.identity)  # kopf's peering identity
     kube = Kube(load_api_client(settings.kubeconfig))
     metrics = Metrics()
     if settings.metrics_port:
@@ -240,6 +248,7 @@ def run_operator(settings: RunSettings) -> int:
         clusterwide=True,
         standalone=settings.peering is None,
         peering_name=settings.peering,
+        liveness_endpoint=settings.liveness,
         # kopf pauses every replica when the highest priority is shared: replicas draw distinct ones.
         priority=secrets.randbelow(2**31) if settings.peering else 0,
         memo=kopf.Memo(runtime=Runtime(engine, peering_lifetime=max(1, round(settings.lease_ttl)))),

@@ -52,6 +52,7 @@ class Operator:
         self.workdir = workdir
         self.env = env
         self.node_port = node_port
+        self.extra_args: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -67,8 +68,7 @@ class Operator:
                 "run",
                 "--kubeconfig",
                 str(self.kubeconfig),
-                "--metrics-port",
-                "0",
+                *(self.extra_args or ["--metrics-port", "0"]),
                 "--node-port",
                 self.node_port,
                 "--namespace",
@@ -123,6 +123,15 @@ def operator_factory(cluster: KubeApi, tmp_path: Path, sim_dir: Path) -> Iterato
     yield make
     for op in started:
         op.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:

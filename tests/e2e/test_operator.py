@@ -18,7 +18,7 @@ from testbed.kubeapi import KubeApi
 
 from shimshift.model import keys
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import Operator, eventually, migration, node, status_of
+from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of
 from tests.e2e.simnodes import read_state
 
 pytestmark = pytest.mark.e2e
@@ -84,6 +84,14 @@ def min_healthy_after_ready(cluster: KubeApi, replicas: int) -> int:
             lowest = min(lowest, healthy)
     assert lowest is not None, "the web pods never all became ready"
     return lowest
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback http only
+            return str(response.read().decode())
+    except OSError:
+        return ""
 
 
 def table(cluster: KubeApi, path: str) -> dict[str, Any]:
@@ -169,10 +177,22 @@ def test_an_admin_cordoned_node_stays_cordoned_after_migration(
     cluster: KubeApi, operator_factory: Callable[..., Operator]
 ) -> None:
     cluster.seed([node("w1", unschedulable=True), node("w2")])
-    operator_factory().start()
+    operator = operator_factory()
+    metrics_port, health_port = free_port(), free_port()
+    operator.extra_args = [
+        "--metrics-port",
+        str(metrics_port),
+        "--liveness",
+        f"http://127.0.0.1:{health_port}/healthz",
+    ]
+    operator.start()
     cluster.seed(migration(rollout={"maxUnavailable": 2}))
 
     eventually(lambda: status_of(cluster).phase == Phase.SUCCEEDED, 60, "success")
+    eventually(lambda: _get(f"http://127.0.0.1:{health_port}/healthz"), 10, "the health endpoint")
+    scraped = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert 'shimshift_nodes{migration="m",phase="Succeeded"} 2.0' in scraped
+    assert 'shimshift_step_duration_seconds_count{outcome="ok",step="switch"} 2.0' in scraped
 
     w1, w2 = cluster.get("nodes", "w1"), cluster.get("nodes", "w2")
     assert w1 is not None and w2 is not None
