@@ -329,23 +329,39 @@ class NodeConnection:
     # ---- files ------------------------------------------------------------------------------------
     def upload(self, f: NodeFile, *, timeout: float = 60.0) -> bool:
         """Install `f` atomically (one round trip); True if the node's file changed."""
-        if not f.path.startswith("/") or "\x00" in f.path or "\n" in f.path:
-            raise UploadError(f"node {self.node}: {f.path!r} is not an absolute single-line path")
-        argv = (
-            "/bin/sh",
-            "-c",
-            upload_script(),
-            "shimshift-upload",
-            f.path,
-            f.sha256,
-            format(f.mode, "o"),
-            f.owner,
-            f.done_if,
-            *f.validate,
+        return self.upload_many([f], timeout=timeout)[0]
+
+    def upload_many(self, files: Sequence[NodeFile], *, timeout: float = 60.0) -> tuple[bool, ...]:
+        """Install several files, each atomically, in one round trip; per file, whether it changed.
+
+        On a failure the failing file (and every later one) is untouched, and earlier ones are installed.
+        """
+        if not files:
+            return ()
+        args: list[str] = []
+        for f in files:
+            if not f.path.startswith("/") or "\x00" in f.path or "\n" in f.path:
+                raise UploadError(f"node {self.node}: {f.path!r} is not an absolute single-line path")
+            args += [
+                f.path,
+                f.sha256,
+                format(f.mode, "o"),
+                f.owner,
+                f.done_if,
+                str(len(f.content)),
+                str(len(f.validate)),
+                *f.validate,
+            ]
+        argv = ("/bin/sh", "-c", upload_script(), "shimshift-upload", *args)
+        names = ", ".join(f.path for f in files)
+        result = self.run(
+            argv, stdin=b"".join(f.content for f in files), timeout=timeout, what=f"upload {names}"
         )
-        result = self.run(argv, stdin=f.content, timeout=timeout, what=f"upload {f.path}")
         if result.exit_status == 0:
-            return result.text.strip() == "changed"
+            lines = result.text.splitlines()
+            if len(lines) != len(files):
+                raise UploadError(f"node {self.node}: upload of {names} printed {len(lines)} results")
+            return tuple(line.startswith("changed ") for line in lines)
         reasons = {
             20: "cannot create its directory",
             21: "cannot create a temp file next to it",
@@ -355,9 +371,11 @@ class NodeConnection:
             25: "the new file failed validation",
             26: "the rename failed",
         }
+        done = len(result.text.splitlines())
+        failed = files[done].path if done < len(files) else names
         why = reasons.get(result.exit_status, f"exit {result.exit_status}")
         raise UploadError(
-            f"node {self.node}: {f.path} was not installed, {why}; the file on the node is "
+            f"node {self.node}: {failed} was not installed, {why}; the file on the node is "
             f"unchanged: {result.stderr_tail()}"
         )
 

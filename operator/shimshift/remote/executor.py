@@ -77,7 +77,7 @@ class TaskFailed(NodeError):
         super().__init__(node, f"{playbook}: {task!r} {phase} exited {result.exit_status}: {detail}")
 
 
-_UNCHANGED_WORDS = frozenset({"unchanged"})
+_UNCHANGED = "unchanged"
 
 
 def run_playbook(conn: NodeConnection, playbook: Playbook, variables: Mapping[str, Any]) -> PlaybookResult:
@@ -163,13 +163,14 @@ def _act(
                 [Problem(task.name, f"upload: {action.upload} must be a list of NodeFile")],
                 source=playbook.source,
             )
-        uploaded = [conn.upload(f, timeout=task.timeout) for f in files]
-        return any(uploaded), ""
+        return any(conn.upload_many(list(files), timeout=task.timeout)), ""
     result = _command(conn, playbook, task, action, variables)
     if not result.ok:
         raise TaskFailed(conn.node, playbook.name, task.name, phase, result)
-    # Tasks say what they did: silence or "unchanged" means nothing changed; a read-only playbook never does.
-    changed = not playbook.read_only and bool(set(result.text.split()) - _UNCHANGED_WORDS)
+    # Tasks say what they did, one line per thing: silence or lines starting with "unchanged" mean nothing
+    # changed; a read-only playbook never changes anything.
+    lines = [ln for ln in result.text.splitlines() if ln.strip()]
+    changed = not playbook.read_only and any(not ln.startswith(_UNCHANGED) for ln in lines)
     return changed, result.text
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +22,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.kubelet import FileEdit, plan_kubelet_switch
-from shimshift.playbooks import NodeFile
+from shimshift.playbooks import NodeFile, load_playbooks
 from shimshift.remote import (
     ConnectionLost,
     HostKeyError,
@@ -33,6 +33,7 @@ from shimshift.remote import (
     SshOptions,
     SshTarget,
     TaskFailed,
+    run_playbook,
 )
 from shimshift.rendering import render_node_config
 
@@ -119,8 +120,17 @@ def facts_of(steps: NodeSteps, node: Any) -> NodeFacts:
     return steps.facts(kubelet_version="v" + node.profile.kubelet_version)
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-def test_facts_are_complete_and_correct_on_every_profile(cluster: Any, profile: str) -> None:
+def in_parallel(scenarios: dict[str, Callable[[], None]]) -> None:
+    """Run independent node scenarios at once (each on its own node and connection); fail naming each."""
+    with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
+        futures = {name: pool.submit(fn) for name, fn in scenarios.items()}
+    errors = {name: f.exception() for name, f in futures.items() if f.exception() is not None}
+    if errors:
+        first = next(iter(errors.values()))
+        raise AssertionError("; ".join(f"{name}: {e!r}" for name, e in errors.items())) from first
+
+
+def facts_are_complete(cluster: Any, profile: str) -> None:
     node = node_of(cluster, profile)
     with connect(cluster, node) as conn:
         facts = facts_of(NodeSteps(conn), node)
@@ -147,14 +157,8 @@ def test_facts_are_complete_and_correct_on_every_profile(cluster: Any, profile: 
     )
 
 
-def in_parallel(scenarios: dict[str, Callable[[], None]]) -> None:
-    """Run independent node scenarios at once (each on its own node and connection); fail naming each."""
-    with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
-        futures = {name: pool.submit(fn) for name, fn in scenarios.items()}
-    errors = {name: f.exception() for name, f in futures.items() if f.exception() is not None}
-    if errors:
-        first = next(iter(errors.values()))
-        raise AssertionError("; ".join(f"{name}: {e!r}" for name, e in errors.items())) from first
+def test_facts_are_complete_and_correct_on_every_profile(cluster: Any) -> None:
+    in_parallel({p: functools.partial(facts_are_complete, cluster, p) for p in PROFILES})
 
 
 def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.Thread:
@@ -288,7 +292,8 @@ def cut_in_step(cluster: Any, kube_core: Any, profile: str, step: StepId) -> Non
         for earlier in FORWARD[: FORWARD.index(step)]:
             steps.run(earlier, plan)
         v = plan.variables()
-        uploads = {StepId.CONFIGURE: len(v["files"]), StepId.SWITCH: len(v["staged_files"])}.get(step, 0)
+        uploads = {StepId.CONFIGURE: v["files"], StepId.SWITCH: v["staged_files"]}.get(step)
+        uploads = 1 if uploads else 0  # all of a step's files go up in one round trip
         # cut during the step's main command (after its uploads), while it runs on the node
         thread = cut_after(conn, conn.round_trips + uploads + 1, 0.0 if step is StepId.BACKUP else 0.3)
         with pytest.raises(ConnectionLost):
@@ -331,24 +336,48 @@ def test_a_host_key_mismatch_is_refused_before_any_command_runs(cluster: Any) ->
     assert len(first.systemctl_calls()) == calls
 
 
-INJECTIONS = ["$(touch /tmp/x)", "; rm -rf /", "`touch /tmp/x`", "' \" quotes", "a;b&&c|d"]
+MARKER = f"/tmp/shimshift-injected-{uuid.uuid4().hex[:8]}"
+INJECTIONS = [
+    f"$(touch {MARKER})",
+    f"; touch {MARKER}",
+    f"`touch {MARKER}`",
+    "' \" quotes",
+    f"a;b&&touch {MARKER}|d",
+    "-rf",
+    "*",
+]
 
 
 def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: Any) -> None:
     node = node_of(cluster, "cri-dockerd")
     base = "/var/lib/shimshift-injection"
     with connect(cluster, node) as conn:
+        paths = []
         for value in INJECTIONS:
             path = f"{base}/{value.replace('/', '_')}/hosts.toml"
+            paths.append(path)
             assert conn.upload(NodeFile(path, value.encode(), 0o644))
             assert node.view(path).read_bytes() == value.encode()
-            r = conn.run(["printf", "%s", value], check=True)
-            assert r.text == value
+            assert conn.run(["printf", "%s", value], check=True).text == value
+        # the same values as script arguments: the backup records each path verbatim
+        backup = f"{base}/state/backup/containerd"
+        run_playbook(
+            conn,
+            load_playbooks()["backup"],
+            {
+                "containerd_backup": backup,
+                "containerd_paths": paths,
+                "kubelet_backup": f"{base}/state/backup/kubelet",
+                "kubelet_paths": [f"{base}/absent {MARKER}"],
+            },
+        )
+        recorded = [node.view(f"{backup}/entries/{i}/path").read_text() for i in range(1, len(paths) + 1)]
+        assert recorded == paths
         with pytest.raises(NodeError, match="not an absolute single-line path"):
             dataclasses.replace(plan_stub(), containerd_files=(NodeFile(f"{base}/a\nb", b""),)).variables()
         conn.run(["rm", "-rf", base], check=True)
-    assert node.exec(["test", "-e", "/tmp/x"]).exit_status != 0
-    assert not Path("/tmp/x").exists() or os.environ.get("SHIMSHIFT_IGNORE_HOST_TMP_X")
+    assert node.exec(["test", "-e", MARKER]).exit_status != 0
+    assert not Path(MARKER).exists()
 
 
 def plan_stub() -> NodePlan:

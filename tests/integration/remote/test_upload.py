@@ -118,3 +118,24 @@ def test_a_relative_or_multiline_path_is_refused_before_anything_runs(sshd: Loca
             with pytest.raises(UploadError, match=r"not an absolute single-line path"):
                 conn.upload(NodeFile(path, b""))
         assert conn.round_trips == 0
+
+
+def test_several_files_go_in_one_round_trip_and_a_failure_names_the_file(
+    sshd: LocalSshd, tmp_path: Path
+) -> None:
+    a, b, c = (tmp_path / n for n in ("a", "b", "c"))
+    c.write_bytes(b"old c\n")
+    files = [NodeFile(str(a), b"A" * 70000), NodeFile(str(b), b""), NodeFile(str(c), b"new c\n")]
+    with sshd.connect() as conn:
+        assert conn.upload_many(files) == (True, True, True)
+        assert conn.upload_many(files) == (False, False, False)
+        assert conn.round_trips == 2
+        bad = [
+            NodeFile(str(a), b"A2"),
+            NodeFile(str(b), b"B2", validate=("false", "{tmp}")),
+            NodeFile(str(c), b"c3"),
+        ]
+        with pytest.raises(UploadError, match=f"{b} was not installed, the new file failed validation"):
+            conn.upload_many(bad)
+    assert (a.read_bytes(), b.read_bytes(), c.read_bytes()) == (b"A2", b"", b"new c\n")
+    assert leftovers(tmp_path) == []
