@@ -17,9 +17,13 @@ _VERDICT = {
 }
 
 
+#: Every character str.splitlines() breaks on (\r, \x1e, \u2028, ...), each made a space.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
 def cell(text: object) -> str:
     """Text safe inside a Markdown table cell (no pipes, no HTML tags, one line)."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").translate(_LINE_BREAKS)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
