@@ -112,6 +112,25 @@ class SharedRenders:
         return section
 
 
+class SharedKubeletEdits:
+    """`kubelet_files` computed once per distinct kubelet setup (files, version, cri-socket annotation)."""
+
+    def __init__(self) -> None:
+        self._spec: NodeMigrationSpec | None = None
+        self._seen: dict[str, FileSection] = {}
+
+    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
+        if spec is not self._spec:
+            self._spec, self._seen = spec, {}
+        key = repr((facts.kubelet, node.kubelet_version, node.annotations.get(keys.CRI_SOCKET_ANNOTATION)))
+        section = self._seen.get(key)
+        if section is None:
+            section = kubelet_files(spec, node, facts)
+            if node.name not in repr(section):
+                self._seen[key] = section
+        return section
+
+
 def plan_hooks() -> PlanHooks:
-    """Fresh hooks for one plan (the containerd renders are shared between look-alike nodes)."""
-    return PlanHooks(containerd=SharedRenders(), kubelet=kubelet_files)
+    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes)."""
+    return PlanHooks(containerd=SharedRenders(), kubelet=SharedKubeletEdits())

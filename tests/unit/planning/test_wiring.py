@@ -8,7 +8,7 @@ from pathlib import Path
 from shimshift.model.facts import DockerImage
 from shimshift.planning.cluster import Node
 from shimshift.planning.snapshot import load_snapshot
-from shimshift.planwiring import SharedRenders, containerd_files, kubelet_files
+from shimshift.planwiring import SharedKubeletEdits, SharedRenders, containerd_files, kubelet_files
 from tests.unit.planning.factory import spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,3 +59,15 @@ def test_the_containerd_section_carries_the_insecure_registry_and_lists_what_doc
     assert carried["daemon.json insecure-registries"] is True
     assert carried["daemon.json log-opts"] is False
     assert any("TLS verification is off" in w for w in section.warnings)
+
+
+def test_a_shared_kubelet_edit_is_reused_only_for_the_same_kubelet_setup() -> None:
+    shared = SharedKubeletEdits()
+    s = spec()
+    first = shared(s, NODE, FACTS)
+    twin = dataclasses.replace(NODE, name="worker-99")
+    assert shared(s, twin, dataclasses.replace(FACTS, node="worker-99", images=())) is first
+    files = dict(FACTS.kubelet.files)
+    files["/var/lib/kubelet/kubeadm-flags.env"] = 'KUBELET_KUBEADM_ARGS="--network-plugin=kubenet"\n'
+    other = dataclasses.replace(FACTS, kubelet=dataclasses.replace(FACTS.kubelet, files=files))
+    assert shared(s, NODE, other).changes[0].after != first.changes[0].after
