@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from shimshift.model.spec import Drain, DrainTimeoutAction, LabelSelector
@@ -97,6 +97,8 @@ class DrainContext:
     pdb_states: Mapping[str, PdbState]
     pod_pdbs: Mapping[str, tuple[str, ...]]
     unhealthy_policies: Mapping[str, UnhealthyPodEvictionPolicy]
+    #: describe_controller's answers by owner, filled as nodes are planned (pods of one controller share it)
+    described: dict[tuple[str, str, str] | None, tuple[str, bool]] = field(default_factory=dict)
 
 
 def describe_controller(pod: Pod, controllers: Mapping[tuple[str, str, str], Controller]) -> tuple[str, bool]:
@@ -149,7 +151,7 @@ def plan_node_drain(node: str, pods: Sequence[Pod], ctx: DrainContext) -> NodeDr
     grace = 0
     override = ctx.policy.grace_period_seconds
     select_all = not ctx.pod_selector.match_labels and not ctx.pod_selector.match_expressions
-    names: dict[tuple[str, str, str] | None, tuple[str, bool]] = {}  # pods of one controller share it
+    names = ctx.described
     for pod in sorted(pods, key=lambda p: (p.namespace, p.name)):
         owner_key = (pod.namespace, pod.owner.kind, pod.owner.name) if pod.owner else None
         described = names.get(owner_key)
