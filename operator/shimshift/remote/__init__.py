@@ -6,6 +6,8 @@
 - `run_playbook` / `undo_playbook`: execute playbooks/*.yaml tasks (check, run, verify, undo).
 - `NodeSteps(conn)`: the node steps of the migration (facts, backup, configure, images hook, switch,
   verify, cleanup) and their rollback, driven by a `NodePlan`.
+- `SshNodePort`: the engine's NodePort (facts/backup/configure/images/switch/verify/finish/undo by node
+  name) on top of these, with plans from shimshift.rendering and shimshift.planning.kubelet.
 """
 
 from shimshift.remote.connection import (
@@ -28,6 +30,7 @@ from shimshift.remote.executor import (
     undo_playbook,
 )
 from shimshift.remote.hostkeys import HostKeyError, LearnedHostKey, fingerprint, parse_known_hosts
+from shimshift.remote.port import SshNodePort
 from shimshift.remote.steps import NodePlan, NodeSteps, NotDockershimNode
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "NodeSteps",
     "NotDockershimNode",
     "PlaybookResult",
+    "SshNodePort",
     "SshOptions",
     "SshTarget",
     "TaskFailed",

@@ -30,6 +30,7 @@ from shimshift.remote import (
     NodePlan,
     NodeSteps,
     NotDockershimNode,
+    SshNodePort,
     SshOptions,
     SshTarget,
     TaskFailed,
@@ -178,18 +179,36 @@ def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.
     return thread
 
 
-def full_cycle(cluster: Any, kube_core: Any, profile: str) -> None:
+def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = False) -> None:
+    """Forward through every node step, again (nothing changes), then roll back twice.
+
+    With `via_port`, the forward steps and the rollback go through SshNodePort, as the engine drives them.
+    """
     node = node_of(cluster, profile)
     wait_runtime(kube_core, node.name, "docker://")
-    with connect(cluster, node) as conn:
-        steps = NodeSteps(conn)
+    spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [node.name]})
+    port = SshNodePort(
+        "m1",
+        spec,
+        lambda _n: connect(cluster, node),
+        wait_seconds=30,
+        stop_grace_seconds=1,
+        kubelet_version=lambda _n: "v" + node.profile.kubelet_version,
+    )
+    try:
+        steps = port.steps(node.name)
         facts = facts_of(steps, node)
         steps.preflight(facts)
-        plan = plan_for(facts)
+        plan = port.plan(node.name, facts) if via_port else plan_for(facts)
         before = snapshot(node, touched_paths(plan))
-        for step in FORWARD:
-            steps.run(step, plan)
-        ROUND_TRIPS[profile] = conn.round_trips
+        if via_port:
+            port.backup(node.name, facts)
+            for forward in (port.configure, port.images, port.switch, port.verify):
+                forward(node.name, facts)
+        else:
+            for step in FORWARD:
+                steps.run(step, plan)
+        ROUND_TRIPS[profile] = port.round_trips(node.name)
         wait_runtime(kube_core, node.name, "containerd://")
         assert not active(node, "docker")
         restarts = [c["argv"] for c in node.systemctl_calls() if c["argv"][:1] == ["restart"]]
@@ -202,12 +221,18 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str) -> None:
         with pytest.raises(NotDockershimNode, match="already uses containerd"):
             steps.preflight(facts_of(steps, node))
 
-        steps.rollback(plan)
+        if via_port:
+            port.undo(node.name, facts)
+        else:
+            steps.rollback(plan)
         calls = len(node.systemctl_calls())
-        steps.rollback(plan)  # undo is idempotent too: the second one changes nothing
-        assert [
-            c["argv"] for c in node.systemctl_calls()[calls:] if c["argv"][1] in ("start", "stop", "restart")
-        ] == []
+        steps.rollback(plan)  # undo is idempotent too: the second one starts, stops or restarts nothing
+        changes = [
+            c["argv"] for c in node.systemctl_calls()[calls:] if c["argv"][0] in ("start", "stop", "restart")
+        ]
+        assert changes == []
+    finally:
+        port.close()
     assert snapshot(node, touched_paths(plan)) == before
     assert active(node, "docker") and active(node, "kubelet")
     wait_runtime(kube_core, node.name, "docker://")
@@ -216,7 +241,9 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str) -> None:
 def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identical(
     cluster: Any, kube_core: Any
 ) -> None:
-    in_parallel({p: functools.partial(full_cycle, cluster, kube_core, p) for p in PROFILES})
+    in_parallel(
+        {p: functools.partial(full_cycle, cluster, kube_core, p, p == "cri-dockerd") for p in PROFILES}
+    )
     assert max(ROUND_TRIPS.values()) <= 16
 
 
