@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT = 64 * 1024 * 1024
 #: The node-side `timeout` fires first; this grace lets its exit status 124 arrive before our deadline.
 _GRACE = 10.0
+#: How long output may still arrive after the exit status before the channel is given up on.
+_EOF_GRACE = 1.0
 
 
 class CommandError(RemoteError):
@@ -301,6 +303,7 @@ class NodeConnection:
 
     def _collect(self, chan: paramiko.Channel, deadline: float, argv: Sequence[str]) -> tuple[bytes, bytes]:
         out, err = bytearray(), bytearray()
+        exited_at: float | None = None
         while True:
             while chan.recv_ready():
                 out += chan.recv(65536)
@@ -309,13 +312,14 @@ class NodeConnection:
             if len(out) + len(err) > MAX_OUTPUT:
                 chan.close()
                 raise RemoteError(f"node {self.node}: {argv[0]} printed more than {MAX_OUTPUT} bytes")
-            if (
-                chan.exit_status_ready()
-                and chan.eof_received
-                and not chan.recv_ready()
-                and not chan.recv_stderr_ready()
-            ):
-                return bytes(out), bytes(err)
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                if chan.eof_received:
+                    return bytes(out), bytes(err)
+                # A daemon started by the command (an init script that leaks its stdout) can keep the
+                # channel open after the command exited: give the output a moment, then stop waiting.
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > _EOF_GRACE:
+                    return bytes(out), bytes(err)
             if chan.closed and not chan.exit_status_ready():
                 raise EOFError("channel closed before an exit status arrived")
             transport = chan.get_transport()

@@ -158,3 +158,14 @@ def test_a_jump_host_carries_the_connection(sshd: LocalSshd) -> None:
 def _split(line: str) -> tuple[str, bytes]:
     kind, b64 = line.split()[:2]
     return kind, base64.b64decode(b64)
+
+
+def test_a_daemon_that_keeps_the_output_open_does_not_hold_the_command(
+    sshd: LocalSshd, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    with sshd.connect() as conn:
+        # the background sleep inherits stdout, as a sloppy init script's daemon would
+        r = conn.run(["sh", "-c", 'sleep 60 & echo $! > "$1"; echo started', "sh", str(pidfile)], timeout=15)
+        assert (r.exit_status, r.text) == (0, "started\n")
+        assert conn.run(["kill", pidfile.read_text().strip()]).ok
