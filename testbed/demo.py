@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -80,6 +81,7 @@ class Console:
         self.tty = tty
         self.started = started
         self._drawn = 0  # lines of the live display currently on screen (tty only)
+        self._shown: list[str] = []
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -100,11 +102,16 @@ class Console:
 
     def redraw(self, lines: list[str]) -> None:
         """Replace the previous live display with ``lines`` (terminal only)."""
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        lines = [line[:width] for line in lines]  # a wrapped line would break the cursor arithmetic
+        if lines == self._shown and self._drawn:
+            return
         if self._drawn:
             self.out.write(f"\x1b[{self._drawn}F\x1b[J")
         self.out.write("".join(line + "\n" for line in lines))
         self.out.flush()
         self._drawn = len(lines)
+        self._shown = lines
 
     def end_live(self) -> None:
         self._drawn = 0
@@ -412,7 +419,14 @@ def snapshot(demo: Demo, names: Sequence[str]) -> View | None:
     )
 
 
-def render_view(view: View, created_at: float) -> list[str]:
+def _timestamp(text: str) -> float:
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def render_view(view: View) -> list[str]:
     lines = table(
         [
             ["NAME", "MODE", "PHASE", "DONE", "CURRENT", "AGE"],
@@ -422,7 +436,7 @@ def render_view(view: View, created_at: float) -> list[str]:
                 view.phase or "<none>",
                 view.done or "<none>",
                 view.current or "<none>",
-                age(time.time() - created_at),
+                age(time.time() - _timestamp(view.created)),
             ],
         ]
     )
@@ -436,7 +450,6 @@ def render_view(view: View, created_at: float) -> list[str]:
 
 def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout: float) -> View:
     """Follow the NodeMigration until it settles; returns the last view."""
-    created_at = time.time()
     deadline = time.monotonic() + timeout
     last: View | None = None
     seen: dict[str, NodeView] = {}
@@ -445,7 +458,7 @@ def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout:
         view = snapshot(demo, names)
         if view is not None:
             if console.tty:
-                console.redraw(render_view(view, created_at))
+                console.redraw(render_view(view))
             else:
                 row = (view.mode, view.phase, view.done, view.current)
                 if row != header:
@@ -477,6 +490,22 @@ def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout:
 # --- the demo -----------------------------------------------------------------------------------
 
 
+def private_shell_rc(cluster: Cluster) -> None:
+    """Give each node's root its own ``~/.bashrc``.
+
+    A node's /root is an overlay of the host's, so every SSH session into it (bash reads ~/.bashrc
+    when sshd starts it) ran the host's shell setup; on a machine whose ~/.bashrc says
+    ``eval "$(pyenv init -)"`` that is a ``pyenv rehash`` per session, which waits up to 60 s on the
+    shims lock (the host's, or one a killed session left in the node) and stalls the operator's
+    commands. Real nodes do not share a developer's shell setup; the demo's do not either.
+    """
+    line = "# testbed node: root's own shell setup, not the host's"
+    for node in cluster.nodes:
+        result = node.exec(["sh", "-c", 'printf "%s\\n" "$1" > /root/.bashrc', "sh", line], timeout=30)
+        if result.exit_status != 0:
+            raise DemoError(f"node {node.name}: could not write /root/.bashrc: {result.stderr.strip()}")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     kubectl_binary = find_kubectl()
     if kubectl_binary is None:
@@ -495,6 +524,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         demo.cluster = Cluster.up(args.name, profiles, root=args.root)
         names = [n.name for n in demo.cluster.nodes]
+        private_shell_rc(demo.cluster)
         demo.dir.mkdir(parents=True, exist_ok=True)
 
         console.section("Kubernetes API emulator (python -m testbed.kubeapi), fake kubelets registering")
@@ -680,13 +710,19 @@ def keep_logs(demo: Demo, console: Console) -> None:
     console.line(f"logs kept in {saved}")
 
 
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    """The first Ctrl-C / SIGTERM / SIGHUP unwinds into the teardown; later ones (``timeout`` and a
+    terminal both signal the whole group, users press Ctrl-C twice) are ignored so it can finish."""
+    _shield_signals()
     raise Interrupted(signal.Signals(signum).name)
 
 
 def _shield_signals() -> None:
     """Teardown must finish: a second Ctrl-C or SIGTERM waits for it."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in HANDLED_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -712,7 +748,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in HANDLED_SIGNALS:
         signal.signal(sig, _raise_interrupted)
     console = Console(sys.stdout, sys.stdout.isatty() and not args.plain, time.monotonic())
     try:
