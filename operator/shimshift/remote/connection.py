@@ -297,6 +297,11 @@ class NodeConnection:
             result = CommandResult(tuple(argv), status, out, err, time.monotonic() - start)
         if status == 124 and result.duration >= timeout * 0.9:
             raise CommandTimeout(f"node {self.node}: {what or argv[0]} did not finish within {timeout:g}s")
+        if self.use_sudo and status == 1 and b"sudo:" in err and b"password" in err:
+            raise RemoteError(
+                f"node {self.node}: sudo asks {self.target.user} for a password; shimshift runs `sudo -n`: "
+                "give that user passwordless sudo (NOPASSWD) or connect as root"
+            )
         if check and not result.ok:
             raise CommandError(self.node, result, what)
         return result
