@@ -255,6 +255,7 @@ class Kubectl:
             self.console.command(["kubectl", *args])
         result = subprocess.run(
             [self.binary, *args],
+            cwd=REPO,
             env=self.env,
             input=stdin,
             capture_output=True,
@@ -327,7 +328,7 @@ def migration_manifest(ssh_port: int, max_unavailable: int) -> str:
             timeout: 2m
           ssh:
             user: root
-            port: {ssh_port}              # the testbed's sshd (nodes are 127.0.0.11, .12, ...)
+            port: {ssh_port}             # the testbed's sshd (nodes are 127.0.0.11, .12, ...)
             privateKeySecretRef: {{name: shimshift-ssh}}
             knownHostsSecretRef: {{name: shimshift-known-hosts}}
         """)
@@ -562,7 +563,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         kubectl("get", "nodes", "-o", "wide")
 
         console.section("the NodeMigration CRD, a workload, the SSH Secrets")
-        kubectl("apply", "-f", str(REPO / "crds" / "nodemigration.yaml"))
+        kubectl("apply", "-f", "crds/nodemigration.yaml")
         workload = demo.dir / "workload.yaml"
         workload.write_text(workload_manifest())
         kubectl("apply", "-f", str(workload))
@@ -676,14 +677,19 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if args.keep and not interrupted and demo.cluster is not None:
             demo.detach()
             console.section("left running (--keep)")
+            console.line(
+                f"Point your own kubectl at it (any recent kubectl; this demo used {kubectl_binary}):"
+            )
             console.line(f"  export KUBECONFIG={demo.kubeconfig}")
             console.line("  kubectl get nm,nodes -o wide")
-            console.line(f"  kubectl -n {NAMESPACE} get configmap {MIGRATION}-plan -o yaml")
-            console.line(f"  logs: {demo.dir}/operator.log, {demo.dir}/kubeapi.log")
             console.line(
-                f"tear down later: python -m testbed down --name {args.name}"
-                + ("" if args.root == DEFAULT_ROOT else f" --root {args.root}")
+                f"  kubectl -n {NAMESPACE} get configmap {MIGRATION}-plan -o jsonpath='{{.data.report\\.md}}'"
             )
+            console.line(f"  kubectl get nm {MIGRATION} -o yaml")
+            console.line(f"Logs: {demo.dir}/operator.log, {demo.dir}/kubeapi.log")
+            root = "" if args.root == DEFAULT_ROOT else f" --root {args.root}"
+            console.line("Tear it all down later (nodes, registry, API emulator, operator):")
+            console.line(f"  cd {REPO} && python3 -m testbed{root} down --name {args.name}")
         else:
             if not ok and not interrupted:
                 keep_logs(demo, console)
