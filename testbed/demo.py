@@ -123,10 +123,10 @@ def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
 
 
-def table(rows: list[list[str]]) -> list[str]:
+def table(rows: list[list[str]], gap: int = 3) -> list[str]:
     """Left-aligned columns separated by three spaces, as kubectl prints them."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return [(" " * gap).join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def age(seconds: float) -> str:
@@ -395,8 +395,8 @@ def snapshot(demo: Demo, names: Sequence[str]) -> View | None:
     for name in names:
         node, record = items.get(name, {}), records.get(name, {})
         step = str(record.get("step") or "")
-        if step and record.get("stepState"):
-            step = f"{step} ({record['stepState']})"
+        if step and record.get("stepState") and record["stepState"] != "Started":
+            step = f"{step} {str(record['stepState']).lower()}"  # "configure done", "switch failed"
         views.append(
             NodeView(
                 name,
@@ -442,11 +442,12 @@ def render_view(view: View) -> list[str]:
         ]
     )
     lines.append("")
-    rows = [["NODE", "STATUS", "CONTAINER-RUNTIME", "MIGRATION", "STEP"]]
+    # step first, runtime last: on a narrow terminal the cut falls on the runtime's version
+    rows = [["NODE", "MIGRATION", "STEP", "STATUS", "CONTAINER-RUNTIME"]]
     for n in view.nodes:
-        status = ("Ready" if n.ready else "NotReady") + (",SchedulingDisabled" if n.cordoned else "")
-        rows.append([n.name, status, n.runtime or "<unknown>", n.phase or "Pending", n.step or "-"])
-    return lines + table(rows)
+        status = ("Ready" if n.ready else "NotReady") + (",Cordoned" if n.cordoned else "")
+        rows.append([n.name, n.phase or "Pending", n.step or "-", status, n.runtime or "<unknown>"])
+    return lines + table(rows, gap=2)
 
 
 def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout: float) -> View:

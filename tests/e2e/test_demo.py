@@ -95,3 +95,19 @@ def test_the_demo_moves_every_node_to_containerd_and_leaves_the_machine_clean(te
 
     assert leftovers(testbed_root) == [], "the demo left this behind"
     assert not any(testbed_root.iterdir())
+
+
+def test_the_live_table_shows_each_nodes_step_and_runtime_on_an_80_column_terminal() -> None:
+    from testbed.demo import NodeView, View, render_view
+
+    cordoned = NodeView("demotty-node2", "docker://20.10.24+dfsg1", True, True, "InProgress", "configure")
+    done = NodeView("demotty-node1", "containerd://1.6.20~ds1", True, False, "Succeeded", "finish done")
+    view = View("Migrate", "Progressing", "1/2", "demotty-node2", "2026-11-28T01:00:00Z", (done, cordoned))
+
+    shown = [line[:79] for line in render_view(view)]  # what Console.redraw keeps of each line
+
+    rows = {line.split()[0]: line.split() for line in shown if line.startswith("demotty-node")}
+    assert rows["demotty-node2"][1:4] == ["InProgress", "configure", "Ready,Cordoned"], shown
+    assert rows["demotty-node2"][4].startswith("docker://"), shown
+    assert rows["demotty-node1"][1:4] == ["Succeeded", "finish", "done"], shown
+    assert rows["demotty-node1"][5].startswith("containerd://"), shown
