@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shimshift.model import keys
+from shimshift.model.keys import STEP_ORDER
 from shimshift.model.status import NodePhase, Phase
 from shimshift.resources import load_crd
 from tests.e2e.conftest import Operator, eventually
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 #: node1 and node2 migrate; node3 gets a containerd that cannot start its CRI plugin and rolls back.
 SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray", "kubeadm-cgroupfs"]
 CRI_STATE_DIR = "/var/lib/containerd/io.containerd.grpc.v1.cri"
+ORDER = [str(s) for s in STEP_ORDER]
 
 
 @pytest.fixture(scope="module")
@@ -161,4 +163,72 @@ def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
     calls = [r for r in list(api.requests)[before:] if r.resource]
     print(
         f"\nper migrated node: SSH round trips {trips}, API calls {len(calls) / len(names):.0f} (operator + kopf)"
+    )
+
+
+def test_sigkill_inside_each_changing_step_on_a_real_node_resumes_and_keeps_the_original_backup(
+    stack: tuple[Any, Any], tmp_path: Path
+) -> None:
+    nodes, api = stack
+    target = nodes.nodes[2]  # back on Docker after the rollback test
+    original = target.view("/etc/containerd/config.toml").read_bytes()
+    eventually(
+        lambda: _ready_on(api.get("nodes", target.name) or {}, "docker://"), 60, "the kubelet on Docker"
+    )
+    operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    operator.start()
+    api.seed(
+        {
+            "apiVersion": "shimshift.io/v1alpha1",
+            "kind": "NodeMigration",
+            "metadata": {"name": "crashy"},
+            "spec": {
+                "mode": "Migrate",
+                "nodeNames": [target.name],
+                "ssh": {
+                    "user": "root",
+                    "port": nodes.ssh_port,
+                    "privateKeySecretRef": {"name": "ssh"},
+                    "knownHostsSecretRef": {"name": "known-hosts"},
+                },
+            },
+        }
+    )
+
+    def record() -> dict[str, Any]:
+        status = (api.get("nodemigrations.shimshift.io", "crashy") or {}).get("status") or {}
+        return next(iter(status.get("nodes") or ()), {})
+
+    killed: list[str] = []
+    try:
+        for step in ("backup", "configure", "images", "switch", "verify"):
+
+            def at_or_after(step: str = step) -> str | None:
+                r = record()
+                if r.get("phase") in ("Succeeded", "RolledBack", "Failed"):
+                    return "end"
+                current = r.get("step")
+                return current if current in ORDER and ORDER.index(current) >= ORDER.index(step) else None
+
+            reached = eventually(at_or_after, 120, f"step {step}", 0.05)
+            if reached == "end":
+                break
+            operator.kill()
+            killed.append(f"{reached}/{record().get('stepState')}")
+            operator.start()
+        eventually(
+            lambda: record().get("phase") in ("Succeeded", "RolledBack", "Failed"), 200, "the end", 0.5
+        )
+    finally:
+        operator.stop()
+
+    print(f"\nSIGKILL points on a real node: {killed}")
+    assert record()["phase"] == NodePhase.SUCCEEDED, (record(), operator.logs()[-3000:])
+    assert len(killed) >= 3
+    node = api.get("nodes", target.name) or {}
+    assert _ready_on(node, "containerd://") and not node["spec"].get("unschedulable")
+    backups = target.view("/var/lib/shimshift/crashy/backup")
+    saved = [p.read_bytes() for p in backups.rglob("*") if p.is_file()]
+    assert original in saved, (
+        "the backup of config.toml is not the original: a step ran again after configure"
     )
