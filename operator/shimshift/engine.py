@@ -245,7 +245,10 @@ class Engine:
                 migration.name, self.identity, self.config.lease_ttl
             ):
                 log.info("NodeMigration %s: another replica is acting on it; waiting", migration.name)
-                return Result(migration.status.phase or Phase.PENDING, 0, self.config.retry_delay)
+                flying = sum(
+                    1 for r in migration.status.nodes if r.phase in IN_FLIGHT
+                )  # deletion waits for them
+                return Result(migration.status.phase or Phase.PENDING, flying, self.config.retry_delay)
             with self._heartbeat(migration.name, preempt):
                 return self._reconcile(migration, stopping, preempt)
         finally:

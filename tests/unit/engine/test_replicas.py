@@ -62,3 +62,21 @@ def test_a_second_replica_does_nothing_while_the_first_holds_the_lease_and_takes
     assert cluster.status().phase == Phase.SUCCEEDED
     assert calls["replica-b"] > 0
     assert all(count == 1 for key, count in nodes.changes.items() if not key.endswith(":facts"))
+
+
+def test_deletion_seen_by_a_replica_without_the_lease_waits_for_the_nodes_the_other_has_in_flight(
+    clock: Clock,
+) -> None:
+    cluster = FakeCluster(workers(1), clock)
+    nodes = FakeNodes(cluster)
+    nodes.transient["w1:images"] = 1  # the active replica's pass ends with w1 in flight
+    cluster.create(manifest())
+    calls: Counter[str] = Counter()
+    a = _replica(cluster, nodes, clock, "replica-a", calls)
+    b = _replica(cluster, nodes, clock, "replica-b", calls)
+    a.reconcile(cluster.get("m"))
+
+    result = b.reconcile(cluster.get("m"), stopping=True)
+
+    assert result.in_flight == 1  # so kopf keeps the finalizer
+    assert set(calls) == {"replica-a"}
