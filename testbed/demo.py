@@ -1,6 +1,7 @@
-"""``python -m testbed.demo``: shimshift end to end on this machine, in about two minutes.
+"""The shimshift demo: testbed nodes on Docker, a Plan report, a migration to containerd (about a minute).
 
-    python -m testbed.demo [--nodes 3] [--keep] [--name demo] [--plain]
+    python -m testbed.demo [--nodes 3] [--max-unavailable 1] [--keep] [--plain]
+                           [--name demo] [--root DIR] [--profiles P1,P2,...] [--timeout 240]
 
 What it does, in order (every Kubernetes step is real ``kubectl`` against the API emulator):
 
