@@ -698,6 +698,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
             console.section("tearing down")
             demo.teardown()
             console.line(f"done: no process, namespace or mount of the demo left  [{console.elapsed():.0f}s]")
+            if not args.keep:
+                console.line("(--keep leaves it running, to look around with your own kubectl)")
     if interrupted:
         return 130
     return 0 if ok else 1

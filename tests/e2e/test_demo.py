@@ -88,6 +88,13 @@ def test_the_demo_moves_every_node_to_containerd_and_leaves_the_machine_clean(te
             assert row.split()[1] == "Ready", row
             assert row.split()[-1].startswith(runtime), (node, row)
 
+    pods_after = section(
+        "$ kubectl get pods -A -o wide" + output.rsplit("$ kubectl get pods -A -o wide", 1)[1],
+        "kubectl get pods -A -o wide",
+    ).splitlines()[1:]
+    web = [cells for row in pods_after if len(cells := row.split()) > 3 and cells[1].startswith("web-")]
+    assert len(web) == 3 and all(cells[3] == "Running" for cells in web), pods_after  # evicted, back
+
     changes = [line for line in output.splitlines() if re.match(r"\[\s*[\d.]+s\]   \S+-node\d: ", line)]
     steps = {m.group(1) for line in changes if (m := re.search(r"step (\w+)", line))}
     assert {"drain", "configure", "images", "switch", "verify"} <= steps, changes
