@@ -493,22 +493,6 @@ def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout:
 # --- the demo -----------------------------------------------------------------------------------
 
 
-def private_shell_rc(cluster: Cluster) -> None:
-    """Give each node's root its own ``~/.bashrc``.
-
-    A node's /root is an overlay of the host's, so every SSH session into it (bash reads ~/.bashrc
-    when sshd starts it) ran the host's shell setup; on a machine whose ~/.bashrc says
-    ``eval "$(pyenv init -)"`` that is a ``pyenv rehash`` per session, which waits up to 60 s on the
-    shims lock (the host's, or one a killed session left in the node) and stalls the operator's
-    commands. Real nodes do not share a developer's shell setup; the demo's do not either.
-    """
-    line = "# testbed node: root's own shell setup, not the host's"
-    for node in cluster.nodes:
-        result = node.exec(["sh", "-c", 'printf "%s\\n" "$1" > /root/.bashrc', "sh", line], timeout=30)
-        if result.exit_status != 0:
-            raise DemoError(f"node {node.name}: could not write /root/.bashrc: {result.stderr.strip()}")
-
-
 def run(args: argparse.Namespace, console: Console) -> int:
     kubectl_binary = find_kubectl()
     if kubectl_binary is None:
@@ -527,7 +511,6 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         demo.cluster = Cluster.up(args.name, profiles, root=args.root)
         names = [n.name for n in demo.cluster.nodes]
-        private_shell_rc(demo.cluster)
         demo.dir.mkdir(parents=True, exist_ok=True)
 
         console.section("Kubernetes API emulator (python -m testbed.kubeapi), fake kubelets registering")

@@ -210,6 +210,11 @@ class Cluster:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
         (nd.in_node("/etc/testbed-node")).write_text(f"{node.name} {node.profile.name.value}\n")
+        # /root is an overlay of the host's: without files of its own, every SSH session into the node
+        # would run the host's shell setup (here `eval "$(pyenv init -)"`, whose rehash waits up to 60 s
+        # on a lock) and stall node commands. Real nodes do not share a developer's shell setup.
+        for rc in ("/root/.bashrc", "/root/.profile"):
+            nd.in_node(rc).write_text("# testbed node: root's own shell setup, not the host's\n")
         launcher = self._spawn(
             ["unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
              "--propagation", "private", sys.executable, "-m", "testbed.nodes.init", str(nd.path),
