@@ -68,6 +68,11 @@ def to_kopf_error(error: ShimshiftError) -> Exception:
     return kopf.TemporaryError(str(error), delay=float(getattr(error, "retry_after", RETRY_DELAY)))
 
 
+class _QuietTicks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timer 'reconcile' succeeded" not in record.getMessage()
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = keys.FINALIZER
@@ -78,6 +83,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # shimshift posts its own Events; kopf's per-handler "succeeded" Events every tick would bury them.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 8
+    # The timer succeeds every tick; that line would be most of the log. Failures are still logged.
+    logging.getLogger("kopf.objects").addFilter(_QuietTicks())
     # A dead peer stops blocking the others after this long; the NodeMigration lease has the same bound.
     settings.peering.lifetime = _runtime(memo).peering_lifetime
 
