@@ -18,7 +18,7 @@ from shimshift.resources import data_path, load_crd
 
 EXIT_OK = 0
 EXIT_INVALID = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 64  # EX_USAGE: distinct from plan's 2 (warnings) and 3 (blockers)
 
 
 def _cmd_version(args: argparse.Namespace, out: TextIO) -> int:
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help and usage errors
-        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+        return EXIT_OK if e.code in (0, None) else EXIT_USAGE
     stream = out if out is not None else sys.stdout
     status: int = args.func(args, stream)
     return status

@@ -85,9 +85,14 @@ def test_binary_input_is_reported(tmp_path: Path) -> None:
     assert "is not UTF-8 text" in out
 
 
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate"]) == 2
+def test_usage_errors_exit_64_so_they_never_read_as_plan_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 64
     assert "-f/--filename" in capsys.readouterr().err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "validate" in capsys.readouterr().out
 
 
 def test_the_crd_command_prints_the_shipped_crd() -> None:

@@ -34,12 +34,28 @@ def test_check_fails_and_says_how_to_fix_a_stale_page(tmp_path: Path) -> None:
     version["properties"]["spec"]["properties"]["mode"]["description"] = "A changed description."
     changed = tmp_path / "crd.yaml"
     changed.write_text(yaml.safe_dump(crd))
-    result = generate("--check", "--crd", str(changed), "--output", str(PAGE))
+    no_readme = str(tmp_path / "absent-README.md")
+    result = generate("--check", "--crd", str(changed), "--output", str(PAGE), "--readme", no_readme)
     assert result.returncode == 1
     assert "run scripts/gen-api-reference" in result.stderr
     written = tmp_path / "page.md"
-    assert generate("--crd", str(changed), "--output", str(written)).returncode == 0
+    assert generate("--crd", str(changed), "--output", str(written), "--readme", no_readme).returncode == 0
     assert "A changed description." in written.read_text()
+
+
+def test_the_readme_reference_is_the_crds_spec_and_a_stale_one_is_caught(tmp_path: Path) -> None:
+    readme = (helm.REPO / "README.md").read_text()
+    begin = "<!-- BEGIN NodeMigration reference"
+    assert begin in readme and "<!-- END NodeMigration reference -->" in readme
+    spec = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert " ".join(spec["properties"]["rollout"]["description"].split()) in readme
+    stale = tmp_path / "README.md"
+    stale.write_text(readme.replace("`maxUnavailable`", "`maxUnavailableOld`"))
+    result = generate("--check", "--readme", str(stale))
+    assert result.returncode == 1
+    assert "README.md's reference is out of date" in result.stderr
+    assert generate("--readme", str(stale), "--output", str(tmp_path / "page.md")).returncode == 0
+    assert stale.read_text() == readme
 
 
 def field_paths(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
