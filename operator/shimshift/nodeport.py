@@ -152,7 +152,12 @@ class SshNodePort:
 
     def images(self, node: str, facts: NodeFacts) -> ImageCounts:
         spec = self.migration.spec
-        plan, outcome = self._guarded(node, lambda: run_images_step(self._conn(node), facts, spec))
+        # The sandbox image the new config names must be in containerd before kubelet needs it (an
+        # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
+        sandbox = render_node_config(spec, facts, self._registry_material()).report.sandbox_image
+        plan, outcome = self._guarded(
+            node, lambda: run_images_step(self._conn(node), facts, spec, sandbox_image=sandbox)
+        )
         return image_counts(plan, outcome)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
