@@ -14,7 +14,14 @@ rm -f -- "$state/containerd-applied"
 # from here on the running containerd may not be the one Docker started with: the undo must restart it
 : >"$state/containerd-restarting" || exit 20
 systemctl restart containerd || { echo "systemctl restart containerd failed" >&2; exit 21; }
-if ! wait_for "$wait" cri_ok; then
+end=$(($(date +%s) + wait))
+while :; do
+    cri_settled
+    case $? in 0 | 1) break ;; esac
+    [ "$(date +%s)" -lt "$end" ] || break
+    sleep 0.2
+done
+if ! cri_ok; then
     detail=$(timeout 5 ctr plugins ls -d id==cri 2>&1 | tail -n 5)
     echo "containerd's CRI plugin is not ok after the restart with the new config: $detail" >&2
     exit 22

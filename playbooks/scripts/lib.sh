@@ -22,9 +22,20 @@ file_sha() { sha256sum <"$1" 2>/dev/null | cut -d' ' -f1; }
 
 # containerd answers and its CRI plugin reports ok (a running daemon is not enough: a bad CRI config
 # leaves containerd up with `cri ... error`)
-cri_ok() {
-    [ "$(timeout 5 ctr --connect-timeout 3s plugins ls 2>/dev/null |
-        awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}')" = ok ]
+cri_state() {
+    timeout 5 ctr --connect-timeout 3s plugins ls 2>/dev/null |
+        awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}'
+}
+cri_ok() { [ "$(cri_state)" = ok ]; }
+
+# CRI is ok (0) or has failed for this daemon run (1: containerd reports the plugin in error, which
+# does not heal without a restart); keeps waiting (2) while containerd starts up
+cri_settled() {
+    case $(cri_state) in
+        ok) return 0 ;;
+        error) return 1 ;;
+        *) return 2 ;;
+    esac
 }
 
 # wait up to $1 seconds for the command "$2..." to succeed

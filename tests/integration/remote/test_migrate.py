@@ -295,7 +295,10 @@ def kubelet_does_not_come_up(cluster: Any, kube_core: Any) -> None:
             )
             for e in good.kubelet.edits
         )
-        plan = dataclasses.replace(good, kubelet=dataclasses.replace(good.kubelet, edits=edits))
+        # the switch waits wait_seconds for the kubelet to come up: keep the doomed wait short
+        plan = dataclasses.replace(
+            good, kubelet=dataclasses.replace(good.kubelet, edits=edits), wait_seconds=8
+        )
         for step in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES):
             steps.run(step, plan)
         with pytest.raises(TaskFailed, match="kubelet"):
