@@ -15,14 +15,26 @@ import sys
 from pathlib import Path
 
 from testbed.nodes.layout import BIND_DIRS, OVERLAY_DIRS, NodeDir
+from testbed.nodes.profiles import REPO_ROOT
 
 
 def _mount(*argv: str) -> None:
     subprocess.run(["mount", *argv], check=True)
 
 
+def host_paths_under_tmp() -> list[Path]:
+    """Host paths that processes in the node need (the checkout on their PYTHONPATH, the Python that
+    runs them) and that the node's private /tmp would hide: a CI clone or a virtualenv may live under
+    the host's /tmp."""
+    tmp = Path("/tmp")
+    candidates = {REPO_ROOT, Path(sys.prefix)}
+    return sorted(p for p in candidates if p != tmp and p.is_relative_to(tmp) and p.is_dir())
+
+
 def build_node_view(node: NodeDir, systemctl: Path) -> None:
     """Mount overlays and binds so the node's stock paths are its own."""
+    # Hold the host paths the private /tmp will hide, to bind them back in at the same place.
+    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in host_paths_under_tmp()]
     for path in OVERLAY_DIRS:
         options = f"lowerdir={path},upperdir={node.upper(path)},workdir={node.work(path)}"
         _mount("-t", "overlay", "overlay", "-o", options, path)
@@ -31,6 +43,13 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
     _mount("--bind", str(systemctl), "/usr/bin/systemctl")
     for path in sorted(BIND_DIRS, key=lambda p: (p == "/tmp", len(p))):
         _mount("--bind", str(node.bind_source(path)), path)
+    for path, fd in kept:
+        path.mkdir(parents=True, exist_ok=True)  # inside the node's private /tmp (under NODE_DIR)
+        # --no-canonicalize: the kernel follows /proc/self/fd/N to the host directory held open above;
+        # a canonicalized path would name the (empty) directory in the node's own /tmp instead.
+        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(path)],
+                       check=True, pass_fds=(fd,))
+        os.close(fd)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
 
