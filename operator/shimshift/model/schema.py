@@ -101,9 +101,20 @@ def format_path(parts: Iterator[str | int] | list[str | int] | tuple[str | int, 
     return text
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 2.0 as an integer; the API server does not, and neither does the typed model.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def validate(value: Any, openapi_schema: Mapping[str, Any], *, root: str = "") -> list[Problem]:
     """Every schema violation in `value` (already defaulted), as located, readable problems."""
-    validator = jsonschema.Draft202012Validator(to_json_schema(openapi_schema))
+    validator = _Validator(to_json_schema(openapi_schema))
     problems = []
     for error in validator.iter_errors(value):
         problems.extend(_describe(error, root))
