@@ -107,6 +107,7 @@ class KubeCluster:
             try:
                 migrations.emit_event(
                     self.kube,
+                    self.namespace,
                     kind=kind,
                     name=name,
                     uid=uid,

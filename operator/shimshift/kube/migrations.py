@@ -1,8 +1,9 @@
 """The NodeMigration objects themselves: read them, patch their status subresource, emit Events.
 
 Status is written only through the `/status` subresource with a JSON merge patch of the fields that
-changed, so it never races the user's spec edits. Events go to the NodeMigration and to the Node (both
-cluster-scoped, so their Events live in `default`, as kubectl describe expects). Event messages are
+changed, so it never races the user's spec edits. Events go to the NodeMigration and to the Node; both
+are cluster-scoped, so their Events live in the operator's own namespace, as kopf puts its own (kubectl
+describe finds Events of a cluster-scoped object in any namespace). Event messages are
 built by callers from names and reasons only: never from command output that might carry a secret.
 """
 
@@ -17,7 +18,6 @@ from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, Object
 from shimshift.model import keys
 
 MIGRATIONS = f"/apis/{keys.GROUP}/{keys.VERSION}/{keys.PLURAL}"
-EVENTS_NAMESPACE = "default"
 COMPONENT = "shimshift"
 
 
@@ -55,6 +55,7 @@ def _now() -> str:
 
 def emit_event(
     kube: Kube,
+    namespace: str,
     *,
     kind: str,
     name: str,
@@ -64,18 +65,18 @@ def emit_event(
     reason: str,
     message: str,
 ) -> None:
-    """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration)."""
+    """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration), in `namespace`."""
     now = _now()
     involved: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": name}
     if uid:
         involved["uid"] = uid
     kube.request(
         "POST",
-        f"/api/v1/namespaces/{EVENTS_NAMESPACE}/events",
+        f"/api/v1/namespaces/{namespace}/events",
         body={
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{name}.", "namespace": EVENTS_NAMESPACE},
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
             "involvedObject": involved,
             "reason": reason,
             "message": message[:1024],

@@ -250,11 +250,6 @@ def test_shimshift_run_accepts_every_option_the_chart_passes(installed: Path) ->
     assert missing == [], f"the chart passes options `shimshift run` does not know: {missing}"
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS (shown by -ra) once fixed: then drop this marker
-    reason="`shimshift run` does not serve kopf's health endpoint yet (--liveness); the chart's probes "
-    "need it. Reported to the operator CLI owner.",
-)
 def test_shimshift_run_serves_the_health_endpoint_the_chart_probes(installed: Path) -> None:
     text = run_help(installed)
     assert all(re.search(rf"{o}\b", text) for o in PENDING_RUN_OPTIONS)

@@ -30,9 +30,6 @@ from tests.unit.chart import helm
 pytestmark = pytest.mark.e2e
 
 VALUES = ["--set", "ssh.privateKey.existingSecret=ssh", "--set", "ssh.knownHosts.existingSecret=known-hosts"]
-# Known and reported: kube/migrations.py posts Events to "default" instead of the operator's namespace
-# (tests/unit/chart/test_rbac.py::test_events_are_posted_in_the_operators_namespace_which_the_role_covers).
-KNOWN_DENIALS = {("", "events", "create", "default")}
 # Made by the simulated node (it reports the new runtime on the Node's status, as a kubelet would), not
 # by the operator: tests/e2e/simnodes.py, its only API request.
 SIMULATED_KUBELET = {("", "nodes/status", "patch")}
@@ -145,5 +142,5 @@ def test_every_request_the_operator_makes_is_allowed_by_the_charts_rbac(
             if not allowed(cluster_rules, role_rules, r)
         }
     )
-    unexpected = [d for d in denied if d not in KNOWN_DENIALS and d[:3] not in SIMULATED_KUBELET]
+    unexpected = [d for d in denied if d[:3] not in SIMULATED_KUBELET]
     assert unexpected == [], "the chart's RBAC would deny these"

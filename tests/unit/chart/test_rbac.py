@@ -349,11 +349,6 @@ def test_the_grant_mapping_follows_the_api_servers_authorizer() -> None:
         assert grant_for(Use("t", method, path)) == expected
 
 
-@pytest.mark.xfail(
-    strict=False,  # XPASS (shown by -ra) once fixed: then drop this marker
-    reason="kube/migrations.py posts Events to namespace 'default'; kopf and the chart's Role use the "
-    "operator's own namespace (SHIMSHIFT_NAMESPACE). Reported to the kube/ owner.",
-)
 def test_events_are_posted_in_the_operators_namespace_which_the_role_covers() -> None:
     uses, _ = code_uses()
     namespaces = {u.path.split("/")[4] for u in uses if u.method == "POST" and u.path.endswith("/events")}
