@@ -115,6 +115,9 @@ Refuse value combinations that would deploy something unsafe, with a message tha
 {{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.healthPort)) }}
 {{- fail "metrics.port and healthPort must differ: the operator serves /metrics and kopf's /healthz on separate ports" }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail "replicaCount above 1 needs peering.enabled=true: without kopf peering every pod would act" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true (the ServiceMonitor scrapes the metrics Service)" }}
 {{- end }}

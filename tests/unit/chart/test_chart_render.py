@@ -206,6 +206,15 @@ def test_ssh_secrets_created_from_values_hold_exactly_the_given_content() -> Non
     assert base64.b64decode(hosts["data"]["hosts"]).decode() == values["ssh"]["knownHosts"]["value"]
 
 
+def test_hot_standbys_render_with_peering() -> None:
+    result = helm.template("--set", "replicaCount=2")
+    assert result.returncode == 0, result.stderr
+    deployment = helm.only(helm.documents(result.stdout), "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any(a.startswith("--peering=") for a in args), args
+
+
 def test_no_secret_is_created_when_existing_ones_are_named() -> None:
     assert not [d for d in helm.rendered("existing-secrets-servicemonitor") if d["kind"] == "Secret"]
     assert not [d for d in helm.rendered("default") if d["kind"] == "Secret"]
@@ -214,8 +223,9 @@ def test_no_secret_is_created_when_existing_ones_are_named() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        # kopf pods with equal priorities all pause, and `shimshift run` has no per-pod priority yet.
-        (["--set", "replicaCount=2"], "replicaCount"),
+        # standbys are safe only through kopf peering (and each NodeMigration's lease)
+        (["--set", "replicaCount=2", "--set", "peering.enabled=false"], "replicaCount above 1 needs peering"),
+        (["--set", "replicaCount=4"], "replicaCount"),
         (
             ["--set", "ssh.privateKey.existingSecret=a", "--set", "ssh.privateKey.value=b"],
             "set ssh.privateKey.existingSecret or ssh.privateKey.value, not both",
