@@ -6,6 +6,8 @@ fake nodes. Each test gets a fresh emulator state (the `kubeapi` fixture) with t
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -163,4 +165,33 @@ def migration(name: str = "m", **spec: Any) -> dict[str, Any]:
             "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "known-hosts"}},
             **spec,
         },
+    }
+
+
+@contextlib.contextmanager
+def emulator_for(nodes: Any, workdir: Path, *, crd: bool = True) -> Iterator[KubeApi]:
+    """An API emulator for a testbed cluster, with its controllers off (the nodes' fake kubelets report
+    the pods) and the kubelets attached; yields its handle, with the NodeMigration CRD unless told."""
+    from testbed.kubeapi import EmulatorConfig, EmulatorThread, write_kubeconfig
+
+    thread = EmulatorThread(EmulatorConfig(controllers=False))
+    thread.start()
+    try:
+        kubeconfig = write_kubeconfig(workdir / "kubeconfig", thread.emulator.url)
+        api = KubeApi(thread, kubeconfig)
+        if crd:
+            api.seed(load_crd())
+        nodes.attach_api(thread.emulator.url, kubeconfig)
+        yield api
+    finally:
+        thread.stop()
+
+
+def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[str, Any]:
+    """An Opaque Secret holding `text` under `key`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: base64.b64encode(text.encode()).decode()},
     }

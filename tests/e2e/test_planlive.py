@@ -6,7 +6,6 @@ request log, the nodes' files byte for byte, their daemons' processes and the fa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from shimshift.cli import main
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import emulator_for, eventually, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -35,27 +34,8 @@ WATCHED = (
 
 @pytest.fixture(scope="module")
 def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi, write_kubeconfig
-
-    thread = EmulatorThread(EmulatorConfig(controllers=False))
-    thread.start()
-    try:
-        kubeconfig = write_kubeconfig(tmp_path_factory.mktemp("plan") / "kubeconfig", thread.emulator.url)
-        api = KubeApi(thread, kubeconfig)
-        scratch_cluster.attach_api(thread.emulator.url, kubeconfig)
+    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("plan"), crd=False) as api:
         yield scratch_cluster, api
-    finally:
-        thread.stop()
-
-
-def _secret(name: str, key: str, text: str) -> dict[str, Any]:
-    data = {key: base64.b64encode(text.encode()).decode()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "data": data,
-    }
 
 
 def _state(node: Any) -> dict[str, Any]:
@@ -94,8 +74,8 @@ def test_a_live_plan_probes_the_nodes_over_ssh_and_changes_nothing(
     eventually(on_docker, 60, "the fake kubelets to register on Docker")
     api.seed(
         [
-            _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-            _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+            secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
+            secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
         ]
     )
     manifest = tmp_path / "plan.yaml"

@@ -10,7 +10,6 @@ the plan said; the plan had no blockers, and the migration succeeded.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import io
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from shimshift.planning.cluster import build_cluster
 from shimshift.planning.snapshot import CONTROLLER_KINDS
 from shimshift.planwiring import plan_hooks
 from shimshift.resources import load_crd
-from tests.e2e.conftest import Operator, eventually
+from tests.e2e.conftest import Operator, emulator_for, eventually, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 
@@ -36,28 +35,8 @@ SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
 
 @pytest.fixture(scope="module")
 def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi, write_kubeconfig
-
-    thread = EmulatorThread(EmulatorConfig(controllers=False))
-    thread.start()
-    try:
-        kubeconfig = write_kubeconfig(tmp_path_factory.mktemp("match") / "kubeconfig", thread.emulator.url)
-        api = KubeApi(thread, kubeconfig)
-        api.seed(load_crd())
-        scratch_cluster.attach_api(thread.emulator.url, kubeconfig)
+    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("match")) as api:
         yield scratch_cluster, api
-    finally:
-        thread.stop()
-
-
-def _secret(name: str, key: str, text: str) -> dict[str, Any]:
-    data = {key: base64.b64encode(text.encode()).decode()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "data": data,
-    }
 
 
 def _runtime(api: Any, name: str) -> str:
@@ -75,8 +54,8 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     eventually(lambda: all(_runtime(api, n).startswith("docker://") for n in names), 60, "kubelets on Docker")
     api.seed(
         [
-            _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-            _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+            secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
+            secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
         ]
     )
     body = {

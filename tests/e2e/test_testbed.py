@@ -5,7 +5,6 @@ with the real playbooks (`--node-port ssh`), and the kubelet itself reports cont
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER
 from shimshift.model.status import NodePhase, Phase
-from shimshift.resources import load_crd
-from tests.e2e.conftest import Operator, eventually
+from tests.e2e.conftest import Operator, emulator_for, eventually, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 
@@ -29,27 +27,8 @@ ORDER = [str(s) for s in STEP_ORDER]
 
 @pytest.fixture(scope="module")
 def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi, write_kubeconfig
-
-    thread = EmulatorThread(EmulatorConfig(controllers=False))
-    thread.start()
-    try:
-        kubeconfig = write_kubeconfig(tmp_path_factory.mktemp("stack") / "kubeconfig", thread.emulator.url)
-        api = KubeApi(thread, kubeconfig)
-        api.seed(load_crd())
-        scratch_cluster.attach_api(thread.emulator.url, kubeconfig)
+    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("stack")) as api:
         yield scratch_cluster, api
-    finally:
-        thread.stop()
-
-
-def _secret(name: str, key: str, text: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "default"},
-        "data": {key: base64.b64encode(text.encode()).decode()},
-    }
 
 
 def _ready_on(node: dict[str, Any], runtime: str) -> bool:
@@ -74,8 +53,8 @@ def _migrate(
     if api.get("secrets", "ssh", "default") is None:
         api.seed(
             [
-                _secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-                _secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+                secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
+                secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
             ]
         )
     operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
