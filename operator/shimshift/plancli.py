@@ -30,10 +30,10 @@ from shimshift.manifests import read_documents
 from shimshift.model import parse_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.factsjson import facts_from_json
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster, build_cluster, parse_node
-from shimshift.planning.factsjson import facts_from_json
 from shimshift.planning.report import PlanReport, report_to_json
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown

@@ -15,11 +15,11 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from shimshift.model.facts import NodeFacts
+from shimshift.model.factsjson import to_jsonable
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.dockerdeps import DockerDependency
 from shimshift.planning.drain import PodPlan
-from shimshift.planning.factsjson import to_jsonable
 from shimshift.planning.faq import FaqEntry
 from shimshift.planning.findings import Finding
 from shimshift.planning.imagefit import ImagePlan

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Union, get_args, get_origin
 
-from shimshift.planning.factsjson import camel
+from shimshift.model.factsjson import camel
 from shimshift.planning.report import SCHEMA_VERSION, PlanReport
 
 #: Descriptions of the fields a CI gate reads, by "Class.field".

@@ -8,7 +8,7 @@ wherever the reviewers are. The layout (documented in docs/snapshot-format.md):
     DIR/pods.{json,yaml}
     DIR/poddisruptionbudgets.{json,yaml}
     DIR/{daemonsets,replicasets,deployments,statefulsets,jobs}.{json,yaml}   (each optional)
-    DIR/facts/<node>.json               NodeFacts (shimshift.planning.factsjson), one per probed node
+    DIR/facts/<node>.json               NodeFacts (shimshift.model.factsjson), one per probed node
 
 Only reading and writing files happens here; parsing into values is `shimshift.planning.cluster`.
 """
@@ -27,8 +27,8 @@ import yaml
 
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.factsjson import facts_from_json, facts_to_json
 from shimshift.planning.cluster import Cluster, Controller, parse_controller, parse_node, parse_pdb, parse_pod
-from shimshift.planning.factsjson import facts_from_json, facts_to_json
 
 FORMAT = "shimshift.io/snapshot/v1"
 META_FILE = "snapshot.json"

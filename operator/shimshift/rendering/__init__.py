@@ -10,8 +10,9 @@ tests; schema 3 (containerd 2.x) is checked against containerd 2.x's documented 
 containerd 2.x is installable here.
 """
 
+from shimshift.model.factsjson import facts_from_json_text as facts_from_json
+from shimshift.model.factsjson import facts_to_json_text as facts_to_json
 from shimshift.rendering.containerd import RenderProblems, render_node_config
-from shimshift.rendering.factsfile import facts_from_json, facts_to_json
 from shimshift.rendering.values import (
     ClientCert,
     NodeLayout,

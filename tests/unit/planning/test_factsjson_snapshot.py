@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from testbed import snapshot_gen
 
+from shimshift import rendering
 from shimshift.model.errors import ValidationError
 from shimshift.model.facts import DockerImage, KubeletFacts, KubeletLayout, NodeFacts, Setting
-from shimshift.planning.factsjson import facts_from_json, facts_to_json
+from shimshift.model.factsjson import facts_from_json, facts_to_json
 from shimshift.planning.snapshot import load_snapshot
-from shimshift.rendering import factsfile
 from tests.unit.planning.factory import node, pod
 
 REPO = Path(__file__).resolve().parents[3]
@@ -58,9 +58,7 @@ facts_strategy = st.builds(
 def test_facts_survive_a_json_round_trip_and_match_the_render_commands_format(facts: NodeFacts) -> None:
     raw = json.loads(json.dumps(facts_to_json(facts)))
     assert facts_from_json(raw) == facts
-    assert (
-        factsfile.facts_from_json(json.dumps(raw)) == facts
-    )  # `shimshift render --facts` reads the same file
+    assert rendering.facts_from_json(rendering.facts_to_json(facts)) == facts  # `shimshift render --facts`
 
 
 def test_a_misspelt_facts_field_is_rejected_with_its_path() -> None:

@@ -1,15 +1,16 @@
-"""NodeFacts to and from JSON, for snapshot directories (`facts/<node>.json`).
+"""NodeFacts to and from JSON: the one codec behind snapshot directories (`facts/<node>.json`),
+`shimshift render --facts FILE` and the plan report's JSON.
 
 The codec follows the dataclass type hints of `shimshift.model.facts`, so a field the probe gains is
-carried without a change here. Keys are the Python field names, exactly as `shimshift render --facts`
-reads them (`shimshift.rendering.factsfile`, a sibling layer this one may not import), so one facts
-file serves both commands; a test holds the two codecs to the same format. Unknown keys are rejected
-with their path, so a misspelt hand-written facts file fails loudly. Pure.
+carried without a change here. Keys are the Python field names, so one facts file serves every
+command. Unknown keys are rejected with their path, so a misspelt hand-written facts file fails
+loudly. Facts never hold key material, so neither does a facts file. Pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -209,3 +210,17 @@ def facts_from_json(raw: Any, *, source: str = "") -> NodeFacts:
         return _decode_dataclass(NodeFacts, raw, "")  # again, with field paths for the message
     except ValidationError as e:
         raise ValidationError(e.problems, source=source) from None
+
+
+def facts_to_json_text(node_facts: NodeFacts) -> str:
+    """A facts file's text."""
+    return json.dumps(facts_to_json(node_facts), indent=2) + "\n"
+
+
+def facts_from_json_text(text: str, source: str = "facts") -> NodeFacts:
+    """NodeFacts from a facts file's text; a ValidationError says what is wrong and where."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValidationError([Problem("", f"is not JSON: {e}")], source=source) from e
+    return facts_from_json(raw, source=source)
