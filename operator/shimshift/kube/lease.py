@@ -16,8 +16,7 @@ from shimshift.kube.api import MERGE_PATCH, Conflict, Kube
 from shimshift.kube.migrations import migration_path
 from shimshift.model import keys
 
-#: "<identity> <expiry, RFC 3339>" of the replica acting on this NodeMigration.
-LEASE_ANNOTATION: Final = f"{keys.GROUP}/acting-replica"
+LEASE_ANNOTATION: Final = keys.LEASE_ANNOTATION
 
 
 def _format(moment: dt.datetime) -> str:

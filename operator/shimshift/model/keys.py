@@ -23,6 +23,10 @@ FINALIZER: Final = "shimshift.io/finalizer"
 #: no longer exists.
 LOCK_ANNOTATION: Final = "shimshift.io/locked-by"
 
+#: On a NodeMigration: "<identity> <expiry, RFC 3339>" of the operator replica acting on it (a lease),
+#: so two replicas never act on one NodeMigration, even while kopf peering is switching over.
+LEASE_ANNOTATION: Final = "shimshift.io/acting-replica"
+
 #: On a Node: set when shimshift cordoned it, so a restart knows the cordon is ours to undo. An admin's
 #: cordon never carries it and is never undone.
 CORDONED_BY_ANNOTATION: Final = "shimshift.io/cordoned-by"
