@@ -4,11 +4,16 @@
 answers the next two matching requests with a 429 Status instead of serving them;
 ``latency=`` delays matching requests (optionally without failing them); ``cut_watches`` on the
 handle drops open watch streams as a flaky network would.
+``Faults.add_random(rate=0.10, statuses=(429, 500, 409), seed=8)`` answers each matching request with
+an error with probability ``rate`` (a seeded ``random.Random``, so a run's sequence of draws is
+reproducible); watches are excluded by default (drop them with ``cut_watches``), and 409 is only
+chosen for writes, since a real API server never answers a read with a conflict.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,9 +97,48 @@ class FaultRule:
         return status_body(code, _REASONS.get(code, "InternalError"), f"injected fault: HTTP {code}")
 
 
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+@dataclass
+class RandomFaultRule:
+    """Fail each matching request with probability ``rate``; ``considered`` counts the draws."""
+
+    rate: float
+    statuses: tuple[int, ...]
+    rng: random.Random
+    methods: frozenset[str] | None
+    resources: frozenset[str] | None
+    exclude_verbs: frozenset[str]
+    considered: int = 0
+    hits: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+    def matches(self, rec: RequestRecord) -> bool:
+        return (
+            rec.verb not in self.exclude_verbs
+            and (self.methods is None or rec.method in self.methods)
+            and (self.resources is None or rec.resource in self.resources)
+        )
+
+    def draw(self, rec: RequestRecord) -> FaultRule | None:
+        """One seeded draw: a one-shot rule to answer ``rec`` with, or None to serve it."""
+        self.considered += 1
+        # exactly two draws per request, so whether the n-th request fails depends on the seed alone
+        fail, pick = self.rng.random() < self.rate, self.rng.random()
+        statuses = [s for s in self.statuses if s != 409 or rec.verb in WRITE_VERBS] or list(self.statuses)
+        status = statuses[int(pick * len(statuses))]
+        if not fail:
+            return None
+        self.hits += 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        return FaultRule(None, None, None, None, None, None, status, 0, 0.0, None, hits=1)
+
+
 @dataclass
 class Faults:
     rules: list[FaultRule] = field(default_factory=list)
+    random_rules: list[RandomFaultRule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(
@@ -120,6 +164,31 @@ class Faults:
     def add_latency(self, seconds: float, **match: Any) -> FaultRule:
         return self.add(None, times=match.pop("times", None), latency=seconds, **match)
 
+    def add_random(
+        self,
+        rate: float,
+        statuses: tuple[int, ...] = (429, 500, 409),
+        *,
+        seed: int = 0,
+        methods: tuple[str, ...] | None = None,
+        resources: tuple[str, ...] | None = None,
+        exclude_verbs: tuple[str, ...] = ("watch",),
+    ) -> RandomFaultRule:
+        """Answer each matching request with one of ``statuses`` with probability ``rate`` (seeded)."""
+        if not 0.0 <= rate <= 1.0 or not statuses:
+            raise ValueError("add_random: rate must be within [0, 1] and statuses non-empty")
+        rule = RandomFaultRule(
+            rate,
+            tuple(statuses),
+            random.Random(seed),
+            None if methods is None else frozenset(m.upper() for m in methods),
+            None if resources is None else frozenset(resources),
+            frozenset(exclude_verbs),
+        )
+        with self._lock:
+            self.random_rules.append(rule)
+        return rule
+
     def take(self, rec: RequestRecord) -> FaultRule | None:
         with self._lock:
             for rule in self.rules:
@@ -128,11 +197,17 @@ class Faults:
                     if rule.remaining is not None:
                         rule.remaining -= 1
                     return rule
+            for random_rule in self.random_rules:
+                if random_rule.matches(rec):
+                    drawn = random_rule.draw(rec)
+                    if drawn is not None:
+                        return drawn
         return None
 
     def clear(self) -> None:
         with self._lock:
             self.rules.clear()
+            self.random_rules.clear()
 
 
 @dataclass

@@ -86,6 +86,45 @@ def test_a_fault_answers_the_next_n_matching_requests_then_stops(
     assert rule.hits == 2
 
 
+def test_a_random_fault_fails_about_its_rate_of_matching_requests_reproducibly_and_spares_watches(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.seed(node("n1"))
+
+    def run(seed: int) -> list[int]:
+        rule = kubeapi.faults.add_random(0.10, (429, 500, 409), seed=seed, resources=("nodes",))
+        answers = []
+        for i in range(400):
+            try:
+                if i % 2:
+                    core.read_node("n1")
+                else:
+                    core.patch_node("n1", {"metadata": {"labels": {"i": str(i)}}})
+                answers.append(200)
+            except ApiException as e:
+                answers.append(e.status)
+        core.list_namespace()  # another resource: never considered
+        assert rule.considered == 400 and rule.hits == sum(a != 200 for a in answers)
+        kubeapi.faults.clear()
+        return answers
+
+    first = run(seed=4)
+    failed = [(i, a) for i, a in enumerate(first) if a != 200]
+    assert 0.07 <= len(failed) / len(first) <= 0.13, len(failed)
+    assert {a for _, a in failed} == {429, 500, 409}
+    assert all(i % 2 == 0 for i, a in failed if a == 409), "a read was answered with a conflict"
+    assert run(seed=4) == first
+    assert run(seed=6) != first
+
+    kubeapi.faults.add_random(1.0, (500,), seed=1)
+    with pytest.raises(ApiException):
+        core.list_node()
+    events = core.list_node(watch=True, timeout_seconds=1, _preload_content=False)
+    assert events.status == 200
+    events.release_conn()
+    kubeapi.faults.clear()
+
+
 def test_latency_can_be_added_without_failing_requests(
     kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
 ) -> None:
