@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import socket
+import stat
 import threading
 import time
 import uuid
@@ -41,6 +43,8 @@ from shimshift.rendering import render_node_config
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(170)]
 
 PROFILES = ["kubeadm-systemd", "kubeadm-cgroupfs", "kubespray", "cri-dockerd"]
+#: /var/run/docker.sock as the host sees it through the node's root (/var/run is a link to /run)
+DOCKER_SOCKET = "/run/docker.sock"
 FORWARD = (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY)
 measured_round_trips: dict[str, int] = {}
 
@@ -213,6 +217,8 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = Fals
                 forward(node.name, facts)
         else:
             for step in forward_steps:
+                if step is StepId.FINISH:
+                    stale_docker_socket(node)
                 steps.run(step, plan)
         measured_round_trips[profile] = port.round_trips(node.name)
         wait_runtime(kube_core, node.name, "containerd://")
@@ -222,6 +228,7 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = Fals
 
         if StepId.FINISH in forward_steps:
             assert ["disable", "docker"] in [c["argv"] for c in node.systemctl_calls()]
+            assert not node.view(DOCKER_SOCKET).exists(), "the stale docker.sock is still there"
         # idempotence: every step again changes nothing
         for step in forward_steps:
             assert not steps.run(step, plan).changed, step
@@ -243,7 +250,17 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = Fals
         port.close()
     assert snapshot(node, touched_paths(plan)) == before
     assert active(node, "docker") and active(node, "kubelet")
+    assert stat.S_ISSOCK(node.view(DOCKER_SOCKET).stat().st_mode), "dockerd did not recreate its socket"
     wait_runtime(kube_core, node.name, "docker://")
+
+
+def stale_docker_socket(node: Any) -> None:
+    """Leave a socket nobody listens on at /var/run/docker.sock, as a killed dockerd or docker.socket does."""
+    path = node.view(DOCKER_SOCKET)
+    if not path.exists():
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(path))
+    assert stat.S_ISSOCK(path.stat().st_mode)
 
 
 def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identical(
