@@ -90,6 +90,7 @@ class ClusterPort(Protocol):
     def uncordon(self, node: str, owner: str) -> None: ...
     def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainProgress: ...
     def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool: ...
+    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]: ...
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
     def write_status(self, name: str, status: Mapping[str, Any]) -> None: ...
     def event(
@@ -546,14 +547,26 @@ class Engine:
             port.verify(name, facts)
             elapsed = self._elapsed(record, step)
             wait = max(1.0, min(self.config.wait_slice, self.config.verify_timeout - elapsed))
-            if self.cluster.wait_node(name, runtime="containerd", timeout=wait):
-                return _Outcome(True, record, "Ready on containerd")
-            if elapsed + wait >= self.config.verify_timeout:
+            out_of_time = elapsed + wait >= self.config.verify_timeout
+            if not self.cluster.wait_node(name, runtime="containerd", timeout=wait):
+                if out_of_time:
+                    raise StepFailed(
+                        f"node {name} did not report Ready with a containerd:// runtime within "
+                        f"{self.config.verify_timeout:.0f}s after the switch"
+                    )
+                return _Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
+            # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
+            missing = self.cluster.wait_daemonset_pods(name, timeout=wait)
+            if not missing:
+                return _Outcome(True, record, "Ready on containerd, its DaemonSet pods Running and Ready")
+            if out_of_time:
                 raise StepFailed(
-                    f"node {name} did not report Ready with a containerd:// runtime within "
-                    f"{self.config.verify_timeout:.0f}s after the switch"
+                    f"node {name}: DaemonSet pods not Running and Ready on containerd within "
+                    f"{self.config.verify_timeout:.0f}s after the switch: {'; '.join(missing)}"
                 )
-            return _Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
+            return _Outcome(
+                False, record, f"waiting for DaemonSet pods to be Running and Ready: {'; '.join(missing)}"
+            )
         if step == StepId.FINISH:
             port.finish(name, facts)
             endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed.nodes.seeding import daemonset_pod_manifests
 
 from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER
@@ -126,6 +127,8 @@ def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
 ) -> None:
     nodes, api = stack
     names = [n.name for n in nodes.nodes[:2]]
+    daemonset_pods = [m for n in nodes.nodes[:2] for m in daemonset_pod_manifests(n)]
+    api.seed(daemonset_pods)  # kube-proxy on each node: the verify waits until it runs on containerd
     before = len(api.requests)
 
     phase, status, operator = _migrate(nodes, api, tmp_path, "real", names)
@@ -133,6 +136,12 @@ def test_migrate_mode_moves_real_testbed_nodes_to_containerd_over_ssh(
     assert phase == Phase.SUCCEEDED, (status, operator.logs()[-4000:])
     for record in status["nodes"]:
         assert record["phase"] == NodePhase.SUCCEEDED
+        verify = next(s for s in record["steps"] if s["id"] == "verify")
+        assert "DaemonSet pods Running and Ready" in verify.get("message", ""), verify
+    for manifest in daemonset_pods:
+        pod = api.get("pods", manifest["metadata"]["name"], "kube-system") or {}
+        containers = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        assert containers[0].get("ready") and containers[0]["containerID"].startswith("containerd://"), pod
     for name in names:
         node = api.get("nodes", name) or {}
         assert _ready_on(node, "containerd://"), node.get("status")

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from shimshift.kube import drain as drain_mod
-from shimshift.kube import lease, lock, migrations, nodes, snapshot
+from shimshift.kube import lease, lock, migrations, nodes, pods, snapshot
 from shimshift.kube.api import Kube
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
-from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node
+from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,21 @@ class KubeCluster:
             timeout=timeout,
             query=[("fieldSelector", f"metadata.name={node}")],
         )
+
+    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]:
+        """Wait (a watch, at most `timeout` seconds) until every DaemonSet with a pod bound to `node` has
+        one Running and Ready there; the DaemonSets still missing one (empty: all came back)."""
+        expected: set[str] = set()
+        missing: tuple[str, ...] = ()
+
+        def back(objects: Objects) -> bool:
+            nonlocal missing
+            missing = pods.daemonset_pods_missing((parse_pod(o) for o in objects.values()), expected)
+            return not missing
+
+        if wait_until(self.kube, pods.PODS, back, timeout=timeout, query=pods.pods_on_node_query(node)):
+            return ()
+        return missing
 
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
         if cri_endpoint:

@@ -8,13 +8,14 @@ can see what the drain waits for. Deleting a pod outright happens only on the ex
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from shimshift.kube.api import ApiStatusError, Kube, NotFound, Object, TooManyRequests
 from shimshift.model.selectors import selector_matches
-from shimshift.planning.cluster import Pod, parse_pdb, parse_pod
+from shimshift.planning.cluster import Pod, PodPhase, parse_pdb, parse_pod
 
 PODS = "/api/v1/pods"
 
@@ -108,3 +109,32 @@ def _server_message(e: ApiStatusError) -> str:
 def pod_objects_on_node(kube: Kube, node: str) -> list[Object]:
     answer = kube.request("GET", PODS, query=pods_on_node_query(node))
     return list(answer.get("items") or ())
+
+
+def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> tuple[str, ...]:
+    """DaemonSets (namespace/name, added to `expected`) with a pod bound here that have no Running and
+    Ready pod here; each named with its pods, e.g. "kube-system/DaemonSet/proxy (pod proxy-x: Pending)".
+
+    A DaemonSet seen once stays expected, so a pod deleted and not yet recreated still counts as missing.
+    """
+    ready: set[str] = set()
+    seen: dict[str, list[str]] = {}
+    for pod in pods:
+        if pod.owner is None or pod.owner.kind != "DaemonSet" or pod.mirror:
+            continue
+        ds = f"{pod.namespace}/{pod.owner.name}"
+        expected.add(ds)
+        if pod.deleting:
+            state = "terminating"
+        elif pod.phase != PodPhase.RUNNING:
+            state = str(pod.phase)
+        elif not pod.ready:
+            state = "not Ready"
+        else:
+            ready.add(ds)
+            continue
+        seen.setdefault(ds, []).append(f"pod {pod.name}: {state}")
+    return tuple(
+        f"DaemonSet {ds} ({', '.join(seen.get(ds, ['no pod on the node']))})"
+        for ds in sorted(expected - ready)
+    )

@@ -68,6 +68,8 @@ class FakeNode:
     ready: bool = True
     pods: list[str] = field(default_factory=list)  # namespace/name
     blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
+    #: DaemonSet (as the engine names it) -> watch-waits before its pod is Running and Ready again
+    daemonsets_down: dict[str, int] = field(default_factory=dict)
 
     def view(self) -> Node:
         return Node(
@@ -94,6 +96,7 @@ class FakeCluster:
         self.changes: Counter[str] = Counter()
         self.reports: dict[str, dict[str, str]] = {}
         self.leases: dict[str, tuple[str, dt.datetime]] = {}
+        self.daemonset_waits: Counter[str] = Counter()
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -166,6 +169,16 @@ class FakeCluster:
         if not ok:
             self.clock.advance(timeout)
         return ok
+
+    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]:
+        n = self.nodes[node]
+        self.daemonset_waits[node] += 1
+        for ds, left in n.daemonsets_down.items():
+            n.daemonsets_down[ds] = max(0, left - 1)
+        missing = tuple(ds for ds, left in sorted(n.daemonsets_down.items()) if left > 0)
+        if missing:
+            self.clock.advance(timeout)
+        return missing
 
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
         n = self.nodes[node]

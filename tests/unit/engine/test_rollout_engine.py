@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from shimshift.model import keys
+from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, Phase, StepState
 from tests.unit.engine.conftest import make_engine, run_to_end
@@ -85,6 +86,39 @@ def test_raising_max_failures_resumes_a_paused_rollout(clock: Clock) -> None:
 
     assert result.phase == Phase.FAILED  # finished, with one node rolled back
     assert cluster.status().node("w2").phase == NodePhase.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_verify_waits_until_the_daemonset_pods_on_the_node_run_again_before_finishing(clock: Clock) -> None:
+    cluster = FakeCluster(
+        [FakeNode("w1", daemonsets_down={"DaemonSet kube-system/proxy (pod proxy-1)": 3})], clock
+    )
+    nodes = FakeNodes(cluster)
+    finish = nodes.finish
+
+    def finish_once_daemonsets_are_back(node: str, facts: NodeFacts) -> None:
+        assert not any(cluster.nodes[node].daemonsets_down.values()), "finished before the DaemonSet pods ran"
+        finish(node, facts)
+
+    nodes.finish = finish_once_daemonsets_are_back  # type: ignore[method-assign]
+    cluster.create(manifest())
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
+    assert cluster.daemonset_waits["w1"] >= 3 and nodes.changes["w1:finish"] == 1
+    assert nodes.changes["w1:undo"] == 0
+
+
+def test_daemonset_pods_that_never_come_back_fail_the_verify_and_roll_the_node_back(clock: Clock) -> None:
+    missing = "DaemonSet kube-system/cni (pod cni-7: not Ready)"
+    cluster = FakeCluster([FakeNode("w1", daemonsets_down={missing: 10_000})], clock)
+    nodes = FakeNodes(cluster)
+    cluster.create(manifest())
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.PAUSED
+    w1 = cluster.status().node("w1")
+    assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK
+    assert w1.last_error is not None and missing in w1.last_error.message
+    assert nodes.changes["w1:undo"] == 1 and nodes.changes["w1:finish"] == 0
+    assert cluster.nodes["w1"].runtime.startswith("docker://") and not cluster.nodes["w1"].unschedulable
 
 
 def test_a_pdb_that_never_allows_eviction_times_out_the_drain_and_uncordons_the_node(clock: Clock) -> None:

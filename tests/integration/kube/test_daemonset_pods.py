@@ -1,0 +1,87 @@
+"""The verify step's wait for DaemonSet pods on a switched node, against the API emulator."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from testbed.kubeapi import KubeApi
+
+from shimshift.kube.api import Kube
+from shimshift.kube.cluster import KubeCluster
+
+from .conftest import node, pod
+
+pytestmark = pytest.mark.integration
+
+
+def not_ready(obj: dict[str, Any]) -> dict[str, Any]:
+    obj["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    return obj
+
+
+def test_the_wait_ends_when_every_daemonset_pod_on_the_node_is_ready_again_through_one_watch(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(
+        [
+            node("n1"),
+            node("n2"),
+            not_ready(pod("proxy-1", "n1", owner=("DaemonSet", "proxy"))),
+            pod("cni-1", "n1", owner=("DaemonSet", "cni")),
+            not_ready(pod("web-1", "n1")),  # not a DaemonSet pod: not waited for
+            not_ready(pod("proxy-2", "n2", owner=("DaemonSet", "proxy"))),  # another node
+        ]
+    )
+    made_ready = threading.Event()
+
+    def kubelet_reports_ready() -> None:
+        made_ready.set()
+        kube.request(
+            "PATCH",
+            "/api/v1/namespaces/default/pods/proxy-1/status",
+            body={"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+            content_type="application/merge-patch+json",
+        )
+
+    timer = threading.Timer(0.5, kubelet_reports_ready)
+    kubeapi.requests.clear()
+    timer.start()
+    try:
+        missing = KubeCluster(kube).wait_daemonset_pods("n1", timeout=20)
+    finally:
+        timer.join(timeout=5)
+
+    assert missing == () and made_ready.is_set()
+    assert len(kubeapi.requests.filter(verb="list", resource="pods")) == 1
+    assert kubeapi.requests.filter(verb="watch", resource="pods")
+
+
+def test_a_daemonset_pod_that_stays_unready_or_goes_away_is_named_when_the_wait_times_out(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(
+        [
+            node("n1"),
+            not_ready(pod("proxy-1", "n1", owner=("DaemonSet", "proxy"))),
+            pod("cni-1", "n1", owner=("DaemonSet", "cni")),
+        ]
+    )
+    timer = threading.Timer(
+        0.3,
+        lambda: kube.request(
+            "DELETE", "/api/v1/namespaces/default/pods/cni-1", query=[("gracePeriodSeconds", "0")]
+        ),
+    )
+    timer.start()
+    try:
+        missing = KubeCluster(kube).wait_daemonset_pods("n1", timeout=2)
+    finally:
+        timer.join(timeout=5)
+
+    assert kubeapi.get("pods", "cni-1", "default") is None
+    assert missing == (
+        "DaemonSet default/cni (no pod on the node)",
+        "DaemonSet default/proxy (pod proxy-1: not Ready)",
+    )
