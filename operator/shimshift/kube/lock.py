@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shimshift.kube.api import MERGE_PATCH, Kube
+from shimshift.kube.api import MERGE_PATCH, Kube, Object
 from shimshift.kube.nodes import annotations_of, get_node, node_path, retry_on_conflict
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
@@ -42,15 +42,9 @@ def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
     return retry_on_conflict(lambda: _release_once(kube, name, owner))
 
 
-def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
-    node = get_node(kube, name)
-    holder = annotations_of(node).get(keys.LOCK_ANNOTATION)
-    if holder == owner:
-        return
-    if holder and owner_exists(holder):
-        raise NodeLocked(name, holder)
-    if holder:
-        log.warning("node %s: taking over the lock of NodeMigration %s, which no longer exists", name, holder)
+def _write_lock(kube: Kube, name: str, node: Object, owner: str | None) -> None:
+    """Set (or, with None, remove) the lock annotation, on the condition that the node is unchanged
+    since `node` was read: of two writers, one gets a conflict."""
     kube.request(
         "PATCH",
         node_path(name),
@@ -64,19 +58,21 @@ def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str
     )
 
 
+def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
+    node = get_node(kube, name)
+    holder = annotations_of(node).get(keys.LOCK_ANNOTATION)
+    if holder == owner:
+        return
+    if holder and owner_exists(holder):
+        raise NodeLocked(name, holder)
+    if holder:
+        log.warning("node %s: taking over the lock of NodeMigration %s, which no longer exists", name, holder)
+    _write_lock(kube, name, node, owner)
+
+
 def _release_once(kube: Kube, name: str, owner: str) -> bool:
     node = get_node(kube, name)
     if annotations_of(node).get(keys.LOCK_ANNOTATION) != owner:
         return False
-    kube.request(
-        "PATCH",
-        node_path(name),
-        body={
-            "metadata": {
-                "resourceVersion": (node.get("metadata") or {}).get("resourceVersion"),
-                "annotations": {keys.LOCK_ANNOTATION: None},
-            }
-        },
-        content_type=MERGE_PATCH,
-    )
+    _write_lock(kube, name, node, None)
     return True
