@@ -22,6 +22,7 @@ from testbed.kubeapi import KubeApi
 
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd
+from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -150,20 +151,6 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
         "status": {
             "conditions": [{"type": "Ready", "status": "True"}],
             "nodeInfo": {"containerRuntimeVersion": "docker://20.10.24", "kubeletVersion": "v1.23.17"},
-        },
-    }
-
-
-def migration(name: str = "m", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "shimshift.io/v1alpha1",
-        "kind": "NodeMigration",
-        "metadata": {"name": name},
-        "spec": {
-            "mode": "Migrate",
-            "nodeSelector": {"matchLabels": {"pool": "workers"}},
-            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "known-hosts"}},
-            **spec,
         },
     }
 
