@@ -1,11 +1,12 @@
 """Drain with kubectl's semantics, one bounded pass at a time.
 
-`classify_pod` is kubectl drain's filter chain (pure): mirror pods are skipped; DaemonSet pods are
-skipped when `ignoreDaemonSets` (else the drain refuses); pods without a controller need `force`; pods
-with emptyDir volumes need `deleteEmptyDirData`; finished pods are removed like any other. `drain_pass`
-evicts what can go, names what a budget holds back, then waits through a watch (bounded by `wait`) for
-the node's pods to leave. The engine calls it again until the drain's own timeout, which is measured
-from the step's recorded start so it survives restarts.
+`classify` applies kubectl drain's filter chain, the plan's own pure `classify_pod`: finished pods are
+removed; DaemonSet pods are skipped when `ignoreDaemonSets` (else the drain refuses), and a pod whose
+DaemonSet no longer exists needs `force` (then it is evicted, as kubectl deletes it); mirror pods are
+skipped; pods with emptyDir volumes need `deleteEmptyDirData`; pods without a controller need `force`.
+`drain_pass` evicts what can go, names what a budget holds back, then waits through a watch (bounded by
+`wait`) for the node's pods to leave. The engine calls it again until the drain's own timeout, which is
+measured from the step's recorded start so it survives restarts.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
-from shimshift.kube.api import ApiStatusError, Kube
+from shimshift.kube.api import ApiStatusError, Kube, NotFound
 from shimshift.kube.pods import (
     PODS,
     Eviction,
@@ -28,44 +28,41 @@ from shimshift.kube.pods import (
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model.spec import Drain
 from shimshift.planning.cluster import Pod, parse_pod
+from shimshift.planning.drain import PodAction, classify_pod, refusal_text
 
 #: The shortest pause between two evictions of a pod a budget refused.
 MIN_PDB_BACKOFF = 0.5
 
 
-class Disposition(StrEnum):
-    EVICT = "Evict"
-    SKIP_MIRROR = "SkipMirror"
-    SKIP_DAEMONSET = "SkipDaemonSet"
-    REFUSE_DAEMONSET = "RefuseDaemonSet"
-    REFUSE_UNMANAGED = "RefuseUnmanaged"
-    REFUSE_EMPTYDIR = "RefuseEmptyDir"
+def classify(kube: Kube, pods: Iterable[Pod], drain: Drain) -> tuple[list[Pod], list[str]]:
+    """The pods to evict, and the refusals ("ns/name why; what to do"), by kubectl drain's filters
+    (`shimshift.planning.drain.classify_pod`, the plan's own); a running DaemonSet pod's DaemonSet is
+    looked up, since a pod whose DaemonSet is gone needs `force`, as in kubectl."""
+    evict: list[Pod] = []
+    refused: list[str] = []
+    exists: dict[tuple[str, str], bool] = {}
+    for pod in pods:
+        found = True
+        if pod.owner is not None and pod.owner.kind == "DaemonSet" and not pod.phase.terminal:
+            key = (pod.namespace, pod.owner.name)
+            if key not in exists:
+                exists[key] = _daemonset_exists(kube, *key)
+            found = exists[key]
+        action, reason, _ = classify_pod(pod, found, drain)
+        if action == PodAction.EVICT:
+            evict.append(pod)
+        elif reason is not None:
+            what, advice = refusal_text(reason)
+            refused.append(f"{pod.key} is one of the {what}; {advice}")
+    return evict, refused
 
 
-REFUSALS = {
-    Disposition.REFUSE_DAEMONSET: "is managed by a DaemonSet; set spec.drain.ignoreDaemonSets: true",
-    Disposition.REFUSE_UNMANAGED: (
-        "has no controller and would be lost; set spec.drain.force: true to delete it anyway"
-    ),
-    Disposition.REFUSE_EMPTYDIR: (
-        "uses emptyDir data that is lost on eviction; set spec.drain.deleteEmptyDirData: true"
-    ),
-}
-
-
-def classify_pod(pod: Pod, drain: Drain) -> Disposition:
-    """What kubectl drain does with `pod` under `drain` (the pod selector is applied by the list)."""
-    if pod.mirror:
-        return Disposition.SKIP_MIRROR
-    if pod.owner is not None and pod.owner.kind == "DaemonSet":
-        return Disposition.SKIP_DAEMONSET if drain.ignore_daemonsets else Disposition.REFUSE_DAEMONSET
-    if pod.phase.terminal:
-        return Disposition.EVICT
-    if pod.owner is None and not drain.force:
-        return Disposition.REFUSE_UNMANAGED
-    if pod.has_empty_dir and not drain.delete_emptydir_data:
-        return Disposition.REFUSE_EMPTYDIR
-    return Disposition.EVICT
+def _daemonset_exists(kube: Kube, namespace: str, name: str) -> bool:
+    try:
+        kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
+    except NotFound:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -92,21 +89,10 @@ class DrainProgress:
         return f"node {self.node}: drained"
 
 
-def _to_evict(pods: Iterable[Pod], drain: Drain) -> tuple[list[Pod], list[str]]:
-    evict, refused = [], []
-    for pod in pods:
-        disposition = classify_pod(pod, drain)
-        if disposition == Disposition.EVICT:
-            evict.append(pod)
-        elif disposition in REFUSALS:
-            refused.append(f"{pod.key} {REFUSALS[disposition]}")
-    return evict, refused
-
-
 def drain_pass(kube: Kube, node: str, drain: Drain, *, wait: float, escalate: bool = False) -> DrainProgress:
     """Evict (or, when `escalate`, delete) the node's pods once, then wait up to `wait` s for them to go."""
     pods = list_pods_on_node(kube, node, drain.pod_selector)
-    evict, refused = _to_evict(pods, drain)
+    evict, refused = classify(kube, pods, drain)
     if refused:
         return DrainProgress(node, tuple(p.key for p in evict), refused=tuple(refused))
     evicted: list[str] = []

@@ -1,7 +1,8 @@
 """The drain of one node, simulated: what `kubectl drain` would do with each pod under the spec's policy.
 
-Filters follow kubectl's pkg/drain/filters.go in its order: DaemonSet pods (ignored when
-`ignoreDaemonSets`, refused otherwise; a missing DaemonSet needs `force`), mirror pods (skipped),
+Filters follow kubectl's pkg/drain/filters.go in its order (`classify_pod`, which the operator's drain
+uses too): finished pods are removed; DaemonSet pods (ignored when `ignoreDaemonSets`, refused
+otherwise; a missing DaemonSet needs `force`, and its pods are then deleted), mirror pods (skipped),
 emptyDir (refused unless `deleteEmptyDirData`; terminal pods pass), pods without a controller (refused
 unless `force`; terminal pods pass); `podSelector` limits which pods are considered at all. Each pod to
 evict gets the Eviction API's answer right now (`shimshift.planning.pdb`). Pure.
@@ -115,15 +116,31 @@ def describe_controller(pod: Pod, controllers: Mapping[tuple[str, str, str], Con
     return ctrl.ref, True
 
 
-def _classify(pod: Pod, found: bool, policy: Drain) -> tuple[PodAction, RefusalReason | None, list[str]]:
+def refusal_text(reason: RefusalReason) -> tuple[str, str]:
+    """(what stops the drain, what to do about it) for `reason`."""
+    return _REFUSALS[reason]
+
+
+def classify_pod(
+    pod: Pod, daemonset_found: bool, policy: Drain
+) -> tuple[PodAction, RefusalReason | None, list[str]]:
+    """What `kubectl drain` does with `pod` under `policy`, in the order of kubectl's filter chain
+    (pkg/drain/filters.go): a finished pod is removed whatever owns it; a DaemonSet pod whose DaemonSet
+    is gone needs `force` and is then deleted for good (nothing recreates it), one whose DaemonSet exists
+    is left alone with `ignoreDaemonSets` and stops the drain without it; mirror pods are skipped;
+    emptyDir data needs `deleteEmptyDirData`; a pod without a controller needs `force`. The pod selector
+    is not applied here. Shared by the plan and the operator's drain, so the two cannot disagree."""
     notes: list[str] = []
     terminal = pod.phase.terminal
-    if pod.owner is not None and pod.owner.kind == "DaemonSet":
-        if not found and not policy.force:
-            return PodAction.REFUSED, RefusalReason.DAEMONSET_MISSING, notes
-        if not policy.ignore_daemonsets:
+    if pod.owner is not None and pod.owner.kind == "DaemonSet" and not terminal:
+        if not daemonset_found:
+            if not policy.force:
+                return PodAction.REFUSED, RefusalReason.DAEMONSET_MISSING, notes
+            notes.append(f"its DaemonSet {pod.owner.name} no longer exists: deleted for good (force)")
+        elif not policy.ignore_daemonsets:
             return PodAction.REFUSED, RefusalReason.DAEMONSET, notes
-        return PodAction.IGNORE_DAEMONSET, None, ["restarted on the node by kubelet after the switch"]
+        else:
+            return PodAction.IGNORE_DAEMONSET, None, ["restarted on the node by kubelet after the switch"]
     if pod.mirror:
         return (
             PodAction.SKIP_MIRROR,
@@ -164,7 +181,7 @@ def plan_node_drain(node: str, pods: Sequence[Pod], ctx: DrainContext) -> NodeDr
                 PodPlan(pod.namespace, pod.name, PodAction.NOT_SELECTED, controller, notes=skip_note)
             )
             continue
-        action, refusal, notes = _classify(pod, found, ctx.policy)
+        action, refusal, notes = classify_pod(pod, found, ctx.policy)
         pdb_keys = ctx.pod_pdbs.get(pod.key, ())
         verdict = None
         uses_budget = False

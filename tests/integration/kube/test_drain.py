@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
@@ -60,6 +61,7 @@ def test_a_drain_pass_skips_daemonset_and_mirror_pods_and_evicts_the_rest(
     kubeapi.seed(
         [
             node("n1"),
+            daemonset("agent"),
             pod("app", "n1"),
             pod("agent", "n1", owner=("DaemonSet", "agent")),
             pod("static", "n1", owner=("Node", "n1"), annotations={"kubernetes.io/config.mirror": "x"}),
@@ -72,6 +74,43 @@ def test_a_drain_pass_skips_daemonset_and_mirror_pods_and_evicts_the_rest(
     assert progress.evicted == ("default/app",)
     left = sorted(p.name for p in list_pods_on_node(kube, "n1"))
     assert left == ["agent", "static"]
+
+
+def daemonset(name: str) -> dict[str, Any]:
+    """A DaemonSet whose own controller places no pod (no node matches), so only the seeded pods exist."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"nodeSelector": {"no": "node"}, "containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+
+
+def test_a_pod_whose_daemonset_is_gone_stops_the_drain_unless_forced_and_is_then_evicted(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed([node("n1"), pod("orphan", "n1", owner=("DaemonSet", "gone"))])
+
+    refused = drain_pass(kube, "n1", Drain(grace_period_seconds=0), wait=1)
+
+    assert not refused.done
+    assert "default/orphan" in refused.describe() and "DaemonSet that no longer exists" in refused.describe()
+    assert "spec.drain.force: true" in refused.describe()
+    assert kubeapi.get("pods", "orphan", "default") is not None
+    assert not [r for r in kubeapi.requests if r.subresource == "eviction"]
+
+    forced = drain_pass(kube, "n1", Drain(grace_period_seconds=0, force=True), wait=10)
+
+    assert forced.done, forced.describe()
+    assert forced.evicted == ("default/orphan",)
+    assert kubeapi.get("pods", "orphan", "default") is None
 
 
 @pytest.mark.parametrize(

@@ -59,10 +59,21 @@ def test_daemonset_pods_are_ignored_when_allowed_and_stop_the_drain_otherwise() 
     assert codes(refused) == {"DrainRefusedDaemonSet": Level.BLOCKER}
 
 
-def test_a_pod_of_a_deleted_daemonset_needs_force() -> None:
+def test_a_pod_of_a_deleted_daemonset_needs_force_and_is_then_deleted_for_good_as_kubectl_does() -> None:
     orphan = [pod("a", owner=("DaemonSet", "gone"))]
-    assert only(drain(orphan)).refusal == RefusalReason.DAEMONSET_MISSING
-    assert only(drain(orphan, force=True)).action == PodAction.IGNORE_DAEMONSET
+    refused = drain(orphan)
+    assert only(refused).refusal == RefusalReason.DAEMONSET_MISSING
+    assert codes(refused) == {"DrainRefusedDaemonSetMissing": Level.BLOCKER}
+    # even with ignoreDaemonSets: kubectl looks the DaemonSet up first, and a missing one is an error
+    assert only(drain(orphan, ignoreDaemonSets=True)).refusal == RefusalReason.DAEMONSET_MISSING
+    forced = only(drain(orphan, force=True))
+    assert forced.action == PodAction.EVICT
+    assert "its DaemonSet gone no longer exists: deleted for good (force)" in forced.notes
+
+
+def test_a_finished_daemonset_pod_is_removed_like_any_finished_pod() -> None:
+    done = only(drain([pod("a", owner=("DaemonSet", "agent"), phase="Failed")], ignoreDaemonSets=False))
+    assert done.action == PodAction.EVICT and done.refusal is None
 
 
 def test_mirror_pods_are_skipped_not_evicted() -> None:
