@@ -8,6 +8,9 @@ handle drops open watch streams as a flaky network would.
 an error with probability ``rate`` (a seeded ``random.Random``, so a run's sequence of draws is
 reproducible); watches are excluded by default (drop them with ``cut_watches``), and 409 is only
 chosen for writes, since a real API server never answers a read with a conflict.
+``Faults.add_trigger(predicate, action)`` calls ``action(rec)`` once, right after the first request
+for which ``predicate(rec)`` holds has been served with a 2xx and before the answer is sent: a test
+can SIGKILL a client at the exact moment its write is committed but not yet acknowledged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,9 +140,19 @@ class RandomFaultRule:
 
 
 @dataclass
+class Trigger:
+    """Run ``action`` after the first served (2xx) request matching ``predicate``; ``fired`` once."""
+
+    predicate: Callable[[RequestRecord], bool]
+    action: Callable[[RequestRecord], None]
+    fired: RequestRecord | None = None
+
+
+@dataclass
 class Faults:
     rules: list[FaultRule] = field(default_factory=list)
     random_rules: list[RandomFaultRule] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(
@@ -189,6 +203,27 @@ class Faults:
             self.random_rules.append(rule)
         return rule
 
+    def add_trigger(
+        self, predicate: Callable[[RequestRecord], bool], action: Callable[[RequestRecord], None]
+    ) -> Trigger:
+        """Call ``action(rec)`` once, after the first request matching ``predicate`` was served with a
+        2xx (its change committed) and before the answer leaves; watches never match."""
+        trigger = Trigger(predicate, action)
+        with self._lock:
+            self.triggers.append(trigger)
+        return trigger
+
+    def served(self, rec: RequestRecord, status: int) -> None:
+        """Called by the server once ``rec`` is answered with ``status`` and before the answer is sent."""
+        if not 200 <= status < 300 or rec.verb == "watch":
+            return
+        with self._lock:
+            due = [t for t in self.triggers if t.fired is None and t.predicate(rec)]
+            for trigger in due:
+                trigger.fired = rec
+        for trigger in due:
+            trigger.action(rec)
+
     def take(self, rec: RequestRecord) -> FaultRule | None:
         with self._lock:
             for rule in self.rules:
@@ -208,6 +243,7 @@ class Faults:
         with self._lock:
             self.rules.clear()
             self.random_rules.clear()
+            self.triggers.clear()
 
 
 @dataclass

@@ -199,6 +199,7 @@ class ApiServer:
                 raise parse_error
             response = await self.dispatch(request, target, query, rec, body, ctype)
             status = response.status
+            self.faults.served(rec, status)
             return response
         except ApiError as e:
             status = e.code

@@ -7,13 +7,16 @@ as the kubelet would. Loaded by `shimshift run --node-port tests.e2e.simnodes:no
 
 Environment: SHIMSHIFT_SIM_DIR (state files), SHIMSHIFT_SIM_STEP_SECONDS (how long each changing
 step takes, so a test can kill the operator inside one), SHIMSHIFT_SIM_BREAK (comma-separated nodes
-whose containerd never comes up after the switch).
+whose containerd never comes up after the switch), SHIMSHIFT_SIM_CRASH (`node:op`: the operator process
+SIGKILLs itself once inside that node operation: for an operation that changes the node, right after
+the change is made and before the operator could record it; for facts and verify, while they run).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -40,12 +43,26 @@ def read_state(state_dir: Path, node: str) -> dict[str, Any]:
 
 
 class SimNodes:
-    def __init__(self, kube: Kube, state_dir: Path, step_seconds: float, broken: set[str]) -> None:
+    def __init__(
+        self, kube: Kube, state_dir: Path, step_seconds: float, broken: set[str], crash: str = ""
+    ) -> None:
         self.kube = kube
         self.dir = state_dir
         self.step_seconds = step_seconds
         self.broken = broken
+        self.crash = crash
         self.lock = threading.Lock()
+
+    def _maybe_crash(self, node: str, op: str) -> None:
+        """SIGKILL this process the first time `node:op` is the crash point (a marker file remembers)."""
+        if self.crash != f"{node}:{op}":
+            return
+        marker = self.dir / f"crashed-{node}-{op}"
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _write(self, node: str, state: dict[str, Any]) -> None:
         tmp = self.dir / f".{node}.json.tmp"
@@ -61,6 +78,7 @@ class SimNodes:
                 state["changes"][op] = state["changes"].get(op, 0) + 1
                 state.setdefault("by", {})[op] = os.environ.get("SHIMSHIFT_IDENTITY", "")
                 self._write(node, state)
+        self._maybe_crash(node, op)
 
     def _runtime(self, node: str, version: str) -> None:
         self.kube.request(
@@ -72,6 +90,7 @@ class SimNodes:
 
     def facts(self, node: str) -> NodeFacts:
         time.sleep(self.step_seconds)
+        self._maybe_crash(node, "facts")
         return NodeFacts(
             node=node, docker_version="20.10.24", containerd_version="1.6.20", docker_running=True
         )
@@ -94,6 +113,7 @@ class SimNodes:
 
     def verify(self, node: str, facts: NodeFacts) -> None:
         time.sleep(self.step_seconds)
+        self._maybe_crash(node, "verify")
         if node in self.broken:
             raise NodeError(node, "containerd CRI plugin is not ok after the new config (injected fault)")
 
@@ -103,10 +123,14 @@ class SimNodes:
     def undo(self, node: str, facts: NodeFacts | None) -> None:
         with self.lock:
             state = read_state(self.dir, node)
-            state["done"] = [op for op in state["done"] if op not in ("configure", "images", "switch")]
-            state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
+            undone = [op for op in state["done"] if op not in ("configure", "images", "switch")]
+            if undone != state["done"]:  # an undo of what is already undone changes nothing
+                state["done"] = undone
+                state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
+            state["undo-calls"] = state.get("undo-calls", 0) + 1
             self._write(node, state)
         self._runtime(node, DOCKER)
+        self._maybe_crash(node, "undo")
 
 
 def node_ports(kube: Kube) -> Callable[[NodeMigration], NodePort]:
@@ -117,5 +141,6 @@ def node_ports(kube: Kube) -> Callable[[NodeMigration], NodePort]:
         state_dir,
         float(os.environ.get("SHIMSHIFT_SIM_STEP_SECONDS", "0")),
         {n for n in os.environ.get("SHIMSHIFT_SIM_BREAK", "").split(",") if n},
+        os.environ.get("SHIMSHIFT_SIM_CRASH", ""),
     )
     return lambda migration: nodes

@@ -1,79 +1,281 @@
-"""SIGKILL the operator process at each step of a node, restart it, and the migration still ends clean.
+"""SIGKILL the operator process at one point of a node's migration, restart it, and it still ends clean.
 
-One migration, killed once per step of the first node (at the step's recorded start; for the steps
-that change the node the kill lands inside the step, which the simulated node makes last a while),
-then left to finish. Every real node change is counted in the simulated nodes' state files, so
-"nothing changed twice" is checked from outside the operator. Every status write point is covered
-exhaustively, in-process, by tests/unit/engine/test_crash_resume.py.
+One run per point: each test case starts a fresh cluster and a fresh operator, kills the operator
+exactly once at its point, starts it again, and lets it finish. The points are exact, not sampled:
+
+- step boundaries: the API emulator SIGKILLs the operator right after it has committed the status
+  write that records a step of node w1 as Started (before the step acts) or Done (before the next
+  step is recorded), before the operator sees the answer (`Faults.add_trigger`);
+- inside steps: right after a node change is made and before the operator could record it (the
+  simulated node kills its own process: `SHIMSHIFT_SIM_CRASH`), and right after one of the step's
+  own API writes is committed (the lock annotation, the cordon, an eviction, the completion label,
+  the uncordon, the lock release).
+
+Node w2 migrates at the same time (maxUnavailable 2), so each kill also lands somewhere in its
+steps. Every real node change is counted in the simulated nodes' state files, so "nothing changed
+twice" is checked from outside the operator; PDB safety is replayed from the emulator's history.
+Every status write point is also covered in-process by tests/unit/engine/test_crash_resume.py.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.faults import RequestRecord
 
 from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER, StepId
-from shimshift.model.status import NodePhase, Phase, StepState
+from shimshift.model.status import MigrationStatus, NodePhase, Phase, StepState
 from tests.e2e.conftest import Operator, eventually, migration, node, status_of
 from tests.e2e.simnodes import read_state
+from tests.e2e.test_operator import min_healthy_after_ready, web, web_pods
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
+Predicate = Callable[[RequestRecord], bool]
 
 
-def _position(cluster: KubeApi, name: str) -> tuple[int, StepState | None]:
-    record = status_of(cluster).node(name)
-    if record is None or record.step is None:
-        return -1, None
-    if record.phase == NodePhase.SUCCEEDED:
-        return len(STEP_ORDER), record.step_state
-    return STEP_ORDER.index(record.step) if record.step in STEP_ORDER else -1, record.step_state
+@dataclass(frozen=True)
+class Point:
+    """Where the operator dies: after a committed API request (`request`) or inside a node op (`sim`)."""
+
+    id: str
+    request: Predicate | None = None
+    sim: str = ""  # the simulated node operation of w1 that kills its own process
 
 
-def test_sigkill_at_every_step_of_a_node_resumes_and_nothing_is_done_twice(
-    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
-) -> None:
-    cluster.seed([node("w1"), node("w2")])
-    operator = operator_factory(SHIMSHIFT_SIM_STEP_SECONDS="0.4")
+def recorded(step: StepId, state: StepState) -> Predicate:
+    """The status write that records w1's `step` in `state`."""
+
+    def matches(rec: RequestRecord) -> bool:
+        if rec.resource != "nodemigrations" or rec.subresource != "status" or not isinstance(rec.body, dict):
+            return False
+        record = MigrationStatus.from_storage(rec.body.get("status") or {}).node("w1")
+        return record is not None and record.step == step and record.step_state == state
+
+    return matches
+
+
+def node_write(check: Callable[[dict[str, Any]], bool]) -> Predicate:
+    """A write to Node w1 whose body passes `check`."""
+    return lambda rec: (
+        rec.resource == "nodes"
+        and rec.name == "w1"
+        and rec.subresource == ""
+        and rec.method == "PATCH"
+        and isinstance(rec.body, dict)
+        and check(rec.body)
+    )
+
+
+def _annotations(body: dict[str, Any]) -> dict[str, Any]:
+    return dict((body.get("metadata") or {}).get("annotations") or {})
+
+
+BOUNDARIES = [
+    Point(f"{step}-{state.lower()}", request=recorded(step, state))
+    for step in STEP_ORDER
+    for state in (StepState.STARTED, StepState.DONE)
+]
+INSIDE = [
+    Point("inside-facts", sim="facts"),
+    Point("inside-lock", request=node_write(lambda b: bool(_annotations(b).get(keys.LOCK_ANNOTATION)))),
+    Point("inside-cordon", request=node_write(lambda b: (b.get("spec") or {}).get("unschedulable") is True)),
+    Point("inside-drain"),  # the eviction of w1's web pod; its predicate needs the pod's name
+    *(Point(f"inside-{op}", sim=op) for op in ("backup", "configure", "images", "switch", "verify")),
+    Point("inside-finish-node", sim="finish"),
+    Point(
+        "inside-finish-label",
+        request=node_write(lambda b: keys.RUNTIME_LABEL in ((b.get("metadata") or {}).get("labels") or {})),
+    ),
+    Point(
+        "inside-finish-uncordon",
+        request=node_write(
+            lambda b: "unschedulable" in (b.get("spec") or {}) and not b["spec"]["unschedulable"]
+        ),
+    ),
+    Point(
+        "inside-finish-unlock",
+        request=node_write(
+            lambda b: (
+                keys.LOCK_ANNOTATION in _annotations(b) and _annotations(b)[keys.LOCK_ANNOTATION] is None
+            )
+        ),
+    ),
+]
+ROLLBACK = [
+    Point("verify-failed", request=recorded(StepId.VERIFY, StepState.FAILED)),
+    Point("rollback-started", request=recorded(StepId.ROLLBACK, StepState.STARTED)),
+    Point("inside-rollback-undo", sim="undo"),
+    Point(
+        "inside-rollback-uncordon",
+        request=node_write(
+            lambda b: "unschedulable" in (b.get("spec") or {}) and not b["spec"]["unschedulable"]
+        ),
+    ),
+    Point("rollback-done", request=recorded(StepId.ROLLBACK, StepState.DONE)),
+]
+
+
+class Crash:
+    """Arms one point, and restarts the operator once it has been killed there."""
+
+    def __init__(self, cluster: KubeApi, operator: Operator, sim_dir: Path, point: Point) -> None:
+        self.operator, self.sim_dir, self.point = operator, sim_dir, point
+        self.fired: list[RequestRecord] = []
+        if point.request is not None:
+
+            def kill(rec: RequestRecord) -> None:
+                self.fired.append(rec)
+                assert operator.proc is not None
+                os.kill(operator.proc.pid, signal.SIGKILL)  # before the answer leaves the emulator
+
+            cluster.faults.add_trigger(point.request, kill)
+
+    def happened(self) -> bool:
+        if self.point.sim:
+            return (self.sim_dir / f"crashed-w1-{self.point.sim}").exists()
+        return bool(self.fired)
+
+    def wait_and_restart(self) -> None:
+        eventually(self.happened, 60, f"the operator to reach {self.point.id}", 0.02)
+        assert self.operator.proc is not None
+        self.operator.proc.wait(timeout=10)
+        assert self.operator.proc.returncode == -signal.SIGKILL, self.operator.proc.returncode
+        self.operator.start()
+
+
+def _start(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path, point: Point, **env: str
+) -> Crash:
+    operator = operator_factory(SHIMSHIFT_SIM_CRASH=f"w1:{point.sim}" if point.sim else "", **env)
+    crash = Crash(cluster, operator, sim_dir, point)
     operator.start()
-    cluster.seed(migration(rollout={"maxUnavailable": 1}))
-    killed_at: list[tuple[StepId, StepState | None]] = []
+    return crash
 
-    for target in range(len(STEP_ORDER)):
-        index, state = eventually(
-            lambda t=target: (pos := _position(cluster, "w1"))[0] >= t and pos,
-            60,
-            f"w1 at {STEP_ORDER[target]}",
-            0.02,
-        )
-        if index >= len(STEP_ORDER):
-            break
-        if (STEP_ORDER[index], state) in killed_at:
-            continue
-        operator.kill()
-        killed_at.append((STEP_ORDER[index], state))
-        time.sleep(0.2)
-        operator.start()
 
-    eventually(lambda: status_of(cluster).phase == Phase.SUCCEEDED, 90, "the migration to finish")
+def _assert_node_released(cluster: KubeApi, name: str) -> dict[str, Any]:
+    obj = cluster.get("nodes", name)
+    assert obj is not None
+    assert not obj["spec"].get("unschedulable"), f"{name} left cordoned"
+    annotations = obj["metadata"].get("annotations") or {}
+    assert keys.LOCK_ANNOTATION not in annotations, f"{name} left locked"
+    assert keys.CORDONED_BY_ANNOTATION not in annotations
+    return obj
 
-    print(f"SIGKILL points tried: {len(killed_at)}: {[f'{s}/{st}' for s, st in killed_at]}")
-    assert len(killed_at) >= 6
+
+def _assert_status_consistent(cluster: KubeApi, progress: str) -> None:
+    """The stored summary and printer-column fields agree with the node records, and nothing is in flight."""
+    raw = (cluster.get("nodemigrations.shimshift.io", "m") or {}).get("status") or {}
+    assert raw["summary"] == MigrationStatus.from_storage(raw).summary(), raw["summary"]
+    assert raw["summary"]["progress"] == progress and raw["summary"]["inProgress"] == 0, raw["summary"]
+    assert raw["currentNodes"] == "", raw["currentNodes"]
+
+
+@pytest.mark.parametrize("point", [*BOUNDARIES, *INSIDE], ids=lambda p: p.id)
+def test_a_sigkill_at_this_point_resumes_to_a_clean_migration_with_nothing_done_twice(
+    point: Point, cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    # a node outside the migration first, so the scheduler (least loaded, then by name) puts one web
+    # pod on each of spare, w1 and w2, and the evicted ones have somewhere to go
+    cluster.seed([node("spare", labels={"pool": "other"})])
+    cluster.seed([node("w1"), node("w2")])
+    cluster.seed(web(replicas=3, min_available=2))
+
+    def all_running() -> list[dict[str, Any]]:
+        pods = web_pods(cluster)
+        return pods if len(pods) == 3 and all(_running(p) for p in pods) else []
+
+    pods = eventually(all_running, 20, "the web pods running")
+    on_w1 = {p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == "w1"}
+    assert on_w1, [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in pods]
+    if point.id == "inside-drain":
+        point = Point(point.id, request=lambda rec: rec.subresource == "eviction" and rec.name in on_w1)
+    crash = _start(cluster, operator_factory, sim_dir, point)
+    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+
+    crash.wait_and_restart()
+    eventually(
+        lambda: status_of(cluster).phase in (Phase.SUCCEEDED, Phase.PAUSED, Phase.FAILED), 60, "the end"
+    )
+
+    operator = crash.operator
     status = status_of(cluster)
+    assert status.phase == Phase.SUCCEEDED, (status, operator.logs()[-3000:])
+    assert operator.starts == 2  # one kill, one restart
     for name in ("w1", "w2"):
         record = status.node(name)
-        assert record is not None and record.phase == NodePhase.SUCCEEDED
-        assert [s.id for s in record.steps] == list(STEP_ORDER)
-        assert all(s.state == StepState.DONE for s in record.steps)
-        obj = cluster.get("nodes", name)
-        assert obj is not None and not obj["spec"].get("unschedulable"), f"{name} left cordoned"
-        assert keys.LOCK_ANNOTATION not in (obj["metadata"].get("annotations") or {})
+        assert record is not None and record.phase == NodePhase.SUCCEEDED, record
+        assert [s.id for s in record.steps] == list(STEP_ORDER), record.steps
+        assert all(s.state == StepState.DONE for s in record.steps), record.steps
+        assert record.was_unschedulable is False
+        obj = _assert_node_released(cluster, name)
+        assert obj["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert obj["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
         changes = read_state(sim_dir, name)["changes"]
-        assert {op: changes.get(op) for op in NODE_CHANGES} == dict.fromkeys(NODE_CHANGES, 1), (name, changes)
-        assert "undo" not in changes
+        assert changes == dict.fromkeys(NODE_CHANGES, 1), (name, changes)
+    _assert_status_consistent(cluster, "2/2")
+    eventually(lambda: sum(_running(p) for p in web_pods(cluster)) == 3, 20, "web pods running again")
+    assert min_healthy_after_ready(cluster, 3) >= 2, "the PodDisruptionBudget was violated"
+    assert not [r for r in cluster.requests if r.method == "DELETE" and r.resource == "pods"]
+    spare = cluster.get("nodes", "spare")
+    assert spare is not None and not spare["spec"].get("unschedulable")
+    assert keys.RUNTIME_LABEL not in spare["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("point", ROLLBACK, ids=lambda p: p.id)
+def test_a_sigkill_during_a_rollback_resumes_to_docker_uncordoned_with_one_undo(
+    point: Point, cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    cluster.seed([node("w1"), node("w2")])
+    crash = _start(cluster, operator_factory, sim_dir, point, SHIMSHIFT_SIM_BREAK="w1")
+    cluster.seed(migration())  # maxUnavailable 1, maxFailures 1: w1 fails, rolls back, the rollout pauses
+
+    crash.wait_and_restart()
+    eventually(
+        lambda: status_of(cluster).phase in (Phase.SUCCEEDED, Phase.PAUSED, Phase.FAILED), 60, "the end"
+    )
+
+    status = status_of(cluster)
+    assert status.phase == Phase.PAUSED, (status, crash.operator.logs()[-3000:])
+    w1 = status.node("w1")
+    assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK, w1
+    assert w1.last_error is not None and w1.last_error.step == "verify", w1.last_error
+    assert [s.id for s in w1.steps][-1] == StepId.ROLLBACK and w1.steps[-1].state == StepState.DONE
+    paused = next(c for c in status.conditions if c.type == "Paused")
+    assert paused.status == "True" and paused.reason == "MaxFailures" and "w1" in paused.message
+    obj = _assert_node_released(cluster, "w1")
+    assert obj["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")
+    changes = read_state(sim_dir, "w1")["changes"]
+    assert changes == {"backup": 1, "configure": 1, "images": 1, "switch": 1, "undo": 1}, changes
+    w2 = status.node("w2")
+    assert w2 is not None and w2.phase == NodePhase.PENDING
+    _assert_node_released(cluster, "w2")
+    assert read_state(sim_dir, "w2")["changes"] == {}
+    _assert_status_consistent(cluster, "0/2")
+
+
+def test_the_crash_points_cover_both_edges_of_every_step_and_every_node_change() -> None:
+    ids = {p.id for p in [*BOUNDARIES, *INSIDE, *ROLLBACK]}
+    for step in STEP_ORDER:
+        assert {f"{step}-started", f"{step}-done"} <= ids
+    for op in (*NODE_CHANGES, "facts", "verify"):
+        assert any(p.sim == op for p in INSIDE), op
+    assert {"inside-lock", "inside-cordon", "inside-drain", "inside-rollback-undo"} <= ids
+    print(f"\nSIGKILL points, one operator run each: {len(BOUNDARIES) + len(INSIDE) + len(ROLLBACK)}")
+
+
+def _running(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+    return status.get("phase") == "Running" and ready and not pod["metadata"].get("deletionTimestamp")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.faults import RequestRecord
 from testbed.kubeapi.standalone import standalone_server
 
 from .conftest import node, pod, wait_until
@@ -123,6 +124,32 @@ def test_a_random_fault_fails_about_its_rate_of_matching_requests_reproducibly_a
     assert events.status == 200
     events.release_conn()
     kubeapi.faults.clear()
+
+
+def test_a_trigger_runs_once_after_the_first_committed_matching_write_and_before_the_answer(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.seed([node("n1")])
+    kubeapi.faults.add(409, times=1, method="PATCH", resource="nodes")  # a failed write does not fire it
+    seen: list[tuple[int, bool]] = []
+
+    def action(rec: RequestRecord) -> None:
+        # runs on the server's loop: the change is already stored, the client has no answer yet
+        stored = kubeapi.emulator.store.get(("", "nodes"), "", "n1")
+        seen.append((rec.seq, bool(stored and stored.obj["spec"].get("unschedulable"))))
+
+    trigger = kubeapi.faults.add_trigger(
+        lambda rec: rec.verb == "patch" and rec.resource == "nodes" and rec.name == "n1", action
+    )
+    patch = {"spec": {"unschedulable": True}}
+    with pytest.raises(ApiException):
+        core.patch_node("n1", patch)
+    assert seen == []
+    core.patch_node("n1", patch)
+    core.patch_node("n1", {"spec": {"unschedulable": False}})
+
+    assert len(seen) == 1 and seen[0][1] is True
+    assert trigger.fired is not None and trigger.fired.seq == seen[0][0]
 
 
 def test_latency_can_be_added_without_failing_requests(
