@@ -19,6 +19,7 @@ from testbed.kubeapi import KubeApi
 from shimshift.model import keys
 from shimshift.model.status import NodePhase, Phase
 from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of
+from tests.e2e.history import min_healthy_after_ready
 from tests.e2e.simnodes import read_state
 
 pytestmark = pytest.mark.e2e
@@ -62,28 +63,6 @@ def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
         for p in cluster.list("pods", namespace="default")
         if (p["metadata"].get("labels") or {}).get("app") == "web"
     ]
-
-
-def min_healthy_after_ready(cluster: KubeApi, replicas: int) -> int:
-    """Replay the emulator's pod history: the fewest healthy web pods once all `replicas` were first up."""
-    history = cluster.call(lambda: list(cluster.emulator.store.history))
-    state: dict[tuple[str, str], bool] = {}
-    lowest: int | None = None
-    for event in history:
-        if event.gk != ("", "pods") or (event.new.obj["metadata"].get("labels") or {}).get("app") != "web":
-            continue
-        if event.type == "DELETED":
-            state.pop(event.key, None)
-        else:
-            obj = event.new.obj
-            state[event.key] = _ready(obj) and not obj["metadata"].get("deletionTimestamp")
-        healthy = sum(state.values())
-        if lowest is None and healthy >= replicas:
-            lowest = healthy
-        elif lowest is not None:
-            lowest = min(lowest, healthy)
-    assert lowest is not None, "the web pods never all became ready"
-    return lowest
 
 
 def _get(url: str) -> str:
