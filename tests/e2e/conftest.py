@@ -156,12 +156,19 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
 
 
 @contextlib.contextmanager
-def emulator_for(nodes: Any, workdir: Path, *, crd: bool = True) -> Iterator[KubeApi]:
-    """An API emulator for a testbed cluster, with its controllers off (the nodes' fake kubelets report
-    the pods) and the kubelets attached; yields its handle, with the NodeMigration CRD unless told."""
+def emulator_for(
+    nodes: Any, workdir: Path, *, crd: bool = True, workloads: bool = False
+) -> Iterator[KubeApi]:
+    """An API emulator for a testbed cluster with the nodes' fake kubelets attached; yields its handle,
+    with the NodeMigration CRD unless told. The fake kubelets report the pods, so the emulator never
+    starts one itself; with `workloads` its scheduler and workload and PDB controllers run (as the
+    demo's emulator does, `--no-kubelet`) and grace periods last a tenth, otherwise its controllers are off."""
     from testbed.kubeapi import EmulatorConfig, EmulatorThread, write_kubeconfig
 
-    thread = EmulatorThread(EmulatorConfig(controllers=False))
+    config = EmulatorConfig(
+        controllers=workloads, simulate_kubelet=False, time_factor=0.1 if workloads else 1.0
+    )
+    thread = EmulatorThread(config)
     thread.start()
     try:
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", thread.emulator.url)
