@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -90,7 +90,10 @@ class ClusterPort(Protocol):
     def uncordon(self, node: str, owner: str) -> None: ...
     def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainProgress: ...
     def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool: ...
-    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]: ...
+    def daemonsets_on(self, node: str) -> tuple[str, ...]: ...
+    def wait_daemonset_pods(
+        self, node: str, *, expected: Sequence[str], timeout: float
+    ) -> tuple[str, ...]: ...
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
     def write_status(self, name: str, status: Mapping[str, Any]) -> None: ...
     def event(
@@ -527,7 +530,12 @@ class Engine:
             note = "already cordoned by someone else; it stays cordoned" if was else "cordoned"
             return _Outcome(True, replace(record, was_unschedulable=was), note)
         if step == StepId.DRAIN:
-            return self._drain(migration, record)
+            outcome = self._drain(migration, record)
+            if not outcome.done:
+                return outcome
+            # what must run here again after the switch, recorded with the drain's Done (one write)
+            daemonsets = self.cluster.daemonsets_on(name)
+            return _Outcome(True, replace(outcome.record, daemonsets=daemonsets), outcome.message)
         if step == StepId.ROLLBACK:
             return self._rollback(migration, port, record)
         facts = self._facts_of(migration, port, name)
@@ -556,7 +564,7 @@ class Engine:
                     )
                 return _Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
             # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
-            missing = self.cluster.wait_daemonset_pods(name, timeout=wait)
+            missing = self.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
             if not missing:
                 return _Outcome(True, record, "Ready on containerd, its DaemonSet pods Running and Ready")
             if out_of_time:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shimshift.kube import drain as drain_mod
@@ -88,15 +88,29 @@ class KubeCluster:
             query=[("fieldSelector", f"metadata.name={node}")],
         )
 
-    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]:
-        """Wait (a watch, at most `timeout` seconds) until every DaemonSet with a pod bound to `node` has
-        one Running and Ready there; the DaemonSets still missing one (empty: all came back)."""
-        expected: set[str] = set()
+    def daemonsets_on(self, node: str) -> tuple[str, ...]:
+        """The DaemonSets ("namespace/name") with a pod bound to `node` now, sorted."""
+        return pods.daemonsets_of(pods.list_pods_on_node(self.kube, node))
+
+    def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
+        """Wait (a watch, at most `timeout` seconds) until every DaemonSet in `expected`, and every other
+        one with a pod bound to `node`, has one Running and Ready there; those still missing one (empty:
+        all came back). An expected DaemonSet that has since been deleted is no longer waited for."""
+        wanted: set[str] = set(expected)
+        exists: dict[str, bool] = {}  # each missing DaemonSet is looked up once per wait
         missing: tuple[str, ...] = ()
 
         def back(objects: Objects) -> bool:
             nonlocal missing
-            missing = pods.daemonset_pods_missing((parse_pod(o) for o in objects.values()), expected)
+            current = [parse_pod(o) for o in objects.values()]
+            missing = pods.daemonset_pods_missing(current, wanted)
+            for entry in missing:
+                ds = _daemonset_named_in(entry)
+                if ds not in exists:
+                    exists[ds] = drain_mod.daemonset_exists(self.kube, *ds.split("/", 1))
+                    if not exists[ds]:
+                        log.info("node %s: DaemonSet %s no longer exists; not waiting for its pod", node, ds)
+            missing = tuple(m for m in missing if exists[_daemonset_named_in(m)])
             return not missing
 
         if wait_until(self.kube, pods.PODS, back, timeout=timeout, query=pods.pods_on_node_query(node)):
@@ -133,3 +147,8 @@ class KubeCluster:
                 )
             except KubeError as e:
                 log.warning("could not record Event %s on %s %s: %s", reason, kind, name, e)
+
+
+def _daemonset_named_in(entry: str) -> str:
+    """The `ns/name` in an entry of `pods.daemonset_pods_missing` ("DaemonSet ns/name (why)")."""
+    return entry.removeprefix("DaemonSet ").split(" (", 1)[0]

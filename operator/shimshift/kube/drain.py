@@ -46,7 +46,7 @@ def classify(kube: Kube, pods: Iterable[Pod], drain: Drain) -> tuple[list[Pod], 
         if pod.owner is not None and pod.owner.kind == "DaemonSet" and not pod.phase.terminal:
             key = (pod.namespace, pod.owner.name)
             if key not in exists:
-                exists[key] = _daemonset_exists(kube, *key)
+                exists[key] = daemonset_exists(kube, *key)
             found = exists[key]
         action, reason, _ = classify_pod(pod, found, drain)
         if action == PodAction.EVICT:
@@ -57,7 +57,8 @@ def classify(kube: Kube, pods: Iterable[Pod], drain: Drain) -> tuple[list[Pod], 
     return evict, refused
 
 
-def _daemonset_exists(kube: Kube, namespace: str, name: str) -> bool:
+def daemonset_exists(kube: Kube, namespace: str, name: str) -> bool:
+    """Whether DaemonSet namespace/name exists (one GET; a 404 is the answer, not an error)."""
     try:
         kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
     except NotFound:

@@ -111,6 +111,23 @@ def pod_objects_on_node(kube: Kube, node: str) -> list[Object]:
     return list(answer.get("items") or ())
 
 
+def daemonsets_of(pods: Iterable[Pod]) -> tuple[str, ...]:
+    """The DaemonSets ("namespace/name") owning any of `pods` that is not finished or being deleted."""
+    return tuple(
+        sorted(
+            {
+                f"{p.namespace}/{p.owner.name}"
+                for p in pods
+                if p.owner is not None
+                and p.owner.kind == "DaemonSet"
+                and not p.mirror
+                and not p.deleting
+                and not p.phase.terminal
+            }
+        )
+    )
+
+
 def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> tuple[str, ...]:
     """DaemonSets (namespace/name, added to `expected`) with a pod bound here that have no Running and
     Ready pod here; each named with its pods, e.g. "kube-system/DaemonSet/proxy (pod proxy-x: Pending)".

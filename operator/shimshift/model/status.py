@@ -130,6 +130,9 @@ class NodeRecord:
     last_error: LastError | None = None
     images: ImageCounts = field(default_factory=ImageCounts)
     steps: tuple[StepRecord, ...] = ()
+    #: "namespace/name" of each DaemonSet with a pod on the node when its drain finished: the verify
+    #: waits until every one has a Running and Ready pod there again (recorded, so a restart keeps it)
+    daemonsets: tuple[str, ...] = ()
 
     @classmethod
     def from_storage(cls, raw: Mapping[str, Any]) -> NodeRecord:
@@ -154,6 +157,7 @@ class NodeRecord:
                 bytes=img.get("bytes", 0),
             ),
             steps=tuple(StepRecord.from_storage(s) for s in raw.get("steps") or ()),
+            daemonsets=tuple(raw.get("daemonSets") or ()),
         )
 
     def for_storage(self) -> dict[str, Any]:
@@ -183,6 +187,8 @@ class NodeRecord:
                 "skipped": i.skipped,
                 "bytes": i.bytes,
             }
+        if self.daemonsets:
+            out["daemonSets"] = list(self.daemonsets)
         if self.steps:
             out["steps"] = [s.for_storage() for s in self.steps]
         return out

@@ -16,6 +16,23 @@ from .conftest import node, pod
 pytestmark = pytest.mark.integration
 
 
+def daemonset(name: str) -> dict[str, Any]:
+    """A DaemonSet object whose own controller places no pod (no node matches): only seeded pods exist."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"nodeSelector": {"no": "node"}, "containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+
+
 def not_ready(obj: dict[str, Any]) -> dict[str, Any]:
     obj["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
     return obj
@@ -28,6 +45,8 @@ def test_the_wait_ends_when_every_daemonset_pod_on_the_node_is_ready_again_throu
         [
             node("n1"),
             node("n2"),
+            daemonset("proxy"),
+            daemonset("cni"),
             not_ready(pod("proxy-1", "n1", owner=("DaemonSet", "proxy"))),
             pod("cni-1", "n1", owner=("DaemonSet", "cni")),
             not_ready(pod("web-1", "n1")),  # not a DaemonSet pod: not waited for
@@ -49,7 +68,7 @@ def test_the_wait_ends_when_every_daemonset_pod_on_the_node_is_ready_again_throu
     kubeapi.requests.clear()
     timer.start()
     try:
-        missing = KubeCluster(kube).wait_daemonset_pods("n1", timeout=20)
+        missing = KubeCluster(kube).wait_daemonset_pods("n1", expected=(), timeout=20)
     finally:
         timer.join(timeout=5)
 
@@ -64,6 +83,8 @@ def test_a_daemonset_pod_that_stays_unready_or_goes_away_is_named_when_the_wait_
     kubeapi.seed(
         [
             node("n1"),
+            daemonset("proxy"),
+            daemonset("cni"),
             not_ready(pod("proxy-1", "n1", owner=("DaemonSet", "proxy"))),
             pod("cni-1", "n1", owner=("DaemonSet", "cni")),
         ]
@@ -76,7 +97,7 @@ def test_a_daemonset_pod_that_stays_unready_or_goes_away_is_named_when_the_wait_
     )
     timer.start()
     try:
-        missing = KubeCluster(kube).wait_daemonset_pods("n1", timeout=2)
+        missing = KubeCluster(kube).wait_daemonset_pods("n1", expected=(), timeout=2)
     finally:
         timer.join(timeout=5)
 
@@ -85,3 +106,27 @@ def test_a_daemonset_pod_that_stays_unready_or_goes_away_is_named_when_the_wait_
         "DaemonSet default/cni (no pod on the node)",
         "DaemonSet default/proxy (pod proxy-1: not Ready)",
     )
+
+
+def test_a_recorded_daemonset_without_a_pod_is_waited_for_until_its_pod_runs_again_unless_it_was_deleted(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(
+        [node("n1"), daemonset("proxy"), daemonset("logs"), pod("cni-1", "n1", owner=("DaemonSet", "cni"))]
+    )
+    cluster = KubeCluster(kube)
+    recorded = ("default/logs", "default/proxy")  # their pods were on n1 when its drain finished
+
+    assert cluster.daemonsets_on("n1") == ("default/cni",)
+    assert cluster.wait_daemonset_pods("n1", expected=recorded, timeout=1) == (
+        "DaemonSet default/logs (no pod on the node)",
+        "DaemonSet default/proxy (no pod on the node)",
+    )
+
+    kubeapi.delete("daemonsets.apps", "logs", "default")  # removed by its owner meanwhile: not waited for
+    timer = threading.Timer(0.3, lambda: kubeapi.seed([pod("proxy-9", "n1", owner=("DaemonSet", "proxy"))]))
+    timer.start()
+    try:
+        assert cluster.wait_daemonset_pods("n1", expected=recorded, timeout=20) == ()
+    finally:
+        timer.join(timeout=5)

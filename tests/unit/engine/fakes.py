@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,6 +70,8 @@ class FakeNode:
     blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
     #: DaemonSet (as the engine names it) -> watch-waits before its pod is Running and Ready again
     daemonsets_down: dict[str, int] = field(default_factory=dict)
+    #: DaemonSets ("namespace/name") with a pod on the node, as daemonsets_on reads them
+    daemonsets: tuple[str, ...] = ()
 
     def view(self) -> Node:
         return Node(
@@ -97,6 +99,7 @@ class FakeCluster:
         self.reports: dict[str, dict[str, str]] = {}
         self.leases: dict[str, tuple[str, dt.datetime]] = {}
         self.daemonset_waits: Counter[str] = Counter()
+        self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -170,9 +173,13 @@ class FakeCluster:
             self.clock.advance(timeout)
         return ok
 
-    def wait_daemonset_pods(self, node: str, *, timeout: float) -> tuple[str, ...]:
+    def daemonsets_on(self, node: str) -> tuple[str, ...]:
+        return self.nodes[node].daemonsets
+
+    def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
         n = self.nodes[node]
         self.daemonset_waits[node] += 1
+        self.daemonsets_expected[node] = tuple(expected)
         for ds, left in n.daemonsets_down.items():
             n.daemonsets_down[ds] = max(0, left - 1)
         missing = tuple(ds for ds, left in sorted(n.daemonsets_down.items()) if left > 0)

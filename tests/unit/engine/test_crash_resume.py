@@ -18,7 +18,7 @@ NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
 
 
 def _fleet(clock: Clock) -> tuple[FakeCluster, FakeNodes]:
-    cluster = FakeCluster(workers(2, pods=["default/a"]), clock)
+    cluster = FakeCluster(workers(2, pods=["default/a"], daemonsets=("kube-system/proxy",)), clock)
     cluster.create(manifest(rollout={"maxUnavailable": 2}))
     return cluster, FakeNodes(cluster)
 
@@ -43,6 +43,8 @@ def _assert_clean_end(cluster: FakeCluster, nodes: FakeNodes) -> None:
                 f"{name}:{op} changed {nodes.changes[f'{name}:{op}']} times"
             )
         assert nodes.changes[f"{name}:undo"] == 0
+        # the DaemonSets recorded when the drain finished reached the verify, whatever the crash point
+        assert cluster.daemonsets_expected[name] == ("kube-system/proxy",)
 
 
 def _crash_then_resume(cluster: FakeCluster, nodes: FakeNodes, clock: Clock) -> None:

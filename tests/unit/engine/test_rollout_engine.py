@@ -107,6 +107,26 @@ def test_verify_waits_until_the_daemonset_pods_on_the_node_run_again_before_fini
     assert nodes.changes["w1:undo"] == 0
 
 
+def test_the_daemonsets_on_the_node_when_its_drain_finished_are_recorded_and_required_at_verify(
+    clock: Clock,
+) -> None:
+    cluster = FakeCluster([FakeNode("w1", daemonsets=("kube-system/cni", "kube-system/proxy"))], clock)
+    nodes = FakeNodes(cluster)
+    backup = nodes.backup
+
+    def pods_vanish_after_the_drain(node: str, facts: NodeFacts) -> str:
+        cluster.nodes[node].daemonsets = ()  # e.g. deleted while the runtime changes, not yet recreated
+        return backup(node, facts)
+
+    nodes.backup = pods_vanish_after_the_drain  # type: ignore[method-assign]
+    cluster.create(manifest())
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
+    assert cluster.daemonsets_expected["w1"] == ("kube-system/cni", "kube-system/proxy")
+    w1 = cluster.status().node("w1")
+    assert w1 is not None and w1.daemonsets == ("kube-system/cni", "kube-system/proxy")
+
+
 def test_daemonset_pods_that_never_come_back_fail_the_verify_and_roll_the_node_back(clock: Clock) -> None:
     missing = "DaemonSet kube-system/cni (pod cni-7: not Ready)"
     cluster = FakeCluster([FakeNode("w1", daemonsets_down={missing: 10_000})], clock)
