@@ -59,6 +59,7 @@ class RequestRecord:
     content_type: str
     body: Any
     status: int = 0
+    user_agent: str = ""  # who asked: "shimshift/0.1.0", "kopf/1.37.2", "kubectl/v1.35.0 ...", ...
 
     @property
     def field_selector(self) -> str:

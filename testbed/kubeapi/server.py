@@ -185,6 +185,7 @@ class ApiServer:
             name=target.name,
             content_type=ctype,
             body=body,
+            user_agent=request.headers.get("User-Agent", ""),
         )
         status = 500
         try:

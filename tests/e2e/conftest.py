@@ -189,3 +189,37 @@ def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[s
         "metadata": {"name": name, "namespace": namespace},
         "data": {key: base64.b64encode(text.encode()).decode()},
     }
+
+
+def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
+    """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`)."""
+    labels = {"app": "web"}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web-pdb", "namespace": "default"},
+            "spec": {"minAvailable": min_available, "selector": {"matchLabels": labels}},
+        },
+    ]
+
+
+def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in cluster.list("pods", namespace="default")
+        if (p["metadata"].get("labels") or {}).get("app") == "web"
+    ]

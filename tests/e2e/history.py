@@ -6,10 +6,12 @@ write in order, so a replay sees each state the cluster was in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from testbed.kubeapi import KubeApi
 
+from shimshift.kube.api import USER_AGENT
 from shimshift.model import keys
 
 
@@ -61,3 +63,9 @@ def max_cordoned(cluster: KubeApi, since_rv: int) -> int:
             cordoned.discard(event.key[1])
         most = max(most, len(cordoned))
     return most
+
+
+def operator_requests(records: Iterable[Any]) -> list[Any]:
+    """The API requests the operator process made, kopf's included, told apart from the fake kubelets',
+    kubectl's and the test's own by their User-Agent."""
+    return [r for r in records if r.resource and r.user_agent.startswith((USER_AGENT, "kopf/"))]

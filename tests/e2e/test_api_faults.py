@@ -17,9 +17,8 @@ from testbed.kubeapi import KubeApi
 
 from shimshift.model import keys
 from shimshift.model.status import Phase
-from tests.e2e.conftest import Operator, eventually, migration, node, status_of
+from tests.e2e.conftest import Operator, eventually, migration, node, status_of, web
 from tests.e2e.simnodes import read_state
-from tests.e2e.test_operator import web
 
 pytestmark = pytest.mark.e2e
 

@@ -33,9 +33,9 @@ from testbed.kubeapi.faults import RequestRecord
 from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER, StepId
 from shimshift.model.status import MigrationStatus, NodePhase, Phase, StepState
-from tests.e2e.conftest import Operator, eventually, migration, node, status_of
+from tests.e2e.conftest import Operator, eventually, migration, node, status_of, web, web_pods
+from tests.e2e.history import min_healthy_after_ready
 from tests.e2e.simnodes import read_state
-from tests.e2e.test_operator import min_healthy_after_ready, web, web_pods
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -18,8 +18,8 @@ from testbed.kubeapi import KubeApi
 
 from shimshift.model import keys
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of
-from tests.e2e.history import min_healthy_after_ready
+from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of, web, web_pods
+from tests.e2e.history import min_healthy_after_ready, operator_requests
 from tests.e2e.simnodes import read_state
 
 pytestmark = pytest.mark.e2e
@@ -27,42 +27,9 @@ pytestmark = pytest.mark.e2e
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
 
 
-def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
-    labels = {"app": "web"}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-                },
-            },
-        },
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": "web-pdb", "namespace": "default"},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": labels}},
-        },
-    ]
-
-
 def _ready(pod: dict[str, Any]) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or ()
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in cluster.list("pods", namespace="default")
-        if (p["metadata"].get("labels") or {}).get("app") == "web"
-    ]
 
 
 def _get(url: str) -> str:
@@ -148,7 +115,8 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
     for i in range(1, 5):
         changes = read_state(sim_dir, f"w{i}")["changes"]
         assert all(changes.get(op) == 1 for op in NODE_CHANGES), changes
-    calls = [r for r in during if r.resource]
+    calls = operator_requests(during)
+    assert calls and all(r.user_agent for r in during if r.resource)
     print(f"API calls per migrated node (operator + kopf, 4 nodes): {len(calls) / 4:.0f}")
 
 

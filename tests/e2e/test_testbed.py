@@ -24,7 +24,7 @@ from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER
 from shimshift.model.status import NodePhase, Phase
 from tests.e2e.conftest import Operator, emulator_for, eventually, secret
-from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready
+from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready, operator_requests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 
@@ -230,17 +230,6 @@ class PrinterColumns(threading.Thread):
             self.rows.append({lines[0][a:b].strip(): lines[1][a:b].strip() for a, b in bounds})
 
 
-def operator_calls(records: list[Any], kubectl_reads: int) -> int:
-    """The API calls of the operator (kopf included) among `records`. The fake kubelets' syncs are
-    subtracted: each is a PATCH of its node's status, a LIST of the node's pods (a query the operator's
-    drain makes too, so counted, not matched) and a PATCH per changed pod status, subresources the
-    operator never writes; so is one GET per `kubectl get nm` run."""
-    api = [r for r in records if r.resource]
-    node_syncs = sum(1 for r in api if r.resource == "nodes" and r.subresource == "status")
-    pod_reports = sum(1 for r in api if r.resource == "pods" and r.subresource == "status")
-    return len(api) - 2 * node_syncs - pod_reports - kubectl_reads
-
-
 def test_migrate_mode_moves_four_real_nodes_two_at_a_time_and_evicted_pods_run_again_within_their_budget(
     stack: tuple[Any, Any], tmp_path: Path
 ) -> None:
@@ -313,7 +302,7 @@ def test_migrate_mode_moves_four_real_nodes_two_at_a_time_and_evicted_pods_run_a
     ]
     assert progress, f"kubectl get nm never showed a node in progress: {columns.rows[-5:]}"
     trips = [int(m) for m in re.findall(r"finished with (\d+) SSH round trips", operator.logs())]
-    calls = operator_calls(during, columns.runs)
+    calls = len(operator_requests(during))
     refused = sum(1 for r in evictions if r.status == 429)
     print(
         f"\n4 nodes, maxUnavailable 2: SSH round trips per node {trips}, API calls per node "

@@ -28,6 +28,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from shimshift import __version__
 from shimshift.model.errors import KubeError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ def _error_for(status: int, reason: str, message: str, what: str, body: Mapping[
     return cls(status, reason, message, what=what, body=body)
 
 
+#: The User-Agent of every request shimshift's own client sends (kopf's say "kopf/<version>").
+USER_AGENT = f"shimshift/{__version__}"
+
+
 def resource_of(path: str) -> str:
     """`nodes`, `pods/eviction`, `nodemigrations/status`: the resource a path names, without names."""
     parts = [p for p in path.split("?", 1)[0].split("/") if p]
@@ -111,7 +116,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
             f"cannot load Kubernetes credentials ({where}): {e}; "
             "pass --kubeconfig or run in a pod with a service account"
         ) from e
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    api.user_agent = USER_AGENT  # so audit logs (and the testbed's request log) say who asked
+    return api
 
 
 class Kube:

@@ -100,3 +100,20 @@ def migration(name: str = "m", **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+def daemonset(name: str) -> dict[str, Any]:
+    """A DaemonSet object whose own controller places no pod (no node matches): only seeded pods exist."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"nodeSelector": {"no": "node"}, "containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }

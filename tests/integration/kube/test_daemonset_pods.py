@@ -11,26 +11,9 @@ from testbed.kubeapi import KubeApi
 from shimshift.kube.api import Kube
 from shimshift.kube.cluster import KubeCluster
 
-from .conftest import node, pod
+from .conftest import daemonset, node, pod
 
 pytestmark = pytest.mark.integration
-
-
-def daemonset(name: str) -> dict[str, Any]:
-    """A DaemonSet object whose own controller places no pod (no node matches): only seeded pods exist."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"nodeSelector": {"no": "node"}, "containers": [{"name": "c", "image": "x"}]},
-            },
-        },
-    }
 
 
 def not_ready(obj: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
@@ -13,7 +12,7 @@ from shimshift.kube.drain import drain_pass
 from shimshift.kube.pods import EvictionResult, evict_pod, list_pods_on_node
 from shimshift.kube.watching import wait_until
 from shimshift.model.spec import Drain
-from tests.integration.kube.conftest import node, pdb, pod
+from tests.integration.kube.conftest import daemonset, node, pdb, pod
 
 pytestmark = pytest.mark.integration
 
@@ -74,23 +73,6 @@ def test_a_drain_pass_skips_daemonset_and_mirror_pods_and_evicts_the_rest(
     assert progress.evicted == ("default/app",)
     left = sorted(p.name for p in list_pods_on_node(kube, "n1"))
     assert left == ["agent", "static"]
-
-
-def daemonset(name: str) -> dict[str, Any]:
-    """A DaemonSet whose own controller places no pod (no node matches), so only the seeded pods exist."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"nodeSelector": {"no": "node"}, "containers": [{"name": "c", "image": "x"}]},
-            },
-        },
-    }
 
 
 def test_a_pod_whose_daemonset_is_gone_stops_the_drain_unless_forced_and_is_then_evicted(

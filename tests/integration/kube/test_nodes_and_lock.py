@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from testbed.kubeapi import KubeApi
 
+import shimshift
 from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
 from shimshift.kube.nodes import cordon_node, label_node_migrated, uncordon_node, update_cri_socket_annotation
@@ -124,3 +125,15 @@ def test_the_completion_label_and_cri_socket_annotation_are_set_only_where_they_
     assert n1["metadata"]["annotations"][keys.CRI_SOCKET_ANNOTATION] == endpoint
     assert keys.CRI_SOCKET_ANNOTATION not in (n2["metadata"].get("annotations") or {})
     assert n1["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
+
+
+def test_every_request_says_it_comes_from_shimshift_so_audit_logs_can_tell(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed([node("n1")])
+    kubeapi.requests.clear()
+
+    kube.request("GET", "/api/v1/nodes/n1")
+
+    (rec,) = kubeapi.requests.filter(verb="get", resource="nodes")
+    assert rec.user_agent == f"shimshift/{shimshift.__version__}"
