@@ -10,7 +10,9 @@ reproducible); watches are excluded by default (drop them with ``cut_watches``),
 chosen for writes, since a real API server never answers a read with a conflict.
 ``Faults.add_trigger(predicate, action)`` calls ``action(rec)`` once, right after the first request
 for which ``predicate(rec)`` holds has been served with a 2xx and before the answer is sent: a test
-can SIGKILL a client at the exact moment its write is committed but not yet acknowledged.
+can SIGKILL a client at the exact moment its write is committed but not yet acknowledged; with
+``before=True`` the action runs instead of serving the request (answered 503, nothing changed): the
+moment just before the write.
 """
 
 from __future__ import annotations
@@ -142,10 +144,12 @@ class RandomFaultRule:
 
 @dataclass
 class Trigger:
-    """Run ``action`` after the first served (2xx) request matching ``predicate``; ``fired`` once."""
+    """Run ``action`` once, at the first request matching ``predicate``: after it was served with a 2xx
+    (``before=False``), or instead of serving it (``before=True``); ``fired`` is that request."""
 
     predicate: Callable[[RequestRecord], bool]
     action: Callable[[RequestRecord], None]
+    before: bool = False
     fired: RequestRecord | None = None
 
 
@@ -205,25 +209,39 @@ class Faults:
         return rule
 
     def add_trigger(
-        self, predicate: Callable[[RequestRecord], bool], action: Callable[[RequestRecord], None]
+        self,
+        predicate: Callable[[RequestRecord], bool],
+        action: Callable[[RequestRecord], None],
+        *,
+        before: bool = False,
     ) -> Trigger:
-        """Call ``action(rec)`` once, after the first request matching ``predicate`` was served with a
-        2xx (its change committed) and before the answer leaves; watches never match."""
-        trigger = Trigger(predicate, action)
+        """Call ``action(rec)`` once, at the first request matching ``predicate`` (watches never match):
+        after it was served with a 2xx (its change committed) and before the answer leaves; or, with
+        ``before``, before it is served at all: it is then answered 503 and changes nothing."""
+        trigger = Trigger(predicate, action, before)
         with self._lock:
             self.triggers.append(trigger)
         return trigger
 
-    def served(self, rec: RequestRecord, status: int) -> None:
-        """Called by the server once ``rec`` is answered with ``status`` and before the answer is sent."""
-        if not 200 <= status < 300 or rec.verb == "watch":
-            return
+    def _fire(self, rec: RequestRecord, before: bool) -> bool:
+        if rec.verb == "watch":
+            return False
         with self._lock:
-            due = [t for t in self.triggers if t.fired is None and t.predicate(rec)]
+            due = [t for t in self.triggers if t.fired is None and t.before == before and t.predicate(rec)]
             for trigger in due:
                 trigger.fired = rec
         for trigger in due:
             trigger.action(rec)
+        return bool(due)
+
+    def arriving(self, rec: RequestRecord) -> bool:
+        """Called by the server before serving ``rec``; True: a ``before`` trigger fired, do not serve it."""
+        return self._fire(rec, before=True)
+
+    def served(self, rec: RequestRecord, status: int) -> None:
+        """Called by the server once ``rec`` is answered with ``status`` and before the answer is sent."""
+        if 200 <= status < 300:
+            self._fire(rec, before=False)
 
     def take(self, rec: RequestRecord) -> FaultRule | None:
         with self._lock:

@@ -22,7 +22,7 @@ from aiohttp import web
 from . import openapi, protobuf
 from .cluster import APPLY, Cluster
 from .controllers import Controllers
-from .errors import ApiError, bad_request, method_not_allowed, not_found
+from .errors import ApiError, bad_request, method_not_allowed, not_found, status_body
 from .eviction import decide_eviction, eviction_success
 from .faults import Faults, RequestLog, RequestRecord
 from .registry import SERVER_VERSION, ResourceType
@@ -196,6 +196,9 @@ class ApiServer:
                 if rule.status is not None:
                     status = rule.status
                     return _json(rule.response(), rule.status)
+            if self.faults.arriving(rec):
+                status = 503
+                return _json(status_body(503, "ServiceUnavailable", "a test trigger took this request"), 503)
             if parse_error is not None:
                 raise parse_error
             response = await self.dispatch(request, target, query, rec, body, ctype)

@@ -5,7 +5,8 @@ exactly once at its point, starts it again, and lets it finish. The points are e
 
 - step boundaries: the API emulator SIGKILLs the operator right after it has committed the status
   write that records a step of node w1 as Started (before the step acts) or Done (before the next
-  step is recorded), before the operator sees the answer (`Faults.add_trigger`);
+  step is recorded), before the operator sees the answer (`Faults.add_trigger`); and once more at
+  the end of each step, when its work is done but the write of its Done record never lands;
 - inside steps: right after a node change is made and before the operator could record it (the
   simulated node kills its own process: `SHIMSHIFT_SIM_CRASH`), and right after one of the step's
   own API writes is committed (the lock annotation, the cordon, an eviction, the completion label,
@@ -49,6 +50,7 @@ class Point:
 
     id: str
     request: Predicate | None = None
+    before: bool = False  # kill before the request is served (it never lands), not after it committed
     sim: str = ""  # the simulated node operation of w1 that kills its own process
 
 
@@ -81,9 +83,14 @@ def _annotations(body: dict[str, Any]) -> dict[str, Any]:
 
 
 BOUNDARIES = [
-    Point(f"{step}-{state.lower()}", request=recorded(step, state))
+    point
     for step in STEP_ORDER
-    for state in (StepState.STARTED, StepState.DONE)
+    for point in (
+        Point(f"{step}-started", request=recorded(step, StepState.STARTED)),
+        # the step's work is all done, but its Done record never lands
+        Point(f"{step}-finished-unrecorded", request=recorded(step, StepState.DONE), before=True),
+        Point(f"{step}-done", request=recorded(step, StepState.DONE)),
+    )
 ]
 INSIDE = [
     Point("inside-facts", sim="facts"),
@@ -138,7 +145,7 @@ class Crash:
                 assert operator.proc is not None
                 os.kill(operator.proc.pid, signal.SIGKILL)  # before the answer leaves the emulator
 
-            cluster.faults.add_trigger(point.request, kill)
+            cluster.faults.add_trigger(point.request, kill, before=point.before)
 
     def happened(self) -> bool:
         if self.point.sim:
@@ -266,7 +273,7 @@ def test_a_sigkill_during_a_rollback_resumes_to_docker_uncordoned_with_one_undo(
 def test_the_crash_points_cover_both_edges_of_every_step_and_every_node_change() -> None:
     ids = {p.id for p in [*BOUNDARIES, *INSIDE, *ROLLBACK]}
     for step in STEP_ORDER:
-        assert {f"{step}-started", f"{step}-done"} <= ids
+        assert {f"{step}-started", f"{step}-finished-unrecorded", f"{step}-done"} <= ids
     for op in (*NODE_CHANGES, "facts", "verify"):
         assert any(p.sim == op for p in INSIDE), op
     assert {"inside-lock", "inside-cordon", "inside-drain", "inside-rollback-undo"} <= ids

@@ -152,6 +152,24 @@ def test_a_trigger_runs_once_after_the_first_committed_matching_write_and_before
     assert trigger.fired is not None and trigger.fired.seq == seen[0][0]
 
 
+def test_a_before_trigger_runs_instead_of_the_request_which_changes_nothing(
+    kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
+) -> None:
+    kubeapi.seed([node("n1")])
+    fired: list[int] = []
+    kubeapi.faults.add_trigger(
+        lambda rec: rec.verb == "patch", lambda rec: fired.append(rec.seq), before=True
+    )
+
+    with pytest.raises(ApiException) as err:
+        core.patch_node("n1", {"spec": {"unschedulable": True}})
+
+    assert err.value.status == 503 and len(fired) == 1
+    assert not (kubeapi.get("nodes", "n1") or {})["spec"].get("unschedulable")
+    core.patch_node("n1", {"spec": {"unschedulable": True}})  # once only
+    assert (kubeapi.get("nodes", "n1") or {})["spec"]["unschedulable"] is True
+
+
 def test_latency_can_be_added_without_failing_requests(
     kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
 ) -> None:
