@@ -100,10 +100,10 @@ def probe_facts(
     """Facts of `nodes` from the read-only SSH probe, as the operator's Plan mode gathers them: the SSH
     key and known_hosts come from the Secrets spec.ssh names, in namespace --probe-namespace."""
     from shimshift.kube.api import Kube, load_api_client
-    from shimshift.nodeport import SshNodePort
+    from shimshift.nodeport import ssh_node_port
 
     kube = Kube(load_api_client(args.kubeconfig, args.context))
-    port = SshNodePort(kube, args.probe_namespace, migration)
+    port = ssh_node_port(kube, args.probe_namespace, migration)
     facts: dict[str, NodeFacts] = {}
 
     def probe(node: str) -> None:
@@ -117,7 +117,7 @@ def probe_facts(
             list(pool.map(probe, nodes))
     finally:
         for node in nodes:
-            port._drop(node)  # close the SSH connections (SshNodePort keeps them for the operator)
+            port.drop(node)  # close the SSH connections (SshNodePort keeps them for the operator)
         kube.close()
     return facts
 

@@ -1,66 +1,108 @@
 """The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`,
 `finish`, `undo` for a node name, each idempotent (shimshift.engine.NodePort, matched structurally).
 
-One connection per node, opened on first use and reused across steps. What a step writes is decided
-from the node's facts: the containerd files by `shimshift.rendering.render_node_config`, the kubelet
-edit by `shimshift.planning.kubelet.plan_kubelet_switch`. The images step is a hook (issue 7 fills it).
+Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a node's
+connection, `kubelet_version` reads the Node's nodeInfo, `material` reads the registry Secrets), which
+`shimshift.nodeport` builds for the operator and tests build from the testbed. One reused connection
+per node, dropped after a transport error so the next attempt reconnects. What the changing steps
+write is decided once per node from its pre-migration facts: the containerd files by
+`shimshift.rendering.render_node_config`, the kubelet edit by `shimshift.planning.kubelet`.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from shimshift.model.errors import RemoteError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import ImageCounts
+from shimshift.planning.images import image_counts
 from shimshift.planning.kubelet import plan_kubelet_switch
 from shimshift.playbooks import Playbook, load_playbooks
 from shimshift.remote.connection import NodeConnection
+from shimshift.remote.images import run_images_step, undo_images
 from shimshift.remote.steps import ROLLBACK_ORDER, NodePlan, NodeSteps
 from shimshift.rendering import RegistryMaterial, render_node_config
+from shimshift.rendering.values import RenderedConfig
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Replaces the images step (tests that do not move images): (steps, facts, plan) -> counts.
 ImagesHook = Callable[[NodeSteps, NodeFacts, NodePlan], ImageCounts]
 
 
-def _no_images(steps: NodeSteps, facts: NodeFacts, plan: NodePlan) -> ImageCounts:
-    steps.run(StepId.IMAGES, plan)
-    return ImageCounts()
+def _no_material() -> RegistryMaterial | None:
+    return None
 
 
 @dataclass
 class SshNodePort:
-    """Node steps of one NodeMigration over SSH. `connect(node)` opens a (not yet connected)
-    NodeConnection for a node name; `kubelet_version(node)` gives the Node's nodeInfo.kubeletVersion."""
+    """Node steps of one NodeMigration (`migration` is its name) over SSH."""
 
     migration: str
     spec: NodeMigrationSpec
     connect: Callable[[str], NodeConnection]
-    material: RegistryMaterial | None = None
+    material: Callable[[], RegistryMaterial | None] = _no_material
     kubelet_version: Callable[[str], str | None] = lambda _node: None
-    images_hook: ImagesHook = _no_images
+    images_hook: ImagesHook | None = None  # None: the real images step (shimshift.remote.images)
     wait_seconds: int = 60
     stop_grace_seconds: int = 10
     playbooks: Mapping[str, Playbook] = field(default_factory=load_playbooks)
     _conns: dict[str, NodeConnection] = field(default_factory=dict, init=False)
-    _plans: dict[str, NodePlan] = field(default_factory=dict, init=False)
+    _plans: dict[str, tuple[RenderedConfig, NodePlan]] = field(default_factory=dict, init=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     # ---- plumbing ---------------------------------------------------------------------------------
+    def connection(self, node: str) -> NodeConnection:
+        with self._guard:
+            conn = self._conns.get(node)
+        if conn is None:
+            conn = self.connect(node)
+            with self._guard:
+                conn = self._conns.setdefault(node, conn)
+        return conn
+
     def steps(self, node: str) -> NodeSteps:
-        if node not in self._conns:
-            self._conns[node] = self.connect(node)
-        return NodeSteps(self._conns[node], self.playbooks)
+        return NodeSteps(self.connection(node), self.playbooks)
 
     def round_trips(self, node: str) -> int:
-        """SSH round trips spent on `node` so far (for status and metrics)."""
-        conn = self._conns.get(node)
+        """SSH round trips spent on `node` so far (for logs and metrics)."""
+        with self._guard:
+            conn = self._conns.get(node)
         return conn.round_trips if conn else 0
 
-    def plan(self, node: str, facts: NodeFacts) -> NodePlan:
-        """What the changing steps write on `node`, decided once from its (pre-migration) facts."""
-        if node not in self._plans:
-            rendered = render_node_config(self.spec, facts, self.material)
+    def drop(self, node: str) -> None:
+        """Close `node`'s connection (the next step opens a new one)."""
+        with self._guard:
+            conn = self._conns.pop(node, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        with self._guard:
+            nodes = list(self._conns)
+        for node in nodes:
+            self.drop(node)
+
+    def _guarded(self, node: str, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except RemoteError:
+            self.drop(node)  # a broken transport: the next attempt reconnects
+            raise
+
+    def _planned(self, node: str, facts: NodeFacts) -> tuple[RenderedConfig, NodePlan]:
+        with self._guard:
+            cached = self._plans.get(node)
+        if cached is None:
+            rendered = render_node_config(self.spec, facts, self.material())
             switch = plan_kubelet_switch(
                 node,
                 facts.kubelet,
@@ -68,7 +110,7 @@ class SshNodePort:
                 method=self.spec.kubelet.config_method,
                 kubelet_version=self.kubelet_version(node),
             )
-            self._plans[node] = NodePlan.build(
+            plan = NodePlan.build(
                 self.migration,
                 rendered.files,
                 switch,
@@ -76,38 +118,58 @@ class SshNodePort:
                 wait_seconds=self.wait_seconds,
                 stop_grace_seconds=self.stop_grace_seconds,
             )
-        return self._plans[node]
+            with self._guard:
+                cached = self._plans.setdefault(node, (rendered, plan))
+        return cached
 
-    def close(self) -> None:
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
+    def plan(self, node: str, facts: NodeFacts) -> NodePlan:
+        """What the changing steps write on `node`, decided once from its (pre-migration) facts."""
+        return self._planned(node, facts)[1]
+
+    def _run(self, node: str, step: StepId, facts: NodeFacts) -> None:
+        plan = self.plan(node, facts)
+        self._guarded(node, lambda: self.steps(node).run(step, plan))
 
     # ---- the port ---------------------------------------------------------------------------------
     def facts(self, node: str) -> NodeFacts:
-        return self.steps(node).facts(kubelet_version=self.kubelet_version(node))
+        version = self.kubelet_version(node)
+        return self._guarded(node, lambda: self.steps(node).facts(kubelet_version=version))
 
     def backup(self, node: str, facts: NodeFacts) -> str:
         """Refuses a node that is not a Docker node (NotDockershimNode) before anything changes."""
         NodeSteps.preflight(facts)
-        plan = self.plan(node, facts)
-        self.steps(node).run(StepId.BACKUP, plan)
-        return f"{plan.state_dir}/backup"
+        self._run(node, StepId.BACKUP, facts)
+        return f"{self.plan(node, facts).state_dir}/backup"
 
     def configure(self, node: str, facts: NodeFacts) -> None:
-        self.steps(node).run(StepId.CONFIGURE, self.plan(node, facts))
+        self._run(node, StepId.CONFIGURE, facts)
 
     def images(self, node: str, facts: NodeFacts) -> ImageCounts:
-        return self.images_hook(self.steps(node), facts, self.plan(node, facts))
+        rendered, plan = self._planned(node, facts)
+        hook = self.images_hook
+        if hook is not None:
+            return self._guarded(node, lambda: hook(self.steps(node), facts, plan))
+        # The sandbox image the new config names must be in containerd before kubelet needs it (an
+        # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
+        sandbox = rendered.report.sandbox_image
+        planned, outcome = self._guarded(
+            node, lambda: run_images_step(self.connection(node), facts, self.spec, sandbox_image=sandbox)
+        )
+        return image_counts(planned, outcome)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
-        self.steps(node).run(StepId.SWITCH, self.plan(node, facts))
+        self._run(node, StepId.SWITCH, facts)
 
     def verify(self, node: str, facts: NodeFacts) -> None:
-        self.steps(node).run(StepId.VERIFY, self.plan(node, facts))
+        self._run(node, StepId.VERIFY, facts)
 
     def finish(self, node: str, facts: NodeFacts) -> None:
-        self.steps(node).run(StepId.FINISH, self.plan(node, facts))
+        self._run(node, StepId.FINISH, facts)
+        conn = self.connection(node)
+        log.info(
+            "node %s: finished with %d SSH round trips (%d connects)", node, conn.round_trips, conn.connects
+        )
+        self.drop(node)
 
     def undo(self, node: str, facts: NodeFacts | None) -> None:
         """Roll the node back to Docker from its backups; safe at any point (each undo is idempotent).
@@ -115,4 +177,6 @@ class SshNodePort:
         Without facts (e.g. after a restart before they were recorded) they are probed again; the undo
         restores from the backups on the node, so later facts plan the same rollback."""
         plan = self.plan(node, facts if facts is not None else self.facts(node))
-        self.steps(node).rollback(plan, ROLLBACK_ORDER)
+        self._guarded(node, lambda: self.steps(node).rollback(plan, ROLLBACK_ORDER))
+        if self.images_hook is None:
+            self._guarded(node, lambda: undo_images(self.connection(node), node))

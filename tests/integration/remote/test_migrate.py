@@ -23,6 +23,7 @@ from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import DockerPolicy, NodeMigrationSpec
+from shimshift.model.status import ImageCounts
 from shimshift.planning.kubelet import FileEdit, plan_kubelet_switch
 from shimshift.playbooks import NodeFile, load_playbooks
 from shimshift.remote import (
@@ -183,6 +184,11 @@ def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.
     return thread
 
 
+def images_playbook_only(steps: NodeSteps, facts: NodeFacts, plan: NodePlan) -> ImageCounts:
+    steps.run(StepId.IMAGES, plan)
+    return ImageCounts()
+
+
 def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = False) -> None:
     """Forward through every node step, again (nothing changes), then roll back twice.
 
@@ -198,6 +204,7 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = Fals
         wait_seconds=30,
         stop_grace_seconds=1,
         kubelet_version=lambda _n: "v" + node.profile.kubelet_version,
+        images_hook=images_playbook_only,  # the images step itself is tests/integration/images' subject
     )
     try:
         steps = port.steps(node.name)
