@@ -242,6 +242,7 @@ def run_operator(settings: RunSettings) -> int:
         os.environ.setdefault("POD_ID", settings.identity)  # kopf's peering identity
     kube = Kube(load_api_client(settings.kubeconfig))
     metrics = Metrics()
+    metrics.count_api_requests(kube.counted)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     engine = Engine(

@@ -6,7 +6,12 @@ share counters. Labels are bounded: step ids, phases and NodeMigration names, ne
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from shimshift.model.keys import StepId
 from shimshift.model.status import ImageCounts, MigrationStatus, NodePhase
@@ -62,6 +67,27 @@ class Metrics:
             count = sum(1 for n in status.nodes if n.phase == phase)
             self.nodes.labels(migration=migration, phase=str(phase)).set(count)
 
+    def count_api_requests(self, calls: Callable[[], Tally[str]]) -> None:
+        """Export `calls()` ("METHOD resource" -> count, as `shimshift.kube.api.Kube.calls` keeps them)
+        as shimshift_api_requests_total{method, resource}: the operator's own load on the API server."""
+        self.registry.register(_ApiRequests(calls))
+
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from the pod network
         """Serve /metrics on `port` in a daemon thread."""
         start_http_server(port, addr=address, registry=self.registry)
+
+
+class _ApiRequests(Collector):
+    def __init__(self, calls: Callable[[], Tally[str]]) -> None:
+        self.calls = calls
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "shimshift_api_requests",
+            "Requests shimshift's engine sent to the Kubernetes API (kopf's own are not counted)",
+            labels=["method", "resource"],
+        )
+        for key, count in sorted(self.calls().items()):
+            method, _, resource = key.partition(" ")
+            family.add_metric([method, resource], count)
+        yield family

@@ -7,6 +7,7 @@ from the emulator's event history), pods deleted instead of evicted, work done t
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -140,6 +141,9 @@ def test_an_admin_cordoned_node_stays_cordoned_after_migration(
     scraped = _get(f"http://127.0.0.1:{metrics_port}/metrics")
     assert 'shimshift_nodes{migration="m",phase="Succeeded"} 2.0' in scraped
     assert 'shimshift_step_duration_seconds_count{outcome="ok",step="switch"} 2.0' in scraped
+    assert re.search(
+        r'shimshift_api_requests_total\{method="PATCH",resource="nodemigrations/status"\} [1-9]', scraped
+    )
 
     w1, w2 = cluster.get("nodes", "w1"), cluster.get("nodes", "w2")
     assert w1 is not None and w2 is not None

@@ -130,6 +130,11 @@ class Kube:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
 
+    def counted(self) -> Counter[str]:
+        """A copy of the request counts so far ("METHOD resource" -> n), safe while others count."""
+        with self._lock:
+            return Counter(self.calls)
+
     def _count(self, method: str, path: str) -> None:
         with self._lock:
             self.calls[f"{method} {resource_of(path)}"] += 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from pathlib import Path
+
 import kopf
 import pytest
 from prometheus_client import generate_latest
@@ -13,6 +17,8 @@ from shimshift.metrics import Metrics
 from shimshift.model.errors import NodeError, ValidationError
 from shimshift.model.keys import StepId
 from shimshift.model.status import ImageCounts, MigrationStatus, NodePhase, NodeRecord
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_flags_win_over_the_environment_which_wins_over_defaults() -> None:
@@ -76,3 +82,26 @@ def test_metrics_expose_nodes_by_phase_steps_drain_images_and_rollbacks() -> Non
     assert 'shimshift_images_migrated_total{how="transferred"} 3.0' in text
     assert "shimshift_image_bytes_migrated_total 4096.0" in text
     assert "shimshift_rollbacks_total 1.0" in text
+
+
+def test_metrics_expose_the_engines_api_requests_by_method_and_resource_as_counted_at_scrape_time() -> None:
+    metrics = Metrics()
+    calls: Counter[str] = Counter({"PATCH nodemigrations/status": 3})
+    metrics.count_api_requests(lambda: Counter(calls))
+
+    first = generate_latest(metrics.registry).decode()
+    calls["POST pods/eviction"] += 2
+    second = generate_latest(metrics.registry).decode()
+
+    assert 'shimshift_api_requests_total{method="PATCH",resource="nodemigrations/status"} 3.0' in first
+    assert "pods/eviction" not in first
+    assert 'shimshift_api_requests_total{method="POST",resource="pods/eviction"} 2.0' in second
+
+
+def test_docs_metrics_lists_exactly_the_metrics_the_operator_exposes() -> None:
+    metrics = Metrics()
+    metrics.count_api_requests(Counter)
+    exposed = {f.name + ("_total" if f.type == "counter" else "") for f in metrics.registry.collect()}
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    documented = set(re.findall(r"^\| `(shimshift_[a-z_]+)`", doc, re.MULTILINE))
+    assert documented == exposed
