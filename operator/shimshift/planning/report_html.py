@@ -6,7 +6,7 @@ the cluster or a node can never inject markup. Pure: a PlanReport in, text out.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import jinja2
 
@@ -19,8 +19,9 @@ from shimshift.resources import data_path
 TEMPLATE = "plan.html.j2"
 
 
-def diff_lines(diff: str) -> list[tuple[str, str]]:
-    """(css class, line) for each line of a unified diff."""
+@lru_cache(maxsize=256)
+def diff_lines(diff: str) -> tuple[tuple[str, str], ...]:
+    """(css class, line) for each line of a unified diff; remembered, as look-alike nodes share diffs."""
     out = []
     for line in diff.splitlines():
         if line.startswith(("+++", "---")):
@@ -34,7 +35,7 @@ def diff_lines(diff: str) -> list[tuple[str, str]]:
         else:
             kind = "ctx"
         out.append((kind, line))
-    return out
+    return tuple(out)
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from shimshift.model.durations import format_duration
 from shimshift.planning.drain import PodAction, PodPlan
@@ -23,7 +24,9 @@ _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u
 
 def cell(text: object) -> str:
     """Text safe inside a Markdown table cell (no pipes, no HTML tags, one line)."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").translate(_LINE_BREAKS)
+    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    # Every line break is unprintable, and the check is much cheaper than the translation.
+    return out if out.isprintable() else out.translate(_LINE_BREAKS)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -63,7 +66,9 @@ def action_text(p: PodPlan) -> str:
     return _ACTIONS[p.action]
 
 
-def _files(title: str, section: FileSection) -> list[str]:
+@lru_cache(maxsize=64)
+def _files(title: str, section: FileSection) -> tuple[str, ...]:
+    """Remembered: look-alike nodes share one FileSection (shimshift.planwiring), rendered once."""
     out = [f"#### {title}", ""]
     if not section.computed:
         out += [f"_{cell(section.reason)}_", ""]
@@ -83,7 +88,7 @@ def _files(title: str, section: FileSection) -> list[str]:
             ((c.source, c.value, "yes" if c.carried else "NO", c.outcome) for c in section.carryover),
         )
         out.append("")
-    return out
+    return tuple(out)
 
 
 def _node(n: NodePlan) -> list[str]:
