@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -47,27 +48,55 @@ def _generic(value: Any, key: Callable[[str], str]) -> Any:
     return value
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 @cache
 def _encoder(tp: Any, key: Callable[[str], str]) -> Encoder:
     """A function turning values of type `tp` into JSON values, built once per type from its hints."""
     origin, args = get_origin(tp), get_args(tp)
     if tp in _SIMPLE:
-        return lambda v: v
+        return _as_is
     if origin in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = _encoder(next(a for a in args if a is not type(None)), key)
+        if inner is _as_is:
+            return _as_is
         return lambda v: None if v is None else inner(v)
     if isinstance(tp, type) and issubclass(tp, Enum):
         return lambda v: v.value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = typing.get_type_hints(tp)
-        fields = [(key(f.name), f.name, _encoder(hints[f.name], key)) for f in dataclasses.fields(tp)]
-        return lambda v: {k: enc(getattr(v, name)) for k, name, enc in fields}
+        return _dataclass_encoder(tp, key)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if args[0] in _SIMPLE:
             return list
         item = _encoder(args[0], key)
         return lambda v: [item(x) for x in v]
     return lambda v: _generic(v, key)
+
+
+def _dataclass_encoder(tp: type, key: Callable[[str], str]) -> Encoder:
+    """Reads every field at once (in field order, which is the key order) and encodes only the fields
+    whose values are not JSON values already: report dataclasses are mostly strings and numbers."""
+    hints = typing.get_type_hints(tp)
+    names = [f.name for f in dataclasses.fields(tp)]
+    keys = tuple(key(name) for name in names)
+    encoders = [(key(name), _encoder(hints[name], key)) for name in names]
+    convert = tuple((k, enc) for k, enc in encoders if enc is not _as_is)
+
+    def each(v: Any) -> tuple[Any, ...]:
+        return tuple(getattr(v, name) for name in names)
+
+    # attrgetter of two names or more returns their values as a tuple (of one name, the bare value)
+    values: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names) if len(names) > 1 else each
+
+    def encode(v: Any) -> dict[str, Any]:
+        out = dict(zip(keys, values(v), strict=True))
+        for k, enc in convert:
+            out[k] = enc(out[k])
+        return out
+
+    return encode
 
 
 def to_jsonable(value: Any, key: Callable[[str], str] = camel) -> Any:
@@ -135,9 +164,13 @@ def _decoder(tp: Any) -> Decoder:
         if len(args) == 2 and args[1] is Ellipsis:
             item = _decoder(args[0])
 
+            strings = args[0] is str
+
             def decode_list(raw: Any, path: str | None) -> Any:
                 if not isinstance(raw, list):
                     raise _fail(path, f"expected a list, got {type(raw).__name__}")
+                if strings and path is None and all(isinstance(v, str) for v in raw):
+                    return tuple(raw)  # the common case, checked without a call per item
                 if path is None:
                     return tuple(item(v, None) for v in raw)
                 return tuple(item(v, _index(path, i)) for i, v in enumerate(raw))
@@ -183,6 +216,15 @@ def _decode_dataclass(cls: type[T], raw: Any, path: str | None) -> T:
         raise _fail(path, f"expected an object, got {type(raw).__name__}")
     fields, required = _dataclass_fields(typing.cast(type, cls))
     kwargs = {}
+    if path is None:  # FAST: the same checks without building paths
+        for key, value in raw.items():
+            entry = fields.get(key)
+            if entry is None:
+                raise _fail(None, "unknown field")
+            kwargs[key] = entry[1](value, None)
+        if not required.issubset(kwargs):
+            raise _fail(None, "Required value")
+        return cls(**kwargs)
     for key, value in raw.items():
         entry = fields.get(key)
         if entry is None:
