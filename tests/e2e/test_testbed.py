@@ -40,7 +40,6 @@ from shimshift.model.keys import STEP_ORDER, StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import MigrationStatus, NodePhase, NodeRecord, Phase, StepState
 from shimshift.remote import NodeConnection, SshNodePort, SshOptions, SshTarget
-from shimshift.remote.images import undo_images
 from tests.e2e.conftest import Operator, emulator_for, eventually, secret
 from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready, operator_requests
 
@@ -515,8 +514,7 @@ def _back_to_docker(nodes: Any, api: Any, n5: Node5, migration: str) -> None:
     waits for them to stop.)"""
     port = n5.port(nodes, migration)
     try:
-        port.undo(n5.node.name, n5.facts)
-        undo_images(port.steps(n5.node.name).conn, n5.node.name)
+        port.undo(n5.node.name, n5.facts)  # the images the migration added go too
     finally:
         port.close()
     eventually(
