@@ -199,13 +199,26 @@ def _decoder(tp: Any) -> Decoder:
     raise _fail("", f"cannot decode type {tp!r}")  # pragma: no cover - a new kind of field in facts.py
 
 
+def _plain(tp: Any) -> tuple[type, ...]:
+    """The exact JSON value types a field of type `tp` takes as they are (str for str, str and None for
+    `str | None`); empty when every value goes through the field's decoder."""
+    args = get_args(tp)
+    if get_origin(tp) in (Union, types.UnionType) and len(args) == 2 and type(None) in args:
+        inner = _plain(next(a for a in args if a is not type(None)))
+        return (*inner, type(None)) if inner else ()
+    return (tp,) if tp in _SIMPLE else ()
+
+
+_Fields = dict[str, tuple[dataclasses.Field[Any], Decoder, tuple[type, ...]]]
+
+
 @cache
-def _dataclass_fields(cls: type) -> tuple[dict[str, tuple[dataclasses.Field[Any], Decoder]], frozenset[str]]:
+def _dataclass_fields(cls: type) -> tuple[_Fields, frozenset[str]]:
     hints = typing.get_type_hints(cls)
-    fields = {f.name: (f, _decoder(hints[f.name])) for f in dataclasses.fields(cls)}
+    fields = {f.name: (f, _decoder(hints[f.name]), _plain(hints[f.name])) for f in dataclasses.fields(cls)}
     required = frozenset(
         name
-        for name, (f, _) in fields.items()
+        for name, (f, _, _) in fields.items()
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     )
     return fields, required
@@ -221,7 +234,8 @@ def _decode_dataclass(cls: type[T], raw: Any, path: str | None) -> T:
             entry = fields.get(key)
             if entry is None:
                 raise _fail(None, "unknown field")
-            kwargs[key] = entry[1](value, None)
+            # a value of exactly the field's plain type is what its decoder would return: no call
+            kwargs[key] = value if type(value) in entry[2] else entry[1](value, None)
         if not required.issubset(kwargs):
             raise _fail(None, "Required value")
         return cls(**kwargs)

@@ -158,24 +158,26 @@ class Cluster:
 
 
 def _owner(meta: Mapping[str, Any]) -> OwnerRef | None:
-    for ref in meta.get("ownerReferences") or ():
+    refs = meta.get("ownerReferences")
+    if not refs:
+        return None
+    for ref in refs:
         if ref.get("controller"):
             return OwnerRef(str(ref.get("kind", "")), str(ref.get("name", "")), str(ref.get("uid", "")))
     return None
 
 
 def _container(raw: Mapping[str, Any]) -> Container:
+    # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
     sc = raw.get("securityContext") or {}
+    command, args, mounts, env = raw.get("command"), raw.get("args"), raw.get("volumeMounts"), raw.get("env")
     return Container(
         name=str(raw.get("name", "")),
         image=str(raw.get("image", "")),
-        command=tuple(str(a) for a in (raw.get("command") or ()))
-        + tuple(str(a) for a in (raw.get("args") or ())),
+        command=tuple(map(str, command or ())) + tuple(map(str, args or ())) if command or args else (),
         privileged=bool(sc.get("privileged", False)),
-        mounts=tuple(
-            (str(m.get("name", "")), str(m.get("mountPath", ""))) for m in raw.get("volumeMounts") or ()
-        ),
-        env_names=tuple(str(e.get("name", "")) for e in raw.get("env") or ()),
+        mounts=tuple((str(m.get("name", "")), str(m.get("mountPath", ""))) for m in mounts) if mounts else (),
+        env_names=tuple(str(e.get("name", "")) for e in env) if env else (),
     )
 
 
@@ -188,6 +190,10 @@ def _volume(raw: Mapping[str, Any]) -> Volume:
     )
 
 
+#: PodPhase by its value, for parsing.
+_PHASES: Mapping[str, PodPhase] = {p.value: p for p in PodPhase}
+
+
 def _ready(status: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
 
@@ -197,19 +203,19 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
     spec = raw.get("spec") or {}
     status = raw.get("status") or {}
     phase = status.get("phase", "Running")
+    init, main, volumes = spec.get("initContainers"), spec.get("containers"), spec.get("volumes")
     return Pod(
         namespace=str(meta.get("namespace", "default")),
         name=str(meta.get("name", "")),
         node=str(spec.get("nodeName", "")),
         labels=dict(meta.get("labels") or {}),
         owner=_owner(meta),
-        phase=PodPhase(phase) if phase in PodPhase.__members__.values() else PodPhase.UNKNOWN,
+        phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready(status),
         mirror=MIRROR_ANNOTATION in (meta.get("annotations") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
-        containers=tuple(_container(c) for c in (spec.get("initContainers") or ()))
-        + tuple(_container(c) for c in spec.get("containers") or ()),
-        volumes=tuple(_volume(v) for v in spec.get("volumes") or ()),
+        containers=(tuple(map(_container, init)) if init else ()) + tuple(map(_container, main or ())),
+        volumes=tuple(map(_volume, volumes)) if volumes else (),
         host_pid=bool(spec.get("hostPID", False)),
         grace_period=int(spec.get("terminationGracePeriodSeconds", 30)),
     )

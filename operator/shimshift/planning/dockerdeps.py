@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from shimshift.model.spec import DockerPolicy
 from shimshift.planning.cluster import Container, Controller, Pod
@@ -120,8 +121,22 @@ def _host_path_kind(path: str) -> tuple[DependencyKind, Severity] | None:
 
 
 def _mounted_paths(pod: Pod, container: Container) -> list[str]:
+    if not container.mounts:
+        return []
     host = {v.name: _norm(v.host_path) for v in pod.volumes if v.host_path is not None}
     return [host[name] for name, _ in container.mounts if name in host]
+
+
+@lru_cache(maxsize=1 << 14)
+def _hints(image: str, command: tuple[str, ...]) -> tuple[bool, bool, bool]:
+    """(runs dockerd inside, runs the docker client if privileged, reads Docker labels) for a
+    container's image and command; remembered, as a workload's pods repeat both on many nodes."""
+    cmd = " ".join(command)
+    return (
+        _DIND_IMAGE.search(image) is not None,
+        _DOCKER_CLI_IMAGE.search(image) is not None or _DOCKER_COMMAND.search(cmd) is not None,
+        _CADVISOR.search(image) is not None or _LABEL_HINT.search(cmd) is not None,
+    )
 
 
 def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
@@ -136,8 +151,8 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                 if kind == DependencyKind.DOCKER_DATA and _LOG_SHIPPERS.search(c.image):
                     kind = DependencyKind.DOCKER_LOGS
                 found.append((kind, severity, f"container {c.name} mounts hostPath {path}"))
-        cmd = " ".join(c.command)
-        if _DIND_IMAGE.search(c.image):
+        dind, docker_client, labels = _hints(c.image, c.command)
+        if dind:
             found.append(
                 (
                     DependencyKind.DOCKER_IN_DOCKER,
@@ -145,7 +160,7 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                     f"container {c.name} runs {c.image} (dockerd inside)",
                 )
             )
-        elif c.privileged and (_DOCKER_CLI_IMAGE.search(c.image) or _DOCKER_COMMAND.search(cmd)):
+        elif c.privileged and docker_client:
             found.append(
                 (
                     DependencyKind.DOCKER_CLIENT,
@@ -153,7 +168,7 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                     f"privileged container {c.name} ({c.image}) runs the docker client",
                 )
             )
-        if _CADVISOR.search(c.image) or _LABEL_HINT.search(cmd):
+        if labels:
             found.append(
                 (
                     DependencyKind.DOCKER_LABELS,

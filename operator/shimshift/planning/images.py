@@ -446,6 +446,12 @@ def _batches(picked: Sequence[_Picked], max_images: int) -> tuple[Batch, ...]:
     """Pulls alone; transfers grouped by shared layers (connected components), the sandbox image
     alone and first; groups ordered by their most urgent member, then split at `max_images`."""
     transfers = [p for p in picked if p.strategy is Strategy.TRANSFER and p.priority is not Priority.SANDBOX]
+    if max_images >= 1 and not any(p.layers for p in transfers):
+        # no layer is known (always so in a plan), so none is shared: every image is its own batch
+        return tuple(
+            Batch(n, p.strategy, (_move(p),), _unique_bytes((p,)) if p.sized else p.image.size)
+            for n, p in enumerate(picked)
+        )
     parent = list(range(len(transfers)))
 
     def root(i: int) -> int:
