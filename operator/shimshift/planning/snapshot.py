@@ -117,6 +117,14 @@ def load_snapshot(directory: Path) -> Snapshot:
         return _load(directory)
 
 
+def _consumed(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The items in order, each dropped from `items` as it is handed out: the parsed values take the
+    memory the raw objects free as parsing goes, instead of piling on top of all of them."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
 def _load(directory: Path) -> Snapshot:
     meta: Mapping[str, Any] = {}
     if (directory / META_FILE).exists():
@@ -133,7 +141,7 @@ def _load(directory: Path) -> Snapshot:
             controllers.append(parse_controller(obj))
     # One resource at a time, each raw list dropped once parsed: the raw pods are the memory peak.
     nodes = tuple(parse_node(n) for n in _read_objects(directory, NODES, required=True))
-    pods = tuple(parse_pod(p) for p in _read_objects(directory, PODS, required=True))
+    pods = tuple(map(parse_pod, _consumed(_read_objects(directory, PODS, required=True))))
     pdbs = tuple(parse_pdb(p) for p in _read_objects(directory, PDBS, required=False))
     cluster = Cluster(nodes, pods, pdbs, tuple(controllers))
     facts: dict[str, NodeFacts] = {}
