@@ -629,6 +629,10 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
     )
 
 
+#: the image counts of the first migrated point of the module (whichever it is), for the others to match
+IMAGE_COUNTS: dict[str, dict[str, int]] = {}
+
+
 def _assert_migrated(
     raw: dict[str, Any],
     record: dict[str, Any],
@@ -661,6 +665,11 @@ def _assert_migrated(
     created = {n for (kind, n) in images if kind == "Create"}
     assert created and all(images[("Create", n)] == 1 for n in created), sorted(images.items())
     assert all(images[("Update", n)] <= 1 for n in created), sorted(images.items())
+    # and the status counts what this migration moved the same at every point, also where the images
+    # step's end was never recorded and its re-run found the images there (moved by the earlier run)
+    counts = {k: (record.get("images") or {}).get(k, 0) for k in ("transferred", "pulled", "skipped")}
+    first = IMAGE_COUNTS.setdefault("first migrated point", counts)
+    assert counts == first and counts["transferred"] + counts["pulled"] > 0, (counts, first)
 
 
 def _assert_rolled_back(

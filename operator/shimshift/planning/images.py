@@ -548,8 +548,13 @@ class ImagesOutcome:
     transferred: tuple[str, ...] = ()  # image IDs
     pulled: tuple[str, ...] = ()
     fallbacks: Mapping[str, str] = field(default_factory=dict)  # image ID -> why the pull failed
-    already_done: tuple[str, ...] = ()  # present when the run reached them (a resumed step)
+    already_done: tuple[str, ...] = ()  # in containerd before the step's first run: nothing to move
     bytes_streamed: int = 0
+    #: moved by an earlier run of the step whose end was never recorded (the operator restarted): by
+    #: the batch's strategy, and their size as Docker reports it, shared layers once per batch
+    resumed_transferred: tuple[str, ...] = ()
+    resumed_pulled: tuple[str, ...] = ()
+    resumed_bytes: int = 0
     refs_tagged: tuple[str, ...] = ()
     #: names containerd had for a different image before the run, now pointing at Docker's image;
     #: undo cannot bring the old image back (its content is gone), so the report names them
@@ -569,7 +574,7 @@ def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
         for s in plan.skipped
     ]
     skipped += [
-        entry(i, reason=str(SkipReason.ALREADY_PRESENT), detail="present when the step reached it")
+        entry(i, reason=str(SkipReason.ALREADY_PRESENT), detail="in containerd before the step first ran")
         for i in outcome.already_done
     ]
     return {
@@ -577,10 +582,13 @@ def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
         "transferred": [
             entry(i, **({"pullFailed": outcome.fallbacks[i]} if i in outcome.fallbacks else {}))
             for i in outcome.transferred
-        ],
-        "pulled": [entry(i, pulledAs=moves[i].pull_ref) for i in outcome.pulled],
+        ]
+        + [entry(i, byEarlierRun=True) for i in outcome.resumed_transferred],
+        "pulled": [entry(i, pulledAs=moves[i].pull_ref) for i in outcome.pulled]
+        + [entry(i, pulledAs=moves[i].pull_ref, byEarlierRun=True) for i in outcome.resumed_pulled],
         "skipped": skipped,
         "bytesStreamed": outcome.bytes_streamed,
+        "bytesByEarlierRun": outcome.resumed_bytes,
         "replacedNames": list(outcome.refs_replaced),
         "disk": {
             "path": plan.disk.path,
@@ -594,8 +602,8 @@ def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
 def image_counts(plan: ImagesPlan, outcome: ImagesOutcome) -> ImageCounts:
     """The counts kept in the node's status record."""
     return ImageCounts(
-        transferred=len(outcome.transferred),
-        pulled=len(outcome.pulled),
+        transferred=len(outcome.transferred) + len(outcome.resumed_transferred),
+        pulled=len(outcome.pulled) + len(outcome.resumed_pulled),
         skipped=len(plan.skipped) + len(outcome.already_done),
-        bytes=outcome.bytes_streamed,
+        bytes=outcome.bytes_streamed + outcome.resumed_bytes,
     )

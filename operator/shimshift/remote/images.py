@@ -272,15 +272,21 @@ def _record_path(config: TransferConfig) -> str:
     return f"{config.state_dir}/refs-before.txt"
 
 
+def read_refs_before(runner: Runner, config: TransferConfig = TransferConfig()) -> frozenset[str] | None:
+    """The names containerd had before the step's first run, or None when it has not run yet."""
+    got = runner.run(["cat", _record_path(config)], timeout=config.command_timeout)
+    return frozenset(_out(got).split()) if got.exit_status == 0 else None
+
+
 def record_refs_before(
     runner: Runner, node: str, config: TransferConfig = TransferConfig(), names: Iterable[str] | None = None
 ) -> frozenset[str]:
     """The names containerd had before the first run of the step, recorded on the node once: a
     resumed step keeps the first record. `names` is the current listing if the caller has one."""
     path = _record_path(config)
-    got = runner.run(["cat", path], timeout=config.command_timeout)
-    if got.exit_status == 0:
-        return frozenset(_out(got).split())
+    recorded = read_refs_before(runner, config)
+    if recorded is not None:
+        return recorded
     if names is None:
         names = list_containerd_refs(runner, node, config.command_timeout)
     argv = ["sh", "-c", _RECORD_ONCE, "shimshift-record", path]
@@ -331,6 +337,9 @@ class _Run:
     pulled: list[str] = field(default_factory=list)
     fallbacks: dict[str, str] = field(default_factory=dict)
     already: list[str] = field(default_factory=list)
+    resumed_transferred: list[str] = field(default_factory=list)
+    resumed_pulled: list[str] = field(default_factory=list)
+    resumed_bytes: int = 0
 
 
 def migrate_images(
@@ -359,6 +368,9 @@ def migrate_images(
     listed = list_containerd_images(runner, node)
     before = record_refs_before(runner, node, config, (c.ref for c in listed))
     present = {c.image_id for c in listed}
+    # an image containerd had before the step's first run is named in that record; one present now
+    # without such a name was moved by an earlier run whose end the operator never recorded
+    had_before = {c.image_id for c in listed if c.ref in before}
     replaced = conflicting_refs(plan, listed)
     if replaced:
         log.warning(
@@ -370,7 +382,14 @@ def migrate_images(
     total = plan.bytes
     for batch in plan.batches:
         todo = [m for m in batch.images if m.image_id not in present]
-        done.already.extend(m.image_id for m in batch.images if m.image_id in present)
+        earlier = [m for m in batch.images if m.image_id in present and m.image_id not in had_before]
+        done.already.extend(m.image_id for m in batch.images if m.image_id in had_before)
+        if earlier:
+            resumed = done.resumed_pulled if batch.strategy is Strategy.PULL else done.resumed_transferred
+            resumed.extend(m.image_id for m in earlier)
+            # shared layers move once per batch: the batch's bytes when all of it moved earlier
+            whole = len(earlier) == len(batch.images)
+            done.resumed_bytes += batch.bytes if whole else sum(m.size for m in earlier)
         pending_transfer = todo if batch.strategy is Strategy.TRANSFER else []
         for move in todo if batch.strategy is Strategy.PULL else []:
             result = _pull(runner, move, config)
@@ -425,6 +444,9 @@ def migrate_images(
         fallbacks=dict(done.fallbacks),
         already_done=tuple(done.already),
         bytes_streamed=done.bytes,
+        resumed_transferred=tuple(done.resumed_transferred),
+        resumed_pulled=tuple(done.resumed_pulled),
+        resumed_bytes=done.resumed_bytes,
         refs_tagged=tuple(tagged),
         refs_replaced=replaced,
     )
@@ -464,6 +486,13 @@ def run_images_step(
     """
     if facts.containerd_major is not None and facts.containerd_major >= 2:
         config = replace(config, import_local=True)  # containerd#9039: the transfer API names nothing
+    before = read_refs_before(runner, config) if facts.containerd_images else None
+    if before is not None:
+        # A resumed step (the operator restarted before recording its end): images an earlier run
+        # moved are in containerd now, but they are this migration's to move and to count, so only
+        # what containerd had before the first run is "already there".
+        had = {c.image_id for c in list_containerd_images(runner, facts.node) if c.ref in before}
+        facts = replace(facts, containerd_images=tuple(i for i in facts.containerd_images if i in had))
     layers = read_image_layers(runner, facts.node, [i.id for i in facts.images]) if facts.images else {}
     plan = plan_images(
         facts,

@@ -127,6 +127,23 @@ def test_the_report_says_what_moved_what_was_pulled_and_what_was_skipped_and_why
     assert image_counts(plan, outcome) == ImageCounts(transferred=1, pulled=0, skipped=1, bytes=1234)
 
 
+def test_images_an_earlier_run_moved_count_as_moved_by_the_migration_not_as_skipped() -> None:
+    plan = plan_images(
+        NodeFacts(node="n1", images=(IMG,), containerd_root_free_bytes=1 << 40),
+        Images(),
+        reachable_registries=set(),
+    )
+    resumed = ImagesOutcome(resumed_transferred=(IMG.id,), resumed_bytes=IMG.size)
+
+    report = images_report(plan, resumed)
+
+    assert image_counts(plan, resumed) == ImageCounts(transferred=1, pulled=0, skipped=0, bytes=IMG.size)
+    assert report["transferred"] == [
+        {"id": IMG.id, "refs": list(plan.moves[0].refs), "priority": "Other", "byEarlierRun": True}
+    ]
+    assert report["skipped"] == [] and report["bytesByEarlierRun"] == IMG.size
+
+
 def test_names_containerd_holds_for_another_image_are_reported_as_replaced() -> None:
     other = "sha256:" + "d" * 64
     listed_now = [*listed("docker.io/library/app:1"), *listed("docker.io/library/app:latest", image_id=other)]
