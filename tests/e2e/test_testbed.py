@@ -354,14 +354,7 @@ class KillPoint:
 KILL_POINTS = [
     *(
         KillPoint(f"{step}-finished-unrecorded", step, StepState.DONE, before=True)
-        for step in (
-            StepId.BACKUP,
-            StepId.CONFIGURE,
-            StepId.IMAGES,
-            StepId.SWITCH,
-            StepId.VERIFY,
-            StepId.FINISH,
-        )
+        for step in STEP_ORDER[STEP_ORDER.index(StepId.BACKUP) :]  # every step that changes the node
     ),
     KillPoint("switch-started", StepId.SWITCH, StepState.STARTED),
     KillPoint("configure-done", StepId.CONFIGURE, StepState.DONE),
