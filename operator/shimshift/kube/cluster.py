@@ -102,15 +102,12 @@ class KubeCluster:
 
         def back(objects: Objects) -> bool:
             nonlocal missing
-            current = [parse_pod(o) for o in objects.values()]
-            missing = pods.daemonset_pods_missing(current, wanted)
-            for entry in missing:
-                ds = _daemonset_named_in(entry)
-                if ds not in exists:
-                    exists[ds] = drain_mod.daemonset_exists(self.kube, *ds.split("/", 1))
-                    if not exists[ds]:
-                        log.info("node %s: DaemonSet %s no longer exists; not waiting for its pod", node, ds)
-            missing = tuple(m for m in missing if exists[_daemonset_named_in(m)])
+            absent = pods.daemonset_pods_missing((parse_pod(o) for o in objects.values()), wanted)
+            for ds in absent.keys() - exists.keys():
+                exists[ds] = drain_mod.daemonset_exists(self.kube, *ds.split("/", 1))
+                if not exists[ds]:
+                    log.info("node %s: DaemonSet %s no longer exists; not waiting for its pod", node, ds)
+            missing = tuple(f"DaemonSet {ds} ({why})" for ds, why in absent.items() if exists[ds])
             return not missing
 
         if wait_until(self.kube, pods.PODS, back, timeout=timeout, query=pods.pods_on_node_query(node)):
@@ -147,8 +144,3 @@ class KubeCluster:
                 )
             except KubeError as e:
                 log.warning("could not record Event %s on %s %s: %s", reason, kind, name, e)
-
-
-def _daemonset_named_in(entry: str) -> str:
-    """The `ns/name` in an entry of `pods.daemonset_pods_missing` ("DaemonSet ns/name (why)")."""
-    return entry.removeprefix("DaemonSet ").split(" (", 1)[0]

@@ -128,9 +128,9 @@ def daemonsets_of(pods: Iterable[Pod]) -> tuple[str, ...]:
     )
 
 
-def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> tuple[str, ...]:
+def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> dict[str, str]:
     """DaemonSets (namespace/name, added to `expected`) with a pod bound here that have no Running and
-    Ready pod here; each named with its pods, e.g. "kube-system/DaemonSet/proxy (pod proxy-x: Pending)".
+    Ready pod here, each with what its pods are doing, e.g. {"kube-system/proxy": "pod proxy-x: Pending"}.
 
     A DaemonSet seen once stays expected, so a pod deleted and not yet recreated still counts as missing.
     """
@@ -151,7 +151,4 @@ def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> tuple[str
             ready.add(ds)
             continue
         seen.setdefault(ds, []).append(f"pod {pod.name}: {state}")
-    return tuple(
-        f"DaemonSet {ds} ({', '.join(seen.get(ds, ['no pod on the node']))})"
-        for ds in sorted(expected - ready)
-    )
+    return {ds: ", ".join(seen.get(ds, ["no pod on the node"])) for ds in sorted(expected - ready)}
