@@ -552,10 +552,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         workload = demo.dir / "workload.yaml"
         workload.write_text(workload_manifest())
         kubectl("apply", "-f", str(workload))
-        # (`kubectl create namespace` sends protobuf, which the emulator only decodes for a few kinds)
-        namespace_file = demo.dir / "namespace.yaml"
-        namespace_file.write_text(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NAMESPACE}}}\n")
-        kubectl("apply", "-f", str(namespace_file))
+        kubectl("create", "namespace", NAMESPACE)
         kubectl(
             "-n",
             NAMESPACE,

@@ -3,8 +3,10 @@
 client-go typed clients may be configured for ``application/vnd.kubernetes.protobuf`` (helm 4 does
 this for its release Secrets). Answers stay JSON, which client-go accepts whatever it asked for;
 only request bodies need decoding. Covered: the ``k8s\\x00`` + runtime.Unknown envelope, ObjectMeta,
-Secret, ConfigMap and DeleteOptions (field numbers from k8s.io/api/core/v1/generated.proto). Any other kind is
-answered with 415 so the gap is loud.
+Namespace, ServiceAccount, Secret, ConfigMap and DeleteOptions (field numbers from
+k8s.io/api/core/v1/generated.proto): what `kubectl create namespace|serviceaccount|secret|configmap`
+and helm send. Any other kind (e.g. `kubectl create deployment`) is answered with 415 so the gap is
+loud; `kubectl apply` sends JSON and works for every kind.
 """
 
 from __future__ import annotations
@@ -147,7 +149,42 @@ def _delete_options(buf: bytes) -> dict[str, Any]:
     return obj
 
 
+def _namespace(buf: bytes) -> dict[str, Any]:
+    # Namespace{metadata=1, spec=2{finalizers=1}}; a create carries no status
+    obj: dict[str, Any] = {}
+    for number, v in fields(buf):
+        if number == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif number == 2 and isinstance(v, bytes):
+            finalizers = [_text(f) for n, f in fields(v) if n == 1]
+            obj["spec"] = {"finalizers": finalizers} if finalizers else {}
+    return obj
+
+
+def _object_reference(buf: bytes) -> dict[str, Any]:
+    names = {1: "kind", 2: "namespace", 3: "name", 4: "uid", 5: "apiVersion", 6: "resourceVersion"}
+    return {names[n]: _text(v) for n, v in fields(buf) if n in names}
+
+
+def _service_account(buf: bytes) -> dict[str, Any]:
+    # ServiceAccount{metadata=1, secrets=2, imagePullSecrets=3{name=1}, automountServiceAccountToken=4}
+    obj: dict[str, Any] = {}
+    for number, v in fields(buf):
+        if number == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif number == 2 and isinstance(v, bytes):
+            obj.setdefault("secrets", []).append(_object_reference(v))
+        elif number == 3 and isinstance(v, bytes):
+            name = next((_text(n) for k, n in fields(v) if k == 1), "")
+            obj.setdefault("imagePullSecrets", []).append({"name": name})
+        elif number == 4:
+            obj["automountServiceAccountToken"] = bool(v)
+    return obj
+
+
 _KINDS = {
+    ("v1", "Namespace"): _namespace,
+    ("v1", "ServiceAccount"): _service_account,
     ("v1", "Secret"): _secret,
     ("v1", "ConfigMap"): _configmap,
     ("v1", "DeleteOptions"): _delete_options,

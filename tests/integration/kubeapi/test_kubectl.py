@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import REPO, Kubectl, find_kubectl
 from testbed.kubeapi.standalone import standalone_server
 
@@ -250,3 +251,23 @@ def test_drain_waits_for_the_budget_and_pods_come_back_elsewhere(kubectl: Kubect
     assert result.stdout.count("evicted") == 2 and "node/n1 drained" in result.stdout
     _, rows = header_and_rows(ok(kubectl, "get", "pods", "-o", "wide"))
     assert [row[6] for row in rows] == ["n2", "n2"]
+
+
+def test_kubectl_create_namespace_and_serviceaccount_send_protobuf_which_the_emulator_decodes(
+    kubeapi: KubeApi, kubeapi_kubectl: Kubectl
+) -> None:
+    created = kubeapi_kubectl.run("create", "namespace", "shimshift-system")
+    account = kubeapi_kubectl.run("create", "serviceaccount", "shimshift", "-n", "shimshift-system")
+    labelled = kubeapi_kubectl.run("label", "namespace", "shimshift-system", "team=platform")
+    other = kubeapi_kubectl.run("create", "deployment", "web", "--image=nginx")
+
+    assert created.returncode == 0, created.stderr
+    assert account.returncode == 0, account.stderr
+    assert labelled.returncode == 0, labelled.stderr
+    namespace = kubeapi.get("namespaces", "shimshift-system") or {}
+    assert namespace["metadata"]["labels"]["team"] == "platform"
+    assert namespace["status"]["phase"] == "Active"
+    assert kubeapi.get("serviceaccounts", "shimshift", "shimshift-system") is not None
+    # a kind the emulator cannot decode is refused loudly, never half-read
+    assert other.returncode != 0 and "cannot decode protobuf apps/v1/Deployment" in other.stderr
+    assert kubeapi.get("deployments.apps", "web", "default") is None
