@@ -39,7 +39,8 @@ from tests.integration.images.conftest import NodeRunner, docker_facts, enable_c
 
 from shimshift.model.spec import Images, ImageStrategy
 from shimshift.planning.images import plan_images
-from shimshift.remote.images import migrate_images, read_image_layers, transfer_script
+from shimshift.remote.imagecmds import read_image_layers, transfer_script
+from shimshift.remote.images import migrate_images
 
 CTR = ["ctr", "-n", "k8s.io"]
 

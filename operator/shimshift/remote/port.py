@@ -22,7 +22,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import ImageCounts
-from shimshift.planning.images import image_counts
+from shimshift.planning.imagerun import image_counts
 from shimshift.planning.kubelet import plan_kubelet_switch
 from shimshift.playbooks import Playbook, load_playbooks
 from shimshift.remote.connection import NodeConnection

@@ -12,13 +12,8 @@ from shimshift.model.errors import NodeError
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
 from shimshift.planning.images import MIB, plan_images
-from shimshift.remote.images import (
-    chain_ids,
-    list_containerd_images,
-    migrate_images,
-    transfer_script,
-    undo_images,
-)
+from shimshift.remote.imagecmds import chain_ids, list_containerd_images, transfer_script
+from shimshift.remote.images import migrate_images, undo_images
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,17 @@ from hypothesis import strategies as st
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
 from shimshift.model.status import ImageCounts
-from shimshift.planning.images import (
+from shimshift.planning.imagerun import (
     ContainerdImage,
     ImagesOutcome,
-    SkipReason,
     conflicting_refs,
     image_counts,
     images_report,
     missing_refs,
-    normalize_reference,
-    plan_images,
     refs_to_undo,
-    registry_host,
     verify_images,
 )
+from shimshift.planning.images import SkipReason, normalize_reference, plan_images, registry_host
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

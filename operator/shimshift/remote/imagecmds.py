@@ -1,0 +1,262 @@
+"""Node commands of the image migration (issue 7): list containerd's images and what they resolve to,
+read Docker's layer store and the free space of containerd's root, stream a batch through the
+transfer script, pull, tag.
+
+Everything here is argv over a `Runner` (the SSH runner of `shimshift.remote` satisfies it; tests
+may run the same argv inside a testbed node). No shell string is built from a value: the one
+pipeline (`docker save IMG… | ctr -n k8s.io images import -`) is the fixed script
+`playbooks/scripts/image-transfer.sh`, run as `bash -c <script> image-transfer.sh IMG…`, so image
+references only ever travel as arguments. The step that puts these together (record, migrate,
+verify, undo) is `shimshift.remote.images`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+from shimshift.model.errors import NodeError
+from shimshift.model.keys import CONTAINERD_CERTS_DIR, CONTAINERD_K8S_NAMESPACE, NODE_STATE_DIR
+from shimshift.planning.imagerun import ContainerdImage, missing_refs
+from shimshift.planning.images import CONTAINERD_ROOT, Batch, ImageMove, ImagesPlan, Layer, Strategy
+from shimshift.resources import data_path
+
+CTR = ("ctr", "-n", CONTAINERD_K8S_NAMESPACE)
+_ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
+_BYTES = re.compile(r"shimshift-transfer: bytes=(\d+)")
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+#: Prints each content blob named in "$@" after a separator line naming it (one round trip for all).
+_CONTENT_SEPARATOR = "\n--- shimshift content "
+_CONTENT_GET = 'for d; do printf "\\n--- shimshift content %s\\n" "$d"; ctr -n k8s.io content get "$d"; done'
+
+
+class CommandOutput(Protocol):
+    @property
+    def exit_status(self) -> int: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
+
+
+class Runner(Protocol):
+    """Runs one argv on the node (quoted argument by argument at the SSH boundary), bounded.
+    `shimshift.remote.connection.NodeConnection` is one."""
+
+    def run(
+        self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> CommandOutput: ...
+
+
+def stdout_text(result: CommandOutput) -> str:
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def stderr_text(result: CommandOutput) -> str:
+    return result.stderr.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Bounds and paths of the images step."""
+
+    min_rate: float = 8 * 2**20  # bytes/s a batch may not fall below before it times out
+    base_timeout: float = 120.0  # on top of size / min_rate, for every batch and pull
+    command_timeout: float = 60.0  # listing, tagging, removing
+    hosts_dir: str = CONTAINERD_CERTS_DIR  # the node's new registry configuration, for pulls
+    containerd_root: str = CONTAINERD_ROOT
+    state_dir: str = f"{NODE_STATE_DIR}/images"
+    import_local: bool = False  # containerd 2.x: `ctr images import --local`
+
+    def timeout_for(self, size: int) -> float:
+        return self.base_timeout + size / self.min_rate
+
+
+@cache
+def transfer_script() -> str:
+    """The fixed pipeline script, as shipped in the package data."""
+    return data_path("playbooks", "scripts", "image-transfer.sh").read_text(encoding="utf-8")
+
+
+def output_tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().replace("\r", "\n").splitlines()[-lines:])
+
+
+def check_result(node: str, what: str, result: CommandOutput, argv: Sequence[str]) -> CommandOutput:
+    if result.exit_status != 0:
+        shown = " ".join(argv[:6]) + (" …" if len(argv) > 6 else "")
+        detail = output_tail(stderr_text(result)) or "(no output)"
+        raise NodeError(node, f"{what} failed (exit {result.exit_status}, `{shown}`): {detail}")
+    return result
+
+
+def run_checked(runner: Runner, node: str, what: str, argv: Sequence[str], timeout: float) -> CommandOutput:
+    return check_result(node, what, runner.run(argv, timeout=timeout), argv)
+
+
+# ---- reading the node ---------------------------------------------------------------------------
+
+
+def read_containerd_free_bytes(runner: Runner, node: str, path: str = CONTAINERD_ROOT) -> int:
+    """Free bytes on the filesystem of containerd's root (its nearest existing parent)."""
+    argv = ["df", "--output=avail", "-B1", path]
+    result = runner.run(argv, timeout=30)
+    if result.exit_status != 0:  # the root may not exist yet on a fresh containerd
+        argv = ["df", "--output=avail", "-B1", path.rsplit("/", 1)[0] or "/"]
+        result = run_checked(runner, node, "measuring free space", argv, 30)
+    lines = stdout_text(result).split()
+    if len(lines) < 2 or not lines[-1].isdigit():
+        raise NodeError(node, f"cannot read free space of {path} from `df`: {stdout_text(result)!r}")
+    return int(lines[-1])
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Docker's layer chain IDs (the layerdb directory names) from an image's diff IDs."""
+    out: list[str] = []
+    for diff in diff_ids:
+        out.append(diff if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff}".encode()).hexdigest())
+    return out
+
+
+def read_image_layers(runner: Runner, node: str, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
+    """Each image's layers (diff IDs) and their sizes from Docker's layer store, in two commands.
+
+    Sizes that cannot be read stay None; the planner then estimates from image sizes instead.
+    """
+    if not image_ids:
+        return {}
+    fmt = "{{.Id}} {{.GraphDriver.Name}} {{range .RootFS.Layers}}{{.}} {{end}}"
+    argv = ["docker", "image", "inspect", "--format", fmt, *image_ids]
+    result = run_checked(runner, node, "reading Docker image layers", argv, 60)
+    info = runner.run(["docker", "info", "--format", "{{.DockerRootDir}}"], timeout=30)
+    root = stdout_text(info).strip() if info.exit_status == 0 else "/var/lib/docker"
+    diffs: dict[str, list[str]] = {}
+    size_files: dict[str, str] = {}  # size file path -> diff id
+    for line in stdout_text(result).splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        image_id, driver, layers = parts[0], parts[1], parts[2:]
+        diffs[image_id] = layers
+        for diff, chain in zip(layers, chain_ids(layers), strict=True):
+            size_files[f"{root}/image/{driver}/layerdb/sha256/{chain.removeprefix('sha256:')}/size"] = diff
+    sizes: dict[str, int] = {}
+    if size_files:
+        got = runner.run(["grep", "-H", "", *size_files], timeout=60)  # exit 2 if one is unreadable
+        for line in stdout_text(got).splitlines():
+            path, _, value = line.rpartition(":")
+            if path in size_files and value.strip().isdigit():
+                sizes[size_files[path]] = int(value)
+    return {i: tuple(Layer(d, sizes.get(d)) for d in layers) for i, layers in diffs.items()}
+
+
+def list_containerd_refs(runner: Runner, node: str, timeout: float = 60) -> dict[str, str]:
+    """Every image name in containerd's k8s.io namespace -> its target (manifest or index) digest."""
+    result = run_checked(runner, node, "listing containerd images", [*CTR, "images", "ls"], timeout)
+    out = {}
+    for line in stdout_text(result).splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("sha256:"):
+            out[parts[0]] = parts[2]
+    return out
+
+
+def read_content_json(runner: Runner, digests: Sequence[str]) -> dict[str, dict[str, object]]:
+    """The JSON documents (manifests, indexes) stored under `digests`, read in one command;
+    unreadable or non-JSON blobs are left out."""
+    if not digests:
+        return {}
+    result = runner.run(["sh", "-c", _CONTENT_GET, "shimshift-content", *digests], timeout=60)
+    out: dict[str, dict[str, object]] = {}
+    for chunk in stdout_text(result).split(_CONTENT_SEPARATOR)[1:]:
+        digest, _, body = chunk.partition("\n")
+        try:
+            value = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[digest.strip()] = value
+    return out
+
+
+def _config_digest(doc: Mapping[str, object]) -> str:
+    config = doc.get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    return digest if isinstance(digest, str) else ""
+
+
+def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, ...]:
+    """Every name in k8s.io with the image ID (config digest) it resolves to.
+
+    The CRI plugin names each image it knows `sha256:<image ID>` too; those names resolve the
+    targets they share. Any other target is resolved by reading its manifest (or, for an index, the
+    manifest of the node's architecture) from the content store: at most three more commands.
+    """
+    refs = list_containerd_refs(runner, node)
+    config_of = {target: ref for ref, target in refs.items() if _ID_REF.match(ref)}
+    docs = read_content_json(runner, sorted(set(refs.values()) - set(config_of)))
+    chosen: dict[str, str] = {}  # index digest -> the manifest of the node's architecture
+    arch = ""
+    for target, doc in docs.items():
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            if _config_digest(doc):
+                config_of[target] = _config_digest(doc)
+            continue
+        if not arch:
+            machine = stdout_text(runner.run(["uname", "-m"], timeout=30)).strip()
+            arch = _ARCH.get(machine, machine)
+        entries = [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        mine = [m for m in entries if (m.get("platform") or {}).get("architecture") == arch]
+        if entries:
+            chosen[target] = str((mine or entries)[0]["digest"])
+    platform_docs = read_content_json(runner, sorted(set(chosen.values())))
+    for target, manifest in chosen.items():
+        if _config_digest(platform_docs.get(manifest, {})):
+            config_of[target] = _config_digest(platform_docs[manifest])
+    return tuple(
+        ContainerdImage(ref, target, config_of.get(target, "")) for ref, target in sorted(refs.items())
+    )
+
+
+# ---- changing the node --------------------------------------------------------------------------
+
+
+def transfer_batch(
+    runner: Runner, node: str, moves: Sequence[ImageMove], size: int, config: TransferConfig
+) -> int:
+    batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
+    flags = ["--local"] if config.import_local else []
+    argv = ["bash", "-c", transfer_script(), "image-transfer.sh", *flags, "--", *batch.save_refs]
+    result = runner.run(argv, timeout=config.timeout_for(size))
+    shown = ["image-transfer.sh", *batch.save_refs]
+    check_result(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
+    found = _BYTES.findall(stderr_text(result))
+    return int(found[-1]) if found else 0
+
+
+def pull_image(runner: Runner, move: ImageMove, config: TransferConfig) -> CommandOutput:
+    argv = [*CTR, "images", "pull", "--hosts-dir", config.hosts_dir, move.pull_ref]
+    return runner.run(argv, timeout=config.timeout_for(move.size))
+
+
+def tag_missing(
+    runner: Runner, node: str, plan: ImagesPlan, listed: Iterable[ContainerdImage], config: TransferConfig
+) -> list[str]:
+    """Give each planned image the names it lacks (tags of pulled images, digest references of
+    transferred ones), tagging from a name that already resolves to its image ID."""
+    listed = tuple(listed)
+    tagged: list[str] = []
+    for image_id, refs in missing_refs(plan, listed).items():
+        sources = sorted((c.ref for c in listed if c.image_id == image_id), key=lambda r: r != image_id)
+        if not sources:
+            continue  # not in containerd at all: verification names it
+        argv = [*CTR, "images", "tag", sources[0], *refs]
+        run_checked(runner, node, f"naming image {image_id}", argv, config.command_timeout)
+        tagged.extend(refs)
+    return tagged
