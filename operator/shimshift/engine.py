@@ -5,7 +5,8 @@ advances every node in flight through its step machine (`planning.steps.next_ste
 step in status before it runs (`Started`) and after (`Done`/`Failed`). Status is the only memory, so a
 crash anywhere resumes at the recorded step; every step is idempotent, so running an interrupted step
 again is safe. Node-side work goes through the `NodePort` Protocol (SSH playbooks in production, a
-fake in tests), cluster-side work through `ClusterPort` (`shimshift.kube.cluster.KubeCluster`).
+fake in tests), cluster-side work through `ClusterPort` (`shimshift.kube.cluster.KubeCluster`). What
+each step does is `shimshift.stepexec.StepExecutor`'s; this module decides which step runs and records it.
 
 Must not: import kubernetes, paramiko or kopf; sleep (waits are bounded watches inside the ports);
 hold a node in flight without a status record saying so.
@@ -29,7 +30,7 @@ from shimshift.model.errors import NodeError, RenderError, ShimshiftError, Valid
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import Drain, DrainTimeoutAction, Mode
+from shimshift.model.spec import Drain, Mode
 from shimshift.model.status import (
     Condition,
     ImageCounts,
@@ -45,15 +46,12 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.report import report_to_json
 from shimshift.planning.report_markdown import render_markdown
-from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, iso, parse_iso
-from shimshift.planning.steps import MAX_ATTEMPTS, needs_node_undo, next_step
+from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, iso
+from shimshift.planning.steps import MAX_ATTEMPTS, next_step
 from shimshift.planwiring import plan_hooks
+from shimshift.stepexec import StepExecutor, StepFailed, started_at
 
 log = logging.getLogger(__name__)
-
-
-class StepFailed(ShimshiftError):
-    """A step failed for good (not a hiccup worth retrying): the node rolls back."""
 
 
 class Busy(ShimshiftError):
@@ -158,13 +156,6 @@ class Result:
     delay: float  # when the next pass is useful
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    done: bool
-    record: NodeRecord
-    message: str = ""
-
-
 def is_transient(error: ShimshiftError) -> bool:
     """Whether trying the same step again later can succeed."""
     if isinstance(error, StepFailed | NodeError | RenderError | ValidationError):
@@ -225,6 +216,9 @@ class Engine:
         self._locks_guard = threading.Lock()
         self._preempt: dict[str, threading.Event] = {}
         self._facts: dict[tuple[str, str], NodeFacts] = {}
+        self._steps = StepExecutor(
+            cluster, self.observer, self.config, self._facts, clock=clock, monotonic=monotonic
+        )
 
     def _object_lock(self, name: str) -> tuple[threading.Lock, threading.Event]:
         with self._locks_guard:
@@ -452,7 +446,7 @@ class Engine:
             step = nxt.step
             began = self.monotonic()
             try:
-                outcome = self._run(migration, port, record, step, stopping)
+                outcome = self._steps.run(migration, port, record, step, stopping)
             except ShimshiftError as e:
                 self.observer.step_finished(step, self.monotonic() - began, False)
                 attempts = record.attempts + 1
@@ -462,7 +456,7 @@ class Engine:
                     tracker.put(replace(record, attempts=attempts, last_error=error))
                     return
                 log.error("node %s: step %s failed: %s", name, step, e)
-                started = _started_at(record, step)
+                started = started_at(record, step)
                 failed = replace(record, attempts=attempts, last_error=error).with_step(
                     StepRecord(step, StepState.FAILED, started, iso(self.clock()), str(e)[:1000])
                 )
@@ -475,14 +469,14 @@ class Engine:
                 self.observer.step_finished(step, self.monotonic() - began, True)
                 done = replace(outcome.record, attempts=0).with_step(
                     StepRecord(
-                        step, StepState.DONE, _started_at(record, step), iso(self.clock()), outcome.message
+                        step, StepState.DONE, started_at(record, step), iso(self.clock()), outcome.message
                     )
                 )
                 tracker.put(done)
                 continue
             # Progress resets the count of transient failures: only failures in a row fail a step.
             waiting = replace(outcome.record, attempts=0).with_step(
-                StepRecord(step, StepState.STARTED, _started_at(record, step), "", outcome.message)
+                StepRecord(step, StepState.STARTED, started_at(record, step), "", outcome.message)
             )
             if waiting != record:
                 tracker.put(waiting)
@@ -500,149 +494,3 @@ class Engine:
         elif phase == NodePhase.FAILED:
             why = record.last_error.message if record.last_error else "a step failed"
             self.cluster.event(migration, name, True, "NodeFailed", f"node {name} failed: {why}")
-
-    def _facts_of(self, migration: NodeMigration, port: NodePort, node: str) -> NodeFacts:
-        key = (migration.uid or migration.name, node)
-        facts = self._facts.get(key)
-        if facts is None:
-            facts = self._facts[key] = port.facts(node)
-        return facts
-
-    def _elapsed(self, record: NodeRecord, step: StepId) -> float:
-        started = parse_iso(_started_at(record, step))
-        return (self.clock() - started).total_seconds() if started else 0.0
-
-    def _run(
-        self, migration: NodeMigration, port: NodePort, record: NodeRecord, step: StepId, stopping: bool
-    ) -> _Outcome:
-        name, owner, spec = record.name, migration.name, migration.spec
-        if step == StepId.FACTS:
-            facts = port.facts(name)
-            self._facts[(migration.uid or migration.name, name)] = facts
-            return _Outcome(True, record, _facts_summary(facts))
-        if step == StepId.LOCK:
-            self.cluster.acquire_lock(name, owner)
-            return _Outcome(True, record)
-        if step == StepId.CORDON:
-            was = self.cluster.cordon(name, owner)
-            if record.was_unschedulable is not None:
-                was = record.was_unschedulable  # the first answer is the truth; ours hides it on resume
-            note = "already cordoned by someone else; it stays cordoned" if was else "cordoned"
-            return _Outcome(True, replace(record, was_unschedulable=was), note)
-        if step == StepId.DRAIN:
-            outcome = self._drain(migration, record)
-            if not outcome.done:
-                return outcome
-            # what must run here again after the switch, recorded with the drain's Done (one write)
-            daemonsets = self.cluster.daemonsets_on(name)
-            return _Outcome(True, replace(outcome.record, daemonsets=daemonsets), outcome.message)
-        if step == StepId.ROLLBACK:
-            return self._rollback(migration, port, record)
-        facts = self._facts_of(migration, port, name)
-        if step == StepId.BACKUP:
-            return _Outcome(True, replace(record, backup_dir=port.backup(name, facts)))
-        if step == StepId.CONFIGURE:
-            port.configure(name, facts)
-            return _Outcome(True, record)
-        if step == StepId.IMAGES:
-            counts = port.images(name, facts)
-            self.observer.images_migrated(counts)
-            return _Outcome(True, replace(record, images=counts))
-        if step == StepId.SWITCH:
-            port.switch(name, facts)
-            return _Outcome(True, record)
-        if step == StepId.VERIFY:
-            port.verify(name, facts)
-            elapsed = self._elapsed(record, step)
-            wait = max(1.0, min(self.config.wait_slice, self.config.verify_timeout - elapsed))
-            out_of_time = elapsed + wait >= self.config.verify_timeout
-            if not self.cluster.wait_node(name, runtime="containerd", timeout=wait):
-                if out_of_time:
-                    raise StepFailed(
-                        f"node {name} did not report Ready with a containerd:// runtime within "
-                        f"{self.config.verify_timeout:.0f}s after the switch"
-                    )
-                return _Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
-            # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
-            missing = self.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
-            if not missing:
-                return _Outcome(True, record, "Ready on containerd, its DaemonSet pods Running and Ready")
-            if out_of_time:
-                raise StepFailed(
-                    f"node {name}: DaemonSet pods not Running and Ready on containerd within "
-                    f"{self.config.verify_timeout:.0f}s after the switch: {'; '.join(missing)}"
-                )
-            return _Outcome(
-                False, record, f"waiting for DaemonSet pods to be Running and Ready: {'; '.join(missing)}"
-            )
-        if step == StepId.FINISH:
-            port.finish(name, facts)
-            endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
-            self.cluster.mark_migrated(name, endpoint)
-            self.cluster.uncordon(name, owner)
-            self.cluster.release_lock(name, owner)
-            return _Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")
-        raise AssertionError(f"no executor for step {step}")  # pragma: no cover
-
-    def _drain(self, migration: NodeMigration, record: NodeRecord) -> _Outcome:
-        drain, name = migration.spec.drain, record.name
-        elapsed = self._elapsed(record, StepId.DRAIN)
-        previous = next((s.message for s in record.steps if s.id == StepId.DRAIN), "")
-        escalate = False
-        if elapsed >= drain.timeout:
-            if drain.on_timeout != DrainTimeoutAction.DELETE_PODS:
-                raise StepFailed(
-                    f"drain of node {name} timed out after {drain.timeout:.0f}s (spec.drain.timeout): "
-                    f"{previous or 'pods did not leave'}"
-                )
-            escalate = True
-            self.cluster.event(
-                migration,
-                name,
-                True,
-                "DrainEscalated",
-                f"node {name}: drain timed out; deleting remaining pods bypassing PodDisruptionBudgets "
-                "(spec.drain.onTimeout: DeletePods)",
-            )
-        wait = max(1.0, min(self.config.drain_pass_wait, drain.timeout - elapsed))
-        began = self.monotonic()
-        progress = self.cluster.drain_pass(name, drain, wait=wait, escalate=escalate)
-        self.observer.drain_waited(self.monotonic() - began, bool(progress.blocked))
-        if progress.refused:
-            raise StepFailed(progress.describe())
-        message = progress.describe()
-        if progress.done:
-            return _Outcome(True, record, message)
-        if progress.blocked and message != previous:
-            self.cluster.event(migration, name, True, "EvictionBlocked", message)
-        return _Outcome(False, record, message)
-
-    def _rollback(self, migration: NodeMigration, port: NodePort, record: NodeRecord) -> _Outcome:
-        name, owner = record.name, migration.name
-        if needs_node_undo(record):
-            facts = self._facts.get((migration.uid or migration.name, name))
-            port.undo(name, facts)
-            elapsed = self._elapsed(record, StepId.ROLLBACK)
-            wait = max(1.0, min(self.config.wait_slice, self.config.rollback_wait - elapsed))
-            if not self.cluster.wait_node(name, runtime="docker", timeout=wait):
-                if elapsed + wait < self.config.rollback_wait:
-                    return _Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
-                log.error(
-                    "node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed
-                )
-        self.cluster.uncordon(name, owner)
-        self.cluster.release_lock(name, owner)
-        return _Outcome(
-            True, record, "node changes undone, uncordoned (if shimshift cordoned it), lock released"
-        )
-
-
-def _started_at(record: NodeRecord, step: StepId) -> str:
-    return next((s.started_at for s in record.steps if s.id == step), "")
-
-
-def _facts_summary(facts: NodeFacts) -> str:
-    return (
-        f"docker {facts.docker_version or '?'}, containerd {facts.containerd_version or '?'}, "
-        f"kubelet {facts.kubelet.version or '?'}, {len(facts.images)} image(s)"
-    )
