@@ -62,7 +62,8 @@ class Operator:
     def start(self) -> None:
         self.starts += 1
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
-        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        # the working tree's package first, whatever copy of shimshift is installed
+        env = {**os.environ, **self.env, "PYTHONPATH": f"{ROOT / 'operator'}{os.pathsep}{ROOT}"}
         self.proc = subprocess.Popen(
             [
                 sys.executable,

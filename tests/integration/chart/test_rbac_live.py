@@ -102,7 +102,7 @@ def test_every_request_the_operator_makes_is_allowed_by_the_charts_rbac(
     argv += ["--kubeconfig", str(kubeapi.kubeconfig), "--node-port", "tests.e2e.simnodes:node_ports"]
     env = {
         **os.environ,
-        "PYTHONPATH": str(helm.REPO),
+        "PYTHONPATH": f"{helm.REPO / 'operator'}{os.pathsep}{helm.REPO}",  # this tree's shimshift
         "SHIMSHIFT_NAMESPACE": helm.NAMESPACE,  # the Deployment's downward API value
         "SHIMSHIFT_POD_NAME": "shimshift-0",
         "SHIMSHIFT_SIM_DIR": str(tmp_path / "sim"),
