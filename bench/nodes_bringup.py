@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     b_up = statistics.median(u for u, _ in base)
     up, down = statistics.median(u for u, _ in runs), statistics.median(d for _, d in runs)
     print(f"1 node:   up {b_up:.2f}s (median of {args.rounds})")
-    print(f"{args.nodes} nodes: up {up:.2f}s, down {down:.2f}s (median of {args.rounds}; "
-          f"max up {max(u for u, _ in runs):.2f}s, max down {max(d for _, d in runs):.2f}s)")
+    print(
+        f"{args.nodes} nodes: up {up:.2f}s, down {down:.2f}s (median of {args.rounds}; "
+        f"max up {max(u for u, _ in runs):.2f}s, max down {max(d for _, d in runs):.2f}s)"
+    )
     print(f"ratio up({args.nodes}) / up(1) = {up / b_up:.2f}  (images seeded: {images})")
     return 0 if up < 20 and down < 5 else 1
 
