@@ -278,8 +278,13 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_./+@-][A-Za-z0-9_./:+@-]*$")
 
 
 def _scalar(value: str) -> str:
-    if _PLAIN.match(value) and yaml.safe_load(value) == value:
-        return value
+    """`value` as a YAML scalar: plain when it reads back as itself, else double-quoted."""
+    if _PLAIN.match(value):
+        try:
+            if yaml.safe_load(value) == value:
+                return value
+        except yaml.YAMLError:  # e.g. "@" or "`": reserved indicators cannot start a plain scalar
+            pass
     quoted: str = yaml.safe_dump(value, default_style='"', width=2**31)
     return quoted.strip()
 
