@@ -21,11 +21,12 @@ from typing import Any
 
 import kopf
 
-from shimshift.engine import Engine, EngineConfig, is_transient
+from shimshift.engine import Engine, is_transient
 from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
 from shimshift.model.errors import ShimshiftError, ValidationError
 from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.ports import EngineConfig
 from shimshift.resources import load_crd
 
 #: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).

@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
@@ -26,9 +25,7 @@ from shimshift.model.spec import DrainTimeoutAction
 from shimshift.model.status import NodeRecord
 from shimshift.planning.rollout import parse_iso
 from shimshift.planning.steps import needs_node_undo
-
-if TYPE_CHECKING:  # the engine's ports type the executor; only the engine imports this at run time
-    from shimshift.engine import ClusterPort, EngineConfig, NodePort, Observer
+from shimshift.ports import ClusterPort, EngineConfig, NodePort, Observer
 
 log = logging.getLogger(__name__)
 

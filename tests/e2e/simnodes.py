@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shimshift.engine import NodePort
 from shimshift.kube.api import MERGE_PATCH, Kube
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import ImageCounts
+from shimshift.ports import NodePort
 
 DOCKER = "docker://20.10.24"
 CONTAINERD = "containerd://1.6.20"

@@ -1,5 +1,5 @@
 """The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`,
-`finish`, `undo` for a node name, each idempotent (shimshift.engine.NodePort, matched structurally).
+`finish`, `undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
 
 Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a node's
 connection, `kubelet_version` reads the Node's nodeInfo, `material` reads the registry Secrets), which

@@ -4,8 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
-from shimshift.engine import Engine, EngineConfig, Result
+from shimshift.engine import Engine, Result
 from shimshift.model.status import Phase
+from shimshift.ports import EngineConfig
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes
 
 Run = Callable[..., Result]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from shimshift.engine import Engine, EngineConfig
+from shimshift.engine import Engine
 from shimshift.model.status import Phase
+from shimshift.ports import EngineConfig
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers
 
 
