@@ -184,6 +184,27 @@ def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.
     return thread
 
 
+def cut_when(conn: NodeConnection, happened: Callable[[], bool]) -> threading.Thread:
+    """Close the connection as soon as `happened()` (polled every 5 ms, for at most 120 s)."""
+
+    def cut() -> None:
+        deadline = time.monotonic() + 120
+        while not happened() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        transport = conn.transport
+        if transport is not None:
+            transport.close()
+
+    thread = threading.Thread(target=cut, daemon=True)
+    thread.start()
+    return thread
+
+
+#: The call each step's main command makes on the node, early and well before it ends (containerd
+#: then has to start and report its CRI plugin, the kubelet to stop and start again).
+STEP_IN_PROGRESS = {StepId.CONFIGURE: ["restart", "containerd"], StepId.SWITCH: ["stop", "kubelet"]}
+
+
 def images_playbook_only(steps: NodeSteps, facts: NodeFacts, plan: NodePlan) -> ImageCounts:
     steps.run(StepId.IMAGES, plan)
     return ImageCounts()
@@ -354,11 +375,14 @@ def cut_in_step(cluster: Any, kube_core: Any, profile: str, step: StepId) -> Non
         before = snapshot(node, touched_paths(plan))
         for earlier in FORWARD[: FORWARD.index(step)]:
             steps.run(earlier, plan)
-        v = plan.variables()
-        uploads = {StepId.CONFIGURE: v["files"], StepId.SWITCH: v["staged_files"]}.get(step)
-        uploads = 1 if uploads else 0  # all of a step's files go up in one round trip
-        # cut during the step's main command (after its uploads), while it runs on the node
-        thread = cut_after(conn, conn.round_trips + uploads + 1, 0.0 if step is StepId.BACKUP else 0.3)
+        # cut during the step's main command, while it runs on the node: as soon as the node shows it
+        # in progress (a fixed delay raced fast machines), or for the backup as its round trip starts
+        marker = STEP_IN_PROGRESS.get(step)
+        if marker is None:
+            thread = cut_after(conn, conn.round_trips + 1, 0.0)
+        else:
+            calls = len(node.systemctl_calls())
+            thread = cut_when(conn, lambda: marker in [c["argv"] for c in node.systemctl_calls()[calls:]])
         with pytest.raises(ConnectionLost):
             steps.run(step, plan)
         thread.join(timeout=10)
