@@ -167,13 +167,13 @@ def test_facts_are_complete_and_correct_on_every_profile(cluster: Any) -> None:
     in_parallel({p: functools.partial(facts_are_complete, cluster, p) for p in PROFILES})
 
 
-def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.Thread:
-    """Close the connection `delay` seconds after round trip number `round_trip` starts."""
+def cut_when(conn: NodeConnection, happened: Callable[[], bool], delay: float = 0.0) -> threading.Thread:
+    """Close the connection `delay` seconds after `happened()` (polled every 5 ms, for at most 120 s)."""
 
     def cut() -> None:
         deadline = time.monotonic() + 120
-        while conn.round_trips < round_trip and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while not happened() and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(delay)
         transport = conn.transport
         if transport is not None:
@@ -184,20 +184,9 @@ def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.
     return thread
 
 
-def cut_when(conn: NodeConnection, happened: Callable[[], bool]) -> threading.Thread:
-    """Close the connection as soon as `happened()` (polled every 5 ms, for at most 120 s)."""
-
-    def cut() -> None:
-        deadline = time.monotonic() + 120
-        while not happened() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        transport = conn.transport
-        if transport is not None:
-            transport.close()
-
-    thread = threading.Thread(target=cut, daemon=True)
-    thread.start()
-    return thread
+def cut_after(conn: NodeConnection, round_trip: int, delay: float) -> threading.Thread:
+    """Close the connection `delay` seconds after round trip number `round_trip` starts."""
+    return cut_when(conn, lambda: conn.round_trips >= round_trip, delay)
 
 
 #: The call each step's main command makes on the node, early and well before it ends (containerd
