@@ -82,6 +82,22 @@ def _seed_ssh_secrets(nodes: Any, api: Any) -> None:
         )
 
 
+def ssh_migration(nodes: Any, name: str, **spec: Any) -> dict[str, Any]:
+    """A NodeMigration `name` with `spec`, reaching the testbed's nodes as root with the seeded Secrets."""
+    ssh = {
+        "user": "root",
+        "port": nodes.ssh_port,
+        "privateKeySecretRef": {"name": "ssh"},
+        "knownHostsSecretRef": {"name": "known-hosts"},
+    }
+    return {
+        "apiVersion": "shimshift.io/v1alpha1",
+        "kind": "NodeMigration",
+        "metadata": {"name": name},
+        "spec": {**spec, "ssh": ssh},
+    }
+
+
 def _migrate(
     nodes: Any, api: Any, tmp_path: Path, name: str, node_names: list[str]
 ) -> tuple[str, Any, Operator]:
@@ -96,22 +112,7 @@ def _migrate(
     operator.start()
     try:
         api.seed(
-            {
-                "apiVersion": "shimshift.io/v1alpha1",
-                "kind": "NodeMigration",
-                "metadata": {"name": name},
-                "spec": {
-                    "mode": "Migrate",
-                    "nodeNames": node_names,
-                    "rollout": {"maxUnavailable": 2},
-                    "ssh": {
-                        "user": "root",
-                        "port": nodes.ssh_port,
-                        "privateKeySecretRef": {"name": "ssh"},
-                        "knownHostsSecretRef": {"name": "known-hosts"},
-                    },
-                },
-            }
+            ssh_migration(nodes, name, mode="Migrate", nodeNames=node_names, rollout={"maxUnavailable": 2})
         )
 
         def finished() -> Any:
@@ -558,23 +559,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
     )
     operator.start()
     try:
-        api.seed(
-            {
-                "apiVersion": "shimshift.io/v1alpha1",
-                "kind": "NodeMigration",
-                "metadata": {"name": name},
-                "spec": {
-                    **KILL_SPEC,
-                    "nodeNames": [target.name],
-                    "ssh": {
-                        "user": "root",
-                        "port": nodes.ssh_port,
-                        "privateKeySecretRef": {"name": "ssh"},
-                        "knownHostsSecretRef": {"name": "known-hosts"},
-                    },
-                },
-            }
-        )
+        api.seed(ssh_migration(nodes, name, **KILL_SPEC, nodeNames=[target.name]))
         if trigger is not None:
             eventually(lambda: trigger.fired is not None, 120, f"the operator to reach {point.id}", 0.02)
         else:
