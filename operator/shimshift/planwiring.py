@@ -18,6 +18,8 @@ from shimshift.planning.cluster import Node
 from shimshift.planning.kubelet import plan_kubelet_switch
 from shimshift.planning.report import Carryover, FileChange, FileSection, PlanHooks
 from shimshift.rendering import RegistryMaterial, render_node_config
+from shimshift.rendering.redact import redact_text
+from shimshift.rendering.values import shown
 
 
 def containerd_files(
@@ -26,12 +28,22 @@ def containerd_files(
     """config.toml and certs.d/<host>/hosts.toml as the configure step would write them.
 
     `material` holds the CA bundles and client certificates of spec registries that name Secrets;
-    offline it is empty and such registries are reported by the renderer as problems.
+    offline it is empty and such registries are reported by the renderer as problems. The section is
+    for people: credential values in the files are redacted (rendering/redact.py).
     """
     rendered = render_node_config(spec, facts, material or RegistryMaterial())
     current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
+
+    def view(path: str, text: str | None) -> str | None:
+        return None if text is None else shown(path, text)
+
     changes = tuple(
-        FileChange(f.path, current.get(f.path), f.content.decode("utf-8", "replace"), secret=f.secret)
+        FileChange(
+            f.path,
+            view(f.path, current.get(f.path)),
+            view(f.path, f.content.decode("utf-8", "replace")),
+            secret=f.secret,
+        )
         for f in rendered.files
     )
     rep = rendered.report
@@ -49,10 +61,12 @@ def containerd_files(
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
         )
-    carryover = tuple(Carryover(t.source, t.host, t.summary, True) for t in rep.translated) + tuple(
-        Carryover(n.source, n.value, n.replacement, False) for n in rep.not_carried
+    carryover = tuple(
+        Carryover(t.source, t.host, redact_text(t.summary), True) for t in rep.translated
+    ) + tuple(Carryover(n.source, redact_text(n.value), n.replacement, False) for n in rep.not_carried)
+    return FileSection(
+        True, "", changes, tuple(redact_text(n) for n in notes), carryover, tuple(rep.warnings)
     )
-    return FileSection(True, "", changes, tuple(notes), carryover, tuple(rep.warnings))
 
 
 def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:

@@ -23,7 +23,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
 from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
-from shimshift.rendering.existing import CRI_NAMES, changes, read_existing
+from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
 from shimshift.rendering.registries import merge_intents, plan_hosts, spec_intents
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.schema import unknown_keys
@@ -279,6 +279,9 @@ def render_node_config(
         raise RenderProblems(facts.node, hosts_problems)
 
     warnings += _warnings(spec, facts, sandbox.image, plans)
+    dropped = dropped_credentials(existing.parsed, parsed)
+    if dropped:
+        warnings.append(credentials_warning(dropped, layout.config_file))
     report = RenderReport(
         config_version=version,
         config_version_reason=version_reason,
@@ -296,6 +299,20 @@ def render_node_config(
         warnings=tuple(warnings),
     )
     return RenderedConfig(files=tuple(sorted(files, key=lambda f: f.path)), report=report, layout=layout)
+
+
+def credentials_warning(dropped: list[str], config_file: str) -> str:
+    """Issue 14 finding 4: the plan says that node credentials go, and what supplies them instead."""
+    return (
+        f"registry credentials in the current {config_file} ({', '.join(dropped)}; shown redacted) are "
+        "not carried into the new one: shimshift writes no registry credentials "
+        "(spec.containerd.registries has no credential field and extraConfig may not set the CRI "
+        "registry). After the switch, credentials come only from the kubelet, with each pull: the "
+        "pod's imagePullSecrets, a kubelet credential provider, or a Docker config.json the kubelet "
+        "reads (e.g. /var/lib/kubelet/config.json); pulls containerd makes on its own (the sandbox "
+        "image) get none. "
+        "Move them to one of those before migrating, or pulls that relied on them fail"
+    )
 
 
 def _cidr_not_carried(network: str) -> NotCarried:

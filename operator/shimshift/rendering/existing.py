@@ -17,6 +17,7 @@ from typing import Any
 
 from shimshift.model.errors import RenderError
 from shimshift.rendering.docker import RegistryIntent, mirror_problem
+from shimshift.rendering.redact import credential_values, marker, redact_table, redact_text
 from shimshift.rendering.schema import quote_key, unknown_keys
 from shimshift.rendering.values import ChangeKind, ConfigChange, NotCarried
 
@@ -113,7 +114,7 @@ def read_existing(text: str | None, target_version: int, node: str) -> Existing:
                 not_carried.append(
                     NotCarried(
                         f"config.toml plugins.{quote_key(name)}",
-                        json.dumps(table, sort_keys=True, default=str),
+                        json.dumps(redact_table(table), sort_keys=True, default=str),
                         "check the plugin's containerd 2.x name and set it with spec.containerd.extraConfig",
                     )
                 )
@@ -138,15 +139,24 @@ def _legacy_registry(registry: dict[str, Any], not_carried: list[NotCarried]) ->
         endpoints = [e.rstrip("/") for e in (entry or {}).get("endpoint", []) if isinstance(e, str)]
         good = tuple(e for e in endpoints if mirror_problem(e) is None)
         for bad in sorted(set(endpoints) - set(good)):
-            not_carried.append(NotCarried(f"config.toml registry.mirrors.{host}", bad, "nothing: not a URL"))
+            not_carried.append(
+                NotCarried(f"config.toml registry.mirrors.{host}", redact_text(bad), "nothing: not a URL")
+            )
         if good:
             intents.append(RegistryIntent(host, "config.toml registry.mirrors (deprecated)", mirrors=good))
-    for section, replacement in (
-        ("configs", "spec.containerd.registries[] caSecretRef / clientCertSecretRef / skipVerify"),
-        ("auths", "imagePullSecrets or a kubelet credential provider (containerd 2.0 removed auths)"),
-    ):
-        for host in sorted(registry.get(section) or {}):
-            not_carried.append(NotCarried(f"config.toml registry.{section}", host, replacement))
+    configs = registry.get("configs") or {}
+    for host in sorted(configs):
+        entry = configs[host] if isinstance(configs[host], Mapping) else {}
+        replacement = "spec.containerd.registries[] caSecretRef / clientCertSecretRef / skipVerify"
+        if "auth" in entry:
+            replacement = f"TLS: {replacement}; credentials: {CREDENTIALS_INSTEAD}"
+        not_carried.append(NotCarried("config.toml registry.configs", host, replacement))
+    for host in sorted(registry.get("auths") or {}):
+        not_carried.append(
+            NotCarried(
+                "config.toml registry.auths", host, f"{CREDENTIALS_INSTEAD} (containerd 2.0 removed auths)"
+            )
+        )
     if registry.get("config_path"):
         not_carried.append(
             NotCarried(
@@ -154,6 +164,31 @@ def _legacy_registry(registry: dict[str, Any], not_carried: list[NotCarried]) ->
             )
         )
     return intents
+
+
+#: What supplies registry credentials once containerd serves the kubelet (shimshift writes none).
+CREDENTIALS_INSTEAD = "imagePullSecrets or a kubelet credential provider"
+
+
+def dropped_credentials(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What holds a credential in the current config.toml that the new one lacks: registry hosts
+    (`registry.configs`/`auths`), `registry headers` or a key path; sorted, each once."""
+    kept = {marker(v) for _, v in credential_values(new)}
+    out: dict[str, None] = {}
+    for path, value in credential_values(old):
+        if marker(value) in kept:
+            continue
+        parts = split_key(path)
+        where = path
+        for i, part in enumerate(parts[:-1]):
+            if part == "registry" and parts[i + 1] in ("configs", "auths") and i + 2 < len(parts):
+                where = parts[i + 2]
+                break
+            if part == "registry" and parts[i + 1] == "headers":
+                where = "registry headers"
+                break
+        out[where] = None
+    return sorted(out)
 
 
 def _drop_ignored(keep: dict[str, Any], version: int, not_carried: list[NotCarried]) -> dict[str, Any]:
@@ -206,7 +241,8 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[ConfigChange, ...]:
-    before, after = flatten(old), flatten(new)
+    """What differs, key by key; credential values are shown redacted (rendering/redact.py)."""
+    before, after = flatten(redact_table(old)), flatten(redact_table(new))
     result: list[ConfigChange] = []
     for key in sorted(before.keys() | after.keys()):
         if key not in before:

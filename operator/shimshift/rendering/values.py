@@ -2,7 +2,9 @@
 
 `RegistryMaterial` carries what the operator resolved from Secrets (CA bundles, client certificate
 pairs) so rendering stays a pure function. `RenderedFile.secret` marks content that must never be
-printed, logged or put in a report (client keys): `display_text()` shows its sha256 instead.
+printed, logged or put in a report (client keys): `display_text()` shows its sha256 instead. What is
+shown of a TOML file (its text, its diff) has credential values redacted (rendering/redact.py); what
+is written to the node is `content`, untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from shimshift.model import keys
+from shimshift.rendering.redact import redact_text, redact_toml
+
+
+def shown(path: str, text: str) -> str:
+    """A file's text as people see it: a TOML file with its credential values redacted."""
+    return redact_toml(text) if path.endswith(".toml") else text
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class RenderedFile:
         """The content for humans; a secret file shows only its hash and size."""
         if self.secret:
             return f"<secret: {len(self.content)} bytes, sha256 {self.sha256}>\n"
-        return self.text
+        return shown(self.path, self.text)
 
 
 class ChangeKind(StrEnum):
@@ -156,7 +164,7 @@ class RenderReport:
         if self.changes:
             out.append("changes to config.toml:")
             out += [f"  {c}" for c in self.changes]
-        return out
+        return [redact_text(line) for line in out]
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,7 @@ class RenderedConfig:
     def diff(self, current: Mapping[str, str | None]) -> str:
         """Unified diffs of every rendered file against the node's current text (None/absent = new).
 
-        Secret files are compared by hash only and never shown.
+        Secret files are compared by hash only and never shown; credentials in TOML files are redacted.
         """
         chunks: list[str] = []
         for f in self.files:
@@ -191,8 +199,8 @@ class RenderedConfig:
                     )
                 continue
             diff = difflib.unified_diff(
-                (old or "").splitlines(keepends=True),
-                f.text.splitlines(keepends=True),
+                shown(f.path, old or "").splitlines(keepends=True),
+                shown(f.path, f.text).splitlines(keepends=True),
                 fromfile=f.path if old is not None else "/dev/null",
                 tofile=f.path,
             )
