@@ -1,19 +1,23 @@
 """The `shimshift` command: `version`, `validate`, `render` (and, as they land, `plan`, `run`).
 
-`main(argv)` returns the exit status, so tests drive the CLI directly.
+`main(argv)` returns the exit status, so tests drive the CLI directly. What it prints goes through
+`VisibleText`: node facts, manifests and error messages reach the terminal with their control
+characters as visible escapes (issue 14 finding 10); files it writes are untouched.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TextIO, cast
 
 from shimshift import __version__, plancli
 from shimshift.manifests import expand_paths, read_documents
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
+from shimshift.model.text import visible
 from shimshift.resources import data_path, load_crd
 
 EXIT_OK = 0
@@ -213,14 +217,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class VisibleText(io.TextIOBase):
+    """A text stream that writes to `target` with control and bidi characters (but newline and tab)
+    as visible escapes, so no text from a node or a manifest can drive the terminal."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self._target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._target.write(visible(text, keep="\n\t"))
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help and usage errors
         return EXIT_OK if e.code in (0, None) else EXIT_USAGE
-    stream = out if out is not None else sys.stdout
+    stream = cast(TextIO, VisibleText(out if out is not None else sys.stdout))
     status: int = args.func(args, stream)
+    stream.flush()
     return status
 
 

@@ -1,11 +1,20 @@
-"""The plan report as Markdown, for a terminal or a pull request. Pure: a PlanReport in, text out."""
+"""The plan report as Markdown, for a terminal or a pull request. Pure: a PlanReport in, text out.
+
+Every piece of node or cluster text goes through `cell` (table cells and running text), `code`
+(inline code) or `fenced` (the diffs): control and bidi characters become visible escapes
+(`shimshift.model.text.visible`) and nothing from the data can form a link, an image, an autolink or
+HTML in a Markdown viewer, since admins read the report in terminals and viewers alike (issue 14
+finding 10). Ordinary names render exactly as they are.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from shimshift.model.durations import format_duration
+from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.imagefit import human_bytes
@@ -22,11 +31,39 @@ _VERDICT = {
 _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
 
 
+#: A `]` that closes link text or a link label: followed by `(` (inline link or image), `[` (reference
+#: link) or `:` (a link reference definition). `<` is escaped apart, which rules out autolinks and HTML.
+_LINK_CLOSE = re.compile(r"\](?=[(\[:])")
+_BACKTICKS = re.compile("`+")
+
+
 def cell(text: object) -> str:
-    """Text safe inside a Markdown table cell (no pipes, no HTML tags, one line)."""
+    """Text safe inside a Markdown table cell or a line: no pipes, no HTML tags, no link, one line,
+    every control character visible."""
     out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    if "]" in out:
+        out = _LINK_CLOSE.sub("\\\\]", out)
     # Every line break is unprintable, and the check is much cheaper than the translation.
-    return out if out.isprintable() else out.translate(_LINE_BREAKS)
+    return out if out.isprintable() else visible(out.translate(_LINE_BREAKS))
+
+
+def code(text: object) -> str:
+    """Inline code of one line whose delimiter no backtick in `text` can close (CommonMark)."""
+    out = str(text)
+    if not out.isprintable():
+        out = visible(out.translate(_LINE_BREAKS))
+    if "`" not in out:
+        return f"`{out}`"
+    fence = "`" * (max(len(run) for run in _BACKTICKS.findall(out)) + 1)
+    return f"{fence} {out} {fence}"
+
+
+def fenced(info: str, body: str) -> list[str]:
+    """A fenced code block around `body`, with a fence longer than any backtick run inside it."""
+    body = visible(body, keep="\n")
+    runs = [len(run) for run in _BACKTICKS.findall(body)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return [fence + info, body, fence]
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -38,7 +75,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
 def _finding_lines(findings: Sequence[Finding], *, with_node: bool = True) -> list[str]:
     out = []
     for f in findings:
-        where = f"**{f.node}** " if with_node and f.node else ""
+        where = f"**{cell(f.node)}** " if with_node and f.node else ""
         out.append(f"- {where}`{f.code}`: {cell(f.message)}")
         if f.advice:
             out.append(f"  - what to do: {cell(f.advice)}")
@@ -78,9 +115,9 @@ def _files(title: str, section: FileSection) -> tuple[str, ...]:
         out.append("")
     for change in section.changes:
         if not change.changed:
-            out += [f"`{change.path}`: unchanged", ""]
+            out += [f"{code(change.path)}: unchanged", ""]
             continue
-        out += [f"`{change.path}`:", "", "```diff", change.diff.rstrip("\n"), "```", ""]
+        out += [f"{code(change.path)}:", "", *fenced("diff", change.diff.rstrip("\n")), ""]
     if section.carryover:
         out += ["Docker settings:", ""]
         out += table(
@@ -92,15 +129,15 @@ def _files(title: str, section: FileSection) -> tuple[str, ...]:
 
 
 def _node(n: NodePlan) -> list[str]:
-    out = [f"### {n.name}: {n.status.value} (wave {n.wave}, {n.role})", ""]
-    facts = [f"Runtime now: `{n.runtime_version}`"]
+    out = [f"### {cell(n.name)}: {n.status.value} (wave {n.wave}, {n.role})", ""]
+    facts = [f"Runtime now: {code(n.runtime_version)}"]
     if n.runtime is not None:
         r = n.runtime
         facts += [
-            f"Docker {r.docker_version or 'unknown'}",
-            f"containerd {r.containerd_version or 'not installed'}",
-            f"kubelet {r.kubelet_version or 'unknown'} ({r.kubelet_layout})",
-            f"cgroup driver for containerd: {r.containerd_cgroup}",
+            f"Docker {cell(r.docker_version or 'unknown')}",
+            f"containerd {cell(r.containerd_version or 'not installed')}",
+            f"kubelet {cell(r.kubelet_version or 'unknown')} ({cell(r.kubelet_layout)})",
+            f"cgroup driver for containerd: {cell(r.containerd_cgroup)}",
         ]
     if n.cordoned:
         facts.append("already cordoned by an admin (stays cordoned)")
@@ -148,7 +185,10 @@ def _node(n: NodePlan) -> list[str]:
             "",
         ]
         if i.largest:
-            out += ["Largest: " + ", ".join(f"`{ref}` ({human_bytes(size)})" for ref, size in i.largest), ""]
+            out += [
+                "Largest: " + ", ".join(f"{code(ref)} ({human_bytes(size)})" for ref, size in i.largest),
+                "",
+            ]
     out += _files("containerd config and registry hosts", n.containerd)
     out += _files("kubelet", n.kubelet)
     return out
@@ -156,17 +196,17 @@ def _node(n: NodePlan) -> list[str]:
 
 def render_markdown(report: PlanReport) -> str:
     s = report.summary
-    out = [f"# shimshift plan: {report.name or '(unnamed)'}", ""]
+    out = [f"# shimshift plan: {cell(report.name or '(unnamed)')}", ""]
     out += [
         f"**{_VERDICT[s.verdict]}** ({s.blockers} blocker(s), {s.warnings} warning(s); "
         f"exit code {s.exit_code})",
         "",
     ]
-    origin = f"Generated {report.generated_at}"
+    origin = f"Generated {cell(report.generated_at)}"
     if report.facts_taken_at:
-        origin += f" from facts taken {report.facts_taken_at}"
+        origin += f" from facts taken {cell(report.facts_taken_at)}"
     if report.source:
-        origin += f" ({report.source})"
+        origin += f" ({cell(report.source)})"
     out += [origin + ". Nothing was changed on the cluster or on any node.", ""]
     out += table(
         ["", ""],
@@ -185,11 +225,11 @@ def render_markdown(report: PlanReport) -> str:
     sp = report.spec
     out += [
         "",
-        f"Spec: mode {sp.mode}; nodes {sp.selector or '-'}"
-        + (f" + {', '.join(sp.node_names)}" if sp.node_names else "")
-        + f"; maxUnavailable {sp.max_unavailable}; control plane {sp.control_plane}; pause "
-        f"{format_duration(sp.pause_between_nodes_seconds)}; drain {sp.drain}; images {sp.images}; "
-        f"Docker afterwards {sp.docker}; rollback {sp.rollback}.",
+        f"Spec: mode {sp.mode}; nodes {cell(sp.selector or '-')}"
+        + (f" + {cell(', '.join(sp.node_names))}" if sp.node_names else "")
+        + f"; maxUnavailable {cell(sp.max_unavailable)}; control plane {sp.control_plane}; pause "
+        f"{format_duration(sp.pause_between_nodes_seconds)}; drain {cell(sp.drain)}; images "
+        f"{cell(sp.images)}; Docker afterwards {sp.docker}; rollback {sp.rollback}.",
         "",
     ]
     for title, findings in (
@@ -236,7 +276,7 @@ def render_markdown(report: PlanReport) -> str:
         out += ["## Skipped nodes", ""]
         out += table(["Node", "Why"], ((s.node, s.message) for s in report.skipped))
         out.append("")
-    out += ["## Docker dependencies", "", report.docker_socket_note + ".", ""]
+    out += ["## Docker dependencies", "", cell(report.docker_socket_note) + ".", ""]
     if report.docker_dependencies:
         out += table(
             ["Severity", "Workload", "Found", "Pods", "Nodes", "What to do"],
