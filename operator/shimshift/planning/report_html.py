@@ -1,7 +1,9 @@
 """The plan report as one self-contained HTML page (inline CSS, no scripts, no external assets).
 
 Rendered from `templates/report/plan.html.j2` with autoescaping, so names and messages that came from
-the cluster or a node can never inject markup. Pure: a PlanReport in, text out.
+the cluster or a node can never inject markup, and every value passes `visible` first, so their
+control and bidi characters show as escapes (`\\x1b`, `\\u202e`) in a browser and in a terminal alike.
+Pure: a PlanReport in, text out.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from functools import cache, lru_cache
 
 import jinja2
+import markupsafe
 
 from shimshift.model.durations import format_duration
+from shimshift.model.text import visible
 from shimshift.planning.imagefit import human_bytes
 from shimshift.planning.report import PlanReport
 from shimshift.planning.report_markdown import action_text
@@ -38,6 +42,13 @@ def diff_lines(diff: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _visible(value: object) -> object:
+    """Data strings made visible; markup the template itself made (macros, includes) stays as it is."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return visible(value)
+    return value
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -47,6 +58,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_visible,
     )
     env.globals.update(
         human_bytes=human_bytes, duration=format_duration, action_text=action_text, diff_lines=diff_lines

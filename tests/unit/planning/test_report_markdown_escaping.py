@@ -23,6 +23,8 @@ from markdown_it import MarkdownIt
 from shimshift.model.facts import DockerImage
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster
+from shimshift.planning.report import PlanReport
+from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.snapshot import load_snapshot
 from shimshift.planwiring import plan_hooks
@@ -75,8 +77,8 @@ def _toml_key(value: str) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def report_for(value: str) -> str:
-    """The Markdown report of one node whose name, runtime, facts, files, pod and image carry `value`."""
+def plan_for(value: str) -> PlanReport:
+    """The plan of one node whose name, runtime, facts, files, pod and image carry `value`."""
     name = value
     kubelet = dataclasses.replace(
         FACTS.kubelet, files={**FACTS.kubelet.files, FLAGS: f"# {value}\n" + FACTS.kubelet.files[FLAGS]}
@@ -92,10 +94,13 @@ def report_for(value: str) -> str:
     )
     raw = node(name, runtime=f"docker://{value}", labels={"pool": "workers"})
     c: Cluster = cluster([raw], [pod(value, node_name=name, image=value)])
-    report = build_plan(
+    return build_plan(
         spec(), c, {name: facts}, NOW, name=value, source=value, facts_taken_at=value, hooks=plan_hooks()
     )
-    return render_markdown(report)
+
+
+def report_for(value: str) -> str:
+    return render_markdown(plan_for(value))
 
 
 PARSER = MarkdownIt("commonmark").enable("table")
@@ -158,3 +163,10 @@ def test_control_characters_are_shown_as_visible_escapes() -> None:
     md = report_for("ab\x1b[31mcd\u202eef")
     assert "ab\\x1b[31mcd\\u202eef" in md
     assert "\\x1b" in report_for("\x1b]8;;x\x07")
+
+
+def test_the_html_report_shows_control_characters_as_visible_escapes_too() -> None:
+    for value in HOSTILE[:2] + HOSTILE[10:11]:
+        page = render_html(plan_for(value))
+        assert controls(page.replace("\n", "")) == [], value
+    assert "ab\\x1b[31mcd\\u202eef" in render_html(plan_for("ab\x1b[31mcd\u202eef"))
