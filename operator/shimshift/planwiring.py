@@ -89,8 +89,14 @@ def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> File
         notes.append(
             f"Node annotation {keys.CRI_SOCKET_ANNOTATION}: {annotation} -> {spec.kubelet.runtime_endpoint}"
         )
-    changes = tuple(FileChange(e.path, e.before, e.after) for e in switch.edits)
+    changes = tuple(
+        FileChange(e.path, _no_userinfo(e.before), _no_userinfo(e.after)) for e in switch.edits
+    )  # a flags file may set e.g. HTTPS_PROXY=http://user:password@proxy
     return FileSection(True, "", changes, tuple(notes))
+
+
+def _no_userinfo(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)
 
 
 class SharedRenders:

@@ -178,3 +178,20 @@ def test_a_config_toml_that_cannot_be_parsed_is_not_shown_at_all() -> None:
     shown = redact_toml(f'password = "{PASSWORD}"\n[[[broken')
     assert PASSWORD not in shown and shown.startswith("# (not shown")
     assert redact_toml('[debug]\n  level = "warn"\n') == '[debug]\n  level = "warn"\n'
+
+
+def test_a_proxy_password_in_the_kubelet_flags_file_is_not_shown() -> None:
+    from shimshift.planning.snapshot import load_snapshot
+    from shimshift.planwiring import kubelet_files
+
+    snap = load_snapshot(REPO / "examples" / "snapshot")
+    facts = snap.facts["worker-03"]
+    flags = "/var/lib/kubelet/kubeadm-flags.env"
+    files = {
+        **facts.kubelet.files,
+        flags: f"HTTPS_PROXY=http://bot:{PASSWORD}@proxy:3128\n" + facts.kubelet.files[flags],
+    }
+    facts = dataclasses.replace(facts, kubelet=dataclasses.replace(facts.kubelet, files=files))
+    node_ = next(n for n in snap.cluster.nodes if n.name == "worker-03")
+    (change,) = kubelet_files(spec(), node_, facts).changes
+    assert PASSWORD not in change.diff and f"http://bot:{marker(PASSWORD)}@proxy:3128" in change.diff
