@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
+from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.selectors import parse_label_selector
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -31,8 +32,38 @@ def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
             *_check_containerd(spec.get("containerd", {})),
             *_check_kubelet(spec.get("kubelet", {})),
             *_check_ssh(spec),
+            *_check_secret_refs(spec, "spec"),
         ]
     )
+
+
+def _check_secret_refs(node: Any, path: str) -> Iterator[Problem]:
+    """Every `*SecretRef` anywhere in the spec names a Secret and a data key, never a path.
+
+    The CRD says the same; this walk keeps a path out of the API calls even if a reference is added to
+    the CRD without its pattern (issue 14, finding 3).
+    """
+    if isinstance(node, Mapping):
+        for name, value in node.items():
+            here = f"{path}.{name}"
+            if str(name).endswith("SecretRef") and isinstance(value, Mapping):
+                if "name" in value and not is_object_name(value["name"]):
+                    yield Problem(
+                        f"{here}.name",
+                        f"invalid value {value['name']!r}: must be the name of a Secret in the "
+                        "operator's namespace, never a path (lowercase letters, digits, '-' and '.')",
+                    )
+                if "key" in value and not is_secret_key(value["key"]):
+                    yield Problem(
+                        f"{here}.key",
+                        f"invalid value {value['key']!r}: must be a Secret data key "
+                        "(letters, digits, '-', '_' and '.')",
+                    )
+            else:
+                yield from _check_secret_refs(value, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _check_secret_refs(item, f"{path}[{i}]")
 
 
 def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
