@@ -76,7 +76,11 @@ def test_a_secret_key_that_is_no_data_key_is_refused_naming_the_field(
 
 @pytest.mark.parametrize("where", sorted(REFS))
 def test_ordinary_secret_names_and_keys_are_accepted(where: str, crd: dict[str, Any]) -> None:
-    ref = {"name": "ops.ssh-key-2"} if where == "clientCertSecretRef" else {"name": "ops.ssh-key-2", "key": "id_ed25519.pub-2_x"}
+    ref = (
+        {"name": "ops.ssh-key-2"}
+        if where == "clientCertSecretRef"
+        else {"name": "ops.ssh-key-2", "key": "id_ed25519.pub-2_x"}
+    )
     parse_nodemigration(minimal_manifest(**spec_with(where, ref)), crd)
 
 
@@ -111,12 +115,16 @@ def test_the_model_refuses_a_path_as_secret_name_even_when_the_crd_lost_the_patt
     problems = [str(p) for p in check_spec(spec)]
     assert any(p.startswith("spec.ssh.privateKeySecretRef.name: ") for p in problems), problems
     assert any(p.startswith("spec.ssh.privateKeySecretRef.key: ") for p in problems), problems
-    assert any(p.startswith("spec.containerd.registries[0].clientCertSecretRef.name: ") for p in problems), problems
+    assert any(p.startswith("spec.containerd.registries[0].clientCertSecretRef.name: ") for p in problems), (
+        problems
+    )
 
 
 def test_shimshift_validate_refuses_a_traversal_secret_name_with_the_field_path(tmp_path: Path) -> None:
     f = tmp_path / "evil.yaml"
-    f.write_text(yaml.safe_dump(minimal_manifest(**spec_with("ssh.privateKeySecretRef", {"name": TRAVERSAL}))))
+    f.write_text(
+        yaml.safe_dump(minimal_manifest(**spec_with("ssh.privateKeySecretRef", {"name": TRAVERSAL})))
+    )
     out = io.StringIO()
     status = main(["validate", "-f", str(f)], out=out)
     assert status == 1

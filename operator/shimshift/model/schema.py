@@ -30,7 +30,7 @@ _PATTERN_HINTS = {
     SECRET_KEY.pattern: "must be a Secret data key: letters, digits, '-', '_' and '.'",
 }
 #: A pattern hint for a Secret reference's name, which a reader might take for a path.
-_SECRET_NAME_HINT = (
+_REF_NAME_HINT = (
     "must be the name of a Secret in the operator's namespace (a Secret name, never a path): "
     "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 )
@@ -160,7 +160,7 @@ def _describe(error: jsonschema.ValidationError, root: str) -> list[Problem]:
     if kind == "pattern":
         hint = _PATTERN_HINTS.get(schema["pattern"], f"must match the pattern {schema['pattern']}")
         if schema["pattern"] == OBJECT_NAME.pattern and path.endswith("SecretRef.name"):
-            hint = _SECRET_NAME_HINT
+            hint = _REF_NAME_HINT
         return [Problem(path, f"invalid value {inst!r}: {hint}")]
     if kind in ("minimum", "maximum"):
         op = ">=" if kind == "minimum" else "<="
