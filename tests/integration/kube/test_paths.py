@@ -12,13 +12,14 @@ import base64
 import pytest
 from testbed.kubeapi import KubeApi
 
-from shimshift.kube.api import Kube
-from shimshift.kube.migrations import migration_path
+from shimshift.kube.api import ApiStatusError, Kube
+from shimshift.kube.migrations import MIGRATIONS, migration_path
 from shimshift.kube.nodes import node_path
 from shimshift.kube.paths import segment
 from shimshift.kube.pods import pod_path
 from shimshift.kube.secrets import read_secret_key
 from shimshift.model.errors import KubeError
+from tests.integration.kube.conftest import migration
 
 TRAVERSAL = "../../kube-system/secrets/victim"
 OPERATOR_NS = "shimshift-system"
@@ -81,3 +82,15 @@ def test_every_path_builder_quotes_its_values() -> None:
     for builder, bad in ((node_path, "../x"), (migration_path, "..")):
         with pytest.raises(KubeError):
             builder(bad)
+
+
+def test_the_api_server_refuses_a_nodemigration_whose_secret_name_is_a_path(
+    kubeapi: KubeApi, kube: Kube, crd: dict[str, object]
+) -> None:
+    body = migration("evil")
+    body["spec"]["ssh"]["privateKeySecretRef"] = {"name": TRAVERSAL}
+    with pytest.raises(ApiStatusError) as info:
+        kube.request("POST", MIGRATIONS, body=body)
+    assert info.value.status == 422
+    assert "spec.ssh.privateKeySecretRef.name" in str(info.value)
+    assert kubeapi.get("nodemigrations.shimshift.io", "evil") is None
