@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +17,7 @@ from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.selectors import parse_label_selector
+from shimshift.model.unsafe import unsafe_problems
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -132,7 +133,7 @@ def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _check_registry(f"spec.containerd.registries[{i}]", reg)
     extra = containerd.get("extraConfig", "")
     if extra:
-        yield from _check_extra_config(extra)
+        yield from _check_extra_config(extra, containerd.get("allowUnsafe") or ())
 
 
 def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
@@ -164,7 +165,7 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem(f"{path}.skipVerify", "skipVerify ignores the CA given for this host; keep one of them")
 
 
-def _check_extra_config(extra: str) -> Iterator[Problem]:
+def _check_extra_config(extra: str, allowed: Collection[str]) -> Iterator[Problem]:
     path = "spec.containerd.extraConfig"
     try:
         doc = tomllib.loads(extra)
@@ -176,6 +177,7 @@ def _check_extra_config(extra: str) -> Iterator[Problem]:
     disabled = doc.get("disabled_plugins", [])
     if isinstance(disabled, list) and any("cri" in str(p) for p in disabled):
         yield Problem(path, "must not disable the CRI plugin: kubelet could not use containerd")
+    yield from unsafe_problems(doc, allowed)
 
 
 def _check_kubelet(kubelet: Mapping[str, Any]) -> Iterator[Problem]:
