@@ -57,8 +57,42 @@ class Busy(ShimshiftError):
     retry_after = 1.0
 
 
+class InternalError(ShimshiftError):
+    """A pass failed with an error no part of shimshift raises on purpose (a bug, or an input no check
+    foresaw); recorded in the ReconcileError condition and a Warning Event, retried with backoff."""
+
+    transient = True
+
+
 #: A ConfigMap holds at most 1 MiB; the JSON report is left out (Markdown kept) beyond this.
 REPORT_LIMIT = 900_000
+#: The condition that says the last pass failed unexpectedly; False again after a pass succeeds.
+RECONCILE_ERROR = "ReconcileError"
+
+
+def internal_error_message(error: BaseException) -> str:
+    """One short line for status and Events: the error's type and the first line of its message, never
+    a traceback, and nothing of a message that quotes key or certificate material."""
+    text = str(error).strip()
+    if "-----BEGIN" in text or "PRIVATE KEY" in text:
+        text = "(message withheld: it quotes key or certificate material)"
+    first = text.splitlines()[0][:200] if text else "(no message)"
+    return (
+        f"unexpected {type(error).__name__}: {first}; retried with backoff, the operator's log has the "
+        "traceback (a shimshift bug: please report it)"
+    )
+
+
+def clear_reconcile_error(
+    conditions: tuple[Condition, ...], now: dt.datetime, generation: int
+) -> tuple[Condition, ...]:
+    """`conditions` with a true ReconcileError turned false: this pass went through."""
+    return tuple(
+        Condition(RECONCILE_ERROR, "False", "Reconciled", "", iso(now), generation)
+        if c.type == RECONCILE_ERROR and c.status == "True"
+        else c
+        for c in conditions
+    )
 
 
 def utcnow() -> dt.datetime:
@@ -164,9 +198,42 @@ class Engine:
                 )  # deletion waits for them
                 return Result(migration.status.phase or Phase.PENDING, flying, self.config.retry_delay)
             with self._heartbeat(migration.name, preempt):
-                return self._reconcile(migration, stopping, preempt)
+                try:
+                    return self._reconcile(migration, stopping, preempt)
+                except ShimshiftError:
+                    raise
+                except Exception as e:  # a bug: say so where users look, not only in the log
+                    raise self._record_internal_error(migration, e) from e
         finally:
             lock.release()
+
+    def _record_internal_error(self, migration: NodeMigration, error: Exception) -> InternalError:
+        """Put an unexpected error in the ReconcileError condition and a Warning Event (once per message)."""
+        name = migration.name
+        log.error("NodeMigration %s: unexpected error in a pass", name, exc_info=error)
+        message = internal_error_message(error)
+        try:
+            current = self.cluster.read_migration(name)
+        except Exception as e:  # the record is best effort; the retry comes anyway
+            log.warning("NodeMigration %s: could not re-read it to record the error: %s", name, e)
+            current = None
+        if current is None:  # never write a status older than the one this pass may have written
+            return InternalError(f"NodeMigration {name}: {message}")
+        previous = current.status.conditions
+        old = next((c for c in previous if c.type == RECONCILE_ERROR), None)
+        if old is None or old.status != "True" or old.message != message:
+            now = iso(self.clock())
+            since = old.last_transition_time if old is not None and old.status == "True" else now
+            condition = Condition(
+                RECONCILE_ERROR, "True", "InternalError", message, since, migration.generation
+            )
+            conditions = (*(c for c in previous if c.type != RECONCILE_ERROR), condition)
+            try:
+                self.cluster.write_status(name, replace(current.status, conditions=conditions).for_storage())
+                self.cluster.event(migration, None, True, "InternalError", message)
+            except Exception as e:  # as above
+                log.warning("NodeMigration %s: could not record the error in status: %s", name, e)
+        return InternalError(f"NodeMigration {name}: {message}")
 
     @contextlib.contextmanager
     def _heartbeat(self, name: str, preempt: threading.Event) -> Iterator[None]:
@@ -198,8 +265,10 @@ class Engine:
             thread.join(timeout=5)
 
     def _settled(
-        self, migration: NodeMigration, status: MigrationStatus, stopping: bool
+        self, migration: NodeMigration, status: MigrationStatus, stopping: bool, *, passed: bool = False
     ) -> tuple[MigrationStatus, Decision]:
+        """The status after the fleet rules; `passed` (the end of a pass that went through) also turns
+        a true ReconcileError condition false."""
         now = self.clock()
         decision = decide(migration.spec, status, self.cluster.read_nodes(), now, stopping=stopping)
         settled = replace(
@@ -216,6 +285,10 @@ class Engine:
                 migration.generation,
             ),
         )
+        if passed:
+            settled = replace(
+                settled, conditions=clear_reconcile_error(settled.conditions, now, migration.generation)
+            )
         return settled, decision
 
     def _reconcile(self, migration: NodeMigration, stopping: bool, preempt: threading.Event) -> Result:
@@ -246,7 +319,7 @@ class Engine:
                 ]
                 for future in futures:
                     future.result()
-        status, decision = self._settled(migration, tracker.status, stopping)
+        status, decision = self._settled(migration, tracker.status, stopping, passed=True)
         tracker.settle(status)
         self.observer.nodes_by_phase(migration.name, status)
         in_flight = sum(1 for r in status.nodes if r.phase in IN_FLIGHT)
@@ -260,10 +333,12 @@ class Engine:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
 
-    def report_invalid(self, name: str, generation: int, message: str) -> None:
+    def report_invalid(
+        self, name: str, generation: int, message: str, *, reason: str = "InvalidSpec"
+    ) -> None:
         """A NodeMigration the CRD schema accepted but the operator's checks refuse: say why, act never."""
         now = iso(self.clock())
-        condition = Condition("Valid", "False", "InvalidSpec", message[:2000], now, generation)
+        condition = Condition("Valid", "False", reason, message[:2000], now, generation)
         self.cluster.write_status(
             name,
             {
@@ -287,6 +362,8 @@ class Engine:
             and status.observed_generation == migration.generation
             and status.report_config_map
         ):
+            cleared = clear_reconcile_error(status.conditions, self.clock(), migration.generation)
+            _Tracker(migration, status, self.cluster).settle(replace(status, conditions=cleared))
             return Result(Phase.PLANNED, 0, self.config.idle_delay)
         now = self.clock()
         cluster = self.cluster.read_cluster()
@@ -324,8 +401,12 @@ class Engine:
         planned = replace(
             settled,
             report_config_map=where,
-            conditions=condition_updates(
-                settled.conditions, Phase.PLANNED, "Planned", message, now, migration.generation
+            conditions=clear_reconcile_error(
+                condition_updates(
+                    settled.conditions, Phase.PLANNED, "Planned", message, now, migration.generation
+                ),
+                now,
+                migration.generation,
             ),
         )
         _Tracker(migration, status, self.cluster).settle(planned)

@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from shimshift.engine import Engine, is_transient
+from shimshift.engine import Engine, InternalError, internal_error_message, is_transient
 from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
 from shimshift.model.errors import ShimshiftError, ValidationError
@@ -33,6 +33,8 @@ from shimshift.resources import load_crd
 TICK = 2.0
 RETRY_DELAY = 2.0
 MAX_IDLE = 30.0
+#: Upper bound of the doubling delay after passes that failed unexpectedly (InternalError).
+MAX_BACKOFF = 60.0
 
 log = logging.getLogger(__name__)
 _CRD = load_crd()
@@ -62,8 +64,15 @@ def _migration(body: Mapping[str, Any]) -> NodeMigration:
     return parse_nodemigration(dict(body), _CRD, source=f"NodeMigration {body['metadata']['name']}")
 
 
-def to_kopf_error(error: ShimshiftError) -> Exception:
-    """The kopf error that makes kopf retry (or not) as the shimshift error says."""
+def to_kopf_error(error: ShimshiftError, retry: int = 0) -> Exception:
+    """The kopf error that makes kopf retry (or not) as the shimshift error says.
+
+    An InternalError (a bug) is retried after a delay doubling with kopf's retry count, up to
+    MAX_BACKOFF: a pass that fails the same way every time costs little, one that hit a passing
+    condition goes on soon.
+    """
+    if isinstance(error, InternalError):
+        return kopf.TemporaryError(str(error), delay=min(RETRY_DELAY * 2 ** min(retry, 16), MAX_BACKOFF))
     if isinstance(error, ValidationError) or not is_transient(error):
         return kopf.PermanentError(str(error))
     return kopf.TemporaryError(str(error), delay=float(getattr(error, "retry_after", RETRY_DELAY)))
@@ -100,7 +109,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.timer(keys.GROUP, keys.VERSION, keys.PLURAL, interval=TICK, initial_delay=0)
-def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
     """One engine pass: start what may start, advance nodes in flight, record it all in status."""
     if body.get("metadata", {}).get("deletionTimestamp"):
         return  # the delete handler drives it from here
@@ -116,20 +125,28 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         runtime.engine.report_invalid(meta["name"], int(meta.get("generation", 0)), str(e))
         runtime.due[key] = float("inf")
         return
+    except Exception as e:  # reading the same generation again fails the same way
+        log.error("NodeMigration %s: unexpected error reading it", meta.get("name"), exc_info=e)
+        message = f"the operator could not read this NodeMigration: {internal_error_message(e)}"
+        runtime.engine.report_invalid(
+            meta["name"], int(meta.get("generation", 0)), message, reason="InternalError"
+        )
+        runtime.due[key] = float("inf")
+        return
     try:
         result = runtime.engine.reconcile(migration)
     except ShimshiftError as e:
-        raise to_kopf_error(e) from e
+        raise to_kopf_error(e, retry) from e
     runtime.due[key] = time.monotonic() + min(result.delay, MAX_IDLE)
 
 
 @kopf.on.delete(keys.GROUP, keys.VERSION, keys.PLURAL)
-def stop(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def stop(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
     """Keep the finalizer until every node in flight is finished or rolled back (never abandoned)."""
     try:
         result = _runtime(memo).engine.reconcile(_migration(body), stopping=True)
     except ShimshiftError as e:
-        raise to_kopf_error(e) from e
+        raise to_kopf_error(e, retry) from e
     if result.in_flight:
         raise kopf.TemporaryError(
             f"{result.in_flight} node(s) still in flight; finishing them first", delay=1

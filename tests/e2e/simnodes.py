@@ -9,7 +9,9 @@ Environment: SHIMSHIFT_SIM_DIR (state files), SHIMSHIFT_SIM_STEP_SECONDS (how lo
 step takes, so a test can kill the operator inside one), SHIMSHIFT_SIM_BREAK (comma-separated nodes
 whose containerd never comes up after the switch), SHIMSHIFT_SIM_CRASH (`node:op`: the operator process
 SIGKILLs itself once inside that node operation: for an operation that changes the node, right after
-the change is made and before the operator could record it; for facts and verify, while they run).
+the change is made and before the operator could record it; for facts and verify, while they run),
+SHIMSHIFT_SIM_RAISE (`node:op:n`: that node operation raises an OverflowError, an error no port
+promises, the first n times it is called: a bug's stand-in for the operator's unexpected-error path).
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ class SimNodes:
         self.broken = broken
         self.crash = crash
         self.lock = threading.Lock()
+        self.raise_at, _, times = os.environ.get("SHIMSHIFT_SIM_RAISE", "").rpartition(":")
+        self.raise_times = int(times or 0)
+
+    def _maybe_raise(self, node: str, op: str) -> None:
+        """Raise an unexpected error (no ShimshiftError) the first `raise_times` calls of `node:op`."""
+        if self.raise_at != f"{node}:{op}":
+            return
+        with self.lock:
+            counter = self.dir / f"raised-{node}-{op}"
+            raised = int(counter.read_text()) if counter.exists() else 0
+            if raised >= self.raise_times:
+                return
+            counter.write_text(str(raised + 1))
+        raise OverflowError("cannot convert float infinity to integer (injected)")
 
     def _maybe_crash(self, node: str, op: str) -> None:
         """SIGKILL this process the first time `node:op` is the crash point (a marker file remembers)."""
@@ -90,6 +106,7 @@ class SimNodes:
 
     def facts(self, node: str) -> NodeFacts:
         time.sleep(self.step_seconds)
+        self._maybe_raise(node, "facts")
         self._maybe_crash(node, "facts")
         return NodeFacts(
             node=node, docker_version="20.10.24", containerd_version="1.6.20", docker_running=True

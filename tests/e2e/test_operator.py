@@ -18,7 +18,7 @@ import pytest
 from testbed.kubeapi import KubeApi
 
 from shimshift.model import keys
-from shimshift.model.status import NodePhase, Phase
+from shimshift.model.status import Condition, NodePhase, Phase
 from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of, web, web_pods
 from tests.e2e.history import min_healthy_after_ready, operator_requests
 from tests.e2e.simnodes import read_state
@@ -266,3 +266,40 @@ def test_a_migration_the_operator_refuses_gets_a_condition_naming_the_field_and_
     w1 = cluster.get("nodes", "w1")
     assert w1 is not None and not w1["spec"].get("unschedulable")
     assert not read_state(sim_dir, "w1")["changes"]
+
+
+def test_an_unexpected_error_in_a_reconcile_is_a_condition_and_a_warning_event_until_a_pass_succeeds(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    # An OverflowError is what int(inf) raised in the plan (issue 14, finding 6): not a ShimshiftError,
+    # so before, kopf only logged it and retried every 60 s with nothing in status or Events.
+    cluster.seed([node("w1")])
+    operator = operator_factory(SHIMSHIFT_SIM_RAISE="w1:facts:2")
+    operator.start()
+    cluster.seed(migration(mode="Plan"))
+
+    def failing() -> Condition | None:
+        found = [c for c in status_of(cluster).conditions if c.type == "ReconcileError"]
+        return found[0] if found and found[0].status == "True" else None
+
+    condition = eventually(failing, 60, "the ReconcileError condition")
+    assert condition.reason == "InternalError"
+    assert "OverflowError" in condition.message and "cannot convert float infinity" in condition.message
+    assert "Traceback" not in condition.message and len(condition.message) <= 500
+    events = eventually(
+        lambda: [
+            e
+            for e in cluster.list("events", namespace="default")
+            if e["involvedObject"]["kind"] == "NodeMigration" and e["reason"] == "InternalError"
+        ],
+        30,
+        "the InternalError Event",
+    )
+    assert events[0]["type"] == "Warning" and "OverflowError" in events[0]["message"]
+
+    # The third pass succeeds: the plan is written and the condition says the error is gone.
+    eventually(lambda: status_of(cluster).phase == Phase.PLANNED, 60, "the plan after the retries")
+    (cleared,) = [c for c in status_of(cluster).conditions if c.type == "ReconcileError"]
+    assert cleared.status == "False"
+    assert (sim_dir / "raised-w1-facts").read_text() == "2"
+    assert "cannot convert float infinity" in operator.logs()  # the traceback is in the log only

@@ -29,6 +29,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from shimshift import __version__
+from shimshift.kube.paths import check_path
 from shimshift.model.errors import KubeError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
+        check_path(path)  # values were quoted into segments by their builders (shimshift.kube.paths)
         self._count(method, path)
         what = f"{method} {path}"
         try:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from shimshift.kube.api import ApiStatusError, Kube, NotFound
+from shimshift.kube.paths import segment
 from shimshift.kube.pods import (
     PODS,
     Eviction,
@@ -60,7 +61,8 @@ def classify(kube: Kube, pods: Iterable[Pod], drain: Drain) -> tuple[list[Pod], 
 def daemonset_exists(kube: Kube, namespace: str, name: str) -> bool:
     """Whether DaemonSet namespace/name exists (one GET; a 404 is the answer, not an error)."""
     try:
-        kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}")
+        ns, ds = segment(namespace, "namespace"), segment(name, "DaemonSet name")
+        kube.request("GET", f"/apis/apps/v1/namespaces/{ns}/daemonsets/{ds}")
     except NotFound:
         return False
     return True
@@ -153,5 +155,8 @@ def _wait_for_budgets(kube: Kube, blocked: Sequence[Eviction], wait: float) -> b
         )
 
     return wait_until(
-        kube, f"/apis/policy/v1/namespaces/{namespaces[0]}/poddisruptionbudgets", allows, timeout=wait
+        kube,
+        f"/apis/policy/v1/namespaces/{segment(namespaces[0], 'namespace')}/poddisruptionbudgets",
+        allows,
+        timeout=wait,
     )

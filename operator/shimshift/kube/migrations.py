@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, Object
+from shimshift.kube.paths import segment
 from shimshift.model import keys
 
 MIGRATIONS = f"/apis/{keys.GROUP}/{keys.VERSION}/{keys.PLURAL}"
@@ -22,7 +23,7 @@ COMPONENT = "shimshift"
 
 
 def migration_path(name: str) -> str:
-    return f"{MIGRATIONS}/{name}"
+    return f"{MIGRATIONS}/{segment(name, 'NodeMigration name')}"
 
 
 def get_migration(kube: Kube, name: str) -> Object | None:
@@ -72,7 +73,7 @@ def emit_event(
         involved["uid"] = uid
     kube.request(
         "POST",
-        f"/api/v1/namespaces/{namespace}/events",
+        f"/api/v1/namespaces/{segment(namespace, 'namespace')}/events",
         body={
             "apiVersion": "v1",
             "kind": "Event",
@@ -107,9 +108,9 @@ def write_report_config_map(kube: Kube, namespace: str, name: str, uid: str, dat
         },
         "data": dict(data),
     }
-    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    path = f"/api/v1/namespaces/{segment(namespace, 'namespace')}/configmaps"
     try:
-        kube.request("PUT", f"{path}/{cm_name}", body=body)
+        kube.request("PUT", f"{path}/{segment(cm_name, 'ConfigMap name')}", body=body)
     except NotFound:
         kube.request("POST", path, body=body)
     return f"{namespace}/{cm_name}"

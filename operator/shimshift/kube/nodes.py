@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
+from shimshift.kube.paths import segment
 from shimshift.model import keys
 from shimshift.planning.cluster import Node, parse_node
 
@@ -23,7 +24,7 @@ T = TypeVar("T")
 
 
 def node_path(name: str) -> str:
-    return f"{NODES}/{name}"
+    return f"{NODES}/{segment(name, 'node name')}"
 
 
 def get_node(kube: Kube, name: str) -> Object:

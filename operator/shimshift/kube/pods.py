@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.kube.api import ApiStatusError, Kube, NotFound, Object, TooManyRequests
+from shimshift.kube.paths import segment
 from shimshift.model.selectors import selector_matches
 from shimshift.planning.cluster import Pod, PodPhase, parse_pdb, parse_pod
 
@@ -21,7 +22,7 @@ PODS = "/api/v1/pods"
 
 
 def pod_path(namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/pods/{name}"
+    return f"/api/v1/namespaces/{segment(namespace, 'namespace')}/pods/{segment(name, 'pod name')}"
 
 
 def pods_on_node_query(node: str, label_selector: str = "") -> list[tuple[str, str]]:
@@ -59,7 +60,9 @@ class Eviction:
 
 def budgets_selecting(kube: Kube, pod: Pod) -> tuple[str, ...]:
     """namespace/name of every PodDisruptionBudget in the pod's namespace whose selector matches it."""
-    answer = kube.request("GET", f"/apis/policy/v1/namespaces/{pod.namespace}/poddisruptionbudgets")
+    answer = kube.request(
+        "GET", f"/apis/policy/v1/namespaces/{segment(pod.namespace, 'namespace')}/poddisruptionbudgets"
+    )
     names = []
     for raw in answer.get("items") or ():
         pdb = parse_pdb(raw)

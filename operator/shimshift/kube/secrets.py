@@ -9,13 +9,17 @@ import base64
 import binascii
 
 from shimshift.kube.api import Kube, NotFound
+from shimshift.kube.paths import segment
 from shimshift.model.errors import KubeError
 
 
 def read_secret_key(kube: Kube, namespace: str, name: str, key: str) -> str:
     """The text of `key` in Secret `namespace/name`; a KubeError that says what to create otherwise."""
     try:
-        secret = kube.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        secret = kube.request(
+            "GET",
+            f"/api/v1/namespaces/{segment(namespace, 'namespace')}/secrets/{segment(name, 'Secret name')}",
+        )
     except NotFound as e:
         raise KubeError(f"Secret {namespace}/{name} does not exist; create it with the key {key!r}") from e
     data = secret.get("data") or {}

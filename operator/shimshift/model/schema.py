@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 
 from shimshift.model.errors import Problem
+from shimshift.model.names import OBJECT_NAME, SECRET_KEY
 
 # Patterns are opaque to a reader; say what they mean instead.
 _PATTERN_HINTS = {
@@ -24,7 +25,15 @@ _PATTERN_HINTS = {
     r"^auto$": 'must be "auto", 2 or 3',
     r"^[a-z_][a-z0-9_-]{0,31}$": "must be a Unix user name (lowercase letters, digits, '_' and '-')",
     r"^unix:///[^\s]+$": "must be a unix socket URL such as unix:///run/containerd/containerd.sock",
+    OBJECT_NAME.pattern: "must be an object name: lowercase letters, digits, '-' and '.', starting and "
+    "ending with a letter or digit",
+    SECRET_KEY.pattern: "must be a Secret data key: letters, digits, '-', '_' and '.'",
 }
+#: A pattern hint for a Secret reference's name, which a reader might take for a path.
+_REF_NAME_HINT = (
+    "must be the name of a Secret in the operator's namespace (a Secret name, never a path): "
+    "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+)
 _JSON_TYPE_NAMES = {
     dict: "object",
     list: "array",
@@ -150,6 +159,8 @@ def _describe(error: jsonschema.ValidationError, root: str) -> list[Problem]:
         return [Problem(path, f"must be of type {expected_text}, not {got} ({inst!r})")]
     if kind == "pattern":
         hint = _PATTERN_HINTS.get(schema["pattern"], f"must match the pattern {schema['pattern']}")
+        if schema["pattern"] == OBJECT_NAME.pattern and path.endswith("SecretRef.name"):
+            hint = _REF_NAME_HINT
         return [Problem(path, f"invalid value {inst!r}: {hint}")]
     if kind in ("minimum", "maximum"):
         op = ">=" if kind == "minimum" else "<="

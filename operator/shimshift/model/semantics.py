@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
+from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.selectors import parse_label_selector
+from shimshift.model.unsafe import unsafe_problems
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -31,8 +33,38 @@ def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
             *_check_containerd(spec.get("containerd", {})),
             *_check_kubelet(spec.get("kubelet", {})),
             *_check_ssh(spec),
+            *_check_secret_refs(spec, "spec"),
         ]
     )
+
+
+def _check_secret_refs(node: Any, path: str) -> Iterator[Problem]:
+    """Every `*SecretRef` anywhere in the spec names a Secret and a data key, never a path.
+
+    The CRD says the same; this walk keeps a path out of the API calls even if a reference is added to
+    the CRD without its pattern (issue 14, finding 3).
+    """
+    if isinstance(node, Mapping):
+        for name, value in node.items():
+            here = f"{path}.{name}"
+            if str(name).endswith("SecretRef") and isinstance(value, Mapping):
+                if "name" in value and not is_object_name(value["name"]):
+                    yield Problem(
+                        f"{here}.name",
+                        f"invalid value {value['name']!r}: must be the name of a Secret in the "
+                        "operator's namespace, never a path (lowercase letters, digits, '-' and '.')",
+                    )
+                if "key" in value and not is_secret_key(value["key"]):
+                    yield Problem(
+                        f"{here}.key",
+                        f"invalid value {value['key']!r}: must be a Secret data key "
+                        "(letters, digits, '-', '_' and '.')",
+                    )
+            else:
+                yield from _check_secret_refs(value, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _check_secret_refs(item, f"{path}[{i}]")
 
 
 def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
@@ -101,7 +133,7 @@ def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _check_registry(f"spec.containerd.registries[{i}]", reg)
     extra = containerd.get("extraConfig", "")
     if extra:
-        yield from _check_extra_config(extra)
+        yield from _check_extra_config(extra, containerd.get("allowUnsafe") or ())
 
 
 def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
@@ -133,7 +165,7 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem(f"{path}.skipVerify", "skipVerify ignores the CA given for this host; keep one of them")
 
 
-def _check_extra_config(extra: str) -> Iterator[Problem]:
+def _check_extra_config(extra: str, allowed: Collection[str]) -> Iterator[Problem]:
     path = "spec.containerd.extraConfig"
     try:
         doc = tomllib.loads(extra)
@@ -145,6 +177,7 @@ def _check_extra_config(extra: str) -> Iterator[Problem]:
     disabled = doc.get("disabled_plugins", [])
     if isinstance(disabled, list) and any("cri" in str(p) for p in disabled):
         yield Problem(path, "must not disable the CRI plugin: kubelet could not use containerd")
+    yield from unsafe_problems(doc, allowed)
 
 
 def _check_kubelet(kubelet: Mapping[str, Any]) -> Iterator[Problem]:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.model.durations import parse_duration
+from shimshift.model.unsafe import Unsafe
 
 
 class Mode(StrEnum):
@@ -180,6 +181,7 @@ class Containerd:
     import_docker_config: bool = True
     registries: tuple[Registry, ...] = ()
     extra_config: str = ""
+    allow_unsafe: frozenset[Unsafe] = frozenset()  # unsafe extraConfig settings let through (model.unsafe)
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ class NodeMigrationSpec:
                 import_docker_config=co.get("importDockerConfig", True),
                 registries=tuple(_registry(r) for r in co.get("registries") or ()),
                 extra_config=co.get("extraConfig", ""),
+                allow_unsafe=frozenset(Unsafe(u) for u in co.get("allowUnsafe") or ()),
             ),
             kubelet=Kubelet(
                 runtime_endpoint=ku.get("runtimeEndpoint", "unix:///run/containerd/containerd.sock"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import posixpath
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +21,7 @@ import tomlkit.items
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
+from shimshift.model.unsafe import unsafe_problems, unsafe_settings
 from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
@@ -119,7 +120,10 @@ def choose_systemd_cgroup(driver: CgroupDriver, facts: NodeFacts) -> tuple[bool,
     )
 
 
-def parse_extra(text: str, version: int) -> tuple[dict[str, Any], list[Problem]]:
+def parse_extra(
+    text: str, version: int, allowed: Collection[str] = ()
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The spec's TOML fragment, parsed, and every reason it may not be merged (unsafe ones included)."""
     if not text.strip():
         return {}, []
     try:
@@ -157,6 +161,7 @@ def parse_extra(text: str, version: int) -> tuple[dict[str, Any], list[Problem]]
         problems.append(
             Problem(EXTRA, "must not set SystemdCgroup of runc; use spec.containerd.cgroupDriver")
         )
+    problems += unsafe_problems(doc, allowed)
     return doc, problems
 
 
@@ -215,7 +220,7 @@ def render_node_config(
         translation, intents=tuple(node_intents), not_carried=translation.not_carried + shadowed
     )
     s_intents, problems = spec_intents(co.registries, material)
-    extra, extra_problems = parse_extra(co.extra_config, version)
+    extra, extra_problems = parse_extra(co.extra_config, version, co.allow_unsafe)
     problems += extra_problems
     if problems:
         raise RenderProblems(facts.node, problems)
@@ -282,6 +287,7 @@ def render_node_config(
     dropped = dropped_credentials(existing.parsed, parsed)
     if dropped:
         warnings.append(credentials_warning(dropped, layout.config_file))
+    warnings += [s.warning() for s in unsafe_settings(extra)]  # each one named in allowUnsafe
     report = RenderReport(
         config_version=version,
         config_version_reason=version_reason,

@@ -101,6 +101,8 @@ def evaluate(node: ast.expr, module: Any, params: set[str], local: dict[str, str
     local = local or {}
     scope: dict[str, Any] = {n: Placeholder() for n in names if n in params or not hasattr(module, n)}
     scope.update({n: v for n, v in local.items() if n in names and n not in params})
+    if "segment" in names:  # shimshift.kube.paths.segment(value, what): one quoted runtime value
+        scope["segment"] = Placeholder()
     value = eval(compile(ast.Expression(node), "<path>", "eval"), dict(vars(module)), scope)  # noqa: S307
     return str(value)
 
