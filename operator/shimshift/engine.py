@@ -315,10 +315,13 @@ class Engine:
                 log.warning("plan %s: facts of node %s: %s", migration.name, node, e)
 
         if selected:
-            with ThreadPoolExecutor(
-                max_workers=min(8, len(selected)), thread_name_prefix="shimshift-facts"
-            ) as pool:
-                list(pool.map(probe, selected))
+            try:
+                with ThreadPoolExecutor(
+                    max_workers=min(8, len(selected)), thread_name_prefix="shimshift-facts"
+                ) as pool:
+                    list(pool.map(probe, selected))
+            finally:
+                port.close()  # a plan is done with its nodes: no connection stays open after it
         report = build_plan(
             migration.spec,
             cluster,

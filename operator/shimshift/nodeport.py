@@ -22,7 +22,7 @@ from shimshift.kube.secrets import read_secret_key
 from shimshift.model import keys
 from shimshift.model.errors import NodeError
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import AddressType, Ssh
+from shimshift.model.spec import AddressType, Mode, Ssh
 from shimshift.remote.connection import NodeConnection, SshOptions, SshTarget
 from shimshift.remote.hostkeys import HostKeyPin, HostKeySetupError
 from shimshift.remote.port import SshNodePort
@@ -45,8 +45,15 @@ def _once(read: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
-def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNodePort:
-    """The SshNodePort of `migration`, its cluster reads bound to `kube` and `namespace`."""
+def ssh_node_port(
+    kube: Kube, namespace: str, migration: NodeMigration, *, pin_host_keys: bool | None = None
+) -> SshNodePort:
+    """The SshNodePort of `migration`, its cluster reads bound to `kube` and `namespace`.
+
+    `pin_host_keys` (default: in Migrate mode) lets AcceptNew write a node's first key to its Node; a
+    plan (Plan mode, `shimshift plan --probe`) verifies against a pin but writes none.
+    """
+    persist = migration.spec.mode == Mode.MIGRATE if pin_host_keys is None else pin_host_keys
     ssh = migration.spec.ssh
     if ssh is None:
         raise NodeError("-", "spec.ssh is required in Migrate mode: shimshift changes nodes over SSH")
@@ -82,7 +89,9 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
     def connect(node: str) -> NodeConnection:
         address, _ = node_info(kube, node, ssh)
         return NodeConnection(
-            SshTarget(node, address, ssh.port, ssh.user), options(), host_keys=NodeHostKeyStore(kube, node)
+            SshTarget(node, address, ssh.port, ssh.user),
+            options(),
+            host_keys=NodeHostKeyStore(kube, node, persist=persist),
         )
 
     return SshNodePort(
@@ -98,14 +107,17 @@ class NodeHostKeyStore:
     """The pin of `node`'s SSH host key (AcceptNew): the Node annotation `keys.HOST_KEY_ANNOTATION`.
 
     Read before every handshake (so an operator restart, a reconnect and another NodeMigration all
-    verify against it), written once, before authenticating, when the node has none.
+    verify against it), written once, before authenticating, when the node has none. With `persist`
+    off (a plan, which changes nothing in the cluster) a key is trusted for this connection only.
     """
 
     where = f"the Node annotation {keys.HOST_KEY_ANNOTATION}"
 
-    def __init__(self, kube: Kube, node: str) -> None:
+    def __init__(self, kube: Kube, node: str, *, persist: bool = True) -> None:
         self.kube = kube
         self.node = node
+        self.persist = persist
+        self._unsaved: HostKeyPin | None = None
         self.rekey = f"remove the annotation (kubectl annotate node {node} {keys.HOST_KEY_ANNOTATION}-)"
 
     def _parse(self, text: str) -> HostKeyPin:
@@ -119,9 +131,12 @@ class NodeHostKeyStore:
 
     def load(self) -> HostKeyPin | None:
         text = annotations_of(get_node(self.kube, self.node)).get(keys.HOST_KEY_ANNOTATION)
-        return self._parse(text) if text else None
+        return self._parse(text) if text else self._unsaved
 
     def save(self, pin: HostKeyPin) -> HostKeyPin:
+        if not self.persist:
+            self._unsaved = self._unsaved or pin
+            return self._unsaved
         return self._parse(pin_host_key(self.kube, self.node, str(pin)))
 
 

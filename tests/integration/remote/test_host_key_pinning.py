@@ -319,10 +319,11 @@ def _seed(kubeapi: KubeApi, server: RotatingSshd) -> None:
     )
 
 
-def _migration(name: str, port: int) -> NodeMigration:
+def _migration(name: str, port: int, mode: str = "Migrate") -> NodeMigration:
     body = manifest(
         name, ssh={"privateKeySecretRef": {"name": "ssh"}, "hostKeyPolicy": "AcceptNew", "port": port}
     )
+    body["spec"]["mode"] = mode
     return parse_nodemigration(body, load_crd())
 
 
@@ -385,5 +386,40 @@ def test_a_malformed_pin_on_the_node_is_refused_with_what_to_do(
         ) as e:
             port.connection("node-a").run(["true"])
         assert not is_transient(e.value)
+    finally:
+        kube.close()
+
+
+def test_a_plan_verifies_against_the_pin_but_never_writes_one(
+    kubeapi: KubeApi, rotating_sshd: RotatingSshd
+) -> None:
+    """Plan mode and `shimshift plan --probe` change nothing in the cluster: no pin is written."""
+    _seed(kubeapi, rotating_sshd)
+    kube = Kube(load_api_client(str(kubeapi.kubeconfig)), request_timeout=10)
+    try:
+        plan = _migration("p", rotating_sshd.port, mode="Plan")
+        port = ssh_node_port(kube, "shimshift-system", plan)
+        assert port.connection("node-a").run(["true"]).ok
+        port.close()
+        node = kubeapi.get("nodes", "node-a")
+        assert node is not None and keys.HOST_KEY_ANNOTATION not in (
+            node["metadata"].get("annotations") or {}
+        )
+        probe = ssh_node_port(
+            kube, "shimshift-system", _migration("m", rotating_sshd.port), pin_host_keys=False
+        )
+        assert probe.connection("node-a").run(["true"]).ok
+        probe.close()
+        node = kubeapi.get("nodes", "node-a")
+        assert node is not None and keys.HOST_KEY_ANNOTATION not in (
+            node["metadata"].get("annotations") or {}
+        )
+        # a pin written by a migration binds the plan too
+        migrate = ssh_node_port(kube, "shimshift-system", _migration("m", rotating_sshd.port))
+        assert migrate.connection("node-a").run(["true"]).ok
+        migrate.close()
+        rotating_sshd.rotate()
+        with pytest.raises(HostKeyError, match="HOST KEY MISMATCH"):
+            ssh_node_port(kube, "shimshift-system", plan).connection("node-a").run(["true"])
     finally:
         kube.close()

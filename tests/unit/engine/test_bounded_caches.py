@@ -201,3 +201,12 @@ def test_a_port_for_a_migration_without_uid_is_keyed_by_its_name(generation: int
     body["metadata"]["generation"] = generation
     factory(parse_nodemigration(body, load_crd()))
     assert list(factory.ports()) == ["n"]
+
+
+def test_a_plan_closes_the_connections_its_probe_opened(clock: Clock) -> None:
+    cluster = FakeCluster(workers(2), clock)
+    nodes = FakeNodes(cluster)
+    cluster.create(manifest(mode="Plan"))
+    make_engine(cluster, nodes, clock).reconcile(cluster.get("m"))
+    assert cluster.status().phase == Phase.PLANNED
+    assert nodes.closed == 1
