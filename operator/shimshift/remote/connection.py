@@ -188,7 +188,7 @@ class NodeConnection:
 
     @property
     def learned_host_keys(self) -> tuple[LearnedHostKey, ...]:
-        """Keys accepted under AcceptNew, to record (e.g. in the known_hosts Secret)."""
+        """Keys this object pinned under AcceptNew (first use); the pin itself is in the HostKeyStore."""
         return tuple(self._policy.learned)
 
     @property
