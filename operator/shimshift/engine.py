@@ -310,6 +310,7 @@ class Engine:
                 migration, name, False, "NodeStarted", f"migration of node {name} to containerd started"
             )
         flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
+        port: NodePort | None = None
         if flying:
             port = self.node_ports(migration)
             deadline = self.monotonic() + self.config.budget
@@ -322,7 +323,11 @@ class Engine:
         status, decision = self._settled(migration, tracker.status, stopping, passed=True)
         tracker.settle(status)
         self.observer.nodes_by_phase(migration.name, status)
-        in_flight = sum(1 for r in status.nodes if r.phase in IN_FLIGHT)
+        still = {r.name for r in status.nodes if r.phase in IN_FLIGHT}
+        self._steps.keep_facts(migration, still)
+        if port is not None and not still:
+            port.close()  # nothing in flight: no SSH connection (and its keep-alives) stays open
+        in_flight = len(still)
         if in_flight or decision.start:
             delay = 0.0
         elif decision.wait_seconds is not None:
@@ -332,6 +337,14 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def forget(self, migration: NodeMigration) -> None:
+        """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
+        the node ports' too when the factory can (`shimshift.nodeport.SshNodePorts.forget`)."""
+        self._steps.keep_facts(migration, ())
+        forget = getattr(self.node_ports, "forget", None)
+        if callable(forget):
+            forget(migration.uid or migration.name)
 
     def report_invalid(
         self, name: str, generation: int, message: str, *, reason: str = "InvalidSpec"
@@ -379,10 +392,13 @@ class Engine:
                 log.warning("plan %s: facts of node %s: %s", migration.name, node, e)
 
         if selected:
-            with ThreadPoolExecutor(
-                max_workers=min(8, len(selected)), thread_name_prefix="shimshift-facts"
-            ) as pool:
-                list(pool.map(probe, selected))
+            try:
+                with ThreadPoolExecutor(
+                    max_workers=min(8, len(selected)), thread_name_prefix="shimshift-facts"
+                ) as pool:
+                    list(pool.map(probe, selected))
+            finally:
+                port.close()  # a plan is done with its nodes: no connection stays open after it
         report = build_plan(
             migration.spec,
             cluster,
@@ -458,9 +474,9 @@ class Engine:
                     StepRecord(step, StepState.FAILED, started, iso(self.clock()), str(e)[:1000])
                 )
                 tracker.put(failed)
-                self.cluster.event(
-                    migration, name, True, "StepFailed", f"node {name}: step {step} failed: {e}"
-                )
+                # an error may name its own reason (HostKeyMismatch), so an admin can alert on it
+                reason = str(getattr(e, "event_reason", "") or "StepFailed")
+                self.cluster.event(migration, name, True, reason, f"node {name}: step {step} failed: {e}")
                 continue
             if outcome.done:
                 self.observer.step_finished(step, self.monotonic() - began, True)

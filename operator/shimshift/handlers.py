@@ -46,9 +46,10 @@ class Runtime:
 
     engine: Engine
     peering_lifetime: int = 60
-    #: NodeMigration uid -> monotonic time of its next useful pass (the engine's Result.delay), so a
-    #: settled or soaking object costs no API calls on every tick.
-    due: dict[str, float] = field(default_factory=dict)
+    #: NodeMigration uid -> (generation, monotonic time of its next useful pass: the engine's
+    #: Result.delay), so a settled or soaking object costs no API calls on every tick. One entry per
+    #: object (a new generation replaces it, a deletion removes it).
+    due: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -115,42 +116,46 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> Non
         return  # the delete handler drives it from here
     runtime = _runtime(memo)
     meta = body.get("metadata", {})
-    key = f"{meta.get('uid')}/{meta.get('generation')}"  # a spec edit makes the object due at once
-    if time.monotonic() < runtime.due.get(key, 0.0):
+    key, generation = str(meta.get("uid") or meta.get("name")), int(meta.get("generation") or 0)
+    known, when = runtime.due.get(key, (generation, 0.0))
+    if known == generation and time.monotonic() < when:  # a spec edit makes the object due at once
         return
     try:
         migration = _migration(body)
     except ValidationError as e:
         # Refused by the operator's own checks: recorded once per generation, never acted on.
-        runtime.engine.report_invalid(meta["name"], int(meta.get("generation", 0)), str(e))
-        runtime.due[key] = float("inf")
+        runtime.engine.report_invalid(meta["name"], generation, str(e))
+        runtime.due[key] = (generation, float("inf"))
         return
     except Exception as e:  # reading the same generation again fails the same way
         log.error("NodeMigration %s: unexpected error reading it", meta.get("name"), exc_info=e)
         message = f"the operator could not read this NodeMigration: {internal_error_message(e)}"
-        runtime.engine.report_invalid(
-            meta["name"], int(meta.get("generation", 0)), message, reason="InternalError"
-        )
-        runtime.due[key] = float("inf")
+        runtime.engine.report_invalid(meta["name"], generation, message, reason="InternalError")
+        runtime.due[key] = (generation, float("inf"))
         return
     try:
         result = runtime.engine.reconcile(migration)
     except ShimshiftError as e:
         raise to_kopf_error(e, retry) from e
-    runtime.due[key] = time.monotonic() + min(result.delay, MAX_IDLE)
+    runtime.due[key] = (generation, time.monotonic() + min(result.delay, MAX_IDLE))
 
 
 @kopf.on.delete(keys.GROUP, keys.VERSION, keys.PLURAL)
 def stop(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
     """Keep the finalizer until every node in flight is finished or rolled back (never abandoned)."""
+    runtime = _runtime(memo)
     try:
-        result = _runtime(memo).engine.reconcile(_migration(body), stopping=True)
+        migration = _migration(body)
+        result = runtime.engine.reconcile(migration, stopping=True)
     except ShimshiftError as e:
         raise to_kopf_error(e, retry) from e
     if result.in_flight:
         raise kopf.TemporaryError(
             f"{result.in_flight} node(s) still in flight; finishing them first", delay=1
         )
+    meta = body.get("metadata", {})
+    runtime.due.pop(str(meta.get("uid") or meta.get("name")), None)
+    runtime.engine.forget(migration)
 
 
 # --- `shimshift run` ----------------------------------------------------------------------------------

@@ -3,23 +3,28 @@
 What the Kubernetes-free port needs from the cluster is read here: the node's address (per
 `spec.ssh.addressType`) and kubelet version from its Node object, the SSH key and known_hosts from the
 Secrets `spec.ssh` names, registry CAs and client certificates from theirs, all in the operator's
-namespace, each read once and never logged. One port per NodeMigration uid and generation (a spec
-change plans anew); SSH round trips per node are logged when the node finishes.
+namespace, each read once and never logged; under `hostKeyPolicy: AcceptNew` a node's host key is pinned
+in an annotation on its Node (`NodeHostKeyStore`). One port per NodeMigration, for its current
+generation (a spec change plans anew and closes the superseded port), at most `MAX_PORTS` of them;
+SSH round trips per node are logged when the node finishes.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
 from shimshift.kube.api import Kube
-from shimshift.kube.nodes import get_node
+from shimshift.kube.nodes import annotations_of, get_node, pin_host_key
 from shimshift.kube.secrets import read_secret_key
+from shimshift.model import keys
 from shimshift.model.errors import NodeError
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import AddressType, Ssh
+from shimshift.model.spec import AddressType, Mode, Ssh
 from shimshift.remote.connection import NodeConnection, SshOptions, SshTarget
+from shimshift.remote.hostkeys import HostKeyPin, HostKeySetupError
 from shimshift.remote.port import SshNodePort
 from shimshift.rendering import RegistryMaterial
 from shimshift.rendering.values import ClientCert
@@ -40,8 +45,15 @@ def _once(read: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
-def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNodePort:
-    """The SshNodePort of `migration`, its cluster reads bound to `kube` and `namespace`."""
+def ssh_node_port(
+    kube: Kube, namespace: str, migration: NodeMigration, *, pin_host_keys: bool | None = None
+) -> SshNodePort:
+    """The SshNodePort of `migration`, its cluster reads bound to `kube` and `namespace`.
+
+    `pin_host_keys` (default: in Migrate mode) lets AcceptNew write a node's first key to its Node; a
+    plan (Plan mode, `shimshift plan --probe`) verifies against a pin but writes none.
+    """
+    persist = migration.spec.mode == Mode.MIGRATE if pin_host_keys is None else pin_host_keys
     ssh = migration.spec.ssh
     if ssh is None:
         raise NodeError("-", "spec.ssh is required in Migrate mode: shimshift changes nodes over SSH")
@@ -76,7 +88,11 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
 
     def connect(node: str) -> NodeConnection:
         address, _ = node_info(kube, node, ssh)
-        return NodeConnection(SshTarget(node, address, ssh.port, ssh.user), options())
+        return NodeConnection(
+            SshTarget(node, address, ssh.port, ssh.user),
+            options(),
+            host_keys=NodeHostKeyStore(kube, node, persist=persist),
+        )
 
     return SshNodePort(
         migration.name,
@@ -85,6 +101,43 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
         material=material,
         kubelet_version=lambda node: node_info(kube, node, ssh)[1],
     )
+
+
+class NodeHostKeyStore:
+    """The pin of `node`'s SSH host key (AcceptNew): the Node annotation `keys.HOST_KEY_ANNOTATION`.
+
+    Read before every handshake (so an operator restart, a reconnect and another NodeMigration all
+    verify against it), written once, before authenticating, when the node has none. With `persist`
+    off (a plan, which changes nothing in the cluster) a key is trusted for this connection only.
+    """
+
+    where = f"the Node annotation {keys.HOST_KEY_ANNOTATION}"
+
+    def __init__(self, kube: Kube, node: str, *, persist: bool = True) -> None:
+        self.kube = kube
+        self.node = node
+        self.persist = persist
+        self._unsaved: HostKeyPin | None = None
+        self.rekey = f"remove the annotation (kubectl annotate node {node} {keys.HOST_KEY_ANNOTATION}-)"
+
+    def _parse(self, text: str) -> HostKeyPin:
+        try:
+            return HostKeyPin.parse(text)
+        except ValueError as e:
+            raise HostKeySetupError(
+                f"node {self.node}: annotation {keys.HOST_KEY_ANNOTATION}: {e}; {self.rekey} to pin the key "
+                "the node presents next, after checking it out of band"
+            ) from e
+
+    def load(self) -> HostKeyPin | None:
+        text = annotations_of(get_node(self.kube, self.node)).get(keys.HOST_KEY_ANNOTATION)
+        return self._parse(text) if text else self._unsaved
+
+    def save(self, pin: HostKeyPin) -> HostKeyPin:
+        if not self.persist:
+            self._unsaved = self._unsaved or pin
+            return self._unsaved
+        return self._parse(pin_host_key(self.kube, self.node, str(pin)))
 
 
 def node_info(kube: Kube, node: str, ssh: Ssh) -> tuple[str, str | None]:
@@ -98,20 +151,59 @@ def node_info(kube: Kube, node: str, ssh: Ssh) -> tuple[str, str | None]:
     return str(address), (status.get("nodeInfo") or {}).get("kubeletVersion")
 
 
-def ssh_node_ports(kube: Kube, namespace: str) -> Callable[[NodeMigration], SshNodePort]:
-    """The engine's node-port factory: one SshNodePort per NodeMigration uid and generation."""
-    ports: dict[tuple[str, int], SshNodePort] = {}
-    guard = threading.Lock()
+#: Node ports kept at once (one per NodeMigration); the least recently used is closed beyond this.
+MAX_PORTS = 32
 
-    def factory(migration: NodeMigration) -> SshNodePort:
-        key = (migration.uid or migration.name, migration.generation)
-        with guard:
-            port = ports.get(key)
-            if port is None:
-                port = ports[key] = ssh_node_port(kube, namespace, migration)
+
+class SshNodePorts:
+    """The engine's node-port factory: one SshNodePort per NodeMigration, for its current generation.
+
+    A new generation (a spec edit plans anew) closes the superseded port's connections and replaces
+    it; `forget` (the object was deleted) closes and drops it; beyond `MAX_PORTS` the least recently
+    used port is closed and dropped (it is rebuilt, reconnecting, if its NodeMigration comes back).
+    """
+
+    def __init__(self, kube: Kube, namespace: str, max_ports: int = MAX_PORTS) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.max_ports = max_ports
+        self._ports: OrderedDict[str, tuple[int, SshNodePort]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def __call__(self, migration: NodeMigration) -> SshNodePort:
+        key = migration.uid or migration.name
+        stale: list[SshNodePort] = []
+        with self._guard:
+            held = self._ports.get(key)
+            if held is not None and held[0] == migration.generation:
+                self._ports.move_to_end(key)
+                return held[1]
+            if held is not None:
+                stale.append(held[1])
+            port = ssh_node_port(self.kube, self.namespace, migration)
+            self._ports[key] = (migration.generation, port)
+            self._ports.move_to_end(key)
+            while len(self._ports) > self.max_ports:
+                stale.append(self._ports.popitem(last=False)[1][1])
+        for old in stale:
+            old.close()
         return port
 
-    return factory
+    def forget(self, uid: str) -> None:
+        """Close and drop the port of a deleted NodeMigration (by uid, or name when it had none)."""
+        with self._guard:
+            held = self._ports.pop(uid, None)
+        if held is not None:
+            held[1].close()
+
+    def ports(self) -> dict[str, SshNodePort]:
+        with self._guard:
+            return {key: port for key, (_, port) in self._ports.items()}
 
 
-__all__ = ["node_info", "ssh_node_port", "ssh_node_ports"]
+def ssh_node_ports(kube: Kube, namespace: str) -> SshNodePorts:
+    """The engine's node-port factory (`SshNodePorts`)."""
+    return SshNodePorts(kube, namespace)
+
+
+__all__ = ["MAX_PORTS", "NodeHostKeyStore", "SshNodePorts", "node_info", "ssh_node_port", "ssh_node_ports"]

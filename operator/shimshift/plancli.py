@@ -103,7 +103,7 @@ def probe_facts(
     from shimshift.nodeport import ssh_node_port
 
     kube = Kube(load_api_client(args.kubeconfig, args.context))
-    port = ssh_node_port(kube, args.probe_namespace, migration)
+    port = ssh_node_port(kube, args.probe_namespace, migration, pin_host_keys=False)  # a plan writes nothing
     facts: dict[str, NodeFacts] = {}
 
     def probe(node: str) -> None:

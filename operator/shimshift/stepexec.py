@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from shimshift.model.errors import ShimshiftError
@@ -28,6 +28,9 @@ from shimshift.planning.steps import needs_node_undo
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, Observer
 
 log = logging.getLogger(__name__)
+
+#: Facts of nodes in flight across every NodeMigration; far above any rollout's maxUnavailable.
+MAX_CACHED_FACTS = 1024
 
 
 class StepFailed(ShimshiftError):
@@ -61,6 +64,16 @@ class StepExecutor:
         self.clock = clock
         self.monotonic = monotonic
 
+    def keep_facts(self, migration: NodeMigration, in_flight: Collection[str]) -> None:
+        """Drop the cached facts of `migration`'s nodes that are not in flight (finished, rolled back,
+        failed, deselected); with nothing in flight (or the object deleted) none of its entries stay.
+        The cache is also capped overall (oldest first): facts are re-probed when missing."""
+        uid = migration.uid or migration.name
+        for key in [k for k in self._facts if k[0] == uid and k[1] not in in_flight]:
+            del self._facts[key]
+        while len(self._facts) > MAX_CACHED_FACTS:
+            del self._facts[next(iter(self._facts))]
+
     def _facts_of(self, migration: NodeMigration, port: NodePort, node: str) -> NodeFacts:
         key = (migration.uid or migration.name, node)
         facts = self._facts.get(key)
@@ -79,7 +92,8 @@ class StepExecutor:
         if step == StepId.FACTS:
             facts = port.facts(name)
             self._facts[(migration.uid or migration.name, name)] = facts
-            return Outcome(True, record, _facts_summary(facts))
+            host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
+            return Outcome(True, replace(record, host_key_fingerprint=host_key), _facts_summary(facts))
         if step == StepId.LOCK:
             self.cluster.acquire_lock(name, owner)
             return Outcome(True, record)

@@ -149,6 +149,12 @@ class SimNodes:
         self._runtime(node, DOCKER)
         self._maybe_crash(node, "undo")
 
+    def host_key_fingerprint(self, node: str) -> str:
+        return ""  # no SSH: no host key
+
+    def close(self) -> None:
+        pass
+
 
 def node_ports(kube: Kube) -> Callable[[NodeMigration], NodePort]:
     state_dir = Path(os.environ["SHIMSHIFT_SIM_DIR"])

@@ -133,3 +133,25 @@ def _update_cri_socket_once(kube: Kube, name: str, endpoint: str) -> bool:
         return False
     _patch(kube, name, node, {"metadata": {"annotations": {keys.CRI_SOCKET_ANNOTATION: endpoint}}})
     return True
+
+
+def pin_host_key(kube: Kube, name: str, pin: str) -> str:
+    """`_pin_host_key_once`, retrying lost races."""
+    return retry_on_conflict(lambda: _pin_host_key_once(kube, name, pin))
+
+
+def _pin_host_key_once(kube: Kube, name: str, pin: str) -> str:
+    """Record `pin` in the host-key annotation unless the Node has one; return the annotation in force.
+
+    The write carries the resourceVersion it was decided on, so two first connections cannot both
+    pin: the loser re-reads, finds the winner's pin and compares against that.
+    """
+    node = get_node(kube, name)
+    current = annotations_of(node).get(keys.HOST_KEY_ANNOTATION)
+    if current:
+        return current
+    _patch(kube, name, node, {"metadata": {"annotations": {keys.HOST_KEY_ANNOTATION: pin}}})
+    log.info(
+        "node %s: SSH host key %s pinned on first use (annotation %s)", name, pin, keys.HOST_KEY_ANNOTATION
+    )
+    return pin

@@ -31,6 +31,13 @@ LEASE_ANNOTATION: Final = "shimshift.io/acting-replica"
 #: cordon never carries it and is never undone.
 CORDONED_BY_ANNOTATION: Final = "shimshift.io/cordoned-by"
 
+#: On a Node: "<key type> SHA256:<fingerprint>" of its SSH host key, pinned the first time shimshift
+#: connected under `spec.ssh.hostKeyPolicy: AcceptNew`; any other key is refused from then on (every
+#: NodeMigration, every operator restart). Remove it to re-key a node on purpose (a reinstalled node);
+#: a Node deleted and registered again has none and is learned anew. Hosts listed in known_hosts are
+#: checked against known_hosts instead, and `Strict` never reads or writes it.
+HOST_KEY_ANNOTATION: Final = "shimshift.io/ssh-host-key"
+
 #: On a Node, after success: the completion label; a restart or a new NodeMigration skips the node.
 RUNTIME_LABEL: Final = "shimshift.io/runtime"
 RUNTIME_LABEL_VALUE: Final = "containerd"

@@ -2,7 +2,8 @@
 
 - `NodeConnection(SshTarget, SshOptions)`: one reused connection per node; `run(argv)` ->
   `CommandResult(argv, exit_status, stdout, stderr, duration)`; `upload(NodeFile)` installs a file
-  atomically; `round_trips` / `connects` count the SSH cost; strict host keys (`HostKeyError`).
+  atomically; `round_trips` / `connects` count the SSH cost; strict host keys (`HostKeyError`), or
+  keys pinned on first use in a `HostKeyStore` (`HostKeyMismatch` when one changes).
 - `run_playbook` / `undo_playbook`: execute playbooks/*.yaml tasks (check, run, verify, undo).
 - `NodeSteps(conn)`: the node steps of the migration (facts, backup, configure, images hook, switch,
   verify, cleanup) and their rollback, driven by a `NodePlan`.
@@ -29,7 +30,17 @@ from shimshift.remote.executor import (
     run_playbook,
     undo_playbook,
 )
-from shimshift.remote.hostkeys import HostKeyError, LearnedHostKey, fingerprint, parse_known_hosts
+from shimshift.remote.hostkeys import (
+    HostKeyError,
+    HostKeyMismatch,
+    HostKeyPin,
+    HostKeyRevoked,
+    HostKeyStore,
+    LearnedHostKey,
+    MemoryHostKeyStore,
+    fingerprint,
+    parse_known_hosts,
+)
 from shimshift.remote.port import SshNodePort
 from shimshift.remote.steps import NodePlan, NodeSteps, NotDockershimNode
 
@@ -39,7 +50,12 @@ __all__ = [
     "CommandTimeout",
     "ConnectionLost",
     "HostKeyError",
+    "HostKeyMismatch",
+    "HostKeyPin",
+    "HostKeyRevoked",
+    "HostKeyStore",
     "LearnedHostKey",
+    "MemoryHostKeyStore",
     "NodeConnection",
     "NodePlan",
     "NodeSteps",

@@ -22,13 +22,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import paramiko
 
-from shimshift.model.errors import RemoteError
+from shimshift.model.errors import RemoteError, ShimshiftError
 from shimshift.model.spec import HostKeyPolicy, Ssh
 from shimshift.playbooks import NodeFile, default_dir
-from shimshift.remote.hostkeys import HostKeyError, LearnedHostKey, _Policy, mismatch_error, parse_known_hosts
+from shimshift.remote.hostkeys import (
+    HostKeyPin,
+    HostKeyStore,
+    LearnedHostKey,
+    MemoryHostKeyStore,
+    _Policy,
+    known_hosts_name,
+    mismatch_error,
+    parse_known_hosts,
+    preferred_host_key_types,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +146,32 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
 
 
 class NodeConnection:
-    """A lazily opened, reused SSH connection to one node. Not for concurrent use by several threads."""
+    """A lazily opened, reused SSH connection to one node. Not for concurrent use by several threads.
 
-    def __init__(self, target: SshTarget, options: SshOptions) -> None:
+    `host_keys` keeps the node's pinned key under `AcceptNew` (shimshift.remote.hostkeys); without one,
+    the pin lives in this object, so at least its own reconnects verify the key it learned first. The
+    jump host, which is no Node, always pins in memory: the node behind it is verified end to end.
+    """
+
+    def __init__(self, target: SshTarget, options: SshOptions, host_keys: HostKeyStore | None = None) -> None:
         self.target = target
         self.options = options
         self.round_trips = 0
         self.connects = 0
+        self.host_key: HostKeyPin | None = None  # the node's key as verified at the last handshake
         self._client: paramiko.SSHClient | None = None
         self._jump: paramiko.SSHClient | None = None
-        self._policy = _Policy(target.node, options.host_key_policy)
         self._known = parse_known_hosts(options.known_hosts)
+        self._store: HostKeyStore = host_keys if host_keys is not None else MemoryHostKeyStore()
+        self._policy = _Policy(target.node, options.host_key_policy, self._known, self._store, self._verified)
+        jump_node = options.jump.node if options.jump is not None else target.node
+        self._jump_policy = _Policy(
+            jump_node, options.host_key_policy, self._known, MemoryHostKeyStore(), lambda _pin: None
+        )
         self._lock = threading.Lock()
+
+    def _verified(self, pin: HostKeyPin) -> None:
+        self.host_key = pin
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def __enter__(self) -> NodeConnection:
@@ -163,7 +188,7 @@ class NodeConnection:
 
     @property
     def learned_host_keys(self) -> tuple[LearnedHostKey, ...]:
-        """Keys accepted under AcceptNew, to record (e.g. in the known_hosts Secret)."""
+        """Keys this object pinned under AcceptNew (first use); the pin itself is in the HostKeyStore."""
         return tuple(self._policy.learned)
 
     @property
@@ -181,7 +206,7 @@ class NodeConnection:
         self.close()
         sock = None
         if self.options.jump is not None:
-            self._jump = self._open(self.options.jump, None)
+            self._jump = self._open(self.options.jump, None, self._jump_policy)
             jt = self._jump.get_transport()
             assert jt is not None
             try:
@@ -196,19 +221,26 @@ class NodeConnection:
                     f"node {self.node}: jump host {self.options.jump.host} could not reach "
                     f"{self.target.host}:{self.target.port}: {e}"
                 ) from e
-        self._client = self._open(self.target, sock)
+        self._client = self._open(self.target, sock, self._policy)
 
-    def _open(self, target: SshTarget, sock: paramiko.Channel | None) -> paramiko.SSHClient:
+    def _open(self, target: SshTarget, sock: paramiko.Channel | None, policy: _Policy) -> paramiko.SSHClient:
         opts = self.options
         if not opts.private_key:
             raise RemoteError(f"node {self.node}: no SSH private key; set spec.ssh.privateKeySecretRef")
         pkey = load_private_key(opts.private_key, opts.passphrase)
+        # The client holds no host keys, so paramiko hands every server key to `policy` (after the key
+        # exchange, before authentication), which checks revocations, known_hosts and the pin.
         client = paramiko.SSHClient()
-        keys = client.get_host_keys()
-        for name, entry in self._known.items():
-            for key_type, key in entry.items():
-                keys.add(name, key_type, key)
-        client.set_missing_host_key_policy(self._policy)
+        client.set_missing_host_key_policy(policy)
+        wanted = policy.prepare(known_hosts_name(target.host, target.port))
+
+        def new_transport(sock: Any, /, **kw: Any) -> paramiko.Transport:
+            t = paramiko.Transport(sock, disabled_algorithms=kw.get("disabled_algorithms"))
+            if wanted:  # ask for the key type we can check, as paramiko does for a listed host
+                options = t.get_security_options()
+                options.key_types = preferred_host_key_types(tuple(options.key_types), wanted)
+            return t
+
         self.connects += 1
         try:
             client.connect(
@@ -223,11 +255,12 @@ class NodeConnection:
                 channel_timeout=opts.connect_timeout,
                 look_for_keys=False,
                 allow_agent=False,
+                transport_factory=new_transport,
             )
         except paramiko.BadHostKeyException as e:
             client.close()
             raise mismatch_error(target.node, e) from e
-        except HostKeyError:
+        except ShimshiftError:  # HostKeyError, or the pin store failed: nothing was authenticated
             client.close()
             raise
         except paramiko.AuthenticationException as e:

@@ -78,6 +78,13 @@ class SshNodePort:
             conn = self._conns.get(node)
         return conn.round_trips if conn else 0
 
+    def host_key_fingerprint(self, node: str) -> str:
+        """`<type> SHA256:<fingerprint>` of `node`'s host key as last verified; "" before a handshake."""
+        with self._guard:
+            conn = self._conns.get(node)
+        pin = conn.host_key if conn is not None else None
+        return str(pin) if pin is not None else ""
+
     def drop(self, node: str) -> None:
         """Close `node`'s connection (the next step opens a new one)."""
         with self._guard:

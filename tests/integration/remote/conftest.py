@@ -103,3 +103,84 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+class RotatingSshd:
+    """An sshd on a fixed port whose host key can be replaced (`rotate`): a reinstalled node, or a
+    machine-in-the-middle answering on its address. `log` is sshd's own log (authentications)."""
+
+    def __init__(self, d: Path) -> None:
+        self.dir = d
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        _keygen(d / "id_ed25519")
+        (d / "authorized_keys").write_text((d / "id_ed25519.pub").read_text())
+        self.private_key = (d / "id_ed25519").read_text()
+        self.generation = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = (d / "sshd.log").open("ab")
+        self._start()
+
+    @property
+    def host_public_key(self) -> str:
+        return " ".join((self.dir / f"host_key{self.generation}.pub").read_text().split()[:2])
+
+    @property
+    def log(self) -> str:
+        return (self.dir / "sshd.log").read_text(errors="replace")
+
+    def rotate(self) -> None:
+        self.stop()
+        self.generation += 1
+        self._start()
+
+    def _start(self) -> None:
+        d, key = self.dir, self.dir / f"host_key{self.generation}"
+        _keygen(key)
+        (d / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {key}\nAuthorizedKeysFile {d}/authorized_keys\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nPidFile none\nLogLevel VERBOSE\n"
+        )
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=self._log, stderr=self._log
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1) as s:
+                    if s.recv(8).startswith(b"SSH-"):
+                        return
+            except OSError:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"sshd did not start: {self.log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+
+
+@pytest.fixture
+def rotating_sshd(tmp_path: Path) -> Iterator[RotatingSshd]:
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        pytest.skip("needs root and openssh-server (scripts/setup installs it)")
+    server = RotatingSshd(tmp_path)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -229,6 +229,8 @@ class FakeNodes:
         self.fail: dict[str, str] = {}  # node -> op that fails for good
         self.transient: Counter[str] = Counter()  # "node:op" -> transient failures still to serve
         self.crash_after: str | None = None  # "node:op": die right after making this change
+        self.host_keys: dict[str, str] = {}  # node -> the host key fingerprint its connection verified
+        self.closed = 0  # times the engine closed the port's connections
 
     def _change(self, node: str, op: str) -> None:
         key = f"{node}:{op}"
@@ -274,6 +276,12 @@ class FakeNodes:
         self.state.get(node, set()).difference_update({"configure", "images", "switch"})
         self.changes[f"{node}:undo"] += 1
         self.cluster.nodes[node].runtime = "docker://20.10.24"
+
+    def host_key_fingerprint(self, node: str) -> str:
+        return self.host_keys.get(node, "")
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 def workers(count: int, **kw: Any) -> list[FakeNode]:

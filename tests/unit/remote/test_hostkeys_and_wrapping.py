@@ -9,21 +9,29 @@ import hashlib
 import paramiko
 import pytest
 
+from shimshift.engine import is_transient
 from shimshift.model.spec import HostKeyPolicy, JumpHost, Ssh
-from shimshift.remote import NodeConnection, SshOptions, SshTarget, fingerprint, parse_known_hosts
+from shimshift.remote import (
+    HostKeyError,
+    HostKeyPin,
+    NodeConnection,
+    SshOptions,
+    SshTarget,
+    fingerprint,
+    parse_known_hosts,
+)
 from shimshift.remote.hostkeys import known_hosts_name
 
 PUB = "AAAAC3NzaC1lZDI1NTE5AAAAILEK3VxQq61AoRaRkx7fqv5sPOVNn+SeNXCgo81KgquD"
 
 
-def test_known_hosts_text_with_ports_hashes_markers_and_junk_is_understood() -> None:
+def test_known_hosts_text_with_ports_hashes_and_junk_is_understood() -> None:
     hashed = paramiko.HostKeys.hash_host("node-9.example")
     text = "\n".join(
         [
             "# comment",
             f"[10.0.0.5]:2222 ssh-ed25519 {PUB}",
             f"{hashed} ssh-ed25519 {PUB}",
-            f"@cert-authority *.example ssh-ed25519 {PUB}",
             "garbage line",
             "",
         ]
@@ -32,6 +40,38 @@ def test_known_hosts_text_with_ports_hashes_markers_and_junk_is_understood() -> 
     assert keys.lookup("[10.0.0.5]:2222") is not None
     assert keys.lookup("10.0.0.5") is None
     assert keys.lookup("node-9.example") is not None
+    assert keys.revoked == ()
+
+
+def test_a_revoked_line_revokes_its_key_for_every_host_and_lists_it_for_none() -> None:
+    key = paramiko.Ed25519Key(data=base64.b64decode(PUB))
+    keys = parse_known_hosts(f"@revoked node-1.example ssh-ed25519 {PUB}\n")
+    assert keys.revoked_key(key)
+    assert keys.lookup("node-1.example") is None
+
+
+def test_a_cert_authority_line_is_refused_with_its_line_and_what_to_do() -> None:
+    text = f"node-1 ssh-ed25519 {PUB}\n@cert-authority *.example ssh-ed25519 {PUB}\n"
+    with pytest.raises(
+        HostKeyError, match=r"known_hosts line 2: @cert-authority .*not supported.*remove"
+    ) as e:
+        parse_known_hosts(text)
+    assert not is_transient(e.value)
+
+
+def test_an_unreadable_revocation_is_refused_rather_than_dropped() -> None:
+    with pytest.raises(HostKeyError, match=r"known_hosts line 1: the @revoked line has no readable key"):
+        parse_known_hosts("@revoked * ssh-ed25519 not-base64!\n")
+
+
+def test_a_pin_is_a_key_type_and_a_sha256_fingerprint_and_nothing_else() -> None:
+    key = paramiko.Ed25519Key(data=base64.b64decode(PUB))
+    pin = HostKeyPin.of(key)
+    assert HostKeyPin.parse(str(pin)) == pin and pin.matches(key)
+    assert str(pin) == f"ssh-ed25519 {fingerprint(key)}"
+    for bad in ("", "ssh-ed25519", f"ssh-ed25519 {fingerprint(key)} extra", "ssh-ed25519 MD5:ab", "x" * 500):
+        with pytest.raises(ValueError, match="is not '<key type> SHA256:"):
+            HostKeyPin.parse(bad)
 
 
 def test_fingerprints_are_in_openssh_sha256_form() -> None:
