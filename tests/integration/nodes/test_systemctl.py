@@ -64,11 +64,13 @@ def test_a_daemon_started_by_systemctl_holds_no_descriptor_of_its_caller(testbed
     # As systemd does: a playbook script holds its step lock on fd 9 and runs systemctl with the SSH
     # channel on stdin; the daemon it starts must hold neither (the scripts call systemctl plainly).
     node = testbed_cluster.nodes[0]
-    script = 'exec 9>/tmp/step.lock && flock 9 && systemctl restart containerd'
+    script = "exec 9>/tmp/step.lock && flock 9 && systemctl restart containerd"
     result = node.exec(["sh", "-c", script])
     assert result.exit_status == 0, result.stderr
     pid = _main_pid(node, "containerd")
-    fds = node.exec(["sh", "-c", f'for fd in /proc/{pid}/fd/*; do echo "${{fd##*/}} $(readlink "$fd")"; done'])
+    fds = node.exec(
+        ["sh", "-c", f'for fd in /proc/{pid}/fd/*; do echo "${{fd##*/}} $(readlink "$fd")"; done']
+    )
     held = dict(line.split(" ", 1) for line in fds.stdout.splitlines())
     assert "/tmp/step.lock" not in held.values(), held
     assert held["0"] == "/dev/null"
