@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from testbed.nodes.cluster import Cluster, cleanup_stale, teardown_dir
+from testbed.nodes.cluster import Cluster, cleanup_stale, cluster_name_problem, teardown_dir
 from testbed.nodes.layout import DEFAULT_ROOT
 from testbed.nodes.profiles import ProfileName
 
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="print a cluster's coordinates")
     status.add_argument("--name", default="testbed")
     args = parser.parse_args(argv)
+    if not getattr(args, "all", False):
+        problem = cluster_name_problem(args.name, getattr(args, "nodes", 1))
+        if problem:
+            parser.error(f"argument --name: {problem}")  # exits 2 with the usage
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
     if args.command == "up":

@@ -49,7 +49,7 @@ from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from testbed.kubeapi.kubectl import find_kubectl
-from testbed.nodes.cluster import Cluster, teardown_dir
+from testbed.nodes.cluster import Cluster, cluster_name_problem, teardown_dir
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -733,6 +733,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.nodes < 1 or args.nodes > 9:
         p.error("--nodes must be between 1 and 9")
+    problem = cluster_name_problem(args.name, args.nodes)
+    if problem:
+        p.error(f"argument --name: {problem}")
     return args
 
 

@@ -195,7 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peering", help="kopf peering name for HA replicas (env SHIMSHIFT_PEERING)")
     p.add_argument("--log-format", choices=["full", "plain", "json"], help="env SHIMSHIFT_LOG_FORMAT")
     p.add_argument("--metrics-port", help="Prometheus /metrics port, 0 = off (env SHIMSHIFT_METRICS_PORT)")
-    p.add_argument("--node-port", help="ssh, or module:factory for tests (env SHIMSHIFT_NODE_PORT)")
     p.add_argument("--identity", help="this replica's name in leases (env SHIMSHIFT_IDENTITY; $POD_NAME)")
     p.add_argument(
         "--lease-ttl", help="seconds before a silent replica's claim lapses (env SHIMSHIFT_LEASE_TTL)"

@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
@@ -28,6 +28,15 @@ from shimshift.model.errors import ShimshiftError, ValidationError
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.ports import EngineConfig
 from shimshift.resources import load_crd
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from shimshift.kube.api import Kube
+    from shimshift.ports import NodePort
+
+    #: Builds the engine's node-port factory from the operator's Kube (see `run_operator`).
+    NodePortsFactory = Callable[[Kube], Callable[[NodeMigration], NodePort]]
 
 #: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).
 TICK = 2.0
@@ -167,7 +176,6 @@ ENV = {
     "peering": "SHIMSHIFT_PEERING",
     "log_format": "SHIMSHIFT_LOG_FORMAT",
     "metrics_port": "SHIMSHIFT_METRICS_PORT",
-    "node_port": "SHIMSHIFT_NODE_PORT",
     "identity": "SHIMSHIFT_IDENTITY",
     "lease_ttl": "SHIMSHIFT_LEASE_TTL",
     "liveness": "SHIMSHIFT_LIVENESS",
@@ -182,7 +190,6 @@ class RunSettings:
     peering: str | None = None  # kopf peering name; None = standalone (a single replica)
     log_format: str = "full"  # full | plain | json
     metrics_port: int = 8080  # 0 disables the /metrics endpoint
-    node_port: str = "ssh"  # "ssh", or "module:factory" (tests, the demo): factory(Kube) -> NodePort factory
     identity: str = ""  # this replica's name in NodeMigration leases; default $POD_NAME or the hostname
     lease_ttl: float = 30.0  # seconds a silent replica keeps its claim (and its kopf peering record)
     liveness: str | None = (
@@ -234,27 +241,17 @@ class RunSettings:
         return out
 
 
-def _node_ports(settings: RunSettings, kube: Any) -> Any:
-    if settings.node_port == "ssh":
-        from shimshift.nodeport import ssh_node_ports
+def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = None) -> int:
+    """Start the operator; returns when kopf stops (SIGTERM/SIGINT).
 
-        return ssh_node_ports(kube, settings.namespace)
-    module_name, _, attr = settings.node_port.partition(":")
-    if not attr:
-        raise ValidationError(
-            [ValidationProblem("--node-port / SHIMSHIFT_NODE_PORT", "must be 'ssh' or 'module:factory'")]
-        )
-    import importlib
-
-    factory = getattr(importlib.import_module(module_name), attr)
-    return factory(kube)
-
-
-def run_operator(settings: RunSettings) -> int:
-    """Start the operator; returns when kopf stops (SIGTERM/SIGINT)."""
+    Nodes are reached over SSH. `node_ports` replaces that with other node steps, built from the
+    operator's Kube: only a Python caller can pass it (the e2e tests' launcher, tests/e2e/run_operator.py);
+    `shimshift run` never does, and no flag or environment variable names code to import.
+    """
     from shimshift.kube.api import Kube, load_api_client
     from shimshift.kube.cluster import KubeCluster
     from shimshift.metrics import Metrics
+    from shimshift.nodeport import ssh_node_ports
 
     log_format = {"full": kopf.LogFormat.FULL, "plain": kopf.LogFormat.PLAIN, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=settings.verbose, log_format=log_format[settings.log_format])
@@ -270,7 +267,7 @@ def run_operator(settings: RunSettings) -> int:
         metrics.serve(settings.metrics_port)
     engine = Engine(
         KubeCluster(kube, settings.namespace),
-        _node_ports(settings, kube),
+        node_ports(kube) if node_ports is not None else ssh_node_ports(kube, settings.namespace),
         observer=metrics,
         identity=settings.identity or None,
         config=EngineConfig(lease_ttl=settings.lease_ttl),

@@ -10,10 +10,6 @@ lock_state() {
     flock -w 300 9 || { echo "another shimshift command still holds $1/.lock" >&2; exit 30; }
 }
 
-# daemons started through systemctl must not inherit the lock's descriptor (they would hold it forever
-# where systemctl is a stand-in that forks them)
-systemctl() { command systemctl "$@" 9>&- </dev/null; }
-
 # unit $1 is active (quietly: some systemctl stand-ins print the state even with --quiet)
 is_active() { systemctl is-active "$1" >/dev/null 2>&1; }
 

@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,25 @@ from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_file
 from testbed.nodes.registry import Registry, make_pki
 
 log = logging.getLogger(__name__)
+
+#: A cluster's name prefixes its nodes' names (``<name>-node<i>``), which become their hostnames and the
+#: fake kubelets' Kubernetes Node names: each must be a lowercase RFC 1123 label of at most 63 characters.
+CLUSTER_NAME_PATTERN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+NODE_NAME_MAX = 63
+
+
+def cluster_name_problem(name: str, nodes: int = 1) -> str | None:
+    """Why ``name`` cannot name a cluster of ``nodes`` nodes, or None."""
+    rule = (f"it names the nodes ({name}-node1, ...), which become hostnames and Kubernetes Node names, "
+            f"so it must be a lowercase DNS label: lowercase letters, digits and '-', starting and ending "
+            f"with a letter or digit ({CLUSTER_NAME_PATTERN})")
+    if not re.fullmatch(CLUSTER_NAME_PATTERN, name):
+        return f"{name!r} is not allowed: {rule}"
+    longest = NODE_NAME_MAX - len(f"-node{max(nodes, 1)}")
+    if len(name) > longest:
+        return (f"{name!r} has {len(name)} characters, at most {longest} fit; {rule}, "
+                f"of at most {NODE_NAME_MAX}")
+    return None
 
 READY_TIMEOUT = 30.0
 
@@ -137,6 +157,9 @@ class Cluster:
            images: bool = True, registry: bool = True) -> Cluster:
         """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``), and the TLS
         registry unless ``registry`` is false. ``images`` seeds Docker images and containers."""
+        problem = cluster_name_problem(name, len(profiles))
+        if problem:
+            raise ValueError(f"cluster name {problem}")
         root.mkdir(parents=True, exist_ok=True)
         cleanup_stale(root)
         directory = root / name

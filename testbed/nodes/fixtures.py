@@ -80,7 +80,9 @@ def testbed_node(request: pytest.FixtureRequest, testbed_cluster: Cluster) -> No
 def scratch_cluster(testbed_root: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A throw-away cluster for tests that change nodes: one node per profile, or per profile
     named in the test module's ``SCRATCH_PROFILES``."""
+    # the cluster's name prefixes node names, which must be DNS labels (cluster.CLUSTER_NAME_PATTERN)
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:12]
+    module = module.replace("_", "-").rstrip("-")
     profiles = getattr(request.module, "SCRATCH_PROFILES", ALL_PROFILES)
     with Cluster.up(f"pytest-{os.getpid()}-{module}", profiles, root=testbed_root) as cluster:
         yield cluster

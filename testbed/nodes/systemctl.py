@@ -169,7 +169,9 @@ def _is_ready(unit: Unit) -> bool:
             except OSError:
                 return False
             return True
-    result = subprocess.run(unit.ready["exec"], capture_output=True, timeout=5, check=False)
+    result = subprocess.run(
+        unit.ready["exec"], stdin=subprocess.DEVNULL, capture_output=True, timeout=5, check=False
+    )
     return result.returncode == 0
 
 
@@ -192,9 +194,16 @@ def start(unit: Unit) -> None:
     if unit.ready and "file" in unit.ready:
         Path(unit.ready["file"]).unlink(missing_ok=True)
     with (LOG_DIR / f"{unit.name}.log").open("ab") as log:
+        # As systemd starts a service: no descriptor of the caller (a playbook script's step lock on fd 9,
+        # its SSH channel on 0-2) reaches the daemon, which would hold them for as long as it runs.
         proc = subprocess.Popen(
-            expand_exec(unit.exec, env), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            expand_exec(unit.exec, env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
             start_new_session=True,
+            close_fds=True,
         )
     state.write(pid=proc.pid, start_time=_start_time(proc.pid), result="running", since=time.time())
     deadline = time.monotonic() + unit.start_timeout
@@ -286,8 +295,10 @@ def run(argv: list[str]) -> int:
         if unit is None and verb in ("is-active", "is-failed"):
             unit = Unit(name=_unit_name(arg), exec=["/bin/false"])  # reported as inactive, like systemd
         if unit is None:
-            print(f"Failed to {verb} {_unit_name(arg)}.service: Unit {_unit_name(arg)}.service not found.",
-                  file=sys.stderr)
+            print(
+                f"Failed to {verb} {_unit_name(arg)}.service: Unit {_unit_name(arg)}.service not found.",
+                file=sys.stderr,
+            )
             return EXIT_NO_SUCH_UNIT if verb != "status" else 4
         units.append(unit)
     rc = 0

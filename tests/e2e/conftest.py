@@ -1,7 +1,7 @@
 """End-to-end: the operator as a separate process (`shimshift run`) against the API emulator.
 
-The node side is `tests.e2e.simnodes` (state files count every real change) unless a test brings
-fake nodes. Each test gets a fresh emulator state (the `kubeapi` fixture) with the CRD installed.
+The node side is `tests.e2e.simnodes` (state files count every real change; the operator is then
+started through tests/e2e/run_operator.py) unless a test brings fake nodes (`Operator(..., ssh=True)`). Each test gets a fresh emulator state (the `kubeapi` fixture) with the CRD installed.
 """
 
 from __future__ import annotations
@@ -42,19 +42,16 @@ def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: 
 
 
 class Operator:
-    """`shimshift run` in a subprocess; kill() is SIGKILL, as an OOM killer or a node loss would be."""
+    """The operator in a subprocess; kill() is SIGKILL, as an OOM killer or a node loss would be.
 
-    def __init__(
-        self,
-        kubeconfig: Path,
-        workdir: Path,
-        env: dict[str, str],
-        node_port: str = "tests.e2e.simnodes:node_ports",
-    ) -> None:
+    With `ssh` it is the shipped `shimshift run`, reaching nodes over SSH; otherwise the tests' launcher
+    `tests.e2e.run_operator` (the same command with tests.e2e.simnodes' simulated node steps)."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, env: dict[str, str], *, ssh: bool = False) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.env = env
-        self.node_port = node_port
+        self.ssh = ssh
         self.extra_args: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -68,13 +65,11 @@ class Operator:
             [
                 sys.executable,
                 "-m",
-                "shimshift",
+                "shimshift" if self.ssh else "tests.e2e.run_operator",
                 "run",
                 "--kubeconfig",
                 str(self.kubeconfig),
                 *(self.extra_args or ["--metrics-port", "0"]),
-                "--node-port",
-                self.node_port,
                 "--namespace",
                 "default",
                 "--log-format",

@@ -3,7 +3,7 @@
 It stands in for SSH + playbooks where no fake node is wanted: each operation is idempotent and
 counts the changes it really makes in a JSON file per node (so a test can prove that nothing was
 changed twice across operator crashes), and the switch reports the new runtime on the Node's status
-as the kubelet would. Loaded by `shimshift run --node-port tests.e2e.simnodes:node_ports`.
+as the kubelet would. Handed to the operator by its test launcher, tests/e2e/run_operator.py.
 
 Environment: SHIMSHIFT_SIM_DIR (state files), SHIMSHIFT_SIM_STEP_SECONDS (how long each changing
 step takes, so a test can kill the operator inside one), SHIMSHIFT_SIM_BREAK (comma-separated nodes

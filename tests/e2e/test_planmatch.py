@@ -95,7 +95,7 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     assert {path for _, path in predicted} >= {"/etc/containerd/config.toml"}
     assert any("kubelet" in path for _, path in predicted)
 
-    operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
     operator.start()
     try:
         api.seed(body)

@@ -1,6 +1,6 @@
 """The whole product on the testbed: the operator process, the API emulator, and fake nodes with real
 sshd, containerd 1.6 and dockerd 20.10 whose fake kubelets report to the emulator. Nodes move over SSH
-with the real playbooks (`--node-port ssh`), and the kubelet itself reports containerd:// at the end.
+with the real playbooks (the shipped `shimshift run`), and the kubelet itself reports containerd:// at the end.
 
 The emulator runs its scheduler and workload and PDB controllers but starts no pod itself (as the
 demo's does): the fake kubelets report their pods Running once their runtime can run them, so a drain
@@ -108,7 +108,7 @@ def _migrate(
         "kubelets on Docker",
     )
     _seed_ssh_secrets(nodes, api)
-    operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
     operator.start()
     try:
         api.seed(
@@ -544,7 +544,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
             == 0
         )
     _seed_ssh_secrets(nodes, api)
-    operator = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
 
     def kill() -> None:
         assert operator.proc is not None

@@ -34,9 +34,6 @@ from shimshift.rendering.values import RenderedConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Replaces the images step (tests that do not move images): (steps, facts, plan) -> counts.
-ImagesHook = Callable[[NodeSteps, NodeFacts, NodePlan], ImageCounts]
-
 
 def _no_material() -> RegistryMaterial | None:
     return None
@@ -51,7 +48,6 @@ class SshNodePort:
     connect: Callable[[str], NodeConnection]
     material: Callable[[], RegistryMaterial | None] = _no_material
     kubelet_version: Callable[[str], str | None] = lambda _node: None
-    images_hook: ImagesHook | None = None  # None: the real images step (shimshift.remote.images)
     wait_seconds: int = 60
     stop_grace_seconds: int = 10
     playbooks: Mapping[str, Playbook] = field(default_factory=load_playbooks)
@@ -152,10 +148,7 @@ class SshNodePort:
         self._run(node, StepId.CONFIGURE, facts)
 
     def images(self, node: str, facts: NodeFacts) -> ImageCounts:
-        rendered, plan = self._planned(node, facts)
-        hook = self.images_hook
-        if hook is not None:
-            return self._guarded(node, lambda: hook(self.steps(node), facts, plan))
+        rendered, _ = self._planned(node, facts)
         # The sandbox image the new config names must be in containerd before kubelet needs it (an
         # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
         sandbox = rendered.report.sandbox_image
@@ -185,5 +178,4 @@ class SshNodePort:
         restores from the backups on the node, so later facts plan the same rollback."""
         plan = self.plan(node, facts if facts is not None else self.facts(node))
         self._guarded(node, lambda: self.steps(node).rollback(plan, ROLLBACK_ORDER))
-        if self.images_hook is None:
-            self._guarded(node, lambda: undo_images(self.connection(node), node))
+        self._guarded(node, lambda: undo_images(self.connection(node), node))

@@ -2,7 +2,8 @@
 
 The static check (tests/unit/chart/test_rbac.py) reads the code; this one watches it run. The chart is
 applied to the testbed's API emulator, `shimshift run` is started with the Deployment's own arguments
-and environment (simulated node steps stand in for SSH, tests/e2e/simnodes.py), a NodeMigration
+and environment (simulated node steps stand in for SSH, tests/e2e/simnodes.py, through the tests'
+launcher tests/e2e/run_operator.py), a NodeMigration
 plans (its report ConfigMap) and then migrates two nodes through a PodDisruptionBudget, and every
 request the emulator logged from the
 operator (kopf included) is checked against the rendered ClusterRole and Role, namespace by namespace.
@@ -98,8 +99,9 @@ def test_every_request_the_operator_makes_is_allowed_by_the_charts_rbac(
     container = helm.only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     # The chart's arguments, minus the one `shimshift run` does not serve yet (see test_operator_image).
     args = [a for a in container["args"] if not a.startswith(("--liveness", "--metrics-port"))]
-    argv = [sys.executable, "-m", "shimshift", *args, "--metrics-port=0"]
-    argv += ["--kubeconfig", str(kubeapi.kubeconfig), "--node-port", "tests.e2e.simnodes:node_ports"]
+    # The tests' launcher: `shimshift run` with the simulated node steps (tests/e2e/run_operator.py).
+    argv = [sys.executable, "-m", "tests.e2e.run_operator", *args, "--metrics-port=0"]
+    argv += ["--kubeconfig", str(kubeapi.kubeconfig)]
     env = {
         **os.environ,
         "PYTHONPATH": f"{helm.REPO / 'operator'}{os.pathsep}{helm.REPO}",  # this tree's shimshift

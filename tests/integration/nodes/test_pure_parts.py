@@ -75,3 +75,47 @@ def test_every_profile_ships_containerd_as_docker_ce_does_and_keeps_dockerd_off_
 def test_an_unknown_profile_is_rejected_with_the_known_names() -> None:
     with pytest.raises(ValueError, match="known profiles: kubeadm-systemd"):
         profile("rke1")
+
+
+CLUSTER_NAME_PATTERN = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+
+
+@pytest.mark.parametrize(
+    ("argv", "bad"),
+    [
+        (["up", "--name", "rtA"], "'rtA'"),
+        (["up", "--name", "x" * 60], "at most"),
+        (["up", "--name=-lead"], "'-lead'"),
+        (["down", "--name", "../elsewhere"], "'../elsewhere'"),
+        (["status", "--name", "has.dot"], "'has.dot'"),
+    ],
+)
+def test_a_cluster_name_that_cannot_name_nodes_is_refused_up_front_naming_the_flag_and_the_pattern(
+    argv: list[str], bad: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    result = subprocess.run(
+        [sys.executable, "-m", "testbed", "--root", str(root), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "argument --name" in result.stderr and bad in result.stderr
+    assert CLUSTER_NAME_PATTERN in result.stderr
+    assert not root.exists(), "nothing is created for a refused name"
+
+
+def test_cluster_up_refuses_a_name_its_nodes_cannot_carry(tmp_path: Path) -> None:
+    from testbed.nodes import Cluster
+
+    with pytest.raises(ValueError, match=r"cluster name 'rtA'.*lowercase"):
+        Cluster.up("rtA", ["kubeadm-systemd"], root=tmp_path / "root")
+    assert not (tmp_path / "root").exists()

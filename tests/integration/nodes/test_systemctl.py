@@ -58,3 +58,21 @@ def test_systemctl_reports_an_unknown_unit_as_systemd_does(testbed_cluster: Clus
     result = node.exec(["systemctl", "start", "no-such-daemon"])
     assert result.exit_status == 5
     assert "Unit no-such-daemon.service not found." in result.stderr
+
+
+def test_a_daemon_started_by_systemctl_holds_no_descriptor_of_its_caller(testbed_cluster: Cluster) -> None:
+    # As systemd does: a playbook script holds its step lock on fd 9 and runs systemctl with the SSH
+    # channel on stdin; the daemon it starts must hold neither (the scripts call systemctl plainly).
+    node = testbed_cluster.nodes[0]
+    script = "exec 9>/tmp/step.lock && flock 9 && systemctl restart containerd"
+    result = node.exec(["sh", "-c", script])
+    assert result.exit_status == 0, result.stderr
+    pid = _main_pid(node, "containerd")
+    fds = node.exec(
+        ["sh", "-c", f'for fd in /proc/{pid}/fd/*; do echo "${{fd##*/}} $(readlink "$fd")"; done']
+    )
+    held = dict(line.split(" ", 1) for line in fds.stdout.splitlines())
+    assert "/tmp/step.lock" not in held.values(), held
+    assert held["0"] == "/dev/null"
+    # the lock is free once the script has exited, though containerd runs on
+    assert node.exec(["flock", "-n", "/tmp/step.lock", "true"]).exit_status == 0

@@ -1,10 +1,11 @@
 """The chart's ClusterRole and Role grant exactly what the operator's code and kopf use: no more, no less.
 
 What the code uses is derived from the code itself: every `kube.request(METHOD, path)` and
-`kube.watch(path)` in `operator/shimshift/kube/` (the only package that talks to the API) is found in
-the syntax tree, its path expression evaluated with placeholders for the variable parts, and the path
-mapped to (apiGroup, resource, verb) the way the API server's authorizer does. Paths passed through a
-helper (e.g. `wait_until(kube, PODS, ...)`) are resolved at the helper's call sites.
+`kube.watch(path)` in the package (tests/unit/chart/apiscan.py) is found in the syntax tree, its path
+evaluated with placeholders for the variable parts, and mapped to (apiGroup, resource, verb) the way
+the API server's authorizer does. Paths passed through a helper (e.g. `wait_until(kube, PODS, ...)`)
+are resolved at the helper's call sites. A call the scan cannot resolve fails every test that uses the
+scan, listed: none is skipped.
 
 What kopf uses is listed below with the place in kopf that needs it. Permissions the design calls for
 but whose code has not landed yet (DESIGN_PENDING) are allowed only while no code touches that
@@ -13,20 +14,10 @@ resource at all; once code does, only the verbs it uses are.
 
 from __future__ import annotations
 
-import ast
-import importlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from tests.unit.chart import helm
-
-KUBE_DIR = helm.REPO / "operator" / "shimshift" / "kube"
-
-Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+from tests.unit.chart import apiscan, helm
+from tests.unit.chart.apiscan import VAR, Grant, Use
 
 # What kopf itself needs to serve NodeMigrations cluster-wide (kopf 1.37+):
 KOPF_NEEDS: frozenset[Grant] = frozenset(
@@ -69,161 +60,23 @@ DESIGN_PENDING: frozenset[Grant] = frozenset(
 OPT_IN: frozenset[Grant] = frozenset({("", "pods", "delete")})
 
 
-class Placeholder(str):
-    """Stands for any runtime value in a path expression: `pod.namespace`, `name`, `self.x`..."""
-
-    def __new__(cls) -> Placeholder:
-        return super().__new__(cls, "{var}")
-
-    def __getattr__(self, name: str) -> Placeholder:
-        return Placeholder()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Placeholder:
-        return Placeholder()
-
-    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
-        return Placeholder()
-
-
-VAR = "{var}"
-
-
-@dataclass(frozen=True)
-class Use:
-    where: str  # file:line
-    method: str  # GET, POST, PATCH, PUT, DELETE or WATCH
-    path: str  # evaluated, with {var} for the variable parts
-
-
-def evaluate(node: ast.expr, module: Any, params: set[str], local: dict[str, str] | None = None) -> str:
-    """The path an expression builds: module constants and simple local strings resolved, the rest {var}."""
-    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-    local = local or {}
-    scope: dict[str, Any] = {n: Placeholder() for n in names if n in params or not hasattr(module, n)}
-    scope.update({n: v for n, v in local.items() if n in names and n not in params})
-    if "segment" in names:  # shimshift.kube.paths.segment(value, what): one quoted runtime value
-        scope["segment"] = Placeholder()
-    value = eval(compile(ast.Expression(node), "<path>", "eval"), dict(vars(module)), scope)  # noqa: S307
-    return str(value)
-
-
-def local_strings(
-    fn: ast.FunctionDef | ast.AsyncFunctionDef, module: Any, params: set[str]
-) -> dict[str, str]:
-    """Values of `name = <str expression>` assignments in a function, in order (e.g. `path = f"..."`)."""
-    local: dict[str, str] = {}
-    for stmt in ast.walk(fn):
-        target, value = None, None
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            target, value = stmt.targets[0].id, stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-            target, value = stmt.target.id, stmt.value
-        if target is None or value is None or not isinstance(value, ast.JoinedStr | ast.Constant | ast.BinOp):
-            continue
-        try:
-            local[target] = evaluate(value, module, params, local)
-        except Exception:  # noqa: S112 - not a string expression we can follow
-            continue
-    return local
-
-
-def kube_modules() -> Iterator[tuple[Path, Any, ast.Module]]:
-    for path in sorted(KUBE_DIR.glob("*.py")):
-        module = importlib.import_module(f"shimshift.kube.{path.stem}")
-        yield path, module, ast.parse(path.read_text(), str(path))
-
-
-def functions_with_parents(
-    tree: ast.Module,
-) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call]]:
-    for fn in ast.walk(tree):
-        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-            for node in ast.walk(fn):
-                if isinstance(node, ast.Call):
-                    yield fn, node
-
-
-def request_of(call: ast.Call) -> tuple[str, ast.expr] | None:
-    """(method, path expression) of a `x.request("METHOD", path)` or `x.watch(path)` call."""
-    func = call.func
-    if not isinstance(func, ast.Attribute):
-        return None
-    if func.attr == "request" and len(call.args) >= 2 and isinstance(call.args[0], ast.Constant):
-        return str(call.args[0].value), call.args[1]
-    if func.attr == "watch" and call.args:
-        return "WATCH", call.args[0]
-    return None
-
-
-def api_paths_in(tree: ast.Module) -> list[str]:
-    """String constants in a module that are API paths ("/api/v1/...", "/apis/...")."""
-    return sorted(
-        {
-            node.value
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and node.value.startswith(("/api/v1/", "/apis/"))
-        }
-    )
-
-
-def code_uses() -> tuple[list[Use], list[str]]:
-    """Every API request the kube package makes, and the ones whose path could not be resolved."""
-    uses: list[Use] = []
-    unresolved: list[str] = []
-    # Helpers that take the path as a parameter: name -> (index of the path parameter, methods).
-    helpers: dict[str, tuple[int, set[str]]] = {}
-    parsed = list(kube_modules())
-    for path, module, tree in parsed:
-        for fn, call in functions_with_parents(tree):
-            found = request_of(call)
-            if found is None or fn.name in ("request", "watch"):
-                continue
-            method, expr = found
-            params = [a.arg for a in fn.args.args + fn.args.kwonlyargs]
-            where = f"{path.name}:{call.lineno}"
-            if isinstance(expr, ast.Name) and expr.id in params:
-                index = [a.arg for a in fn.args.args].index(expr.id)
-                helpers.setdefault(fn.name, (index, set()))[1].add(method)
-                continue
-            local = local_strings(fn, module, set(params))
-            uses.append(Use(where, method, evaluate(expr, module, set(params), local)))
-    for path, module, tree in parsed:
-        for fn, call in functions_with_parents(tree):
-            name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
-            if name in helpers and fn.name != name:
-                index, methods = helpers[name]
-                params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
-                where = f"{path.name}:{call.lineno}"
-                if len(call.args) <= index:
-                    unresolved.append(f"{where}: {name}(...) without a positional path")
-                    continue
-                resolved = evaluate(call.args[index], module, params)
-                # A path only known at run time (e.g. a loop over a table of paths): every API path
-                # written in that module counts as used, which over-approximates only within code.
-                candidates = [resolved] if resolved != VAR else api_paths_in(tree)
-                if not candidates:
-                    unresolved.append(f"{where}: {name}(...) with a path only known at run time")
-                for path_value in candidates:
-                    for method in methods:
-                        uses.append(Use(where, method, path_value))
-    return uses, unresolved
+def code_uses() -> list[Use]:
+    """Every API request the package makes; fails the test, listing them, on any it cannot resolve."""
+    found = apiscan.scan()
+    if found.unresolved:
+        pytest.fail(
+            "the RBAC scan cannot resolve these API calls (see tests/unit/chart/apiscan.py):\n"
+            + "\n".join(found.unresolved)
+        )
+    return found.uses
 
 
 def grant_for(use: Use) -> Grant:
     """(apiGroup, resource, verb) the API server's authorizer checks for a request."""
-    parts = [p for p in use.path.split("?", 1)[0].split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        group, rest = "", parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 3:
-        group, rest = parts[1], parts[3:]
-    else:
+    parsed = apiscan.parse_path(use.path)
+    if parsed is None:
         raise AssertionError(f"{use.where}: not a resource path: {use.path}")
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        rest = rest[2:]
-    resource = rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
-    named = len(rest) >= 2
+    group, resource, named = parsed
     verb = {
         ("GET", True): "get",
         ("GET", False): "list",
@@ -240,8 +93,7 @@ def grant_for(use: Use) -> Grant:
 
 
 def used_grants() -> set[Grant]:
-    uses, _ = code_uses()
-    return {grant_for(u) for u in uses}
+    return {grant_for(u) for u in code_uses()}
 
 
 def granted(value_set: str) -> dict[str, set[Grant]]:
@@ -268,11 +120,8 @@ def allowed() -> set[Grant]:
     return used | KOPF_NEEDS | pending
 
 
-def test_the_code_scan_finds_the_requests_the_kube_package_makes() -> None:
-    uses, unresolved = code_uses()
-    assert unresolved == []
-    if not uses:
-        pytest.skip("operator/shimshift/kube makes no API requests yet")
+def test_the_code_scan_resolves_every_request_the_package_makes() -> None:
+    uses = code_uses()
     # Sanity: the scan sees the operator's core moves wherever they are coded.
     grants = {grant_for(u) for u in uses}
     assert ("", "nodes", "patch") in grants
@@ -352,6 +201,6 @@ def test_the_grant_mapping_follows_the_api_servers_authorizer() -> None:
 
 
 def test_events_are_posted_in_the_operators_namespace_which_the_role_covers() -> None:
-    uses, _ = code_uses()
+    uses = code_uses()
     namespaces = {u.path.split("/")[4] for u in uses if u.method == "POST" and u.path.endswith("/events")}
     assert namespaces <= {VAR}

@@ -1,0 +1,39 @@
+"""The operator process of the e2e tests: `shimshift run` with tests.e2e.simnodes' node steps, not SSH.
+
+    python -m tests.e2e.run_operator run --kubeconfig ... [any other `shimshift run` flag]
+
+Takes exactly `shimshift run`'s arguments ("run" included, so the chart's Deployment arguments pass
+unchanged) and environment, builds the same settings, and hands `shimshift.handlers.run_operator` the
+simulated node ports as a Python object. The shipped CLI has no way to do this (issue 14, finding 12):
+no flag or environment variable of the operator names code to import. Needs the repository root and
+operator/ on PYTHONPATH (tests/e2e/conftest.py's Operator sets both).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from shimshift.cli import EXIT_USAGE, build_parser
+from shimshift.handlers import RunSettings, run_operator
+from shimshift.model.errors import ShimshiftError
+from tests.e2e.simnodes import node_ports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["run"]:
+        print("usage: python -m tests.e2e.run_operator run [shimshift run flags]", file=sys.stderr)
+        return EXIT_USAGE
+    args = build_parser().parse_args(argv)
+    try:
+        settings = RunSettings.from_flags(vars(args), os.environ)
+    except ShimshiftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_operator(settings, node_ports=node_ports)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
