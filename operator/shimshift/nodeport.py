@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from shimshift.kube.api import Kube
+from shimshift.kube.api import ApiStatusError, ApiUnreachable, Kube
 from shimshift.kube.nodes import get_node
 from shimshift.kube.secrets import read_secret_key
-from shimshift.model.errors import NodeError
+from shimshift.model.errors import KubeError, NodeError
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import AddressType, Ssh
+from shimshift.model.spec import AddressType, NodeMigrationSpec, Ssh
 from shimshift.remote.connection import NodeConnection, SshOptions, SshTarget
 from shimshift.remote.port import SshNodePort
 from shimshift.rendering import RegistryMaterial
@@ -59,20 +59,8 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
         )
         return SshOptions.from_spec(ssh, known_hosts=known, private_key=key)
 
-    def read_material() -> RegistryMaterial:
-        cas: dict[str, str] = {}
-        clients: dict[str, ClientCert] = {}
-        for reg in migration.spec.containerd.registries:
-            if reg.ca_secret is not None:
-                cas[reg.host] = read_secret_key(kube, namespace, reg.ca_secret.name, reg.ca_secret.key)
-            if reg.client_cert_secret is not None:
-                clients[reg.host] = ClientCert(
-                    read_secret_key(kube, namespace, reg.client_cert_secret, "tls.crt"),
-                    read_secret_key(kube, namespace, reg.client_cert_secret, "tls.key"),
-                )
-        return RegistryMaterial(cas, clients)
-
-    options, material = _once(read_options), _once(read_material)
+    options = _once(read_options)
+    material = _once(lambda: registry_material(kube, namespace, migration.spec))
 
     def connect(node: str) -> NodeConnection:
         address, _ = node_info(kube, node, ssh)
@@ -85,6 +73,70 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
         material=material,
         kubelet_version=lambda node: node_info(kube, node, ssh)[1],
     )
+
+
+def _ssh_secrets(spec: NodeMigrationSpec) -> dict[str, str]:
+    """Secret name -> the spec.ssh field that names it."""
+    out: dict[str, str] = {}
+    if spec.ssh is not None:
+        for ref, field in (
+            (spec.ssh.private_key, "privateKeySecretRef"),
+            (spec.ssh.known_hosts, "knownHostsSecretRef"),
+        ):
+            if ref is not None:
+                out.setdefault(ref.name, f"spec.ssh.{field}")
+    return out
+
+
+def _definitive(error: KubeError) -> bool:
+    """A read that will fail the same way next time (missing Secret or key, forbidden, bad encoding)."""
+    if isinstance(error, ApiUnreachable):
+        return False
+    if isinstance(error, ApiStatusError):
+        return not error.transient
+    return True
+
+
+def registry_material(kube: Kube, namespace: str, spec: NodeMigrationSpec) -> RegistryMaterial:
+    """The CA bundles and client pairs the spec's registries name, read from their Secrets in `namespace`.
+
+    Read-only; the operator's Plan and Migrate modes and `shimshift plan --probe-namespace` all use it, so
+    a plan says what a migration will meet. A Secret that spec.ssh names is never read for a registry
+    (defence in depth: validation refuses that spec already); a Secret or key that does not exist is
+    recorded in `refused` for the renderer to report against the registry's field, so one missing
+    Secret blocks its registry's nodes, never the plan. A transient API error is raised (try again).
+    The content is checked by the renderer (shimshift.model.pem), never logged here.
+    """
+    ssh = _ssh_secrets(spec)
+    cas: dict[str, str] = {}
+    clients: dict[str, ClientCert] = {}
+    refused: dict[tuple[str, str], str] = {}
+
+    def read(host: str, field: str, name: str, keys: tuple[str, ...]) -> tuple[str, ...] | None:
+        if name in ssh:
+            refused[(host, field)] = (
+                f"Secret {namespace}/{name} is the one {ssh[name]} names; an SSH Secret is never read as "
+                "registry material"
+            )
+            return None
+        try:
+            return tuple(read_secret_key(kube, namespace, name, key) for key in keys)
+        except KubeError as e:
+            if not _definitive(e):
+                raise
+            refused[(host, field)] = str(e)
+            return None
+
+    for reg in spec.containerd.registries:
+        if reg.ca_secret is not None:
+            got = read(reg.host, "caSecretRef", reg.ca_secret.name, (reg.ca_secret.key,))
+            if got is not None:
+                cas[reg.host] = got[0]
+        if reg.client_cert_secret is not None:
+            got = read(reg.host, "clientCertSecretRef", reg.client_cert_secret, ("tls.crt", "tls.key"))
+            if got is not None:
+                clients[reg.host] = ClientCert(*got)
+    return RegistryMaterial(cas, clients, refused)
 
 
 def node_info(kube: Kube, node: str, ssh: Ssh) -> tuple[str, str | None]:
@@ -114,4 +166,4 @@ def ssh_node_ports(kube: Kube, namespace: str) -> Callable[[NodeMigration], SshN
     return factory
 
 
-__all__ = ["node_info", "ssh_node_port", "ssh_node_ports"]
+__all__ = ["node_info", "registry_material", "ssh_node_port", "ssh_node_ports"]

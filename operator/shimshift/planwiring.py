@@ -31,7 +31,12 @@ def containerd_files(
     rendered = render_node_config(spec, facts, material or RegistryMaterial())
     current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
     changes = tuple(
-        FileChange(f.path, current.get(f.path), f.content.decode("utf-8", "replace"), secret=f.secret)
+        FileChange(
+            f.path,
+            current.get(f.path),
+            f.content.decode("utf-8", "replace"),
+            secret=f.secret or _tls_material(f.path, rendered.layout.certs_dir),
+        )
         for f in rendered.files
     )
     rep = rendered.report
@@ -49,10 +54,21 @@ def containerd_files(
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
         )
+    if any(_tls_material(f.path, rendered.layout.certs_dir) for f in rendered.files):
+        notes.append(
+            "registry CA and client certificate files are shown by sha256 only (their content comes from "
+            "Secrets or the node); each was checked to be X.509 certificates (a client key: the "
+            "certificate's own key, written 0600)"
+        )
     carryover = tuple(Carryover(t.source, t.host, t.summary, True) for t in rep.translated) + tuple(
         Carryover(n.source, n.value, n.replacement, False) for n in rep.not_carried
     )
     return FileSection(True, "", changes, tuple(notes), carryover, tuple(rep.warnings))
+
+
+def _tls_material(path: str, certs_dir: str) -> bool:
+    """A CA, client certificate or key file under certs.d (everything there but hosts.toml)."""
+    return path.startswith(certs_dir.rstrip("/") + "/") and not path.endswith("/hosts.toml")
 
 
 def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
@@ -87,9 +103,10 @@ class SharedRenders:
     only in those share a render. A render whose output names the node is never shared.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, material: RegistryMaterial | None = None) -> None:
         self._spec: NodeMigrationSpec | None = None
         self._seen: dict[str, FileSection] = {}
+        self._material = material
 
     def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
         if spec is not self._spec:
@@ -106,7 +123,7 @@ class SharedRenders:
         )
         section = self._seen.get(key)
         if section is None:
-            section = containerd_files(spec, node, facts)
+            section = containerd_files(spec, node, facts, self._material)
             if facts.node not in repr(section):
                 self._seen[key] = section
         return section
@@ -131,6 +148,9 @@ class SharedKubeletEdits:
         return section
 
 
-def plan_hooks() -> PlanHooks:
-    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes)."""
-    return PlanHooks(containerd=SharedRenders(), kubelet=SharedKubeletEdits())
+def plan_hooks(material: RegistryMaterial | None = None) -> PlanHooks:
+    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes).
+
+    `material`: the registry Secrets as the operator resolved them (`shimshift.nodeport.registry_material`),
+    so the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
+    return PlanHooks(containerd=SharedRenders(material), kubelet=SharedKubeletEdits())

@@ -78,6 +78,9 @@ class StepExecutor:
         name, owner, spec = record.name, migration.name, migration.spec
         if step == StepId.FACTS:
             facts = port.facts(name)
+            # what the changing steps will write is decided now, before the lock, cordon and drain: a
+            # spec this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
+            port.prepare(name, facts)
             self._facts[(migration.uid or migration.name, name)] = facts
             return Outcome(True, record, _facts_summary(facts))
         if step == StepId.LOCK:

@@ -4,8 +4,11 @@ whatever is refused is refused with the registry host and the Secret named, befo
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from shimshift.model.errors import ValidationError
 from shimshift.model.facts import DockerCertFiles, KubeletFacts, NodeFacts, Setting
 from shimshift.model.pem import MAX_PEM_BYTES, ca_bundle_problem, client_pair_problem
 from shimshift.rendering import ClientCert, RegistryMaterial, RenderProblems, render_node_config
@@ -105,8 +108,12 @@ def test_the_ssh_private_key_given_as_a_registry_ca_is_refused_before_any_file_i
 
 
 def test_a_ca_bundle_with_a_key_appended_is_refused_inline_and_from_a_secret() -> None:
-    inline = spec_with(registries=[{"host": HOST, "caBundle": pki.CA_PEM + pki.CLIENT_KEY_PEM}])
-    assert "spec.containerd.registries[0].caBundle" in refusal(inline, RegistryMaterial())
+    with pytest.raises(ValidationError, match=r"registries\[0\]\.caBundle: is not a PEM certificate bundle"):
+        spec_with(registries=[{"host": HOST, "caBundle": pki.CA_PEM + pki.CLIENT_KEY_PEM}])
+    valid = spec_with(registries=[{"host": HOST, "caBundle": pki.CA_PEM}])  # and past validation:
+    reg = dataclasses.replace(valid.containerd.registries[0], ca_bundle=pki.CA_PEM + pki.CLIENT_KEY_PEM)
+    inline = dataclasses.replace(valid, containerd=dataclasses.replace(valid.containerd, registries=(reg,)))
+    assert "spec.containerd.registries[0].caBundle: registry" in refusal(inline, RegistryMaterial())
     from_secret = spec_with(registries=[{"host": HOST, "caSecretRef": {"name": "ca"}}])
     message = refusal(from_secret, RegistryMaterial(ca_bundles={HOST: pki.CA_PEM + pki.CLIENT_KEY_PEM}))
     assert "Secret ca (key ca.crt)" in message and "PEM block 2 is a private key" in message
