@@ -8,6 +8,7 @@ that: no I/O, no clock.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -29,13 +30,14 @@ def containerd_files(
     offline it is empty and such registries are reported by the renderer as problems.
     """
     rendered = render_node_config(spec, facts, material or RegistryMaterial())
+    from_secrets = _from_secrets(spec, rendered.layout.certs_dir)
     current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
     changes = tuple(
         FileChange(
             f.path,
             current.get(f.path),
             f.content.decode("utf-8", "replace"),
-            secret=f.secret or _tls_material(f.path, rendered.layout.certs_dir),
+            secret=f.secret or f.path in from_secrets,
         )
         for f in rendered.files
     )
@@ -54,11 +56,10 @@ def containerd_files(
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
         )
-    if any(_tls_material(f.path, rendered.layout.certs_dir) for f in rendered.files):
+    if any(f.path in from_secrets for f in rendered.files):
         notes.append(
-            "registry CA and client certificate files are shown by sha256 only (their content comes from "
-            "Secrets or the node); each was checked to be X.509 certificates (a client key: the "
-            "certificate's own key, written 0600)"
+            "registry CA and client certificate files from Secrets are shown by sha256 only; each was "
+            "checked to hold X.509 certificates only (a client key: the certificate's own, written 0600)"
         )
     carryover = tuple(Carryover(t.source, t.host, t.summary, True) for t in rep.translated) + tuple(
         Carryover(n.source, n.value, n.replacement, False) for n in rep.not_carried
@@ -66,9 +67,16 @@ def containerd_files(
     return FileSection(True, "", changes, tuple(notes), carryover, tuple(rep.warnings))
 
 
-def _tls_material(path: str, certs_dir: str) -> bool:
-    """A CA, client certificate or key file under certs.d (everything there but hosts.toml)."""
-    return path.startswith(certs_dir.rstrip("/") + "/") and not path.endswith("/hosts.toml")
+def _from_secrets(spec: NodeMigrationSpec, certs_dir: str) -> set[str]:
+    """The certs.d files whose content comes from a Secret (caSecretRef, clientCertSecretRef): a plan
+    shows them by hash only, as it does the client key (the report lands in a ConfigMap)."""
+    paths: set[str] = set()
+    for reg in spec.containerd.registries:
+        if reg.ca_secret is not None:
+            paths.add(posixpath.join(certs_dir, reg.host, "ca.crt"))
+        if reg.client_cert_secret is not None:
+            paths.add(posixpath.join(certs_dir, reg.host, "client.cert"))
+    return paths
 
 
 def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:

@@ -13,6 +13,7 @@ resolved", while Migrate then succeeded).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -159,6 +160,38 @@ def test_a_copy_of_the_ssh_key_in_another_secret_is_refused_at_facts_before_the_
     key_line = nodes.private_key.read_text().splitlines()[1]
     assert key_line not in json.dumps(status) + operator.logs()
     api.delete("nodemigrations.shimshift.io", "copy")
+
+
+def test_the_live_plan_reads_the_registry_secrets_read_only_and_blocks_only_the_missing_one(
+    stack: tuple[Cluster, Any], tmp_path: Path
+) -> None:
+    from shimshift.cli import main
+
+    nodes, api = stack
+    assert nodes.registry is not None
+    ca_pem = nodes.registry.ca_cert.read_text()
+    api.seed(secret("live-ca", "ca.crt", ca_pem))
+    body = _registry_migration(nodes, "live", "Migrate", {"name": "live-ca"})
+    body["spec"]["containerd"]["registries"].append(
+        {"host": "other.example.com", "caSecretRef": {"name": "absent"}}
+    )
+    manifest = tmp_path / "live.json"
+    manifest.write_text(json.dumps(body))
+    out = io.StringIO()
+    argv = ["plan", "-f", str(manifest), "--kubeconfig", str(api.kubeconfig), "--probe-namespace", "default"]
+    status = main([*argv, "--format", "json"], out)
+    assert status == 3, out.getvalue()[-2000:]
+    report = json.loads(out.getvalue())
+    (planned,) = report["nodes"]
+    blockers = [f["message"] for f in planned["findings"] if f["level"] == "blocker"]
+    assert (
+        len(blockers) == 1
+        and "registries[1].caSecretRef: registry other.example.com: Secret absent" in blockers[0]
+    )
+    assert "Secret default/absent does not exist" in blockers[0] and "live-ca" not in blockers[0]
+    assert ca_pem.splitlines()[1] not in out.getvalue()
+    assert api.get("nodemigrations.shimshift.io", "live") is None  # a plan changes nothing anywhere
+    _untouched(nodes, api)
 
 
 def test_a_valid_ca_secret_is_no_plan_blocker_and_migrate_writes_what_the_plan_showed_and_it_verifies(
