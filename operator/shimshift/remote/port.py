@@ -129,7 +129,9 @@ class SshNodePort:
     def prepare(self, node: str, facts: NodeFacts) -> None:
         """Decide what the changing steps write on `node` (render its files, check the registry
         material, plan the kubelet edit) before anything changes: a RenderError here leaves the node,
-        its cordon and its pods as they are."""
+        its cordon and its pods as they are. A node that is not a Docker node is refused here too
+        (NotDockershimNode), rather than with whatever its facts make the renderer say."""
+        NodeSteps.preflight(facts)
         self._planned(node, facts)
 
     def plan(self, node: str, facts: NodeFacts) -> NodePlan:
