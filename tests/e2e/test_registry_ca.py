@@ -154,7 +154,7 @@ def test_a_copy_of_the_ssh_key_in_another_secret_is_refused_at_facts_before_the_
     assert record["phase"] == NodePhase.FAILED, (status, operator.logs()[-3000:])
     assert record["lastError"]["step"] == "facts", record["lastError"]
     message = record["lastError"]["message"]
-    assert f"registry {REGISTRY_HOST}: Secret copied (key ca.crt) PEM block 1 is a private key" in message
+    assert f"registry {REGISTRY_HOST}: Secret copied (key ca.crt): PEM block 1 is a private key" in message
     assert [s["id"] for s in record["steps"]] in (["facts"], ["facts", "rollback"]), record["steps"]
     _untouched(nodes, api)
     key_line = nodes.private_key.read_text().splitlines()[1]

@@ -98,7 +98,7 @@ def spec_intents(
         if reg.ca_bundle is not None:
             bad = ca_bundle_problem(reg.ca_bundle)
             if bad:
-                problems.append(Problem(f"{path}.caBundle", f"registry {reg.host}: the CA bundle {bad}"))
+                problems.append(Problem(f"{path}.caBundle", f"registry {reg.host}: {bad}"))
             else:
                 cas = (("ca.crt", reg.ca_bundle),)
         elif reg.ca_secret is not None:
@@ -151,7 +151,7 @@ def _ca_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> lis
         return [
             Problem(
                 field,
-                f"{where} {bad}; nothing was written: a CA is put on every node world-readable, so "
+                f"{where}: {bad}; nothing was written: a CA is put on every node world-readable, so "
                 "point caSecretRef at a Secret that holds only the CA certificate(s)",
             )
         ]
@@ -181,7 +181,7 @@ def _client_from_secret(path: str, reg: Registry, material: RegistryMaterial) ->
         return [
             Problem(
                 field,
-                f"{where} (key {key}) {why}; nothing was written: give a kubernetes.io/tls Secret whose "
+                f"{where} (key {key}): {why}; nothing was written: give a kubernetes.io/tls Secret whose "
                 "tls.crt is the client certificate and tls.key its private key",
             )
         ]
@@ -203,7 +203,7 @@ def carried_ca_problems(intents: Sequence[RegistryIntent], layout_certs_dir: str
                 problems.append(
                     Problem(
                         f"/etc/docker/certs.d/{intent.host}/{name}",
-                        f"registry {intent.host}: this CA file {bad}; it would be copied to "
+                        f"registry {intent.host}: {bad}; this file would be copied to "
                         f"{posixpath.join(layout_certs_dir, intent.host, name)} readable by every user of "
                         "the node: leave only the certificates in it, or list the registry in "
                         "spec.containerd.registries (its CA there wins), or set importDockerConfig: false",

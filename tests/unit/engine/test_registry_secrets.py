@@ -66,7 +66,7 @@ def test_plan_mode_blocks_a_registry_whose_secret_holds_a_private_key_not_a_ca(c
     nodes.material = RegistryMaterial(ca_bundles={HOST: key})
     report = plan_report(nodes, cluster, clock)
     (message,) = containerd_blockers(report)
-    assert "Secret registry-ca (key ca.crt) PEM block 1 is a private key" in message
+    assert "Secret registry-ca (key ca.crt): PEM block 1 is a private key" in message
     assert key.splitlines()[1] not in json.dumps(report) + cluster.reports["m"]["report.md"]
 
 

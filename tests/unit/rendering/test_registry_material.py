@@ -140,7 +140,7 @@ def test_a_client_pair_whose_key_is_the_ssh_key_is_refused_naming_the_secret_and
     material = RegistryMaterial(client_certs={HOST: ClientCert(pki.CLIENT_CERT_PEM, pki.rsa_private_key())})
     message = refusal(spec, material)
     assert "spec.containerd.registries[0].clientCertSecretRef" in message
-    assert f"registry {HOST}: Secret tls (key tls.key) does not match the certificate" in message
+    assert f"registry {HOST}: Secret tls (key tls.key): does not match the certificate" in message
 
 
 def test_a_secret_the_operator_refused_to_read_is_a_problem_naming_why() -> None:
@@ -153,7 +153,7 @@ def test_a_key_in_a_docker_certs_d_crt_file_is_not_copied_world_readable_into_co
     path = f"/etc/docker/certs.d/{HOST}/ca.crt"
     docker = (DockerCertFiles(HOST, ca_certs={path: pki.CA_PEM + pki.CLIENT_KEY_PEM}),)
     message = refusal(spec_with(), RegistryMaterial(), docker_certs=docker)
-    assert f"{path}: registry {HOST}: this CA file PEM block 2 is a private key" in message
+    assert f"{path}: registry {HOST}: PEM block 2 is a private key" in message
     good = (DockerCertFiles(HOST, ca_certs={path: pki.CA_PEM}),)
     assert (
         render_node_config(spec_with(), facts(docker_certs=good)).file(f"{CERTS}/ca.crt").text == pki.CA_PEM
