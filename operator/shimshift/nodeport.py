@@ -27,14 +27,18 @@ from shimshift.rendering.values import ClientCert
 T = TypeVar("T")
 
 
-def _once(read: Callable[[], T]) -> Callable[[], T]:
-    """`read`, called at most once (on first use, so a missing Secret fails the step that needs it)."""
+def _once(read: Callable[[], T], keep: Callable[[T], bool] = lambda _value: True) -> Callable[[], T]:
+    """`read`, called once (on first use, so a missing Secret fails the step that needs it) and kept when
+    `keep` says so; otherwise read again next time (a Secret created meanwhile is found)."""
     lock, box = threading.Lock(), list[T]()
 
     def get() -> T:
         with lock:
             if not box:
-                box.append(read())
+                value = read()
+                if not keep(value):
+                    return value
+                box.append(value)
             return box[0]
 
     return get
@@ -60,7 +64,7 @@ def ssh_node_port(kube: Kube, namespace: str, migration: NodeMigration) -> SshNo
         return SshOptions.from_spec(ssh, known_hosts=known, private_key=key)
 
     options = _once(read_options)
-    material = _once(lambda: registry_material(kube, namespace, migration.spec))
+    material = _once(lambda: registry_material(kube, namespace, migration.spec), lambda m: not m.refused)
 
     def connect(node: str) -> NodeConnection:
         address, _ = node_info(kube, node, ssh)

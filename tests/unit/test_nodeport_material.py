@@ -103,3 +103,28 @@ def test_a_missing_secret_is_recorded_against_its_registry_not_raised() -> None:
 def test_a_transient_api_error_is_raised_so_the_plan_or_step_is_tried_again() -> None:
     with pytest.raises(ApiStatusError):
         registry_material(FakeKube({}, fail=503), "ops", spec({"caSecretRef": {"name": "ca"}}))  # type: ignore[arg-type]
+
+
+def test_the_port_reads_a_refused_secret_again_and_keeps_a_complete_answer() -> None:
+    from shimshift.nodeport import ssh_node_port
+
+    body = {
+        "apiVersion": "shimshift.io/v1alpha1",
+        "kind": "NodeMigration",
+        "metadata": {"name": "m"},
+        "spec": {
+            "mode": "Migrate",
+            "nodeNames": ["n1"],
+            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "known-hosts"}},
+            "containerd": {"registries": [{"host": HOST, "caSecretRef": {"name": "ca"}}]},
+        },
+    }
+    kube = FakeKube({})
+    port = ssh_node_port(kube, "ops", parse_nodemigration(body, load_crd()))  # type: ignore[arg-type]
+    first = port.registry_material()
+    assert first is not None and (HOST, "caSecretRef") in first.refused
+    kube.secrets["ca"] = {"ca.crt": pki.CA_PEM}  # the admin creates the Secret
+    second = port.registry_material()
+    assert second is not None and second.ca_bundles == {HOST: pki.CA_PEM} and not second.refused
+    port.registry_material()
+    assert kube.paths.count("/api/v1/namespaces/ops/secrets/ca") == 2  # kept once complete
