@@ -2,8 +2,9 @@
 
 What the Kubernetes-free port needs from the cluster is read here: the node's address (per
 `spec.ssh.addressType`) and kubelet version from its Node object, the SSH key and known_hosts from the
-Secrets `spec.ssh` names, registry CAs and client certificates from theirs, all in the operator's
-namespace, each read once and never logged. One port per NodeMigration uid and generation (a spec
+Secrets `spec.ssh` names, registry CAs and client certificates from theirs (`registry_material`, which
+never reads an SSH Secret for a registry), all in the operator's namespace, each read once (registry
+Secrets again while one is missing) and never logged. One port per NodeMigration uid and generation (a spec
 change plans anew); SSH round trips per node are logged when the node finishes.
 """
 

@@ -3,6 +3,11 @@
 Spec registries win over translated ones, host by host; each override is reported as a conflict.
 A CA given for a host applies to the host and its mirrors (CRD: caSecretRef); a mirror host that has
 its own entry (Docker's certs.d/<mirror>/, an insecure mirror) also gets that entry's TLS settings.
+
+TLS material is checked before it becomes a file (shimshift.model.pem): a CA (caBundle, caSecretRef, a
+*.crt carried from Docker's certs.d) is X.509 certificates only, since ca.crt is written 0644; a client
+pair (clientCertSecretRef) is a certificate and its own key, written 0644 and 0600. Anything else is a
+problem naming the registry, the field and the Secret (or the node file), never the content.
 """
 
 from __future__ import annotations
