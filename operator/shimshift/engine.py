@@ -406,7 +406,7 @@ class Engine:
             now,
             name=migration.name,
             facts_taken_at=iso(now),
-            hooks=plan_hooks(),
+            hooks=plan_hooks(port.registry_material()),
         )
         data = {"report.md": render_markdown(report)}
         encoded = json.dumps(report_to_json(report), separators=(",", ":"))

@@ -40,6 +40,7 @@ from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.snapshot import CONTROLLER_KINDS, FACTS_DIR, gc_paused, load_snapshot, write_snapshot
 from shimshift.planwiring import plan_hooks
+from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
 
 EXIT_INVALID = 1
@@ -122,6 +123,23 @@ def probe_facts(
     return facts
 
 
+def read_registry_material(args: argparse.Namespace, migration: NodeMigration) -> RegistryMaterial | None:
+    """The registry Secrets (CA bundles, client pairs) from --probe-namespace, read-only, as the
+    operator's Plan mode reads them; None without --probe-namespace (such registries are blockers)."""
+    if not args.probe_namespace or not any(
+        r.ca_secret or r.client_cert_secret for r in migration.spec.containerd.registries
+    ):
+        return None
+    from shimshift.kube.api import Kube, load_api_client
+    from shimshift.nodeport import registry_material
+
+    kube = Kube(load_api_client(args.kubeconfig, args.context))
+    try:
+        return registry_material(kube, args.probe_namespace, migration.spec)
+    finally:
+        kube.close()
+
+
 def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
     objects: Mapping[str, list[dict[str, Any]]] = _read_cluster(args)
     controllers = [obj for name in CONTROLLER_KINDS for obj in objects.get(name, [])]
@@ -141,6 +159,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         migration = read_migration(args.filename)
         now = _now(args.now)
         taken_at = ""
+        material = None
         if args.snapshot:
             snap = load_snapshot(Path(args.snapshot))
             cluster, facts, taken_at, source = snap.cluster, dict(snap.facts), snap.taken_at, snap.source
@@ -155,6 +174,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                     if n.name not in facts
                 ]
                 facts.update(probe_facts(args, migration, wanted, out))
+            material = read_registry_material(args, migration)
         report = build_plan(
             migration.spec,
             cluster,
@@ -163,7 +183,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             name=migration.name,
             facts_taken_at=taken_at,
             source=source,
-            hooks=plan_hooks(),
+            hooks=plan_hooks(material),
         )
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)
@@ -242,7 +262,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         "--probe-namespace",
         metavar="NS",
         help="live cluster: probe the selected nodes over SSH (read-only), with the Secrets spec.ssh names "
-        "read from namespace NS, as the operator's Plan mode does",
+        "read from namespace NS, as the operator's Plan mode does; the registries' CA and client "
+        "certificate Secrets are read from NS too (the plan shows their files by hash only)",
     )
     p.add_argument("--format", choices=FORMATS, default="markdown", help="report format (default markdown)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")

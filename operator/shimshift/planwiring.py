@@ -8,6 +8,7 @@ that: no I/O, no clock.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -32,6 +33,7 @@ def containerd_files(
     for people: credential values in the files are redacted (rendering/redact.py).
     """
     rendered = render_node_config(spec, facts, material or RegistryMaterial())
+    from_secrets = _from_secrets(spec, rendered.layout.certs_dir)
     current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
 
     def view(path: str, text: str | None) -> str | None:
@@ -42,7 +44,7 @@ def containerd_files(
             f.path,
             view(f.path, current.get(f.path)),
             view(f.path, f.content.decode("utf-8", "replace")),
-            secret=f.secret,
+            secret=f.secret or f.path in from_secrets,
         )
         for f in rendered.files
     )
@@ -61,12 +63,29 @@ def containerd_files(
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
         )
+    if any(f.path in from_secrets for f in rendered.files):
+        notes.append(
+            "registry CA and client certificate files from Secrets are shown by sha256 only; each was "
+            "checked to hold X.509 certificates only (a client key: the certificate's own, written 0600)"
+        )
     carryover = tuple(
         Carryover(t.source, t.host, redact_text(t.summary), True) for t in rep.translated
     ) + tuple(Carryover(n.source, redact_text(n.value), n.replacement, False) for n in rep.not_carried)
     return FileSection(
         True, "", changes, tuple(redact_text(n) for n in notes), carryover, tuple(rep.warnings)
     )
+
+
+def _from_secrets(spec: NodeMigrationSpec, certs_dir: str) -> set[str]:
+    """The certs.d files whose content comes from a Secret (caSecretRef, clientCertSecretRef): a plan
+    shows them by hash only, as it does the client key (the report lands in a ConfigMap)."""
+    paths: set[str] = set()
+    for reg in spec.containerd.registries:
+        if reg.ca_secret is not None:
+            paths.add(posixpath.join(certs_dir, reg.host, "ca.crt"))
+        if reg.client_cert_secret is not None:
+            paths.add(posixpath.join(certs_dir, reg.host, "client.cert"))
+    return paths
 
 
 def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
@@ -107,9 +126,10 @@ class SharedRenders:
     only in those share a render. A render whose output names the node is never shared.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, material: RegistryMaterial | None = None) -> None:
         self._spec: NodeMigrationSpec | None = None
         self._seen: dict[str, FileSection] = {}
+        self._material = material
 
     def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
         if spec is not self._spec:
@@ -126,7 +146,7 @@ class SharedRenders:
         )
         section = self._seen.get(key)
         if section is None:
-            section = containerd_files(spec, node, facts)
+            section = containerd_files(spec, node, facts, self._material)
             if facts.node not in repr(section):
                 self._seen[key] = section
         return section
@@ -151,6 +171,9 @@ class SharedKubeletEdits:
         return section
 
 
-def plan_hooks() -> PlanHooks:
-    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes)."""
-    return PlanHooks(containerd=SharedRenders(), kubelet=SharedKubeletEdits())
+def plan_hooks(material: RegistryMaterial | None = None) -> PlanHooks:
+    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes).
+
+    `material`: the registry Secrets as the operator resolved them (`shimshift.nodeport.registry_material`),
+    so the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
+    return PlanHooks(containerd=SharedRenders(material), kubelet=SharedKubeletEdits())

@@ -20,12 +20,21 @@ from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus
 from shimshift.planning.cluster import Cluster, Node
+from shimshift.rendering import RegistryMaterial
 
 
 class NodePort(Protocol):
     """What the engine asks of a node (SSH + playbooks in production). Every call is idempotent."""
 
     def facts(self, node: str) -> NodeFacts: ...
+    def prepare(self, node: str, facts: NodeFacts) -> None:
+        """Decide, before any change, what the changing steps write; raises what would stop them."""
+        ...
+
+    def registry_material(self) -> RegistryMaterial | None:
+        """The registry Secrets' material for a plan (None: the port reads no Secrets)."""
+        ...
+
     def backup(self, node: str, facts: NodeFacts) -> str: ...
     def configure(self, node: str, facts: NodeFacts) -> None: ...
     def images(self, node: str, facts: NodeFacts) -> ImageCounts: ...

@@ -91,6 +91,9 @@ class StepExecutor:
         name, owner, spec = record.name, migration.name, migration.spec
         if step == StepId.FACTS:
             facts = port.facts(name)
+            # what the changing steps will write is decided now, before the lock, cordon and drain: a
+            # spec this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
+            port.prepare(name, facts)
             self._facts[(migration.uid or migration.name, name)] = facts
             host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
             return Outcome(True, replace(record, host_key_fingerprint=host_key), _facts_summary(facts))

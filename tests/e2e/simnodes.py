@@ -31,6 +31,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import ImageCounts
 from shimshift.ports import NodePort
+from shimshift.rendering import RegistryMaterial
 
 DOCKER = "docker://20.10.24"
 CONTAINERD = "containerd://1.6.20"
@@ -111,6 +112,12 @@ class SimNodes:
         return NodeFacts(
             node=node, docker_version="20.10.24", containerd_version="1.6.20", docker_running=True
         )
+
+    def prepare(self, node: str, facts: NodeFacts) -> None:
+        pass
+
+    def registry_material(self) -> RegistryMaterial | None:
+        return None
 
     def backup(self, node: str, facts: NodeFacts) -> str:
         self._change(node, "backup")

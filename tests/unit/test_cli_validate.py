@@ -44,6 +44,23 @@ def test_problems_are_printed_with_field_paths_and_the_exit_status_is_1(tmp_path
     assert "spec.rollout.maxUnavailable: must be a percentage from 1% to 100%, not 120%" in out
 
 
+def test_a_registry_ca_taken_from_the_ssh_key_secret_is_invalid_naming_both_fields(tmp_path: Path) -> None:
+    f = tmp_path / "ca-from-ssh.yaml"
+    f.write_text(
+        "apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\nmetadata: {name: x}\n"
+        "spec:\n  mode: Migrate\n  nodeNames: [a]\n"
+        "  ssh: {privateKeySecretRef: {name: ssh}, knownHostsSecretRef: {name: known-hosts}}\n"
+        "  containerd:\n    registries:\n"
+        "    - {host: registry.example.com, caSecretRef: {name: ssh, key: ssh-privatekey}}\n"
+    )
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert (
+        "spec.containerd.registries[0].caSecretRef: names Secret ssh, which spec.ssh.privateKeySecretRef "
+        "names too" in out
+    )
+
+
 def test_yaml_syntax_errors_give_line_and_column(tmp_path: Path) -> None:
     f = tmp_path / "broken.yaml"
     f.write_text("apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\n  spec: [\n")

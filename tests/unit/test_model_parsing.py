@@ -17,9 +17,10 @@ from shimshift.model.spec import (
     Mode,
     RollbackPolicy,
 )
+from tests import pki
 from tests.unit.conftest import minimal_manifest
 
-CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+CA = pki.CA_PEM
 
 
 def problems_of(body: dict[str, Any], crd: dict[str, Any]) -> list[str]:
@@ -171,6 +172,33 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "CA not PEM",
         {"containerd": {"registries": [{"host": "r.example.com", "caBundle": "hello"}]}},
         "spec.containerd.registries[0].caBundle: is not a PEM certificate",
+    ),
+    (
+        "CA bundle with its key appended",
+        {"containerd": {"registries": [{"host": "r.example.com", "caBundle": CA + pki.CLIENT_KEY_PEM}]}},
+        "spec.containerd.registries[0].caBundle: is not a PEM certificate bundle: PEM block 2 is a private key",
+    ),
+    (
+        "CA from the SSH key Secret",
+        {
+            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "kh"}},
+            "containerd": {
+                "registries": [
+                    {"host": "r.example.com", "caSecretRef": {"name": "ssh", "key": "ssh-privatekey"}}
+                ]
+            },
+        },
+        "spec.containerd.registries[0].caSecretRef: names Secret ssh, which spec.ssh.privateKeySecretRef names "
+        "too: an SSH Secret is never used as registry material",
+    ),
+    (
+        "client certificate from the known_hosts Secret",
+        {
+            "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "kh"}},
+            "containerd": {"registries": [{"host": "r.example.com", "clientCertSecretRef": {"name": "kh"}}]},
+        },
+        "spec.containerd.registries[0].clientCertSecretRef: names Secret kh, which "
+        "spec.ssh.knownHostsSecretRef names too",
     ),
     (
         "duplicate registry host",

@@ -6,7 +6,6 @@ condition; `shimshift validate` prints them.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
@@ -16,10 +15,10 @@ from urllib.parse import urlsplit
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.names import is_object_name, is_secret_key
+from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.unsafe import unsafe_problems
 
-_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
 
 
@@ -34,6 +33,7 @@ def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
             *_check_kubelet(spec.get("kubelet", {})),
             *_check_ssh(spec),
             *_check_secret_refs(spec, "spec"),
+            *_check_registry_secrets(spec),
         ]
     )
 
@@ -152,8 +152,13 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
             )
     if "caSecretRef" in reg and "caBundle" in reg:
         yield Problem(f"{path}.caBundle", "the CA is given twice (caBundle and caSecretRef); keep one")
-    if "caBundle" in reg and not _PEM_CERT.search(reg["caBundle"]):
-        yield Problem(f"{path}.caBundle", "is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    if "caBundle" in reg:
+        bad = ca_bundle_problem(reg["caBundle"])
+        if bad:
+            yield Problem(
+                f"{path}.caBundle",
+                f"is not a PEM certificate bundle: {bad} (it is written world-readable on every node)",
+            )
     has_ca = "caBundle" in reg or "caSecretRef" in reg
     if reg.get("plainHTTP") and (has_ca or reg.get("skipVerify") or "clientCertSecretRef" in reg):
         yield Problem(
@@ -210,3 +215,37 @@ def _check_ssh(spec: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem("spec.ssh.connectTimeout", "must be longer than 0s")
     if parse_duration(ssh.get("commandTimeout", "5m")) == 0:
         yield Problem("spec.ssh.commandTimeout", "must be longer than 0s")
+
+
+#: The Secrets spec.ssh reads, by field; none of them may also be registry material.
+SSH_SECRET_FIELDS = ("privateKeySecretRef", "knownHostsSecretRef")
+
+
+def ssh_secret_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Secret name -> the spec.ssh field that names it."""
+    ssh = spec.get("ssh") or {}
+    names: dict[str, str] = {}
+    for field in SSH_SECRET_FIELDS:
+        ref = ssh.get(field)
+        if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+            names.setdefault(ref["name"], f"spec.ssh.{field}")
+    return names
+
+
+def _check_registry_secrets(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """A registry's CA or client certificate never comes from an SSH Secret: a CA is written
+    world-readable on every node, so caSecretRef naming the SSH key's Secret would publish the key."""
+    ssh = ssh_secret_names(spec)
+    if not ssh:
+        return
+    for i, reg in enumerate((spec.get("containerd") or {}).get("registries") or ()):
+        for field in ("caSecretRef", "clientCertSecretRef"):
+            ref = reg.get(field)
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            if name in ssh:
+                yield Problem(
+                    f"spec.containerd.registries[{i}].{field}",
+                    f"names Secret {name}, which {ssh[name]} names too: an SSH Secret is never used as "
+                    "registry material (it would be written onto the nodes); put the registry's "
+                    "certificate(s) in a Secret of their own",
+                )

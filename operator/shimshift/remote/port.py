@@ -125,6 +125,18 @@ class SshNodePort:
                 cached = self._plans.setdefault(node, (rendered, plan))
         return cached
 
+    def registry_material(self) -> RegistryMaterial | None:
+        """The registry Secrets' material (read once), for a plan that renders what a migration writes."""
+        return self.material()
+
+    def prepare(self, node: str, facts: NodeFacts) -> None:
+        """Decide what the changing steps write on `node` (render its files, check the registry
+        material, plan the kubelet edit) before anything changes: a RenderError here leaves the node,
+        its cordon and its pods as they are. A node that is not a Docker node is refused here too
+        (NotDockershimNode), rather than with whatever its facts make the renderer say."""
+        NodeSteps.preflight(facts)
+        self._planned(node, facts)
+
     def plan(self, node: str, facts: NodeFacts) -> NodePlan:
         """What the changing steps write on `node`, decided once from its (pre-migration) facts."""
         return self._planned(node, facts)[1]

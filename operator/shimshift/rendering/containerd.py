@@ -25,7 +25,7 @@ from shimshift.model.unsafe import unsafe_problems, unsafe_settings
 from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
-from shimshift.rendering.registries import merge_intents, plan_hosts, spec_intents
+from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.schema import unknown_keys
 from shimshift.rendering.templating import render_template
@@ -225,6 +225,9 @@ def render_node_config(
     if problems:
         raise RenderProblems(facts.node, problems)
     intents, conflicts, translated = merge_intents(s_intents, translation)
+    carried = carried_ca_problems(intents, layout.certs_dir)
+    if carried:
+        raise RenderProblems(facts.node, carried)
     sandbox = choose_sandbox_image(co.sandbox_image, facts, intents)
     plans = plan_hosts(intents, layout, translation.insecure_networks)
 

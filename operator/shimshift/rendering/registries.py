@@ -3,6 +3,11 @@
 Spec registries win over translated ones, host by host; each override is reported as a conflict.
 A CA given for a host applies to the host and its mirrors (CRD: caSecretRef); a mirror host that has
 its own entry (Docker's certs.d/<mirror>/, an insecure mirror) also gets that entry's TLS settings.
+
+TLS material is checked before it becomes a file (shimshift.model.pem): a CA (caBundle, caSecretRef, a
+*.crt carried from Docker's certs.d) is X.509 certificates only, since ca.crt is written 0644; a client
+pair (clientCertSecretRef) is a certificate and its own key, written 0644 and 0600. Anything else is a
+problem naming the registry, the field and the Secret (or the node file), never the content.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from shimshift.model.errors import Problem
+from shimshift.model.pem import ca_bundle_problem, client_pair_problem
 from shimshift.model.spec import Registry
 from shimshift.rendering.docker import (
     DOCKER_HUB,
@@ -95,31 +101,20 @@ def spec_intents(
                 problems.append(Problem(f"{path}.mirrors[{j}]", f"{mirror!r} {problem}"))
         cas: tuple[tuple[str, str], ...] = ()
         if reg.ca_bundle is not None:
-            cas = (("ca.crt", reg.ca_bundle),)
-        elif reg.ca_secret is not None:
-            pem = material.ca_bundles.get(reg.host)
-            if pem is None:
-                problems.append(
-                    Problem(
-                        f"{path}.caSecretRef",
-                        f"the CA from Secret {reg.ca_secret.name} (key {reg.ca_secret.key}) was not "
-                        "resolved; create the Secret in the operator's namespace",
-                    )
-                )
+            bad = ca_bundle_problem(reg.ca_bundle)
+            if bad:
+                problems.append(Problem(f"{path}.caBundle", f"registry {reg.host}: {bad}"))
             else:
-                cas = (("ca.crt", pem),)
+                cas = (("ca.crt", reg.ca_bundle),)
+        elif reg.ca_secret is not None:
+            problems += _ca_from_secret(path, reg, material)
+            if reg.host in material.ca_bundles and not problems_for(problems, f"{path}.caSecretRef"):
+                cas = (("ca.crt", material.ca_bundles[reg.host]),)
         pairs: tuple[ClientPair, ...] = ()
         if reg.client_cert_secret is not None:
+            problems += _client_from_secret(path, reg, material)
             client: ClientCert | None = material.client_certs.get(reg.host)
-            if client is None:
-                problems.append(
-                    Problem(
-                        f"{path}.clientCertSecretRef",
-                        f"the client certificate from Secret {reg.client_cert_secret} was not resolved; "
-                        "create a kubernetes.io/tls Secret with tls.crt and tls.key",
-                    )
-                )
-            else:
+            if client is not None and not problems_for(problems, f"{path}.clientCertSecretRef"):
                 pairs = (ClientPair(cert_pem=client.cert_pem, key_pem=client.key_pem),)
         intents.append(
             RegistryIntent(
@@ -133,6 +128,93 @@ def spec_intents(
             )
         )
     return intents, problems
+
+
+def problems_for(problems: Sequence[Problem], path: str) -> bool:
+    return any(p.path == path for p in problems)
+
+
+def _ca_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> list[Problem]:
+    assert reg.ca_secret is not None
+    field = f"{path}.caSecretRef"
+    where = f"registry {reg.host}: Secret {reg.ca_secret.name} (key {reg.ca_secret.key})"
+    refused = material.refused.get((reg.host, "caSecretRef"))
+    if refused:
+        return [Problem(field, f"{where}: {refused}")]
+    pem = material.ca_bundles.get(reg.host)
+    if pem is None:
+        return [
+            Problem(
+                field,
+                f"{where} was not resolved (an offline plan reads no Secrets: plan with "
+                "--probe-namespace, or in the operator's Plan mode); create the Secret in the "
+                "operator's namespace",
+            )
+        ]
+    bad = ca_bundle_problem(pem)
+    if bad:
+        return [
+            Problem(
+                field,
+                f"{where}: {bad}; nothing was written: a CA is put on every node world-readable, so "
+                "point caSecretRef at a Secret that holds only the CA certificate(s)",
+            )
+        ]
+    return []
+
+
+def _client_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> list[Problem]:
+    field = f"{path}.clientCertSecretRef"
+    where = f"registry {reg.host}: Secret {reg.client_cert_secret}"
+    refused = material.refused.get((reg.host, "clientCertSecretRef"))
+    if refused:
+        return [Problem(field, f"{where}: {refused}")]
+    client = material.client_certs.get(reg.host)
+    if client is None:
+        return [
+            Problem(
+                field,
+                f"{where}: the client certificate was not resolved (an offline plan reads no "
+                "Secrets: plan with --probe-namespace, or in the operator's Plan mode); create a "
+                "kubernetes.io/tls Secret with tls.crt and tls.key",
+            )
+        ]
+    bad = client_pair_problem(client.cert_pem, client.key_pem)
+    if bad:
+        which, why = bad
+        key = "tls.crt" if which == "certificate" else "tls.key"
+        return [
+            Problem(
+                field,
+                f"{where} (key {key}): {why}; nothing was written: give a kubernetes.io/tls Secret whose "
+                "tls.crt is the client certificate and tls.key its private key",
+            )
+        ]
+    return []
+
+
+def carried_ca_problems(intents: Sequence[RegistryIntent], layout_certs_dir: str) -> list[Problem]:
+    """CA files carried over from the node (Docker's certs.d) that are not certificates only.
+
+    They are copied to containerd's certs.d world-readable, so a key that sits in a *.crt file there
+    (Docker itself skips non-certificate blocks) would become readable by every user of the node."""
+    problems: list[Problem] = []
+    for intent in intents:
+        if intent.source.startswith("spec."):
+            continue
+        for name, pem in intent.ca_pems:
+            bad = ca_bundle_problem(pem)
+            if bad:
+                problems.append(
+                    Problem(
+                        f"/etc/docker/certs.d/{intent.host}/{name}",
+                        f"registry {intent.host}: {bad}; this file would be copied to "
+                        f"{posixpath.join(layout_certs_dir, intent.host, name)} readable by every user of "
+                        "the node: leave only the certificates in it, or list the registry in "
+                        "spec.containerd.registries (its CA there wins), or set importDockerConfig: false",
+                    )
+                )
+    return problems
 
 
 def merge_intents(

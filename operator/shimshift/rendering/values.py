@@ -41,6 +41,9 @@ class RegistryMaterial:
 
     ca_bundles: Mapping[str, str] = field(default_factory=dict)  # host -> CA PEM (from caSecretRef)
     client_certs: Mapping[str, ClientCert] = field(default_factory=dict)  # host -> clientCertSecretRef
+    #: (host, "caSecretRef" | "clientCertSecretRef") -> why the operator refused to read or use it
+    #: (the Secret is missing or is one of the SSH Secrets); never the material itself.
+    refused: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from typing import Any
 from shimshift.kube.drain import DrainProgress
 from shimshift.kube.pods import Eviction, EvictionResult
 from shimshift.model import keys
-from shimshift.model.errors import KubeError, NodeError
+from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus
 from shimshift.planning.cluster import Cluster, Node
+from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
 
 CRD = load_crd()
@@ -231,6 +232,7 @@ class FakeNodes:
         self.crash_after: str | None = None  # "node:op": die right after making this change
         self.host_keys: dict[str, str] = {}  # node -> the host key fingerprint its connection verified
         self.closed = 0  # times the engine closed the port's connections
+        self.material: RegistryMaterial | None = None  # what registry_material() answers
 
     def _change(self, node: str, op: str) -> None:
         key = f"{node}:{op}"
@@ -250,6 +252,13 @@ class FakeNodes:
     def facts(self, node: str) -> NodeFacts:
         self._change(node, "facts")
         return NodeFacts(node=node, docker_version="20.10.24", containerd_version="1.6.20")
+
+    def prepare(self, node: str, facts: NodeFacts) -> None:
+        if self.fail.get(node) == "prepare":
+            raise RenderError(f"node {node}: the registry CA is refused (injected)")
+
+    def registry_material(self) -> RegistryMaterial | None:
+        return self.material
 
     def backup(self, node: str, facts: NodeFacts) -> str:
         self._change(node, "backup")

@@ -13,16 +13,18 @@ from testbed.nodes.profiles import PROFILES, ProfileName, render_node_files
 
 from shimshift.model.facts import DockerCertFiles, KubeletFacts, KubeletLayout, NodeFacts, Setting
 
-#: A fixed CA certificate for example facts (what a probe of a testbed node reads from certs.d).
+#: A fixed CA certificate for example facts (what a probe of a testbed node reads from certs.d); a real
+#: X.509 certificate (valid 2026-2126), since shimshift refuses to carry anything else.
 EXAMPLE_CA = """\
 -----BEGIN CERTIFICATE-----
-MIIBfzCCASWgAwIBAgIUQ2hpbXNoaWZ0IGV4YW1wbGUgQ0EwCgYIKoZIzj0EAwIw
-HzEdMBsGA1UEAwwUc2hpbXNoaWZ0IHRlc3RiZWQgQ0EwHhcNMjMwMTAxMDAwMDAw
-WhcNMzMwMTAxMDAwMDAwWjAfMR0wGwYDVQQDDBRzaGltc2hpZnQgdGVzdGJlZCBD
-QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGV4YW1wbGUgb25seTogbm90IGEg
-cmVhbCBrZXkgYnV0IHBhcnNlcyBhcyBQRU0gdGV4dCBmb3IgdGVzdHMuAAAAAAAA
-o0IwQDAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAdBgNVHQ4EFgQU
-AAAAAAAAAAAAAAAAAAAAAAAAAAAwCgYIKoZIzj0EAwIDSAAwRQIgAAAAAAAAAAAA
+MIIBUzCB+6ADAgECAhQbC1jVUXGo+kRaI0YJh/gzKa560TAKBggqhkjOPQQDAjAf
+MR0wGwYDVQQDDBRzaGltc2hpZnQgZXhhbXBsZSBDQTAgFw0yNjAxMDEwMDAwMDBa
+GA8yMTI2MDEwMTAwMDAwMFowHzEdMBsGA1UEAwwUc2hpbXNoaWZ0IGV4YW1wbGUg
+Q0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQFufoTCKaC4EcgDEAsvHpk9ZlI
+SVExKCBnZYQuHzQvcS5Xmvaca13qFJ5ZaR7mxSdWYw4PlSmtWPdSVriD6hvwoxMw
+ETAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIC6jzjF0w0M4bDxx
+/Gruaf/WUXJXqztR0FABctvwvb14AiAYb5DqbqC3q0qU6FA7B0TSzKzWkh0bbV9T
+2VM7o37BwA==
 -----END CERTIFICATE-----
 """
 

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from shimshift.model.facts import DockerCertFiles, KubeletFacts, NodeFacts, Setting
 from shimshift.model.spec import CgroupDriver, Containerd, NodeMigrationSpec, Registry, SecretKeyRef
 from shimshift.rendering import ClientCert, RegistryMaterial
+from tests import pki
 
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBproperty\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nNOT-A-KEY\n-----END PRIVATE KEY-----\n"
+PEM = pki.CA_PEM
+KEY = pki.CLIENT_KEY_PEM
+CLIENT_CERT = pki.CLIENT_CERT_PEM
 
 VALID_HOSTS = [
     "docker.io",
@@ -72,7 +74,7 @@ def registries(draw: st.DrawFn, bad: bool = True) -> tuple[tuple[Registry, ...],
         if ca_kind == "secret" and not rarely(draw, bad):
             cas[host] = PEM
         if client == "secret" and not rarely(draw, bad):
-            clients[host] = ClientCert(PEM, KEY)
+            clients[host] = ClientCert(CLIENT_CERT, KEY)
         mirrors = [
             draw(mirror_urls) if rarely(draw, bad) else draw(st.sampled_from(VALID_MIRRORS))
             for _ in range(draw(st.integers(0, 2)))

@@ -12,6 +12,7 @@ from shimshift.model.facts import KubeletFacts, NodeFacts, Setting
 from shimshift.rendering import ClientCert, RegistryMaterial, RenderProblems, render_node_config
 from shimshift.rendering.checks import Expected, check_config
 from shimshift.rendering.schema import CRI_IMAGES_V3, CRI_RUNTIME_V3
+from tests import pki
 from tests.unit.rendering.helpers import spec_with
 
 DOCKER_CE = 'disabled_plugins = ["cri"]\n'
@@ -318,13 +319,16 @@ def test_a_schema_1_short_name_in_disabled_plugins_is_caught_because_containerd_
 
 def test_a_client_key_is_a_0600_secret_file_shown_only_as_a_hash() -> None:
     spec = spec_with(registries=[{"host": "reg.example.com", "clientCertSecretRef": {"name": "tls"}}])
-    material = RegistryMaterial(client_certs={"reg.example.com": ClientCert("CERT\n", "TOPSECRETKEY\n")})
+    material = RegistryMaterial(
+        client_certs={"reg.example.com": ClientCert(pki.CLIENT_CERT_PEM, pki.CLIENT_KEY_PEM)}
+    )
     rendered = render_node_config(spec, facts(), material)
     key = rendered.file("/etc/containerd/certs.d/reg.example.com/client.key")
-    assert (key.mode, key.secret, key.text) == (0o600, True, "TOPSECRETKEY\n")
-    assert "TOPSECRETKEY" not in key.display_text()
-    assert "TOPSECRETKEY" not in rendered.diff({}) and key.sha256 in rendered.diff({})
-    assert "TOPSECRETKEY" not in repr(material) + repr(rendered.report)
+    assert (key.mode, key.secret, key.text) == (0o600, True, pki.CLIENT_KEY_PEM)
+    secret = pki.CLIENT_KEY_PEM.splitlines()[1]  # the key's first base64 line
+    assert secret not in key.display_text()
+    assert secret not in rendered.diff({}) and key.sha256 in rendered.diff({})
+    assert secret not in repr(material) + repr(rendered.report)
 
 
 def test_diff_shows_exactly_the_changed_lines_against_the_current_file() -> None:

@@ -9,10 +9,11 @@ import pytest
 from shimshift.model.facts import DockerCertFiles, KubeletFacts, NodeFacts, Setting
 from shimshift.rendering import RenderedConfig, render_node_config
 from shimshift.rendering.docker import translate_docker_config
+from tests import pki
 from tests.unit.rendering.helpers import spec_with
 
 CERTS = "/etc/containerd/certs.d"
-PEM = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+PEM = pki.CA_PEM
 
 
 def facts(**kw: object) -> NodeFacts:
