@@ -62,7 +62,7 @@ def stack(testbed_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 def operator(stack: tuple[Cluster, Any], tmp_path: Path) -> Iterator[Operator]:
     _, api = stack
-    op = Operator(api.kubeconfig, tmp_path, {}, node_port="ssh")
+    op = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
     op.start()
     yield op
     op.stop()
