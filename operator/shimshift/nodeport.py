@@ -69,7 +69,12 @@ def ssh_node_port(
             if ssh.private_key
             else None
         )
-        return SshOptions.from_spec(ssh, known_hosts=known, private_key=key)
+        source = (
+            f"the private key in Secret {namespace}/{ssh.private_key.name}, key {ssh.private_key.key!r},"
+            if ssh.private_key
+            else ""
+        )
+        return SshOptions.from_spec(ssh, known_hosts=known, private_key=key, private_key_source=source)
 
     def read_material() -> RegistryMaterial:
         cas: dict[str, str] = {}
