@@ -14,7 +14,8 @@ import pytest
 
 import shimshift
 from shimshift.engine import is_transient
-from shimshift.kube.api import ApiStatusError, ApiUnreachable
+from shimshift.kube.api import ApiStatusError, ApiUnreachable, NotFound
+from shimshift.kube.secrets import read_secret_key
 from shimshift.model.errors import KubeError, RemoteError, ShimshiftError
 from shimshift.remote.connection import ConnectionLost
 
@@ -104,3 +105,30 @@ def test_is_transient_retries_only_what_says_so() -> None:
     assert not is_transient(ValueError("not one of ours"))
     assert is_transient(ConnectionLost("node w1: the SSH connection broke"))
     assert is_transient(ApiUnreachable("GET /: no answer"))
+
+
+class _Secrets:
+    def __init__(self, answer: dict[str, object] | None) -> None:
+        self.answer = answer
+
+    def request(self, method: str, path: str, **_: object) -> dict[str, object]:
+        if self.answer is None:
+            raise NotFound(404, "NotFound", "secrets not found", what=f"{method} {path}", body={})
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (None, "Secret ops/ssh does not exist; create it with the key 'ssh-privatekey'"),
+        ({"data": {"other": "eA=="}}, "Secret ops/ssh has no key 'ssh-privatekey' (it has: other)"),
+        ({"data": {"ssh-privatekey": "%%%"}}, "key 'ssh-privatekey' is not base64-encoded UTF-8 text"),
+    ],
+)
+def test_secret_content_that_cannot_be_read_is_not_retried(
+    answer: dict[str, object] | None, says: str
+) -> None:
+    with pytest.raises(KubeError) as e:
+        read_secret_key(_Secrets(answer), "ops", "ssh", "ssh-privatekey")  # type: ignore[arg-type]
+    assert says in str(e.value)
+    assert not is_transient(e.value)
