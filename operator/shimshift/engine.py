@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from shimshift.model.errors import NodeError, RenderError, ShimshiftError, ValidationError
+from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Mode
@@ -45,7 +45,7 @@ from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, d
 from shimshift.planning.steps import MAX_ATTEMPTS, next_step
 from shimshift.planwiring import plan_hooks
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
-from shimshift.stepexec import StepExecutor, StepFailed, started_at
+from shimshift.stepexec import StepExecutor, started_at
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,11 @@ class Result:
     delay: float  # when the next pass is useful
 
 
-def is_transient(error: ShimshiftError) -> bool:
-    """Whether trying the same step again later can succeed."""
-    if isinstance(error, StepFailed | NodeError | RenderError | ValidationError):
-        return False
-    return bool(getattr(error, "transient", True))
+def is_transient(error: BaseException) -> bool:
+    """Whether trying the same step again later can succeed: what the error's class (for an API answer,
+    its status) declares. Anything else is not: an error no part of shimshift raises on purpose is a bug,
+    which `Engine.reconcile` records (ReconcileError, an Event) and the handlers retry with backoff."""
+    return isinstance(error, ShimshiftError) and error.transient is True
 
 
 @dataclass

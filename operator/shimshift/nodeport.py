@@ -74,7 +74,12 @@ def ssh_node_port(
             if ssh.private_key
             else None
         )
-        return SshOptions.from_spec(ssh, known_hosts=known, private_key=key)
+        source = (
+            f"the private key in Secret {namespace}/{ssh.private_key.name}, key {ssh.private_key.key!r},"
+            if ssh.private_key
+            else ""
+        )
+        return SshOptions.from_spec(ssh, known_hosts=known, private_key=key, private_key_source=source)
 
     options = _once(read_options)
     material = _once(lambda: registry_material(kube, namespace, migration.spec), lambda m: not m.refused)

@@ -36,6 +36,8 @@ MAX_CACHED_FACTS = 1024
 class StepFailed(ShimshiftError):
     """A step failed for good (not a hiccup worth retrying): the node rolls back."""
 
+    transient = False
+
 
 @dataclass(frozen=True)
 class Outcome:

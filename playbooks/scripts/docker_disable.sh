@@ -1,4 +1,4 @@
-# Docker policy Stop (and Remove): stop and disable Docker (and cri-dockerd) so it does not come back
+# Docker policy Stop: stop and disable Docker (and cri-dockerd) so it does not come back
 # at boot, then remove /var/run/docker.sock when it is still there (a stale socket of a stopped
 # dockerd, or one held by docker.socket): a hostPath mount of it then finds nothing instead of a dead
 # socket. Docker's own iptables chains and bridge are left alone (no flush), /var/lib/docker is kept

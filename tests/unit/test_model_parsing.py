@@ -79,7 +79,7 @@ def test_a_full_manifest_maps_every_field(crd: dict[str, Any]) -> None:
             "connectTimeout": "5s",
             "jumpHost": {"host": "bastion.example.com"},
         },
-        docker="Remove",
+        docker="Stop",
         rollback="Manual",
     )
     spec = parse_nodemigration(body, crd).spec
@@ -99,7 +99,7 @@ def test_a_full_manifest_maps_every_field(crd: dict[str, Any]) -> None:
     assert spec.ssh.private_key is not None and spec.ssh.private_key.key == "ssh-privatekey"
     assert spec.ssh.jump_host is not None and spec.ssh.jump_host.port == 22
     assert spec.ssh.connect_timeout == 5.0
-    assert spec.docker is DockerPolicy.REMOVE
+    assert spec.docker is DockerPolicy.STOP
 
 
 @pytest.mark.parametrize(

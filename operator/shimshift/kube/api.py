@@ -46,30 +46,37 @@ RETRY_BACKOFF = 0.2
 
 
 class ApiStatusError(KubeError):
-    """The API answered with an error status; `reason` and `message` are the server's own."""
+    """The API answered with an error status; `reason` and `message` are the server's own.
+
+    `transient` is decided per answer by its status: throttling (429), conflicts (409) and server errors
+    (5xx) can succeed when repeated later; anything else (403, 404, 422...) cannot.
+    """
+
+    transient = False  # set per instance from the status
 
     def __init__(self, status: int, reason: str, message: str, *, what: str, body: Mapping[str, Any]) -> None:
         self.status = status
         self.reason = reason
         self.body = dict(body)
+        self.transient = transient_status(status)
         super().__init__(f"{what}: HTTP {status} {reason}: {message}")
 
-    @property
-    def transient(self) -> bool:
-        """True when retrying the same request later can succeed (throttling, conflicts, server errors)."""
-        return self.status in (409, 429) or self.status >= 500
+
+def transient_status(status: int) -> bool:
+    """True when repeating a request answered with `status` later can succeed."""
+    return status in (409, 429) or status >= 500
 
 
 class NotFound(ApiStatusError):
-    pass
+    transient = False
 
 
 class Conflict(ApiStatusError):
-    pass
+    transient = True
 
 
 class TooManyRequests(ApiStatusError):
-    pass
+    transient = True
 
 
 class ApiUnreachable(KubeError):

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class NodeLocked(KubeError):
-    """Another live NodeMigration holds the node."""
+    """Another live NodeMigration holds the node; it is free again when that one finishes the node."""
+
+    transient = True
 
     def __init__(self, node: str, holder: str) -> None:
         self.node = node

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 
 class ShimshiftError(Exception):
-    """Base of every error shimshift raises on purpose."""
+    """Base of every error shimshift raises on purpose.
+
+    `transient` says whether the same action can succeed later with nobody changing anything (a dropped
+    connection, a throttled or conflicting API call): the engine retries those, and only those. Every
+    class declares it; the base says no, so an error nobody thought about fails at once, never in a loop.
+    """
+
+    transient: bool = False
 
 
 @dataclass(frozen=True, order=True)
@@ -28,6 +35,8 @@ class Problem:
 class ValidationError(ShimshiftError):
     """An input (a NodeMigration, a manifest file, a playbook) is invalid; carries every problem found."""
 
+    transient = False  # the same input is invalid the next time
+
     def __init__(self, problems: Iterable[Problem], *, source: str = "") -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         self.source = source
@@ -38,6 +47,8 @@ class ValidationError(ShimshiftError):
 class NodeError(ShimshiftError):
     """Something on a node is not as expected; the message names the node."""
 
+    transient = False  # a person must look: the message says what
+
     def __init__(self, node: str, message: str) -> None:
         self.node = node
         super().__init__(f"node {node}: {message}")
@@ -46,10 +57,19 @@ class NodeError(ShimshiftError):
 class RenderError(ShimshiftError):
     """A rendered configuration failed its semantic checks; nothing was written."""
 
+    transient = False  # the same spec and facts render the same
+
 
 class RemoteError(ShimshiftError):
-    """A command or transfer over SSH failed."""
+    """A command or transfer over SSH failed; a subclass says whether that heals by itself (a broken
+    connection does, a key that does not load never does)."""
+
+    transient = False
 
 
 class KubeError(ShimshiftError):
-    """A Kubernetes API call failed in a way the caller must handle."""
+    """A Kubernetes API call failed in a way the caller must handle; a subclass says whether it heals
+    by itself (throttling, conflicts, server errors, no answer); a bad name or missing Secret content
+    does not."""
+
+    transient = False

@@ -34,6 +34,14 @@ _REF_NAME_HINT = (
     "must be the name of a Secret in the operator's namespace (a Secret name, never a path): "
     "lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 )
+#: Values an earlier version accepted and this one refuses, by (field path, value): what to do instead.
+_RETIRED_VALUES = {
+    ("spec.docker", "Remove"): (
+        'is not supported: it never removed Docker Engine, it did exactly what "Stop" does; use "Stop", '
+        "and remove Docker Engine with the node's own package manager once the node no longer needs to "
+        "roll back (without Docker Engine it cannot)"
+    ),
+}
 _JSON_TYPE_NAMES = {
     dict: "object",
     list: "array",
@@ -150,6 +158,9 @@ def _describe(error: jsonschema.ValidationError, root: str) -> list[Problem]:
         missing = [n for n in schema.get("required", []) if isinstance(inst, Mapping) and n not in inst]
         return [Problem(format_path([*parts, n]), "Required value") for n in missing]
     if kind == "enum":
+        retired = _RETIRED_VALUES.get((path, inst)) if isinstance(inst, str) else None
+        if retired is not None:
+            return [Problem(path, f'"{inst}" {retired}')]
         allowed = ", ".join(f'"{v}"' for v in schema["enum"])
         return [Problem(path, f'Unsupported value: "{inst}": supported values: {allowed}')]
     if kind == "type":

@@ -65,9 +65,10 @@ class HostKeyPolicy(StrEnum):
 
 
 class DockerPolicy(StrEnum):
+    """What happens to Docker on a node after it verified; shimshift never removes Docker Engine."""
+
     KEEP = "Keep"
     STOP = "Stop"
-    REMOVE = "Remove"
 
 
 class RollbackPolicy(StrEnum):

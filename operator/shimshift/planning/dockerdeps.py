@@ -2,7 +2,7 @@
 
 After the switch the kubelet talks to containerd: a pod that mounts `docker.sock` (or a directory that
 contains it) reaches a Docker that no longer runs its neighbours (or no Docker at all once
-`spec.docker` is Stop/Remove); log shippers reading `/var/lib/docker/containers` find nothing new
+`spec.docker` is Stop); log shippers reading `/var/lib/docker/containers` find nothing new
 (containerd's kubelet writes CRI-format logs under `/var/log/pods`); monitoring keyed on Docker's
 container labels loses them. Findings are grouped by workload (a DaemonSet is one finding, not one per
 node) and each carries a severity and what to do. Pure.
@@ -212,7 +212,7 @@ def socket_note(policy: DockerPolicy) -> str:
     if policy == DockerPolicy.KEEP:
         return "Docker keeps running (spec.docker Keep): docker.sock still answers but runs none of the pods"
     return (
-        f"Docker is {'stopped' if policy == DockerPolicy.STOP else 'removed'} (spec.docker {policy.value}) "
+        f"Docker is stopped (spec.docker {policy.value}) "
         "and /var/run/docker.sock is deleted: a pod mounting it fails to start (hostPath type Socket) "
         "or gets an empty directory"
     )

@@ -54,6 +54,8 @@ _EOF_GRACE = 1.0
 class CommandError(RemoteError):
     """A command exited with a status the caller did not accept."""
 
+    transient = True  # node commands are idempotent, and a status may come from a passing state
+
     def __init__(self, node: str, result: CommandResult, what: str = "") -> None:
         self.node = node
         self.result = result
@@ -67,13 +69,50 @@ class CommandError(RemoteError):
 class CommandTimeout(RemoteError):
     """A command did not finish in time; on the node it was killed by `timeout`."""
 
+    transient = True
+
 
 class ConnectionLost(RemoteError):
     """The SSH connection broke; the command may or may not have finished. Steps are idempotent: re-run."""
 
+    transient = True
+
 
 class UploadError(RemoteError):
     """A file was not installed; the target on the node is unchanged."""
+
+    transient = True
+
+
+class ConnectFailed(RemoteError):
+    """No SSH session came up (refused, unreachable, timed out, or the jump host could not reach the
+    node): the network or a rebooting node, which heals."""
+
+    transient = True
+
+
+class AuthenticationFailed(RemoteError):
+    """The node refused the key. Retried: a node still being provisioned may not have it yet."""
+
+    transient = True
+
+
+class PrivateKeyError(RemoteError):
+    """There is no SSH private key, or it cannot be loaded: the same text never loads, so not retried."""
+
+    transient = False
+
+
+class SudoPasswordRequired(RemoteError):
+    """`sudo -n` asks for a password: the node's sudo setup must change first."""
+
+    transient = False
+
+
+class OutputTooLarge(RemoteError):
+    """A command printed more than MAX_OUTPUT bytes; the same command prints as much again."""
+
+    transient = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +149,7 @@ class SshOptions:
     known_hosts: str = ""  # known_hosts text: a file's or a Secret's content
     host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
     private_key: str | None = field(default=None, repr=False)  # PEM/OpenSSH text, never logged
+    private_key_source: str = "the SSH private key"  # where it came from, for messages (a Secret key)
     passphrase: str | None = field(default=None, repr=False)
     sudo: bool | None = None  # None: sudo exactly when the user is not root
     connect_timeout: float = 10.0
@@ -118,7 +158,9 @@ class SshOptions:
     jump: SshTarget | None = None
 
     @classmethod
-    def from_spec(cls, ssh: Ssh, *, known_hosts: str, private_key: str | None) -> SshOptions:
+    def from_spec(
+        cls, ssh: Ssh, *, known_hosts: str, private_key: str | None, private_key_source: str = ""
+    ) -> SshOptions:
         jump = None
         if ssh.jump_host is not None:
             j = ssh.jump_host
@@ -127,6 +169,7 @@ class SshOptions:
             known_hosts=known_hosts,
             host_key_policy=ssh.host_key_policy,
             private_key=private_key,
+            private_key_source=private_key_source or cls.private_key_source,
             sudo=True if ssh.sudo else None,
             connect_timeout=ssh.connect_timeout,
             command_timeout=ssh.command_timeout,
@@ -134,15 +177,22 @@ class SshOptions:
         )
 
 
-def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
-    """An SSH private key from its text; the error never contains the key."""
+def load_private_key(
+    text: str, passphrase: str | None = None, *, source: str = "the SSH private key", node: str = ""
+) -> paramiko.PKey:
+    """An SSH private key from its text; a PrivateKeyError naming `source` (never the key) otherwise."""
     errors = []
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return kind.from_private_key(io.StringIO(text), password=passphrase)
         except (paramiko.SSHException, ValueError) as e:
             errors.append(f"{kind.__name__}: {type(e).__name__}")
-    raise RemoteError("the SSH private key could not be loaded (" + "; ".join(errors) + "); check the Secret")
+    prefix = f"node {node}: " if node else ""
+    raise PrivateKeyError(
+        f"{prefix}{source} is not an SSH private key shimshift can load ({'; '.join(errors)}); put an "
+        "unencrypted OpenSSH or PEM private key (Ed25519, ECDSA or RSA) there. Not retried: the same "
+        "text never loads"
+    )
 
 
 class NodeConnection:
@@ -217,7 +267,7 @@ class NodeConnection:
                     timeout=self.options.connect_timeout,
                 )
             except (paramiko.SSHException, OSError) as e:
-                raise RemoteError(
+                raise ConnectFailed(
                     f"node {self.node}: jump host {self.options.jump.host} could not reach "
                     f"{self.target.host}:{self.target.port}: {e}"
                 ) from e
@@ -226,8 +276,10 @@ class NodeConnection:
     def _open(self, target: SshTarget, sock: paramiko.Channel | None, policy: _Policy) -> paramiko.SSHClient:
         opts = self.options
         if not opts.private_key:
-            raise RemoteError(f"node {self.node}: no SSH private key; set spec.ssh.privateKeySecretRef")
-        pkey = load_private_key(opts.private_key, opts.passphrase)
+            raise PrivateKeyError(f"node {self.node}: no SSH private key; set spec.ssh.privateKeySecretRef")
+        pkey = load_private_key(
+            opts.private_key, opts.passphrase, source=opts.private_key_source, node=self.node
+        )
         # The client holds no host keys, so paramiko hands every server key to `policy` (after the key
         # exchange, before authentication), which checks revocations, known_hosts and the pin.
         client = paramiko.SSHClient()
@@ -265,13 +317,13 @@ class NodeConnection:
             raise
         except paramiko.AuthenticationException as e:
             client.close()
-            raise RemoteError(
+            raise AuthenticationFailed(
                 f"node {target.node}: SSH authentication as {target.user} failed; "
                 "check spec.ssh.user and the private key Secret"
             ) from e
         except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
-            raise RemoteError(
+            raise ConnectFailed(
                 f"node {target.node}: cannot connect to {target.host}:{target.port} "
                 f"within {opts.connect_timeout:g}s: {e}"
             ) from e
@@ -331,7 +383,7 @@ class NodeConnection:
         if status == 124 and result.duration >= timeout * 0.9:
             raise CommandTimeout(f"node {self.node}: {what or argv[0]} did not finish within {timeout:g}s")
         if self.use_sudo and status == 1 and b"sudo:" in err and b"password" in err:
-            raise RemoteError(
+            raise SudoPasswordRequired(
                 f"node {self.node}: sudo asks {self.target.user} for a password; shimshift runs `sudo -n`: "
                 "give that user passwordless sudo (NOPASSWD) or connect as root"
             )
@@ -349,7 +401,7 @@ class NodeConnection:
                 err += chan.recv_stderr(65536)
             if len(out) + len(err) > MAX_OUTPUT:
                 chan.close()
-                raise RemoteError(f"node {self.node}: {argv[0]} printed more than {MAX_OUTPUT} bytes")
+                raise OutputTooLarge(f"node {self.node}: {argv[0]} printed more than {MAX_OUTPUT} bytes")
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                 if chan.eof_received:
                     return bytes(out), bytes(err)

@@ -32,7 +32,13 @@ from shimshift.model.spec import HostKeyPolicy
 
 
 class HostKeyError(RemoteError):
-    """The node's host key is unknown (Strict) or differs from the recorded one; nothing ran."""
+    """The node's host key is unknown (Strict) or differs from the recorded one; nothing ran.
+
+    Not transient: known_hosts is read once per generation, so only a person (a new Secret, then a spec
+    edit) changes the answer.
+    """
+
+    transient = False
 
 
 class HostKeyMismatch(HostKeyError):

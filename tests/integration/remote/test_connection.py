@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
 import threading
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from shimshift.engine import is_transient
 from shimshift.model.spec import HostKeyPolicy
 from shimshift.remote import (
     CommandError,
@@ -18,10 +20,12 @@ from shimshift.remote import (
     ConnectionLost,
     HostKeyError,
     NodeConnection,
+    PrivateKeyError,
     SshTarget,
     fingerprint,
 )
-from tests.integration.remote.conftest import LocalSshd
+from shimshift.remote.connection import AuthenticationFailed
+from tests.integration.remote.conftest import LocalSshd, _keygen
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +135,43 @@ def test_a_host_key_mismatch_is_refused_before_any_command_runs(sshd: LocalSshd,
     assert fingerprint(host_key) in str(e.value) and fingerprint(wrong_key) in str(e.value)
     assert not marker.exists()
     assert conn.round_trips == 0
+
+
+SOURCE = "the private key in Secret shimshift-system/ssh, key 'ssh-privatekey',"
+
+
+@pytest.mark.parametrize("kind", ["public key pasted", "passphrase-protected", "truncated"])
+def test_a_private_key_that_does_not_load_is_refused_before_connecting_and_not_retried(
+    sshd: LocalSshd, tmp_path: Path, kind: str
+) -> None:
+    if kind == "public key pasted":
+        text = (sshd.dir / "id_ed25519.pub").read_text()
+    elif kind == "passphrase-protected":
+        key = tmp_path / "locked"
+        _keygen(key)
+        subprocess.run(["ssh-keygen", "-q", "-p", "-N", "secret", "-f", str(key)], check=True, timeout=20)
+        text = key.read_text()
+    else:
+        text = sshd.private_key[: len(sshd.private_key) // 2]
+    conn = sshd.connect(private_key=text, private_key_source=SOURCE)
+    with pytest.raises(PrivateKeyError) as e:
+        conn.run(["true"])
+    message = str(e.value)
+    assert message.startswith(f"node local-node: {SOURCE} is not an SSH private key shimshift can load")
+    assert "unencrypted OpenSSH or PEM private key" in message and "Not retried" in message
+    assert text.strip().splitlines()[-1] not in message  # never the key's text
+    assert not is_transient(e.value)
+    assert conn.connects == 0 and conn.round_trips == 0
+
+
+def test_a_key_the_node_does_not_accept_stays_a_transient_authentication_failure(
+    sshd: LocalSshd, tmp_path: Path
+) -> None:
+    key = tmp_path / "stranger"
+    _keygen(key)
+    with pytest.raises(AuthenticationFailed, match="SSH authentication as root failed") as e:
+        sshd.connect(private_key=key.read_text()).run(["true"])
+    assert is_transient(e.value)  # a node still being provisioned may not have the key yet
 
 
 def test_an_unknown_host_is_refused_under_strict(sshd: LocalSshd) -> None:

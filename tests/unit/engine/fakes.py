@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shimshift.kube.drain import DrainProgress
+from shimshift.kube.lock import NodeLocked
 from shimshift.kube.pods import Eviction, EvictionResult
 from shimshift.model import keys
 from shimshift.model.errors import KubeError, NodeError, RenderError
@@ -127,7 +128,7 @@ class FakeCluster:
         if holder == owner:
             return
         if holder and holder in self.objects:
-            raise KubeError(f"node {node} is locked by NodeMigration {holder}")
+            raise NodeLocked(node, holder)
         self.nodes[node].annotations[keys.LOCK_ANNOTATION] = owner
         self.changes[f"{node}:lock"] += 1
 
@@ -220,6 +221,12 @@ class FakeCluster:
         return f"shimshift-system/{migration.name}-plan"
 
 
+class ConnectionReset(KubeError):
+    """What a dropped connection looks like to the engine: it heals, so the step is retried."""
+
+    transient = True
+
+
 class FakeNodes:
     """NodePort: each operation checks whether it is already done, and counts only real changes."""
 
@@ -238,7 +245,7 @@ class FakeNodes:
         key = f"{node}:{op}"
         if self.transient[key] > 0:
             self.transient[key] -= 1
-            raise KubeError(f"node {node}: connection reset during {op}")
+            raise ConnectionReset(f"node {node}: connection reset during {op}")
         if self.fail.get(node) == op:
             raise NodeError(node, f"{op} failed: containerd did not start (injected)")
         done = self.state.setdefault(node, set())

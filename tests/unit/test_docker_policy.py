@@ -1,0 +1,77 @@
+"""`spec.docker` offers only what shimshift does: Keep or Stop. `Remove` did exactly what Stop does, so
+it is gone from the API; a manifest (or a stored object) that still says it is refused with advice."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shimshift import handlers
+from shimshift.cli import main
+from shimshift.model.errors import ValidationError
+from shimshift.model.migration import parse_nodemigration, version_schema
+from shimshift.model.status import MigrationStatus
+from shimshift.resources import load_crd
+from tests.unit.engine.conftest import make_engine
+from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers
+
+REPO = Path(__file__).resolve().parents[2]
+ADVICE = (
+    'spec.docker: "Remove" is not supported: it never removed Docker Engine, it did exactly what "Stop" '
+    'does; use "Stop", and remove Docker Engine with the node\'s own package manager once the node no '
+    "longer needs to roll back (without Docker Engine it cannot)"
+)
+
+
+def _docker_enum() -> list[str]:
+    spec = version_schema(load_crd())["properties"]["spec"]["properties"]
+    return list(spec["docker"]["enum"])
+
+
+def test_the_crd_offers_keep_and_stop_for_spec_docker_and_nothing_that_lies() -> None:
+    assert _docker_enum() == ["Keep", "Stop"]
+
+
+def test_a_manifest_with_docker_remove_is_refused_by_validate_naming_spec_docker_and_saying_to_use_stop(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "remove.yaml"
+    f.write_text(
+        "apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\nmetadata: {name: x}\n"
+        "spec: {nodeNames: [a], docker: Remove}\n"
+    )
+    out = io.StringIO()
+    status = main(["validate", "-f", str(f)], out=out)
+    assert status == 1
+    assert f"{f} (x): invalid" in out.getvalue()
+    assert ADVICE in out.getvalue()
+
+
+def test_parsing_a_docker_remove_object_raises_the_same_advice() -> None:
+    body: dict[str, Any] = manifest()
+    body["spec"]["docker"] = "Remove"
+    with pytest.raises(ValidationError) as e:
+        parse_nodemigration(body, load_crd())
+    assert [str(p) for p in e.value.problems] == [ADVICE]
+
+
+def test_the_operator_marks_a_stored_docker_remove_object_invalid_with_the_advice() -> None:
+    clock = Clock()
+    cluster = FakeCluster(workers(1), clock)
+    nodes = FakeNodes(cluster)
+    runtime = handlers.Runtime(make_engine(cluster, nodes, clock))
+    body = manifest()
+    body["metadata"].update(generation=1, uid="uid-m")
+    cluster.create(body)
+    stored = manifest()  # stored before the CRD dropped the value: the API server does not re-check it
+    stored["metadata"].update(generation=1, uid="uid-m")
+    stored["spec"]["docker"] = "Remove"
+    handlers.reconcile(body=stored, memo={"runtime": runtime})
+    status = MigrationStatus.from_storage(cluster.objects["m"]["status"])
+    valid = next(c for c in status.conditions if c.type == "Valid")
+    assert valid.status == "False" and valid.reason == "InvalidSpec"
+    assert ADVICE in valid.message
+    assert sum(nodes.changes.values()) == 0  # never acted on
