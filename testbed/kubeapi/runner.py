@@ -338,6 +338,14 @@ class KubeApi:
 
         return self._thread.call(cut)
 
+    def open_watches(self, resource: str) -> int:
+        """How many watch streams on ``resource`` are registered for live events right now."""
+
+        def count() -> int:
+            return len(self.emulator.store.watchers.get(self.emulator.resolve(resource).gk, ()))
+
+        return self._thread.call(count)
+
     @property
     def resource_version(self) -> int:
         return self.emulator.store.rv
