@@ -230,7 +230,10 @@ class EmulatorThread:
         self._thread.join(timeout=timeout)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float = 30.0, **kwargs: Any) -> T:
-        """Run ``fn`` on the emulator's loop and return its result (exceptions propagate)."""
+        """Run ``fn`` on the emulator's loop and return its result (exceptions propagate). Called on the
+        loop itself (a fault trigger's action), it runs ``fn`` at once (waiting for the loop would hang)."""
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
 
         async def run() -> T:
             return fn(*args, **kwargs)
