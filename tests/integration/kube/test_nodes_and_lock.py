@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.faults import RequestRecord
 
 import shimshift
 from shimshift.kube.api import Kube
@@ -69,9 +70,12 @@ def test_the_lock_is_held_against_a_live_owner_and_taken_over_from_a_gone_one(
 def _race_the_first_read(kubeapi: KubeApi, name: str, change: dict[str, Any]) -> None:
     """The node changes (once) between the lock's read and its write: the API server stores ``change``
     right after it has answered the first GET of the node, before that answer reaches the client."""
+
+    def change_it(_rec: RequestRecord) -> None:
+        kubeapi.patch("nodes", name, change)
+
     kubeapi.faults.add_trigger(
-        lambda rec: rec.verb == "get" and rec.resource == "nodes" and rec.name == name,
-        lambda _rec: kubeapi.patch("nodes", name, change),
+        lambda rec: rec.verb == "get" and rec.resource == "nodes" and rec.name == name, change_it
     )
 
 

@@ -127,9 +127,14 @@ class Lines:
     def __init__(self, stream: IO[str]) -> None:
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.seen: list[str] = []
-        threading.Thread(target=lambda: [self._queue.put(line) for line in stream], daemon=True).start()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
 
     def any(self, predicate: Callable[[list[str]], bool]) -> bool:
+        """Whether a line printed so far, split into words, satisfies ``predicate``."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self.seen.append(self._queue.get_nowait())

@@ -113,7 +113,9 @@ def test_int_or_string_and_nullable_values_are_accepted(
 
     assert a["spec"]["budget"] == 2 and "note" in a["spec"] and a["spec"]["note"] is None
     assert b["spec"]["budget"] == "50%"
-    stored = custom.get_namespaced_custom_object("example.io", "v1", "default", "widgets", "a")
+    stored: dict[str, Any] = custom.get_namespaced_custom_object(
+        "example.io", "v1", "default", "widgets", "a"
+    )  # type: ignore[assignment]
     assert stored["spec"]["budget"] == 2 and stored["spec"]["note"] is None, "kept as given, not pruned"
 
 
