@@ -51,6 +51,7 @@ from typing import Any, TextIO, TypeVar
 from testbed.kubeapi.kubectl import find_kubectl
 from testbed.nodes.cluster import Cluster, cluster_name_problem, teardown_dir
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV
+from testbed.waiting import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "shimshift-system"
@@ -147,15 +148,14 @@ def wait_for(
     interval: float = 0.25,
     log_file: Path | None = None,
 ) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            hint = f"; see {log_file}" if log_file else ""
-            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
-        time.sleep(interval)
+    return wait_until(
+        check,
+        timeout,
+        what=what,
+        interval=interval,
+        error=DemoError,
+        detail=(lambda: f"see {log_file}") if log_file else None,
+    )
 
 
 @dataclass
@@ -453,11 +453,11 @@ def render_view(view: View) -> list[str]:
 
 def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout: float) -> View:
     """Follow the NodeMigration until it settles; returns the last view."""
-    deadline = time.monotonic() + timeout
-    last: View | None = None
     seen: dict[str, NodeView] = {}
     header: tuple[str, str, str, str] | None = None
-    while True:
+
+    def settled() -> View | None:
+        nonlocal header
         view = snapshot(demo, names)
         if view is not None:
             if console.tty:
@@ -475,19 +475,18 @@ def watch_migration(demo: Demo, console: Console, names: Sequence[str], timeout:
                     if seen.get(n.name) != n:
                         console.line(f"[{console.elapsed():5.1f}s]   {n.name}: {n.describe()}")
                         seen[n.name] = n
-            last = view
             if view.mode == "Migrate" and view.phase in FINAL_PHASES:
-                break
-        if time.monotonic() > deadline:
-            console.end_live()
-            raise DemoError(
-                f"the migration did not settle within {timeout:.0f}s "
-                f"(operator log: {demo.dir / 'operator.log'})"
-            )
-        time.sleep(0.3)
-    console.end_live()
-    assert last is not None
-    return last
+                return view
+        return None
+
+    try:
+        return wait_until(settled, timeout, what="the migration to settle", interval=0.3)
+    except WaitTimeout:
+        raise DemoError(
+            f"the migration did not settle within {timeout:.0f}s (operator log: {demo.dir / 'operator.log'})"
+        ) from None
+    finally:
+        console.end_live()
 
 
 # --- the demo -----------------------------------------------------------------------------------

@@ -230,7 +230,10 @@ class EmulatorThread:
         self._thread.join(timeout=timeout)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float = 30.0, **kwargs: Any) -> T:
-        """Run ``fn`` on the emulator's loop and return its result (exceptions propagate)."""
+        """Run ``fn`` on the emulator's loop and return its result (exceptions propagate). Called on the
+        loop itself (a fault trigger's action), it runs ``fn`` at once (waiting for the loop would hang)."""
+        if threading.current_thread() is self._thread:
+            return fn(*args, **kwargs)
 
         async def run() -> T:
             return fn(*args, **kwargs)
@@ -337,6 +340,14 @@ class KubeApi:
             return self.emulator.store.cut_watches(gk)
 
         return self._thread.call(cut)
+
+    def open_watches(self, resource: str) -> int:
+        """How many watch streams on ``resource`` are registered for live events right now."""
+
+        def count() -> int:
+            return len(self.emulator.store.watchers.get(self.emulator.resolve(resource).gk, ()))
+
+        return self._thread.call(count)
 
     @property
     def resource_version(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import selectors
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +24,10 @@ def _read_first_line(proc: subprocess.Popen[str], timeout: float) -> str:
     assert proc.stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                return proc.stdout.readline()
-            if proc.poll() is not None:
-                break
+        # One select is the whole wait: an exiting emulator makes its stdout readable (EOF) too, and
+        # select resumes after a signal with the time that is left.
+        if selector.select(timeout=timeout):
+            return proc.stdout.readline()
     raise TimeoutError(f"the standalone emulator did not start within {timeout}s (exit code {proc.poll()})")
 
 

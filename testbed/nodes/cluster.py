@@ -36,6 +36,7 @@ from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, Nod
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_files, services_to_start
 from testbed.nodes.registry import Registry, make_pki
+from testbed.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,20 @@ NODE_NAME_MAX = 63
 
 def cluster_name_problem(name: str, nodes: int = 1) -> str | None:
     """Why ``name`` cannot name a cluster of ``nodes`` nodes, or None."""
-    rule = (f"it names the nodes ({name}-node1, ...), which become hostnames and Kubernetes Node names, "
-            f"so it must be a lowercase DNS label: lowercase letters, digits and '-', starting and ending "
-            f"with a letter or digit ({CLUSTER_NAME_PATTERN})")
+    rule = (
+        f"it names the nodes ({name}-node1, ...), which become hostnames and Kubernetes Node names, "
+        f"so it must be a lowercase DNS label: lowercase letters, digits and '-', starting and ending "
+        f"with a letter or digit ({CLUSTER_NAME_PATTERN})"
+    )
     if not re.fullmatch(CLUSTER_NAME_PATTERN, name):
         return f"{name!r} is not allowed: {rule}"
     longest = NODE_NAME_MAX - len(f"-node{max(nodes, 1)}")
     if len(name) > longest:
-        return (f"{name!r} has {len(name)} characters, at most {longest} fit; {rule}, "
-                f"of at most {NODE_NAME_MAX}")
+        return (
+            f"{name!r} has {len(name)} characters, at most {longest} fit; {rule}, of at most {NODE_NAME_MAX}"
+        )
     return None
+
 
 READY_TIMEOUT = 30.0
 
@@ -93,18 +98,22 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path, comment: str) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL, timeout=10)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        timeout=10,
+    )
     return path.with_suffix(".pub").read_text().strip()
 
 
 def _wait_for(what: str, check: Any, timeout: float, log_file: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            hint = f"; see {log_file}" if log_file else ""
-            raise TestbedError(f"timed out after {timeout:.0f}s waiting for {what}{hint}{_tail(log_file)}")
-        time.sleep(0.02)
+    def see_log() -> str:
+        return f"see {log_file}{_tail(log_file)}"
+
+    wait_until(
+        check, timeout, what=what, interval=0.02, error=TestbedError, detail=see_log if log_file else None
+    )
 
 
 def _ssh_banner(host: str, port: int) -> bool:
@@ -153,8 +162,14 @@ class Cluster:
 
     # ---- bring-up -----------------------------------------------------------------------
     @classmethod
-    def up(cls, name: str, profiles: Sequence[str | Profile], root: Path = DEFAULT_ROOT,
-           images: bool = True, registry: bool = True) -> Cluster:
+    def up(
+        cls,
+        name: str,
+        profiles: Sequence[str | Profile],
+        root: Path = DEFAULT_ROOT,
+        images: bool = True,
+        registry: bool = True,
+    ) -> Cluster:
         """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``), and the TLS
         registry unless ``registry`` is false. ``images`` seeds Docker images and containers."""
         problem = cluster_name_problem(name, len(profiles))
@@ -176,15 +191,22 @@ class Cluster:
         wrapper.parent.mkdir()
         wrapper.write_text(
             "#!/bin/sh\n# testbed: the fake systemctl of testbed.nodes.systemctl\n"
-            f"PYTHONPATH={REPO_ROOT} exec {sys.executable} -m testbed.nodes.systemctl \"$@\"\n"
+            f'PYTHONPATH={REPO_ROOT} exec {sys.executable} -m testbed.nodes.systemctl "$@"\n'
         )
         wrapper.chmod(0o755)
         nodes = []
         for i, prof in enumerate(profiles, start=1):
             p = prof if isinstance(prof, Profile) else profile(prof)
             node_name = f"{name}-node{i}"
-            nodes.append(Node(name=node_name, profile=p, dir=NodeDir(directory / node_name),
-                              ssh_host=f"127.0.0.{10 + i}", ssh_port=port))
+            nodes.append(
+                Node(
+                    name=node_name,
+                    profile=p,
+                    dir=NodeDir(directory / node_name),
+                    ssh_host=f"127.0.0.{10 + i}",
+                    ssh_port=port,
+                )
+            )
         cluster = cls(directory, nodes, port, lock)
         (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
         try:
@@ -192,11 +214,13 @@ class Cluster:
                 cluster.registry = cluster._start_registry()
             hosts = Path("/etc/hosts").read_text()
             with ThreadPoolExecutor(max_workers=len(nodes) or 1) as pool:
-                host_keys = list(pool.map(
-                    lambda n: cluster._start_node(n, client_pub, hosts, wrapper), nodes))
+                host_keys = list(
+                    pool.map(lambda n: cluster._start_node(n, client_pub, hosts, wrapper), nodes)
+                )
             cluster.known_hosts.write_text(
-                "".join(f"[{n.ssh_host}]:{n.ssh_port} {key}\n"
-                        for n, key in zip(nodes, host_keys, strict=True))
+                "".join(
+                    f"[{n.ssh_host}]:{n.ssh_port} {key}\n" for n, key in zip(nodes, host_keys, strict=True)
+                )
             )
             (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
             if images:
@@ -211,8 +235,9 @@ class Cluster:
     def _spawn(self, argv: list[str], log_file: Path, pidfile: Path) -> subprocess.Popen[bytes]:
         env = {**os.environ, MARKER_ENV: str(self.dir), "PYTHONPATH": str(REPO_ROOT)}
         with log_file.open("ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+            )
         pidfile.write_text(f"{proc.pid}\n")
         self._children.append(proc)
         return proc
@@ -239,10 +264,26 @@ class Cluster:
         for rc in ("/root/.bashrc", "/root/.profile"):
             nd.in_node(rc).write_text("# testbed node: root's own shell setup, not the host's\n")
         launcher = self._spawn(
-            ["unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc",
-             "--propagation", "private", sys.executable, "-m", "testbed.nodes.init", str(nd.path),
-             str(systemctl)],
-            nd.log, nd.path / "launcher.pid")
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                sys.executable,
+                "-m",
+                "testbed.nodes.init",
+                str(nd.path),
+                str(systemctl),
+            ],
+            nd.log,
+            nd.path / "launcher.pid",
+        )
 
         def init_pid() -> int | None:
             try:
@@ -263,23 +304,55 @@ class Cluster:
         node.init_pid = pid
         nd.init_pidfile.write_text(f"{pid}\n")
         # relay in the node's netns (and PID ns, so it dies with the node): unix socket -> node sshd
-        self._spawn(["nsenter", f"--target={pid}", "--net", "--pid", "--", "socat",
-                     f"UNIX-LISTEN:{nd.ssh_socket},fork,unlink-early", f"TCP:127.0.0.1:{SSH_PORT_IN_NODE}"],
-                    nd.path / "relay.log", nd.path / "relay-in.pid")
+        self._spawn(
+            [
+                "nsenter",
+                f"--target={pid}",
+                "--net",
+                "--pid",
+                "--",
+                "socat",
+                f"UNIX-LISTEN:{nd.ssh_socket},fork,unlink-early",
+                f"TCP:127.0.0.1:{SSH_PORT_IN_NODE}",
+            ],
+            nd.path / "relay.log",
+            nd.path / "relay-in.pid",
+        )
         _wait_for(f"ssh relay of node {node.name}", nd.ssh_socket.exists, 10, nd.path / "relay.log")
-        self._spawn(["socat", f"TCP-LISTEN:{node.ssh_port},bind={node.ssh_host},fork,reuseaddr",
-                     f"UNIX-CONNECT:{nd.ssh_socket}"], nd.path / "relay.log", nd.path / "relay-out.pid")
+        self._spawn(
+            [
+                "socat",
+                f"TCP-LISTEN:{node.ssh_port},bind={node.ssh_host},fork,reuseaddr",
+                f"UNIX-CONNECT:{nd.ssh_socket}",
+            ],
+            nd.path / "relay.log",
+            nd.path / "relay-out.pid",
+        )
         if self.registry is not None and node.profile.uses_registry:
             # the node's own 127.0.0.1:443 (registry.shimshift.test in its /etc/hosts) -> the registry
-            self._spawn(["nsenter", f"--target={pid}", "--net", "--pid", "--", "socat",
-                         "TCP-LISTEN:443,bind=127.0.0.1,fork,reuseaddr",
-                         f"UNIX-CONNECT:{self.registry.socket}"],
-                        nd.path / "relay.log", nd.path / "relay-registry.pid")
+            self._spawn(
+                [
+                    "nsenter",
+                    f"--target={pid}",
+                    "--net",
+                    "--pid",
+                    "--",
+                    "socat",
+                    "TCP-LISTEN:443,bind=127.0.0.1,fork,reuseaddr",
+                    f"UNIX-CONNECT:{self.registry.socket}",
+                ],
+                nd.path / "relay.log",
+                nd.path / "relay-registry.pid",
+            )
         result = node.exec(["systemctl", "start", *services_to_start(node.profile)], timeout=60)
         if result.exit_status != 0:
             raise TestbedError(f"node {node.name}: starting services failed: {result.stderr.strip()}")
-        _wait_for(f"ssh of node {node.name} at {node.ssh_host}:{node.ssh_port}",
-                  lambda: _ssh_banner(node.ssh_host, node.ssh_port), 10, nd.path / "relay.log")
+        _wait_for(
+            f"ssh of node {node.name} at {node.ssh_host}:{node.ssh_port}",
+            lambda: _ssh_banner(node.ssh_host, node.ssh_port),
+            10,
+            nd.path / "relay.log",
+        )
         host_key_line = (ssh_dir / "ssh_host_ed25519_key.pub").read_text().split()
         return " ".join(host_key_line[:2])
 
@@ -292,10 +365,14 @@ class Cluster:
         (directory / "data").mkdir()
         (directory / "config.yml").write_text(registry.config())
         log_file = directory / "registry.log"
-        self._spawn(["docker-registry", "serve", str(directory / "config.yml")], log_file,
-                    directory / "registry.pid")
-        self._spawn(["socat", f"UNIX-LISTEN:{registry.socket},fork,unlink-early", f"TCP:{registry.address}"],
-                    log_file, directory / "relay.pid")
+        self._spawn(
+            ["docker-registry", "serve", str(directory / "config.yml")], log_file, directory / "registry.pid"
+        )
+        self._spawn(
+            ["socat", f"UNIX-LISTEN:{registry.socket},fork,unlink-early", f"TCP:{registry.address}"],
+            log_file,
+            directory / "relay.pid",
+        )
         _wait_for("the registry", registry.is_up, 10, log_file)
         _wait_for("the registry relay", registry.socket.exists, 10, log_file)
         return registry
@@ -310,26 +387,42 @@ class Cluster:
             raise TestbedError(f"the API server must listen on the host's loopback with a port, got {url}")
         relay = self.dir / "kubeapi.sock"
         if not relay.exists():
-            self._spawn(["socat", f"UNIX-LISTEN:{relay},fork,unlink-early", f"TCP:127.0.0.1:{parsed.port}"],
-                        self.dir / "kubeapi-relay.log", self.dir / "kubeapi-relay.pid")
+            self._spawn(
+                ["socat", f"UNIX-LISTEN:{relay},fork,unlink-early", f"TCP:127.0.0.1:{parsed.port}"],
+                self.dir / "kubeapi-relay.log",
+                self.dir / "kubeapi-relay.pid",
+            )
             _wait_for("the API relay", relay.exists, 10, self.dir / "kubeapi-relay.log")
         text = Path(kubeconfig).read_text() if isinstance(kubeconfig, Path) else kubeconfig
         for node in self.nodes:
-            self._spawn(["nsenter", f"--target={node.init_pid}", "--net", "--pid", "--", "socat",
-                         f"TCP-LISTEN:{parsed.port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{relay}"],
-                        node.dir.path / "relay.log", node.dir.path / "relay-kubeapi.pid")
+            self._spawn(
+                [
+                    "nsenter",
+                    f"--target={node.init_pid}",
+                    "--net",
+                    "--pid",
+                    "--",
+                    "socat",
+                    f"TCP-LISTEN:{parsed.port},bind=127.0.0.1,fork,reuseaddr",
+                    f"UNIX-CONNECT:{relay}",
+                ],
+                node.dir.path / "relay.log",
+                node.dir.path / "relay-kubeapi.pid",
+            )
             target = node.dir.in_node("/etc/kubernetes/kubelet.conf")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
         if start_kubelets:
             with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
-                results = list(pool.map(
-                    lambda n: n.exec(["systemctl", "start", "kubelet"], timeout=60), self.nodes))
+                results = list(
+                    pool.map(lambda n: n.exec(["systemctl", "start", "kubelet"], timeout=60), self.nodes)
+                )
             for node, result in zip(self.nodes, results, strict=True):
                 if result.exit_status != 0:
                     log_tail = _tail(node.dir.in_node("/var/log/kubelet.log"))
                     raise TestbedError(
-                        f"node {node.name}: kubelet did not start: {result.stderr.strip()}{log_tail}")
+                        f"node {node.name}: kubelet did not start: {result.stderr.strip()}{log_tail}"
+                    )
 
     # ---- teardown -----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -362,8 +455,9 @@ class Cluster:
             self._lock = None
 
 
-def teardown_dir(directory: Path, children: Sequence[subprocess.Popen[bytes]] = (),
-                 timeout: float = 5.0) -> None:
+def teardown_dir(
+    directory: Path, children: Sequence[subprocess.Popen[bytes]] = (), timeout: float = 5.0
+) -> None:
     """Kill all marked processes of the cluster at ``directory`` and remove the directory.
 
     ``children`` are the caller's own child processes among them: they are reaped as soon as
@@ -377,6 +471,7 @@ def teardown_dir(directory: Path, children: Sequence[subprocess.Popen[bytes]] = 
     alive = processes.kill_and_wait(pids, timeout, reap=children)
     if alive:
         raise TestbedError(f"processes {alive} of {directory} survived SIGKILL for {timeout}s")
+
     def ignore_vanished(_func: object, _path: str, exc_info: Any) -> None:
         if not isinstance(exc_info[1], FileNotFoundError):  # else another cleaner got there first
             raise exc_info[1]

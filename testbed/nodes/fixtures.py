@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from testbed import waiting
 from testbed.nodes.cluster import Cluster, cleanup_stale
 from testbed.nodes.layout import DEFAULT_ROOT
 from testbed.nodes.node import Node
@@ -35,7 +35,16 @@ if TYPE_CHECKING:
     import paramiko
 
 REQUIRED_BINARIES = (
-    "containerd", "dockerd", "runc", "tini", "sshd", "socat", "unshare", "nsenter", "ssh-keygen", "ctr",
+    "containerd",
+    "dockerd",
+    "runc",
+    "tini",
+    "sshd",
+    "socat",
+    "unshare",
+    "nsenter",
+    "ssh-keygen",
+    "ctr",
 )
 ALL_PROFILES = PROFILE_NAMES
 
@@ -124,17 +133,11 @@ def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
         api_client.close()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "",
-               interval: float = 0.2) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
-        time.sleep(interval)
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "", interval: float = 0.2
+) -> Any:
+    """``testbed.waiting.wait_until`` with the node tests' defaults (30 s, polled every 0.2 s)."""
+    return waiting.wait_until(predicate, timeout, what=what or repr(predicate), interval=interval)
 
 
 def node_with_profile(cluster: Cluster, profile: str | ProfileName) -> Node:

@@ -12,11 +12,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.nodes.layout import MARKER_ENV
+from testbed.waiting import WaitTimeout, wait_until
 
 
 def marked_processes(predicate_dir: Path | None = None) -> dict[int, Path]:
@@ -48,19 +48,23 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def kill_and_wait(pids: list[int], timeout: float = 5.0,
-                  reap: Sequence[subprocess.Popen[bytes]] = ()) -> list[int]:
+def kill_and_wait(
+    pids: list[int], timeout: float = 5.0, reap: Sequence[subprocess.Popen[bytes]] = ()
+) -> list[int]:
     """SIGKILL ``pids`` and wait until they are gone; return those still alive at the deadline.
     ``reap``: the caller's own children, collected as they die."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
     pending = list(reap)
     alive = [p for p in pids if pid_alive(p)]
-    while (alive or pending) and time.monotonic() < deadline:
+
+    def gone() -> bool:
+        nonlocal pending, alive
         pending = [proc for proc in pending if proc.poll() is None]
         alive = [p for p in alive if pid_alive(p)]
-        if alive or pending:
-            time.sleep(0.01)
+        return not (alive or pending)
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(gone, timeout, what="the killed processes to go", interval=0.01)
     return alive + [proc.pid for proc in pending]

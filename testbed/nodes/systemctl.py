@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.waiting import WaitTimeout, wait_until
+
 UNIT_DIR = Path(os.environ.get("FAKE_SYSTEMD_UNIT_DIR", "/etc/fake-systemd"))
 STATE_DIR = Path("/run/fake-systemd")
 CALL_LOG = Path("/var/log/systemctl-calls.log")
@@ -206,21 +208,22 @@ def start(unit: Unit) -> None:
             close_fds=True,
         )
     state.write(pid=proc.pid, start_time=_start_time(proc.pid), result="running", since=time.time())
-    deadline = time.monotonic() + unit.start_timeout
-    while True:
+
+    def ready() -> bool:
         code = proc.poll()
         if code is not None:
             state.write(pid=None, result="exit-code", status=code, since=time.time())
             raise _failure(unit, "the control process exited with error code")
-        if _is_ready(unit):
-            state.write(pid=proc.pid, start_time=_start_time(proc.pid), result="success", since=time.time())
-            return
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait(5)
-            state.write(pid=None, result="timeout", since=time.time())
-            raise _failure(unit, "a timeout was exceeded")
-        time.sleep(0.02)
+        return _is_ready(unit)
+
+    try:
+        wait_until(ready, unit.start_timeout, what=f"unit {unit.name} to be ready", interval=0.02)
+    except WaitTimeout:
+        proc.kill()
+        proc.wait(5)
+        state.write(pid=None, result="timeout", since=time.time())
+        raise _failure(unit, "a timeout was exceeded") from None
+    state.write(pid=proc.pid, start_time=_start_time(proc.pid), result="success", since=time.time())
 
 
 def stop(unit: Unit) -> None:
@@ -228,13 +231,12 @@ def stop(unit: Unit) -> None:
     pid = state.main_pid()
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + unit.stop_timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _pid_alive(pid):
+        try:
+            wait_until(lambda: not _pid_alive(pid), unit.stop_timeout, what="SIGTERM", interval=0.02)
+        except WaitTimeout:
             os.kill(pid, signal.SIGKILL)
-            while _pid_alive(pid) and time.monotonic() < deadline + 5:
-                time.sleep(0.02)
+            with contextlib.suppress(WaitTimeout):
+                wait_until(lambda: not _pid_alive(pid), 5, what="SIGKILL", interval=0.02)
     state.write(pid=None, result="success", since=time.time())
 
 

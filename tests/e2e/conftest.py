@@ -12,13 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.waiting import wait_until
 
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd
@@ -31,14 +31,8 @@ pytestmark = pytest.mark.e2e
 
 
 def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """``testbed.waiting.wait_until`` in the e2e tests' positional form (polled every 0.1 s)."""
+    return wait_until(predicate, timeout, what=what, interval=interval)
 
 
 class Operator:

@@ -3,7 +3,6 @@ the other takes over after the lease lapses; no node step is ever run by both.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +31,11 @@ def _replica(factory: Callable[..., Operator], name: str) -> Operator:
     return op
 
 
+def _peers(cluster: KubeApi) -> dict[str, object]:
+    """The replicas kopf has registered in the peering object (status: peer id -> its lease)."""
+    return dict((cluster.get("clusterkopfpeerings.kopf.dev", "shimshift") or {}).get("status") or {})
+
+
 def _holder(cluster: KubeApi) -> str:
     obj = cluster.get("nodemigrations.shimshift.io", "m") or {}
     return parse_lease((obj.get("metadata", {}).get("annotations") or {}).get(LEASE_ANNOTATION, ""))[0]
@@ -45,7 +49,9 @@ def test_two_replicas_never_act_on_the_same_node_and_one_takes_over_when_the_oth
     replicas = {name: _replica(operator_factory, name) for name in ("replica-a", "replica-b")}
     for op in replicas.values():
         op.start()
-    time.sleep(3)  # both see each other in the peering object before there is work
+    eventually(
+        lambda: len(_peers(cluster)) == 2, 60, "both replicas in the peering object, before there is work"
+    )
     cluster.seed(migration(rollout={"maxUnavailable": 1}))
 
     first = eventually(lambda: _holder(cluster), 60, "a replica to claim the migration")

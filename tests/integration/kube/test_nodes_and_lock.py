@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.faults import RequestRecord
 
 import shimshift
 from shimshift.kube.api import Kube
@@ -66,39 +67,32 @@ def test_the_lock_is_held_against_a_live_owner_and_taken_over_from_a_gone_one(
     assert keys.LOCK_ANNOTATION not in (_node(kubeapi, "n1")["metadata"].get("annotations") or {})
 
 
-def _racing_get(monkeypatch: pytest.MonkeyPatch, kubeapi: KubeApi, change: dict[str, Any]) -> None:
-    """The node changes (once) between the lock's read and its write."""
-    import shimshift.kube.lock as lock_mod
+def _race_the_first_read(kubeapi: KubeApi, name: str, change: dict[str, Any]) -> None:
+    """The node changes (once) between the lock's read and its write: the API server stores ``change``
+    right after it has answered the first GET of the node, before that answer reaches the client."""
 
-    real_get = lock_mod.get_node
-    raced: list[bool] = []
+    def change_it(_rec: RequestRecord) -> None:
+        kubeapi.patch("nodes", name, change)
 
-    def stale_get(k: Kube, name: str) -> dict[str, Any]:
-        seen = real_get(k, name)
-        if not raced:
-            raced.append(True)
-            kubeapi.patch("nodes", name, change)
-        return seen
-
-    monkeypatch.setattr(lock_mod, "get_node", stale_get)
+    kubeapi.faults.add_trigger(
+        lambda rec: rec.verb == "get" and rec.resource == "nodes" and rec.name == name, change_it
+    )
 
 
 def test_a_lock_race_lost_to_another_taker_ends_locked_instead_of_overwriting(
-    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
+    kubeapi: KubeApi, kube: Kube
 ) -> None:
     kubeapi.seed(node("n1"))
-    _racing_get(monkeypatch, kubeapi, {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
+    _race_the_first_read(kubeapi, "n1", {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
 
     with pytest.raises(NodeLocked, match="locked by NodeMigration other"):
         acquire_node_lock(kube, "n1", "mine", lambda owner: True)
     assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "other"
 
 
-def test_a_lock_race_lost_to_an_unrelated_change_is_retried_and_wins(
-    kubeapi: KubeApi, kube: Kube, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_lock_race_lost_to_an_unrelated_change_is_retried_and_wins(kubeapi: KubeApi, kube: Kube) -> None:
     kubeapi.seed(node("n1"))
-    _racing_get(monkeypatch, kubeapi, {"metadata": {"labels": {"heartbeat": "1"}}})
+    _race_the_first_read(kubeapi, "n1", {"metadata": {"labels": {"heartbeat": "1"}}})
 
     acquire_node_lock(kube, "n1", "mine", lambda owner: True)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import kubernetes
 import kubernetes_asyncio
 import pytest
+from testbed import waiting
 from testbed.kubeapi import KubeApi
 
 T = TypeVar("T")
@@ -64,15 +64,8 @@ WIDGET_CRD: dict[str, Any] = {
 def wait_until(
     predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+    """``testbed.waiting.wait_until`` with the API emulator tests' defaults (10 s, polled every 0.05 s)."""
+    return waiting.wait_until(predicate, timeout, what=what or repr(predicate), interval=interval)
 
 
 def node(

@@ -6,16 +6,20 @@ else the machine's. The tests marked ``both_kubectls`` also run with the other b
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import REPO, Kubectl, find_kubectl
 from testbed.kubeapi.standalone import standalone_server
+from testbed.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +106,39 @@ def ok(kubectl: Kubectl, *args: str, stdin: str | None = None, timeout: float = 
 
 
 def wait_for(kubectl: Kubectl, args: tuple[str, ...], text: str, timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = kubectl.run(*args).stdout
-        if text in out:
-            return out
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {text!r} in `kubectl {' '.join(args)}`; last output:\n{out}")
-        time.sleep(0.1)
+    last = [""]
+
+    def output() -> str | None:
+        last[0] = kubectl.run(*args).stdout
+        return last[0] if text in last[0] else None
+
+    return wait_until(
+        output,
+        timeout,
+        what=f"{text!r} in `kubectl {' '.join(args)}`",
+        interval=0.1,
+        detail=lambda: f"last output:\n{last[0]}",
+    )
+
+
+class Lines:
+    """The lines a process prints, read on a thread so that a test can wait for one with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+
+    def any(self, predicate: Callable[[list[str]], bool]) -> bool:
+        """Whether a line printed so far, split into words, satisfies ``predicate``."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.seen.append(self._queue.get_nowait())
+        return any(predicate(line.split()) for line in self.seen)
 
 
 def header_and_rows(out: str) -> tuple[list[str], list[list[str]]]:
@@ -151,17 +180,23 @@ def test_get_watch_streams_changes(kubectl: Kubectl) -> None:
     ok(kubectl, "apply", "-f", "-", stdin=NODES)
     proc = kubectl.popen("get", "nodes", "-w", "--request-timeout=10s")
     try:
-        time.sleep(1.0)
-        ok(kubectl, "cordon", "n2")
         assert proc.stdout is not None
-        deadline = time.monotonic() + 10
-        seen = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if "SchedulingDisabled" in line:
-                break
-        assert any(line.split()[:2] == ["n2", "Ready,SchedulingDisabled"] for line in seen), seen
+        lines = Lines(proc.stdout)
+        # kubectl -w lists, prints the list, then watches from the list's resourceVersion: once both nodes
+        # are printed, every later change reaches the watch (the emulator resumes from its history).
+        wait_until(
+            lambda: lines.any(lambda row: row[:1] == ["n1"]) and lines.any(lambda row: row[:1] == ["n2"]),
+            10,
+            what="kubectl -w to print the listed nodes",
+            detail=lambda: f"printed: {lines.seen}",
+        )
+        ok(kubectl, "cordon", "n2")
+        wait_until(
+            lambda: lines.any(lambda row: row[:2] == ["n2", "Ready,SchedulingDisabled"]),
+            10,
+            what="the cordon of n2 in the watch output",
+            detail=lambda: f"printed: {lines.seen}",
+        )
     finally:
         proc.kill()
         proc.communicate(timeout=5)

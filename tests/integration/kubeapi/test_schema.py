@@ -108,8 +108,15 @@ def test_each_schema_rule_reports_a_field_path_cause(
 def test_int_or_string_and_nullable_values_are_accepted(
     widgets: dict, custom: kubernetes.client.CustomObjectsApi
 ) -> None:
-    create(custom, widget("a", mode="Plan", budget=2, note=None))
-    create(custom, widget("b", mode="Migrate", budget="50%"))
+    a = create(custom, widget("a", mode="Plan", budget=2, note=None))
+    b = create(custom, widget("b", mode="Migrate", budget="50%"))
+
+    assert a["spec"]["budget"] == 2 and "note" in a["spec"] and a["spec"]["note"] is None
+    assert b["spec"]["budget"] == "50%"
+    stored: dict[str, Any] = custom.get_namespaced_custom_object(
+        "example.io", "v1", "default", "widgets", "a"
+    )  # type: ignore[assignment]
+    assert stored["spec"]["budget"] == 2 and stored["spec"]["note"] is None, "kept as given, not pruned"
 
 
 def test_a_missing_spec_is_required_at_the_root(

@@ -13,7 +13,7 @@ import kubernetes_asyncio
 import pytest
 from testbed.kubeapi import KubeApi
 
-from .conftest import node, pod
+from .conftest import node, pod, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -216,9 +216,7 @@ def test_a_live_watch_by_field_selector_sees_only_its_node(
 
     thread = threading.Thread(target=consume)
     thread.start()
-    import time
-
-    time.sleep(0.3)
+    wait_until(lambda: kubeapi.open_watches("pods") == 1, timeout=5, what="the pod watch to be registered")
     kubeapi.seed([pod("on-n1", "n1"), pod("on-n2", "n2")])
     thread.join(timeout=5)
     assert not thread.is_alive()

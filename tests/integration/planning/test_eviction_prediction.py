@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from testbed.kubeapi.runner import KubeApi
+from testbed.waiting import wait_until
 
 from shimshift.cli import main
 
@@ -42,20 +42,20 @@ def fresh(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def wait_ready(kubeapi: KubeApi, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        pods = kubeapi.list("pods")
-        ready = [
+    def ready() -> list[dict[str, Any]]:
+        pods = [
             p
-            for p in pods
+            for p in kubeapi.list("pods")
             if any(
                 c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (p.get("status") or {}).get("conditions", [])
             )
         ]
-        if len(ready) >= count or time.monotonic() > deadline:
-            return ready
-        time.sleep(0.2)
+        return pods if len(pods) >= count else []
+
+    return wait_until(
+        ready, timeout, what=f"{count} pods Ready (the emulator starting the workloads)", interval=0.2
+    )
 
 
 def test_every_predicted_eviction_answer_is_what_the_eviction_api_says(
@@ -70,7 +70,7 @@ def test_every_predicted_eviction_answer_is_what_the_eviction_api_says(
     kubeapi.seed(workloads)
     kubeapi.seed([fresh(o) for o in objects("poddisruptionbudgets")])
     replicas = sum(w["spec"]["replicas"] for w in workloads)
-    assert len(wait_ready(kubeapi, replicas)) >= replicas, "the emulator did not start the workloads in time"
+    assert len(wait_ready(kubeapi, replicas)) >= replicas
 
     out = io.StringIO()
     assert (

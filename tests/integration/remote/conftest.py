@@ -9,12 +9,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from testbed.waiting import WaitTimeout, wait_until
 
 from shimshift.remote import NodeConnection, SshOptions, SshTarget
 
@@ -56,6 +57,19 @@ def _keygen(path: Path) -> None:
     )
 
 
+def _ssh_banner(host: str, port: int, proc: subprocess.Popen[bytes], fail: Callable[[], NoReturn]) -> bool:
+    """Whether sshd at host:port greets with its banner; ``fail()`` as soon as the sshd process has exited."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            if s.recv(8).startswith(b"SSH-"):
+                return True
+    except OSError:
+        pass
+    if proc.poll() is not None:
+        fail()
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,18 +94,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     log = (d / "sshd.log").open("wb")
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(8).startswith(b"SSH-"):
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-        time.sleep(0.05)
+
+    def fail() -> NoReturn:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+
+    try:
+        wait_until(lambda: _ssh_banner("127.0.0.1", port, proc, fail), 15, what="sshd", interval=0.05)
+    except WaitTimeout:
+        fail()
     pub = " ".join((d / "host_key.pub").read_text().split()[:2])
     try:
         yield LocalSshd("127.0.0.1", port, pub, (d / "id_ed25519").read_text(), d)
@@ -146,18 +157,16 @@ class RotatingSshd:
         self._proc = subprocess.Popen(
             [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=self._log, stderr=self._log
         )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1) as s:
-                    if s.recv(8).startswith(b"SSH-"):
-                        return
-            except OSError:
-                pass
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"sshd did not start: {self.log}")
-            time.sleep(0.05)
+        proc = self._proc
+
+        def fail() -> NoReturn:
+            self.stop()
+            pytest.fail(f"sshd did not start: {self.log}")
+
+        try:
+            wait_until(lambda: _ssh_banner(self.host, self.port, proc, fail), 15, what="sshd", interval=0.05)
+        except WaitTimeout:
+            fail()
 
     def stop(self) -> None:
         if self._proc is None:

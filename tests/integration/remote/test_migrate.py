@@ -4,6 +4,7 @@ Docker byte for byte; steps are idempotent, survive a cut connection, and the fa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed import waiting
 
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
@@ -99,9 +101,7 @@ def snapshot(node: Any, paths: list[str]) -> dict[str, Any]:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    from testbed.nodes.fixtures import wait_until as wait
-
-    return wait(predicate, timeout=timeout, what=what)
+    return waiting.wait_until(predicate, timeout, what=what, interval=0.2)
 
 
 def node_runtime(kube_core: Any, name: str) -> tuple[str, str]:
@@ -171,9 +171,8 @@ def cut_when(conn: NodeConnection, happened: Callable[[], bool], delay: float = 
     """Close the connection `delay` seconds after `happened()` (polled every 5 ms, for at most 120 s)."""
 
     def cut() -> None:
-        deadline = time.monotonic() + 120
-        while not happened() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        with contextlib.suppress(waiting.WaitTimeout):  # after 120 s cut anyway
+            waiting.wait_until(happened, 120, what="the point to cut at", interval=0.005)
         time.sleep(delay)
         transport = conn.transport
         if transport is not None:

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
+from testbed.waiting import wait_until
 
 from shimshift.rendering import NodeLayout, RenderedConfig
 from shimshift.rendering.existing import flatten
@@ -159,15 +159,19 @@ def running_containerd(root: NodeRoot) -> Iterator[Running]:
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     running = Running(root, process)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _accepts(root.socket):
+
+        def listening() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"containerd exited with {process.returncode}:\n{running.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"containerd did not listen within {START_TIMEOUT}s:\n{running.log()[-3000:]}"
-                )
-            time.sleep(0.02)
+            return _accepts(root.socket)
+
+        wait_until(
+            listening,
+            START_TIMEOUT,
+            what=f"containerd to listen on {root.socket}",
+            interval=0.02,
+            detail=lambda: running.log()[-3000:],
+        )
         yield running
     finally:
         if process.poll() is None:

@@ -13,7 +13,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from testbed.nodes.images import ImageSpec, LayerSpec, write_archive
 from testbed.nodes.registry import make_pki
+from testbed.waiting import wait_until
 
 MIRROR_HOST = "mirror.shimshift.test"  # the TLS registry's name (its certificate is for this name)
 UPSTREAM_HOST = "upstream.shimshift.test"  # a registry that exists only through its mirror
@@ -134,18 +134,18 @@ def _config(data: Path, port: int, tls: tuple[Path, Path] | None, client_ca: Pat
 
 
 def _wait_up(port: int, ca: Path | None, name: str = MIRROR_HOST) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    def up() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
                 if ca is not None:
                     context = ssl.create_default_context(cafile=str(ca))
                     with context.wrap_socket(raw, server_hostname=name):
-                        return
-                return
+                        return True
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"registry on 127.0.0.1:{port} not up within {READY_TIMEOUT}s")
+            return False
+
+    wait_until(up, READY_TIMEOUT, what=f"the registry on 127.0.0.1:{port}", interval=0.05)
 
 
 @contextlib.contextmanager
