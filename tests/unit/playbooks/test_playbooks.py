@@ -65,6 +65,10 @@ def test_every_changing_playbook_has_an_undo_for_what_it_changes() -> None:
     assert without_undo == set(NOTHING_TO_UNDO) & set(books), (
         "a playbook that changes the node needs an undo (or an entry in NOTHING_TO_UNDO saying why not)"
     )
+    # and the tasks whose change a rollback must take back carry the undo themselves
+    assert books["configure"].tasks[0].undo is not None
+    assert books["switch"].tasks[-1].undo is not None
+    assert books["cleanup"].tasks[0].undo is not None
 
 
 def test_a_malformed_playbook_names_the_file_the_task_and_the_field(tmp_path: Path) -> None:
