@@ -30,7 +30,7 @@ from testbed.nodes import Cluster, Node
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.kubelet import plan_kubelet_switch
-from shimshift.remote import NodeConnection, NodePlan, NodeSteps, SshOptions, SshTarget
+from shimshift.remote import NodeConnection, NodeRunPlan, NodeSteps, SshOptions, SshTarget
 from shimshift.rendering import render_node_config
 
 # What the probe reads, one exec each: the baseline a per-command fact gathering pays.
@@ -113,7 +113,7 @@ def bench_sequence(cluster: Cluster, node: Node) -> None:
         facts = steps.facts(kubelet_version="v" + node.profile.kubelet_version)
         rows = [("facts", conn.round_trips - trips, time.perf_counter() - start)]
         switch = plan_kubelet_switch(node.name, facts.kubelet, endpoint=spec.kubelet.runtime_endpoint)
-        plan = NodePlan.build("bench", render_node_config(spec, facts).files, switch, stop_grace_seconds=1)
+        plan = NodeRunPlan.build("bench", render_node_config(spec, facts).files, switch, stop_grace_seconds=1)
         for step in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY):
             start, trips = time.perf_counter(), conn.round_trips
             steps.run(step, plan)

@@ -38,10 +38,11 @@ from shimshift.model.status import (
     StepRecord,
     StepState,
 )
+from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
 from shimshift.planning.report import report_to_json
 from shimshift.planning.report_markdown import render_markdown
-from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, iso
+from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide
 from shimshift.planning.steps import MAX_ATTEMPTS, next_step
 from shimshift.planwiring import plan_hooks
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
@@ -340,7 +341,7 @@ class Engine:
 
     def forget(self, migration: NodeMigration) -> None:
         """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
-        the node ports' too when the factory can (`shimshift.nodeport.SshNodePorts.forget`)."""
+        the node ports' too when the factory can (`shimshift.nodeport.SshNodePortPool.forget`)."""
         self._steps.keep_facts(migration, ())
         forget = getattr(self.node_ports, "forget", None)
         if callable(forget):

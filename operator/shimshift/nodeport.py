@@ -217,7 +217,7 @@ def node_info(kube: Kube, node: str, ssh: Ssh) -> tuple[str, str | None]:
 MAX_PORTS = 32
 
 
-class SshNodePorts:
+class SshNodePortPool:
     """The engine's node-port factory: one SshNodePort per NodeMigration, for its current generation.
 
     A new generation (a spec edit plans anew) closes the superseded port's connections and replaces
@@ -263,15 +263,15 @@ class SshNodePorts:
             return {key: port for key, (_, port) in self._ports.items()}
 
 
-def ssh_node_ports(kube: Kube, namespace: str) -> SshNodePorts:
-    """The engine's node-port factory (`SshNodePorts`)."""
-    return SshNodePorts(kube, namespace)
+def ssh_node_ports(kube: Kube, namespace: str) -> SshNodePortPool:
+    """The engine's node-port factory (`SshNodePortPool`)."""
+    return SshNodePortPool(kube, namespace)
 
 
 __all__ = [
     "MAX_PORTS",
     "NodeHostKeyStore",
-    "SshNodePorts",
+    "SshNodePortPool",
     "node_info",
     "registry_material",
     "ssh_node_port",

@@ -23,7 +23,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import DrainTimeoutAction
 from shimshift.model.status import NodeRecord
-from shimshift.planning.rollout import parse_iso
+from shimshift.model.timestamps import parse_iso
 from shimshift.planning.steps import needs_node_undo
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, Observer
 

@@ -77,7 +77,7 @@ def test_a_module_named_in_shimshift_node_port_is_never_imported(tmp_path: Path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert not marker.exists(), "the operator imported the module SHIMSHIFT_NODE_PORT named"
-    assert "node ports: shimshift.nodeport SshNodePorts" in result.stdout
+    assert "node ports: shimshift.nodeport SshNodePortPool" in result.stdout
 
 
 def test_the_ssh_node_port_has_no_test_hook() -> None:

@@ -15,13 +15,14 @@ from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
+from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.dockerdeps import DockerDependency, Severity, find_docker_dependencies, socket_note
 from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_node_drain
 from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node, estimate_waves
 from shimshift.planning.faq import FAQ
 from shimshift.planning.findings import Finding, Level, name_some, sorted_findings
-from shimshift.planning.imagefit import ImagePlan, summarise_images
+from shimshift.planning.imagefit import ImageSummary, summarise_images
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
 from shimshift.planning.report import (
@@ -31,7 +32,7 @@ from shimshift.planning.report import (
     DrainSummary,
     FileSection,
     FilesHook,
-    NodePlan,
+    NodeReport,
     NodeStatus,
     PlanHooks,
     PlanReport,
@@ -41,15 +42,11 @@ from shimshift.planning.report import (
     WavePlan,
 )
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
-from shimshift.planning.selection import SkipReason, select_nodes
+from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.waves import Wave, plan_waves
 
 NO_HOOKS = PlanHooks()
 NOT_WIRED = "not computed: this build of shimshift has no {what} planner wired into plan reports"
-
-
-def iso(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def selector_text(selector: LabelSelector | None) -> str:
@@ -219,14 +216,14 @@ def build_plan(
     by_node = cluster.pods_by_node()
     drains: dict[str, NodeDrain] = {}
     estimates: dict[str, NodeEstimate] = {}
-    plans: list[NodePlan] = []
+    plans: list[NodeReport] = []
     fleet: list[Finding] = []
     for node in sorted(selection.selected, key=lambda n: (wave_of[n.name], n.name)):
         facts = facts_by_node.get(node.name)
         drain = plan_node_drain(node.name, by_node.get(node.name, ()), ctx)
         drains[node.name] = drain
         findings = list(drain.findings) + check_node(spec, node, facts)
-        images: ImagePlan | None = None
+        images: ImageSummary | None = None
         if facts is not None:
             images = summarise_images(spec, facts)
             findings += check_images(node.name, images)
@@ -239,7 +236,7 @@ def build_plan(
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(
-            NodePlan(
+            NodeReport(
                 name=node.name,
                 role="control-plane" if node.control_plane else "worker",
                 wave=wave_of[node.name],
@@ -261,7 +258,7 @@ def build_plan(
     selected = {n.name for n in selection.selected}
     deps = find_docker_dependencies(cluster.pods, controllers, frozenset(selected))
     fleet += _dependency_findings(deps)
-    missing = [s.node for s in selection.skipped if s.reason == SkipReason.NOT_FOUND]
+    missing = [s.node for s in selection.skipped if s.reason == NodeSkipReason.NOT_FOUND]
     if missing:
         fleet.append(
             Finding(

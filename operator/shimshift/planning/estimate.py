@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shimshift.planning.drain import NodeDrain, PodAction
-from shimshift.planning.imagefit import ImagePlan
+from shimshift.planning.imagefit import ImageSummary
 from shimshift.planning.waves import Wave
 
 #: Seconds, for steps whose time does not depend on the node's workload.
@@ -48,7 +48,7 @@ class NodeEstimate:
     images_seconds: int
 
 
-def estimate_node(drain: NodeDrain, images: ImagePlan | None, allowed: Mapping[str, int]) -> NodeEstimate:
+def estimate_node(drain: NodeDrain, images: ImageSummary | None, allowed: Mapping[str, int]) -> NodeEstimate:
     """`allowed` is each PDB's disruptionsAllowed now (by key)."""
     evicts = any(p.action == PodAction.EVICT for p in drain.pods)
     rounds = 1 + max(_extra_rounds(drain, allowed), default=0)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.images import ImagesPlan, SkipReason, Strategy, plan_images
+from shimshift.planning.images import ImageSkipReason, ImagesPlan, Strategy, plan_images
 
 
 @dataclass(frozen=True)
-class ImagePlan:
+class ImageSummary:
     migrate: bool
     count: int  # images to migrate
     bytes: int  # their unpacked size (the images step's estimate)
@@ -34,14 +34,14 @@ class ImagePlan:
         return not self.blocked
 
 
-def summarise_images(spec: NodeMigrationSpec, facts: NodeFacts) -> ImagePlan:
+def summarise_images(spec: NodeMigrationSpec, facts: NodeFacts) -> ImageSummary:
     # The node-side probe of registry reachability runs only in Migrate mode; a plan assumes none
     # answers (every image is a transfer), which is also the case that needs the most disk.
     plan: ImagesPlan = plan_images(facts, spec.images, sandbox_image=spec.containerd.sandbox_image)
     moves = plan.moves
     largest = sorted(moves, key=lambda m: (-m.size, m.image_id))[:5]
     in_use_ids = {i.id for i in facts.images if i.in_use}
-    return ImagePlan(
+    return ImageSummary(
         migrate=spec.images.migrate,
         count=len(moves),
         bytes=plan.disk.expected_bytes,
@@ -50,8 +50,8 @@ def summarise_images(spec: NodeMigrationSpec, facts: NodeFacts) -> ImagePlan:
         in_use=sum(1 for m in moves if m.image_id in in_use_ids),
         pulls=sum(1 for m in moves if m.strategy == Strategy.PULL),
         transfers=sum(1 for m in moves if m.strategy == Strategy.TRANSFER),
-        already_present=sum(1 for s in plan.skipped if s.reason == SkipReason.ALREADY_PRESENT),
-        excluded=sum(1 for s in plan.skipped if s.reason != SkipReason.ALREADY_PRESENT),
+        already_present=sum(1 for s in plan.skipped if s.reason == ImageSkipReason.ALREADY_PRESENT),
+        excluded=sum(1 for s in plan.skipped if s.reason != ImageSkipReason.ALREADY_PRESENT),
         blocked=plan.blocked,
         largest=tuple(((m.docker_tags or m.digests or (m.image_id,))[0], m.size) for m in largest),
     )

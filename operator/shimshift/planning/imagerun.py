@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shimshift.model.status import ImageCounts
-from shimshift.planning.images import ImagesPlan, SkipReason
+from shimshift.planning.images import ImageSkipReason, ImagesPlan
 
 # ---- what containerd holds afterwards, and the verdict --------------------------------------------
 
@@ -103,7 +103,9 @@ def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
         for s in plan.skipped
     ]
     skipped += [
-        entry(i, reason=str(SkipReason.ALREADY_PRESENT), detail="in containerd before the step first ran")
+        entry(
+            i, reason=str(ImageSkipReason.ALREADY_PRESENT), detail="in containerd before the step first ran"
+        )
         for i in outcome.already_done
     ]
     return {

@@ -56,7 +56,7 @@ class Priority(StrEnum):
 _PRIORITY_RANK: Final[Mapping[Priority, int]] = {p: i for i, p in enumerate(Priority)}
 
 
-class SkipReason(StrEnum):
+class ImageSkipReason(StrEnum):
     ALREADY_PRESENT = "AlreadyInContainerd"
     EXCLUDED = "Excluded"
     NOT_INCLUDED = "NotIncluded"
@@ -191,7 +191,7 @@ class Batch:
 class Skip:
     image_id: str
     refs: tuple[str, ...]
-    reason: SkipReason
+    reason: ImageSkipReason
     detail: str
 
 
@@ -368,22 +368,31 @@ def plan_images(
         is_sandbox = not sandboxes.isdisjoint(map(normalize_reference, refs))
         excluded_by = _matches(refs, spec.exclude)
         if not spec.migrate:
-            skipped.append(Skip(image.id, refs, SkipReason.MIGRATION_OFF, "spec.images.migrate is false"))
+            skipped.append(
+                Skip(image.id, refs, ImageSkipReason.MIGRATION_OFF, "spec.images.migrate is false")
+            )
         elif not refs:
             skipped.append(
-                Skip(image.id, refs, SkipReason.DANGLING, "no tag and no digest: no pod can name it")
+                Skip(image.id, refs, ImageSkipReason.DANGLING, "no tag and no digest: no pod can name it")
             )
         elif excluded_by:
             skipped.append(
-                Skip(image.id, refs, SkipReason.EXCLUDED, f"matches spec.images.exclude {excluded_by!r}")
+                Skip(image.id, refs, ImageSkipReason.EXCLUDED, f"matches spec.images.exclude {excluded_by!r}")
             )
         elif spec.include and not is_sandbox and not _matches(refs, spec.include):
             skipped.append(
-                Skip(image.id, refs, SkipReason.NOT_INCLUDED, "matches no pattern of spec.images.include")
+                Skip(
+                    image.id, refs, ImageSkipReason.NOT_INCLUDED, "matches no pattern of spec.images.include"
+                )
             )
         elif image.id in present:
             skipped.append(
-                Skip(image.id, refs, SkipReason.ALREADY_PRESENT, "same image ID already in containerd k8s.io")
+                Skip(
+                    image.id,
+                    refs,
+                    ImageSkipReason.ALREADY_PRESENT,
+                    "same image ID already in containerd k8s.io",
+                )
             )
         else:
             priority = (

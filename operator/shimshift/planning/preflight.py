@@ -14,7 +14,7 @@ from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
-from shimshift.planning.imagefit import ImagePlan, human_bytes
+from shimshift.planning.imagefit import ImageSummary, human_bytes
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
     return out
 
 
-def check_images(node: str, plan: ImagePlan) -> list[Finding]:
+def check_images(node: str, plan: ImageSummary) -> list[Finding]:
     if not plan.migrate:
         return [
             Finding(

@@ -22,7 +22,7 @@ from shimshift.planning.dockerdeps import DockerDependency
 from shimshift.planning.drain import PodPlan
 from shimshift.planning.faq import FaqEntry
 from shimshift.planning.findings import Finding
-from shimshift.planning.imagefit import ImagePlan
+from shimshift.planning.imagefit import ImageSummary
 from shimshift.planning.pdb import PdbState
 from shimshift.planning.preflight import NodeRuntime
 from shimshift.planning.selection import Skipped
@@ -132,7 +132,7 @@ class DrainSummary:
 
 
 @dataclass(frozen=True)
-class NodePlan:
+class NodeReport:
     name: str
     role: str  # "worker" | "control-plane"
     wave: int
@@ -143,7 +143,7 @@ class NodePlan:
     runtime: NodeRuntime | None  # None without facts
     drain: DrainSummary
     pods: tuple[PodPlan, ...]
-    images: ImagePlan | None
+    images: ImageSummary | None
     containerd: FileSection
     kubelet: FileSection
     estimate_seconds: int
@@ -201,7 +201,7 @@ class PlanReport:
     spec: SpecSummary
     summary: Summary
     waves: tuple[WavePlan, ...]
-    nodes: tuple[NodePlan, ...]
+    nodes: tuple[NodeReport, ...]
     skipped: tuple[Skipped, ...]
     pdbs: tuple[PdbState, ...]  # PDBs selecting pods on the planned nodes
     docker_dependencies: tuple[DockerDependency, ...]

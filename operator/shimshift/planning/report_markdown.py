@@ -18,7 +18,7 @@ from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.imagefit import human_bytes
-from shimshift.planning.report import FileSection, NodePlan, PlanReport, Verdict
+from shimshift.planning.report import FileSection, NodeReport, PlanReport, Verdict
 
 _VERDICT = {
     Verdict.CLEAN: "CLEAN: nothing blocks the migration",
@@ -128,7 +128,7 @@ def _files(title: str, section: FileSection) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _node(n: NodePlan) -> list[str]:
+def _node(n: NodeReport) -> list[str]:
     out = [f"### {cell(n.name)}: {n.status.value} (wave {n.wave}, {n.role})", ""]
     facts = [f"Runtime now: {code(n.runtime_version)}"]
     if n.runtime is not None:

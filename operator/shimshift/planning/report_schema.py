@@ -33,7 +33,7 @@ DESCRIPTIONS: Mapping[str, str] = {
     "PodPlan.verdict": "The Eviction API's answer right now: Allowed (200), NoBudget (429), "
     "MultiplePDBs (500); null when the pod is not evicted.",
     "FileSection.computed": "False when the files could not be planned; `reason` says why.",
-    "NodePlan.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
+    "NodeReport.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
 }
 
 _CHANGE = {

@@ -18,23 +18,13 @@ from dataclasses import dataclass, replace
 
 from shimshift.model.spec import ControlPlanePolicy, Mode, NodeMigrationSpec
 from shimshift.model.status import Condition, MigrationStatus, NodePhase, NodeRecord, Phase
+from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.waves import wave_size
 
 IN_FLIGHT = frozenset({NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK})
 FAILED = frozenset({NodePhase.FAILED, NodePhase.ROLLED_BACK})
-
-
-def iso(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from shimshift.model.spec import ControlPlanePolicy, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 
 
-class SkipReason(StrEnum):
+class NodeSkipReason(StrEnum):
     ALREADY_CONTAINERD = "AlreadyContainerd"
     MIGRATED_LABEL = "MigratedLabel"
     NOT_DOCKER = "NotDocker"
@@ -25,19 +25,22 @@ class SkipReason(StrEnum):
     NOT_FOUND = "NotFound"
 
 
+_MIGRATED = f"{keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE}"
 SKIP_MESSAGES = {
-    SkipReason.ALREADY_CONTAINERD: "already runs containerd",
-    SkipReason.MIGRATED_LABEL: f"labelled {keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE} (migrated before)",
-    SkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
-    SkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
-    SkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
+    NodeSkipReason.ALREADY_CONTAINERD: "already runs containerd",
+    NodeSkipReason.MIGRATED_LABEL: (
+        f"labelled {keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE} (migrated before)"
+    ),
+    NodeSkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
+    NodeSkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
+    NodeSkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
 }
 
 
 @dataclass(frozen=True)
 class Skipped:
     node: str
-    reason: SkipReason
+    reason: NodeSkipReason
     detail: str = ""
 
     @property
@@ -60,13 +63,13 @@ def _is_candidate(spec: NodeMigrationSpec, node: Node) -> bool:
 
 def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
     if node.labels.get(keys.RUNTIME_LABEL) == keys.RUNTIME_LABEL_VALUE:
-        return Skipped(node.name, SkipReason.MIGRATED_LABEL)
+        return Skipped(node.name, NodeSkipReason.MIGRATED_LABEL)
     if node.runtime == "containerd":
-        return Skipped(node.name, SkipReason.ALREADY_CONTAINERD, node.runtime_version)
+        return Skipped(node.name, NodeSkipReason.ALREADY_CONTAINERD, node.runtime_version)
     if node.runtime not in ("docker", ""):
-        return Skipped(node.name, SkipReason.NOT_DOCKER, node.runtime_version)
+        return Skipped(node.name, NodeSkipReason.NOT_DOCKER, node.runtime_version)
     if node.control_plane and spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:
-        return Skipped(node.name, SkipReason.CONTROL_PLANE_EXCLUDED)
+        return Skipped(node.name, NodeSkipReason.CONTROL_PLANE_EXCLUDED)
     return None
 
 
@@ -84,5 +87,5 @@ def select_nodes(spec: NodeMigrationSpec, nodes: Iterable[Node]) -> Selection:
             selected.append(node)
         else:
             skipped.append(reason)
-    skipped.extend(Skipped(name, SkipReason.NOT_FOUND) for name in sorted(set(spec.node_names) - seen))
+    skipped.extend(Skipped(name, NodeSkipReason.NOT_FOUND) for name in sorted(set(spec.node_names) - seen))
     return Selection(tuple(selected), tuple(skipped))

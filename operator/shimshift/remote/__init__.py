@@ -6,7 +6,7 @@
   keys pinned on first use in a `HostKeyStore` (`HostKeyMismatch` when one changes).
 - `run_playbook` / `undo_playbook`: execute playbooks/*.yaml tasks (check, run, verify, undo).
 - `NodeSteps(conn)`: the node steps of the migration (facts, backup, configure, images hook, switch,
-  verify, cleanup) and their rollback, driven by a `NodePlan`.
+  verify, cleanup) and their rollback, driven by a `NodeRunPlan`.
 - `SshNodePort`: the engine's NodePort (facts/backup/configure/images/switch/verify/finish/undo by node
   name) on top of these, with plans from shimshift.rendering and shimshift.planning.kubelet.
 """
@@ -44,7 +44,7 @@ from shimshift.remote.hostkeys import (
     parse_known_hosts,
 )
 from shimshift.remote.port import SshNodePort
-from shimshift.remote.steps import NodePlan, NodeSteps, NotDockershimNode
+from shimshift.remote.steps import NodeRunPlan, NodeSteps, NotDockershimNode
 
 __all__ = [
     "CommandError",
@@ -60,7 +60,7 @@ __all__ = [
     "LearnedHostKey",
     "MemoryHostKeyStore",
     "NodeConnection",
-    "NodePlan",
+    "NodeRunPlan",
     "NodeSteps",
     "NotDockershimNode",
     "PlaybookResult",

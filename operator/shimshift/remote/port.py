@@ -27,7 +27,7 @@ from shimshift.planning.kubelet import plan_kubelet_switch
 from shimshift.playbooks import Playbook, load_playbooks
 from shimshift.remote.connection import NodeConnection
 from shimshift.remote.images import run_images_step, undo_images
-from shimshift.remote.steps import ROLLBACK_ORDER, NodePlan, NodeSteps
+from shimshift.remote.steps import ROLLBACK_ORDER, NodeRunPlan, NodeSteps
 from shimshift.rendering import RegistryMaterial, render_node_config
 from shimshift.rendering.values import RenderedConfig
 
@@ -52,7 +52,7 @@ class SshNodePort:
     stop_grace_seconds: int = 10
     playbooks: Mapping[str, Playbook] = field(default_factory=load_playbooks)
     _conns: dict[str, NodeConnection] = field(default_factory=dict, init=False)
-    _plans: dict[str, tuple[RenderedConfig, NodePlan]] = field(default_factory=dict, init=False)
+    _plans: dict[str, tuple[RenderedConfig, NodeRunPlan]] = field(default_factory=dict, init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     # ---- plumbing ---------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class SshNodePort:
             self.drop(node)  # a broken transport: the next attempt reconnects
             raise
 
-    def _planned(self, node: str, facts: NodeFacts) -> tuple[RenderedConfig, NodePlan]:
+    def _planned(self, node: str, facts: NodeFacts) -> tuple[RenderedConfig, NodeRunPlan]:
         with self._guard:
             cached = self._plans.get(node)
         if cached is None:
@@ -113,7 +113,7 @@ class SshNodePort:
                 method=self.spec.kubelet.config_method,
                 kubelet_version=self.kubelet_version(node),
             )
-            plan = NodePlan.build(
+            plan = NodeRunPlan.build(
                 self.migration,
                 rendered.files,
                 switch,
@@ -137,7 +137,7 @@ class SshNodePort:
         NodeSteps.preflight(facts)
         self._planned(node, facts)
 
-    def plan(self, node: str, facts: NodeFacts) -> NodePlan:
+    def plan(self, node: str, facts: NodeFacts) -> NodeRunPlan:
         """What the changing steps write on `node`, decided once from its (pre-migration) facts."""
         return self._planned(node, facts)[1]
 

@@ -49,7 +49,7 @@ class NotDockershimNode(NodeError):
 
 
 @dataclass(frozen=True)
-class NodePlan:
+class NodeRunPlan:
     """Everything the changing steps need for one node, decided before the first change."""
 
     migration: str  # the NodeMigration's name: backups go under /var/lib/shimshift/<migration>/
@@ -69,7 +69,7 @@ class NodePlan:
         docker_policy: DockerPolicy = DockerPolicy.KEEP,
         wait_seconds: int = 60,
         stop_grace_seconds: int = 10,
-    ) -> NodePlan:
+    ) -> NodeRunPlan:
         """From the renderer's files: config.toml gets validated by containerd before it is installed."""
         files = tuple(
             NodeFile.from_rendered(f, CONTAINERD_VALIDATE if f.path == keys.CONTAINERD_CONFIG else ())
@@ -145,13 +145,13 @@ class NodeSteps:
                 f"kubelet runtime endpoint {endpoint}); only Docker nodes are migrated, node left untouched",
             )
 
-    def run(self, step: StepId, plan: NodePlan) -> PlaybookResult:
+    def run(self, step: StepId, plan: NodeRunPlan) -> PlaybookResult:
         return run_playbook(self.conn, self._playbook(step), plan.variables())
 
-    def undo(self, step: StepId, plan: NodePlan) -> PlaybookResult:
+    def undo(self, step: StepId, plan: NodeRunPlan) -> PlaybookResult:
         return undo_playbook(self.conn, self._playbook(step), plan.variables())
 
-    def rollback(self, plan: NodePlan, steps: Iterable[StepId] = ROLLBACK_ORDER) -> list[PlaybookResult]:
+    def rollback(self, plan: NodeRunPlan, steps: Iterable[StepId] = ROLLBACK_ORDER) -> list[PlaybookResult]:
         """Undo the changing steps in reverse: the node is back on Docker, its files byte-identical."""
         return [self.undo(step, plan) for step in steps]
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shimshift.rendering.schema import RUNC_OPTIONS, unknown_keys
+from shimshift.rendering.containerd_keys import RUNC_OPTIONS, unknown_keys
 
 RUNC_V2 = "io.containerd.runc.v2"
 _HOSTS_TOP = frozenset(

@@ -23,11 +23,11 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
 from shimshift.model.unsafe import unsafe_problems, unsafe_settings
 from shimshift.rendering.checks import Expected, check_config, check_hosts
+from shimshift.rendering.containerd_keys import unknown_keys
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
 from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
 from shimshift.rendering.sandbox import choose_sandbox_image
-from shimshift.rendering.schema import unknown_keys
 from shimshift.rendering.templating import render_template
 from shimshift.rendering.values import (
     NodeLayout,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shimshift.model.errors import RenderError
+from shimshift.rendering.containerd_keys import quote_key, unknown_keys
 from shimshift.rendering.docker import RegistryIntent, mirror_problem
 from shimshift.rendering.redact import credential_values, marker, redact_table, redact_text
-from shimshift.rendering.schema import quote_key, unknown_keys
 from shimshift.rendering.values import ChangeKind, ConfigChange, NotCarried
 
 CRI_V2 = "io.containerd.grpc.v1.cri"

@@ -30,7 +30,13 @@ from shimshift.rendering.docker import (
     mirror_problem,
     url_host,
 )
-from shimshift.rendering.values import ClientCert, Conflict, NodeLayout, RegistryMaterial, TranslatedHost
+from shimshift.rendering.values import (
+    ClientCert,
+    NodeLayout,
+    RegistryMaterial,
+    RegistryOverride,
+    TranslatedHost,
+)
 
 PULL_CAPS = ("pull", "resolve")
 
@@ -219,15 +225,17 @@ def carried_ca_problems(intents: Sequence[RegistryIntent], layout_certs_dir: str
 
 def merge_intents(
     spec: Sequence[RegistryIntent], translation: DockerTranslation | None
-) -> tuple[list[RegistryIntent], list[Conflict], list[TranslatedHost]]:
+) -> tuple[list[RegistryIntent], list[RegistryOverride], list[TranslatedHost]]:
     """Spec entries win host by host; report what the translation would have set."""
     merged = {i.host: i for i in spec}
-    conflicts: list[Conflict] = []
+    conflicts: list[RegistryOverride] = []
     translated: list[TranslatedHost] = []
     if translation is not None:
         for t in translation.intents:
             if t.host in merged:
-                conflicts.append(Conflict(t.host, f"{t.source} ({_summary(t)})", merged[t.host].source))
+                conflicts.append(
+                    RegistryOverride(t.host, f"{t.source} ({_summary(t)})", merged[t.host].source)
+                )
                 continue
             merged[t.host] = t
             translated.append(TranslatedHost(t.host, t.source, _summary(t)))

@@ -115,7 +115,7 @@ class NotCarried:
 
 
 @dataclass(frozen=True)
-class Conflict:
+class RegistryOverride:
     """A translated setting that a spec registry overrides."""
 
     host: str
@@ -141,7 +141,7 @@ class RenderReport:
     systemd_cgroup: bool
     cgroup_reason: str
     translated: tuple[TranslatedHost, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
+    conflicts: tuple[RegistryOverride, ...] = ()
     not_carried: tuple[NotCarried, ...] = ()
     preserved: tuple[str, ...] = ()  # admin settings of the current config.toml kept as they were
     changes: tuple[ConfigChange, ...] = ()

@@ -32,7 +32,7 @@ from shimshift.remote import (
     ConnectionLost,
     HostKeyError,
     NodeConnection,
-    NodePlan,
+    NodeRunPlan,
     NodeSteps,
     NotDockershimNode,
     SshNodePort,
@@ -76,14 +76,14 @@ def connect(cluster: Any, node: Any, **kw: Any) -> NodeConnection:
     return NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), SshOptions(**opts))
 
 
-def plan_for(facts: NodeFacts, migration: str = "m1") -> NodePlan:
+def plan_for(facts: NodeFacts, migration: str = "m1") -> NodeRunPlan:
     spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [facts.node]})
     rendered = render_node_config(spec, facts)
     switch = plan_kubelet_switch(facts.node, facts.kubelet, endpoint=spec.kubelet.runtime_endpoint)
-    return NodePlan.build(migration, rendered.files, switch, wait_seconds=30, stop_grace_seconds=1)
+    return NodeRunPlan.build(migration, rendered.files, switch, wait_seconds=30, stop_grace_seconds=1)
 
 
-def touched_paths(plan: NodePlan) -> list[str]:
+def touched_paths(plan: NodeRunPlan) -> list[str]:
     v = plan.variables()
     return [*v["containerd_paths"], *v["kubelet_paths"], *(f.path for f in v["staged_files"])]
 
@@ -458,7 +458,7 @@ def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: An
     assert not Path(MARKER).exists()
 
 
-def plan_stub() -> NodePlan:
+def plan_stub() -> NodeRunPlan:
     from shimshift.planning.kubelet import KubeletSwitch
 
-    return NodePlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))
+    return NodeRunPlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))

@@ -11,9 +11,9 @@ from shimshift.model.spec import Images, ImageStrategy
 from shimshift.planning.images import (
     MIB,
     DiskPolicy,
+    ImageSkipReason,
     Layer,
     Priority,
-    SkipReason,
     Strategy,
     plan_images,
 )
@@ -57,7 +57,7 @@ def test_sandbox_image_goes_first_then_images_in_use_then_the_rest() -> None:
 def test_images_already_in_containerd_with_the_same_id_are_skipped() -> None:
     plan = plan_images(facts(APP1, APP2, present=(APP1.id,)), Images())
     assert ids(plan.moves) == [APP2.id]
-    assert [(s.image_id, s.reason) for s in plan.skipped] == [(APP1.id, SkipReason.ALREADY_PRESENT)]
+    assert [(s.image_id, s.reason) for s in plan.skipped] == [(APP1.id, ImageSkipReason.ALREADY_PRESENT)]
 
 
 def test_exclude_wins_over_include_and_patterns_match_short_or_normalized_names() -> None:
@@ -65,7 +65,7 @@ def test_exclude_wins_over_include_and_patterns_match_short_or_normalized_names(
     plan = plan_images(facts(APP1, APP2, NGINX, PROXY), spec)
     assert ids(plan.moves) == [APP1.id, NGINX.id]
     reasons = {s.image_id: s.reason for s in plan.skipped}
-    assert reasons == {APP2.id: SkipReason.EXCLUDED, PROXY.id: SkipReason.NOT_INCLUDED}
+    assert reasons == {APP2.id: ImageSkipReason.EXCLUDED, PROXY.id: ImageSkipReason.NOT_INCLUDED}
 
 
 def test_sandbox_image_is_migrated_even_when_include_does_not_name_it_but_not_when_excluded() -> None:
@@ -82,13 +82,13 @@ def test_untagged_images_without_digest_are_skipped_as_dangling_but_digest_only_
     assert ids(plan.moves) == [PINNED.id]
     assert plan.moves[0].digests == ("registry.corp.test/team/db@sha256:" + "2" * 64,)
     assert plan.batches[0].save_refs == (PINNED.id,)
-    assert [s.reason for s in plan.skipped] == [SkipReason.DANGLING]
+    assert [s.reason for s in plan.skipped] == [ImageSkipReason.DANGLING]
 
 
 def test_nothing_moves_when_image_migration_is_off() -> None:
     plan = plan_images(facts(APP1, PAUSE), Images(migrate=False), sandbox_image="k8s.gcr.io/pause:3.6")
     assert plan.moves == ()
-    assert {s.reason for s in plan.skipped} == {SkipReason.MIGRATION_OFF}
+    assert {s.reason for s in plan.skipped} == {ImageSkipReason.MIGRATION_OFF}
     assert not plan.blocked
 
 

@@ -19,7 +19,7 @@ from shimshift.planning.imagerun import (
     refs_to_undo,
     verify_images,
 )
-from shimshift.planning.images import SkipReason, normalize_reference, plan_images, registry_host
+from shimshift.planning.images import ImageSkipReason, normalize_reference, plan_images, registry_host
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -119,7 +119,7 @@ def test_the_report_says_what_moved_what_was_pulled_and_what_was_skipped_and_why
         }
     ]
     assert report["pulled"] == []
-    assert [s["reason"] for s in report["skipped"]] == [str(SkipReason.DANGLING)]
+    assert [s["reason"] for s in report["skipped"]] == [str(ImageSkipReason.DANGLING)]
     assert report["bytesStreamed"] == 1234
     assert image_counts(plan, outcome) == ImageCounts(transferred=1, pulled=0, skipped=1, bytes=1234)
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.selection import SkipReason, select_nodes
+from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.waves import plan_waves
 from tests.unit.planning.factory import cluster, node, spec
 
@@ -35,9 +35,9 @@ def test_nodes_on_containerd_or_labelled_migrated_or_on_another_runtime_are_skip
     sel = select_nodes(spec(), c.nodes)
     assert names(sel.selected) == ["docker"]
     assert {s.node: s.reason for s in sel.skipped} == {
-        "ctrd": SkipReason.ALREADY_CONTAINERD,
-        "labelled": SkipReason.MIGRATED_LABEL,
-        "crio": SkipReason.NOT_DOCKER,
+        "ctrd": NodeSkipReason.ALREADY_CONTAINERD,
+        "labelled": NodeSkipReason.MIGRATED_LABEL,
+        "crio": NodeSkipReason.NOT_DOCKER,
     }
 
 
@@ -45,12 +45,12 @@ def test_control_plane_nodes_are_skipped_when_the_rollout_excludes_them() -> Non
     c = cluster([node("cp", cp=True), node("w")])
     sel = select_nodes(spec(rollout={"controlPlane": "Exclude"}), c.nodes)
     assert names(sel.selected) == ["w"]
-    assert sel.skipped[0].reason == SkipReason.CONTROL_PLANE_EXCLUDED
+    assert sel.skipped[0].reason == NodeSkipReason.CONTROL_PLANE_EXCLUDED
 
 
 def test_a_named_node_that_does_not_exist_is_reported() -> None:
     sel = select_nodes(_named(["ghost"]), cluster().nodes)
-    assert [(s.node, s.reason) for s in sel.skipped] == [("ghost", SkipReason.NOT_FOUND)]
+    assert [(s.node, s.reason) for s in sel.skipped] == [("ghost", NodeSkipReason.NOT_FOUND)]
 
 
 def _named(nodes: list[str]) -> NodeMigrationSpec:

@@ -11,7 +11,7 @@ import pytest
 from shimshift.model.facts import KubeletFacts, NodeFacts, Setting
 from shimshift.rendering import ClientCert, RegistryMaterial, RenderProblems, render_node_config
 from shimshift.rendering.checks import Expected, check_config
-from shimshift.rendering.schema import CRI_IMAGES_V3, CRI_RUNTIME_V3
+from shimshift.rendering.containerd_keys import CRI_IMAGES_V3, CRI_RUNTIME_V3
 from tests import pki
 from tests.unit.rendering.helpers import spec_with
 
