@@ -1,4 +1,4 @@
-"""Image transfer from Docker into containerd's k8s.io on one testbed node, three ways (issue 7).
+"""Image transfer from Docker into containerd's k8s.io on one testbed node, three ways.
 
     python3 bench/images_bench.py [--rounds 3] [--images 10] [--base-mb 40] [--each-mb 5]
 

@@ -1,4 +1,4 @@
-"""Scale benchmark for the API emulator (issue 3): 5,000 nodes, 150,000 pods.
+"""Scale benchmark for the API emulator: 5,000 nodes, 150,000 pods.
 
 Prints, each against a baseline measured in the same run:
 - LIST pods by ``fieldSelector=spec.nodeName=X`` (served from the store's index) vs a full unfiltered

@@ -1,4 +1,4 @@
-"""Bring-up and teardown time of N testbed nodes (issue 4 targets: 4 nodes up < 20 s, down < 5 s).
+"""Bring-up and teardown time of N testbed nodes (targets: 4 nodes up < 20 s, down < 5 s).
 
     python3 bench/nodes_bringup.py [--nodes 4] [--rounds 3] [--no-images]
 

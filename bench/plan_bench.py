@@ -7,7 +7,7 @@ Each measurement is a fresh `python -m shimshift ...` process (what a user runs)
 (user + system, from the kernel) and peak RSS (read by the process itself at exit); each is taken
 `--repeat` times and the median printed. Baseline measured in the same run: a process that only loads
 the same snapshot (`load_snapshot`), so the ratios say what planning and rendering add on top of
-reading the files. Targets (issue 9): under 10 s and under 1 GB. The verdict reads CPU time: the
+reading the files. Targets: under 10 s and under 1 GB for a 5,000-node fleet. The verdict reads CPU time: the
 machines are shared, and wall time there measures the neighbours as much as the plan.
 The snapshot is generated first (testbed.snapshot_gen fleet, deterministic) and not timed.
 """

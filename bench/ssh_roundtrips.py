@@ -1,4 +1,4 @@
-"""SSH cost of the node steps on one testbed node: round trips counted, time against a baseline (issue 6).
+"""SSH cost of the node steps on one testbed node: round trips counted, time against a baseline.
 
     python3 bench/ssh_roundtrips.py [--rounds 3] [--profile kubeadm-systemd]
 

@@ -2,7 +2,8 @@
 
 `main(argv)` returns the exit status, so tests drive the CLI directly. What it prints goes through
 `VisibleText`: node facts, manifests and error messages reach the terminal with their control
-characters as visible escapes (issue 14 finding 10); files it writes are untouched.
+characters as visible escapes (a raw ESC from a node could otherwise drive the admin's terminal); files
+it writes are untouched.
 """
 
 from __future__ import annotations

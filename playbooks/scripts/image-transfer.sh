@@ -1,5 +1,5 @@
 #!/bin/bash
-# shimshift image transfer (issue 7): stream Docker images into containerd's k8s.io namespace.
+# shimshift image transfer: stream Docker images into containerd's k8s.io namespace.
 #
 #   image-transfer.sh [--local] [--] IMAGE...
 #

@@ -1,4 +1,4 @@
-"""An emulated Kubernetes API server for tests, benchmarks and the demo (issue 3).
+"""An emulated Kubernetes API server for tests, benchmarks and the demo (docs/architecture.md, testbed).
 
 Real, unmodified clients (kopf, the ``kubernetes`` client sync and asyncio, kubectl) talk to it over
 HTTP on loopback. It lives outside the shipped package and must never be imported by it.

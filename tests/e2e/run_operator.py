@@ -4,7 +4,7 @@
 
 Takes exactly `shimshift run`'s arguments ("run" included, so the chart's Deployment arguments pass
 unchanged) and environment, builds the same settings, and hands `shimshift.handlers.run_operator` the
-simulated node ports as a Python object. The shipped CLI has no way to do this (issue 14, finding 12):
+simulated node ports as a Python object. The shipped CLI has no way to do this:
 no flag or environment variable of the operator names code to import. Needs the repository root and
 operator/ on PYTHONPATH (tests/e2e/conftest.py's Operator sets both).
 """

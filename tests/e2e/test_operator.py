@@ -271,7 +271,7 @@ def test_a_migration_the_operator_refuses_gets_a_condition_naming_the_field_and_
 def test_an_unexpected_error_in_a_reconcile_is_a_condition_and_a_warning_event_until_a_pass_succeeds(
     cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
 ) -> None:
-    # An OverflowError is what int(inf) raised in the plan (issue 14, finding 6): not a ShimshiftError,
+    # An OverflowError is what int(inf) raised in the plan: not a ShimshiftError,
     # so before, kopf only logged it and retried every 60 s with nothing in status or Events.
     cluster.seed([node("w1")])
     operator = operator_factory(SHIMSHIFT_SIM_RAISE="w1:facts:2")

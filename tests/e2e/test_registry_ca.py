@@ -2,7 +2,7 @@
 emulator, a fake node with real sshd, containerd 1.6 and dockerd): what caSecretRef names reaches the
 node as certs.d/<host>/ca.crt (mode 0644, world-readable) only if it is X.509 certificates.
 
-Issue 14, finding 2: `caSecretRef: {name: <the SSH key Secret>, key: ssh-privatekey}` migrated a node
+Before, `caSecretRef: {name: <the SSH key Secret>, key: ssh-privatekey}` migrated a node
 and its ca.crt was byte-identical to the operator's SSH private key. Now that spec is invalid (naming
 both fields) and nothing runs; a copy of the key in another Secret is refused at the node's facts step,
 before the lock, cordon and drain; and a real CA is still written, works for a CRI pull, and the Plan

@@ -1,4 +1,4 @@
-"""What the CLI prints carries no control sequence from a node or a manifest (issue 14 finding 10)."""
+"""What the CLI prints carries no control sequence from a node or a manifest."""
 
 from __future__ import annotations
 

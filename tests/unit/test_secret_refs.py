@@ -1,4 +1,4 @@
-"""Every Secret reference in a NodeMigration names a Secret, never a path (issue 14, finding 3).
+"""Every Secret reference in a NodeMigration names a Secret, never a path.
 
 A reference's name is a Kubernetes object name (DNS subdomain) and its key a Secret data key, in the
 CRD schema (so the API server refuses a bad one on create) and in the model's own checks (so

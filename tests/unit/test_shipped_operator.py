@@ -1,5 +1,5 @@
 """The shipped operator has no door for test code: no flag or environment variable names code to import,
-and the SSH node port and the node scripts carry no hook that only tests use (issue 14, finding 12).
+and the SSH node port and the node scripts carry no hook that only tests use.
 
 Tests bring their simulated node steps through their own launcher (tests/e2e/run_operator.py), which
 hands `shimshift.handlers.run_operator` a factory object; nothing a user can set reaches that parameter.

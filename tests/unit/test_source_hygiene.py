@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -39,3 +40,38 @@ def test_no_two_classes_differ_only_by_a_plural_s() -> None:
                 by_stem[re.sub(r"s(?=[A-Z]|$)", "", name)].add(f"{name} ({module})")
     clashes = {stem: sorted(names) for stem, names in by_stem.items() if len(names) > 1}
     assert not clashes, f"class names that differ only by a plural s: {clashes}"
+
+
+#: Where the product's source lives; docs/ may name the project's history, source may not.
+SOURCE_DIRS = ("operator", "testbed", "tests", "bench", "scripts", "charts", "playbooks", "templates")
+#: Documents and trackers outside this repository: a reader of a clone cannot follow them.
+OUTSIDE_REFERENCE = re.compile(r"DESIGN\.md|STYLE\.md|research/|\.\./shared|\bissue\s*#?\d+", re.IGNORECASE)
+
+
+def _source_files() -> list[Path]:
+    files: list[Path] = []
+    for top in SOURCE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(
+            REPO / top
+        ):  # symlinks (operator/shimshift/data) not followed
+            dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
+            files.extend(Path(dirpath) / name for name in filenames)
+    return sorted(files)
+
+
+def test_no_source_file_cites_a_document_or_an_issue_outside_the_repository() -> None:
+    this = Path(__file__).resolve()
+    found = []
+    for path in _source_files():
+        if path.resolve() == this:
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue  # binary
+        for number, line in enumerate(text.splitlines(), 1):
+            if match := OUTSIDE_REFERENCE.search(line):
+                found.append(f"{path.relative_to(REPO)}:{number}: {match.group(0)}")
+    assert not found, (
+        "cite docs/architecture.md or docs/*.md, or write the reason out, instead of:\n" + "\n".join(found)
+    )

@@ -1,4 +1,4 @@
-"""extraConfig may not make containerd root-on-the-network unless allowUnsafe names it (issue 14, finding 5).
+"""extraConfig may not make containerd root-on-the-network unless allowUnsafe names it.
 
 Creating a NodeMigration already means root on every node it selects; what it must not do silently is
 open containerd's unauthenticated API on the network, swap in another runtime or shim binary, or load

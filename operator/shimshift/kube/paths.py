@@ -2,7 +2,7 @@
 
 A name taken from a NodeMigration (a Secret reference) or from the cluster must never become more than
 one segment: `../../kube-system/secrets/victim` as a Secret name would otherwise be normalised by the
-HTTP client into another namespace's Secret (issue 14, finding 3). The model already refuses such names;
+HTTP client into another namespace's Secret. The model already refuses such names;
 this module does not depend on that, nor on RBAC answering 403.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 
 class KubeletLayout(StrEnum):
-    """Where a node's kubelet gets its runtime flags (DESIGN.md: kubelet)."""
+    """Where a node's kubelet gets its runtime flags: the file the switch step edits (planning/kubelet.py)."""
 
     KUBEADM_FLAGS = "KubeadmFlags"  # /var/lib/kubelet/kubeadm-flags.env
     DEFAULT_FILE = "DefaultFile"  # /etc/default/kubelet

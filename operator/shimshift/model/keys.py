@@ -65,7 +65,7 @@ DOCKER_SOCKET: Final = "/var/run/docker.sock"
 
 
 class StepId(StrEnum):
-    """The per-node step machine (DESIGN.md), in execution order."""
+    """The per-node step machine (docs/architecture.md), in execution order."""
 
     FACTS = "facts"
     LOCK = "lock"

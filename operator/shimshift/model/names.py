@@ -1,7 +1,8 @@
 """The shapes of Kubernetes names that shimshift puts into API paths or looks up in Secrets.
 
-A name that reaches a URL path must be a name, never a path (issue 14, finding 3): the CRD carries the
-same patterns, and the model checks them again so a CRD that lost one cannot let a path through.
+A name that reaches a URL path must be a name, never a path (a `../` in it would reach another
+namespace): the CRD carries the same patterns, and the model checks them again so a CRD that lost one
+cannot let a path through.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def _check_secret_refs(node: Any, path: str) -> Iterator[Problem]:
     """Every `*SecretRef` anywhere in the spec names a Secret and a data key, never a path.
 
     The CRD says the same; this walk keeps a path out of the API calls even if a reference is added to
-    the CRD without its pattern (issue 14, finding 3).
+    the CRD without its pattern (see `shimshift.model.names`).
     """
     if isinstance(node, Mapping):
         for name, value in node.items():

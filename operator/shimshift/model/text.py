@@ -3,7 +3,7 @@
 Node facts, names and error messages end up in reports that admins read in a terminal (`kubectl get
 cm <name>-plan -o jsonpath=...`, `shimshift plan`, `shimshift render`). A raw ESC starts a control
 sequence there (OSC 8 makes a disguised hyperlink, CSI clears the screen or hides text), and bidi
-overrides reorder what is shown (issue 14 finding 10). `visible()` turns each such character into a
+overrides reorder what is shown. `visible()` turns each such character into a
 visible escape (`\\x1b`, `\\u202e`), so the text stays readable and inert. Pure.
 """
 

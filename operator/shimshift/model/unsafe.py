@@ -1,7 +1,7 @@
 """containerd settings in a user's TOML fragment that hand out more than containerd for kubelet.
 
-Creating a NodeMigration is already root on every node it selects (issue 14, finding 5), so these are
-not a sandbox. They are the settings whose effect reaches beyond the node's CRI: containerd's
+Creating a NodeMigration is already root on every node it selects (its steps run there as root), so
+these are not a sandbox. They are the settings whose effect reaches beyond the node's CRI: containerd's
 unauthenticated API on the network, another runtime or shim binary run as root, configuration and
 plugins from files no check of shimshift sees. `spec.containerd.extraConfig` may set one only when
 `spec.containerd.allowUnsafe` names its kind; `shimshift validate`, the operator's checks and the

@@ -1,6 +1,6 @@
 """The image section of a plan report: a summary of the images step's own plan for one node.
 
-The numbers come from `shimshift.planning.images.plan_images` (issue 7), the very function the images
+The numbers come from `shimshift.planning.images.plan_images`, the very function the images
 step runs, so the report's disk verdict is the one the step will reach: same selection, same order,
 same estimate (`DiskPolicy`: unpacked size x copies + margin). Pure.
 """

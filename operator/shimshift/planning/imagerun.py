@@ -1,4 +1,4 @@
-"""What the node-side run of an image plan produced, and the verdict and report on it (issue 7).
+"""What the node-side run of an image plan produced, and the verdict and report on it.
 
 Pure: `shimshift.remote.images` runs an `ImagesPlan` (`shimshift.planning.images`) on the node and
 reads containerd back as `ContainerdImage`s; which names are missing, which would be replaced, which

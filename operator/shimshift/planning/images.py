@@ -1,5 +1,5 @@
 """The image migration plan of one node: what moves from Docker into containerd's `k8s.io`, how, in
-which order and in which batches, and whether the containerd root has room for it (issue 7).
+which order and in which batches, and whether the containerd root has room for it.
 
 Pure: a function of the node's facts, the spec's `images` section and what the node-side probe
 learned (which registries answer, which layers each image has). The node-side half, which runs the
@@ -7,7 +7,7 @@ plan and reads containerd back, is `shimshift.remote.images`; the verdict on wha
 (`verify_images`) and the report (`images_report`) are in `shimshift.planning.imagerun`, so both are
 testable without a node.
 
-Why these rules (research/anchors.md, "Image namespace and digest", "Disk space"):
+Why these rules:
 - after the switch kubelet sees only containerd's `k8s.io` namespace, so every image a pod may need
   must be there, under every tag and digest reference Docker knew it by;
 - `docker save` loses RepoDigests: a transferred image gets its digest references recorded as extra

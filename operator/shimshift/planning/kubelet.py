@@ -1,6 +1,6 @@
 """The kubelet switch as a pure edit: which files change, and their exact new bytes.
 
-Version-aware (DESIGN.md, kubelet): the runtime endpoint goes where the node already sets it
+Version-aware: the runtime endpoint goes where the node already sets it
 (a flags file, or `containerRuntimeEndpoint` in the KubeletConfiguration, which exists from 1.27);
 `--container-runtime` becomes `remote` before 1.27 and is dropped from 1.27 (kubelet refuses it);
 dockershim-only flags (`--network-plugin`, `--cni-*`, `--docker-*`, ...) are dropped, since kubelet

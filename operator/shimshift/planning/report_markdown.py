@@ -3,8 +3,8 @@
 Every piece of node or cluster text goes through `cell` (table cells and running text), `code`
 (inline code) or `fenced` (the diffs): control and bidi characters become visible escapes
 (`shimshift.model.text.visible`) and nothing from the data can form a link, an image, an autolink or
-HTML in a Markdown viewer, since admins read the report in terminals and viewers alike (issue 14
-finding 10). Ordinary names render exactly as they are.
+HTML in a Markdown viewer, since admins read the report in terminals and viewers alike. Ordinary
+names render exactly as they are.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Node commands of the image migration (issue 7): list containerd's images and what they resolve to,
+"""Node commands of the image migration: list containerd's images and what they resolve to,
 read Docker's layer store and the free space of containerd's root, stream a batch through the
 transfer script, pull, tag.
 

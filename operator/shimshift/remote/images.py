@@ -1,4 +1,4 @@
-"""Node-side image migration (issue 7): run an `ImagesPlan` on a node, read containerd back, undo.
+"""Node-side image migration: run an `ImagesPlan` on a node, read containerd back, undo.
 
 The node commands (listing, layer sizes, free space, the transfer script, pulls, tagging) are
 `shimshift.remote.imagecmds`, argv over a `Runner`; no shell string is built from a value. The

@@ -1,6 +1,6 @@
 """Semantic checks on a rendered config, parsed back with tomllib: what makes kubelet fail on containerd.
 
-Each check is a sourced, known failure (research/anchors.md §C, node_probe.md §1): CRI disabled under
+Each check is a known failure of containerd 1.6-2.x as kubelet's runtime: CRI disabled under
 any name (short names even stop a schema-2 containerd from starting), an empty runtime_type, a cgroup
 driver that disagrees with the kubelet, no sandbox image, `mirrors`/`configs`/`auths` next to
 `config_path` (CRI then reports `error`), a hosts.toml pointing at files that are not there, and any key

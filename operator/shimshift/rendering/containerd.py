@@ -311,7 +311,7 @@ def render_node_config(
 
 
 def credentials_warning(dropped: list[str], config_file: str) -> str:
-    """Issue 14 finding 4: the plan says that node credentials go, and what supplies them instead."""
+    """The plan says that the node's registry credentials go (redacted), and what supplies them instead."""
     return (
         f"registry credentials in the current {config_file} ({', '.join(dropped)}; shown redacted) are "
         "not carried into the new one: shimshift writes no registry credentials "

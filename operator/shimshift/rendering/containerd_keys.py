@@ -1,10 +1,10 @@
 """The config.toml keys containerd actually reads, per schema version, to catch what it silently ignores.
 
-containerd accepts unknown keys without a word (research/node_probe.md §1: a misspelt `sandbox_imagee`
-is dropped and the default used), so a rendered or merged file is walked against these tables and any
-key containerd would ignore is rejected. Schema 2 lists containerd 1.6/1.7's plugin ids and the CRI
-plugin's keys (pkg/cri/config/config.go); schema 3 follows containerd 2.x's documented config
-(docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`).
+containerd accepts unknown keys without a word (a misspelt `sandbox_imagee` is dropped and the
+default used), so a rendered or merged file is walked against these tables and any key containerd
+would ignore is rejected. Schema 2 lists containerd 1.6/1.7's plugin ids and the CRI plugin's keys
+(containerd's pkg/cri/config/config.go); schema 3 follows containerd 2.x's documented config
+(containerd's docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`).
 The other plugins' tables follow their 1.6 Config structs (1.7-only plugins are not checked).
 """
 

@@ -3,7 +3,7 @@
 A node's current config.toml may hold registry credentials (schema 2 `registry.configs.<host>.auth`
 with `username`/`password`/`auth`/`identitytoken`, `registry.auths`, an `Authorization` header; the
 same under `io.containerd.cri.v1.images` in schema 3). Plans, reports and `shimshift render` show
-that file's diff and its settings, so everything shown goes through here first (issue 14 finding 4).
+that file's diff and its settings, so everything shown goes through here first.
 A value is credential-bearing when its key, or a table above it, is named like a credential
 (`CREDENTIAL_WORDS`). It is shown as `<redacted sha256:1a2b3c4d>`: the first 8 hex digits of the
 sha256 of the value (`printf %s VALUE | sha256sum`), so an admin can tell equal values apart from

@@ -1,4 +1,4 @@
-"""No value becomes more than one segment of an API path (issue 14, finding 3).
+"""No value becomes more than one segment of an API path.
 
 The operator reads Secrets by the names a NodeMigration gives; a name such as
 `../../kube-system/secrets/victim` must never reach another namespace's Secret, whatever RBAC says.

@@ -1,5 +1,5 @@
 """The RBAC tests' code scan (apiscan.py) resolves the call shapes the operator uses and fails, naming the
-place, on any request it cannot resolve: none is skipped (issue 14, finding 14)."""
+place, on any request it cannot resolve: none is skipped."""
 
 from __future__ import annotations
 

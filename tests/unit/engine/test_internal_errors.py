@@ -1,4 +1,4 @@
-"""An error no part of shimshift raises on purpose (a bug) is shown where users look (issue 14, finding 6).
+"""An error no part of shimshift raises on purpose (a bug) is shown where users look.
 
 Before, an OverflowError in a pass was only a kopf log line, retried every 60 s: no status, no Event.
 Now it is the ReconcileError condition (type and first line of the message, no traceback, no key

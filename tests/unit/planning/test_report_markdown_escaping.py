@@ -1,6 +1,6 @@
 """Node and cluster text reach a terminal and a Markdown viewer as inert, visible text.
 
-Issue 14 finding 10: the Markdown report (the `report.md` of the `<name>-plan` ConfigMap, which admins
+Before, the Markdown report (the `report.md` of the `<name>-plan` ConfigMap, which admins
 read with `kubectl get -o jsonpath` in a terminal) passed ESC/OSC sequences and active Markdown links
 from node facts through. Control characters now appear as visible escapes (`\\x1b`, `\\u202e`) and link,
 image, autolink and HTML syntax from the data renders as literal text. Checked with a CommonMark parser

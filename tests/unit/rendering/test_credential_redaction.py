@@ -1,6 +1,6 @@
 """Registry credentials in a node's config.toml never reach a plan, a report or `shimshift render` output.
 
-Issue 14 finding 4: they were copied into the change list and the diffs, hence into the `<name>-plan`
+Before, they were copied into the change list and the diffs, hence into the `<name>-plan`
 ConfigMap and every report format. Each is shown as `<redacted sha256:xxxxxxxx>` (the first 8 hex
 digits of the value's sha256, so equal values can be told apart from different ones), and the plan
 says the new config.toml drops them and what supplies credentials instead.
