@@ -30,6 +30,9 @@ from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Mode
 from shimshift.model.status import (
     Condition,
+    ConditionReason,
+    ConditionType,
+    EventReason,
     LastError,
     MigrationStatus,
     NodePhase,
@@ -67,8 +70,6 @@ class InternalError(ShimshiftError):
 
 #: A ConfigMap holds at most 1 MiB; the JSON report is left out (Markdown kept) beyond this.
 REPORT_LIMIT = 900_000
-#: The condition that says the last pass failed unexpectedly; False again after a pass succeeds.
-RECONCILE_ERROR = "ReconcileError"
 
 
 def internal_error_message(error: BaseException) -> str:
@@ -89,8 +90,10 @@ def clear_reconcile_error(
 ) -> tuple[Condition, ...]:
     """`conditions` with a true ReconcileError turned false: this pass went through."""
     return tuple(
-        Condition(RECONCILE_ERROR, "False", "Reconciled", "", iso(now), generation)
-        if c.type == RECONCILE_ERROR and c.status == "True"
+        Condition(
+            ConditionType.RECONCILE_ERROR, "False", ConditionReason.RECONCILED, "", iso(now), generation
+        )
+        if c.type == ConditionType.RECONCILE_ERROR and c.status == "True"
         else c
         for c in conditions
     )
@@ -221,17 +224,22 @@ class Engine:
         if current is None:  # never write a status older than the one this pass may have written
             return InternalError(f"NodeMigration {name}: {message}")
         previous = current.status.conditions
-        old = next((c for c in previous if c.type == RECONCILE_ERROR), None)
+        old = next((c for c in previous if c.type == ConditionType.RECONCILE_ERROR), None)
         if old is None or old.status != "True" or old.message != message:
             now = iso(self.clock())
             since = old.last_transition_time if old is not None and old.status == "True" else now
             condition = Condition(
-                RECONCILE_ERROR, "True", "InternalError", message, since, migration.generation
+                ConditionType.RECONCILE_ERROR,
+                "True",
+                ConditionReason.INTERNAL_ERROR,
+                message,
+                since,
+                migration.generation,
             )
-            conditions = (*(c for c in previous if c.type != RECONCILE_ERROR), condition)
+            conditions = (*(c for c in previous if c.type != ConditionType.RECONCILE_ERROR), condition)
             try:
                 self.cluster.write_status(name, replace(current.status, conditions=conditions).for_storage())
-                self.cluster.event(migration, None, True, "InternalError", message)
+                self.cluster.event(migration, None, True, EventReason.INTERNAL_ERROR, message)
             except Exception as e:  # as above
                 log.warning("NodeMigration %s: could not record the error in status: %s", name, e)
         return InternalError(f"NodeMigration {name}: {message}")
@@ -304,11 +312,19 @@ class Engine:
         tracker.settle(status)
         if before.phase != status.phase:
             self.cluster.event(
-                migration, None, status.phase == Phase.PAUSED, str(status.phase), decision.message
+                migration,
+                None,
+                status.phase == Phase.PAUSED,
+                EventReason.for_phase(decision.phase),  # the phase `status` was settled to
+                decision.message,
             )
         for name in decision.start:
             self.cluster.event(
-                migration, name, False, "NodeStarted", f"migration of node {name} to containerd started"
+                migration,
+                name,
+                False,
+                EventReason.NODE_STARTED,
+                f"migration of node {name} to containerd started",
             )
         flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
         port: NodePort | None = None
@@ -348,11 +364,16 @@ class Engine:
             forget(migration.uid or migration.name)
 
     def report_invalid(
-        self, name: str, generation: int, message: str, *, reason: str = "InvalidSpec"
+        self,
+        name: str,
+        generation: int,
+        message: str,
+        *,
+        reason: ConditionReason = ConditionReason.INVALID_SPEC,
     ) -> None:
         """A NodeMigration the CRD schema accepted but the operator's checks refuse: say why, act never."""
         now = iso(self.clock())
-        condition = Condition("Valid", "False", reason, message[:2000], now, generation)
+        condition = Condition(ConditionType.VALID, "False", reason, message[:2000], now, generation)
         self.cluster.write_status(
             name,
             {
@@ -420,7 +441,12 @@ class Engine:
             report_config_map=where,
             conditions=clear_reconcile_error(
                 condition_updates(
-                    settled.conditions, Phase.PLANNED, "Planned", message, now, migration.generation
+                    settled.conditions,
+                    Phase.PLANNED,
+                    ConditionReason.PLANNED,
+                    message,
+                    now,
+                    migration.generation,
                 ),
                 now,
                 migration.generation,
@@ -428,7 +454,7 @@ class Engine:
         )
         _Tracker(migration, status, self.cluster).settle(planned)
         if status.phase != Phase.PLANNED:
-            self.cluster.event(migration, None, False, "Planned", message)
+            self.cluster.event(migration, None, False, EventReason.PLANNED, message)
         return Result(Phase.PLANNED, 0, self.config.idle_delay)
 
     # --- one node ----------------------------------------------------------------------------------
@@ -476,7 +502,8 @@ class Engine:
                 )
                 tracker.put(failed)
                 # an error may name its own reason (HostKeyMismatch), so an admin can alert on it
-                reason = str(getattr(e, "event_reason", "") or "StepFailed")
+                named = getattr(e, "event_reason", None)
+                reason = named if isinstance(named, EventReason) else EventReason.STEP_FAILED
                 self.cluster.event(migration, name, True, reason, f"node {name}: step {step} failed: {e}")
                 continue
             if outcome.done:
@@ -498,13 +525,19 @@ class Engine:
     def _announce(self, migration: NodeMigration, record: NodeRecord, phase: NodePhase) -> None:
         name = record.name
         if phase == NodePhase.SUCCEEDED:
-            self.cluster.event(migration, name, False, "NodeMigrated", f"node {name} runs containerd")
+            self.cluster.event(
+                migration, name, False, EventReason.NODE_MIGRATED, f"node {name} runs containerd"
+            )
         elif phase == NodePhase.ROLLED_BACK:
             self.observer.rolled_back()
             why = record.last_error.message if record.last_error else "a step failed"
             self.cluster.event(
-                migration, name, True, "NodeRolledBack", f"node {name} rolled back to Docker: {why}"
+                migration,
+                name,
+                True,
+                EventReason.NODE_ROLLED_BACK,
+                f"node {name} rolled back to Docker: {why}",
             )
         elif phase == NodePhase.FAILED:
             why = record.last_error.message if record.last_error else "a step failed"
-            self.cluster.event(migration, name, True, "NodeFailed", f"node {name} failed: {why}")
+            self.cluster.event(migration, name, True, EventReason.NODE_FAILED, f"node {name} failed: {why}")

@@ -26,6 +26,7 @@ from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
 from shimshift.model.errors import ShimshiftError, ValidationError
 from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.model.status import ConditionReason
 from shimshift.ports import EngineConfig
 from shimshift.resources import load_crd
 
@@ -139,7 +140,9 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> Non
     except Exception as e:  # reading the same generation again fails the same way
         log.error("NodeMigration %s: unexpected error reading it", meta.get("name"), exc_info=e)
         message = f"the operator could not read this NodeMigration: {internal_error_message(e)}"
-        runtime.engine.report_invalid(meta["name"], generation, message, reason="InternalError")
+        runtime.engine.report_invalid(
+            meta["name"], generation, message, reason=ConditionReason.INTERNAL_ERROR
+        )
         runtime.due[key] = (generation, float("inf"))
         return
     try:

@@ -22,7 +22,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import DrainTimeoutAction
-from shimshift.model.status import NodeRecord
+from shimshift.model.status import EventReason, NodeRecord
 from shimshift.model.timestamps import parse_iso
 from shimshift.planning.steps import needs_node_undo
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, Observer
@@ -179,7 +179,7 @@ class StepExecutor:
                 migration,
                 name,
                 True,
-                "DrainEscalated",
+                EventReason.DRAIN_ESCALATED,
                 f"node {name}: drain timed out; deleting remaining pods bypassing PodDisruptionBudgets "
                 "(spec.drain.onTimeout: DeletePods)",
             )
@@ -193,7 +193,7 @@ class StepExecutor:
         if progress.done:
             return Outcome(True, record, message)
         if progress.blocked and message != previous:
-            self.cluster.event(migration, name, True, "EvictionBlocked", message)
+            self.cluster.event(migration, name, True, EventReason.EVICTION_BLOCKED, message)
         return Outcome(False, record, message)
 
     def _rollback(self, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:

@@ -17,6 +17,7 @@ from typing import Any
 from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, Object
 from shimshift.kube.paths import segment
 from shimshift.model import keys
+from shimshift.model.status import EventReason
 
 MIGRATIONS = f"/apis/{keys.GROUP}/{keys.VERSION}/{keys.PLURAL}"
 COMPONENT = "shimshift"
@@ -63,7 +64,7 @@ def emit_event(
     uid: str = "",
     api_version: str = "v1",
     type_: EventType,
-    reason: str,
+    reason: EventReason,
     message: str,
 ) -> None:
     """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration), in `namespace`."""

@@ -24,6 +24,65 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+class ConditionType(StrEnum):
+    """The `type` of every condition the operator writes in `status.conditions` (`kubectl describe`)."""
+
+    VALID = "Valid"  # False: the operator's checks refuse the spec (reason InvalidSpec / InternalError)
+    RECONCILE_ERROR = "ReconcileError"  # True: the last pass failed unexpectedly; False once one passes
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    COMPLETE = "Complete"  # Succeeded or Failed: nothing more will start
+
+
+class ConditionReason(StrEnum):
+    """The `reason` of the conditions the operator writes."""
+
+    PLAN_MODE = "PlanMode"
+    PLANNED = "Planned"
+    DELETING = "Deleting"
+    MAX_FAILURES = "MaxFailures"
+    NODES_FAILED = "NodesFailed"
+    MIGRATED = "Migrated"
+    PAUSED_BY_SPEC = "PausedBySpec"
+    NODES_IN_FLIGHT = "NodesInFlight"
+    PAUSE_BETWEEN_NODES = "PauseBetweenNodes"
+    WAVE_STARTED = "WaveStarted"
+    NOT_ACTIVE = "NotActive"  # a Progressing/Paused/Complete condition that is False
+    RECONCILED = "Reconciled"  # ReconcileError back to False
+    INTERNAL_ERROR = "InternalError"
+    INVALID_SPEC = "InvalidSpec"
+
+
+class EventReason(StrEnum):
+    """The `reason` of every Event the operator records, on the NodeMigration (and the Node it concerns)."""
+
+    # the NodeMigration's phase changed: the reason is the new phase
+    PENDING = "Pending"
+    PLANNING = "Planning"
+    PLANNED = "Planned"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    # one node
+    NODE_STARTED = "NodeStarted"
+    NODE_MIGRATED = "NodeMigrated"
+    NODE_ROLLED_BACK = "NodeRolledBack"
+    NODE_FAILED = "NodeFailed"
+    STEP_FAILED = "StepFailed"  # a step failed for good (a transient error retries without an Event)
+    HOST_KEY_MISMATCH = "HostKeyMismatch"  # the step failed because the node's SSH host key changed
+    HOST_KEY_REVOKED = "HostKeyRevoked"  # ... or is revoked in known_hosts
+    DRAIN_ESCALATED = "DrainEscalated"
+    EVICTION_BLOCKED = "EvictionBlocked"
+    # the operator itself
+    INTERNAL_ERROR = "InternalError"
+
+    @classmethod
+    def for_phase(cls, phase: Phase) -> EventReason:
+        """The reason of the Event that says the NodeMigration entered `phase`."""
+        return cls(phase.value)
+
+
 class NodePhase(StrEnum):
     PENDING = "Pending"
     SKIPPED = "Skipped"
@@ -201,6 +260,8 @@ class NodeRecord:
 
 @dataclass(frozen=True)
 class Condition:
+    # `str`, not ConditionType / ConditionReason: a status is read back as it is stored, including a
+    # condition a newer version of the operator wrote. What this version writes are members of those.
     type: str
     status: str
     reason: str = ""

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from shimshift.model.spec import ControlPlanePolicy, Mode, NodeMigrationSpec
-from shimshift.model.status import Condition, MigrationStatus, NodePhase, NodeRecord, Phase
+from shimshift.model.status import (
+    Condition,
+    ConditionReason,
+    ConditionType,
+    MigrationStatus,
+    NodePhase,
+    NodeRecord,
+    Phase,
+)
 from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.selection import select_nodes
@@ -32,7 +40,7 @@ class Decision:
     nodes: tuple[NodeRecord, ...]  # the status' node list after this pass (starts applied)
     start: tuple[str, ...]  # nodes that begin their step sequence now
     phase: Phase
-    reason: str
+    reason: ConditionReason  # of the Progressing/Paused/Complete condition that is True
     message: str
     wait_seconds: float | None = None  # when nothing can start before then (pauseBetweenNodes)
 
@@ -75,7 +83,11 @@ def decide(
     pending = [r for r in records if r.phase == NodePhase.PENDING]
 
     def result(
-        phase: Phase, reason: str, message: str, start: Sequence[str] = (), wait: float | None = None
+        phase: Phase,
+        reason: ConditionReason,
+        message: str,
+        start: Sequence[str] = (),
+        wait: float | None = None,
     ) -> Decision:
         started = set(start)
         updated = tuple(
@@ -87,16 +99,18 @@ def decide(
         return Decision(updated, tuple(start), phase, reason, message, wait)
 
     if spec.mode == Mode.PLAN:
-        return result(Phase.PLANNED, "PlanMode", "mode is Plan: nothing is changed")
+        return result(Phase.PLANNED, ConditionReason.PLAN_MODE, "mode is Plan: nothing is changed")
     if stopping:
         return result(
-            Phase.PROGRESSING, "Deleting", f"finishing {len(in_flight)} node(s) in flight before deletion"
+            Phase.PROGRESSING,
+            ConditionReason.DELETING,
+            f"finishing {len(in_flight)} node(s) in flight before deletion",
         )
     if len(failures) > spec.rollout.max_failures:
         names = ", ".join(r.name for r in failures)
         return result(
             Phase.PAUSED,
-            "MaxFailures",
+            ConditionReason.MAX_FAILURES,
             f"{len(failures)} node(s) failed ({names}), more than spec.rollout.maxFailures="
             f"{spec.rollout.max_failures}; fix the cause (see status.nodes[].lastError), then raise "
             "maxFailures or recreate the NodeMigration",
@@ -104,19 +118,23 @@ def decide(
     if not pending and not in_flight:
         if failures:
             return result(
-                Phase.FAILED, "NodesFailed", f"finished; {len(failures)} node(s) failed and were rolled back"
+                Phase.FAILED,
+                ConditionReason.NODES_FAILED,
+                f"finished; {len(failures)} node(s) failed and were rolled back",
             )
-        return result(Phase.SUCCEEDED, "Migrated", "every selected node runs containerd")
+        return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected node runs containerd")
     if spec.rollout.paused:
-        return result(Phase.PAUSED, "PausedBySpec", "spec.rollout.paused is true: no new node starts")
+        return result(
+            Phase.PAUSED, ConditionReason.PAUSED_BY_SPEC, "spec.rollout.paused is true: no new node starts"
+        )
     if in_flight:
         names = ", ".join(r.name for r in in_flight)
-        return result(Phase.PROGRESSING, "NodesInFlight", f"migrating {names}")
+        return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
     wait = _pause_left(spec, records, now)
     if wait > 0:
         return result(
             Phase.PROGRESSING,
-            "PauseBetweenNodes",
+            ConditionReason.PAUSE_BETWEEN_NODES,
             f"waiting {wait:.0f}s (spec.rollout.pauseBetweenNodes)",
             wait=wait,
         )
@@ -124,11 +142,15 @@ def decide(
     if workers:
         selected_workers = sum(1 for r in records if r.name not in control and r.phase != NodePhase.SKIPPED)
         wave = [r.name for r in workers[: wave_size(spec.rollout, selected_workers)]]
-        return result(Phase.PROGRESSING, "WaveStarted", f"starting {', '.join(wave)}", start=wave)
+        return result(
+            Phase.PROGRESSING, ConditionReason.WAVE_STARTED, f"starting {', '.join(wave)}", start=wave
+        )
     if spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:  # pragma: no cover - selection skips them
-        return result(Phase.SUCCEEDED, "Migrated", "every selected worker runs containerd")
+        return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected worker runs containerd")
     first = pending[0].name
-    return result(Phase.PROGRESSING, "WaveStarted", f"starting control-plane node {first}", start=[first])
+    return result(
+        Phase.PROGRESSING, ConditionReason.WAVE_STARTED, f"starting control-plane node {first}", start=[first]
+    )
 
 
 def _pause_left(spec: NodeMigrationSpec, records: Sequence[NodeRecord], now: dt.datetime) -> float:
@@ -146,13 +168,18 @@ def _pause_left(spec: NodeMigrationSpec, records: Sequence[NodeRecord], now: dt.
 
 
 def condition_updates(
-    previous: Sequence[Condition], phase: Phase, reason: str, message: str, now: dt.datetime, generation: int
+    previous: Sequence[Condition],
+    phase: Phase,
+    reason: ConditionReason,
+    message: str,
+    now: dt.datetime,
+    generation: int,
 ) -> tuple[Condition, ...]:
     """Ready/Progressing/Paused conditions for `phase`, keeping lastTransitionTime when a status stays."""
     wanted = {
-        "Progressing": phase == Phase.PROGRESSING,
-        "Paused": phase == Phase.PAUSED,
-        "Complete": phase in (Phase.SUCCEEDED, Phase.FAILED),
+        ConditionType.PROGRESSING: phase == Phase.PROGRESSING,
+        ConditionType.PAUSED: phase == Phase.PAUSED,
+        ConditionType.COMPLETE: phase in (Phase.SUCCEEDED, Phase.FAILED),
     }
     old = {c.type: c for c in previous}
     out = []
@@ -166,7 +193,7 @@ def condition_updates(
                 status=status,
                 reason=reason
                 if on
-                else (before.reason if before and before.status == status else "NotActive"),
+                else (before.reason if before and before.status == status else ConditionReason.NOT_ACTIVE),
                 message=message if on else "",
                 last_transition_time=since,
                 observed_generation=generation,

@@ -29,6 +29,7 @@ import paramiko
 
 from shimshift.model.errors import RemoteError
 from shimshift.model.spec import HostKeyPolicy
+from shimshift.model.status import EventReason
 
 
 class HostKeyError(RemoteError):
@@ -48,14 +49,14 @@ class HostKeyMismatch(HostKeyError):
     """
 
     transient = False
-    event_reason = "HostKeyMismatch"
+    event_reason = EventReason.HOST_KEY_MISMATCH
 
 
 class HostKeyRevoked(HostKeyError):
     """The node presented a key an `@revoked` line of known_hosts names."""
 
     transient = False
-    event_reason = "HostKeyRevoked"
+    event_reason = EventReason.HOST_KEY_REVOKED
 
 
 class HostKeySetupError(HostKeyError):

@@ -21,7 +21,7 @@ from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
-from shimshift.model.status import ImageCounts, MigrationStatus
+from shimshift.model.status import EventReason, ImageCounts, MigrationStatus
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
@@ -202,7 +202,7 @@ class FakeCluster:
         self.objects[name]["status"] = copy.deepcopy(dict(status))
 
     def event(
-        self, migration: NodeMigration, node: str | None, warning: bool, reason: str, message: str
+        self, migration: NodeMigration, node: str | None, warning: bool, reason: EventReason, message: str
     ) -> None:
         self.events.append((migration.name, node, warning, reason, message))
 
