@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import pytest
 
@@ -33,6 +33,9 @@ from testbed.nodes.profiles import PROFILE_NAMES, ProfileName
 
 if TYPE_CHECKING:
     import paramiko
+    from kubernetes.client import CoreV1Api
+
+T = TypeVar("T")
 
 REQUIRED_BINARIES = (
     "containerd", "dockerd", "runc", "tini", "sshd", "socat", "unshare", "nsenter", "ssh-keygen", "ctr",
@@ -114,7 +117,7 @@ def kubelet_cluster(testbed_cluster: Cluster, nodes_kubeapi: ApiEndpoint) -> Clu
 
 
 @pytest.fixture(scope="session")
-def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
+def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[CoreV1Api]:
     from kubernetes import client, config
 
     api_client = config.new_client_from_config(config_file=str(nodes_kubeapi.kubeconfig))
@@ -124,9 +127,10 @@ def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
         api_client.close()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "",
-               interval: float = 0.2) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], T | Literal[False] | None], timeout: float = 30.0, what: str = "",
+               interval: float = 0.2) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that (so never False or None);
+    fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -131,14 +131,18 @@ def sandbox_failure(report: RuntimeReport, puller: Puller, via: str) -> str:
 def _condition(kind: str, ok: bool, reason: str, message: str,
                previous: dict[str, Any] | None) -> dict[str, Any]:
     status = "True" if ok else "False"
-    changed = previous is None or previous.get("status") != status
+    heartbeat = now_iso()
+    if previous is not None and previous.get("status") == status:
+        transition = previous["lastTransitionTime"]
+    else:
+        transition = now_iso()
     return {
         "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
-        "lastHeartbeatTime": now_iso(),
-        "lastTransitionTime": now_iso() if changed else previous["lastTransitionTime"],  # type: ignore[index]
+        "lastHeartbeatTime": heartbeat,
+        "lastTransitionTime": transition,
     }
 
 

@@ -99,7 +99,7 @@ class CriRuntime:
         from cri_api.v1 import api_pb2, api_pb2_grpc
 
         self.pb = api_pb2
-        self.images = api_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.images = api_pb2_grpc.ImageServiceStub(channel)
 
     def has_image(self, ref: str) -> bool:
         status = self.images.ImageStatus(self.pb.ImageStatusRequest(image=self.pb.ImageSpec(image=ref)),
@@ -122,7 +122,7 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
     from cri_api.v1 import api_pb2, api_pb2_grpc
 
     report = RuntimeReport()
-    runtime_stub = api_pb2_grpc.RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]
+    runtime_stub = api_pb2_grpc.RuntimeServiceStub(channel)
     try:
         version = runtime_stub.Version(api_pb2.VersionRequest(version="v1"), timeout=CRI_TIMEOUT)
         status = runtime_stub.Status(api_pb2.StatusRequest(verbose=True), timeout=CRI_TIMEOUT)

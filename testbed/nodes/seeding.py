@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from testbed.nodes.docker_api import DockerClient
 from testbed.nodes.images import BASE, ImageSpec, LayerSpec, kube_proxy_image, node_images, write_archive
@@ -34,7 +34,7 @@ def daemonset_pods(node: Node) -> list[dict[str, str]]:
     }]
 
 
-def daemonset_pod_manifests(node: Node) -> list[dict[str, object]]:
+def daemonset_pod_manifests(node: Node) -> list[dict[str, Any]]:
     """The node's DaemonSet pods as API objects, bound to the node (the Docker containers of
     ``seed_node`` carry the same pod names)."""
     return [{
@@ -58,12 +58,12 @@ def _labels(pod: dict[str, str], container: str, kind: str) -> dict[str, str]:
     }
 
 
-def seed_node(node: Node, archives: dict[str, object]) -> None:
+def seed_node(node: Node, archives: dict[str, Path]) -> None:
     docker = DockerClient(node.docker_socket)
     # runc's systemd cgroup manager needs a running systemd (D-Bus), which no node has: with
     # Docker on the systemd driver the containers are created, named and labelled, but not started.
     can_run = node.profile.cgroup_driver == "cgroupfs"
-    docker.load(archives[node.profile.name.value])  # type: ignore[arg-type]
+    docker.load(archives[node.profile.name.value])
     for pod in daemonset_pods(node):
         # names exactly as dockershim / cri-dockerd make them: k8s_<container>_<pod>_<ns>_<uid>_<attempt>
         base = f"{pod['name']}_{pod['namespace']}_{pod['uid']}_0"
@@ -116,7 +116,7 @@ def push_from_node(node: Node, ref: str) -> str:
 
 
 def seed_nodes(cluster: Cluster) -> None:
-    archives: dict[str, object] = {}
+    archives: dict[str, Path] = {}
     for node in cluster.nodes:
         key = node.profile.name.value
         if key not in archives:

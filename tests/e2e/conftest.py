@@ -15,10 +15,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.nodes import Cluster
 
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd
@@ -30,7 +31,10 @@ T = TypeVar("T")
 pytestmark = pytest.mark.e2e
 
 
-def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def eventually(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """The predicate's first truthy value (so never False or None); fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -153,7 +157,7 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
 
 @contextlib.contextmanager
 def emulator_for(
-    nodes: Any, workdir: Path, *, crd: bool = True, workloads: bool = False
+    nodes: Cluster, workdir: Path, *, crd: bool = True, workloads: bool = False
 ) -> Iterator[KubeApi]:
     """An API emulator for a testbed cluster with the nodes' fake kubelets attached; yields its handle,
     with the NodeMigration CRD unless told. The fake kubelets report the pods, so the emulator never

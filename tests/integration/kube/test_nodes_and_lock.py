@@ -10,7 +10,13 @@ from testbed.kubeapi import KubeApi
 import shimshift
 from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
-from shimshift.kube.nodes import cordon_node, label_node_migrated, uncordon_node, update_cri_socket_annotation
+from shimshift.kube.nodes import (
+    cordon_node,
+    get_node,
+    label_node_migrated,
+    uncordon_node,
+    update_cri_socket_annotation,
+)
 from shimshift.model import keys
 from tests.integration.kube.conftest import node
 
@@ -70,7 +76,7 @@ def _racing_get(monkeypatch: pytest.MonkeyPatch, kubeapi: KubeApi, change: dict[
     """The node changes (once) between the lock's read and its write."""
     import shimshift.kube.lock as lock_mod
 
-    real_get = lock_mod.get_node
+    real_get = get_node
     raced: list[bool] = []
 
     def stale_get(k: Kube, name: str) -> dict[str, Any]:

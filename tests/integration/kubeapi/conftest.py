@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import kubernetes
 import kubernetes_asyncio
@@ -62,9 +62,13 @@ WIDGET_CRD: dict[str, Any] = {
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
 ) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns something truthy, and return that (so never False or None);
+    fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -6,11 +6,13 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import kubernetes
 import pytest
+import urllib3
 import yaml
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.faults import RequestRecord
 from testbed.kubeapi.standalone import standalone_server
@@ -43,7 +45,7 @@ items:
     assert kubeapi.get("pods", "p", "team-a")["status"]["phase"] == "Running"
 
 
-def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict) -> None:
+def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict[str, Any]) -> None:
     kubeapi.seed(
         {
             "apiVersion": "example.io/v1",
@@ -120,7 +122,10 @@ def test_a_random_fault_fails_about_its_rate_of_matching_requests_reproducibly_a
     kubeapi.faults.add_random(1.0, (500,), seed=1)
     with pytest.raises(ApiException):
         core.list_node()
-    events = core.list_node(watch=True, timeout_seconds=1, _preload_content=False)
+    # _preload_content=False answers the raw urllib3 response, not the V1NodeList the client declares
+    events = cast(
+        urllib3.BaseHTTPResponse, core.list_node(watch=True, timeout_seconds=1, _preload_content=False)
+    )
     assert events.status == 200
     events.release_conn()
     kubeapi.faults.clear()

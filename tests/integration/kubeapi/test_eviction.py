@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes
 import pytest
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 
 from .conftest import http, node, pod, wait_until

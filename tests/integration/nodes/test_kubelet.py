@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes.client import CoreV1Api
 from testbed.nodes import Cluster
 from testbed.nodes.fixtures import node_with_profile, wait_until
 from testbed.nodes.profiles import ProfileName
@@ -13,14 +14,14 @@ from testbed.nodes.seeding import daemonset_pod_manifests
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 
-def ready_condition(kube_core: Any, name: str) -> Any:
+def ready_condition(kube_core: CoreV1Api, name: str) -> Any:
     node = kube_core.read_node(name)
     conditions = {c.type: c for c in (node.status.conditions or [])}
     return node, conditions.get("Ready")
 
 
 @pytest.mark.parametrize("profile", [p.value for p in ProfileName])
-def test_fake_kubelet_reports_the_docker_runtime_and_ready(kubelet_cluster: Cluster, kube_core: Any,
+def test_fake_kubelet_reports_the_docker_runtime_and_ready(kubelet_cluster: Cluster, kube_core: CoreV1Api,
                                                             profile: str) -> None:
     node = node_with_profile(kubelet_cluster, profile)
     api_node, ready = wait_until(lambda: ready_condition(kube_core, node.name), what=f"node {node.name}")
@@ -34,7 +35,7 @@ def test_fake_kubelet_reports_the_docker_runtime_and_ready(kubelet_cluster: Clus
         assert "kubeadm.alpha.kubernetes.io/cri-socket" in api_node.metadata.annotations
 
 
-def test_fake_kubelet_heartbeats_its_node(kubelet_cluster: Cluster, kube_core: Any) -> None:
+def test_fake_kubelet_heartbeats_its_node(kubelet_cluster: Cluster, kube_core: CoreV1Api) -> None:
     node = kubelet_cluster.nodes[0]
     first = wait_until(lambda: ready_condition(kube_core, node.name)[1], what="a Ready condition")
     wait_until(lambda: ready_condition(kube_core, node.name)[1].last_heartbeat_time > first.last_heartbeat_time,
@@ -42,12 +43,12 @@ def test_fake_kubelet_heartbeats_its_node(kubelet_cluster: Cluster, kube_core: A
 
 
 @pytest.mark.parametrize("profile", [p.value for p in ProfileName])
-def test_fake_kubelet_reports_the_daemonset_pod_running_on_docker(kubelet_cluster: Cluster, kube_core: Any,
+def test_fake_kubelet_reports_the_daemonset_pod_running_on_docker(kubelet_cluster: Cluster, kube_core: CoreV1Api,
                                                                    profile: str) -> None:
     node = node_with_profile(kubelet_cluster, profile)
     for manifest in daemonset_pod_manifests(node):
         kube_core.create_namespaced_pod("kube-system", manifest)
-        name = manifest["metadata"]["name"]  # type: ignore[index]
+        name = manifest["metadata"]["name"]
 
         def running(name: str = name) -> Any:
             pod = kube_core.read_namespaced_pod(name, "kube-system")
@@ -59,7 +60,7 @@ def test_fake_kubelet_reports_the_daemonset_pod_running_on_docker(kubelet_cluste
 
 
 def test_a_pod_whose_image_is_only_in_the_registry_runs_after_a_pull_through_docker(
-        kubelet_cluster: Cluster, kube_core: Any) -> None:
+        kubelet_cluster: Cluster, kube_core: CoreV1Api) -> None:
     node = node_with_profile(kubelet_cluster, ProfileName.KUBEADM_CGROUPFS)
     kube_core.create_namespaced_pod("default", {
         "metadata": {"name": "app-2"},
@@ -70,7 +71,7 @@ def test_a_pod_whose_image_is_only_in_the_registry_runs_after_a_pull_through_doc
 
 
 def test_a_pod_whose_image_cannot_be_pulled_is_in_image_pull_back_off(kubelet_cluster: Cluster,
-                                                                      kube_core: Any) -> None:
+                                                                      kube_core: CoreV1Api) -> None:
     node = node_with_profile(kubelet_cluster, ProfileName.KUBESPRAY)
     kube_core.create_namespaced_pod("default", {
         "metadata": {"name": "unreachable"},
@@ -87,7 +88,7 @@ def test_a_pod_whose_image_cannot_be_pulled_is_in_image_pull_back_off(kubelet_cl
 
 
 def test_the_node_goes_not_ready_while_its_runtime_endpoint_is_missing(kubelet_cluster: Cluster,
-                                                                       kube_core: Any) -> None:
+                                                                       kube_core: CoreV1Api) -> None:
     node = node_with_profile(kubelet_cluster, ProfileName.CRI_DOCKERD)
     assert node.exec(["systemctl", "stop", "cri-docker"]).exit_status == 0
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import grpc
 import paramiko
 import pytest
@@ -13,14 +16,15 @@ from testbed.nodes.node import ssh_run
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 
-def test_ssh_works_with_host_key_verification(testbed_cluster: Cluster, testbed_node: Node, ssh_client_for) -> None:
+def test_ssh_works_with_host_key_verification(testbed_cluster: Cluster, testbed_node: Node,
+                                              ssh_client_for: Callable[[Cluster, Node], paramiko.SSHClient]) -> None:
     client = ssh_client_for(testbed_cluster, testbed_node)
     result = ssh_run(client, ["hostname"])
     assert result.exit_status == 0
     assert result.stdout.strip() == testbed_node.name
 
 
-def test_ssh_rejects_a_node_whose_host_key_is_not_the_known_one(testbed_cluster: Cluster, tmp_path) -> None:
+def test_ssh_rejects_a_node_whose_host_key_is_not_the_known_one(testbed_cluster: Cluster, tmp_path: Path) -> None:
     first, second = testbed_cluster.nodes[0], testbed_cluster.nodes[1]
     second_key = next(line for line in testbed_cluster.known_hosts.read_text().splitlines()
                       if line.startswith(f"[{second.ssh_host}]")).split(" ", 1)[1]

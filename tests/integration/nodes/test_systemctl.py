@@ -6,14 +6,14 @@ restores the node's containerd before it returns."""
 from __future__ import annotations
 
 import pytest
-from testbed.nodes import Cluster
+from testbed.nodes import Cluster, Node
 from testbed.nodes.fixtures import node_with_profile
 from testbed.nodes.profiles import DOCKER_CE_CONTAINERD_CONFIG, ProfileName
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 
-def _main_pid(node, unit: str) -> int:
+def _main_pid(node: Node, unit: str) -> int:
     return int(node.exec(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip())
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ time.sleep(600)
 
 
 @pytest.fixture
-def private_root(testbed_root: Path) -> Path:
+def private_root(testbed_root: Path) -> Iterator[Path]:
     prefix = f"{testbed_root.name}-hygiene-"
     for leftover in testbed_root.parent.glob(prefix + "*"):  # from a killed session
         if not processes.pid_alive(int(leftover.name.removeprefix(prefix))):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi.runner import KubeApi
 
 from shimshift.cli import main

@@ -10,13 +10,14 @@ import kopf
 import pytest
 from prometheus_client import generate_latest
 
-from shimshift.engine import Busy, StepFailed
+from shimshift.engine import Busy
 from shimshift.handlers import RunSettings, to_kopf_error
 from shimshift.kube.api import ApiStatusError
 from shimshift.metrics import Metrics
 from shimshift.model.errors import NodeError, ValidationError
 from shimshift.model.keys import StepId
 from shimshift.model.status import ImageCounts, MigrationStatus, NodePhase, NodeRecord
+from shimshift.stepexec import StepFailed
 
 ROOT = Path(__file__).resolve().parents[3]
 

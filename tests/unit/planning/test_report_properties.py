@@ -13,7 +13,7 @@ from shimshift.planning.report_markdown import cell, render_markdown
 from tests.unit.planning.factory import cluster, node, pod, spec
 
 NOW = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
-text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
