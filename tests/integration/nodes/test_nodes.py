@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import paramiko
@@ -85,6 +86,12 @@ def test_containerd_is_configured_as_docker_ce_ships_it(testbed_node: Node) -> N
     assert " cri " not in plugins
 
 
+def inspected(docker: DockerClient, ref: str) -> dict[str, Any]:
+    image = docker.inspect_image(ref)
+    assert image is not None, f"{ref} is not in the node's Docker"
+    return image
+
+
 def test_docker_holds_images_made_without_any_registry(testbed_node: Node) -> None:
     docker = DockerClient(testbed_node.docker_socket)
     images = docker.images()
@@ -92,13 +99,13 @@ def test_docker_holds_images_made_without_any_registry(testbed_node: Node) -> No
     assert testbed_node.profile.sandbox_image in tags
     assert {"registry.shimshift.test/team/app:1.0", "registry.shimshift.test/team/app:1.1"} <= tags
     assert any(not (image.get("RepoTags") or []) or image["RepoTags"] == ["<none>:<none>"] for image in images)
-    layers = {tag: set(docker.inspect_image(tag)["RootFS"]["Layers"]) for tag in  # type: ignore[index]
+    layers = {tag: set(inspected(docker, tag)["RootFS"]["Layers"]) for tag in
               ("registry.shimshift.test/team/app:1.0", "registry.shimshift.test/team/app:1.1")}
     assert layers["registry.shimshift.test/team/app:1.0"] < layers["registry.shimshift.test/team/app:1.1"]
 
 
 def test_docker_images_have_the_same_id_on_every_node(testbed_cluster: Cluster) -> None:
-    ids = {DockerClient(n.docker_socket).inspect_image("registry.shimshift.test/team/app:1.0")["Id"]  # type: ignore[index]
+    ids = {inspected(DockerClient(n.docker_socket), "registry.shimshift.test/team/app:1.0")["Id"]
            for n in testbed_cluster.nodes}
     assert len(ids) == 1
 
