@@ -207,8 +207,8 @@ def workload() -> list[dict[str, Any]]:
     ]
 
 
-def _pods(api: Any, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
-    return api.list("pods", namespace=namespace, label_selector=f"{label}={value}")  # type: ignore[no-any-return]
+def _pods(api: KubeApi, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
+    return api.list("pods", namespace=namespace, label_selector=f"{label}={value}")
 
 
 def _running_on(pod: dict[str, Any], runtime: str) -> bool:

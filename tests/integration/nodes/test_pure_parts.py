@@ -50,7 +50,9 @@ def test_image_archives_are_deterministic_and_share_layers(tmp_path: Path) -> No
     assert first == second
     assert (tmp_path / "1.tar").read_bytes() == (tmp_path / "2.tar").read_bytes()
     with tarfile.open(tmp_path / "1.tar") as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        member = tar.extractfile("manifest.json")
+        assert member is not None, "the archive has a manifest.json"
+        manifest = json.load(member)
         layers = [n for n in tar.getnames() if n.endswith("layer.tar")]
     assert len(layers) == 2, "the shared base layer is stored once"
     assert manifest[2]["RepoTags"] is None

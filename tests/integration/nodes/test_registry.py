@@ -43,8 +43,9 @@ def test_an_image_pushed_from_a_node_has_a_repo_digest(testbed_cluster: Cluster,
 
 def test_the_mirror_profile_pulls_docker_hub_images_through_the_mirror_with_its_ca(scratch_cluster: Cluster) -> None:
     node = node_with_profile(scratch_cluster, ProfileName.KUBEADM_SYSTEMD)
-    assert node.read(f"/etc/docker/certs.d/{scratch_cluster.registry.host}/ca.crt").startswith(  # type: ignore[union-attr]
-        "-----BEGIN CERTIFICATE-----")
+    registry = scratch_cluster.registry
+    assert registry is not None, "the scratch cluster runs the testbed registry"
+    assert node.read(f"/etc/docker/certs.d/{registry.host}/ca.crt").startswith("-----BEGIN CERTIFICATE-----")
     DockerClient(node.docker_socket).pull("busybox:1.36")
     assert DockerClient(node.docker_socket).inspect_image("busybox:1.36") is not None
 

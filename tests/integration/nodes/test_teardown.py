@@ -59,13 +59,13 @@ def test_state_of_a_killed_test_process_is_detected_and_cleaned(private_root: Pa
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
+    assert holder.stdout is not None  # stdout=PIPE
     try:
-        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "READY"
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
-        holder.stdout.close()  # type: ignore[union-attr]
+        holder.stdout.close()
     stale = leftovers(private_root)
     assert any("process" in item for item in stale), "the killed run should have left its nodes running"
     started = time.monotonic()
