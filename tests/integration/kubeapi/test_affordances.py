@@ -42,7 +42,7 @@ items:
 """)
     assert [o["metadata"]["name"] for o in created] == ["n1", "p"]
     assert kubeapi.get("namespaces", "team-a") is not None
-    assert kubeapi.get("pods", "p", "team-a")["status"]["phase"] == "Running"
+    assert kubeapi.must_get("pods", "p", "team-a")["status"]["phase"] == "Running"
 
 
 def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict[str, Any]) -> None:
@@ -55,7 +55,7 @@ def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: d
             "status": {"phase": "Seeded"},
         }
     )
-    assert kubeapi.get("widgets.example.io", "w", "default")["status"] == {"phase": "Seeded"}
+    assert kubeapi.must_get("widgets.example.io", "w", "default")["status"] == {"phase": "Seeded"}
 
 
 def test_the_request_log_records_verbs_resources_selectors_and_statuses(
@@ -254,7 +254,7 @@ def test_the_small_cluster_seed_comes_up_with_every_workload_running(kubeapi: Ku
     assert "cp-1" not in web_nodes, "the control-plane taint keeps ordinary pods away"
     budget = wait_until(
         lambda: (
-            kubeapi.get("poddisruptionbudgets", "web", "default")["status"].get("currentHealthy") == 3
+            kubeapi.must_get("poddisruptionbudgets", "web", "default")["status"].get("currentHealthy") == 3
             and kubeapi.get("poddisruptionbudgets", "web", "default")
         )
     )

@@ -147,7 +147,7 @@ def test_strategic_merge_merges_conditions_by_type_and_finalizers_as_a_set(
     assert http(kubeapi, "PATCH", "/api/v1/nodes/n1", body, smp)[0] == 200
     body = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletDown"}]}}
     assert http(kubeapi, "PATCH", "/api/v1/nodes/n1/status", body, smp)[0] == 200
-    stored = kubeapi.get("nodes", "n1")
+    stored = kubeapi.must_get("nodes", "n1")
     assert stored["metadata"]["finalizers"] == ["a", "b"]
     assert stored["metadata"]["labels"] == {"x": "y"}
     assert {c["type"]: c["status"] for c in stored["status"]["conditions"]} == {
@@ -165,7 +165,7 @@ def test_the_typed_client_patches_nodes_with_strategic_merge(
     assert kubeapi.requests.filter(verb="patch", resource="nodes")[0].content_type.startswith(
         "application/strategic-merge-patch+json"
     )
-    stored = kubeapi.get("nodes", "n1")
+    stored = kubeapi.must_get("nodes", "n1")
     assert stored["spec"]["unschedulable"] is True
     assert stored["metadata"]["labels"] == {"keep": "me", "new": "1"}
 
@@ -215,7 +215,7 @@ def test_status_subresource_writes_only_status_and_the_main_resource_ignores_sta
     after_status = custom.patch_namespaced_custom_object_status(
         "example.io", "v1", "default", "widgets", "w", {"spec": {"size": 9}, "status": {"phase": "Done"}}
     )
-    assert after_status["status"] == {"phase": "Done"}
+    assert isinstance(after_status, dict) and after_status["status"] == {"phase": "Done"}
     assert after_status["spec"]["size"] == 4
     assert after_status["metadata"]["generation"] == 2
 
@@ -307,7 +307,7 @@ def test_metadata_only_clients_get_partial_object_metadata(kubeapi: KubeApi) -> 
         {
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": kubeapi.get("pods", "p", "default")["metadata"],
+            "metadata": kubeapi.must_get("pods", "p", "default")["metadata"],
         }
     ]
     code, one = http(
