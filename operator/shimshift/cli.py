@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from shimshift import __version__, plancli
-from shimshift.manifests import expand_paths, read_documents
+from shimshift.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
 from shimshift.resources import data_path, load_crd
@@ -36,7 +36,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             print(f"error: {item}", file=out)
             failed += 1
             continue
-        text = sys.stdin.read() if str(item) == "-" else None
+        text = read_stdin(sys.stdin) if str(item) == "-" else None
         docs, problems = read_documents(item, text)
         for problem in problems:
             print(f"error: {problem}", file=out)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
+from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.selectors import parse_label_selector
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -31,6 +32,7 @@ def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
             *_check_containerd(spec.get("containerd", {})),
             *_check_kubelet(spec.get("kubelet", {})),
             *_check_ssh(spec),
+            *_check_durations(spec),
         ]
     )
 
@@ -55,6 +57,33 @@ def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem("spec.nodeNames", f'"{name}" is listed {count} times; list each node once')
 
 
+_DURATIONS = (
+    ("rollout", "pauseBetweenNodes"),
+    ("drain", "timeout"),
+    ("ssh", "connectTimeout"),
+    ("ssh", "commandTimeout"),
+)
+
+
+def _check_durations(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every duration within the parser's bounds (the CRD pattern bounds digits, not the value)."""
+    for section, key in _DURATIONS:
+        value = (spec.get(section) or {}).get(key)
+        if isinstance(value, str):
+            try:
+                parse_duration(value)
+            except ValueError as e:
+                yield Problem(f"spec.{section}.{key}", str(e))
+
+
+def _seconds(value: Any, default: str) -> float | None:
+    """The duration's seconds, or None when it is out of bounds (`_check_durations` reports that)."""
+    try:
+        return parse_duration(value if isinstance(value, str) else default)
+    except ValueError:
+        return None
+
+
 def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
     raw = rollout.get("maxUnavailable", 1)
     path = "spec.rollout.maxUnavailable"
@@ -62,7 +91,7 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem(
             path, f"must be at least 1 node, not {raw} (a rollout that may take no node never starts)"
         )
-    if isinstance(raw, str) and raw.endswith("%") and raw[:-1].isdigit():
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}%", raw):
         percent = int(raw[:-1])
         if not 1 <= percent <= 100:
             yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
@@ -70,8 +99,8 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
     grace = drain.get("gracePeriodSeconds")
-    timeout = parse_duration(drain.get("timeout", "10m"))
-    if grace is not None and timeout < grace:
+    timeout = _seconds(drain.get("timeout"), "10m")
+    if timeout is not None and grace is not None and timeout < grace:
         yield Problem(
             "spec.drain.timeout",
             f"{drain['timeout']} is shorter than gracePeriodSeconds ({grace}s): every drain "
@@ -136,9 +165,12 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
 def _check_extra_config(extra: str) -> Iterator[Problem]:
     path = "spec.containerd.extraConfig"
     try:
-        doc = tomllib.loads(extra)
+        doc = toml_loads(extra)
     except tomllib.TOMLDecodeError as e:
         yield Problem(path, f"is not valid TOML: {e}")
+        return
+    except InputLimitError as e:
+        yield Problem(path, f"refused: {e}")
         return
     if "version" in doc:
         yield Problem(path, "must not set version; use spec.containerd.configVersion")
@@ -173,7 +205,7 @@ def _check_ssh(spec: Mapping[str, Any]) -> Iterator[Problem]:
         )
     if ssh.get("user", "root") != "root" and not ssh.get("sudo"):
         yield Problem("spec.ssh.sudo", f"must be true when user is {ssh['user']!r} (not root)")
-    if parse_duration(ssh.get("connectTimeout", "10s")) == 0:
+    if _seconds(ssh.get("connectTimeout"), "10s") == 0:
         yield Problem("spec.ssh.connectTimeout", "must be longer than 0s")
-    if parse_duration(ssh.get("commandTimeout", "5m")) == 0:
+    if _seconds(ssh.get("commandTimeout"), "5m") == 0:
         yield Problem("spec.ssh.commandTimeout", "must be longer than 0s")

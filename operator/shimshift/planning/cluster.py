@@ -6,6 +6,7 @@ the fields planning reads, so 150,000 pods fit comfortably in memory. Nothing he
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -157,36 +158,136 @@ class Cluster:
         return {(c.namespace, c.kind, c.name): c for c in self.controllers}
 
 
+class ShapeError(ValueError):
+    """A raw object field of the wrong type; `path` is relative to the object (`spec.containers[0]`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+_SCALARS = (str, int, float)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _map(raw: Any, path: str) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ShapeError(path, f"expected an object, got {_kind(raw)}")
+    return raw
+
+
+def _list(raw: Any, path: str) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ShapeError(path, f"expected a list, got {_kind(raw)}")
+    return raw
+
+
+def _str(raw: Any, path: str, default: str = "") -> str:
+    if raw is None:
+        return default
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, _SCALARS) and not isinstance(raw, bool):
+        return str(raw)
+    raise ShapeError(path, f"expected a string, got {_kind(raw)}")
+
+
+def _strs(raw: Any, path: str) -> tuple[str, ...]:
+    return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(_list(raw, path)))
+
+
+def _str_map(raw: Any, path: str) -> dict[str, str]:
+    """Labels and annotations: string keys and values (numbers are taken as their text)."""
+    out = {}
+    for k, v in _map(raw, path).items():
+        key = _str(k, path)
+        out[key] = _str(v, f"{path}.{key}")
+    return out
+
+
+def _bool(raw: Any, path: str, default: bool = False) -> bool:
+    if raw is None:
+        return default
+    if not isinstance(raw, bool):
+        raise ShapeError(path, f"expected true or false, got {_kind(raw)}")
+    return raw
+
+
+def _int(raw: Any, path: str, default: int) -> int:
+    if raw is None:
+        return default
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 2**63:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    raise ShapeError(path, f"expected an integer, got {raw!r}"[:200])
+
+
 def _owner(meta: Mapping[str, Any]) -> OwnerRef | None:
     refs = meta.get("ownerReferences")
     if not refs:
         return None
-    for ref in refs:
-        if ref.get("controller"):
-            return OwnerRef(str(ref.get("kind", "")), str(ref.get("name", "")), str(ref.get("uid", "")))
+    for i, raw in enumerate(_list(refs, "metadata.ownerReferences")):
+        path = f"metadata.ownerReferences[{i}]"
+        ref = _map(raw, path)
+        if _bool(ref.get("controller"), f"{path}.controller"):
+            return OwnerRef(
+                _str(ref.get("kind"), f"{path}.kind"),
+                _str(ref.get("name"), f"{path}.name"),
+                _str(ref.get("uid"), f"{path}.uid"),
+            )
     return None
 
 
-def _container(raw: Mapping[str, Any]) -> Container:
+def _container(raw: Any, path: str) -> Container:
     # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
-    sc = raw.get("securityContext") or {}
-    command, args, mounts, env = raw.get("command"), raw.get("args"), raw.get("volumeMounts"), raw.get("env")
+    c = _map(raw, path)
+    sc = _map(c.get("securityContext"), f"{path}.securityContext")
+    command, args, mounts, env = c.get("command"), c.get("args"), c.get("volumeMounts"), c.get("env")
     return Container(
-        name=str(raw.get("name", "")),
-        image=str(raw.get("image", "")),
-        command=tuple(map(str, command or ())) + tuple(map(str, args or ())) if command or args else (),
-        privileged=bool(sc.get("privileged", False)),
-        mounts=tuple((str(m.get("name", "")), str(m.get("mountPath", ""))) for m in mounts) if mounts else (),
-        env_names=tuple(str(e.get("name", "")) for e in env) if env else (),
+        name=_str(c.get("name"), f"{path}.name"),
+        image=_str(c.get("image"), f"{path}.image"),
+        command=_strs(command, f"{path}.command") + _strs(args, f"{path}.args") if command or args else (),
+        privileged=_bool(sc.get("privileged"), f"{path}.securityContext.privileged"),
+        mounts=tuple(
+            _mount(m, f"{path}.volumeMounts[{i}]")
+            for i, m in enumerate(_list(mounts, f"{path}.volumeMounts"))
+        )
+        if mounts
+        else (),
+        env_names=tuple(
+            _str(_map(e, f"{path}.env[{i}]").get("name"), f"{path}.env[{i}].name")
+            for i, e in enumerate(_list(env, f"{path}.env"))
+        )
+        if env
+        else (),
     )
 
 
-def _volume(raw: Mapping[str, Any]) -> Volume:
-    host = raw.get("hostPath")
+def _mount(raw: Any, path: str) -> tuple[str, str]:
+    m = _map(raw, path)
+    return _str(m.get("name"), f"{path}.name"), _str(m.get("mountPath"), f"{path}.mountPath")
+
+
+def _volume(raw: Any, path: str) -> Volume:
+    v = _map(raw, path)
+    host = v.get("hostPath")
     return Volume(
-        name=str(raw.get("name", "")),
-        host_path=str(host.get("path", "")) if isinstance(host, Mapping) else None,
-        empty_dir="emptyDir" in raw,
+        name=_str(v.get("name"), f"{path}.name"),
+        host_path=_str(_map(host, f"{path}.hostPath").get("path"), f"{path}.hostPath.path")
+        if host is not None
+        else None,
+        empty_dir="emptyDir" in v,
     )
 
 
@@ -195,101 +296,152 @@ _PHASES: Mapping[str, PodPhase] = {p.value: p for p in PodPhase}
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+    conditions = _list(status.get("conditions"), "status.conditions")
+    for i, raw in enumerate(conditions):
+        c = _map(raw, f"status.conditions[{i}]")
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return True
+    return False
+
+
+def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    """metadata, spec and status of a raw object, each checked to be an object."""
+    obj = _map(raw, "")
+    return (
+        _map(obj.get("metadata"), "metadata"),
+        _map(obj.get("spec"), "spec"),
+        _map(obj.get("status"), "status"),
+    )
 
 
 def parse_pod(raw: Mapping[str, Any]) -> Pod:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
+    """A Pod from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, status = _object(raw)
     phase = status.get("phase", "Running")
     init, main, volumes = spec.get("initContainers"), spec.get("containers"), spec.get("volumes")
     return Pod(
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
-        node=str(spec.get("nodeName", "")),
-        labels=dict(meta.get("labels") or {}),
+        namespace=_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=_str(meta.get("name"), "metadata.name"),
+        node=_str(spec.get("nodeName"), "spec.nodeName"),
+        labels=_str_map(meta.get("labels"), "metadata.labels"),
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready(status),
-        mirror=MIRROR_ANNOTATION in (meta.get("annotations") or {}),
+        mirror=MIRROR_ANNOTATION in _map(meta.get("annotations"), "metadata.annotations"),
         deleting=bool(meta.get("deletionTimestamp")),
-        containers=(tuple(map(_container, init)) if init else ()) + tuple(map(_container, main or ())),
-        volumes=tuple(map(_volume, volumes)) if volumes else (),
-        host_pid=bool(spec.get("hostPID", False)),
-        grace_period=int(spec.get("terminationGracePeriodSeconds", 30)),
+        containers=(
+            tuple(
+                _container(c, f"spec.initContainers[{i}]")
+                for i, c in enumerate(_list(init, "spec.initContainers"))
+            )
+            if init
+            else ()
+        )
+        + tuple(_container(c, f"spec.containers[{i}]") for i, c in enumerate(_list(main, "spec.containers"))),
+        volumes=tuple(_volume(v, f"spec.volumes[{i}]") for i, v in enumerate(_list(volumes, "spec.volumes")))
+        if volumes
+        else (),
+        host_pid=_bool(spec.get("hostPID"), "spec.hostPID"),
+        grace_period=_int(
+            spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30
+        ),
     )
 
 
 def parse_node(raw: Mapping[str, Any]) -> Node:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
-    info = status.get("nodeInfo") or {}
+    """A Node from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, status = _object(raw)
+    info = _map(status.get("nodeInfo"), "status.nodeInfo")
     return Node(
-        name=str(meta.get("name", "")),
-        labels=dict(meta.get("labels") or {}),
-        annotations=dict(meta.get("annotations") or {}),
-        unschedulable=bool(spec.get("unschedulable", False)),
+        name=_str(meta.get("name"), "metadata.name"),
+        labels=_str_map(meta.get("labels"), "metadata.labels"),
+        annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
+        unschedulable=_bool(spec.get("unschedulable"), "spec.unschedulable"),
         ready=_ready(status),
-        runtime_version=str(info.get("containerRuntimeVersion", "")),
-        kubelet_version=str(info.get("kubeletVersion", "")),
+        runtime_version=_str(info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"),
+        kubelet_version=_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
     )
+
+
+_COUNT_OR_PERCENT = re.compile(r"[0-9]{1,9}%?")
 
 
 def _int_or_percent(raw: Any, path: str) -> IntOrPercent | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise ValidationError([Problem(path, f"must be an integer or a percentage, not {raw!r}")])
-    if isinstance(raw, str) and not (raw.endswith("%") and raw[:-1].isdigit()):
-        if raw.isdigit():
-            return IntOrPercent(int(raw), False)
-        raise ValidationError([Problem(path, f"must be an integer or a percentage like 50%, not {raw!r}")])
-    return IntOrPercent.parse(raw)
+        raise ValidationError([Problem(path, f"must be an integer or a percentage, not {raw!r}"[:300])])
+    if isinstance(raw, int):
+        if not 0 <= raw < 2**31:
+            raise ValidationError([Problem(path, f"must be an integer from 0 to 2^31-1, not {raw}"[:300])])
+        return IntOrPercent(raw, False)
+    if not _COUNT_OR_PERCENT.fullmatch(raw):
+        raise ValidationError(
+            [Problem(path, f"must be an integer or a percentage like 50%, not {raw[:40]!r}")]
+        )
+    if raw.endswith("%"):
+        return IntOrPercent.parse(raw)
+    return IntOrPercent(int(raw), False)
+
+
+_POLICIES: Mapping[str, UnhealthyPodEvictionPolicy] = {p.value: p for p in UnhealthyPodEvictionPolicy}
 
 
 def parse_pdb(raw: Mapping[str, Any]) -> Pdb:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    where = f"PodDisruptionBudget {meta.get('namespace', 'default')}/{meta.get('name', '')}: spec"
+    """A PodDisruptionBudget from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, _ = _object(raw)
+    namespace = _str(meta.get("namespace"), "metadata.namespace", "default")
+    name = _str(meta.get("name"), "metadata.name")
+    where = f"PodDisruptionBudget {namespace}/{name}: spec"
     selector = spec.get("selector")
+    sel = _map(selector, "spec.selector")
+    expressions = []
+    for i, e in enumerate(_list(sel.get("matchExpressions"), "spec.selector.matchExpressions")):
+        path = f"spec.selector.matchExpressions[{i}]"
+        expr = _map(e, path)
+        expressions.append(
+            LabelRequirement(
+                _str(expr.get("key"), f"{path}.key"),
+                _str(expr.get("operator"), f"{path}.operator"),
+                _strs(expr.get("values"), f"{path}.values"),
+            )
+        )
+    policy = _str(spec.get("unhealthyPodEvictionPolicy"), "spec.unhealthyPodEvictionPolicy")
+    if policy and policy not in _POLICIES:
+        raise ShapeError(
+            "spec.unhealthyPodEvictionPolicy", f"{policy[:40]!r} is not one of {', '.join(_POLICIES)}"
+        )
     return Pdb(
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
+        namespace=namespace,
+        name=name,
         selector=None
         if selector is None
         else LabelSelector(
-            match_labels=dict(selector.get("matchLabels") or {}),
-            match_expressions=tuple(
-                LabelRequirement(str(e["key"]), str(e["operator"]), tuple(e.get("values") or ()))
-                for e in selector.get("matchExpressions") or ()
-            ),
+            match_labels=_str_map(sel.get("matchLabels"), "spec.selector.matchLabels"),
+            match_expressions=tuple(expressions),
         ),
         min_available=_int_or_percent(spec.get("minAvailable"), f"{where}.minAvailable"),
         max_unavailable=_int_or_percent(spec.get("maxUnavailable"), f"{where}.maxUnavailable"),
-        unhealthy_pod_eviction_policy=UnhealthyPodEvictionPolicy(
-            spec.get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
-        ),
+        unhealthy_pod_eviction_policy=_POLICIES.get(policy, UnhealthyPodEvictionPolicy.IF_HEALTHY_BUDGET),
     )
 
 
 def parse_controller(raw: Mapping[str, Any]) -> Controller:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    kind = str(raw.get("kind", ""))
+    """A workload controller from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, _ = _object(raw)
+    kind = _str(_map(raw, "").get("kind"), "kind")
     replicas: int | None
     if kind == "DaemonSet":
         replicas = None
     elif kind == "Job":
-        replicas = int(spec.get("parallelism", 1))
+        replicas = _int(spec.get("parallelism"), "spec.parallelism", 1)
     else:
-        replicas = int(spec.get("replicas", 1))
+        replicas = _int(spec.get("replicas"), "spec.replicas", 1)
     return Controller(
         kind=kind,
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid", "")),
+        namespace=_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=_str(meta.get("name"), "metadata.name"),
+        uid=_str(meta.get("uid"), "metadata.uid"),
         replicas=replicas,
         owner=_owner(meta),
     )

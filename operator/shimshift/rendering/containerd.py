@@ -20,6 +20,7 @@ import tomlkit.items
 
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
 from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
@@ -123,9 +124,11 @@ def parse_extra(text: str, version: int) -> tuple[dict[str, Any], list[Problem]]
     if not text.strip():
         return {}, []
     try:
-        doc = tomllib.loads(text)
+        doc = toml_loads(text)
     except tomllib.TOMLDecodeError as e:
         return {}, [Problem(EXTRA, f"is not valid TOML: {e}")]
+    except InputLimitError as e:
+        return {}, [Problem(EXTRA, f"refused: {e}")]
     problems = [Problem(EXTRA, f"{path}: {message}") for path, message in unknown_keys(doc, version)]
     if "version" in doc:
         problems.append(Problem(EXTRA, "must not set version; use spec.containerd.configVersion"))
