@@ -254,3 +254,11 @@ def test_a_6_kb_nested_config_toml_blocks_its_node_and_the_others_are_planned(sn
     assert any("config.toml" in f["message"] and "worker-01" in f["message"] for f in bad), bad
     assert nodes["worker-02"]["containerd"]["computed"], nodes["worker-02"]["containerd"]
     assert not any("config.toml" in f["message"] for f in nodes["worker-02"]["findings"])
+
+
+def test_render_refuses_a_facts_file_that_is_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "facts.json"
+    os.mkfifo(fifo)
+    result = run_cli("render", "-f", str(PLAN), "--facts", str(fifo))
+    assert result.status == 1, result
+    assert "not a regular file (a FIFO)" in result.stdout

@@ -7,14 +7,16 @@ the fields planning reads, so 150,000 pods fit comfortably in memory. Nothing he
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from shimshift.model import keys
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.spec import IntOrPercent, LabelRequirement, LabelSelector
+
+T = TypeVar("T")
 
 #: Annotation kubelet puts on the API mirror of a static pod; such pods cannot be evicted.
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -203,11 +205,15 @@ def _str(raw: Any, path: str, default: str = "") -> str:
 
 
 def _strs(raw: Any, path: str) -> tuple[str, ...]:
+    if type(raw) is list and all(type(v) is str for v in raw):
+        return tuple(raw)
     return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(_list(raw, path)))
 
 
 def _str_map(raw: Any, path: str) -> dict[str, str]:
     """Labels and annotations: string keys and values (numbers are taken as their text)."""
+    if type(raw) is dict and all(type(k) is str and type(v) is str for k, v in raw.items()):
+        return dict(raw)  # the common case, checked without a call per entry
     out = {}
     for k, v in _map(raw, path).items():
         key = _str(k, path)
@@ -233,60 +239,71 @@ def _int(raw: Any, path: str, default: int) -> int:
     raise ShapeError(path, f"expected an integer, got {raw!r}"[:200])
 
 
+def _each(parse: Callable[[Any], T], raw: Any, path: str) -> tuple[T, ...]:
+    """`parse` of each item of the list at `path`; a ShapeError gets the item's index in its path.
+
+    Item parsers raise paths relative to the item, so no path string is built unless one fails."""
+    items = _list(raw, path)
+    try:
+        return tuple(map(parse, items))
+    except ShapeError:
+        for i, item in enumerate(items):
+            try:
+                parse(item)
+            except ShapeError as e:
+                raise ShapeError(f"{path}[{i}]" + (f".{e.path}" if e.path else ""), e.message) from None
+        raise  # pragma: no cover - the same items failed once
+
+
 def _owner(meta: Mapping[str, Any]) -> OwnerRef | None:
     refs = meta.get("ownerReferences")
     if not refs:
         return None
-    for i, raw in enumerate(_list(refs, "metadata.ownerReferences")):
-        path = f"metadata.ownerReferences[{i}]"
-        ref = _map(raw, path)
-        if _bool(ref.get("controller"), f"{path}.controller"):
-            return OwnerRef(
-                _str(ref.get("kind"), f"{path}.kind"),
-                _str(ref.get("name"), f"{path}.name"),
-                _str(ref.get("uid"), f"{path}.uid"),
-            )
-    return None
+    owners = [o for o in _each(_owner_ref, refs, "metadata.ownerReferences") if o is not None]
+    return owners[0] if owners else None
 
 
-def _container(raw: Any, path: str) -> Container:
+def _owner_ref(raw: Any) -> OwnerRef | None:
+    ref = _map(raw, "")
+    if not _bool(ref.get("controller"), "controller"):
+        return None
+    return OwnerRef(_str(ref.get("kind"), "kind"), _str(ref.get("name"), "name"), _str(ref.get("uid"), "uid"))
+
+
+def _container(raw: Any) -> Container:
     # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
-    c = _map(raw, path)
-    sc = _map(c.get("securityContext"), f"{path}.securityContext")
+    c = _map(raw, "")
+    sc = c.get("securityContext")
+    privileged = False
+    if sc:
+        privileged = _bool(_map(sc, "securityContext").get("privileged"), "securityContext.privileged")
     command, args, mounts, env = c.get("command"), c.get("args"), c.get("volumeMounts"), c.get("env")
+    name, image = c.get("name"), c.get("image")
     return Container(
-        name=_str(c.get("name"), f"{path}.name"),
-        image=_str(c.get("image"), f"{path}.image"),
-        command=_strs(command, f"{path}.command") + _strs(args, f"{path}.args") if command or args else (),
-        privileged=_bool(sc.get("privileged"), f"{path}.securityContext.privileged"),
-        mounts=tuple(
-            _mount(m, f"{path}.volumeMounts[{i}]")
-            for i, m in enumerate(_list(mounts, f"{path}.volumeMounts"))
-        )
-        if mounts
-        else (),
-        env_names=tuple(
-            _str(_map(e, f"{path}.env[{i}]").get("name"), f"{path}.env[{i}].name")
-            for i, e in enumerate(_list(env, f"{path}.env"))
-        )
-        if env
-        else (),
+        name=name if type(name) is str else _str(name, "name"),
+        image=image if type(image) is str else _str(image, "image"),
+        command=_strs(command, "command") + _strs(args, "args") if command or args else (),
+        privileged=privileged,
+        mounts=_each(_mount, mounts, "volumeMounts") if mounts else (),
+        env_names=_each(_env_name, env, "env") if env else (),
     )
 
 
-def _mount(raw: Any, path: str) -> tuple[str, str]:
-    m = _map(raw, path)
-    return _str(m.get("name"), f"{path}.name"), _str(m.get("mountPath"), f"{path}.mountPath")
+def _mount(raw: Any) -> tuple[str, str]:
+    m = _map(raw, "")
+    return _str(m.get("name"), "name"), _str(m.get("mountPath"), "mountPath")
 
 
-def _volume(raw: Any, path: str) -> Volume:
-    v = _map(raw, path)
+def _env_name(raw: Any) -> str:
+    return _str(_map(raw, "").get("name"), "name")
+
+
+def _volume(raw: Any) -> Volume:
+    v = _map(raw, "")
     host = v.get("hostPath")
     return Volume(
-        name=_str(v.get("name"), f"{path}.name"),
-        host_path=_str(_map(host, f"{path}.hostPath").get("path"), f"{path}.hostPath.path")
-        if host is not None
-        else None,
+        name=_str(v.get("name"), "name"),
+        host_path=_str(_map(host, "hostPath").get("path"), "hostPath.path") if host is not None else None,
         empty_dir="emptyDir" in v,
     )
 
@@ -296,12 +313,15 @@ _PHASES: Mapping[str, PodPhase] = {p.value: p for p in PodPhase}
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
-    conditions = _list(status.get("conditions"), "status.conditions")
-    for i, raw in enumerate(conditions):
-        c = _map(raw, f"status.conditions[{i}]")
-        if c.get("type") == "Ready" and c.get("status") == "True":
-            return True
-    return False
+    conditions = status.get("conditions")
+    if not conditions:
+        return False
+    return any(_each(_is_ready, conditions, "status.conditions"))
+
+
+def _is_ready(raw: Any) -> bool:
+    c = _map(raw, "")
+    return c.get("type") == "Ready" and c.get("status") == "True"
 
 
 def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
@@ -319,28 +339,21 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
     meta, spec, status = _object(raw)
     phase = status.get("phase", "Running")
     init, main, volumes = spec.get("initContainers"), spec.get("containers"), spec.get("volumes")
+    name, node, labels = meta.get("name"), spec.get("nodeName"), meta.get("labels")
+    annotations = meta.get("annotations")
     return Pod(
         namespace=_str(meta.get("namespace"), "metadata.namespace", "default"),
-        name=_str(meta.get("name"), "metadata.name"),
-        node=_str(spec.get("nodeName"), "spec.nodeName"),
-        labels=_str_map(meta.get("labels"), "metadata.labels"),
+        name=name if type(name) is str else _str(name, "metadata.name"),
+        node=node if type(node) is str else _str(node, "spec.nodeName"),
+        labels=_str_map(labels, "metadata.labels") if labels else {},
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready(status),
-        mirror=MIRROR_ANNOTATION in _map(meta.get("annotations"), "metadata.annotations"),
+        mirror=MIRROR_ANNOTATION in _map(annotations, "metadata.annotations") if annotations else False,
         deleting=bool(meta.get("deletionTimestamp")),
-        containers=(
-            tuple(
-                _container(c, f"spec.initContainers[{i}]")
-                for i, c in enumerate(_list(init, "spec.initContainers"))
-            )
-            if init
-            else ()
-        )
-        + tuple(_container(c, f"spec.containers[{i}]") for i, c in enumerate(_list(main, "spec.containers"))),
-        volumes=tuple(_volume(v, f"spec.volumes[{i}]") for i, v in enumerate(_list(volumes, "spec.volumes")))
-        if volumes
-        else (),
+        containers=(_each(_container, init, "spec.initContainers") if init else ())
+        + _each(_container, main, "spec.containers"),
+        volumes=_each(_volume, volumes, "spec.volumes") if volumes else (),
         host_pid=_bool(spec.get("hostPID"), "spec.hostPID"),
         grace_period=_int(
             spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30

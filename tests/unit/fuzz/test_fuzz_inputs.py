@@ -347,7 +347,8 @@ def test_a_nodes_unreadable_file_is_that_nodes_blocker_and_the_others_are_planne
     if field == "containerd_config":
         raw["containerd_config"] = text
     elif field == "daemon_json":
-        raw["daemon_json"] = nested(depth)
+        key = ("registry-mirrors", "insecure-registries", "exec-opts", "data-root")[depth % 4]
+        raw["daemon_json"] = {**(raw.get("daemon_json") or {}), key: nested(depth)}
     else:
         files = dict(raw["kubelet"].get("files") or {})
         config = raw["kubelet"].get("config_file") or "/var/lib/kubelet/config.yaml"
