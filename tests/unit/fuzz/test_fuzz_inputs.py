@@ -158,17 +158,22 @@ def test_validate_answers_every_mutated_example_manifest(
 raw_texts = st.one_of(
     st.builds(
         lambda n, o, c: o * n + c * n,
-        st.integers(1, 50_000),
+        st.one_of(st.integers(1, 50_000), st.sampled_from([1000, 2000, 100_000])),
         st.sampled_from(["[", "{a: ", "- "]),
         st.sampled_from(["]", "}", ""]),
     ),
     st.builds(
-        lambda levels, width: "\n".join(
-            [f"a0: &a0 [{','.join(['x'] * width)}]"]
-            + [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+        lambda levels, width: (
+            "apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\nmetadata: {name: x}\n"
+            "spec:\n  nodeNames: [a]\n  x:\n"
+            + "\n".join(
+                [f"    a0: &a0 [{','.join(['x'] * width)}]"]
+                + [f"    a{i}: &a{i} [{','.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+            )
+            + f"\n  mode: *a{levels - 1}\n"
         ),
-        st.integers(2, 12),
-        st.integers(2, 12),
+        st.integers(2, 6),
+        st.integers(2, 6),
     ),
     st.builds(lambda t, n: t[:n], st.sampled_from([p.read_text() for p in EXAMPLES]), st.integers(0, 2000)),
     st.text(max_size=300),
@@ -273,7 +278,9 @@ def test_plan_answers_truncated_nested_and_junk_snapshot_files(
         if kind == "truncate":
             target.write_bytes(original[:n])
         elif kind == "nest":
-            target.write_text("[" * n + "]" * n if name.endswith(".json") else "- " * n + "x\n")
+            # YAML at most 5,000 deep in process: libyaml's C composer (the old loader) segfaults deeper, which
+            # would end the test run; the fresh-process test above takes the 200 KB case.
+            target.write_text("[" * n + "]" * n if name.endswith(".json") else "- " * min(n, 5000) + "x\n")
         else:
             target.write_bytes(n.to_bytes(8, "little") * 64 + original[n % 200 :])
         status, out, seconds = plan(snapshot_copy)
