@@ -94,7 +94,7 @@ def test_a_huge_max_unavailable_is_a_problem_not_a_traceback(tmp_path: Path, val
     manifest.write_text(PLAN.read_text() + f"  rollout:\n    maxUnavailable: {value}\n")
     status, out = run("validate", "-f", str(manifest))
     assert status == 1
-    assert "maxUnavailable" in out or "4,300 digits" in out, out
+    assert "maxUnavailable" in out or "Exceeds the limit (4300 digits)" in out, out
 
 
 # --- finding 8: `shimshift validate` on hostile YAML -----------------------------------------------
@@ -262,3 +262,11 @@ def test_render_refuses_a_facts_file_that_is_a_fifo_without_blocking(tmp_path: P
     result = run_cli("render", "-f", str(PLAN), "--facts", str(fifo))
     assert result.status == 1, result
     assert "not a regular file (a FIFO)" in result.stdout
+
+
+def test_an_impossible_date_in_a_manifest_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text(PLAN.read_text() + "  rollout: {paused: 2026-13-45}\n")
+    status, out = run("validate", "-f", str(f))
+    assert status == 1
+    assert f"{f}: refused: a YAML value cannot be read: month must be in 1..12" in out

@@ -195,7 +195,8 @@ else:  # pragma: no cover - PyYAML built without libyaml
 def yaml_load_all(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int | None = None) -> Iterator[Any]:
     """The documents of `text` (safe tags only), or yaml.YAMLError / InputLimitError.
 
-    A number too long for Python's int conversion (over 4,300 digits) is an InputLimitError too.
+    A value the constructor cannot convert (a number over 4,300 digits, an impossible date) is an
+    InputLimitError too.
     """
     loader = _Loader(text)
     loader.max_depth = max_depth
@@ -207,8 +208,8 @@ def yaml_load_all(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int | Non
         raise InputLimitError(f"YAML nested too deep (more than {max_depth} levels)") from e
     except InputLimitError:
         raise
-    except ValueError as e:  # int("9" * 5000) in the constructor
-        raise InputLimitError(f"YAML value refused (a number over 4,300 digits?): {e}") from e
+    except ValueError as e:  # the constructor's int("9" * 5000), or a date such as 2026-13-45
+        raise InputLimitError(f"a YAML value cannot be read: {e}"[:500]) from e
     finally:
         loader.dispose()
 
