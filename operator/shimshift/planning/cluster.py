@@ -7,16 +7,25 @@ the fields planning reads, so 150,000 pods fit comfortably in memory. Nothing he
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from shimshift.model import keys
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.spec import IntOrPercent, LabelRequirement, LabelSelector
-
-T = TypeVar("T")
+from shimshift.planning.rawshape import (
+    ShapeError,
+    as_bool,
+    as_int,
+    as_list,
+    as_map,
+    as_str,
+    as_str_map,
+    as_strs,
+    each,
+)
 
 #: Annotation kubelet puts on the API mirror of a static pod; such pods cannot be evicted.
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -160,150 +169,57 @@ class Cluster:
         return {(c.namespace, c.kind, c.name): c for c in self.controllers}
 
 
-class ShapeError(ValueError):
-    """A raw object field of the wrong type; `path` is relative to the object (`spec.containers[0]`)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
-
-
-_SCALARS = (str, int, float)
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _map(raw: Any, path: str) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ShapeError(path, f"expected an object, got {_kind(raw)}")
-    return raw
-
-
-def _list(raw: Any, path: str) -> list[Any]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ShapeError(path, f"expected a list, got {_kind(raw)}")
-    return raw
-
-
-def _str(raw: Any, path: str, default: str = "") -> str:
-    if raw is None:
-        return default
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, _SCALARS) and not isinstance(raw, bool):
-        return str(raw)
-    raise ShapeError(path, f"expected a string, got {_kind(raw)}")
-
-
-def _strs(raw: Any, path: str) -> tuple[str, ...]:
-    if type(raw) is list and all(type(v) is str for v in raw):
-        return tuple(raw)
-    return tuple(_str(v, f"{path}[{i}]") for i, v in enumerate(_list(raw, path)))
-
-
-def _str_map(raw: Any, path: str) -> dict[str, str]:
-    """Labels and annotations: string keys and values (numbers are taken as their text)."""
-    if type(raw) is dict and all(type(k) is str and type(v) is str for k, v in raw.items()):
-        return dict(raw)  # the common case, checked without a call per entry
-    out = {}
-    for k, v in _map(raw, path).items():
-        key = _str(k, path)
-        out[key] = _str(v, f"{path}.{key}")
-    return out
-
-
-def _bool(raw: Any, path: str, default: bool = False) -> bool:
-    if raw is None:
-        return default
-    if not isinstance(raw, bool):
-        raise ShapeError(path, f"expected true or false, got {_kind(raw)}")
-    return raw
-
-
-def _int(raw: Any, path: str, default: int) -> int:
-    if raw is None:
-        return default
-    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 2**63:
-        return raw
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        return int(raw)
-    raise ShapeError(path, f"expected an integer, got {raw!r}"[:200])
-
-
-def _each(parse: Callable[[Any], T], raw: Any, path: str) -> tuple[T, ...]:
-    """`parse` of each item of the list at `path`; a ShapeError gets the item's index in its path.
-
-    Item parsers raise paths relative to the item, so no path string is built unless one fails."""
-    items = _list(raw, path)
-    try:
-        return tuple(map(parse, items))
-    except ShapeError:
-        for i, item in enumerate(items):
-            try:
-                parse(item)
-            except ShapeError as e:
-                raise ShapeError(f"{path}[{i}]" + (f".{e.path}" if e.path else ""), e.message) from None
-        raise  # pragma: no cover - the same items failed once
-
-
 def _owner(meta: Mapping[str, Any]) -> OwnerRef | None:
     refs = meta.get("ownerReferences")
     if not refs:
         return None
-    owners = [o for o in _each(_owner_ref, refs, "metadata.ownerReferences") if o is not None]
+    owners = [o for o in each(_owner_ref, refs, "metadata.ownerReferences") if o is not None]
     return owners[0] if owners else None
 
 
 def _owner_ref(raw: Any) -> OwnerRef | None:
-    ref = _map(raw, "")
-    if not _bool(ref.get("controller"), "controller"):
+    ref = as_map(raw, "")
+    if not as_bool(ref.get("controller"), "controller"):
         return None
-    return OwnerRef(_str(ref.get("kind"), "kind"), _str(ref.get("name"), "name"), _str(ref.get("uid"), "uid"))
+    return OwnerRef(
+        as_str(ref.get("kind"), "kind"), as_str(ref.get("name"), "name"), as_str(ref.get("uid"), "uid")
+    )
 
 
 def _container(raw: Any) -> Container:
     # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
-    c = _map(raw, "")
+    c = as_map(raw, "")
     sc = c.get("securityContext")
     privileged = False
     if sc:
-        privileged = _bool(_map(sc, "securityContext").get("privileged"), "securityContext.privileged")
+        privileged = as_bool(as_map(sc, "securityContext").get("privileged"), "securityContext.privileged")
     command, args, mounts, env = c.get("command"), c.get("args"), c.get("volumeMounts"), c.get("env")
     name, image = c.get("name"), c.get("image")
     return Container(
-        name=name if type(name) is str else _str(name, "name"),
-        image=image if type(image) is str else _str(image, "image"),
-        command=_strs(command, "command") + _strs(args, "args") if command or args else (),
+        name=name if type(name) is str else as_str(name, "name"),
+        image=image if type(image) is str else as_str(image, "image"),
+        command=as_strs(command, "command") + as_strs(args, "args") if command or args else (),
         privileged=privileged,
-        mounts=_each(_mount, mounts, "volumeMounts") if mounts else (),
-        env_names=_each(_env_name, env, "env") if env else (),
+        mounts=each(_mount, mounts, "volumeMounts") if mounts else (),
+        env_names=each(_env_name, env, "env") if env else (),
     )
 
 
 def _mount(raw: Any) -> tuple[str, str]:
-    m = _map(raw, "")
-    return _str(m.get("name"), "name"), _str(m.get("mountPath"), "mountPath")
+    m = as_map(raw, "")
+    return as_str(m.get("name"), "name"), as_str(m.get("mountPath"), "mountPath")
 
 
 def _env_name(raw: Any) -> str:
-    return _str(_map(raw, "").get("name"), "name")
+    return as_str(as_map(raw, "").get("name"), "name")
 
 
 def _volume(raw: Any) -> Volume:
-    v = _map(raw, "")
+    v = as_map(raw, "")
     host = v.get("hostPath")
     return Volume(
-        name=_str(v.get("name"), "name"),
-        host_path=_str(_map(host, "hostPath").get("path"), "hostPath.path") if host is not None else None,
+        name=as_str(v.get("name"), "name"),
+        host_path=as_str(as_map(host, "hostPath").get("path"), "hostPath.path") if host is not None else None,
         empty_dir="emptyDir" in v,
     )
 
@@ -316,21 +232,21 @@ def _ready(status: Mapping[str, Any]) -> bool:
     conditions = status.get("conditions")
     if not conditions:
         return False
-    return any(_each(_is_ready, conditions, "status.conditions"))
+    return any(each(_is_ready, conditions, "status.conditions"))
 
 
 def _is_ready(raw: Any) -> bool:
-    c = _map(raw, "")
+    c = as_map(raw, "")
     return c.get("type") == "Ready" and c.get("status") == "True"
 
 
 def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
     """metadata, spec and status of a raw object, each checked to be an object."""
-    obj = _map(raw, "")
+    obj = as_map(raw, "")
     return (
-        _map(obj.get("metadata"), "metadata"),
-        _map(obj.get("spec"), "spec"),
-        _map(obj.get("status"), "status"),
+        as_map(obj.get("metadata"), "metadata"),
+        as_map(obj.get("spec"), "spec"),
+        as_map(obj.get("status"), "status"),
     )
 
 
@@ -342,20 +258,20 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
     name, node, labels = meta.get("name"), spec.get("nodeName"), meta.get("labels")
     annotations = meta.get("annotations")
     return Pod(
-        namespace=_str(meta.get("namespace"), "metadata.namespace", "default"),
-        name=name if type(name) is str else _str(name, "metadata.name"),
-        node=node if type(node) is str else _str(node, "spec.nodeName"),
-        labels=_str_map(labels, "metadata.labels") if labels else {},
+        namespace=as_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=name if type(name) is str else as_str(name, "metadata.name"),
+        node=node if type(node) is str else as_str(node, "spec.nodeName"),
+        labels=as_str_map(labels, "metadata.labels") if labels else {},
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready(status),
-        mirror=MIRROR_ANNOTATION in _map(annotations, "metadata.annotations") if annotations else False,
+        mirror=MIRROR_ANNOTATION in as_map(annotations, "metadata.annotations") if annotations else False,
         deleting=bool(meta.get("deletionTimestamp")),
-        containers=(_each(_container, init, "spec.initContainers") if init else ())
-        + _each(_container, main, "spec.containers"),
-        volumes=_each(_volume, volumes, "spec.volumes") if volumes else (),
-        host_pid=_bool(spec.get("hostPID"), "spec.hostPID"),
-        grace_period=_int(
+        containers=(each(_container, init, "spec.initContainers") if init else ())
+        + each(_container, main, "spec.containers"),
+        volumes=each(_volume, volumes, "spec.volumes") if volumes else (),
+        host_pid=as_bool(spec.get("hostPID"), "spec.hostPID"),
+        grace_period=as_int(
             spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30
         ),
     )
@@ -364,15 +280,17 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
 def parse_node(raw: Mapping[str, Any]) -> Node:
     """A Node from its raw object; a ShapeError names the field of the wrong type."""
     meta, spec, status = _object(raw)
-    info = _map(status.get("nodeInfo"), "status.nodeInfo")
+    info = as_map(status.get("nodeInfo"), "status.nodeInfo")
     return Node(
-        name=_str(meta.get("name"), "metadata.name"),
-        labels=_str_map(meta.get("labels"), "metadata.labels"),
-        annotations=_str_map(meta.get("annotations"), "metadata.annotations"),
-        unschedulable=_bool(spec.get("unschedulable"), "spec.unschedulable"),
+        name=as_str(meta.get("name"), "metadata.name"),
+        labels=as_str_map(meta.get("labels"), "metadata.labels"),
+        annotations=as_str_map(meta.get("annotations"), "metadata.annotations"),
+        unschedulable=as_bool(spec.get("unschedulable"), "spec.unschedulable"),
         ready=_ready(status),
-        runtime_version=_str(info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"),
-        kubelet_version=_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
+        runtime_version=as_str(
+            info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"
+        ),
+        kubelet_version=as_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
     )
 
 
@@ -403,23 +321,23 @@ _POLICIES: Mapping[str, UnhealthyPodEvictionPolicy] = {p.value: p for p in Unhea
 def parse_pdb(raw: Mapping[str, Any]) -> Pdb:
     """A PodDisruptionBudget from its raw object; a ShapeError names the field of the wrong type."""
     meta, spec, _ = _object(raw)
-    namespace = _str(meta.get("namespace"), "metadata.namespace", "default")
-    name = _str(meta.get("name"), "metadata.name")
+    namespace = as_str(meta.get("namespace"), "metadata.namespace", "default")
+    name = as_str(meta.get("name"), "metadata.name")
     where = f"PodDisruptionBudget {namespace}/{name}: spec"
     selector = spec.get("selector")
-    sel = _map(selector, "spec.selector")
+    sel = as_map(selector, "spec.selector")
     expressions = []
-    for i, e in enumerate(_list(sel.get("matchExpressions"), "spec.selector.matchExpressions")):
+    for i, e in enumerate(as_list(sel.get("matchExpressions"), "spec.selector.matchExpressions")):
         path = f"spec.selector.matchExpressions[{i}]"
-        expr = _map(e, path)
+        expr = as_map(e, path)
         expressions.append(
             LabelRequirement(
-                _str(expr.get("key"), f"{path}.key"),
-                _str(expr.get("operator"), f"{path}.operator"),
-                _strs(expr.get("values"), f"{path}.values"),
+                as_str(expr.get("key"), f"{path}.key"),
+                as_str(expr.get("operator"), f"{path}.operator"),
+                as_strs(expr.get("values"), f"{path}.values"),
             )
         )
-    policy = _str(spec.get("unhealthyPodEvictionPolicy"), "spec.unhealthyPodEvictionPolicy")
+    policy = as_str(spec.get("unhealthyPodEvictionPolicy"), "spec.unhealthyPodEvictionPolicy")
     if policy and policy not in _POLICIES:
         raise ShapeError(
             "spec.unhealthyPodEvictionPolicy", f"{policy[:40]!r} is not one of {', '.join(_POLICIES)}"
@@ -430,7 +348,7 @@ def parse_pdb(raw: Mapping[str, Any]) -> Pdb:
         selector=None
         if selector is None
         else LabelSelector(
-            match_labels=_str_map(sel.get("matchLabels"), "spec.selector.matchLabels"),
+            match_labels=as_str_map(sel.get("matchLabels"), "spec.selector.matchLabels"),
             match_expressions=tuple(expressions),
         ),
         min_available=_int_or_percent(spec.get("minAvailable"), f"{where}.minAvailable"),
@@ -442,19 +360,19 @@ def parse_pdb(raw: Mapping[str, Any]) -> Pdb:
 def parse_controller(raw: Mapping[str, Any]) -> Controller:
     """A workload controller from its raw object; a ShapeError names the field of the wrong type."""
     meta, spec, _ = _object(raw)
-    kind = _str(_map(raw, "").get("kind"), "kind")
+    kind = as_str(as_map(raw, "").get("kind"), "kind")
     replicas: int | None
     if kind == "DaemonSet":
         replicas = None
     elif kind == "Job":
-        replicas = _int(spec.get("parallelism"), "spec.parallelism", 1)
+        replicas = as_int(spec.get("parallelism"), "spec.parallelism", 1)
     else:
-        replicas = _int(spec.get("replicas"), "spec.replicas", 1)
+        replicas = as_int(spec.get("replicas"), "spec.replicas", 1)
     return Controller(
         kind=kind,
-        namespace=_str(meta.get("namespace"), "metadata.namespace", "default"),
-        name=_str(meta.get("name"), "metadata.name"),
-        uid=_str(meta.get("uid"), "metadata.uid"),
+        namespace=as_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=as_str(meta.get("name"), "metadata.name"),
+        uid=as_str(meta.get("uid"), "metadata.uid"),
         replicas=replicas,
         owner=_owner(meta),
     )

@@ -40,12 +40,12 @@ from shimshift.model.limits import (
 from shimshift.planning.cluster import (
     Cluster,
     Controller,
-    ShapeError,
     parse_controller,
     parse_node,
     parse_pdb,
     parse_pod,
 )
+from shimshift.planning.rawshape import ShapeError
 
 T = TypeVar("T")
 
