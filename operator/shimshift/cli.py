@@ -37,7 +37,13 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             print(f"error: {item}", file=out)
             failed += 1
             continue
-        text = read_stdin(sys.stdin) if str(item) == "-" else None
+        try:
+            text = read_stdin(sys.stdin) if str(item) == "-" else None
+        except (UnicodeDecodeError, OSError) as e:
+            reason = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"cannot be read: {e}"
+            print(f"error: {Problem(str(item), reason)}", file=out)
+            failed += 1
+            continue
         docs, problems = read_documents(item, text)
         for problem in problems:
             print(f"error: {problem}", file=out)

@@ -270,3 +270,21 @@ def test_an_impossible_date_in_a_manifest_is_a_problem_not_a_traceback(tmp_path:
     status, out = run("validate", "-f", str(f))
     assert status == 1
     assert f"{f}: refused: a YAML value cannot be read: month must be in 1..12" in out
+
+
+def test_validate_on_stdin_that_is_not_text_is_an_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        "sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe\x00junk" * 100), encoding="utf-8")
+    )
+    status, out = run("validate", "-f", "-")
+    assert status == 1
+    assert "-: is not UTF-8 text" in out
+
+
+def test_validate_reads_at_most_1_mib_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(PLAN.read_text() + "#" * (2 << 20)))
+    status, out = run("validate", "-f", "-")
+    assert status == 1
+    assert "limit is 1 MiB" in out
