@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     t_writes = time.perf_counter() - started
 
     rv_before = store.rv
-    opened, done = threading.Event(), []
+    opened = threading.Event()
+    done: list[float] = []
     reader = threading.Thread(
         target=read_events,
         args=(port, f"/api/v1/pods?watch=1&resourceVersion={rv_before}", args.changes, opened, done),

@@ -32,8 +32,10 @@ def _profiles(arg: str | None, count: int) -> list[str]:
     known = {p.value for p in ProfileName}
     for name in names:
         if name not in known:
-            raise SystemExit(f"unknown profile {name!r}; choose from {', '.join(sorted(known))} "
-                             "(comma-separated, cycled over the nodes)")
+            raise SystemExit(
+                f"unknown profile {name!r}; choose from {', '.join(sorted(known))} "
+                "(comma-separated, cycled over the nodes)"
+            )
     return list(itertools.islice(itertools.cycle(names), count))
 
 
@@ -47,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--name", default="testbed")
     up.add_argument("--no-images", action="store_true", help="skip seeding Docker images and containers")
     up.add_argument("--no-registry", action="store_true", help="skip the TLS registry")
-    up.add_argument("--kubeconfig", type=Path,
-                    help="register the nodes' fake kubelets with the API server this kubeconfig names "
-                         "(it must listen on the host's loopback, e.g. python -m testbed.kubeapi)")
+    up.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="register the nodes' fake kubelets with the API server this kubeconfig names "
+        "(it must listen on the host's loopback, e.g. python -m testbed.kubeapi)",
+    )
     down = sub.add_parser("down", help="tear a cluster down")
     down.add_argument("--name", default="testbed")
     down.add_argument("--all", action="store_true", help="every cluster under --root, and stale ones")
@@ -64,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         started = time.monotonic()
-        cluster = Cluster.up(args.name, _profiles(args.profiles, args.nodes), root=args.root,
-                             images=not args.no_images, registry=not args.no_registry)
+        cluster = Cluster.up(
+            args.name,
+            _profiles(args.profiles, args.nodes),
+            root=args.root,
+            images=not args.no_images,
+            registry=not args.no_registry,
+        )
         try:
             if args.kubeconfig:
                 document = yaml.safe_load(args.kubeconfig.read_text())

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from typing import TextIO, cast
 
 from shimshift import __version__, plancli
-from shimshift.manifests import expand_paths, read_documents
+from shimshift.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
+from shimshift.model.limits import MAX_FACTS_BYTES, MAX_NODE_FILE_BYTES, read_text
 from shimshift.model.text import visible
 from shimshift.resources import data_path, load_crd
 
@@ -41,7 +42,13 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
             print(f"error: {item}", file=out)
             failed += 1
             continue
-        text = sys.stdin.read() if str(item) == "-" else None
+        try:
+            text = read_stdin(sys.stdin) if str(item) == "-" else None
+        except (UnicodeDecodeError, OSError) as e:
+            reason = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"cannot be read: {e}"
+            print(f"error: {Problem(str(item), reason)}", file=out)
+            failed += 1
+            continue
         docs, problems = read_documents(item, text)
         for problem in problems:
             print(f"error: {problem}", file=out)
@@ -76,7 +83,7 @@ def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     from shimshift.rendering.output import listing
 
     try:
-        facts = facts_from_json(Path(args.facts).read_text(encoding="utf-8"), source=args.facts)
+        facts = facts_from_json(read_text(Path(args.facts), MAX_FACTS_BYTES), source=args.facts)
         docs, problems = read_documents(Path(args.filename))
         if problems or len(docs) != 1:
             for problem in problems:
@@ -84,13 +91,13 @@ def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
             print(f"error: {args.filename}: expected exactly one NodeMigration", file=out)
             return EXIT_INVALID
         spec = parse_nodemigration(docs[0].body, load_crd(), source=args.filename).spec
-        cas = {h: Path(f).read_text(encoding="utf-8") for h, f in (a.split("=", 1) for a in args.ca)}
+        cas = {h: read_text(Path(f), MAX_NODE_FILE_BYTES) for h, f in (a.split("=", 1) for a in args.ca)}
         clients = {}
         for arg in args.client_cert:
             host, files = arg.split("=", 1)
             cert, key = files.split(",", 1)
             clients[host] = ClientCert(
-                Path(cert).read_text(encoding="utf-8"), Path(key).read_text(encoding="utf-8")
+                read_text(Path(cert), MAX_NODE_FILE_BYTES), read_text(Path(key), MAX_NODE_FILE_BYTES)
             )
         rendered = render_node_config(spec, facts, RegistryMaterial(cas, clients))
     except (OSError, ValueError, ShimshiftError) as e:

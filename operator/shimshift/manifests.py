@@ -1,6 +1,9 @@
 """Reading NodeMigration manifests from files: YAML with located syntax errors, many documents per file.
 
-Pure apart from reading the files it is given; used by the CLI.
+Manifests may come from untrusted pull requests (CI runs `shimshift validate` on them), so reading is
+bounded (`shimshift.model.limits`): regular files of at most 1 MiB, YAML at most 100 levels deep, aliases
+that cannot expand past ten times the document. Pure apart from reading the files it is given; used by
+the CLI.
 """
 
 from __future__ import annotations
@@ -8,11 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
 from shimshift.model.errors import Problem
+from shimshift.model.limits import MAX_MANIFEST_BYTES, InputLimitError, check_size, read_text, yaml_load_all
+
+#: YAML nodes in one manifest file, aliases expanded (5,000 nodeNames and every field are ~6,000).
+MANIFEST_MAX_NODES = 100_000
+
+
+def read_stdin(stream: TextIO) -> str:
+    """Standard input, at most MAX_MANIFEST_BYTES (one character more, so the cap is seen)."""
+    return stream.read(MAX_MANIFEST_BYTES + 1)
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ def expand_paths(paths: list[str]) -> Iterator[Path | Problem]:
             yield from found
         elif path.is_file() or raw == "-":
             yield path
+        elif path.exists():
+            yield Problem(raw, "is not a regular file (a FIFO, device or socket?); name a manifest file")
         else:
             yield Problem(raw, "no such file")
 
@@ -41,8 +55,11 @@ def read_documents(path: Path, text: str | None = None) -> tuple[list[Document],
     name = str(path)
     try:
         if text is None:
-            text = path.read_text(encoding="utf-8")
-        bodies = [b for b in yaml.safe_load_all(text)]
+            text = read_text(path, MAX_MANIFEST_BYTES)
+        check_size(text, MAX_MANIFEST_BYTES, "the manifest")
+        bodies = list(yaml_load_all(text, max_nodes=MANIFEST_MAX_NODES))
+    except InputLimitError as e:
+        return [], [Problem(name, f"refused: {e}")]
     except UnicodeDecodeError:
         return [], [Problem(name, "is not UTF-8 text")]
     except OSError as e:

@@ -31,6 +31,7 @@ from shimshift.model import parse_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.factsjson import facts_from_json
+from shimshift.model.limits import MAX_FACTS_BYTES, InputLimitError, json_loads, read_text
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster, build_cluster, parse_node
@@ -81,7 +82,11 @@ def render(report: PlanReport, fmt: str) -> str:
 def _facts_dir(directory: Path) -> dict[str, NodeFacts]:
     out: dict[str, NodeFacts] = {}
     for path in sorted(directory.glob("*.json")):
-        facts = facts_from_json(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        try:
+            raw = json_loads(read_text(path, MAX_FACTS_BYTES))
+        except (UnicodeDecodeError, InputLimitError, json.JSONDecodeError) as e:
+            raise ValidationError([Problem("", f"refused: {e}")], source=str(path)) from e
+        facts = facts_from_json(raw, source=str(path))
         out[facts.node] = facts
     return out
 

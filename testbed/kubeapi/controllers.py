@@ -416,7 +416,7 @@ class Controllers:
                 or not node_is_ready(node.obj)
             ):
                 continue
-            if not LabelSelector.from_struct({"matchLabels": node_selector}).matches(labels_of(node.obj)):  # type: ignore[union-attr]
+            if not LabelSelector.from_struct({"matchLabels": node_selector}).matches(labels_of(node.obj)):
                 continue
             if any(
                 t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod, t)

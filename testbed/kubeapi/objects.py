@@ -42,9 +42,10 @@ def labels_of(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or ():
+    conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
+    for cond in conditions:
         if cond.get("type") == ctype:
-            return cond  # type: ignore[no-any-return]
+            return cond
     return None
 
 
@@ -59,9 +60,10 @@ def node_is_ready(node: dict[str, Any]) -> bool:
 
 
 def controller_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+    refs: list[dict[str, Any]] = obj.get("metadata", {}).get("ownerReferences") or []
+    for ref in refs:
         if ref.get("controller"):
-            return ref  # type: ignore[no-any-return]
+            return ref
     return None
 
 

@@ -295,6 +295,12 @@ class KubeApi:
 
         return self._thread.call(read)
 
+    def must_get(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """``get`` for an object that must exist; an AssertionError naming it when it does not."""
+        obj = self.get(resource, name, namespace)
+        assert obj is not None, f"{resource} {namespace + '/' if namespace else ''}{name} does not exist"
+        return obj
+
     def list(
         self,
         resource: str,

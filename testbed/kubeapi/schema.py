@@ -300,7 +300,7 @@ def _alternatives(schemas: list[Schema]) -> str:
     return ",".join(types) if types else "one of the allowed schemas (anyOf)"
 
 
-def check_structural(schema: Schema, path: str = "spec.validation.openAPIV3Schema") -> list[FieldError]:
+def check_structural(schema: object, path: str = "spec.validation.openAPIV3Schema") -> list[FieldError]:
     """The few structural-schema rules whose violation would make validation meaningless."""
     errors: list[FieldError] = []
     if not isinstance(schema, dict):

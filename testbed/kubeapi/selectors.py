@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from .errors import bad_request
 
@@ -82,6 +82,21 @@ def _label_requirement(term: str) -> Requirement:
     return lambda labels: key in labels
 
 
+def _label_equals(key: str, value: str) -> Requirement:
+    return lambda labels: labels.get(key) == value
+
+
+def _struct_requirement(key: str, op: str, values: frozenset[str]) -> Requirement:
+    """One requirement of a metav1.LabelSelector: ``In``, ``NotIn``, ``Exists`` or ``DoesNotExist``."""
+    if op == "In":
+        return lambda labels: labels.get(key) in values
+    if op == "NotIn":
+        return lambda labels: labels.get(key) not in values
+    if op == "Exists":
+        return lambda labels: key in labels
+    return lambda labels: key not in labels
+
+
 @dataclass(frozen=True)
 class LabelSelector:
     requirements: tuple[Requirement, ...]
@@ -92,6 +107,12 @@ class LabelSelector:
             return cls(())
         return cls(tuple(_label_requirement(t) for t in _split_top_level(text)))
 
+    @overload
+    @classmethod
+    def from_struct(cls, selector: Mapping[str, Any]) -> LabelSelector: ...
+    @overload
+    @classmethod
+    def from_struct(cls, selector: Mapping[str, Any] | None) -> LabelSelector | None: ...
     @classmethod
     def from_struct(cls, selector: Mapping[str, Any] | None) -> LabelSelector | None:
         """A metav1.LabelSelector; ``None`` (no selector) selects nothing, ``{}`` selects everything."""
@@ -99,17 +120,11 @@ class LabelSelector:
             return None
         reqs: list[Requirement] = []
         for key, value in (selector.get("matchLabels") or {}).items():
-            reqs.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            reqs.append(_label_equals(key, value))
         for expr in selector.get("matchExpressions") or []:
             key, op, values = expr["key"], expr["operator"], frozenset(expr.get("values") or ())
-            if op == "In":
-                reqs.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            elif op == "NotIn":
-                reqs.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-            elif op == "Exists":
-                reqs.append(lambda labels, k=key: k in labels)
-            elif op == "DoesNotExist":
-                reqs.append(lambda labels, k=key: k not in labels)
+            if op in ("In", "NotIn", "Exists", "DoesNotExist"):
+                reqs.append(_struct_requirement(key, op, values))
         return cls(tuple(reqs))
 
     @property

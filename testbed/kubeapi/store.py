@@ -46,7 +46,8 @@ class Stored:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.obj["metadata"]  # type: ignore[no-any-return]
+        meta: dict[str, Any] = self.obj["metadata"]
+        return meta
 
     @property
     def rv(self) -> int:

@@ -52,8 +52,13 @@ class DockerClient:
         url = API + path + ("?" + urllib.parse.urlencode(query) if query else "")
         conn = _UnixConnection(self.socket_path, self.timeout)
         try:
-            conn.request(method, url, body=body, headers=headers or {}, encode_chunked=body is not None
-                         and not isinstance(body, bytes))
+            conn.request(
+                method,
+                url,
+                body=body,
+                headers=headers or {},
+                encode_chunked=body is not None and not isinstance(body, bytes),
+            )
             response = conn.getresponse()
             data = response.read()
         finally:
@@ -121,8 +126,12 @@ class DockerClient:
         self._request("POST", f"/images/{urllib.parse.quote(ref, safe='')}/tag", {"repo": repo, "tag": tag})
 
     def push(self, repo: str, tag: str) -> None:
-        out = self._request("POST", f"/images/{urllib.parse.quote(repo, safe='')}/push", {"tag": tag},
-                            headers={"X-Registry-Auth": "e30="})
+        out = self._request(
+            "POST",
+            f"/images/{urllib.parse.quote(repo, safe='')}/push",
+            {"tag": tag},
+            headers={"X-Registry-Auth": "e30="},
+        )
         for line in out.decode(errors="replace").splitlines():
             if line.strip() and "error" in (event := json.loads(line)):
                 raise DockerError(500, str(event["error"]))

@@ -21,7 +21,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import pytest
 
@@ -33,6 +33,9 @@ from testbed.nodes.profiles import PROFILE_NAMES, ProfileName
 
 if TYPE_CHECKING:
     import paramiko
+    from kubernetes.client import CoreV1Api
+
+T = TypeVar("T")
 
 REQUIRED_BINARIES = (
     "containerd",
@@ -123,7 +126,7 @@ def kubelet_cluster(testbed_cluster: Cluster, nodes_kubeapi: ApiEndpoint) -> Clu
 
 
 @pytest.fixture(scope="session")
-def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
+def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[CoreV1Api]:
     from kubernetes import client, config
 
     api_client = config.new_client_from_config(config_file=str(nodes_kubeapi.kubeconfig))
@@ -134,8 +137,11 @@ def kube_core(nodes_kubeapi: ApiEndpoint) -> Iterator[Any]:
 
 
 def wait_until(
-    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "", interval: float = 0.2
-) -> Any:
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout: float = 30.0,
+    what: str = "",
+    interval: float = 0.2,
+) -> T:
     """``testbed.waiting.wait_until`` with the node tests' defaults (30 s, polled every 0.2 s)."""
     return waiting.wait_until(predicate, timeout, what=what or repr(predicate), interval=interval)
 

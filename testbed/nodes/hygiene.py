@@ -14,8 +14,15 @@ from testbed.nodes.processes import marked_processes
 
 # Paths the node daemons would create on the host if a private mount were missing.
 HOST_PATHS_NODES_MUST_NOT_CREATE = (
-    "/var/lib/docker", "/var/lib/containerd", "/var/lib/kubelet", "/opt/containerd", "/etc/docker/key.json",
-    "/run/containerd", "/run/docker.sock", "/run/fake-systemd", "/var/log/systemctl-calls.log",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/kubelet",
+    "/opt/containerd",
+    "/etc/docker/key.json",
+    "/run/containerd",
+    "/run/docker.sock",
+    "/run/fake-systemd",
+    "/var/log/systemctl-calls.log",
 )
 NETNS_PREFIX = "shimshift"
 

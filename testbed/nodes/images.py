@@ -112,11 +112,13 @@ def write_archive(images: Sequence[ImageSpec], dest: Path) -> dict[str, str]:
         config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
         config_id = _digest(config_bytes)
         files[f"{config_id}.json"] = config_bytes
-        manifest.append({
-            "Config": f"{config_id}.json",
-            "RepoTags": list(image.tags) or None,
-            "Layers": [f"{d.removeprefix('sha256:')}/layer.tar" for d in diff_ids],
-        })
+        manifest.append(
+            {
+                "Config": f"{config_id}.json",
+                "RepoTags": list(image.tags) or None,
+                "Layers": [f"{d.removeprefix('sha256:')}/layer.tar" for d in diff_ids],
+            }
+        )
         for tag in image.tags or (f"<untagged {n}>",):
             ids[tag] = "sha256:" + config_id
     for layer_id, data in layers.items():
@@ -164,7 +166,9 @@ def benchmark_images(base_mb: int = 40, count: int = 10, each_mb: int = 5) -> li
     one ``base_mb`` MB base layer."""
     base = LayerSpec(f"bench-base-{base_mb}", size_bytes=base_mb << 20, busybox=True)
     return [
-        ImageSpec((f"registry.shimshift.test/bench/img{i}:1.0",),
-                  (base, LayerSpec(f"bench-{i}-{each_mb}", each_mb << 20)))
+        ImageSpec(
+            (f"registry.shimshift.test/bench/img{i}:1.0",),
+            (base, LayerSpec(f"bench-{i}-{each_mb}", each_mb << 20)),
+        )
         for i in range(count)
     ]

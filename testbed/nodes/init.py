@@ -43,12 +43,15 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
     _mount("--bind", str(systemctl), "/usr/bin/systemctl")
     for path in sorted(BIND_DIRS, key=lambda p: (p == "/tmp", len(p))):
         _mount("--bind", str(node.bind_source(path)), path)
-    for path, fd in kept:
-        path.mkdir(parents=True, exist_ok=True)  # inside the node's private /tmp (under NODE_DIR)
+    for host_path, fd in kept:
+        host_path.mkdir(parents=True, exist_ok=True)  # inside the node's private /tmp (under NODE_DIR)
         # --no-canonicalize: the kernel follows /proc/self/fd/N to the host directory held open above;
         # a canonicalized path would name the (empty) directory in the node's own /tmp instead.
-        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(path)],
-                       check=True, pass_fds=(fd,))
+        subprocess.run(
+            ["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(host_path)],
+            check=True,
+            pass_fds=(fd,),
+        )
         os.close(fd)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 

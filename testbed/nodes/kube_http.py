@@ -66,8 +66,9 @@ class KubeHttp:
             if cert:
                 self.context.load_cert_chain(cert, key)
 
-    def request(self, method: str, path: str, body: Any = None,
-                content_type: str = "application/json") -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers, **({"Content-Type": content_type} if data is not None else {}))
         request = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)  # noqa: S310

@@ -73,8 +73,10 @@ class Settings:
                 config = yaml.safe_load(Path(flags["--config"]).read_text()) or {}
             except OSError as e:
                 path = flags["--config"]
-                raise KubeletFlagError(f"failed to load Kubelet config file {path}, error failed to read "
-                                       f'kubelet config file "{path}", error: {e}') from e
+                raise KubeletFlagError(
+                    f"failed to load Kubelet config file {path}, error failed to read "
+                    f'kubelet config file "{path}", error: {e}'
+                ) from e
         return cls(
             node_name=flags.get("--hostname-override") or socket.gethostname(),
             node_ip=flags.get("--node-ip") or env.get("FAKE_KUBELET_NODE_IP", "127.0.0.1"),
@@ -122,28 +124,38 @@ def sandbox_failure(report: RuntimeReport, puller: Puller, via: str) -> str:
     if not error:
         return ""
     if via == "cri":
-        return (f'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox image '
-                f'"{report.sandbox_image}": failed to pull image "{report.sandbox_image}": {error}')
-    return (f"Failed to create pod sandbox: rpc error: code = Unknown desc = failed pulling image "
-            f'"{report.sandbox_image}": {error}')
+        return (
+            f"Failed to create pod sandbox: rpc error: code = Unknown desc = failed to get sandbox image "
+            f'"{report.sandbox_image}": failed to pull image "{report.sandbox_image}": {error}'
+        )
+    return (
+        f"Failed to create pod sandbox: rpc error: code = Unknown desc = failed pulling image "
+        f'"{report.sandbox_image}": {error}'
+    )
 
 
-def _condition(kind: str, ok: bool, reason: str, message: str,
-               previous: dict[str, Any] | None) -> dict[str, Any]:
+def _condition(
+    kind: str, ok: bool, reason: str, message: str, previous: dict[str, Any] | None
+) -> dict[str, Any]:
     status = "True" if ok else "False"
-    changed = previous is None or previous.get("status") != status
+    heartbeat = now_iso()
+    if previous is not None and previous.get("status") == status:
+        transition = previous["lastTransitionTime"]
+    else:
+        transition = now_iso()
     return {
         "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
-        "lastHeartbeatTime": now_iso(),
-        "lastTransitionTime": now_iso() if changed else previous["lastTransitionTime"],  # type: ignore[index]
+        "lastHeartbeatTime": heartbeat,
+        "lastTransitionTime": transition,
     }
 
 
-def node_status(settings: Settings, report: RuntimeReport,
-                previous: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def node_status(
+    settings: Settings, report: RuntimeReport, previous: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     ready = report.ready
     conditions = [
         _condition(kind, False, reason, message, previous.get(kind))
@@ -154,13 +166,18 @@ def node_status(settings: Settings, report: RuntimeReport,
         )
     ]
     message = "kubelet is posting ready status" if ready else report.error
-    conditions.append(_condition("Ready", ready, "KubeletReady" if ready else "KubeletNotReady", message,
-                                 previous.get("Ready")))
+    conditions.append(
+        _condition(
+            "Ready", ready, "KubeletReady" if ready else "KubeletNotReady", message, previous.get("Ready")
+        )
+    )
     uname = platform.uname()
     return {
         "conditions": conditions,
-        "addresses": [{"type": "InternalIP", "address": settings.node_ip},
-                      {"type": "Hostname", "address": settings.node_name}],
+        "addresses": [
+            {"type": "InternalIP", "address": settings.node_ip},
+            {"type": "Hostname", "address": settings.node_name},
+        ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
             "machineID": hashlib.md5(settings.node_name.encode()).hexdigest(),  # noqa: S324 - an id, not security
@@ -178,8 +195,13 @@ def node_status(settings: Settings, report: RuntimeReport,
     }
 
 
-def pod_status(pod: dict[str, Any], report: RuntimeReport, sandbox_error: str,
-               image_errors: dict[str, str], previous: dict[str, Any]) -> dict[str, Any]:
+def pod_status(
+    pod: dict[str, Any],
+    report: RuntimeReport,
+    sandbox_error: str,
+    image_errors: dict[str, str],
+    previous: dict[str, Any],
+) -> dict[str, Any]:
     """The status kubelet would post for ``pod`` given what the runtime said."""
     containers = pod.get("spec", {}).get("containers") or []
     uid = pod.get("metadata", {}).get("uid", "")
@@ -195,8 +217,12 @@ def pod_status(pod: dict[str, Any], report: RuntimeReport, sandbox_error: str,
         elif sandbox_error:
             state = {"waiting": {"reason": "ContainerCreating", "message": sandbox_error}}
         elif image in image_errors:
-            state = {"waiting": {"reason": "ImagePullBackOff",
-                                 "message": f'Back-off pulling image "{image}": {image_errors[image]}'}}
+            state = {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}": {image_errors[image]}',
+                }
+            }
         else:
             cid = hashlib.sha256(f"{uid}/{name}/{prefix}".encode()).hexdigest()
             state = {"running": {"startedAt": started}}
@@ -230,8 +256,9 @@ def pod_status(pod: dict[str, Any], report: RuntimeReport, sandbox_error: str,
 def _comparable(status: dict[str, Any]) -> str:
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items()
-                    if k not in ("lastHeartbeatTime", "lastTransitionTime")}
+            return {
+                k: strip(v) for k, v in value.items() if k not in ("lastHeartbeatTime", "lastTransitionTime")
+            }
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
@@ -266,12 +293,18 @@ class FakeKubelet:
             "kind": "Node",
             "metadata": {
                 "name": name,
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                           "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                           "beta.kubernetes.io/arch": "amd64"},
-                "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-                                **self.settings.annotations},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "beta.kubernetes.io/os": "linux",
+                    "beta.kubernetes.io/arch": "amd64",
+                },
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                    **self.settings.annotations,
+                },
             },
             "spec": {},
         }
@@ -286,8 +319,9 @@ class FakeKubelet:
         status = node_status(self.settings, report, self.node_conditions)
         self.node_conditions = {c["type"]: c for c in status["conditions"]}
         self.api.merge_patch(f"/api/v1/nodes/{self.settings.node_name}/status", {"status": status})
-        pods = self.api.request("GET", "/api/v1/pods" + KubeHttp.query(
-            fieldSelector=f"spec.nodeName={self.settings.node_name}"))
+        pods = self.api.request(
+            "GET", "/api/v1/pods" + KubeHttp.query(fieldSelector=f"spec.nodeName={self.settings.node_name}")
+        )
         summary = {}
         for pod in pods.get("items") or []:
             meta = pod["metadata"]
@@ -303,12 +337,20 @@ class FakeKubelet:
             new["hostIP"] = self.settings.node_ip
             summary[key] = new["phase"]
             if self.posted_pods.get(key) != _comparable(new) or _comparable(previous) != _comparable(new):
-                self.api.merge_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                                     {"status": new})
+                self.api.merge_patch(
+                    f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": new}
+                )
                 self.posted_pods[key] = _comparable(new)
-        result = {"time": now_iso(), "node": self.settings.node_name, "runtime": report.version,
-                  "endpoint": self.settings.runtime.endpoint, "ready": report.ready, "error": report.error,
-                  "sandbox_error": sandbox_error, "pods": summary}
+        result = {
+            "time": now_iso(),
+            "node": self.settings.node_name,
+            "runtime": report.version,
+            "endpoint": self.settings.runtime.endpoint,
+            "ready": report.ready,
+            "error": report.error,
+            "sandbox_error": sandbox_error,
+            "pods": summary,
+        }
         STATUS_FILE.write_text(json.dumps(result, indent=1))
         return result
 
@@ -338,8 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     except KubeletFlagError as e:
         log.error("%s", e)
         return 1
-    log.info("flags %s; runtime %s via %s; cgroupDriver %s", args, settings.runtime.endpoint,
-             settings.runtime.via, settings.cgroup_driver)
+    log.info(
+        "flags %s; runtime %s via %s; cgroupDriver %s",
+        args,
+        settings.runtime.endpoint,
+        settings.runtime.via,
+        settings.cgroup_driver,
+    )
     FakeKubelet(settings).run()
     return 0
 

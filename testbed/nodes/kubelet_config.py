@@ -16,8 +16,15 @@ DOCKERSHIM_DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 REMOTE_DEFAULT_ENDPOINT = "unix:///run/containerd/containerd.sock"
 
 # dockershim-only flags that kubelet 1.24 removed, and the runtime flag that 1.27 removed
-REMOVED_IN_1_24 = ("--network-plugin", "--cni-conf-dir", "--cni-bin-dir", "--docker-endpoint",
-                   "--image-pull-progress-deadline", "--network-plugin-mtu", "--non-masquerade-cidr")
+REMOVED_IN_1_24 = (
+    "--network-plugin",
+    "--cni-conf-dir",
+    "--cni-bin-dir",
+    "--docker-endpoint",
+    "--image-pull-progress-deadline",
+    "--network-plugin-mtu",
+    "--non-masquerade-cidr",
+)
 REMOVED_IN_1_27 = ("--container-runtime",)
 
 
@@ -75,8 +82,10 @@ def choose_runtime(flags: dict[str, str], config: dict[str, Any], version: str) 
     if runtime not in ("remote", "docker"):
         raise KubeletFlagError(f'failed to run Kubelet: unsupported container runtime "{runtime}"')
     if minor(version) >= 24 and runtime == "docker":
-        raise KubeletFlagError('failed to run Kubelet: unsupported container runtime "docker" '
-                               "(dockershim was removed in 1.24; use cri-dockerd or containerd)")
+        raise KubeletFlagError(
+            'failed to run Kubelet: unsupported container runtime "docker" '
+            "(dockershim was removed in 1.24; use cri-dockerd or containerd)"
+        )
     endpoint = endpoint or REMOTE_DEFAULT_ENDPOINT
     if not endpoint.startswith("unix://"):
         endpoint = "unix://" + endpoint

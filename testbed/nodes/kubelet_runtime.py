@@ -57,7 +57,7 @@ class DockerRuntime:
         try:
             self.client.pull(ref)
         except (DockerError, OSError) as e:
-            return f'rpc error: code = Unknown desc = Error response from daemon: {getattr(e, "message", e)}'
+            return f"rpc error: code = Unknown desc = Error response from daemon: {getattr(e, 'message', e)}"
         return None
 
 
@@ -75,8 +75,10 @@ def probe_docker(choice: RuntimeChoice, sandbox_image: str, cgroup_driver: str) 
                 f'desc = "transport: Error while dialing dial unix {choice.socket_path}: {e}"'
             )
         else:
-            report.error = ("container runtime is down: Cannot connect to the Docker daemon at "
-                            f"{choice.endpoint}. Is the docker daemon running?")
+            report.error = (
+                "container runtime is down: Cannot connect to the Docker daemon at "
+                f"{choice.endpoint}. Is the docker daemon running?"
+            )
         return report
     report.version = f"docker://{version.get('Version', '')}"
     docker_driver = info.get("CgroupDriver", "")
@@ -99,11 +101,12 @@ class CriRuntime:
         from cri_api.v1 import api_pb2, api_pb2_grpc
 
         self.pb = api_pb2
-        self.images = api_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
+        self.images = api_pb2_grpc.ImageServiceStub(channel)
 
     def has_image(self, ref: str) -> bool:
-        status = self.images.ImageStatus(self.pb.ImageStatusRequest(image=self.pb.ImageSpec(image=ref)),
-                                         timeout=CRI_TIMEOUT)
+        status = self.images.ImageStatus(
+            self.pb.ImageStatusRequest(image=self.pb.ImageSpec(image=ref)), timeout=CRI_TIMEOUT
+        )
         return bool(status.image.id)
 
     def pull(self, ref: str) -> str | None:
@@ -122,7 +125,7 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
     from cri_api.v1 import api_pb2, api_pb2_grpc
 
     report = RuntimeReport()
-    runtime_stub = api_pb2_grpc.RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]
+    runtime_stub = api_pb2_grpc.RuntimeServiceStub(channel)
     try:
         version = runtime_stub.Version(api_pb2.VersionRequest(version="v1"), timeout=CRI_TIMEOUT)
         status = runtime_stub.Status(api_pb2.StatusRequest(verbose=True), timeout=CRI_TIMEOUT)
@@ -130,7 +133,7 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
         code = e.code()
         if code == grpc.StatusCode.UNIMPLEMENTED:
             report.error = (
-                f'validate service connection: CRI v1 runtime API is not implemented for endpoint '
+                f"validate service connection: CRI v1 runtime API is not implemented for endpoint "
                 f'"{choice.endpoint}": rpc error: code = Unimplemented desc = {e.details()}'
             )
         else:
@@ -143,16 +146,18 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
     not_ready = [c for c in status.status.conditions if not c.status]
     if not_ready:
         c = not_ready[0]
-        report.error = (f"container runtime network not ready: {c.type}=false reason:{c.reason} "
-                        f"message:{c.message}" if c.type == "NetworkReady"
-                        else f"container runtime status check may not have completed yet: {c.type}=false "
-                             f"reason:{c.reason} message:{c.message}")
+        report.error = (
+            f"container runtime network not ready: {c.type}=false reason:{c.reason} message:{c.message}"
+            if c.type == "NetworkReady"
+            else f"container runtime status check may not have completed yet: {c.type}=false "
+            f"reason:{c.reason} message:{c.message}"
+        )
         return report
     config = json.loads(status.info.get("config", "{}"))
     # containerd's CRI decides the sandbox image (kubelet's --pod-infra-container-image is only a
     # garbage-collection hint for remote runtimes)
     report.sandbox_image = config.get("sandboxImage") or sandbox_flag
-    runc = (((config.get("containerd") or {}).get("runtimes") or {}).get("runc") or {})
+    runc = ((config.get("containerd") or {}).get("runtimes") or {}).get("runc") or {}
     systemd_cgroup = bool((runc.get("options") or {}).get("SystemdCgroup"))
     runtime = CriRuntime(channel)
     report.runtime = runtime
@@ -161,8 +166,10 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
     if systemd_cgroup != (cgroup_driver == "systemd"):
         # what runc answers when kubelet's cgroupDriver and containerd's SystemdCgroup disagree
         if systemd_cgroup:
-            cause = ('expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
-                     'got "/kubepods/besteffort/pod.../..." instead')
+            cause = (
+                'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
+                'got "/kubepods/besteffort/pod.../..." instead'
+            )
         else:
             cause = 'invalid cgroups path "kubepods-besteffort-pod....slice:cri-containerd:..." for cgroupfs'
         report.sandbox_error = (

@@ -72,8 +72,9 @@ class Node:
             MARKER_ENV: str(self.dir.path.parent),
         }
         cmd = ["nsenter", f"--target={self.init_pid}", "--all", "--", *argv]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input,
-                              check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input, check=False
+        )
         return CommandResult(proc.returncode, proc.stdout, proc.stderr, tuple(argv))
 
     def systemctl_calls(self) -> list[dict[str, Any]]:
@@ -90,9 +91,17 @@ class Node:
         client = paramiko.SSHClient()
         client.load_host_keys(str(known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(self.ssh_host, port=self.ssh_port, username=self.ssh_user,
-                       key_filename=str(private_key), timeout=timeout, banner_timeout=timeout,
-                       auth_timeout=timeout, look_for_keys=False, allow_agent=False)
+        client.connect(
+            self.ssh_host,
+            port=self.ssh_port,
+            username=self.ssh_user,
+            key_filename=str(private_key),
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            look_for_keys=False,
+            allow_agent=False,
+        )
         return client
 
     def cri_channel(self) -> grpc.Channel:

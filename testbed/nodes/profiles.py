@@ -106,14 +106,38 @@ class Profile:
 PROFILES: dict[ProfileName, Profile] = {
     p.name: p
     for p in (
-        Profile(ProfileName.KUBEADM_SYSTEMD, "1.23.17", "systemd", "kubeadm", RegistryUse.MIRROR_WITH_CA,
-                "k8s.gcr.io/pause:3.6"),
-        Profile(ProfileName.KUBEADM_CGROUPFS, "1.23.17", "cgroupfs", "kubeadm", RegistryUse.INSECURE,
-                "k8s.gcr.io/pause:3.6"),
-        Profile(ProfileName.KUBESPRAY, "1.23.17", "systemd", "kubespray", RegistryUse.AIR_GAPPED,
-                "k8s.gcr.io/pause:3.6"),
-        Profile(ProfileName.CRI_DOCKERD, "1.27.16", "systemd", "cri-dockerd", RegistryUse.MIRROR_WITH_CA,
-                "registry.k8s.io/pause:3.9"),
+        Profile(
+            ProfileName.KUBEADM_SYSTEMD,
+            "1.23.17",
+            "systemd",
+            "kubeadm",
+            RegistryUse.MIRROR_WITH_CA,
+            "k8s.gcr.io/pause:3.6",
+        ),
+        Profile(
+            ProfileName.KUBEADM_CGROUPFS,
+            "1.23.17",
+            "cgroupfs",
+            "kubeadm",
+            RegistryUse.INSECURE,
+            "k8s.gcr.io/pause:3.6",
+        ),
+        Profile(
+            ProfileName.KUBESPRAY,
+            "1.23.17",
+            "systemd",
+            "kubespray",
+            RegistryUse.AIR_GAPPED,
+            "k8s.gcr.io/pause:3.6",
+        ),
+        Profile(
+            ProfileName.CRI_DOCKERD,
+            "1.27.16",
+            "systemd",
+            "cri-dockerd",
+            RegistryUse.MIRROR_WITH_CA,
+            "registry.k8s.io/pause:3.9",
+        ),
     )
 }
 
@@ -184,9 +208,18 @@ def _kubelet_unit(p: Profile, node_ip: str) -> str:
     }
     if p.layout == "kubespray":
         # Kubespray: /etc/systemd/system/kubelet.service with EnvironmentFile=/etc/kubernetes/kubelet.env
-        args = ["$KUBE_LOGTOSTDERR", "$KUBE_LOG_LEVEL", "$KUBELET_API_SERVER", "$KUBELET_ADDRESS",
-                "$KUBELET_HOSTNAME", "$KUBELET_ARGS", "$DOCKER_SOCKET", "$KUBELET_NETWORK_PLUGIN",
-                "$KUBELET_VOLUME_PLUGIN", "$KUBELET_CLOUDPROVIDER"]
+        args = [
+            "$KUBE_LOGTOSTDERR",
+            "$KUBE_LOG_LEVEL",
+            "$KUBELET_API_SERVER",
+            "$KUBELET_ADDRESS",
+            "$KUBELET_HOSTNAME",
+            "$KUBELET_ARGS",
+            "$DOCKER_SOCKET",
+            "$KUBELET_NETWORK_PLUGIN",
+            "$KUBELET_VOLUME_PLUGIN",
+            "$KUBELET_CLOUDPROVIDER",
+        ]
         files = ["/etc/kubernetes/kubelet.env"]
     else:
         env |= {
@@ -194,16 +227,26 @@ def _kubelet_unit(p: Profile, node_ip: str) -> str:
             "--kubeconfig=/etc/kubernetes/kubelet.conf",
             "KUBELET_CONFIG_ARGS": "--config=/var/lib/kubelet/config.yaml",
         }
-        args = ["$KUBELET_KUBECONFIG_ARGS", "$KUBELET_CONFIG_ARGS", "$KUBELET_KUBEADM_ARGS",
-                "$KUBELET_EXTRA_ARGS"]
+        args = [
+            "$KUBELET_KUBECONFIG_ARGS",
+            "$KUBELET_CONFIG_ARGS",
+            "$KUBELET_KUBEADM_ARGS",
+            "$KUBELET_EXTRA_ARGS",
+        ]
         files = ["-/var/lib/kubelet/kubeadm-flags.env", "-/etc/default/kubelet"]
-    return _unit(kubelet + args, environment=env, environment_files=files,
-                 description="kubelet (testbed fake)", ready={"file": "/var/lib/kubelet/fake-kubelet.ready"},
-                 start_timeout=30)
+    return _unit(
+        kubelet + args,
+        environment=env,
+        environment_files=files,
+        description="kubelet (testbed fake)",
+        ready={"file": "/var/lib/kubelet/fake-kubelet.ready"},
+        start_timeout=30,
+    )
 
 
-def render_node_files(p: Profile, node_name: str, node_ip: str, host_etc_hosts: str,
-                      registry_ca_pem: str | None) -> dict[str, str]:
+def render_node_files(
+    p: Profile, node_name: str, node_ip: str, host_etc_hosts: str, registry_ca_pem: str | None
+) -> dict[str, str]:
     """All node files of profile ``p`` for one node, keyed by node path."""
     files: dict[str, str] = {
         "/etc/hostname": node_name + "\n",
@@ -211,15 +254,27 @@ def render_node_files(p: Profile, node_name: str, node_ip: str, host_etc_hosts: 
         "/etc/docker/daemon.json": _daemon_json(p),
         "/etc/cni/net.d/10-testbed.conflist": json.dumps(CNI_CONFIG, indent=2) + "\n",
         "/etc/fake-systemd/containerd.json": _unit(
-            ["/usr/bin/containerd"], description="containerd container runtime",
-            ready={"socket": "/run/containerd/containerd.sock"}),
+            ["/usr/bin/containerd"],
+            description="containerd container runtime",
+            ready={"socket": "/run/containerd/containerd.sock"},
+        ),
         # The flags that must never be dropped here: the testbed allows loopback traffic only.
         "/etc/fake-systemd/docker.json": _unit(
-            ["/usr/sbin/dockerd", "-H", "unix:///run/docker.sock",
-             "--containerd=/run/containerd/containerd.sock",
-             "--iptables=false", "--ip6tables=false", "--bridge=none", "--ip-masq=false"],
-            description="Docker Application Container Engine", wants=["containerd"],
-            ready={"socket": "/run/docker.sock"}, stop_timeout=15),
+            [
+                "/usr/sbin/dockerd",
+                "-H",
+                "unix:///run/docker.sock",
+                "--containerd=/run/containerd/containerd.sock",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--ip-masq=false",
+            ],
+            description="Docker Application Container Engine",
+            wants=["containerd"],
+            ready={"socket": "/run/docker.sock"},
+            stop_timeout=15,
+        ),
         "/etc/fake-systemd/kubelet.json": _kubelet_unit(p, node_ip),
     }
     hosts = host_etc_hosts.rstrip("\n") + f"\n127.0.1.1\t{node_name}\n"
@@ -263,10 +318,15 @@ def render_node_files(p: Profile, node_name: str, node_ip: str, host_etc_hosts: 
         # No cri-dockerd binary exists for this machine; a socat that relays the cri-dockerd socket
         # to dockerd stands in for it, so the endpoint exists only while cri-docker.service runs.
         files["/etc/fake-systemd/cri-docker.json"] = _unit(
-            ["/usr/bin/socat", "UNIX-LISTEN:/run/cri-dockerd.sock,fork,unlink-early",
-             "UNIX-CONNECT:/run/docker.sock"],
+            [
+                "/usr/bin/socat",
+                "UNIX-LISTEN:/run/cri-dockerd.sock,fork,unlink-early",
+                "UNIX-CONNECT:/run/docker.sock",
+            ],
             description="CRI Interface for Docker Application Container Engine (testbed stand-in)",
-            wants=["docker"], ready={"socket": "/run/cri-dockerd.sock"})
+            wants=["docker"],
+            ready={"socket": "/run/cri-dockerd.sock"},
+        )
         files["/etc/systemd/system/cri-docker.service"] = (
             "[Service]\nExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// "
             "--network-plugin=cni "

@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from testbed.nodes.docker_api import DockerClient
 from testbed.nodes.images import BASE, ImageSpec, LayerSpec, kube_proxy_image, node_images, write_archive
@@ -25,27 +25,46 @@ def daemonset_pods(node: Node) -> list[dict[str, str]]:
     """The DaemonSet pods a node runs before the migration (one per node, like kube-proxy)."""
     suffix = hashlib.sha256(node.name.encode()).hexdigest()[:5]
     pod = f"kube-proxy-{suffix}"
-    return [{
-        "name": pod,
-        "namespace": "kube-system",
-        "uid": pod_uid(node.name, pod),
-        "container": "kube-proxy",
-        "image": kube_proxy_image(node.profile.kubelet_version),
-    }]
+    return [
+        {
+            "name": pod,
+            "namespace": "kube-system",
+            "uid": pod_uid(node.name, pod),
+            "container": "kube-proxy",
+            "image": kube_proxy_image(node.profile.kubelet_version),
+        }
+    ]
 
 
-def daemonset_pod_manifests(node: Node) -> list[dict[str, object]]:
+def daemonset_pod_manifests(node: Node) -> list[dict[str, Any]]:
     """The node's DaemonSet pods as API objects, bound to the node (the Docker containers of
     ``seed_node`` carry the same pod names)."""
-    return [{
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": pod["name"], "namespace": pod["namespace"], "labels": {"k8s-app": "kube-proxy"},
-                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "kube-proxy",
-                                          "uid": pod_uid("daemonset", "kube-proxy"), "controller": True}]},
-        "spec": {"nodeName": node.name, "containers": [{"name": pod["container"], "image": pod["image"]}],
-                 "tolerations": [{"operator": "Exists"}]},
-    } for pod in daemonset_pods(node)]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod["name"],
+                "namespace": pod["namespace"],
+                "labels": {"k8s-app": "kube-proxy"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "DaemonSet",
+                        "name": "kube-proxy",
+                        "uid": pod_uid("daemonset", "kube-proxy"),
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {
+                "nodeName": node.name,
+                "containers": [{"name": pod["container"], "image": pod["image"]}],
+                "tolerations": [{"operator": "Exists"}],
+            },
+        }
+        for pod in daemonset_pods(node)
+    ]
 
 
 def _labels(pod: dict[str, str], container: str, kind: str) -> dict[str, str]:
@@ -58,27 +77,33 @@ def _labels(pod: dict[str, str], container: str, kind: str) -> dict[str, str]:
     }
 
 
-def seed_node(node: Node, archives: dict[str, object]) -> None:
+def seed_node(node: Node, archives: dict[str, Path]) -> None:
     docker = DockerClient(node.docker_socket)
     # runc's systemd cgroup manager needs a running systemd (D-Bus), which no node has: with
     # Docker on the systemd driver the containers are created, named and labelled, but not started.
     can_run = node.profile.cgroup_driver == "cgroupfs"
-    docker.load(archives[node.profile.name.value])  # type: ignore[arg-type]
+    docker.load(archives[node.profile.name.value])
     for pod in daemonset_pods(node):
         # names exactly as dockershim / cri-dockerd make them: k8s_<container>_<pod>_<ns>_<uid>_<attempt>
         base = f"{pod['name']}_{pod['namespace']}_{pod['uid']}_0"
-        sandbox = docker.create_container(f"k8s_POD_{base}", {
-            "Image": node.profile.sandbox_image,
-            "Labels": _labels(pod, "POD", "podsandbox"),
-            "HostConfig": {"NetworkMode": "none"},
-        })
+        sandbox = docker.create_container(
+            f"k8s_POD_{base}",
+            {
+                "Image": node.profile.sandbox_image,
+                "Labels": _labels(pod, "POD", "podsandbox"),
+                "HostConfig": {"NetworkMode": "none"},
+            },
+        )
         if can_run:
             docker.start_container(sandbox)
-        app = docker.create_container(f"k8s_{pod['container']}_{base}", {
-            "Image": pod["image"],
-            "Labels": _labels(pod, pod["container"], "container"),
-            "HostConfig": {"NetworkMode": f"container:{sandbox}"},
-        })
+        app = docker.create_container(
+            f"k8s_{pod['container']}_{base}",
+            {
+                "Image": pod["image"],
+                "Labels": _labels(pod, pod["container"], "container"),
+                "HostConfig": {"NetworkMode": f"container:{sandbox}"},
+            },
+        )
         if can_run:
             docker.start_container(app)
 
@@ -86,8 +111,9 @@ def seed_node(node: Node, archives: dict[str, object]) -> None:
 #: Images that exist only in the registry, to test pulls through a node's registry configuration.
 REGISTRY_ONLY = [
     ImageSpec(("registry.shimshift.test/team/app:2.0",), (BASE, LayerSpec("app-2.0", 256 * 1024))),
-    ImageSpec(("docker.io/library/busybox:1.36",), (LayerSpec("busybox-1.36", busybox=True),),
-              cmd=("/bin/sh",)),
+    ImageSpec(
+        ("docker.io/library/busybox:1.36",), (LayerSpec("busybox-1.36", busybox=True),), cmd=("/bin/sh",)
+    ),
 ]
 
 
@@ -100,9 +126,20 @@ def seed_registry(cluster: Cluster) -> None:
     for image in REGISTRY_ONLY:
         tag = image.tags[0]
         path = tag.split("/", 1)[1]
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-cert-dir", str(registry.cert_dir),
-                        f"docker-archive:{archive}:{tag}", f"docker://{registry.address}/{path}"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-cert-dir",
+                str(registry.cert_dir),
+                f"docker-archive:{archive}:{tag}",
+                f"docker://{registry.address}/{path}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def push_from_node(node: Node, ref: str) -> str:
@@ -116,7 +153,7 @@ def push_from_node(node: Node, ref: str) -> str:
 
 
 def seed_nodes(cluster: Cluster) -> None:
-    archives: dict[str, object] = {}
+    archives: dict[str, Path] = {}
     for node in cluster.nodes:
         key = node.profile.name.value
         if key not in archives:

@@ -14,10 +14,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.nodes import Cluster
 from testbed.waiting import wait_until
 
 from shimshift.model.status import MigrationStatus
@@ -30,7 +31,9 @@ T = TypeVar("T")
 pytestmark = pytest.mark.e2e
 
 
-def eventually(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def eventually(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str, interval: float = 0.1
+) -> T:
     """``testbed.waiting.wait_until`` in the e2e tests' positional form (polled every 0.1 s)."""
     return wait_until(predicate, timeout, what=what, interval=interval)
 
@@ -147,7 +150,7 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
 
 @contextlib.contextmanager
 def emulator_for(
-    nodes: Any, workdir: Path, *, crd: bool = True, workloads: bool = False
+    nodes: Cluster, workdir: Path, *, crd: bool = True, workloads: bool = False
 ) -> Iterator[KubeApi]:
     """An API emulator for a testbed cluster with the nodes' fake kubelets attached; yields its handle,
     with the NodeMigration CRD unless told. The fake kubelets report the pods, so the emulator never

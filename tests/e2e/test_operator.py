@@ -149,7 +149,8 @@ def test_an_admin_cordoned_node_stays_cordoned_after_migration(
     assert w1 is not None and w2 is not None
     assert w1["spec"]["unschedulable"] is True
     assert not w2["spec"].get("unschedulable")
-    assert status_of(cluster).node("w1").was_unschedulable is True  # type: ignore[union-attr]
+    record = status_of(cluster).node("w1")
+    assert record is not None and record.was_unschedulable is True
 
 
 def test_a_pdb_that_never_allows_eviction_times_out_uncordons_and_names_pdb_and_pod(
@@ -192,7 +193,8 @@ def test_a_node_whose_containerd_breaks_rolls_back_and_the_rollout_pauses(
     status = status_of(cluster)
     w1 = status.node("w1")
     assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK
-    assert status.node("w2").phase == NodePhase.PENDING  # type: ignore[union-attr]
+    w2 = status.node("w2")
+    assert w2 is not None and w2.phase == NodePhase.PENDING
     node_w1 = cluster.get("nodes", "w1")
     assert node_w1 is not None
     assert node_w1["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from testbed.kubeapi import KubeApi
+from testbed.nodes import Cluster
 
 from shimshift.cli import main
 from tests.e2e.conftest import emulator_for, eventually, secret
@@ -33,7 +35,9 @@ WATCHED = (
 
 
 @pytest.fixture(scope="module")
-def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+def stack(
+    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, KubeApi]]:
     with emulator_for(scratch_cluster, tmp_path_factory.mktemp("plan"), crd=False) as api:
         yield scratch_cluster, api
 
@@ -57,7 +61,7 @@ def _state(node: Any) -> dict[str, Any]:
 
 
 def test_a_live_plan_probes_the_nodes_over_ssh_and_changes_nothing(
-    stack: tuple[Any, Any], tmp_path: Path
+    stack: tuple[Cluster, KubeApi], tmp_path: Path
 ) -> None:
     nodes, api = stack
     names = [n.name for n in nodes.nodes]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed.kubeapi import KubeApi
+from testbed.nodes import Cluster
 
 from shimshift.model import parse_nodemigration
 from shimshift.model.status import NodePhase, Phase
@@ -34,7 +36,9 @@ SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
 
 
 @pytest.fixture(scope="module")
-def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+def stack(
+    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, KubeApi]]:
     with emulator_for(scratch_cluster, tmp_path_factory.mktemp("match")) as api:
         yield scratch_cluster, api
 
@@ -45,7 +49,7 @@ def _runtime(api: Any, name: str) -> str:
 
 
 def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
-    stack: tuple[Any, Any], tmp_path: Path
+    stack: tuple[Cluster, KubeApi], tmp_path: Path
 ) -> None:
     from shimshift.kube.snapshot import read_cluster_from
 

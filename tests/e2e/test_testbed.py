@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed.kubeapi import KubeApi
 from testbed.kubeapi.faults import RequestRecord
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+from testbed.nodes import Cluster
 from testbed.nodes.images import kube_proxy_image
 
 from shimshift.model import keys
@@ -57,7 +59,9 @@ REPLICAS, MIN_AVAILABLE = 4, 3  # the budget lets one web pod be down at a time
 
 
 @pytest.fixture(scope="module")
-def stack(scratch_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+def stack(
+    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, KubeApi]]:
     with emulator_for(scratch_cluster, tmp_path_factory.mktemp("stack"), workloads=True) as api:
         yield scratch_cluster, api
 
@@ -127,7 +131,7 @@ def _migrate(
 
 
 def test_a_node_whose_containerd_cannot_start_cri_rolls_back_to_docker_and_the_rollout_pauses(
-    stack: tuple[Any, Any], tmp_path: Path
+    stack: tuple[Cluster, KubeApi], tmp_path: Path
 ) -> None:
     nodes, api = stack
     broken = nodes.nodes[4]
@@ -203,8 +207,8 @@ def workload() -> list[dict[str, Any]]:
     ]
 
 
-def _pods(api: Any, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
-    return api.list("pods", namespace=namespace, label_selector=f"{label}={value}")  # type: ignore[no-any-return]
+def _pods(api: KubeApi, namespace: str, label: str, value: str) -> list[dict[str, Any]]:
+    return api.list("pods", namespace=namespace, label_selector=f"{label}={value}")
 
 
 def _running_on(pod: dict[str, Any], runtime: str) -> bool:
@@ -253,7 +257,7 @@ class PrinterColumns(threading.Thread):
 
 
 def test_migrate_mode_moves_four_real_nodes_two_at_a_time_and_evicted_pods_run_again_within_their_budget(
-    stack: tuple[Any, Any], tmp_path: Path
+    stack: tuple[Cluster, KubeApi], tmp_path: Path
 ) -> None:
     nodes, api = stack
     binary = find_kubectl()
@@ -456,7 +460,7 @@ def _snapshot(node: Any, paths: tuple[str, ...]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def node5(stack: tuple[Any, Any]) -> Node5:
+def node5(stack: tuple[Cluster, KubeApi]) -> Node5:
     nodes, api = stack
     target = nodes.nodes[4]
 
@@ -528,7 +532,7 @@ def test_the_real_node_kill_points_cover_the_end_of_every_changing_step_and_a_ro
 
 @pytest.mark.parametrize("point", KILL_POINTS, ids=lambda p: p.id)
 def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_done_twice(
-    point: KillPoint, stack: tuple[Any, Any], node5: Node5, tmp_path: Path
+    point: KillPoint, stack: tuple[Cluster, KubeApi], node5: Node5, tmp_path: Path
 ) -> None:
     nodes, api = stack
     target = node5.node
@@ -564,6 +568,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
             eventually(lambda: trigger.fired is not None, 120, f"the operator to reach {point.id}", 0.02)
         else:
             inside = point.inside
+            assert inside is not None, f"{point.id}: a kill point without a step names a systemctl call"
             eventually(
                 lambda: _systemctl_changes(target, calls_before)[inside] > 0, 120, f"{inside} on node5", 0.01
             )

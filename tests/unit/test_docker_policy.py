@@ -4,6 +4,7 @@ it is gone from the API; a manifest (or a stored object) that still says it is r
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ def test_the_operator_marks_a_stored_docker_remove_object_invalid_with_the_advic
     stored = manifest()  # stored before the CRD dropped the value: the API server does not re-check it
     stored["metadata"].update(generation=1, uid="uid-m")
     stored["spec"]["docker"] = "Remove"
-    handlers.reconcile(body=stored, memo={"runtime": runtime})
+    # kopf types the handler as every keyword it passes; the handler reads body and memo only
+    reconcile: Callable[..., object] = handlers.reconcile
+    reconcile(body=stored, memo={"runtime": runtime})
     status = MigrationStatus.from_storage(cluster.objects["m"]["status"])
     valid = next(c for c in status.conditions if c.type == "Valid")
     assert valid.status == "False" and valid.reason == "InvalidSpec"

@@ -18,7 +18,9 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 
 def _copy_tree(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    shutil.copytree(REPO / "operator", root / "operator", ignore=shutil.ignore_patterns("data", "__pycache__"))
+    shutil.copytree(
+        REPO / "operator", root / "operator", ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.limits import InputLimitError, json_loads
 
 T = TypeVar("T")
 
@@ -276,7 +277,9 @@ def facts_to_json_text(node_facts: NodeFacts) -> str:
 def facts_from_json_text(text: str, source: str = "facts") -> NodeFacts:
     """NodeFacts from a facts file's text; a ValidationError says what is wrong and where."""
     try:
-        raw = json.loads(text)
+        raw = json_loads(text)
     except json.JSONDecodeError as e:
         raise ValidationError([Problem("", f"is not JSON: {e}")], source=source) from e
+    except InputLimitError as e:
+        raise ValidationError([Problem("", f"refused: {e}")], source=source) from e
     return facts_from_json(raw, source=source)

@@ -6,6 +6,7 @@ condition; `shimshift validate` prints them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
+from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
@@ -34,6 +36,7 @@ def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
             *_check_ssh(spec),
             *_check_secret_refs(spec, "spec"),
             *_check_registry_secrets(spec),
+            *_check_durations(spec),
         ]
     )
 
@@ -87,6 +90,33 @@ def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem("spec.nodeNames", f'"{name}" is listed {count} times; list each node once')
 
 
+_DURATIONS = (
+    ("rollout", "pauseBetweenNodes"),
+    ("drain", "timeout"),
+    ("ssh", "connectTimeout"),
+    ("ssh", "commandTimeout"),
+)
+
+
+def _check_durations(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """Every duration within the parser's bounds (the CRD pattern bounds digits, not the value)."""
+    for section, key in _DURATIONS:
+        value = (spec.get(section) or {}).get(key)
+        if isinstance(value, str):
+            try:
+                parse_duration(value)
+            except ValueError as e:
+                yield Problem(f"spec.{section}.{key}", str(e))
+
+
+def _seconds(value: Any, default: str) -> float | None:
+    """The duration's seconds, or None when it is out of bounds (`_check_durations` reports that)."""
+    try:
+        return parse_duration(value if isinstance(value, str) else default)
+    except ValueError:
+        return None
+
+
 def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
     raw = rollout.get("maxUnavailable", 1)
     path = "spec.rollout.maxUnavailable"
@@ -94,7 +124,7 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem(
             path, f"must be at least 1 node, not {raw} (a rollout that may take no node never starts)"
         )
-    if isinstance(raw, str) and raw.endswith("%") and raw[:-1].isdigit():
+    if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,9}%", raw):
         percent = int(raw[:-1])
         if not 1 <= percent <= 100:
             yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
@@ -102,8 +132,8 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
     grace = drain.get("gracePeriodSeconds")
-    timeout = parse_duration(drain.get("timeout", "10m"))
-    if grace is not None and timeout < grace:
+    timeout = _seconds(drain.get("timeout"), "10m")
+    if timeout is not None and grace is not None and timeout < grace:
         yield Problem(
             "spec.drain.timeout",
             f"{drain['timeout']} is shorter than gracePeriodSeconds ({grace}s): every drain "
@@ -173,9 +203,12 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
 def _check_extra_config(extra: str, allowed: Collection[str]) -> Iterator[Problem]:
     path = "spec.containerd.extraConfig"
     try:
-        doc = tomllib.loads(extra)
+        doc = toml_loads(extra)
     except tomllib.TOMLDecodeError as e:
         yield Problem(path, f"is not valid TOML: {e}")
+        return
+    except InputLimitError as e:
+        yield Problem(path, f"refused: {e}")
         return
     if "version" in doc:
         yield Problem(path, "must not set version; use spec.containerd.configVersion")
@@ -211,9 +244,9 @@ def _check_ssh(spec: Mapping[str, Any]) -> Iterator[Problem]:
         )
     if ssh.get("user", "root") != "root" and not ssh.get("sudo"):
         yield Problem("spec.ssh.sudo", f"must be true when user is {ssh['user']!r} (not root)")
-    if parse_duration(ssh.get("connectTimeout", "10s")) == 0:
+    if _seconds(ssh.get("connectTimeout"), "10s") == 0:
         yield Problem("spec.ssh.connectTimeout", "must be longer than 0s")
-    if parse_duration(ssh.get("commandTimeout", "5m")) == 0:
+    if _seconds(ssh.get("commandTimeout"), "5m") == 0:
         yield Problem("spec.ssh.commandTimeout", "must be longer than 0s")
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from shimshift.model.errors import Problem, ShimshiftError, ValidationError
+from shimshift.model.errors import NodeError, Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
@@ -98,7 +98,10 @@ def _files(
     if facts is None:
         return FileSection.not_computed("not computed: no facts for this node"), []
     try:
-        section = hook(spec, node, facts)
+        try:
+            section = hook(spec, node, facts)
+        except RecursionError as e:  # a node file nested past what a parser checks: that node's blocker
+            raise NodeError(node.name, "a file in its facts is nested too deep to read") from e
     except ShimshiftError as e:
         finding = Finding(
             code,

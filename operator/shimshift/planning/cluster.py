@@ -6,6 +6,7 @@ the fields planning reads, so 150,000 pods fit comfortably in memory. Nothing he
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,6 +15,17 @@ from typing import Any
 from shimshift.model import keys
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.spec import IntOrPercent, LabelRequirement, LabelSelector
+from shimshift.planning.rawshape import (
+    ShapeError,
+    as_bool,
+    as_int,
+    as_list,
+    as_map,
+    as_str,
+    as_str_map,
+    as_strs,
+    each,
+)
 
 #: Annotation kubelet puts on the API mirror of a static pod; such pods cannot be evicted.
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -161,32 +173,54 @@ def _owner(meta: Mapping[str, Any]) -> OwnerRef | None:
     refs = meta.get("ownerReferences")
     if not refs:
         return None
-    for ref in refs:
-        if ref.get("controller"):
-            return OwnerRef(str(ref.get("kind", "")), str(ref.get("name", "")), str(ref.get("uid", "")))
-    return None
+    owners = [o for o in each(_owner_ref, refs, "metadata.ownerReferences") if o is not None]
+    return owners[0] if owners else None
 
 
-def _container(raw: Mapping[str, Any]) -> Container:
-    # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
-    sc = raw.get("securityContext") or {}
-    command, args, mounts, env = raw.get("command"), raw.get("args"), raw.get("volumeMounts"), raw.get("env")
-    return Container(
-        name=str(raw.get("name", "")),
-        image=str(raw.get("image", "")),
-        command=tuple(map(str, command or ())) + tuple(map(str, args or ())) if command or args else (),
-        privileged=bool(sc.get("privileged", False)),
-        mounts=tuple((str(m.get("name", "")), str(m.get("mountPath", ""))) for m in mounts) if mounts else (),
-        env_names=tuple(str(e.get("name", "")) for e in env) if env else (),
+def _owner_ref(raw: Any) -> OwnerRef | None:
+    ref = as_map(raw, "")
+    if not as_bool(ref.get("controller"), "controller"):
+        return None
+    return OwnerRef(
+        as_str(ref.get("kind"), "kind"), as_str(ref.get("name"), "name"), as_str(ref.get("uid"), "uid")
     )
 
 
-def _volume(raw: Mapping[str, Any]) -> Volume:
-    host = raw.get("hostPath")
+def _container(raw: Any) -> Container:
+    # 150,000 pods: the optional lists are mostly absent, so each is only walked when present
+    c = as_map(raw, "")
+    sc = c.get("securityContext")
+    privileged = False
+    if sc:
+        privileged = as_bool(as_map(sc, "securityContext").get("privileged"), "securityContext.privileged")
+    command, args, mounts, env = c.get("command"), c.get("args"), c.get("volumeMounts"), c.get("env")
+    name, image = c.get("name"), c.get("image")
+    return Container(
+        name=name if type(name) is str else as_str(name, "name"),
+        image=image if type(image) is str else as_str(image, "image"),
+        command=as_strs(command, "command") + as_strs(args, "args") if command or args else (),
+        privileged=privileged,
+        mounts=each(_mount, mounts, "volumeMounts") if mounts else (),
+        env_names=each(_env_name, env, "env") if env else (),
+    )
+
+
+def _mount(raw: Any) -> tuple[str, str]:
+    m = as_map(raw, "")
+    return as_str(m.get("name"), "name"), as_str(m.get("mountPath"), "mountPath")
+
+
+def _env_name(raw: Any) -> str:
+    return as_str(as_map(raw, "").get("name"), "name")
+
+
+def _volume(raw: Any) -> Volume:
+    v = as_map(raw, "")
+    host = v.get("hostPath")
     return Volume(
-        name=str(raw.get("name", "")),
-        host_path=str(host.get("path", "")) if isinstance(host, Mapping) else None,
-        empty_dir="emptyDir" in raw,
+        name=as_str(v.get("name"), "name"),
+        host_path=as_str(as_map(host, "hostPath").get("path"), "hostPath.path") if host is not None else None,
+        empty_dir="emptyDir" in v,
     )
 
 
@@ -195,101 +229,150 @@ _PHASES: Mapping[str, PodPhase] = {p.value: p for p in PodPhase}
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+    conditions = status.get("conditions")
+    if not conditions:
+        return False
+    return any(each(_is_ready, conditions, "status.conditions"))
+
+
+def _is_ready(raw: Any) -> bool:
+    c = as_map(raw, "")
+    return c.get("type") == "Ready" and c.get("status") == "True"
+
+
+def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    """metadata, spec and status of a raw object, each checked to be an object."""
+    obj = as_map(raw, "")
+    return (
+        as_map(obj.get("metadata"), "metadata"),
+        as_map(obj.get("spec"), "spec"),
+        as_map(obj.get("status"), "status"),
+    )
 
 
 def parse_pod(raw: Mapping[str, Any]) -> Pod:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
+    """A Pod from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, status = _object(raw)
     phase = status.get("phase", "Running")
     init, main, volumes = spec.get("initContainers"), spec.get("containers"), spec.get("volumes")
+    name, node, labels = meta.get("name"), spec.get("nodeName"), meta.get("labels")
+    annotations = meta.get("annotations")
     return Pod(
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
-        node=str(spec.get("nodeName", "")),
-        labels=dict(meta.get("labels") or {}),
+        namespace=as_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=name if type(name) is str else as_str(name, "metadata.name"),
+        node=node if type(node) is str else as_str(node, "spec.nodeName"),
+        labels=as_str_map(labels, "metadata.labels") if labels else {},
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready(status),
-        mirror=MIRROR_ANNOTATION in (meta.get("annotations") or {}),
+        mirror=MIRROR_ANNOTATION in as_map(annotations, "metadata.annotations") if annotations else False,
         deleting=bool(meta.get("deletionTimestamp")),
-        containers=(tuple(map(_container, init)) if init else ()) + tuple(map(_container, main or ())),
-        volumes=tuple(map(_volume, volumes)) if volumes else (),
-        host_pid=bool(spec.get("hostPID", False)),
-        grace_period=int(spec.get("terminationGracePeriodSeconds", 30)),
+        containers=(each(_container, init, "spec.initContainers") if init else ())
+        + each(_container, main, "spec.containers"),
+        volumes=each(_volume, volumes, "spec.volumes") if volumes else (),
+        host_pid=as_bool(spec.get("hostPID"), "spec.hostPID"),
+        grace_period=as_int(
+            spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30
+        ),
     )
 
 
 def parse_node(raw: Mapping[str, Any]) -> Node:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
-    info = status.get("nodeInfo") or {}
+    """A Node from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, status = _object(raw)
+    info = as_map(status.get("nodeInfo"), "status.nodeInfo")
     return Node(
-        name=str(meta.get("name", "")),
-        labels=dict(meta.get("labels") or {}),
-        annotations=dict(meta.get("annotations") or {}),
-        unschedulable=bool(spec.get("unschedulable", False)),
+        name=as_str(meta.get("name"), "metadata.name"),
+        labels=as_str_map(meta.get("labels"), "metadata.labels"),
+        annotations=as_str_map(meta.get("annotations"), "metadata.annotations"),
+        unschedulable=as_bool(spec.get("unschedulable"), "spec.unschedulable"),
         ready=_ready(status),
-        runtime_version=str(info.get("containerRuntimeVersion", "")),
-        kubelet_version=str(info.get("kubeletVersion", "")),
+        runtime_version=as_str(
+            info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"
+        ),
+        kubelet_version=as_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
     )
+
+
+_COUNT_OR_PERCENT = re.compile(r"[0-9]{1,9}%?")
 
 
 def _int_or_percent(raw: Any, path: str) -> IntOrPercent | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise ValidationError([Problem(path, f"must be an integer or a percentage, not {raw!r}")])
-    if isinstance(raw, str) and not (raw.endswith("%") and raw[:-1].isdigit()):
-        if raw.isdigit():
-            return IntOrPercent(int(raw), False)
-        raise ValidationError([Problem(path, f"must be an integer or a percentage like 50%, not {raw!r}")])
-    return IntOrPercent.parse(raw)
+        raise ValidationError([Problem(path, f"must be an integer or a percentage, not {raw!r}"[:300])])
+    if isinstance(raw, int):
+        if not 0 <= raw < 2**31:
+            raise ValidationError([Problem(path, f"must be an integer from 0 to 2^31-1, not {raw}"[:300])])
+        return IntOrPercent(raw, False)
+    if not _COUNT_OR_PERCENT.fullmatch(raw):
+        raise ValidationError(
+            [Problem(path, f"must be an integer or a percentage like 50%, not {raw[:40]!r}")]
+        )
+    if raw.endswith("%"):
+        return IntOrPercent.parse(raw)
+    return IntOrPercent(int(raw), False)
+
+
+_POLICIES: Mapping[str, UnhealthyPodEvictionPolicy] = {p.value: p for p in UnhealthyPodEvictionPolicy}
 
 
 def parse_pdb(raw: Mapping[str, Any]) -> Pdb:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    where = f"PodDisruptionBudget {meta.get('namespace', 'default')}/{meta.get('name', '')}: spec"
+    """A PodDisruptionBudget from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, _ = _object(raw)
+    namespace = as_str(meta.get("namespace"), "metadata.namespace", "default")
+    name = as_str(meta.get("name"), "metadata.name")
+    where = f"PodDisruptionBudget {namespace}/{name}: spec"
     selector = spec.get("selector")
+    sel = as_map(selector, "spec.selector")
+    expressions = []
+    for i, e in enumerate(as_list(sel.get("matchExpressions"), "spec.selector.matchExpressions")):
+        path = f"spec.selector.matchExpressions[{i}]"
+        expr = as_map(e, path)
+        expressions.append(
+            LabelRequirement(
+                as_str(expr.get("key"), f"{path}.key"),
+                as_str(expr.get("operator"), f"{path}.operator"),
+                as_strs(expr.get("values"), f"{path}.values"),
+            )
+        )
+    policy = as_str(spec.get("unhealthyPodEvictionPolicy"), "spec.unhealthyPodEvictionPolicy")
+    if policy and policy not in _POLICIES:
+        raise ShapeError(
+            "spec.unhealthyPodEvictionPolicy", f"{policy[:40]!r} is not one of {', '.join(_POLICIES)}"
+        )
     return Pdb(
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
+        namespace=namespace,
+        name=name,
         selector=None
         if selector is None
         else LabelSelector(
-            match_labels=dict(selector.get("matchLabels") or {}),
-            match_expressions=tuple(
-                LabelRequirement(str(e["key"]), str(e["operator"]), tuple(e.get("values") or ()))
-                for e in selector.get("matchExpressions") or ()
-            ),
+            match_labels=as_str_map(sel.get("matchLabels"), "spec.selector.matchLabels"),
+            match_expressions=tuple(expressions),
         ),
         min_available=_int_or_percent(spec.get("minAvailable"), f"{where}.minAvailable"),
         max_unavailable=_int_or_percent(spec.get("maxUnavailable"), f"{where}.maxUnavailable"),
-        unhealthy_pod_eviction_policy=UnhealthyPodEvictionPolicy(
-            spec.get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
-        ),
+        unhealthy_pod_eviction_policy=_POLICIES.get(policy, UnhealthyPodEvictionPolicy.IF_HEALTHY_BUDGET),
     )
 
 
 def parse_controller(raw: Mapping[str, Any]) -> Controller:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    kind = str(raw.get("kind", ""))
+    """A workload controller from its raw object; a ShapeError names the field of the wrong type."""
+    meta, spec, _ = _object(raw)
+    kind = as_str(as_map(raw, "").get("kind"), "kind")
     replicas: int | None
     if kind == "DaemonSet":
         replicas = None
     elif kind == "Job":
-        replicas = int(spec.get("parallelism", 1))
+        replicas = as_int(spec.get("parallelism"), "spec.parallelism", 1)
     else:
-        replicas = int(spec.get("replicas", 1))
+        replicas = as_int(spec.get("replicas"), "spec.replicas", 1)
     return Controller(
         kind=kind,
-        namespace=str(meta.get("namespace", "default")),
-        name=str(meta.get("name", "")),
-        uid=str(meta.get("uid", "")),
+        namespace=as_str(meta.get("namespace"), "metadata.namespace", "default"),
+        name=as_str(meta.get("name"), "metadata.name"),
+        uid=as_str(meta.get("uid"), "metadata.uid"),
         replicas=replicas,
         owner=_owner(meta),
     )

@@ -29,6 +29,7 @@ from shimshift.model.facts import (
     NodeFacts,
     Setting,
 )
+from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
 from shimshift.planning import kubelet as kl
 from shimshift.planning.envfile import EnvFileError, parse_env_file, split_flags
 
@@ -120,11 +121,11 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     docker_root = None
     if (rec := get("docker-info", "docker info")) is not None:
         try:
-            info = json.loads(rec.text)
+            info = json_loads(rec.text)
             docker_version = info.get("ServerVersion") or None
             docker_cgroup = info.get("CgroupDriver") or None
             docker_root = info.get("DockerRootDir")
-        except (json.JSONDecodeError, AttributeError):
+        except (json.JSONDecodeError, InputLimitError, AttributeError):
             unreadable["docker info"] = "not JSON"
     del docker_root
 
@@ -157,11 +158,11 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     daemon_json = None
     if (text := file("/etc/docker/daemon.json")) is not None:
         try:
-            loaded = json.loads(text)
+            loaded = json_loads(text)
             daemon_json = loaded if isinstance(loaded, dict) else None
             if daemon_json is None:
                 unreadable["/etc/docker/daemon.json"] = "not a JSON object"
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, InputLimitError) as e:
             unreadable["/etc/docker/daemon.json"] = f"not JSON: {e}"
 
     images = _images(r.get("docker-images"), unreadable)
@@ -238,7 +239,7 @@ def _images(rec: Record | None, unreadable: dict[str, str]) -> tuple[DockerImage
     if not rec.data.strip():
         return ()
     try:
-        raw = json.loads(rec.text)
+        raw = json_loads(rec.text)
         return tuple(
             DockerImage(
                 id=i["Id"],
@@ -262,8 +263,8 @@ def _containers(
     out = []
     for line in rec.text.splitlines():
         try:
-            c: Mapping[str, Any] = json.loads(line)
-        except json.JSONDecodeError:
+            c: Mapping[str, Any] = json_loads(line)
+        except (json.JSONDecodeError, InputLimitError):
             unreadable["docker containers"] = "unexpected `docker ps` output"
             continue
         m = _K8S_NAME.match(str(c.get("Names", "")).lstrip("/"))
@@ -369,10 +370,13 @@ def _kubelet(
         else:
             files[config_file] = text
             try:
-                loaded = yaml.safe_load(text)
+                check_size(text, MAX_NODE_FILE_BYTES, config_file)
+                loaded = yaml_load(text)
                 config = loaded if isinstance(loaded, dict) else {}
             except yaml.YAMLError as e:
                 unreadable[config_file] = f"not YAML: {e}"
+            except InputLimitError as e:
+                unreadable[config_file] = f"refused: {e}"
     instance = file(kl.INSTANCE_CONFIG)
     if instance is not None:
         files[kl.INSTANCE_CONFIG] = instance

@@ -20,6 +20,7 @@ import yaml
 
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
+from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
 from shimshift.model.spec import KubeletConfigMethod
 from shimshift.planning.envfile import (
     EnvFileError,
@@ -264,9 +265,12 @@ def _minor(version: str | None) -> int | None:
 
 def _yaml_mapping(text: str, path: str, node: str) -> Mapping[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        check_size(text, MAX_NODE_FILE_BYTES, path)
+        data = yaml_load(text)
     except yaml.YAMLError as e:
         raise NodeError(node, f"{path} is not valid YAML ({e}); fix it before migrating") from e
+    except InputLimitError as e:
+        raise NodeError(node, f"{path} cannot be read safely ({e}); fix it before migrating") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -291,6 +295,8 @@ def _scalar(value: str) -> str:
 
 def set_yaml_top_level(text: str, key: str, value: str) -> str:
     """Set a top-level string key of a block-style YAML mapping, touching only that value's bytes."""
+    check_size(text, MAX_NODE_FILE_BYTES, "the file")
+    yaml_load(text)  # depth and aliases bounded (InputLimitError) before the unguarded compose below
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         before = yaml.safe_load(text)

@@ -17,18 +17,37 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.factsjson import facts_from_json, facts_to_json
-from shimshift.planning.cluster import Cluster, Controller, parse_controller, parse_node, parse_pdb, parse_pod
+from shimshift.model.limits import (
+    MAX_FACTS_BYTES,
+    MAX_NODE_FILE_BYTES,
+    MAX_SNAPSHOT_FILE_BYTES,
+    InputLimitError,
+    json_loads,
+    read_text,
+    yaml_load_all,
+)
+from shimshift.planning.cluster import (
+    Cluster,
+    Controller,
+    parse_controller,
+    parse_node,
+    parse_pdb,
+    parse_pod,
+)
+from shimshift.planning.rawshape import ShapeError
+
+T = TypeVar("T")
 
 FORMAT = "shimshift.io/snapshot/v1"
 META_FILE = "snapshot.json"
@@ -42,8 +61,6 @@ CONTROLLER_KINDS: Mapping[str, str] = {
     "jobs": "Job",
 }
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -53,29 +70,41 @@ class Snapshot:
     source: str = ""  # where it was taken (context name, generator), for the report header
 
 
-def _read_objects(directory: Path, name: str, *, required: bool) -> list[dict[str, Any]]:
+def _find(directory: Path, name: str) -> tuple[Path, str] | None:
     for suffix in (".json", ".yaml", ".yml"):
         path = directory / f"{name}{suffix}"
-        if path.exists():
-            break
-    else:
+        if path.exists() or path.is_symlink():
+            return path, suffix
+    return None
+
+
+def _read_objects(directory: Path, name: str, *, required: bool) -> list[Any]:
+    found = _find(directory, name)
+    if found is None:
         if required:
             raise ValidationError(
                 [Problem(f"{name}.json", "missing; a snapshot needs nodes.json and pods.json (or .yaml)")],
                 source=str(directory),
             )
         return []
-    text = path.read_text(encoding="utf-8")
+    path, suffix = found
     try:
-        docs: list[Any] = (
-            [json.loads(text)] if suffix == ".json" else list(yaml.load_all(text, Loader=_Loader))
-        )
+        text = read_text(path, MAX_SNAPSHOT_FILE_BYTES)
+        docs: list[Any] = [json_loads(text)] if suffix == ".json" else list(yaml_load_all(text))
         del text  # the raw text of a large pods file is as big as its objects
+    except InputLimitError as e:
+        raise ValidationError([Problem(path.name, f"refused: {e}")], source=str(directory)) from e
+    except UnicodeDecodeError as e:
+        raise ValidationError([Problem(path.name, "is not UTF-8 text")], source=str(directory)) from e
+    except OSError as e:
+        raise ValidationError(
+            [Problem(path.name, f"cannot be read: {e.strerror or e}")], source=str(directory)
+        ) from e
     except (ValueError, yaml.YAMLError) as e:
         raise ValidationError(
             [Problem(path.name, f"not valid {suffix[1:].upper()}: {e}")], source=str(directory)
         ) from e
-    items: list[dict[str, Any]] = []
+    items: list[Any] = []
     for doc in docs:
         if doc is None:
             continue
@@ -90,6 +119,24 @@ def _read_objects(directory: Path, name: str, *, required: bool) -> list[dict[st
                 [Problem(path.name, "expected a List object, a list or objects")], source=str(directory)
             )
     return items
+
+
+def _parsed(directory: Path, name: str, parse: Callable[[Any], T], items: Iterable[Any]) -> Iterator[T]:
+    """`parse` of each item; a wrongly typed field is a ValidationError naming the file and the path."""
+    file = next(
+        (f"{name}{s}" for s in (".json", ".yaml", ".yml") if (directory / f"{name}{s}").exists()), name
+    )
+    for i, item in enumerate(items):
+        try:
+            yield parse(item)
+        except ShapeError as e:
+            where = f"{file}: items[{i}]" + (f".{e.path}" if e.path else "")
+            raise ValidationError([Problem(where, e.message)], source=str(directory)) from None
+        except ValidationError as e:
+            raise ValidationError(
+                [Problem(f"{file}: items[{i}]: {p.path}", p.message) for p in e.problems],
+                source=str(directory),
+            ) from None
 
 
 @contextmanager
@@ -127,35 +174,50 @@ def _consumed(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 def _load(directory: Path) -> Snapshot:
     meta: Mapping[str, Any] = {}
-    if (directory / META_FILE).exists():
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
+    if (directory / META_FILE).exists() or (directory / META_FILE).is_symlink():
+        meta = _read_json(directory / META_FILE, MAX_NODE_FILE_BYTES, META_FILE, str(directory))
+        if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
+            got = meta.get("format") if isinstance(meta, Mapping) else meta
             raise ValidationError(
-                [Problem(f"{META_FILE}: format", f"expected {FORMAT}, got {meta.get('format')!r}")],
+                [Problem(f"{META_FILE}: format", f"expected {FORMAT}, got {got!r}"[:300])],
                 source=str(directory),
             )
     controllers: list[Controller] = []
     for name, kind in CONTROLLER_KINDS.items():
-        for obj in _read_objects(directory, name, required=False):
-            obj.setdefault("kind", kind)
-            controllers.append(parse_controller(obj))
+        objects = _read_objects(directory, name, required=False)
+        for obj in objects:
+            if isinstance(obj, dict):
+                obj.setdefault("kind", kind)
+        controllers.extend(_parsed(directory, name, parse_controller, objects))
     # One resource at a time, each raw list dropped once parsed: the raw pods are the memory peak.
-    nodes = tuple(parse_node(n) for n in _read_objects(directory, NODES, required=True))
-    pods = tuple(map(parse_pod, _consumed(_read_objects(directory, PODS, required=True))))
-    pdbs = tuple(parse_pdb(p) for p in _read_objects(directory, PDBS, required=False))
+    nodes = tuple(_parsed(directory, NODES, parse_node, _read_objects(directory, NODES, required=True)))
+    pods = tuple(
+        _parsed(directory, PODS, parse_pod, _consumed(_read_objects(directory, PODS, required=True)))
+    )
+    pdbs = tuple(_parsed(directory, PDBS, parse_pdb, _read_objects(directory, PDBS, required=False)))
     cluster = Cluster(nodes, pods, pdbs, tuple(controllers))
     facts: dict[str, NodeFacts] = {}
     facts_dir = directory / FACTS_DIR
     if facts_dir.is_dir():
         for path in sorted(facts_dir.glob("*.json")):
             source = f"{directory.name}/{FACTS_DIR}/{path.name}"
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError as e:
-                raise ValidationError([Problem("", f"not valid JSON: {e}")], source=source) from e
+            raw = _read_json(path, MAX_FACTS_BYTES, "", source)
             node_facts = facts_from_json(raw, source=source)
             facts[node_facts.node] = node_facts
     return Snapshot(cluster, facts, str(meta.get("takenAt", "")), str(meta.get("source", "")))
+
+
+def _read_json(path: Path, max_bytes: int, where: str, source: str) -> Any:
+    try:
+        return json_loads(read_text(path, max_bytes))
+    except InputLimitError as e:
+        raise ValidationError([Problem(where, f"refused: {e}")], source=source) from e
+    except UnicodeDecodeError as e:
+        raise ValidationError([Problem(where, "is not UTF-8 text")], source=source) from e
+    except OSError as e:
+        raise ValidationError([Problem(where, f"cannot be read: {e.strerror or e}")], source=source) from e
+    except ValueError as e:
+        raise ValidationError([Problem(where, f"not valid JSON: {e}")], source=source) from e
 
 
 def _dump(path: Path, items: Sequence[Mapping[str, Any]]) -> None:

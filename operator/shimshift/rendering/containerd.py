@@ -20,6 +20,7 @@ import tomlkit.items
 
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
 from shimshift.model.unsafe import unsafe_problems, unsafe_settings
 from shimshift.rendering.checks import Expected, check_config, check_hosts
@@ -127,9 +128,11 @@ def parse_extra(
     if not text.strip():
         return {}, []
     try:
-        doc = tomllib.loads(text)
+        doc = toml_loads(text)
     except tomllib.TOMLDecodeError as e:
         return {}, [Problem(EXTRA, f"is not valid TOML: {e}")]
+    except InputLimitError as e:
+        return {}, [Problem(EXTRA, f"refused: {e}")]
     problems = [Problem(EXTRA, f"{path}: {message}") for path, message in unknown_keys(doc, version)]
     if "version" in doc:
         problems.append(Problem(EXTRA, "must not set version; use spec.containerd.configVersion"))

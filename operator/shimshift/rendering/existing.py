@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shimshift.model.errors import RenderError
+from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, toml_loads
 from shimshift.rendering.containerd_keys import quote_key, unknown_keys
 from shimshift.rendering.docker import RegistryIntent, mirror_problem
 from shimshift.rendering.redact import credential_values, marker, redact_table, redact_text
@@ -58,11 +59,16 @@ def parse_current(text: str | None, node: str) -> dict[str, Any]:
     if not text or not text.strip():
         return {}
     try:
-        return tomllib.loads(text)
+        return toml_loads(text, max_bytes=MAX_NODE_FILE_BYTES)
     except tomllib.TOMLDecodeError as e:
         raise RenderError(
             f"node {node}: the current /etc/containerd/config.toml is not valid TOML ({e}); containerd "
             "cannot be using it: fix or remove it, then render again"
+        ) from e
+    except InputLimitError as e:  # too large or nested too deep: this node's blocker, not the fleet's
+        raise RenderError(
+            f"node {node}: the current /etc/containerd/config.toml cannot be read safely ({e}); "
+            "fix or remove it on the node, then plan again"
         ) from e
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,10 +35,11 @@ def apply_chart(kubectl: Kubectl, tmp_path: Path, value_set: str = "secrets-from
     return result.stdout
 
 
-def get_json(kubectl: Kubectl, *args: str) -> dict:  # type: ignore[type-arg]
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
     result = kubectl.run("get", *args, "-o", "json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
 def test_every_rendered_object_is_accepted_and_reapplying_changes_nothing(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
@@ -135,9 +137,9 @@ def test_a_drain_pass_blocked_by_a_budget_returns_within_its_wait_naming_budget_
 def test_waiting_wakes_on_a_watch_event_and_gives_up_at_its_bound(kubeapi: KubeApi, kube: Kube) -> None:
     kubeapi.seed(node("n1"))
 
-    def labelled(objects: dict[str, dict[str, object]]) -> bool:
+    def labelled(objects: Mapping[str, dict[str, Any]]) -> bool:
         meta = objects.get("n1", {}).get("metadata") or {}
-        return "ready-now" in (meta.get("labels") or {})  # type: ignore[operator, union-attr]
+        return "ready-now" in (meta.get("labels") or {})
 
     assert wait_until(kube, "/api/v1/nodes", labelled, timeout=1) is False
     timer = threading.Timer(

@@ -11,7 +11,12 @@ from testbed.kubeapi.faults import RequestRecord
 import shimshift
 from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
-from shimshift.kube.nodes import cordon_node, label_node_migrated, uncordon_node, update_cri_socket_annotation
+from shimshift.kube.nodes import (
+    cordon_node,
+    label_node_migrated,
+    uncordon_node,
+    update_cri_socket_annotation,
+)
 from shimshift.model import keys
 from tests.integration.kube.conftest import node
 

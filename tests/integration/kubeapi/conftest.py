@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import kubernetes
 import kubernetes_asyncio
@@ -62,7 +62,10 @@ WIDGET_CRD: dict[str, Any] = {
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
 ) -> T:
     """``testbed.waiting.wait_until`` with the API emulator tests' defaults (10 s, polled every 0.05 s)."""
     return waiting.wait_until(predicate, timeout, what=what or repr(predicate), interval=interval)

@@ -6,11 +6,13 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import kubernetes
 import pytest
+import urllib3
 import yaml
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.faults import RequestRecord
 from testbed.kubeapi.standalone import standalone_server
@@ -40,10 +42,10 @@ items:
 """)
     assert [o["metadata"]["name"] for o in created] == ["n1", "p"]
     assert kubeapi.get("namespaces", "team-a") is not None
-    assert kubeapi.get("pods", "p", "team-a")["status"]["phase"] == "Running"
+    assert kubeapi.must_get("pods", "p", "team-a")["status"]["phase"] == "Running"
 
 
-def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict) -> None:
+def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: dict[str, Any]) -> None:
     kubeapi.seed(
         {
             "apiVersion": "example.io/v1",
@@ -53,7 +55,7 @@ def test_seeding_a_custom_resource_keeps_its_status(kubeapi: KubeApi, widgets: d
             "status": {"phase": "Seeded"},
         }
     )
-    assert kubeapi.get("widgets.example.io", "w", "default")["status"] == {"phase": "Seeded"}
+    assert kubeapi.must_get("widgets.example.io", "w", "default")["status"] == {"phase": "Seeded"}
 
 
 def test_the_request_log_records_verbs_resources_selectors_and_statuses(
@@ -120,7 +122,10 @@ def test_a_random_fault_fails_about_its_rate_of_matching_requests_reproducibly_a
     kubeapi.faults.add_random(1.0, (500,), seed=1)
     with pytest.raises(ApiException):
         core.list_node()
-    events = core.list_node(watch=True, timeout_seconds=1, _preload_content=False)
+    # _preload_content=False answers the raw urllib3 response, not the V1NodeList the client declares
+    events = cast(
+        urllib3.BaseHTTPResponse, core.list_node(watch=True, timeout_seconds=1, _preload_content=False)
+    )
     assert events.status == 200
     events.release_conn()
     kubeapi.faults.clear()
@@ -249,7 +254,7 @@ def test_the_small_cluster_seed_comes_up_with_every_workload_running(kubeapi: Ku
     assert "cp-1" not in web_nodes, "the control-plane taint keeps ordinary pods away"
     budget = wait_until(
         lambda: (
-            kubeapi.get("poddisruptionbudgets", "web", "default")["status"].get("currentHealthy") == 3
+            kubeapi.must_get("poddisruptionbudgets", "web", "default")["status"].get("currentHealthy") == 3
             and kubeapi.get("poddisruptionbudgets", "web", "default")
         )
     )

@@ -58,7 +58,7 @@ async def test_node_patches_field_selected_lists_and_evictions(
         ]
     )
     await core.patch_node("n1", {"spec": {"unschedulable": True}})
-    assert kubeapi.get("nodes", "n1")["spec"]["unschedulable"] is True
+    assert kubeapi.must_get("nodes", "n1")["spec"]["unschedulable"] is True
     on_n1 = await core.list_pod_for_all_namespaces(field_selector="spec.nodeName=n1")
     assert [p.metadata.name for p in on_n1.items] == ["a"]
     body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "a", "namespace": "default"}}
@@ -70,7 +70,7 @@ async def test_node_patches_field_selected_lists_and_evictions(
         "w", "default"
     )
     await core.create_namespaced_pod_eviction("a", "default", body)
-    assert kubeapi.get("pods", "a", "default")["metadata"]["deletionTimestamp"]
+    assert kubeapi.must_get("pods", "a", "default")["metadata"]["deletionTimestamp"]
 
 
 async def test_a_resumed_watch_with_a_too_old_version_raises_410(

@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes
 import pytest
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 
 from .conftest import http, node, pod, wait_until
@@ -90,7 +90,7 @@ def test_min_available_blocks_with_429_and_a_disruption_budget_cause(
             "message": "The disruption budget w-pdb needs 2 healthy pods and has 2 currently",
         }
     ]
-    assert kubeapi.get("pods", "a", "default")["metadata"].get("deletionTimestamp") is None
+    assert kubeapi.must_get("pods", "a", "default")["metadata"].get("deletionTimestamp") is None
 
 
 def test_min_available_allows_exactly_the_spare_healthy_pods(
@@ -297,7 +297,7 @@ def test_a_dry_run_eviction_answers_but_deletes_nothing(kubeapi: KubeApi) -> Non
         {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}},
     )
     assert code == 201
-    assert kubeapi.get("pods", "p", "default")["metadata"].get("deletionTimestamp") is None
+    assert kubeapi.must_get("pods", "p", "default")["metadata"].get("deletionTimestamp") is None
 
 
 def test_pods_on_a_node_with_an_external_kubelet_are_left_for_it_to_start(kubeapi: KubeApi) -> None:
@@ -312,7 +312,8 @@ def test_pods_on_a_node_with_an_external_kubelet_are_left_for_it_to_start(kubeap
         ]
     )
     wait_until(
-        lambda: kubeapi.get("pods", "ours", "default")["status"]["phase"] == "Running", what="ours running"
+        lambda: kubeapi.must_get("pods", "ours", "default")["status"]["phase"] == "Running",
+        what="ours running",
     )
     time.sleep(0.3)  # ten start-up delays at the test time factor
-    assert kubeapi.get("pods", "theirs", "default")["status"]["phase"] == "Pending"
+    assert kubeapi.must_get("pods", "theirs", "default")["status"]["phase"] == "Pending"

@@ -71,7 +71,7 @@ def run_scenario(kubeapi: KubeApi, runner: KopfRunner) -> None:
 
 
 def test_kopf_in_namespaced_mode_with_peering(
-    kubeapi: KubeApi, widgets: dict, monkeypatch: pytest.MonkeyPatch
+    kubeapi: KubeApi, widgets: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBEAPI_URL", kubeapi.url)
     kubeapi.seed(
@@ -87,13 +87,14 @@ def test_kopf_in_namespaced_mode_with_peering(
         assert peering is not None and len(peering.get("status") or {}) == 1
         assert next(iter(peering["status"].values()))["priority"] == 10
     assert runner.exit_code == 0, runner.output
-    assert runner.exception is None
+    raised: object = runner.exception  # kopf declares BaseException; it is None when nothing was raised
+    assert raised is None
     goodbye = kubeapi.get("kopfpeerings", "test", "default")
     assert not (goodbye or {}).get("status"), "kopf removes itself from the peering on exit"
 
 
 def test_kopf_in_cluster_wide_mode_with_cluster_peering(
-    kubeapi: KubeApi, widgets: dict, monkeypatch: pytest.MonkeyPatch
+    kubeapi: KubeApi, widgets: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBEAPI_URL", kubeapi.url)
     kubeapi.seed({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "test"}})
@@ -103,4 +104,5 @@ def test_kopf_in_cluster_wide_mode_with_cluster_peering(
         watches = kubeapi.requests.filter(verb="watch", resource="widgets")
         assert watches and all(w.namespace == "" for w in watches)
     assert runner.exit_code == 0, runner.output
-    assert runner.exception is None
+    raised: object = runner.exception  # kopf declares BaseException; it is None when nothing was raised
+    assert raised is None

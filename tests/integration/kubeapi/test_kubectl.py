@@ -24,6 +24,7 @@ from testbed.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 KUBECTLS = [k for k in dict.fromkeys([find_kubectl(), "/usr/bin/kubectl"]) if k and os.access(k, os.X_OK)]
+NO_KUBECTL: list[str | None] = [None]  # the one case when there is none: it skips
 NODES = """
 apiVersion: v1
 kind: List
@@ -85,14 +86,14 @@ def standalone(tmp_path: Path) -> Iterator[Path]:
         yield server.kubeconfig
 
 
-@pytest.fixture(params=KUBECTLS[:1] or [None], ids=lambda k: Path(k).parent.parent.name if k else "none")
+@pytest.fixture(params=KUBECTLS[:1] or NO_KUBECTL, ids=lambda k: Path(k).parent.parent.name if k else "none")
 def kubectl(request: pytest.FixtureRequest, standalone: Path, tmp_path: Path) -> Kubectl:
     if request.param is None:
         pytest.skip("no kubectl available (scripts/setup installs .tools/bin/kubectl)")
     return Kubectl(request.param, standalone, tmp_path / "cache")
 
 
-@pytest.fixture(params=KUBECTLS or [None], ids=lambda k: k or "none")
+@pytest.fixture(params=KUBECTLS or NO_KUBECTL, ids=lambda k: k or "none")
 def any_kubectl(request: pytest.FixtureRequest, standalone: Path, tmp_path: Path) -> Kubectl:
     if request.param is None:
         pytest.skip("no kubectl available")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import kubernetes
 import pytest
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 
 from .conftest import http, node, pod, wait_until
@@ -14,8 +15,9 @@ from .conftest import http, node, pod, wait_until
 pytestmark = pytest.mark.integration
 
 
-def status_of(err: ApiException) -> dict:
-    return json.loads(err.body)
+def status_of(err: ApiException) -> dict[str, Any]:
+    status: dict[str, Any] = json.loads(err.body)
+    return status
 
 
 def test_create_answers_201_with_server_filled_metadata_and_the_url_namespace(
@@ -145,7 +147,7 @@ def test_strategic_merge_merges_conditions_by_type_and_finalizers_as_a_set(
     assert http(kubeapi, "PATCH", "/api/v1/nodes/n1", body, smp)[0] == 200
     body = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletDown"}]}}
     assert http(kubeapi, "PATCH", "/api/v1/nodes/n1/status", body, smp)[0] == 200
-    stored = kubeapi.get("nodes", "n1")
+    stored = kubeapi.must_get("nodes", "n1")
     assert stored["metadata"]["finalizers"] == ["a", "b"]
     assert stored["metadata"]["labels"] == {"x": "y"}
     assert {c["type"]: c["status"] for c in stored["status"]["conditions"]} == {
@@ -163,7 +165,7 @@ def test_the_typed_client_patches_nodes_with_strategic_merge(
     assert kubeapi.requests.filter(verb="patch", resource="nodes")[0].content_type.startswith(
         "application/strategic-merge-patch+json"
     )
-    stored = kubeapi.get("nodes", "n1")
+    stored = kubeapi.must_get("nodes", "n1")
     assert stored["spec"]["unschedulable"] is True
     assert stored["metadata"]["labels"] == {"keep": "me", "new": "1"}
 
@@ -190,7 +192,7 @@ def test_generation_bumps_on_spec_changes_only(kubeapi: KubeApi, apps: kubernete
 
 
 def test_status_subresource_writes_only_status_and_the_main_resource_ignores_status(
-    kubeapi: KubeApi, widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    kubeapi: KubeApi, widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     created = custom.create_namespaced_custom_object(
         "example.io",
@@ -205,15 +207,15 @@ def test_status_subresource_writes_only_status_and_the_main_resource_ignores_sta
             "status": {"phase": "Ignored"},
         },
     )
-    assert "status" not in created
+    assert isinstance(created, dict) and "status" not in created  # declared `object`: parsed JSON
     after_main = custom.patch_namespaced_custom_object(
         "example.io", "v1", "default", "widgets", "w", {"spec": {"size": 4}, "status": {"phase": "Nope"}}
     )
-    assert after_main["spec"]["size"] == 4 and "status" not in after_main
+    assert isinstance(after_main, dict) and after_main["spec"]["size"] == 4 and "status" not in after_main
     after_status = custom.patch_namespaced_custom_object_status(
         "example.io", "v1", "default", "widgets", "w", {"spec": {"size": 9}, "status": {"phase": "Done"}}
     )
-    assert after_status["status"] == {"phase": "Done"}
+    assert isinstance(after_status, dict) and after_status["status"] == {"phase": "Done"}
     assert after_status["spec"]["size"] == 4
     assert after_status["metadata"]["generation"] == 2
 
@@ -281,7 +283,9 @@ def test_delete_collection_removes_what_the_selector_matches(core: kubernetes.cl
         core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": {"team": team}}})
     core.delete_collection_namespaced_config_map("default", label_selector="team=x")
     assert [
-        c.metadata.name for c in core.list_namespaced_config_map("default").items if c.metadata.name in "abc"
+        c.metadata.name
+        for c in core.list_namespaced_config_map("default").items
+        if (c.metadata.name or "") in ("a", "b", "c")
     ] == ["c"]
 
 
@@ -303,7 +307,7 @@ def test_metadata_only_clients_get_partial_object_metadata(kubeapi: KubeApi) -> 
         {
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": kubeapi.get("pods", "p", "default")["metadata"],
+            "metadata": kubeapi.must_get("pods", "p", "default")["metadata"],
         }
     ]
     code, one = http(

@@ -8,7 +8,7 @@ from typing import Any
 import kubernetes
 import kubernetes_asyncio
 import pytest
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi import KubeApi
 
 from .conftest import http
@@ -21,7 +21,9 @@ def widget(name: str = "w", /, **spec: Any) -> dict[str, Any]:
 
 
 def create(custom: kubernetes.client.CustomObjectsApi, body: dict[str, Any]) -> dict[str, Any]:
-    return custom.create_namespaced_custom_object("example.io", "v1", "default", "widgets", body)  # type: ignore[no-any-return]
+    created = custom.create_namespaced_custom_object("example.io", "v1", "default", "widgets", body)
+    assert isinstance(created, dict)  # declared `object`: a custom object comes back as parsed JSON
+    return created
 
 
 def causes_of(
@@ -37,14 +39,14 @@ def causes_of(
 
 
 def test_defaults_are_applied_and_unknown_fields_pruned(
-    widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     created = create(custom, widget(mode="Plan", unknown="dropped", extra={"kept": {"deep": 1}}))
     assert created["spec"] == {"mode": "Plan", "size": 3, "extra": {"kept": {"deep": 1}}}
 
 
 def test_an_enum_violation_reads_like_the_real_api_server(
-    widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     message, causes = causes_of(custom, widget("x", mode="Foo"))
     assert (
@@ -99,14 +101,18 @@ def test_an_enum_violation_reads_like_the_real_api_server(
     ],
 )
 def test_each_schema_rule_reports_a_field_path_cause(
-    widgets: dict, custom: kubernetes.client.CustomObjectsApi, spec: dict[str, Any], field: str, message: str
+    widgets: dict[str, Any],
+    custom: kubernetes.client.CustomObjectsApi,
+    spec: dict[str, Any],
+    field: str,
+    message: str,
 ) -> None:
     _, causes = causes_of(custom, widget(**spec))
     assert [(c["field"], c["message"]) for c in causes] == [(field, message)]
 
 
 def test_int_or_string_and_nullable_values_are_accepted(
-    widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     a = create(custom, widget("a", mode="Plan", budget=2, note=None))
     b = create(custom, widget("b", mode="Migrate", budget="50%"))
@@ -120,7 +126,7 @@ def test_int_or_string_and_nullable_values_are_accepted(
 
 
 def test_a_missing_spec_is_required_at_the_root(
-    widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     _, causes = causes_of(
         custom, {"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "x"}}
@@ -128,7 +134,9 @@ def test_a_missing_spec_is_required_at_the_root(
     assert causes == [{"reason": "FieldValueRequired", "field": "spec", "message": "Required value"}]
 
 
-def test_updates_are_validated_too(widgets: dict, custom: kubernetes.client.CustomObjectsApi) -> None:
+def test_updates_are_validated_too(
+    widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
+) -> None:
     create(custom, widget(mode="Plan"))
     with pytest.raises(ApiException) as err:
         custom.patch_namespaced_custom_object(
@@ -137,7 +145,9 @@ def test_updates_are_validated_too(widgets: dict, custom: kubernetes.client.Cust
     assert err.value.status == 422
 
 
-def test_strict_field_validation_rejects_unknown_fields_with_400(kubeapi: KubeApi, widgets: dict) -> None:
+def test_strict_field_validation_rejects_unknown_fields_with_400(
+    kubeapi: KubeApi, widgets: dict[str, Any]
+) -> None:
     code, body = http(
         kubeapi,
         "POST",
@@ -152,7 +162,7 @@ def test_strict_field_validation_rejects_unknown_fields_with_400(kubeapi: KubeAp
 
 
 def test_strategic_merge_patch_on_a_custom_resource_is_415(
-    kubeapi: KubeApi, widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    kubeapi: KubeApi, widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     create(custom, widget(mode="Plan"))
     code, body = http(
@@ -166,7 +176,7 @@ def test_strategic_merge_patch_on_a_custom_resource_is_415(
 
 
 def test_replacing_a_custom_resource_requires_a_resource_version(
-    kubeapi: KubeApi, widgets: dict, custom: kubernetes.client.CustomObjectsApi
+    kubeapi: KubeApi, widgets: dict[str, Any], custom: kubernetes.client.CustomObjectsApi
 ) -> None:
     create(custom, widget(mode="Plan"))
     code, body = http(
@@ -203,7 +213,7 @@ def test_an_invalid_crd_is_rejected(kubeapi: KubeApi, api_client: kubernetes.cli
 
 
 async def test_the_asyncio_client_gets_the_same_422(
-    widgets: dict, async_client: kubernetes_asyncio.client.ApiClient
+    widgets: dict[str, Any], async_client: kubernetes_asyncio.client.ApiClient
 ) -> None:
     custom = kubernetes_asyncio.client.CustomObjectsApi(async_client)
     with pytest.raises(kubernetes_asyncio.client.exceptions.ApiException) as err:
@@ -215,7 +225,8 @@ async def test_the_asyncio_client_gets_the_same_422(
         "example.io", "v1", "default", "widgets", widget(mode="Plan")
     )
     assert created["spec"]["size"] == 3
-    patched = await custom.patch_namespaced_custom_object_status(
+    # its .pyi omits `_content_type`, which the method takes (it is in the method's all_params)
+    patched = await custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
         "example.io",
         "v1",
         "default",

@@ -76,7 +76,7 @@ def test_label_selectors_support_every_operator(
         ]
     )
     found = sorted(
-        p.metadata.name for p in core.list_namespaced_pod("default", label_selector=selector).items
+        str(p.metadata.name) for p in core.list_namespaced_pod("default", label_selector=selector).items
     )
     assert found == expected
 
@@ -151,7 +151,7 @@ def test_the_sync_client_surfaces_410_as_an_api_exception(
         kubeapi.seed(
             [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}} for i in range(4)]
         )
-        with pytest.raises(kubernetes.client.rest.ApiException) as err:
+        with pytest.raises(kubernetes.client.exceptions.ApiException) as err:
             list(
                 kubernetes.watch.Watch().stream(
                     core.list_namespaced_config_map, "default", resource_version=str(old), timeout_seconds=1
@@ -243,11 +243,11 @@ async def test_the_asyncio_client_watches_and_lists_with_selectors(
 def test_unsupported_field_labels_are_a_400_as_on_a_real_cluster(
     kubeapi: KubeApi, core: kubernetes.client.CoreV1Api
 ) -> None:
-    with pytest.raises(kubernetes.client.rest.ApiException) as err:
+    with pytest.raises(kubernetes.client.exceptions.ApiException) as err:
         core.list_node(field_selector="status.phase=Running")
     assert err.value.status == 400
     assert json.loads(err.value.body)["message"] == "field label not supported: status.phase"
-    with pytest.raises(kubernetes.client.rest.ApiException):
+    with pytest.raises(kubernetes.client.exceptions.ApiException):
         list(
             kubernetes.watch.Watch().stream(
                 core.list_namespaced_config_map, "default", field_selector="data.key=x", timeout_seconds=1
@@ -255,7 +255,7 @@ def test_unsupported_field_labels_are_a_400_as_on_a_real_cluster(
         )
 
 
-def test_a_crd_can_declare_selectable_fields(kubeapi: KubeApi, widgets: dict) -> None:
+def test_a_crd_can_declare_selectable_fields(kubeapi: KubeApi, widgets: dict[str, Any]) -> None:
     crd = copy.deepcopy(widgets)
     crd["spec"]["versions"][0]["selectableFields"] = [{"jsonPath": ".spec.mode"}]
     kubeapi.patch("customresourcedefinitions", "widgets.example.io", {"spec": crd["spec"]})

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import grpc
 import paramiko
 import pytest
@@ -13,17 +17,26 @@ from testbed.nodes.node import ssh_run
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 
-def test_ssh_works_with_host_key_verification(testbed_cluster: Cluster, testbed_node: Node, ssh_client_for) -> None:
+def test_ssh_works_with_host_key_verification(
+    testbed_cluster: Cluster,
+    testbed_node: Node,
+    ssh_client_for: Callable[[Cluster, Node], paramiko.SSHClient],
+) -> None:
     client = ssh_client_for(testbed_cluster, testbed_node)
     result = ssh_run(client, ["hostname"])
     assert result.exit_status == 0
     assert result.stdout.strip() == testbed_node.name
 
 
-def test_ssh_rejects_a_node_whose_host_key_is_not_the_known_one(testbed_cluster: Cluster, tmp_path) -> None:
+def test_ssh_rejects_a_node_whose_host_key_is_not_the_known_one(
+    testbed_cluster: Cluster, tmp_path: Path
+) -> None:
     first, second = testbed_cluster.nodes[0], testbed_cluster.nodes[1]
-    second_key = next(line for line in testbed_cluster.known_hosts.read_text().splitlines()
-                      if line.startswith(f"[{second.ssh_host}]")).split(" ", 1)[1]
+    second_key = next(
+        line
+        for line in testbed_cluster.known_hosts.read_text().splitlines()
+        if line.startswith(f"[{second.ssh_host}]")
+    ).split(" ", 1)[1]
     wrong = tmp_path / "known_hosts"
     wrong.write_text(f"[{first.ssh_host}]:{first.ssh_port} {second_key}\n")
     with pytest.raises(paramiko.BadHostKeyException):
@@ -81,21 +94,33 @@ def test_containerd_is_configured_as_docker_ce_ships_it(testbed_node: Node) -> N
     assert " cri " not in plugins
 
 
+def inspected(docker: DockerClient, ref: str) -> dict[str, Any]:
+    image = docker.inspect_image(ref)
+    assert image is not None, f"{ref} is not in the node's Docker"
+    return image
+
+
 def test_docker_holds_images_made_without_any_registry(testbed_node: Node) -> None:
     docker = DockerClient(testbed_node.docker_socket)
     images = docker.images()
     tags = {t for image in images for t in image.get("RepoTags") or []}
     assert testbed_node.profile.sandbox_image in tags
     assert {"registry.shimshift.test/team/app:1.0", "registry.shimshift.test/team/app:1.1"} <= tags
-    assert any(not (image.get("RepoTags") or []) or image["RepoTags"] == ["<none>:<none>"] for image in images)
-    layers = {tag: set(docker.inspect_image(tag)["RootFS"]["Layers"]) for tag in  # type: ignore[index]
-              ("registry.shimshift.test/team/app:1.0", "registry.shimshift.test/team/app:1.1")}
+    assert any(
+        not (image.get("RepoTags") or []) or image["RepoTags"] == ["<none>:<none>"] for image in images
+    )
+    layers = {
+        tag: set(inspected(docker, tag)["RootFS"]["Layers"])
+        for tag in ("registry.shimshift.test/team/app:1.0", "registry.shimshift.test/team/app:1.1")
+    }
     assert layers["registry.shimshift.test/team/app:1.0"] < layers["registry.shimshift.test/team/app:1.1"]
 
 
 def test_docker_images_have_the_same_id_on_every_node(testbed_cluster: Cluster) -> None:
-    ids = {DockerClient(n.docker_socket).inspect_image("registry.shimshift.test/team/app:1.0")["Id"]  # type: ignore[index]
-           for n in testbed_cluster.nodes}
+    ids = {
+        inspected(DockerClient(n.docker_socket), "registry.shimshift.test/team/app:1.0")["Id"]
+        for n in testbed_cluster.nodes
+    }
     assert len(ids) == 1
 
 

@@ -6,14 +6,14 @@ restores the node's containerd before it returns."""
 from __future__ import annotations
 
 import pytest
-from testbed.nodes import Cluster
+from testbed.nodes import Cluster, Node
 from testbed.nodes.fixtures import node_with_profile
 from testbed.nodes.profiles import DOCKER_CE_CONTAINERD_CONFIG, ProfileName
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
 
 
-def _main_pid(node, unit: str) -> int:
+def _main_pid(node: Node, unit: str) -> int:
     return int(node.exec(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip())
 
 
@@ -26,9 +26,13 @@ def test_systemctl_restart_containerd_really_restarts_it(testbed_cluster: Cluste
     after = _main_pid(node, "containerd")
     assert before != after and after > 0
     assert node.exec(["ctr", "version"]).exit_status == 0
-    assert node.exec(["systemctl", "is-active", "containerd", "docker"]).stdout.split() == ["active", "active"]
+    assert node.exec(["systemctl", "is-active", "containerd", "docker"]).stdout.split() == [
+        "active",
+        "active",
+    ]
     assert {"argv": ["restart", "containerd"], "rc": 0}.items() <= node.systemctl_calls()[-4].items() or any(
-        c["argv"] == ["restart", "containerd"] and c["rc"] == 0 for c in node.systemctl_calls())
+        c["argv"] == ["restart", "containerd"] and c["rc"] == 0 for c in node.systemctl_calls()
+    )
 
 
 def test_systemctl_fails_like_systemd_when_a_daemon_will_not_start(testbed_cluster: Cluster) -> None:
@@ -39,8 +43,10 @@ def test_systemctl_fails_like_systemd_when_a_daemon_will_not_start(testbed_clust
     try:
         result = node.exec(["systemctl", "restart", "containerd"])
         assert result.exit_status == 1
-        assert "Job for containerd.service failed because the control process exited with error code." \
+        assert (
+            "Job for containerd.service failed because the control process exited with error code."
             in result.stderr
+        )
         state = node.exec(["systemctl", "is-active", "containerd"])
         assert (state.exit_status, state.stdout.strip()) == (3, "failed")
         assert "Result: exit-code" in node.exec(["systemctl", "status", "containerd"]).stdout

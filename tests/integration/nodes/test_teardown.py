@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ time.sleep(600)
 
 
 @pytest.fixture
-def private_root(testbed_root: Path) -> Path:
+def private_root(testbed_root: Path) -> Iterator[Path]:
     prefix = f"{testbed_root.name}-hygiene-"
     for leftover in testbed_root.parent.glob(prefix + "*"):  # from a killed session
         if not processes.pid_alive(int(leftover.name.removeprefix(prefix))):
@@ -58,13 +59,13 @@ def test_state_of_a_killed_test_process_is_detected_and_cleaned(private_root: Pa
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
+    assert holder.stdout is not None  # stdout=PIPE
     try:
-        assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "READY"
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
-        holder.stdout.close()  # type: ignore[union-attr]
+        holder.stdout.close()
     stale = leftovers(private_root)
     assert any("process" in item for item in stale), "the killed run should have left its nodes running"
     started = time.monotonic()

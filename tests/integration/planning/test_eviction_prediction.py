@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi.runner import KubeApi
 from testbed.waiting import wait_until
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from testbed import waiting
@@ -43,6 +43,11 @@ from shimshift.remote import (
 )
 from shimshift.rendering import render_node_config
 
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api
+    from testbed.nodes import Cluster, Node
+    from testbed.nodes.fixtures import ApiEndpoint
+
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(170)]
 
 PROFILES = ["kubeadm-systemd", "kubeadm-cgroupfs", "kubespray", "cri-dockerd"]
@@ -53,20 +58,20 @@ measured_round_trips: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
-def cluster(scratch_cluster: Any, nodes_kubeapi: Any) -> Iterator[Any]:
+def cluster(scratch_cluster: Cluster, nodes_kubeapi: ApiEndpoint) -> Iterator[Cluster]:
     scratch_cluster.attach_api(nodes_kubeapi.url, nodes_kubeapi.kubeconfig)
     yield scratch_cluster
     if measured_round_trips:
         print("\nSSH round trips per node sequence (facts..verify):", json.dumps(measured_round_trips))
 
 
-def node_of(cluster: Any, profile: str) -> Any:
+def node_of(cluster: Cluster, profile: str) -> Node:
     from testbed.nodes.fixtures import node_with_profile
 
     return node_with_profile(cluster, profile)
 
 
-def connect(cluster: Any, node: Any, **kw: Any) -> NodeConnection:
+def connect(cluster: Cluster, node: Node, **kw: Any) -> NodeConnection:
     opts = {
         "known_hosts": cluster.known_hosts.read_text(),
         "private_key": cluster.private_key.read_text(),
@@ -104,13 +109,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     return waiting.wait_until(predicate, timeout, what=what, interval=0.2)
 
 
-def node_runtime(kube_core: Any, name: str) -> tuple[str, str]:
+def node_runtime(kube_core: CoreV1Api, name: str) -> tuple[str, str]:
     node = kube_core.read_node(name)
     ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
     return node.status.node_info.container_runtime_version if node.status.node_info else "", ready
 
 
-def wait_runtime(kube_core: Any, name: str, prefix: str) -> None:
+def wait_runtime(kube_core: CoreV1Api, name: str, prefix: str) -> None:
     wait_until(
         lambda: (lambda r: r[0].startswith(prefix) and r[1] == "True")(node_runtime(kube_core, name)),
         45,
@@ -136,7 +141,7 @@ def in_parallel(scenarios: dict[str, Callable[[], None]]) -> None:
         raise AssertionError("; ".join(f"{name}: {e!r}" for name, e in errors.items())) from first
 
 
-def facts_are_complete(cluster: Any, profile: str) -> None:
+def facts_are_complete(cluster: Cluster, profile: str) -> None:
     node = node_of(cluster, profile)
     with connect(cluster, node) as conn:
         facts = facts_of(NodeSteps(conn), node)
@@ -163,7 +168,7 @@ def facts_are_complete(cluster: Any, profile: str) -> None:
     )
 
 
-def test_facts_are_complete_and_correct_on_every_profile(cluster: Any) -> None:
+def test_facts_are_complete_and_correct_on_every_profile(cluster: Cluster) -> None:
     in_parallel({p: functools.partial(facts_are_complete, cluster, p) for p in PROFILES})
 
 
@@ -202,7 +207,7 @@ class PlaybookImagesPort(SshNodePort):
         return ImageCounts()
 
 
-def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = False) -> None:
+def full_cycle(cluster: Cluster, kube_core: CoreV1Api, profile: str, via_port: bool = False) -> None:
     """Forward through every node step, again (nothing changes), then roll back twice.
 
     With `via_port`, the forward steps and the rollback go through SshNodePort, as the engine drives them.
@@ -223,7 +228,7 @@ def full_cycle(cluster: Any, kube_core: Any, profile: str, via_port: bool = Fals
         facts = facts_of(steps, node)
         steps.preflight(facts)
         plan = port.plan(node.name, facts) if via_port else plan_for(facts)
-        forward_steps = FORWARD
+        forward_steps: tuple[StepId, ...] = FORWARD
         if (
             profile == "kubespray"
         ):  # docker: Stop, so the finish step disables Docker (and its undo enables it)
@@ -283,7 +288,7 @@ def stale_docker_socket(node: Any) -> None:
 
 
 def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identical(
-    cluster: Any, kube_core: Any
+    cluster: Cluster, kube_core: CoreV1Api
 ) -> None:
     in_parallel(
         {p: functools.partial(full_cycle, cluster, kube_core, p, p == "cri-dockerd") for p in PROFILES}
@@ -292,7 +297,7 @@ def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identica
     assert measured_round_trips == {p: 8 for p in PROFILES} | {"kubespray": 9}
 
 
-def containerd_refuses_its_config(cluster: Any, kube_core: Any) -> None:
+def containerd_refuses_its_config(cluster: Cluster, kube_core: CoreV1Api) -> None:
     node = node_of(cluster, "kubeadm-cgroupfs")
     with connect(cluster, node) as conn:
         steps = NodeSteps(conn)
@@ -319,7 +324,7 @@ def containerd_refuses_its_config(cluster: Any, kube_core: Any) -> None:
     wait_runtime(kube_core, node.name, "docker://")
 
 
-def kubelet_does_not_come_up(cluster: Any, kube_core: Any) -> None:
+def kubelet_does_not_come_up(cluster: Cluster, kube_core: CoreV1Api) -> None:
     node = node_of(cluster, "kubeadm-systemd")
     with connect(cluster, node) as conn:
         steps = NodeSteps(conn)
@@ -346,7 +351,7 @@ def kubelet_does_not_come_up(cluster: Any, kube_core: Any) -> None:
 
 
 def test_containerd_refusing_its_config_or_a_kubelet_not_coming_up_rolls_back_to_docker(
-    cluster: Any, kube_core: Any
+    cluster: Cluster, kube_core: CoreV1Api
 ) -> None:
     in_parallel(
         {
@@ -358,7 +363,7 @@ def test_containerd_refusing_its_config_or_a_kubelet_not_coming_up_rolls_back_to
     )
 
 
-def cut_in_step(cluster: Any, kube_core: Any, profile: str, step: StepId) -> None:
+def cut_in_step(cluster: Cluster, kube_core: CoreV1Api, profile: str, step: StepId) -> None:
     node = node_of(cluster, profile)
     with connect(cluster, node) as conn:
         steps = NodeSteps(conn)
@@ -388,7 +393,7 @@ def cut_in_step(cluster: Any, kube_core: Any, profile: str, step: StepId) -> Non
 
 
 def test_a_connection_cut_in_the_middle_of_a_step_then_a_rerun_converges(
-    cluster: Any, kube_core: Any
+    cluster: Cluster, kube_core: CoreV1Api
 ) -> None:
     in_parallel(
         {
@@ -399,7 +404,7 @@ def test_a_connection_cut_in_the_middle_of_a_step_then_a_rerun_converges(
     )
 
 
-def test_a_host_key_mismatch_is_refused_before_any_command_runs(cluster: Any) -> None:
+def test_a_host_key_mismatch_is_refused_before_any_command_runs(cluster: Cluster) -> None:
     first, second = cluster.nodes[0], cluster.nodes[1]
     second_key = next(
         line
@@ -426,7 +431,7 @@ INJECTIONS = [
 ]
 
 
-def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: Any) -> None:
+def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: Cluster) -> None:
     node = node_of(cluster, "cri-dockerd")
     base = "/var/lib/shimshift-injection"
     with connect(cluster, node) as conn:

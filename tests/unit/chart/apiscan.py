@@ -61,7 +61,7 @@ class Placeholder(str):
     def __call__(self, *args: Any, **kwargs: Any) -> Placeholder:
         return Placeholder()
 
-    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Placeholder:
         return Placeholder()
 
     def __iter__(self) -> Iterator[str]:  # a runtime collection: of runtime values

@@ -47,7 +47,9 @@ def test_the_readme_reference_is_the_crds_spec_and_a_stale_one_is_caught(tmp_pat
     readme = (helm.REPO / "README.md").read_text()
     begin = "<!-- BEGIN NodeMigration reference"
     assert begin in readme and "<!-- END NodeMigration reference -->" in readme
-    spec = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
     assert " ".join(spec["properties"]["rollout"]["description"].split()) in readme
     stale = tmp_path / "README.md"
     stale.write_text(readme.replace("`maxUnavailable`", "`maxUnavailableOld`"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,7 +35,7 @@ def test_chart_copy_of_the_crd_is_byte_identical_to_the_repository_crd() -> None
         )
 
 
-def rendered_crd(*args: str) -> dict | None:  # type: ignore[type-arg]
+def rendered_crd(*args: str) -> dict[str, Any] | None:
     result = helm.template(*args)
     assert result.returncode == 0, result.stderr
     crds = [d for d in helm.documents(result.stdout) if d["kind"] == "CustomResourceDefinition"]
@@ -74,7 +76,7 @@ def test_kopf_peering_crd_is_installed_from_the_charts_crds_directory_only() -> 
     assert "clusterkopfpeerings.kopf.dev" in with_crds.stdout
 
 
-def test_a_packaged_chart_carries_the_crd_and_renders_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_packaged_chart_carries_the_crd_and_renders_it(tmp_path: Path) -> None:
     # Helm does not follow symlinks out of a chart when packaging: the copy must be a real file.
     assert not CHART_COPY.is_symlink()
     packaged = helm.run_helm("package", str(helm.CHART), "--destination", str(tmp_path))

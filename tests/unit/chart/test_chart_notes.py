@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,10 +20,12 @@ def notes(*args: str) -> str:
     return result.stdout.split("NOTES:", 1)[1]
 
 
-def sample_nodemigration(text: str) -> dict:  # type: ignore[type-arg]
+def sample_nodemigration(text: str) -> dict[str, Any]:
     block = re.search(r"cat <<'YAML' \| kubectl apply -f -\n(.*?)\n\s*YAML\n", text, re.S)
     assert block, text
-    return yaml.safe_load(block.group(1))  # type: ignore[no-any-return]
+    sample = yaml.safe_load(block.group(1))
+    assert isinstance(sample, dict), block.group(1)
+    return sample
 
 
 def test_notes_give_a_plan_mode_nodemigration_naming_the_releases_ssh_secrets() -> None:
@@ -37,7 +41,7 @@ def test_notes_give_a_plan_mode_nodemigration_naming_the_releases_ssh_secrets() 
     assert "port 9191" in text
 
 
-def test_notes_sample_is_a_valid_nodemigration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_notes_sample_is_a_valid_nodemigration(tmp_path: Path) -> None:
     from shimshift.cli import main
 
     manifest = tmp_path / "nm.yaml"

@@ -100,8 +100,9 @@ def test_service_monitor_scrapes_the_metrics_service_on_its_named_port() -> None
 
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     deployment = helm.only(docs, "Deployment")
+    container: dict[str, Any]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return container  # type: ignore[no-any-return]
+    return container
 
 
 @pytest.mark.parametrize("value_set", helm.value_sets())

@@ -17,7 +17,7 @@ import yaml
 
 from tests.unit.chart import helm
 
-SCHEMA = json.loads((helm.CHART / "values.schema.json").read_text())
+SCHEMA: dict[str, Any] = json.loads((helm.CHART / "values.schema.json").read_text())
 VALUES_TEXT = (helm.CHART / "values.yaml").read_text()
 VALUES = yaml.safe_load(VALUES_TEXT)
 TEMPLATES = {p.name: p.read_text() for p in (helm.CHART / "templates").iterdir()}

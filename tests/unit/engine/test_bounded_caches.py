@@ -5,6 +5,7 @@ recorded in its status."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,11 @@ from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers
 
 FP = "ssh-ed25519 SHA256:" + "k" * 43
+
+# kopf's decorators type a handler as the protocol of every keyword kopf passes (the body's parts, a
+# patch, a logger...); these tests pass the two the handlers read, and the handlers take the rest in `**_`.
+reconcile: Callable[..., object] = handlers.reconcile
+stop: Callable[..., object] = handlers.stop
 
 
 def settle(engine: Engine, cluster: FakeCluster, clock: Clock, name: str = "m") -> None:
@@ -102,7 +108,7 @@ def test_the_due_times_keep_one_entry_per_object_whatever_its_generations(clock:
     for generation in range(1, 40):
         cluster.objects.pop("m", None)
         cluster.create(_body(generation))
-        handlers.reconcile(body=_body(generation), memo=memo)
+        reconcile(body=_body(generation), memo=memo)
     assert list(runtime.due) == ["uid-m"]
 
 
@@ -112,10 +118,10 @@ def test_an_invalid_generation_is_not_acted_on_until_the_spec_changes(clock: Clo
     cluster.create(_body(2))
     bad = _body(2)
     bad["spec"]["drain"] = {"timeout": "-5m"}
-    handlers.reconcile(body=bad, memo={"runtime": runtime})
+    reconcile(body=bad, memo={"runtime": runtime})
     assert runtime.due["uid-m"][0] == 2
     writes = cluster.writes
-    handlers.reconcile(body=bad, memo={"runtime": runtime})
+    reconcile(body=bad, memo={"runtime": runtime})
     assert cluster.writes == writes  # not again: the same generation is known bad
 
 
@@ -124,9 +130,9 @@ def test_a_deleted_migration_leaves_no_due_time_and_no_facts(clock: Clock) -> No
     engine = make_engine(cluster, FakeNodes(cluster), clock)
     runtime = handlers.Runtime(engine)
     cluster.create(_body(1))
-    handlers.reconcile(body=_body(1), memo={"runtime": runtime})
+    reconcile(body=_body(1), memo={"runtime": runtime})
     assert "uid-m" in runtime.due
-    handlers.stop(body=_body(1), memo={"runtime": runtime})
+    stop(body=_body(1), memo={"runtime": runtime})
     assert runtime.due == {}
 
 

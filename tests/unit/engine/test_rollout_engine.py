@@ -12,6 +12,11 @@ from tests.unit.engine.conftest import make_engine, run_to_end
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
 
 
+def cordoned(cluster: FakeCluster, name: str) -> bool:
+    """Read afresh (mypy would carry an assert's narrowing of the attribute across a reconcile)."""
+    return cluster.nodes[name].unschedulable
+
+
 def test_every_selected_node_is_migrated_in_waves_of_max_unavailable(clock: Clock) -> None:
     cluster = FakeCluster(workers(5, pods=["default/a"]), clock)
     nodes = FakeNodes(cluster)
@@ -33,10 +38,10 @@ def test_every_selected_node_is_migrated_in_waves_of_max_unavailable(clock: Cloc
         assert keys.LOCK_ANNOTATION not in node.annotations
         assert node.runtime.startswith("containerd://")
     assert status.for_storage()["summary"]["progress"] == "5/5"
-    record = status.node("w1")
-    assert record is not None
-    assert [s.id for s in record.steps] == list(keys.STEP_ORDER)
-    assert all(s.state == StepState.DONE for s in record.steps)
+    w1 = status.node("w1")
+    assert w1 is not None
+    assert [s.id for s in w1.steps] == list(keys.STEP_ORDER)
+    assert all(s.state == StepState.DONE for s in w1.steps)
 
 
 def test_an_admin_cordoned_node_stays_cordoned_after_its_migration(clock: Clock) -> None:
@@ -270,12 +275,12 @@ def test_deleting_the_migration_during_drain_uncordons_the_node_and_changes_noth
     cluster.create(manifest(drain={"timeout": "1h"}))
     engine = make_engine(cluster, nodes, clock)
     engine.reconcile(cluster.get("m"))
-    assert cluster.nodes["w1"].unschedulable
+    assert cordoned(cluster, "w1")
 
     result = engine.reconcile(cluster.get("m"), stopping=True)
 
     assert result.in_flight == 0
-    assert not cluster.nodes["w1"].unschedulable
+    assert not cordoned(cluster, "w1")
     assert keys.LOCK_ANNOTATION not in cluster.nodes["w1"].annotations
     assert nodes.changes["w1:configure"] == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import pytest
 
@@ -11,6 +12,7 @@ from shimshift.model.spec import Images, ImageStrategy
 from shimshift.planning.images import (
     MIB,
     DiskPolicy,
+    ImageMove,
     ImageSkipReason,
     Layer,
     Priority,
@@ -39,8 +41,8 @@ def facts(*images: DockerImage, present: tuple[str, ...] = (), free: int | None 
     return NodeFacts(node="n1", images=images, containerd_images=present, containerd_root_free_bytes=free)
 
 
-def ids(plan_moves: object) -> list[str]:
-    return [m.image_id for m in plan_moves]  # type: ignore[attr-defined]
+def ids(plan_moves: Iterable[ImageMove]) -> list[str]:
+    return [m.image_id for m in plan_moves]
 
 
 def test_sandbox_image_goes_first_then_images_in_use_then_the_rest() -> None:

@@ -6,7 +6,14 @@ from typing import Any
 
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector
-from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, RefusalReason, plan_node_drain
+from shimshift.planning.drain import (
+    DrainContext,
+    NodeDrain,
+    PodAction,
+    PodPlan,
+    RefusalReason,
+    plan_node_drain,
+)
 from shimshift.planning.findings import Level
 from shimshift.planning.pdb import EvictionVerdict, evaluate_pdbs
 from tests.unit.planning.factory import cluster, controller, pdb, pod, spec, web_deployment
@@ -38,7 +45,7 @@ def drain(
     return plan_node_drain("n1", [p for p in c.pods if p.node == "n1"], ctx)
 
 
-def only(d: NodeDrain):  # type: ignore[no-untyped-def]
+def only(d: NodeDrain) -> PodPlan:
     assert len(d.pods) == 1
     return d.pods[0]
 

@@ -22,7 +22,7 @@ from tests.unit.planning.factory import node, pod
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "snapshot"
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
 facts_strategy = st.builds(
     NodeFacts,
     node=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),

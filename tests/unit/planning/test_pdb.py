@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shimshift.planning.pdb import EvictionVerdict, evaluate_pdbs, eviction_verdict, pdb_state
+from shimshift.planning.cluster import Cluster
+from shimshift.planning.pdb import EvictionVerdict, PdbState, evaluate_pdbs, eviction_verdict, pdb_state
 from tests.unit.planning.factory import cluster, pdb, pod, web_deployment
 
 
-def state_of(pods: list[dict], budget: dict, controllers: list[dict] | None = None):  # type: ignore[no-untyped-def]
+def state_of(
+    pods: list[dict[str, Any]], budget: dict[str, Any], controllers: list[dict[str, Any]] | None = None
+) -> tuple[PdbState, Cluster]:
     c = cluster(
         pods=pods, pdbs=[budget], controllers=web_deployment() if controllers is None else controllers
     )
@@ -138,7 +143,7 @@ def test_two_pdbs_on_one_pod_make_the_eviction_api_refuse_it() -> None:
     ),
 )
 def test_evicting_only_what_the_budget_allows_never_drops_below_the_desired_healthy(
-    replicas: int, unready: int, budget: dict
+    replicas: int, unready: int, budget: dict[str, Any]
 ) -> None:
     pods = [pod(f"p{i}", ready=i >= min(unready, replicas)) for i in range(replicas)]
     c = cluster(pods=pods, pdbs=[pdb("p", **budget)], controllers=web_deployment(replicas))

@@ -68,7 +68,7 @@ MARKUP = ["[", "]", "(", ")", "<", ">", "!", "`", "```", "\\", ":", "|", "*", "h
 pieces = st.sampled_from(CONTROLS + MARKUP)
 data = st.one_of(
     st.lists(pieces, min_size=1, max_size=12).map("".join),
-    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+    st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=30),
 )
 
 

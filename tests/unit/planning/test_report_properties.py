@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shimshift.planning.build import build_plan
+from shimshift.planning.report import PlanReport
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import cell, render_markdown
 from tests.unit.planning.factory import cluster, node, pod, spec
 
 NOW = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
-text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
@@ -24,7 +25,7 @@ def test_a_markdown_table_cell_stays_one_cell_on_one_line(value: str) -> None:
     assert "|" not in out.replace("\\|", "").replace("\\\\", "")
 
 
-def report_for(name: str):  # type: ignore[no-untyped-def]
+def report_for(name: str) -> PlanReport:
     c = cluster([node("n1")], [pod(name, owner=None, image=name, host_paths={"s": "/var/run/docker.sock"})])
     return build_plan(spec(), c, {}, NOW, name="m")
 

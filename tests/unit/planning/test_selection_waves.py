@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.cluster import Node
 from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.waves import plan_waves
 from tests.unit.planning.factory import cluster, node, spec
 
 
-def names(nodes) -> list[str]:  # type: ignore[no-untyped-def]
+def names(nodes: Iterable[Node]) -> list[str]:
     return [n.name for n in nodes]
 
 

@@ -55,7 +55,7 @@ def test_a_value_with_a_newline_is_refused() -> None:
 
 _NAME = st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True)
 _VALUE = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00"), max_size=40
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r\x00"), max_size=40
 ).map(lambda s: s.strip(" \t"))
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from typing import Any
 
 import pytest
 
 from shimshift.model.facts import KubeletFacts, NodeFacts, Setting
-from shimshift.rendering import ClientCert, RegistryMaterial, RenderProblems, render_node_config
+from shimshift.rendering import (
+    ClientCert,
+    RegistryMaterial,
+    RenderedConfig,
+    RenderProblems,
+    render_node_config,
+)
 from shimshift.rendering.checks import Expected, check_config
 from shimshift.rendering.containerd_keys import CRI_IMAGES_V3, CRI_RUNTIME_V3
 from tests import pki
@@ -22,7 +29,7 @@ def facts(
     containerd: str = "1.6.20~ds1",
     kubelet: str | None = "v1.24.17",
     driver: str | None = "systemd",
-    **kw: object,
+    **kw: Any,
 ) -> NodeFacts:
     cgroup = Setting(driver, "/var/lib/kubelet/config.yaml", "cgroupDriver") if driver else None
     return NodeFacts(
@@ -30,12 +37,12 @@ def facts(
         containerd_version=containerd,
         kubelet=KubeletFacts(version=kubelet, cgroup_driver=cgroup),
         containerd_config=DOCKER_CE,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-def config(rendered: object) -> dict[str, object]:
-    return tomllib.loads(rendered.config_toml.text)  # type: ignore[attr-defined]
+def config(rendered: RenderedConfig) -> dict[str, Any]:
+    return tomllib.loads(rendered.config_toml.text)
 
 
 def problem_paths(error: pytest.ExceptionInfo[RenderProblems]) -> list[str]:
@@ -66,8 +73,8 @@ def test_auto_with_an_unknown_containerd_version_asks_for_an_explicit_one() -> N
 def test_schema_3_uses_only_keys_containerd_2_documents() -> None:
     doc = config(render_node_config(spec_with(), facts("2.1.0")))
     plugins = doc["plugins"]
-    assert set(plugins) == {"io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"}  # type: ignore[arg-type]
-    images, runtime = plugins["io.containerd.cri.v1.images"], plugins["io.containerd.cri.v1.runtime"]  # type: ignore[index]
+    assert set(plugins) == {"io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"}
+    images, runtime = plugins["io.containerd.cri.v1.images"], plugins["io.containerd.cri.v1.runtime"]
     assert set(images) <= set(CRI_IMAGES_V3) and set(runtime) <= set(CRI_RUNTIME_V3)
     assert images["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.7"
     assert runtime["containerd"]["runtimes"]["runc"]["options"] == {"SystemdCgroup": True}
@@ -79,7 +86,7 @@ def test_schema_3_uses_only_keys_containerd_2_documents() -> None:
 @pytest.mark.parametrize(("driver", "expected"), [("systemd", True), ("cgroupfs", False)])
 def test_auto_cgroup_follows_the_kubelets_driver(driver: str, expected: bool) -> None:
     doc = config(render_node_config(spec_with(), facts(driver=driver)))
-    runc = doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]  # type: ignore[index]
+    runc = doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is expected
     assert runc["runtime_type"] == "io.containerd.runc.v2"
 
@@ -160,7 +167,7 @@ def test_the_admins_own_settings_are_kept_and_a_schema_1_short_name_is_mapped() 
     doc = config(rendered)
     assert doc["oom_score"] == -999
     assert doc["disabled_plugins"] == ["io.containerd.snapshotter.v1.aufs"]
-    assert doc["plugins"]["io.containerd.internal.v1.opt"] == {"path": "/data/opt"}  # type: ignore[index]
+    assert doc["plugins"]["io.containerd.internal.v1.opt"] == {"path": "/data/opt"}
     assert "oom_score" in rendered.report.preserved
 
 
@@ -200,7 +207,7 @@ def test_an_extra_fragment_is_merged_last() -> None:
         '[plugins."io.containerd.grpc.v1.cri"]\n  max_concurrent_downloads = 7\n[debug]\n  level = "debug"\n'
     )
     doc = config(render_node_config(spec_with(extraConfig=extra), facts()))
-    assert doc["plugins"]["io.containerd.grpc.v1.cri"]["max_concurrent_downloads"] == 7  # type: ignore[index]
+    assert doc["plugins"]["io.containerd.grpc.v1.cri"]["max_concurrent_downloads"] == 7
     assert doc["debug"] == {"level": "debug"}
 
 
@@ -258,13 +265,13 @@ GOOD = {
 }
 
 
-def _without(path: tuple[str, ...]) -> dict[str, object]:
+def _without(path: tuple[str, ...]) -> dict[str, Any]:
     import copy
 
     doc = copy.deepcopy(GOOD)
-    node: dict[str, object] = doc
+    node: dict[str, Any] = doc
     for part in path[:-1]:
-        node = node[part]  # type: ignore[assignment]
+        node = node[part]
     del node[path[-1]]
     return doc
 

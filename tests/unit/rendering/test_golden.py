@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from testbed.nodes.profiles import ProfileName
 
 from shimshift.cli import main
 from shimshift.rendering import facts_from_json, facts_to_json
@@ -65,8 +66,8 @@ def test_golden_output_never_contains_a_client_key() -> None:
 
 
 @pytest.mark.parametrize("profile", all_profiles(), ids=str)
-def test_example_facts_files_agree_with_the_testbed_node_profiles(profile: object) -> None:
-    facts = profile_facts(profile)  # type: ignore[arg-type]
+def test_example_facts_files_agree_with_the_testbed_node_profiles(profile: ProfileName) -> None:
+    facts = profile_facts(profile)
     path = REPO / "examples" / "facts" / f"{facts.node.removesuffix('-1')}.json"
     if REGEN:
         path.write_text(facts_to_json(facts), encoding="utf-8")

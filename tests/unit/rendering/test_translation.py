@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,14 @@ CERTS = "/etc/containerd/certs.d"
 PEM = pki.CA_PEM
 
 
-def facts(**kw: object) -> NodeFacts:
+def facts(**kw: Any) -> NodeFacts:
     kubelet = KubeletFacts(
         version="v1.24.17", cgroup_driver=Setting("systemd", "/var/lib/kubelet/config.yaml", "cgroupDriver")
     )
-    return NodeFacts(node="n1", containerd_version="1.6.20", kubelet=kubelet, **kw)  # type: ignore[arg-type]
+    return NodeFacts(node="n1", containerd_version="1.6.20", kubelet=kubelet, **kw)
 
 
-def hosts_toml(rendered: RenderedConfig, host: str) -> dict[str, object]:
+def hosts_toml(rendered: RenderedConfig, host: str) -> dict[str, Any]:
     return tomllib.loads(rendered.file(f"{CERTS}/{host}/hosts.toml").text)
 
 
@@ -32,23 +33,23 @@ def test_registry_mirrors_become_docker_hub_mirrors_in_their_order() -> None:
     rendered = render_node_config(spec_with(), facts(daemon_json=daemon))
     doc = hosts_toml(rendered, "docker.io")
     assert doc["server"] == "https://registry-1.docker.io"
-    assert list(doc["host"]) == ["https://b.example.com", "https://a.example.com:5000"]  # type: ignore[call-overload]
+    assert list(doc["host"]) == ["https://b.example.com", "https://a.example.com:5000"]
 
 
 def test_an_insecure_registry_tries_tls_without_verification_then_plain_http_like_docker() -> None:
     daemon = {"insecure-registries": ["http://legacy.example.com:5000"]}
     doc = hosts_toml(render_node_config(spec_with(), facts(daemon_json=daemon)), "legacy.example.com:5000")
     hosts = doc["host"]
-    assert list(hosts) == ["https://legacy.example.com:5000", "http://legacy.example.com:5000"]  # type: ignore[call-overload]
-    assert hosts["https://legacy.example.com:5000"]["skip_verify"] is True  # type: ignore[index]
+    assert list(hosts) == ["https://legacy.example.com:5000", "http://legacy.example.com:5000"]
+    assert hosts["https://legacy.example.com:5000"]["skip_verify"] is True
 
 
 def test_a_cidr_insecure_registry_marks_ip_mirrors_inside_it_and_reports_the_rest() -> None:
     daemon = {"registry-mirrors": ["https://10.30.1.2:5000"], "insecure-registries": ["10.30.0.0/16"]}
     rendered = render_node_config(spec_with(), facts(daemon_json=daemon))
     hosts = hosts_toml(rendered, "docker.io")["host"]
-    assert hosts["https://10.30.1.2:5000"]["skip_verify"] is True  # type: ignore[index]
-    assert "http://10.30.1.2:5000" in hosts  # type: ignore[operator]
+    assert hosts["https://10.30.1.2:5000"]["skip_verify"] is True
+    assert "http://10.30.1.2:5000" in hosts
     assert any(
         n.value == "10.30.0.0/16" and "spec.containerd.registries" in n.replacement
         for n in rendered.report.not_carried
@@ -85,7 +86,7 @@ def test_spec_registry_wins_over_the_translated_one_and_the_conflict_is_reported
     daemon = {"registry-mirrors": ["https://docker-mirror.example.com"]}
     spec = spec_with(registries=[{"host": "docker.io", "mirrors": ["https://spec-mirror.example.com"]}])
     rendered = render_node_config(spec, facts(daemon_json=daemon))
-    assert list(hosts_toml(rendered, "docker.io")["host"]) == ["https://spec-mirror.example.com"]  # type: ignore[call-overload]
+    assert list(hosts_toml(rendered, "docker.io")["host"]) == ["https://spec-mirror.example.com"]
     (conflict,) = rendered.report.conflicts
     assert conflict.host == "docker.io" and "docker-mirror.example.com" in conflict.translated
 
