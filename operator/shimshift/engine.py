@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.migration import NodeMigration
+from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Mode
 from shimshift.model.status import (
     Condition,
@@ -347,9 +347,17 @@ class Engine:
             forget(migration.uid or migration.name)
 
     def report_invalid(
-        self, name: str, generation: int, message: str, *, reason: str = "InvalidSpec"
+        self,
+        name: str,
+        generation: int,
+        message: str,
+        *,
+        reason: str = "InvalidSpec",
+        uid: str = "",
     ) -> None:
-        """A NodeMigration the CRD schema accepted but the operator's checks refuse: say why, act never."""
+        """A NodeMigration the CRD schema accepted but the operator's checks refuse (or cannot read):
+        say why in its status and in a Warning Event (the caller does this once per generation), act
+        never."""
         now = iso(self.clock())
         condition = Condition("Valid", "False", reason, message[:2000], now, generation)
         self.cluster.write_status(
@@ -360,6 +368,7 @@ class Engine:
                 "conditions": [condition.for_storage()],
             },
         )
+        self.cluster.event(MigrationRef(name, uid), None, True, reason, message[:1000])
 
     # --- Plan mode ---------------------------------------------------------------------------------
 
