@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.migration import NodeMigration
+from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Mode
 from shimshift.model.status import (
     Condition,
@@ -370,8 +370,11 @@ class Engine:
         message: str,
         *,
         reason: ConditionReason = ConditionReason.INVALID_SPEC,
+        uid: str = "",
     ) -> None:
-        """A NodeMigration the CRD schema accepted but the operator's checks refuse: say why, act never."""
+        """A NodeMigration the CRD schema accepted but the operator's checks refuse (or cannot read):
+        say why in its status and in a Warning Event (the caller does this once per generation), act
+        never."""
         now = iso(self.clock())
         condition = Condition(ConditionType.VALID, "False", reason, message[:2000], now, generation)
         self.cluster.write_status(
@@ -382,6 +385,8 @@ class Engine:
                 "conditions": [condition.for_storage()],
             },
         )
+        # the Event names the condition's reason (InvalidSpec, InternalError): both are EventReason members
+        self.cluster.event(MigrationRef(name, uid), None, True, EventReason(reason.value), message[:1000])
 
     # --- Plan mode ---------------------------------------------------------------------------------
 

@@ -134,14 +134,18 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> Non
         migration = _migration(body)
     except ValidationError as e:
         # Refused by the operator's own checks: recorded once per generation, never acted on.
-        runtime.engine.report_invalid(meta["name"], generation, str(e))
+        runtime.engine.report_invalid(meta["name"], generation, str(e), uid=str(meta.get("uid") or ""))
         runtime.due[key] = (generation, float("inf"))
         return
     except Exception as e:  # reading the same generation again fails the same way
         log.error("NodeMigration %s: unexpected error reading it", meta.get("name"), exc_info=e)
         message = f"the operator could not read this NodeMigration: {internal_error_message(e)}"
         runtime.engine.report_invalid(
-            meta["name"], generation, message, reason=ConditionReason.INTERNAL_ERROR
+            meta["name"],
+            generation,
+            message,
+            reason=ConditionReason.INTERNAL_ERROR,
+            uid=str(meta.get("uid") or ""),
         )
         runtime.due[key] = (generation, float("inf"))
         return

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from shimshift.kube.drain import DrainProgress
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
-from shimshift.model.migration import NodeMigration
+from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus
 from shimshift.planning.cluster import Cluster, Node
@@ -69,7 +69,12 @@ class ClusterPort(Protocol):
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
     def write_status(self, name: str, status: Mapping[str, Any]) -> None: ...
     def event(
-        self, migration: NodeMigration, node: str | None, warning: bool, reason: EventReason, message: str
+        self,
+        migration: NodeMigration | MigrationRef,
+        node: str | None,
+        warning: bool,
+        reason: EventReason,
+        message: str,
     ) -> None: ...
     def read_cluster(self) -> Cluster: ...
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str: ...

@@ -14,7 +14,7 @@ from shimshift import handlers
 from shimshift.cli import main
 from shimshift.model.errors import ValidationError
 from shimshift.model.migration import parse_nodemigration, version_schema
-from shimshift.model.status import MigrationStatus
+from shimshift.model.status import ConditionReason, MigrationStatus
 from shimshift.resources import load_crd
 from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers
@@ -78,3 +78,36 @@ def test_the_operator_marks_a_stored_docker_remove_object_invalid_with_the_advic
     assert valid.status == "False" and valid.reason == "InvalidSpec"
     assert ADVICE in valid.message
     assert sum(nodes.changes.values()) == 0  # never acted on
+
+
+def test_an_object_the_operator_refuses_gets_a_warning_event_naming_the_field_not_only_a_condition() -> None:
+    clock = Clock()
+    cluster = FakeCluster(workers(1), clock)
+    runtime = handlers.Runtime(make_engine(cluster, FakeNodes(cluster), clock))
+    body = manifest()
+    body["metadata"].update(generation=3, uid="uid-m")
+    cluster.create(body)
+    stored = manifest()  # stored before the CRD dropped the value
+    stored["metadata"].update(generation=3, uid="uid-m")
+    stored["spec"]["docker"] = "Remove"
+    reconcile: Callable[..., object] = handlers.reconcile
+    reconcile(body=stored, memo={"runtime": runtime})
+    reconcile(body=stored, memo={"runtime": runtime})  # the same generation: recorded once
+    warnings = [e for e in cluster.events if e[2]]
+    assert len(warnings) == 1, cluster.events
+    name, node, _, reason, message = warnings[0]
+    assert (name, node, reason) == ("m", None, "InvalidSpec")
+    assert "spec.docker" in message
+
+
+def test_an_object_the_operator_cannot_read_gets_an_internal_error_event_as_well() -> None:
+    clock = Clock()
+    cluster = FakeCluster(workers(1), clock)
+    engine = make_engine(cluster, FakeNodes(cluster), clock)
+    cluster.create(manifest())
+    engine.report_invalid(
+        "m", 1, "the operator could not read this NodeMigration: boom", reason=ConditionReason.INTERNAL_ERROR
+    )
+    assert [(e[0], e[2], e[3]) for e in cluster.events] == [("m", True, "InternalError")]
+    status = MigrationStatus.from_storage(cluster.objects["m"]["status"])
+    assert next(c for c in status.conditions if c.type == "Valid").reason == "InternalError"

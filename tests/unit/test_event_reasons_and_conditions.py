@@ -87,6 +87,8 @@ def test_the_conditions_of_a_pass_are_members_of_the_enums() -> None:
         conditions = condition_updates((), phase, ConditionReason.WAVE_STARTED, "m", now, 1)
         assert {type(c.type) for c in conditions} == {ConditionType}
         assert {type(c.reason) for c in conditions} == {ConditionReason}
+    for refused in (ConditionReason.INVALID_SPEC, ConditionReason.INTERNAL_ERROR):  # report_invalid's Event
+        assert EventReason(refused.value)
     kept = Condition("SomeoneElses", "True", "Theirs")
     assert kept in condition_updates((kept,), Phase.PROGRESSING, ConditionReason.WAVE_STARTED, "m", now, 1)
 
@@ -104,6 +106,7 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "HostKeyRevoked",
         "DrainEscalated",
         "EvictionBlocked",
+        "InvalidSpec",
         "InternalError",
     }
     assert {str(r) for r in ConditionReason} == {

@@ -17,7 +17,7 @@ from shimshift.kube.api import Kube
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
-from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason
 from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
@@ -124,7 +124,12 @@ class KubeCluster:
         migrations.patch_migration_status(self.kube, name, status)
 
     def event(
-        self, migration: NodeMigration, node: str | None, warning: bool, reason: EventReason, message: str
+        self,
+        migration: NodeMigration | MigrationRef,
+        node: str | None,
+        warning: bool,
+        reason: EventReason,
+        message: str,
     ) -> None:
         type_ = migrations.EventType.WARNING if warning else migrations.EventType.NORMAL
         targets = [(keys.KIND, migration.name, migration.uid, keys.API_VERSION)]

@@ -22,6 +22,14 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9
 
 
 @dataclass(frozen=True)
+class MigrationRef:
+    """Which NodeMigration an Event is about, when the object itself could not be read."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
 class NodeMigration:
     name: str
     uid: str

@@ -75,6 +75,7 @@ class EventReason(StrEnum):
     DRAIN_ESCALATED = "DrainEscalated"
     EVICTION_BLOCKED = "EvictionBlocked"
     # the operator itself
+    INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"
 
     @classmethod

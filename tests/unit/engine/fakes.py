@@ -19,7 +19,7 @@ from shimshift.kube.pods import Eviction, EvictionResult
 from shimshift.model import keys
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.migration import NodeMigration, parse_nodemigration
+from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus
 from shimshift.planning.cluster import Cluster, Node
@@ -202,7 +202,12 @@ class FakeCluster:
         self.objects[name]["status"] = copy.deepcopy(dict(status))
 
     def event(
-        self, migration: NodeMigration, node: str | None, warning: bool, reason: EventReason, message: str
+        self,
+        migration: NodeMigration | MigrationRef,
+        node: str | None,
+        warning: bool,
+        reason: EventReason,
+        message: str,
     ) -> None:
         self.events.append((migration.name, node, warning, reason, message))
 
