@@ -32,8 +32,10 @@ args = sys.argv[1:]
 try:
     if args[0] == "load":
         from pathlib import Path
+        from shimshift.plancli import gc_paused
         from shimshift.planning.snapshot import load_snapshot
-        load_snapshot(Path(args[1]))
+        with gc_paused():  # as `shimshift plan` loads it
+            load_snapshot(Path(args[1]))
     else:
         sys.argv = ["shimshift", *args]
         runpy.run_module("shimshift", run_name="__main__")

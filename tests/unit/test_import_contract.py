@@ -45,3 +45,13 @@ def test_the_model_importing_a_higher_layer_breaks_the_contract(tmp_path: Path) 
     assert result.returncode != 0
     assert "shimshift.model is not allowed to import shimshift.kube" in result.stdout
     assert "shimshift.model.leak -> shimshift.kube" in result.stdout
+
+
+def test_a_pure_module_touching_the_garbage_collector_breaks_the_contract(tmp_path: Path) -> None:
+    # GC tuning is process-wide: it belongs to the entry point that owns the process (plancli), not
+    # to planning, which tests and the operator call inside processes of their own.
+    root = _copy_tree(tmp_path)
+    (root / "operator/shimshift/planning/leak.py").write_text("import gc  # noqa\n")
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert "shimshift.planning is not allowed to import gc" in result.stdout
