@@ -79,11 +79,11 @@ def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from shimshift.model import parse_nodemigration
-    from shimshift.rendering import ClientCert, RegistryMaterial, facts_from_json, render_node_config
+    from shimshift.rendering import ClientCert, RegistryMaterial, facts_from_json_text, render_node_config
     from shimshift.rendering.output import listing
 
     try:
-        facts = facts_from_json(read_text(Path(args.facts), MAX_FACTS_BYTES), source=args.facts)
+        facts = facts_from_json_text(read_text(Path(args.facts), MAX_FACTS_BYTES), source=args.facts)
         docs, problems = read_documents(Path(args.filename))
         if problems or len(docs) != 1:
             for problem in problems:

@@ -32,7 +32,7 @@ from shimshift.manifests import read_documents
 from shimshift.model import parse_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.factsjson import facts_from_json
+from shimshift.model.factsjson import facts_from_mapping
 from shimshift.model.limits import MAX_FACTS_BYTES, InputLimitError, json_loads, read_text
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
@@ -88,7 +88,7 @@ def _facts_dir(directory: Path) -> dict[str, NodeFacts]:
             raw = json_loads(read_text(path, MAX_FACTS_BYTES))
         except (UnicodeDecodeError, InputLimitError, json.JSONDecodeError) as e:
             raise ValidationError([Problem("", f"refused: {e}")], source=str(path)) from e
-        facts = facts_from_json(raw, source=str(path))
+        facts = facts_from_mapping(raw, source=str(path))
         out[facts.node] = facts
     return out
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from shimshift.cli import main
-from shimshift.rendering import facts_from_json, facts_to_json
+from shimshift.rendering import facts_from_json_text, facts_to_json_text
 
 REPO = Path(__file__).resolve().parents[2]
 FACTS = REPO / "examples" / "facts" / "kubeadm-cgroupfs.json"
@@ -36,10 +36,10 @@ def test_validate_shows_an_escape_in_a_manifest_name_as_visible_text(tmp_path: P
 
 
 def test_render_shows_c1_and_bidi_characters_of_the_nodes_config_toml_as_visible_text(tmp_path: Path) -> None:
-    base = facts_from_json(FACTS.read_text(), source=str(FACTS))
+    base = facts_from_json_text(FACTS.read_text(), source=str(FACTS))
     facts = tmp_path / "facts.json"
     config = 'version = 2\n# \u202eevil \x9b2J\n[debug]\n  level = "warn"\n'
-    facts.write_text(facts_to_json(dataclasses.replace(base, containerd_config=config)))
+    facts.write_text(facts_to_json_text(dataclasses.replace(base, containerd_config=config)))
     status, text = run("render", "-f", str(REPO / "examples" / "plan.yaml"), "--facts", str(facts))
     assert status == 0, text
     assert raw_controls(text) == set()

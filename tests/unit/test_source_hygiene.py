@@ -31,6 +31,24 @@ def test_no_two_modules_of_the_package_define_the_same_public_name() -> None:
     assert not clashes, f"one name, several things (rename one so the name says which): {clashes}"
 
 
+def test_a_package_re_exports_each_name_under_its_own_name() -> None:
+    # `from m import facts_from_json_text as facts_from_json` gave one function two names, the second
+    # taken by a function of another signature (a dict, not text) in m itself.
+    renamed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shimshift"):
+                for alias in node.names:
+                    module = PACKAGE.parent.joinpath(*(node.module or "").split("."), alias.name)
+                    is_module = (
+                        module.with_suffix(".py").is_file() or module.is_dir()
+                    )  # `import x as y` of a module
+                    if alias.asname and alias.asname != alias.name and alias.name.islower() and not is_module:
+                        where = path.relative_to(PACKAGE)
+                        renamed.append(f"{where}:{node.lineno}: {node.module}.{alias.name} as {alias.asname}")
+    assert not renamed, "a function imported under another name:\n" + "\n".join(renamed)
+
+
 def test_no_two_classes_differ_only_by_a_plural_s() -> None:
     # ImagePlan next to ImagesPlan: a reader cannot tell from the name which one a function takes.
     by_stem: dict[str, set[str]] = defaultdict(set)

@@ -251,14 +251,14 @@ def _decode_dataclass(cls: type[T], raw: Any, path: str | None) -> T:
     return cls(**kwargs)
 
 
-def facts_to_json(node_facts: NodeFacts) -> dict[str, Any]:
-    """The JSON object of `node_facts`."""
+def facts_to_mapping(node_facts: NodeFacts) -> dict[str, Any]:
+    """`node_facts` as a JSON-ready dict (what `facts_to_json_text` dumps and a snapshot stores)."""
     out: dict[str, Any] = to_jsonable(node_facts, _same)
     return out
 
 
-def facts_from_json(raw: Any, *, source: str = "") -> NodeFacts:
-    """NodeFacts from its JSON object; a ValidationError names the bad field path and `source`."""
+def facts_from_mapping(raw: Any, *, source: str = "") -> NodeFacts:
+    """NodeFacts from a parsed JSON object; a ValidationError names the bad field path and `source`."""
     try:
         return _decode_dataclass(NodeFacts, raw, FAST)
     except ValidationError:
@@ -271,7 +271,7 @@ def facts_from_json(raw: Any, *, source: str = "") -> NodeFacts:
 
 def facts_to_json_text(node_facts: NodeFacts) -> str:
     """A facts file's text."""
-    return json.dumps(facts_to_json(node_facts), indent=2) + "\n"
+    return json.dumps(facts_to_mapping(node_facts), indent=2) + "\n"
 
 
 def facts_from_json_text(text: str, source: str = "facts") -> NodeFacts:
@@ -282,4 +282,4 @@ def facts_from_json_text(text: str, source: str = "facts") -> NodeFacts:
         raise ValidationError([Problem("", f"is not JSON: {e}")], source=source) from e
     except InputLimitError as e:
         raise ValidationError([Problem("", f"refused: {e}")], source=source) from e
-    return facts_from_json(raw, source=source)
+    return facts_from_mapping(raw, source=source)

@@ -25,7 +25,7 @@ import yaml
 
 from shimshift.model.errors import Problem, ValidationError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.factsjson import facts_from_json, facts_to_json
+from shimshift.model.factsjson import facts_from_mapping, facts_to_mapping
 from shimshift.model.limits import (
     MAX_FACTS_BYTES,
     MAX_NODE_FILE_BYTES,
@@ -182,7 +182,7 @@ def _load(directory: Path) -> Snapshot:
         for path in sorted(facts_dir.glob("*.json")):
             source = f"{directory.name}/{FACTS_DIR}/{path.name}"
             raw = _read_json(path, MAX_FACTS_BYTES, "", source)
-            node_facts = facts_from_json(raw, source=source)
+            node_facts = facts_from_mapping(raw, source=source)
             facts[node_facts.node] = node_facts
     return Snapshot(cluster, facts, str(meta.get("takenAt", "")), str(meta.get("source", "")))
 
@@ -230,4 +230,4 @@ def write_snapshot(
         _dump(directory / f"{name}.{fmt}", items)
     for node_facts in facts:
         path = directory / FACTS_DIR / f"{node_facts.node}.json"
-        path.write_text(json.dumps(facts_to_json(node_facts), indent=1, sort_keys=False) + "\n")
+        path.write_text(json.dumps(facts_to_mapping(node_facts), indent=1, sort_keys=False) + "\n")

@@ -19,7 +19,7 @@ from shimshift.rendering import (
     ClientCert,
     RegistryMaterial,
     RenderProblems,
-    facts_from_json,
+    facts_from_json_text,
     render_node_config,
 )
 from shimshift.resources import load_crd
@@ -66,7 +66,7 @@ def _schema2_cases() -> list[tuple[Path, Path]]:
     cases = []
     for example in EXAMPLES:
         for facts_file in FACTS:
-            facts = facts_from_json(facts_file.read_text())
+            facts = facts_from_json_text(facts_file.read_text())
             if facts.containerd_major == 1:
                 cases.append((example, facts_file))
     return cases
@@ -78,7 +78,7 @@ def _schema2_cases() -> list[tuple[Path, Path]]:
 )
 def test_rendered_schema2_config_starts_containerd_with_cri_ok(example: Path, facts_file: Path) -> None:
     with node_root() as root:
-        facts = _private(facts_from_json(facts_file.read_text()), root)
+        facts = _private(facts_from_json_text(facts_file.read_text()), root)
         try:
             rendered = render_node_config(_spec(example), facts, _material(), root.layout)
         except RenderProblems as e:

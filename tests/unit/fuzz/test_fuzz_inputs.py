@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from shimshift.cli import main
 from shimshift.model import parse_nodemigration
-from shimshift.model.factsjson import facts_from_json, facts_to_json
+from shimshift.model.factsjson import facts_from_mapping, facts_to_mapping
 from shimshift.planning.build import build_plan
 from shimshift.planning.snapshot import load_snapshot
 from shimshift.planwiring import plan_hooks
@@ -363,7 +363,7 @@ toml_texts = st.one_of(
 def test_a_nodes_unreadable_file_is_that_nodes_blocker_and_the_others_are_planned(
     field: str, text: str, depth: int
 ) -> None:
-    raw = facts_to_json(LOADED.facts[NODE])
+    raw = facts_to_mapping(LOADED.facts[NODE])
     if field == "containerd_config":
         raw["containerd_config"] = text
     elif field == "daemon_json":
@@ -376,7 +376,7 @@ def test_a_nodes_unreadable_file_is_that_nodes_blocker_and_the_others_are_planne
         raw["kubelet"] = {**raw["kubelet"], "files": files, "config_file": config}
     facts = dict(LOADED.facts)
     try:
-        facts[NODE] = facts_from_json(raw)
+        facts[NODE] = facts_from_mapping(raw)
     except (RecursionError, ValueError):  # pragma: no cover - the codec walks types, not values
         pytest.fail("the facts codec could not carry the node's file")
     started = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 
 from shimshift.cli import main
 from shimshift.model.errors import ValidationError
-from shimshift.rendering import facts_from_json
+from shimshift.rendering import facts_from_json_text
 
 REPO = Path(__file__).resolve().parents[3]
 FACTS = REPO / "examples" / "facts" / "kubeadm-cgroupfs.json"
@@ -50,6 +50,6 @@ def test_a_facts_file_with_a_misspelt_field_is_refused_with_its_path(tmp_path: P
     bad = tmp_path / "facts.json"
     bad.write_text(json.dumps(raw))
     with pytest.raises(ValidationError, match=r"kubelet\.cgroup_drvier: unknown field"):
-        facts_from_json(bad.read_text(), str(bad))
+        facts_from_json_text(bad.read_text(), str(bad))
     status, text = run("render", "-f", str(PLAN), "--facts", str(bad))
     assert status == 1 and "cgroup_drvier" in text

@@ -25,7 +25,7 @@ from shimshift.planning.report import report_to_json
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planwiring import plan_hooks
-from shimshift.rendering import facts_from_json, facts_to_json
+from shimshift.rendering import facts_from_json_text, facts_to_json_text
 from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest
 from tests.unit.planning.factory import cluster, node, spec
@@ -78,7 +78,7 @@ def marker(value: str) -> str:
 
 
 def facts_with(config: str, example: str = "kubeadm-cgroupfs", name: str = "n1") -> NodeFacts:
-    base = facts_from_json((REPO / "examples" / "facts" / f"{example}.json").read_text(), source=example)
+    base = facts_from_json_text((REPO / "examples" / "facts" / f"{example}.json").read_text(), source=example)
     return dataclasses.replace(base, node=name, containerd_config=config)
 
 
@@ -142,7 +142,7 @@ def test_the_plan_config_map_the_operator_writes_holds_no_credential() -> None:
 
 def test_render_prints_no_credential_but_writes_what_the_node_needs(tmp_path: Path) -> None:
     facts = tmp_path / "facts.json"
-    facts.write_text(facts_to_json(facts_with(CONFIG_V2)))
+    facts.write_text(facts_to_json_text(facts_with(CONFIG_V2)))
     plan = str(REPO / "examples" / "plan.yaml")
 
     out = io.StringIO()

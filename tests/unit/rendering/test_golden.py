@@ -14,7 +14,7 @@ import pytest
 from testbed.nodes.profiles import ProfileName
 
 from shimshift.cli import main
-from shimshift.rendering import facts_from_json, facts_to_json
+from shimshift.rendering import facts_from_json_text, facts_to_json_text
 from tests.unit.rendering.profile_facts import all_profiles, profile_facts
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,5 +70,5 @@ def test_example_facts_files_agree_with_the_testbed_node_profiles(profile: Profi
     facts = profile_facts(profile)
     path = REPO / "examples" / "facts" / f"{facts.node.removesuffix('-1')}.json"
     if REGEN:
-        path.write_text(facts_to_json(facts), encoding="utf-8")
-    assert facts_from_json(path.read_text(encoding="utf-8"), str(path)) == facts
+        path.write_text(facts_to_json_text(facts), encoding="utf-8")
+    assert facts_from_json_text(path.read_text(encoding="utf-8"), str(path)) == facts

@@ -13,8 +13,8 @@ from shimshift.model.spec import NodeMigrationSpec
 from shimshift.rendering import (
     RegistryMaterial,
     RenderProblems,
-    facts_from_json,
-    facts_to_json,
+    facts_from_json_text,
+    facts_to_json_text,
     render_node_config,
 )
 from shimshift.rendering.output import listing
@@ -86,4 +86,4 @@ def test_facts_survive_their_json_file_form(
     case: tuple[NodeMigrationSpec, NodeFacts, RegistryMaterial],
 ) -> None:
     facts = case[1]
-    assert facts_from_json(facts_to_json(facts)) == facts
+    assert facts_from_json_text(facts_to_json_text(facts)) == facts
