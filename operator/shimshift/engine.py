@@ -68,6 +68,8 @@ class InternalError(ShimshiftError):
 REPORT_LIMIT = 900_000
 #: The condition that says the last pass failed unexpectedly; False again after a pass succeeds.
 RECONCILE_ERROR = "ReconcileError"
+#: The longest condition message the engine writes.
+CONDITION_MESSAGE_MAX = 2000
 
 
 def internal_error_message(error: BaseException) -> str:
@@ -359,7 +361,7 @@ class Engine:
         say why in its status and in a Warning Event (the caller does this once per generation), act
         never."""
         now = iso(self.clock())
-        condition = Condition("Valid", "False", reason, message[:2000], now, generation)
+        condition = Condition("Valid", "False", reason, message[:CONDITION_MESSAGE_MAX], now, generation)
         self.cluster.write_status(
             name,
             {
