@@ -70,6 +70,8 @@ class InternalError(ShimshiftError):
 
 #: A ConfigMap holds at most 1 MiB; the JSON report is left out (Markdown kept) beyond this.
 REPORT_LIMIT = 900_000
+#: The longest condition message the engine writes.
+CONDITION_MESSAGE_MAX = 2000
 
 
 def internal_error_message(error: BaseException) -> str:
@@ -376,7 +378,9 @@ class Engine:
         say why in its status and in a Warning Event (the caller does this once per generation), act
         never."""
         now = iso(self.clock())
-        condition = Condition(ConditionType.VALID, "False", reason, message[:2000], now, generation)
+        condition = Condition(
+            ConditionType.VALID, "False", reason, message[:CONDITION_MESSAGE_MAX], now, generation
+        )
         self.cluster.write_status(
             name,
             {

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import kopf
 
-from shimshift.engine import Engine, InternalError, internal_error_message, is_transient
+from shimshift.engine import (
+    CONDITION_MESSAGE_MAX,
+    Engine,
+    InternalError,
+    internal_error_message,
+    is_transient,
+)
 from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
 from shimshift.model.errors import ShimshiftError, ValidationError
@@ -134,7 +140,9 @@ def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> Non
         migration = _migration(body)
     except ValidationError as e:
         # Refused by the operator's own checks: recorded once per generation, never acted on.
-        runtime.engine.report_invalid(meta["name"], generation, str(e), uid=str(meta.get("uid") or ""))
+        runtime.engine.report_invalid(
+            meta["name"], generation, e.summary(CONDITION_MESSAGE_MAX), uid=str(meta.get("uid") or "")
+        )
         runtime.due[key] = (generation, float("inf"))
         return
     except Exception as e:  # reading the same generation again fails the same way

@@ -116,3 +116,75 @@ def test_the_crd_command_prints_the_shipped_crd() -> None:
     status, out = run("crd")
     assert status == 0
     assert out == (REPO / "crds" / "nodemigration.yaml").read_text()
+
+
+# ---- every problem in one run, schema and semantic alike ----------------------------------------------
+
+_HEAD = "apiVersion: shimshift.io/v1alpha1\nkind: NodeMigration\nmetadata: {name: x}\n"
+
+
+def _problem_lines(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if line.startswith("  ")]
+
+
+def test_a_schema_problem_and_a_semantic_problem_are_both_reported_in_one_run(tmp_path: Path) -> None:
+    f = tmp_path / "both.yaml"
+    f.write_text(_HEAD + 'spec: {mode: Migrat, nodeNames: [a], rollout: {maxUnavailable: "150%"}}\n')
+
+    status, out = run("validate", "-f", str(f))
+
+    assert status == 1
+    assert f"{f} (x): invalid" in out
+    assert _problem_lines(out) == [
+        'spec.mode: Unsupported value: "Migrat": supported values: "Plan", "Migrate"',
+        "spec.rollout.maxUnavailable: must be a percentage from 1% to 100%, not 150%",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "path"),
+    [
+        ('drain: {gracePeriodSeconds: "30"}', "spec.drain.gracePeriodSeconds"),
+        ("nodeSelector: app=web", "spec.nodeSelector"),
+        ("nodeSelector: {matchExpressions: [{key: a, operator: In, values: b}]}", "spec.nodeSelector"),
+        ("containerd: {registries: [{mirrors: https://m.example.com}]}", "spec.containerd.registries[0]"),
+        ("containerd: {registries: {host: docker.io}}", "spec.containerd.registries"),
+        ("containerd: {extraConfig: [1], allowUnsafe: cni}", "spec.containerd"),
+        ("kubelet: {runtimeEndpoint: 5}", "spec.kubelet.runtimeEndpoint"),
+        ("kubelet: [runtimeEndpoint]", "spec.kubelet"),
+        ("ssh: root@node", "spec.ssh"),
+        (
+            "ssh: {privateKeySecretRef: {name: [k]}, knownHostsSecretRef: {name: h}}",
+            "spec.ssh.privateKeySecretRef",
+        ),
+        ("drain: {podSelector: {app: web}}", "spec.drain.podSelector"),
+        ("extra: [{caSecretRef: {name: {a: b}}}]", "spec.extra"),
+    ],
+)
+def test_a_wrongly_typed_field_and_a_semantic_problem_elsewhere_are_both_reported(
+    tmp_path: Path, typed: str, path: str
+) -> None:
+    f = tmp_path / "typed.yaml"
+    f.write_text(_HEAD + f'spec:\n  nodeNames: [a, a]\n  rollout: {{maxUnavailable: "150%"}}\n  {typed}\n')
+
+    status, out = run("validate", "-f", str(f))
+
+    assert status == 1, out
+    lines = _problem_lines(out)
+    assert any(line.startswith(path) for line in lines), out
+    assert "spec.rollout.maxUnavailable: must be a percentage from 1% to 100%, not 150%" in lines
+    assert 'spec.nodeNames: "a" is listed 2 times; list each node once' in lines
+
+
+def test_a_problem_both_layers_see_is_reported_once(tmp_path: Path) -> None:
+    f = tmp_path / "twice.yaml"
+    f.write_text(
+        _HEAD + "spec:\n  mode: Migrate\n  nodeNames: [a]\n  drain: {timeout: -5m}\n"
+        "  ssh: {privateKeySecretRef: {name: /etc/ssh/key}, knownHostsSecretRef: {name: h}}\n"
+    )
+
+    status, out = run("validate", "-f", str(f))
+
+    assert status == 1
+    paths = [line.split(": ")[0] for line in _problem_lines(out)]
+    assert paths == ["spec.drain.timeout", "spec.ssh.privateKeySecretRef.name"], out

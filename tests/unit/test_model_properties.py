@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shimshift.model import ValidationError, check_nodemigration, parse_nodemigration
+from shimshift.model.migration import version_schema
+from shimshift.model.schema import apply_defaults, validate
 from shimshift.resources import load_crd
 from tests.unit.conftest import minimal_manifest
 
@@ -132,3 +134,53 @@ def test_mutated_valid_specs_are_accepted_or_rejected_by_field_path(body: dict[s
 @given(body=json_values)
 def test_any_yaml_document_is_rejected_cleanly_unless_it_is_a_nodemigration(body: Any) -> None:
     assert_accepted_or_rejected_with_paths(body)
+
+
+#: A spec that sets every field a semantic check reads, so mutations reach each check with wrong types.
+RICH = minimal_manifest(
+    mode="Migrate",
+    nodeSelector={"matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]},
+    rollout={"maxUnavailable": "50%", "pauseBetweenNodes": "30s"},
+    drain={"timeout": "5m", "gracePeriodSeconds": 30, "podSelector": "app=web"},
+    containerd={
+        "configVersion": "auto",
+        "extraConfig": "[plugins]\n",
+        "allowUnsafe": ["HostPath"],
+        "registries": [
+            {
+                "host": "docker.io",
+                "mirrors": ["https://m.example.com"],
+                "caSecretRef": {"name": "ssh", "key": "ca.crt"},
+                "caBundle": "x",
+                "plainHTTP": True,
+                "skipVerify": True,
+            }
+        ],
+    },
+    kubelet={"runtimeEndpoint": "unix:///run/containerd/containerd.sock"},
+    ssh={"privateKeySecretRef": {"name": "ssh"}, "user": "bob", "connectTimeout": "1s"},
+)
+
+
+@st.composite
+def mutated_rich_specs(draw: st.DrawFn) -> dict[str, Any]:
+    body = copy.deepcopy(RICH)
+    for _ in range(draw(st.integers(1, 4))):
+        body["spec"] = _mutate(draw, body["spec"])
+    return body
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(body=mutated_rich_specs())
+def test_schema_and_semantic_problems_come_in_one_list_once_each_without_a_crash(
+    body: dict[str, Any],
+) -> None:
+    _, problems = check_nodemigration(body, CRD)
+    assert problems == sorted(set(problems)), "sorted by field path, each problem once"
+    assert all(p.path.startswith("spec") for p in problems), problems
+    refused = {p.path for p in validate(apply_defaults(body, version_schema(CRD)), version_schema(CRD))}
+    for problem in problems:
+        inside = [r for r in refused if problem.path.startswith((r + ".", r + "[")) and r != problem.path]
+        assert not inside or problem.path in refused, (
+            f"{problem} sits inside {inside}, which the schema refused"
+        )

@@ -43,6 +43,22 @@ class ValidationError(ShimshiftError):
         prefix = f"{source}: " if source else ""
         super().__init__(prefix + "; ".join(str(p) for p in self.problems))
 
+    def summary(self, limit: int) -> str:
+        """The message in at most `limit` characters: whole problems, then how many more there are."""
+        full = str(self)
+        if len(full) <= limit:
+            return full
+        text = f"{self.source}: " if self.source else ""
+        for shown, problem in enumerate(self.problems):
+            rest = len(self.problems) - shown
+            noun = "problem" if rest == 1 else "problems"
+            tail = f"and {rest} more {noun}: run `shimshift validate` on the manifest for the full list"
+            more = ("; " if shown else "") + str(problem)
+            if len(text) + len(more) + len("; ") + len(tail) > limit:
+                return (text + ("; " if shown else "") + tail)[:limit]
+            text += more
+        return text[:limit]  # not reached: the full message was longer than the limit
+
 
 class NodeError(ShimshiftError):
     """Something on a node is not as expected; the message names the node."""

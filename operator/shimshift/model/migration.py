@@ -51,7 +51,8 @@ def version_schema(crd: Mapping[str, Any], version: str = keys.VERSION) -> Mappi
 def check_nodemigration(obj: Any, crd: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Schema-check, default and semantically check a raw object.
 
-    Returns the defaulted object (None if it is not even a NodeMigration) and every problem found.
+    Returns the defaulted object (None if it is not even a NodeMigration) and every problem found, from
+    both the schema and the semantic checks, once each, sorted by field path.
     """
     if not isinstance(obj, Mapping):
         got = type(obj).__name__ if obj is not None else "an empty document"
@@ -85,11 +86,18 @@ def check_nodemigration(obj: Any, crd: Mapping[str, Any]) -> tuple[dict[str, Any
     schema = version_schema(crd)
     defaulted = apply_defaults(dict(obj), schema)
     defaulted.pop("status", None)  # status is the operator's; the API server ignores it on create
-    schema_problems = validate(defaulted, schema)
-    problems.extend(p for p in schema_problems if not p.path.startswith("metadata"))
-    if not schema_problems and isinstance(defaulted.get("spec"), Mapping):
-        problems.extend(check_spec(defaulted["spec"]))
+    schema_problems = [p for p in validate(defaulted, schema) if not p.path.startswith("metadata")]
+    problems.extend(schema_problems)
+    # The semantic checks run even when the schema refused something, so one run reports every problem;
+    # a field the schema refused keeps only the schema's word on it (the checks skip wrong types).
+    refused = {p.path for p in schema_problems}
+    problems.extend(p for p in check_spec(defaulted.get("spec")) if not _within(p.path, refused))
     return defaulted, sorted(set(problems))
+
+
+def _within(path: str, refused: set[str]) -> bool:
+    """`path` is a field the schema refused, or inside one (`spec.ssh` holds `spec.ssh.user`)."""
+    return any(path == r or (r != "" and path.startswith((r + ".", r + "["))) for r in refused)
 
 
 def parse_nodemigration(obj: Any, crd: Mapping[str, Any], *, source: str = "") -> NodeMigration:

@@ -2,6 +2,11 @@
 
 Each check returns problems located by field path and saying what to do. The operator reports them as a
 condition; `shimshift validate` prints them.
+
+The checks run on the defaulted spec even when the schema refused it, so one run reports every problem
+(`shimshift.model.migration`). They read raw mappings and take nothing for granted: a field of the wrong
+type (a string where a mapping belongs, a number where a string does) is skipped, never a crash, because
+the schema has already reported it.
 """
 
 from __future__ import annotations
@@ -24,15 +29,27 @@ from shimshift.model.unsafe import unsafe_problems
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
 
 
-def check_spec(spec: Mapping[str, Any]) -> list[Problem]:
-    """Problems in a schema-valid, defaulted spec that only code can see."""
+def _map(value: Any) -> Mapping[str, Any]:
+    """`value` if it is a mapping, else an empty one (a wrong type is the schema's problem to report)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """`value` if it is a list, else an empty one (a wrong type is the schema's problem to report)."""
+    return value if isinstance(value, list) else []
+
+
+def check_spec(spec: Any) -> list[Problem]:
+    """Problems in a defaulted spec that only code can see; fields of the wrong type are skipped."""
+    if not isinstance(spec, Mapping):
+        return []
     return sorted(
         [
             *_check_selection(spec),
-            *_check_rollout(spec.get("rollout", {})),
-            *_check_drain(spec.get("drain", {})),
-            *_check_containerd(spec.get("containerd", {})),
-            *_check_kubelet(spec.get("kubelet", {})),
+            *_check_rollout(_map(spec.get("rollout"))),
+            *_check_drain(_map(spec.get("drain"))),
+            *_check_containerd(_map(spec.get("containerd"))),
+            *_check_kubelet(_map(spec.get("kubelet"))),
             *_check_ssh(spec),
             *_check_secret_refs(spec, "spec"),
             *_check_registry_secrets(spec),
@@ -73,19 +90,23 @@ def _check_secret_refs(node: Any, path: str) -> Iterator[Problem]:
 def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
     if "nodeSelector" not in spec and not spec.get("nodeNames"):
         yield Problem("spec", "select the nodes to migrate with nodeSelector and/or nodeNames")
-    for i, expr in enumerate(spec.get("nodeSelector", {}).get("matchExpressions") or ()):
+    for i, expr in enumerate(_list(_map(spec.get("nodeSelector")).get("matchExpressions"))):
+        if not isinstance(expr, Mapping) or not isinstance(expr.get("values") or [], list):
+            continue
         has_values = bool(expr.get("values"))
-        if expr["operator"] in ("In", "NotIn") and not has_values:
+        operator = expr.get("operator")
+        if operator in ("In", "NotIn") and not has_values:
             yield Problem(
                 f"spec.nodeSelector.matchExpressions[{i}].values",
-                f"operator {expr['operator']} needs at least one value",
+                f"operator {operator} needs at least one value",
             )
-        if expr["operator"] in ("Exists", "DoesNotExist") and has_values:
+        if operator in ("Exists", "DoesNotExist") and has_values:
             yield Problem(
                 f"spec.nodeSelector.matchExpressions[{i}].values",
-                f"operator {expr['operator']} takes no values; remove them",
+                f"operator {operator} takes no values; remove them",
             )
-    for name, count in Counter(spec.get("nodeNames") or ()).items():
+    names = [n for n in _list(spec.get("nodeNames")) if isinstance(n, str)]
+    for name, count in Counter(names).items():
         if count > 1:
             yield Problem("spec.nodeNames", f'"{name}" is listed {count} times; list each node once')
 
@@ -101,7 +122,7 @@ _DURATIONS = (
 def _check_durations(spec: Mapping[str, Any]) -> Iterator[Problem]:
     """Every duration within the parser's bounds (the CRD pattern bounds digits, not the value)."""
     for section, key in _DURATIONS:
-        value = (spec.get(section) or {}).get(key)
+        value = _map(spec.get(section)).get(key)
         if isinstance(value, str):
             try:
                 parse_duration(value)
@@ -132,16 +153,18 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
     grace = drain.get("gracePeriodSeconds")
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        grace = None  # the schema reports a wrong type
     timeout = _seconds(drain.get("timeout"), "10m")
     if timeout is not None and grace is not None and timeout < grace:
         yield Problem(
             "spec.drain.timeout",
-            f"{drain['timeout']} is shorter than gracePeriodSeconds ({grace}s): every drain "
+            f"{drain.get('timeout', '10m')} is shorter than gracePeriodSeconds ({grace}s): every drain "
             "would time out while pods are still terminating; raise the timeout",
         )
     if timeout == 0:
         yield Problem("spec.drain.timeout", "must be longer than 0s")
-    if drain.get("podSelector"):
+    if drain.get("podSelector") and isinstance(drain["podSelector"], str):
         try:
             parse_label_selector(drain["podSelector"])
         except ValueError as e:
@@ -152,22 +175,27 @@ def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:
     version = containerd.get("configVersion", "auto")
     if isinstance(version, str) and version != "auto":
         yield Problem("spec.containerd.configVersion", f'must be "auto", 2 or 3, not {version!r}')
-    registries = containerd.get("registries") or ()
-    for host, count in Counter(r["host"] for r in registries).items():
+    registries = _list(containerd.get("registries"))
+    hosts = [r["host"] for r in registries if isinstance(r, Mapping) and isinstance(r.get("host"), str)]
+    for host, count in Counter(hosts).items():
         if count > 1:
             yield Problem(
                 "spec.containerd.registries",
                 f'host "{host}" appears {count} times; merge its settings into one entry',
             )
     for i, reg in enumerate(registries):
-        yield from _check_registry(f"spec.containerd.registries[{i}]", reg)
+        if isinstance(reg, Mapping):
+            yield from _check_registry(f"spec.containerd.registries[{i}]", reg)
     extra = containerd.get("extraConfig", "")
-    if extra:
-        yield from _check_extra_config(extra, containerd.get("allowUnsafe") or ())
+    if extra and isinstance(extra, str):
+        allowed = [a for a in _list(containerd.get("allowUnsafe")) if isinstance(a, str)]
+        yield from _check_extra_config(extra, allowed)
 
 
 def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
-    for j, mirror in enumerate(reg.get("mirrors") or ()):
+    for j, mirror in enumerate(_list(reg.get("mirrors"))):
+        if not isinstance(mirror, str):
+            continue
         parts = urlsplit(mirror)
         try:
             parts.port  # noqa: B018 - raises on a bad port
@@ -182,7 +210,7 @@ def _check_registry(path: str, reg: Mapping[str, Any]) -> Iterator[Problem]:
             )
     if "caSecretRef" in reg and "caBundle" in reg:
         yield Problem(f"{path}.caBundle", "the CA is given twice (caBundle and caSecretRef); keep one")
-    if "caBundle" in reg:
+    if isinstance(reg.get("caBundle"), str):
         bad = ca_bundle_problem(reg["caBundle"])
         if bad:
             yield Problem(
@@ -220,7 +248,7 @@ def _check_extra_config(extra: str, allowed: Collection[str]) -> Iterator[Proble
 
 def _check_kubelet(kubelet: Mapping[str, Any]) -> Iterator[Problem]:
     endpoint = kubelet.get("runtimeEndpoint", "")
-    if any(endpoint.endswith(sock) for sock in _DOCKERSHIM_ENDPOINTS):
+    if isinstance(endpoint, str) and any(endpoint.endswith(sock) for sock in _DOCKERSHIM_ENDPOINTS):
         yield Problem(
             "spec.kubelet.runtimeEndpoint",
             f"{endpoint} is a Docker endpoint; point kubelet at containerd, e.g. "
@@ -233,6 +261,8 @@ def _check_ssh(spec: Mapping[str, Any]) -> Iterator[Problem]:
     if ssh is None:
         if spec.get("mode") == "Migrate":
             yield Problem("spec.ssh", "is required when mode is Migrate (shimshift changes nodes over SSH)")
+        return
+    if not isinstance(ssh, Mapping):
         return
     if "privateKeySecretRef" not in ssh and spec.get("mode") == "Migrate":
         yield Problem("spec.ssh.privateKeySecretRef", "is required when mode is Migrate")
@@ -256,7 +286,7 @@ SSH_SECRET_FIELDS = ("privateKeySecretRef", "knownHostsSecretRef")
 
 def ssh_secret_names(spec: Mapping[str, Any]) -> dict[str, str]:
     """Secret name -> the spec.ssh field that names it."""
-    ssh = spec.get("ssh") or {}
+    ssh = _map(spec.get("ssh"))
     names: dict[str, str] = {}
     for field in SSH_SECRET_FIELDS:
         ref = ssh.get(field)
@@ -271,11 +301,13 @@ def _check_registry_secrets(spec: Mapping[str, Any]) -> Iterator[Problem]:
     ssh = ssh_secret_names(spec)
     if not ssh:
         return
-    for i, reg in enumerate((spec.get("containerd") or {}).get("registries") or ()):
+    for i, reg in enumerate(_list(_map(spec.get("containerd")).get("registries"))):
+        if not isinstance(reg, Mapping):
+            continue
         for field in ("caSecretRef", "clientCertSecretRef"):
             ref = reg.get(field)
             name = ref.get("name") if isinstance(ref, Mapping) else None
-            if name in ssh:
+            if isinstance(name, str) and name in ssh:
                 yield Problem(
                     f"spec.containerd.registries[{i}].{field}",
                     f"names Secret {name}, which {ssh[name]} names too: an SSH Secret is never used as "
