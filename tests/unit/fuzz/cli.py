@@ -1,8 +1,9 @@
 """Run `python -m shimshift` on one hostile input, bounded: what the fuzzers and regressions assert on.
 
 Each run is a fresh process (a segfault or a hang must fail the test, not end the test run) with a
-wall-clock timeout, an address-space cap as a safety net for the machine, and its peak RSS read from
-the kernel (`wait4`), so a test can say "under 10 s and under 200 MB" of exactly that process.
+wall-clock timeout, an address-space cap as a safety net for the machine, and its own peak RSS (the
+VmHWM `tests.unit.fuzz.hwm_main` reports as it ends; `wait4`'s maxrss when it could not: killed), so
+a test can say "under 10 s and under 200 MB" of exactly that program.
 """
 
 from __future__ import annotations
@@ -48,11 +49,20 @@ def _limit() -> None:
 
 def run_cli(*argv: str, timeout: float = TIMEOUT) -> CliResult:
     """`python -m shimshift ARGV` in a fresh process, reaped with wait4 for its own peak RSS."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO)])}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        hwm = Path(tmp) / "peak-kib"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO / "operator"), str(REPO)]),
+            "SHIMSHIFT_FUZZ_HWM": str(hwm),
+        }
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shimshift", *argv],
+            [sys.executable, "-m", "tests.unit.fuzz.hwm_main", *argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -75,11 +85,12 @@ def run_cli(*argv: str, timeout: float = TIMEOUT) -> CliResult:
         proc.returncode = os.waitstatus_to_exitcode(wait_status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
+        peak_kib = int(hwm.read_text()) if hwm.exists() else usage.ru_maxrss  # both KiB on Linux
         return CliResult(
             status=proc.returncode,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
             seconds=seconds,
-            peak_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+            peak_mb=peak_kib / 1024,
             timed_out=timed_out,
         )
