@@ -140,23 +140,31 @@ def problems_for(problems: Sequence[Problem], path: str) -> bool:
     return any(p.path == path for p in problems)
 
 
+#: Why a Secret-backed registry file is missing from an offline plan, and what to do instead.
+_OFFLINE = "an offline plan reads no Secrets: plan with --probe-namespace, or in the operator's Plan mode"
+
+
+def _unusable(field: str, where: str, refused: str | None, missing: bool, unresolved: str) -> list[Problem]:
+    """The problem of a registry Secret the resolver refused or never read (none when it has content)."""
+    if refused:
+        return [Problem(field, f"{where}: {refused}")]
+    return [Problem(field, unresolved)] if missing else []
+
+
 def _ca_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> list[Problem]:
     assert reg.ca_secret is not None
     field = f"{path}.caSecretRef"
     where = f"registry {reg.host}: Secret {reg.ca_secret.name} (key {reg.ca_secret.key})"
-    refused = material.refused.get((reg.host, "caSecretRef"))
-    if refused:
-        return [Problem(field, f"{where}: {refused}")]
     pem = material.ca_bundles.get(reg.host)
-    if pem is None:
-        return [
-            Problem(
-                field,
-                f"{where} was not resolved (an offline plan reads no Secrets: plan with "
-                "--probe-namespace, or in the operator's Plan mode); create the Secret in the "
-                "operator's namespace",
-            )
-        ]
+    unusable = _unusable(
+        field,
+        where,
+        material.refused.get((reg.host, "caSecretRef")),
+        pem is None,
+        f"{where} was not resolved ({_OFFLINE}); create the Secret in the operator's namespace",
+    )
+    if unusable or pem is None:
+        return unusable
     bad = ca_bundle_problem(pem)
     if bad:
         return [
@@ -172,19 +180,17 @@ def _ca_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> lis
 def _client_from_secret(path: str, reg: Registry, material: RegistryMaterial) -> list[Problem]:
     field = f"{path}.clientCertSecretRef"
     where = f"registry {reg.host}: Secret {reg.client_cert_secret}"
-    refused = material.refused.get((reg.host, "clientCertSecretRef"))
-    if refused:
-        return [Problem(field, f"{where}: {refused}")]
     client = material.client_certs.get(reg.host)
-    if client is None:
-        return [
-            Problem(
-                field,
-                f"{where}: the client certificate was not resolved (an offline plan reads no "
-                "Secrets: plan with --probe-namespace, or in the operator's Plan mode); create a "
-                "kubernetes.io/tls Secret with tls.crt and tls.key",
-            )
-        ]
+    unusable = _unusable(
+        field,
+        where,
+        material.refused.get((reg.host, "clientCertSecretRef")),
+        client is None,
+        f"{where}: the client certificate was not resolved ({_OFFLINE}); create a kubernetes.io/tls "
+        "Secret with tls.crt and tls.key",
+    )
+    if unusable or client is None:
+        return unusable
     bad = client_pair_problem(client.cert_pem, client.key_pem)
     if bad:
         which, why = bad
