@@ -23,6 +23,8 @@ def status_body(
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del body["reason"]  # as a real server answers an error that is not a Status (etcd's)
     if details is not None:
         body["details"] = details
     return body

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import openapi, protobuf
+from . import limits, openapi, protobuf
 from .cluster import APPLY, Cluster
 from .controllers import Controllers
 from .errors import ApiError, bad_request, method_not_allowed, not_found, status_body
@@ -199,6 +199,7 @@ class ApiServer:
             if self.faults.arriving(rec):
                 status = 503
                 return _json(status_body(503, "ServiceUnavailable", "a test trigger took this request"), 503)
+            limits.check_body(request.method, raw)
             if parse_error is not None:
                 raise parse_error
             response = await self.dispatch(request, target, query, rec, body, ctype)
