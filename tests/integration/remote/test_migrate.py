@@ -478,3 +478,30 @@ def plan_stub() -> NodeRunPlan:
     from shimshift.planning.kubelet import KubeletSwitch
 
     return NodeRunPlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))
+
+
+def verify_before_migration(cluster: Cluster, profile: str, message: str) -> None:
+    node = node_of(cluster, profile)
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        plan = dataclasses.replace(plan_for(facts_of(steps, node), "verify-branch"), wait_seconds=2)
+        with pytest.raises(TaskFailed, match=message) as failed:
+            steps.run(StepId.VERIFY, plan)
+        assert failed.value.result.exit_status == 1
+
+
+def test_verify_asks_crictl_where_the_node_has_it_and_ctr_elsewhere(cluster: Cluster) -> None:
+    # before the switch the CRI plugin is disabled (docker-ce's config): both branches must refuse it
+    in_parallel(
+        {
+            "containerd-2.3": functools.partial(
+                verify_before_migration,
+                cluster,
+                "containerd-2.3",
+                r"crictl info: the CRI runtime is not ready: .*unknown service runtime\.v1\.RuntimeService",
+            ),
+            "kubespray": functools.partial(
+                verify_before_migration, cluster, "kubespray", "containerd's CRI plugin is not ok"
+            ),
+        }
+    )
