@@ -104,7 +104,7 @@ def test_rendered_files_turn_a_docker_ce_node_into_one_whose_cri_serves_and_pull
         target.write_bytes(f.content)
         target.chmod(f.mode)
     run(node, "containerd", "--config", "/etc/containerd/config.toml", "config", "dump")
-    before = len(node.read("/var/log/containerd.log"))
+    log_start = len(node.read("/var/log/containerd.log"))
     run(node, "systemctl", "restart", "containerd")
     cri = [
         line.split()
@@ -114,7 +114,7 @@ def test_rendered_files_turn_a_docker_ce_node_into_one_whose_cri_serves_and_pull
     assert cri and cri[0][-1] == "ok"
     if node.profile.containerd:  # a built containerd 2.x: its version is the node's, its log is clean
         assert run(node, "containerd", "--version").split()[2] == f"v{node.profile.containerd}"
-        log = node.read("/var/log/containerd.log")[before:]  # this start's lines only
+        log = node.read("/var/log/containerd.log")[log_start:]  # this start's lines only
         assert "loading plugin" in log
         assert "Configuration migrated" not in log and "Ignoring unknown key" not in log
 
