@@ -35,6 +35,7 @@ cmd docker-containers docker ps -a --no-trunc --format '{{json .}}'
 cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
+cmd crictl-version crictl --version
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"

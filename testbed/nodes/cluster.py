@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from testbed.nodes import processes
+from testbed.nodes.binaries import binary_mounts, write_mounts
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, NodeDir
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_files, services_to_start
@@ -252,6 +253,7 @@ class Cluster:
         (ssh_dir / "sshd_config").write_text(SSHD_CONFIG)
         (ssh_dir / "authorized_keys").write_text(client_pub + "\n")
         ca_pem = self.registry.ca_cert.read_text() if self.registry else None
+        write_mounts(nd.path, binary_mounts(node.profile))
         files = render_node_files(node.profile, node.name, node.ssh_host, etc_hosts, ca_pem)
         for path, content in files.items():
             target = nd.in_node(path)

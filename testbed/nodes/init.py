@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed.nodes.binaries import read_mounts
 from testbed.nodes.layout import BIND_DIRS, OVERLAY_DIRS, NodeDir
 from testbed.nodes.profiles import REPO_ROOT
 
@@ -41,6 +42,14 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
     # The node dir itself lives under the host's /tmp: every bind whose source is under /tmp
     # must be mounted before the node's private /tmp hides it.
     _mount("--bind", str(systemctl), "/usr/bin/systemctl")
+    for node_path, built in sorted(read_mounts(node.path).items()):
+        target = Path(node_path)
+        if not target.exists():
+            # only inside the node's own overlays: never create a file on a host path
+            if not any(target.is_relative_to(d) for d in OVERLAY_DIRS):
+                raise SystemExit(f"testbed init: {node_path} does not exist on the host to bind over")
+            target.touch(mode=0o755)
+        _mount("--bind", built, node_path)
     for path in sorted(BIND_DIRS, key=lambda p: (p == "/tmp", len(p))):
         _mount("--bind", str(node.bind_source(path)), path)
     for host_path, fd in kept:

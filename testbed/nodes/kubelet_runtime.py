@@ -8,6 +8,8 @@ Errors are worded as kubelet words them, because tests and the operator match on
 from __future__ import annotations
 
 import json
+import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -120,6 +122,24 @@ class CriRuntime:
         return None
 
 
+def pinned_sandbox_image() -> str | None:
+    """containerd 2.x's sandbox image: its CRI status no longer carries the image service's config, so
+    the one containerd itself uses is read from its effective config (`containerd config dump`)."""
+    try:
+        dump = subprocess.run(
+            ["containerd", "--config", "/etc/containerd/config.toml", "config", "dump"],
+            capture_output=True,
+            text=True,
+            timeout=CRI_TIMEOUT,
+            check=True,
+        ).stdout
+        images = tomllib.loads(dump).get("plugins", {}).get("io.containerd.cri.v1.images", {})
+    except (OSError, subprocess.SubprocessError, tomllib.TOMLDecodeError):
+        return None
+    image = (images.get("pinned_images") or {}).get("sandbox")
+    return str(image) if image else None
+
+
 def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_driver: str) -> RuntimeReport:
     import grpc
     from cri_api.v1 import api_pb2, api_pb2_grpc
@@ -143,7 +163,11 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
             )
         return report
     report.version = f"{version.runtime_name}://{version.runtime_version}"
-    not_ready = [c for c in status.status.conditions if not c.status]
+    # kubelet requires these two and nothing else: containerd 2.2 adds a false
+    # ContainerdHasNoDeprecationWarnings on a cgroup v1 host, which leaves the node Ready
+    not_ready = [
+        c for c in status.status.conditions if c.type in ("RuntimeReady", "NetworkReady") and not c.status
+    ]
     if not_ready:
         c = not_ready[0]
         report.error = (
@@ -156,7 +180,7 @@ def probe_cri(choice: RuntimeChoice, channel: Any, sandbox_flag: str, cgroup_dri
     config = json.loads(status.info.get("config", "{}"))
     # containerd's CRI decides the sandbox image (kubelet's --pod-infra-container-image is only a
     # garbage-collection hint for remote runtimes)
-    report.sandbox_image = config.get("sandboxImage") or sandbox_flag
+    report.sandbox_image = config.get("sandboxImage") or pinned_sandbox_image() or sandbox_flag
     runc = ((config.get("containerd") or {}).get("runtimes") or {}).get("runc") or {}
     systemd_cgroup = bool((runc.get("options") or {}).get("SystemdCgroup"))
     runtime = CriRuntime(channel)

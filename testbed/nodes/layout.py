@@ -22,7 +22,8 @@ MARKER_ENV = "SHIMSHIFT_TESTBED_CLUSTER"
 DEFAULT_ROOT = Path(os.environ.get("SHIMSHIFT_TESTBED_ROOT", "/tmp/shimshift-testbed"))
 
 #: Node paths that are an overlay of the host's directory (host content readable, writes private).
-OVERLAY_DIRS: tuple[str, ...] = ("/etc", "/var", "/opt", "/root")
+#: /usr/local/bin is the node's own so that a profile's crictl can be placed there (testbed.nodes.binaries).
+OVERLAY_DIRS: tuple[str, ...] = ("/etc", "/var", "/opt", "/root", "/usr/local/bin")
 #: Node paths bind-mounted from a plain directory of the node (mounted after the overlays).
 #: containerd's and Docker's overlay snapshotters cannot work on top of an overlayfs upper dir.
 BIND_DIRS: dict[str, str] = {

@@ -81,6 +81,8 @@ class ProfileName(StrEnum):
     KUBEADM_CGROUPFS = "kubeadm-cgroupfs"
     KUBESPRAY = "kubespray"
     CRI_DOCKERD = "cri-dockerd"
+    CONTAINERD_22 = "containerd-2.2"
+    CONTAINERD_23 = "containerd-2.3"
 
 
 class RegistryUse(StrEnum):
@@ -97,10 +99,27 @@ class Profile:
     layout: str  # "kubeadm", "kubespray" or "cri-dockerd"
     registry: RegistryUse
     sandbox_image: str
+    #: containerd built from its Go module (scripts/components/versions) in place of Debian's 1.6.20
+    #: at /usr/bin/{containerd,ctr,containerd-shim-runc-v2}; None keeps Debian's
+    containerd: str | None = None
+    #: crictl built from cri-tools at /usr/local/bin/crictl, as a kubeadm node has it (cri-tools is a
+    #: dependency of the kubeadm package); None: no crictl on the node
+    crictl: str | None = None
 
     @property
     def uses_registry(self) -> bool:
         return self.registry is not RegistryUse.AIR_GAPPED
+
+    @property
+    def containerd_version(self) -> str:
+        """What `containerd --version` reports on such a node."""
+        return f"v{self.containerd}" if self.containerd else DEBIAN_CONTAINERD
+
+
+#: Debian bookworm's containerd package, what `containerd --version` prints for it
+DEBIAN_CONTAINERD = "1.6.20~ds1"
+#: the crictl every kubeadm-like profile gets (a line of scripts/components/versions)
+CRICTL = "1.34.0"
 
 
 PROFILES: dict[ProfileName, Profile] = {
@@ -113,6 +132,7 @@ PROFILES: dict[ProfileName, Profile] = {
             "kubeadm",
             RegistryUse.MIRROR_WITH_CA,
             "k8s.gcr.io/pause:3.6",
+            crictl=CRICTL,
         ),
         Profile(
             ProfileName.KUBEADM_CGROUPFS,
@@ -121,7 +141,9 @@ PROFILES: dict[ProfileName, Profile] = {
             "kubeadm",
             RegistryUse.INSECURE,
             "k8s.gcr.io/pause:3.6",
+            crictl=CRICTL,
         ),
+        # Kubespray on Docker installs no crictl: the profile where verify falls back to ctr
         Profile(
             ProfileName.KUBESPRAY,
             "1.23.17",
@@ -137,6 +159,29 @@ PROFILES: dict[ProfileName, Profile] = {
             "cri-dockerd",
             RegistryUse.MIRROR_WITH_CA,
             "registry.k8s.io/pause:3.9",
+            crictl=CRICTL,
+        ),
+        # Docker 20.10 over a containerd 2.x built from its module: the target config schema is 3 on
+        # 2.2 and 4 on 2.3, rendered for and loaded by that very containerd
+        Profile(
+            ProfileName.CONTAINERD_22,
+            "1.23.17",
+            "cgroupfs",
+            "kubeadm",
+            RegistryUse.MIRROR_WITH_CA,
+            "k8s.gcr.io/pause:3.6",
+            containerd="2.2.9",
+            crictl=CRICTL,
+        ),
+        Profile(
+            ProfileName.CONTAINERD_23,
+            "1.27.16",
+            "systemd",
+            "cri-dockerd",
+            RegistryUse.MIRROR_WITH_CA,
+            "registry.k8s.io/pause:3.9",
+            containerd="2.3.7",
+            crictl=CRICTL,
         ),
     )
 }

@@ -103,7 +103,7 @@ def ssh_migration(nodes: Any, name: str, **spec: Any) -> dict[str, Any]:
 
 
 def _migrate(
-    nodes: Any, api: Any, tmp_path: Path, name: str, node_names: list[str]
+    nodes: Any, api: Any, tmp_path: Path, name: str, node_names: list[str], max_unavailable: int = 2
 ) -> tuple[str, Any, Operator]:
     """Run the operator on a NodeMigration of `node_names` until it settles; (phase, status, operator)."""
     eventually(
@@ -116,7 +116,9 @@ def _migrate(
     operator.start()
     try:
         api.seed(
-            ssh_migration(nodes, name, mode="Migrate", nodeNames=node_names, rollout={"maxUnavailable": 2})
+            ssh_migration(
+                nodes, name, mode="Migrate", nodeNames=node_names, rollout={"maxUnavailable": max_unavailable}
+            )
         )
 
         def finished() -> Any:

@@ -102,6 +102,9 @@ class NodeFacts:
     containerd_root_free_bytes: int | None = None
     containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
     cri_enabled: bool | None = None
+    #: what `crictl --version` reports ("v1.34.0"); None when the node has no crictl, and verify then
+    #: checks the CRI plugin with ctr instead of asking crictl what the kubelet would see
+    crictl_version: str | None = None
     daemon_json: Mapping[str, Any] | None = None
     docker_certs: tuple[DockerCertFiles, ...] = ()
     kubelet: KubeletFacts = field(default_factory=KubeletFacts)
@@ -141,6 +144,14 @@ class NodeFacts:
             return None
         head = self.containerd_version.lstrip("v").split(".", 1)[0]
         return int(head) if head.isdigit() else None
+
+    @property
+    def containerd_minor(self) -> int | None:
+        """3 for containerd 2.3.x; None when unknown."""
+        if not self.containerd_version:
+            return None
+        parts = self.containerd_version.lstrip("v").split(".")
+        return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
     @property
     def kubelet_minor(self) -> int | None:

@@ -23,7 +23,7 @@ _PATTERN_HINTS = {
     r"^([0-9]{1,10}(\.[0-9]{1,9})?(ms|s|m|h)){1,8}$": "must be a duration such as 30s, 5m or 1h30m "
     "(at most 10 digits per number; at most 8760h)",
     r"^[0-9]{1,3}%$": 'must be a count such as 2 or a percentage such as "25%"',
-    r"^auto$": 'must be "auto", 2 or 3',
+    r"^auto$": 'must be "auto", 2, 3 or 4',
     r"^[a-z_][a-z0-9_-]{0,31}$": "must be a Unix user name (lowercase letters, digits, '_' and '-')",
     r"^unix:///[^\s]+$": "must be a unix socket URL such as unix:///run/containerd/containerd.sock",
     OBJECT_NAME.pattern: "must be an object name: lowercase letters, digits, '-' and '.', starting and "

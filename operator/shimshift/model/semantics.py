@@ -174,7 +174,7 @@ def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
 def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:
     version = containerd.get("configVersion", "auto")
     if isinstance(version, str) and version != "auto":
-        yield Problem("spec.containerd.configVersion", f'must be "auto", 2 or 3, not {version!r}')
+        yield Problem("spec.containerd.configVersion", f'must be "auto", 2, 3 or 4, not {version!r}')
     registries = _list(containerd.get("registries"))
     hosts = [r["host"] for r in registries if isinstance(r, Mapping) and isinstance(r.get("host"), str)]
     for host, count in Counter(hosts).items():

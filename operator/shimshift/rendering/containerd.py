@@ -51,23 +51,55 @@ class RenderProblems(RenderError):
         super().__init__(f"node {node}: " + "; ".join(str(p) for p in self.problems))
 
 
+#: The newest config schema of each containerd release line that changed it: 1.x reads 2, 2.0-2.2
+#: read 3 (and refuse 4), 2.3 introduced 4 and converts an older file at every start with a warning.
+SCHEMA_4_FROM = (2, 3)
+
+
+def newest_schema(major: int, minor: int | None) -> int:
+    """The config schema containerd `major.minor` reads without converting it (minor None: 2.0's)."""
+    if major <= 1:
+        return 2
+    if major == 2 and (minor is None or (major, minor) < SCHEMA_4_FROM):
+        return 3
+    return 4
+
+
 def choose_config_version(spec_version: int | None, facts: NodeFacts) -> tuple[int, str, list[str]]:
     major = facts.containerd_major
+    minor = facts.containerd_minor
     warnings: list[str] = []
     if spec_version is not None:
-        if spec_version == 3 and major == 1:
+        if spec_version >= 3 and major == 1:
             raise RenderProblems(
                 facts.node,
                 [
                     Problem(
                         "spec.containerd.configVersion",
-                        f"3 needs containerd 2.x, the node runs {facts.containerd_version} (1.x reads a "
-                        "version 3 file as version 2 and ignores every CRI table); use 2 or auto",
+                        f"{spec_version} needs containerd 2.x, the node runs {facts.containerd_version} "
+                        f"(1.x reads a version {spec_version} file as version 2 and ignores every CRI "
+                        "table); use 2 or auto",
                     )
                 ],
             )
-        if spec_version == 2 and major is not None and major >= 2:
-            warnings.append("config version 2 on containerd 2.x is converted at every start; prefer 3 (auto)")
+        if spec_version == 4 and major is not None and newest_schema(major, minor) < 4:
+            raise RenderProblems(
+                facts.node,
+                [
+                    Problem(
+                        "spec.containerd.configVersion",
+                        f"4 needs containerd 2.3 or newer, the node runs {facts.containerd_version} "
+                        "(which refuses to start: expected config version equal to or less than 3); "
+                        "use 3 or auto",
+                    )
+                ],
+            )
+        if major is not None and major >= 2 and spec_version < newest_schema(major, minor):
+            newest = newest_schema(major, minor)
+            warnings.append(
+                f"config version {spec_version} on containerd {facts.containerd_version} is converted "
+                f"to {newest} at every start (with a warning in its log); prefer {newest} (auto)"
+            )
         return spec_version, "spec.containerd.configVersion", warnings
     if major is None:
         raise RenderProblems(
@@ -75,12 +107,12 @@ def choose_config_version(spec_version: int | None, facts: NodeFacts) -> tuple[i
             [
                 Problem(
                     "spec.containerd.configVersion",
-                    "is auto but the node's containerd version is unknown; set 2 (containerd 1.6/1.7) or "
-                    "3 (containerd 2.x), or fix the facts probe",
+                    "is auto but the node's containerd version is unknown; set 2 (containerd 1.6/1.7), "
+                    "3 (containerd 2.0-2.2) or 4 (containerd 2.3+), or fix the facts probe",
                 )
             ],
         )
-    version = 2 if major == 1 else 3
+    version = newest_schema(major, minor)
     return version, f"auto: containerd {facts.containerd_version}", warnings
 
 
@@ -149,7 +181,7 @@ def parse_extra(
             ("io.containerd.cri.v1.images", "pinned_images"): "spec.containerd.sandboxImage",
             ("io.containerd.cri.v1.images", "registry"): "spec.containerd.registries",
         },
-    }[version]
+    }[min(version, 3)]
     for (plugin, key), instead in managed.items():
         if isinstance(plugins.get(plugin), Mapping) and key in plugins[plugin]:
             problems.append(Problem(EXTRA, f'must not set plugins."{plugin}".{key}; use {instead}'))

@@ -4,7 +4,9 @@ containerd accepts unknown keys without a word (a misspelt `sandbox_imagee` is d
 default used), so a rendered or merged file is walked against these tables and any key containerd
 would ignore is rejected. Schema 2 lists containerd 1.6/1.7's plugin ids and the CRI plugin's keys
 (containerd's pkg/cri/config/config.go); schema 3 follows containerd 2.x's documented config
-(containerd's docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`).
+(containerd's docs/cri/config.md, `io.containerd.cri.v1.images` / `.runtime` and `io.containerd.grpc.v1.cri`);
+schema 4 (containerd 2.3) is schema 3 with the listeners moved from the top level (`grpc`, `ttrpc`,
+`debug.address`, `metrics`) into server plugins (containerd's cmd/containerd/server/config, serviceMigrate).
 The other plugins' tables follow their 1.6 Config structs (1.7-only plugins are not checked).
 """
 
@@ -36,6 +38,7 @@ _GRPC: Schema = {
     "tcp_tls_ca": str,
     "tcp_tls_cert": str,
     "tcp_tls_key": str,
+    "tcp_tls_common_name": str,
     "uid": int,
     "gid": int,
     "max_recv_message_size": int,
@@ -59,6 +62,54 @@ _TOP_COMMON: Schema = {
     "timeouts": MapOf(str),
     "proxy_plugins": MapOf({"type": str, "address": str, "platform": str, "exports": FREE}),
     "stream_processors": MapOf({"accepts": list, "returns": str, "path": str, "args": list, "env": list}),
+}
+
+#: Schema 4 (containerd 2.3) moved the listeners out of the top level into server plugins: in a
+#: version 4 file the old top-level keys are not read at all (only an older file is converted).
+MOVED_IN_V4: Mapping[str, str] = {
+    "grpc.address": 'plugins."io.containerd.server.v1.grpc".address',
+    "grpc.uid": 'plugins."io.containerd.server.v1.grpc".uid',
+    "grpc.gid": 'plugins."io.containerd.server.v1.grpc".gid',
+    "grpc.max_recv_message_size": 'plugins."io.containerd.server.v1.grpc".max_recv_message_size',
+    "grpc.max_send_message_size": 'plugins."io.containerd.server.v1.grpc".max_send_message_size',
+    "grpc.tcp_address": 'plugins."io.containerd.server.v1.grpc-tcp".address',
+    "grpc.tcp_tls_ca": 'plugins."io.containerd.server.v1.grpc-tcp".tls_ca',
+    "grpc.tcp_tls_cert": 'plugins."io.containerd.server.v1.grpc-tcp".tls_cert',
+    "grpc.tcp_tls_key": 'plugins."io.containerd.server.v1.grpc-tcp".tls_key',
+    "ttrpc.address": 'plugins."io.containerd.server.v1.ttrpc".address',
+    "ttrpc.uid": 'plugins."io.containerd.server.v1.ttrpc".uid',
+    "ttrpc.gid": 'plugins."io.containerd.server.v1.ttrpc".gid',
+    "debug.address": 'plugins."io.containerd.server.v1.debug".address',
+    "debug.uid": 'plugins."io.containerd.server.v1.debug".uid',
+    "debug.gid": 'plugins."io.containerd.server.v1.debug".gid',
+    "metrics.address": 'plugins."io.containerd.server.v1.metrics".address',
+    "metrics.grpc_histogram": 'plugins."io.containerd.metrics.v1.grpc-prometheus".grpc_histogram',
+}
+_TOP_V4: Schema = {
+    **{k: v for k, v in _TOP_COMMON.items() if k not in ("grpc", "ttrpc", "metrics")},
+    "debug": {"level": str, "format": str, "log_trace_id": bool},
+}
+_SERVER_PLUGINS_V4: Mapping[str, Schema] = {
+    "io.containerd.server.v1.grpc": {
+        "address": str,
+        "uid": int,
+        "gid": int,
+        "max_recv_message_size": int,
+        "max_send_message_size": int,
+    },
+    "io.containerd.server.v1.grpc-tcp": {
+        "address": str,
+        "tls_ca": str,
+        "tls_cert": str,
+        "tls_key": str,
+        "tls_common_name": str,
+        "max_recv_message_size": int,
+        "max_send_message_size": int,
+    },
+    "io.containerd.server.v1.ttrpc": {"address": str, "uid": int, "gid": int},
+    "io.containerd.server.v1.debug": {"address": str, "uid": int, "gid": int},
+    "io.containerd.server.v1.metrics": {"address": str},
+    "io.containerd.metrics.v1.grpc-prometheus": {"grpc_histogram": bool},
 }
 
 RUNC_OPTIONS = frozenset(
@@ -95,6 +146,7 @@ _RUNTIME: Schema = {
     "sandboxer": str,
     "io_type": str,
     "treat_ro_mounts_as_rro": bool,
+    "cgroup_writable": bool,
 }
 _CNI: Schema = {
     "bin_dir": str,
@@ -309,6 +361,9 @@ CRI_IMAGES_V3: Schema = {
 }
 CRI_RUNTIME_V3: Schema = {
     **_CRI_RUNTIME_COMMON,
+    "ignore_deprecation_warnings": list,
+    "enable_criu": bool,
+    "enable_experimental_restore_via_create": bool,
     "containerd": {
         "default_runtime_name": str,
         "ignore_blockio_not_enabled_errors": bool,
@@ -316,6 +371,8 @@ CRI_RUNTIME_V3: Schema = {
         "runtimes": MapOf(_RUNTIME),
     },
 }
+#: containerd 2.3 added pod and container stats settings (durations) to the CRI runtime plugin.
+CRI_RUNTIME_V4: Schema = {**CRI_RUNTIME_V3, "stats_collect_period": str, "stats_retention_period": str}
 _PLUGIN_ID = re.compile(r"^io\.containerd\.[a-z0-9.-]+\.v[0-9]+\.[A-Za-z0-9_-]+$")
 
 
@@ -330,9 +387,11 @@ def plugin_schema(version: int, plugin_id: str) -> Any:
     if plugin_id == "io.containerd.cri.v1.images":
         return CRI_IMAGES_V3
     if plugin_id == "io.containerd.cri.v1.runtime":
-        return CRI_RUNTIME_V3
+        return CRI_RUNTIME_V4 if version >= 4 else CRI_RUNTIME_V3
     if plugin_id == "io.containerd.grpc.v1.cri":
         return _STREAMING
+    if version >= 4 and plugin_id in _SERVER_PLUGINS_V4:
+        return _SERVER_PLUGINS_V4[plugin_id]
     return FREE if _PLUGIN_ID.match(plugin_id) else None
 
 
@@ -355,7 +414,31 @@ def unknown_keys(doc: Mapping[str, Any], version: int) -> Iterator[tuple[str, st
                 else:
                     yield from _walk(table, schema, path)
             continue
-        yield from _walk({key: value}, _TOP_COMMON, "")
+        if version >= 4:
+            yield from _top_v4(key, value)
+        else:
+            yield from _walk({key: value}, _TOP_COMMON, "")
+
+
+def _top_v4(key: str, value: Any) -> Iterator[tuple[str, str]]:
+    """A top-level key of a version 4 file: a listener key moved to its server plugin is named so."""
+    if isinstance(value, Mapping) and key in ("grpc", "ttrpc", "debug", "metrics"):
+        rest = {}
+        for sub, item in value.items():
+            moved = MOVED_IN_V4.get(f"{key}.{sub}")
+            if moved is not None:
+                yield f"{key}.{quote_key(sub)}", f"is not read in config version 4; set {moved}"
+            else:
+                rest[sub] = item
+        if key not in _TOP_V4:
+            for sub in rest:
+                yield (
+                    f"{key}.{quote_key(sub)}",
+                    "containerd does not read this key (misspelt?); it would be ignored",
+                )
+            return
+        value = rest
+    yield from _walk({key: value}, _TOP_V4, "")
 
 
 def _walk(value: Any, schema: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -9,6 +9,7 @@ move to hosts.toml; `registry.configs`/`auths` cannot and are reported with thei
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
 from collections.abc import Mapping
@@ -128,6 +129,8 @@ def read_existing(text: str | None, target_version: int, node: str) -> Existing:
             kept_plugins[full] = table
         if kept_plugins:
             keep["plugins"] = kept_plugins
+    if target_version >= 4:
+        keep = servers_to_plugins(keep)
     keep = _drop_ignored(keep, target_version, not_carried)
     preserved = tuple(sorted(flatten(keep)))
     return Existing(keep, preserved, tuple(not_carried), tuple(legacy), parsed)
@@ -195,6 +198,56 @@ def dropped_credentials(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
                 break
         out[where] = None
     return sorted(out)
+
+
+def servers_to_plugins(keep: dict[str, Any]) -> dict[str, Any]:
+    """The listener settings of an older file (`grpc`, `ttrpc`, `debug.address`, `metrics`) as the
+    server plugins of schema 4, as containerd 2.3 converts them (serviceMigrate), ttrpc's address
+    derived from grpc's when unset; keys it does not know are left for the unknown-key check."""
+    out = copy.deepcopy(keep)
+    plugins: dict[str, Any] = dict(out.get("plugins") or {})
+
+    def take(table: str, *keys: str) -> dict[str, Any]:
+        section = out.get(table)
+        if not isinstance(section, dict):
+            return {}
+        found = {k: section.pop(k) for k in keys if k in section}
+        if not section:
+            out.pop(table)
+        return found
+
+    debug = take("debug", "address", "uid", "gid")
+    if debug.get("address"):
+        plugins.setdefault("io.containerd.server.v1.debug", debug)
+    grpc = take("grpc", "address", "uid", "gid", "max_recv_message_size", "max_send_message_size")
+    tcp = take("grpc", "tcp_address", "tcp_tls_ca", "tcp_tls_cert", "tcp_tls_key")
+    sizes = {k: grpc[k] for k in ("max_recv_message_size", "max_send_message_size") if grpc.get(k)}
+    if any(grpc.values()):
+        if grpc.get("address"):  # socket ownership as it was: an address takes its uid and gid along
+            listener = {"address": grpc["address"], "uid": grpc.get("uid", 0), "gid": grpc.get("gid", 0)}
+        else:
+            listener = {k: grpc[k] for k in ("uid", "gid") if grpc.get(k)}
+        plugins.setdefault("io.containerd.server.v1.grpc", listener | sizes)
+    if tcp.get("tcp_address"):
+        tcp_listener = {k.removeprefix("tcp_"): v for k, v in tcp.items() if v}
+        plugins.setdefault("io.containerd.server.v1.grpc-tcp", tcp_listener | sizes)
+    ttrpc = take("ttrpc", "address", "uid", "gid")
+    if "io.containerd.server.v1.ttrpc" not in plugins:
+        address = ttrpc.get("address") or ""
+        uid, gid = ttrpc.get("uid", 0), ttrpc.get("gid", 0)
+        if not address and grpc.get("address"):
+            address = f"{grpc['address']}.ttrpc"
+            uid, gid = uid or grpc.get("uid", 0), gid or grpc.get("gid", 0)
+        if address or uid or gid:
+            plugins["io.containerd.server.v1.ttrpc"] = {"address": address, "uid": uid, "gid": gid}
+    metrics = take("metrics", "address", "grpc_histogram")
+    if metrics.get("grpc_histogram"):
+        plugins.setdefault("io.containerd.metrics.v1.grpc-prometheus", {"grpc_histogram": True})
+    if metrics.get("address"):
+        plugins.setdefault("io.containerd.server.v1.metrics", {"address": metrics["address"]})
+    if plugins:
+        out["plugins"] = plugins
+    return out
 
 
 def _drop_ignored(keep: dict[str, Any], version: int, not_carried: list[NotCarried]) -> dict[str, Any]:

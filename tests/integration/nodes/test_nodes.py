@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,26 @@ def test_docker_containers_are_named_as_kubelet_names_them(testbed_node: Node) -
 def test_docker_uses_the_cgroup_driver_of_the_profile(testbed_node: Node) -> None:
     info = DockerClient(testbed_node.docker_socket).info()
     assert info["CgroupDriver"] == testbed_node.profile.cgroup_driver
+
+
+def test_the_node_runs_the_containerd_and_crictl_of_its_profile_and_the_host_keeps_its_own(
+    testbed_node: Node,
+) -> None:
+    profile = testbed_node.profile
+    reported = testbed_node.exec(["containerd", "--version"]).stdout.split()[2]
+    assert reported == profile.containerd_version
+    server = testbed_node.exec(["ctr", "version"]).stdout  # the running daemon, not only the binary
+    assert f"Version:  {profile.containerd_version}" in server.split("Server:")[1]
+    shim = testbed_node.exec(["containerd-shim-runc-v2", "-v"]).stdout
+    assert (profile.containerd_version if profile.containerd else "1.6.20") in shim
+    crictl = testbed_node.exec(["sh", "-c", "command -v crictl && crictl --version"])
+    if profile.crictl:
+        assert crictl.stdout.split() == ["/usr/local/bin/crictl", "crictl", "version", f"v{profile.crictl}"]
+    else:
+        assert crictl.exit_status != 0 and crictl.stdout == ""
+    # the bind mounts live in the node's mount namespace only
+    assert (
+        "1.6.20"
+        in subprocess.run(["containerd", "--version"], capture_output=True, text=True, check=True).stdout
+    )
+    assert not Path("/usr/local/bin/crictl").exists()

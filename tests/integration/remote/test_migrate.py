@@ -50,7 +50,14 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(170)]
 
-PROFILES = ["kubeadm-systemd", "kubeadm-cgroupfs", "kubespray", "cri-dockerd"]
+PROFILES = [
+    "kubeadm-systemd",
+    "kubeadm-cgroupfs",
+    "kubespray",
+    "cri-dockerd",
+    "containerd-2.2",
+    "containerd-2.3",
+]
 #: /var/run/docker.sock as the host sees it through the node's root (/var/run is a link to /run)
 DOCKER_SOCKET = "/run/docker.sock"
 FORWARD = (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY)
@@ -147,7 +154,8 @@ def facts_are_complete(cluster: Cluster, profile: str) -> None:
         facts = facts_of(NodeSteps(conn), node)
         assert conn.round_trips == 1
     assert facts.docker_version and facts.docker_version.startswith("20.10")
-    assert facts.containerd_version and facts.containerd_version.startswith("1.6")
+    assert facts.containerd_version == node.profile.containerd_version
+    assert facts.crictl_version == (f"v{node.profile.crictl}" if node.profile.crictl else None)
     assert facts.containerd_config == node.read("/etc/containerd/config.toml")
     assert facts.containerd_config_version == 1
     assert facts.cri_enabled is False
@@ -243,7 +251,10 @@ def full_cycle(cluster: Cluster, kube_core: CoreV1Api, profile: str, via_port: b
             for step in forward_steps:
                 if step is StepId.FINISH:
                     stale_docker_socket(node)
-                steps.run(step, plan)
+                result = steps.run(step, plan)
+                if step is StepId.VERIFY:  # crictl where the node has it, else ctr
+                    checked = "ok (crictl: RuntimeReady NetworkReady" if node.profile.crictl else "ok (ctr:"
+                    assert result.tasks[-1].output.startswith(checked), result.tasks[-1].output
         measured_round_trips[profile] = port.round_trips(node.name)
         wait_runtime(kube_core, node.name, "containerd://")
         assert not active(node, "docker")
@@ -467,3 +478,30 @@ def plan_stub() -> NodeRunPlan:
     from shimshift.planning.kubelet import KubeletSwitch
 
     return NodeRunPlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))
+
+
+def verify_before_migration(cluster: Cluster, profile: str, message: str) -> None:
+    node = node_of(cluster, profile)
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        plan = dataclasses.replace(plan_for(facts_of(steps, node), "verify-branch"), wait_seconds=2)
+        with pytest.raises(TaskFailed, match=message) as failed:
+            steps.run(StepId.VERIFY, plan)
+        assert failed.value.result.exit_status == 1
+
+
+def test_verify_asks_crictl_where_the_node_has_it_and_ctr_elsewhere(cluster: Cluster) -> None:
+    # before the switch the CRI plugin is disabled (docker-ce's config): both branches must refuse it
+    in_parallel(
+        {
+            "containerd-2.3": functools.partial(
+                verify_before_migration,
+                cluster,
+                "containerd-2.3",
+                r"crictl info: the CRI runtime is not ready: .*unknown service runtime\.v1\.RuntimeService",
+            ),
+            "kubespray": functools.partial(
+                verify_before_migration, cluster, "kubespray", "containerd's CRI plugin is not ok"
+            ),
+        }
+    )

@@ -1,4 +1,7 @@
-"""Run the real containerd 1.6 on rendered files, privately, and ask it what it made of them.
+"""Run a real containerd on rendered files, privately, and ask it what it made of them.
+
+`BUILDS` are the containerds every config is loaded by: Debian's 1.6 (schema 2) and containerd 2.2
+(schema 3) and 2.3 (schema 4) built from their Go modules by scripts/build-components.
 
 Each daemon runs in its own mount namespace (`unshare --mount`): a private tmpfs on /run (containerd
 hard-codes /run/containerd/{fifo,runc,s}), its own /opt (the opt plugin) and its own /etc/hosts (test
@@ -21,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 from cri_api.v1 import api_pb2, api_pb2_grpc
+from testbed.components import ComponentMissing, binary
 from testbed.waiting import wait_until
 
 from shimshift.rendering import NodeLayout, RenderedConfig
@@ -29,9 +34,44 @@ from shimshift.rendering.existing import flatten
 
 NAMESPACE_SCRIPT = (
     'set -e; mount -t tmpfs tmpfs /run; mount --bind "$1" /opt; mount --bind "$2" /etc/hosts; '
-    'shift 2; exec containerd "$@"'
+    'binary=$3; shift 3; exec "$binary" "$@"'
 )
 START_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Build:
+    """One containerd to load configs with: its version label, the config schema it reads, and where
+    its containerd and ctr are (None: a built component, looked up when used)."""
+
+    version: str
+    schema: int
+    component: str | None = None  # the version in scripts/components/versions
+
+    def program(self, name: str) -> str:
+        if self.component is None:
+            found = shutil.which(name)
+            assert found is not None, f"{name} is not installed (Debian's containerd package)"
+            return found
+        try:
+            return str(binary("containerd", name, self.component))
+        except ComponentMissing as e:
+            if os.environ.get("CI") == "true":
+                pytest.fail(str(e))
+            pytest.skip(str(e))
+
+    @property
+    def containerd(self) -> str:
+        return self.program("containerd")
+
+    @property
+    def ctr(self) -> str:
+        return self.program("ctr")
+
+
+DEBIAN = Build("1.6.20~ds1", 2)
+BUILDS = [DEBIAN, Build("v2.2.9", 3, "2.2.9"), Build("v2.3.7", 4, "2.3.7")]
+BUILD_IDS = [b.version for b in BUILDS]
 
 
 def missing_prerequisites() -> list[str]:
@@ -85,9 +125,9 @@ def ignored_keys(rendered: str, dump: str) -> list[str]:
     return sorted(k for k in flatten(tomllib.loads(rendered)) if k not in have)
 
 
-def config_dump(root: NodeRoot) -> subprocess.CompletedProcess[str]:
+def config_dump(root: NodeRoot, build: Build = DEBIAN) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["containerd", "--config", root.layout.config_file, "config", "dump"],
+        [build.containerd, "--config", root.layout.config_file, "config", "dump"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -99,10 +139,11 @@ def config_dump(root: NodeRoot) -> subprocess.CompletedProcess[str]:
 class Running:
     root: NodeRoot
     process: subprocess.Popen[bytes]
+    build: Build = DEBIAN
 
     def plugins(self) -> str:
         result = subprocess.run(
-            ["ctr", "--address", str(self.root.socket), "plugins", "ls"],
+            [self.build.ctr, "--address", str(self.root.socket), "plugins", "ls"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -131,6 +172,14 @@ class Running:
         """containerd's complaints about hosts.toml files (it falls back silently after logging one)."""
         return [line for line in self.log().splitlines() if "hosts.toml" in line and "level=error" in line]
 
+    def config_warnings(self) -> list[str]:
+        """containerd 2.3's complaints about its config: keys it ignores, or a file it had to convert."""
+        return [
+            line
+            for line in self.log().splitlines()
+            if "Ignoring unknown key" in line or "Configuration migrated" in line
+        ]
+
     def log(self) -> str:
         return (self.root.path / "containerd.log").read_text(errors="replace")
 
@@ -148,16 +197,16 @@ def _accepts(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def running_containerd(root: NodeRoot) -> Iterator[Running]:
+def running_containerd(root: NodeRoot, build: Build = DEBIAN) -> Iterator[Running]:
     log = (root.path / "containerd.log").open("wb")
     argv = [
         "unshare", "--mount", "--propagation", "private", "sh", "-c", NAMESPACE_SCRIPT, "sh",
-        str(root.path / "opt"), str(root.path / "hosts"),
+        str(root.path / "opt"), str(root.path / "hosts"), build.containerd,
         "--config", root.layout.config_file, "--root", str(root.path / "root"),
         "--state", str(root.path / "state"), "--address", str(root.socket),
     ]  # fmt: skip
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    running = Running(root, process)
+    running = Running(root, process, build)
     try:
 
         def listening() -> bool:

@@ -1,4 +1,6 @@
-"""Every schema-2 config shimshift renders for the examples runs on the real containerd 1.6 with CRI `ok`.
+"""Every config shimshift renders for the examples runs on the real containerd of its version with CRI
+`ok`: schema 2 on Debian's 1.6, schema 3 on containerd 2.2 and schema 4 on 2.3 (both built from their
+Go modules), each facts file's containerd version set to the build's so that auto picks the schema.
 
 `config dump` succeeding is not enough (it accepts unknown keys and plugin-level errors), nor is the
 daemon being up (CRI can be `error` inside a running containerd): the CRI plugin's own status is asserted.
@@ -7,6 +9,8 @@ daemon being up (CRI can be `error` inside a running containerd): the CRI plugin
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,8 +26,13 @@ from shimshift.rendering import (
     facts_from_json_text,
     render_node_config,
 )
+from shimshift.rendering.containerd_keys import unknown_keys
 from shimshift.resources import load_crd
 from tests.integration.rendering.harness import (
+    BUILD_IDS,
+    BUILDS,
+    DEBIAN,
+    Build,
     NodeRoot,
     config_dump,
     ignored_keys,
@@ -62,36 +71,57 @@ def _private(facts: NodeFacts, root: NodeRoot) -> NodeFacts:
     return dataclasses.replace(facts, containerd_config=text)
 
 
-def _schema2_cases() -> list[tuple[Path, Path]]:
+def _cases() -> list[tuple[Path, Path, Build]]:
     cases = []
-    for example in EXAMPLES:
-        for facts_file in FACTS:
-            facts = facts_from_json_text(facts_file.read_text())
-            if facts.containerd_major == 1:
-                cases.append((example, facts_file))
+    for build in BUILDS:
+        for example in EXAMPLES:
+            for facts_file in FACTS:
+                facts = facts_from_json_text(facts_file.read_text())
+                # 1.6 loads what was rendered for 1.x nodes; a 2.x build every node's facts as its own
+                if build is not DEBIAN or facts.containerd_major == 1:
+                    cases.append((example, facts_file, build))
     return cases
+
+
+CASES = _cases()
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    ("example", "facts_file"), _schema2_cases(), ids=[f"{e.stem}--{f.stem}" for e, f in _schema2_cases()]
+    ("example", "facts_file", "build"), CASES, ids=[f"{b.version}-{e.stem}--{f.stem}" for e, f, b in CASES]
 )
-def test_rendered_schema2_config_starts_containerd_with_cri_ok(example: Path, facts_file: Path) -> None:
+def test_rendered_config_starts_the_containerd_of_its_version_with_cri_ok(
+    example: Path, facts_file: Path, build: Build
+) -> None:
     with node_root() as root:
         facts = _private(facts_from_json_text(facts_file.read_text()), root)
+        facts = dataclasses.replace(facts, containerd_version=build.version)
         try:
             rendered = render_node_config(_spec(example), facts, _material(), root.layout)
         except RenderProblems as e:
             # e.g. air-gapped.yaml pins cgroupDriver: systemd, which a cgroupfs kubelet refutes
             assert e.problems and all(p.path.startswith("spec.") for p in e.problems)
             return
-        assert rendered.report.config_version == 2
+        assert rendered.report.config_version == build.schema
         root.write(rendered)
-        dump = config_dump(root)
+        dump = config_dump(root, build)
         assert dump.returncode == 0, dump.stderr
         assert ignored_keys(rendered.config_toml.text, dump.stdout) == []
-        with running_containerd(root) as containerd:
+        with running_containerd(root, build) as containerd:
             assert containerd.cri_status() == "ok", containerd.log()[-3000:]
+            assert containerd.config_warnings() == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("build", BUILDS[1:], ids=BUILD_IDS[1:])
+def test_every_key_of_the_default_config_of_containerd_2_is_one_the_renderer_knows(build: Build) -> None:
+    # the key tables decide what an extraConfig may set: a key containerd reads must not be refused
+    default = subprocess.run(
+        [build.containerd, "config", "default"], capture_output=True, text=True, timeout=20, check=True
+    ).stdout
+    doc = tomllib.loads(default)
+    assert doc["version"] == build.schema
+    assert list(unknown_keys(doc, build.schema)) == []
 
 
 def _write_config(root: NodeRoot, text: str) -> None:
@@ -134,3 +164,43 @@ def test_containerd_silently_drops_a_misspelt_key_and_the_dump_oracle_sees_it() 
         assert ignored_keys(text, dump.stdout) == [
             'plugins."io.containerd.grpc.v1.cri".sandbox_imagee'
         ]  # ...and ignored
+
+
+@pytest.mark.timeout(60)
+def test_containerd_2_2_refuses_a_schema_4_file_which_is_why_4_is_rendered_for_2_3_only() -> None:
+    with node_root() as root:
+        _write_config(root, "version = 4\n")
+        dump = config_dump(root, BUILDS[1])
+        assert dump.returncode != 0
+        assert "expected containerd config version equal to or less than `3`, got `4`" in dump.stderr
+
+
+@pytest.mark.timeout(60)
+def test_containerd_2_3_converts_a_schema_3_file_at_every_start_with_a_warning() -> None:
+    with node_root() as root:
+        _write_config(root, "version = 3\n")
+        with running_containerd(root, BUILDS[2]) as containerd:
+            assert containerd.cri_status() == "ok"
+            assert any("Configuration migrated from version 3" in w for w in containerd.config_warnings())
+
+
+def _grpc_address(dump: str) -> str:
+    return str(tomllib.loads(dump)["plugins"]["io.containerd.server.v1.grpc"]["address"])
+
+
+@pytest.mark.timeout(60)
+def test_containerd_2_3_does_not_read_a_top_level_grpc_address_in_a_schema_4_file() -> None:
+    # why the renderer moves an admin's [grpc] into plugins."io.containerd.server.v1.grpc" for schema 4
+    containerd_23 = BUILDS[2]
+    with node_root() as root:
+        moved = f"{root.path}/moved.sock"
+        _write_config(root, f'version = 3\n[grpc]\n  address = "{moved}"\n')
+        assert _grpc_address(config_dump(root, containerd_23).stdout) == moved  # converted from 3
+        Path(root.layout.config_file).write_text(f'version = 4\n[grpc]\n  address = "{moved}"\n')
+        dump = config_dump(root, containerd_23)
+        assert dump.returncode == 0, dump.stderr  # accepted without a word, and the default socket used
+        assert _grpc_address(dump.stdout) == "/run/containerd/containerd.sock"
+        Path(root.layout.config_file).write_text(
+            f'version = 4\n[plugins."io.containerd.server.v1.grpc"]\n  address = "{moved}"\n'
+        )
+        assert _grpc_address(config_dump(root, containerd_23).stdout) == moved

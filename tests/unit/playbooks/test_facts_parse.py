@@ -49,6 +49,29 @@ def test_facts_are_complete_for_every_testbed_profile(profile: str) -> None:
         assert certs == {}
 
 
+def test_crictl_and_containerd_2_versions_are_read_and_a_node_without_crictl_is_no_problem() -> None:
+    files = node_files("kubeadm-systemd")
+    with_crictl = parse_facts(
+        "n1",
+        probe_output(
+            files,
+            overrides={
+                "crictl-version": ("crictl version v1.34.0\n", "0"),
+                "containerd-version": ("containerd github.com/containerd/containerd/v2 v2.3.7\n", "0"),
+            },
+        ),
+    )
+    assert with_crictl.crictl_version == "v1.34.0"
+    assert with_crictl.containerd_version == "v2.3.7"
+    assert (with_crictl.containerd_major, with_crictl.containerd_minor) == (2, 3)
+    without = parse_facts(
+        "n1", probe_output(files, overrides={"crictl-version": ("", "127")}), kubelet_version="v1.23.17"
+    )
+    assert without.crictl_version is None
+    assert without.unreadable == {}
+    assert parse_facts("n1", probe_output(files)).crictl_version is None  # an older probe: no record
+
+
 def test_kubelet_layouts_are_told_apart() -> None:
     def layout(profile: str) -> KubeletLayout:
         return parse_facts("n", probe_output(node_files(profile)), kubelet_version="v1.23.17").kubelet.layout

@@ -36,8 +36,7 @@ def facts(
         node="n1",
         containerd_version=containerd,
         kubelet=KubeletFacts(version=kubelet, cgroup_driver=cgroup),
-        containerd_config=DOCKER_CE,
-        **kw,
+        **({"containerd_config": DOCKER_CE} | kw),
     )
 
 
@@ -66,8 +65,90 @@ def test_schema_3_is_refused_for_containerd_1_which_would_silently_read_it_as_2(
 
 
 def test_auto_with_an_unknown_containerd_version_asks_for_an_explicit_one() -> None:
-    with pytest.raises(RenderProblems, match=r"set 2 .* or 3"):
+    with pytest.raises(RenderProblems, match=r"set 2 \(containerd 1.6/1.7\), 3 .* or 4 \(containerd 2.3\+\)"):
         render_node_config(spec_with(), facts(containerd=""))
+
+
+@pytest.mark.parametrize(
+    ("containerd", "schema"),
+    [("v2.0.4", 3), ("2.2.9", 3), ("v2.3.0", 4), ("v2.3.7", 4), ("2.4.1", 4), ("3.0.0", 4), ("2", 3)],
+)
+def test_auto_picks_schema_4_from_containerd_2_3_on(containerd: str, schema: int) -> None:
+    rendered = render_node_config(spec_with(), facts(containerd))
+    assert rendered.report.config_version == schema
+    assert config(rendered)["version"] == schema
+    assert rendered.report.warnings == ()
+
+
+def test_schema_4_is_refused_for_containerd_2_2_which_would_not_start() -> None:
+    with pytest.raises(
+        RenderProblems, match=r"4 needs containerd 2\.3 or newer, the node runs v2\.2\.9"
+    ) as e:
+        render_node_config(spec_with(configVersion=4), facts("v2.2.9"))
+    assert problem_paths(e) == ["spec.containerd.configVersion"]
+    with pytest.raises(RenderProblems, match=r"4 needs containerd 2\.x"):
+        render_node_config(spec_with(configVersion=4), facts("1.6.20"))
+
+
+def test_schema_3_on_containerd_2_3_is_rendered_with_a_warning_that_it_is_converted_at_every_start() -> None:
+    rendered = render_node_config(spec_with(configVersion=3), facts("v2.3.7"))
+    assert config(rendered)["version"] == 3
+    assert rendered.report.warnings == (
+        "config version 3 on containerd v2.3.7 is converted to 4 at every start (with a warning in its "
+        "log); prefer 4 (auto)",
+    )
+
+
+def test_schema_4_has_the_same_cri_tables_as_3_and_no_top_level_listener() -> None:
+    v3 = config(render_node_config(spec_with(), facts("v2.2.9")))
+    v4 = config(render_node_config(spec_with(), facts("v2.3.7")))
+    assert {k: v for k, v in v4.items() if k != "version"} == {k: v for k, v in v3.items() if k != "version"}
+    assert not {"grpc", "ttrpc", "metrics", "debug"} & set(v4)
+
+
+def test_the_admins_listener_settings_move_to_schema_4_server_plugins_as_containerd_converts_them() -> None:
+    current = (
+        'disabled_plugins = ["cri"]\n'
+        '[grpc]\naddress = "/run/containerd/alt.sock"\ngid = 996\nmax_recv_message_size = 33554432\n'
+        '[debug]\naddress = "/run/containerd/debug.sock"\nlevel = "debug"\n'
+        '[metrics]\naddress = "127.0.0.1:1338"\ngrpc_histogram = true\n'
+    )
+    doc = config(render_node_config(spec_with(), facts("v2.3.7", containerd_config=current)))
+    plugins = doc["plugins"]
+    assert plugins["io.containerd.server.v1.grpc"] == {
+        "address": "/run/containerd/alt.sock",
+        "uid": 0,
+        "gid": 996,
+        "max_recv_message_size": 33554432,
+    }
+    # a version 3 file derives ttrpc's socket from grpc's; version 4 does not, so it is written out
+    assert plugins["io.containerd.server.v1.ttrpc"] == {
+        "address": "/run/containerd/alt.sock.ttrpc",
+        "uid": 0,
+        "gid": 996,
+    }
+    assert plugins["io.containerd.server.v1.debug"] == {"address": "/run/containerd/debug.sock"}
+    assert plugins["io.containerd.server.v1.metrics"] == {"address": "127.0.0.1:1338"}
+    assert plugins["io.containerd.metrics.v1.grpc-prometheus"] == {"grpc_histogram": True}
+    assert doc["debug"] == {"level": "debug"}
+    assert not {"grpc", "ttrpc", "metrics"} & set(doc)
+    # schema 3 keeps them where they were
+    v3 = config(render_node_config(spec_with(), facts("v2.2.9", containerd_config=current)))
+    assert v3["grpc"]["address"] == "/run/containerd/alt.sock"
+    assert "io.containerd.server.v1.grpc" not in v3["plugins"]
+
+
+def test_a_top_level_listener_in_a_schema_4_extra_fragment_is_refused_as_not_read() -> None:
+    with pytest.raises(
+        RenderProblems,
+        match=r'grpc.address: is not read in config version 4; set plugins."io.containerd.server.v1.grpc".address',
+    ):
+        render_node_config(spec_with(extraConfig='[grpc]\naddress = "/run/x.sock"\n'), facts("v2.3.7"))
+    rendered = render_node_config(
+        spec_with(extraConfig='[plugins."io.containerd.server.v1.grpc"]\nmax_recv_message_size = 33554432\n'),
+        facts("v2.3.7"),
+    )
+    assert config(rendered)["plugins"]["io.containerd.server.v1.grpc"] == {"max_recv_message_size": 33554432}
 
 
 def test_schema_3_uses_only_keys_containerd_2_documents() -> None:
