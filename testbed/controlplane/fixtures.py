@@ -2,7 +2,8 @@
 
 Register with ``pytest_plugins = ["testbed.controlplane.fixtures"]`` (tests/conftest.py does).
 
-- ``controlplane``: session-scoped ``ControlPlane`` (the first listed Kubernetes version), its API
+- ``controlplane``: session-scoped ``ControlPlane`` (the first listed Kubernetes version, or
+  ``SHIMSHIFT_CONTROLPLANE_VERSION``, e.g. v1.34.4 when built with SHIMSHIFT_COMPONENTS_ALL=1), its API
   server auditing every request at Metadata level (the response code of each) to ``audit.log``.
 - ``realkube``: function-scoped ``RealKubeApi`` (admin); after the test, ``reset()`` deletes what
   the test created.
@@ -55,7 +56,7 @@ def audit_events(plane: ControlPlane, offset: int = 0) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     try:
-        version = default_version()
+        version = os.environ.get("SHIMSHIFT_CONTROLPLANE_VERSION") or default_version()
         binaries(version)
     except components.ComponentMissing as e:
         missing_component(str(e))

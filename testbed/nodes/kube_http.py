@@ -25,6 +25,7 @@ class ApiError(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"API {status}: {body[:300]}")
         self.status = status
+        self.body = body
 
 
 def _material(entry: dict[str, Any], key: str, tmp: Path) -> str | None:

@@ -95,7 +95,9 @@ def test_a_configmap_over_1_mib_is_refused(realkube: RealKubeApi) -> None:
     with pytest.raises(ApiError) as refused:
         realkube.seed(big)
     assert refused.value.status == 422
-    assert "must have at most 1048576 bytes" in str(refused.value)
+    causes = json.loads(refused.value.body)["details"]["causes"]
+    assert [c["reason"] for c in causes] == ["FieldValueTooLong"]
+    assert "1048576" in causes[0]["message"]
     assert realkube.get("configmaps", "big", "default") is None
 
 
