@@ -1,4 +1,5 @@
-"""The proxy's own throwaway CA and a server certificate for 127.0.0.1 and localhost (SHA-256, P-256)."""
+"""The proxy's own throwaway CA and a server certificate for 127.0.0.1 and localhost (SHA-256, P-256);
+``issue_client_cert`` signs a client certificate with such a CA (tests use it for an upstream admin)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 @dataclass(frozen=True)
 class ServingPki:
     ca_cert: Path
+    ca_key: Path
     server_cert: Path
     server_key: Path
 
@@ -27,7 +29,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def make_serving_pki(directory: Path, common_name: str = "shimshift apiproxy") -> ServingPki:
-    """Write ``ca.crt``, ``server.crt`` and ``server.key`` (mode 0600) into ``directory``."""
+    """Write ``ca.crt``, ``ca.key``, ``server.crt`` and ``server.key`` (keys mode 0600) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2)
@@ -80,9 +82,44 @@ def make_serving_pki(directory: Path, common_name: str = "shimshift apiproxy") -
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pki = ServingPki(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    pki = ServingPki(*(directory / n for n in ("ca.crt", "ca.key", "server.crt", "server.key")))
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.server_key.write_bytes(_key_pem(key))
-    pki.server_key.chmod(0o600)
+    for path, private in ((pki.ca_key, ca_key), (pki.server_key, key)):
+        path.write_bytes(_key_pem(private))
+        path.chmod(0o600)
     return pki
+
+
+def issue_client_cert(pki: ServingPki, common_name: str, directory: Path) -> tuple[Path, Path]:
+    """A client certificate for ``common_name`` (organization ``system:masters``, as a cluster's admin)
+    signed by ``pki``'s CA; returns its certificate and key paths."""
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key}: not an EC key")
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{common_name}.crt", directory / f"{common_name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path

@@ -66,7 +66,10 @@ def test_the_proxy_logs_the_same_record_the_emulator_does(
     proxied: ProxiedApi, upstream: KubeApi, core: kubernetes.client.CoreV1Api
 ) -> None:
     upstream.requests.clear()
-    core.create_namespaced_config_map("default", {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    core.create_namespaced_config_map(
+        "default",
+        kubernetes.client.V1ConfigMap(metadata=kubernetes.client.V1ObjectMeta(name="cm"), data={"a": "1"}),
+    )
     core.patch_namespaced_config_map("cm", "default", {"data": {"b": "2"}})
     core.list_namespaced_config_map("default", label_selector="x!=y", limit=5)
     core.read_namespaced_config_map("cm", "default")
