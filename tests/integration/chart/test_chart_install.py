@@ -7,7 +7,8 @@ We test these aspects, with the real kubectl against testbed.kubeapi and against
   upgrade would, changes nothing;
 - the NodeMigration CRD from the chart serves the API: the bundled examples are accepted and listed
   with their printer columns, and an object the schema forbids is rejected;
-- `helm install` itself, NOTES included, and `helm uninstall` leaving the CRD in place (keep).
+- `helm install` itself, NOTES included, and `helm uninstall` leaving the CRD in place (keep);
+- the Grafana dashboard ConfigMap is accepted and holds the dashboard unchanged.
 """
 
 from __future__ import annotations
@@ -173,3 +174,13 @@ def test_helm_install_and_uninstall_keep_the_crd(backend: tuple[Api, Kubectl], t
     assert uninstall.returncode == 0, uninstall.stderr
     assert kubeapi.get("customresourcedefinitions", "nodemigrations.shimshift.io") is not None
     assert kubeapi.get("deployments", helm.RELEASE, helm.NAMESPACE) is None
+
+
+def test_the_dashboard_configmap_is_accepted_and_holds_the_dashboard(
+    kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    apply_chart(kubeapi_kubectl, tmp_path, "dashboards-and-rules")
+    live = get_json(kubeapi_kubectl, "configmap", f"{helm.RELEASE}-dashboard", "-n", helm.NAMESPACE)
+    assert live["metadata"]["labels"]["grafana_dashboard_platform"] == "yes"
+    shipped = json.loads((helm.CHART / "files" / "dashboards" / "shimshift.json").read_text())
+    assert json.loads(live["data"]["shimshift.json"]) == shipped
