@@ -3,12 +3,13 @@ missing, and the pod-lifecycle stand-in's rules."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from testbed import components
 from testbed.controlplane.cluster import binaries, etcd_binary
-from testbed.controlplane.fixtures import missing_component
+from testbed.controlplane.fixtures import cleanup_stale, missing_component
 from testbed.controlplane.podlife import (
     EXTERNAL_KUBELET,
     managed,
@@ -63,3 +64,11 @@ def test_only_nodes_without_a_model_kubelet_are_managed_and_pods_become_running(
     status = running_status(pod, "10.244.0.9", "127.0.0.1")
     assert pod_running(status)
     assert status["status"]["containerStatuses"][0]["ready"] is True
+
+
+def test_a_dead_sessions_control_plane_is_cleaned_and_a_live_ones_kept(tmp_path: Path) -> None:
+    dead, live = tmp_path / "pytest-999999999", tmp_path / f"pytest-{os.getpid()}"
+    for directory in (dead, live, tmp_path / "demo"):
+        (directory / "logs").mkdir(parents=True)
+    assert cleanup_stale(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and (tmp_path / "demo").exists()
