@@ -25,8 +25,9 @@ import pytest
 
 from testbed import components
 from testbed.controlplane.api import RealKubeApi
-from testbed.controlplane.cluster import ControlPlane, binaries, default_version
+from testbed.controlplane.cluster import DEFAULT_ROOT, ControlPlane, binaries, default_version, teardown_dir
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+from testbed.nodes.processes import pid_alive
 
 #: Metadata level records who asked what and the response code, without bodies.
 AUDIT_POLICY: dict[str, Any] = {
@@ -53,8 +54,21 @@ def audit_events(plane: ControlPlane, offset: int = 0) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f.read().splitlines() if line.strip()]
 
 
+def cleanup_stale(root: Path = DEFAULT_ROOT) -> list[Path]:
+    """Tear down the control planes of pytest sessions that died without doing it (``pytest-<pid>``
+    whose process is gone); returns their run directories."""
+    cleaned = []
+    for directory in sorted(root.glob("pytest-*")) if root.is_dir() else []:
+        owner = directory.name.removeprefix("pytest-")
+        if owner.isdigit() and not pid_alive(int(owner)):
+            teardown_dir(directory)
+            cleaned.append(directory)
+    return cleaned
+
+
 @pytest.fixture(scope="session")
 def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cleanup_stale()
     try:
         version = os.environ.get("SHIMSHIFT_CONTROLPLANE_VERSION") or default_version()
         binaries(version)

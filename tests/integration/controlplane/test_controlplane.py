@@ -3,13 +3,17 @@ ServiceAccount kubeconfigs, runs the real controllers, and cleans up after each 
 
 from __future__ import annotations
 
+import json
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from testbed.controlplane import ControlPlane
 from testbed.controlplane.api import RealKubeApi
 from testbed.nodes.kube_http import ApiError, KubeHttp
+from testbed.nodes.processes import pid_alive
 from testbed.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -133,3 +137,38 @@ def test_reset_removes_what_a_test_created_and_keeps_the_baseline(realkube: Real
     assert realkube.get("customresourcedefinitions.apiextensions.k8s.io", "widgets.example.io") is None
     assert realkube.get("configmaps", "kube-root-ca.crt", "default") is not None
     assert realkube.get("serviceaccounts", "default", "default") is not None
+
+
+def test_one_command_brings_a_control_plane_up_and_down(controlplane: ControlPlane, tmp_path: Path) -> None:
+    root = tmp_path / "planes"
+    command = [sys.executable, "-m", "testbed", "controlplane"]
+    where = ["--name", "cli", "--controlplane-root", str(root)]
+    up = subprocess.run([*command, "up", *where], capture_output=True, text=True, timeout=180, check=False)
+    assert up.returncode == 0, up.stderr
+    described = json.loads(up.stdout)
+    pids = list(described["pids"].values())
+    try:
+        assert set(described["pids"]) == {
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "podlife",
+        }
+        version = KubeHttp(Path(described["admin_kubeconfig"])).request("GET", "/version")
+        assert version["gitVersion"] == described["version"]
+        status = subprocess.run(
+            [*command, "status", *where], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert status.returncode == 0 and all(json.loads(status.stdout)["running"].values()), status.stdout
+    finally:
+        down = subprocess.run(
+            [*command, "down", *where], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert down.returncode == 0, down.stderr
+    assert not [p for p in pids if pid_alive(p)]
+    assert not (root / "cli").exists() and not Path(described["etcd_data"]).exists()
+    gone = subprocess.run(
+        [*command, "status", *where], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert gone.returncode == 1 and "no control plane 'cli'" in gone.stderr
