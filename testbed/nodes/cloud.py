@@ -5,7 +5,8 @@ A real kubelet refuses a loopback node IP, and the host reaches a node only on i
 registers its Node with the taint ``node.cloudprovider.kubernetes.io/uninitialized`` and leaves the
 Node's addresses alone, and this initializer does what the cloud's node controller does once per
 Node: set its addresses (InternalIP = the node's SSH address, Hostname) and remove the taint. It also
-puts on the annotations kubeadm puts on a Node when it joins. Runs on the host with an admin
+puts on the annotations kubeadm puts on a Node when it joins, and the one that tells the control plane's
+pod-lifecycle stand-in that a kubelet owns the Node's pods. Runs on the host with an admin
 kubeconfig.
 """
 
@@ -19,6 +20,9 @@ from testbed.nodes.kube_http import ApiError, KubeHttp
 from testbed.waiting import wait_until
 
 UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+#: The control plane's pod-lifecycle stand-in (``testbed.controlplane.podlife``) leaves the pods of a
+#: Node with this annotation to its kubelet.
+EXTERNAL_KUBELET = "testbed.shimshift.io/external-kubelet"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,10 @@ def initialize(api: KubeHttp, node: NodeAddress, timeout: float = 90.0) -> None:
     ]
     api.merge_patch(
         f"/api/v1/nodes/{node.name}",
-        {"metadata": {"annotations": node.annotations}, "spec": {"taints": taints or None}},
+        {
+            "metadata": {"annotations": {**node.annotations, EXTERNAL_KUBELET: "true"}},
+            "spec": {"taints": taints or None},
+        },
     )
     addresses = [
         {"type": "InternalIP", "address": node.internal_ip},
