@@ -208,3 +208,55 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
     assert after["proxy"]["metadata"]["uid"] == before["proxy"]["metadata"]["uid"]
     assert not (api.get("nodes", node.name) or {}).get("spec", {}).get("unschedulable")
     print(f"pods recreated in containerd: {sorted(in_containerd)}")
+
+
+PRE_MIGRATION_FLAGS = (
+    'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image=k8s.gcr.io/pause:3.6"\n'
+)
+
+
+def test_the_migrated_flags_survive_the_next_upgrade_to_kubelet_1_24_which_refuses_dockershim_flags(
+    stack: tuple[ControlPlane, Cluster, RealKubeApi],
+) -> None:
+    """The judge can fail: kubelet 1.24 (the upgrade after the migration) refuses the dockershim-only
+    flag a careless migration leaves behind, with its own message, and starts from shimshift's files."""
+    _plane, cluster, api = stack
+    node = cluster.nodes[0]
+    try:
+        newer = components.binary("kubelet", "kubelet", "v1.24.17")
+    except components.ComponentMissing as e:
+        missing_component(str(e))
+    migrated = node.dir.in_node("/var/lib/kubelet/kubeadm-flags.env")
+    assert "--network-plugin" not in migrated.read_text(), "run after the migration test"
+    shimshift_flags = migrated.read_text()
+    unit = node.dir.in_node("/etc/fake-systemd/kubelet.json")
+    original_unit = unit.read_text()
+    # the kubelet package upgrade: same unit, same files, the 1.24 binary
+    unit.write_text(original_unit.replace(str(node.kubelet_binary), str(newer)))
+    try:
+        migrated.write_text(PRE_MIGRATION_FLAGS)  # what a migration that forgets the flag leaves
+        refused = node.exec(["systemctl", "restart", "kubelet"], timeout=120)
+        assert refused.exit_status == 1
+        assert "Job for kubelet.service failed" in refused.stderr
+        assert "unknown flag: --network-plugin" in node.read("/var/log/kubelet.log")
+        assert node.exec(["systemctl", "is-active", "kubelet"]).stdout.strip() == "failed"
+
+        migrated.write_text(shimshift_flags)
+        started = node.exec(["systemctl", "restart", "kubelet"], timeout=120)
+        assert started.exit_status == 0, started.stderr
+        eventually(
+            lambda: (
+                (api.get("nodes", node.name) or {})
+                .get("status", {})
+                .get("nodeInfo", {})
+                .get("kubeletVersion")
+                == "v1.24.17"
+                and ready_runtime(api, node.name) == "containerd://1.6.20"
+            ),
+            90,
+            "the upgraded kubelet Ready on containerd",
+        )
+        eventually(lambda: pods_running_on(api, "containerd://"), 120, "the pods Running under kubelet 1.24")
+    finally:
+        unit.write_text(original_unit)
+        migrated.write_text(shimshift_flags)
