@@ -166,6 +166,19 @@ def profile(name: str | ProfileName) -> Profile:
 #: (kind and usernetes run kubelet so): no QoS cgroup hierarchy or node-allocatable enforcement (the
 #: nodes share the host's cgroup tree, and Docker puts each container in its own cgroup), swap
 #: allowed, eviction and image garbage collection that never fire on a busy test host.
+#:
+#: Where a real kubelet's node cannot be laid out as a real node is:
+#: - the unit runs the built binary from the component cache, not /usr/bin/kubelet (kubeadm) or
+#:   /usr/local/bin/kubelet (Kubespray): /usr is the host's, shared by every node;
+#: - the lines below are added to the profile's KubeletConfiguration, and ``EXTERNAL_CLOUD`` to its flags;
+#: - the systemd cgroup driver (kubeadm-systemd, kubespray, cri-dockerd): kubelet 1.23 with
+#:   ``cgroupDriver: systemd`` and ``cgroupsPerQOS: false`` starts and reports Ready without systemd
+#:   (it never asks systemd for a cgroup then), but every pod sandbox fails in runc ("systemd not running
+#:   on this host, cannot use systemd cgroups manager"): on those profiles a real kubelet's pods stay
+#:   ContainerCreating under Docker (seen with dockershim; containerd with ``SystemdCgroup = true`` calls
+#:   the same runc, not tried). Pods run for real on kubeadm-cgroupfs only;
+#: - the cri-dockerd profile's kubelet is 1.27.16, which is not built (the cache has 1.23.17, 1.24.17 and
+#:   1.34.4), so ``real_kubelet`` refuses that profile with ``ComponentMissing``.
 REAL_KUBELET_SETTINGS = [
     "# testbed: a real kubelet in a node without systemd on a shared host (as kind and usernetes run it)",
     "cgroupsPerQOS: false",
