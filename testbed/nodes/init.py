@@ -66,6 +66,12 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
         )
         os.close(fd)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    # Last: the host's root filesystem read-only in this node (its own copy of the root mount; the
+    # overlays and binds above are mounts of their own and stay writable). A node shares the host's
+    # /usr, /bin, /work...: a daemon in a node that removes or writes a path outside the node's private
+    # directories (a real kubelet or CRI adapter cleaning up, say) fails with EROFS instead of changing
+    # the host for every other process on it.
+    _mount("-o", "remount,bind,ro", "/")
 
 
 def shield_sysctls(node: NodeDir) -> None:
