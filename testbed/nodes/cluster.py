@@ -157,6 +157,7 @@ class Cluster:
         self.ssh_port = ssh_port
         self._lock = lock
         self._children: list[subprocess.Popen[bytes]] = []
+        self._cri_dockerd: str | None = None  # the built cri-dockerd, for real kubelets on its profile
 
     # ---- public coordinates -------------------------------------------------------------
     @property
@@ -204,6 +205,9 @@ class Cluster:
             raise ValueError(f"cluster name {problem}")
         chosen = [prof if isinstance(prof, Profile) else profile(prof) for prof in profiles]
         kubelets = {p.name: str(real_kubelet_binary(p)) for p in chosen} if real_kubelet else {}
+        cri_dockerd = None
+        if real_kubelet and any(p.layout == "cri-dockerd" for p in chosen):
+            cri_dockerd = str(components.binary("cri-dockerd", "cri-dockerd"))
         root.mkdir(parents=True, exist_ok=True)
         cleanup_stale(root)
         directory = root / name
@@ -243,6 +247,7 @@ class Cluster:
                 )
             )
         cluster = cls(directory, nodes, port, lock)
+        cluster._cri_dockerd = cri_dockerd
         (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
         try:
             if registry:
@@ -288,7 +293,13 @@ class Cluster:
         (ssh_dir / "authorized_keys").write_text(client_pub + "\n")
         ca_pem = self.registry.ca_cert.read_text() if self.registry else None
         files = render_node_files(
-            node.profile, node.name, node.ssh_host, etc_hosts, ca_pem, kubelet_binary=node.kubelet_binary
+            node.profile,
+            node.name,
+            node.ssh_host,
+            etc_hosts,
+            ca_pem,
+            kubelet_binary=node.kubelet_binary,
+            cri_dockerd_binary=self._cri_dockerd if node.kubelet_binary else None,
         )
         for path, content in files.items():
             target = nd.in_node(path)

@@ -318,6 +318,7 @@ def render_node_files(
     host_etc_hosts: str,
     registry_ca_pem: str | None,
     kubelet_binary: str | None = None,
+    cri_dockerd_binary: str | None = None,
 ) -> dict[str, str]:
     """All node files of profile ``p`` for one node, keyed by node path. With ``kubelet_binary`` the
     kubelet unit runs that real kubelet (else the Python model), and the kubelet's files carry what a
@@ -389,9 +390,23 @@ def render_node_files(
         files["/var/lib/kubelet/config.yaml"] = _kubelet_config(p, real)
         files["/etc/default/kubelet"] = f"KUBELET_EXTRA_ARGS={EXTERNAL_CLOUD if real else ''}\n"
         files["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"] = KUBEADM_DROPIN
-    if p.layout == "cri-dockerd":
-        # No cri-dockerd binary exists for this machine; a socat that relays the cri-dockerd socket
-        # to dockerd stands in for it, so the endpoint exists only while cri-docker.service runs.
+    if p.layout == "cri-dockerd" and cri_dockerd_binary:
+        # the real adapter; its socket is not handed over by systemd (fd://), it listens itself
+        files["/etc/fake-systemd/cri-docker.json"] = _unit(
+            [
+                cri_dockerd_binary,
+                "--container-runtime-endpoint",
+                "unix:///run/cri-dockerd.sock",
+                "--network-plugin=cni",
+                f"--pod-infra-container-image={p.sandbox_image}",
+            ],
+            description="CRI Interface for Docker Application Container Engine",
+            wants=["docker"],
+            ready={"socket": "/run/cri-dockerd.sock"},
+        )
+    elif p.layout == "cri-dockerd":
+        # Without the built cri-dockerd, a socat that relays the cri-dockerd socket to dockerd stands
+        # in for it, so the endpoint exists only while cri-docker.service runs.
         files["/etc/fake-systemd/cri-docker.json"] = _unit(
             [
                 "/usr/bin/socat",

@@ -15,25 +15,47 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from testbed import components
 from testbed.controlplane.cluster import ControlPlane, binaries
 from testbed.nodes.cluster import Cluster, real_kubelet_binary
 from testbed.nodes.node import Node
-from testbed.nodes.profiles import profile
+from testbed.nodes.profiles import Profile, ProfileName, RegistryUse, profile
 
 #: The control plane whose version a kubelet 1.23 (two minors behind at most) and 1.24 may join.
 OLD_CONTROL_PLANE = "v1.24.17"
 
 
-def check_built(profiles: Sequence[str], control_plane: str = OLD_CONTROL_PLANE) -> None:
+#: A kubelet 1.27+ whose runtime endpoint is in its KubeletConfiguration, on Docker through the real
+#: cri-dockerd: the cri-dockerd layout at the current control plane's version, with the cgroupfs driver
+#: (pods cannot start on the systemd driver without systemd).
+ENDPOINT_IN_CONFIG = Profile(
+    ProfileName.CRI_DOCKERD,
+    "1.34.4",
+    "cgroupfs",
+    "cri-dockerd",
+    RegistryUse.MIRROR_WITH_CA,
+    "registry.k8s.io/pause:3.9",
+)
+#: The control plane a kubelet 1.34 may join (a kubelet may not be newer than its API server).
+NEW_CONTROL_PLANE = "v1.34.4"
+
+
+def _profile(p: str | Profile) -> Profile:
+    return p if isinstance(p, Profile) else profile(p)
+
+
+def check_built(profiles: Sequence[str | Profile], control_plane: str = OLD_CONTROL_PLANE) -> None:
     """``ComponentMissing`` naming the first binary that is not built."""
     binaries(control_plane)
-    for name in profiles:
-        real_kubelet_binary(profile(name))
+    for p in profiles:
+        real_kubelet_binary(_profile(p))
+        if _profile(p).layout == "cri-dockerd":
+            components.binary("cri-dockerd", "cri-dockerd")
 
 
 @contextlib.contextmanager
 def real_stack(
-    name: str, profiles: Sequence[str], root: Path, control_plane: str = OLD_CONTROL_PLANE
+    name: str, profiles: Sequence[str | Profile], root: Path, control_plane: str = OLD_CONTROL_PLANE
 ) -> Iterator[tuple[ControlPlane, Cluster]]:
     check_built(profiles, control_plane)
     plane = ControlPlane.up(name, root=root / "controlplane", version=control_plane)
