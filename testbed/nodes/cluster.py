@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+from testbed import components
 from testbed.nodes import processes
 from testbed.nodes.binaries import binary_mounts, write_mounts
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, NodeDir
@@ -65,6 +66,28 @@ def cluster_name_problem(name: str, nodes: int = 1) -> str | None:
 
 
 READY_TIMEOUT = 30.0
+#: Debian's containernetworking-plugins: bridge, host-local, loopback, portmap...
+CNI_PLUGINS = Path("/usr/lib/cni")
+
+
+def _kubeconfig_ca(text: str) -> bytes | None:
+    """The cluster CA a kubeconfig carries inline (``certificate-authority-data``), if any."""
+    import base64
+
+    import yaml
+
+    try:
+        document = yaml.safe_load(text) or {}
+        data = document["clusters"][0]["cluster"].get("certificate-authority-data")
+    except (yaml.YAMLError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return base64.b64decode(data) if data else None
+
+
+def real_kubelet_binary(p: Profile) -> Path:
+    """The built kubelet of profile ``p``'s version (``ComponentMissing`` names the build command)."""
+    return components.binary("kubelet", "kubelet", f"v{p.kubelet_version}")
+
 
 SSHD_CONFIG = """\
 Port 22
@@ -135,6 +158,7 @@ class Cluster:
         self.ssh_port = ssh_port
         self._lock = lock
         self._children: list[subprocess.Popen[bytes]] = []
+        self._cri_dockerd: str | None = None  # the built cri-dockerd, for real kubelets on its profile
 
     # ---- public coordinates -------------------------------------------------------------
     @property
@@ -170,12 +194,21 @@ class Cluster:
         root: Path = DEFAULT_ROOT,
         images: bool = True,
         registry: bool = True,
+        real_kubelet: bool = False,
     ) -> Cluster:
         """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``), and the TLS
-        registry unless ``registry`` is false. ``images`` seeds Docker images and containers."""
+        registry unless ``registry`` is false. ``images`` seeds Docker images and containers.
+        ``real_kubelet``: each node's kubelet unit runs the real kubelet of its profile's version
+        (built by ``scripts/build-components kubelet``; ``ComponentMissing`` if it is not), else the
+        Python model."""
         problem = cluster_name_problem(name, len(profiles))
         if problem:
             raise ValueError(f"cluster name {problem}")
+        chosen = [prof if isinstance(prof, Profile) else profile(prof) for prof in profiles]
+        kubelets = {p.name: str(real_kubelet_binary(p)) for p in chosen} if real_kubelet else {}
+        cri_dockerd = None
+        if real_kubelet and any(p.layout == "cri-dockerd" for p in chosen):
+            cri_dockerd = str(components.binary("cri-dockerd", "cri-dockerd"))
         root.mkdir(parents=True, exist_ok=True)
         cleanup_stale(root)
         directory = root / name
@@ -195,9 +228,14 @@ class Cluster:
             f'PYTHONPATH={REPO_ROOT} exec {sys.executable} -m testbed.nodes.systemctl "$@"\n'
         )
         wrapper.chmod(0o755)
+        runc = directory / "bin" / "runc"
+        runc.write_text(
+            "#!/bin/sh\n# testbed: runc with oomScoreAdj raised to what the testbed may set (runc_shim.py)\n"
+            f'exec {sys.executable} -I -S {REPO_ROOT / "testbed" / "nodes" / "runc_shim.py"} "$@"\n'
+        )
+        runc.chmod(0o755)
         nodes = []
-        for i, prof in enumerate(profiles, start=1):
-            p = prof if isinstance(prof, Profile) else profile(prof)
+        for i, p in enumerate(chosen, start=1):
             node_name = f"{name}-node{i}"
             nodes.append(
                 Node(
@@ -206,9 +244,11 @@ class Cluster:
                     dir=NodeDir(directory / node_name),
                     ssh_host=f"127.0.0.{10 + i}",
                     ssh_port=port,
+                    kubelet_binary=kubelets.get(p.name),
                 )
             )
         cluster = cls(directory, nodes, port, lock)
+        cluster._cri_dockerd = cri_dockerd
         (directory / "cluster.json").write_text(json.dumps(cluster.describe(), indent=1))
         try:
             if registry:
@@ -254,11 +294,27 @@ class Cluster:
         (ssh_dir / "authorized_keys").write_text(client_pub + "\n")
         ca_pem = self.registry.ca_cert.read_text() if self.registry else None
         write_mounts(nd.path, binary_mounts(node.profile))
-        files = render_node_files(node.profile, node.name, node.ssh_host, etc_hosts, ca_pem)
+        files = render_node_files(
+            node.profile,
+            node.name,
+            node.ssh_host,
+            etc_hosts,
+            ca_pem,
+            kubelet_binary=node.kubelet_binary,
+            cri_dockerd_binary=self._cri_dockerd if node.kubelet_binary else None,
+        )
         for path, content in files.items():
             target = nd.in_node(path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
+        # What a kubeadm node has besides its files: the CNI plugins in /opt/cni/bin (the
+        # kubernetes-cni package; here Debian's containernetworking-plugins) and the static pod dir.
+        cni_bin = nd.in_node("/opt/cni/bin")
+        cni_bin.mkdir(parents=True, exist_ok=True)
+        if CNI_PLUGINS.is_dir():
+            for plugin in CNI_PLUGINS.iterdir():
+                (cni_bin / plugin.name).symlink_to(plugin)
+        nd.in_node("/etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
         (nd.in_node("/etc/testbed-node")).write_text(f"{node.name} {node.profile.name.value}\n")
         # /root is an overlay of the host's: without files of its own, every SSH session into the node
         # would run the host's shell setup (here `eval "$(pyenv init -)"`, whose rehash waits up to 60 s
@@ -386,12 +442,17 @@ class Cluster:
         kubeconfig: Path | str,
         start_kubelets: bool = True,
         node_kubeconfig: Callable[[str], str] | None = None,
+        admin_kubeconfig: Path | None = None,
     ) -> None:
         """Make the API server at ``url`` (on the host's loopback) reachable from every node at the
         same address, install ``kubeconfig`` as each node's /etc/kubernetes/kubelet.conf, and start
-        the fake kubelets (``systemctl start kubelet`` inside each node). With ``node_kubeconfig``
-        (node name -> kubeconfig text) each node gets its own instead: a real API server's Node
-        authorizer admits a kubelet only with its node's credentials (``system:node:<name>``)."""
+        the kubelets (``systemctl start kubelet`` inside each node).
+
+        ``node_kubeconfig(node name)``: each node's own kubelet.conf instead (a real API server's Node
+        authorizer admits a kubelet for its own Node only); the kubeconfig's CA becomes the node's
+        /etc/kubernetes/pki/ca.crt (the KubeletConfiguration's clientCAFile). Nodes with a real
+        kubelet need ``admin_kubeconfig``: with it, the cloud node controller's stand-in
+        (``cloud.py``) gives each registered Node its address and lifts the uninitialized taint."""
         parsed = urllib.parse.urlsplit(url)
         if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.port is None:
             raise TestbedError(f"the API server must listen on the host's loopback with a port, got {url}")
@@ -421,7 +482,20 @@ class Cluster:
             )
             target = node.dir.in_node("/etc/kubernetes/kubelet.conf")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(node_kubeconfig(node.name) if node_kubeconfig else text)
+            own = node_kubeconfig(node.name) if node_kubeconfig else text
+            target.write_text(own)
+            target.chmod(0o600)
+            ca = _kubeconfig_ca(own)
+            if ca is not None:
+                pki = node.dir.in_node("/etc/kubernetes/pki/ca.crt")
+                pki.parent.mkdir(parents=True, exist_ok=True)
+                pki.write_bytes(ca)
+        real = [n for n in self.nodes if n.kubelet_binary]
+        if real and start_kubelets and admin_kubeconfig is None:
+            raise TestbedError(
+                f"nodes {[n.name for n in real]} run a real kubelet: attach_api needs admin_kubeconfig "
+                "to initialize their Nodes as a cloud controller manager would"
+            )
         if start_kubelets:
             with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
                 results = list(
@@ -433,6 +507,20 @@ class Cluster:
                     raise TestbedError(
                         f"node {node.name}: kubelet did not start: {result.stderr.strip()}{log_tail}"
                     )
+            if real and admin_kubeconfig is not None:
+                self.initialize_nodes(admin_kubeconfig, real)
+
+    def initialize_nodes(self, admin_kubeconfig: Path, nodes: Sequence[Node] | None = None) -> None:
+        """What the cloud controller manager does for a new Node of a real kubelet (``cloud.py``)."""
+        from testbed.nodes.cloud import NodeAddress, initialize_all
+        from testbed.nodes.kube_http import KubeHttp
+        from testbed.nodes.profiles import kubeadm_annotations
+
+        chosen = [n for n in (nodes if nodes is not None else self.nodes) if n.kubelet_binary]
+        initialize_all(
+            KubeHttp(admin_kubeconfig),
+            [NodeAddress(n.name, n.ssh_host, kubeadm_annotations(n.profile)) for n in chosen],
+        )
 
     # ---- teardown -----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 
 from testbed.nodes.binaries import read_mounts
-from testbed.nodes.layout import BIND_DIRS, OVERLAY_DIRS, NodeDir
+from testbed.nodes.layout import BIND_DIRS, KUBELET_SYSCTLS, OVERLAY_DIRS, NodeDir
 from testbed.nodes.profiles import REPO_ROOT
+from testbed.nodes.runc_shim import REAL_RUNC
+
+HOST_RUNC = "/usr/sbin/runc"
 
 
 def _mount(*argv: str) -> None:
@@ -50,6 +53,15 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
                 raise SystemExit(f"testbed init: {node_path} does not exist on the host to bind over")
             target.touch(mode=0o755)
         _mount("--bind", built, node_path)
+    runc = systemctl.with_name("runc")
+    if runc.exists() and Path(HOST_RUNC).is_file():
+        # the real runc stays reachable for the shim (runc_shim.py) on a private overlay path
+        real = Path(REAL_RUNC)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        real.touch()
+        _mount("--bind", HOST_RUNC, str(real))
+        _mount("--bind", str(runc), HOST_RUNC)
+    shield_sysctls(node)
     for path in sorted(BIND_DIRS, key=lambda p: (p == "/tmp", len(p))):
         _mount("--bind", str(node.bind_source(path)), path)
     for host_path, fd in kept:
@@ -63,6 +75,26 @@ def build_node_view(node: NodeDir, systemctl: Path) -> None:
         )
         os.close(fd)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    # Last: the host's root filesystem read-only in this node (its own copy of the root mount; the
+    # overlays and binds above are mounts of their own and stay writable). A node shares the host's
+    # /usr, /bin, /work...: a daemon in a node that removes or writes a path outside the node's private
+    # directories (a real kubelet or CRI adapter cleaning up, say) fails with EROFS instead of changing
+    # the host for every other process on it.
+    _mount("-o", "remount,bind,ro", "/")
+
+
+def shield_sysctls(node: NodeDir) -> None:
+    """Private files over the host-wide /proc/sys entries a real kubelet writes (``KUBELET_SYSCTLS``),
+    holding the values it wants, so it neither changes the host nor refuses to start."""
+    directory = node.path / "sysctl"
+    directory.mkdir(exist_ok=True)
+    for entry, value in KUBELET_SYSCTLS.items():
+        target = Path("/proc/sys") / entry
+        if not target.exists():
+            continue
+        shield = directory / entry.replace("/", ".")
+        shield.write_text(value + "\n")
+        _mount("--bind", str(shield), str(target))
 
 
 def main(argv: list[str] | None = None) -> None:

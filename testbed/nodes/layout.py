@@ -29,6 +29,8 @@ OVERLAY_DIRS: tuple[str, ...] = ("/etc", "/var", "/opt", "/root", "/usr/local/bi
 BIND_DIRS: dict[str, str] = {
     "/var/lib/containerd": "containerd",
     "/var/lib/docker": "docker",
+    # the kubelet's root dir (pods' volumes, its certificates): a plain directory, as on a node
+    "/var/lib/kubelet": "kubelet",
     "/run": "run",
     "/tmp": "tmp",
 }
@@ -37,6 +39,19 @@ SSH_PORT_IN_NODE = 22
 REGISTRY_HOST = "registry.shimshift.test"
 SYSTEMCTL_LOG = "/var/log/systemctl-calls.log"
 UNIT_DIR = "/etc/fake-systemd"
+
+#: The kernel settings a real kubelet writes at start-up (its ``setupKernelTunables``) with the values
+#: it wants. They are not namespaced: a kubelet in a node would set them for the whole host (and
+#: ``kernel.panic_on_oops=1`` on a shared machine is not harmless). Each node therefore sees, in its own
+#: mount namespace, a private file with the wanted value over each of these /proc/sys entries.
+KUBELET_SYSCTLS: dict[str, str] = {
+    "vm/overcommit_memory": "1",
+    "vm/panic_on_oom": "0",
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+    "kernel/keys/root_maxkeys": "1000000",
+    "kernel/keys/root_maxbytes": "25000000",
+}
 
 
 @dataclass(frozen=True)

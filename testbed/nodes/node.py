@@ -39,6 +39,8 @@ class Node:
     ssh_port: int
     ssh_user: str = "root"
     init_pid: int = 0
+    #: the real kubelet the node's kubelet unit runs, or None for the Python model
+    kubelet_binary: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- host-side paths ----------------------------------------------------------------
@@ -120,6 +122,7 @@ class Node:
             "dir": str(self.dir.path),
             "cri_socket": str(self.cri_socket),
             "docker_socket": str(self.docker_socket),
+            "kubelet_binary": self.kubelet_binary,
         }
 
 

@@ -76,6 +76,15 @@ CNI_CONFIG = {
 }
 
 
+#: A real kubelet refuses a loopback node IP (``nodeIP can't be loopback address``), but a node is
+#: reached only on the host's loopback (127.0.0.1x). So a real kubelet runs as on a cloud with an
+#: external cloud controller manager: it leaves the Node's addresses to the cloud, and the testbed's
+#: stand-in for that controller (``cloud.py``) sets InternalIP to the node's SSH address and removes
+#: the ``node.cloudprovider.kubernetes.io/uninitialized`` taint. kubeadm nodes carry the flag in
+#: /etc/default/kubelet (KUBELET_EXTRA_ARGS), Kubespray nodes in KUBELET_CLOUDPROVIDER.
+EXTERNAL_CLOUD = "--cloud-provider=external"
+
+
 class ProfileName(StrEnum):
     KUBEADM_SYSTEMD = "kubeadm-systemd"
     KUBEADM_CGROUPFS = "kubeadm-cgroupfs"
@@ -198,7 +207,41 @@ def profile(name: str | ProfileName) -> Profile:
         raise ValueError(f"unknown node profile {name!r}; known profiles: {known}") from e
 
 
-def _kubelet_config(p: Profile) -> str:
+#: What a real kubelet needs in a node without systemd, in a network namespace on a shared host
+#: (kind and usernetes run kubelet so): no QoS cgroup hierarchy or node-allocatable enforcement (the
+#: nodes share the host's cgroup tree, and Docker puts each container in its own cgroup), swap
+#: allowed, eviction and image garbage collection that never fire on a busy test host.
+#:
+#: Where a real kubelet's node cannot be laid out as a real node is:
+#: - the unit runs the built binary from the component cache, not /usr/bin/kubelet (kubeadm) or
+#:   /usr/local/bin/kubelet (Kubespray): /usr is the host's, shared by every node;
+#: - the lines below are added to the profile's KubeletConfiguration, and ``EXTERNAL_CLOUD`` to its flags;
+#: - the systemd cgroup driver (kubeadm-systemd, kubespray, cri-dockerd): kubelet 1.23 with
+#:   ``cgroupDriver: systemd`` and ``cgroupsPerQOS: false`` starts and reports Ready without systemd
+#:   (it never asks systemd for a cgroup then), but every pod sandbox fails in runc ("systemd not running
+#:   on this host, cannot use systemd cgroups manager"): on those profiles a real kubelet's pods stay
+#:   ContainerCreating under Docker (seen with dockershim; containerd with ``SystemdCgroup = true`` calls
+#:   the same runc, not tried). Pods run for real on kubeadm-cgroupfs only;
+#: - the cri-dockerd profile's kubelet is 1.27.16, which is not built (the cache has 1.23.17, 1.24.17 and
+#:   1.34.4), so ``real_kubelet`` refuses that profile with ``ComponentMissing``.
+REAL_KUBELET_SETTINGS = [
+    "# testbed: a real kubelet in a node without systemd on a shared host (as kind and usernetes run it)",
+    "cgroupsPerQOS: false",
+    "enforceNodeAllocatable: []",
+    "failSwapOn: false",
+    "imageGCHighThresholdPercent: 100",
+    "imageGCLowThresholdPercent: 99",
+    "evictionHard:",
+    '  imagefs.available: "0%"',
+    '  nodefs.available: "0%"',
+    '  nodefs.inodesFree: "0%"',
+    "syncFrequency: 5s",
+    "nodeStatusUpdateFrequency: 4s",
+    "fileCheckFrequency: 5s",
+]
+
+
+def _kubelet_config(p: Profile, real: bool = False) -> str:
     lines = [
         "apiVersion: kubelet.config.k8s.io/v1beta1",
         "kind: KubeletConfiguration",
@@ -216,6 +259,8 @@ def _kubelet_config(p: Profile) -> str:
     ]
     if p.layout == "cri-dockerd":
         lines.append("containerRuntimeEndpoint: unix:///run/cri-dockerd.sock")
+    if real:
+        lines += REAL_KUBELET_SETTINGS
     return "\n".join(lines) + "\n"
 
 
@@ -237,20 +282,30 @@ def _unit(exec_argv: list[str], **extra: object) -> str:
     return json.dumps({"exec": exec_argv, **extra}, indent=1) + "\n"
 
 
-def _kubelet_unit(p: Profile, node_ip: str) -> str:
-    kubelet = [sys.executable, "-m", "testbed.nodes.kubelet"]
-    annotations = {}
+def kubeadm_annotations(p: Profile) -> dict[str, str]:
+    """What kubeadm puts on the Node object of a node of profile ``p`` when it joins."""
     if p.layout == "kubeadm":
-        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = "/var/run/dockershim.sock"
-    elif p.layout == "cri-dockerd":
-        annotations["kubeadm.alpha.kubernetes.io/cri-socket"] = "unix:///var/run/cri-dockerd.sock"
+        return {"kubeadm.alpha.kubernetes.io/cri-socket": "/var/run/dockershim.sock"}
+    if p.layout == "cri-dockerd":
+        return {"kubeadm.alpha.kubernetes.io/cri-socket": "unix:///var/run/cri-dockerd.sock"}
+    return {}
+
+
+#: The real kubelet's health endpoint (its default ``healthzPort``), which the unit waits for.
+KUBELET_HEALTHZ = "http://127.0.0.1:10248/healthz"
+
+
+def _kubelet_unit(p: Profile, node_ip: str, kubelet_binary: str | None = None) -> str:
+    kubelet = [kubelet_binary] if kubelet_binary else [sys.executable, "-m", "testbed.nodes.kubelet"]
     # what a real kubelet binary knows about itself, and what kubeadm put on the Node
-    env = {
-        "PYTHONPATH": str(REPO_ROOT),
-        "FAKE_KUBELET_VERSION": p.kubelet_version,
-        "FAKE_KUBELET_NODE_IP": node_ip,
-        "FAKE_KUBELET_ANNOTATIONS": json.dumps(annotations),
-    }
+    env: dict[str, str] = {}
+    if not kubelet_binary:
+        env = {
+            "PYTHONPATH": str(REPO_ROOT),
+            "FAKE_KUBELET_VERSION": p.kubelet_version,
+            "FAKE_KUBELET_NODE_IP": node_ip,
+            "FAKE_KUBELET_ANNOTATIONS": json.dumps(kubeadm_annotations(p)),
+        }
     if p.layout == "kubespray":
         # Kubespray: /etc/systemd/system/kubelet.service with EnvironmentFile=/etc/kubernetes/kubelet.env
         args = [
@@ -279,6 +334,18 @@ def _kubelet_unit(p: Profile, node_ip: str) -> str:
             "$KUBELET_EXTRA_ARGS",
         ]
         files = ["-/var/lib/kubelet/kubeadm-flags.env", "-/etc/default/kubelet"]
+    if kubelet_binary:
+        # kubelet.service is Type=simple: systemd does not wait for it. The stand-in waits for the
+        # health endpoint instead, so a kubelet that refuses its flags fails the start job at once.
+        return _unit(
+            kubelet + args,
+            environment=env,
+            environment_files=files,
+            description="kubelet: The Kubernetes Node Agent",
+            ready={"exec": ["curl", "-sf", "-m", "1", "-o", "/dev/null", KUBELET_HEALTHZ]},
+            start_timeout=90,
+            stop_timeout=20,
+        )
     return _unit(
         kubelet + args,
         environment=env,
@@ -290,9 +357,18 @@ def _kubelet_unit(p: Profile, node_ip: str) -> str:
 
 
 def render_node_files(
-    p: Profile, node_name: str, node_ip: str, host_etc_hosts: str, registry_ca_pem: str | None
+    p: Profile,
+    node_name: str,
+    node_ip: str,
+    host_etc_hosts: str,
+    registry_ca_pem: str | None,
+    kubelet_binary: str | None = None,
+    cri_dockerd_binary: str | None = None,
 ) -> dict[str, str]:
-    """All node files of profile ``p`` for one node, keyed by node path."""
+    """All node files of profile ``p`` for one node, keyed by node path. With ``kubelet_binary`` the
+    kubelet unit runs that real kubelet (else the Python model), and the kubelet's files carry what a
+    real kubelet needs here (``REAL_KUBELET_SETTINGS``, the external cloud provider flag)."""
+    real = kubelet_binary is not None
     files: dict[str, str] = {
         "/etc/hostname": node_name + "\n",
         "/etc/containerd/config.toml": DOCKER_CE_CONTAINERD_CONFIG,
@@ -320,7 +396,7 @@ def render_node_files(
             ready={"socket": "/run/docker.sock"},
             stop_timeout=15,
         ),
-        "/etc/fake-systemd/kubelet.json": _kubelet_unit(p, node_ip),
+        "/etc/fake-systemd/kubelet.json": _kubelet_unit(p, node_ip, kubelet_binary),
     }
     hosts = host_etc_hosts.rstrip("\n") + f"\n127.0.1.1\t{node_name}\n"
     if p.uses_registry:
@@ -341,10 +417,10 @@ def render_node_files(
             '--runtime-cgroups=/systemd/system.slice  "\n'
             'KUBELET_NETWORK_PLUGIN="--network-plugin=cni --cni-conf-dir=/etc/cni/net.d '
             '--cni-bin-dir=/opt/cni/bin"\n'
-            'KUBELET_CLOUDPROVIDER=""\n'
+            f'KUBELET_CLOUDPROVIDER="{EXTERNAL_CLOUD if real else ""}"\n'
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         )
-        files["/etc/kubernetes/kubelet-config.yaml"] = _kubelet_config(p)
+        files["/etc/kubernetes/kubelet-config.yaml"] = _kubelet_config(p, real)
         files["/etc/systemd/system/kubelet.service"] = (
             "[Service]\nEnvironmentFile=-/etc/kubernetes/kubelet.env\n"
             "ExecStart=/usr/local/bin/kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER "
@@ -356,12 +432,26 @@ def render_node_files(
         if p.layout == "kubeadm":
             flags.insert(0, "--network-plugin=cni")
         files["/var/lib/kubelet/kubeadm-flags.env"] = f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n'
-        files["/var/lib/kubelet/config.yaml"] = _kubelet_config(p)
-        files["/etc/default/kubelet"] = "KUBELET_EXTRA_ARGS=\n"
+        files["/var/lib/kubelet/config.yaml"] = _kubelet_config(p, real)
+        files["/etc/default/kubelet"] = f"KUBELET_EXTRA_ARGS={EXTERNAL_CLOUD if real else ''}\n"
         files["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"] = KUBEADM_DROPIN
-    if p.layout == "cri-dockerd":
-        # No cri-dockerd binary exists for this machine; a socat that relays the cri-dockerd socket
-        # to dockerd stands in for it, so the endpoint exists only while cri-docker.service runs.
+    if p.layout == "cri-dockerd" and cri_dockerd_binary:
+        # the real adapter; its socket is not handed over by systemd (fd://), it listens itself
+        files["/etc/fake-systemd/cri-docker.json"] = _unit(
+            [
+                cri_dockerd_binary,
+                "--container-runtime-endpoint",
+                "unix:///run/cri-dockerd.sock",
+                "--network-plugin=cni",
+                f"--pod-infra-container-image={p.sandbox_image}",
+            ],
+            description="CRI Interface for Docker Application Container Engine",
+            wants=["docker"],
+            ready={"socket": "/run/cri-dockerd.sock"},
+        )
+    elif p.layout == "cri-dockerd":
+        # Without the built cri-dockerd, a socat that relays the cri-dockerd socket to dockerd stands
+        # in for it, so the endpoint exists only while cri-docker.service runs.
         files["/etc/fake-systemd/cri-docker.json"] = _unit(
             [
                 "/usr/bin/socat",

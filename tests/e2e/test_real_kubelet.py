@@ -1,0 +1,262 @@
+"""The migration judged by a real kubelet: shimshift (`shimshift run`, over SSH) migrates a kubeadm
+cgroupfs node whose kubelet is the real 1.23.17 (in-tree dockershim), registered with the real
+1.24.17 control plane. Before: a static pod, a DaemonSet pod and a Deployment pod pinned to the node
+run as Docker containers. After: the kubelet restarted from the files shimshift edited reports
+containerd://, and the real kubelet recreated every pod as a containerd container from the images
+shimshift moved (no registry pull: the pods use imagePullPolicy Never).
+
+Needs the built kubelet and control plane (`scripts/build-components`); without them the module skips,
+except under CI, where it fails naming what to build.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testbed import components
+from testbed.controlplane.api import RealKubeApi
+from testbed.controlplane.cluster import ControlPlane
+from testbed.controlplane.fixtures import missing_component
+from testbed.nodes import Cluster
+from testbed.nodes.fixtures import missing_prerequisites
+from testbed.nodes.realkubelet import check_built, docker_containers, pod_containers_in_containerd, real_stack
+
+from shimshift.resources import load_crd
+from tests.e2e.conftest import Operator, eventually, secret
+
+pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(400)]
+
+PROFILE = "kubeadm-cgroupfs"
+APP_IMAGE = "registry.shimshift.test/team/app:1.0"  # in the node's Docker (testbed seeding)
+STATIC_POD = f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probe
+  namespace: kube-system
+spec:
+  hostNetwork: true
+  containers:
+  - name: probe
+    image: {APP_IMAGE}
+    imagePullPolicy: Never
+    command: ["/bin/sleep", "3600"]
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
+    missing = missing_prerequisites()
+    if missing:
+        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
+    try:
+        check_built([PROFILE])
+    except components.ComponentMissing as e:
+        missing_component(str(e))
+    with real_stack("e2ekubelet", [PROFILE], Path(tmp_path_factory.mktemp("e2ekubelet"))) as (plane, cluster):
+        yield plane, cluster, RealKubeApi(plane.admin_kubeconfig)
+
+
+def _container(name: str) -> dict[str, Any]:
+    return {"name": name, "image": APP_IMAGE, "imagePullPolicy": "Never", "command": ["/bin/sleep", "3600"]}
+
+
+def workloads(node: str) -> list[dict[str, Any]]:
+    """A kube-proxy-like DaemonSet (host network, tolerates everything) and a Deployment pinned to `node`."""
+    proxy, web = {"k8s-app": "proxy"}, {"app": "web"}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "proxy", "namespace": "kube-system"},
+            "spec": {
+                "selector": {"matchLabels": proxy},
+                "template": {
+                    "metadata": {"labels": proxy},
+                    "spec": {
+                        "hostNetwork": True,
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [_container("proxy")],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": web},
+                "template": {
+                    "metadata": {"labels": web},
+                    "spec": {
+                        "nodeSelector": {"kubernetes.io/hostname": node},
+                        "containers": [_container("web")],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def ready_runtime(api: RealKubeApi, name: str) -> str:
+    status = (api.get("nodes", name) or {}).get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
+    )
+    return str((status.get("nodeInfo") or {}).get("containerRuntimeVersion", "")) if ready else ""
+
+
+def pods_running_on(api: RealKubeApi, runtime: str) -> dict[str, dict[str, Any]] | None:
+    """The three pods (static, DaemonSet, Deployment) keyed by kind, once all run on `runtime`."""
+    found: dict[str, dict[str, Any]] = {}
+    for pod in api.list("pods"):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        ok = statuses and all(
+            "running" in (s.get("state") or {}) and s.get("containerID", "").startswith(runtime)
+            for s in statuses
+        )
+        labels = pod["metadata"].get("labels") or {}
+        kind = (
+            "static"
+            if pod["metadata"]["name"].startswith("probe-")
+            else labels.get("k8s-app") or labels.get("app")
+        )
+        if ok and kind:
+            found[str(kind)] = pod
+    return found if set(found) == {"static", "proxy", "web"} else None
+
+
+def ssh_migration(cluster: Cluster, name: str, nodes: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "shimshift.io/v1alpha1",
+        "kind": "NodeMigration",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "mode": "Migrate",
+            "nodeNames": nodes,
+            "ssh": {
+                "user": "root",
+                "port": cluster.ssh_port,
+                "privateKeySecretRef": {"name": "ssh"},
+                "knownHostsSecretRef": {"name": "known-hosts"},
+            },
+        },
+    }
+
+
+def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_its_pods_there(
+    stack: tuple[ControlPlane, Cluster, RealKubeApi], tmp_path: Path
+) -> None:
+    plane, cluster, api = stack
+    node = cluster.nodes[0]
+    eventually(
+        lambda: ready_runtime(api, node.name).startswith("docker://"), 60, "the kubelet Ready on Docker"
+    )
+    node.dir.in_node("/etc/kubernetes/manifests/probe.yaml").write_text(STATIC_POD)
+    api.seed(workloads(node.name))
+    before = eventually(lambda: pods_running_on(api, "docker://"), 120, "the three pods Running on Docker")
+    assert len(docker_containers(node)) >= 6  # three sandboxes and three app containers
+
+    api.seed(load_crd())
+    api.seed(
+        [
+            secret("ssh", "ssh-privatekey", cluster.private_key.read_text()),
+            secret("known-hosts", "known_hosts", cluster.known_hosts.read_text()),
+        ]
+    )
+    operator = Operator(plane.admin_kubeconfig, tmp_path, {}, ssh=True)
+    operator.start()
+    began = time.monotonic()
+    try:
+        api.seed([ssh_migration(cluster, "real", [node.name])])
+
+        def settled() -> str | None:
+            phase = (
+                (api.get("nodemigrations.shimshift.io", "real", "default") or {}).get("status") or {}
+            ).get("phase")
+            return str(phase) if phase in ("Succeeded", "Failed", "Paused") else None
+
+        phase = eventually(settled, 300, "the migration to settle", 0.5)
+    finally:
+        operator.stop()
+    took = time.monotonic() - began
+    status = (api.get("nodemigrations.shimshift.io", "real", "default") or {}).get("status") or {}
+    assert phase == "Succeeded", (status, operator.logs()[-4000:])
+    print(f"migrated {node.name} with its real kubelet in {took:.1f}s")
+
+    assert ready_runtime(api, node.name) == "containerd://1.6.20"
+    flags = node.read("/var/lib/kubelet/kubeadm-flags.env")
+    assert "--container-runtime=remote" in flags and "containerd.sock" in flags
+    assert "--network-plugin" not in flags, flags  # a dockershim-only flag would not survive 1.24
+    after = eventually(
+        lambda: pods_running_on(api, "containerd://"), 120, "the three pods Running on containerd"
+    )
+    in_containerd = pod_containers_in_containerd(node)
+    assert in_containerd[f"kube-system/probe-{node.name}/probe"] == APP_IMAGE
+    assert in_containerd[f"kube-system/{after['proxy']['metadata']['name']}/proxy"] == APP_IMAGE
+    assert in_containerd[f"default/{after['web']['metadata']['name']}/web"] == APP_IMAGE
+    # the Deployment's pod was evicted by the drain and replaced; the DaemonSet's and the static pod stayed
+    assert after["web"]["metadata"]["uid"] != before["web"]["metadata"]["uid"]
+    assert after["proxy"]["metadata"]["uid"] == before["proxy"]["metadata"]["uid"]
+    assert not (api.get("nodes", node.name) or {}).get("spec", {}).get("unschedulable")
+    print(f"pods recreated in containerd: {sorted(in_containerd)}")
+
+
+PRE_MIGRATION_FLAGS = (
+    'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image=k8s.gcr.io/pause:3.6"\n'
+)
+
+
+def test_the_migrated_flags_survive_the_next_upgrade_to_kubelet_1_24_which_refuses_dockershim_flags(
+    stack: tuple[ControlPlane, Cluster, RealKubeApi],
+) -> None:
+    """The judge can fail: kubelet 1.24 (the upgrade after the migration) refuses the dockershim-only
+    flag a careless migration leaves behind, with its own message, and starts from shimshift's files."""
+    _plane, cluster, api = stack
+    node = cluster.nodes[0]
+    try:
+        newer = components.binary("kubelet", "kubelet", "v1.24.17")
+    except components.ComponentMissing as e:
+        missing_component(str(e))
+    migrated = node.dir.in_node("/var/lib/kubelet/kubeadm-flags.env")
+    assert "--network-plugin" not in migrated.read_text(), "run after the migration test"
+    shimshift_flags = migrated.read_text()
+    unit = node.dir.in_node("/etc/fake-systemd/kubelet.json")
+    original_unit = unit.read_text()
+    # the kubelet package upgrade: same unit, same files, the 1.24 binary
+    unit.write_text(original_unit.replace(str(node.kubelet_binary), str(newer)))
+    try:
+        migrated.write_text(PRE_MIGRATION_FLAGS)  # what a migration that forgets the flag leaves
+        refused = node.exec(["systemctl", "restart", "kubelet"], timeout=120)
+        assert refused.exit_status == 1
+        assert "Job for kubelet.service failed" in refused.stderr
+        assert "unknown flag: --network-plugin" in node.read("/var/log/kubelet.log")
+        assert node.exec(["systemctl", "is-active", "kubelet"]).stdout.strip() == "failed"
+
+        migrated.write_text(shimshift_flags)
+        started = node.exec(["systemctl", "restart", "kubelet"], timeout=120)
+        assert started.exit_status == 0, started.stderr
+        eventually(
+            lambda: (
+                (api.get("nodes", node.name) or {})
+                .get("status", {})
+                .get("nodeInfo", {})
+                .get("kubeletVersion")
+                == "v1.24.17"
+                and ready_runtime(api, node.name) == "containerd://1.6.20"
+            ),
+            90,
+            "the upgraded kubelet Ready on containerd",
+        )
+        eventually(lambda: pods_running_on(api, "containerd://"), 120, "the pods Running under kubelet 1.24")
+    finally:
+        unit.write_text(original_unit)
+        migrated.write_text(shimshift_flags)
