@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO, cast
 
-from shimshift import __version__, plancli
+from shimshift import __version__, plancli, reportcli
 from shimshift.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
@@ -148,6 +148,10 @@ def _cmd_snapshot(args: argparse.Namespace, out: TextIO) -> int:
     return plancli.run_snapshot(args, out)
 
 
+def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    return reportcli.run_report(args, out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shimshift",
@@ -218,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("snapshot", help=plancli.SNAPSHOT_HELP, description=plancli.SNAPSHOT_DESCRIPTION)
     plancli.add_snapshot_arguments(p)
     p.set_defaults(func=_cmd_snapshot)
+
+    p = sub.add_parser("report", help=reportcli.REPORT_HELP, description=reportcli.REPORT_DESCRIPTION)
+    reportcli.add_report_arguments(p)
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("crd", help="print the NodeMigration CRD (for kubectl apply -f -)")
     p.set_defaults(func=_cmd_crd)
