@@ -10,6 +10,14 @@ the same snapshot (`load_snapshot`), so the ratios say what planning and renderi
 reading the files. Targets: under 10 s and under 1 GB for a 5,000-node fleet. The verdict reads CPU time: the
 machines are shared, and wall time there measures the neighbours as much as the plan.
 The snapshot is generated first (testbed.snapshot_gen fleet, deterministic) and not timed.
+
+Then the reports themselves: each format's size (goals at 5,000 nodes: Markdown <= 4 MiB, HTML
+<= 8 MiB; the JSON is complete, whatever its size), as a ratio of the snapshot's size on disk; how
+Plan mode stores them (shimshift.kube.reportstore.pack: bytes of data+binaryData and ConfigMaps, each
+within the 1 MiB a ConfigMap holds); and the HTML page in headless Chromium (`--chromium`, default
+/usr/bin/chromium): the time from navigation start until the page is loaded and laid out, measured in the
+page by an appended probe, and the browser process's wall time against the
+same for an empty page (its start-up: the baseline). Goal: under 5 s.
 """
 
 from __future__ import annotations
@@ -71,6 +79,76 @@ def median_of(repeat: int, args: list[str]) -> tuple[float, float, float, int]:
     return wall, cpu, peak, runs[-1][3]
 
 
+PROBE = """<script>
+window.addEventListener('load', function () {
+  document.body.getBoundingClientRect();  // forces style and layout of the whole page
+  var pre = document.createElement('pre'); pre.id = 'render-ms';
+  pre.textContent = String(Math.round(performance.now())); document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium_render(chromium: str, page: Path, profile: Path) -> tuple[float, float]:
+    """(milliseconds to load and lay out `page`, measured in the page; process wall seconds)."""
+    probe = page.with_name(page.stem + ".probe.html")
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    argv += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    argv += [f"--user-data-dir={profile}", "--window-size=1400,2200", "--dump-dom", probe.as_uri()]
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.monotonic() - started
+    _, marker, rest = proc.stdout.partition('<pre id="render-ms">')
+    if not marker:
+        raise SystemExit(f"chromium did not render {page}: {proc.stderr[-2000:]}")
+    return float(rest.split("<", 1)[0]), wall
+
+
+def report_sizes(tmp: Path, snapshot_bytes: int, nodes: int, chromium: str) -> None:
+    sys.path.insert(0, str(REPO / "operator"))
+    from shimshift.kube.reportstore import pack, stored_sizes
+
+    files = {}
+    for fmt, file, goal in (
+        ("markdown", "report.md", 4.0),
+        ("html", "report.html", 8.0),
+        ("json", "report.json", None),
+    ):
+        path = tmp / f"report.{fmt}"
+        if not path.exists():
+            continue
+        files[file] = path.read_text()
+        mib = path.stat().st_size / 1024**2
+        scaled = None if goal is None else goal * nodes / 5000
+        verdict = "complete" if scaled is None else ("ok" if mib <= scaled else "OVER GOAL")
+        print(
+            f"report size {fmt:<8} {mib:8.2f} MiB, {path.stat().st_size / snapshot_bytes:.3f}x the snapshot "
+            f"[{verdict}{'' if scaled is None else f': <= {scaled:g} MiB'}]"
+        )
+    boxes = pack("bench", files)
+    sizes = stored_sizes(boxes)
+    total = sum(len(t.encode()) for t in files.values())
+    print(
+        f"stored (Plan mode): {sum(sizes) / 1024**2:.2f} MiB in {len(boxes)} ConfigMap(s), largest "
+        f"{max(sizes) / 1024:.0f} KiB of 1024 KiB; {sum(sizes) / total:.3f}x the reports' "
+        f"{total / 1024**2:.0f} MiB"
+    )
+    if "report.html" not in files:
+        return
+    if not Path(chromium).exists():
+        print(f"chromium render: skipped, {chromium} not found")
+        return
+    empty = tmp / "empty.html"
+    empty.write_text("<!DOCTYPE html><html><body><p>x</p></body></html>")
+    base_ms, base_wall = chromium_render(chromium, empty, tmp / "profile")
+    ms, wall = chromium_render(chromium, tmp / "report.html", tmp / "profile")
+    print(
+        f"chromium render report.html: {ms / 1000:6.2f} s in the page ({base_ms / 1000:.2f} s for an empty "
+        f"page), process {wall:6.2f} s wall vs {base_wall:.2f} s for an empty page "
+        f"({wall / base_wall:.2f}x) [{'ok' if ms < 5000 else 'OVER GOAL'}: < 5 s]"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--nodes", type=int, default=5000)
@@ -78,6 +156,7 @@ def main() -> int:
     parser.add_argument("--pdbs", type=int, default=2000)
     parser.add_argument("--formats", default="json,markdown,html")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="browser for the HTML render time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         snap = Path(tmp) / "snapshot"
@@ -123,6 +202,7 @@ def main() -> int:
                 f"{wall / b_wall:.2f}x wall, {cpu / b_cpu:.2f}x CPU, {mb / b_mb:.2f}x memory "
                 f"[{verdict}: < 10 s CPU, < 1 GB]"
             )
+        report_sizes(Path(tmp), size, args.nodes, args.chromium)
     return 0
 
 
