@@ -14,7 +14,9 @@ The snapshot is generated first (testbed.snapshot_gen fleet, deterministic) and 
 Then the reports themselves: each format's size (goals at 5,000 nodes: Markdown <= 4 MiB, HTML
 <= 8 MiB; the JSON is complete, whatever its size), as a ratio of the snapshot's size on disk; how
 Plan mode stores them (shimshift.kube.reportstore.pack: bytes of data+binaryData and ConfigMaps, each
-within the 1 MiB a ConfigMap holds); and the HTML page in headless Chromium (`--chromium`, default
+within the 1 MiB a ConfigMap holds), then that store on the API emulator, which refuses what a real
+server refuses, read back by `shimshift report` in each format and by the kubectl pipeline of
+docs/plan-reports.md and compared byte for byte; and the HTML page in headless Chromium (`--chromium`, default
 /usr/bin/chromium): the time from navigation start until the page is loaded and laid out, measured in the
 page by an appended probe, and the browser process's wall time against the
 same for an empty page (its start-up: the baseline). Goal: under 5 s.
@@ -23,8 +25,11 @@ same for an empty page (its start-up: the baseline). Goal: under 5 s.
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -133,6 +138,7 @@ def report_sizes(tmp: Path, snapshot_bytes: int, nodes: int, chromium: str) -> N
         f"{max(sizes) / 1024:.0f} KiB of 1024 KiB; {sum(sizes) / total:.3f}x the reports' "
         f"{total / 1024**2:.0f} MiB"
     )
+    store_in_emulator(tmp, files)
     if "report.html" not in files:
         return
     if not Path(chromium).exists():
@@ -147,6 +153,80 @@ def report_sizes(tmp: Path, snapshot_bytes: int, nodes: int, chromium: str) -> N
         f"page), process {wall:6.2f} s wall vs {base_wall:.2f} s for an empty page "
         f"({wall / base_wall:.2f}x) [{'ok' if ms < 5000 else 'OVER GOAL'}: < 5 s]"
     )
+
+
+KUBECTL = ("kubectl", "--kubeconfig")
+SELECTOR = "shimshift.io/report-for=bench"
+PLAIN_MD = "jsonpath={.data.report\\.md}"
+
+
+def store_in_emulator(tmp: Path, files: dict[str, str]) -> None:
+    """Plan mode's store and `shimshift report` against the API emulator, which refuses what a real API
+    server refuses (testbed/kubeapi/limits.py); then the kubectl pipeline of docs/plan-reports.md."""
+    sys.path.insert(0, str(REPO))
+    from testbed.kubeapi.runner import EmulatorConfig, EmulatorThread, write_kubeconfig
+
+    from shimshift.kube.api import Kube, load_api_client
+    from shimshift.kube.reportstore import store_report
+
+    thread = EmulatorThread(EmulatorConfig(controllers=False))
+    url = thread.start()
+    try:
+        kubeconfig = write_kubeconfig(tmp / "kubeconfig", url)
+        kube = Kube(load_api_client(str(kubeconfig)))
+        started = time.monotonic()
+        store_report(kube, "default", "bench", "", files)
+        stored_s = time.monotonic() - started
+        listed = kube.request("GET", "/api/v1/namespaces/default/configmaps")
+        kube.close()
+        same = []
+        env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}
+        for fmt, file in (("md", "report.md"), ("json", "report.json"), ("html", "report.html")):
+            if file not in files:
+                continue
+            out = tmp / f"read.{fmt}"
+            argv = [sys.executable, "-m", "shimshift", "report", "bench", "-n", "default"]
+            argv += ["--kubeconfig", str(kubeconfig), "--format", fmt, "-o", str(out)]
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=300)
+            same.append(f"{fmt} {'identical' if out.read_text() == files[file] else 'DIFFERENT'}")
+        pipeline = "skipped (kubectl or jq missing)"
+        if shutil.which("kubectl") and shutil.which("jq") and "report.md" in files:
+            got = subprocess.run(
+                [*KUBECTL, str(kubeconfig), "-n", "default", "get", "cm", "-l", SELECTOR, "-o", "json"],
+                capture_output=True,
+                check=True,
+                timeout=300,
+            ).stdout
+            joined = subprocess.run(
+                [
+                    "jq",
+                    "-j",
+                    '[.items[].binaryData // {} | to_entries[] | select(.key | startswith("report.md.gz."))]'
+                    " | sort_by(.key) | .[].value",
+                ],
+                input=got,
+                capture_output=True,
+                check=True,
+                timeout=300,
+            ).stdout
+            if joined:
+                md = gzip.decompress(base64.b64decode(joined)).decode()
+            else:  # the plain form: one ConfigMap, text in data
+                md = subprocess.run(
+                    [*KUBECTL, str(kubeconfig), "-n", "default", "get", "cm", "bench-plan", "-o", PLAIN_MD],
+                    capture_output=True,
+                    check=True,
+                    text=True,
+                    timeout=300,
+                ).stdout
+            pipeline = "identical" if md == files["report.md"] else "DIFFERENT"
+        print(
+            f"stored in the API emulator (its real size limits): {len(listed.get('items') or [])} "
+            f"ConfigMap(s) in {stored_s:.2f} s; shimshift report: {', '.join(same)}; "
+            f"kubectl | jq | base64 -d | gunzip (md): {pipeline}"
+        )
+    finally:
+        thread.stop()
 
 
 def main() -> int:
