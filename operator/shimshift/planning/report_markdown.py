@@ -231,8 +231,8 @@ def _group(g: NodeGroup, *, detail: bool) -> list[str]:
         "",
         f"{sum(n.drain.evict for n in g.nodes)} pod(s) evicted in all "
         f"({sum(n.drain.blocked_now for n in g.nodes)} blocked right now), "
-        f"{sum(n.drain.refused for n in g.nodes)} refused; per node counts in the Nodes table above, "
-        "every pod in the JSON report (nodes[].pods).",
+        f"{sum(n.drain.refused for n in g.nodes)} refused; each node's pods, images and free disk in the "
+        "Nodes table above, every pod and image figure in the JSON report (nodes[].pods, nodes[].images).",
         "",
     ]
     attention = pods_needing_attention(g.nodes)
