@@ -92,7 +92,9 @@ def _cli(*argv: str) -> None:
 def test_a_plan_too_large_for_a_configmap_is_stored_split_and_read_back_whole(
     cluster: KubeApi, operator_factory: Callable[..., Operator], tmp_path: Path
 ) -> None:
-    cluster.seed(_fleet())
+    fleet = _fleet()
+    for start in range(0, len(fleet), 2000):  # each seed call is one turn of the emulator's loop
+        cluster.seed(fleet[start : start + 2000])
     operator_factory().start()
     cluster.seed(migration(mode="Plan"))
     eventually(lambda: status_of(cluster).phase == Phase.PLANNED, PLAN_SECONDS, "the plan")
