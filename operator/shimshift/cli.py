@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO, cast
 
-from shimshift import __version__, plancli, statusview
+from shimshift import __version__, plancli, reportcli, statusview
 from shimshift.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
@@ -152,6 +152,10 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return statusview.run_status(args, out)
 
 
+def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    return reportcli.run_report(args, out)
+
+
 def build_parser(prog: str = "shimshift") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -226,6 +230,10 @@ def build_parser(prog: str = "shimshift") -> argparse.ArgumentParser:
     p = sub.add_parser("status", help=statusview.HELP, description=statusview.DESCRIPTION)
     statusview.add_status_arguments(p)
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("report", help=reportcli.REPORT_HELP, description=reportcli.REPORT_DESCRIPTION)
+    reportcli.add_report_arguments(p)
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("crd", help="print the NodeMigration CRD (for kubectl apply -f -)")
     p.set_defaults(func=_cmd_crd)

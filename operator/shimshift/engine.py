@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -43,8 +42,7 @@ from shimshift.model.status import (
 )
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
-from shimshift.planning.report import report_to_json
-from shimshift.planning.report_markdown import render_markdown
+from shimshift.planning.report_formats import report_files
 from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide
 from shimshift.planning.steps import MAX_ATTEMPTS, next_step
 from shimshift.planwiring import plan_hooks
@@ -68,8 +66,6 @@ class InternalError(ShimshiftError):
     transient = True
 
 
-#: A ConfigMap holds at most 1 MiB; the JSON report is left out (Markdown kept) beyond this.
-REPORT_LIMIT = 900_000
 #: The longest condition message the engine writes.
 CONDITION_MESSAGE_MAX = 2000
 
@@ -439,11 +435,8 @@ class Engine:
             facts_taken_at=iso(now),
             hooks=plan_hooks(port.registry_material()),
         )
-        data = {"report.md": render_markdown(report)}
-        encoded = json.dumps(report_to_json(report), separators=(",", ":"))
-        if len(encoded) + len(data["report.md"]) < REPORT_LIMIT:
-            data["report.json"] = encoded
-        where = self.cluster.write_report(migration, data)
+        # every format, as `shimshift plan` renders it; the cluster port stores them at any size
+        where = self.cluster.write_report(migration, report_files(report))
         message = f"plan report in ConfigMap {where}: {len(selected)} node(s) selected, {len(facts)} probed"
         planned = replace(
             settled,

@@ -37,9 +37,8 @@ from shimshift.model.limits import MAX_FACTS_BYTES, InputLimitError, json_loads,
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster, build_cluster, parse_node
-from shimshift.planning.report import PlanReport, report_to_json
-from shimshift.planning.report_html import render_html
-from shimshift.planning.report_markdown import render_markdown
+from shimshift.planning.report import PlanReport
+from shimshift.planning.report_formats import render_report
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.snapshot import CONTROLLER_KINDS, FACTS_DIR, load_snapshot, write_snapshot
 from shimshift.planwiring import plan_hooks
@@ -47,7 +46,6 @@ from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
 
 EXIT_INVALID = 1
-COMPACT_JSON_ABOVE = 300  # nodes
 FORMATS = ("markdown", "json", "html")
 
 
@@ -70,15 +68,7 @@ def read_migration(path: str) -> NodeMigration:
 
 
 def render(report: PlanReport, fmt: str) -> str:
-    if fmt == "json":
-        # Indented for people up to a few hundred nodes; beyond that compact, which json encodes in C
-        # (an indented 5,000-node report takes several times longer to write).
-        if len(report.nodes) <= COMPACT_JSON_ABOVE:
-            return json.dumps(report_to_json(report), indent=2) + "\n"
-        return json.dumps(report_to_json(report), separators=(",", ":")) + "\n"
-    if fmt == "html":
-        return render_html(report)
-    return render_markdown(report)
+    return render_report(report, fmt)
 
 
 def _facts_dir(directory: Path) -> dict[str, NodeFacts]:

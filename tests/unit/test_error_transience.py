@@ -54,6 +54,7 @@ DECIDED = {
     "StepFailed": False,
     "Busy": True,
     "InternalError": True,
+    "ReportUnreadable": True,  # a plan being written: reading again succeeds once it is stored
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shimshift.kube import drain as drain_mod
-from shimshift.kube import lease, lock, migrations, nodes, pods, snapshot
+from shimshift.kube import lease, lock, migrations, nodes, pods, reportstore, snapshot
 from shimshift.kube.api import Kube
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
@@ -43,9 +43,7 @@ class KubeCluster:
         return build_cluster(raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers)
 
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
-        return migrations.write_report_config_map(
-            self.kube, self.namespace, migration.name, migration.uid, data
-        )
+        return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)
 
     def read_nodes(self) -> tuple[Node, ...]:
         return nodes.read_nodes(self.kube)

@@ -90,28 +90,3 @@ def emit_event(
             "count": 1,
         },
     )
-
-
-def write_report_config_map(kube: Kube, namespace: str, name: str, uid: str, data: Mapping[str, str]) -> str:
-    """Create or replace the ConfigMap `<name>-plan` holding a NodeMigration's plan report; its
-    `namespace/name`. Owned by the NodeMigration (deleted with it) and labelled with its name."""
-    cm_name = f"{name}-plan"
-    body: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": cm_name,
-            "namespace": namespace,
-            "labels": {keys.REPORT_LABEL: name},
-            "ownerReferences": [{"apiVersion": keys.API_VERSION, "kind": keys.KIND, "name": name, "uid": uid}]
-            if uid
-            else [],
-        },
-        "data": dict(data),
-    }
-    path = f"/api/v1/namespaces/{segment(namespace, 'namespace')}/configmaps"
-    try:
-        kube.request("PUT", f"{path}/{segment(cm_name, 'ConfigMap name')}", body=body)
-    except NotFound:
-        kube.request("POST", path, body=body)
-    return f"{namespace}/{cm_name}"

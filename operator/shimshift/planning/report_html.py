@@ -15,8 +15,18 @@ import markupsafe
 
 from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
+from shimshift.planning.drain import PodPlan
 from shimshift.planning.imagefit import human_bytes
-from shimshift.planning.report import PlanReport
+from shimshift.planning.report import NodeReport, PlanReport
+from shimshift.planning.report_groups import (
+    NOTES_PER_CODE,
+    cap_by_code,
+    compact_names,
+    detailed,
+    group_nodes,
+    group_title,
+    pods_needing_attention,
+)
 from shimshift.planning.report_markdown import action_text
 from shimshift.resources import data_path
 
@@ -61,10 +71,31 @@ def _environment() -> jinja2.Environment:
         finalize=_visible,
     )
     env.globals.update(
-        human_bytes=human_bytes, duration=format_duration, action_text=action_text, diff_lines=diff_lines
+        human_bytes=human_bytes,
+        duration=format_duration,
+        action_text=action_text,
+        diff_lines=diff_lines,
+        compact_names=compact_names,
+        group_title=group_title,
+        pods_needing_attention=pods_needing_attention,
+        all_pods=_all_pods,
     )
     return env
 
 
+def _all_pods(node: NodeReport) -> list[tuple[str, PodPlan]]:
+    return [(node.name, p) for p in node.pods]
+
+
 def render_html(report: PlanReport) -> str:
-    return _environment().get_template(TEMPLATE).render(r=report)
+    """Nodes with the same inputs and outcome are shown as one group (`report_groups`); small fleets
+    list every pod per node, large ones only the pods that need attention."""
+    groups = group_nodes(report)
+    node_group = {n.name: g.index for g in groups for n in g.nodes}
+    detail = detailed(report)
+    notes, more = (report.notes, ()) if detail else cap_by_code(report.notes, NOTES_PER_CODE)
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(r=report, groups=groups, node_group=node_group, detail=detail, notes=notes, more_notes=more)
+    )

@@ -19,6 +19,16 @@ from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.imagefit import human_bytes
 from shimshift.planning.report import FileSection, NodeReport, PlanReport, Verdict
+from shimshift.planning.report_groups import (
+    NOTES_PER_CODE,
+    NodeGroup,
+    cap_by_code,
+    compact_names,
+    detailed,
+    group_nodes,
+    group_title,
+    pods_needing_attention,
+)
 
 _VERDICT = {
     Verdict.CLEAN: "CLEAN: nothing blocks the migration",
@@ -128,8 +138,7 @@ def _files(title: str, section: FileSection) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _node(n: NodeReport) -> list[str]:
-    out = [f"### {cell(n.name)}: {n.status.value} (wave {n.wave}, {n.role})", ""]
+def _runtime_facts(n: NodeReport) -> list[str]:
     facts = [f"Runtime now: {code(n.runtime_version)}"]
     if n.runtime is not None:
         r = n.runtime
@@ -141,56 +150,96 @@ def _node(n: NodeReport) -> list[str]:
         ]
     if n.cordoned:
         facts.append("already cordoned by an admin (stays cordoned)")
-    facts.append(f"estimated {format_duration(n.estimate_seconds)}")
-    out += ["; ".join(facts) + ".", ""]
-    out += _finding_lines(n.findings, with_node=False)
-    if n.findings:
-        out.append("")
+    return facts
+
+
+def _drain_line(n: NodeReport) -> str:
     d = n.drain
-    out += [
-        "#### Drain",
-        "",
+    return (
         f"{d.evict} pod(s) evicted ({d.blocked_now} blocked right now), "
         f"{d.ignored_daemonset} DaemonSet pod(s) ignored, {d.skipped_mirror} static pod(s) skipped, "
         f"{d.not_selected} outside the pod selector, "
-        f"{d.refused} refused; longest grace period {d.max_grace_seconds}s.",
-        "",
-    ]
-    if n.pods:
-        out += table(
-            ["Pod", "Controller", "Action", "PDB", "Eviction now", "Notes"],
-            (
-                (
-                    p.key,
-                    p.controller or "none",
-                    action_text(p),
-                    ", ".join(p.pdbs) or "-",
-                    _eviction(p),
-                    "; ".join(p.notes),
-                )
-                for p in n.pods
-            ),
-        )
-        out.append("")
-    out += ["#### Images", ""]
+        f"{d.refused} refused; longest grace period {d.max_grace_seconds}s."
+    )
+
+
+def _pod_row(p: PodPlan) -> tuple[str, ...]:
+    return (
+        p.key,
+        p.controller or "none",
+        action_text(p),
+        ", ".join(p.pdbs) or "-",
+        _eviction(p),
+        "; ".join(p.notes),
+    )
+
+
+_POD_HEADER = ("Pod", "Controller", "Action", "PDB", "Eviction now", "Notes")
+
+
+def _images_line(n: NodeReport) -> str:
     if n.images is None:
-        out += ["_not computed: no facts for this node_", ""]
-    else:
-        i = n.images
+        return "_not computed: no facts for this node_"
+    i = n.images
+    return (
+        f"{i.count} image(s) to migrate ({i.in_use} in use), {human_bytes(i.bytes)} unpacked; needs "
+        f"{human_bytes(i.needed_bytes)} free on the containerd root, {human_bytes(i.free_bytes)} free "
+        f"({'fits' if i.fits else 'DOES NOT FIT'}); {i.already_present} already in containerd, "
+        f"{i.excluded} left out."
+    )
+
+
+def _node(group: NodeGroup, n: NodeReport) -> list[str]:
+    """One node of a group in a detailed report: what is its own (wave, findings, pods, images)."""
+    out = [f"#### {cell(n.name)} (wave {n.wave}): estimated {format_duration(n.estimate_seconds)}", ""]
+    own = group.own_findings(n)
+    out += _finding_lines(own, with_node=False)
+    if own:
+        out.append("")
+    out += ["Drain: " + _drain_line(n), ""]
+    if n.pods:
+        out += table(_POD_HEADER, (_pod_row(p) for p in n.pods))
+        out.append("")
+    out += ["Images: " + _images_line(n), ""]
+    if n.images is not None and n.images.largest:
         out += [
-            f"{i.count} image(s) to migrate ({i.in_use} in use), {human_bytes(i.bytes)} unpacked; needs "
-            f"{human_bytes(i.needed_bytes)} free on the containerd root, {human_bytes(i.free_bytes)} free "
-            f"({'fits' if i.fits else 'DOES NOT FIT'}); {i.already_present} already in containerd, "
-            f"{i.excluded} left out.",
+            "Largest: " + ", ".join(f"{code(ref)} ({human_bytes(size)})" for ref, size in n.images.largest),
             "",
         ]
-        if i.largest:
-            out += [
-                "Largest: " + ", ".join(f"{code(ref)} ({human_bytes(size)})" for ref, size in i.largest),
-                "",
-            ]
-    out += _files("containerd config and registry hosts", n.containerd)
-    out += _files("kubelet", n.kubelet)
+    return out
+
+
+def _group(g: NodeGroup, *, detail: bool) -> list[str]:
+    count, listed = len(g.nodes), compact_names(g.names)
+    if group_title(g) == listed:
+        kind = g.role if count == 1 else f"{count:,} {g.role} nodes"
+        out = [f"### {cell(listed)}: {g.status.value} ({kind})", ""]
+    else:
+        out = [f"### {count:,} {g.role} nodes: {g.status.value}", "", f"Nodes: {cell(listed)}.", ""]
+    out += ["; ".join(_runtime_facts(g.first)) + ".", ""]
+    out += _finding_lines(g.shared, with_node=False)
+    if g.shared:
+        out.append("")
+    out += _files("containerd config and registry hosts", g.containerd)
+    out += _files("kubelet", g.kubelet)
+    if detail:
+        for n in g.nodes:
+            out += _node(g, n)
+        return out
+    out += [
+        "#### Drain and images",
+        "",
+        f"{sum(n.drain.evict for n in g.nodes)} pod(s) evicted in all "
+        f"({sum(n.drain.blocked_now for n in g.nodes)} blocked right now), "
+        f"{sum(n.drain.refused for n in g.nodes)} refused; each node's pods, images and free disk in the "
+        "Nodes table above, every pod and image figure in the JSON report (nodes[].pods, nodes[].images).",
+        "",
+    ]
+    attention = pods_needing_attention(g.nodes)
+    if attention:
+        out += ["Pods that need attention:", ""]
+        out += table(("Node", *_POD_HEADER), ((node, *_pod_row(p)) for node, p in attention))
+        out.append("")
     return out
 
 
@@ -232,13 +281,18 @@ def render_markdown(report: PlanReport) -> str:
         f"{cell(sp.images)}; Docker afterwards {sp.docker}; rollback {sp.rollback}.",
         "",
     ]
+    groups = group_nodes(report)
+    detail = detailed(report)
+    notes, more = (report.notes, ()) if detail else cap_by_code(report.notes, NOTES_PER_CODE)
     for title, findings in (
         ("Blockers", report.blockers),
         ("Warnings", report.warnings),
-        ("Notes", report.notes),
+        ("Notes", notes),
     ):
         out += [f"## {title}", ""]
         out += _finding_lines(findings) or ["None."]
+        if title == "Notes":
+            out += [f"- `{c}`: {n} more like these (all in notes[] of the JSON report)" for c, n in more]
         out.append("")
     out += ["## Waves", ""]
     out += table(
@@ -246,7 +300,7 @@ def render_markdown(report: PlanReport) -> str:
         (
             (
                 w.index,
-                ", ".join(w.nodes),
+                compact_names(w.nodes),
                 "control plane" if w.control_plane else "workers",
                 format_duration(w.estimate_seconds),
             )
@@ -281,7 +335,7 @@ def render_markdown(report: PlanReport) -> str:
         out += table(
             ["Severity", "Workload", "Found", "Pods", "Nodes", "What to do"],
             (
-                (d.severity.value, d.subject, d.evidence, d.pods, ", ".join(d.nodes), d.advice)
+                (d.severity.value, d.subject, d.evidence, d.pods, compact_names(d.nodes), d.advice)
                 for d in report.docker_dependencies
             ),
         )
@@ -306,8 +360,15 @@ def render_markdown(report: PlanReport) -> str:
     else:
         out.append("No PDB selects a pod on the planned nodes.")
     out += ["", "## Per node", ""]
-    for n in report.nodes:
-        out += _node(n)
+    if report.nodes:
+        out += [
+            f"{len(report.nodes)} node(s) in {len(groups)} group(s) of the same role, status, runtime and "
+            "files: each group's files and common findings are shown once."
+            + ("" if detail else " Large fleet: only the pods that need attention are listed."),
+            "",
+        ]
+    for g in groups:
+        out += _group(g, detail=detail)
     out += ["## How the estimate is made", ""]
     out += [f"- {a}" for a in report.estimate_assumptions]
     out += ["", "## Questions people ask", ""]

@@ -40,7 +40,7 @@ PROBE = """
   });
   var badge = document.querySelector('#fleet tr.node-row[data-status=Blocked] .badge-blocked');
   var verdict = document.getElementById('verdict');
-  var diff = document.querySelector('details.node[open] details.diff');  // a blocked node opens by itself
+  var diff = document.querySelector('details.group[open] details.diff');  // a blocked group opens by itself
   var pre = diff.querySelector('pre');
   var closed = {summary: shown(diff.querySelector('summary')), body: shown(pre)};
   diff.open = true;

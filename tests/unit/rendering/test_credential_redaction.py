@@ -134,7 +134,7 @@ def test_the_plan_config_map_the_operator_writes_holds_no_credential() -> None:
     make_engine(fake, NodesWithCredentials(fake), clock).reconcile(fake.get("m"))
 
     payload = fake.reports["m"]
-    assert set(payload) == {"report.md", "report.json"}
+    assert set(payload) == {"report.md", "report.json", "report.html"}
     for key, value in payload.items():
         assert_no_secret(value, f"ConfigMap m-plan {key}")
     assert marker(PASSWORD) in payload["report.json"]
