@@ -2,14 +2,16 @@
 
 `Engine.reconcile` reads the object fresh, applies the fleet rules (`planning.rollout.decide`), and
 advances every node in flight through its step machine (`planning.steps.next_step`), recording each
-step in status before it runs (`Started`) and after (`Done`/`Failed`). Status is the only memory, so a
-crash anywhere resumes at the recorded step; every step is idempotent, so running an interrupted step
-again is safe. Node-side work goes through the `NodePort` Protocol (SSH playbooks in production, a
-fake in tests), cluster-side work through `ClusterPort` (`shimshift.kube.cluster.KubeCluster`). What
-each step does is `shimshift.stepexec.StepExecutor`'s; this module decides which step runs and records it.
+step before it runs (`Started`) and after (`Done`/`Failed`) in the node's own NodeMigrationNode
+(`model.nodestate`); the NodeMigration's status holds the bounded rest (counts, nodes in flight).
+Those records are the only memory, so a crash anywhere resumes at the recorded step; every step is
+idempotent, so running an interrupted step again is safe. Node-side work goes through the `NodePort`
+Protocol (SSH playbooks in production, a fake in tests), cluster-side work through `ClusterPort`
+(`shimshift.kube.cluster.KubeCluster`). What each step does is `shimshift.stepexec.StepExecutor`'s;
+this module decides which step runs and records it.
 
 Must not: import kubernetes, paramiko or kopf; sleep (waits are bounded watches inside the ports);
-hold a node in flight without a status record saying so.
+hold a node in flight without a durable record (its NodeMigrationNode) saying so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
@@ -121,12 +124,15 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass
 class _Tracker:
-    """The status being built during one pass; every node update is written through at once."""
+    """The status being built during one pass. Every node update is written through at once to the
+    node's own record; the NodeMigration's bounded status when its stored form changes (compared
+    with the status as read at the pass's start, so a status left stale by a crash is corrected)."""
 
     migration: NodeMigration
     status: MigrationStatus
     cluster: ClusterPort
     lock: threading.Lock = field(default_factory=threading.Lock)
+    written: dict[str, Any] | None = None
 
     def node(self, name: str) -> NodeRecord:
         with self.lock:
@@ -138,13 +144,44 @@ class _Tracker:
         with self.lock:
             nodes = tuple(record if n.name == record.name else n for n in self.status.nodes)
             self.status = replace(self.status, nodes=nodes)
-            self.cluster.write_status(self.migration.name, self.status.for_storage())
+            self.cluster.write_node_record(self.migration, record)
 
     def settle(self, status: MigrationStatus) -> None:
         with self.lock:
-            if status != self.status:
-                self.status = status
-                self.cluster.write_status(self.migration.name, status.for_storage())
+            self.status = status
+            stored = status.for_storage()
+            if stored != self.written:
+                self.cluster.write_status(self.migration.name, stored)
+                self.written = stored
+
+
+def _as_read(status: MigrationStatus) -> dict[str, Any] | None:
+    return None if status.stored is None else dict(status.stored)
+
+
+def adopt_records(cluster: ClusterPort, migration: NodeMigration) -> tuple[NodeRecord, ...]:
+    """The records of `migration`'s started nodes: its NodeMigrationNode objects, after moving into
+    them any record a previous version of shimshift kept in `status.nodes[]` (an upgrade mid-rollout).
+    A child that exists wins over the old list; the list is removed from status only once every
+    record it held is in a child, so a crash here loses nothing and the next pass finishes the move."""
+    records = {r.name: r for r in cluster.read_node_records(migration)}
+    legacy = migration.status.nodes
+    if not legacy:
+        return tuple(records[n] for n in sorted(records))
+    moved = 0
+    for record in legacy:
+        if record.phase in (NodePhase.PENDING, NodePhase.SKIPPED) or record.name in records:
+            continue  # a Pending or Skipped node is derived again from the selection every pass
+        cluster.write_node_record(migration, record)
+        records[record.name] = record
+        moved += 1
+    cluster.write_status(migration.name, {"nodes": None})
+    log.info(
+        "NodeMigration %s: moved %d node record(s) from status.nodes[] into NodeMigrationNode objects",
+        migration.name,
+        moved,
+    )
+    return tuple(records[n] for n in sorted(records))
 
 
 class Engine:
@@ -199,9 +236,8 @@ class Engine:
                 migration.name, self.identity, self.config.lease_ttl
             ):
                 log.info("NodeMigration %s: another replica is acting on it; waiting", migration.name)
-                flying = sum(
-                    1 for r in migration.status.nodes if r.phase in IN_FLIGHT
-                )  # deletion waits for them
+                records = (*self.cluster.read_node_records(migration), *migration.status.nodes)
+                flying = sum(1 for r in records if r.phase in IN_FLIGHT)  # deletion waits for them
                 return Result(migration.status.phase or Phase.PENDING, flying, self.config.retry_delay)
             with self._heartbeat(migration.name, preempt):
                 try:
@@ -239,8 +275,8 @@ class Engine:
                 migration.generation,
             )
             conditions = (*(c for c in previous if c.type != ConditionType.RECONCILE_ERROR), condition)
-            try:
-                self.cluster.write_status(name, replace(current.status, conditions=conditions).for_storage())
+            try:  # only the conditions: the rest of the stored status stays as the last pass left it
+                self.cluster.write_status(name, {"conditions": [c.for_storage() for c in conditions]})
                 self.cluster.event(migration, None, True, EventReason.INTERNAL_ERROR, message)
             except Exception as e:  # as above
                 log.warning("NodeMigration %s: could not record the error in status: %s", name, e)
@@ -308,9 +344,14 @@ class Engine:
             migration = fresh
         if migration.spec.mode == Mode.PLAN and not stopping:
             return self._plan(migration)
-        tracker = _Tracker(migration, migration.status, self.cluster)
-        before = migration.status
+        before = replace(migration.status, nodes=adopt_records(self.cluster, migration))
+        tracker = _Tracker(migration, before, self.cluster, written=_as_read(migration.status))
         status, decision = self._settled(migration, before, stopping)
+        tracker.status = status
+        for name in decision.start:  # durable in the node's own record before the status says so
+            started = status.node(name)
+            assert started is not None
+            tracker.put(started)
         tracker.settle(status)
         if before.phase != status.phase:
             self.cluster.event(
@@ -407,7 +448,8 @@ class Engine:
             and status.report_config_map
         ):
             cleared = clear_reconcile_error(status.conditions, self.clock(), migration.generation)
-            _Tracker(migration, status, self.cluster).settle(replace(status, conditions=cleared))
+            if cleared != status.conditions:
+                self.cluster.write_status(migration.name, {"conditions": [c.for_storage() for c in cleared]})
             return Result(Phase.PLANNED, 0, self.config.idle_delay)
         now = self.clock()
         cluster = self.cluster.read_cluster()
@@ -461,7 +503,7 @@ class Engine:
                 migration.generation,
             ),
         )
-        _Tracker(migration, status, self.cluster).settle(planned)
+        _Tracker(migration, status, self.cluster, written=_as_read(status)).settle(planned)
         if status.phase != Phase.PLANNED:
             self.cluster.event(migration, None, False, EventReason.PLANNED, message)
         return Result(Phase.PLANNED, 0, self.config.idle_delay)

@@ -22,7 +22,7 @@ from testbed.nodes import Cluster
 from testbed.waiting import wait_until
 
 from shimshift.model.status import MigrationStatus
-from shimshift.resources import load_crd
+from shimshift.resources import load_crd, load_node_crd
 from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ class Operator:
 
 @pytest.fixture
 def cluster(kubeapi: KubeApi) -> KubeApi:
-    kubeapi.seed(load_crd())
+    kubeapi.seed([load_crd(), load_node_crd()])
     return kubeapi
 
 
@@ -167,7 +167,7 @@ def emulator_for(
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", thread.emulator.url)
         api = KubeApi(thread, kubeconfig)
         if crd:
-            api.seed(load_crd())
+            api.seed([load_crd(), load_node_crd()])
         nodes.attach_api(thread.emulator.url, kubeconfig)
         yield api
     finally:

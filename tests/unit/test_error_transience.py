@@ -51,6 +51,7 @@ DECIDED = {
     "TooManyRequests": True,
     "ApiUnreachable": True,
     "NodeLocked": True,
+    "NotSynced": True,  # a watch cache not yet listed: the pass is tried again shortly
     "StepFailed": False,
     "Busy": True,
     "InternalError": True,
