@@ -564,6 +564,12 @@ class Engine:
                         step, StepState.DONE, started_at(record, step), iso(self.clock()), outcome.message
                     )
                 )
+                after = next_step(done, migration.spec.rollback, stopping=stopping)
+                if after.step is None and after.phase != done.phase:  # the last step: the end, one write
+                    done = replace(done, phase=after.phase, finished_at=iso(self.clock()))
+                    tracker.put(done)
+                    self._announce(migration, done, after.phase)
+                    return
                 tracker.put(done)
                 continue
             # Progress resets the count of transient failures: only failures in a row fail a step.

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +22,7 @@ from testbed.kubeapi import KubeApi
 from testbed.nodes import Cluster
 from testbed.waiting import wait_until
 
+from shimshift.model.nodestate import migration_selector, record_of
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd, load_node_crd
 from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
@@ -131,8 +133,15 @@ def free_port() -> int:
 
 
 def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:
+    """The NodeMigration's stored status with the record of every node it started (its
+    NodeMigrationNode objects; a status a previous version wrote keeps its own `nodes`)."""
     obj = kubeapi.get("nodemigrations.shimshift.io", name) or {}
-    return MigrationStatus.from_storage(obj.get("status") or {})
+    status = MigrationStatus.from_storage(obj.get("status") or {})
+    if status.nodes:
+        return status
+    children = kubeapi.list("nodemigrationnodes.shimshift.io", label_selector=migration_selector(name))
+    records = sorted((record_of(c) for c in children), key=lambda r: r.name)
+    return replace(status, nodes=tuple(records))
 
 
 def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool = False) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from shimshift.kube import children, lease, lock, migrations, nodes, pods, snapshot
@@ -86,6 +87,8 @@ class KubeCluster:
             created = children.create_child(self.kube, migration.name, migration.uid, record.name)
             if created is not None:
                 cache.store(created)
+                if record_of(created) == replace(record, started_at=record_of(created).started_at):
+                    return  # a node just started: the new child says so (no status yet), one write
         cache.store(children.patch_child_status(self.kube, migration.name, record))
 
     def claim(self, migration: str, identity: str, ttl: float) -> bool:
@@ -163,6 +166,9 @@ class KubeCluster:
         return missing
 
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
+        cached = self._nodes().get(node)
+        if cached is not None and keys.CRI_SOCKET_ANNOTATION not in cached.annotations:
+            cri_endpoint = None  # not a kubeadm node: no annotation to update (and none is added)
         if cri_endpoint:
             nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
         nodes.label_node_migrated(self.kube, node)
