@@ -347,12 +347,7 @@ class Engine:
         before = replace(migration.status, nodes=adopt_records(self.cluster, migration))
         tracker = _Tracker(migration, before, self.cluster, written=_as_read(migration.status))
         status, decision = self._settled(migration, before, stopping)
-        tracker.status = status
-        for name in decision.start:  # durable in the node's own record before the status says so
-            started = status.node(name)
-            assert started is not None
-            tracker.put(started)
-        tracker.settle(status)
+        self._start(tracker, status, decision)
         if before.phase != status.phase:
             self.cluster.event(
                 migration,
@@ -361,27 +356,24 @@ class Engine:
                 EventReason.for_phase(decision.phase),  # the phase `status` was settled to
                 decision.message,
             )
-        for name in decision.start:
-            self.cluster.event(
-                migration,
-                name,
-                False,
-                EventReason.NODE_STARTED,
-                f"migration of node {name} to containerd started",
-            )
-        flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
         port: NodePort | None = None
-        if flying:
-            port = self.node_ports(migration)
-            deadline = self.monotonic() + self.config.budget
-            with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
-                futures = [
-                    pool.submit(self._advance, tracker, port, n, deadline, stopping, preempt) for n in flying
-                ]
-                for future in futures:
-                    future.result()
-        status, decision = self._settled(migration, tracker.status, stopping, passed=True)
-        tracker.settle(status)
+        deadline = self.monotonic() + self.config.budget
+        while True:
+            flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
+            if flying:
+                port = port or self.node_ports(migration)
+                with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
+                    futures = [
+                        pool.submit(self._advance, tracker, port, n, deadline, stopping, preempt)
+                        for n in flying
+                    ]
+                    for future in futures:
+                        future.result()
+            status, decision = self._settled(migration, tracker.status, stopping, passed=True)
+            self._start(tracker, status, decision)
+            # a wave that ended inside the budget starts the next one in the same pass (no tick lost)
+            if not decision.start or self.monotonic() >= deadline or preempt.is_set():
+                break
         self.observer.nodes_by_phase(migration.name, status)
         still = {r.name for r in status.nodes if r.phase in IN_FLIGHT}
         self._steps.keep_facts(migration, still)
@@ -397,6 +389,24 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def _start(self, tracker: _Tracker, status: MigrationStatus, decision: Decision) -> None:
+        """Record the nodes `decision` starts, each in its own record before the status says so, then
+        the status; an Event for each."""
+        tracker.status = status
+        for name in decision.start:
+            started = status.node(name)
+            assert started is not None
+            tracker.put(started)
+        tracker.settle(status)
+        for name in decision.start:
+            self.cluster.event(
+                tracker.migration,
+                name,
+                False,
+                EventReason.NODE_STARTED,
+                f"migration of node {name} to containerd started",
+            )
 
     def forget(self, migration: NodeMigration) -> None:
         """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
