@@ -14,6 +14,7 @@ from typing import Any
 from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
 from shimshift.kube.paths import segment
 from shimshift.model import keys
+from shimshift.model.errors import KubeError
 from shimshift.model.nodestate import child_manifest, child_name, child_status
 from shimshift.model.status import NodeRecord
 
@@ -38,6 +39,13 @@ RECORD_FIELDS = (
     "steps",
 )
 LAST_ERROR_FIELDS = ("step", "message", "command", "exitCode", "stderrTail")
+
+
+class ChildOfAnother(KubeError):
+    """The node's child still belongs to a deleted NodeMigration of the same name, which the garbage
+    collector has not removed yet; the step is tried again once it is gone."""
+
+    transient = True
 
 
 def child_path(name: str) -> str:

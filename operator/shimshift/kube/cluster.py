@@ -23,7 +23,7 @@ from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
-from shimshift.model.nodestate import child_name, migration_of, record_of
+from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, NodeRecord
 from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
@@ -41,7 +41,7 @@ class KubeCluster:
         self.namespace = namespace  # the operator's own: plan report ConfigMaps live here
         self._crd = load_crd()
         self._node_cache: Informer[Node] | None = None
-        self._child_cache: Informer[tuple[str, NodeRecord]] | None = None
+        self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
 
     def _nodes(self) -> Informer[Node]:
         if self._node_cache is None:
@@ -55,7 +55,7 @@ class KubeCluster:
         self._node_cache.wait_synced(SYNC_TIMEOUT)
         return self._node_cache
 
-    def _children(self) -> Informer[tuple[str, NodeRecord]]:
+    def _children(self) -> Informer[tuple[tuple[str, str], NodeRecord]]:
         if self._child_cache is None:
             kube = self.kube
             self._child_cache = Informer(
@@ -76,14 +76,25 @@ class KubeCluster:
     def read_node_records(self, migration: NodeMigration) -> tuple[NodeRecord, ...]:
         return tuple(
             sorted(
-                (r for owner, r in self._children().values() if owner == migration.name),
+                (
+                    r
+                    for owner, r in self._children().values()
+                    if belongs_to(owner, migration.name, migration.uid)
+                ),
                 key=lambda r: r.name,
             )
         )
 
     def write_node_record(self, migration: NodeMigration, record: NodeRecord) -> None:
         cache = self._children()
-        if cache.get(child_name(migration.name, record.name)) is None:
+        name = child_name(migration.name, record.name)
+        known = cache.get(name)
+        if known is not None and not belongs_to(known[0], migration.name, migration.uid):
+            raise children.ChildOfAnother(
+                f"NodeMigrationNode {name} belongs to a deleted NodeMigration {migration.name} "
+                "not yet garbage-collected; retrying"
+            )
+        if known is None:
             created = children.create_child(self.kube, migration.name, migration.uid, record.name)
             if created is not None:
                 cache.store(created)

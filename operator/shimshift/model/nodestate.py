@@ -99,5 +99,14 @@ def record_of(obj: Mapping[str, Any]) -> NodeRecord:
     return replace(NodeRecord.from_storage({**status, "name": node}), name=node)
 
 
-def migration_of(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("spec") or {}).get("migration") or "")
+def migration_of(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(name, uid) of the NodeMigration a child belongs to; the uid from its owner reference, so a
+    child left by a deleted NodeMigration of the same name (not yet collected) is told apart."""
+    owners = (obj.get("metadata") or {}).get("ownerReferences") or ()
+    uid = next((str(o.get("uid") or "") for o in owners if o.get("kind") == keys.KIND), "")
+    return str((obj.get("spec") or {}).get("migration") or ""), uid
+
+
+def belongs_to(owner: tuple[str, str], name: str, uid: str) -> bool:
+    """Whether a child owned by `owner` (`migration_of`) is a record of NodeMigration `name`/`uid`."""
+    return owner[0] == name and (not uid or not owner[1] or owner[1] == uid)

@@ -12,9 +12,11 @@ from shimshift.model import keys
 from shimshift.model.keys import STEP_ORDER, StepId
 from shimshift.model.nodestate import (
     MAX_NAME,
+    belongs_to,
     child_manifest,
     child_name,
     label_value,
+    migration_of,
     migration_selector,
     record_of,
 )
@@ -207,3 +209,11 @@ def test_a_crash_while_moving_the_old_records_loses_none(clock: Clock, write: in
         for op in NODE_CHANGES:
             assert nodes.changes[f"{name}:{op}"] == 1
     assert cluster.status().phase == Phase.SUCCEEDED
+
+
+def test_a_child_of_a_deleted_namesake_is_not_a_record_of_the_new_nodemigration() -> None:
+    old = child_manifest("m", "uid-old", "w1")
+    assert migration_of(old) == ("m", "uid-old")
+    assert belongs_to(migration_of(old), "m", "uid-old")
+    assert not belongs_to(migration_of(old), "m", "uid-new")
+    assert not belongs_to(migration_of(old), "other", "uid-old")
