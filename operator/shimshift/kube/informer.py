@@ -72,6 +72,7 @@ class Informer(Generic[T]):
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"shimshift-informer-{name}", daemon=True)
         self.lists = 0  # how many times the cache (re)listed: once, unless watches broke
+        self.last_error = ""  # why the last list or watch failed (a missing CRD, RBAC), for NotSynced
 
     def start(self) -> Informer[T]:
         self._thread.start()
@@ -86,7 +87,8 @@ class Informer(Generic[T]):
 
     def wait_synced(self, timeout: float) -> None:
         if not self._synced.wait(timeout):
-            raise NotSynced(f"the cache of {self.name} has not finished its first list in {timeout:.0f}s")
+            why = f": {self.last_error}" if self.last_error else ""
+            raise NotSynced(f"the cache of {self.name} has no first list after {timeout:.0f}s{why}")
 
     def values(self) -> list[T]:
         with self._changed:
@@ -166,6 +168,7 @@ class Informer(Generic[T]):
                     rv = ""
                 backoff = 0.5
             except (ApiStatusError, ApiUnreachable) as e:
+                self.last_error = str(e)[:300]
                 log.debug("cache of %s: %s; listing again in %.1fs", self.name, e, backoff)
                 rv = ""
                 self._stopped.wait(backoff)
