@@ -346,7 +346,7 @@ class MigrationStatus:
         out: dict[str, Any] = {
             "conditions": [c.for_storage() for c in self.conditions],
             "summary": self.summary(),
-            "currentNodes": ",".join(flying),
+            "currentNodes": _current_column(flying),
             "inFlight": flying,
             "failedNodes": [_failed_entry(n) for n in failed[:FAILED_LISTED]],
             "failedNotListed": max(0, len(failed) - FAILED_LISTED),
@@ -364,6 +364,16 @@ class MigrationStatus:
 #: NodeMigrationNode objects).
 FAILED_LISTED = 20
 FAILED_MESSAGE_MAX = 300
+
+
+#: Nodes named in the `Current` printer column; the rest are counted (all are in `inFlight`).
+CURRENT_COLUMN_NAMES = 5
+
+
+def _current_column(names: list[str]) -> str:
+    head = ",".join(names[:CURRENT_COLUMN_NAMES])
+    more = len(names) - CURRENT_COLUMN_NAMES
+    return f"{head} +{more} more" if more > 0 else head
 
 
 def _failed_entry(record: NodeRecord) -> dict[str, Any]:

@@ -217,3 +217,11 @@ def test_a_child_of_a_deleted_namesake_is_not_a_record_of_the_new_nodemigration(
     assert belongs_to(migration_of(old), "m", "uid-old")
     assert not belongs_to(migration_of(old), "m", "uid-new")
     assert not belongs_to(migration_of(old), "other", "uid-old")
+
+
+def test_the_current_column_names_five_nodes_and_counts_the_rest() -> None:
+    flying = tuple(NodeRecord(f"n{i}", NodePhase.IN_PROGRESS) for i in range(8))
+    stored = MigrationStatus(nodes=flying).for_storage()
+    assert stored["currentNodes"] == "n0,n1,n2,n3,n4 +3 more"
+    assert len(stored["inFlight"]) == 8
+    assert MigrationStatus(nodes=flying[:2]).for_storage()["currentNodes"] == "n0,n1"
