@@ -20,7 +20,7 @@ from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
 from shimshift.model.limits import MAX_FACTS_BYTES, MAX_NODE_FILE_BYTES, read_text
 from shimshift.model.text import visible
-from shimshift.resources import data_path, load_crd
+from shimshift.resources import crds_text, load_crd
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -123,7 +123,7 @@ def _cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
-    out.write(data_path("crds", "nodemigration.yaml").read_text(encoding="utf-8"))
+    out.write(crds_text())
     return EXIT_OK
 
 

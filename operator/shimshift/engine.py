@@ -2,14 +2,16 @@
 
 `Engine.reconcile` reads the object fresh, applies the fleet rules (`planning.rollout.decide`), and
 advances every node in flight through its step machine (`planning.steps.next_step`), recording each
-step in status before it runs (`Started`) and after (`Done`/`Failed`). Status is the only memory, so a
-crash anywhere resumes at the recorded step; every step is idempotent, so running an interrupted step
-again is safe. Node-side work goes through the `NodePort` Protocol (SSH playbooks in production, a
-fake in tests), cluster-side work through `ClusterPort` (`shimshift.kube.cluster.KubeCluster`). What
-each step does is `shimshift.stepexec.StepExecutor`'s; this module decides which step runs and records it.
+step before it runs (`Started`) and after (`Done`/`Failed`) in the node's own NodeMigrationNode
+(`model.nodestate`); the NodeMigration's status holds the bounded rest (counts, nodes in flight).
+Those records are the only memory, so a crash anywhere resumes at the recorded step; every step is
+idempotent, so running an interrupted step again is safe. Node-side work goes through the `NodePort`
+Protocol (SSH playbooks in production, a fake in tests), cluster-side work through `ClusterPort`
+(`shimshift.kube.cluster.KubeCluster`). What each step does is `shimshift.stepexec.StepExecutor`'s;
+this module decides which step runs and records it.
 
 Must not: import kubernetes, paramiko or kopf; sleep (waits are bounded watches inside the ports);
-hold a node in flight without a status record saying so.
+hold a node in flight without a durable record (its NodeMigrationNode) saying so.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
@@ -117,12 +120,15 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass
 class _Tracker:
-    """The status being built during one pass; every node update is written through at once."""
+    """The status being built during one pass. Every node update is written through at once to the
+    node's own record; the NodeMigration's bounded status when its stored form changes (compared
+    with the status as read at the pass's start, so a status left stale by a crash is corrected)."""
 
     migration: NodeMigration
     status: MigrationStatus
     cluster: ClusterPort
     lock: threading.Lock = field(default_factory=threading.Lock)
+    written: dict[str, Any] | None = None
 
     def node(self, name: str) -> NodeRecord:
         with self.lock:
@@ -134,13 +140,44 @@ class _Tracker:
         with self.lock:
             nodes = tuple(record if n.name == record.name else n for n in self.status.nodes)
             self.status = replace(self.status, nodes=nodes)
-            self.cluster.write_status(self.migration.name, self.status.for_storage())
+            self.cluster.write_node_record(self.migration, record)
 
     def settle(self, status: MigrationStatus) -> None:
         with self.lock:
-            if status != self.status:
-                self.status = status
-                self.cluster.write_status(self.migration.name, status.for_storage())
+            self.status = status
+            stored = status.for_storage()
+            if stored != self.written:
+                self.cluster.write_status(self.migration.name, stored)
+                self.written = stored
+
+
+def _as_read(status: MigrationStatus) -> dict[str, Any] | None:
+    return None if status.stored is None else dict(status.stored)
+
+
+def adopt_records(cluster: ClusterPort, migration: NodeMigration) -> tuple[NodeRecord, ...]:
+    """The records of `migration`'s started nodes: its NodeMigrationNode objects, after moving into
+    them any record a previous version of shimshift kept in `status.nodes[]` (an upgrade mid-rollout).
+    A child that exists wins over the old list; the list is removed from status only once every
+    record it held is in a child, so a crash here loses nothing and the next pass finishes the move."""
+    records = {r.name: r for r in cluster.read_node_records(migration)}
+    legacy = migration.status.nodes
+    if not legacy:
+        return tuple(records[n] for n in sorted(records))
+    moved = 0
+    for record in legacy:
+        if record.phase in (NodePhase.PENDING, NodePhase.SKIPPED) or record.name in records:
+            continue  # a Pending or Skipped node is derived again from the selection every pass
+        cluster.write_node_record(migration, record)
+        records[record.name] = record
+        moved += 1
+    cluster.write_status(migration.name, {"nodes": None})
+    log.info(
+        "NodeMigration %s: moved %d node record(s) from status.nodes[] into NodeMigrationNode objects",
+        migration.name,
+        moved,
+    )
+    return tuple(records[n] for n in sorted(records))
 
 
 class Engine:
@@ -195,9 +232,8 @@ class Engine:
                 migration.name, self.identity, self.config.lease_ttl
             ):
                 log.info("NodeMigration %s: another replica is acting on it; waiting", migration.name)
-                flying = sum(
-                    1 for r in migration.status.nodes if r.phase in IN_FLIGHT
-                )  # deletion waits for them
+                records = (*self.cluster.read_node_records(migration), *migration.status.nodes)
+                flying = sum(1 for r in records if r.phase in IN_FLIGHT)  # deletion waits for them
                 return Result(migration.status.phase or Phase.PENDING, flying, self.config.retry_delay)
             with self._heartbeat(migration.name, preempt):
                 try:
@@ -235,8 +271,8 @@ class Engine:
                 migration.generation,
             )
             conditions = (*(c for c in previous if c.type != ConditionType.RECONCILE_ERROR), condition)
-            try:
-                self.cluster.write_status(name, replace(current.status, conditions=conditions).for_storage())
+            try:  # only the conditions: the rest of the stored status stays as the last pass left it
+                self.cluster.write_status(name, {"conditions": [c.for_storage() for c in conditions]})
                 self.cluster.event(migration, None, True, EventReason.INTERNAL_ERROR, message)
             except Exception as e:  # as above
                 log.warning("NodeMigration %s: could not record the error in status: %s", name, e)
@@ -304,10 +340,10 @@ class Engine:
             migration = fresh
         if migration.spec.mode == Mode.PLAN and not stopping:
             return self._plan(migration)
-        tracker = _Tracker(migration, migration.status, self.cluster)
-        before = migration.status
+        before = replace(migration.status, nodes=adopt_records(self.cluster, migration))
+        tracker = _Tracker(migration, before, self.cluster, written=_as_read(migration.status))
         status, decision = self._settled(migration, before, stopping)
-        tracker.settle(status)
+        self._start(tracker, status, decision)
         if before.phase != status.phase:
             self.cluster.event(
                 migration,
@@ -316,27 +352,24 @@ class Engine:
                 EventReason.for_phase(decision.phase),  # the phase `status` was settled to
                 decision.message,
             )
-        for name in decision.start:
-            self.cluster.event(
-                migration,
-                name,
-                False,
-                EventReason.NODE_STARTED,
-                f"migration of node {name} to containerd started",
-            )
-        flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
         port: NodePort | None = None
-        if flying:
-            port = self.node_ports(migration)
-            deadline = self.monotonic() + self.config.budget
-            with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
-                futures = [
-                    pool.submit(self._advance, tracker, port, n, deadline, stopping, preempt) for n in flying
-                ]
-                for future in futures:
-                    future.result()
-        status, decision = self._settled(migration, tracker.status, stopping, passed=True)
-        tracker.settle(status)
+        deadline = self.monotonic() + self.config.budget
+        while True:
+            flying = [r.name for r in tracker.status.nodes if r.phase in IN_FLIGHT]
+            if flying:
+                port = port or self.node_ports(migration)
+                with ThreadPoolExecutor(max_workers=len(flying), thread_name_prefix="shimshift-node") as pool:
+                    futures = [
+                        pool.submit(self._advance, tracker, port, n, deadline, stopping, preempt)
+                        for n in flying
+                    ]
+                    for future in futures:
+                        future.result()
+            status, decision = self._settled(migration, tracker.status, stopping, passed=True)
+            self._start(tracker, status, decision)
+            # a wave that ended inside the budget starts the next one in the same pass (no tick lost)
+            if not decision.start or self.monotonic() >= deadline or preempt.is_set():
+                break
         self.observer.nodes_by_phase(migration.name, status)
         still = {r.name for r in status.nodes if r.phase in IN_FLIGHT}
         self._steps.keep_facts(migration, still)
@@ -352,6 +385,24 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def _start(self, tracker: _Tracker, status: MigrationStatus, decision: Decision) -> None:
+        """Record the nodes `decision` starts, each in its own record before the status says so, then
+        the status; an Event for each."""
+        tracker.status = status
+        for name in decision.start:
+            started = status.node(name)
+            assert started is not None
+            tracker.put(started)
+        tracker.settle(status)
+        for name in decision.start:
+            self.cluster.event(
+                tracker.migration,
+                name,
+                False,
+                EventReason.NODE_STARTED,
+                f"migration of node {name} to containerd started",
+            )
 
     def forget(self, migration: NodeMigration) -> None:
         """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
@@ -403,7 +454,8 @@ class Engine:
             and status.report_config_map
         ):
             cleared = clear_reconcile_error(status.conditions, self.clock(), migration.generation)
-            _Tracker(migration, status, self.cluster).settle(replace(status, conditions=cleared))
+            if cleared != status.conditions:
+                self.cluster.write_status(migration.name, {"conditions": [c.for_storage() for c in cleared]})
             return Result(Phase.PLANNED, 0, self.config.idle_delay)
         now = self.clock()
         cluster = self.cluster.read_cluster()
@@ -454,7 +506,7 @@ class Engine:
                 migration.generation,
             ),
         )
-        _Tracker(migration, status, self.cluster).settle(planned)
+        _Tracker(migration, status, self.cluster, written=_as_read(status)).settle(planned)
         if status.phase != Phase.PLANNED:
             self.cluster.event(migration, None, False, EventReason.PLANNED, message)
         return Result(Phase.PLANNED, 0, self.config.idle_delay)
@@ -515,6 +567,12 @@ class Engine:
                         step, StepState.DONE, started_at(record, step), iso(self.clock()), outcome.message
                     )
                 )
+                after = next_step(done, migration.spec.rollback, stopping=stopping)
+                if after.step is None and after.phase != done.phase:  # the last step: the end, one write
+                    done = replace(done, phase=after.phase, finished_at=iso(self.clock()))
+                    tracker.put(done)
+                    self._announce(migration, done, after.phase)
+                    return
                 tracker.put(done)
                 continue
             # Progress resets the count of transient failures: only failures in a row fail a step.

@@ -18,7 +18,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Drain
-from shimshift.model.status import EventReason, ImageCounts, MigrationStatus
+from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.rendering import RegistryMaterial
 
@@ -56,6 +56,14 @@ class ClusterPort(Protocol):
 
     def read_nodes(self) -> tuple[Node, ...]: ...
     def read_migration(self, name: str) -> NodeMigration | None: ...
+    def read_node_records(self, migration: NodeMigration) -> tuple[NodeRecord, ...]:
+        """The record of every node `migration` started (its NodeMigrationNode objects), by name."""
+        ...
+
+    def write_node_record(self, migration: NodeMigration, record: NodeRecord) -> None:
+        """Make `record` the durable record of its node (creating its NodeMigrationNode if needed)."""
+        ...
+
     def acquire_lock(self, node: str, owner: str) -> None: ...
     def release_lock(self, node: str, owner: str) -> None: ...
     def cordon(self, node: str, owner: str) -> bool: ...

@@ -26,3 +26,21 @@ def load_crd() -> dict[str, Any]:
     with data_path("crds", "nodemigration.yaml").open(encoding="utf-8") as f:
         crd: dict[str, Any] = yaml.safe_load(f)
     return crd
+
+
+#: The CRD files the operator needs installed, in `crds/`: the NodeMigration it serves and the
+#: NodeMigrationNode objects it keeps each node's record in.
+CRD_FILES = ("nodemigration.yaml", "nodemigrationnode.yaml")
+
+
+@cache
+def load_node_crd() -> dict[str, Any]:
+    """The NodeMigrationNode CRD as shipped in `crds/nodemigrationnode.yaml`."""
+    with data_path("crds", "nodemigrationnode.yaml").open(encoding="utf-8") as f:
+        crd: dict[str, Any] = yaml.safe_load(f)
+    return crd
+
+
+def crds_text() -> str:
+    """Every shipped CRD as one multi-document YAML stream (what `shimshift crd` prints)."""
+    return "---\n".join(data_path("crds", name).read_text(encoding="utf-8") for name in CRD_FILES)

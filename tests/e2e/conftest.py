@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,8 +22,9 @@ from testbed.kubeapi import KubeApi
 from testbed.nodes import Cluster
 from testbed.waiting import wait_until
 
+from shimshift.model.nodestate import migration_selector, record_of
 from shimshift.model.status import MigrationStatus
-from shimshift.resources import load_crd
+from shimshift.resources import load_crd, load_node_crd
 from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +100,7 @@ class Operator:
 
 @pytest.fixture
 def cluster(kubeapi: KubeApi) -> KubeApi:
-    kubeapi.seed(load_crd())
+    kubeapi.seed([load_crd(), load_node_crd()])
     return kubeapi
 
 
@@ -131,8 +133,15 @@ def free_port() -> int:
 
 
 def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:
+    """The NodeMigration's stored status with the record of every node it started (its
+    NodeMigrationNode objects; a status a previous version wrote keeps its own `nodes`)."""
     obj = kubeapi.get("nodemigrations.shimshift.io", name) or {}
-    return MigrationStatus.from_storage(obj.get("status") or {})
+    status = MigrationStatus.from_storage(obj.get("status") or {})
+    if status.nodes:
+        return status
+    children = kubeapi.list("nodemigrationnodes.shimshift.io", label_selector=migration_selector(name))
+    records = sorted((record_of(c) for c in children), key=lambda r: r.name)
+    return replace(status, nodes=tuple(records))
 
 
 def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool = False) -> dict[str, Any]:
@@ -167,7 +176,7 @@ def emulator_for(
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", thread.emulator.url)
         api = KubeApi(thread, kubeconfig)
         if crd:
-            api.seed(load_crd())
+            api.seed([load_crd(), load_node_crd()])
         nodes.attach_api(thread.emulator.url, kubeconfig)
         yield api
     finally:

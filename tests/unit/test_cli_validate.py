@@ -112,10 +112,14 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "validate" in capsys.readouterr().out
 
 
-def test_the_crd_command_prints_the_shipped_crd() -> None:
+def test_the_crd_command_prints_the_shipped_crds() -> None:
     status, out = run("crd")
     assert status == 0
-    assert out == (REPO / "crds" / "nodemigration.yaml").read_text()
+    crds = REPO / "crds"
+    assert (
+        out
+        == (crds / "nodemigration.yaml").read_text() + "---\n" + (crds / "nodemigrationnode.yaml").read_text()
+    )
 
 
 # ---- every problem in one run, schema and semantic alike ----------------------------------------------

@@ -2,6 +2,9 @@
 
 Events are best effort (a failed Event is logged, never fails a step); everything else raises the
 shimshift error family and the engine decides whether to retry.
+
+Nodes and the NodeMigrationNode objects are read from watch-fed caches (`shimshift.kube.informer`),
+started on first use: a pass costs requests for the nodes in flight, never a LIST of the fleet.
 """
 
 from __future__ import annotations
@@ -9,21 +12,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from shimshift.kube import children, lease, lock, migrations, nodes, pods, reportstore, snapshot
 from shimshift.kube import drain as drain_mod
-from shimshift.kube import lease, lock, migrations, nodes, pods, reportstore, snapshot
 from shimshift.kube.api import Kube
+from shimshift.kube.informer import Informer
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
+from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
 from shimshift.model.spec import Drain
-from shimshift.model.status import EventReason
+from shimshift.model.status import EventReason, NodeRecord
 from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
+
+#: How long a pass waits for a cache's first list before it is retried.
+SYNC_TIMEOUT = 30.0
 
 
 class KubeCluster:
@@ -31,6 +40,67 @@ class KubeCluster:
         self.kube = kube
         self.namespace = namespace  # the operator's own: plan report ConfigMaps live here
         self._crd = load_crd()
+        self._node_cache: Informer[Node] | None = None
+        self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
+
+    def _nodes(self) -> Informer[Node]:
+        if self._node_cache is None:
+            kube = self.kube
+            self._node_cache = Informer(
+                lambda: kube.request("GET", nodes.NODES),
+                lambda rv, seconds: kube.watch(nodes.NODES, resource_version=rv, timeout=seconds),
+                parse_node,
+                name="nodes",
+            ).start()
+        self._node_cache.wait_synced(SYNC_TIMEOUT)
+        return self._node_cache
+
+    def _children(self) -> Informer[tuple[tuple[str, str], NodeRecord]]:
+        if self._child_cache is None:
+            kube = self.kube
+            self._child_cache = Informer(
+                lambda: kube.request("GET", children.CHILDREN),
+                lambda rv, seconds: kube.watch(children.CHILDREN, resource_version=rv, timeout=seconds),
+                lambda o: (migration_of(o), record_of(o)),
+                name="children",
+            ).start()
+        self._child_cache.wait_synced(SYNC_TIMEOUT)
+        return self._child_cache
+
+    def close(self) -> None:
+        """Stop the caches' watches (their threads end within one watch timeout)."""
+        for cache in (self._node_cache, self._child_cache):
+            if cache is not None:
+                cache.stop()
+
+    def read_node_records(self, migration: NodeMigration) -> tuple[NodeRecord, ...]:
+        return tuple(
+            sorted(
+                (
+                    r
+                    for owner, r in self._children().values()
+                    if belongs_to(owner, migration.name, migration.uid)
+                ),
+                key=lambda r: r.name,
+            )
+        )
+
+    def write_node_record(self, migration: NodeMigration, record: NodeRecord) -> None:
+        cache = self._children()
+        name = child_name(migration.name, record.name)
+        known = cache.get(name)
+        if known is not None and not belongs_to(known[0], migration.name, migration.uid):
+            raise children.ChildOfAnother(
+                f"NodeMigrationNode {name} belongs to a deleted NodeMigration {migration.name} "
+                "not yet garbage-collected; retrying"
+            )
+        if known is None:
+            created = children.create_child(self.kube, migration.name, migration.uid, record.name)
+            if created is not None:
+                cache.store(created)
+                if record_of(created) == replace(record, started_at=record_of(created).started_at):
+                    return  # a node just started: the new child says so (no status yet), one write
+        cache.store(children.patch_child_status(self.kube, migration.name, record))
 
     def claim(self, migration: str, identity: str, ttl: float) -> bool:
         return lease.claim_migration(self.kube, migration, identity, ttl, dt.datetime.now(dt.UTC))
@@ -46,7 +116,7 @@ class KubeCluster:
         return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)
 
     def read_nodes(self) -> tuple[Node, ...]:
-        return nodes.read_nodes(self.kube)
+        return tuple(sorted(self._nodes().values(), key=lambda n: n.name))
 
     def read_migration(self, name: str) -> NodeMigration | None:
         raw = migrations.get_migration(self.kube, name)
@@ -70,22 +140,13 @@ class KubeCluster:
         return drain_mod.drain_pass(self.kube, node, drain, wait=wait, escalate=escalate)
 
     def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool:
-        """True once `node` is Ready and reports a `<runtime>://` containerRuntimeVersion."""
+        """True once `node` is Ready and reports a `<runtime>://` containerRuntimeVersion (the Node
+        cache's watch wakes the wait; no request is made)."""
 
-        def ready(objects: Objects) -> bool:
-            raw = objects.get(node)
-            if raw is None:
-                return False
-            parsed = parse_node(raw)
-            return parsed.ready and parsed.runtime == runtime
+        def ready(parsed: Node | None) -> bool:
+            return parsed is not None and parsed.ready and parsed.runtime == runtime
 
-        return wait_until(
-            self.kube,
-            nodes.NODES,
-            ready,
-            timeout=timeout,
-            query=[("fieldSelector", f"metadata.name={node}")],
-        )
+        return self._nodes().wait_for(node, ready, timeout)
 
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
         """The DaemonSets ("namespace/name") with a pod bound to `node` now, sorted."""
@@ -114,6 +175,9 @@ class KubeCluster:
         return missing
 
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
+        cached = self._nodes().get(node)
+        if cached is not None and keys.CRI_SOCKET_ANNOTATION not in cached.annotations:
+            cri_endpoint = None  # not a kubeadm node: no annotation to update (and none is added)
         if cri_endpoint:
             nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
         nodes.label_node_migrated(self.kube, node)

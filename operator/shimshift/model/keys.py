@@ -15,6 +15,17 @@ PLURAL: Final = "nodemigrations"
 SHORT_NAME: Final = "nm"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
+#: One object per (NodeMigration, node) it started: the node's step record, in its status subresource.
+NODE_KIND: Final = "NodeMigrationNode"
+NODE_PLURAL: Final = "nodemigrationnodes"
+NODE_SHORT_NAME: Final = "nmn"
+NODE_CRD_NAME: Final = f"{NODE_PLURAL}.{GROUP}"
+
+#: On a NodeMigrationNode: the NodeMigration and the Node it records (a hash when a name is too long
+#: or not a valid label value; the object's spec always holds both names in full).
+MIGRATION_LABEL: Final = "shimshift.io/migration"
+NODE_LABEL: Final = "shimshift.io/node"
+
 #: On a NodeMigration: held until the node in flight is finished or rolled back, so deleting the object
 #: never abandons a node cordoned or half-migrated.
 FINALIZER: Final = "shimshift.io/finalizer"

@@ -300,8 +300,12 @@ class MigrationStatus:
     phase: Phase | None = None
     observed_generation: int | None = None
     conditions: tuple[Condition, ...] = ()
+    #: Every node's record while the operator works (read from the NodeMigrationNode objects; as
+    #: read from storage, only what a previous version kept in `status.nodes[]`)
     nodes: tuple[NodeRecord, ...] = ()
     report_config_map: str = ""
+    #: The status exactly as read from storage (None: not read), so a pass writes only what changed.
+    stored: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_storage(cls, raw: Mapping[str, Any]) -> MigrationStatus:
@@ -311,6 +315,7 @@ class MigrationStatus:
             conditions=tuple(Condition.from_storage(c) for c in raw.get("conditions") or ()),
             nodes=tuple(NodeRecord.from_storage(n) for n in raw.get("nodes") or ()),
             report_config_map=raw.get("reportConfigMap", ""),
+            stored=dict(raw),
         )
 
     def node(self, name: str) -> NodeRecord | None:
@@ -333,13 +338,18 @@ class MigrationStatus:
         return {"total": len(self.nodes), **counts, "progress": f"{done}/{len(self.nodes)}"}
 
     def for_storage(self) -> dict[str, Any]:
+        """The NodeMigration's status as stored: bounded whatever the fleet's size. Each node's record
+        lives in its NodeMigrationNode (`model.nodestate`); here only the counts, the nodes in flight
+        (at most maxUnavailable) and the first `FAILED_LISTED` failed nodes, the rest counted."""
+        flying = [n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)]
+        failed = [n for n in self.nodes if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK)]
         out: dict[str, Any] = {
             "conditions": [c.for_storage() for c in self.conditions],
-            "nodes": [n.for_storage() for n in self.nodes],
             "summary": self.summary(),
-            "currentNodes": ",".join(
-                n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)
-            ),
+            "currentNodes": _current_column(flying),
+            "inFlight": flying,
+            "failedNodes": [_failed_entry(n) for n in failed[:FAILED_LISTED]],
+            "failedNotListed": max(0, len(failed) - FAILED_LISTED),
         }
         if self.phase is not None:
             out["phase"] = str(self.phase)
@@ -348,3 +358,27 @@ class MigrationStatus:
         if self.report_config_map:
             out["reportConfigMap"] = self.report_config_map
         return out
+
+
+#: Failed nodes named in the NodeMigration's status; the rest are counted (their records are in their
+#: NodeMigrationNode objects).
+FAILED_LISTED = 20
+FAILED_MESSAGE_MAX = 300
+
+
+#: Nodes named in the `Current` printer column; the rest are counted (all are in `inFlight`).
+CURRENT_COLUMN_NAMES = 5
+
+
+def _current_column(names: list[str]) -> str:
+    head = ",".join(names[:CURRENT_COLUMN_NAMES])
+    more = len(names) - CURRENT_COLUMN_NAMES
+    return f"{head} +{more} more" if more > 0 else head
+
+
+def _failed_entry(record: NodeRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": record.name, "phase": str(record.phase)}
+    if record.last_error is not None:
+        out["step"] = record.last_error.step
+        out["message"] = record.last_error.message[:FAILED_MESSAGE_MAX]
+    return out

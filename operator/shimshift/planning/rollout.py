@@ -28,10 +28,13 @@ from shimshift.model.status import (
 )
 from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
+from shimshift.planning.findings import name_some
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.waves import wave_size
 
 IN_FLIGHT = frozenset({NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK})
+#: Nodes named in a condition message, the rest counted: a wave of 500 stays a short message.
+NAMED_IN_MESSAGES = 10
 FAILED = frozenset({NodePhase.FAILED, NodePhase.ROLLED_BACK})
 
 
@@ -107,13 +110,13 @@ def decide(
             f"finishing {len(in_flight)} node(s) in flight before deletion",
         )
     if len(failures) > spec.rollout.max_failures:
-        names = ", ".join(r.name for r in failures)
+        names = name_some((r.name for r in failures), NAMED_IN_MESSAGES)
         return result(
             Phase.PAUSED,
             ConditionReason.MAX_FAILURES,
             f"{len(failures)} node(s) failed ({names}), more than spec.rollout.maxFailures="
-            f"{spec.rollout.max_failures}; fix the cause (see status.nodes[].lastError), then raise "
-            "maxFailures or recreate the NodeMigration",
+            f"{spec.rollout.max_failures}; fix the cause (see status.failedNodes, or kubectl get nmn), "
+            "then raise maxFailures or recreate the NodeMigration",
         )
     if not pending and not in_flight:
         if failures:
@@ -128,7 +131,7 @@ def decide(
             Phase.PAUSED, ConditionReason.PAUSED_BY_SPEC, "spec.rollout.paused is true: no new node starts"
         )
     if in_flight:
-        names = ", ".join(r.name for r in in_flight)
+        names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
         return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
     wait = _pause_left(spec, records, now)
     if wait > 0:
@@ -143,7 +146,10 @@ def decide(
         selected_workers = sum(1 for r in records if r.name not in control and r.phase != NodePhase.SKIPPED)
         wave = [r.name for r in workers[: wave_size(spec.rollout, selected_workers)]]
         return result(
-            Phase.PROGRESSING, ConditionReason.WAVE_STARTED, f"starting {', '.join(wave)}", start=wave
+            Phase.PROGRESSING,
+            ConditionReason.WAVE_STARTED,
+            f"starting {name_some(wave, NAMED_IN_MESSAGES)}",
+            start=wave,
         )
     if spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:  # pragma: no cover - selection skips them
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected worker runs containerd")

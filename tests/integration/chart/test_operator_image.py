@@ -211,7 +211,10 @@ def test_the_wheel_from_the_build_context_installs_and_runs_from_its_own_copy(in
 def test_the_installed_package_carries_the_crd_as_a_file_identical_to_crds(installed: Path) -> None:
     result = run_installed(installed, "crd")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (REPO / "crds" / "nodemigration.yaml").read_text()
+    crds = REPO / "crds"
+    assert result.stdout == "---\n".join(
+        (crds / n).read_text() for n in ("nodemigration.yaml", "nodemigrationnode.yaml")
+    )
     data = next(installed.glob("lib/python*/site-packages/shimshift/data"))
     assert not any(p.is_symlink() for p in data.rglob("*"))
     assert {p.name for p in data.iterdir()} == {"crds", "templates", "playbooks"}

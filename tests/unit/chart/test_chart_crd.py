@@ -12,40 +12,54 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.unit.chart import helm
 
 SOURCE = helm.REPO / "crds" / "nodemigration.yaml"
 CHART_COPY = helm.CHART / "files" / "crds" / "nodemigration.yaml"
+#: Every CRD the operator serves or writes, by file name (the same name in crds/ and the chart's copy).
+CRD_FILES = ("nodemigration.yaml", "nodemigrationnode.yaml")
 KEEP = "helm.sh/resource-policy"
 
 
-def test_chart_copy_of_the_crd_is_byte_identical_to_the_repository_crd() -> None:
-    source, copied = SOURCE.read_text(), CHART_COPY.read_text()
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_chart_copy_of_the_crd_is_byte_identical_to_the_repository_crd(name: str) -> None:
+    source_path, copy_path = helm.REPO / "crds" / name, helm.CHART / "files" / "crds" / name
+    source, copied = source_path.read_text(), copy_path.read_text()
     if source != copied:
         diff = "".join(
             difflib.unified_diff(
-                copied.splitlines(True), source.splitlines(True), str(CHART_COPY), str(SOURCE), n=1
+                copied.splitlines(True), source.splitlines(True), str(copy_path), str(source_path), n=1
             )
         )
         raise AssertionError(
-            "the chart's CRD copy drifted from crds/nodemigration.yaml; run\n"
-            "  cp crds/nodemigration.yaml charts/shimshift/files/crds/nodemigration.yaml\n" + diff[:4000]
+            f"the chart's CRD copy drifted from crds/{name}; run\n"
+            f"  cp crds/{name} charts/shimshift/files/crds/{name}\n" + diff[:4000]
         )
 
 
-def rendered_crd(*args: str) -> dict[str, Any] | None:
+def rendered_crds(*args: str) -> dict[str, dict[str, Any]]:
     result = helm.template(*args)
     assert result.returncode == 0, result.stderr
     crds = [d for d in helm.documents(result.stdout) if d["kind"] == "CustomResourceDefinition"]
-    assert len(crds) <= 1
-    return crds[0] if crds else None
+    return {c["metadata"]["name"]: c for c in crds}
 
 
-def test_rendered_crd_is_the_repository_crd_plus_release_labels_and_the_keep_annotation() -> None:
-    source = yaml.safe_load(SOURCE.read_text())
-    crd = rendered_crd()
+def rendered_crd(*args: str, name: str = "nodemigrations.shimshift.io") -> dict[str, Any] | None:
+    return rendered_crds(*args).get(name)
+
+
+def test_the_chart_renders_exactly_the_repository_crds() -> None:
+    wanted = {yaml.safe_load((helm.REPO / "crds" / n).read_text())["metadata"]["name"] for n in CRD_FILES}
+    assert set(rendered_crds()) == wanted
+
+
+@pytest.mark.parametrize("name", CRD_FILES)
+def test_rendered_crd_is_the_repository_crd_plus_release_labels_and_the_keep_annotation(name: str) -> None:
+    source = yaml.safe_load((helm.REPO / "crds" / name).read_text())
+    crd = rendered_crd(name=source["metadata"]["name"])
     assert crd is not None
     assert crd["metadata"]["annotations"] == {KEEP: "keep"}
     labels = crd["metadata"]["labels"]
@@ -85,6 +99,9 @@ def test_a_packaged_chart_carries_the_crd_and_renders_it(tmp_path: Path) -> None
     result = helm.run_helm("template", helm.RELEASE, str(archive), "--namespace", helm.NAMESPACE)
     assert result.returncode == 0, result.stderr
     crds = [d for d in helm.documents(result.stdout) if d["kind"] == "CustomResourceDefinition"]
-    assert [c["metadata"]["name"] for c in crds] == ["nodemigrations.shimshift.io"]
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "nodemigrationnodes.shimshift.io",
+        "nodemigrations.shimshift.io",
+    ]
     readme = helm.run_helm("show", "readme", str(archive))
     assert "docs/chart.md" in readme.stdout

@@ -20,9 +20,11 @@ from shimshift.model import keys
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
+from shimshift.model.nodestate import child_name
 from shimshift.model.spec import Drain
-from shimshift.model.status import EventReason, ImageCounts, MigrationStatus
+from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
 from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
 
@@ -87,12 +89,16 @@ class FakeNode:
 
 
 class FakeCluster:
-    """ClusterPort over dicts; `crash_on_write` kills the 'process' at the Nth status write."""
+    """ClusterPort over dicts; `crash_on_write` kills the 'process' at the Nth durable write (of the
+    NodeMigration's status or of a node's record in its NodeMigrationNode)."""
 
     def __init__(self, nodes: list[FakeNode], clock: Clock) -> None:
         self.nodes = {n.name: n for n in nodes}
         self.clock = clock
         self.objects: dict[str, dict[str, Any]] = {}
+        #: NodeMigrationNode name -> (NodeMigration name, the stored record)
+        self.children: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.status_writes: list[dict[str, Any]] = []  # every NodeMigration status patch, in order
         self.events: list[tuple[str, str | None, bool, str, str]] = []
         self.writes = 0
         self.crash_on_write: int | None = None
@@ -113,8 +119,19 @@ class FakeCluster:
     def set_spec(self, name: str, **fields: Any) -> None:
         self.objects[name]["spec"].update(fields)
 
-    def status(self, name: str = "m") -> MigrationStatus:
+    def stored_status(self, name: str = "m") -> MigrationStatus:
+        """The NodeMigration's status as stored (bounded: no per-node records)."""
         return MigrationStatus.from_storage(self.objects[name].get("status") or {})
+
+    def status(self, name: str = "m") -> MigrationStatus:
+        """The stored status with every selected node's record, as the operator sees the fleet: the
+        NodeMigrationNode records, and the Pending and Skipped nodes its selection derives."""
+        stored = self.stored_status(name)
+        if stored.nodes:  # written by a previous version, not yet moved into children
+            return stored
+        records = [NodeRecord.from_storage(r) for owner, r in self.children.values() if owner == name]
+        nodes = reconcile_selection(self.get(name).spec, records, self.read_nodes())
+        return replace(stored, nodes=nodes)
 
     # --- ClusterPort
     def read_nodes(self) -> tuple[Node, ...]:
@@ -195,11 +212,29 @@ class FakeCluster:
             n.annotations[keys.CRI_SOCKET_ANNOTATION] = cri_endpoint
         n.labels[keys.RUNTIME_LABEL] = keys.RUNTIME_LABEL_VALUE
 
-    def write_status(self, name: str, status: Mapping[str, Any]) -> None:
+    def _durable_write(self) -> None:
         self.writes += 1
         if self.crash_on_write is not None and self.writes == self.crash_on_write:
-            raise Crash(f"status write {self.writes}")
-        self.objects[name]["status"] = copy.deepcopy(dict(status))
+            raise Crash(f"durable write {self.writes}")
+
+    def write_status(self, name: str, status: Mapping[str, Any]) -> None:
+        """A JSON merge patch of the status (null removes a field), as the real status subresource."""
+        self._durable_write()
+        self.status_writes.append(copy.deepcopy(dict(status)))
+        stored = self.objects[name].setdefault("status", {})
+        for key, value in copy.deepcopy(dict(status)).items():
+            if value is None:
+                stored.pop(key, None)
+            else:
+                stored[key] = value
+
+    def read_node_records(self, migration: NodeMigration) -> tuple[NodeRecord, ...]:
+        records = [NodeRecord.from_storage(r) for o, r in self.children.values() if o == migration.name]
+        return tuple(sorted(records, key=lambda r: r.name))
+
+    def write_node_record(self, migration: NodeMigration, record: NodeRecord) -> None:
+        self._durable_write()
+        self.children[child_name(migration.name, record.name)] = (migration.name, record.for_storage())
 
     def event(
         self,

@@ -45,7 +45,9 @@ def test_a_second_replica_does_nothing_while_the_first_holds_the_lease_and_takes
 ) -> None:
     cluster = FakeCluster(workers(3), clock)
     nodes = FakeNodes(cluster)
-    cluster.create(manifest(rollout={"maxUnavailable": 1}))
+    # the pause ends a's pass after its first node (a wave that ends inside the budget would otherwise
+    # start the next one in the same pass)
+    cluster.create(manifest(rollout={"maxUnavailable": 1, "pauseBetweenNodes": "5s"}))
     calls: Counter[str] = Counter()
     a = _replica(cluster, nodes, clock, "replica-a", calls)
     b = _replica(cluster, nodes, clock, "replica-b", calls)

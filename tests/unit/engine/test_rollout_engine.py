@@ -214,14 +214,19 @@ def test_control_plane_nodes_go_last_and_one_at_a_time(clock: Clock) -> None:
     )
     nodes = FakeNodes(cluster)
     cluster.create(manifest(rollout={"maxUnavailable": 4}))
-    engine = make_engine(cluster, nodes, clock)
-    order: list[set[str]] = []
-    for _ in range(10):
-        engine.reconcile(cluster.get("m"))
-        done = {n.name for n in cluster.status().nodes if n.phase == NodePhase.SUCCEEDED}
-        if not order or done != set().union(*order):
-            order.append(done - set().union(*order) if order else done)
-    assert order[:3] == [{"w1", "w2"}, {"a-cp1"}, {"a-cp2"}]
+    run_to_end(cluster, nodes, clock)
+
+    status = cluster.status()
+    record = {n.name: n for n in status.nodes}
+    assert all(r.phase == NodePhase.SUCCEEDED for r in record.values())
+    workers_done = max(record[w].finished_at for w in ("w1", "w2"))
+    assert record["w1"].started_at == record["w2"].started_at  # the workers: one wave
+    assert workers_done <= record["a-cp1"].started_at  # control-plane nodes last,
+    assert record["a-cp1"].finished_at <= record["a-cp2"].started_at  # one at a time
+    for write in cluster.status_writes:
+        in_flight = set(write.get("inFlight", ()))
+        assert not {"a-cp1", "a-cp2"} <= in_flight
+        assert not (in_flight & {"a-cp1", "a-cp2"} and in_flight & {"w1", "w2"})
 
 
 def test_new_matching_nodes_join_and_migrated_nodes_are_skipped(clock: Clock) -> None:
