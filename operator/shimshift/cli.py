@@ -1,4 +1,4 @@
-"""The `shimshift` command: `version`, `validate`, `render` (and, as they land, `plan`, `run`).
+"""The `shimshift` command: `version`, `validate`, `render`, `plan`, `snapshot`, `run`, `status`, `crd`.
 
 `main(argv)` returns the exit status, so tests drive the CLI directly. What it prints goes through
 `VisibleText`: node facts, manifests and error messages reach the terminal with their control
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO, cast
 
-from shimshift import __version__, plancli
+from shimshift import __version__, plancli, statusview
 from shimshift.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
@@ -148,9 +148,13 @@ def _cmd_snapshot(args: argparse.Namespace, out: TextIO) -> int:
     return plancli.run_snapshot(args, out)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    return statusview.run_status(args, out)
+
+
+def build_parser(prog: str = "shimshift") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="shimshift",
+        prog=prog,
         description="Migrate Kubernetes nodes from Docker Engine + dockershim to containerd, safely.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -219,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     plancli.add_snapshot_arguments(p)
     p.set_defaults(func=_cmd_snapshot)
 
+    p = sub.add_parser("status", help=statusview.HELP, description=statusview.DESCRIPTION)
+    statusview.add_status_arguments(p)
+    p.set_defaults(func=_cmd_status)
+
     p = sub.add_parser("crd", help="print the NodeMigration CRD (for kubectl apply -f -)")
     p.set_defaults(func=_cmd_crd)
     return parser
@@ -243,8 +251,8 @@ class VisibleText(io.TextIOBase):
         self._target.flush()
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, *, prog: str = "shimshift") -> int:
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits on --help and usage errors
@@ -253,6 +261,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     status: int = args.func(args, stream)
     stream.flush()
     return status
+
+
+def kubectl_main() -> int:
+    """The kubectl plugin `kubectl-shimshift` (krew's naming): `kubectl shimshift status NAME`."""
+    return main(prog="kubectl shimshift")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import crds, schema
+from . import crds, limits, schema
 from .errors import (
     ApiError,
     FieldError,
@@ -159,6 +159,7 @@ class Cluster:
         self._admit(rt, obj, None, field_validation)
         if dry_run:
             return self.view(rt, Stored(obj))
+        limits.check_stored(obj)
         stored = self.store.put(rt.gk, obj)
         self._after_write(rt, stored, None)
         return self.view(rt, stored)
@@ -313,6 +314,7 @@ class Cluster:
         ):
             stored = self._remove(rt, meta.get("namespace", ""), meta["name"])
             return self.view(rt, stored)
+        limits.check_stored(new)
         stored = self.store.put(rt.gk, new)
         self._after_write(rt, stored, old)
         return self.view(rt, stored)
@@ -506,6 +508,7 @@ class Cluster:
                         errors.append(
                             FieldError("FieldValueRequired", f"spec.containers[{i}].image", "Required value")
                         )
+        errors.extend(limits.field_errors(rt.gk, obj))
         if rt.gk == ("apiextensions.k8s.io", "customresourcedefinitions"):
             errors.extend(crds.validate_crd(obj))
         if rt.schema is not None:

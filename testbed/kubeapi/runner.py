@@ -8,6 +8,8 @@ All store access from other threads is marshalled onto the loop, so tests never 
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -40,14 +42,20 @@ class EmulatorConfig:
     controllers: bool = True
     simulate_kubelet: bool = True  # start pods (Pending -> Running, Ready) after pod_startup_seconds
     bookmark_interval: float = 1.0
+    # serve HTTPS with this certificate and key (files) instead of plain HTTP, as a real server does
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
-def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> Path:
+def write_kubeconfig(path: Path, url: str, namespace: str = "default", ca_cert: Path | None = None) -> Path:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_cert is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_cert.read_bytes()).decode()
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": "kubeapi-emulator", "cluster": {"server": url}}],
+        "clusters": [{"name": "kubeapi-emulator", "cluster": cluster}],
         "users": [{"name": "emulator", "user": {"token": "emulator-token"}}],
         "contexts": [
             {
@@ -118,10 +126,14 @@ class Emulator:
             self.server.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        tls: ssl.SSLContext | None = None
+        if self.config.tls_cert is not None and self.config.tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=tls)
         await site.start()
         host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
         return self.url
 
     async def stop(self) -> None:

@@ -1,9 +1,9 @@
 """The HTTP face of the emulator: URL parsing, content negotiation, LIST/WATCH streaming.
 
-One catch-all aiohttp route parses Kubernetes API paths itself (``/api/v1/namespaces/NS/pods/NAME/
-eviction``, ``/apis/G/V/PLURAL``, the legacy ``/watch/`` prefix, trailing slashes), records the
-request, applies injected faults, and hands the call to ``Cluster``. Answers are JSON (never
-protobuf); errors are ``kind: Status``.
+One catch-all aiohttp route parses Kubernetes API paths (``/api/v1/namespaces/NS/pods/NAME/eviction``,
+``/apis/G/V/PLURAL``, the legacy ``/watch/`` prefix, trailing slashes: ``testbed.apirequests``, shared
+with the fault-injecting proxy), records the request, applies injected faults, and hands the call to
+``Cluster``. Answers are JSON (never protobuf); errors are ``kind: Status``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import base64
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from . import openapi, protobuf
+from testbed.apirequests.faults import Faults, RequestLog, RequestRecord
+from testbed.apirequests.paths import Target, parse_path, request_verb
+
+from . import limits, openapi, protobuf
 from .cluster import APPLY, Cluster
 from .controllers import Controllers
 from .errors import ApiError, bad_request, method_not_allowed, not_found, status_body
 from .eviction import decide_eviction, eviction_success
-from .faults import Faults, RequestLog, RequestRecord
 from .registry import SERVER_VERSION, ResourceType
 from .selectors import FieldSelector, LabelSelector, check_field_labels
 from .store import Stored, Watcher, dumps
@@ -33,61 +34,6 @@ from .tables import table
 JSON = "application/json"
 OPENAPI_V2_PB = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Target:
-    kind: str  # version | api | apis | group | resources | object | health | openapi | unknown
-    group: str = ""
-    version: str = ""
-    plural: str = ""
-    namespace: str = ""
-    name: str = ""
-    subresource: str = ""
-    watch_prefix: bool = False
-
-
-def parse_path(path: str) -> Target:
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        return Target("unknown")
-    head = parts[0]
-    if head == "version":
-        return Target("version")
-    if head in ("healthz", "readyz", "livez"):
-        return Target("health")
-    if head == "openapi":
-        version = parts[1] if len(parts) > 1 else ""
-        return Target({"v3": "openapi", "v2": "openapi-v2"}.get(version, "unknown"))
-    if head == "api":
-        if len(parts) == 1:
-            return Target("api")
-        group, version, rest = "", parts[1], parts[2:]
-    elif head == "apis":
-        if len(parts) == 1:
-            return Target("apis")
-        if len(parts) == 2:
-            return Target("group", group=parts[1])
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return Target("unknown")
-    if not rest:
-        return Target("resources", group=group, version=version)
-    watch_prefix = rest[0] == "watch"
-    if watch_prefix:
-        rest = rest[1:]
-    namespace = ""
-    if (
-        rest
-        and rest[0] == "namespaces"
-        and len(rest) >= 3
-        and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
-    ):
-        namespace, rest = rest[1], rest[2:]
-    plural = rest[0] if rest else ""
-    name = rest[1] if len(rest) > 1 else ""
-    sub = rest[2] if len(rest) > 2 else ""
-    return Target("object", group, version, plural, namespace, name, sub, watch_prefix)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -114,25 +60,6 @@ def _decode_continue(token: str) -> tuple[str, str]:
     except (ValueError, TypeError) as e:
         raise bad_request("continue key is not valid") from e
     return (str(ns), str(name))
-
-
-def _verb(method: str, target: Target, query: dict[str, str]) -> str:
-    if target.kind != "object":
-        return ""
-    watch = target.watch_prefix or query.get("watch", "").lower() in ("true", "1")
-    if method == "GET":
-        if not target.name:
-            return "watch" if watch else "list"
-        return "watch" if watch else "get"
-    if method == "POST":
-        return "create"
-    if method == "PUT":
-        return "update"
-    if method == "PATCH":
-        return "patch"
-    if method == "DELETE":
-        return "delete" if target.name else "deletecollection"
-    return ""
 
 
 class ApiServer:
@@ -176,7 +103,7 @@ class ApiServer:
             method=request.method,
             path=request.path,
             query=query,
-            verb=_verb(request.method, target, query),
+            verb=request_verb(request.method, target, query),
             group=target.group,
             version=target.version,
             resource=target.plural,
@@ -199,6 +126,7 @@ class ApiServer:
             if self.faults.arriving(rec):
                 status = 503
                 return _json(status_body(503, "ServiceUnavailable", "a test trigger took this request"), 503)
+            limits.check_body(request.method, raw)
             if parse_error is not None:
                 raise parse_error
             response = await self.dispatch(request, target, query, rec, body, ctype)

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -380,10 +380,18 @@ class Cluster:
         return registry
 
     # ---- the Kubernetes API and the fake kubelets -------------------------------------------
-    def attach_api(self, url: str, kubeconfig: Path | str, start_kubelets: bool = True) -> None:
+    def attach_api(
+        self,
+        url: str,
+        kubeconfig: Path | str,
+        start_kubelets: bool = True,
+        node_kubeconfig: Callable[[str], str] | None = None,
+    ) -> None:
         """Make the API server at ``url`` (on the host's loopback) reachable from every node at the
         same address, install ``kubeconfig`` as each node's /etc/kubernetes/kubelet.conf, and start
-        the fake kubelets (``systemctl start kubelet`` inside each node)."""
+        the fake kubelets (``systemctl start kubelet`` inside each node). With ``node_kubeconfig``
+        (node name -> kubeconfig text) each node gets its own instead: a real API server's Node
+        authorizer admits a kubelet only with its node's credentials (``system:node:<name>``)."""
         parsed = urllib.parse.urlsplit(url)
         if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.port is None:
             raise TestbedError(f"the API server must listen on the host's loopback with a port, got {url}")
@@ -413,7 +421,7 @@ class Cluster:
             )
             target = node.dir.in_node("/etc/kubernetes/kubelet.conf")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            target.write_text(node_kubeconfig(node.name) if node_kubeconfig else text)
         if start_kubelets:
             with ThreadPoolExecutor(max_workers=len(self.nodes) or 1) as pool:
                 results = list(

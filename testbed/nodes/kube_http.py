@@ -25,6 +25,7 @@ class ApiError(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"API {status}: {body[:300]}")
         self.status = status
+        self.body = body
 
 
 def _material(entry: dict[str, Any], key: str, tmp: Path) -> str | None:
@@ -55,16 +56,17 @@ class KubeHttp:
             self.headers["Authorization"] = f"Bearer {user['token']}"
         self.context: ssl.SSLContext | None = None
         if self.server.startswith("https://"):
-            self._tmp = tempfile.TemporaryDirectory(prefix="fake-kubelet-")
-            tmp = Path(self._tmp.name)
-            ca = _material(cluster, "certificate-authority", tmp)
-            self.context = ssl.create_default_context(cafile=ca)
-            if cluster.get("insecure-skip-tls-verify"):
-                self.context.check_hostname = False
-                self.context.verify_mode = ssl.CERT_NONE
-            cert, key = _material(user, "client-certificate", tmp), _material(user, "client-key", tmp)
-            if cert:
-                self.context.load_cert_chain(cert, key)
+            # inline material goes through private files only while the context loads it
+            with tempfile.TemporaryDirectory(prefix="fake-kubelet-") as directory:
+                tmp = Path(directory)
+                ca = _material(cluster, "certificate-authority", tmp)
+                self.context = ssl.create_default_context(cafile=ca)
+                if cluster.get("insecure-skip-tls-verify"):
+                    self.context.check_hostname = False
+                    self.context.verify_mode = ssl.CERT_NONE
+                cert, key = _material(user, "client-certificate", tmp), _material(user, "client-key", tmp)
+                if cert:
+                    self.context.load_cert_chain(cert, key)
 
     def request(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"

@@ -45,6 +45,7 @@ log = logging.getLogger("fake-kubelet")
 STATUS_FILE = Path("/var/lib/kubelet/fake-status.json")
 READY_FILE = Path("/var/lib/kubelet/fake-kubelet.ready")
 PULL_BACKOFF = 10.0
+EXTERNAL_KUBELET = "testbed.shimshift.io/external-kubelet"
 
 
 def now_iso() -> str:
@@ -303,6 +304,9 @@ class FakeKubelet:
                 "annotations": {
                     "node.alpha.kubernetes.io/ttl": "0",
                     "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                    # this node's pods are reported here: the testbed's pod-lifecycle stand-ins
+                    # (the emulator's, testbed.controlplane.podlife) leave them alone
+                    EXTERNAL_KUBELET: "true",
                     **self.settings.annotations,
                 },
             },

@@ -19,11 +19,12 @@ from testbed.nodes.layout import MARKER_ENV
 from testbed.waiting import WaitTimeout, wait_until
 
 
-def marked_processes(predicate_dir: Path | None = None) -> dict[int, Path]:
+def marked_processes(predicate_dir: Path | None = None, marker: str = MARKER_ENV) -> dict[int, Path]:
     """PID -> cluster dir of every live process carrying the testbed marker (optionally only
-    those of clusters under ``predicate_dir``)."""
+    those of clusters under ``predicate_dir``); ``marker`` names another marker variable (the
+    control plane's)."""
     found: dict[int, Path] = {}
-    needle = MARKER_ENV.encode() + b"="
+    needle = marker.encode() + b"="
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue

@@ -11,7 +11,9 @@ whose containerd never comes up after the switch), SHIMSHIFT_SIM_CRASH (`node:op
 SIGKILLs itself once inside that node operation: for an operation that changes the node, right after
 the change is made and before the operator could record it; for facts and verify, while they run),
 SHIMSHIFT_SIM_RAISE (`node:op:n`: that node operation raises an OverflowError, an error no port
-promises, the first n times it is called: a bug's stand-in for the operator's unexpected-error path).
+promises, the first n times it is called: a bug's stand-in for the operator's unexpected-error path),
+SHIMSHIFT_SIM_KUBELET_KUBECONFIG (the credentials the simulated kubelet reports the runtime with; by
+default the operator's own, which only the emulator, enforcing no RBAC, accepts).
 """
 
 from __future__ import annotations
@@ -98,12 +100,14 @@ class SimNodes:
         self._maybe_crash(node, op)
 
     def _runtime(self, node: str, version: str) -> None:
-        self.kube.request(
-            "PATCH",
-            f"/api/v1/nodes/{node}/status",
-            body={"status": {"nodeInfo": {"containerRuntimeVersion": version}}},
-            content_type=MERGE_PATCH,
-        )
+        body = {"status": {"nodeInfo": {"containerRuntimeVersion": version}}}
+        kubelet = os.environ.get("SHIMSHIFT_SIM_KUBELET_KUBECONFIG")
+        if kubelet:  # the kubelet's own credentials, not the operator's (a real server tells them apart)
+            from testbed.nodes.kube_http import KubeHttp
+
+            KubeHttp(kubelet).merge_patch(f"/api/v1/nodes/{node}/status", body)
+            return
+        self.kube.request("PATCH", f"/api/v1/nodes/{node}/status", body=body, content_type=MERGE_PATCH)
 
     def facts(self, node: str) -> NodeFacts:
         time.sleep(self.step_seconds)

@@ -121,4 +121,7 @@ Refuse value combinations that would deploy something unsafe, with a message tha
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true (the ServiceMonitor scrapes the metrics Service)" }}
 {{- end }}
+{{- if and .Values.prometheusRule.enabled (not .Values.metrics.enabled) }}
+{{- fail "prometheusRule.enabled needs metrics.enabled=true (the alerts read the operator's metrics)" }}
+{{- end }}
 {{- end }}

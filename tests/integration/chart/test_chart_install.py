@@ -1,11 +1,14 @@
-"""The chart installs into the testbed's API emulator, and the API it installs then works.
+"""The chart installs into the testbed's API emulator and into the real control plane, and the API it
+installs then works.
 
-We test these aspects, with the real kubectl against testbed.kubeapi:
+We test these aspects, with the real kubectl against testbed.kubeapi and against the real kube-apiserver
+(``testbed.controlplane``; each test runs on both, the ``backend`` fixture):
 - every object the chart renders is accepted by the API (kubectl apply), and applying it again, as an
   upgrade would, changes nothing;
 - the NodeMigration CRD from the chart serves the API: the bundled examples are accepted and listed
   with their printer columns, and an object the schema forbids is rejected;
-- `helm install` itself, NOTES included, and `helm uninstall` leaving the CRD in place (keep).
+- `helm install` itself, NOTES included, and `helm uninstall` leaving the CRD in place (keep);
+- the Grafana dashboard ConfigMap is accepted and holds the dashboard unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from testbed.controlplane.api import RealKubeApi
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import Kubectl
 
@@ -27,12 +31,35 @@ pytestmark = pytest.mark.integration
 NAMESPACE_DOC = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": helm.NAMESPACE}}
 
 
+Api = KubeApi | RealKubeApi
+
+
+@pytest.fixture(params=["emulator", "real"])
+def backend(request: pytest.FixtureRequest) -> tuple[Api, Kubectl]:
+    """The API emulator or the real control plane, with a kubectl bound to it."""
+    if request.param == "emulator":
+        return request.getfixturevalue("kubeapi"), request.getfixturevalue("kubeapi_kubectl")
+    return request.getfixturevalue("realkube"), request.getfixturevalue("realkube_kubectl")
+
+
 def apply_chart(kubectl: Kubectl, tmp_path: Path, value_set: str = "secrets-from-values") -> str:
-    manifest = tmp_path / "chart.yaml"
-    manifest.write_text(yaml.safe_dump(NAMESPACE_DOC) + "---\n" + helm.rendered_text(value_set))
-    result = kubectl.run("apply", "-f", str(manifest))
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    """kubectl apply of the rendered chart. Its CRDs go first and are waited for: a real API server
+    serves a custom resource (the chart's ClusterKopfPeering) only once its CRD is established."""
+    docs = list(yaml.safe_load_all(helm.rendered_text(value_set)))
+    crds = [d for d in docs if d and d["kind"] == "CustomResourceDefinition"]
+    rest = [NAMESPACE_DOC, *(d for d in docs if d and d["kind"] != "CustomResourceDefinition")]
+    output = ""
+    for part, objects in (("crds", crds), ("chart", rest)):
+        manifest = tmp_path / f"{part}.yaml"
+        manifest.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        result = kubectl.run("apply", "-f", str(manifest))
+        assert result.returncode == 0, result.stderr
+        output += result.stdout
+        if part == "crds":
+            names = [f"crd/{d['metadata']['name']}" for d in crds]
+            waited = kubectl.run("wait", "--for=condition=Established", "--timeout=30s", *names)
+            assert waited.returncode == 0, waited.stderr
+    return output
 
 
 def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
@@ -43,60 +70,65 @@ def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
 
 
 def test_every_rendered_object_is_accepted_and_reapplying_changes_nothing(
-    kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
+    backend: tuple[Api, Kubectl], tmp_path: Path
 ) -> None:
-    first = apply_chart(kubeapi_kubectl, tmp_path)
+    kubectl = backend[1]
+    first = apply_chart(kubectl, tmp_path)
     rendered = helm.rendered("secrets-from-values")
     # kopf's peering CRD may exist already (the emulator pre-installs it, as other kopf operators would).
+    # ``first`` counts what the apply created or configured, the CRDs and then the rest
     assert first.count(" created") + first.count(" configured") == len(rendered) + 1  # + the namespace
     for doc in rendered:
         meta = doc["metadata"]
         kind = doc["kind"].lower()
         args = [f"{kind}/{meta['name']}"] + (["-n", meta["namespace"]] if "namespace" in meta else [])
-        live = get_json(kubeapi_kubectl, *args)
+        live = get_json(kubectl, *args)
         if meta["name"] != "clusterkopfpeerings.kopf.dev":  # kopf's CRD, from crds/ (not templated)
             assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == helm.RELEASE
-    again = apply_chart(kubeapi_kubectl, tmp_path)
+    again = apply_chart(kubectl, tmp_path)
     assert again.count(" unchanged") == len(rendered) + 1, again
-    deployment = get_json(kubeapi_kubectl, "deployment", helm.RELEASE, "-n", helm.NAMESPACE)
+    deployment = get_json(kubectl, "deployment", helm.RELEASE, "-n", helm.NAMESPACE)
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == helm.RELEASE
 
 
 def test_the_installed_crd_serves_nodemigrations_with_their_printer_columns(
-    kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
+    backend: tuple[Api, Kubectl], tmp_path: Path
 ) -> None:
-    apply_chart(kubeapi_kubectl, tmp_path)
-    crd = get_json(kubeapi_kubectl, "crd", "nodemigrations.shimshift.io")
+    kubectl = backend[1]
+    apply_chart(kubectl, tmp_path)
+    crd = get_json(kubectl, "crd", "nodemigrations.shimshift.io")
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     examples = helm.REPO / "examples"
-    result = kubeapi_kubectl.run("apply", "-f", str(examples / "plan.yaml"))
+    result = kubectl.run("apply", "-f", str(examples / "plan.yaml"))
     assert result.returncode == 0, result.stderr
     name = yaml.safe_load((examples / "plan.yaml").read_text())["metadata"]["name"]
-    table = kubeapi_kubectl.run("get", "nm", name)
+    table = kubectl.run("get", "nm", name)
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "MODE", "PHASE", "DONE", "CURRENT", "AGE"]
     assert row.split()[:2] == [name, "Plan"]
-    stored = get_json(kubeapi_kubectl, "nm", name)
+    stored = get_json(kubectl, "nm", name)
     assert stored["spec"]["rollout"]["maxFailures"] == 0, "the schema's defaults are applied"
 
 
 def test_the_installed_crd_rejects_what_its_schema_forbids(
-    kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
+    backend: tuple[Api, Kubectl], tmp_path: Path
 ) -> None:
-    apply_chart(kubeapi_kubectl, tmp_path)
+    kubectl = backend[1]
+    apply_chart(kubectl, tmp_path)
     bad = {
         "apiVersion": "shimshift.io/v1alpha1",
         "kind": "NodeMigration",
         "metadata": {"name": "bad"},
         "spec": {"mode": "Yolo", "nodeNames": ["n1"]},
     }
-    result = kubeapi_kubectl.run("apply", "-f", "-", input=json.dumps(bad))
+    result = kubectl.run("apply", "-f", "-", input=json.dumps(bad))
     assert result.returncode != 0
     assert "spec.mode" in result.stderr
 
 
-def test_helm_install_and_uninstall_keep_the_crd(kubeapi: KubeApi, tmp_path: Path) -> None:
+def test_helm_install_and_uninstall_keep_the_crd(backend: tuple[Api, Kubectl], tmp_path: Path) -> None:
+    kubeapi = backend[0]
     if importlib.util.find_spec("testbed.kubeapi.protobuf") is None:
         # helm 4 stores its release in a Secret sent as application/vnd.kubernetes.protobuf.
         pytest.skip("this testbed.kubeapi cannot decode protobuf request bodies (helm's release Secret)")
@@ -142,3 +174,13 @@ def test_helm_install_and_uninstall_keep_the_crd(kubeapi: KubeApi, tmp_path: Pat
     assert uninstall.returncode == 0, uninstall.stderr
     assert kubeapi.get("customresourcedefinitions", "nodemigrations.shimshift.io") is not None
     assert kubeapi.get("deployments", helm.RELEASE, helm.NAMESPACE) is None
+
+
+def test_the_dashboard_configmap_is_accepted_and_holds_the_dashboard(
+    kubeapi: KubeApi, kubeapi_kubectl: Kubectl, tmp_path: Path
+) -> None:
+    apply_chart(kubeapi_kubectl, tmp_path, "dashboards-and-rules")
+    live = get_json(kubeapi_kubectl, "configmap", f"{helm.RELEASE}-dashboard", "-n", helm.NAMESPACE)
+    assert live["metadata"]["labels"]["grafana_dashboard_platform"] == "yes"
+    shipped = json.loads((helm.CHART / "files" / "dashboards" / "shimshift.json").read_text())
+    assert json.loads(live["data"]["shimshift.json"]) == shipped

@@ -1,0 +1,86 @@
+"""pytest fixtures: one real control plane per session, what each test created removed after it.
+
+Register with ``pytest_plugins = ["testbed.controlplane.fixtures"]`` (tests/conftest.py does).
+
+- ``controlplane``: session-scoped ``ControlPlane`` (the first listed Kubernetes version, or
+  ``SHIMSHIFT_CONTROLPLANE_VERSION``, e.g. v1.34.4 when built with SHIMSHIFT_COMPONENTS_ALL=1), its API
+  server auditing every request at Metadata level (the response code of each) to ``audit.log``.
+- ``realkube``: function-scoped ``RealKubeApi`` (admin); after the test, ``reset()`` deletes what
+  the test created.
+- ``realkube_kubectl``: a ``Kubectl`` runner bound to the admin kubeconfig.
+
+Without the built binaries the fixtures skip, except under CI (``CI=true``), where a missing
+component fails the test with the message saying what to build: CI must not pass a check it skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from testbed import components
+from testbed.controlplane.api import RealKubeApi
+from testbed.controlplane.cluster import ControlPlane, binaries, default_version
+from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+
+#: Metadata level records who asked what and the response code, without bodies.
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
+
+
+def missing_component(message: str) -> NoReturn:
+    """Fail under CI (the check must run there), skip elsewhere."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI needs the real control plane: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def audit_events(plane: ControlPlane, offset: int = 0) -> list[dict[str, Any]]:
+    """The audit events the API server wrote after byte ``offset`` of its audit log."""
+    if plane.audit_log is None or not plane.audit_log.exists():
+        return []
+    with plane.audit_log.open("rb") as f:
+        f.seek(offset)
+        return [json.loads(line) for line in f.read().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    try:
+        version = os.environ.get("SHIMSHIFT_CONTROLPLANE_VERSION") or default_version()
+        binaries(version)
+    except components.ComponentMissing as e:
+        missing_component(str(e))
+    plane = ControlPlane.up(f"pytest-{os.getpid()}", version=version, audit_policy=AUDIT_POLICY)
+    try:
+        yield plane
+    finally:
+        plane.down()
+
+
+@pytest.fixture(scope="session")
+def realkube_session(controlplane: ControlPlane) -> RealKubeApi:
+    return RealKubeApi(controlplane.admin_kubeconfig)
+
+
+@pytest.fixture
+def realkube(realkube_session: RealKubeApi) -> Iterator[RealKubeApi]:
+    yield realkube_session
+    realkube_session.reset()
+
+
+@pytest.fixture
+def realkube_kubectl(realkube: RealKubeApi, tmp_path: Path) -> Kubectl:
+    binary = find_kubectl()
+    if binary is None:
+        missing_component("no kubectl: run scripts/setup (installs .tools/bin/kubectl) or install kubectl")
+    return Kubectl(binary, realkube.kubeconfig, tmp_path / "kubectl-cache")
