@@ -15,8 +15,9 @@ What it does, in order (every Kubernetes step is real ``kubectl`` against the AP
 4. switches the NodeMigration to ``Migrate`` (``kubectl patch``) and shows live progress: the
    ``kubectl get nm`` row and each node's step, redrawn in place on a terminal, one line per change
    otherwise;
-5. prints ``kubectl get nodes -o wide`` (the CONTAINER-RUNTIME column now says ``containerd://``)
-   and the total time;
+5. prints ``kubectl get nodes -o wide`` (the CONTAINER-RUNTIME column now says ``containerd://``),
+   then, over SSH on a migrated node that has crictl, ``crictl ps`` and ``crictl images`` (what
+   replaces ``docker ps`` and ``docker images``), and the total time;
 6. tears everything down (processes, namespaces, mounts, files), also on Ctrl-C, SIGTERM or an
    error, unless ``--keep`` is given: then it prints how to point your own kubectl at it and how to
    tear it down later (``python -m testbed down --name NAME``).
@@ -51,6 +52,7 @@ from typing import Any, TextIO, TypeVar
 from testbed.kubeapi.kubectl import find_kubectl
 from testbed.nodes.cluster import Cluster, cluster_name_problem, teardown_dir
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV
+from testbed.nodes.node import ssh_run
 from testbed.waiting import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -645,6 +647,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         kubectl("get", "nodes", "-o", "wide")
         kubectl("get", "pods", "-A", "-o", "wide")
         ok = final.phase == "Succeeded" and nodes_on(demo, names, "containerd://")
+        if ok:
+            show_crictl(demo, console)
         verdict = "every node is on containerd" if ok else f"the migration ended {final.phase}"
         console.line(f"\n{verdict}; total {console.elapsed():.0f}s")
         if not ok:
@@ -682,6 +686,36 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if interrupted:
         return 130
     return 0 if ok else 1
+
+
+CRI_ENDPOINT = "unix:///run/containerd/containerd.sock"
+
+
+def show_crictl(demo: Demo, console: Console) -> None:
+    """Without docker, how do I see my containers and images? On a migrated node, over SSH as an admin
+    would: `crictl ps` and `crictl images` (cri-tools, which kubeadm nodes have)."""
+    assert demo.cluster is not None
+    node = next((n for n in demo.cluster.nodes if n.profile.crictl), None)
+    console.section("without docker: crictl on a migrated node")
+    if node is None:
+        console.line("(no demo node has crictl: its profiles are " + ", ".join(PROFILES) + ")")
+        return
+    client = node.ssh_client(demo.cluster.private_key, demo.cluster.known_hosts)
+    try:
+        for what in ("ps", "images"):
+            argv = ["crictl", "--runtime-endpoint", CRI_ENDPOINT, what]
+            console.command(["ssh", f"{node.ssh_user}@{node.name}", *argv])
+            result = ssh_run(client, argv, timeout=30)
+            console.line(result.stdout.rstrip())
+            if result.exit_status != 0:
+                raise DemoError(f"crictl {what} on {node.name} failed: {result.stderr.strip()[-500:]}")
+            if what == "ps":
+                console.line(
+                    "(the testbed's kubelet is a model that starts no containers, so this list is empty; "
+                    "on a real node it lists every pod's containers, as docker ps did)"
+                )
+    finally:
+        client.close()
 
 
 def keep_logs(demo: Demo, console: Console) -> None:

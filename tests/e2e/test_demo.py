@@ -100,6 +100,15 @@ def test_the_demo_moves_every_node_to_containerd_and_leaves_the_machine_clean(te
     assert {"drain", "configure", "images", "switch", "verify"} <= steps, changes
     assert "every node is on containerd" in output
 
+    # without docker: crictl on a migrated node (kubeadm-systemd, the first profile, has it)
+    endpoint = "crictl --runtime-endpoint unix:///run/containerd/containerd.sock"
+    ps = section(output, f"ssh root@{NODES[0]} {endpoint} ps").splitlines()
+    assert ps[0].split()[:3] == ["CONTAINER", "IMAGE", "CREATED"], ps
+    images = section(output, f"ssh root@{NODES[0]} {endpoint} images").splitlines()
+    assert images[0].split()[:3] == ["IMAGE", "TAG", "IMAGE", "ID"][:3], images
+    listed = {tuple(row.split()[:2]) for row in images[1:]}
+    assert ("registry.shimshift.test/team/app", "1.0") in listed, images  # moved from Docker
+
     assert leftovers(testbed_root) == [], "the demo left this behind"
     assert not any(testbed_root.iterdir())
 

@@ -35,13 +35,15 @@ REPLACEMENTS: Mapping[str, str] = {
     "data-root": 'containerd "root" (default /var/lib/containerd; set it with spec.containerd.extraConfig); '
     "images are migrated into it, not shared",
     "live-restore": "none needed: containerd's shims keep containers running across containerd restarts",
-    "default-ulimits": "the OCI spec of the CRI runtime: base_runtime_spec of "
-    'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc (spec.containerd.extraConfig)',
-    "storage-driver": 'the snapshotter: plugins."io.containerd.grpc.v1.cri".containerd.snapshotter '
+    "default-ulimits": "the OCI spec of the CRI runtime: base_runtime_spec of containerd.runtimes.runc "
+    'in plugins."io.containerd.grpc.v1.cri" (schema 2) or plugins."io.containerd.cri.v1.runtime" '
+    "(schema 3 and 4) (spec.containerd.extraConfig)",
+    "storage-driver": 'the snapshotter: containerd.snapshotter of plugins."io.containerd.grpc.v1.cri" '
+    '(schema 2) or snapshotter of plugins."io.containerd.cri.v1.images" (schema 3 and 4) '
     '(default "overlayfs")',
     "storage-opts": "snapshotter plugin options (spec.containerd.extraConfig)",
     "max-concurrent-downloads": 'max_concurrent_downloads of plugins."io.containerd.grpc.v1.cri" '
-    "(spec.containerd.extraConfig)",
+    '(schema 2) or plugins."io.containerd.cri.v1.images" (schema 3 and 4) (spec.containerd.extraConfig)',
     "default-runtime": "the CRI runtime: containerd.default_runtime_name and RuntimeClass objects",
     "runtimes": "CRI runtimes: containerd.runtimes.<name> (spec.containerd.extraConfig) and RuntimeClass",
     "debug": 'containerd [debug] level = "debug"',
