@@ -37,7 +37,7 @@ def test_an_injected_error_is_a_real_status_and_never_reaches_the_upstream(
         try:
             core.patch_node("n1", {"metadata": {"labels": {"a": "b"}}})
         except ApiException as e:
-            answers.append((e.status, json.loads(e.body)))
+            answers.append((e.status, json.loads(e.body or "null")))
     assert [(code, body["kind"], body["reason"], body["code"]) for code, body in answers] == [
         (429, "Status", "TooManyRequests", 429)
     ] * 2
