@@ -88,6 +88,8 @@ class ProxyThread:
         self.loop.run_forever()
         if self._runner is not None:
             self.loop.run_until_complete(self._runner.cleanup())
+        # closed TLS connections finish closing on the loop's next turns (aiohttp's advice: 250 ms)
+        self.loop.run_until_complete(asyncio.sleep(0.25))
         self.loop.close()
 
     def start(self, timeout: float = 10.0) -> str:

@@ -230,6 +230,8 @@ class EmulatorThread:
         self._ready.set_result(url)
         self.loop.run_forever()
         self.loop.run_until_complete(self.emulator.stop())
+        if self.config.tls_cert is not None:  # closed TLS connections finish closing on later turns
+            self.loop.run_until_complete(asyncio.sleep(0.25))
         self.loop.close()
 
     def start(self, timeout: float = 10.0) -> str:
