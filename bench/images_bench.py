@@ -38,9 +38,9 @@ from testbed.nodes.images import benchmark_images, write_archive
 from tests.integration.images.conftest import NodeRunner, docker_facts, enable_cri
 
 from shimshift.model.spec import Images, ImageStrategy
-from shimshift.planning.images import plan_images
-from shimshift.remote.imagecmds import read_image_layers, transfer_script
-from shimshift.remote.images import migrate_images
+from shimshift.steps.images.commands import read_image_layers, transfer_script
+from shimshift.steps.images.plan import plan_images
+from shimshift.steps.images.run import migrate_images
 
 CTR = ["ctr", "-n", "k8s.io"]
 

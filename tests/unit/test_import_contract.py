@@ -1,4 +1,5 @@
-"""The layering contract is real: a pure-core module that imports paramiko breaks the build."""
+"""The layering contract is real: a pure-core module that imports paramiko, a module placed in no layer,
+or one step importing another breaks the build."""
 
 from __future__ import annotations
 
@@ -55,3 +56,42 @@ def test_a_pure_module_touching_the_garbage_collector_breaks_the_contract(tmp_pa
     result = _lint_imports(root)
     assert result.returncode != 0
     assert "shimshift.planning is not allowed to import gc" in result.stdout
+
+
+def test_a_new_top_level_module_placed_in_no_layer_breaks_the_contract(tmp_path: Path) -> None:
+    # the layers are exhaustive: every module of the package sits in a contract, a new one too
+    root = _copy_tree(tmp_path)
+    (root / "operator/shimshift/stray.py").write_text('"""Placed in no layer."""\n')
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert "shimshift.stray" in result.stdout
+    assert "The following modules are not listed as layers" in result.stdout
+
+
+def test_a_new_module_of_the_steps_package_placed_in_no_layer_breaks_the_contract(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    (root / "operator/shimshift/steps/stray.py").write_text('"""Placed in no layer."""\n')
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert "The following modules are not listed as layers" in result.stdout
+    assert "shimshift.steps.stray" in result.stdout
+
+
+def test_one_step_importing_another_step_breaks_the_contract(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    switch = root / "operator/shimshift/steps/switch/__init__.py"
+    switch.write_text(switch.read_text() + "\nfrom shimshift.steps import configure  # noqa\n")
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert "Each step is independent of the other steps BROKEN" in result.stdout
+    assert "shimshift.steps.switch is not allowed to import shimshift.steps.configure" in result.stdout
+
+
+def test_a_step_importing_the_engine_breaks_the_contract(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    (root / "operator/shimshift/steps/verify.py").write_text(
+        (root / "operator/shimshift/steps/verify.py").read_text() + "\nimport shimshift.stepexec  # noqa\n"
+    )
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert "shimshift.steps is not allowed to import shimshift.stepexec" in result.stdout

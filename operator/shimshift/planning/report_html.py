@@ -15,10 +15,10 @@ import markupsafe
 
 from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
-from shimshift.planning.imagefit import human_bytes
 from shimshift.planning.report import PlanReport
 from shimshift.planning.report_markdown import action_text
 from shimshift.resources import data_path
+from shimshift.steps.images.fit import human_bytes
 
 TEMPLATE = "plan.html.j2"
 

@@ -11,7 +11,6 @@ counts SSH handshakes, so the per-node cost of a migration can be reported as nu
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import math
@@ -28,7 +27,7 @@ import paramiko
 
 from shimshift.model.errors import RemoteError, ShimshiftError
 from shimshift.model.spec import HostKeyPolicy, Ssh
-from shimshift.playbooks import NodeFile, default_dir
+from shimshift.playbooks import NodeFile
 from shimshift.remote.hostkeys import (
     HostKeyPin,
     HostKeyStore,
@@ -40,6 +39,7 @@ from shimshift.remote.hostkeys import (
     parse_known_hosts,
     preferred_host_key_types,
 )
+from shimshift.steps.runner import CommandResult, script_argv
 
 log = logging.getLogger(__name__)
 
@@ -113,27 +113,6 @@ class OutputTooLarge(RemoteError):
     """A command printed more than MAX_OUTPUT bytes; the same command prints as much again."""
 
     transient = False
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    exit_status: int
-    stdout: bytes = field(repr=False)
-    stderr: bytes = field(repr=False)
-    duration: float
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    def stderr_tail(self, lines: int = 8) -> str:
-        tail = self.stderr.decode("utf-8", errors="replace").strip().splitlines()[-lines:]
-        return " | ".join(tail)[-800:]
 
 
 @dataclass(frozen=True)
@@ -446,7 +425,7 @@ class NodeConnection:
                 str(len(f.validate)),
                 *f.validate,
             ]
-        argv = ("/bin/sh", "-c", upload_script(), "shimshift-upload", *args)
+        argv = script_argv("upload", *args)
         names = ", ".join(f.path for f in files)
         result = self.run(
             argv, stdin=b"".join(f.content for f in files), timeout=timeout, what=f"upload {names}"
@@ -472,13 +451,3 @@ class NodeConnection:
             f"node {self.node}: {failed} was not installed, {why}; the file on the node is "
             f"unchanged: {result.stderr_tail()}"
         )
-
-
-@functools.cache
-def node_script(name: str) -> str:
-    """A fixed node-side script from playbooks/scripts/ (values reach it only as arguments)."""
-    return (default_dir() / "scripts" / f"{name}.sh").read_text()
-
-
-def upload_script() -> str:
-    return node_script("upload")

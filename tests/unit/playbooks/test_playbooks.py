@@ -41,11 +41,11 @@ def book(tasks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 def test_every_shipped_playbook_loads_with_its_scripts() -> None:
     books = load_playbooks()
-    assert {"facts", "backup", "configure", "images", "switch", "verify", "cleanup"} <= set(books)
+    assert {"facts", "backup", "configure", "switch", "verify", "cleanup"} == set(books)
     assert books["facts"].read_only and books["verify"].read_only
     for b in books.values():
         for t in b.tasks:
-            for action in (t.check, t.run, t.verify, t.undo):
+            for action in (t.run, t.undo):
                 if action is not None and action.script is not None:
                     assert "restore_backup()" in b.scripts[action.script]  # lib.sh is prepended
 
@@ -53,7 +53,6 @@ def test_every_shipped_playbook_loads_with_its_scripts() -> None:
 #: Changing playbooks with nothing for a rollback to take back, and why (playbooks/README.md, "undo").
 NOTHING_TO_UNDO = {
     "backup": "it only writes the backups, which are kept",
-    "images": "a placeholder that runs `true`; the images step's undo is shimshift.remote.images.undo_images",
 }
 
 
