@@ -1,6 +1,7 @@
 """The only code that talks to nodes over SSH (the only importer of `paramiko`; never `kubernetes`).
 
-- `NodeConnection(SshTarget, SshOptions)`: one reused connection per node; `run(argv)` ->
+- `NodeConnection(SshTarget, SshOptions)` (`connection`, from `connect`: handshake, host keys, auth;
+  `exec`: argv runs; `upload`: the upload protocol): one reused connection per node; `run(argv)` ->
   `CommandResult(argv, exit_status, stdout, stderr, duration)`; `upload(NodeFile)` installs a file
   atomically; `round_trips` / `connects` count the SSH cost; strict host keys (`HostKeyError`), or
   keys pinned on first use in a `HostKeyStore` (`HostKeyMismatch` when one changes).
