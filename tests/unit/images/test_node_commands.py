@@ -57,17 +57,19 @@ def test_the_transfer_runs_the_fixed_script_with_image_references_only_as_argume
     runner = ScriptedRunner(
         {
             ("cat",): Out(exit_status=1),
-            ("bash", "-c"): Out(stderr=b"shimshift-transfer: bytes=4242 save=0 import=0\n"),
+            ("/bin/sh", "-c", transfer_script()): Out(
+                stderr=b"shimshift-transfer: bytes=4242 save=0 import=0\n"
+            ),
         }
     )
     with pytest.raises(NodeError, match="missing from containerd"):  # the scripted node never lists it
         migrate_images(runner, PLAN, free_bytes=10 << 30)
-    transfer = next(c for c in runner.calls if c[0] == "bash")
+    transfer = next(c for c in runner.calls if c[:3] == ["/bin/sh", "-c", transfer_script()])
     assert transfer == [
-        "bash",
+        "/bin/sh",
         "-c",
         transfer_script(),
-        "image-transfer.sh",
+        "shimshift-image-transfer",
         "--",
         "registry.corp.test/team/app:1.0",
     ]

@@ -4,6 +4,8 @@ every value into exactly one argument, whatever it contains."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,10 @@ from shimshift.playbooks import (
     Each,
     NodeFile,
     PlaybookError,
+    default_dir,
     load_playbook,
     load_playbooks,
+    node_script,
     parse_playbook,
     render_argv,
     task_enabled,
@@ -160,3 +164,17 @@ def test_rendering_never_splits_or_changes_a_value(value: str) -> None:
     assert render_argv(pb, pb.tasks[0], pb.tasks[0].run, {"v": value.replace("\x00", "")}) == (
         value.replace("\x00", ""),
     )
+
+
+def test_every_node_script_parses_under_posix_sh() -> None:
+    # the scripts run as `/bin/sh -c <lib.sh + script>` (shimshift.steps.runner.script_argv); dash is
+    # a POSIX sh without bash's extensions, so a bashism fails to parse here
+    dash = shutil.which("dash")
+    if dash is None:
+        pytest.skip("dash is not installed")
+    scripts = sorted((default_dir() / "scripts").glob("*.sh"))
+    assert len(scripts) >= 10
+    for path in scripts:
+        text = node_script(path.stem)
+        result = subprocess.run([dash, "-n"], input=text, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"

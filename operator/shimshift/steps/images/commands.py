@@ -5,8 +5,8 @@ transfer script, pull, tag.
 Everything here is argv over a `Runner` (the SSH runner of `shimshift.remote` satisfies it; tests
 may run the same argv inside a testbed node). No shell string is built from a value: the one
 pipeline (`docker save IMG… | ctr -n k8s.io images import -`) is the fixed script
-`playbooks/scripts/image-transfer.sh`, run as `bash -c <script> image-transfer.sh IMG…`, so image
-references only ever travel as arguments. The step
+`playbooks/scripts/image-transfer.sh`, run as `/bin/sh -c <script> shimshift-image-transfer IMG…`
+(`shimshift.steps.runner.script_argv`), so image references only ever travel as arguments. The step
 that puts these together (record, migrate, verify, undo) is `shimshift.steps.images.run`; the
 `Runner` is `shimshift.steps.runner.Runner`.
 """
@@ -212,7 +212,7 @@ def transfer_batch(
 ) -> int:
     batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
     flags = ["--local"] if config.import_local else []
-    argv = ["bash", "-c", transfer_script(), "image-transfer.sh", *flags, "--", *batch.save_refs]
+    argv = script_argv("image-transfer", *flags, "--", *batch.save_refs)
     result = runner.run(argv, timeout=config.timeout_for(size))
     shown = ["image-transfer.sh", *batch.save_refs]
     check_result(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
