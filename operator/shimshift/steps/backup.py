@@ -15,11 +15,8 @@ from typing import Any
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.playbooks import shipped_playbook
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
-from shimshift.steps.execute import PlaybookResult, run_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "backup"
 
@@ -39,8 +36,7 @@ def backup_root(plan: NodeRunPlan) -> str:
     return f"{plan.state_dir}/backup"
 
 
-def _run_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return run_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
+_run_on_node, _ = playbook_halves(PLAYBOOK, _variables)
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:

@@ -11,9 +11,9 @@ cache. Its node half (`node_run` / `node_undo`) runs over a `CommandRunner`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
@@ -22,8 +22,9 @@ from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, NodeRecord
 from shimshift.model.timestamps import parse_iso
+from shimshift.playbooks import shipped_playbook
 from shimshift.rendering import RegistryMaterial
-from shimshift.steps.execute import PlaybookResult
+from shimshift.steps.execute import PlaybookResult, run_playbook, undo_playbook
 from shimshift.steps.nodeplan import NodeRunPlan
 from shimshift.steps.runner import CommandRunner
 
@@ -167,6 +168,21 @@ class Step:
     node_run: NodeHalf | None = None
     node_undo: NodeHalf | None = None
     scripts: tuple[str, ...] = ()  # playbooks/scripts/<name>.sh
+
+
+def playbook_halves(
+    playbook: str, variables: Callable[[NodeRunPlan], Mapping[str, Any]]
+) -> tuple[NodeHalf, NodeHalf]:
+    """The node half of a step that runs `playbooks/<playbook>.yaml` with `variables(plan)`, and its
+    undo (the playbook's undo actions, last task first)."""
+
+    def run(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
+        return run_playbook(runner, shipped_playbook(playbook), variables(plan))
+
+    def undo(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
+        return undo_playbook(runner, shipped_playbook(playbook), variables(plan))
+
+    return run, undo
 
 
 def started_at(record: NodeRecord, step: StepId) -> str:

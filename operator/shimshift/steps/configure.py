@@ -20,15 +20,12 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import NodeRecord
-from shimshift.playbooks import shipped_playbook
 from shimshift.rendering import RegistryMaterial, render_node_config
 from shimshift.rendering.redact import redact_text
 from shimshift.rendering.values import shown
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
-from shimshift.steps.execute import PlaybookResult, run_playbook, undo_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
 from shimshift.steps.filesection import Carryover, FileChange, FileSection, PlannedNode
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "configure"
 
@@ -149,12 +146,7 @@ def _variables(plan: NodeRunPlan) -> dict[str, Any]:
     }
 
 
-def _run_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return run_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
-
-
-def _undo_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return undo_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
+_run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:

@@ -12,11 +12,8 @@ from typing import Any
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.playbooks import shipped_playbook
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
-from shimshift.steps.execute import PlaybookResult, run_playbook, undo_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "cleanup"
 
@@ -26,12 +23,7 @@ def _variables(plan: NodeRunPlan) -> dict[str, Any]:
     return {"docker_policy": plan.docker_policy.value, "state_dir": plan.state_dir}
 
 
-def _run_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return run_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
-
-
-def _undo_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return undo_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
+_run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:

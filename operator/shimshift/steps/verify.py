@@ -10,18 +10,18 @@ from __future__ import annotations
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.playbooks import shipped_playbook
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext, StepFailed
-from shimshift.steps.execute import PlaybookResult, run_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, StepFailed, playbook_halves
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "verify"
 
 
-def _run_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
+def _variables(plan: NodeRunPlan) -> dict[str, str]:
     plan.checked()
-    return run_playbook(runner, shipped_playbook(PLAYBOOK), {"wait_seconds": str(plan.wait_seconds)})
+    return {"wait_seconds": str(plan.wait_seconds)}
+
+
+_run_on_node, _ = playbook_halves(PLAYBOOK, _variables)
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:

@@ -19,13 +19,11 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import NodeRecord
-from shimshift.playbooks import NodeFile, shipped_playbook
+from shimshift.playbooks import NodeFile
 from shimshift.rendering.redact import redact_text
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
-from shimshift.steps.execute import PlaybookResult, run_playbook, undo_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
 from shimshift.steps.filesection import FileChange, FileSection, PlannedNode
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.runner import CommandRunner
 from shimshift.steps.switch.kubelet import KubeletSwitch, plan_kubelet_switch
 
 PLAYBOOK = "switch"
@@ -119,12 +117,7 @@ def _variables(plan: NodeRunPlan) -> dict[str, Any]:
     }
 
 
-def _run_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return run_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
-
-
-def _undo_on_node(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
-    return undo_playbook(runner, shipped_playbook(PLAYBOOK), _variables(plan))
+_run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
