@@ -38,9 +38,10 @@ from testbed.nodes.images import benchmark_images, write_archive
 from tests.integration.images.conftest import NodeRunner, docker_facts, enable_cri
 
 from shimshift.model.spec import Images, ImageStrategy
-from shimshift.planning.images import plan_images
-from shimshift.remote.imagecmds import read_image_layers, transfer_script
-from shimshift.remote.images import migrate_images
+from shimshift.steps.images.commands import read_image_layers
+from shimshift.steps.images.plan import plan_images
+from shimshift.steps.images.run import migrate_images
+from shimshift.steps.runner import script_argv
 
 CTR = ["ctr", "-n", "k8s.io"]
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             must(node, ["rm", "-f", "/var/lib/shimshift/images/refs-before.txt"])
 
         def stream() -> None:
-            must(node, ["bash", "-c", transfer_script(), "image-transfer.sh", "--", *tags])
+            must(node, list(script_argv("image-transfer", "--", *tags)))
 
         def floor() -> None:
             must(node, [*CTR, "images", "import", saved])

@@ -45,7 +45,7 @@ args = sys.argv[1:]
 try:
     if args[0] == "load":
         from pathlib import Path
-        from shimshift.plancli import gc_paused
+        from shimshift.entry.plancli import gc_paused
         from shimshift.planning.snapshot import load_snapshot
         with gc_paused():  # as `shimshift plan` loads it
             load_snapshot(Path(args[1]))

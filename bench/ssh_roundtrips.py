@@ -29,9 +29,9 @@ from testbed.nodes import Cluster, Node
 
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.kubelet import plan_kubelet_switch
 from shimshift.remote import NodeConnection, NodeRunPlan, NodeSteps, SshOptions, SshTarget
 from shimshift.rendering import render_node_config
+from shimshift.steps.switch.kubelet import plan_kubelet_switch
 
 # What the probe reads, one exec each: the baseline a per-command fact gathering pays.
 NAIVE_COMMANDS: list[list[str]] = [

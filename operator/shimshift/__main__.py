@@ -1,5 +1,5 @@
 import sys
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 
 sys.exit(main())

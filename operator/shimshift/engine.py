@@ -47,10 +47,9 @@ from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
 from shimshift.planning.report_formats import report_files
 from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide
-from shimshift.planning.steps import MAX_ATTEMPTS, next_step
-from shimshift.planwiring import plan_hooks
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
 from shimshift.stepexec import StepExecutor, started_at
+from shimshift.steps.machine import MAX_ATTEMPTS, next_step
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +405,7 @@ class Engine:
 
     def forget(self, migration: NodeMigration) -> None:
         """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
-        the node ports' too when the factory can (`shimshift.nodeport.SshNodePortPool.forget`)."""
+        the node ports' too when the factory can (`shimshift.entry.nodeport.SshNodePortPool.forget`)."""
         self._steps.keep_facts(migration, ())
         forget = getattr(self.node_ports, "forget", None)
         if callable(forget):
@@ -485,7 +484,7 @@ class Engine:
             now,
             name=migration.name,
             facts_taken_at=iso(now),
-            hooks=plan_hooks(port.registry_material()),
+            material=port.registry_material(),
         )
         # every format, as `shimshift plan` renders it; the cluster port stores them at any size
         where = self.cluster.write_report(migration, report_files(report))

@@ -1,15 +1,15 @@
 """Node-side procedures as data: load playbooks/*.yaml into typed tasks, and render their argv. Pure.
 
-A playbook is a list of tasks; a task has a name, a timeout, and up to four actions: `check` (exit 0
-means already done, so `run` is skipped), `run`, `verify` (exit 0 means it worked) and `undo`. An
-action is an argv list, or a named script from playbooks/scripts/ with arguments (run as
+A playbook is a list of tasks; a task has a name, a timeout, a `when`, and two actions: `run` and its
+`undo`. An action is an argv list, or a named script from playbooks/scripts/ with arguments (run as
 `/bin/sh -c <script> shimshift-<name> ARG...`, so values only ever arrive as positional parameters),
-or an upload of a list of files. Each argv element is rendered on its own with Jinja2
+or an upload of a list of files. `node_script` is the one loader of a node script (lib.sh first), for
+playbooks and for the steps that run a script themselves. Each argv element is rendered on its own with Jinja2
 (StrictUndefined, sandboxed): a value can never become two arguments or shell syntax. `{each: var}`
 expands a list variable into one argument per item.
 
 The loader rejects a malformed playbook with the file, the task and the field. Nothing here runs
-anything; `shimshift.remote.executor` does, through one SSH connection.
+anything; `shimshift.steps.execute` does, through one SSH connection.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,11 +29,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem, ValidationError
 
-ACTIONS = ("check", "run", "verify", "undo")
+ACTIONS = ("run", "undo")
 #: Shell functions prepended to every playbook script (scripts/lib.sh).
 LIB_SCRIPT = "lib.sh"
 _TASK_KEYS = frozenset({"name", "timeout", "when", *ACTIONS})
-_ACTION_KEYS = frozenset({"argv", "script", "args", "upload", "stdin"})
+_ACTION_KEYS = frozenset({"argv", "script", "args", "upload"})
 _PLAYBOOK_KEYS = frozenset({"playbook", "description", "readOnly", "vars", "tasks"})
 
 _ENV = ImmutableSandboxedEnvironment(
@@ -59,7 +60,6 @@ class Action:
     argv: tuple[Arg, ...] = ()
     script: str | None = None
     upload: str | None = None  # name of a variable holding a list of NodeFile
-    stdin: str | None = None  # name of a variable whose bytes go to the command's stdin
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,6 @@ class Task:
     name: str
     run: Action
     timeout: float = 60.0
-    check: Action | None = None
-    verify: Action | None = None
     undo: Action | None = None
     when: str | None = None  # a Jinja expression; the task is skipped when it is false
 
@@ -173,7 +171,7 @@ def parse_playbook(raw: Any, *, source: str, scripts_dir: Path | None = None) ->
         task = _task(t, f"tasks[{i}]", problems)
         if task is not None:
             tasks.append(task)
-            for action in (task.check, task.run, task.verify, task.undo):
+            for action in (task.run, task.undo):
                 if action is not None and action.script is not None and action.script not in scripts:
                     text = _script(action.script, scripts_dir, f"tasks[{i}] ({task.name})", problems)
                     if text is not None:
@@ -233,8 +231,6 @@ def _task(raw: Any, where: str, problems: list[Problem]) -> Task | None:
         name=name,
         run=run,
         timeout=timeout,
-        check=actions.get("check"),
-        verify=actions.get("verify"),
         undo=actions.get("undo"),
         when=when if isinstance(when, str) else None,
     )
@@ -258,14 +254,13 @@ def _action(raw: Any, where: str, problems: list[Problem]) -> Action | None:
     argv = _argv(argv_raw, f"{where}.{'argv' if 'argv' in raw else 'args'}", problems)
     if "argv" in raw and not argv:
         problems.append(Problem(f"{where}.argv", "must not be empty"))
-    for key in ("script", "upload", "stdin"):
+    for key in ("script", "upload"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key].isidentifier()):
             problems.append(Problem(f"{where}.{key}", "a name (letters, digits, underscores)"))
     return Action(
         argv=argv,
         script=raw.get("script"),
         upload=raw.get("upload"),
-        stdin=raw.get("stdin"),
     )
 
 
@@ -293,14 +288,25 @@ def _script(name: str, scripts_dir: Path | None, where: str, problems: list[Prob
     if scripts_dir is None:
         problems.append(Problem(where, f"script {name!r} needs a scripts directory"))
         return None
-    path = scripts_dir / f"{name}.sh"
     try:
-        text = path.read_text()
+        return read_script(scripts_dir, name)
     except OSError:
-        problems.append(Problem(where, f"script {name!r}: {path} does not exist"))
+        problems.append(Problem(where, f"script {name!r}: {scripts_dir / f'{name}.sh'} does not exist"))
         return None
+
+
+def read_script(scripts_dir: Path, name: str) -> str:
+    """Node script `name` from `scripts_dir`, with the shared helpers (lib.sh) in front of it."""
+    text = (scripts_dir / f"{name}.sh").read_text()
     lib = scripts_dir / LIB_SCRIPT
     return (lib.read_text() + "\n" + text) if lib.is_file() else text
+
+
+@cache
+def node_script(name: str) -> str:
+    """A shipped node script (playbooks/scripts/<name>.sh with lib.sh): values reach it only as
+    arguments."""
+    return read_script(default_dir() / "scripts", name)
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -356,3 +362,9 @@ def task_enabled(task: Task, variables: Mapping[str, Any], source: str = "") -> 
 def missing_vars(playbook: Playbook, variables: Iterable[str]) -> tuple[str, ...]:
     given = set(variables)
     return tuple(v for v in playbook.vars if v not in given)
+
+
+@cache
+def shipped_playbook(name: str) -> Playbook:
+    """playbooks/<name>.yaml as shipped with the package, loaded once."""
+    return load_playbook(default_dir() / f"{name}.yaml")

@@ -1,6 +1,6 @@
 # shimshift facts probe (read-only). Takes no arguments and changes nothing on the node (its scratch
 # directory under /tmp is removed on exit). Prints one record per line,
-# "<key>\t<base64 of stdout>\t<exit status|missing>", which shimshift.planning.facts_parse turns into
+# "<key>\t<base64 of stdout>\t<exit status|missing>", which shimshift.steps.facts.parse turns into
 # NodeFacts. Every command is bounded by `timeout`; the slow ones (docker, ctr) run concurrently.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 scratch=$(mktemp -d /tmp/.shimshift-facts.XXXXXX) || exit 1

@@ -1,4 +1,3 @@
-#!/bin/bash
 # shimshift image transfer: stream Docker images into containerd's k8s.io namespace.
 #
 #   image-transfer.sh [--local] [--] IMAGE...
@@ -10,18 +9,19 @@
 # an image ID (a digest-only image) is imported under a generated `import-<date>@<manifest digest>`
 # name that the operator renames to the image's digest references and removes afterwards.
 #
-# This file is fixed: the operator runs it as `bash -c <this file> image-transfer.sh ARGS...`, so
-# every value (image references) arrives as an argument and is never parsed by a shell.
-# Progress: dd reports bytes on stderr while the stream runs; the last line is
+# This file is fixed: the operator runs it as `/bin/sh -c <lib.sh + this file> shimshift-image-transfer
+# ARGS...`, so every value (image references) arrives as an argument and is never parsed by a shell.
+# POSIX sh: each part of the pipe writes its exit status to a file (there is no PIPESTATUS).
+# Progress: dd's report of the bytes it moved goes to stderr after the stream; the last line is
 #   shimshift-transfer: bytes=<N> save=<rc> import=<rc>
 # and the exit status is non-zero if any part of the pipe failed.
-set -u -o pipefail
+set -u
 export LC_ALL=C
 
-import_flags=(--digests --skip-digest-for-named)
+local_flag=
 while [ "$#" -gt 0 ]; do
     case "$1" in
-        --local) import_flags+=(--local); shift ;;  # containerd 2.x: import without the transfer service
+        --local) local_flag=--local; shift ;;  # containerd 2.x: import without the transfer service
         --) shift; break ;;
         -*) echo "image-transfer.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -33,14 +33,17 @@ if [ "$#" -eq 0 ]; then
 fi
 
 count=$(mktemp /tmp/shimshift-transfer.XXXXXX)
-trap 'rm -f "$count"' EXIT
-docker save -- "$@" \
-    | dd bs=1M status=progress 2> >(tee "$count" >&2) \
-    | ctr -n k8s.io images import "${import_flags[@]}" -
-status=("${PIPESTATUS[@]}")
-wait  # bash 5.1+: also waits for the tee of dd's report (a process substitution)
+codes=$(mktemp /tmp/shimshift-transfer-rc.XXXXXX)
+trap 'rm -f "$count" "$codes"' EXIT
+{ docker save -- "$@"; echo "save=$?" >>"$codes"; } \
+    | { dd bs=1M status=progress 2>"$count"; echo "dd=$?" >>"$codes"; } \
+    | {
+        ctr -n k8s.io images import --digests --skip-digest-for-named ${local_flag:+"$local_flag"} -
+        echo "import=$?" >>"$codes"
+    }
+cat "$count" >&2
+code() { sed -n "s/^$1=//p" "$codes"; }
+save=$(code save) copied=$(code dd) imported=$(code import)
 bytes=$(tr '\r' '\n' < "$count" | sed -n 's/^\([0-9][0-9]*\) bytes.*/\1/p' | tail -n 1)
-echo "shimshift-transfer: bytes=${bytes:-0} save=${status[0]} import=${status[2]}" >&2
-for rc in "${status[@]}"; do
-    [ "$rc" -eq 0 ] || exit 1
-done
+echo "shimshift-transfer: bytes=${bytes:-0} save=${save:-?} import=${imported:-?}" >&2
+[ "$save" = 0 ] && [ "$copied" = 0 ] && [ "$imported" = 0 ] || exit 1

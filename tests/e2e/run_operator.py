@@ -3,7 +3,7 @@
     python -m tests.e2e.run_operator run --kubeconfig ... [any other `shimshift run` flag]
 
 Takes exactly `shimshift run`'s arguments ("run" included, so the chart's Deployment arguments pass
-unchanged) and environment, builds the same settings, and hands `shimshift.handlers.run_operator` the
+unchanged) and environment, builds the same settings, and hands `shimshift.entry.handlers.run_operator` the
 simulated node ports as a Python object. The shipped CLI has no way to do this:
 no flag or environment variable of the operator names code to import. Needs the repository root and
 operator/ on PYTHONPATH (tests/e2e/conftest.py's Operator sets both).
@@ -15,8 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shimshift.cli import EXIT_USAGE, build_parser
-from shimshift.handlers import RunSettings, run_operator
+from shimshift.entry.cli import EXIT_USAGE, build_parser
+from shimshift.entry.handlers import RunSettings, run_operator
 from shimshift.model.errors import ShimshiftError
 from tests.e2e.simnodes import node_ports
 

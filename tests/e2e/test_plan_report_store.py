@@ -23,7 +23,7 @@ import yaml
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.limits import MAX_CONFIGMAP_BYTES, MAX_STORED_BYTES
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model import keys
 from shimshift.model.facts import NodeFacts
 from shimshift.model.factsjson import facts_to_json_text

@@ -18,7 +18,7 @@ import yaml
 from testbed.kubeapi import KubeApi
 from testbed.nodes import Cluster
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from tests.e2e.conftest import emulator_for, eventually, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(240)]

@@ -20,13 +20,12 @@ import pytest
 from testbed.kubeapi import KubeApi
 from testbed.nodes import Cluster
 
+from shimshift.entry.plancli import probe_facts
 from shimshift.model import parse_nodemigration
 from shimshift.model.status import NodePhase, Phase
-from shimshift.plancli import probe_facts
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import build_cluster
 from shimshift.planning.snapshot import CONTROLLER_KINDS
-from shimshift.planwiring import plan_hooks
 from shimshift.resources import load_crd
 from tests.e2e.conftest import Operator, emulator_for, eventually, secret
 
@@ -86,9 +85,7 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     cluster = build_cluster(objects["nodes"], objects["pods"], objects["poddisruptionbudgets"], controllers)
     args = argparse.Namespace(kubeconfig=str(api.kubeconfig), context=None, probe_namespace="default")
     facts = probe_facts(args, migration, names, io.StringIO())
-    report = build_plan(
-        migration.spec, cluster, facts, dt.datetime.now(dt.UTC), name="match", hooks=plan_hooks()
-    )
+    report = build_plan(migration.spec, cluster, facts, dt.datetime.now(dt.UTC), name="match")
     assert not report.blockers, [f.message for f in report.blockers]
     predicted = {
         (n.name, c.path): c.after

@@ -165,7 +165,7 @@ def test_a_copy_of_the_ssh_key_in_another_secret_is_refused_at_facts_before_the_
 def test_the_live_plan_reads_the_registry_secrets_read_only_and_blocks_only_the_missing_one(
     stack: tuple[Cluster, Any], tmp_path: Path
 ) -> None:
-    from shimshift.cli import main
+    from shimshift.entry.cli import main
 
     nodes, api = stack
     assert nodes.registry is not None

@@ -42,6 +42,7 @@ from shimshift.model.keys import STEP_ORDER, StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import MigrationStatus, NodePhase, NodeRecord, Phase, StepState
 from shimshift.remote import NodeConnection, SshNodePort, SshOptions, SshTarget
+from shimshift.steps.switch import staged_files
 from tests.e2e.conftest import Operator, emulator_for, eventually, secret
 from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready, operator_requests
 
@@ -476,11 +477,11 @@ def node5(stack: tuple[Cluster, KubeApi]) -> Node5:
     port = _ssh_port(nodes, target, spec, version, "probe")
     try:
         facts = port.facts(target.name)
-        variables = port.plan(target.name, facts).variables()
+        plan = port.plan(target.name, facts)
     finally:
         port.close()
-    backed_up = (*variables["containerd_paths"], *variables["kubelet_paths"])
-    paths = (*backed_up, *(f.path for f in variables["staged_files"]))
+    backed_up = (*plan.containerd_paths, *plan.kubelet_paths)
+    paths = (*backed_up, *(f.path for f in staged_files(plan)))
     return Node5(target, spec, version, facts, backed_up, paths, _snapshot(target, paths))
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import io
 from pathlib import Path
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.rendering import facts_from_json_text, facts_to_json_text
 
 REPO = Path(__file__).resolve().parents[2]

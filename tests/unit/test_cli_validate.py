@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 

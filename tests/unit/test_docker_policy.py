@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shimshift import handlers
-from shimshift.cli import main
+from shimshift.entry import handlers
+from shimshift.entry.cli import main
 from shimshift.model.errors import ValidationError
 from shimshift.model.migration import parse_nodemigration, version_schema
 from shimshift.model.status import ConditionReason, MigrationStatus

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model import check_nodemigration
 from shimshift.model.durations import parse_duration
 from shimshift.resources import load_crd

@@ -1,4 +1,4 @@
-"""`shimshift.nodeport.registry_material`: the registry Secrets as the operator reads them (Plan and
+"""`shimshift.entry.nodeport.registry_material`: the registry Secrets as the operator reads them (Plan and
 Migrate modes, `shimshift plan --probe-namespace`): never an SSH Secret, a missing one recorded against
 its registry, a transient API error raised."""
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from shimshift.entry.nodeport import registry_material
 from shimshift.kube.api import ApiStatusError, NotFound
 from shimshift.model import parse_nodemigration
 from shimshift.model.spec import SecretKeyRef
-from shimshift.nodeport import registry_material
 from shimshift.resources import load_crd
 from tests import pki
 
@@ -106,7 +106,7 @@ def test_a_transient_api_error_is_raised_so_the_plan_or_step_is_tried_again() ->
 
 
 def test_the_port_reads_a_refused_secret_again_and_keeps_a_complete_answer() -> None:
-    from shimshift.nodeport import ssh_node_port
+    from shimshift.entry.nodeport import ssh_node_port
 
     body = {
         "apiVersion": "shimshift.io/v1alpha1",

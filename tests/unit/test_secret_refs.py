@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model import ValidationError, parse_nodemigration
 from shimshift.model.migration import version_schema
 from shimshift.model.semantics import check_spec

@@ -2,7 +2,7 @@
 and the SSH node port and the node scripts carry no hook that only tests use.
 
 Tests bring their simulated node steps through their own launcher (tests/e2e/run_operator.py), which
-hands `shimshift.handlers.run_operator` a factory object; nothing a user can set reaches that parameter.
+hands `shimshift.entry.handlers.run_operator` a factory object; nothing a user can set reaches that parameter.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.remote import SshNodePort
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_a_module_named_in_shimshift_node_port_is_never_imported(tmp_path: Path)
     # `shimshift run` up to kopf's event loop, which is replaced by a report of the node ports it got.
     script = (
         "import sys, kopf\n"
-        "from shimshift import cli\n"
+        "from shimshift.entry import cli\n"
         "def run(**kwargs):\n"
         "    ports = kwargs['memo'].runtime.engine.node_ports\n"
         "    print('node ports:', type(ports).__module__, type(ports).__qualname__)\n"
@@ -77,7 +77,7 @@ def test_a_module_named_in_shimshift_node_port_is_never_imported(tmp_path: Path)
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert not marker.exists(), "the operator imported the module SHIMSHIFT_NODE_PORT named"
-    assert "node ports: shimshift.nodeport SshNodePortPool" in result.stdout
+    assert "node ports: shimshift.entry.nodeport SshNodePortPool" in result.stdout
 
 
 def test_the_ssh_node_port_has_no_test_hook() -> None:

@@ -17,10 +17,9 @@ import pytest
 
 from shimshift.model import ValidationError, parse_nodemigration
 from shimshift.model.facts import KubeletFacts, NodeFacts, Setting
-from shimshift.planning.cluster import Node
-from shimshift.planwiring import containerd_files
 from shimshift.rendering import render_node_config
 from shimshift.rendering.containerd import RenderProblems
+from shimshift.steps.configure import containerd_files
 from tests.unit.conftest import minimal_manifest
 from tests.unit.rendering.helpers import spec_with
 
@@ -168,7 +167,7 @@ def test_allow_unsafe_lets_the_named_setting_through_and_the_plan_warns_about_it
     extra: str, key: str, allow: str, version: int, crd: dict[str, Any]
 ) -> None:
     spec = parse_nodemigration(manifest(extra, version, [allow]), crd).spec
-    section = containerd_files(spec, Node(name="n1"), facts(version))
+    section = containerd_files(spec, facts(version))
     assert any(key in w and allow in w for w in section.warnings), section.warnings
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 
 class KubeletLayout(StrEnum):
-    """Where a node's kubelet gets its runtime flags: the file the switch step edits (planning/kubelet.py)."""
+    """Where a node's kubelet gets its runtime flags: the file the switch step edits
+    (steps/switch/kubelet.py)."""
 
     KUBEADM_FLAGS = "KubeadmFlags"  # /var/lib/kubelet/kubeadm-flags.env
     DEFAULT_FILE = "DefaultFile"  # /etc/default/kubelet

@@ -1,8 +1,9 @@
 """`build_plan`: the whole plan report as a function of (spec, cluster, node facts, now).
 
 The operator calls it for `mode: Plan` (with the cluster it read and the facts its read-only probe
-gathered), the CLI calls it with a snapshot; both inject the containerd and kubelet file planners as
-hooks (`PlanHooks`), since those live in sibling layers. Nothing here does I/O or reads the clock.
+gathered, and the registry Secrets' material), the CLI calls it with a snapshot. The files a node's
+migration writes are the configure and switch steps' own plans (`steps.configure.SharedRenders`,
+`steps.switch.SharedKubeletEdits`). Nothing here does I/O or reads the clock.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from shimshift.model.errors import NodeError, Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
@@ -22,7 +24,6 @@ from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_no
 from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node, estimate_waves
 from shimshift.planning.faq import FAQ
 from shimshift.planning.findings import Finding, Level, name_some, sorted_findings
-from shimshift.planning.imagefit import ImageSummary, summarise_images
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
 from shimshift.planning.report import (
@@ -30,11 +31,8 @@ from shimshift.planning.report import (
     EXIT_CLEAN,
     EXIT_WARNINGS,
     DrainSummary,
-    FileSection,
-    FilesHook,
     NodeReport,
     NodeStatus,
-    PlanHooks,
     PlanReport,
     SpecSummary,
     Summary,
@@ -44,9 +42,17 @@ from shimshift.planning.report import (
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
 from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.waves import Wave, plan_waves
+from shimshift.rendering import RegistryMaterial
+from shimshift.steps.configure import SharedRenders
+from shimshift.steps.filesection import FileSection
+from shimshift.steps.images.fit import ImageSummary, summarise_images
+from shimshift.steps.switch import SharedKubeletEdits
 
-NO_HOOKS = PlanHooks()
-NOT_WIRED = "not computed: this build of shimshift has no {what} planner wired into plan reports"
+
+class FilesPlan(Protocol):
+    """A step's plan of the files it writes on a node; raises ShimshiftError when they cannot be planned."""
+
+    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection: ...
 
 
 def selector_text(selector: LabelSelector | None) -> str:
@@ -91,15 +97,13 @@ def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
 
 
 def _files(
-    hook: FilesHook | None, what: str, code: str, spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None
+    plan: FilesPlan, what: str, code: str, spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None
 ) -> tuple[FileSection, list[Finding]]:
-    if hook is None:
-        return FileSection.not_computed(NOT_WIRED.format(what=what)), []
     if facts is None:
         return FileSection.not_computed("not computed: no facts for this node"), []
     try:
         try:
-            section = hook(spec, node, facts)
+            section = plan(spec, node, facts)
         except RecursionError as e:  # a node file nested past what a parser checks: that node's blocker
             raise NodeError(node.name, "a file in its facts is nested too deep to read") from e
     except ShimshiftError as e:
@@ -195,9 +199,14 @@ def build_plan(
     name: str = "",
     facts_taken_at: str = "",
     source: str = "",
-    hooks: PlanHooks = NO_HOOKS,
+    material: RegistryMaterial | None = None,
 ) -> PlanReport:
-    """The plan report for `spec` on `cluster`; `facts_by_node` holds whatever the probe gathered."""
+    """The plan report for `spec` on `cluster`; `facts_by_node` holds whatever the probe gathered.
+
+    `material`: the registry Secrets as the operator resolved them (`shimshift.entry.nodeport`), so
+    the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
+    # renders and kubelet edits are shared between look-alike nodes of this plan
+    containerd_plan, kubelet_plan = SharedRenders(material), SharedKubeletEdits()
     try:
         pod_selector = parse_label_selector(spec.drain.pod_selector)
     except ValueError as e:
@@ -231,10 +240,10 @@ def build_plan(
             images = summarise_images(spec, facts)
             findings += check_images(node.name, images)
         containerd, more = _files(
-            hooks.containerd, "containerd configuration", "ContainerdRenderFailed", spec, node, facts
+            containerd_plan, "containerd configuration", "ContainerdRenderFailed", spec, node, facts
         )
         findings += more
-        kubelet, more = _files(hooks.kubelet, "kubelet edit", "KubeletEditFailed", spec, node, facts)
+        kubelet, more = _files(kubelet_plan, "kubelet edit", "KubeletEditFailed", spec, node, facts)
         findings += more
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)

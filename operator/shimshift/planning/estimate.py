@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shimshift.planning.drain import NodeDrain, PodAction
-from shimshift.planning.imagefit import ImageSummary
 from shimshift.planning.waves import Wave
+from shimshift.steps.images.fit import ImageSummary
 
 #: Seconds, for steps whose time does not depend on the node's workload.
 FIXED_STEPS: Mapping[str, int] = {

@@ -14,7 +14,7 @@ from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
-from shimshift.planning.imagefit import ImageSummary, human_bytes
+from shimshift.steps.images.fit import ImageSummary, human_bytes
 
 
 @dataclass(frozen=True)

@@ -7,25 +7,20 @@ version is `SCHEMA_VERSION` (a new optional field keeps the version; renaming or
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
-from shimshift.model.facts import NodeFacts
 from shimshift.model.factsjson import to_jsonable
-from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.cluster import Node
 from shimshift.planning.dockerdeps import DockerDependency
 from shimshift.planning.drain import PodPlan
 from shimshift.planning.faq import FaqEntry
 from shimshift.planning.findings import Finding
-from shimshift.planning.imagefit import ImageSummary
 from shimshift.planning.pdb import PdbState
 from shimshift.planning.preflight import NodeRuntime
 from shimshift.planning.selection import Skipped
+from shimshift.steps.filesection import FileSection
+from shimshift.steps.images.fit import ImageSummary
 
 SCHEMA_VERSION = "shimshift.io/plan-report/v1"
 
@@ -38,77 +33,6 @@ class Verdict(StrEnum):
     CLEAN = "Clean"
     WARNINGS = "Warnings"
     BLOCKED = "Blocked"
-
-
-# ---- files the migration writes: computed by hooks from the rendering and kubelet layers ---------
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: str
-    before: str | None  # None: the file does not exist yet
-    after: str | None  # None: the file is removed
-    secret: bool = False  # shown by hash only
-
-    @cached_property
-    def diff(self) -> str:
-        if self.secret:
-            old = hashlib.sha256(self.before.encode()).hexdigest()[:12] if self.before is not None else "none"
-            new = hashlib.sha256(self.after.encode()).hexdigest()[:12] if self.after is not None else "none"
-            return f"--- {self.path}\n+++ {self.path}\n@@ secret file: sha256 {old} -> {new} @@\n"
-        lines = difflib.unified_diff(
-            (self.before or "").splitlines(keepends=True),
-            (self.after or "").splitlines(keepends=True),
-            fromfile=self.path if self.before is not None else "/dev/null",
-            tofile=self.path if self.after is not None else "/dev/null",
-        )
-        return "".join(
-            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-        )
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
-
-
-@dataclass(frozen=True)
-class Carryover:
-    """A Docker setting and what becomes of it under containerd."""
-
-    source: str  # e.g. "daemon.json insecure-registries"
-    value: str
-    outcome: str  # where it goes, or what replaces it
-    carried: bool
-
-
-@dataclass(frozen=True)
-class FileSection:
-    """The files one part of the migration writes on a node, or why they could not be computed."""
-
-    computed: bool
-    reason: str = ""  # when not computed: why (no renderer in this build, no facts, a render error)
-    changes: tuple[FileChange, ...] = ()
-    notes: tuple[str, ...] = ()
-    carryover: tuple[Carryover, ...] = ()
-    warnings: tuple[str, ...] = ()  # risks the planner saw in these files (e.g. TLS verification off)
-
-    @classmethod
-    def not_computed(cls, reason: str) -> FileSection:
-        return cls(False, reason)
-
-
-class FilesHook(Protocol):
-    """Computes a FileSection for a node; raises ShimshiftError when the files cannot be rendered."""
-
-    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection: ...
-
-
-@dataclass(frozen=True)
-class PlanHooks:
-    """The parts of a plan that come from other layers, injected by the caller (CLI or operator)."""
-
-    containerd: FilesHook | None = None  # config.toml + certs.d/*/hosts.toml, Docker carry-over
-    kubelet: FilesHook | None = None  # the kubelet flags/config edit
 
 
 # ---- the report ----------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.pdb import EvictionVerdict
 from shimshift.planning.preflight import NodeRuntime
-from shimshift.planning.report import FileSection, NodeReport, NodeStatus, PlanReport
+from shimshift.planning.report import NodeReport, NodeStatus, PlanReport
+from shimshift.steps.filesection import FileSection
 
 #: Up to this many nodes and pods a report shows every pod of every node; beyond, only those that
 #: need attention (the JSON form lists all of them in nodes[].pods).

@@ -16,7 +16,6 @@ import markupsafe
 from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
 from shimshift.planning.drain import PodPlan
-from shimshift.planning.imagefit import human_bytes
 from shimshift.planning.report import NodeReport, PlanReport
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
@@ -29,6 +28,7 @@ from shimshift.planning.report_groups import (
 )
 from shimshift.planning.report_markdown import action_text
 from shimshift.resources import data_path
+from shimshift.steps.images.fit import human_bytes
 
 TEMPLATE = "plan.html.j2"
 

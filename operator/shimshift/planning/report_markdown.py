@@ -17,8 +17,7 @@ from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
-from shimshift.planning.imagefit import human_bytes
-from shimshift.planning.report import FileSection, NodeReport, PlanReport, Verdict
+from shimshift.planning.report import NodeReport, PlanReport, Verdict
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
     NodeGroup,
@@ -29,6 +28,8 @@ from shimshift.planning.report_groups import (
     group_title,
     pods_needing_attention,
 )
+from shimshift.steps.filesection import FileSection
+from shimshift.steps.images.fit import human_bytes
 
 _VERDICT = {
     Verdict.CLEAN: "CLEAN: nothing blocks the migration",
@@ -115,7 +116,7 @@ def action_text(p: PodPlan) -> str:
 
 @lru_cache(maxsize=64)
 def _files(title: str, section: FileSection) -> tuple[str, ...]:
-    """Remembered: look-alike nodes share one FileSection (shimshift.planwiring), rendered once."""
+    """Remembered: look-alike nodes share one FileSection (steps.configure.SharedRenders), rendered once."""
     out = [f"#### {title}", ""]
     if not section.computed:
         out += [f"_{cell(section.reason)}_", ""]

@@ -1,19 +1,17 @@
 """The only code that talks to nodes over SSH (the only importer of `paramiko`; never `kubernetes`).
 
-- `NodeConnection(SshTarget, SshOptions)`: one reused connection per node; `run(argv)` ->
+- `NodeConnection(SshTarget, SshOptions)` (`connection`, from `connect`: handshake, host keys, auth;
+  `exec`: argv runs; `upload`: the upload protocol): one reused connection per node; `run(argv)` ->
   `CommandResult(argv, exit_status, stdout, stderr, duration)`; `upload(NodeFile)` installs a file
   atomically; `round_trips` / `connects` count the SSH cost; strict host keys (`HostKeyError`), or
   keys pinned on first use in a `HostKeyStore` (`HostKeyMismatch` when one changes).
-- `run_playbook` / `undo_playbook`: execute playbooks/*.yaml tasks (check, run, verify, undo).
-- `NodeSteps(conn)`: the node steps of the migration (facts, backup, configure, images hook, switch,
-  verify, cleanup) and their rollback, driven by a `NodeRunPlan`.
 - `SshNodePort`: the engine's NodePort (facts/backup/configure/images/switch/verify/finish/undo by node
-  name) on top of these, with plans from shimshift.rendering and shimshift.planning.kubelet.
+  name): each call runs the node half of a step from its home in `shimshift.steps` over the node's
+  `NodeConnection` (re-exported here: `NodeSteps`, `NodeRunPlan`, `run_playbook`, ...).
 """
 
 from shimshift.remote.connection import (
     CommandError,
-    CommandResult,
     CommandTimeout,
     ConnectFailed,
     ConnectionLost,
@@ -23,14 +21,6 @@ from shimshift.remote.connection import (
     SshTarget,
     UploadError,
     load_private_key,
-)
-from shimshift.remote.executor import (
-    PlaybookResult,
-    TaskFailed,
-    TaskOutcome,
-    TaskStatus,
-    run_playbook,
-    undo_playbook,
 )
 from shimshift.remote.hostkeys import (
     HostKeyError,
@@ -44,7 +34,17 @@ from shimshift.remote.hostkeys import (
     parse_known_hosts,
 )
 from shimshift.remote.port import SshNodePort
-from shimshift.remote.steps import NodeRunPlan, NodeSteps, NotDockershimNode
+from shimshift.steps.execute import (
+    PlaybookResult,
+    TaskFailed,
+    TaskOutcome,
+    TaskStatus,
+    run_playbook,
+    undo_playbook,
+)
+from shimshift.steps.nodeplan import NodeRunPlan, NotDockershimNode
+from shimshift.steps.runner import CommandResult
+from shimshift.steps.table import NodeSteps
 
 __all__ = [
     "CommandError",

@@ -1,9 +1,10 @@
 """One SSH connection per node: argv in, `CommandResult` out; atomic uploads; round trips counted.
 
-Commands are argv lists. They are joined with `shlex.join` here, at the SSH boundary, and nowhere
-else, so a value from a user, a node or the API is always exactly one argument. Every command is
-bounded twice: on the node by coreutils `timeout` (so a hung command dies there too) and here by a
-deadline. When the user is not root, commands run under `sudo -n` (never a password prompt).
+`NodeConnection` puts three parts together: connecting (`shimshift.remote.connect`: the handshake,
+host keys, authentication, the jump host), running commands (`shimshift.remote.exec`: argv joined
+with `shlex.join` there and nowhere else, so a value from a user, a node or the API is always exactly
+one argument; every command bounded on the node by coreutils `timeout` and here by a deadline;
+`sudo -n` when the user is not root) and the upload protocol (`shimshift.remote.upload`).
 
 `round_trips` counts command executions (each is one channel open + exec + exit status), `connects`
 counts SSH handshakes, so the per-node cost of a migration can be reported as numbers.
@@ -11,188 +12,65 @@ counts SSH handshakes, so the per-node cost of a migration can be reported as nu
 
 from __future__ import annotations
 
-import functools
-import io
 import logging
-import math
-import select
-import shlex
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import paramiko
 
-from shimshift.model.errors import RemoteError, ShimshiftError
-from shimshift.model.spec import HostKeyPolicy, Ssh
-from shimshift.playbooks import NodeFile, default_dir
+from shimshift.playbooks import NodeFile
+from shimshift.remote.connect import (
+    AuthenticationFailed,
+    ConnectFailed,
+    PrivateKeyError,
+    SshOptions,
+    SshTarget,
+    load_private_key,
+    open_client,
+    open_jump_channel,
+)
+from shimshift.remote.exec import (
+    MAX_OUTPUT,
+    CommandError,
+    CommandTimeout,
+    ConnectionLost,
+    OutputTooLarge,
+    SudoPasswordRequired,
+    check_status,
+    exec_argv,
+    wrap_argv,
+)
 from shimshift.remote.hostkeys import (
     HostKeyPin,
     HostKeyStore,
     LearnedHostKey,
     MemoryHostKeyStore,
     _Policy,
-    known_hosts_name,
-    mismatch_error,
     parse_known_hosts,
-    preferred_host_key_types,
 )
+from shimshift.remote.upload import UploadError, upload_argv, upload_outcome
+from shimshift.steps.runner import CommandResult
+
+__all__ = [
+    "MAX_OUTPUT",
+    "AuthenticationFailed",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectFailed",
+    "ConnectionLost",
+    "NodeConnection",
+    "OutputTooLarge",
+    "PrivateKeyError",
+    "SshOptions",
+    "SshTarget",
+    "SudoPasswordRequired",
+    "UploadError",
+    "load_private_key",
+]
 
 log = logging.getLogger(__name__)
-
-#: Output beyond this is an error, not a memory problem: no node command of ours prints this much.
-MAX_OUTPUT = 64 * 1024 * 1024
-#: The node-side `timeout` fires first; this grace lets its exit status 124 arrive before our deadline.
-_GRACE = 10.0
-#: How long output may still arrive after the exit status before the channel is given up on.
-_EOF_GRACE = 1.0
-
-
-class CommandError(RemoteError):
-    """A command exited with a status the caller did not accept."""
-
-    transient = True  # node commands are idempotent, and a status may come from a passing state
-
-    def __init__(self, node: str, result: CommandResult, what: str = "") -> None:
-        self.node = node
-        self.result = result
-        label = what or shlex.join(result.argv[:1] + result.argv[1:4])[:120]
-        super().__init__(
-            f"node {node}: {label} exited {result.exit_status}"
-            + (f": {result.stderr_tail()}" if result.stderr.strip() else "")
-        )
-
-
-class CommandTimeout(RemoteError):
-    """A command did not finish in time; on the node it was killed by `timeout`."""
-
-    transient = True
-
-
-class ConnectionLost(RemoteError):
-    """The SSH connection broke; the command may or may not have finished. Steps are idempotent: re-run."""
-
-    transient = True
-
-
-class UploadError(RemoteError):
-    """A file was not installed; the target on the node is unchanged."""
-
-    transient = True
-
-
-class ConnectFailed(RemoteError):
-    """No SSH session came up (refused, unreachable, timed out, or the jump host could not reach the
-    node): the network or a rebooting node, which heals."""
-
-    transient = True
-
-
-class AuthenticationFailed(RemoteError):
-    """The node refused the key. Retried: a node still being provisioned may not have it yet."""
-
-    transient = True
-
-
-class PrivateKeyError(RemoteError):
-    """There is no SSH private key, or it cannot be loaded: the same text never loads, so not retried."""
-
-    transient = False
-
-
-class SudoPasswordRequired(RemoteError):
-    """`sudo -n` asks for a password: the node's sudo setup must change first."""
-
-    transient = False
-
-
-class OutputTooLarge(RemoteError):
-    """A command printed more than MAX_OUTPUT bytes; the same command prints as much again."""
-
-    transient = False
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    exit_status: int
-    stdout: bytes = field(repr=False)
-    stderr: bytes = field(repr=False)
-    duration: float
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    def stderr_tail(self, lines: int = 8) -> str:
-        tail = self.stderr.decode("utf-8", errors="replace").strip().splitlines()[-lines:]
-        return " | ".join(tail)[-800:]
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    node: str  # the node's name, for messages
-    host: str
-    port: int = 22
-    user: str = "root"
-
-
-@dataclass(frozen=True)
-class SshOptions:
-    known_hosts: str = ""  # known_hosts text: a file's or a Secret's content
-    host_key_policy: HostKeyPolicy = HostKeyPolicy.STRICT
-    private_key: str | None = field(default=None, repr=False)  # PEM/OpenSSH text, never logged
-    private_key_source: str = "the SSH private key"  # where it came from, for messages (a Secret key)
-    passphrase: str | None = field(default=None, repr=False)
-    sudo: bool | None = None  # None: sudo exactly when the user is not root
-    connect_timeout: float = 10.0
-    command_timeout: float = 300.0
-    keepalive: float = 15.0
-    jump: SshTarget | None = None
-
-    @classmethod
-    def from_spec(
-        cls, ssh: Ssh, *, known_hosts: str, private_key: str | None, private_key_source: str = ""
-    ) -> SshOptions:
-        jump = None
-        if ssh.jump_host is not None:
-            j = ssh.jump_host
-            jump = SshTarget(node=f"jump host {j.host}", host=j.host, port=j.port, user=j.user or ssh.user)
-        return cls(
-            known_hosts=known_hosts,
-            host_key_policy=ssh.host_key_policy,
-            private_key=private_key,
-            private_key_source=private_key_source or cls.private_key_source,
-            sudo=True if ssh.sudo else None,
-            connect_timeout=ssh.connect_timeout,
-            command_timeout=ssh.command_timeout,
-            jump=jump,
-        )
-
-
-def load_private_key(
-    text: str, passphrase: str | None = None, *, source: str = "the SSH private key", node: str = ""
-) -> paramiko.PKey:
-    """An SSH private key from its text; a PrivateKeyError naming `source` (never the key) otherwise."""
-    errors = []
-    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return kind.from_private_key(io.StringIO(text), password=passphrase)
-        except (paramiko.SSHException, ValueError) as e:
-            errors.append(f"{kind.__name__}: {type(e).__name__}")
-    prefix = f"node {node}: " if node else ""
-    raise PrivateKeyError(
-        f"{prefix}{source} is not an SSH private key shimshift can load ({'; '.join(errors)}); put an "
-        "unencrypted OpenSSH or PEM private key (Ed25519, ECDSA or RSA) there. Not retried: the same "
-        "text never loads"
-    )
 
 
 class NodeConnection:
@@ -256,81 +134,16 @@ class NodeConnection:
         self.close()
         sock = None
         if self.options.jump is not None:
-            self._jump = self._open(self.options.jump, None, self._jump_policy)
-            jt = self._jump.get_transport()
-            assert jt is not None
-            try:
-                sock = jt.open_channel(
-                    "direct-tcpip",
-                    (self.target.host, self.target.port),
-                    ("127.0.0.1", 0),
-                    timeout=self.options.connect_timeout,
-                )
-            except (paramiko.SSHException, OSError) as e:
-                raise ConnectFailed(
-                    f"node {self.node}: jump host {self.options.jump.host} could not reach "
-                    f"{self.target.host}:{self.target.port}: {e}"
-                ) from e
-        self._client = self._open(self.target, sock, self._policy)
-
-    def _open(self, target: SshTarget, sock: paramiko.Channel | None, policy: _Policy) -> paramiko.SSHClient:
-        opts = self.options
-        if not opts.private_key:
-            raise PrivateKeyError(f"node {self.node}: no SSH private key; set spec.ssh.privateKeySecretRef")
-        pkey = load_private_key(
-            opts.private_key, opts.passphrase, source=opts.private_key_source, node=self.node
-        )
-        # The client holds no host keys, so paramiko hands every server key to `policy` (after the key
-        # exchange, before authentication), which checks revocations, known_hosts and the pin.
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(policy)
-        wanted = policy.prepare(known_hosts_name(target.host, target.port))
-
-        def new_transport(sock: Any, /, **kw: Any) -> paramiko.Transport:
-            t = paramiko.Transport(sock, disabled_algorithms=kw.get("disabled_algorithms"))
-            if wanted:  # ask for the key type we can check, as paramiko does for a listed host
-                options = t.get_security_options()
-                options.key_types = preferred_host_key_types(tuple(options.key_types), wanted)
-            return t
-
-        self.connects += 1
-        try:
-            client.connect(
-                target.host,
-                port=target.port,
-                username=target.user,
-                pkey=pkey,
-                sock=sock,
-                timeout=opts.connect_timeout,
-                banner_timeout=opts.connect_timeout,
-                auth_timeout=opts.connect_timeout,
-                channel_timeout=opts.connect_timeout,
-                look_for_keys=False,
-                allow_agent=False,
-                transport_factory=new_transport,
+            self._jump = open_client(
+                self.node, self.options.jump, self.options, None, self._jump_policy, self._count_connect
             )
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise mismatch_error(target.node, e) from e
-        except ShimshiftError:  # HostKeyError, or the pin store failed: nothing was authenticated
-            client.close()
-            raise
-        except paramiko.AuthenticationException as e:
-            client.close()
-            raise AuthenticationFailed(
-                f"node {target.node}: SSH authentication as {target.user} failed; "
-                "check spec.ssh.user and the private key Secret"
-            ) from e
-        except (paramiko.SSHException, OSError, EOFError) as e:
-            client.close()
-            raise ConnectFailed(
-                f"node {target.node}: cannot connect to {target.host}:{target.port} "
-                f"within {opts.connect_timeout:g}s: {e}"
-            ) from e
-        transport = client.get_transport()
-        if transport is not None and opts.keepalive > 0:
-            transport.set_keepalive(max(1, int(opts.keepalive)))
-        return client
+            sock = open_jump_channel(self.node, self._jump, self.target, self.options)
+        self._client = open_client(
+            self.node, self.target, self.options, sock, self._policy, self._count_connect
+        )
+
+    def _count_connect(self) -> None:
+        self.connects += 1
 
     def close(self) -> None:
         for c in (self._client, self._jump):
@@ -341,8 +154,7 @@ class NodeConnection:
     # ---- commands ---------------------------------------------------------------------------------
     def wrap(self, argv: Sequence[str], timeout: float) -> tuple[str, ...]:
         """The argv the node runs: the node-side `timeout`, under `sudo -n` when needed."""
-        bounded = ("timeout", "-k", "5", str(max(1, math.ceil(timeout))), *argv)
-        return ("sudo", "-n", "--", *bounded) if self.use_sudo else bounded
+        return wrap_argv(argv, timeout, sudo=self.use_sudo)
 
     def run(
         self,
@@ -361,64 +173,23 @@ class NodeConnection:
             self.connect()
             transport = self.transport
             assert transport is not None
-            command = shlex.join(self.wrap(argv, timeout))  # the one place argv becomes a string
-            start = time.monotonic()
             self.round_trips += 1
             try:
-                chan = transport.open_session(timeout=self.options.connect_timeout)
-                chan.settimeout(timeout + _GRACE)
-                chan.exec_command(command)
-                if stdin is not None:
-                    chan.sendall(stdin)
-                chan.shutdown_write()
-                out, err = self._collect(chan, start + timeout + _GRACE, argv)
-                status = chan.recv_exit_status()
-            except (paramiko.SSHException, OSError, EOFError) as e:
+                result = exec_argv(
+                    transport,
+                    self.node,
+                    argv,
+                    self.wrap(argv, timeout),
+                    stdin=stdin,
+                    timeout=timeout,
+                    connect_timeout=self.options.connect_timeout,
+                    what=what,
+                )
+            except ConnectionLost:
                 self.close()
-                raise ConnectionLost(
-                    f"node {self.node}: the SSH connection broke during {what or argv[0]!s}: {e}; "
-                    "re-run the step (steps are idempotent)"
-                ) from e
-            result = CommandResult(tuple(argv), status, out, err, time.monotonic() - start)
-        if status == 124 and result.duration >= timeout * 0.9:
-            raise CommandTimeout(f"node {self.node}: {what or argv[0]} did not finish within {timeout:g}s")
-        if self.use_sudo and status == 1 and b"sudo:" in err and b"password" in err:
-            raise SudoPasswordRequired(
-                f"node {self.node}: sudo asks {self.target.user} for a password; shimshift runs `sudo -n`: "
-                "give that user passwordless sudo (NOPASSWD) or connect as root"
-            )
-        if check and not result.ok:
-            raise CommandError(self.node, result, what)
-        return result
-
-    def _collect(self, chan: paramiko.Channel, deadline: float, argv: Sequence[str]) -> tuple[bytes, bytes]:
-        out, err = bytearray(), bytearray()
-        exited_at: float | None = None
-        while True:
-            while chan.recv_ready():
-                out += chan.recv(65536)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            if len(out) + len(err) > MAX_OUTPUT:
-                chan.close()
-                raise OutputTooLarge(f"node {self.node}: {argv[0]} printed more than {MAX_OUTPUT} bytes")
-            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                if chan.eof_received:
-                    return bytes(out), bytes(err)
-                # A daemon started by the command (an init script that leaks its stdout) can keep the
-                # channel open after the command exited: give the output a moment, then stop waiting.
-                exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > _EOF_GRACE:
-                    return bytes(out), bytes(err)
-            if chan.closed and not chan.exit_status_ready():
-                raise EOFError("channel closed before an exit status arrived")
-            transport = chan.get_transport()
-            if transport is None or not transport.is_active():
-                raise EOFError("transport is no longer active")
-            if time.monotonic() > deadline:
-                chan.close()
-                raise CommandTimeout(f"node {self.node}: {argv[0]} did not answer before its deadline")
-            select.select([chan], [], [], 0.05)
+                raise
+        sudo_user = self.target.user if self.use_sudo else None
+        return check_status(result, self.node, timeout=timeout, sudo_user=sudo_user, check=check, what=what)
 
     # ---- files ------------------------------------------------------------------------------------
     def upload(self, f: NodeFile, *, timeout: float = 60.0) -> bool:
@@ -432,53 +203,9 @@ class NodeConnection:
         """
         if not files:
             return ()
-        args: list[str] = []
-        for f in files:
-            if not f.path.startswith("/") or "\x00" in f.path or "\n" in f.path:
-                raise UploadError(f"node {self.node}: {f.path!r} is not an absolute single-line path")
-            args += [
-                f.path,
-                f.sha256,
-                format(f.mode, "o"),
-                f.owner,
-                f.done_if,
-                str(len(f.content)),
-                str(len(f.validate)),
-                *f.validate,
-            ]
-        argv = ("/bin/sh", "-c", upload_script(), "shimshift-upload", *args)
+        argv = upload_argv(self.node, files)
         names = ", ".join(f.path for f in files)
         result = self.run(
             argv, stdin=b"".join(f.content for f in files), timeout=timeout, what=f"upload {names}"
         )
-        if result.exit_status == 0:
-            lines = result.text.splitlines()
-            if len(lines) != len(files):
-                raise UploadError(f"node {self.node}: upload of {names} printed {len(lines)} results")
-            return tuple(line.startswith("changed ") for line in lines)
-        reasons = {
-            20: "cannot create its directory",
-            21: "cannot create a temp file next to it",
-            22: "writing failed (disk full?)",
-            23: "the checksum did not match",
-            24: "cannot set mode/owner",
-            25: "the new file failed validation",
-            26: "the rename failed",
-        }
-        done = len(result.text.splitlines())
-        failed = files[done].path if done < len(files) else names
-        why = reasons.get(result.exit_status, f"exit {result.exit_status}")
-        raise UploadError(
-            f"node {self.node}: {failed} was not installed, {why}; the file on the node is "
-            f"unchanged: {result.stderr_tail()}"
-        )
-
-
-@functools.cache
-def node_script(name: str) -> str:
-    """A fixed node-side script from playbooks/scripts/ (values reach it only as arguments)."""
-    return (default_dir() / "scripts" / f"{name}.sh").read_text()
-
-
-def upload_script() -> str:
-    return node_script("upload")
+        return upload_outcome(self.node, files, result)

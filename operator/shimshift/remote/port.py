@@ -1,19 +1,20 @@
-"""The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`,
-`finish`, `undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
+"""The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`, `finish`,
+`undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
 
-Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a node's
-connection, `kubelet_version` reads the Node's nodeInfo, `material` reads the registry Secrets), which
-`shimshift.nodeport` builds for the operator and tests build from the testbed. One reused connection
-per node, dropped after a transport error so the next attempt reconnects. What the changing steps
-write is decided once per node from its pre-migration facts: the containerd files by
-`shimshift.rendering.render_node_config`, the kubelet edit by `shimshift.planning.kubelet`.
+Each call runs the node half of one step from its home (`shimshift.steps.<step>`, by the step table's
+`NodeSteps`). Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a
+node's connection, `kubelet_version` reads the Node's nodeInfo, `material` reads the registry Secrets), which
+`shimshift.entry.nodeport` builds for the operator and tests build from the testbed. One reused connection per
+node, dropped after a transport error so the next attempt reconnects. What the changing steps write is decided
+once per node from its pre-migration facts: the containerd files by `shimshift.rendering.render_node_config`,
+the kubelet edit by `shimshift.steps.switch.plan_switch`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -22,14 +23,13 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import ImageCounts
-from shimshift.planning.imagerun import image_counts
-from shimshift.planning.kubelet import plan_kubelet_switch
-from shimshift.playbooks import Playbook, load_playbooks
 from shimshift.remote.connection import NodeConnection
-from shimshift.remote.images import run_images_step, undo_images
-from shimshift.remote.steps import ROLLBACK_ORDER, NodeRunPlan, NodeSteps
 from shimshift.rendering import RegistryMaterial, render_node_config
 from shimshift.rendering.values import RenderedConfig
+from shimshift.steps import backup, images
+from shimshift.steps.nodeplan import NodeRunPlan, preflight
+from shimshift.steps.switch import plan_switch
+from shimshift.steps.table import NodeSteps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +50,6 @@ class SshNodePort:
     kubelet_version: Callable[[str], str | None] = lambda _node: None
     wait_seconds: int = 60
     stop_grace_seconds: int = 10
-    playbooks: Mapping[str, Playbook] = field(default_factory=load_playbooks)
     _conns: dict[str, NodeConnection] = field(default_factory=dict, init=False)
     _plans: dict[str, tuple[RenderedConfig, NodeRunPlan]] = field(default_factory=dict, init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -66,7 +65,7 @@ class SshNodePort:
         return conn
 
     def steps(self, node: str) -> NodeSteps:
-        return NodeSteps(self.connection(node), self.playbooks)
+        return NodeSteps(self.connection(node))
 
     def round_trips(self, node: str) -> int:
         """SSH round trips spent on `node` so far (for logs and metrics)."""
@@ -106,13 +105,7 @@ class SshNodePort:
             cached = self._plans.get(node)
         if cached is None:
             rendered = render_node_config(self.spec, facts, self.material())
-            switch = plan_kubelet_switch(
-                node,
-                facts.kubelet,
-                endpoint=self.spec.kubelet.runtime_endpoint,
-                method=self.spec.kubelet.config_method,
-                kubelet_version=self.kubelet_version(node),
-            )
+            switch = plan_switch(self.spec, node, facts, kubelet_version=self.kubelet_version(node))
             plan = NodeRunPlan.build(
                 self.migration,
                 rendered.files,
@@ -134,7 +127,7 @@ class SshNodePort:
         material, plan the kubelet edit) before anything changes: a RenderError here leaves the node,
         its cordon and its pods as they are. A node that is not a Docker node is refused here too
         (NotDockershimNode), rather than with whatever its facts make the renderer say."""
-        NodeSteps.preflight(facts)
+        preflight(facts)
         self._planned(node, facts)
 
     def plan(self, node: str, facts: NodeFacts) -> NodeRunPlan:
@@ -152,9 +145,9 @@ class SshNodePort:
 
     def backup(self, node: str, facts: NodeFacts) -> str:
         """Refuses a node that is not a Docker node (NotDockershimNode) before anything changes."""
-        NodeSteps.preflight(facts)
+        preflight(facts)
         self._run(node, StepId.BACKUP, facts)
-        return f"{self.plan(node, facts).state_dir}/backup"
+        return backup.backup_root(self.plan(node, facts))
 
     def configure(self, node: str, facts: NodeFacts) -> None:
         self._run(node, StepId.CONFIGURE, facts)
@@ -165,9 +158,10 @@ class SshNodePort:
         # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
         sandbox = rendered.report.sandbox_image
         planned, outcome = self._guarded(
-            node, lambda: run_images_step(self.connection(node), facts, self.spec, sandbox_image=sandbox)
+            node,
+            lambda: images.run_images_step(self.connection(node), facts, self.spec, sandbox_image=sandbox),
         )
-        return image_counts(planned, outcome)
+        return images.image_counts(planned, outcome)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._run(node, StepId.SWITCH, facts)
@@ -189,5 +183,5 @@ class SshNodePort:
         Without facts (e.g. after a restart before they were recorded) they are probed again; the undo
         restores from the backups on the node, so later facts plan the same rollback."""
         plan = self.plan(node, facts if facts is not None else self.facts(node))
-        self._guarded(node, lambda: self.steps(node).rollback(plan, ROLLBACK_ORDER))
-        self._guarded(node, lambda: undo_images(self.connection(node), node))
+        self._guarded(node, lambda: self.steps(node).rollback(plan))
+        self._guarded(node, lambda: images.undo_images(self.connection(node), node))

@@ -13,11 +13,11 @@ from testbed.nodes.layout import REGISTRY_HOST
 
 from shimshift.model.errors import NodeError
 from shimshift.model.spec import Images, ImageStrategy, NodeMigrationSpec
-from shimshift.planning.imagerun import image_counts
-from shimshift.planning.images import DiskPolicy, Strategy, normalize_reference, plan_images
 from shimshift.remote.connection import NodeConnection, SshOptions, SshTarget
-from shimshift.remote.imagecmds import list_containerd_refs, read_image_layers
-from shimshift.remote.images import Progress, migrate_images, run_images_step, undo_images
+from shimshift.steps.images.commands import list_containerd_refs, read_image_layers
+from shimshift.steps.images.plan import DiskPolicy, Strategy, normalize_reference, plan_images
+from shimshift.steps.images.run import Progress, migrate_images, run_images_step, undo_images
+from shimshift.steps.images.verdict import image_counts
 from tests.integration.images.conftest import NodeRunner, cri_image_status, cri_images, docker_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]

@@ -26,7 +26,7 @@ from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import find_kubectl
 from testbed.waiting import wait_until
 
-from shimshift import cli
+from shimshift.entry import cli
 from tests.integration.kube.conftest import migration
 
 pytestmark = pytest.mark.integration

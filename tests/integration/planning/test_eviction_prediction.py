@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from testbed.kubeapi.runner import KubeApi
 from testbed.waiting import wait_until
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from testbed.kubeapi.runner import KubeApi
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 
 pytestmark = pytest.mark.integration
 

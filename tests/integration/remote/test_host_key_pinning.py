@@ -16,6 +16,7 @@ from testbed.kubeapi import KubeApi
 from testbed.waiting import WaitTimeout, wait_until
 
 from shimshift.engine import Engine, is_transient
+from shimshift.entry.nodeport import ssh_node_port
 from shimshift.kube.api import MERGE_PATCH, Kube, load_api_client
 from shimshift.model import keys
 from shimshift.model.errors import RemoteError
@@ -23,7 +24,6 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.spec import HostKeyPolicy
 from shimshift.model.status import NodePhase, StepState
-from shimshift.nodeport import ssh_node_port
 from shimshift.remote import HostKeyError, NodeConnection, SshNodePort, SshOptions, SshTarget, fingerprint
 from shimshift.remote.hostkeys import HostKeyPin
 from shimshift.resources import load_crd

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from testbed import waiting
@@ -26,7 +26,6 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.spec import DockerPolicy, NodeMigrationSpec
 from shimshift.model.status import ImageCounts
-from shimshift.planning.kubelet import FileEdit, plan_kubelet_switch
 from shimshift.playbooks import NodeFile, load_playbooks
 from shimshift.remote import (
     ConnectionLost,
@@ -42,6 +41,8 @@ from shimshift.remote import (
     run_playbook,
 )
 from shimshift.rendering import render_node_config
+from shimshift.steps.switch import staged_files
+from shimshift.steps.switch.kubelet import FileEdit, KubeletSwitch, plan_kubelet_switch
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api
@@ -60,7 +61,9 @@ PROFILES = [
 ]
 #: /var/run/docker.sock as the host sees it through the node's root (/var/run is a link to /run)
 DOCKER_SOCKET = "/run/docker.sock"
-FORWARD = (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY)
+#: The forward node steps that run a playbook (the images step runs its own commands, which are
+#: tests/integration/images' subject).
+FORWARD = (StepId.BACKUP, StepId.CONFIGURE, StepId.SWITCH, StepId.VERIFY)
 measured_round_trips: dict[str, int] = {}
 
 
@@ -96,8 +99,7 @@ def plan_for(facts: NodeFacts, migration: str = "m1") -> NodeRunPlan:
 
 
 def touched_paths(plan: NodeRunPlan) -> list[str]:
-    v = plan.variables()
-    return [*v["containerd_paths"], *v["kubelet_paths"], *(f.path for f in v["staged_files"])]
+    return [*plan.containerd_paths, *plan.kubelet_paths, *(f.path for f in staged_files(plan))]
 
 
 def snapshot(node: Any, paths: list[str]) -> dict[str, Any]:
@@ -207,11 +209,10 @@ STEP_IN_PROGRESS = {StepId.CONFIGURE: ["restart", "containerd"], StepId.SWITCH: 
 
 
 class PlaybookImagesPort(SshNodePort):
-    """SshNodePort whose images step runs only the images playbook and moves no image: the images step
-    itself is tests/integration/images' subject. (Its undo then finds no image record: nothing to undo.)"""
+    """SshNodePort whose images step moves no image: the images step itself is
+    tests/integration/images' subject. (Its undo then finds no image record: nothing to undo.)"""
 
     def images(self, node: str, facts: NodeFacts) -> ImageCounts:
-        self.steps(node).run(StepId.IMAGES, self.plan(node, facts))
         return ImageCounts()
 
 
@@ -304,8 +305,9 @@ def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identica
     in_parallel(
         {p: functools.partial(full_cycle, cluster, kube_core, p, p == "cri-dockerd") for p in PROFILES}
     )
-    # facts, backup, configure (files + restart), images hook, switch (staged files + switch), verify
-    assert measured_round_trips == {p: 8 for p in PROFILES} | {"kubespray": 9}
+    # facts, backup, configure (files + restart), switch (staged files + switch), verify; the images
+    # step moves nothing here (PlaybookImagesPort) and, with no placeholder playbook, costs no round trip
+    assert measured_round_trips == {p: 7 for p in PROFILES} | {"kubespray": 8}
 
 
 def containerd_refuses_its_config(cluster: Cluster, kube_core: CoreV1Api) -> None:
@@ -349,9 +351,9 @@ def kubelet_does_not_come_up(cluster: Cluster, kube_core: CoreV1Api) -> None:
         )
         # the switch waits wait_seconds for the kubelet to come up: keep the doomed wait short
         plan = dataclasses.replace(
-            good, kubelet=dataclasses.replace(good.kubelet, edits=edits), wait_seconds=8
+            good, kubelet=dataclasses.replace(cast(KubeletSwitch, good.kubelet), edits=edits), wait_seconds=8
         )
-        for step in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES):
+        for step in (StepId.BACKUP, StepId.CONFIGURE):
             steps.run(step, plan)
         with pytest.raises(TaskFailed, match="kubelet"):
             steps.run(StepId.SWITCH, plan)
@@ -468,15 +470,13 @@ def test_injected_paths_and_names_arrive_verbatim_and_create_nothing(cluster: Cl
         recorded = [node.view(f"{backup}/entries/{i}/path").read_text() for i in range(1, len(paths) + 1)]
         assert recorded == paths
         with pytest.raises(NodeError, match="not an absolute single-line path"):
-            dataclasses.replace(plan_stub(), containerd_files=(NodeFile(f"{base}/a\nb", b""),)).variables()
+            dataclasses.replace(plan_stub(), containerd_files=(NodeFile(f"{base}/a\nb", b""),)).checked()
         conn.run(["rm", "-rf", base], check=True)
     assert node.exec(["test", "-e", MARKER]).exit_status != 0
     assert not Path(MARKER).exists()
 
 
 def plan_stub() -> NodeRunPlan:
-    from shimshift.planning.kubelet import KubeletSwitch
-
     return NodeRunPlan("m1", (), KubeletSwitch((), "unix:///x", "/f", "--x", ()))
 
 

@@ -42,7 +42,7 @@ def test_notes_give_a_plan_mode_nodemigration_naming_the_releases_ssh_secrets() 
 
 
 def test_notes_sample_is_a_valid_nodemigration(tmp_path: Path) -> None:
-    from shimshift.cli import main
+    from shimshift.entry.cli import main
 
     manifest = tmp_path / "nm.yaml"
     manifest.write_text(yaml.safe_dump(sample_nodemigration(notes())))

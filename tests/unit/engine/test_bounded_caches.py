@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from shimshift import handlers
 from shimshift.engine import Engine
+from shimshift.entry import handlers
+from shimshift.entry.nodeport import MAX_PORTS, ssh_node_ports
 from shimshift.model.migration import NodeMigration, parse_nodemigration
 from shimshift.model.status import NodePhase, Phase
-from shimshift.nodeport import MAX_PORTS, ssh_node_ports
 from shimshift.ports import EngineConfig
 from shimshift.resources import load_crd
 from tests.unit.engine.conftest import make_engine

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from shimshift.engine import Busy
-from shimshift.handlers import RunSettings, to_kopf_error
+from shimshift.entry.handlers import RunSettings, to_kopf_error
 from shimshift.kube.api import ApiStatusError
 from shimshift.metrics import Metrics
 from shimshift.model.errors import NodeError, ValidationError

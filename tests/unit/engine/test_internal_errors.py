@@ -12,7 +12,7 @@ import kopf
 import pytest
 
 from shimshift.engine import InternalError, internal_error_message
-from shimshift.handlers import MAX_BACKOFF, to_kopf_error
+from shimshift.entry.handlers import MAX_BACKOFF, to_kopf_error
 from shimshift.model.facts import NodeFacts
 from shimshift.model.status import Condition, NodePhase, Phase
 from tests.unit.engine.conftest import make_engine, run_to_end

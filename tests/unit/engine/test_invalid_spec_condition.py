@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shimshift import handlers
 from shimshift.engine import CONDITION_MESSAGE_MAX
+from shimshift.entry import handlers
 from shimshift.model.status import Phase
 from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers

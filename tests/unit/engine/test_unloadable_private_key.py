@@ -7,9 +7,9 @@ import base64
 from typing import Any
 
 from shimshift.engine import Engine
+from shimshift.entry.nodeport import ssh_node_port
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, StepState
-from shimshift.nodeport import ssh_node_port
 from shimshift.ports import EngineConfig
 from tests.unit.engine.fakes import Clock, FakeCluster, manifest, workers
 

@@ -26,12 +26,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model import parse_nodemigration
 from shimshift.model.factsjson import facts_from_mapping, facts_to_mapping
 from shimshift.planning.build import build_plan
 from shimshift.planning.snapshot import load_snapshot
-from shimshift.planwiring import plan_hooks
 from shimshift.resources import load_crd
 from tests.unit.fuzz.cli import TIMEOUT, run_cli
 
@@ -380,7 +379,7 @@ def test_a_nodes_unreadable_file_is_that_nodes_blocker_and_the_others_are_planne
     except (RecursionError, ValueError):  # pragma: no cover - the codec walks types, not values
         pytest.fail("the facts codec could not carry the node's file")
     started = time.monotonic()
-    report = build_plan(SPEC, LOADED.cluster, facts, LOADED_NOW, hooks=plan_hooks())
+    report = build_plan(SPEC, LOADED.cluster, facts, LOADED_NOW)
     assert time.monotonic() - started < TIMEOUT
     others = [n for n in report.nodes if n.name != NODE]
     assert others and all(n.containerd.computed or n.containerd.reason for n in others)

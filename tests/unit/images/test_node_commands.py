@@ -11,9 +11,9 @@ import pytest
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
-from shimshift.planning.images import MIB, plan_images
-from shimshift.remote.imagecmds import chain_ids, list_containerd_images, transfer_script
-from shimshift.remote.images import migrate_images, undo_images
+from shimshift.steps.images.commands import chain_ids, list_containerd_images, transfer_script
+from shimshift.steps.images.plan import MIB, plan_images
+from shimshift.steps.images.run import migrate_images, undo_images
 
 
 @dataclass(frozen=True)
@@ -57,22 +57,24 @@ def test_the_transfer_runs_the_fixed_script_with_image_references_only_as_argume
     runner = ScriptedRunner(
         {
             ("cat",): Out(exit_status=1),
-            ("bash", "-c"): Out(stderr=b"shimshift-transfer: bytes=4242 save=0 import=0\n"),
+            ("/bin/sh", "-c", transfer_script()): Out(
+                stderr=b"shimshift-transfer: bytes=4242 save=0 import=0\n"
+            ),
         }
     )
     with pytest.raises(NodeError, match="missing from containerd"):  # the scripted node never lists it
         migrate_images(runner, PLAN, free_bytes=10 << 30)
-    transfer = next(c for c in runner.calls if c[0] == "bash")
+    transfer = next(c for c in runner.calls if c[:3] == ["/bin/sh", "-c", transfer_script()])
     assert transfer == [
-        "bash",
+        "/bin/sh",
         "-c",
         transfer_script(),
-        "image-transfer.sh",
+        "shimshift-image-transfer",
         "--",
         "registry.corp.test/team/app:1.0",
     ]
     assert "ctr -n k8s.io images import" in transfer_script()
-    record = next(c for c in runner.calls if c[0] == "sh")
+    record = next(c for c in runner.calls if c[3:4] == ["shimshift-images_record"])
     assert record[-1] == "/var/lib/shimshift/images/refs-before.txt"
 
 
@@ -132,7 +134,7 @@ def test_names_resolve_through_cri_id_names_and_otherwise_through_their_manifest
     runner = ScriptedRunner(
         {
             ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=CTR_LS.encode()),
-            ("sh", "-c"): Out(stdout=content.encode()),
+            ("/bin/sh", "-c"): Out(stdout=content.encode()),
         }
     )
     listed = {c.ref: c.image_id for c in list_containerd_images(runner, "n1")}
@@ -142,7 +144,7 @@ def test_names_resolve_through_cri_id_names_and_otherwise_through_their_manifest
         "registry.shimshift.test/team/app:1.0": "sha256:" + "e" * 64,
         "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0": "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0",
     }
-    content_reads = [c for c in runner.calls if c[0] == "sh"]
+    content_reads = [c for c in runner.calls if c[0] == "/bin/sh"]
     assert len(content_reads) == 1 and sorted(content_reads[0][4:]) == [
         "sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949",
         "sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77",
@@ -163,7 +165,7 @@ def test_an_index_resolves_to_the_manifest_of_the_nodes_architecture() -> None:
         def run(
             self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
         ) -> Out:
-            if argv[0] == "sh":
+            if argv[0] == "/bin/sh":
                 self.calls.append(list(argv))
                 docs = {
                     index: index_doc,

@@ -9,7 +9,7 @@ import pytest
 
 from shimshift.model.facts import DockerImage, K8sContainer, KubeletFacts, NodeFacts, Setting
 from shimshift.model.spec import Images, ImageStrategy
-from shimshift.planning.images import (
+from shimshift.steps.images.plan import (
     MIB,
     DiskPolicy,
     ImageMove,

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images, ImageStrategy
-from shimshift.planning.images import Layer, Priority, Strategy, plan_images
+from shimshift.steps.images.plan import Layer, Priority, Strategy, plan_images
 
 TAGS = [f"registry.corp.test/app{i}:v{j}" for i in range(4) for j in range(2)] + ["k8s.gcr.io/pause:3.6"]
 LAYERS = [Layer(f"sha256:{i:064x}", (i + 1) * 1000) for i in range(8)]

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
 from shimshift.model.status import ImageCounts
-from shimshift.planning.imagerun import (
+from shimshift.steps.images.plan import ImageSkipReason, normalize_reference, plan_images, registry_host
+from shimshift.steps.images.verdict import (
     ContainerdImage,
     ImagesOutcome,
     conflicting_refs,
@@ -19,7 +20,6 @@ from shimshift.planning.imagerun import (
     refs_to_undo,
     verify_images,
 )
-from shimshift.planning.images import ImageSkipReason, normalize_reference, plan_images, registry_host
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from testbed import snapshot_gen
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.planning.report_schema import report_json_schema
 
 REPO = Path(__file__).resolve().parents[3]
@@ -164,19 +164,21 @@ def test_output_goes_to_a_file_with_a_one_line_summary(tmp_path: Path) -> None:
     assert target.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_the_plan_without_wired_planners_says_the_file_sections_are_not_computed() -> None:
+def test_the_plan_computes_the_file_sections_from_the_configure_and_switch_steps_own_plans() -> None:
     import datetime as dt
 
-    from shimshift.plancli import read_migration
+    from shimshift.entry.plancli import read_migration
     from shimshift.planning.build import build_plan
     from shimshift.planning.report_markdown import render_markdown
     from shimshift.planning.snapshot import load_snapshot
+    from shimshift.steps.configure import containerd_files
 
     snap = load_snapshot(EXAMPLE)
-    report = build_plan(
-        read_migration(str(MANIFEST)).spec, snap.cluster, snap.facts, dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
-    )
-    assert all(not n.containerd.computed and not n.kubelet.computed for n in report.nodes)
-    assert "not computed: this build of shimshift has no containerd configuration planner" in render_markdown(
-        report
-    )
+    spec = read_migration(str(MANIFEST)).spec
+    report = build_plan(spec, snap.cluster, snap.facts, dt.datetime(2026, 1, 15, tzinfo=dt.UTC))
+    with_facts = [n for n in report.nodes if n.name in snap.facts]
+    assert with_facts
+    for n in with_facts:
+        assert n.containerd.computed and n.kubelet.computed, n.name
+        assert n.containerd == containerd_files(spec, snap.facts[n.name])
+    assert "planner wired" not in render_markdown(report)

@@ -8,7 +8,7 @@ import json
 
 from testbed import snapshot_gen
 
-from shimshift.plancli import read_migration
+from shimshift.entry.plancli import read_migration
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import build_cluster
 from shimshift.planning.report import PlanReport, report_to_json
@@ -16,7 +16,6 @@ from shimshift.planning.report_groups import cap_by_code, compact_names, group_n
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.snapshot import CONTROLLER_KINDS
-from shimshift.planwiring import plan_hooks
 from tests.unit.planning.test_report import MANIFEST
 
 NOW = dt.datetime(2026, 1, 15, 10, tzinfo=dt.UTC)
@@ -52,7 +51,6 @@ def _report(nodes: int, pods: int, pdbs: int) -> PlanReport:
         {f.node: f for f in facts},
         NOW,
         name=migration.name,
-        hooks=plan_hooks(None),
     )
 
 

@@ -27,7 +27,6 @@ from shimshift.planning.report import PlanReport
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.snapshot import load_snapshot
-from shimshift.planwiring import plan_hooks
 from tests.unit.planning.factory import cluster, node, pod, spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,9 +93,7 @@ def plan_for(value: str) -> PlanReport:
     )
     raw = node(name, runtime=f"docker://{value}", labels={"pool": "workers"})
     c: Cluster = cluster([raw], [pod(value, node_name=name, image=value)])
-    return build_plan(
-        spec(), c, {name: facts}, NOW, name=value, source=value, facts_taken_at=value, hooks=plan_hooks()
-    )
+    return build_plan(spec(), c, {name: facts}, NOW, name=value, source=value, facts_taken_at=value)
 
 
 def report_for(value: str) -> str:

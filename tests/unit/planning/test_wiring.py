@@ -8,7 +8,8 @@ from pathlib import Path
 from shimshift.model.facts import DockerImage
 from shimshift.planning.cluster import Node
 from shimshift.planning.snapshot import load_snapshot
-from shimshift.planwiring import SharedKubeletEdits, SharedRenders, containerd_files, kubelet_files
+from shimshift.steps.configure import SharedRenders, containerd_files
+from shimshift.steps.switch import SharedKubeletEdits, kubelet_files
 from tests.unit.planning.factory import spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,7 +29,7 @@ def test_the_renderer_ignores_the_node_inventory_so_look_alike_nodes_may_share_a
         containerd_images=("sha256:" + "1" * 64,),
         containerd_root_free_bytes=1,
     )
-    assert containerd_files(s, NODE, FACTS) == containerd_files(s, NODE, other)
+    assert containerd_files(s, FACTS) == containerd_files(s, other)
 
 
 def test_a_shared_render_is_reused_only_for_the_same_spec_and_config() -> None:
@@ -54,7 +55,7 @@ def test_the_kubelet_section_shows_the_flag_edit_and_the_node_annotation() -> No
 def test_the_containerd_section_carries_the_insecure_registry_and_lists_what_docker_settings_are_lost() -> (
     None
 ):
-    section = containerd_files(spec(), NODE, FACTS)
+    section = containerd_files(spec(), FACTS)
     carried = {c.source: c.carried for c in section.carryover}
     assert carried["daemon.json insecure-registries"] is True
     assert carried["daemon.json log-opts"] is False

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shimshift.planning.envfile import EnvFileError, env_value, parse_env_file, set_env_value, split_flags
+from shimshift.steps.kubeletfiles import EnvFileError, env_value, parse_env_file, set_env_value, split_flags
 
 KUBESPRAY = (
     'KUBE_LOG_LEVEL="--v=2"\n'

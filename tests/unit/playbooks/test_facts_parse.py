@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletLayout
-from shimshift.planning.facts_parse import parse_facts, parse_records
+from shimshift.steps.facts.parse import parse_facts, parse_records
 from tests.unit.playbooks.probe import PROFILES, node_files, probe_output, profile_info, record
 
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
 from shimshift.model.spec import KubeletConfigMethod
-from shimshift.planning.envfile import env_value, split_flags
-from shimshift.planning.facts_parse import parse_facts
-from shimshift.planning.kubelet import plan_kubelet_switch, set_yaml_top_level
+from shimshift.steps.facts.parse import parse_facts
+from shimshift.steps.kubeletfiles import env_value, split_flags
+from shimshift.steps.switch.kubelet import plan_kubelet_switch, set_yaml_top_level
 from tests.unit.playbooks.probe import PROFILES, node_files, probe_output, profile_info
 
 ENDPOINT = "unix:///run/containerd/containerd.sock"

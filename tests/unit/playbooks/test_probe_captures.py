@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shimshift.model.facts import NodeFacts
-from shimshift.planning.facts_parse import parse_facts
-from shimshift.planning.kubelet import plan_kubelet_switch
+from shimshift.steps.facts.parse import parse_facts
+from shimshift.steps.switch.kubelet import plan_kubelet_switch
 from tests.unit.playbooks.probe import profile_info
 
 CAPTURES = Path(__file__).parent / "fixtures" / "probe"

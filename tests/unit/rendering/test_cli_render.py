@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model.errors import ValidationError
 from shimshift.rendering import facts_from_json_text
 

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.model.facts import NodeFacts
 from shimshift.planning.build import build_plan
 from shimshift.planning.report import report_to_json
 from shimshift.planning.report_html import render_html
 from shimshift.planning.report_markdown import render_markdown
-from shimshift.planwiring import plan_hooks
 from shimshift.rendering import facts_from_json_text, facts_to_json_text
 from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest
@@ -96,7 +95,7 @@ CASES = [
 @pytest.mark.parametrize(("config", "example"), CASES)
 def test_no_report_format_shows_a_credential_of_the_nodes_config_toml(config: str, example: str) -> None:
     facts = facts_with(config, example)
-    report = build_plan(spec(), cluster([node("n1")], []), {"n1": facts}, NOW, name="m", hooks=plan_hooks())
+    report = build_plan(spec(), cluster([node("n1")], []), {"n1": facts}, NOW, name="m")
     text = {
         "json": json.dumps(report_to_json(report), indent=2),
         "markdown": render_markdown(report),
@@ -114,9 +113,7 @@ def test_no_report_format_shows_a_credential_of_the_nodes_config_toml(config: st
 
 
 def test_equal_credentials_get_equal_markers_and_different_ones_different_markers() -> None:
-    report = build_plan(
-        spec(), cluster([node("n1")], []), {"n1": facts_with(CONFIG_V2)}, NOW, name="m", hooks=plan_hooks()
-    )
+    report = build_plan(spec(), cluster([node("n1")], []), {"n1": facts_with(CONFIG_V2)}, NOW, name="m")
     diff = render_markdown(report)
     assert marker(PASSWORD) in diff and marker(TOKEN) in diff and marker(PASSWORD) != marker(TOKEN)
 
@@ -166,7 +163,7 @@ def test_a_mirror_url_with_a_password_in_it_is_shown_without_the_password() -> N
     facts = dataclasses.replace(
         facts_with(""), daemon_json={"registry-mirrors": [f"https://bot:{PASSWORD}@mirror.corp.example"]}
     )
-    report = build_plan(spec(), cluster([node("n1")], []), {"n1": facts}, NOW, name="m", hooks=plan_hooks())
+    report = build_plan(spec(), cluster([node("n1")], []), {"n1": facts}, NOW, name="m")
     out = render_markdown(report) + json.dumps(report_to_json(report))
     assert PASSWORD not in out
     assert f"https://bot:{marker(PASSWORD)}@mirror.corp.example" in out
@@ -182,7 +179,7 @@ def test_a_config_toml_that_cannot_be_parsed_is_not_shown_at_all() -> None:
 
 def test_a_proxy_password_in_the_kubelet_flags_file_is_not_shown() -> None:
     from shimshift.planning.snapshot import load_snapshot
-    from shimshift.planwiring import kubelet_files
+    from shimshift.steps.switch import kubelet_files
 
     snap = load_snapshot(REPO / "examples" / "snapshot")
     facts = snap.facts["worker-03"]

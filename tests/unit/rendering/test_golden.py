@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from testbed.nodes.profiles import ProfileName
 
-from shimshift.cli import main
+from shimshift.entry.cli import main
 from shimshift.rendering import facts_from_json_text, facts_to_json_text
 from tests.unit.rendering.profile_facts import all_profiles, profile_facts
 

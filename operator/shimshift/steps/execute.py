@@ -1,9 +1,9 @@
-"""Run a playbook's tasks on one node through its `NodeConnection`, and their undo in reverse.
+"""Run a playbook's tasks on one node over its `CommandRunner`, and their undo in reverse.
 
-For each task: skip it when its `when` is false; run `check` and skip the task when it exits 0; run
-`run` (an argv, a script, or atomic uploads) and require exit 0; run `verify` and require exit 0.
-Every action is bounded by the task's timeout. The result says what changed and how many SSH round
-trips each task cost.
+For each task: skip it when its `when` is false; run `run` (an argv, a script, or atomic uploads) and
+require exit 0. Every action is bounded by the task's timeout. The result says what changed and how
+many SSH round trips each task cost. Shared by the steps that run a playbook (backup, configure,
+switch, verify, finish); nothing here knows a step.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from shimshift.playbooks import (
     render_argv,
     task_enabled,
 )
-from shimshift.remote.connection import CommandResult, NodeConnection
+from shimshift.steps.runner import CommandResult, CommandRunner
 
 log = logging.getLogger(__name__)
 
 
 class TaskStatus(StrEnum):
     SKIPPED = "Skipped"  # `when` was false
-    ALREADY_DONE = "AlreadyDone"  # `check` passed
     CHANGED = "Changed"
     UNCHANGED = "Unchanged"  # ran, and reported that nothing needed changing
 
@@ -66,7 +65,7 @@ class PlaybookResult:
 
 
 class TaskFailed(NodeError):
-    """A task's run or verify failed; carries the command result (argv, exit status, stderr tail)."""
+    """A task's run or undo failed; carries the command result (argv, exit status, stderr tail)."""
 
     def __init__(self, node: str, playbook: str, task: str, phase: str, result: CommandResult) -> None:
         self.playbook = playbook
@@ -80,7 +79,7 @@ class TaskFailed(NodeError):
 _UNCHANGED = "unchanged"
 
 
-def run_playbook(conn: NodeConnection, playbook: Playbook, variables: Mapping[str, Any]) -> PlaybookResult:
+def run_playbook(conn: CommandRunner, playbook: Playbook, variables: Mapping[str, Any]) -> PlaybookResult:
     _require_vars(playbook, variables)
     outcomes = []
     for task in playbook.tasks:
@@ -88,7 +87,7 @@ def run_playbook(conn: NodeConnection, playbook: Playbook, variables: Mapping[st
     return PlaybookResult(playbook.name, tuple(outcomes))
 
 
-def undo_playbook(conn: NodeConnection, playbook: Playbook, variables: Mapping[str, Any]) -> PlaybookResult:
+def undo_playbook(conn: CommandRunner, playbook: Playbook, variables: Mapping[str, Any]) -> PlaybookResult:
     """Every task's undo, last task first. Undo actions are idempotent, so this is safe after a crash
     at any point of the playbook (including before it ran at all)."""
     _require_vars(playbook, variables)
@@ -119,22 +118,12 @@ def _require_vars(playbook: Playbook, variables: Mapping[str, Any]) -> None:
 
 
 def _run_task(
-    conn: NodeConnection, playbook: Playbook, task: Task, variables: Mapping[str, Any]
+    conn: CommandRunner, playbook: Playbook, task: Task, variables: Mapping[str, Any]
 ) -> TaskOutcome:
     start, trips = time.monotonic(), conn.round_trips
     if not task_enabled(task, variables, playbook.source):
         return TaskOutcome(task.name, TaskStatus.SKIPPED, 0, 0.0)
-    if task.check is not None:
-        result = _command(conn, playbook, task, task.check, variables)
-        if result.ok:
-            return TaskOutcome(
-                task.name, TaskStatus.ALREADY_DONE, conn.round_trips - trips, time.monotonic() - start
-            )
     changed, output = _act(conn, playbook, task, task.run, variables, "run")
-    if task.verify is not None:
-        result = _command(conn, playbook, task, task.verify, variables)
-        if not result.ok:
-            raise TaskFailed(conn.node, playbook.name, task.name, "verify", result)
     log.info(
         "node %s: %s: %s: %s", conn.node, playbook.name, task.name, "changed" if changed else "unchanged"
     )
@@ -148,7 +137,7 @@ def _run_task(
 
 
 def _act(
-    conn: NodeConnection,
+    conn: CommandRunner,
     playbook: Playbook,
     task: Task,
     action: Action,
@@ -175,11 +164,7 @@ def _act(
 
 
 def _command(
-    conn: NodeConnection, playbook: Playbook, task: Task, action: Action, variables: Mapping[str, Any]
+    conn: CommandRunner, playbook: Playbook, task: Task, action: Action, variables: Mapping[str, Any]
 ) -> CommandResult:
     argv = render_argv(playbook, task, action, variables)
-    stdin = None
-    if action.stdin is not None:
-        value = variables.get(action.stdin)
-        stdin = value if isinstance(value, bytes) else str(value).encode()
-    return conn.run(argv, stdin=stdin, timeout=task.timeout, what=f"{playbook.name}: {task.name}")
+    return conn.run(argv, timeout=task.timeout, what=f"{playbook.name}: {task.name}")

@@ -1,9 +1,9 @@
 """Node-side image migration: run an `ImagesPlan` on a node, read containerd back, undo.
 
 The node commands (listing, layer sizes, free space, the transfer script, pulls, tagging) are
-`shimshift.remote.imagecmds`, argv over a `Runner`; no shell string is built from a value. The
-decisions (what, how, in which order, disk room) are pure and live in `shimshift.planning.images`,
-the verdict on what containerd holds afterwards in `shimshift.planning.imagerun`.
+`shimshift.steps.images.commands`, argv over a `Runner`; no shell string is built from a value. The
+decisions (what, how, in which order, disk room) are pure and live in `shimshift.steps.images.plan`,
+the verdict on what containerd holds afterwards in `shimshift.steps.images.verdict`.
 
 Idempotent and resumable: the names containerd had before the first run are recorded once under
 `/var/lib/shimshift/images/`; a re-run skips every batch whose images are already there (by image
@@ -21,11 +21,8 @@ from typing import Final
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.imagerun import ImagesOutcome, conflicting_refs, refs_to_undo, verify_images
-from shimshift.planning.images import DiskPolicy, ImagesPlan, Strategy, plan_images
-from shimshift.remote.imagecmds import (
+from shimshift.steps.images.commands import (
     CTR,
-    Runner,
     TransferConfig,
     check_result,
     list_containerd_images,
@@ -40,19 +37,18 @@ from shimshift.remote.imagecmds import (
     tag_missing,
     transfer_batch,
 )
+from shimshift.steps.images.plan import DiskPolicy, ImagesPlan, Strategy, plan_images
+from shimshift.steps.images.verdict import ImagesOutcome, conflicting_refs, refs_to_undo, verify_images
+from shimshift.steps.runner import Runner, script_argv
 
 log = logging.getLogger(__name__)
 
 #: The default bounds and paths, one frozen value shared by the signatures below (TransferConfig
-#: lives in shimshift.remote.imagecmds, where the commands read it too).
+#: lives in shimshift.steps.images.commands, where the commands read it too).
 _DEFAULT_CONFIG: Final = TransferConfig()
 
 #: Names `ctr images import --digests` gives images that had no tag in the archive.
 _IMPORT_NAME = re.compile(r"^import-\d{4}-\d{2}-\d{2}@sha256:[0-9a-f]{64}$")
-#: Writes stdin to "$1" only if "$1" does not exist yet (the first run wins), atomically; prints "$1".
-_RECORD_ONCE = (
-    'set -eu; if [ ! -e "$1" ]; then mkdir -p "${1%/*}"; cat > "$1.tmp"; mv "$1.tmp" "$1"; fi; cat "$1"'
-)
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ def record_refs_before(
         return recorded
     if names is None:
         names = list_containerd_refs(runner, node, config.command_timeout)
-    argv = ["sh", "-c", _RECORD_ONCE, "shimshift-record", path]
+    argv = script_argv("images_record", path)
     text = "".join(f"{n}\n" for n in sorted(names))
     result = runner.run(argv, timeout=30, stdin=text.encode())
     return frozenset(
@@ -253,7 +249,7 @@ def run_images_step(
 
     `sandbox_image` is the one the rendered containerd config names (default: the spec's);
     `reachable_registries` are the hosts the probe found answering through the new registry config.
-    Counts for the status: `shimshift.planning.imagerun.image_counts(plan, outcome)`.
+    Counts for the status: `shimshift.steps.images.verdict.image_counts(plan, outcome)`.
     """
     if facts.containerd_major is not None and facts.containerd_major >= 2:
         config = replace(config, import_local=True)  # containerd#9039: the transfer API names nothing

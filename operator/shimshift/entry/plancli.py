@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from shimshift.manifests import read_documents
+from shimshift.entry.manifests import read_documents
 from shimshift.model import parse_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
@@ -41,7 +41,6 @@ from shimshift.planning.report import PlanReport
 from shimshift.planning.report_formats import render_report
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.snapshot import CONTROLLER_KINDS, FACTS_DIR, load_snapshot, write_snapshot
-from shimshift.planwiring import plan_hooks
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
 
@@ -97,8 +96,8 @@ def probe_facts(
 ) -> dict[str, NodeFacts]:
     """Facts of `nodes` from the read-only SSH probe, as the operator's Plan mode gathers them: the SSH
     key and known_hosts come from the Secrets spec.ssh names, in namespace --probe-namespace."""
+    from shimshift.entry.nodeport import ssh_node_port
     from shimshift.kube.api import Kube, load_api_client
-    from shimshift.nodeport import ssh_node_port
 
     kube = Kube(load_api_client(args.kubeconfig, args.context))
     port = ssh_node_port(kube, args.probe_namespace, migration, pin_host_keys=False)  # a plan writes nothing
@@ -127,8 +126,8 @@ def read_registry_material(args: argparse.Namespace, migration: NodeMigration) -
         r.ca_secret or r.client_cert_secret for r in migration.spec.containerd.registries
     ):
         return None
+    from shimshift.entry.nodeport import registry_material
     from shimshift.kube.api import Kube, load_api_client
-    from shimshift.nodeport import registry_material
 
     kube = Kube(load_api_client(args.kubeconfig, args.context))
     try:
@@ -198,7 +197,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             name=migration.name,
             facts_taken_at=taken_at,
             source=source,
-            hooks=plan_hooks(material),
+            material=material,
         )
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)

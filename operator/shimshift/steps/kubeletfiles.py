@@ -1,4 +1,7 @@
-"""Parse and edit systemd EnvironmentFiles that carry kubelet flags (kubeadm-flags.env, kubelet.env, ...).
+"""The kubelet's flags files, and parsing and editing the systemd EnvironmentFiles they are.
+
+Shared by the facts probe's parser (`steps.facts.parse`) and the switch step's edit (`steps.switch.kubelet`),
+which stay independent of each other.
 
 Pure. An edit replaces exactly the bytes of one assignment and leaves every other line (comments,
 order, other variables) untouched, so a diff shows only what shimshift meant to change. Values follow
@@ -13,7 +16,24 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from shimshift.model.spec import KubeletConfigMethod
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: The kubelet's flags and config files the facts probe reads and the switch step edits.
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+DEFAULT_FILE = "/etc/default/kubelet"
+SYSCONFIG_FILE = "/etc/sysconfig/kubelet"
+KUBESPRAY_ENV = "/etc/kubernetes/kubelet.env"
+INSTANCE_CONFIG = "/var/lib/kubelet/instance-config.yaml"
+
+#: Flags files in the order kubelet's units read them, with the variable shimshift adds flags to.
+FLAGS_FILES: tuple[tuple[str, str, KubeletConfigMethod], ...] = (
+    (KUBEADM_FLAGS, "KUBELET_KUBEADM_ARGS", KubeletConfigMethod.KUBEADM_FLAGS),
+    (KUBESPRAY_ENV, "KUBELET_ARGS", KubeletConfigMethod.KUBESPRAY_ENV),
+    (DEFAULT_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.DEFAULT_FILE),
+    (SYSCONFIG_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.SYSCONFIG_FILE),
+)
 
 
 class EnvFileError(ValueError):

@@ -1,6 +1,6 @@
 """The image section of a plan report: a summary of the images step's own plan for one node.
 
-The numbers come from `shimshift.planning.images.plan_images`, the very function the images
+The numbers come from `shimshift.steps.images.plan.plan_images`, the very function the images
 step runs, so the report's disk verdict is the one the step will reach: same selection, same order,
 same estimate (`DiskPolicy`: unpacked size x copies + margin). Pure.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.images import ImageSkipReason, ImagesPlan, Strategy, plan_images
+from shimshift.steps.images.plan import ImageSkipReason, ImagesPlan, Strategy, plan_images
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO, cast
 
-from shimshift import __version__, plancli, reportcli, statusview
-from shimshift.manifests import expand_paths, read_documents, read_stdin
+from shimshift import __version__
+from shimshift.entry import plancli, reportcli, statusview
+from shimshift.entry.manifests import expand_paths, read_documents, read_stdin
 from shimshift.model import check_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError
 from shimshift.model.limits import MAX_FACTS_BYTES, MAX_NODE_FILE_BYTES, read_text
@@ -130,7 +131,7 @@ def _cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     import os
 
-    from shimshift.handlers import RunSettings, run_operator  # imports kopf: only `run` needs it
+    from shimshift.entry.handlers import RunSettings, run_operator  # imports kopf: only `run` needs it
 
     try:
         settings = RunSettings.from_flags(vars(args), os.environ)

@@ -22,27 +22,15 @@ from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
 from shimshift.model.spec import KubeletConfigMethod
-from shimshift.planning.envfile import (
+from shimshift.steps.kubeletfiles import (
+    FLAGS_FILES,
+    INSTANCE_CONFIG,
     EnvFileError,
     env_value,
     join_flags,
     parse_env_file,
     set_env_value,
     split_flags,
-)
-
-KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
-DEFAULT_FILE = "/etc/default/kubelet"
-SYSCONFIG_FILE = "/etc/sysconfig/kubelet"
-KUBESPRAY_ENV = "/etc/kubernetes/kubelet.env"
-INSTANCE_CONFIG = "/var/lib/kubelet/instance-config.yaml"
-
-#: Flags files in the order kubelet's units read them, with the variable shimshift adds flags to.
-FLAGS_FILES: tuple[tuple[str, str, KubeletConfigMethod], ...] = (
-    (KUBEADM_FLAGS, "KUBELET_KUBEADM_ARGS", KubeletConfigMethod.KUBEADM_FLAGS),
-    (KUBESPRAY_ENV, "KUBELET_ARGS", KubeletConfigMethod.KUBESPRAY_ENV),
-    (DEFAULT_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.DEFAULT_FILE),
-    (SYSCONFIG_FILE, "KUBELET_EXTRA_ARGS", KubeletConfigMethod.SYSCONFIG_FILE),
 )
 
 #: containerRuntimeEndpoint in KubeletConfiguration exists from 1.27; --container-runtime is gone in 1.27.

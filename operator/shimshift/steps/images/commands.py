@@ -5,9 +5,10 @@ transfer script, pull, tag.
 Everything here is argv over a `Runner` (the SSH runner of `shimshift.remote` satisfies it; tests
 may run the same argv inside a testbed node). No shell string is built from a value: the one
 pipeline (`docker save IMG… | ctr -n k8s.io images import -`) is the fixed script
-`playbooks/scripts/image-transfer.sh`, run as `bash -c <script> image-transfer.sh IMG…`, so image
-references only ever travel as arguments. The step that puts these together (record, migrate,
-verify, undo) is `shimshift.remote.images`.
+`playbooks/scripts/image-transfer.sh`, run as `/bin/sh -c <script> shimshift-image-transfer IMG…`
+(`shimshift.steps.runner.script_argv`), so image references only ever travel as arguments. The step
+that puts these together (record, migrate, verify, undo) is `shimshift.steps.images.run`; the
+`Runner` is `shimshift.steps.runner.Runner`.
 """
 
 from __future__ import annotations
@@ -17,40 +18,20 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Protocol
 
 from shimshift.model.errors import NodeError
 from shimshift.model.keys import CONTAINERD_CERTS_DIR, CONTAINERD_K8S_NAMESPACE, NODE_STATE_DIR
-from shimshift.planning.imagerun import ContainerdImage, missing_refs
-from shimshift.planning.images import CONTAINERD_ROOT, Batch, ImageMove, ImagesPlan, Layer, Strategy
-from shimshift.resources import data_path
+from shimshift.playbooks import node_script
+from shimshift.steps.images.plan import CONTAINERD_ROOT, Batch, ImageMove, ImagesPlan, Layer, Strategy
+from shimshift.steps.images.verdict import ContainerdImage, missing_refs
+from shimshift.steps.runner import CommandOutput, Runner, script_argv
 
 CTR = ("ctr", "-n", CONTAINERD_K8S_NAMESPACE)
 _ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
 _BYTES = re.compile(r"shimshift-transfer: bytes=(\d+)")
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
-#: Prints each content blob named in "$@" after a separator line naming it (one round trip for all).
+#: What playbooks/scripts/images_content.sh prints before each blob.
 _CONTENT_SEPARATOR = "\n--- shimshift content "
-_CONTENT_GET = 'for d; do printf "\\n--- shimshift content %s\\n" "$d"; ctr -n k8s.io content get "$d"; done'
-
-
-class CommandOutput(Protocol):
-    @property
-    def exit_status(self) -> int: ...
-    @property
-    def stdout(self) -> bytes: ...
-    @property
-    def stderr(self) -> bytes: ...
-
-
-class Runner(Protocol):
-    """Runs one argv on the node (quoted argument by argument at the SSH boundary), bounded.
-    `shimshift.remote.connection.NodeConnection` is one."""
-
-    def run(
-        self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
-    ) -> CommandOutput: ...
 
 
 def stdout_text(result: CommandOutput) -> str:
@@ -77,10 +58,9 @@ class TransferConfig:
         return self.base_timeout + size / self.min_rate
 
 
-@cache
 def transfer_script() -> str:
     """The fixed pipeline script, as shipped in the package data."""
-    return data_path("playbooks", "scripts", "image-transfer.sh").read_text(encoding="utf-8")
+    return node_script("image-transfer")
 
 
 def output_tail(text: str, lines: int = 8) -> str:
@@ -171,7 +151,7 @@ def read_content_json(runner: Runner, digests: Sequence[str]) -> dict[str, dict[
     unreadable or non-JSON blobs are left out."""
     if not digests:
         return {}
-    result = runner.run(["sh", "-c", _CONTENT_GET, "shimshift-content", *digests], timeout=60)
+    result = runner.run(script_argv("images_content", *digests), timeout=60)
     out: dict[str, dict[str, object]] = {}
     for chunk in stdout_text(result).split(_CONTENT_SEPARATOR)[1:]:
         digest, _, body = chunk.partition("\n")
@@ -232,7 +212,7 @@ def transfer_batch(
 ) -> int:
     batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
     flags = ["--local"] if config.import_local else []
-    argv = ["bash", "-c", transfer_script(), "image-transfer.sh", *flags, "--", *batch.save_refs]
+    argv = script_argv("image-transfer", *flags, "--", *batch.save_refs)
     result = runner.run(argv, timeout=config.timeout_for(size))
     shown = ["image-transfer.sh", *batch.save_refs]
     check_result(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)

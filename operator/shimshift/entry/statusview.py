@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.status import NodePhase
-from shimshift.planning.imagefit import human_bytes
+from shimshift.steps.images.fit import human_bytes
 
 EXIT_OK = 0
 EXIT_ERROR = 1

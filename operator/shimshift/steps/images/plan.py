@@ -3,8 +3,8 @@ which order and in which batches, and whether the containerd root has room for i
 
 Pure: a function of the node's facts, the spec's `images` section and what the node-side probe
 learned (which registries answer, which layers each image has). The node-side half, which runs the
-plan and reads containerd back, is `shimshift.remote.images`; the verdict on what it read back
-(`verify_images`) and the report (`images_report`) are in `shimshift.planning.imagerun`, so both are
+plan and reads containerd back, is `shimshift.steps.images.run`; the verdict on what it read back
+(`verify_images`) and the report (`images_report`) are in `shimshift.steps.images.verdict`, so both are
 testable without a node.
 
 Why these rules:

@@ -263,10 +263,10 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     operator's Kube: only a Python caller can pass it (the e2e tests' launcher, tests/e2e/run_operator.py);
     `shimshift run` never does, and no flag or environment variable names code to import.
     """
+    from shimshift.entry.nodeport import ssh_node_ports
     from shimshift.kube.api import Kube, load_api_client
     from shimshift.kube.cluster import KubeCluster
     from shimshift.metrics import Metrics
-    from shimshift.nodeport import ssh_node_ports
 
     log_format = {"full": kopf.LogFormat.FULL, "plain": kopf.LogFormat.PLAIN, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=settings.verbose, log_format=log_format[settings.log_format])

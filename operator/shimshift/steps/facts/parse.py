@@ -30,8 +30,8 @@ from shimshift.model.facts import (
     Setting,
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
-from shimshift.planning import kubelet as kl
-from shimshift.planning.envfile import EnvFileError, parse_env_file, split_flags
+from shimshift.steps import kubeletfiles as kl
+from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags
 
 PROBE_FORMAT = "1"
 _K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")

@@ -1,9 +1,10 @@
-"""Wires the containerd renderer and the kubelet planner into plan reports (`PlanHooks`).
+"""The configure step: containerd's config.toml and certs.d/<host>/hosts.toml, rendered from the spec
+and the node's facts (`shimshift.rendering.render_node_config`), installed atomically (temp file,
+sha256, `containerd --config <tmp> config dump` for config.toml, rename), containerd restarted, its
+CRI plugin required `ok`. Playbook `playbooks/configure.yaml`, scripts `containerd_apply.sh` and, for
+the undo, `containerd_undo.sh` (the saved files back, containerd restarted with them).
 
-`shimshift.planning` and `shimshift.rendering` are sibling layers and may not import each other, so
-the composition happens here, above both: the CLI (`shimshift plan`) and the operator (`mode: Plan`)
-call `plan_hooks()` and pass the result to `shimshift.planning.build.build_plan`. Pure apart from
-that: no I/O, no clock.
+The plan half (`containerd_files`, `SharedRenders`) is what the plan report shows of these files.
 """
 
 from __future__ import annotations
@@ -11,20 +12,29 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from shimshift.model import keys
 from shimshift.model.facts import NodeFacts
+from shimshift.model.keys import StepId
+from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.planning.cluster import Node
-from shimshift.planning.kubelet import plan_kubelet_switch
-from shimshift.planning.report import Carryover, FileChange, FileSection, PlanHooks
+from shimshift.model.status import NodeRecord
 from shimshift.rendering import RegistryMaterial, render_node_config
 from shimshift.rendering.redact import redact_text
 from shimshift.rendering.values import shown
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
+from shimshift.steps.filesection import Carryover, FileChange, FileSection, PlannedNode
+from shimshift.steps.nodeplan import NodeRunPlan
+
+PLAYBOOK = "configure"
+
+
+# ---- plan ---------------------------------------------------------------------------------------
 
 
 def containerd_files(
-    spec: NodeMigrationSpec, node: Node, facts: NodeFacts, material: RegistryMaterial | None = None
+    spec: NodeMigrationSpec, facts: NodeFacts, material: RegistryMaterial | None = None
 ) -> FileSection:
     """config.toml and certs.d/<host>/hosts.toml as the configure step would write them.
 
@@ -88,36 +98,6 @@ def _from_secrets(spec: NodeMigrationSpec, certs_dir: str) -> set[str]:
     return paths
 
 
-def kubelet_files(spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
-    """The kubelet flags/config edit the switch step makes, and the Node annotation it updates."""
-    switch = plan_kubelet_switch(
-        node.name,
-        facts.kubelet,
-        endpoint=spec.kubelet.runtime_endpoint,
-        method=spec.kubelet.config_method,
-        kubelet_version=None if facts.kubelet.version else (node.kubelet_version or None),
-    )
-    notes = [f"runtime endpoint {switch.endpoint} set by {switch.endpoint_key} in {switch.endpoint_file}"]
-    if switch.removed_flags:
-        notes.append(
-            "flags removed (dockershim-only or refused by this kubelet): " + ", ".join(switch.removed_flags)
-        )
-    notes += list(switch.notes)
-    annotation = node.annotations.get(keys.CRI_SOCKET_ANNOTATION)
-    if annotation is not None and spec.kubelet.update_cri_socket_annotation:
-        notes.append(
-            f"Node annotation {keys.CRI_SOCKET_ANNOTATION}: {annotation} -> {spec.kubelet.runtime_endpoint}"
-        )
-    changes = tuple(
-        FileChange(e.path, _no_userinfo(e.before), _no_userinfo(e.after)) for e in switch.edits
-    )  # a flags file may set e.g. HTTPS_PROXY=http://user:password@proxy
-    return FileSection(True, "", changes, tuple(notes))
-
-
-def _no_userinfo(text: str | None) -> str | None:
-    return None if text is None else redact_text(text)
-
-
 class SharedRenders:
     """`containerd_files` that renders once per distinct input in a fleet of look-alike nodes.
 
@@ -131,7 +111,7 @@ class SharedRenders:
         self._seen: dict[str, FileSection] = {}
         self._material = material
 
-    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
+    def __call__(self, spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) -> FileSection:
         if spec is not self._spec:
             self._spec, self._seen = spec, {}
         key = repr(
@@ -146,34 +126,38 @@ class SharedRenders:
         )
         section = self._seen.get(key)
         if section is None:
-            section = containerd_files(spec, node, facts, self._material)
+            section = containerd_files(spec, facts, self._material)
             if facts.node not in repr(section):
                 self._seen[key] = section
         return section
 
 
-class SharedKubeletEdits:
-    """`kubelet_files` computed once per distinct kubelet setup (files, version, cri-socket annotation)."""
-
-    def __init__(self) -> None:
-        self._spec: NodeMigrationSpec | None = None
-        self._seen: dict[str, FileSection] = {}
-
-    def __call__(self, spec: NodeMigrationSpec, node: Node, facts: NodeFacts) -> FileSection:
-        if spec is not self._spec:
-            self._spec, self._seen = spec, {}
-        key = repr((facts.kubelet, node.kubelet_version, node.annotations.get(keys.CRI_SOCKET_ANNOTATION)))
-        section = self._seen.get(key)
-        if section is None:
-            section = kubelet_files(spec, node, facts)
-            if node.name not in repr(section):
-                self._seen[key] = section
-        return section
+# ---- run and undo on the node -------------------------------------------------------------------
 
 
-def plan_hooks(material: RegistryMaterial | None = None) -> PlanHooks:
-    """Fresh hooks for one plan (renders and kubelet edits are shared between look-alike nodes).
+def _variables(plan: NodeRunPlan) -> dict[str, Any]:
+    plan.checked()
+    return {
+        "files": list(plan.containerd_files),
+        "state_dir": plan.state_dir,
+        "containerd_backup": plan.backup_dir("containerd"),
+        "config_path": keys.CONTAINERD_CONFIG,
+        "wait_seconds": str(plan.wait_seconds),
+    }
 
-    `material`: the registry Secrets as the operator resolved them (`shimshift.nodeport.registry_material`),
-    so the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
-    return PlanHooks(containerd=SharedRenders(material), kubelet=SharedKubeletEdits())
+
+_run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
+
+
+def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
+    port.configure(record.name, ctx.facts_of(migration, port, record.name))
+    return Outcome(True, record)
+
+
+STEP = Step(
+    StepId.CONFIGURE,
+    _run,
+    node_run=_run_on_node,
+    node_undo=_undo_on_node,
+    scripts=("upload", "containerd_apply", "containerd_undo"),
+)

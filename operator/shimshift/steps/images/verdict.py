@@ -1,6 +1,6 @@
 """What the node-side run of an image plan produced, and the verdict and report on it.
 
-Pure: `shimshift.remote.images` runs an `ImagesPlan` (`shimshift.planning.images`) on the node and
+Pure: `shimshift.steps.images.run` runs an `ImagesPlan` (`shimshift.steps.images.plan`) on the node and
 reads containerd back as `ContainerdImage`s; which names are missing, which would be replaced, which
 to undo, whether every planned image arrived (`verify_images`), and the report and status counts of
 the run (`images_report`, `image_counts`) are decided here, so all of it is testable without a node.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shimshift.model.status import ImageCounts
-from shimshift.planning.images import ImageSkipReason, ImagesPlan
+from shimshift.steps.images.plan import ImageSkipReason, ImagesPlan
 
 # ---- what containerd holds afterwards, and the verdict --------------------------------------------
 
@@ -72,7 +72,7 @@ def refs_to_undo(before: Iterable[str], now: Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ImagesOutcome:
-    """What the node-side run did (filled in by shimshift.remote.images)."""
+    """What the node-side run did (filled in by shimshift.steps.images.run)."""
 
     transferred: tuple[str, ...] = ()  # image IDs
     pulled: tuple[str, ...] = ()

@@ -1,0 +1,194 @@
+"""What every step is made of, and what a step may ask of the engine: the `Step` record the step table
+holds, its `Outcome`, `StepFailed`, and the Protocols of its ports (`NodePort`, `StepCluster`,
+`Observer`) and settings (`EngineConfig`).
+
+A step's engine half is `Step.run(ctx, migration, port, record)`; `ctx` is the `StepContext` the
+step executor (`shimshift.stepexec`) hands it: the ports, the settings, the clock and the facts
+cache. Its node half (`node_run` / `node_undo`) runs over a `CommandRunner`
+(`shimshift.steps.runner`). Pure: Protocols and values only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shimshift.model.errors import ShimshiftError
+from shimshift.model.facts import NodeFacts
+from shimshift.model.keys import StepId
+from shimshift.model.migration import MigrationRef, NodeMigration
+from shimshift.model.spec import Drain
+from shimshift.model.status import EventReason, ImageCounts, NodeRecord
+from shimshift.model.timestamps import parse_iso
+from shimshift.playbooks import shipped_playbook
+from shimshift.rendering import RegistryMaterial
+from shimshift.steps.execute import PlaybookResult, run_playbook, undo_playbook
+from shimshift.steps.nodeplan import NodeRunPlan
+from shimshift.steps.runner import CommandRunner
+
+
+class StepFailed(ShimshiftError):
+    """A step failed for good (not a hiccup worth retrying): the node rolls back."""
+
+    transient = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    done: bool
+    record: NodeRecord
+    message: str = ""
+
+
+class NodePort(Protocol):
+    """What the engine asks of a node (SSH + playbooks in production). Every call is idempotent."""
+
+    def facts(self, node: str) -> NodeFacts: ...
+    def prepare(self, node: str, facts: NodeFacts) -> None:
+        """Decide, before any change, what the changing steps write; raises what would stop them."""
+        ...
+
+    def registry_material(self) -> RegistryMaterial | None:
+        """The registry Secrets' material for a plan (None: the port reads no Secrets)."""
+        ...
+
+    def backup(self, node: str, facts: NodeFacts) -> str: ...
+    def configure(self, node: str, facts: NodeFacts) -> None: ...
+    def images(self, node: str, facts: NodeFacts) -> ImageCounts: ...
+    def switch(self, node: str, facts: NodeFacts) -> None: ...
+    def verify(self, node: str, facts: NodeFacts) -> None: ...
+    def finish(self, node: str, facts: NodeFacts) -> None: ...
+    def undo(self, node: str, facts: NodeFacts | None) -> None: ...
+    def host_key_fingerprint(self, node: str) -> str:
+        """The node's host key as last verified (`<type> SHA256:<fingerprint>`), "" if none yet."""
+        ...
+
+    def close(self) -> None:
+        """Close every connection the port holds (nothing is in flight); the next call reconnects."""
+        ...
+
+
+class DrainPass(Protocol):
+    """How one drain pass went (`shimshift.kube.drain.DrainProgress` is one)."""
+
+    @property
+    def refused(self) -> tuple[str, ...]: ...
+    @property
+    def blocked(self) -> Sequence[object]: ...
+    @property
+    def done(self) -> bool: ...
+    def describe(self) -> str: ...
+
+
+class StepCluster(Protocol):
+    """What the steps ask of the Kubernetes API (a part of `shimshift.ports.ClusterPort`)."""
+
+    def acquire_lock(self, node: str, owner: str) -> None: ...
+    def release_lock(self, node: str, owner: str) -> None: ...
+    def cordon(self, node: str, owner: str) -> bool: ...
+    def uncordon(self, node: str, owner: str) -> None: ...
+    def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainPass: ...
+    def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool: ...
+    def daemonsets_on(self, node: str) -> tuple[str, ...]: ...
+    def wait_daemonset_pods(
+        self, node: str, *, expected: Sequence[str], timeout: float
+    ) -> tuple[str, ...]: ...
+    def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
+    def event(
+        self,
+        migration: NodeMigration | MigrationRef,
+        node: str | None,
+        warning: bool,
+        reason: EventReason,
+        message: str,
+    ) -> None: ...
+
+
+class StepObserver(Protocol):
+    """What the steps report for metrics (a part of `shimshift.ports.Observer`)."""
+
+    def drain_waited(self, seconds: float, blocked: bool) -> None: ...
+    def images_migrated(self, counts: ImageCounts) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    budget: float = 15.0  # seconds of work per pass before yielding back to the handler
+    drain_pass_wait: float = 5.0  # longest watch-wait of one drain pass (also the PDB backoff)
+    verify_timeout: float = 300.0  # how long a switched node may take to report Ready on containerd
+    rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
+    wait_slice: float = 10.0  # longest single watch-wait for node readiness
+    retry_delay: float = 5.0  # when to come back after a transient failure
+    idle_delay: float = 30.0  # how often a settled NodeMigration re-checks its selection (new nodes)
+    lease_ttl: float = 30.0  # how long a replica's claim on a NodeMigration lasts without renewal
+
+
+class StepContext(Protocol):
+    """What a step's engine half is given (the step executor is one)."""
+
+    @property
+    def cluster(self) -> StepCluster: ...
+    @property
+    def observer(self) -> StepObserver: ...
+    @property
+    def config(self) -> EngineConfig: ...
+    @property
+    def monotonic(self) -> Callable[[], float]: ...
+    def elapsed(self, record: NodeRecord, step: StepId) -> float:
+        """Seconds since `step` of `record` was recorded Started (0 if never)."""
+        ...
+
+    def facts_of(self, migration: NodeMigration, port: NodePort, node: str) -> NodeFacts:
+        """The node's facts from the cache, probed again when missing."""
+        ...
+
+    def cached_facts(self, migration: NodeMigration, node: str) -> NodeFacts | None: ...
+    def remember_facts(self, migration: NodeMigration, node: str, facts: NodeFacts) -> None: ...
+
+
+class EngineHalf(Protocol):
+    def __call__(
+        self, ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord
+    ) -> Outcome: ...
+
+
+class NodeHalf(Protocol):
+    def __call__(self, runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the step table: the step, its engine half, and (for a step that runs a playbook on
+    the node) its node half, the undo of that, and the node scripts both run."""
+
+    id: StepId
+    run: EngineHalf
+    node_run: NodeHalf | None = None
+    node_undo: NodeHalf | None = None
+    scripts: tuple[str, ...] = ()  # playbooks/scripts/<name>.sh
+
+
+def playbook_halves(
+    playbook: str, variables: Callable[[NodeRunPlan], Mapping[str, Any]]
+) -> tuple[NodeHalf, NodeHalf]:
+    """The node half of a step that runs `playbooks/<playbook>.yaml` with `variables(plan)`, and its
+    undo (the playbook's undo actions, last task first)."""
+
+    def run(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
+        return run_playbook(runner, shipped_playbook(playbook), variables(plan))
+
+    def undo(runner: CommandRunner, plan: NodeRunPlan) -> PlaybookResult:
+        return undo_playbook(runner, shipped_playbook(playbook), variables(plan))
+
+    return run, undo
+
+
+def started_at(record: NodeRecord, step: StepId) -> str:
+    return next((s.started_at for s in record.steps if s.id == step), "")
+
+
+def elapsed_since_start(record: NodeRecord, step: StepId, now: dt.datetime) -> float:
+    started = parse_iso(started_at(record, step))
+    return (now - started).total_seconds() if started else 0.0

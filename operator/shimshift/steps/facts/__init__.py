@@ -1,0 +1,49 @@
+"""The facts step: the read-only probe of a node (`playbooks/facts.yaml`, script `facts.sh`, one SSH
+round trip), parsed into `NodeFacts` (`steps.facts.parse`); then the node port decides what the
+changing steps will write, so a spec this node cannot take (a refused registry CA, a missing Secret)
+fails here, before the lock, the cordon and the drain. Changes nothing, so there is nothing to undo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shimshift.model.facts import NodeFacts
+from shimshift.model.keys import StepId
+from shimshift.model.migration import NodeMigration
+from shimshift.model.status import NodeRecord
+from shimshift.playbooks import shipped_playbook
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext
+from shimshift.steps.execute import run_playbook
+from shimshift.steps.facts.parse import parse_facts
+from shimshift.steps.runner import CommandRunner
+
+PLAYBOOK = "facts"
+
+
+def probe(runner: CommandRunner, *, kubelet_version: str | None = None) -> NodeFacts:
+    """The read-only probe: one round trip. `kubelet_version` (the Node's nodeInfo) fills in when the
+    node has no `kubelet` binary on PATH."""
+    result = run_playbook(runner, shipped_playbook(PLAYBOOK), {})
+    return parse_facts(runner.node, result.output, kubelet_version=kubelet_version)
+
+
+def summary(facts: NodeFacts) -> str:
+    return (
+        f"docker {facts.docker_version or '?'}, containerd {facts.containerd_version or '?'}, "
+        f"kubelet {facts.kubelet.version or '?'}, {len(facts.images)} image(s)"
+    )
+
+
+def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
+    name = record.name
+    facts = port.facts(name)
+    # what the changing steps will write is decided now, before the lock, cordon and drain: a spec
+    # this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
+    port.prepare(name, facts)
+    ctx.remember_facts(migration, name, facts)
+    host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
+    return Outcome(True, replace(record, host_key_fingerprint=host_key), summary(facts))
+
+
+STEP = Step(StepId.FACTS, _run, scripts=("facts",))
