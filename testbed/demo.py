@@ -392,7 +392,14 @@ def snapshot(demo: Demo, names: Sequence[str]) -> View | None:
     if not obj or not isinstance(node_list, dict):
         return None
     status = obj.get("status") or {}
-    records = {r.get("name"): r for r in status.get("nodes") or ()}
+    records = {r.get("name"): r for r in status.get("nodes") or ()}  # a previous version's status
+    children = demo.api_or_none(
+        f"/apis/shimshift.io/v1alpha1/nodemigrationnodes?labelSelector=shimshift.io/migration={MIGRATION}"
+    )
+    for child in (children or {}).get("items", []) if isinstance(children, dict) else []:
+        node_name = (child.get("spec") or {}).get("node")
+        if node_name:  # each node's record: the status of its NodeMigrationNode
+            records[node_name] = {**(child.get("status") or {}), "name": node_name}
     items = {n["metadata"]["name"]: n for n in node_list.get("items", [])}
     views = []
     for name in names:

@@ -509,6 +509,18 @@ class Cluster:
                             FieldError("FieldValueRequired", f"spec.containers[{i}].image", "Required value")
                         )
         errors.extend(limits.field_errors(rt.gk, obj))
+        if rt.gk == ("", "events"):
+            # core/v1 Event validation: a reference without a namespace only in "default" (or none)
+            involved = str((obj.get("involvedObject") or {}).get("namespace") or "")
+            namespace = str(meta.get("namespace") or "")
+            if (not involved and namespace not in ("", "default")) or (involved and involved != namespace):
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        "involvedObject.namespace",
+                        f'Invalid value: "{involved}": does not match event.namespace',
+                    )
+                )
         if rt.gk == ("apiextensions.k8s.io", "customresourcedefinitions"):
             errors.extend(crds.validate_crd(obj))
         if rt.schema is not None:

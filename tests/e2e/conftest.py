@@ -144,6 +144,17 @@ def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:
     return replace(status, nodes=tuple(records))
 
 
+def raw_status(kubeapi: Any, name: str) -> dict[str, Any]:
+    """The NodeMigration's stored status as a dict, with `nodes` holding the record of every node it
+    started in storage form (from its NodeMigrationNode objects), as the tests read it."""
+    status = dict((kubeapi.get("nodemigrations.shimshift.io", name) or {}).get("status") or {})
+    if not status.get("nodes"):
+        children = kubeapi.list("nodemigrationnodes.shimshift.io", label_selector=migration_selector(name))
+        records = sorted((record_of(c) for c in children), key=lambda r: r.name)
+        status["nodes"] = [r.for_storage() for r in records]
+    return status
+
+
 def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": "v1",

@@ -27,7 +27,7 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import build_cluster
 from shimshift.planning.snapshot import CONTROLLER_KINDS
 from shimshift.resources import load_crd
-from tests.e2e.conftest import Operator, emulator_for, eventually, secret
+from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
 
@@ -108,7 +108,7 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
         phase = eventually(settled, 220, "the migration to settle", 0.5)
     finally:
         operator.stop()
-    status = (api.get("nodemigrations.shimshift.io", "match") or {}).get("status") or {}
+    status = raw_status(api, "match")
     assert phase == Phase.SUCCEEDED, (status, operator.logs()[-3000:])
     assert all(r["phase"] == NodePhase.SUCCEEDED for r in status["nodes"])
 

@@ -27,7 +27,7 @@ from testbed.nodes.layout import REGISTRY_HOST
 
 from shimshift.model import keys
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import Operator, emulator_for, eventually, secret
+from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
 from tests.e2e.test_testbed import ssh_migration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(420)]
@@ -74,7 +74,7 @@ def _runtime(api: Any, name: str) -> str:
 
 
 def _status(api: Any, name: str) -> dict[str, Any]:
-    return dict((api.get("nodemigrations.shimshift.io", name) or {}).get("status") or {})
+    return raw_status(api, name)
 
 
 def _settled(api: Any, name: str) -> dict[str, Any] | None:

@@ -39,11 +39,12 @@ from testbed.nodes.images import kube_proxy_image
 from shimshift.model import keys
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import STEP_ORDER, StepId
+from shimshift.model.nodestate import child_name, record_of
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import MigrationStatus, NodePhase, NodeRecord, Phase, StepState
 from shimshift.remote import NodeConnection, SshNodePort, SshOptions, SshTarget
 from shimshift.steps.switch import staged_files
-from tests.e2e.conftest import Operator, emulator_for, eventually, secret
+from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
 from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready, operator_requests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
@@ -130,7 +131,7 @@ def _migrate(
         phase = eventually(finished, 200, "the migration to settle", 0.5)
     finally:
         operator.stop()
-    return phase, (api.get("nodemigrations.shimshift.io", name) or {}).get("status") or {}, operator
+    return phase, raw_status(api, name), operator
 
 
 def test_a_node_whose_containerd_cannot_start_cri_rolls_back_to_docker_and_the_rollout_pauses(
@@ -486,14 +487,16 @@ def node5(stack: tuple[Cluster, KubeApi]) -> Node5:
 
 
 def _status_records(rec: RequestRecord, migration: str, node: str) -> NodeRecord | None:
+    """The record of `node` a status write of its NodeMigrationNode carries (each write holds it whole)."""
     if (
-        rec.resource != "nodemigrations"
+        rec.resource != "nodemigrationnodes"
         or rec.subresource != "status"
-        or rec.name != migration
+        or rec.name != child_name(migration, node)
         or not isinstance(rec.body, dict)
+        or not (rec.body.get("status") or {}).get("phase")
     ):
         return None
-    return MigrationStatus.from_storage(rec.body.get("status") or {}).node(node)
+    return record_of({"spec": {"node": node}, "status": rec.body["status"]})
 
 
 def _image_events(node: Any, since: int) -> Counter[tuple[str, str]]:
@@ -582,7 +585,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
         operator.start()
 
         def settled() -> Any:
-            status = (api.get("nodemigrations.shimshift.io", name) or {}).get("status") or {}
+            status = raw_status(api, name)
             return status if status.get("phase") in ("Succeeded", "Failed", "Paused") else None
 
         raw = eventually(settled, 200, "the migration to settle", 0.25)

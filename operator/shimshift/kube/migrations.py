@@ -67,9 +67,18 @@ def emit_event(
     reason: EventReason,
     message: str,
 ) -> None:
-    """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration), in `namespace`."""
+    """One core/v1 Event about a cluster-scoped object (a Node or a NodeMigration), in `namespace`.
+
+    The API server accepts an Event whose involvedObject has no namespace only in `default`; posted in
+    the operator's own namespace, the reference carries that namespace, as kopf's Events do (a real
+    server answers 422 "involvedObject.namespace: does not match event.namespace" otherwise)."""
     now = _now()
-    involved: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "name": name}
+    involved: dict[str, Any] = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "namespace": namespace,
+    }
     if uid:
         involved["uid"] = uid
     kube.request(

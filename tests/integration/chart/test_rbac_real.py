@@ -20,6 +20,7 @@ from testbed.waiting import wait_until
 from shimshift.model.status import Phase
 from tests.e2e.chart_account import apply_chart, start_operator, status
 from tests.e2e.conftest import migration, node, web
+from tests.unit.chart import helm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -59,6 +60,10 @@ def test_a_migration_as_the_charts_service_account_gets_no_403(
     assert any(k[1].startswith("configmaps/") and k[3] in (200, 201) for k in answers), answers
     refused = {k: n for k, n in answers.items() if k[3] == 403}
     assert refused == {}, f"the API server refused the chart's ServiceAccount: {refused}"
+    # every Event the operator posts about a NodeMigration or a Node is accepted in its own namespace
+    events = {k: n for k, n in answers.items() if k[1] == "events/"}
+    assert any(k[3] == 201 and k[2] == helm.NAMESPACE for k in events), answers
+    assert all(k[3] == 201 for k in events), f"Events refused: {events}"
 
 
 def test_without_the_eviction_rule_the_same_migration_is_refused(

@@ -102,3 +102,23 @@ def test_a_custom_resource_status_outgrowing_etcd_is_refused_and_the_stored_obje
     assert status["message"] == "etcdserver: request is too large" and "reason" not in status
     stored = kubeapi.must_get("widgets.example.io", "w", "default")
     assert len(stored["status"]["phase"]) == MIB + MIB // 5
+
+
+def test_an_event_about_a_cluster_scoped_object_outside_default_must_name_its_namespace(
+    kubeapi: KubeApi,
+) -> None:
+    kubeapi.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ops"}})
+
+    def event(namespace: str, involved_namespace: str | None) -> tuple[int, Any]:
+        involved = {"kind": "Node", "name": "n1", "apiVersion": "v1"}
+        if involved_namespace is not None:
+            involved["namespace"] = involved_namespace
+        body = {"metadata": {"generateName": "n1."}, "involvedObject": involved, "reason": "R"}
+        return http(kubeapi, "POST", f"/api/v1/namespaces/{namespace}/events", body)
+
+    code, status = event("ops", None)
+    assert code == 422
+    assert status["details"]["causes"][0]["message"] == 'Invalid value: "": does not match event.namespace'
+    assert event("default", None)[0] == 201
+    assert event("ops", "ops")[0] == 201
+    assert event("ops", "default")[0] == 422
