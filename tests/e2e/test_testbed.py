@@ -602,7 +602,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
         assert raw["summary"] == MigrationStatus.from_storage(raw).summary(), raw["summary"]
         assert raw["summary"]["inProgress"] == 0 and raw["currentNodes"] == "", raw
         node = api.get("nodes", target.name) or {}
-        assert not node["spec"].get("unschedulable"), "node5 left cordoned"
+        assert not node["spec"].get("unschedulable"), ("node5 left cordoned", raw, operator.logs()[-6000:])
         annotations = node["metadata"].get("annotations") or {}
         assert keys.LOCK_ANNOTATION not in annotations and keys.CORDONED_BY_ANNOTATION not in annotations
         if point.broken_cri:
