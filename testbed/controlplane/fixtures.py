@@ -3,7 +3,7 @@
 Register with ``pytest_plugins = ["testbed.controlplane.fixtures"]`` (tests/conftest.py does).
 
 - ``controlplane``: session-scoped ``ControlPlane`` (the first listed Kubernetes version, or
-  ``SHIMSHIFT_CONTROLPLANE_VERSION``, e.g. v1.34.4 when built with SHIMSHIFT_COMPONENTS_ALL=1), its API
+  ``SHIMSHIFT_CONTROLPLANE_VERSION``, e.g. v1.34.4), its API
   server auditing every request at Metadata level (the response code of each) to ``audit.log``.
 - ``realkube``: function-scoped ``RealKubeApi`` (admin); after the test, ``reset()`` deletes what
   the test created.
