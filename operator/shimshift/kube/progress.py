@@ -15,10 +15,10 @@ from shimshift.kube.api import Kube, NotFound, Object
 from shimshift.kube.migrations import get_migration
 from shimshift.kube.paths import segment
 from shimshift.model import keys
+from shimshift.model.nodestate import migration_selector
 
-#: The per-node child objects and the label naming their NodeMigration.
+#: The per-node child objects (labelled by `migration_selector`: a long name's label is its hash).
 NODE_PLURAL = "nodemigrationnodes"
-MIGRATION_LABEL = "shimshift.io/migration"
 PAGE = 500
 
 
@@ -49,7 +49,7 @@ def _children(kube: Kube, name: str, namespace: str | None) -> list[dict[str, An
     records: list[dict[str, Any]] = []
     token = ""
     while True:
-        query = [("labelSelector", f"{MIGRATION_LABEL}={name}"), ("limit", str(PAGE))]
+        query = [("labelSelector", migration_selector(name)), ("limit", str(PAGE))]
         if token:
             query.append(("continue", token))
         try:
