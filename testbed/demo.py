@@ -555,8 +555,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         kubectl = Kubectl(kubectl_binary, demo, console)
         kubectl("get", "nodes", "-o", "wide")
 
-        console.section("the NodeMigration CRD, a workload, the SSH Secrets")
-        kubectl("apply", "-f", "crds/nodemigration.yaml")
+        console.section("the CRDs (NodeMigration, NodeMigrationNode), a workload, the SSH Secrets")
+        kubectl("apply", "-f", "crds/")
         workload = demo.dir / "workload.yaml"
         workload.write_text(workload_manifest())
         kubectl("apply", "-f", str(workload))

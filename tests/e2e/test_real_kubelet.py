@@ -25,7 +25,7 @@ from testbed.nodes import Cluster
 from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.realkubelet import check_built, docker_containers, pod_containers_in_containerd, real_stack
 
-from shimshift.resources import load_crd
+from shimshift.resources import load_crd, load_node_crd
 from tests.e2e.conftest import Operator, eventually, secret
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(400)]
@@ -165,7 +165,7 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
     before = eventually(lambda: pods_running_on(api, "docker://"), 120, "the three pods Running on Docker")
     assert len(docker_containers(node)) >= 6  # three sandboxes and three app containers
 
-    api.seed(load_crd())
+    api.seed([load_crd(), load_node_crd()])
     api.seed(
         [
             secret("ssh", "ssh-privatekey", cluster.private_key.read_text()),

@@ -29,7 +29,7 @@ from testbed.nodes.realkubelet import (
     real_stack,
 )
 
-from shimshift.resources import load_crd
+from shimshift.resources import load_crd, load_node_crd
 from tests.e2e.conftest import Operator, eventually, secret
 from tests.e2e.test_real_kubelet import (
     APP_IMAGE,
@@ -73,7 +73,7 @@ def test_shimshift_moves_a_real_kubelet_1_34_from_cri_dockerd_to_containerd_thro
     )
     assert len(docker_containers(node)) >= 6
 
-    api.seed(load_crd())
+    api.seed([load_crd(), load_node_crd()])
     api.seed(
         [
             secret("ssh", "ssh-privatekey", cluster.private_key.read_text()),

@@ -63,6 +63,8 @@ class KubeCluster:
                 lambda rv, seconds: kube.watch(children.CHILDREN, resource_version=rv, timeout=seconds),
                 lambda o: (migration_of(o), record_of(o)),
                 name="children",
+                if_missing="the NodeMigrationNode CRD is not installed: "
+                "apply it with `shimshift crd | kubectl apply -f -`, or upgrade the chart",
             ).start()
         self._child_cache.wait_synced(SYNC_TIMEOUT)
         return self._child_cache

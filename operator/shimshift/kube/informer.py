@@ -61,8 +61,17 @@ class Informer(Generic[T]):
     """A cache of the objects `list_` and `watch` serve (the caller binds the path, so the RBAC scan
     of the package sees each request), kept by a daemon thread until `stop`."""
 
-    def __init__(self, list_: Lister, watch: Watcher, transform: Callable[[Object], T], *, name: str) -> None:
+    def __init__(
+        self,
+        list_: Lister,
+        watch: Watcher,
+        transform: Callable[[Object], T],
+        *,
+        name: str,
+        if_missing: str = "",
+    ) -> None:
         self.name = name
+        self.if_missing = if_missing  # what to do when the server does not serve the resource (404)
         self._list_objects = list_
         self._watch_objects = watch
         self.transform = transform
@@ -169,6 +178,8 @@ class Informer(Generic[T]):
                 backoff = 0.5
             except (ApiStatusError, ApiUnreachable) as e:
                 self.last_error = str(e)[:300]
+                if isinstance(e, ApiStatusError) and e.status == 404 and self.if_missing:
+                    self.last_error += f" ({self.if_missing})"
                 log.debug("cache of %s: %s; listing again in %.1fs", self.name, e, backoff)
                 rv = ""
                 self._stopped.wait(backoff)

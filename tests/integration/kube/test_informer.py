@@ -11,7 +11,7 @@ from testbed.kubeapi import KubeApi
 from testbed.waiting import wait_until
 
 from shimshift.kube.api import MERGE_PATCH, Kube
-from shimshift.kube.informer import Informer
+from shimshift.kube.informer import Informer, NotSynced
 from shimshift.kube.nodes import NODES
 from shimshift.planning.cluster import Node, parse_node
 
@@ -86,5 +86,23 @@ def test_a_wait_on_one_object_is_woken_by_its_event_and_bounded(kubeapi: KubeApi
             assert cache.wait_for("n1", lambda n: n is not None and n.labels.get("v") == "x", 10)
         finally:
             timer.join()
+    finally:
+        cache.stop()
+
+
+def test_a_resource_the_server_does_not_serve_fails_the_sync_with_what_to_do(kube: Kube) -> None:
+    missing = "/apis/shimshift.io/v1alpha1/nosuchthings"
+    cache: Informer[object] = Informer(
+        lambda: kube.request("GET", missing),
+        lambda rv, seconds: kube.watch(missing, resource_version=rv, timeout=seconds),
+        lambda o: o,
+        name="things",
+        if_missing="install the CRD",
+    ).start()
+    try:
+        with pytest.raises(NotSynced) as raised:
+            cache.wait_synced(2)
+        assert "HTTP 404" in str(raised.value)
+        assert "(install the CRD)" in str(raised.value)
     finally:
         cache.stop()

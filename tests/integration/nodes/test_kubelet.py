@@ -25,7 +25,10 @@ def test_fake_kubelet_reports_the_docker_runtime_and_ready(
     kubelet_cluster: Cluster, kube_core: CoreV1Api, profile: str
 ) -> None:
     node = node_with_profile(kubelet_cluster, profile)
-    api_node, ready = wait_until(lambda: ready_condition(kube_core, node.name), what=f"node {node.name}")
+    api_node, ready = wait_until(
+        lambda: (found := ready_condition(kube_core, node.name))[1] is not None and found,
+        what=f"node {node.name} with a Ready condition",
+    )
     info = api_node.status.node_info
     assert info.container_runtime_version.startswith("docker://20.10")
     assert info.kubelet_version == f"v{node.profile.kubelet_version}"
