@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -42,32 +43,39 @@ class KubeCluster:
         self._crd = load_crd()
         self._node_cache: Informer[Node] | None = None
         self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
+        # Without it, two passes starting together each made a cache, and a pass could read the other's
+        # before its first list: no records, so every node of a finished NodeMigration looked new.
+        self._caches_lock = threading.Lock()
 
     def _nodes(self) -> Informer[Node]:
-        if self._node_cache is None:
-            kube = self.kube
-            self._node_cache = Informer(
-                lambda: kube.request("GET", nodes.NODES),
-                lambda rv, seconds: kube.watch(nodes.NODES, resource_version=rv, timeout=seconds),
-                parse_node,
-                name="nodes",
-            ).start()
-        self._node_cache.wait_synced(SYNC_TIMEOUT)
-        return self._node_cache
+        with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
+            if self._node_cache is None:
+                kube = self.kube
+                self._node_cache = Informer(
+                    lambda: kube.request("GET", nodes.NODES),
+                    lambda rv, seconds: kube.watch(nodes.NODES, resource_version=rv, timeout=seconds),
+                    parse_node,
+                    name="nodes",
+                ).start()
+            cache = self._node_cache
+        cache.wait_synced(SYNC_TIMEOUT)
+        return cache
 
     def _children(self) -> Informer[tuple[tuple[str, str], NodeRecord]]:
-        if self._child_cache is None:
-            kube = self.kube
-            self._child_cache = Informer(
-                lambda: kube.request("GET", children.CHILDREN),
-                lambda rv, seconds: kube.watch(children.CHILDREN, resource_version=rv, timeout=seconds),
-                lambda o: (migration_of(o), record_of(o)),
-                name="children",
-                if_missing="the NodeMigrationNode CRD is not installed: "
-                "apply it with `shimshift crd | kubectl apply -f -`, or upgrade the chart",
-            ).start()
-        self._child_cache.wait_synced(SYNC_TIMEOUT)
-        return self._child_cache
+        with self._caches_lock:
+            if self._child_cache is None:
+                kube = self.kube
+                self._child_cache = Informer(
+                    lambda: kube.request("GET", children.CHILDREN),
+                    lambda rv, seconds: kube.watch(children.CHILDREN, resource_version=rv, timeout=seconds),
+                    lambda o: (migration_of(o), record_of(o)),
+                    name="children",
+                    if_missing="the NodeMigrationNode CRD is not installed: "
+                    "apply it with `shimshift crd | kubectl apply -f -`, or upgrade the chart",
+                ).start()
+            cache = self._child_cache
+        cache.wait_synced(SYNC_TIMEOUT)
+        return cache
 
     def close(self) -> None:
         """Stop the caches' watches (their threads end within one watch timeout)."""
