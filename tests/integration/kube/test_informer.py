@@ -92,7 +92,7 @@ def test_a_wait_on_one_object_is_woken_by_its_event_and_bounded(kubeapi: KubeApi
 
 def test_a_resource_the_server_does_not_serve_fails_the_sync_with_what_to_do(kube: Kube) -> None:
     missing = "/apis/shimshift.io/v1alpha1/nosuchthings"
-    cache: Informer[object] = Informer(
+    cache: Informer[dict[str, object]] = Informer(
         lambda: kube.request("GET", missing),
         lambda rv, seconds: kube.watch(missing, resource_version=rv, timeout=seconds),
         lambda o: o,
