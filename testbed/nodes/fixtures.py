@@ -16,6 +16,7 @@ them these fixtures skip, naming what is missing.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -73,6 +74,22 @@ def testbed_root() -> Path:
     DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
     cleanup_stale(DEFAULT_ROOT)
     return DEFAULT_ROOT
+
+
+#: held by the test module running real kubelets: one module at a time on this machine, whichever
+#: pytest process or xdist worker runs it (real kubelets all manage the host's one cgroup hierarchy)
+REAL_KUBELET_LOCK = Path("/run/lock/shimshift-testbed-real-kubelets.lock")
+
+
+@pytest.fixture(scope="module")
+def real_kubelet_host() -> Iterator[None]:
+    REAL_KUBELET_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with REAL_KUBELET_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the module's tests are done
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

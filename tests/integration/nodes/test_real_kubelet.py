@@ -70,7 +70,9 @@ REMOTE_FLAGS = (
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, real_kubelet_host: None
+) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
     missing = missing_prerequisites()
     if missing:
         pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,13 +161,25 @@ class Running:
         return None
 
     def pull(self, image: str, timeout: float = 30.0) -> str:
-        """A real CRI PullImage; returns the image ref or raises grpc.RpcError."""
+        """A real CRI PullImage; returns the image ref or raises grpc.RpcError. The CRI plugin starts
+        serving a moment after containerd's socket does (on a loaded machine, seconds): until then it
+        answers "server is not initialized yet", which is asked again, not taken as the pull's answer."""
+        deadline = time.monotonic() + timeout
         with grpc.insecure_channel(f"unix://{self.root.socket}") as channel:
             stub = api_pb2_grpc.ImageServiceStub(channel)
-            reply = stub.PullImage(
-                api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)), timeout=timeout
-            )
-            return str(reply.image_ref)
+            while True:
+                try:
+                    reply = stub.PullImage(
+                        api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)),
+                        timeout=max(deadline - time.monotonic(), 1.0),
+                    )
+                except grpc.RpcError as e:
+                    details = str(e.details()) if hasattr(e, "details") else str(e)
+                    if "server is not initialized yet" in details and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    raise
+                return str(reply.image_ref)
 
     def hosts_errors(self) -> list[str]:
         """containerd's complaints about hosts.toml files (it falls back silently after logging one)."""
