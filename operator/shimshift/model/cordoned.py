@@ -66,6 +66,23 @@ def step_seconds(record: NodeRecord, step: StepId) -> int | None:
     return seconds_between(done.started_at, done.finished_at) if done is not None else None
 
 
+def cordoned_parts(record: NodeRecord) -> dict[StepId, int]:
+    """Where the cordoned time went: the whole seconds of each step done while shimshift held the
+    node cordoned (started at or after `cordonedAt`, done by `uncordonedAt`), in the order they ran;
+    empty without both times. A step run before the cordon (none today) is not a part."""
+    start, end = parse_iso(cordoned_at(record)), parse_iso(uncordoned_at(record))
+    if start is None or end is None:
+        return {}
+    parts: dict[StepId, int] = {}
+    for step in sorted(record.steps, key=lambda s: s.started_at):
+        began, ended = parse_iso(step.started_at), parse_iso(step.finished_at)
+        if step.state != StepState.DONE or step.id == StepId.CORDON or began is None or ended is None:
+            continue
+        if start <= began and ended <= end:
+            parts[step.id] = int((ended - began).total_seconds())
+    return parts
+
+
 def with_cordon_times(record: NodeRecord) -> NodeRecord:
     """`record` with `cordonedAt`, `uncordonedAt` and `cordonedSeconds` derived from its step records
     (the engine applies it to every step it records `Done`; applying it again changes nothing)."""

@@ -16,7 +16,13 @@ import pytest
 
 from shimshift.engine import Engine
 from shimshift.metrics import Metrics
-from shimshift.model.cordoned import cordoned_at, seconds_between, step_seconds, with_cordon_times
+from shimshift.model.cordoned import (
+    cordoned_at,
+    cordoned_parts,
+    seconds_between,
+    step_seconds,
+    with_cordon_times,
+)
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, NodeRecord, StepRecord, StepState
 from shimshift.ports import EngineConfig
@@ -53,6 +59,12 @@ def test_the_cordoned_time_runs_from_the_cordons_done_to_the_finishs_done() -> N
 
     assert (record.cordoned_at, record.uncordoned_at, record.cordoned_seconds) == (_at(4), _at(99), 95)
     assert step_seconds(record, StepId.DRAIN) == 26 and step_seconds(record, StepId.SWITCH) is None
+    assert cordoned_parts(record) == {
+        StepId.DRAIN: 26,
+        StepId.IMAGES: 39,
+        StepId.VERIFY: 15,
+        StepId.FINISH: 4,
+    }
     assert with_cordon_times(record) == record
 
 
@@ -75,6 +87,23 @@ def test_a_rollback_ends_the_time_as_the_finish_would() -> None:
     record = _done(failed, StepId.ROLLBACK, 50, 70)
 
     assert record.cordoned_seconds == 66
+
+
+def test_a_step_done_before_the_cordon_is_not_a_part_of_the_cordoned_time() -> None:
+    # what moving the images before the cordon will look like in the records
+    record = NodeRecord("w1", NodePhase.IN_PROGRESS, was_unschedulable=False)
+    for step, start, end in (
+        (StepId.FACTS, 0, 2),
+        (StepId.IMAGES, 2, 40),
+        (StepId.CORDON, 40, 41),
+        (StepId.DRAIN, 41, 60),
+        (StepId.FINISH, 60, 62),
+    ):
+        record = _done(record, step, start, end)
+
+    assert record.cordoned_seconds == 21
+    assert cordoned_parts(record) == {StepId.DRAIN: 19, StepId.FINISH: 2}
+    assert cordoned_parts(_cordoned()) == {}  # not uncordoned yet
 
 
 def test_a_node_an_admin_had_cordoned_has_no_cordoned_time() -> None:
