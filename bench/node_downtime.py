@@ -69,7 +69,7 @@ APP_IMAGE = "registry.shimshift.test/team/app:1.0"  # in every node's Docker (te
 @dataclass(frozen=True)
 class Run:
     """One migration of one node: its record as the operator left it, and the fleet's wall time (from
-    applying the NodeMigration to its phase Succeeded)."""
+    the operator's first status write on the NodeMigration to its phase Succeeded)."""
 
     label: str
     record: NodeRecord
@@ -238,7 +238,6 @@ def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[R
             operator = Operator(api.kubeconfig, workdir, {}, ssh=True)
             operator.start()
             try:
-                started = time.monotonic()
                 api.seed(
                     {
                         "apiVersion": "shimshift.io/v1alpha1",
@@ -257,12 +256,19 @@ def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[R
                     }
                 )
 
-                def settled() -> str | None:
+                def phase() -> str | None:
                     obj = api.get("nodemigrations.shimshift.io", MIGRATION) or {}
-                    phase = (obj.get("status") or {}).get("phase")
-                    return phase if phase in ("Succeeded", "Failed", "Paused") else None
+                    return (obj.get("status") or {}).get("phase")
 
-                wait_until(settled, args.timeout, what="the migration to settle", interval=0.2)
+                # the clock starts at the operator's first status write, not at its start-up
+                wait_until(phase, 120, what="the operator to take the NodeMigration up", interval=0.1)
+                started = time.monotonic()
+                wait_until(
+                    lambda: phase() in ("Succeeded", "Failed", "Paused"),
+                    args.timeout,
+                    what="the migration to settle",
+                    interval=0.2,
+                )
                 wall = time.monotonic() - started
             finally:
                 operator.stop()
