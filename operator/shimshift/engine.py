@@ -587,8 +587,9 @@ class Engine:
                 tracker.put(waiting)
 
     def _uncordoned(self, migration: NodeMigration, before: NodeRecord, after: NodeRecord) -> None:
-        """Observe the time the node was cordoned once, when the record first holds it (after it is
-        written: a crash before that observes it in the pass that writes it, never twice)."""
+        """Observe the node's time cordoned when its record first holds it, after that record is
+        written: a crash before the write leaves it to the re-run, which observes it; a crash right
+        after it loses the sample, never the record."""
         if before.cordoned_seconds is None and after.cordoned_seconds is not None:
             self.observer.node_uncordoned(migration.name, after.cordoned_seconds)
 

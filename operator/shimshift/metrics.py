@@ -16,9 +16,9 @@ from prometheus_client.registry import Collector
 from shimshift.model.keys import StepId
 from shimshift.model.status import ImageCounts, MigrationStatus, NodePhase
 
-#: Seconds a node stays cordoned: a drain and a switch take from half a minute on an idle node to
-#: the better part of an hour behind PodDisruptionBudgets and many images.
-UNSCHEDULABLE_BUCKETS = (15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200)
+#: Seconds a node stays cordoned: from a quarter of a minute (a small node, its images moved before
+#: the cordon) to the better part of an hour behind PodDisruptionBudgets and many images.
+UNSCHEDULABLE_BUCKETS = (5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200)
 
 
 class Metrics:
