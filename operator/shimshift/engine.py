@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shimshift.model.cordoned import with_cordon_times
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration
@@ -561,18 +562,22 @@ class Engine:
                 continue
             if outcome.done:
                 self.observer.step_finished(step, self.monotonic() - began, True)
-                done = replace(outcome.record, attempts=0).with_step(
-                    StepRecord(
-                        step, StepState.DONE, started_at(record, step), iso(self.clock()), outcome.message
+                done = with_cordon_times(
+                    replace(outcome.record, attempts=0).with_step(
+                        StepRecord(
+                            step, StepState.DONE, started_at(record, step), iso(self.clock()), outcome.message
+                        )
                     )
                 )
                 after = next_step(done, migration.spec.rollback, stopping=stopping)
                 if after.step is None and after.phase != done.phase:  # the last step: the end, one write
                     done = replace(done, phase=after.phase, finished_at=iso(self.clock()))
                     tracker.put(done)
+                    self._uncordoned(migration, record, done)
                     self._announce(migration, done, after.phase)
                     return
                 tracker.put(done)
+                self._uncordoned(migration, record, done)
                 continue
             # Progress resets the count of transient failures: only failures in a row fail a step.
             waiting = replace(outcome.record, attempts=0).with_step(
@@ -580,6 +585,13 @@ class Engine:
             )
             if waiting != record:
                 tracker.put(waiting)
+
+    def _uncordoned(self, migration: NodeMigration, before: NodeRecord, after: NodeRecord) -> None:
+        """Observe the node's time cordoned when its record first holds it, after that record is
+        written: a crash before the write leaves it to the re-run, which observes it; a crash right
+        after it loses the sample, never the record."""
+        if before.cordoned_seconds is None and after.cordoned_seconds is not None:
+            self.observer.node_uncordoned(migration.name, after.cordoned_seconds)
 
     def _announce(self, migration: NodeMigration, record: NodeRecord, phase: NodePhase) -> None:
         name = record.name

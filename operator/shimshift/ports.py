@@ -50,6 +50,10 @@ class Observer(StepObserver, Protocol):
 
     def step_finished(self, step: StepId, seconds: float, ok: bool) -> None: ...
     def rolled_back(self) -> None: ...
+    def node_uncordoned(self, migration: str, seconds: float) -> None:
+        """A node `migration` cordoned was uncordoned `seconds` after its cordon (once per node)."""
+        ...
+
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None: ...
 
 
@@ -64,6 +68,9 @@ class NullObserver:
         pass
 
     def rolled_back(self) -> None:
+        pass
+
+    def node_uncordoned(self, migration: str, seconds: float) -> None:
         pass
 
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None:

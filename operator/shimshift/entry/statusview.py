@@ -1,10 +1,10 @@
 """`shimshift status NAME [--watch]`: a running NodeMigration at a glance, from a workstation.
 
 `render_status` is pure: the NodeMigration object and its node records in, the text out (every node's phase,
-step and time in that step, the counts, a progress bar for the fleet and for the images step, the
-conditions, each node's last error). `run_status` reads them through `shimshift.kube.progress` and
-prints one view, or with `--watch` a new view each time the migration changes, until it is
-Succeeded or Failed.
+step and time in that step, the counts, a progress bar for the fleet and for the images step, how long
+nodes were and are cordoned, the conditions, each node's last error). `run_status` reads them
+through `shimshift.kube.progress` and prints one view, or with `--watch` a new view each time the
+migration changes, until it is Succeeded or Failed.
 
 The images bar counts nodes whose images step is done, with the images and bytes they moved: the
 status records a node's image counts when its images step ends, not the bytes still to move while it
@@ -31,6 +31,7 @@ BAR_WIDTH = 30
 #: NodeMigration phases after which nothing more starts: `--watch` ends there.
 FINISHED = frozenset({"Succeeded", "Failed"})
 DONE_PHASES = frozenset({str(NodePhase.SUCCEEDED), str(NodePhase.SKIPPED)})
+IN_FLIGHT_PHASES = frozenset({str(NodePhase.IN_PROGRESS), str(NodePhase.ROLLING_BACK)})
 
 HELP = "show a NodeMigration's progress: every node's phase and step, counts, conditions (--watch: follow it)"
 DESCRIPTION = (
@@ -119,6 +120,31 @@ def _images_done(node: Mapping[str, Any]) -> bool:
     )
 
 
+def _cordoned_line(nodes: Sequence[Mapping[str, Any]], now: dt.datetime) -> str:
+    """The time out of service: of the nodes shimshift uncordoned (their `cordonedSeconds`), and of
+    those in flight it holds cordoned now; "" when there are neither."""
+    back = [(_int(n["cordonedSeconds"]), str(n.get("name", "?"))) for n in nodes if "cordonedSeconds" in n]
+    held = [
+        since
+        for n in nodes
+        if n.get("phase") in IN_FLIGHT_PHASES
+        and not n.get("uncordonedAt")
+        and (since := _time(n.get("cordonedAt"))) is not None
+    ]
+    parts = []
+    if back:
+        longest, name = max(back)
+        mean = duration(sum(s for s, _ in back) / len(back))
+        parts.append(
+            f"{len(back)} node(s) uncordoned after {mean} on average, longest {duration(longest)} ({name})"
+        )
+    if held:
+        parts.append(
+            f"{len(held)} cordoned now, the longest for {duration((now - min(held)).total_seconds())}"
+        )
+    return "Cordoned " + "; ".join(parts) if parts else ""
+
+
 def render_status(
     migration: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], *, source: str, now: dt.datetime
 ) -> str:
@@ -152,6 +178,9 @@ def render_status(
                 + (f" for {since}" if since else "")
                 + " (its counts are recorded when the step ends)"
             )
+    cordoned = _cordoned_line(nodes, now)
+    if cordoned:
+        lines.append(cordoned)
     lines.append("")
     if nodes:
         rows = [["NODE", "PHASE", "STEP", "STATE", "ATTEMPTS", "IN STEP", "IMAGES"]]

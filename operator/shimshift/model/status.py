@@ -193,6 +193,11 @@ class NodeRecord:
     #: "namespace/name" of each DaemonSet with a pod on the node when its drain finished: the verify
     #: waits until every one has a Running and Ready pod there again (recorded, so a restart keeps it)
     daemonsets: tuple[str, ...] = ()
+    #: When shimshift cordoned the node and uncordoned it, and the whole seconds between: the time it
+    #: was out of service (`model.cordoned` derives all three from the step records)
+    cordoned_at: str = ""
+    uncordoned_at: str = ""
+    cordoned_seconds: int | None = None
 
     @classmethod
     def from_storage(cls, raw: Mapping[str, Any]) -> NodeRecord:
@@ -218,6 +223,9 @@ class NodeRecord:
             ),
             steps=tuple(StepRecord.from_storage(s) for s in raw.get("steps") or ()),
             daemonsets=tuple(raw.get("daemonSets") or ()),
+            cordoned_at=raw.get("cordonedAt", ""),
+            uncordoned_at=raw.get("uncordonedAt", ""),
+            cordoned_seconds=None if raw.get("cordonedSeconds") is None else int(raw["cordonedSeconds"]),
         )
 
     def for_storage(self) -> dict[str, Any]:
@@ -232,11 +240,15 @@ class NodeRecord:
             ("finishedAt", self.finished_at),
             ("backupDir", self.backup_dir),
             ("hostKeyFingerprint", self.host_key_fingerprint),
+            ("cordonedAt", self.cordoned_at),
+            ("uncordonedAt", self.uncordoned_at),
         ):
             if value:
                 out[key] = value
         if self.was_unschedulable is not None:
             out["wasUnschedulable"] = self.was_unschedulable
+        if self.cordoned_seconds is not None:
+            out["cordonedSeconds"] = self.cordoned_seconds
         if self.last_error is not None:
             out["lastError"] = self.last_error.for_storage()
         if self.images != ImageCounts():

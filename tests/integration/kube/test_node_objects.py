@@ -23,7 +23,16 @@ T = "2026-01-01T00:00:00Z"
 
 
 def _records() -> list[NodeRecord]:
-    done = NodeRecord("w1", NodePhase.SUCCEEDED, attempts=0, started_at=T, finished_at=T)
+    done = NodeRecord(
+        "w1",
+        NodePhase.SUCCEEDED,
+        attempts=0,
+        started_at=T,
+        finished_at=T,
+        cordoned_at=T,
+        uncordoned_at="2026-01-01T00:01:35Z",
+        cordoned_seconds=95,
+    )
     for step in (StepId.FACTS, StepId.LOCK, StepId.CORDON):
         done = done.with_step(StepRecord(step, StepState.DONE, T, T, f"{step} went fine"))
     flying = NodeRecord("w2", NodePhase.IN_PROGRESS, attempts=2, started_at=T).with_step(
@@ -48,13 +57,19 @@ def test_kubectl_lists_a_rollouts_nodes_and_describes_one_nodes_history(
 
         listed = kubeapi_kubectl.run("get", "nmn", "-l", "shimshift.io/migration=m", check=True).stdout
         lines = listed.splitlines()
-        assert lines[0].split() == ["NAME", "NODE", "PHASE", "STEP", "ATTEMPTS", "AGE"]
-        assert [line.split()[:5] for line in lines[1:]] == [
+        assert lines[0].split() == ["NAME", "NODE", "PHASE", "STEP", "ATTEMPTS", "CORDONEDSECONDS", "AGE"]
+        rows = [line.split() for line in lines[1:]]
+        assert [row[:5] for row in rows] == [
             ["m.w1", "w1", "Succeeded", "cordon", "0"],
             ["m.w2", "w2", "InProgress", "drain", "2"],
         ]
+        # the finished node's seconds cordoned; the one in flight has none yet (an empty cell, then AGE)
+        assert rows[0][5] == "95" and len(rows[0]) == 7 and len(rows[1]) == 6
         described = kubeapi_kubectl.run("describe", "nmn", "m.w2", check=True).stdout
         assert "1 pod left: default/web-1" in described and "Migration:  m" in described
+        finished = kubeapi_kubectl.run("describe", "nmn", "m.w1", check=True).stdout
+        assert "Cordoned Seconds:" in finished and "Uncordoned At:" in finished, finished
+        assert cluster.read_node_records(parent)[0].cordoned_seconds == 95  # the schema kept it
 
         # a record rewritten: what it no longer holds is gone from the stored status
         failed = NodeRecord("w2", NodePhase.IN_PROGRESS, last_error=LastError("drain", "x", "cmd", 1, "t"))

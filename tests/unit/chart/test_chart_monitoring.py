@@ -58,6 +58,7 @@ def exported() -> dict[str, set[str]]:
     m.drain_waited(1.0, blocked=True)
     m.images_migrated(ImageCounts(transferred=1, pulled=1, skipped=1, bytes=10))
     m.rolled_back()
+    m.node_uncordoned("workers", 95.0)
     m.nodes_by_phase("workers", MigrationStatus())
     m.count_api_requests(lambda: Counter({"GET nodes": 1}))
     families: list[Metric] = list(m.registry.collect())
@@ -132,6 +133,7 @@ def test_the_dashboard_shows_what_an_sre_asks_of_a_migration() -> None:
         "shimshift_images_migrated",
         "shimshift_image_bytes_migrated",
         "shimshift_rollbacks",
+        "shimshift_node_unschedulable_seconds",
     } <= used
     titles = " / ".join(p["title"].lower() for p in DASHBOARD["panels"])
     for topic in (
