@@ -1,11 +1,12 @@
 """The verify step: on the node, containerd's CRI plugin is ok and the kubelet runs (playbook
 `playbooks/verify.yaml`, script `verify.sh`, which names the CRI conditions that are false); through the
 API, the Node reports Ready with a `containerd://` runtime and the DaemonSet pods it had (recorded by the
-drain) are Running and Ready again, each wait bounded by the NodeMigration's `spec.verify.timeout` from
-the step's recorded start. A node that is not back in time fails with its own reason (`node_reason`: its
-Ready condition's reason and message, e.g. kubelet's "container runtime network not ready:
-NetworkReady=false reason:NetworkPluginNotReady ..."). Changes nothing: a failure here rolls the node back
-through the undo of the steps before it.
+drain) are Running and Ready again. Each is waited for, bounded by the NodeMigration's
+`spec.verify.timeout` from the step's recorded start (the node's check also by its own minute per run). A
+node that is not back in time fails with its own reason (`node_reason`: its Ready condition's reason and
+message, e.g. kubelet's "container runtime network not ready: NetworkReady=false
+reason:NetworkPluginNotReady ..."). Changes nothing: a failure here rolls the node back through the undo
+of the steps before it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shimshift.steps.base import (
     StepFailed,
     playbook_halves,
 )
+from shimshift.steps.execute import TaskFailed
 from shimshift.steps.nodeplan import NodeRunPlan
 
 PLAYBOOK = "verify"
@@ -33,6 +35,11 @@ RUNTIME = "containerd"
 #: node's name it stays within a step record's message (1000) and an Event's (1024), and its start fits
 #: the NodeMigration's failedNodes entry (`model.status.FAILED_MESSAGE_MAX`).
 NODE_REASON_MAX = 400
+
+#: verify.sh's exits for "not ready yet", waited for within spec.verify.timeout like the Node's Ready:
+#: 1 the CRI (a false RuntimeReady/NetworkReady in `crictl info`, or ctr's CRI plugin not ok), 2 the
+#: kubelet not running. Any other failure (crictl images, the connection) is not waited for.
+NOT_READY_EXITS = (1, 2)
 
 
 def _variables(plan: NodeRunPlan) -> dict[str, str]:
@@ -60,7 +67,19 @@ def node_reason(node: NodeView | None, runtime: str = RUNTIME) -> str:
         parts.append(f"containerRuntimeVersion {node.runtime_version or '(none)'}, not {runtime}://")
     # redacted before it is cut: a cut could leave a password its pattern no longer matches
     text = " ".join(redact_text("; ".join(parts)).split())
+    return _bounded(text)
+
+
+def _bounded(text: str) -> str:
     return text if len(text) <= NODE_REASON_MAX else text[: NODE_REASON_MAX - 3] + "..."
+
+
+def _not_ready_on_node(e: TaskFailed) -> str:
+    """What verify.sh said when its check failed for a reason worth waiting out ("" for any other
+    failure): e.g. "crictl info: the CRI runtime is not ready: NetworkReady=false reason:..."."""
+    if e.playbook != PLAYBOOK or e.result.exit_status not in NOT_READY_EXITS:
+        return ""
+    return _bounded(" ".join(redact_text(e.result.stderr_tail()).split())) or f"exit {e.result.exit_status}"
 
 
 def _with_reason(message: str, reason: str) -> str:
@@ -70,11 +89,21 @@ def _with_reason(message: str, reason: str) -> str:
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name, config = record.name, ctx.config
     limit = migration.spec.verify.timeout
-    port.verify(name, ctx.facts_of(migration, port, name))
+    within = f"within {format_duration(limit)} (spec.verify.timeout) after the switch"
+    try:
+        port.verify(name, ctx.facts_of(migration, port, name))
+    except TaskFailed as e:
+        said = _not_ready_on_node(e)
+        if not said:
+            raise
+        if ctx.elapsed(record, StepId.VERIFY) >= limit:
+            raise StepFailed(
+                f"node {name}: containerd or the kubelet not ready on the node {within}: {said}"
+            ) from e
+        return Outcome(False, record, f"waiting for containerd and the kubelet on the node: {said}")
     elapsed = ctx.elapsed(record, StepId.VERIFY)
     wait = max(1.0, min(config.wait_slice, limit - elapsed))
     out_of_time = elapsed + wait >= limit
-    within = f"within {format_duration(limit)} (spec.verify.timeout) after the switch"
     if not ctx.cluster.wait_node(name, runtime=RUNTIME, timeout=wait):
         reason = node_reason(ctx.cluster.read_node(name))
         if out_of_time:

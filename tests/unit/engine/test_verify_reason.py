@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.status import EventReason, NodePhase, Phase, StepState
 from shimshift.planning.cluster import parse_node
+from shimshift.steps.execute import TaskFailed
+from shimshift.steps.runner import CommandResult
 from shimshift.steps.verify import NODE_REASON_MAX, node_reason
 from tests.unit.engine.conftest import make_engine, run_to_end
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest
@@ -191,3 +194,83 @@ def test_a_long_node_message_keeps_last_error_and_events_bounded(clock: Clock) -
     assert "Ready=False (KubeletNotReady: runtime broke: detail" in w1.last_error.message
     assert len(w1.last_error.message) < 600
     assert all(len(m) < 1024 for (*_, m) in cluster.events)
+
+
+CRI_NOT_READY = (
+    "crictl info: the CRI runtime is not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
+
+
+def node_check_fails(
+    clock: Clock, nodes: FakeNodes, exit_status: int, stderr: str, times: int
+) -> Counter[str]:
+    """verify.sh on the node fails `times` times as it does on a node (after waiting its minute)."""
+    verify, calls = nodes.verify, Counter[str]()
+
+    def checked(node: str, facts: NodeFacts) -> None:
+        calls[node] += 1
+        if calls[node] <= times:
+            clock.advance(60)
+            result = CommandResult(
+                ("/bin/sh", "-c", "...", "shimshift-verify", "60"), exit_status, b"", stderr.encode(), 60.0
+            )
+            raise TaskFailed(node, "verify", "containerd and the kubelet are up", "run", result)
+        verify(node, facts)
+
+    nodes.verify = checked  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_cri_not_ready_on_the_node_is_waited_for_within_the_verify_limit(clock: Clock) -> None:
+    cluster = FakeCluster([FakeNode("w1")], clock)
+    nodes = FakeNodes(cluster)
+    calls = node_check_fails(clock, nodes, 1, CRI_NOT_READY, times=3)  # 3 minutes, within 5m
+    cluster.create(manifest())
+    engine = make_engine(cluster, nodes, clock)
+    engine.reconcile(cluster.get("m"))
+    for _ in range(10):
+        w1 = cluster.status().node("w1")
+        if w1 is not None and w1.step == StepId.VERIFY:
+            break
+        clock.advance(1.0)
+        engine.reconcile(cluster.get("m"))
+    assert w1 is not None and w1.step == StepId.VERIFY and w1.step_state == StepState.STARTED
+    verify = next(s for s in w1.steps if s.id == StepId.VERIFY)
+    assert verify.message == f"waiting for containerd and the kubelet on the node: {CRI_NOT_READY}"
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
+    assert calls["w1"] == 4 and nodes.changes["w1:undo"] == 0
+
+
+def test_a_cri_that_stays_not_ready_fails_verify_at_its_limit_with_containerds_reason(clock: Clock) -> None:
+    cluster = FakeCluster([FakeNode("w1")], clock)
+    nodes = FakeNodes(cluster)
+    node_check_fails(clock, nodes, 1, "some progress\n" + CRI_NOT_READY, times=10_000)
+    cluster.create(manifest(verify={"timeout": "3m"}))
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.PAUSED
+
+    w1 = cluster.status().node("w1")
+    assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK and w1.last_error is not None
+    assert w1.last_error.message == (
+        "node w1: containerd or the kubelet not ready on the node within 3m (spec.verify.timeout) after the "
+        f"switch: some progress | {CRI_NOT_READY}"
+    )
+    verify = next(s for s in w1.steps if s.id == StepId.VERIFY)
+    assert 180 <= seconds(verify.started_at, verify.finished_at) <= 180 + 60
+
+
+def test_a_node_check_that_fails_otherwise_fails_verify_at_once(clock: Clock) -> None:
+    cluster = FakeCluster([FakeNode("w1")], clock)
+    nodes = FakeNodes(cluster)
+    calls = node_check_fails(clock, nodes, 3, "crictl images failed: rpc error", times=10_000)
+    cluster.create(manifest())
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.PAUSED
+
+    w1 = cluster.status().node("w1")
+    assert w1 is not None and w1.last_error is not None and calls["w1"] == 1
+    assert w1.last_error.message == (
+        "node w1: verify: 'containerd and the kubelet are up' run exited 3: crictl images failed: rpc error"
+    )
