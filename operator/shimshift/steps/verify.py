@@ -31,9 +31,10 @@ from shimshift.steps.nodeplan import NodeRunPlan
 PLAYBOOK = "verify"
 RUNTIME = "containerd"
 
-#: Characters of what the Node says of itself in a verify message: with the rest of the message and the
-#: node's name it stays within a step record's message (1000) and an Event's (1024), and its start fits
-#: the NodeMigration's failedNodes entry (`model.status.FAILED_MESSAGE_MAX`).
+#: Characters of what the node says of itself in a verify message. The whole message then stays within
+#: a step record's 1000 and an Event's 1024 characters (both cut what is longer) for node names of
+#: usual length, and the reason starts within the 300 the NodeMigration's failedNodes entry keeps
+#: (`model.status.FAILED_MESSAGE_MAX`).
 NODE_REASON_MAX = 400
 
 #: verify.sh's exits for "not ready yet", waited for within spec.verify.timeout like the Node's Ready:
