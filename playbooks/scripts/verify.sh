@@ -14,6 +14,13 @@ crictl_conditions() {
     crictl_ info -o go-template --template '{{range .status.conditions}}{{.type}}={{.status}} {{end}}'
 }
 
+# each of those two conditions that is false, as the kubelet words it: "NetworkReady=false
+# reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"
+crictl_false() {
+    crictl_ info -o go-template --template '{{range .status.conditions}}{{if and (not .status) (or (eq .type "RuntimeReady") (eq .type "NetworkReady"))}}{{.type}}=false reason:{{.reason}} message:{{.message}}
+{{end}}{{end}}'
+}
+
 crictl_ready() {
     _c=" $(crictl_conditions 2>/dev/null) "
     case $_c in *" RuntimeReady=true "*) ;; *) return 1 ;; esac
@@ -22,7 +29,9 @@ crictl_ready() {
 
 if command -v crictl >/dev/null 2>&1; then
     if ! wait_for "$1" crictl_ready; then
-        echo "crictl info: the CRI runtime is not ready: $(crictl_conditions 2>&1 | tail -n 3)" >&2
+        # the false conditions' reasons (or, when crictl info fails, what it says), lines cut to 300
+        _why=$(crictl_false 2>/dev/null | grep -v '^ *$' | cut -c 1-300 | tail -n 3)
+        echo "crictl info: the CRI runtime is not ready: ${_why:-$(crictl_conditions 2>&1 | tail -n 3)}" >&2
         exit 1
     fi
     if ! images=$(crictl_ images -q 2>/dev/null); then

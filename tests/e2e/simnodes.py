@@ -7,7 +7,9 @@ as the kubelet would. Handed to the operator by its test launcher, tests/e2e/run
 
 Environment: SHIMSHIFT_SIM_DIR (state files), SHIMSHIFT_SIM_STEP_SECONDS (how long each changing
 step takes, so a test can kill the operator inside one), SHIMSHIFT_SIM_BREAK (comma-separated nodes
-whose containerd never comes up after the switch), SHIMSHIFT_SIM_CRASH (`node:op`: the operator process
+whose containerd never comes up after the switch), SHIMSHIFT_SIM_NOT_READY (comma-separated nodes whose
+kubelet reports NotReady on containerd after the switch, with `NOT_READY_MESSAGE`, until the undo),
+SHIMSHIFT_SIM_CRASH (`node:op`: the operator process
 SIGKILLs itself once inside that node operation: for an operation that changes the node, right after
 the change is made and before the operator could record it; for facts and verify, while they run),
 SHIMSHIFT_SIM_RAISE (`node:op:n`: that node operation raises an OverflowError, an error no port
@@ -37,6 +39,11 @@ from shimshift.rendering import RegistryMaterial
 
 DOCKER = "docker://20.10.24"
 CONTAINERD = "containerd://1.6.20"
+#: what kubelet reports when containerd finds no CNI network configuration
+NOT_READY_MESSAGE = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
 
 
 def read_state(state_dir: Path, node: str) -> dict[str, Any]:
@@ -56,6 +63,7 @@ class SimNodes:
         self.step_seconds = step_seconds
         self.broken = broken
         self.crash = crash
+        self.not_ready = {n for n in os.environ.get("SHIMSHIFT_SIM_NOT_READY", "").split(",") if n}
         self.lock = threading.Lock()
         self.raise_at, _, times = os.environ.get("SHIMSHIFT_SIM_RAISE", "").rpartition(":")
         self.raise_times = int(times or 0)
@@ -100,7 +108,17 @@ class SimNodes:
         self._maybe_crash(node, op)
 
     def _runtime(self, node: str, version: str) -> None:
-        body = {"status": {"nodeInfo": {"containerRuntimeVersion": version}}}
+        body: dict[str, Any] = {"status": {"nodeInfo": {"containerRuntimeVersion": version}}}
+        if node in self.not_ready:  # a merge patch replaces the whole list of conditions
+            ready = {"type": "Ready", "status": "True", "reason": "KubeletReady"}
+            if version == CONTAINERD:
+                ready = {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "KubeletNotReady",
+                    "message": NOT_READY_MESSAGE,
+                }
+            body["status"]["conditions"] = [ready]
         kubelet = os.environ.get("SHIMSHIFT_SIM_KUBELET_KUBECONFIG")
         if kubelet:  # the kubelet's own credentials, not the operator's (a real server tells them apart)
             from testbed.nodes.kube_http import KubeHttp

@@ -21,7 +21,7 @@ from shimshift.model import keys
 from shimshift.model.status import Condition, NodePhase, Phase
 from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of, web, web_pods
 from tests.e2e.history import min_healthy_after_ready, operator_requests
-from tests.e2e.simnodes import read_state
+from tests.e2e.simnodes import NOT_READY_MESSAGE, read_state
 
 pytestmark = pytest.mark.e2e
 
@@ -203,6 +203,29 @@ def test_a_node_whose_containerd_breaks_rolls_back_and_the_rollout_pauses(
     assert read_state(sim_dir, "w1")["changes"].get("undo") == 1
     paused = next(c for c in status.conditions if c.type == "Paused")
     assert paused.status == "True" and paused.reason == "MaxFailures" and "w1" in paused.message
+
+
+def test_a_node_not_ready_on_containerd_rolls_back_at_its_verify_timeout_naming_the_kubelets_reason(
+    cluster: KubeApi, operator_factory: Callable[..., Operator]
+) -> None:
+    cluster.seed([node("w1")])
+    operator_factory(SHIMSHIFT_SIM_NOT_READY="w1").start()
+    cluster.seed(migration(verify={"timeout": "30s"}))
+
+    eventually(lambda: status_of(cluster).phase == Phase.PAUSED, 120, "the rollout to pause")
+
+    w1 = status_of(cluster).node("w1")
+    assert w1 is not None and w1.phase == NodePhase.ROLLED_BACK and w1.last_error is not None
+    assert w1.last_error.message == (
+        "node w1 did not report Ready with a containerd:// runtime within 30s (spec.verify.timeout) "
+        f"after the switch: Ready=False (KubeletNotReady: {NOT_READY_MESSAGE})"
+    )
+    events = cluster.list("events", namespace="default")
+    for kind in ("NodeMigration", "Node"):
+        about = [e for e in events if e["involvedObject"]["kind"] == kind and e["reason"] == "StepFailed"]
+        assert about and NOT_READY_MESSAGE in about[0]["message"], (kind, events)
+    node_w1 = cluster.get("nodes", "w1")
+    assert node_w1 is not None and _ready(node_w1) and not node_w1["spec"].get("unschedulable")
 
 
 def test_deleting_a_migration_mid_flight_releases_the_node_before_the_object_goes(

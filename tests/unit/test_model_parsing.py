@@ -41,6 +41,7 @@ def test_a_minimal_manifest_gets_the_schema_defaults(crd: dict[str, Any]) -> Non
     assert spec.drain.timeout == 600.0
     assert spec.drain.ignore_daemonsets is True
     assert spec.drain.grace_period_seconds is None
+    assert spec.verify.timeout == 300.0
     assert spec.containerd.config_version is None
     assert spec.containerd.cgroup_driver is CgroupDriver.AUTO
     assert spec.containerd.import_docker_config is True
@@ -62,6 +63,7 @@ def test_a_full_manifest_maps_every_field(crd: dict[str, Any]) -> None:
             "podSelector": "app=web",
             "onTimeout": "DeletePods",
         },
+        verify={"timeout": "12m30s"},
         containerd={
             "configVersion": 2,
             "sandboxImage": "registry.k8s.io/pause:3.6",
@@ -90,6 +92,7 @@ def test_a_full_manifest_maps_every_field(crd: dict[str, Any]) -> None:
     assert spec.rollout.pause_between_nodes == 90.0
     assert spec.rollout.paused is True
     assert spec.drain.grace_period_seconds == 30
+    assert spec.verify.timeout == 750.0
     assert spec.containerd.config_version == 2
     assert spec.containerd.registries[0].mirrors == ("https://m.example.com",)
     assert spec.containerd.registries[0].ca_bundle == CA
@@ -128,6 +131,27 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "duration",
         {"drain": {"timeout": "ten minutes"}},
         "spec.drain.timeout: invalid value 'ten minutes': must be a duration such as 30s, 5m or 1h30m",
+    ),
+    (
+        "verify duration",
+        {"verify": {"timeout": "5 minutes"}},
+        "spec.verify.timeout: invalid value '5 minutes': must be a duration such as 30s, 5m or 1h30m",
+    ),
+    (
+        "verify too short",
+        {"verify": {"timeout": "10s"}},
+        "spec.verify.timeout: must be from 30s to 1h, not 10s",
+    ),
+    (
+        "verify too long",
+        {"verify": {"timeout": "1h0m1s"}},
+        "spec.verify.timeout: must be from 30s to 1h, not 1h0m1s",
+    ),
+    ("verify zero", {"verify": {"timeout": "0s"}}, "spec.verify.timeout: must be from 30s to 1h, not 0s"),
+    (
+        "verify over a year",
+        {"verify": {"timeout": "9999h"}},
+        "spec.verify.timeout: '9999h' is longer than the maximum of 8760h",
     ),
     (
         "percent over 100",
@@ -271,6 +295,13 @@ def test_bad_input_is_rejected_with_a_message_naming_the_field(
 ) -> None:
     messages = problems_of(minimal_manifest(**spec), crd)
     assert any(m.startswith(expected) for m in messages), messages
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("30s", 30.0), ("5m", 300.0), ("1h", 3600.0), ("90s", 90.0)])
+def test_the_verify_timeout_takes_its_bounds_and_any_duration_between(
+    crd: dict[str, Any], raw: str, seconds: float
+) -> None:
+    assert parse_nodemigration(minimal_manifest(verify={"timeout": raw}), crd).spec.verify.timeout == seconds
 
 
 def test_no_node_selection_is_rejected(crd: dict[str, Any]) -> None:

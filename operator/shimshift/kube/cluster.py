@@ -158,6 +158,10 @@ class KubeCluster:
 
         return self._nodes().wait_for(node, ready, timeout)
 
+    def read_node(self, node: str) -> Node | None:
+        """`node` as the Node cache holds it (no request is made)."""
+        return self._nodes().get(node)
+
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
         """The DaemonSets ("namespace/name") with a pod bound to `node` now, sorted."""
         return pods.daemonsets_of(pods.list_pods_on_node(self.kube, node))

@@ -18,12 +18,13 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from shimshift.model.durations import parse_duration
+from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
+from shimshift.model.spec import VERIFY_TIMEOUT_DEFAULT, VERIFY_TIMEOUT_MAX, VERIFY_TIMEOUT_MIN
 from shimshift.model.unsafe import unsafe_problems
 
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -48,6 +49,7 @@ def check_spec(spec: Any) -> list[Problem]:
             *_check_selection(spec),
             *_check_rollout(_map(spec.get("rollout"))),
             *_check_drain(_map(spec.get("drain"))),
+            *_check_verify(_map(spec.get("verify"))),
             *_check_containerd(_map(spec.get("containerd"))),
             *_check_kubelet(_map(spec.get("kubelet"))),
             *_check_ssh(spec),
@@ -114,6 +116,7 @@ def _check_selection(spec: Mapping[str, Any]) -> Iterator[Problem]:
 _DURATIONS = (
     ("rollout", "pauseBetweenNodes"),
     ("drain", "timeout"),
+    ("verify", "timeout"),
     ("ssh", "connectTimeout"),
     ("ssh", "commandTimeout"),
 )
@@ -169,6 +172,17 @@ def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:
             parse_label_selector(drain["podSelector"])
         except ValueError as e:
             yield Problem("spec.drain.podSelector", str(e))
+
+
+def _check_verify(verify: Mapping[str, Any]) -> Iterator[Problem]:
+    timeout = _seconds(verify.get("timeout"), VERIFY_TIMEOUT_DEFAULT)
+    if timeout is not None and not VERIFY_TIMEOUT_MIN <= timeout <= VERIFY_TIMEOUT_MAX:
+        yield Problem(
+            "spec.verify.timeout",
+            f"must be from {format_duration(VERIFY_TIMEOUT_MIN)} to {format_duration(VERIFY_TIMEOUT_MAX)}, "
+            f"not {verify.get('timeout')} (a restarted kubelet needs time to report Ready, and an hour "
+            "is ample)",
+        )
 
 
 def _check_containerd(containerd: Mapping[str, Any]) -> Iterator[Problem]:

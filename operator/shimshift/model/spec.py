@@ -157,6 +157,17 @@ class Drain:
     on_timeout: DrainTimeoutAction = DrainTimeoutAction.ABORT
 
 
+#: spec.verify.timeout's default and bounds, in seconds (the CRD's description says the same).
+VERIFY_TIMEOUT_DEFAULT = "5m"
+VERIFY_TIMEOUT_MIN = 30.0
+VERIFY_TIMEOUT_MAX = 3600.0
+
+
+@dataclass(frozen=True)
+class Verify:
+    timeout: float = 300.0  # from the verify step's start: Ready on containerd and DaemonSet pods back
+
+
 @dataclass(frozen=True)
 class SecretKeyRef:
     name: str
@@ -228,6 +239,7 @@ class NodeMigrationSpec:
     node_names: tuple[str, ...]
     rollout: Rollout
     drain: Drain
+    verify: Verify
     containerd: Containerd
     kubelet: Kubelet
     images: Images
@@ -240,6 +252,7 @@ class NodeMigrationSpec:
         """Build the typed spec from a schema-valid, defaulted `spec` mapping."""
         ro = spec.get("rollout", {})
         dr = spec.get("drain", {})
+        ve = spec.get("verify", {})
         co = spec.get("containerd", {})
         ku = spec.get("kubelet", {})
         im = spec.get("images", {})
@@ -265,6 +278,7 @@ class NodeMigrationSpec:
                 pod_selector=dr.get("podSelector", ""),
                 on_timeout=DrainTimeoutAction(dr.get("onTimeout", "Abort")),
             ),
+            verify=Verify(timeout=parse_duration(ve.get("timeout", VERIFY_TIMEOUT_DEFAULT))),
             containerd=Containerd(
                 config_version=None if version == "auto" else int(version),
                 sandbox_image=co.get("sandboxImage"),

@@ -104,6 +104,11 @@ class Node:
     ready: bool = True
     runtime_version: str = ""  # status.nodeInfo.containerRuntimeVersion, e.g. docker://20.10.24
     kubelet_version: str = ""
+    #: the Ready condition as the node reports it: status ("True", "False", "Unknown"; "" when it has
+    #: none), reason and message (kubelet's "container runtime network not ready: ...")
+    ready_status: str = ""
+    ready_reason: str = ""
+    ready_message: str = ""
 
     @property
     def control_plane(self) -> bool:
@@ -228,16 +233,24 @@ def _volume(raw: Any) -> Volume:
 _PHASES: Mapping[str, PodPhase] = {p.value: p for p in PodPhase}
 
 
-def _ready(status: Mapping[str, Any]) -> bool:
+def _ready_condition(status: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The Ready condition's status, reason and message ("", "", "" when there is none; a field of
+    another type reads as "")."""
     conditions = status.get("conditions")
     if not conditions:
-        return False
-    return any(each(_is_ready, conditions, "status.conditions"))
+        return "", "", ""
+    for c in each(_condition, conditions, "status.conditions"):
+        if c.get("type") == "Ready":
+            return _text(c.get("status")), _text(c.get("reason")), _text(c.get("message"))
+    return "", "", ""
 
 
-def _is_ready(raw: Any) -> bool:
-    c = as_map(raw, "")
-    return c.get("type") == "Ready" and c.get("status") == "True"
+def _condition(raw: Any) -> Mapping[str, Any]:
+    return as_map(raw, "")
+
+
+def _text(raw: Any) -> str:
+    return raw if isinstance(raw, str) else ""
 
 
 def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
@@ -264,7 +277,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         labels=as_str_map(labels, "metadata.labels") if labels else {},
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
-        ready=_ready(status),
+        ready=_ready_condition(status)[0] == "True",
         mirror=MIRROR_ANNOTATION in as_map(annotations, "metadata.annotations") if annotations else False,
         deleting=bool(meta.get("deletionTimestamp")),
         containers=(each(_container, init, "spec.initContainers") if init else ())
@@ -281,16 +294,20 @@ def parse_node(raw: Mapping[str, Any]) -> Node:
     """A Node from its raw object; a ShapeError names the field of the wrong type."""
     meta, spec, status = _object(raw)
     info = as_map(status.get("nodeInfo"), "status.nodeInfo")
+    ready_status, ready_reason, ready_message = _ready_condition(status)
     return Node(
         name=as_str(meta.get("name"), "metadata.name"),
         labels=as_str_map(meta.get("labels"), "metadata.labels"),
         annotations=as_str_map(meta.get("annotations"), "metadata.annotations"),
         unschedulable=as_bool(spec.get("unschedulable"), "spec.unschedulable"),
-        ready=_ready(status),
+        ready=ready_status == "True",
         runtime_version=as_str(
             info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"
         ),
         kubelet_version=as_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
+        ready_status=ready_status,
+        ready_reason=ready_reason,
+        ready_message=ready_message,
     )
 
 

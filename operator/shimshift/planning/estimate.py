@@ -37,6 +37,7 @@ ASSUMPTIONS = (
     f"plus {RESCHEDULE_SECONDS}s, once more for each extra pod a PDB lets go only one at a time",
     f"images move at {TRANSFER_BYTES_PER_SECOND // 1024**2} MiB/s (unpacked size)",
     "a PDB that blocks now or always is not waited for here: such a node waits up to spec.drain.timeout",
+    "a node that does not come back Ready on containerd waits up to spec.verify.timeout, then rolls back",
     "a wave lasts as long as its slowest node, plus spec.rollout.pauseBetweenNodes",
 )
 

@@ -82,6 +82,22 @@ class DrainPass(Protocol):
     def describe(self) -> str: ...
 
 
+class NodeView(Protocol):
+    """A Node as the API last showed it (`shimshift.planning.cluster.Node` is one)."""
+
+    @property
+    def ready_status(self) -> str:
+        """The Ready condition's status: "True", "False", "Unknown", or "" when there is none."""
+        ...
+
+    @property
+    def ready_reason(self) -> str: ...
+    @property
+    def ready_message(self) -> str: ...
+    @property
+    def runtime_version(self) -> str: ...
+
+
 class StepCluster(Protocol):
     """What the steps ask of the Kubernetes API (a part of `shimshift.ports.ClusterPort`)."""
 
@@ -91,6 +107,10 @@ class StepCluster(Protocol):
     def uncordon(self, node: str, owner: str) -> None: ...
     def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> DrainPass: ...
     def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool: ...
+    def read_node(self, node: str) -> NodeView | None:
+        """`node` as last seen (None: there is no such Node)."""
+        ...
+
     def daemonsets_on(self, node: str) -> tuple[str, ...]: ...
     def wait_daemonset_pods(
         self, node: str, *, expected: Sequence[str], timeout: float
@@ -117,7 +137,6 @@ class StepObserver(Protocol):
 class EngineConfig:
     budget: float = 15.0  # seconds of work per pass before yielding back to the handler
     drain_pass_wait: float = 5.0  # longest watch-wait of one drain pass (also the PDB backoff)
-    verify_timeout: float = 300.0  # how long a switched node may take to report Ready on containerd
     rollback_wait: float = 300.0  # how long a rolled-back node may take to report Ready again
     wait_slice: float = 10.0  # longest single watch-wait for node readiness
     retry_delay: float = 5.0  # when to come back after a transient failure

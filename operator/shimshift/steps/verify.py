@@ -1,19 +1,46 @@
 """The verify step: on the node, containerd's CRI plugin is ok and the kubelet runs (playbook
-`playbooks/verify.yaml`, script `verify.sh`); through the API, the Node reports Ready with a
-`containerd://` runtime and the DaemonSet pods it had (recorded by the drain) are Running and Ready
-again, each wait bounded by `EngineConfig.verify_timeout` from the step's recorded start. Changes
-nothing: a failure here rolls the node back through the undo of the steps before it.
+`playbooks/verify.yaml`, script `verify.sh`, which names the CRI conditions that are false); through the
+API, the Node reports Ready with a `containerd://` runtime and the DaemonSet pods it had (recorded by the
+drain) are Running and Ready again. Each is waited for, bounded by the NodeMigration's
+`spec.verify.timeout` from the step's recorded start (the node's check also by its own minute per run). A
+node that is not back in time fails with its own reason (`node_reason`: its Ready condition's reason and
+message, e.g. kubelet's "container runtime network not ready: NetworkReady=false
+reason:NetworkPluginNotReady ..."). Changes nothing: a failure here rolls the node back through the undo
+of the steps before it.
 """
 
 from __future__ import annotations
 
+from shimshift.model.durations import format_duration
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext, StepFailed, playbook_halves
+from shimshift.rendering.redact import redact_text
+from shimshift.steps.base import (
+    NodePort,
+    NodeView,
+    Outcome,
+    Step,
+    StepContext,
+    StepFailed,
+    playbook_halves,
+)
+from shimshift.steps.execute import TaskFailed
 from shimshift.steps.nodeplan import NodeRunPlan
 
 PLAYBOOK = "verify"
+RUNTIME = "containerd"
+
+#: Characters of what the node says of itself in a verify message. The whole message then stays within
+#: a step record's 1000 and an Event's 1024 characters (both cut what is longer) for node names of
+#: usual length, and the reason starts within the 300 the NodeMigration's failedNodes entry keeps
+#: (`model.status.FAILED_MESSAGE_MAX`).
+NODE_REASON_MAX = 400
+
+#: verify.sh's exits for "not ready yet", waited for within spec.verify.timeout like the Node's Ready:
+#: 1 the CRI (a false RuntimeReady/NetworkReady in `crictl info`, or ctr's CRI plugin not ok), 2 the
+#: kubelet not running. Any other failure (crictl images, the connection) is not waited for.
+NOT_READY_EXITS = (1, 2)
 
 
 def _variables(plan: NodeRunPlan) -> dict[str, str]:
@@ -24,27 +51,81 @@ def _variables(plan: NodeRunPlan) -> dict[str, str]:
 _run_on_node, _ = playbook_halves(PLAYBOOK, _variables)
 
 
+def node_reason(node: NodeView | None, runtime: str = RUNTIME) -> str:
+    """Why `node` does not count as back on `runtime`, in its own words: its Ready condition's status,
+    reason and message, and its containerRuntimeVersion when that is not `runtime`; "" when it is
+    Ready on `runtime`. One line, passwords in URLs redacted, at most `NODE_REASON_MAX` characters."""
+    if node is None:
+        return "the Node object no longer exists"
+    parts = []
+    if node.ready_status != "True":
+        why = ": ".join(p for p in (node.ready_reason, node.ready_message) if p.strip())
+        if node.ready_status:
+            parts.append(f"Ready={node.ready_status}" + (f" ({why})" if why else ""))
+        else:
+            parts.append("the node reports no Ready condition")
+    if not node.runtime_version.startswith(f"{runtime}://"):
+        parts.append(f"containerRuntimeVersion {node.runtime_version or '(none)'}, not {runtime}://")
+    # redacted before it is cut: a cut could leave a password its pattern no longer matches
+    text = " ".join(redact_text("; ".join(parts)).split())
+    return _bounded(text)
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= NODE_REASON_MAX else text[: NODE_REASON_MAX - 3] + "..."
+
+
+def _not_ready_on_node(e: TaskFailed) -> str:
+    """What verify.sh said when its check failed for a reason worth waiting out ("" for any other
+    failure): e.g. "crictl info: the CRI runtime is not ready: NetworkReady=false reason:..."."""
+    if e.playbook != PLAYBOOK or e.result.exit_status not in NOT_READY_EXITS:
+        return ""
+    return _bounded(" ".join(redact_text(e.result.stderr_tail()).split())) or f"exit {e.result.exit_status}"
+
+
+def _with_reason(message: str, reason: str) -> str:
+    return f"{message}: {reason}" if reason else message
+
+
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name, config = record.name, ctx.config
-    port.verify(name, ctx.facts_of(migration, port, name))
+    limit = migration.spec.verify.timeout
+    within = f"within {format_duration(limit)} (spec.verify.timeout) after the switch"
+    try:
+        port.verify(name, ctx.facts_of(migration, port, name))
+    except TaskFailed as e:
+        said = _not_ready_on_node(e)
+        if not said:
+            raise
+        if ctx.elapsed(record, StepId.VERIFY) >= limit:
+            raise StepFailed(
+                f"node {name}: containerd or the kubelet not ready on the node {within}: {said}"
+            ) from e
+        return Outcome(False, record, f"waiting for containerd and the kubelet on the node: {said}")
     elapsed = ctx.elapsed(record, StepId.VERIFY)
-    wait = max(1.0, min(config.wait_slice, config.verify_timeout - elapsed))
-    out_of_time = elapsed + wait >= config.verify_timeout
-    if not ctx.cluster.wait_node(name, runtime="containerd", timeout=wait):
+    wait = max(1.0, min(config.wait_slice, limit - elapsed))
+    out_of_time = elapsed + wait >= limit
+    if not ctx.cluster.wait_node(name, runtime=RUNTIME, timeout=wait):
+        reason = node_reason(ctx.cluster.read_node(name))
         if out_of_time:
             raise StepFailed(
-                f"node {name} did not report Ready with a containerd:// runtime within "
-                f"{config.verify_timeout:.0f}s after the switch"
+                _with_reason(f"node {name} did not report Ready with a {RUNTIME}:// runtime {within}", reason)
             )
-        return Outcome(False, record, "waiting for the kubelet to report Ready on containerd")
+        return Outcome(
+            False, record, _with_reason(f"waiting for the kubelet to report Ready on {RUNTIME}", reason)
+        )
     # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
     missing = ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
     if not missing:
         return Outcome(True, record, "Ready on containerd, its DaemonSet pods Running and Ready")
     if out_of_time:
+        reason = node_reason(ctx.cluster.read_node(name))
         raise StepFailed(
-            f"node {name}: DaemonSet pods not Running and Ready on containerd within "
-            f"{config.verify_timeout:.0f}s after the switch: {'; '.join(missing)}"
+            _with_reason(
+                f"node {name}: DaemonSet pods not Running and Ready on {RUNTIME} {within}: "
+                + "; ".join(missing),
+                reason,
+            )
         )
     return Outcome(False, record, f"waiting for DaemonSet pods to be Running and Ready: {'; '.join(missing)}")
 

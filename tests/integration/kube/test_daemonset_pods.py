@@ -10,6 +10,7 @@ from testbed.kubeapi import KubeApi
 
 from shimshift.kube.api import Kube
 from shimshift.kube.cluster import KubeCluster
+from shimshift.steps.verify import node_reason
 
 from .conftest import daemonset, node, pod
 
@@ -113,3 +114,33 @@ def test_a_recorded_daemonset_without_a_pod_is_waited_for_until_its_pod_runs_aga
         assert cluster.wait_daemonset_pods("n1", expected=recorded, timeout=20) == ()
     finally:
         timer.join(timeout=5)
+
+
+def test_a_node_that_stays_not_ready_is_described_by_the_ready_condition_it_reports(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    message = (
+        "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+        "message:Network plugin returns error: cni plugin not initialized"
+    )
+    switched = node("n1", runtime="containerd://1.6.20")
+    switched["status"]["conditions"] = [
+        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": message},
+    ]
+    kubeapi.seed([switched])
+    cluster = KubeCluster(kube)
+    try:
+        assert not cluster.wait_node("n1", runtime="containerd", timeout=0.5)
+        assert node_reason(cluster.read_node("n1")) == f"Ready=False (KubeletNotReady: {message})"
+        assert cluster.read_node("n2") is None
+        kube.request(
+            "PATCH",
+            "/api/v1/nodes/n1/status",
+            body={"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}},
+            content_type="application/merge-patch+json",
+        )
+        assert cluster.wait_node("n1", runtime="containerd", timeout=20)
+        assert node_reason(cluster.read_node("n1")) == ""
+    finally:
+        cluster.close()

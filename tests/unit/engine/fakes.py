@@ -70,6 +70,9 @@ class FakeNode:
     unschedulable: bool = False
     runtime: str = "docker://20.10.24"
     ready: bool = True
+    #: the Ready condition's reason and message while not `ready` (what kubelet says)
+    ready_reason: str = ""
+    ready_message: str = ""
     pods: list[str] = field(default_factory=list)  # namespace/name
     blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
     #: DaemonSet (as the engine names it) -> watch-waits before its pod is Running and Ready again
@@ -85,6 +88,9 @@ class FakeNode:
             unschedulable=self.unschedulable,
             ready=self.ready,
             runtime_version=self.runtime,
+            ready_status="True" if self.ready else "False",
+            ready_reason="KubeletReady" if self.ready else self.ready_reason,
+            ready_message="kubelet is posting ready status" if self.ready else self.ready_message,
         )
 
 
@@ -191,6 +197,10 @@ class FakeCluster:
         if not ok:
             self.clock.advance(timeout)
         return ok
+
+    def read_node(self, node: str) -> Node | None:
+        n = self.nodes.get(node)
+        return None if n is None else n.view()
 
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
         return self.nodes[node].daemonsets
