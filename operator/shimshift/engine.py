@@ -46,7 +46,7 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
 from shimshift.planning.report_formats import report_files
-from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide
+from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, may_start
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
 from shimshift.stepexec import StepExecutor, started_at
 from shimshift.steps.machine import MAX_ATTEMPTS, next_step
@@ -312,7 +312,11 @@ class Engine:
         """The status after the fleet rules; `passed` (the end of a pass that went through) also turns
         a true ReconcileError condition false."""
         now = self.clock()
-        decision = decide(migration.spec, status, self.cluster.read_nodes(), now, stopping=stopping)
+        spec = migration.spec
+        blocked = None
+        if spec.rollout.blocking_pod_selector and may_start(spec, status, now, stopping=stopping):
+            blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
+        decision = decide(spec, status, self.cluster.read_nodes(), now, stopping=stopping, blocked=blocked)
         settled = replace(
             status,
             phase=decision.phase,

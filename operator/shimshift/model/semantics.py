@@ -24,6 +24,7 @@ from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
+from shimshift.model.spec import load_zone
 from shimshift.model.unsafe import unsafe_problems
 
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -47,6 +48,7 @@ def check_spec(spec: Any) -> list[Problem]:
         [
             *_check_selection(spec),
             *_check_rollout(_map(spec.get("rollout"))),
+            *_check_windows(_map(spec.get("rollout"))),
             *_check_drain(_map(spec.get("drain"))),
             *_check_containerd(_map(spec.get("containerd"))),
             *_check_kubelet(_map(spec.get("kubelet"))),
@@ -149,6 +151,43 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
         percent = int(raw[:-1])
         if not 1 <= percent <= 100:
             yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
+
+
+#: The longest maintenance window: a week, so one window every day of the week may be open throughout.
+MAX_WINDOW = 7 * 24 * 3600.0
+
+
+def _check_windows(rollout: Mapping[str, Any]) -> Iterator[Problem]:
+    zone = rollout.get("timeZone", "UTC")
+    if isinstance(zone, str):
+        try:
+            load_zone(zone)
+        except ValueError as e:
+            yield Problem("spec.rollout.timeZone", str(e))
+    for i, window in enumerate(_list(rollout.get("windows"))):
+        duration = _map(window).get("duration")
+        if not isinstance(duration, str):
+            continue
+        path = f"spec.rollout.windows[{i}].duration"
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as e:
+            yield Problem(path, str(e))
+            continue
+        if seconds <= 0:
+            yield Problem(path, "must be longer than 0s (a window that is never open starts nothing)")
+        elif seconds > MAX_WINDOW:
+            yield Problem(
+                path,
+                f"{duration} is longer than 168h (7 days); "
+                "for no restriction, leave spec.rollout.windows out",
+            )
+    selector = rollout.get("blockingPodSelector")
+    if selector and isinstance(selector, str):
+        try:
+            parse_label_selector(selector)
+        except ValueError as e:
+            yield Problem("spec.rollout.blockingPodSelector", str(e))
 
 
 def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:

@@ -47,6 +47,8 @@ class ConditionReason(StrEnum):
     NODES_IN_FLIGHT = "NodesInFlight"
     PAUSE_BETWEEN_NODES = "PauseBetweenNodes"
     WAVE_STARTED = "WaveStarted"
+    WAITING_FOR_WINDOW = "WaitingForWindow"  # spec.rollout.windows: none is open now
+    BLOCKED_BY_PODS = "BlockedByPods"  # every pending node has a pod matching blockingPodSelector
     NOT_ACTIVE = "NotActive"  # a Progressing/Paused/Complete condition that is False
     RECONCILED = "Reconciled"  # ReconcileError back to False
     INTERNAL_ERROR = "InternalError"

@@ -1,0 +1,108 @@
+"""Maintenance windows: whether one is open at an instant, and when the next one opens. Pure: `now`
+is always passed in (an aware datetime), never read from the clock.
+
+A window opens on each of its days at its local start time in the rollout's IANA time zone and stays
+open for its duration, measured as elapsed time; one that crosses midnight belongs to the day it
+starts on (Fri 22:00 for 6h is open until Sat 04:00). Around a DST change:
+
+- a start time that does not exist that day (the clock springs forward over it) opens the window at
+  the first instant after the gap (02:30 in Europe/Berlin on the last Sunday of March opens at 03:00
+  CEST);
+- a start time that occurs twice (the clock falls back) opens the window at the first of the two;
+- the duration is elapsed time, so a 4h window across a change is open for 4 real hours (its local
+  closing time moves by the hour the clock jumped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shimshift.model.spec import WEEKDAYS, Window, load_zone
+
+#: Days looked back and ahead: a window lasts at most 7 days, and one opens at least once a week.
+_SPAN_DAYS = 8
+
+
+@dataclass(frozen=True)
+class WindowState:
+    open: bool
+    #: When the open window closes (open), or when the next one opens (closed); None with no windows.
+    at: dt.datetime | None = None
+
+
+def local_start(day: dt.date, start: dt.time, zone: dt.tzinfo) -> dt.datetime:
+    """The instant (UTC) a window starting at `start` local time on `day` opens, as the module says."""
+    wall = dt.datetime.combine(day, start)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first  # exists (fold=0 is the first of two when it occurs twice)
+    # In a gap, fold=0 reads the wall time with the offset before the change and fold=1 with the one
+    # after, so the change lies between the two readings; find its instant to the second.
+    low = wall.replace(tzinfo=zone, fold=1).astimezone(dt.UTC)
+    high = first
+    low, high = min(low, high), max(low, high)
+    after = high.astimezone(zone).utcoffset()
+    while high - low > dt.timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        mid = mid.replace(microsecond=0)
+        if mid.astimezone(zone).utcoffset() == after:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def occurrences(
+    windows: Sequence[Window], zone: dt.tzinfo, now: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(opens, closes) of every occurrence of `windows` that starts within 8 days of `now`, sorted."""
+    today = now.astimezone(zone).date()
+    out = []
+    for offset in range(-_SPAN_DAYS, _SPAN_DAYS + 1):
+        day = today + dt.timedelta(days=offset)
+        for window in windows:
+            if day.weekday() in window.days:
+                opens = local_start(day, window.start, zone)
+                out.append((opens, opens + dt.timedelta(seconds=window.duration)))
+    return sorted(out)
+
+
+def window_state(windows: Sequence[Window], time_zone: str, now: dt.datetime) -> WindowState:
+    """Whether a node may start at `now`; with no windows, always."""
+    if not windows:
+        return WindowState(True)
+    zone = load_zone(time_zone)
+    spans = occurrences(windows, zone, now)
+    open_until = [closes for opens, closes in spans if opens <= now < closes]
+    if open_until:
+        return WindowState(True, max(open_until))
+    return WindowState(False, min(opens for opens, _ in spans if opens > now))
+
+
+def human_wait(seconds: float) -> str:
+    """`3h`, `2d4h`, `45m`, `20s`: the two largest units, rounded up, for "opens in ..."."""
+    whole = max(1, int(-(-seconds // 1)))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        minutes += 1 if secs else 0
+        if minutes == 60:
+            return f"{hours + 1}h"
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes + (1 if secs else 0)}m"
+    return f"{secs}s"
+
+
+def describe_opening(at: dt.datetime, time_zone: str, now: dt.datetime) -> str:
+    """`opens in 3h, Sat 22:00 Europe/Berlin`."""
+    local = at.astimezone(load_zone(time_zone))
+    return (
+        f"opens in {human_wait((at - now).total_seconds())}, "
+        f"{WEEKDAYS[local.weekday()]} {local:%Y-%m-%d %H:%M} {time_zone}"
+    )
