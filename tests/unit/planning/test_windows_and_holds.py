@@ -11,10 +11,14 @@ import pytest
 from shimshift.model import ValidationError, parse_nodemigration
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import ConditionReason, MigrationStatus, NodePhase, NodeRecord, Phase
+from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Node
+from shimshift.planning.gates import gate_lines
+from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.rollout import Decision, decide
 from shimshift.planning.windows import human_wait, window_state
 from tests.unit.conftest import minimal_manifest
+from tests.unit.planning.factory import cluster, node, pod
 from tests.unit.planning.factory import spec as make_spec
 
 UTC = dt.UTC
@@ -290,3 +294,32 @@ def test_bad_windows_are_rejected_naming_the_field(
 ) -> None:
     messages = problems_of(minimal_manifest(rollout=rollout), crd)
     assert any(m.startswith(expected) for m in messages), messages
+
+
+# --- the plan report --------------------------------------------------------------------------------
+
+
+def test_the_plan_report_says_the_windows_the_holds_and_the_nodes_blocking_pods_hold_back() -> None:
+
+    held = node("n2", labels={"shimshift.io/hold": "vendor-ticket-42"})
+    c = cluster(
+        [node("n1"), held, node("n3")],
+        pods=[
+            pod("nightly", "n1", ns="jobs", labels={"app": "batch"}),
+            pod("finished", "n3", ns="jobs", labels={"app": "batch"}, phase="Succeeded"),
+        ],
+    )
+    spec = make_spec(rollout={**FRIDAY_NIGHT, "blockingPodSelector": "app=batch"})
+    report = build_plan(spec, c, {}, at("2026-01-02T18:00"))
+
+    assert gate_lines(report.rollout_gates) == [
+        "Windows (Europe/Berlin): Fri 22:00 for 6h; closed now: opens in 3h, Fri 2026-01-02 22:00 Europe/Berlin. "
+        "Nodes start only inside a window; a node in flight when it closes finishes.",
+        "Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42.",
+        "Blocking pods (app=batch): 1 node(s) would wait now (others go first): n1 (jobs/nightly).",
+    ]
+    assert "- Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42." in render_markdown(
+        report
+    )
+    inside = build_plan(spec, c, {}, at("2026-01-02T22:00")).rollout_gates  # Sat 23:00 Berlin
+    assert inside.window_now == "open now, until Sat 2026-01-03 04:00 Europe/Berlin"
