@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from shimshift.model.keys import StepId
+from shimshift.model.keys import HOLD_REASON, StepId
 
 
 class Phase(StrEnum):
@@ -342,9 +342,13 @@ class MigrationStatus:
     def for_storage(self) -> dict[str, Any]:
         """The NodeMigration's status as stored: bounded whatever the fleet's size. Each node's record
         lives in its NodeMigrationNode (`model.nodestate`); here only the counts, the nodes in flight
-        (at most maxUnavailable) and the first `FAILED_LISTED` failed nodes, the rest counted."""
+        (at most maxUnavailable), and the first `FAILED_LISTED` failed nodes and held nodes, the rest
+        counted."""
         flying = [n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)]
         failed = [n for n in self.nodes if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK)]
+        held = [
+            n for n in self.nodes if n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
+        ]
         out: dict[str, Any] = {
             "conditions": [c.for_storage() for c in self.conditions],
             "summary": self.summary(),
@@ -352,6 +356,8 @@ class MigrationStatus:
             "inFlight": flying,
             "failedNodes": [_failed_entry(n) for n in failed[:FAILED_LISTED]],
             "failedNotListed": max(0, len(failed) - FAILED_LISTED),
+            "heldNodes": [{"name": n.name, "reason": n.skip_reason} for n in held[:FAILED_LISTED]],
+            "heldNotListed": max(0, len(held) - FAILED_LISTED),
         }
         if self.phase is not None:
             out["phase"] = str(self.phase)

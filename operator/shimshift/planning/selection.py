@@ -34,7 +34,7 @@ SKIP_MESSAGES = {
         f"labelled {keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE} (migrated before)"
     ),
     NodeSkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
-    NodeSkipReason.HELD: f"held by {keys.HOLD_KEY}",
+    NodeSkipReason.HELD: keys.HOLD_REASON,
     NodeSkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
     NodeSkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
 }

@@ -16,6 +16,7 @@ starts on (Fri 22:00 for 6h is open until Sat 04:00). Around a DST change:
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,21 +83,18 @@ def window_state(windows: Sequence[Window], time_zone: str, now: dt.datetime) ->
 
 
 def human_wait(seconds: float) -> str:
-    """`3h`, `2d4h`, `45m`, `20s`: the two largest units, rounded up, for "opens in ..."."""
-    whole = max(1, int(-(-seconds // 1)))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
+    """`1d11h`, `3h`, `45m`, `20s`, rounded up: whole hours from one hour on, so a message saying it
+    (and the status that holds it) changes once an hour while a window is far off, not every pass."""
+    whole = max(1, math.ceil(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes = -(-whole // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    days, hours = divmod(-(-whole // 3600), 24)
     if days:
         return f"{days}d{hours}h" if hours else f"{days}d"
-    if hours:
-        minutes += 1 if secs else 0
-        if minutes == 60:
-            return f"{hours + 1}h"
-        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes + (1 if secs else 0)}m"
-    return f"{secs}s"
+    return f"{hours}h"
 
 
 def describe_opening(at: dt.datetime, time_zone: str, now: dt.datetime) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from shimshift.entry.statusview import render_status
 from shimshift.model.status import ConditionReason, NodePhase, Phase
 from shimshift.model.timestamps import parse_iso
 from tests.unit.engine.conftest import make_engine, run_to_end
@@ -66,9 +67,17 @@ def test_a_held_node_is_skipped_with_its_reason_untouched_and_migrated_once_the_
     assert not any(key.startswith("w2:") for key in nodes.changes)
     assert "1 held by shimshift.io/hold (w2)" in progressing_or_complete(cluster)
     assert cluster.blocking_reads == 0  # no blockingPodSelector: no pod is read
+    stored = cluster.objects["m"]["status"]
+    assert stored["heldNodes"] == [
+        {"name": "w2", "reason": "held by shimshift.io/hold: RAID rebuild until Friday"}
+    ]
+    assert stored["heldNotListed"] == 0
+    shown = render_status(cluster.objects["m"], [], source="test", now=clock.now)
+    assert "Held    w2: held by shimshift.io/hold: RAID rebuild until Friday" in shown
 
     del cluster.nodes["w2"].annotations["shimshift.io/hold"]
     assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
+    assert cluster.objects["m"]["status"]["heldNodes"] == []
     assert cluster.nodes["w2"].runtime.startswith("containerd://")
 
 

@@ -142,9 +142,21 @@ def test_without_windows_a_rollout_is_always_open() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(3 * 3600, "3h"), (3 * 3600 - 30, "3h"), (5400, "1h30m"), (45, "45s"), (600, "10m")]
+    ("seconds", "text"),
+    [
+        (3 * 3600, "3h"),
+        (2 * 3600 + 1, "3h"),
+        (5400, "2h"),
+        (3570, "1h"),
+        (35 * 3600, "1d11h"),
+        (48 * 3600, "2d"),
+        (600, "10m"),
+        (61, "2m"),
+        (45, "45s"),
+        (0.2, "1s"),
+    ],
 )
-def test_the_wait_is_said_in_the_two_largest_units_rounded_up(seconds: float, text: str) -> None:
+def test_the_wait_is_said_in_whole_hours_from_an_hour_on_and_rounded_up(seconds: float, text: str) -> None:
     assert human_wait(seconds) == text
 
 
