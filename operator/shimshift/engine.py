@@ -313,10 +313,11 @@ class Engine:
         a true ReconcileError condition false."""
         now = self.clock()
         spec = migration.spec
+        nodes = self.cluster.read_nodes()
         blocked = None
-        if spec.rollout.blocking_pod_selector and may_start(spec, status, now, stopping=stopping):
+        if spec.rollout.blocking_pod_selector and may_start(spec, status, nodes, now, stopping=stopping):
             blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
-        decision = decide(spec, status, self.cluster.read_nodes(), now, stopping=stopping, blocked=blocked)
+        decision = decide(spec, status, nodes, now, stopping=stopping, blocked=blocked)
         settled = replace(
             status,
             phase=decision.phase,

@@ -78,16 +78,23 @@ def reconcile_selection(
     return tuple(out[name] for name in sorted(out))
 
 
-def may_start(spec: NodeMigrationSpec, status: MigrationStatus, now: dt.datetime, *, stopping: bool) -> bool:
+def may_start(
+    spec: NodeMigrationSpec,
+    status: MigrationStatus,
+    nodes: Sequence[Node],
+    now: dt.datetime,
+    *,
+    stopping: bool,
+) -> bool:
     """Whether a pass could start a node at all (the caller reads blocking pods only then): Migrate
-    mode, not stopping or paused, no node in flight (`status.nodes`), inside a window."""
-    return (
-        spec.mode == Mode.MIGRATE
-        and not stopping
-        and not spec.rollout.paused
-        and not any(r.phase in IN_FLIGHT for r in status.nodes)
-        and window_state(spec.rollout.windows, spec.rollout.time_zone, now).open
-    )
+    mode, not stopping or paused, no node in flight, a node pending, inside a window."""
+    if spec.mode != Mode.MIGRATE or stopping or spec.rollout.paused:
+        return False
+    if any(r.phase in IN_FLIGHT for r in status.nodes):
+        return False
+    if not any(r.phase == NodePhase.PENDING for r in reconcile_selection(spec, status.nodes, nodes)):
+        return False
+    return window_state(spec.rollout.windows, spec.rollout.time_zone, now).open
 
 
 def decide(

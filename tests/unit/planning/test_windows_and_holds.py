@@ -7,9 +7,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shimshift.model import ValidationError, parse_nodemigration
-from shimshift.model.spec import NodeMigrationSpec
+from shimshift.model.spec import NodeMigrationSpec, Window, load_zone
 from shimshift.model.status import ConditionReason, MigrationStatus, NodePhase, NodeRecord, Phase
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Node
@@ -335,3 +337,40 @@ def test_the_plan_report_says_the_windows_the_holds_and_the_nodes_blocking_pods_
     )
     inside = build_plan(spec, c, {}, at("2026-01-02T22:00")).rollout_gates  # Sat 23:00 Berlin
     assert inside.window_now == "open now, until Sat 2026-01-03 04:00 Europe/Berlin"
+
+
+# --- properties of the window math ------------------------------------------------------------------
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    days=st.sets(st.integers(0, 6), min_size=1),
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    duration=st.integers(1, 7 * 24 * 3600),
+    offset=st.integers(0, 366 * 24 * 3600),
+)
+def test_a_closed_window_opens_exactly_when_it_says_and_an_open_one_is_open_until_it_closes(
+    zone: str, days: set[int], hour: int, minute: int, duration: int, offset: int
+) -> None:
+    windows = (Window(start=dt.time(hour, minute), duration=float(duration), days=frozenset(days)),)
+    now = at("2026-01-01T00:00") + dt.timedelta(seconds=offset)
+    state = window_state(windows, zone, now)
+    assert state.at is not None and state.at > now
+    second = dt.timedelta(seconds=1)
+    if state.open:
+        assert state.at - now <= dt.timedelta(seconds=duration)
+        assert window_state(windows, zone, state.at - second).open
+    else:
+        assert state.at - now <= dt.timedelta(days=7)
+        assert window_state(windows, zone, state.at).open
+        assert not window_state(windows, zone, state.at - second).open
+        local = state.at.astimezone(load_zone(zone))
+        assert local.weekday() in days
+        # the local start time, or the first instant after a DST gap that swallowed it
+        assert (local.hour, local.minute) == (hour, minute) or local.utcoffset() != (
+            local - dt.timedelta(hours=3)
+        ).utcoffset()
