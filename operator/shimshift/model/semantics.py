@@ -18,6 +18,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from shimshift.model.cron import parse_cron
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.limits import InputLimitError, toml_loads
@@ -153,6 +154,21 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
 
 
+def _check_window_start(path: str, window: Mapping[str, Any]) -> Iterator[Problem]:
+    cron = window.get("cron")
+    if cron is None:
+        if "start" not in window:
+            yield Problem(path, 'give the window a start ("22:00", with days) or a cron expression')
+        return
+    if "start" in window or "days" in window:
+        yield Problem(f"{path}.cron", "a window takes cron or start and days, not both; remove one")
+    if isinstance(cron, str):
+        try:
+            parse_cron(cron)
+        except ValueError as e:
+            yield Problem(f"{path}.cron", str(e))
+
+
 #: The longest maintenance window: a week, so one window every day of the week may be open throughout.
 MAX_WINDOW = 7 * 24 * 3600.0
 
@@ -165,6 +181,7 @@ def _check_windows(rollout: Mapping[str, Any]) -> Iterator[Problem]:
         except ValueError as e:
             yield Problem("spec.rollout.timeZone", str(e))
     for i, window in enumerate(_list(rollout.get("windows"))):
+        yield from _check_window_start(f"spec.rollout.windows[{i}]", _map(window))
         duration = _map(window).get("duration")
         if not isinstance(duration, str):
             continue

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from shimshift.model.cron import Cron, parse_cron
 from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.unsafe import Unsafe
 
@@ -158,27 +159,43 @@ WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 @dataclass(frozen=True)
 class Window:
-    """A maintenance window: it opens on each of `days` (local to the rollout's time zone) at `start`
-    and stays open for `duration` seconds of elapsed time, across midnight if it is long enough. What
-    the local times mean around DST changes is `shimshift.planning.windows`'."""
+    """A maintenance window: it opens on each of `days` at `start`, or at each time `cron` matches
+    (local to the rollout's time zone), and stays open for `duration` seconds of elapsed time, across
+    midnight if it is long enough. What the local times mean around DST changes is
+    `shimshift.planning.windows`'."""
 
-    start: dt.time
+    start: dt.time | None
     duration: float
-    days: frozenset[int] = frozenset(range(7))  # 0 = Monday
+    days: frozenset[int] = frozenset(range(7))  # 0 = Monday; with `start`
+    cron: Cron | None = None  # instead of `days` and `start`
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any]) -> Window:
+        duration = parse_duration(raw["duration"])
+        if raw.get("cron"):
+            return cls(start=None, duration=duration, cron=parse_cron(raw["cron"]))
         hour, minute = (int(part) for part in raw["start"].split(":"))
         days = raw.get("days")
         return cls(
             start=dt.time(hour, minute),
-            duration=parse_duration(raw["duration"]),
+            duration=duration,
             days=frozenset(WEEKDAYS.index(d) for d in days) if days else frozenset(range(7)),
         )
 
+    def start_times(self, day: dt.date) -> list[dt.time]:
+        """The local times this window opens on `day` (none when it does not open that day)."""
+        if self.cron is not None:
+            return self.cron.times() if self.cron.matches_day(day) else []
+        if self.start is None or day.weekday() not in self.days:
+            return []
+        return [self.start]
+
     def __str__(self) -> str:
+        if self.cron is not None:
+            return f"cron {self.cron} for {format_duration(self.duration)}"
         days = ",".join(WEEKDAYS[d] for d in sorted(self.days)) if len(self.days) < 7 else "daily"
-        return f"{days} {self.start:%H:%M} for {format_duration(self.duration)}"
+        start = f"{self.start:%H:%M}" if self.start is not None else "?"
+        return f"{days} {start} for {format_duration(self.duration)}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Maintenance windows: whether one is open at an instant, and when the next one opens. Pure: `now`
 is always passed in (an aware datetime), never read from the clock.
 
-A window opens on each of its days at its local start time in the rollout's IANA time zone and stays
+A window opens on each of its days at its local start time (or at each local time its cron expression
+matches, `shimshift.model.cron`) in the rollout's IANA time zone and stays
 open for its duration, measured as elapsed time; one that crosses midnight belongs to the day it
 starts on (Fri 22:00 for 6h is open until Sat 04:00). Around a DST change:
 
@@ -64,8 +65,8 @@ def occurrences(
     for offset in range(-_SPAN_DAYS, _SPAN_DAYS + 1):
         day = today + dt.timedelta(days=offset)
         for window in windows:
-            if day.weekday() in window.days:
-                opens = local_start(day, window.start, zone)
+            for start in window.start_times(day):
+                opens = local_start(day, start, zone)
                 out.append((opens, opens + dt.timedelta(seconds=window.duration)))
     return sorted(out)
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shimshift.model import ValidationError, parse_nodemigration
+from shimshift.model.cron import parse_cron
 from shimshift.model.spec import NodeMigrationSpec, Window, load_zone
 from shimshift.model.status import ConditionReason, MigrationStatus, NodePhase, NodeRecord, Phase
 from shimshift.planning.build import build_plan
@@ -374,3 +375,81 @@ def test_a_closed_window_opens_exactly_when_it_says_and_an_open_one_is_open_unti
         assert (local.hour, local.minute) == (hour, minute) or local.utcoffset() != (
             local - dt.timedelta(hours=3)
         ).utcoffset()
+
+
+# --- cron windows -----------------------------------------------------------------------------------
+
+
+def test_a_cron_window_opens_at_every_time_it_matches() -> None:
+    spec = migrate(windows=[{"cron": "30 1,13 * * MON-FRI", "duration": "1h"}], timeZone=BERLIN)
+    # Friday 2026-01-02: 01:30 and 13:30 Berlin (00:30 and 12:30 UTC)
+    assert run(spec, workers("a"), at("2026-01-02T00:45")).start == ("a",)
+    assert run(spec, workers("a"), at("2026-01-02T12:30")).start == ("a",)
+    closed = run(spec, workers("a"), at("2026-01-02T14:00"))
+    assert closed.start == () and "Mon 2026-01-05 01:30 Europe/Berlin" in closed.message  # not the weekend
+    assert str(spec.rollout.windows[0]) == "cron 30 1,13 * * MON-FRI for 1h"
+
+
+def test_a_cron_with_both_day_fields_matches_either_as_cron_does() -> None:
+    cron = parse_cron("0 1 1-7 * SUN")
+    assert cron.matches_day(dt.date(2026, 1, 3))  # the 3rd, a Saturday
+    assert cron.matches_day(dt.date(2026, 1, 11))  # a Sunday, the 11th
+    assert not cron.matches_day(dt.date(2026, 1, 12))
+    assert parse_cron("0 1 * * 7").days_of_week == frozenset({0})  # 7 is Sunday too
+    assert parse_cron("*/20 0 * JAN,dec *").minutes == frozenset({0, 20, 40})
+    assert parse_cron("0 0 10/10 * *").days_of_month == frozenset({10, 20, 30})
+
+
+def test_a_cron_time_in_the_spring_forward_gap_follows_the_same_rule_as_start() -> None:
+    spec = migrate(windows=[{"cron": "30 2 * * *", "duration": "1h"}], timeZone=BERLIN)
+    assert run(spec, workers("a"), at("2026-03-29T00:59")).wait_seconds == 60  # opens 03:00 CEST
+
+
+BAD_CRON = [
+    (
+        {"cron": "0 22 * *", "duration": "1h"},
+        "spec.rollout.windows[0].cron: '0 22 * *' has 4 field(s), not 5",
+    ),
+    ({"cron": "0 24 * * *", "duration": "1h"}, "spec.rollout.windows[0].cron: hour 24 is out of range 0-23"),
+    (
+        {"cron": "0 1 * * FUN", "duration": "1h"},
+        "spec.rollout.windows[0].cron: day of week 'FUN' is not a number",
+    ),
+    ({"cron": "*/0 1 * * *", "duration": "1h"}, "spec.rollout.windows[0].cron: minute step '0' must be"),
+    (
+        {"cron": "0 1 * * *", "start": "01:00", "duration": "1h"},
+        "spec.rollout.windows[0].cron: a window takes cron",
+    ),
+    ({"duration": "1h"}, "spec.rollout.windows[0]: give the window a start"),
+]
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"), BAD_CRON, ids=[b[1].split(": ", 1)[1][:30] for b in BAD_CRON]
+)
+def test_bad_cron_windows_are_rejected_naming_the_field(
+    crd: dict[str, Any], window: dict[str, Any], expected: str
+) -> None:
+    messages = problems_of(minimal_manifest(rollout={"windows": [window]}), crd)
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    days=st.sets(st.integers(0, 6), min_size=1),
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    duration=st.integers(1, 7 * 24 * 3600),
+    offset=st.integers(0, 366 * 24 * 3600),
+)
+def test_a_cron_window_and_the_same_days_and_start_open_and_close_together(
+    zone: str, days: set[int], hour: int, minute: int, duration: int, offset: int
+) -> None:
+    cron_days = ",".join(str((d + 1) % 7) for d in sorted(days))  # cron counts from Sunday = 0
+    by_cron = (
+        Window(start=None, duration=float(duration), cron=parse_cron(f"{minute} {hour} * * {cron_days}")),
+    )
+    by_days = (Window(start=dt.time(hour, minute), duration=float(duration), days=frozenset(days)),)
+    now = at("2026-01-01T00:00") + dt.timedelta(seconds=offset)
+    assert window_state(by_cron, zone, now) == window_state(by_days, zone, now)
