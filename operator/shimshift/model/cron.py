@@ -110,3 +110,12 @@ def parse_cron(text: str) -> Cron:
         any_day_of_week=parts[4] == "*",
         text=" ".join(parts),
     )
+
+
+#: A span of days every possible (month, day, weekday) falls in: four years from a leap year.
+_ALL_DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=n) for n in range(4 * 366)]
+
+
+def never_matches(cron: Cron) -> bool:
+    """True when no calendar day matches (e.g. "0 1 31 4 *": April has 30 days)."""
+    return not any(cron.matches_day(day) for day in _ALL_DAYS)

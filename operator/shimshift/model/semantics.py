@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from shimshift.model.cron import parse_cron
+from shimshift.model.cron import never_matches, parse_cron
 from shimshift.model.durations import parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.limits import InputLimitError, toml_loads
@@ -164,9 +164,12 @@ def _check_window_start(path: str, window: Mapping[str, Any]) -> Iterator[Proble
         yield Problem(f"{path}.cron", "a window takes cron or start and days, not both; remove one")
     if isinstance(cron, str):
         try:
-            parse_cron(cron)
+            parsed = parse_cron(cron)
         except ValueError as e:
             yield Problem(f"{path}.cron", str(e))
+            return
+        if never_matches(parsed):
+            yield Problem(f"{path}.cron", f"{cron!r} matches no day of any year; the window would never open")
 
 
 #: The longest maintenance window: a week, so one window every day of the week may be open throughout.

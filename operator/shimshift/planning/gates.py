@@ -37,8 +37,8 @@ def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
     if not rollout.windows:
         return ""
     state = window_state(rollout.windows, rollout.time_zone, now)
-    if state.at is None:  # pragma: no cover - windows are given
-        return ""
+    if state.at is None:
+        return "closed now: none opens in the next 4 years"
     if state.open:
         local = state.at.astimezone(load_zone(rollout.time_zone))
         return f"open now, until {WEEKDAYS[local.weekday()]} {local:%Y-%m-%d %H:%M} {rollout.time_zone}"

@@ -173,13 +173,17 @@ def decide(
         names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
         return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
     window = window_state(spec.rollout.windows, spec.rollout.time_zone, now)
-    if not window.open and window.at is not None:
+    if not window.open:
+        when = (
+            describe_opening(window.at, spec.rollout.time_zone, now)
+            if window.at is not None
+            else "none of spec.rollout.windows opens in the next 4 years"
+        )
         return result(
             Phase.PROGRESSING,
             ConditionReason.WAITING_FOR_WINDOW,
-            f"waiting for window ({describe_opening(window.at, spec.rollout.time_zone, now)}); "
-            f"{len(pending)} node(s) pending",
-            wait=(window.at - now).total_seconds(),
+            f"waiting for window ({when}); {len(pending)} node(s) pending",
+            wait=(window.at - now).total_seconds() if window.at is not None else None,
         )
     wait = _pause_left(spec, records, now)
     if wait > 0:

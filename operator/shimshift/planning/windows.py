@@ -23,14 +23,18 @@ from dataclasses import dataclass
 
 from shimshift.model.spec import WEEKDAYS, Window, load_zone
 
-#: Days looked back and ahead: a window lasts at most 7 days, and one opens at least once a week.
-_SPAN_DAYS = 8
+#: Days looked back: a window lasts at most 7 days (and a DST day is 25 hours long).
+_BACK_DAYS = 8
+#: Days looked ahead for the next opening: a days+start window opens within a week, a cron window may
+#: match only in some months, or only on 29 February (validation refuses one that never matches).
+AHEAD_DAYS = 4 * 366
 
 
 @dataclass(frozen=True)
 class WindowState:
     open: bool
-    #: When the open window closes (open), or when the next one opens (closed); None with no windows.
+    #: When the open window closes (open), or when the next one opens (closed); None with no windows,
+    #: or when none opens within AHEAD_DAYS.
     at: dt.datetime | None = None
 
 
@@ -59,15 +63,22 @@ def local_start(day: dt.date, start: dt.time, zone: dt.tzinfo) -> dt.datetime:
 def occurrences(
     windows: Sequence[Window], zone: dt.tzinfo, now: dt.datetime
 ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """(opens, closes) of every occurrence of `windows` that starts within 8 days of `now`, sorted."""
+    """(opens, closes) of the occurrences of `windows` that may be open at `now` (those that started
+    up to their longest duration before it) and of the days after, up to the first day one opens after
+    `now`; sorted. Days are local days in `zone`."""
     today = now.astimezone(zone).date()
+    back = math.ceil(max(w.duration for w in windows) / 86400) + 1  # + 1: a DST day is 25 hours long
     out = []
-    for offset in range(-_SPAN_DAYS, _SPAN_DAYS + 1):
+    for offset in range(-min(back, _BACK_DAYS), AHEAD_DAYS + 1):
         day = today + dt.timedelta(days=offset)
+        later = False
         for window in windows:
             for start in window.start_times(day):
                 opens = local_start(day, start, zone)
                 out.append((opens, opens + dt.timedelta(seconds=window.duration)))
+                later = later or opens > now
+        if later:
+            break  # every later day opens later still
     return sorted(out)
 
 
@@ -80,7 +91,7 @@ def window_state(windows: Sequence[Window], time_zone: str, now: dt.datetime) ->
     open_until = [closes for opens, closes in spans if opens <= now < closes]
     if open_until:
         return WindowState(True, max(open_until))
-    return WindowState(False, min(opens for opens, _ in spans if opens > now))
+    return WindowState(False, min((opens for opens, _ in spans if opens > now), default=None))
 
 
 def human_wait(seconds: float) -> str:

@@ -421,6 +421,7 @@ BAD_CRON = [
         "spec.rollout.windows[0].cron: a window takes cron",
     ),
     ({"duration": "1h"}, "spec.rollout.windows[0]: give the window a start"),
+    ({"cron": "0 1 31 4 *", "duration": "1h"}, "spec.rollout.windows[0].cron: '0 1 31 4 *' matches no day"),
 ]
 
 
@@ -453,3 +454,11 @@ def test_a_cron_window_and_the_same_days_and_start_open_and_close_together(
     by_days = (Window(start=dt.time(hour, minute), duration=float(duration), days=frozenset(days)),)
     now = at("2026-01-01T00:00") + dt.timedelta(seconds=offset)
     assert window_state(by_cron, zone, now) == window_state(by_days, zone, now)
+
+
+def test_a_cron_window_months_away_is_waited_for_and_said() -> None:
+    spec = migrate(windows=[{"cron": "0 0 29 FEB *", "duration": "1h"}])  # leap days only
+    decision = run(spec, workers("a"), at("2026-01-01T00:00"))
+    assert decision.start == ()
+    assert "Tue 2028-02-29 00:00 UTC" in decision.message
+    assert decision.wait_seconds == (at("2028-02-29T00:00") - at("2026-01-01T00:00")).total_seconds()
