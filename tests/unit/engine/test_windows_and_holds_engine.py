@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from testbed.kubeapi.tables import jsonpath
+
 from shimshift.entry.statusview import render_status
 from shimshift.model.status import ConditionReason, NodePhase, Phase
 from shimshift.model.timestamps import parse_iso
 from tests.unit.engine.conftest import make_engine, run_to_end
-from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
+from tests.unit.engine.fakes import CRD, Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
 
 
 def progressing(cluster: FakeCluster) -> tuple[str, str]:
@@ -35,6 +37,10 @@ def test_nodes_start_only_inside_the_window_and_the_one_in_flight_finishes_after
         "waiting for window (opens in 2h, Thu 2026-01-01 02:00 UTC); 3 node(s) pending",
     )
     assert nodes.changes == {} and not any(n.unschedulable for n in cluster.nodes.values())
+    # `kubectl get nm` shows it: the CRD's Message column, evaluated as the API server's table does
+    columns = CRD["spec"]["versions"][0]["additionalPrinterColumns"]
+    message = next(c for c in columns if c["name"] == "Message")
+    assert jsonpath(cluster.objects["m"], message["jsonPath"]).startswith("waiting for window (opens in 2h")
 
     assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
 
