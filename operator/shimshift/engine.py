@@ -323,6 +323,7 @@ class Engine:
             phase=decision.phase,
             observed_generation=migration.generation,
             nodes=decision.nodes,
+            message=decision.message[:CONDITION_MESSAGE_MAX],
             conditions=condition_updates(
                 status.conditions,
                 decision.phase,
@@ -438,6 +439,7 @@ class Engine:
                 "phase": str(Phase.FAILED),
                 "observedGeneration": generation,
                 "conditions": [condition.for_storage()],
+                "message": message[:CONDITION_MESSAGE_MAX],
             },
         )
         # the Event names the condition's reason (InvalidSpec, InternalError): both are EventReason members
@@ -497,6 +499,7 @@ class Engine:
         planned = replace(
             settled,
             report_config_map=where,
+            message=message,
             conditions=clear_reconcile_error(
                 condition_updates(
                     settled.conditions,

@@ -306,6 +306,9 @@ class MigrationStatus:
     #: read from storage, only what a previous version kept in `status.nodes[]`)
     nodes: tuple[NodeRecord, ...] = ()
     report_config_map: str = ""
+    #: What the rollout does or waits for now: the message of the fleet rules' last decision (the
+    #: `Message` printer column), e.g. "waiting for window (opens in 3h, ...)".
+    message: str = ""
     #: The status exactly as read from storage (None: not read), so a pass writes only what changed.
     stored: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -317,6 +320,7 @@ class MigrationStatus:
             conditions=tuple(Condition.from_storage(c) for c in raw.get("conditions") or ()),
             nodes=tuple(NodeRecord.from_storage(n) for n in raw.get("nodes") or ()),
             report_config_map=raw.get("reportConfigMap", ""),
+            message=raw.get("message", ""),
             stored=dict(raw),
         )
 
@@ -365,6 +369,8 @@ class MigrationStatus:
             out["observedGeneration"] = self.observed_generation
         if self.report_config_map:
             out["reportConfigMap"] = self.report_config_map
+        if self.message:
+            out["message"] = self.message
         return out
 
 
