@@ -36,7 +36,7 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
-from shimshift.planning.selection import hold_of, select_nodes
+from shimshift.planning.selection import select_nodes
 from shimshift.planning.waves import wave_size
 from shimshift.planning.windows import describe_opening, window_state
 
@@ -110,7 +110,6 @@ def decide(
     match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read)."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
-    holds = {n.name for n in nodes if hold_of(n) is not None}
     control = {n.name for n in nodes if n.control_plane}
     in_flight = [r for r in records if r.phase in IN_FLIGHT]
     failures = [r for r in records if r.phase in FAILED]
@@ -156,7 +155,11 @@ def decide(
                 ConditionReason.NODES_FAILED,
                 f"finished; {len(failures)} node(s) failed and were rolled back",
             )
-        held = [r.name for r in records if r.phase == NodePhase.SKIPPED and r.name in holds]
+        held = [
+            r.name
+            for r in records
+            if r.phase == NodePhase.SKIPPED and r.skip_reason.startswith(keys.HOLD_REASON)
+        ]
         if held:
             return result(
                 Phase.SUCCEEDED,

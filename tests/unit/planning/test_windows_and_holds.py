@@ -207,6 +207,13 @@ def test_a_rollout_with_only_held_nodes_left_says_so_when_it_finishes() -> None:
     assert "1 held by shimshift.io/hold (b)" in decision.message
 
 
+def test_a_held_node_already_on_containerd_is_skipped_for_that_not_for_the_hold() -> None:
+    node = Node("a", labels={"pool": "w", "shimshift.io/hold": "x"}, runtime_version="containerd://1.6.20")
+    decision = run(migrate(), [node], at("2026-01-01T00:00"))
+    assert decision.nodes[0].skip_reason.startswith("already runs containerd")
+    assert decision.message == "every selected node runs containerd"
+
+
 def test_removing_the_hold_puts_the_node_back_in_the_rollout() -> None:
     status = MigrationStatus(nodes=(NodeRecord("a", phase=NodePhase.SKIPPED, skip_reason="held by x"),))
     assert decide(migrate(), status, workers("a"), at("2026-01-01T00:00")).start == ("a",)
