@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from shimshift.model import keys
 from shimshift.model.spec import ControlPlanePolicy, NodeMigrationSpec
+from shimshift.model.text import visible
 from shimshift.planning.cluster import Node
 
 
@@ -77,7 +78,7 @@ def hold_of(node: Node) -> str | None:
     if not values:
         return None
     reason = next((v for v in values if v.strip()), "")
-    text = " ".join(reason.split())
+    text = visible(" ".join(reason.split()))  # one line, any control character as a visible escape
     return text if len(text) <= HOLD_REASON_MAX else text[: HOLD_REASON_MAX - 3] + "..."
 
 

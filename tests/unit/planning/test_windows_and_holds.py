@@ -19,6 +19,7 @@ from shimshift.planning.cluster import Node
 from shimshift.planning.gates import gate_lines
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.rollout import Decision, decide
+from shimshift.planning.selection import hold_of
 from shimshift.planning.windows import human_wait, window_state
 from tests.unit.conftest import minimal_manifest
 from tests.unit.planning.factory import cluster, node, pod
@@ -189,6 +190,15 @@ def test_a_held_node_is_skipped_with_the_hold_as_its_reason() -> None:
     assert reasons["b"] == (NodePhase.SKIPPED, "held by shimshift.io/hold: raid-rebuild")
     assert reasons["c"] == (NodePhase.SKIPPED, "held by shimshift.io/hold: waiting for the vendor's firmware")
     assert reasons["d"] == (NodePhase.SKIPPED, "held by shimshift.io/hold")
+
+
+def test_a_hold_reason_is_one_bounded_line_with_control_characters_made_visible() -> None:
+    long = Node("a", annotations={"shimshift.io/hold": "x" * 1000}, labels={"pool": "w"})
+    escape = Node(
+        "b", annotations={"shimshift.io/hold": "ok\x1b]8;;http://x\x07\nnext"}, labels={"pool": "w"}
+    )
+    assert len(hold_of(long) or "") == 200
+    assert hold_of(escape) == "ok\\x1b]8;;http://x\\x07 next"
 
 
 def test_a_hold_put_on_a_node_in_flight_does_not_interrupt_it() -> None:
