@@ -2,9 +2,9 @@
 is always passed in (an aware datetime), never read from the clock.
 
 A window opens on each of its days at its local start time (or at each local time its cron expression
-matches, `shimshift.model.cron`) in the rollout's IANA time zone and stays
-open for its duration, measured as elapsed time; one that crosses midnight belongs to the day it
-starts on (Fri 22:00 for 6h is open until Sat 04:00). Around a DST change:
+matches, `shimshift.model.cron`) in the rollout's IANA time zone and stays open for its duration,
+measured as elapsed time; one that crosses midnight belongs to the day it starts on (Fri 22:00 for 6h
+is open until Sat 04:00). Around a DST change:
 
 - a start time that does not exist that day (the clock springs forward over it) opens the window at
   the first instant after the gap (02:30 in Europe/Berlin on the last Sunday of March opens at 03:00
