@@ -47,7 +47,7 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
 from shimshift.planning.report_formats import report_files
-from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide
+from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, may_start
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
 from shimshift.stepexec import StepExecutor, started_at
 from shimshift.steps.machine import MAX_ATTEMPTS, next_step
@@ -313,12 +313,18 @@ class Engine:
         """The status after the fleet rules; `passed` (the end of a pass that went through) also turns
         a true ReconcileError condition false."""
         now = self.clock()
-        decision = decide(migration.spec, status, self.cluster.read_nodes(), now, stopping=stopping)
+        spec = migration.spec
+        nodes = self.cluster.read_nodes()
+        blocked = None
+        if spec.rollout.blocking_pod_selector and may_start(spec, status, nodes, now, stopping=stopping):
+            blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
+        decision = decide(spec, status, nodes, now, stopping=stopping, blocked=blocked)
         settled = replace(
             status,
             phase=decision.phase,
             observed_generation=migration.generation,
             nodes=decision.nodes,
+            message=decision.message[:CONDITION_MESSAGE_MAX],
             conditions=condition_updates(
                 status.conditions,
                 decision.phase,
@@ -434,6 +440,7 @@ class Engine:
                 "phase": str(Phase.FAILED),
                 "observedGeneration": generation,
                 "conditions": [condition.for_storage()],
+                "message": message[:CONDITION_MESSAGE_MAX],
             },
         )
         # the Event names the condition's reason (InvalidSpec, InternalError): both are EventReason members
@@ -493,6 +500,7 @@ class Engine:
         planned = replace(
             settled,
             report_config_map=where,
+            message=message,
             conditions=clear_reconcile_error(
                 condition_updates(
                     settled.conditions,

@@ -120,6 +120,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "NodesInFlight",
         "PauseBetweenNodes",
         "WaveStarted",
+        "WaitingForWindow",
+        "BlockedByPods",
         "NotActive",
         "Reconciled",
         "InternalError",

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from shimshift.model import keys
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.status import NodePhase
 from shimshift.steps.images.fit import human_bytes
@@ -181,6 +182,11 @@ def render_status(
     cordoned = _cordoned_line(nodes, now)
     if cordoned:
         lines.append(cordoned)
+    held = [h for h in status.get("heldNodes") or () if isinstance(h, Mapping)]
+    for h in held:
+        lines.append(f"Held    {h.get('name', '?')}: {h.get('reason') or keys.HOLD_REASON}")
+    if _int(status.get("heldNotListed")):
+        lines.append(f"Held    ... and {_int(status.get('heldNotListed'))} more")
     lines.append("")
     if nodes:
         rows = [["NODE", "PHASE", "STEP", "STATE", "ATTEMPTS", "IN STEP", "IMAGES"]]

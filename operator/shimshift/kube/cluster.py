@@ -128,6 +128,9 @@ class KubeCluster:
     def read_nodes(self) -> tuple[Node, ...]:
         return tuple(sorted(self._nodes().values(), key=lambda n: n.name))
 
+    def read_blocking_pods(self, label_selector: str) -> dict[str, tuple[str, ...]]:
+        return pods.list_blocking_pods(self.kube, label_selector)
+
     def read_migration(self, name: str) -> NodeMigration | None:
         raw = migrations.get_migration(self.kube, name)
         return None if raw is None else parse_nodemigration(raw, self._crd, source=f"NodeMigration {name}")

@@ -38,6 +38,32 @@ def list_pods_on_node(kube: Kube, node: str, label_selector: str = "") -> list[P
     return [parse_pod(p) for p in answer.get("items") or ()]
 
 
+#: Pods that have not finished: a field selector the API server evaluates (pods index status.phase).
+NOT_FINISHED = "status.phase!=Succeeded,status.phase!=Failed"
+#: Pods per page of the blocking-pods LIST.
+PAGE = 500
+
+
+def list_blocking_pods(kube: Kube, label_selector: str) -> dict[str, tuple[str, ...]]:
+    """node -> "namespace/name" (sorted) of its pods matching `label_selector` that have not finished
+    (`spec.rollout.blockingPodSelector`). One LIST the API server filters by label and phase, read in
+    pages: its cost is the matching pods', never the cluster's. Pods not bound to a node are left out."""
+    out: dict[str, list[str]] = {}
+    token = ""
+    while True:
+        query = [("labelSelector", label_selector), ("fieldSelector", NOT_FINISHED), ("limit", str(PAGE))]
+        page = kube.request("GET", PODS, query=query + ([("continue", token)] if token else []))
+        for raw in page.get("items") or ():
+            meta, spec, status = raw.get("metadata") or {}, raw.get("spec") or {}, raw.get("status") or {}
+            node = spec.get("nodeName")
+            if not isinstance(node, str) or not node or status.get("phase") in ("Succeeded", "Failed"):
+                continue
+            out.setdefault(node, []).append(f"{meta.get('namespace', 'default')}/{meta.get('name', '')}")
+        token = str((page.get("metadata") or {}).get("continue") or "")
+        if not token:
+            return {node: tuple(sorted(keys)) for node, keys in out.items()}
+
+
 class EvictionResult(StrEnum):
     EVICTED = "Evicted"
     GONE = "Gone"

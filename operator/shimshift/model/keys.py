@@ -53,6 +53,13 @@ HOST_KEY_ANNOTATION: Final = "shimshift.io/ssh-host-key"
 RUNTIME_LABEL: Final = "shimshift.io/runtime"
 RUNTIME_LABEL_VALUE: Final = "containerd"
 
+#: On a Node, as a label or an annotation (any value): an admin's hold. A NodeMigration does not start
+#: the node (it is Skipped, with the value as the reason when there is one); a node already in flight
+#: finishes. Remove it and the node joins the rollout again.
+HOLD_KEY: Final = "shimshift.io/hold"
+#: How the skip reason of a held node begins (the hold's value follows after ": ").
+HOLD_REASON: Final = f"held by {HOLD_KEY}"
+
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
 

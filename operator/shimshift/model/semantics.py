@@ -18,13 +18,14 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from shimshift.model.cron import never_matches, parse_cron
 from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.errors import Problem
 from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
-from shimshift.model.spec import VERIFY_TIMEOUT_DEFAULT, VERIFY_TIMEOUT_MAX, VERIFY_TIMEOUT_MIN
+from shimshift.model.spec import VERIFY_TIMEOUT_DEFAULT, VERIFY_TIMEOUT_MAX, VERIFY_TIMEOUT_MIN, load_zone
 from shimshift.model.unsafe import unsafe_problems
 
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -48,6 +49,7 @@ def check_spec(spec: Any) -> list[Problem]:
         [
             *_check_selection(spec),
             *_check_rollout(_map(spec.get("rollout"))),
+            *_check_windows(_map(spec.get("rollout"))),
             *_check_drain(_map(spec.get("drain"))),
             *_check_verify(_map(spec.get("verify"))),
             *_check_containerd(_map(spec.get("containerd"))),
@@ -152,6 +154,62 @@ def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
         percent = int(raw[:-1])
         if not 1 <= percent <= 100:
             yield Problem(path, f"must be a percentage from 1% to 100%, not {raw}")
+
+
+def _check_window_start(path: str, window: Mapping[str, Any]) -> Iterator[Problem]:
+    cron = window.get("cron")
+    if cron is None:
+        if "start" not in window:
+            yield Problem(path, 'give the window a start ("22:00", with days) or a cron expression')
+        return
+    if "start" in window or "days" in window:
+        yield Problem(f"{path}.cron", "a window takes cron or start and days, not both; remove one")
+    if isinstance(cron, str):
+        try:
+            parsed = parse_cron(cron)
+        except ValueError as e:
+            yield Problem(f"{path}.cron", str(e))
+            return
+        if never_matches(parsed):
+            yield Problem(f"{path}.cron", f"{cron!r} matches no day of any year; the window would never open")
+
+
+#: The longest maintenance window: a week, so one window every day of the week may be open throughout.
+MAX_WINDOW = 7 * 24 * 3600.0
+
+
+def _check_windows(rollout: Mapping[str, Any]) -> Iterator[Problem]:
+    zone = rollout.get("timeZone", "UTC")
+    if isinstance(zone, str):
+        try:
+            load_zone(zone)
+        except ValueError as e:
+            yield Problem("spec.rollout.timeZone", str(e))
+    for i, window in enumerate(_list(rollout.get("windows"))):
+        yield from _check_window_start(f"spec.rollout.windows[{i}]", _map(window))
+        duration = _map(window).get("duration")
+        if not isinstance(duration, str):
+            continue
+        path = f"spec.rollout.windows[{i}].duration"
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as e:
+            yield Problem(path, str(e))
+            continue
+        if seconds <= 0:
+            yield Problem(path, "must be longer than 0s (a window that is never open starts nothing)")
+        elif seconds > MAX_WINDOW:
+            yield Problem(
+                path,
+                f"{duration} is longer than 168h (7 days); "
+                "for no restriction, leave spec.rollout.windows out",
+            )
+    selector = rollout.get("blockingPodSelector")
+    if selector and isinstance(selector, str):
+        try:
+            parse_label_selector(selector)
+        except ValueError as e:
+            yield Problem("spec.rollout.blockingPodSelector", str(e))
 
 
 def _check_drain(drain: Mapping[str, Any]) -> Iterator[Problem]:

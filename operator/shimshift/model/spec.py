@@ -7,12 +7,15 @@ that a schema cannot express live in `shimshift.model.semantics`.
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shimshift.model.durations import parse_duration
+from shimshift.model.cron import Cron, parse_cron
+from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.unsafe import Unsafe
 
 
@@ -137,6 +140,64 @@ class IntOrPercent:
         return f"{self.value}%" if self.percent else str(self.value)
 
 
+def load_zone(name: str) -> dt.tzinfo:
+    """The IANA time zone `name` (from the system's tz database, or the tzdata package); "UTC" needs
+    neither. Raises ValueError saying what to write when there is no such zone."""
+    if name == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(
+            f"{name[:64]!r} is not a known IANA time zone; write e.g. UTC, Europe/Berlin or America/New_York"
+        ) from e
+
+
+#: `spec.rollout.windows[].days`, Monday first (the index is `datetime.date.weekday()`).
+WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A maintenance window: it opens on each of `days` at `start`, or at each time `cron` matches
+    (local to the rollout's time zone), and stays open for `duration` seconds of elapsed time, across
+    midnight if it is long enough. What the local times mean around DST changes is
+    `shimshift.planning.windows`'."""
+
+    start: dt.time | None
+    duration: float
+    days: frozenset[int] = frozenset(range(7))  # 0 = Monday; with `start`
+    cron: Cron | None = None  # instead of `days` and `start`
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any]) -> Window:
+        duration = parse_duration(raw["duration"])
+        if raw.get("cron"):
+            return cls(start=None, duration=duration, cron=parse_cron(raw["cron"]))
+        hour, minute = (int(part) for part in raw["start"].split(":"))
+        days = raw.get("days")
+        return cls(
+            start=dt.time(hour, minute),
+            duration=duration,
+            days=frozenset(WEEKDAYS.index(d) for d in days) if days else frozenset(range(7)),
+        )
+
+    def start_times(self, day: dt.date) -> list[dt.time]:
+        """The local times this window opens on `day` (none when it does not open that day)."""
+        if self.cron is not None:
+            return self.cron.times() if self.cron.matches_day(day) else []
+        if self.start is None or day.weekday() not in self.days:
+            return []
+        return [self.start]
+
+    def __str__(self) -> str:
+        if self.cron is not None:
+            return f"cron {self.cron} for {format_duration(self.duration)}"
+        days = ",".join(WEEKDAYS[d] for d in sorted(self.days)) if len(self.days) < 7 else "daily"
+        start = f"{self.start:%H:%M}" if self.start is not None else "?"
+        return f"{days} {start} for {format_duration(self.duration)}"
+
+
 @dataclass(frozen=True)
 class Rollout:
     max_unavailable: IntOrPercent = IntOrPercent(1, False)
@@ -144,6 +205,9 @@ class Rollout:
     pause_between_nodes: float = 0.0
     control_plane: ControlPlanePolicy = ControlPlanePolicy.LAST
     paused: bool = False
+    windows: tuple[Window, ...] = ()  # none: always open
+    time_zone: str = "UTC"  # an IANA zone name, the windows' local time
+    blocking_pod_selector: str = ""  # kubectl syntax; empty: no pod holds a node back
 
 
 @dataclass(frozen=True)
@@ -268,6 +332,9 @@ class NodeMigrationSpec:
                 pause_between_nodes=parse_duration(ro.get("pauseBetweenNodes", "0s")),
                 control_plane=ControlPlanePolicy(ro.get("controlPlane", "Last")),
                 paused=ro.get("paused", False),
+                windows=tuple(Window.from_raw(w) for w in ro.get("windows") or ()),
+                time_zone=ro.get("timeZone", "UTC"),
+                blocking_pod_selector=ro.get("blockingPodSelector", ""),
             ),
             drain=Drain(
                 timeout=parse_duration(dr.get("timeout", "10m")),

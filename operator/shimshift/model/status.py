@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from shimshift.model.keys import StepId
+from shimshift.model.keys import HOLD_REASON, StepId
 
 
 class Phase(StrEnum):
@@ -47,6 +47,8 @@ class ConditionReason(StrEnum):
     NODES_IN_FLIGHT = "NodesInFlight"
     PAUSE_BETWEEN_NODES = "PauseBetweenNodes"
     WAVE_STARTED = "WaveStarted"
+    WAITING_FOR_WINDOW = "WaitingForWindow"  # spec.rollout.windows: none is open now
+    BLOCKED_BY_PODS = "BlockedByPods"  # every pending node has a pod matching blockingPodSelector
     NOT_ACTIVE = "NotActive"  # a Progressing/Paused/Complete condition that is False
     RECONCILED = "Reconciled"  # ReconcileError back to False
     INTERNAL_ERROR = "InternalError"
@@ -316,6 +318,9 @@ class MigrationStatus:
     #: read from storage, only what a previous version kept in `status.nodes[]`)
     nodes: tuple[NodeRecord, ...] = ()
     report_config_map: str = ""
+    #: What the rollout does or waits for now: the message of the fleet rules' last decision (the
+    #: `Message` printer column), e.g. "waiting for window (opens in 3h, ...)".
+    message: str = ""
     #: The status exactly as read from storage (None: not read), so a pass writes only what changed.
     stored: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -327,6 +332,7 @@ class MigrationStatus:
             conditions=tuple(Condition.from_storage(c) for c in raw.get("conditions") or ()),
             nodes=tuple(NodeRecord.from_storage(n) for n in raw.get("nodes") or ()),
             report_config_map=raw.get("reportConfigMap", ""),
+            message=raw.get("message", ""),
             stored=dict(raw),
         )
 
@@ -352,9 +358,13 @@ class MigrationStatus:
     def for_storage(self) -> dict[str, Any]:
         """The NodeMigration's status as stored: bounded whatever the fleet's size. Each node's record
         lives in its NodeMigrationNode (`model.nodestate`); here only the counts, the nodes in flight
-        (at most maxUnavailable) and the first `FAILED_LISTED` failed nodes, the rest counted."""
+        (at most maxUnavailable), and the first `FAILED_LISTED` failed nodes and held nodes, the rest
+        counted."""
         flying = [n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)]
         failed = [n for n in self.nodes if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK)]
+        held = [
+            n for n in self.nodes if n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
+        ]
         out: dict[str, Any] = {
             "conditions": [c.for_storage() for c in self.conditions],
             "summary": self.summary(),
@@ -362,6 +372,8 @@ class MigrationStatus:
             "inFlight": flying,
             "failedNodes": [_failed_entry(n) for n in failed[:FAILED_LISTED]],
             "failedNotListed": max(0, len(failed) - FAILED_LISTED),
+            "heldNodes": [{"name": n.name, "reason": n.skip_reason} for n in held[:FAILED_LISTED]],
+            "heldNotListed": max(0, len(held) - FAILED_LISTED),
         }
         if self.phase is not None:
             out["phase"] = str(self.phase)
@@ -369,6 +381,8 @@ class MigrationStatus:
             out["observedGeneration"] = self.observed_generation
         if self.report_config_map:
             out["reportConfigMap"] = self.report_config_map
+        if self.message:
+            out["message"] = self.message
         return out
 
 

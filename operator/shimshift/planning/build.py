@@ -24,6 +24,7 @@ from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_no
 from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node, estimate_waves
 from shimshift.planning.faq import FAQ
 from shimshift.planning.findings import Finding, Level, name_some, sorted_findings
+from shimshift.planning.gates import rollout_gates
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
 from shimshift.planning.report import (
@@ -337,6 +338,7 @@ def build_plan(
         facts_taken_at=facts_taken_at,
         source=source,
         spec=_spec_summary(spec),
+        rollout_gates=rollout_gates(spec, cluster, selection, now),
         summary=summary,
         waves=tuple(
             WavePlan(w.index, w.nodes, w.control_plane, s) for w, s in zip(waves, wave_seconds, strict=True)

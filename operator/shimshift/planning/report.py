@@ -16,6 +16,7 @@ from shimshift.planning.dockerdeps import DockerDependency
 from shimshift.planning.drain import PodPlan
 from shimshift.planning.faq import FaqEntry
 from shimshift.planning.findings import Finding
+from shimshift.planning.gates import RolloutGates
 from shimshift.planning.pdb import PdbState
 from shimshift.planning.preflight import NodeRuntime
 from shimshift.planning.selection import Skipped
@@ -123,6 +124,7 @@ class PlanReport:
     facts_taken_at: str
     source: str
     spec: SpecSummary
+    rollout_gates: RolloutGates
     summary: Summary
     waves: tuple[WavePlan, ...]
     nodes: tuple[NodeReport, ...]

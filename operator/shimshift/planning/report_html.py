@@ -16,6 +16,7 @@ import markupsafe
 from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
 from shimshift.planning.drain import PodPlan
+from shimshift.planning.gates import gate_lines
 from shimshift.planning.report import NodeReport, PlanReport
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
@@ -97,5 +98,13 @@ def render_html(report: PlanReport) -> str:
     return (
         _environment()
         .get_template(TEMPLATE)
-        .render(r=report, groups=groups, node_group=node_group, detail=detail, notes=notes, more_notes=more)
+        .render(
+            r=report,
+            groups=groups,
+            node_group=node_group,
+            detail=detail,
+            notes=notes,
+            more_notes=more,
+            gate_lines=gate_lines(report.rollout_gates),
+        )
     )

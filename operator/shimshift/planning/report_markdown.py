@@ -17,6 +17,7 @@ from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
+from shimshift.planning.gates import gate_lines
 from shimshift.planning.report import NodeReport, PlanReport, Verdict
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
@@ -280,6 +281,8 @@ def render_markdown(report: PlanReport) -> str:
         + f"; maxUnavailable {cell(sp.max_unavailable)}; control plane {sp.control_plane}; pause "
         f"{format_duration(sp.pause_between_nodes_seconds)}; drain {cell(sp.drain)}; images "
         f"{cell(sp.images)}; Docker afterwards {sp.docker}; rollback {sp.rollback}.",
+        "",
+        *(f"- {cell(line)}" for line in gate_lines(report.rollout_gates)),
         "",
     ]
     groups = group_nodes(report)

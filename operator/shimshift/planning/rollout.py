@@ -8,14 +8,21 @@
   time (the same waves `planning.waves` shows in the plan report).
 - `spec.rollout.paused`, more than `maxFailures` failed nodes, Plan mode or deletion start nothing new;
   nodes in flight always run to the end of their step sequence (or roll back) so none is abandoned.
+- Maintenance windows (`spec.rollout.windows`, `planning.windows`): outside every window nothing
+  starts and the message says when the next one opens; a node in flight when a window closes finishes.
+- Holds: a node with the `shimshift.io/hold` label or annotation is Skipped by the selection (unless it
+  is already in flight or finished). A node with a pod matching `spec.rollout.blockingPodSelector`
+  (`blocked`, read by the caller) is passed over in this wave and the wave takes the next pending
+  node instead; it is started once its blocking pods are gone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from shimshift.model import keys
 from shimshift.model.spec import ControlPlanePolicy, Mode, NodeMigrationSpec
 from shimshift.model.status import (
     Condition,
@@ -31,6 +38,7 @@ from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.waves import wave_size
+from shimshift.planning.windows import describe_opening, window_state
 
 IN_FLIGHT = frozenset({NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK})
 #: Nodes named in a condition message, the rest counted: a wave of 500 stays a short message.
@@ -70,6 +78,25 @@ def reconcile_selection(
     return tuple(out[name] for name in sorted(out))
 
 
+def may_start(
+    spec: NodeMigrationSpec,
+    status: MigrationStatus,
+    nodes: Sequence[Node],
+    now: dt.datetime,
+    *,
+    stopping: bool,
+) -> bool:
+    """Whether a pass could start a node at all (the caller reads blocking pods only then): Migrate
+    mode, not stopping or paused, no node in flight, a node pending, inside a window."""
+    if spec.mode != Mode.MIGRATE or stopping or spec.rollout.paused:
+        return False
+    if any(r.phase in IN_FLIGHT for r in status.nodes):
+        return False
+    if not any(r.phase == NodePhase.PENDING for r in reconcile_selection(spec, status.nodes, nodes)):
+        return False
+    return window_state(spec.rollout.windows, spec.rollout.time_zone, now).open
+
+
 def decide(
     spec: NodeMigrationSpec,
     status: MigrationStatus,
@@ -77,8 +104,11 @@ def decide(
     now: dt.datetime,
     *,
     stopping: bool = False,
+    blocked: Mapping[str, Sequence[str]] | None = None,
 ) -> Decision:
-    """One pass of the fleet rules."""
+    """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
+    match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read)."""
+    blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
     control = {n.name for n in nodes if n.control_plane}
     in_flight = [r for r in records if r.phase in IN_FLIGHT]
@@ -125,6 +155,18 @@ def decide(
                 ConditionReason.NODES_FAILED,
                 f"finished; {len(failures)} node(s) failed and were rolled back",
             )
+        held = [
+            r.name
+            for r in records
+            if r.phase == NodePhase.SKIPPED and r.skip_reason.startswith(keys.HOLD_REASON)
+        ]
+        if held:
+            return result(
+                Phase.SUCCEEDED,
+                ConditionReason.MIGRATED,
+                f"every selected node runs containerd but {len(held)} held by {keys.HOLD_KEY} "
+                f"({name_some(held, NAMED_IN_MESSAGES)}); remove the hold and they are migrated",
+            )
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected node runs containerd")
     if spec.rollout.paused:
         return result(
@@ -133,6 +175,19 @@ def decide(
     if in_flight:
         names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
         return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
+    window = window_state(spec.rollout.windows, spec.rollout.time_zone, now)
+    if not window.open:
+        when = (
+            describe_opening(window.at, spec.rollout.time_zone, now)
+            if window.at is not None
+            else "none of spec.rollout.windows opens in the next 4 years"
+        )
+        return result(
+            Phase.PROGRESSING,
+            ConditionReason.WAITING_FOR_WINDOW,
+            f"waiting for window ({when}); {len(pending)} node(s) pending",
+            wait=(window.at - now).total_seconds() if window.at is not None else None,
+        )
     wait = _pause_left(spec, records, now)
     if wait > 0:
         return result(
@@ -141,21 +196,48 @@ def decide(
             f"waiting {wait:.0f}s (spec.rollout.pauseBetweenNodes)",
             wait=wait,
         )
+    held_back = [r.name for r in pending if blocked.get(r.name)]
+    why = _blocked_message(held_back, blocked)
     workers = [r for r in pending if r.name not in control]
-    if workers:
+    free_workers = [r for r in workers if r.name not in blocked or not blocked[r.name]]
+    if free_workers:
         selected_workers = sum(1 for r in records if r.name not in control and r.phase != NodePhase.SKIPPED)
-        wave = [r.name for r in workers[: wave_size(spec.rollout, selected_workers)]]
+        wave = [r.name for r in free_workers[: wave_size(spec.rollout, selected_workers)]]
         return result(
             Phase.PROGRESSING,
             ConditionReason.WAVE_STARTED,
-            f"starting {name_some(wave, NAMED_IN_MESSAGES)}",
+            f"starting {name_some(wave, NAMED_IN_MESSAGES)}" + (f"; {why}" if why else ""),
             start=wave,
         )
+    if workers:  # every pending worker is held back: control-plane nodes still wait for them
+        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}")
     if spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:  # pragma: no cover - selection skips them
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected worker runs containerd")
-    first = pending[0].name
+    free = [r.name for r in pending if r.name not in held_back]
+    if not free:
+        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}")
+    first = free[0]
     return result(
-        Phase.PROGRESSING, ConditionReason.WAVE_STARTED, f"starting control-plane node {first}", start=[first]
+        Phase.PROGRESSING,
+        ConditionReason.WAVE_STARTED,
+        f"starting control-plane node {first}" + (f"; {why}" if why else ""),
+        start=[first],
+    )
+
+
+def _blocked_message(held_back: Sequence[str], blocked: Mapping[str, Sequence[str]]) -> str:
+    """`2 node(s) held back by pods matching spec.rollout.blockingPodSelector: a (ns/p), b (ns/q, +1)`."""
+    if not held_back:
+        return ""
+    named = [
+        f"{n} ({', '.join(blocked[n][:2])}{f', +{len(blocked[n]) - 2}' if len(blocked[n]) > 2 else ''})"
+        for n in held_back[:NAMED_IN_MESSAGES]
+    ]
+    more = len(held_back) - len(named)
+    return (
+        f"{len(held_back)} node(s) held back by pods matching spec.rollout.blockingPodSelector: "
+        + ", ".join(named)
+        + (f" and {more} more" if more > 0 else "")
     )
 
 

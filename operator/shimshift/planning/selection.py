@@ -2,8 +2,9 @@
 
 A node is a candidate when it matches `spec.nodeSelector` and/or is named in `spec.nodeNames` (both
 given: either is enough, as the CRD documents). A candidate is skipped, with the reason recorded, when
-it already runs containerd, carries the completion label, runs a runtime that is not Docker, or is a
-control-plane node and the rollout excludes them. Pure.
+it already runs containerd, carries the completion label, runs a runtime that is not Docker, carries an
+admin's hold (`shimshift.io/hold`, a label or an annotation), or is a control-plane node and the
+rollout excludes them. Pure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 from shimshift.model import keys
 from shimshift.model.spec import ControlPlanePolicy, NodeMigrationSpec
+from shimshift.model.text import visible
 from shimshift.planning.cluster import Node
 
 
@@ -21,6 +23,7 @@ class NodeSkipReason(StrEnum):
     ALREADY_CONTAINERD = "AlreadyContainerd"
     MIGRATED_LABEL = "MigratedLabel"
     NOT_DOCKER = "NotDocker"
+    HELD = "Held"
     CONTROL_PLANE_EXCLUDED = "ControlPlaneExcluded"
     NOT_FOUND = "NotFound"
 
@@ -32,6 +35,7 @@ SKIP_MESSAGES = {
         f"labelled {keys.RUNTIME_LABEL}={keys.RUNTIME_LABEL_VALUE} (migrated before)"
     ),
     NodeSkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
+    NodeSkipReason.HELD: keys.HOLD_REASON,
     NodeSkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
     NodeSkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
 }
@@ -46,6 +50,8 @@ class Skipped:
     @property
     def message(self) -> str:
         base = SKIP_MESSAGES[self.reason]
+        if self.reason == NodeSkipReason.HELD:
+            return f"{base}: {self.detail}" if self.detail else base
         return f"{base} ({self.detail})" if self.detail else base
 
 
@@ -61,6 +67,21 @@ def _is_candidate(spec: NodeMigrationSpec, node: Node) -> bool:
     return by_name or by_selector
 
 
+#: The longest hold reason kept (an annotation's value can be 256 KiB; a status message cannot).
+HOLD_REASON_MAX = 200
+
+
+def hold_of(node: Node) -> str | None:
+    """The reason of an admin's hold on `node` ("" when the hold says none), or None when it has none.
+    The annotation's value is preferred: an annotation can say more than a label value."""
+    values = [m[keys.HOLD_KEY] for m in (node.annotations, node.labels) if keys.HOLD_KEY in m]
+    if not values:
+        return None
+    reason = next((v for v in values if v.strip()), "")
+    text = visible(" ".join(reason.split()))  # one line, any control character as a visible escape
+    return text if len(text) <= HOLD_REASON_MAX else text[: HOLD_REASON_MAX - 3] + "..."
+
+
 def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
     if node.labels.get(keys.RUNTIME_LABEL) == keys.RUNTIME_LABEL_VALUE:
         return Skipped(node.name, NodeSkipReason.MIGRATED_LABEL)
@@ -68,6 +89,9 @@ def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
         return Skipped(node.name, NodeSkipReason.ALREADY_CONTAINERD, node.runtime_version)
     if node.runtime not in ("docker", ""):
         return Skipped(node.name, NodeSkipReason.NOT_DOCKER, node.runtime_version)
+    held = hold_of(node)
+    if held is not None:
+        return Skipped(node.name, NodeSkipReason.HELD, held)
     if node.control_plane and spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:
         return Skipped(node.name, NodeSkipReason.CONTROL_PLANE_EXCLUDED)
     return None

@@ -21,6 +21,7 @@ from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodestate import child_name
+from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
 from shimshift.planning.cluster import Cluster, Node
@@ -79,6 +80,8 @@ class FakeNode:
     daemonsets_down: dict[str, int] = field(default_factory=dict)
     #: DaemonSets ("namespace/name") with a pod on the node, as daemonsets_on reads them
     daemonsets: tuple[str, ...] = ()
+    #: pods as read_blocking_pods sees them: "namespace/name" -> (labels, phase)
+    labelled_pods: dict[str, tuple[dict[str, str], str]] = field(default_factory=dict)
 
     def view(self) -> Node:
         return Node(
@@ -114,6 +117,7 @@ class FakeCluster:
         self.leases: dict[str, tuple[str, dt.datetime]] = {}
         self.daemonset_waits: Counter[str] = Counter()
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
+        self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -145,6 +149,21 @@ class FakeCluster:
 
     def read_migration(self, name: str) -> NodeMigration | None:
         return self.get(name) if name in self.objects else None
+
+    def read_blocking_pods(self, label_selector: str) -> dict[str, tuple[str, ...]]:
+        self.blocking_reads += 1
+        selector = parse_label_selector(label_selector)
+        out = {
+            n.name: tuple(
+                sorted(
+                    pod
+                    for pod, (labels, phase) in n.labelled_pods.items()
+                    if selector.matches(labels) and phase not in ("Succeeded", "Failed")
+                )
+            )
+            for n in self.nodes.values()
+        }
+        return {node: pods for node, pods in out.items() if pods}
 
     def acquire_lock(self, node: str, owner: str) -> None:
         holder = self.nodes[node].annotations.get(keys.LOCK_ANNOTATION)

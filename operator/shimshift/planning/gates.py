@@ -1,0 +1,110 @@
+"""What decides, besides the waves, when a planned node may start: the maintenance windows (and whether
+one is open at the plan's `now`), the nodes an admin holds (`shimshift.io/hold`), and the selected
+nodes a blocking pod (`spec.rollout.blockingPodSelector`) would keep waiting right now. For the plan
+report; the rollout applies the same rules (`planning.rollout`). Pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from shimshift.model import keys
+from shimshift.model.selectors import parse_label_selector
+from shimshift.model.spec import WEEKDAYS, NodeMigrationSpec, load_zone
+from shimshift.planning.cluster import Cluster
+from shimshift.planning.selection import NodeSkipReason, Selection
+from shimshift.planning.windows import describe_opening, window_state
+
+#: Nodes listed by name in `held` and `heldBack`; the report says how many more.
+GATES_LISTED = 50
+
+
+@dataclass(frozen=True)
+class RolloutGates:
+    windows: tuple[str, ...]  # e.g. "Fri 22:00 for 6h"; empty: nodes start at any time
+    time_zone: str
+    window_now: str  # "open now, until ..." or "closed now: opens in 3h, ..."; empty without windows
+    held: tuple[str, ...]  # "node: reason" (or "node") of the nodes held by shimshift.io/hold
+    blocking_pod_selector: str
+    held_back: tuple[str, ...]  # "node (namespace/pod, ...)": selected nodes a blocking pod holds back now
+    held_count: int  # all of them; `held` and `held_back` list the first GATES_LISTED
+    held_back_count: int
+
+
+def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
+    rollout = spec.rollout
+    if not rollout.windows:
+        return ""
+    state = window_state(rollout.windows, rollout.time_zone, now)
+    if state.at is None:
+        return "closed now: none opens in the next 4 years"
+    if state.open:
+        local = state.at.astimezone(load_zone(rollout.time_zone))
+        return f"open now, until {WEEKDAYS[local.weekday()]} {local:%Y-%m-%d %H:%M} {rollout.time_zone}"
+    return f"closed now: {describe_opening(state.at, rollout.time_zone, now)}"
+
+
+def rollout_gates(
+    spec: NodeMigrationSpec, cluster: Cluster, selection: Selection, now: dt.datetime
+) -> RolloutGates:
+    held = [
+        f"{s.node}: {s.detail}" if s.detail else s.node
+        for s in selection.skipped
+        if s.reason == NodeSkipReason.HELD
+    ]
+    back: list[str] = []
+    selector_text = spec.rollout.blocking_pod_selector
+    if selector_text:
+        selector = parse_label_selector(selector_text)
+        selected = {n.name for n in selection.selected}
+        by_node: dict[str, list[str]] = {}
+        for pod in cluster.pods:
+            if pod.node in selected and not pod.phase.terminal and selector.matches(pod.labels):
+                by_node.setdefault(pod.node, []).append(pod.key)
+        for node in sorted(by_node):
+            pods = sorted(by_node[node])
+            more = f", +{len(pods) - 3}" if len(pods) > 3 else ""
+            back.append(f"{node} ({', '.join(pods[:3])}{more})")
+    return RolloutGates(
+        windows=tuple(str(w) for w in spec.rollout.windows),
+        time_zone=spec.rollout.time_zone,
+        window_now=_window_now(spec, now),
+        held=tuple(held[:GATES_LISTED]),
+        blocking_pod_selector=selector_text,
+        held_back=tuple(back[:GATES_LISTED]),
+        held_count=len(held),
+        held_back_count=len(back),
+    )
+
+
+def gate_lines(g: RolloutGates) -> list[str]:
+    """One line each, plain text for every report format: the windows, the holds, the blocking pods."""
+    if g.windows:
+        windows = (
+            f"Windows ({g.time_zone}): {'; '.join(g.windows)}; {g.window_now}. Nodes start only inside a "
+            "window; a node in flight when it closes finishes."
+        )
+    else:
+        windows = "Windows: none (spec.rollout.windows): nodes start at any time."
+    if g.held:
+        more = f" and {g.held_count - len(g.held)} more" if g.held_count > len(g.held) else ""
+        holds = f"Holds: {g.held_count} node(s) held by {keys.HOLD_KEY}, skipped: {', '.join(g.held)}{more}."
+    else:
+        holds = f"Holds: no node carries {keys.HOLD_KEY}."
+    selector = g.blocking_pod_selector
+    if not selector:
+        blocking = "Blocking pods: none (spec.rollout.blockingPodSelector is not set)."
+    elif g.held_back:
+        more = (
+            f" and {g.held_back_count - len(g.held_back)} more"
+            if g.held_back_count > len(g.held_back)
+            else ""
+        )
+        blocking = (
+            f"Blocking pods ({selector}): {g.held_back_count} node(s) would wait now (others go first): "
+            f"{', '.join(g.held_back)}{more}."
+        )
+    else:
+        blocking = f"Blocking pods ({selector}): no selected node has one now."
+    return [windows, holds, blocking]
