@@ -1,0 +1,190 @@
+"""Findings for every Docker-era setting of a node that the migration does not carry over. Pure.
+
+Each daemon.json key and each dockershim-era kubelet flag is decided by the tables of
+`shimshift.model.dockerera`: translated settings need nothing; one that would break the node is a
+blocker, one that changes something for the pods a warning, one with no meaning under containerd a
+note. Entries of translated settings that could not be carried (a mirror URL that is not one, an
+address range of insecure registries, a client certificate without its key, a setting of the current
+config.toml that is dropped) are warnings too. So nothing that stays behind is only a row of the
+report's settings table: it counts in the verdict and in `shimshift plan`'s exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from shimshift.model import keys
+from shimshift.model.dockerera import (
+    Fate,
+    Rule,
+    cni_dir_key,
+    daemon_json_fate,
+    is_dockershim_era_flag,
+    kubelet_flag_fate,
+)
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.findings import Finding, Level
+from shimshift.rendering.redact import redact_text
+from shimshift.steps.filesection import FileSection
+
+DAEMON_JSON_REFUSED = "DaemonJsonRefused"
+DAEMON_JSON_NOT_CARRIED = "DaemonJsonNotCarried"
+DAEMON_JSON_IGNORED = "DaemonJsonIgnored"
+SETTING_NOT_CARRIED = "SettingNotCarried"
+KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
+KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
+KUBELET_FLAG_DROPPED = "KubeletFlagDropped"
+
+_LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
+_DAEMON_CODES = {
+    Fate.REFUSED: DAEMON_JSON_REFUSED,
+    Fate.REPORTED: DAEMON_JSON_NOT_CARRIED,
+    Fate.IRRELEVANT: DAEMON_JSON_IGNORED,
+}
+_FLAG_CODES = {
+    Fate.REFUSED: KUBELET_FLAG_REFUSED,
+    Fate.REPORTED: KUBELET_FLAG_NOT_CARRIED,
+    Fate.IRRELEVANT: KUBELET_FLAG_DROPPED,
+}
+_MAX_VALUE = 120
+
+
+def shown_value(value: Any) -> str:
+    """A setting's value for a report: JSON, URL passwords redacted, cut short."""
+    text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
+
+
+def daemon_json_rule(spec: NodeMigrationSpec, key: str, value: Any) -> Rule:
+    """The table's rule, except that a translated key is not carried when the spec imports nothing."""
+    rule = daemon_json_fate(key, value)
+    if rule.fate is Fate.TRANSLATED and not spec.containerd.import_docker_config:
+        return Rule(
+            Fate.REPORTED,
+            "spec.containerd.importDockerConfig is false, so it is not carried into containerd",
+            "set importDockerConfig to true, or give the same registries in spec.containerd.registries",
+        )
+    return rule
+
+
+def _rendered_config(section: FileSection) -> Mapping[str, Any]:
+    for change in section.changes:
+        if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
+            try:
+                return tomllib.loads(change.after)
+            except tomllib.TOMLDecodeError:
+                return {}
+    return {}
+
+
+def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
+    """`plugins."a.b".cni.bin_dir` in a parsed TOML document; None when absent."""
+    parts: list[str] = []
+    rest = dotted
+    while rest:
+        if rest.startswith('"'):
+            end = rest.index('"', 1)
+            parts.append(rest[1:end])
+            rest = rest[end + 1 :].removeprefix(".")
+        else:
+            head, _, rest = rest.partition(".")
+            parts.append(head)
+    node: Any = doc
+    for part in parts:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
+    """containerd's rendered config already reads CNI from the kubelet's --cni-bin-dir/--cni-conf-dir."""
+    wanted = {v.rstrip("/") for v in value.split(",") if v}
+    for schema in (2, 3):
+        got = _lookup(config, cni_dir_key(flag, schema))
+        dirs = _lookup(config, cni_dir_key(flag, schema) + "s") if flag == "cni-bin-dir" else None
+        found = {str(got).rstrip("/")} if isinstance(got, str) else set()
+        if isinstance(dirs, list):
+            found |= {str(d).rstrip("/") for d in dirs}
+        if wanted and wanted <= found:
+            return True
+    return False
+
+
+def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
+    daemon = facts.daemon_json or {}
+    for key in sorted(daemon):
+        rule = daemon_json_rule(spec, key, daemon[key])
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        verb = {
+            Fate.REFUSED: "would break the node",
+            Fate.REPORTED: "is not carried over",
+            Fate.IRRELEVANT: "has no meaning under containerd",
+        }[rule.fate]
+        yield Finding(
+            _DAEMON_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"daemon.json {key} = {shown_value(daemon[key])} {verb}: {rule.text}",
+            rule.advice,
+            facts.node,
+            f"daemon.json {key}",
+        )
+
+
+def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    config = _rendered_config(containerd) if containerd.computed else {}
+    seen: set[str] = set()
+    for name, value in facts.kubelet.flags:
+        if not is_dockershim_era_flag(name) or name in seen:
+            continue
+        seen.add(name)
+        carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
+        rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        yield Finding(
+            _FLAG_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"kubelet --{name}={shown_value(value)}: {rule.text}",
+            rule.advice,
+            facts.node,
+            f"--{name}",
+        )
+
+
+def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    """Entries the renderer could not carry that the key findings above do not already name."""
+    daemon = facts.daemon_json or {}
+    for row in containerd.carryover:
+        if row.carried:
+            continue
+        key = row.source.removeprefix("daemon.json ")
+        whole_key = row.source.startswith("daemon.json ") and key in daemon
+        if whole_key and daemon_json_rule(spec, key, daemon[key]).fate is not Fate.TRANSLATED:
+            continue  # the whole key is a finding of its own
+        yield Finding(
+            SETTING_NOT_CARRIED,
+            Level.WARNING,
+            f"{row.source} {row.value} is not carried over",
+            f"instead: {row.outcome}",
+            facts.node,
+            row.source,
+        )
+
+
+def setting_findings(
+    spec: NodeMigrationSpec, facts: NodeFacts | None, containerd: FileSection
+) -> list[Finding]:
+    """A finding for every Docker-era setting of the node that the migration does not carry over."""
+    if facts is None:
+        return []
+    return [
+        *_daemon_findings(spec, facts),
+        *_flag_findings(facts, containerd),
+        *_row_findings(spec, facts, containerd),
+    ]
