@@ -249,8 +249,11 @@ DAEMON_JSON_BY_VALUE = frozenset(
     {"exec-opts", "storage-driver", "log-driver", "default-runtime", "selinux-enabled", "init"}
 )
 
-#: Keys that shimshift carries into containerd's files (when spec.containerd.importDockerConfig is on).
+#: Keys that shimshift carries into containerd's files.
 DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts"})
+#: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's
+#: cgroup driver is read whatever it says).
+DAEMON_JSON_IMPORTED = frozenset({"registry-mirrors", "insecure-registries"})
 
 _UNKNOWN_KEY = _r(
     "not a daemon.json key of Docker 20.10 that shimshift knows: nothing carries it into containerd",
@@ -421,7 +424,9 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
             f"--{name}={value}: containerd's CRI plugin would look for CNI in {default} instead, so pods "
             "would get no network and the node would stay NotReady",
             f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
-            f"{value} in {_EXTRA}, then plan again",
+            f"{value} in {_EXTRA}"
+            + (" with RuntimeBinary in spec.containerd.allowUnsafe" if name == "cni-bin-dir" else "")
+            + ", then plan again",
         )
     if name == "cni-cache-dir":
         if value.rstrip("/") == CNI_CACHE_DIR:

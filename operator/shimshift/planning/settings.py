@@ -18,6 +18,7 @@ from typing import Any
 
 from shimshift.model import keys
 from shimshift.model.dockerera import (
+    DAEMON_JSON_IMPORTED,
     Fate,
     Rule,
     cni_dir_key,
@@ -60,9 +61,9 @@ def shown_value(value: Any) -> str:
 
 
 def daemon_json_rule(spec: NodeMigrationSpec, key: str, value: Any) -> Rule:
-    """The table's rule, except that a translated key is not carried when the spec imports nothing."""
+    """The table's rule, except that the registry keys are not carried when the spec imports nothing."""
     rule = daemon_json_fate(key, value)
-    if rule.fate is Fate.TRANSLATED and not spec.containerd.import_docker_config:
+    if key in DAEMON_JSON_IMPORTED and not spec.containerd.import_docker_config:
         return Rule(
             Fate.REPORTED,
             "spec.containerd.importDockerConfig is false, so it is not carried into containerd",
