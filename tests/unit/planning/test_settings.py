@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ from hypothesis import strategies as st
 
 from shimshift.model import keys
 from shimshift.model.dockerera import (
+    DAEMON_JSON,
+    DAEMON_JSON_BY_VALUE,
     DAEMON_JSON_IMPORTED,
     DAEMON_JSON_TRANSLATED,
+    KUBELET_FLAGS,
+    KUBELET_FLAGS_BY_VALUE,
     KUBELET_FLAGS_DROPPED,
     Fate,
     daemon_json_fate,
@@ -467,3 +472,33 @@ def test_every_documented_key_and_flag_ends_translated_refused_or_reported(
         EXIT_BLOCKERS if Level.BLOCKER in levels else EXIT_WARNINGS if Level.WARNING in levels else EXIT_CLEAN
     )
     assert report.summary.exit_code == expected_exit
+
+
+# ---- docs/support.md lists what the tables say ------------------------------------------------------
+
+SUPPORT = Path(__file__).resolve().parents[3] / "docs" / "support.md"
+
+
+def _support_rows() -> dict[str, tuple[str, str]]:
+    text = SUPPORT.read_text()
+    section = text.split("## Docker-era settings", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].split(" ")[0] in {f.value for f in Fate}:
+            rows[cells[0].split(" ")[0]] = (cells[1], cells[2])
+    return rows
+
+
+def test_docs_support_lists_every_key_and_flag_under_its_fate() -> None:
+    rows = _support_rows()
+    assert set(rows) == {f.value for f in Fate}
+    for key, rule in DAEMON_JSON.items():
+        assert f"`{key}`" in rows[rule.fate.value][0], key
+    for key in DAEMON_JSON_BY_VALUE:
+        assert any(f"`{key}`" in keys_ for keys_, _ in rows.values()), key
+    for flag, rule in KUBELET_FLAGS.items():
+        listed = "`--docker*`" if flag.startswith("docker") else f"`--{flag}`"
+        assert listed in rows[rule.fate.value][1], flag
+    for flag in KUBELET_FLAGS_BY_VALUE:
+        assert any(f"`--{flag}" in flags for _, flags in rows.values()), flag
