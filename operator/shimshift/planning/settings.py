@@ -12,6 +12,7 @@ report's settings table: it counts in the verdict and in `shimshift plan`'s exit
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -156,6 +157,54 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
             facts.node,
             f"--{name}",
         )
+    yield from _unit_findings(facts)
+
+
+#: A flag on a systemd unit's Environment= or ExecStart= line: `--name=value`, `--name value`, `--name`.
+_UNIT_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[= ]([^\s\"'\\$-][^\s\"'\\]*))?")
+
+
+def unit_flags(text: str) -> list[tuple[str, str]]:
+    """The (name, value) kubelet flags a systemd unit or drop-in sets literally, comments left out."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("#", ";")) or "=" not in stripped:
+            continue
+        out += [(m.group(1), m.group(2) or "") for m in _UNIT_FLAG.finditer(stripped.partition("=")[2])]
+    return out
+
+
+def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
+    """Dockershim-era flags set in the kubelet's systemd units, which the switch does not edit."""
+    for path, text in sorted(facts.kubelet.units.items()):
+        seen: set[str] = set()
+        for name, value in unit_flags(text):
+            if not is_dockershim_era_flag(name) or name in seen:
+                continue
+            seen.add(name)
+            rule = kubelet_flag_fate(name, value)
+            where = f"kubelet --{name}={shown_value(value)} in {path}, which the switch does not edit"
+            if rule.fate is Fate.REFUSED:
+                yield Finding(
+                    KUBELET_FLAG_REFUSED,
+                    Level.BLOCKER,
+                    f"{where}: {rule.text}",
+                    rule.advice,
+                    facts.node,
+                    f"--{name}",
+                )
+                continue
+            yield Finding(
+                KUBELET_FLAG_NOT_CARRIED,
+                Level.WARNING,
+                f"{where}: it stays on the kubelet's command line as it is (a dockershim-only flag does "
+                "nothing with a remote runtime before kubelet 1.24 and stops kubelet 1.24+ from starting; "
+                "a runtime flag may win over the switch's own, depending on its place)",
+                f"remove it from {path} (the switch sets what it must in the kubelet's flags file)",
+                facts.node,
+                f"--{name}",
+            )
 
 
 def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:

@@ -44,6 +44,7 @@ from shimshift.planning.settings import (
     DAEMON_JSON_NOT_CARRIED,
     DAEMON_JSON_REFUSED,
     KUBELET_FLAG_DROPPED,
+    KUBELET_FLAG_NOT_CARRIED,
     KUBELET_FLAG_REFUSED,
     SETTING_NOT_CARRIED,
 )
@@ -203,9 +204,14 @@ FLAG_VALUES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def probed_facts(daemon: Mapping[str, Any] | None, flags: tuple[tuple[str, str], ...]) -> NodeFacts:
+def probed_facts(
+    daemon: Mapping[str, Any] | None,
+    flags: tuple[tuple[str, str], ...],
+    extra_files: Mapping[str, str] | None = None,
+) -> NodeFacts:
     """NodeFacts of a kubeadm node with this daemon.json and these kubelet flags, through the parser."""
     files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
+    files.update(extra_files or {})
     if daemon is None:
         files.pop("/etc/docker/daemon.json", None)
     else:
@@ -351,6 +357,25 @@ def test_a_custom_cni_bin_dir_blocks_unless_extra_config_carries_it() -> None:
     assert report.blockers == ()
     assert [f.code for f in report.warnings] == ["ContainerdRenderWarning"]
     assert "RuntimeBinary" in report.warnings[0].message
+
+
+DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+
+
+def test_dockershim_flags_in_a_kubelet_unit_the_switch_does_not_edit_are_named_too() -> None:
+    unit = node_files("kubeadm-systemd")[DROP_IN] + (
+        'Environment="KUBELET_NETWORK_ARGS=--network-plugin=kubenet --docker-endpoint '
+        'unix:///var/run/docker.sock"\n# --cni-bin-dir=/commented/out\n'
+    )
+    report = plan(probed_facts(BASE_DAEMON, BASE_FLAGS, {DROP_IN: unit}))
+    kubenet = [f for f in about(report, "--network-plugin") if f.code == KUBELET_FLAG_REFUSED]
+    assert [f.level for f in kubenet] == [Level.BLOCKER] and DROP_IN in kubenet[0].message
+    (endpoint,) = about(report, "--docker-endpoint")
+    assert (endpoint.code, endpoint.level) == (KUBELET_FLAG_NOT_CARRIED, Level.WARNING)
+    assert f"remove it from {DROP_IN}" in endpoint.advice
+    assert about(report, "--cni-bin-dir") == []
+    # the flags file's own --network-plugin=cni is still named, as the switch drops it
+    assert KUBELET_FLAG_DROPPED in {f.code for f in about(report, "--network-plugin")}
 
 
 def test_a_default_runtime_other_than_runc_blocks_the_node() -> None:
