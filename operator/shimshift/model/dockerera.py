@@ -445,3 +445,59 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         f"--{name} is not a kubelet flag shimshift knows",
         "check it; the switch leaves it as it is",
     )
+
+
+# ---- cri-dockerd's flags (dockershim's settings on kubelet 1.24+ nodes) --------------------------
+
+_CRI_DOCKERD_OWN = "cri-dockerd's own setting; cri-dockerd is stopped at the switch"
+
+#: cri-dockerd flags whose fate does not depend on their value; its network and sandbox flags are
+#: decided as the kubelet's were (`cri_dockerd_flag_fate`).
+CRI_DOCKERD_FLAGS: Mapping[str, Rule] = {
+    "container-runtime-endpoint": _i(
+        "cri-dockerd's own socket; the switch points the kubelet at containerd's "
+        "(spec.kubelet.runtimeEndpoint)"
+    ),
+    "docker-endpoint": _i(_CRI_DOCKERD_OWN + ": the Docker socket it used"),
+    "cri-dockerd-root-directory": _i(_CRI_DOCKERD_OWN + ": its own state"),
+    "log-level": _i(_CRI_DOCKERD_OWN + ": its own log"),
+    "streaming-bind-addr": _i(_CRI_DOCKERD_OWN + ": containerd streams through the kubelet"),
+    "image-pull-progress-deadline": _i(
+        _CRI_DOCKERD_OWN + ": containerd's CRI plugin has its own image_pull_progress_timeout (1.7 and later)"
+    ),
+    "runtime-cgroups": _i(_CRI_DOCKERD_OWN + ": the cgroup of its own process"),
+    "hairpin-mode": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
+    "ipv6-dual-stack": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
+    "network-plugin-mtu": _r(
+        "cri-dockerd's pod MTU is not carried", "set the MTU in the CNI configuration (/etc/cni/net.d)"
+    ),
+}
+
+
+def cri_dockerd_flag_fate(
+    name: str, value: str, *, carried: bool = False, sandbox: str | None = None
+) -> Rule:
+    """What becomes of cri-dockerd's `--name=value`; `carried` as for `kubelet_flag_fate`, `sandbox`:
+    the sandbox image containerd's rendered configuration uses."""
+    if name in ("network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"):
+        rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.IRRELEVANT:
+            return _i(
+                _CRI_DOCKERD_OWN + ": containerd's CRI plugin runs the CNI plugins from the same defaults"
+            )
+        return rule
+    if name == "pod-infra-container-image":
+        if sandbox is not None and value == sandbox:
+            return _t("containerd's sandbox image (the same image)")
+        return _r(
+            f"cri-dockerd's pod sandbox image {value} is not carried: containerd's is {sandbox or 'unknown'}",
+            f"set spec.containerd.sandboxImage to {value} if the pods need that one (it is in Docker's "
+            "store, so the images step migrates it)",
+        )
+    known = CRI_DOCKERD_FLAGS.get(name)
+    if known is not None:
+        return known
+    return _r(
+        f"cri-dockerd's --{name} is not a flag shimshift knows: nothing carries it into containerd",
+        "check what it did and set its containerd equivalent by hand",
+    )

@@ -12,7 +12,6 @@ report's settings table: it counts in the verdict and in `shimshift plan`'s exit
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from shimshift.model.dockerera import (
     Fate,
     Rule,
     cni_dir_key,
+    cri_dockerd_flag_fate,
     daemon_json_fate,
     is_dockershim_era_flag,
     kubelet_flag_fate,
@@ -32,6 +32,7 @@ from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.filesection import FileSection
+from shimshift.steps.kubeletfiles import unit_flags
 
 DAEMON_JSON_REFUSED = "DaemonJsonRefused"
 DAEMON_JSON_NOT_CARRIED = "DaemonJsonNotCarried"
@@ -40,6 +41,9 @@ SETTING_NOT_CARRIED = "SettingNotCarried"
 KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
 KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
 KUBELET_FLAG_DROPPED = "KubeletFlagDropped"
+CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
+CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
+CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
 
 _LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
 _DAEMON_CODES = {
@@ -51,6 +55,11 @@ _FLAG_CODES = {
     Fate.REFUSED: KUBELET_FLAG_REFUSED,
     Fate.REPORTED: KUBELET_FLAG_NOT_CARRIED,
     Fate.IRRELEVANT: KUBELET_FLAG_DROPPED,
+}
+_CRI_DOCKERD_CODES = {
+    Fate.REFUSED: CRI_DOCKERD_FLAG_REFUSED,
+    Fate.REPORTED: CRI_DOCKERD_FLAG_NOT_CARRIED,
+    Fate.IRRELEVANT: CRI_DOCKERD_FLAG_IGNORED,
 }
 _MAX_VALUE = 120
 
@@ -160,21 +169,6 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
     yield from _unit_findings(facts)
 
 
-#: A flag on a systemd unit's Environment= or ExecStart= line: `--name=value`, `--name value`, `--name`.
-_UNIT_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[= ]([^\s\"'\\$-][^\s\"'\\]*))?")
-
-
-def unit_flags(text: str) -> list[tuple[str, str]]:
-    """The (name, value) kubelet flags a systemd unit or drop-in sets literally, comments left out."""
-    out: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("#", ";")) or "=" not in stripped:
-            continue
-        out += [(m.group(1), m.group(2) or "") for m in _UNIT_FLAG.finditer(stripped.partition("=")[2])]
-    return out
-
-
 def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
     """Dockershim-era flags set in the kubelet's systemd units, which the switch does not edit."""
     for path, text in sorted(facts.kubelet.units.items()):
@@ -207,6 +201,41 @@ def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
             )
 
 
+def sandbox_image(config: Mapping[str, Any]) -> str | None:
+    """The sandbox image of a rendered config.toml (schema 2, or 3 and 4)."""
+    for dotted in (
+        'plugins."io.containerd.grpc.v1.cri".sandbox_image',
+        'plugins."io.containerd.cri.v1.images".pinned_images.sandbox',
+    ):
+        value = _lookup(config, dotted)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    """cri-dockerd's flags: where dockershim's network and sandbox settings live on 1.24+ nodes."""
+    config = _rendered_config(containerd) if containerd.computed else {}
+    sandbox = sandbox_image(config)
+    seen: set[str] = set()
+    for name, value in facts.cri_dockerd_flags:
+        if name in seen:
+            continue
+        seen.add(name)
+        carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
+        rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        yield Finding(
+            _CRI_DOCKERD_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
+            rule.advice,
+            facts.node,
+            f"cri-dockerd --{name}",
+        )
+
+
 def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
     """Entries the renderer could not carry that the key findings above do not already name."""
     daemon = facts.daemon_json or {}
@@ -236,5 +265,6 @@ def setting_findings(
     return [
         *_daemon_findings(spec, facts),
         *_flag_findings(facts, containerd),
+        *_cri_dockerd_findings(facts, containerd),
         *_row_findings(spec, facts, containerd),
     ]

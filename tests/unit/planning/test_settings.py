@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from shimshift.model import keys
 from shimshift.model.dockerera import (
+    CRI_DOCKERD_FLAGS,
     DAEMON_JSON,
     DAEMON_JSON_BY_VALUE,
     DAEMON_JSON_IMPORTED,
@@ -29,6 +30,7 @@ from shimshift.model.dockerera import (
     KUBELET_FLAGS_BY_VALUE,
     KUBELET_FLAGS_DROPPED,
     Fate,
+    cri_dockerd_flag_fate,
     daemon_json_fate,
     daemon_json_keys,
     kubelet_flag_fate,
@@ -40,6 +42,9 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.findings import Finding, Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN, EXIT_WARNINGS, NodeReport, PlanReport
 from shimshift.planning.settings import (
+    CRI_DOCKERD_FLAG_IGNORED,
+    CRI_DOCKERD_FLAG_NOT_CARRIED,
+    CRI_DOCKERD_FLAG_REFUSED,
     DAEMON_JSON_IGNORED,
     DAEMON_JSON_NOT_CARRIED,
     DAEMON_JSON_REFUSED,
@@ -527,3 +532,86 @@ def test_docs_support_lists_every_key_and_flag_under_its_fate() -> None:
         assert listed in rows[rule.fate.value][1], flag
     for flag in KUBELET_FLAGS_BY_VALUE:
         assert any(f"`--{flag}" in flags for _, flags in rows.values()), flag
+
+
+# ---- cri-dockerd: dockershim's settings on kubelet 1.24+ nodes ---------------------------------------
+
+CRI_DOCKERD_UNIT = "/etc/systemd/system/cri-docker.service"
+
+
+def cri_dockerd_facts(args: str) -> NodeFacts:
+    files = {p: t for p, t in node_files("cri-dockerd").items() if "/certs.d/" not in p}
+    files[CRI_DOCKERD_UNIT] = f"[Service]\nExecStart=/usr/bin/cri-dockerd {args}\n"
+    return parse_facts("n1", probe_output(files), kubelet_version="v1.27.16")
+
+
+def test_the_parser_reads_cri_dockerds_flags_from_its_unit() -> None:
+    files = node_files("cri-dockerd")
+    facts = parse_facts("n1", probe_output(files), kubelet_version="v1.27.16")
+    assert facts.cri_dockerd_unit == CRI_DOCKERD_UNIT
+    assert facts.cri_dockerd_flags == (
+        ("container-runtime-endpoint", "fd://"),
+        ("network-plugin", "cni"),
+        ("pod-infra-container-image", "registry.k8s.io/pause:3.9"),
+    )
+
+
+def test_cri_dockerds_usual_flags_are_carried_or_named_as_meaningless() -> None:
+    facts = cri_dockerd_facts(
+        "--container-runtime-endpoint fd:// --network-plugin=cni --pod-infra-container-image=registry.k8s.io/pause:3.9"
+    )
+    report = plan(facts)
+    assert about(report, "cri-dockerd --pod-infra-container-image") == []  # the same sandbox image
+    assert {f.code for f in about(report, "cri-dockerd --network-plugin")} == {CRI_DOCKERD_FLAG_IGNORED}
+    assert {f.code for f in about(report, "cri-dockerd --container-runtime-endpoint")} == {
+        CRI_DOCKERD_FLAG_IGNORED
+    }
+
+
+def test_cri_dockerd_with_kubenet_a_custom_cni_dir_or_another_sandbox_image_is_named() -> None:
+    facts = cri_dockerd_facts(
+        "--network-plugin=kubenet --cni-conf-dir=/etc/kubernetes/cni "
+        "--pod-infra-container-image=registry.example.com/pause:3.5 --some-new-flag=1"
+    )
+    report = plan(facts)
+    for flag in ("network-plugin", "cni-conf-dir"):
+        (finding,) = about(report, f"cri-dockerd --{flag}")
+        assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_REFUSED, Level.BLOCKER)
+        assert CRI_DOCKERD_UNIT in finding.message
+    for flag in ("pod-infra-container-image", "some-new-flag"):
+        (finding,) = about(report, f"cri-dockerd --{flag}")
+        assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_NOT_CARRIED, Level.WARNING)
+    assert (
+        "spec.containerd.sandboxImage" in about(report, "cri-dockerd --pod-infra-container-image")[0].advice
+    )
+    assert report.summary.exit_code == EXIT_BLOCKERS
+
+
+_CRI_DOCKERD_NAMES = sorted(
+    {*CRI_DOCKERD_FLAGS, "network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"}
+    | {"pod-infra-container-image", "not-a-cri-dockerd-flag"}
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.sampled_from(_CRI_DOCKERD_NAMES).flatmap(
+            lambda f: st.tuples(st.just(f), st.sampled_from(FLAG_VALUES.get(f, ("x",))))
+        ),
+        unique_by=lambda kv: kv[0],
+        max_size=6,
+    )
+)
+def test_every_cri_dockerd_flag_ends_translated_refused_or_reported(flags: list[tuple[str, str]]) -> None:
+    facts = cri_dockerd_facts(" ".join(f"--{n}={v}" for n, v in flags))
+    assert facts.cri_dockerd_flags == tuple(flags)
+    report = plan(facts)
+    sandbox = only_node(report).containerd.notes[1]
+    for name, value in flags:
+        found = about(report, f"cri-dockerd --{name}")
+        fate = cri_dockerd_flag_fate(name, value).fate
+        if name == "pod-infra-container-image" and f"sandbox image {value}:" in sandbox:
+            assert found == []
+            continue
+        assert [f.level for f in found] == [_LEVEL_OF[fate]], (name, value)
