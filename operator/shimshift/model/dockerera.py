@@ -272,6 +272,13 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
+def _word(value: Any) -> str:
+    """A daemon.json value inside a sentence: a string as it is (cut short), anything else named."""
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "..."
+    return f"a {type(value).__name__} value"
+
+
 def daemon_json_fate(key: str, value: Any) -> Rule:
     """What becomes of daemon.json `key` set to `value`."""
     if key == "exec-opts":
@@ -290,7 +297,7 @@ def daemon_json_fate(key: str, value: Any) -> Rule:
         if value in ("overlay2", "overlay"):
             return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
         return _r(
-            f'containerd uses the "overlayfs" snapshotter, not Docker\'s {value!s} storage driver',
+            f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
             f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
         )
     if key == "log-driver":
@@ -299,18 +306,20 @@ def daemon_json_fate(key: str, value: Any) -> Rule:
                 "the kubelet writes container logs to /var/log/pods under containerd (readers of "
                 "/var/lib/docker/containers are named among the Docker dependencies)"
             )
+        driver = _word(value)
         return _r(
-            f"Docker sent container logs to {value!s}; under containerd the kubelet writes them to "
+            f"Docker sent container logs to {driver}; under containerd the kubelet writes them to "
             "files in /var/log/pods only",
-            f"run a log shipper that reads /var/log/pods (CRI log format) to keep sending them to {value!s}",
+            f"run a log shipper that reads /var/log/pods (CRI log format) to keep sending them to {driver}",
         )
     if key == "default-runtime":
         if value in ("runc", "io.containerd.runc.v2", None, ""):
             return _i("containerd's CRI plugin runs pods with runc by default too")
+        runtime = _word(value)
         return _x(
-            f"Docker ran every container with the {value!s} runtime; containerd would run them with runc "
+            f"Docker ran every container with the {runtime} runtime; containerd would run them with runc "
             "(e.g. without GPU access for an nvidia runtime)",
-            f"set containerd.default_runtime_name and the {value!s} runtime in {_CRI_RUNTIME} ({_EXTRA}), "
+            f"set containerd.default_runtime_name and the {runtime} runtime in {_CRI_RUNTIME} ({_EXTRA}), "
             "e.g. with the runtime vendor's configure command, then plan again",
         )
     if key == "selinux-enabled":

@@ -66,7 +66,10 @@ _MAX_VALUE = 120
 
 def shown_value(value: Any) -> str:
     """A setting's value for a report: JSON, URL passwords redacted, cut short."""
-    text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    try:
+        text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    except (RecursionError, ValueError):  # a value nested past what JSON can write back
+        return "(nested too deep to show)"
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
@@ -262,9 +265,21 @@ def setting_findings(
     """A finding for every Docker-era setting of the node that the migration does not carry over."""
     if facts is None:
         return []
-    return [
-        *_daemon_findings(spec, facts),
-        *_flag_findings(facts, containerd),
-        *_cri_dockerd_findings(facts, containerd),
-        *_row_findings(spec, facts, containerd),
-    ]
+    try:
+        return [
+            *_daemon_findings(spec, facts),
+            *_flag_findings(facts, containerd),
+            *_cri_dockerd_findings(facts, containerd),
+            *_row_findings(spec, facts, containerd),
+        ]
+    except RecursionError:  # a daemon.json value nested past what a check walks: that node's blocker
+        return [
+            Finding(
+                DAEMON_JSON_REFUSED,
+                Level.BLOCKER,
+                "a setting in the node's daemon.json is nested too deep to read",
+                "fix /etc/docker/daemon.json on the node, then probe it again",
+                facts.node,
+                "daemon.json",
+            )
+        ]

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -268,8 +269,6 @@ def test_a_key_no_table_knows_is_reported_not_dropped() -> None:
 def _files(daemon: Mapping[str, Any], *, kubelet_driver: bool = True) -> dict[str, str]:
     facts = probed_facts(daemon, BASE_FLAGS)
     if not kubelet_driver:
-        from dataclasses import replace
-
         facts = replace(facts, kubelet=replace(facts.kubelet, cgroup_driver=None), docker_cgroup_driver=None)
     rendered = render_node_config(spec(), facts)
     return {f.path: f.text for f in rendered.files if not f.secret}
@@ -615,3 +614,14 @@ def test_every_cri_dockerd_flag_ends_translated_refused_or_reported(flags: list[
             assert found == []
             continue
         assert [f.level for f in found] == [_LEVEL_OF[fate]], (name, value)
+
+
+def test_a_daemon_json_value_nested_too_deep_is_a_blocker_not_a_crash() -> None:
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    facts = replace(probed_facts(BASE_DAEMON, BASE_FLAGS), daemon_json={"storage-driver": deep})
+    report = plan(facts)
+    assert report.summary.exit_code == EXIT_BLOCKERS
+    (finding,) = about(report, "daemon.json storage-driver")
+    assert "nested too deep to show" in finding.message
