@@ -159,11 +159,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "icc": _i(_BRIDGE),
     "init-path": _i("the init binary for Docker's `init` option; containerd's CRI runs no init"),
     "ip": _i(_BRIDGE),
-    "ip-forward": _r(
-        "Docker set net.ipv4.ip_forward when it started; containerd does not, so after a reboot with "
-        "Docker not started nothing sets it and pod traffic is not forwarded",
-        "set net.ipv4.ip_forward = 1 in /etc/sysctl.d (as kubeadm's prerequisites say)",
-    ),
     "ip-masq": _i(_BRIDGE),
     "ip6tables": _i(_BRIDGE),
     "iptables": _i(_BRIDGE),
@@ -246,7 +241,7 @@ DAEMON_JSON: Mapping[str, Rule] = {
 
 #: daemon.json keys decided by their value (`daemon_json_fate`); listed so the table names every key.
 DAEMON_JSON_BY_VALUE = frozenset(
-    {"exec-opts", "storage-driver", "log-driver", "default-runtime", "selinux-enabled", "init"}
+    {"exec-opts", "storage-driver", "log-driver", "default-runtime", "selinux-enabled", "init", "ip-forward"}
 )
 
 #: Keys that shimshift carries into containerd's files.
@@ -329,6 +324,14 @@ def daemon_json_fate(key: str, value: Any) -> Rule:
             "Docker labelled containers for SELinux; containerd's CRI plugin does not unless enable_selinux "
             "is set",
             f"set enable_selinux = true in {_CRI_RUNTIME} ({_EXTRA})",
+        )
+    if key == "ip-forward":
+        if value is False:
+            return _i("Docker left net.ipv4.ip_forward alone; so does containerd")
+        return _r(
+            "Docker set net.ipv4.ip_forward when it started; containerd does not, so after a reboot with "
+            "Docker not started nothing sets it and pod traffic is not forwarded",
+            "set net.ipv4.ip_forward = 1 in /etc/sysctl.d (as kubeadm's prerequisites say)",
         )
     if key == "init":
         if value is not True:

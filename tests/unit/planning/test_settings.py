@@ -184,6 +184,7 @@ VALUES: Mapping[str, tuple[Any, ...]] = {
     "runtimes": ({"nvidia": {"path": "nvidia-container-runtime"}},),
     "selinux-enabled": (True, False),
     "init": (True, False),
+    "ip-forward": (True, False),
     "data-root": ("/data/docker",),
     "hosts": (["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"],),
     "proxies": ({"http-proxy": "http://user:secret@proxy.example.com:3128"},),
