@@ -420,7 +420,7 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         if value == "cni":
             return _i(_DROPPED + ": containerd's CRI plugin runs the CNI plugins itself")
         return _x(
-            f"--network-plugin={value}: containerd has no {value or 'built-in'} network plugin, so pods "
+            f"containerd has no {value or 'built-in'} network plugin, so pods "
             "would get no network and the node would stay NotReady (NetworkReady false)",
             "move the node to a CNI plugin first (for kubenet: the bridge and host-local CNI plugins, "
             "or the cluster's CNI) with --network-plugin=cni, then plan again",
@@ -433,7 +433,7 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
             what = "bin_dir" if name == "cni-bin-dir" else "conf_dir"
             return _t(f"containerd's CNI {what} (set by {_EXTRA})")
         return _x(
-            f"--{name}={value}: containerd's CRI plugin would look for CNI in {default} instead, so pods "
+            f"containerd's CRI plugin would look for CNI in {default} instead, so pods "
             "would get no network and the node would stay NotReady",
             f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
             f"{value} in {_EXTRA}"
@@ -444,7 +444,7 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         if value.rstrip("/") == CNI_CACHE_DIR:
             return _i(_DROPPED + f": containerd's CNI library uses {CNI_CACHE_DIR} too")
         return _r(
-            f"--cni-cache-dir={value}: containerd's CNI library keeps its cache in {CNI_CACHE_DIR}; "
+            f"containerd's CNI library keeps its cache in {CNI_CACHE_DIR}; "
             "the cached results of the pods running now are not seen",
             "nothing to set: the node is drained, and new pods' results go to the default cache",
         )

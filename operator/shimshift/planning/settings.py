@@ -239,12 +239,23 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
         )
 
 
+def _row_advice(outcome: str) -> str:
+    if outcome.startswith("nothing: "):
+        return (
+            f"nothing carries it ({outcome.removeprefix('nothing: ')}): fix it on the node, or give the "
+            "registry in spec.containerd.registries"
+        )
+    if outcome == "dropped":
+        return "it is dropped: set it under its current name in spec.containerd.extraConfig if still needed"
+    return f"instead: {outcome}"
+
+
 def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
     """Entries the renderer could not carry that the key findings above do not already name."""
     daemon = facts.daemon_json or {}
     for row in containerd.carryover:
-        if row.carried:
-            continue
+        if row.carried or row.source == "config.toml disabled_plugins":
+            continue  # docker-ce's disabled CRI plugin is enabled on purpose (note CriPluginDisabled)
         key = row.source.removeprefix("daemon.json ")
         whole_key = row.source.startswith("daemon.json ") and key in daemon
         if whole_key and daemon_json_rule(spec, key, daemon[key]).fate is not Fate.TRANSLATED:
@@ -253,7 +264,7 @@ def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSec
             SETTING_NOT_CARRIED,
             Level.WARNING,
             f"{row.source} {row.value} is not carried over",
-            f"instead: {row.outcome}",
+            _row_advice(row.outcome),
             facts.node,
             row.source,
         )

@@ -54,7 +54,7 @@ from shimshift.planning.settings import (
     KUBELET_FLAG_REFUSED,
     SETTING_NOT_CARRIED,
 )
-from shimshift.rendering import render_node_config
+from shimshift.rendering import facts_from_json_text, render_node_config
 from shimshift.steps.facts.parse import parse_facts
 from shimshift.steps.switch.kubelet import is_dockershim_flag, plan_kubelet_switch
 from tests.unit.planning.factory import cluster, node, spec
@@ -626,3 +626,15 @@ def test_a_daemon_json_value_nested_too_deep_is_a_blocker_not_a_crash() -> None:
     assert report.summary.exit_code == EXIT_BLOCKERS
     (finding,) = about(report, "daemon.json storage-driver")
     assert "nested too deep to show" in finding.message
+
+
+def test_what_the_current_config_toml_loses_is_a_warning_and_enabling_cri_is_not() -> None:
+    path = SUPPORT.parents[1] / "examples" / "facts" / "legacy-customised.json"
+    facts = facts_from_json_text(path.read_text(), str(path))
+    report = plan(replace(facts, node="n1"))
+    lost = {f.subject: f for f in report.warnings if f.code == SETTING_NOT_CARRIED}
+    assert "config.toml registry.configs" in lost
+    misspelt = [s for s in lost if "sandbox_imagee" in s]
+    assert misspelt and "spec.containerd.extraConfig" in lost[misspelt[0]].advice
+    assert "config.toml disabled_plugins" not in lost
+    assert "CriPluginDisabled" in {f.code for f in report.notes}
