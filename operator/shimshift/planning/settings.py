@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from shimshift.model import keys
@@ -85,13 +86,19 @@ def daemon_json_rule(spec: NodeMigrationSpec, key: str, value: Any) -> Rule:
     return rule
 
 
+@lru_cache(maxsize=64)
+def _parsed(text: str) -> Mapping[str, Any]:
+    """A rendered config.toml, parsed once for the look-alike nodes that share it."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
 def _rendered_config(section: FileSection) -> Mapping[str, Any]:
     for change in section.changes:
         if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
-            try:
-                return tomllib.loads(change.after)
-            except tomllib.TOMLDecodeError:
-                return {}
+            return _parsed(change.after)
     return {}
 
 
