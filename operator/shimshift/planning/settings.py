@@ -1,9 +1,10 @@
 """Findings for every Docker-era setting of a node that the migration does not carry over. Pure.
 
-Each daemon.json key and each dockershim-era kubelet flag is decided by the tables of
-`shimshift.model.dockerera`: translated settings need nothing; one that would break the node is a
-blocker, one that changes something for the pods a warning, one with no meaning under containerd a
-note. Entries of translated settings that could not be carried (a mirror URL that is not one, an
+Each daemon.json key, each dockershim-era kubelet flag (in the kubelet's flags files, which the switch
+edits, and in its systemd units, which it does not) and each of cri-dockerd's flags is decided by the
+tables of `shimshift.model.dockerera`: translated settings need nothing; one that would break the
+node is a blocker, one that changes something for the pods a warning, one with no meaning under
+containerd a note. Entries of translated settings that could not be carried (a mirror URL that is not one, an
 address range of insecure registries, a client certificate without its key, a setting of the current
 config.toml that is dropped) are warnings too. So nothing that stays behind is only a row of the
 report's settings table: it counts in the verdict and in `shimshift plan`'s exit status.
@@ -41,7 +42,7 @@ DAEMON_JSON_IGNORED = "DaemonJsonIgnored"
 SETTING_NOT_CARRIED = "SettingNotCarried"
 KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
 KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
-KUBELET_FLAG_DROPPED = "KubeletFlagDropped"
+KUBELET_FLAG_IGNORED = "KubeletFlagIgnored"
 CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
 CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
@@ -55,7 +56,7 @@ _DAEMON_CODES = {
 _FLAG_CODES = {
     Fate.REFUSED: KUBELET_FLAG_REFUSED,
     Fate.REPORTED: KUBELET_FLAG_NOT_CARRIED,
-    Fate.IRRELEVANT: KUBELET_FLAG_DROPPED,
+    Fate.IRRELEVANT: KUBELET_FLAG_IGNORED,
 }
 _CRI_DOCKERD_CODES = {
     Fate.REFUSED: CRI_DOCKERD_FLAG_REFUSED,

@@ -49,7 +49,7 @@ from shimshift.planning.settings import (
     DAEMON_JSON_IGNORED,
     DAEMON_JSON_NOT_CARRIED,
     DAEMON_JSON_REFUSED,
-    KUBELET_FLAG_DROPPED,
+    KUBELET_FLAG_IGNORED,
     KUBELET_FLAG_NOT_CARRIED,
     KUBELET_FLAG_REFUSED,
     SETTING_NOT_CARRIED,
@@ -321,7 +321,7 @@ def test_a_node_whose_settings_are_all_carried_or_meaningless_is_clean() -> None
     )
     assert report.summary.exit_code == EXIT_CLEAN
     assert {f.code for f in about(report, "daemon.json live-restore")} == {DAEMON_JSON_IGNORED}
-    assert {f.code for f in about(report, "--network-plugin")} == {KUBELET_FLAG_DROPPED}
+    assert {f.code for f in about(report, "--network-plugin")} == {KUBELET_FLAG_IGNORED}
 
 
 def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() -> None:
@@ -380,7 +380,7 @@ def test_dockershim_flags_in_a_kubelet_unit_the_switch_does_not_edit_are_named_t
     assert f"remove it from {DROP_IN}" in endpoint.advice
     assert about(report, "--cni-bin-dir") == []
     # the flags file's own --network-plugin=cni is still named, as the switch drops it
-    assert KUBELET_FLAG_DROPPED in {f.code for f in about(report, "--network-plugin")}
+    assert KUBELET_FLAG_IGNORED in {f.code for f in about(report, "--network-plugin")}
 
 
 def test_a_default_runtime_other_than_runc_blocks_the_node() -> None:
