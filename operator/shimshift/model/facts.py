@@ -112,6 +112,10 @@ class NodeFacts:
     images: tuple[DockerImage, ...] = ()
     containers: tuple[K8sContainer, ...] = ()
     cri_dockerd: bool = False  # a cri-dockerd service or socket exists (1.24+ on Docker)
+    #: the flags cri-dockerd's service starts it with (its --network-plugin, --cni-*,
+    #: --pod-infra-container-image: dockershim's settings on 1.24+ nodes), and the unit file they are in
+    cri_dockerd_flags: tuple[tuple[str, str], ...] = ()
+    cri_dockerd_unit: str | None = None
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 

@@ -42,6 +42,7 @@ from shimshift.planning.report import (
 )
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
 from shimshift.planning.selection import NodeSkipReason, select_nodes
+from shimshift.planning.settings import setting_findings
 from shimshift.planning.waves import Wave, plan_waves
 from shimshift.rendering import RegistryMaterial
 from shimshift.steps.configure import SharedRenders
@@ -246,6 +247,7 @@ def build_plan(
         findings += more
         kubelet, more = _files(kubelet_plan, "kubelet edit", "KubeletEditFailed", spec, node, facts)
         findings += more
+        findings += setting_findings(spec, facts, containerd)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

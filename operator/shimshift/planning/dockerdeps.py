@@ -54,7 +54,8 @@ _LOG_SHIPPERS = re.compile(r"fluentd|fluent-bit|filebeat|promtail|vector|logstas
 _ADVICE: Mapping[DependencyKind, str] = {
     DependencyKind.DOCKER_SOCKET: (
         "use the CRI socket (/run/containerd/containerd.sock) with crictl or the containerd client, "
-        "or drop the dependency; with spec.docker Keep the old socket answers but sees none of the pods"
+        "or drop the dependency; Docker is stopped at the switch under every spec.docker policy and, "
+        "if anything starts it again, it sees none of the pods"
     ),
     DependencyKind.SOCKET_PARENT_DIR: (
         "check what the pod does under that directory; if it uses docker.sock, move to the containerd "
@@ -208,11 +209,22 @@ def find_docker_dependencies(
 
 
 def socket_note(policy: DockerPolicy) -> str:
-    """What happens to /var/run/docker.sock under `spec.docker`, for the report."""
+    """What happens to Docker and /var/run/docker.sock under `spec.docker`, for the report: what the
+    switch step does under every policy (`switch.sh` stops docker and cri-docker) and what the finish
+    step adds under Stop (`docker_disable.sh`)."""
+    switch = (
+        "The switch stops Docker under every spec.docker policy (the docker and cri-docker services, "
+        "after Docker's Kubernetes containers)"
+    )
     if policy == DockerPolicy.KEEP:
-        return "Docker keeps running (spec.docker Keep): docker.sock still answers but runs none of the pods"
+        return (
+            f"{switch}. Under Keep that is all: Docker stays installed and enabled with /var/lib/docker "
+            "intact, so a rollback works; it starts again at the next boot (and, where docker.socket "
+            "is enabled, when something connects to /var/run/docker.sock) and then runs none of the pods"
+        )
     return (
-        f"Docker is stopped (spec.docker {policy.value}) "
-        "and /var/run/docker.sock is deleted: a pod mounting it fails to start (hostPath type Socket) "
-        "or gets an empty directory"
+        f"{switch}. Once the node verified, the finish step (spec.docker {policy.value}) also disables "
+        "docker, docker.socket and cri-docker so they stay stopped at boot, and deletes "
+        "/var/run/docker.sock: a pod mounting it fails to start (hostPath type Socket) or gets an empty "
+        "directory; /var/lib/docker stays, so a rollback still works"
     )

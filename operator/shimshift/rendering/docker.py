@@ -3,8 +3,8 @@
 Sources: `daemon.json` `registry-mirrors` (Docker uses them for docker.io only, in order),
 `insecure-registries` (host[:port] or CIDR; Docker tries HTTPS without verification, then plain HTTP)
 and `/etc/docker/certs.d/<host>/` (`*.crt` CAs, `<name>.cert` + `<name>.key` client pairs). Everything
-else in daemon.json is reported with the kubelet/containerd setting that replaces it. Client keys are
-referenced where they are on the node (the facts never carry key material).
+else in daemon.json is reported with what becomes of it (the tables of `shimshift.model.dockerera`).
+Client keys are referenced where they are on the node (the facts never carry key material).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from shimshift.model.dockerera import Fate, daemon_json_fate
 from shimshift.model.facts import NodeFacts
 from shimshift.rendering.values import NotCarried
 
@@ -26,35 +27,6 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_SERVER = "https://registry-1.docker.io"
 # Docker treats these as insecure without being told (registry/config.go); not worth a report line.
 _DOCKER_IMPLICIT_INSECURE = ("127.0.0.0/8",)
-
-#: daemon.json keys with no containerd equivalent -> the setting that replaces them.
-REPLACEMENTS: Mapping[str, str] = {
-    "log-driver": "kubelet writes CRI logs to /var/log/pods; rotate with KubeletConfiguration "
-    "containerLogMaxSize / containerLogMaxFiles",
-    "log-opts": "KubeletConfiguration containerLogMaxSize / containerLogMaxFiles",
-    "data-root": 'containerd "root" (default /var/lib/containerd; set it with spec.containerd.extraConfig); '
-    "images are migrated into it, not shared",
-    "live-restore": "none needed: containerd's shims keep containers running across containerd restarts",
-    "default-ulimits": "the OCI spec of the CRI runtime: base_runtime_spec of containerd.runtimes.runc "
-    'in plugins."io.containerd.grpc.v1.cri" (schema 2) or plugins."io.containerd.cri.v1.runtime" '
-    "(schema 3 and 4) (spec.containerd.extraConfig)",
-    "storage-driver": 'the snapshotter: containerd.snapshotter of plugins."io.containerd.grpc.v1.cri" '
-    '(schema 2) or snapshotter of plugins."io.containerd.cri.v1.images" (schema 3 and 4) '
-    '(default "overlayfs")',
-    "storage-opts": "snapshotter plugin options (spec.containerd.extraConfig)",
-    "max-concurrent-downloads": 'max_concurrent_downloads of plugins."io.containerd.grpc.v1.cri" '
-    '(schema 2) or plugins."io.containerd.cri.v1.images" (schema 3 and 4) (spec.containerd.extraConfig)',
-    "default-runtime": "the CRI runtime: containerd.default_runtime_name and RuntimeClass objects",
-    "runtimes": "CRI runtimes: containerd.runtimes.<name> (spec.containerd.extraConfig) and RuntimeClass",
-    "debug": 'containerd [debug] level = "debug"',
-    "log-level": "containerd [debug] level",
-    "bip": "pod networking is the CNI plugin's job under containerd",
-    "default-address-pools": "pod networking is the CNI plugin's job under containerd",
-    "dns": "pod DNS comes from the kubelet (clusterDNS) and the pod's dnsPolicy",
-    "mtu": "the CNI plugin's MTU setting",
-}
-_DOCKER_ONLY_REPLACEMENT = "none: a Docker-only setting (Docker keeps it while spec.docker is Keep)"
-_CONSUMED = {"registry-mirrors", "insecure-registries", "exec-opts"}
 
 
 @dataclass(frozen=True)
@@ -196,12 +168,12 @@ def translate_docker_config(facts: NodeFacts) -> DockerTranslation:
         )
 
     for key in sorted(daemon):
-        if key in _CONSUMED:
+        rule = daemon_json_fate(key, daemon[key])
+        if rule.fate is Fate.TRANSLATED:
             continue
         value = json.dumps(daemon[key], sort_keys=True)
-        not_carried.append(
-            NotCarried(f"daemon.json {key}", value, REPLACEMENTS.get(key, _DOCKER_ONLY_REPLACEMENT))
-        )
+        outcome = f"{rule.text}; {rule.advice}" if rule.advice else rule.text
+        not_carried.append(NotCarried(f"daemon.json {key}", value, outcome))
     extra_nets = [n for n in networks if n not in _DOCKER_IMPLICIT_INSECURE]
     return DockerTranslation(
         intents=tuple(by_host[h] for h in sorted(by_host)),

@@ -200,3 +200,19 @@ def set_env_value(text: str, name: str, value: str) -> str:
 
 def flag_names(flags: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
     return tuple(name for name, _ in flags if name)
+
+
+#: A flag on a systemd unit's Environment= or ExecStart= line: `--name=value`, `--name value`, `--name`.
+_UNIT_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[= ]([^\s\"'\\$-][^\s\"'\\]*))?")
+
+
+def unit_flags(text: str) -> list[tuple[str, str]]:
+    """The (name, value) flags a systemd unit or drop-in sets literally on its Environment= and
+    ExecStart= lines (the kubelet's, cri-dockerd's), comments left out."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("#", ";")) or "=" not in stripped:
+            continue
+        out += [(m.group(1), m.group(2) or "") for m in _UNIT_FLAG.finditer(stripped.partition("=")[2])]
+    return out

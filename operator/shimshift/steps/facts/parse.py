@@ -31,9 +31,11 @@ from shimshift.model.facts import (
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
 from shimshift.steps import kubeletfiles as kl
-from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags
+from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags, unit_flags
 
 PROBE_FORMAT = "1"
+#: cri-dockerd's service units the probe reads (facts.sh), the one systemd uses first.
+CRI_DOCKERD_UNITS = ("/etc/systemd/system/cri-docker.service", "/lib/systemd/system/cri-docker.service")
 _K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")
 _LAYOUTS = {
     kl.KUBEADM_FLAGS: KubeletLayout.KUBEADM_FLAGS,
@@ -172,6 +174,12 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     images = _images(r.get("docker-images"), unreadable)
     containers = _containers(r.get("docker-containers"), unreadable, images)
     kubelet = _kubelet(r, file, unreadable, kubelet_version)
+    cri_dockerd_unit = None
+    cri_dockerd_flags: tuple[tuple[str, str], ...] = ()
+    for path in CRI_DOCKERD_UNITS:  # systemd: /etc overrides /lib
+        if (text := file(path)) is not None:
+            cri_dockerd_unit, cri_dockerd_flags = path, tuple(unit_flags(text))
+            break
 
     return NodeFacts(
         node=node,
@@ -195,6 +203,8 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         containers=containers,
         cri_dockerd=_ok(r, "file:/etc/systemd/system/cri-docker.service")
         or services.get("cri-docker", False),
+        cri_dockerd_flags=cri_dockerd_flags,
+        cri_dockerd_unit=cri_dockerd_unit,
         services=services,
         unreadable=unreadable,
     )

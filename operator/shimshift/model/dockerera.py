@@ -1,0 +1,515 @@
+"""Every Docker-era setting of a node and what the migration does with it. Pure values.
+
+Two tables: every key of `/etc/docker/daemon.json` that the dockerd reference of Docker 20.10
+documents in its "Daemon configuration file" section (the Linux example and the options it lists;
+`proxies`, `log-format`, `host-gateway-ip` and `default-network-opts` of later releases are here too,
+as nodes upgraded past 20.10 have them), and every kubelet flag of the dockershim era (the ones that
+existed for dockershim or that the switch step edits). Each maps to one `Fate`:
+
+- `TRANSLATED`: carried into containerd's or the kubelet's files (the text says to what);
+- `REFUSED`: the node would break after the switch: a blocker, and why;
+- `REPORTED`: not carried and something changes for the node's pods: a warning, and what to do;
+- `IRRELEVANT`: it has no meaning once the kubelet uses containerd (the text says why): a note.
+
+Some keys depend on their value (`storage-driver: overlay2` is containerd's default snapshotter,
+`devicemapper` is not); `daemon_json_fate` and `kubelet_flag_fate` decide. A key in neither table is
+reported, never dropped without a word. The plan turns each into a finding (`planning.settings`);
+rendering uses the texts for its not-carried rows; tests check the table against what the renderer
+and the switch really do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+#: The paths containerd's CRI plugin reads CNI plugins and configuration from by default, which are
+#: also the kubelet's dockershim defaults.
+CNI_BIN_DIR = "/opt/cni/bin"
+CNI_CONF_DIR = "/etc/cni/net.d"
+CNI_CACHE_DIR = "/var/lib/cni/cache"
+
+
+class Fate(StrEnum):
+    TRANSLATED = "translated"
+    REFUSED = "refused"
+    REPORTED = "reported"
+    IRRELEVANT = "irrelevant"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What becomes of one setting: its fate, what it becomes or why, and what to do (if anything)."""
+
+    fate: Fate
+    text: str
+    advice: str = ""
+
+
+def _t(text: str, advice: str = "") -> Rule:
+    return Rule(Fate.TRANSLATED, text, advice)
+
+
+def _r(text: str, advice: str) -> Rule:
+    return Rule(Fate.REPORTED, text, advice)
+
+
+def _x(text: str, advice: str) -> Rule:
+    return Rule(Fate.REFUSED, text, advice)
+
+
+def _i(text: str) -> Rule:
+    return Rule(Fate.IRRELEVANT, text)
+
+
+_EXTRA = "spec.containerd.extraConfig"
+_CRI_RUNTIME = (
+    'plugins."io.containerd.grpc.v1.cri" (schema 2) or '
+    'plugins."io.containerd.cri.v1.runtime" (schema 3 and 4)'
+)
+_CRI_IMAGES = (
+    'plugins."io.containerd.grpc.v1.cri" (schema 2) or plugins."io.containerd.cri.v1.images" (schema 3 and 4)'
+)
+_BRIDGE = (
+    "Docker's own bridge network (docker0): under dockershim with --network-plugin=cni, and under "
+    "containerd, pods are networked by the CNI plugin"
+)
+_API = "dockerd's own API endpoint: Docker is stopped at the switch and containerd is not reached over TCP"
+_SWARM = "Docker Swarm and classic-swarm settings: the kubelet never used them"
+_OWN_LOG = "Docker's own daemon log; containerd's is set by [debug] level (spec.containerd.extraConfig)"
+_OWN_STATE = "dockerd's own state and process; containerd keeps its own"
+
+#: daemon.json keys whose fate does not depend on their value (see `daemon_json_fate` for the rest).
+DAEMON_JSON: Mapping[str, Rule] = {
+    "allow-nondistributable-artifacts": _i("applies to pushes only; the kubelet and containerd only pull"),
+    "api-cors-header": _i(_API),
+    "authorization-plugins": _r(
+        "Docker API authorization plugins have no containerd equivalent: the policy they enforced on "
+        "Docker API calls no longer applies to the node's containers",
+        "enforce that policy with Kubernetes admission (Pod Security admission or a policy engine)",
+    ),
+    "bip": _i(_BRIDGE),
+    "bridge": _i(_BRIDGE),
+    "builder": _i("BuildKit's garbage collection for `docker build`; the kubelet never builds"),
+    "cgroup-parent": _i(
+        "the kubelet sets each pod's cgroup parent (kubepods) under dockershim and containerd"
+    ),
+    "cluster-advertise": _i(_SWARM),
+    "cluster-store": _i(_SWARM),
+    "cluster-store-opts": _i(_SWARM),
+    "containerd": _i(
+        "the containerd socket Docker uses for its own containers; the kubelet is pointed at "
+        "containerd by the switch (spec.kubelet.runtimeEndpoint)"
+    ),
+    "containerd-namespace": _i("Docker's containerd namespace (moby); the kubelet's pods live in k8s.io"),
+    "containerd-plugins-namespace": _i("Docker's plugin namespace in containerd; the kubelet has none"),
+    "cpu-rt-period": _i("the realtime budget of dockerd's parent cgroup; the kubelet's pods get none"),
+    "cpu-rt-runtime": _i("the realtime budget of dockerd's parent cgroup; the kubelet's pods get none"),
+    "cri-containerd": _i("Docker's experimental CRI mode; the kubelet uses containerd's own CRI plugin"),
+    "data-root": _r(
+        'Docker\'s data root; containerd keeps images and snapshots under its own "root" '
+        "(/var/lib/containerd): images are migrated into it, not shared, and the disk it is on must "
+        "hold them",
+        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount the disk at '
+        "/var/lib/containerd before migrating",
+    ),
+    "graph": _r(
+        'the deprecated name of data-root: containerd keeps its data under its own "root" '
+        "(/var/lib/containerd)",
+        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount it at /var/lib/containerd',
+    ),
+    "debug": _i(_OWN_LOG),
+    "default-address-pools": _i(_BRIDGE),
+    "default-cgroupns-mode": _r(
+        "containerd's CRI plugin gives each container a private cgroup namespace on cgroup v2, whatever "
+        "Docker's default was",
+        "check workloads that read the host's cgroup tree from inside a container",
+    ),
+    "default-gateway": _i(_BRIDGE),
+    "default-gateway-v6": _i(_BRIDGE),
+    "default-ipc-mode": _i(
+        "dockershim set each pod's IPC mode itself (shared within the pod); so does containerd"
+    ),
+    "default-network-opts": _i(_BRIDGE),
+    "default-shm-size": _r(
+        "the /dev/shm size of containers; containerd's CRI plugin gives each pod sandbox 64 MiB",
+        "pods that need a larger /dev/shm mount an emptyDir with medium: Memory there",
+    ),
+    "default-ulimits": _r(
+        "containers' default ulimits; under containerd they come from the OCI spec of the CRI runtime "
+        "(containerd's own limits by default)",
+        f"set base_runtime_spec of containerd.runtimes.runc in {_CRI_RUNTIME} ({_EXTRA}), "
+        "or set the limit in the containers' images",
+    ),
+    "dns": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
+    "dns-opts": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
+    "dns-search": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
+    "exec-root": _i(_OWN_STATE),
+    "experimental": _i("Docker's experimental features; nothing the kubelet used"),
+    "features": _i("Docker feature flags (e.g. buildkit); nothing the kubelet used"),
+    "fixed-cidr": _i(_BRIDGE),
+    "fixed-cidr-v6": _i(_BRIDGE),
+    "group": _i(
+        "the group owning docker.sock; Docker is stopped at the switch, containerd's socket is root's"
+    ),
+    "host-gateway-ip": _i("host.docker.internal for `docker run --add-host`; the kubelet never used it"),
+    "hosts": _i(_API),
+    "icc": _i(_BRIDGE),
+    "init-path": _i("the init binary for Docker's `init` option; containerd's CRI runs no init"),
+    "ip": _i(_BRIDGE),
+    "ip-masq": _i(_BRIDGE),
+    "ip6tables": _i(_BRIDGE),
+    "iptables": _i(_BRIDGE),
+    "ipv6": _i(_BRIDGE),
+    "labels": _i("Docker engine labels (for Swarm placement); Kubernetes uses Node labels"),
+    "live-restore": _i("containerd's shims keep containers running across containerd restarts"),
+    "log-format": _i(_OWN_LOG),
+    "log-level": _i(_OWN_LOG),
+    "log-opts": _r(
+        "Docker's log options (rotation); under containerd the kubelet writes and rotates container logs "
+        "in /var/log/pods (containerLogMaxSize 10Mi, containerLogMaxFiles 5 by default)",
+        "set containerLogMaxSize / containerLogMaxFiles in the KubeletConfiguration to keep the rotation",
+    ),
+    "max-concurrent-downloads": _r(
+        "parallel layer downloads of a pull; containerd's CRI plugin uses its own "
+        "max_concurrent_downloads (3)",
+        f"set max_concurrent_downloads of {_CRI_IMAGES} ({_EXTRA})",
+    ),
+    "max-concurrent-uploads": _i("applies to pushes only; the kubelet and containerd only pull"),
+    "max-download-attempts": _i("the kubelet retries failed pulls itself (image pull back-off)"),
+    "metrics-addr": _r(
+        "dockerd's Prometheus endpoint: scrapes of it stop (Docker is stopped at the switch)",
+        f"scrape containerd's metrics instead ([metrics] address in {_EXTRA}) or the kubelet's",
+    ),
+    "mtu": _i(_BRIDGE + "; the pod MTU is the CNI configuration's"),
+    "no-new-privileges": _r(
+        "Docker set no_new_privs on every container; containerd does it only for containers with "
+        "allowPrivilegeEscalation: false",
+        "set allowPrivilegeEscalation: false in the pods (or enforce it with Pod Security admission)",
+    ),
+    "node-generic-resources": _i(_SWARM),
+    "oom-score-adjust": _i("dockerd's own OOM score; the kubelet sets its containers' and containerd's own"),
+    "pidfile": _i(_OWN_STATE),
+    "proxies": _r(
+        "dockerd's HTTP proxy for pulls; containerd pulls without one unless its own service has it",
+        "set HTTP_PROXY / HTTPS_PROXY / NO_PROXY in a systemd drop-in for containerd.service",
+    ),
+    "raw-logs": _i(_OWN_LOG),
+    "rootless": _r(
+        "Docker ran rootless; containerd runs as root for the kubelet",
+        "check that running the node's containers under a root containerd is what you want",
+    ),
+    "runtimes": _r(
+        "extra OCI runtimes registered with Docker; containerd's CRI plugin knows only those in its own "
+        "configuration",
+        f"add them as containerd.runtimes.<name> in {_CRI_RUNTIME} ({_EXTRA}) with a RuntimeClass each",
+    ),
+    "seccomp-profile": _r(
+        "Docker's default seccomp profile (what runtime/default meant for dockershim pods); containerd "
+        "applies its own built-in default profile",
+        "check pods with seccompProfile RuntimeDefault against containerd's default, or give them a "
+        "Localhost profile",
+    ),
+    "shutdown-timeout": _i("the kubelet stops pods with their terminationGracePeriodSeconds"),
+    "storage-opts": _r(
+        "storage driver options; containerd's snapshotter has its own",
+        f"set the snapshotter plugin's options in {_EXTRA}",
+    ),
+    "swarm-default-advertise-addr": _i(_SWARM),
+    "tls": _i("TLS of " + _API),
+    "tlscacert": _i("TLS of " + _API),
+    "tlscert": _i("TLS of " + _API),
+    "tlskey": _i("TLS of " + _API),
+    "tlsverify": _i("TLS of " + _API),
+    "userland-proxy": _i(_BRIDGE),
+    "userland-proxy-path": _i(_BRIDGE),
+    "userns-remap": _r(
+        "Docker ran containers in a remapped user namespace; containerd's CRI plugin runs them with the "
+        "host's user IDs (root in a container is root on the node)",
+        "check the pods' security (runAsNonRoot, Pod Security admission); Kubernetes 1.25+ has "
+        "hostUsers: false for pods that need a user namespace",
+    ),
+    # translated when the spec imports the node's Docker configuration (spec.containerd.importDockerConfig)
+    "registry-mirrors": _t("docker.io mirrors in certs.d/docker.io/hosts.toml, in their order"),
+    "insecure-registries": _t(
+        "each host: hosts.toml trying HTTPS without verification, then plain HTTP (as Docker did); "
+        "address ranges: registry hosts inside them marked insecure"
+    ),
+}
+
+#: daemon.json keys decided by their value (`daemon_json_fate`); listed so the table names every key.
+DAEMON_JSON_BY_VALUE = frozenset(
+    {"exec-opts", "storage-driver", "log-driver", "default-runtime", "selinux-enabled", "init", "ip-forward"}
+)
+
+#: Keys that shimshift carries into containerd's files.
+DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts"})
+#: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's
+#: cgroup driver is read whatever it says).
+DAEMON_JSON_IMPORTED = frozenset({"registry-mirrors", "insecure-registries"})
+
+_UNKNOWN_KEY = _r(
+    "not a daemon.json key of Docker 20.10 that shimshift knows: nothing carries it into containerd",
+    "check what it did and set its containerd equivalent by hand",
+)
+
+
+def daemon_json_keys() -> frozenset[str]:
+    """Every daemon.json key either table names."""
+    return frozenset(DAEMON_JSON) | DAEMON_JSON_BY_VALUE
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return [value] if isinstance(value, str) else []
+
+
+def _word(value: Any) -> str:
+    """A daemon.json value inside a sentence: a string as it is (cut short), anything else named."""
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "..."
+    return f"a {type(value).__name__} value"
+
+
+def daemon_json_fate(key: str, value: Any) -> Rule:
+    """What becomes of daemon.json `key` set to `value`."""
+    if key == "exec-opts":
+        other = [o for o in _strings(value) if o.partition("=")[0].strip() != "native.cgroupdriver"]
+        if other:
+            return _r(
+                f"exec options other than native.cgroupdriver ({', '.join(other)}) have no containerd "
+                "equivalent",
+                f"check what they did; runc's options are under containerd.runtimes.runc.options ({_EXTRA})",
+            )
+        return _t(
+            "native.cgroupdriver: SystemdCgroup of runc follows the kubelet's cgroupDriver, or Docker's "
+            "driver when the kubelet sets none"
+        )
+    if key == "storage-driver":
+        if value in ("overlay2", "overlay"):
+            return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
+        return _r(
+            f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
+            f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
+        )
+    if key == "log-driver":
+        if value in ("json-file", "local", None, ""):
+            return _i(
+                "the kubelet writes container logs to /var/log/pods under containerd (readers of "
+                "/var/lib/docker/containers are named among the Docker dependencies)"
+            )
+        driver = _word(value)
+        return _r(
+            f"Docker sent container logs to {driver}; under containerd the kubelet writes them to "
+            "files in /var/log/pods only",
+            f"run a log shipper that reads /var/log/pods (CRI log format) to keep sending them to {driver}",
+        )
+    if key == "default-runtime":
+        if value in ("runc", "io.containerd.runc.v2", None, ""):
+            return _i("containerd's CRI plugin runs pods with runc by default too")
+        runtime = _word(value)
+        return _x(
+            f"Docker ran every container with the {runtime} runtime; containerd would run them with runc "
+            "(e.g. without GPU access for an nvidia runtime)",
+            f"set containerd.default_runtime_name and the {runtime} runtime in {_CRI_RUNTIME} ({_EXTRA}), "
+            "e.g. with the runtime vendor's configure command, then plan again",
+        )
+    if key == "selinux-enabled":
+        if value is not True:
+            return _i("SELinux labelling was off under Docker; containerd's enable_selinux is off by default")
+        return _r(
+            "Docker labelled containers for SELinux; containerd's CRI plugin does not unless enable_selinux "
+            "is set",
+            f"set enable_selinux = true in {_CRI_RUNTIME} ({_EXTRA})",
+        )
+    if key == "ip-forward":
+        if value is False:
+            return _i("Docker left net.ipv4.ip_forward alone; so does containerd")
+        return _r(
+            "Docker set net.ipv4.ip_forward when it started; containerd does not, so after a reboot with "
+            "Docker not started nothing sets it and pod traffic is not forwarded",
+            "set net.ipv4.ip_forward = 1 in /etc/sysctl.d (as kubeadm's prerequisites say)",
+        )
+    if key == "init":
+        if value is not True:
+            return _i("Docker ran no init in containers; neither does containerd")
+        return _r(
+            "Docker ran an init (docker-init) as PID 1 of every container; containerd runs none, so "
+            "processes that leave zombies no longer have them reaped",
+            "add an init (tini, dumb-init) to the images that need one, or set shareProcessNamespace",
+        )
+    return DAEMON_JSON.get(key, _UNKNOWN_KEY)
+
+
+# ---- kubelet flags ------------------------------------------------------------------------------
+
+_DROPPED = "dropped by the switch (dockershim-only; kubelet 1.24+ refuses it)"
+
+#: Dockershim-era kubelet flags (without dashes) whose fate does not depend on their value. `docker*`
+#: flags not named here go as `docker-endpoint` does (`kubelet_flag_fate`).
+KUBELET_FLAGS: Mapping[str, Rule] = {
+    "container-runtime": _t("remote before kubelet 1.27, dropped from 1.27 (which refuses it)"),
+    "container-runtime-endpoint": _t("spec.kubelet.runtimeEndpoint (containerd's socket)"),
+    "pod-infra-container-image": _t(
+        "containerd's sandbox image (unless spec.containerd.sandboxImage sets one); the flag stays for "
+        "the kubelet's image garbage collection until 1.35, which drops it"
+    ),
+    "docker": _i(_DROPPED + ": the Docker endpoint"),
+    "docker-endpoint": _i(_DROPPED + ": the Docker endpoint dockershim used"),
+    "docker-root": _i(_DROPPED + ": Docker's data root as dockershim saw it"),
+    "dockershim-root-directory": _i(_DROPPED + ": dockershim's own state"),
+    "experimental-dockershim-root-directory": _i(_DROPPED + ": dockershim's own state"),
+    "image-pull-progress-deadline": _i(
+        _DROPPED + ": containerd's CRI plugin has its own image_pull_progress_timeout (1.7 and later)"
+    ),
+    "non-masquerade-cidr": _i(_DROPPED + ": only kubenet read it"),
+    "network-plugin-mtu": _r(
+        _DROPPED + ": the pod MTU it set is not carried",
+        "set the MTU in the CNI configuration (/etc/cni/net.d)",
+    ),
+    "redirect-container-streaming": _i(
+        "removed in kubelet 1.20, left as it is: containerd streams through the kubelet"
+    ),
+}
+
+#: Flags decided by their value (`kubelet_flag_fate`); listed so the table names every flag.
+KUBELET_FLAGS_BY_VALUE = frozenset({"network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"})
+
+#: Dockershim-era flags the switch step drops from the flags files (checked against steps.switch).
+KUBELET_FLAGS_DROPPED = frozenset(
+    {
+        "network-plugin",
+        "network-plugin-mtu",
+        "cni-bin-dir",
+        "cni-conf-dir",
+        "cni-cache-dir",
+        "docker",
+        "docker-endpoint",
+        "docker-root",
+        "dockershim-root-directory",
+        "experimental-dockershim-root-directory",
+        "image-pull-progress-deadline",
+        "non-masquerade-cidr",
+    }
+)
+
+
+def kubelet_flags() -> frozenset[str]:
+    """Every dockershim-era kubelet flag the tables name."""
+    return frozenset(KUBELET_FLAGS) | KUBELET_FLAGS_BY_VALUE
+
+
+def is_dockershim_era_flag(name: str) -> bool:
+    """A flag these tables decide (the kubelet's other flags are not the migration's business)."""
+    return name in kubelet_flags() or name.startswith("docker")
+
+
+def cni_dir_key(flag: str, schema: int) -> str:
+    """The containerd setting a --cni-bin-dir or --cni-conf-dir value belongs in, for `schema`."""
+    plugin = "io.containerd.grpc.v1.cri" if schema == 2 else "io.containerd.cri.v1.runtime"
+    return f'plugins."{plugin}".cni.{"bin_dir" if flag == "cni-bin-dir" else "conf_dir"}'
+
+
+def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
+    """What becomes of kubelet flag `--name=value`; `carried`: containerd's rendered configuration
+    already holds its value (a CNI directory set through spec.containerd.extraConfig)."""
+    if name == "network-plugin":
+        if value == "cni":
+            return _i(_DROPPED + ": containerd's CRI plugin runs the CNI plugins itself")
+        return _x(
+            f"containerd has no {value or 'built-in'} network plugin, so pods "
+            "would get no network and the node would stay NotReady (NetworkReady false)",
+            "move the node to a CNI plugin first (for kubenet: the bridge and host-local CNI plugins, "
+            "or the cluster's CNI) with --network-plugin=cni, then plan again",
+        )
+    if name in ("cni-bin-dir", "cni-conf-dir"):
+        default = CNI_BIN_DIR if name == "cni-bin-dir" else CNI_CONF_DIR
+        if value.rstrip("/") == default:
+            return _i(_DROPPED + f": containerd's CRI plugin reads {default} by default too")
+        if carried:
+            what = "bin_dir" if name == "cni-bin-dir" else "conf_dir"
+            return _t(f"containerd's CNI {what} (set by {_EXTRA})")
+        return _x(
+            f"containerd's CRI plugin would look for CNI in {default} instead, so pods "
+            "would get no network and the node would stay NotReady",
+            f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
+            f"{value} in {_EXTRA}"
+            + (" with RuntimeBinary in spec.containerd.allowUnsafe" if name == "cni-bin-dir" else "")
+            + ", then plan again",
+        )
+    if name == "cni-cache-dir":
+        if value.rstrip("/") == CNI_CACHE_DIR:
+            return _i(_DROPPED + f": containerd's CNI library uses {CNI_CACHE_DIR} too")
+        return _r(
+            f"containerd's CNI library keeps its cache in {CNI_CACHE_DIR}; "
+            "the cached results of the pods running now are not seen",
+            "nothing to set: the node is drained, and new pods' results go to the default cache",
+        )
+    rule = KUBELET_FLAGS.get(name)
+    if rule is not None:
+        return rule
+    if name.startswith("docker"):
+        return _i(_DROPPED + ": a Docker setting of dockershim")
+    return _r(
+        f"--{name} is not a kubelet flag shimshift knows",
+        "check it; the switch leaves it as it is",
+    )
+
+
+# ---- cri-dockerd's flags (dockershim's settings on kubelet 1.24+ nodes) --------------------------
+
+_CRI_DOCKERD_OWN = "cri-dockerd's own setting; cri-dockerd is stopped at the switch"
+
+#: cri-dockerd flags whose fate does not depend on their value; its network and sandbox flags are
+#: decided as the kubelet's were (`cri_dockerd_flag_fate`).
+CRI_DOCKERD_FLAGS: Mapping[str, Rule] = {
+    "container-runtime-endpoint": _i(
+        "cri-dockerd's own socket; the switch points the kubelet at containerd's "
+        "(spec.kubelet.runtimeEndpoint)"
+    ),
+    "docker-endpoint": _i(_CRI_DOCKERD_OWN + ": the Docker socket it used"),
+    "cri-dockerd-root-directory": _i(_CRI_DOCKERD_OWN + ": its own state"),
+    "log-level": _i(_CRI_DOCKERD_OWN + ": its own log"),
+    "streaming-bind-addr": _i(_CRI_DOCKERD_OWN + ": containerd streams through the kubelet"),
+    "image-pull-progress-deadline": _i(
+        _CRI_DOCKERD_OWN + ": containerd's CRI plugin has its own image_pull_progress_timeout (1.7 and later)"
+    ),
+    "runtime-cgroups": _i(_CRI_DOCKERD_OWN + ": the cgroup of its own process"),
+    "hairpin-mode": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
+    "ipv6-dual-stack": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
+    "network-plugin-mtu": _r(
+        "cri-dockerd's pod MTU is not carried", "set the MTU in the CNI configuration (/etc/cni/net.d)"
+    ),
+}
+
+
+def cri_dockerd_flag_fate(
+    name: str, value: str, *, carried: bool = False, sandbox: str | None = None
+) -> Rule:
+    """What becomes of cri-dockerd's `--name=value`; `carried` as for `kubelet_flag_fate`, `sandbox`:
+    the sandbox image containerd's rendered configuration uses."""
+    if name in ("network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"):
+        rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.IRRELEVANT:
+            return _i(
+                _CRI_DOCKERD_OWN + ": containerd's CRI plugin runs the CNI plugins from the same defaults"
+            )
+        return rule
+    if name == "pod-infra-container-image":
+        if sandbox is not None and value == sandbox:
+            return _t("containerd's sandbox image (the same image)")
+        return _r(
+            f"cri-dockerd's pod sandbox image {value} is not carried: containerd's is {sandbox or 'unknown'}",
+            f"set spec.containerd.sandboxImage to {value} if the pods need that one (it is in Docker's "
+            "store, so the images step migrates it)",
+        )
+    known = CRI_DOCKERD_FLAGS.get(name)
+    if known is not None:
+        return known
+    return _r(
+        f"cri-dockerd's --{name} is not a flag shimshift knows: nothing carries it into containerd",
+        "check what it did and set its containerd equivalent by hand",
+    )

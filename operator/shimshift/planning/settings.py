@@ -1,0 +1,304 @@
+"""Findings for every Docker-era setting of a node that the migration does not carry over. Pure.
+
+Each daemon.json key, each dockershim-era kubelet flag (in the kubelet's flags files, which the switch
+edits, and in its systemd units, which it does not) and each of cri-dockerd's flags is decided by the
+tables of `shimshift.model.dockerera`: translated settings need nothing; one that would break the
+node is a blocker, one that changes something for the pods a warning, one with no meaning under
+containerd a note. Entries of translated settings that could not be carried (a mirror URL that is not one, an
+address range of insecure registries, a client certificate without its key, a setting of the current
+config.toml that is dropped) are warnings too. So nothing that stays behind is only a row of the
+report's settings table: it counts in the verdict and in `shimshift plan`'s exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+from shimshift.model import keys
+from shimshift.model.dockerera import (
+    DAEMON_JSON_IMPORTED,
+    Fate,
+    Rule,
+    cni_dir_key,
+    cri_dockerd_flag_fate,
+    daemon_json_fate,
+    is_dockershim_era_flag,
+    kubelet_flag_fate,
+)
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
+from shimshift.planning.findings import Finding, Level
+from shimshift.rendering.redact import redact_text
+from shimshift.steps.filesection import FileSection
+from shimshift.steps.kubeletfiles import unit_flags
+
+DAEMON_JSON_REFUSED = "DaemonJsonRefused"
+DAEMON_JSON_NOT_CARRIED = "DaemonJsonNotCarried"
+DAEMON_JSON_IGNORED = "DaemonJsonIgnored"
+SETTING_NOT_CARRIED = "SettingNotCarried"
+KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
+KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
+KUBELET_FLAG_IGNORED = "KubeletFlagIgnored"
+CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
+CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
+CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
+
+_LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
+_DAEMON_CODES = {
+    Fate.REFUSED: DAEMON_JSON_REFUSED,
+    Fate.REPORTED: DAEMON_JSON_NOT_CARRIED,
+    Fate.IRRELEVANT: DAEMON_JSON_IGNORED,
+}
+_FLAG_CODES = {
+    Fate.REFUSED: KUBELET_FLAG_REFUSED,
+    Fate.REPORTED: KUBELET_FLAG_NOT_CARRIED,
+    Fate.IRRELEVANT: KUBELET_FLAG_IGNORED,
+}
+_CRI_DOCKERD_CODES = {
+    Fate.REFUSED: CRI_DOCKERD_FLAG_REFUSED,
+    Fate.REPORTED: CRI_DOCKERD_FLAG_NOT_CARRIED,
+    Fate.IRRELEVANT: CRI_DOCKERD_FLAG_IGNORED,
+}
+_MAX_VALUE = 120
+
+
+def shown_value(value: Any) -> str:
+    """A setting's value for a report: JSON, URL passwords redacted, cut short."""
+    try:
+        text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    except (RecursionError, ValueError):  # a value nested past what JSON can write back
+        return "(nested too deep to show)"
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
+
+
+def daemon_json_rule(spec: NodeMigrationSpec, key: str, value: Any) -> Rule:
+    """The table's rule, except that the registry keys are not carried when the spec imports nothing."""
+    rule = daemon_json_fate(key, value)
+    if key in DAEMON_JSON_IMPORTED and not spec.containerd.import_docker_config:
+        return Rule(
+            Fate.REPORTED,
+            "spec.containerd.importDockerConfig is false, so it is not carried into containerd",
+            "set importDockerConfig to true, or give the same registries in spec.containerd.registries",
+        )
+    return rule
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str) -> Mapping[str, Any]:
+    """A rendered config.toml, parsed once for the look-alike nodes that share it."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def _rendered_config(section: FileSection) -> Mapping[str, Any]:
+    for change in section.changes:
+        if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
+            return _parsed(change.after)
+    return {}
+
+
+def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
+    """`plugins."a.b".cni.bin_dir` in a parsed TOML document; None when absent."""
+    parts: list[str] = []
+    rest = dotted
+    while rest:
+        if rest.startswith('"'):
+            end = rest.index('"', 1)
+            parts.append(rest[1:end])
+            rest = rest[end + 1 :].removeprefix(".")
+        else:
+            head, _, rest = rest.partition(".")
+            parts.append(head)
+    node: Any = doc
+    for part in parts:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
+    """containerd's rendered config already reads CNI from the kubelet's --cni-bin-dir/--cni-conf-dir."""
+    wanted = {v.rstrip("/") for v in value.split(",") if v}
+    for schema in (2, 3):
+        got = _lookup(config, cni_dir_key(flag, schema))
+        dirs = _lookup(config, cni_dir_key(flag, schema) + "s") if flag == "cni-bin-dir" else None
+        found = {str(got).rstrip("/")} if isinstance(got, str) else set()
+        if isinstance(dirs, list):
+            found |= {str(d).rstrip("/") for d in dirs}
+        if wanted and wanted <= found:
+            return True
+    return False
+
+
+def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
+    daemon = facts.daemon_json or {}
+    for key in sorted(daemon):
+        rule = daemon_json_rule(spec, key, daemon[key])
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        verb = {
+            Fate.REFUSED: "would break the node",
+            Fate.REPORTED: "is not carried over",
+            Fate.IRRELEVANT: "has no meaning under containerd",
+        }[rule.fate]
+        yield Finding(
+            _DAEMON_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"daemon.json {key} = {shown_value(daemon[key])} {verb}: {rule.text}",
+            rule.advice,
+            facts.node,
+            f"daemon.json {key}",
+        )
+
+
+def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    config = _rendered_config(containerd) if containerd.computed else {}
+    seen: set[str] = set()
+    for name, value in facts.kubelet.flags:
+        if not is_dockershim_era_flag(name) or name in seen:
+            continue
+        seen.add(name)
+        carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
+        rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        yield Finding(
+            _FLAG_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"kubelet --{name}={shown_value(value)}: {rule.text}",
+            rule.advice,
+            facts.node,
+            f"--{name}",
+        )
+    yield from _unit_findings(facts)
+
+
+def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
+    """Dockershim-era flags set in the kubelet's systemd units, which the switch does not edit."""
+    for path, text in sorted(facts.kubelet.units.items()):
+        seen: set[str] = set()
+        for name, value in unit_flags(text):
+            if not is_dockershim_era_flag(name) or name in seen:
+                continue
+            seen.add(name)
+            rule = kubelet_flag_fate(name, value)
+            where = f"kubelet --{name}={shown_value(value)} in {path}, which the switch does not edit"
+            if rule.fate is Fate.REFUSED:
+                yield Finding(
+                    KUBELET_FLAG_REFUSED,
+                    Level.BLOCKER,
+                    f"{where}: {rule.text}",
+                    rule.advice,
+                    facts.node,
+                    f"--{name}",
+                )
+                continue
+            yield Finding(
+                KUBELET_FLAG_NOT_CARRIED,
+                Level.WARNING,
+                f"{where}: it stays on the kubelet's command line as it is (a dockershim-only flag does "
+                "nothing with a remote runtime before kubelet 1.24 and stops kubelet 1.24+ from starting; "
+                "a runtime flag may win over the switch's own, depending on its place)",
+                f"remove it from {path} (the switch sets what it must in the kubelet's flags file)",
+                facts.node,
+                f"--{name}",
+            )
+
+
+def sandbox_image(config: Mapping[str, Any]) -> str | None:
+    """The sandbox image of a rendered config.toml (schema 2, or 3 and 4)."""
+    for dotted in (
+        'plugins."io.containerd.grpc.v1.cri".sandbox_image',
+        'plugins."io.containerd.cri.v1.images".pinned_images.sandbox',
+    ):
+        value = _lookup(config, dotted)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    """cri-dockerd's flags: where dockershim's network and sandbox settings live on 1.24+ nodes."""
+    config = _rendered_config(containerd) if containerd.computed else {}
+    sandbox = sandbox_image(config)
+    seen: set[str] = set()
+    for name, value in facts.cri_dockerd_flags:
+        if name in seen:
+            continue
+        seen.add(name)
+        carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
+        rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
+        if rule.fate is Fate.TRANSLATED:
+            continue
+        yield Finding(
+            _CRI_DOCKERD_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
+            rule.advice,
+            facts.node,
+            f"cri-dockerd --{name}",
+        )
+
+
+def _row_advice(outcome: str) -> str:
+    if outcome.startswith("nothing: "):
+        return (
+            f"nothing carries it ({outcome.removeprefix('nothing: ')}): fix it on the node, or give the "
+            "registry in spec.containerd.registries"
+        )
+    if outcome == "dropped":
+        return "it is dropped: set it under its current name in spec.containerd.extraConfig if still needed"
+    return f"instead: {outcome}"
+
+
+def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    """Entries the renderer could not carry that the key findings above do not already name."""
+    daemon = facts.daemon_json or {}
+    for row in containerd.carryover:
+        if row.carried or row.source == "config.toml disabled_plugins":
+            continue  # docker-ce's disabled CRI plugin is enabled on purpose (note CriPluginDisabled)
+        key = row.source.removeprefix("daemon.json ")
+        whole_key = row.source.startswith("daemon.json ") and key in daemon
+        if whole_key and daemon_json_rule(spec, key, daemon[key]).fate is not Fate.TRANSLATED:
+            continue  # the whole key is a finding of its own
+        yield Finding(
+            SETTING_NOT_CARRIED,
+            Level.WARNING,
+            f"{row.source} {row.value} is not carried over",
+            _row_advice(row.outcome),
+            facts.node,
+            row.source,
+        )
+
+
+def setting_findings(
+    spec: NodeMigrationSpec, facts: NodeFacts | None, containerd: FileSection
+) -> list[Finding]:
+    """A finding for every Docker-era setting of the node that the migration does not carry over."""
+    if facts is None:
+        return []
+    try:
+        return [
+            *_daemon_findings(spec, facts),
+            *_flag_findings(facts, containerd),
+            *_cri_dockerd_findings(facts, containerd),
+            *_row_findings(spec, facts, containerd),
+        ]
+    except RecursionError:  # a daemon.json value nested past what a check walks: that node's blocker
+        return [
+            Finding(
+                DAEMON_JSON_REFUSED,
+                Level.BLOCKER,
+                "a setting in the node's daemon.json is nested too deep to read",
+                "fix /etc/docker/daemon.json on the node, then probe it again",
+                facts.node,
+                "daemon.json",
+            )
+        ]
