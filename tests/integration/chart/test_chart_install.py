@@ -105,8 +105,23 @@ def test_the_installed_crd_serves_nodemigrations_with_their_printer_columns(
     table = kubectl.run("get", "nm", name)
     assert table.returncode == 0, table.stderr
     header, row = table.stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "MODE", "PHASE", "DONE", "CURRENT", "AGE"]
+    assert header.split() == ["NAME", "MODE", "PHASE", "DONE", "CURRENT", "MESSAGE", "AGE"]
     assert row.split()[:2] == [name, "Plan"]
+    # the MESSAGE column is the status's one-line why (e.g. a rollout waiting for its window)
+    message = "waiting for window (opens in 3h)"
+    patched = kubectl.run(
+        "patch",
+        "nm",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"message": message}}),
+    )
+    assert patched.returncode == 0, patched.stderr
+    table = kubectl.run("get", "nm", name)
+    assert table.returncode == 0, table.stderr
+    assert message in table.stdout.splitlines()[1], table.stdout
     stored = get_json(kubectl, "nm", name)
     assert stored["spec"]["rollout"]["maxFailures"] == 0, "the schema's defaults are applied"
 
