@@ -3,7 +3,8 @@
 Two NodeMigrations (or two operator replicas that both believe they lead) must never act on one node.
 The lock is taken with the node's resourceVersion as a precondition, so of two concurrent takers exactly
 one wins and the other gets a Conflict. A lock is taken over only when the NodeMigration it names no
-longer exists (deleted while its node was in flight): a live owner's lock is never broken.
+longer exists (deleted while its node was in flight): a live owner's lock is never broken. The same
+patch keeps the cluster autoscaler off the node while it is locked (`shimshift.model.nodelock`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from shimshift.kube.api import MERGE_PATCH, Kube, Object
 from shimshift.kube.nodes import annotations_of, get_node, node_path, retry_on_conflict
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
+from shimshift.model.nodelock import AnnotationPatch, lock_patch, unlock_patch
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,8 @@ def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
     return retry_on_conflict(lambda: _release_once(kube, name, owner))
 
 
-def _write_lock(kube: Kube, name: str, node: Object, owner: str | None) -> None:
-    """Set (or, with None, remove) the lock annotation, on the condition that the node is unchanged
+def _write_lock(kube: Kube, name: str, node: Object, annotations: AnnotationPatch) -> None:
+    """Write the lock's annotations (None removes one), on the condition that the node is unchanged
     since `node` was read: of two writers, one gets a conflict."""
     kube.request(
         "PATCH",
@@ -53,7 +55,7 @@ def _write_lock(kube: Kube, name: str, node: Object, owner: str | None) -> None:
         body={
             "metadata": {
                 "resourceVersion": (node.get("metadata") or {}).get("resourceVersion"),
-                "annotations": {keys.LOCK_ANNOTATION: owner},
+                "annotations": annotations,
             }
         },
         content_type=MERGE_PATCH,
@@ -62,19 +64,21 @@ def _write_lock(kube: Kube, name: str, node: Object, owner: str | None) -> None:
 
 def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
     node = get_node(kube, name)
-    holder = annotations_of(node).get(keys.LOCK_ANNOTATION)
-    if holder == owner:
-        return
-    if holder and owner_exists(holder):
+    current = annotations_of(node)
+    holder = current.get(keys.LOCK_ANNOTATION)
+    if holder and holder != owner and owner_exists(holder):
         raise NodeLocked(name, holder)
-    if holder:
+    if holder and holder != owner:
         log.warning("node %s: taking over the lock of NodeMigration %s, which no longer exists", name, holder)
-    _write_lock(kube, name, node, owner)
+    patch = lock_patch(current, owner)
+    if patch:
+        _write_lock(kube, name, node, patch)
 
 
 def _release_once(kube: Kube, name: str, owner: str) -> bool:
     node = get_node(kube, name)
-    if annotations_of(node).get(keys.LOCK_ANNOTATION) != owner:
+    patch = unlock_patch(annotations_of(node), owner)
+    if not patch:
         return False
-    _write_lock(kube, name, node, None)
+    _write_lock(kube, name, node, patch)
     return True

@@ -34,6 +34,14 @@ FINALIZER: Final = "shimshift.io/finalizer"
 #: no longer exists.
 LOCK_ANNOTATION: Final = "shimshift.io/locked-by"
 
+#: On a Node, the cluster autoscaler's own annotation: while "true" it never scales the node down.
+#: shimshift sets it while a node is in flight (with the lock) unless the node already carries it.
+SCALE_DOWN_DISABLED_ANNOTATION: Final = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
+
+#: On a Node: set with SCALE_DOWN_DISABLED_ANNOTATION, naming the NodeMigration that set it, so only a
+#: value shimshift wrote is removed when the lock is released; an admin's value is never touched.
+SCALE_DOWN_DISABLED_BY_ANNOTATION: Final = "shimshift.io/scale-down-disabled-by"
+
 #: On a NodeMigration: "<identity> <expiry, RFC 3339>" of the operator replica acting on it (a lease),
 #: so two replicas never act on one NodeMigration, even while kopf peering is switching over.
 LEASE_ANNOTATION: Final = "shimshift.io/acting-replica"

@@ -30,6 +30,8 @@ class RolloutGates:
     held_back: tuple[str, ...]  # "node (namespace/pod, ...)": selected nodes a blocking pod holds back now
     held_count: int  # all of them; `held` and `held_back` list the first GATES_LISTED
     held_back_count: int
+    #: selected nodes that already carry the cluster autoscaler's scale-down-disabled (kept as it is)
+    autoscaler_kept: int = 0
 
 
 def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
@@ -75,11 +77,18 @@ def rollout_gates(
         held_back=tuple(back[:GATES_LISTED]),
         held_count=len(held),
         held_back_count=len(back),
+        autoscaler_kept=sum(
+            1
+            for n in selection.selected
+            if keys.SCALE_DOWN_DISABLED_ANNOTATION in n.annotations
+            and keys.SCALE_DOWN_DISABLED_BY_ANNOTATION not in n.annotations
+        ),
     )
 
 
 def gate_lines(g: RolloutGates) -> list[str]:
-    """One line each, plain text for every report format: the windows, the holds, the blocking pods."""
+    """One line each, plain text for every report format: the windows, the holds, the blocking pods, the
+    cluster autoscaler."""
     if g.windows:
         windows = (
             f"Windows ({g.time_zone}): {'; '.join(g.windows)}; {g.window_now}. Nodes start only inside a "
@@ -107,4 +116,9 @@ def gate_lines(g: RolloutGates) -> list[str]:
         )
     else:
         blocking = f"Blocking pods ({selector}): no selected node has one now."
-    return [windows, holds, blocking]
+    kept = f"; {g.autoscaler_kept} selected node(s) already carry it and keep it" if g.autoscaler_kept else ""
+    autoscaler = (
+        f"Cluster autoscaler: a node in flight carries {keys.SCALE_DOWN_DISABLED_ANNOTATION}=true, "
+        f"removed after{kept}."
+    )
+    return [windows, holds, blocking, autoscaler]

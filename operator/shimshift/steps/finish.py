@@ -2,7 +2,7 @@
 `playbooks/cleanup.yaml`: `docker: Stop` disables Docker and cri-dockerd and removes the stale
 docker.sock, script `docker_disable.sh`; its undo `docker_enable.sh`), then through the API the
 completion label (and the cri-socket annotation, if asked), uncordon (only a cordon shimshift made)
-and the lock released.
+and the lock released (with the autoscaler annotation, if shimshift set it).
 """
 
 from __future__ import annotations

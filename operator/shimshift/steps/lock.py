@@ -1,6 +1,7 @@
 """The lock step: the Node annotation naming the NodeMigration (`shimshift.io/locked-by`), so no other
-NodeMigration (or replica) migrates the node at the same time. Through the Kubernetes API only; the
-finish step and the rollback release it.
+NodeMigration (or replica) migrates the node at the same time, and in the same patch the cluster
+autoscaler's `scale-down-disabled=true` (unless the node already carries it; `shimshift.model.nodelock`).
+Through the Kubernetes API only; the finish step and the rollback release both.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from shimshift.model import keys
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
+from shimshift.model.nodelock import lock_patch, unlock_patch
 from shimshift.model.nodestate import child_name
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import Drain
@@ -111,6 +112,7 @@ class FakeCluster:
         self.events: list[tuple[str, str | None, bool, str, str]] = []
         self.writes = 0
         self.crash_on_write: int | None = None
+        self.crash_after_lock: str | None = None  # node: die right after its lock patch, before the record
         self.max_cordoned_by_us = 0
         self.changes: Counter[str] = Counter()
         self.reports: dict[str, dict[str, str]] = {}
@@ -166,17 +168,28 @@ class FakeCluster:
         return {node: pods for node, pods in out.items() if pods}
 
     def acquire_lock(self, node: str, owner: str) -> None:
-        holder = self.nodes[node].annotations.get(keys.LOCK_ANNOTATION)
-        if holder == owner:
-            return
-        if holder and holder in self.objects:
+        current = self.nodes[node].annotations
+        holder = current.get(keys.LOCK_ANNOTATION)
+        if holder and holder != owner and holder in self.objects:
             raise NodeLocked(node, holder)
-        self.nodes[node].annotations[keys.LOCK_ANNOTATION] = owner
-        self.changes[f"{node}:lock"] += 1
+        patch = lock_patch(current, owner)
+        if keys.LOCK_ANNOTATION in patch:
+            self.changes[f"{node}:lock"] += 1
+        if keys.SCALE_DOWN_DISABLED_ANNOTATION in patch:
+            self.changes[f"{node}:scale-down-disabled"] += 1
+        self._annotate(node, patch)
+        if patch and self.crash_after_lock == node:
+            raise Crash(f"after the lock patch of {node}")
 
     def release_lock(self, node: str, owner: str) -> None:
-        if self.nodes[node].annotations.get(keys.LOCK_ANNOTATION) == owner:
-            del self.nodes[node].annotations[keys.LOCK_ANNOTATION]
+        self._annotate(node, unlock_patch(self.nodes[node].annotations, owner))
+
+    def _annotate(self, node: str, patch: Mapping[str, str | None]) -> None:
+        for key, value in patch.items():
+            if value is None:
+                self.nodes[node].annotations.pop(key, None)
+            else:
+                self.nodes[node].annotations[key] = value
 
     def cordon(self, node: str, owner: str) -> bool:
         n = self.nodes[node]

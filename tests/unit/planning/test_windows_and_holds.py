@@ -349,12 +349,32 @@ def test_the_plan_report_says_the_windows_the_holds_and_the_nodes_blocking_pods_
         "Nodes start only inside a window; a node in flight when it closes finishes.",
         "Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42.",
         "Blocking pods (app=batch): 1 node(s) would wait now (others go first): n1 (jobs/nightly).",
+        "Cluster autoscaler: a node in flight carries cluster-autoscaler.kubernetes.io/scale-down-disabled=true, "
+        "removed after.",
     ]
     assert "- Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42." in render_markdown(
         report
     )
     inside = build_plan(spec, c, {}, at("2026-01-02T22:00")).rollout_gates  # Sat 23:00 Berlin
     assert inside.window_now == "open now, until Sat 2026-01-03 04:00 Europe/Berlin"
+
+
+def test_the_plan_report_counts_the_nodes_that_keep_an_admins_autoscaler_annotation() -> None:
+    admin = node("n2")
+    admin["metadata"]["annotations"] = {"cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"}
+    ours = node("n3")  # an earlier run's value, still marked: shimshift's, removed after
+    ours["metadata"]["annotations"] = {
+        "cluster-autoscaler.kubernetes.io/scale-down-disabled": "true",
+        "shimshift.io/scale-down-disabled-by": "old",
+    }
+    report = build_plan(make_spec(), cluster([node("n1"), admin, ours]), {}, at("2026-01-02T18:00"))
+
+    line = gate_lines(report.rollout_gates)[-1]
+    assert line == (
+        "Cluster autoscaler: a node in flight carries cluster-autoscaler.kubernetes.io/scale-down-disabled=true, "
+        "removed after; 1 selected node(s) already carry it and keep it."
+    )
+    assert f"- {line}" in render_markdown(report)
 
 
 # --- properties of the window math ------------------------------------------------------------------
