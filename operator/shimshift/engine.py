@@ -47,7 +47,15 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
 from shimshift.planning.report_formats import report_files
-from shimshift.planning.rollout import IN_FLIGHT, Decision, condition_updates, decide, may_start
+from shimshift.planning.rollout import (
+    IN_FLIGHT,
+    Decision,
+    condition_updates,
+    decide,
+    drain_blocked_condition,
+    may_start,
+    with_condition,
+)
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
 from shimshift.stepexec import StepExecutor, started_at
 from shimshift.steps.machine import MAX_ATTEMPTS, next_step
@@ -129,6 +137,12 @@ class _Tracker:
     cluster: ClusterPort
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: dict[str, Any] | None = None
+    #: node -> the PodDisruptionBudgets its last drain pass of this pass waits on (DrainBlocked)
+    drain_waits: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def note_drain(self, name: str, budgets: tuple[str, ...]) -> None:
+        with self.lock:
+            self.drain_waits[name] = budgets
 
     def node(self, name: str) -> NodeRecord:
         with self.lock:
@@ -308,10 +322,17 @@ class Engine:
             thread.join(timeout=5)
 
     def _settled(
-        self, migration: NodeMigration, status: MigrationStatus, stopping: bool, *, passed: bool = False
+        self,
+        migration: NodeMigration,
+        status: MigrationStatus,
+        stopping: bool,
+        *,
+        passed: bool = False,
+        drain_waits: dict[str, tuple[str, ...]] | None = None,
     ) -> tuple[MigrationStatus, Decision]:
         """The status after the fleet rules; `passed` (the end of a pass that went through) also turns
-        a true ReconcileError condition false."""
+        a true ReconcileError condition false; `drain_waits`, what the pass's drains waited on, sets
+        DrainBlocked."""
         now = self.clock()
         spec = migration.spec
         nodes = self.cluster.read_nodes()
@@ -334,6 +355,10 @@ class Engine:
                 migration.generation,
             ),
         )
+        drain_blocked = drain_blocked_condition(
+            status.conditions, decision.nodes, drain_waits, now, migration.generation
+        )
+        settled = replace(settled, conditions=with_condition(settled.conditions, drain_blocked))
         if passed:
             settled = replace(
                 settled, conditions=clear_reconcile_error(settled.conditions, now, migration.generation)
@@ -371,7 +396,11 @@ class Engine:
                     ]
                     for future in futures:
                         future.result()
-            status, decision = self._settled(migration, tracker.status, stopping, passed=True)
+            with tracker.lock:
+                waits = dict(tracker.drain_waits)
+            status, decision = self._settled(
+                migration, tracker.status, stopping, passed=True, drain_waits=waits
+            )
             self._start(tracker, status, decision)
             # a wave that ended inside the budget starts the next one in the same pass (no tick lost)
             if not decision.start or self.monotonic() >= deadline or preempt.is_set():
@@ -549,6 +578,8 @@ class Engine:
             began = self.monotonic()
             try:
                 outcome = self._steps.run(migration, port, record, step, stopping)
+                if outcome.waits_on_budgets is not None:
+                    tracker.note_drain(name, outcome.waits_on_budgets)
             except ShimshiftError as e:
                 self.observer.step_finished(step, self.monotonic() - began, False)
                 attempts = record.attempts + 1

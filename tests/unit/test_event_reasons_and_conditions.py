@@ -94,7 +94,14 @@ def test_the_conditions_of_a_pass_are_members_of_the_enums() -> None:
 
 
 def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
-    assert [str(t) for t in ConditionType] == ["Valid", "ReconcileError", "Progressing", "Paused", "Complete"]
+    assert [str(t) for t in ConditionType] == [
+        "Valid",
+        "ReconcileError",
+        "Progressing",
+        "Paused",
+        "Complete",
+        "DrainBlocked",
+    ]
     assert {str(r) for r in EventReason} == {
         *(str(p) for p in Phase),
         "NodeStarted",
@@ -124,6 +131,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "BlockedByPods",
         "NotActive",
         "Reconciled",
+        "PodDisruptionBudget",
+        "NotBlocked",
         "InternalError",
         "InvalidSpec",
     }

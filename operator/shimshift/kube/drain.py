@@ -80,6 +80,12 @@ class DrainProgress:
     def done(self) -> bool:
         return not self.remaining and not self.refused
 
+    @property
+    def budgets(self) -> tuple[str, ...]:
+        """namespace/name of the PodDisruptionBudgets that refused an eviction in this pass, sorted
+        ("(unknown)" for a refusal whose budget was not found: it changed in between)."""
+        return tuple(sorted({p for b in self.blocked for p in (b.pdbs or ("(unknown)",))}))
+
     def describe(self) -> str:
         if self.refused:
             return f"node {self.node}: cannot drain: pod " + "; pod ".join(self.refused)

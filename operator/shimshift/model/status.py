@@ -32,6 +32,9 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     PAUSED = "Paused"
     COMPLETE = "Complete"  # Succeeded or Failed: nothing more will start
+    #: True while a node's drain waits because a PodDisruptionBudget refused an eviction (the message
+    #: names the node(s) and the budget(s), a few of each); False otherwise
+    DRAIN_BLOCKED = "DrainBlocked"
 
 
 class ConditionReason(StrEnum):
@@ -51,6 +54,8 @@ class ConditionReason(StrEnum):
     BLOCKED_BY_PODS = "BlockedByPods"  # every pending node has a pod matching blockingPodSelector
     NOT_ACTIVE = "NotActive"  # a Progressing/Paused/Complete condition that is False
     RECONCILED = "Reconciled"  # ReconcileError back to False
+    POD_DISRUPTION_BUDGET = "PodDisruptionBudget"  # DrainBlocked True: a budget refused an eviction
+    NOT_BLOCKED = "NotBlocked"  # DrainBlocked False: no drain waits on a budget
     INTERNAL_ERROR = "InternalError"
     INVALID_SPEC = "InvalidSpec"
 

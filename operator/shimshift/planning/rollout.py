@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from shimshift.model import keys
+from shimshift.model.keys import StepId
 from shimshift.model.spec import ControlPlanePolicy, Mode, NodeMigrationSpec
 from shimshift.model.status import (
     Condition,
@@ -32,6 +33,7 @@ from shimshift.model.status import (
     NodePhase,
     NodeRecord,
     Phase,
+    StepState,
 )
 from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
@@ -289,3 +291,61 @@ def condition_updates(
         )
     kept = [c for c in previous if c.type not in wanted]
     return (*out, *kept)
+
+
+#: How many nodes and budgets the DrainBlocked condition names (the rest are counted).
+DRAIN_BLOCKED_NAMED = 3
+
+
+def drain_blocked_condition(
+    previous: Sequence[Condition],
+    nodes: Sequence[NodeRecord],
+    waits: Mapping[str, tuple[str, ...]] | None,
+    now: dt.datetime,
+    generation: int,
+) -> Condition:
+    """The DrainBlocked condition: True while a node in its drain step waits on a PodDisruptionBudget.
+
+    `waits` is what this pass's drain passes said (node -> the budgets it waits on, empty: none); None
+    before any ran. A node still draining that no pass has spoken for yet (a pass that ended before
+    its turn, a restarted operator) leaves a True condition as it was, so it does not flap.
+    """
+    before = next((c for c in previous if c.type == ConditionType.DRAIN_BLOCKED), None)
+    draining = sorted(
+        r.name
+        for r in nodes
+        if r.phase in IN_FLIGHT and r.step == StepId.DRAIN and r.step_state == StepState.STARTED
+    )
+    known = waits or {}
+    blocked = {n: known[n] for n in draining if known.get(n)}
+    unknown = [n for n in draining if n not in known]
+    if not blocked and unknown and before is not None and before.status == "True":
+        return replace(before, observed_generation=generation)
+    if blocked:
+        budgets = sorted({b for names in blocked.values() for b in names})
+        subject = (
+            f"the drain of node {next(iter(blocked))} waits"
+            if len(blocked) == 1
+            else f"the drains of nodes {name_some(blocked, DRAIN_BLOCKED_NAMED)} wait"
+        )
+        message = f"{subject} on PodDisruptionBudget {name_some(budgets, DRAIN_BLOCKED_NAMED)}"
+        status, reason = "True", ConditionReason.POD_DISRUPTION_BUDGET
+    else:
+        message, status, reason = "", "False", ConditionReason.NOT_BLOCKED
+    since = before.last_transition_time if before is not None and before.status == status else iso(now)
+    return Condition(
+        type=ConditionType.DRAIN_BLOCKED,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def with_condition(conditions: Sequence[Condition], condition: Condition) -> tuple[Condition, ...]:
+    """`conditions` with `condition` in place of the one of its type (appended when there is none)."""
+    out = [condition if c.type == condition.type else c for c in conditions]
+    if all(c.type != condition.type for c in conditions):
+        out.append(condition)
+    return tuple(out)

@@ -40,6 +40,9 @@ class Outcome:
     done: bool
     record: NodeRecord
     message: str = ""
+    #: set by a drain pass: the PodDisruptionBudgets its node waits on now (empty: none); None from
+    #: every other step
+    waits_on_budgets: tuple[str, ...] | None = None
 
 
 class NodePort(Protocol):
@@ -77,6 +80,8 @@ class DrainPass(Protocol):
     def refused(self) -> tuple[str, ...]: ...
     @property
     def blocked(self) -> Sequence[object]: ...
+    @property
+    def budgets(self) -> tuple[str, ...]: ...
     @property
     def done(self) -> bool: ...
     def describe(self) -> str: ...

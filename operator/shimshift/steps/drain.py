@@ -4,7 +4,8 @@ restarts); then fail, or with `onTimeout: DeletePods` delete what is left, bypas
 
 Which pod goes how is `shimshift.planning.drain.classify_pod` (the plan report uses the same rules);
 one pass against the API is `shimshift.kube.drain.drain_pass`, behind `StepCluster.drain_pass`. With
-its Done the step records the DaemonSets that have a pod on the node, which verify waits for. Pods
+its Done the step records the DaemonSets that have a pod on the node, which verify waits for. Each
+pass tells the engine the PodDisruptionBudgets the node waits on (the `DrainBlocked` condition). Pods
 are not put back: there is no undo.
 """
 
@@ -25,7 +26,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
         return outcome
     # what must run here again after the switch, recorded with the drain's Done (one write)
     daemonsets = ctx.cluster.daemonsets_on(record.name)
-    return Outcome(True, replace(outcome.record, daemonsets=daemonsets), outcome.message)
+    return replace(outcome, record=replace(outcome.record, daemonsets=daemonsets))
 
 
 def drain_once(ctx: StepContext, migration: NodeMigration, record: NodeRecord) -> Outcome:
@@ -56,10 +57,10 @@ def drain_once(ctx: StepContext, migration: NodeMigration, record: NodeRecord) -
         raise StepFailed(progress.describe())
     message = progress.describe()
     if progress.done:
-        return Outcome(True, record, message)
+        return Outcome(True, record, message, waits_on_budgets=())
     if progress.blocked and message != previous:
         ctx.cluster.event(migration, name, True, EventReason.EVICTION_BLOCKED, message)
-    return Outcome(False, record, message)
+    return Outcome(False, record, message, waits_on_budgets=progress.budgets)
 
 
 STEP = Step(StepId.DRAIN, _run)
