@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
+from testbed.kubeapi.kubectl import Kubectl, find_kubectl
 
 from shimshift.model import keys
 from shimshift.model.status import Condition, NodePhase, Phase
@@ -58,6 +59,7 @@ class Watcher(threading.Thread):
         self.cluster = cluster
         self.stop = threading.Event()
         self.max_cordoned = 0
+        self.max_scale_down_disabled = 0  # nodes carrying the autoscaler annotation shimshift set
         self.rows: list[list[Any]] = []
 
     def run(self) -> None:
@@ -67,6 +69,13 @@ class Watcher(threading.Thread):
                 1 for n in nodes if keys.CORDONED_BY_ANNOTATION in (n["metadata"].get("annotations") or {})
             )
             self.max_cordoned = max(self.max_cordoned, ours)
+            kept_off = sum(
+                1
+                for n in nodes
+                if (n["metadata"].get("annotations") or {}).get(keys.SCALE_DOWN_DISABLED_ANNOTATION) == "true"
+                and keys.SCALE_DOWN_DISABLED_BY_ANNOTATION in (n["metadata"].get("annotations") or {})
+            )
+            self.max_scale_down_disabled = max(self.max_scale_down_disabled, kept_off)
             try:
                 rows = table(self.cluster, "/apis/shimshift.io/v1alpha1/nodemigrations").get("rows") or []
             except OSError:
@@ -75,8 +84,12 @@ class Watcher(threading.Thread):
 
 
 def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
-    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path, tmp_path: Path
 ) -> None:
+    binary = find_kubectl()
+    if binary is None:
+        pytest.skip("no kubectl: run scripts/setup (installs .tools/bin/kubectl) or install kubectl")
+    kubectl = Kubectl(binary, cluster.kubeconfig, tmp_path / "kubectl-cache")
     cluster.seed([node(f"w{i}") for i in range(1, 5)])
     cluster.seed(web(replicas=4, min_available=3))
     eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 4, 10, "web pods ready")
@@ -86,16 +99,23 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
     watcher.start()
     before = len(cluster.requests)
     cluster.seed(migration(rollout={"maxUnavailable": 2}))
+    waiter = kubectl.popen("wait", "--for=condition=Complete", "nm/m", "--timeout=90s")
 
     try:
         eventually(
             lambda: status_of(cluster).phase in (Phase.SUCCEEDED, Phase.FAILED, Phase.PAUSED), 90, "the end"
         )
+        out, err = waiter.communicate(timeout=30)
     finally:
         watcher.stop.set()
         watcher.join(timeout=5)
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
     status = status_of(cluster)
     assert status.phase == Phase.SUCCEEDED, operator.logs()[-3000:]
+    assert waiter.returncode == 0, err
+    assert "condition met" in out, out
 
     for n in cluster.list("nodes"):
         meta, spec = n["metadata"], n["spec"]
@@ -104,7 +124,10 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
         assert not spec.get("unschedulable"), meta["name"]
         assert meta["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
         assert keys.LOCK_ANNOTATION not in (meta.get("annotations") or {})
+        assert keys.SCALE_DOWN_DISABLED_ANNOTATION not in (meta.get("annotations") or {})
+        assert keys.SCALE_DOWN_DISABLED_BY_ANNOTATION not in (meta.get("annotations") or {})
     assert 0 < watcher.max_cordoned <= 2
+    assert 0 < watcher.max_scale_down_disabled <= 2  # the cluster autoscaler kept off the nodes in flight
     eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 4, 10, "web pods ready again")
     assert min_healthy_after_ready(cluster, 4) >= 3
     during = list(cluster.requests)[before:]
@@ -238,6 +261,17 @@ def test_deleting_a_migration_mid_flight_releases_the_node_before_the_object_goe
     eventually(lambda: (cluster.get("nodes", "w1") or {}).get("spec", {}).get("unschedulable"), 30, "cordon")
     obj = cluster.get("nodemigrations.shimshift.io", "m")
     assert obj is not None and keys.FINALIZER in obj["metadata"]["finalizers"]
+    in_flight = (cluster.get("nodes", "w1") or {}).get("metadata", {}).get("annotations") or {}
+    assert in_flight.get(keys.SCALE_DOWN_DISABLED_ANNOTATION) == "true"
+    blocked = eventually(
+        lambda: next(
+            (c for c in status_of(cluster).conditions if c.type == "DrainBlocked" and c.status == "True"),
+            None,
+        ),
+        30,
+        "the DrainBlocked condition",
+    )
+    assert blocked.message == "the drain of node w1 waits on PodDisruptionBudget default/web-pdb"
 
     cluster.delete("nodemigrations.shimshift.io", "m")
 
@@ -245,6 +279,8 @@ def test_deleting_a_migration_mid_flight_releases_the_node_before_the_object_goe
     w1 = cluster.get("nodes", "w1")
     assert w1 is not None and not w1["spec"].get("unschedulable")
     assert keys.LOCK_ANNOTATION not in (w1["metadata"].get("annotations") or {})
+    assert keys.SCALE_DOWN_DISABLED_ANNOTATION not in (w1["metadata"].get("annotations") or {})
+    assert keys.SCALE_DOWN_DISABLED_BY_ANNOTATION not in (w1["metadata"].get("annotations") or {})
 
 
 def test_plan_mode_writes_the_report_to_a_configmap_and_changes_nothing(
