@@ -66,6 +66,19 @@ def test_it_is_removed_after_a_rollback(clock: Clock) -> None:
     assert BY not in _annotations(cluster, "w1")
 
 
+def test_a_node_left_for_inspection_under_manual_rollback_keeps_it_with_the_lock(clock: Clock) -> None:
+    cluster = FakeCluster(workers(1), clock)
+    nodes = FakeNodes(cluster)
+    nodes.fail["w1"] = "switch"
+    cluster.create(manifest(rollback="Manual"))
+
+    assert run_to_end(cluster, nodes, clock).phase == Phase.PAUSED
+
+    assert _annotations(cluster, "w1")[keys.LOCK_ANNOTATION] == "m"
+    assert _annotations(cluster, "w1")[SDD] == "true"
+    assert _annotations(cluster, "w1")[BY] == "m"
+
+
 def test_it_is_removed_when_the_migration_is_deleted_during_the_drain(clock: Clock) -> None:
     blocked = FakeNode("w1", pods=["shop/web-0"], blocked_pods={"shop/web-0": "shop/web-pdb"})
     cluster = FakeCluster([blocked], clock)
