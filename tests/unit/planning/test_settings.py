@@ -26,6 +26,7 @@ from shimshift.model.dockerera import (
     DAEMON_JSON,
     DAEMON_JSON_BY_VALUE,
     DAEMON_JSON_IMPORTED,
+    DAEMON_JSON_TO_KUBELET,
     DAEMON_JSON_TRANSLATED,
     KUBELET_FLAGS,
     KUBELET_FLAGS_BY_VALUE,
@@ -52,6 +53,7 @@ from shimshift.planning.settings import (
     KUBELET_FLAG_IGNORED,
     KUBELET_FLAG_NOT_CARRIED,
     KUBELET_FLAG_REFUSED,
+    LOG_ROTATION_KUBELET_KEPT,
     SETTING_NOT_CARRIED,
 )
 from shimshift.rendering import facts_from_json_text, render_node_config
@@ -179,7 +181,7 @@ VALUES: Mapping[str, tuple[Any, ...]] = {
     "exec-opts": (["native.cgroupdriver=systemd"], ["native.cgroupdriver=cgroupfs", "native.umask=normal"]),
     "storage-driver": ("overlay2", "devicemapper", "btrfs", "zfs", "vfs"),
     "log-driver": ("json-file", "journald", "fluentd", "local"),
-    "log-opts": ({"max-size": "100m", "max-file": "3"},),
+    "log-opts": ({"max-size": "100m", "max-file": "3"}, {"max-size": "100m"}, {"max-size": "-1"}),
     "default-runtime": ("runc", "nvidia"),
     "runtimes": ({"nvidia": {"path": "nvidia-container-runtime"}},),
     "selinux-enabled": (True, False),
@@ -325,7 +327,7 @@ def test_a_node_whose_settings_are_all_carried_or_meaningless_is_clean() -> None
 
 
 def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() -> None:
-    report = plan(probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m"}}, BASE_FLAGS))
+    report = plan(probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "-1"}}, BASE_FLAGS))
     (finding,) = about(report, "daemon.json log-opts")
     assert (finding.code, finding.level, finding.node) == (DAEMON_JSON_NOT_CARRIED, Level.WARNING, "n1")
     assert "containerLogMaxSize" in finding.advice
@@ -333,6 +335,49 @@ def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() 
     # the settings table keeps its row too
     rows = [c for c in only_node(report).containerd.carryover if c.source == "daemon.json log-opts"]
     assert [r.carried for r in rows] == [False]
+
+
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+
+
+def test_docker_log_rotation_is_carried_into_the_kubelet_and_the_plan_shows_the_diff() -> None:
+    report = plan(
+        probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "3"}}, BASE_FLAGS)
+    )
+    assert about(report, "daemon.json log-opts") == []
+    assert report.summary.exit_code == EXIT_CLEAN
+    n = only_node(report)
+    (change,) = [c for c in n.kubelet.changes if c.path == KUBELET_CONFIG]
+    assert (change.after or "").endswith("containerLogMaxSize: 100Mi\ncontainerLogMaxFiles: 3\n")
+    assert any("containerLogMaxSize 100Mi" in note for note in n.kubelet.notes)
+    # no row of the containerd settings table says it is lost
+    assert [c for c in n.containerd.carryover if c.source == "daemon.json log-opts"] == []
+
+
+def test_a_max_file_of_1_becomes_2_with_a_warning() -> None:
+    report = plan(
+        probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "1"}}, BASE_FLAGS)
+    )
+    (finding,) = about(report, "daemon.json log-opts")
+    assert (finding.code, finding.level) == (DAEMON_JSON_NOT_CARRIED, Level.WARNING)
+    assert "containerLogMaxFiles 2" in finding.message and "Docker kept 1 file" in finding.message
+    (change,) = [c for c in only_node(report).kubelet.changes if c.path == KUBELET_CONFIG]
+    assert "containerLogMaxFiles: 2\n" in (change.after or "")
+
+
+def test_a_kubelet_that_sets_its_own_rotation_keeps_it_and_the_plan_says_so() -> None:
+    config = node_files("kubeadm-systemd")[KUBELET_CONFIG] + "containerLogMaxSize: 50Mi\n"
+    facts = probed_facts(
+        {**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "3"}},
+        BASE_FLAGS,
+        {KUBELET_CONFIG: config},
+    )
+    report = plan(facts)
+    (finding,) = about(report, "daemon.json log-opts")
+    assert (finding.code, finding.level) == (LOG_ROTATION_KUBELET_KEPT, Level.INFO)
+    assert "containerLogMaxSize: 50Mi" in finding.message and "containerLogMaxFiles 3" in finding.message
+    (change,) = [c for c in only_node(report).kubelet.changes if c.path == KUBELET_CONFIG]
+    assert "containerLogMaxSize: 50Mi\n" in (change.after or "") and "100Mi" not in (change.after or "")
 
 
 def test_kubenet_has_no_containerd_equivalent_so_it_blocks_the_node() -> None:
@@ -466,9 +511,13 @@ def test_every_documented_key_and_flag_ends_translated_refused_or_reported(
     levels = {f.level for f in n.findings}
 
     for key, value in daemon.items():
-        fate = daemon_json_fate(key, value).fate
+        fate = daemon_json_fate(key, value, daemon).fate
         subject = f"daemon.json {key}"
         found = about(report, subject)
+        if fate is Fate.TRANSLATED and key in DAEMON_JSON_TO_KUBELET:
+            # carried by the switch's kubelet edit, which the plan shows; nothing to report
+            assert found == [] and any("log-opts" in note for note in n.kubelet.notes), (key, value)
+            continue
         if fate is Fate.TRANSLATED and (import_docker or key not in DAEMON_JSON_IMPORTED):
             carried = [c for c in n.containerd.carryover if c.source == subject and c.carried]
             lost = [f for f in found if f.code == SETTING_NOT_CARRIED]
