@@ -529,6 +529,53 @@ def cni_dir_key(flag: str, schema: int) -> str:
     return f'plugins."{plugin}".cni.{"bin_dir" if flag == "cni-bin-dir" else "conf_dir"}'
 
 
+_PATH = re.compile(r"^/[^\s\x00-\x1f\x7f,\"\\]*$")
+
+
+def _dirs(value: str) -> tuple[str, ...]:
+    """A --cni-*-dir value as directories (the kubelet splits --cni-bin-dir on commas)."""
+    return tuple(d.strip().rstrip("/") or "/" for d in value.split(",") if d.strip())
+
+
+@dataclass(frozen=True)
+class CniDirs:
+    """The node's own CNI directories, from its kubelet's (or cri-dockerd's) dockershim flags, that
+    containerd's CRI plugin is given: empty when the node uses containerd's defaults."""
+
+    bin_dirs: tuple[str, ...] = ()
+    conf_dir: str | None = None
+
+
+def node_cni_dirs(
+    kubelet_flags: tuple[tuple[str, str], ...],
+    cri_dockerd_flags: tuple[tuple[str, str], ...] = (),
+    *,
+    schema: int = 2,
+) -> CniDirs:
+    """The CNI directories to carry into containerd for `schema`: the kubelet's flag, else
+    cri-dockerd's (where dockershim's settings live on 1.24+ nodes); a default directory needs
+    nothing, and what containerd cannot take (several bin directories before schema 4, which has
+    bin_dirs; a value that is not an absolute path) is not carried, so the flag stays a blocker.
+
+    The bin directory is the node's own: its kubelet already ran CNI plugins from it as root, so it
+    is carried without spec.containerd.allowUnsafe (which a bin_dir set in extraConfig needs)."""
+    flags = dict(cri_dockerd_flags) | dict(kubelet_flags)
+    bins = _dirs(flags.get("cni-bin-dir", ""))
+    confs = _dirs(flags.get("cni-conf-dir", ""))
+    carried_bins: tuple[str, ...] = ()
+    if (
+        bins
+        and bins != (CNI_BIN_DIR,)
+        and all(_PATH.match(d) for d in bins)
+        and (len(bins) == 1 or schema >= 4)
+    ):
+        carried_bins = bins
+    conf = None
+    if len(confs) == 1 and confs[0] != CNI_CONF_DIR and _PATH.match(confs[0]):
+        conf = confs[0]
+    return CniDirs(carried_bins, conf)
+
+
 def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
     """What becomes of kubelet flag `--name=value`; `carried`: containerd's rendered configuration
     already holds its value (a CNI directory set through spec.containerd.extraConfig)."""
@@ -546,10 +593,14 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         if value.rstrip("/") == default:
             return _i(_DROPPED + f": containerd's CRI plugin reads {default} by default too")
         if carried:
-            what = "bin_dir" if name == "cni-bin-dir" else "conf_dir"
-            return _t(f"containerd's CNI {what} (set by {_EXTRA})")
+            what = "bin_dir (bin_dirs in schema 4)" if name == "cni-bin-dir" else "conf_dir"
+            return _t(
+                f"carried: containerd's CNI {what} is {value}, and the switch drops the flag "
+                "(dockershim-only; kubelet 1.24+ refuses it)"
+            )
         return _x(
-            f"containerd's CRI plugin would look for CNI in {default} instead, so pods "
+            f"containerd's CRI plugin would look for CNI in {default} instead (shimshift carries one "
+            "absolute directory, several bin directories only into schema 4's bin_dirs), so pods "
             "would get no network and the node would stay NotReady",
             f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
             f"{value} in {_EXTRA}"

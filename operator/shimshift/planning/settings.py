@@ -45,9 +45,11 @@ SETTING_NOT_CARRIED = "SettingNotCarried"
 KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
 KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
 KUBELET_FLAG_IGNORED = "KubeletFlagIgnored"
+KUBELET_FLAG_CARRIED = "KubeletFlagCarried"
 CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
 CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
+CRI_DOCKERD_FLAG_CARRIED = "CriDockerdFlagCarried"
 
 _LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
 _DAEMON_CODES = {
@@ -202,6 +204,16 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.TRANSLATED and carried:  # the node's CNI directory, now containerd's
+            yield Finding(
+                KUBELET_FLAG_CARRIED,
+                Level.INFO,
+                f"kubelet --{name}={shown_value(value)}: {rule.text}",
+                "",
+                facts.node,
+                f"--{name}",
+            )
+            continue
         if rule.fate is Fate.TRANSLATED:
             continue
         yield Finding(
@@ -270,6 +282,16 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
+        if rule.fate is Fate.TRANSLATED and carried:
+            yield Finding(
+                CRI_DOCKERD_FLAG_CARRIED,
+                Level.INFO,
+                f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
+                "",
+                facts.node,
+                f"cri-dockerd --{name}",
+            )
+            continue
         if rule.fate is Fate.TRANSLATED:
             continue
         yield Finding(

@@ -44,12 +44,14 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.findings import Finding, Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN, EXIT_WARNINGS, NodeReport, PlanReport
 from shimshift.planning.settings import (
+    CRI_DOCKERD_FLAG_CARRIED,
     CRI_DOCKERD_FLAG_IGNORED,
     CRI_DOCKERD_FLAG_NOT_CARRIED,
     CRI_DOCKERD_FLAG_REFUSED,
     DAEMON_JSON_IGNORED,
     DAEMON_JSON_NOT_CARRIED,
     DAEMON_JSON_REFUSED,
+    KUBELET_FLAG_CARRIED,
     KUBELET_FLAG_IGNORED,
     KUBELET_FLAG_NOT_CARRIED,
     KUBELET_FLAG_REFUSED,
@@ -388,25 +390,52 @@ def test_kubenet_has_no_containerd_equivalent_so_it_blocks_the_node() -> None:
     assert report.summary.exit_code == EXIT_BLOCKERS
 
 
-def test_a_custom_cni_bin_dir_blocks_unless_extra_config_carries_it() -> None:
-    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"))
+def test_a_custom_cni_dir_is_carried_into_containerd_without_allow_unsafe() -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"), ("cni-conf-dir", "/etc/kubernetes/cni"))
     report = plan(probed_facts(BASE_DAEMON, flags))
-    (finding,) = about(report, "--cni-bin-dir")
-    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
-    assert 'plugins."io.containerd.grpc.v1.cri".cni.bin_dir' in finding.advice
-    assert "RuntimeBinary" in finding.advice
-    carried = spec(
+    for flag in ("cni-bin-dir", "cni-conf-dir"):
+        (finding,) = about(report, f"--{flag}")
+        assert (finding.code, finding.level) == (KUBELET_FLAG_CARRIED, Level.INFO), flag
+        assert finding.message.startswith(f"kubelet --{flag}=") and ": carried: " in finding.message
+    n = only_node(report)
+    cni = tomllib.loads(config_toml(n))["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
+    assert cni == {"bin_dir": "/usr/libexec/cni", "conf_dir": "/etc/kubernetes/cni"}
+    # the node's own directory needs no allowUnsafe: its kubelet already ran CNI plugins from it
+    assert report.blockers == () and report.warnings == ()
+    # and the switch drops the flags as it drops every dockershim-only flag
+    assert any("--cni-bin-dir" in note and "--cni-conf-dir" in note for note in n.kubelet.notes)
+
+
+def test_a_cni_dir_containerd_would_not_read_still_blocks() -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"))
+    # extraConfig wins over the carried directory: the kubelet's plugins would not be found
+    other = spec(
         containerd={
-            "extraConfig": '[plugins."io.containerd.grpc.v1.cri".cni]\nbin_dir = "/usr/libexec/cni"\n',
+            "extraConfig": '[plugins."io.containerd.grpc.v1.cri".cni]\nbin_dir = "/srv/cni"\n',
             "allowUnsafe": ["RuntimeBinary"],
         }
     )
-    report = plan(probed_facts(BASE_DAEMON, flags), carried)
-    assert about(report, "--cni-bin-dir") == []
-    # what is left is the warning every allowed unsafe setting gets
-    assert report.blockers == ()
-    assert [f.code for f in report.warnings] == ["ContainerdRenderWarning"]
-    assert "RuntimeBinary" in report.warnings[0].message
+    (finding,) = about(plan(probed_facts(BASE_DAEMON, flags), other), "--cni-bin-dir")
+    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
+    assert 'plugins."io.containerd.grpc.v1.cri".cni.bin_dir' in finding.advice
+    assert "RuntimeBinary" in finding.advice
+    # several bin directories: schema 2 has a single bin_dir
+    several = (*BASE_FLAGS, ("cni-bin-dir", "/opt/cni/bin,/usr/libexec/cni"))
+    (finding,) = about(plan(probed_facts(BASE_DAEMON, several)), "--cni-bin-dir")
+    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
+
+
+@pytest.mark.parametrize(("schema", "key"), [(3, "bin_dir"), (4, "bin_dirs")])
+def test_containerd_2_gets_the_cni_dirs_in_its_runtime_plugin(schema: int, key: str) -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"), ("cni-conf-dir", "/etc/kubernetes/cni"))
+    facts = probed_facts(BASE_DAEMON, flags)
+    facts = replace(facts, containerd_version="2.3.7" if schema == 4 else "2.2.9")
+    rendered = render_node_config(spec(containerd={"configVersion": schema}), facts)
+    cni = tomllib.loads(rendered.config_toml.text)["plugins"]["io.containerd.cri.v1.runtime"]["cni"]
+    expected = ["/usr/libexec/cni"] if schema == 4 else "/usr/libexec/cni"
+    assert cni == {key: expected, "conf_dir": "/etc/kubernetes/cni"}
+    report = plan(facts, spec(containerd={"configVersion": schema}))
+    assert {f.code for f in about(report, "--cni-bin-dir")} == {KUBELET_FLAG_CARRIED}
 
 
 DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
@@ -535,9 +564,11 @@ def test_every_documented_key_and_flag_ends_translated_refused_or_reported(
     for name, value in flags:
         found = about(report, f"--{name}")
         fate = kubelet_flag_fate(name, value, carried=False).fate
-        if name in ("cni-bin-dir",) and carry_cni and fate is Fate.REFUSED:
+        if name in ("cni-bin-dir", "cni-conf-dir") and fate is Fate.REFUSED:
+            # the node's own directory is carried into containerd (extraConfig sets the same one)
             cni = config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
-            assert cni["bin_dir"] == value and found == []
+            assert cni["bin_dir" if name == "cni-bin-dir" else "conf_dir"] == value
+            assert [(f.code, f.level) for f in found] == [(KUBELET_FLAG_CARRIED, Level.INFO)], (name, value)
             continue
         if fate is Fate.TRANSLATED:
             assert found == []
@@ -623,10 +654,15 @@ def test_cri_dockerd_with_kubenet_a_custom_cni_dir_or_another_sandbox_image_is_n
         "--pod-infra-container-image=registry.example.com/pause:3.5 --some-new-flag=1"
     )
     report = plan(facts)
-    for flag in ("network-plugin", "cni-conf-dir"):
-        (finding,) = about(report, f"cri-dockerd --{flag}")
-        assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_REFUSED, Level.BLOCKER)
-        assert CRI_DOCKERD_UNIT in finding.message
+    (finding,) = about(report, "cri-dockerd --network-plugin")
+    assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_REFUSED, Level.BLOCKER)
+    assert CRI_DOCKERD_UNIT in finding.message
+    # its CNI directory is carried into containerd, as the kubelet's would be
+    (finding,) = about(report, "cri-dockerd --cni-conf-dir")
+    assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_CARRIED, Level.INFO)
+    assert CRI_DOCKERD_UNIT in finding.message
+    cni = tomllib.loads(config_toml(only_node(report)))["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
+    assert cni == {"conf_dir": "/etc/kubernetes/cni"}
     for flag in ("pod-infra-container-image", "some-new-flag"):
         (finding,) = about(report, f"cri-dockerd --{flag}")
         assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_NOT_CARRIED, Level.WARNING)
@@ -662,6 +698,9 @@ def test_every_cri_dockerd_flag_ends_translated_refused_or_reported(flags: list[
         fate = cri_dockerd_flag_fate(name, value).fate
         if name == "pod-infra-container-image" and f"sandbox image {value}:" in sandbox:
             assert found == []
+            continue
+        if name in ("cni-bin-dir", "cni-conf-dir") and fate is Fate.REFUSED:  # carried into containerd
+            assert [(f.code, f.level) for f in found] == [(CRI_DOCKERD_FLAG_CARRIED, Level.INFO)]
             continue
         assert [f.level for f in found] == [_LEVEL_OF[fate]], (name, value)
 
