@@ -544,18 +544,20 @@ class CniDirs:
 
     bin_dirs: tuple[str, ...] = ()
     conf_dir: str | None = None
+    as_list: bool = False  # rendered as bin_dirs (containerd 2.1 and later), else bin_dir
 
 
 def node_cni_dirs(
     kubelet_flags: tuple[tuple[str, str], ...],
     cri_dockerd_flags: tuple[tuple[str, str], ...] = (),
     *,
-    schema: int = 2,
+    bin_dirs: bool = False,
 ) -> CniDirs:
-    """The CNI directories to carry into containerd for `schema`: the kubelet's flag, else
-    cri-dockerd's (where dockershim's settings live on 1.24+ nodes); a default directory needs
-    nothing, and what containerd cannot take (several bin directories before schema 4, which has
-    bin_dirs; a value that is not an absolute path) is not carried, so the flag stays a blocker.
+    """The CNI directories to carry into containerd: the kubelet's flag, else cri-dockerd's (where
+    dockershim's settings live on 1.24+ nodes); `bin_dirs`: containerd reads the bin_dirs list (2.1
+    and later, which log bin_dir as deprecated). A default directory needs nothing, and what
+    containerd cannot take (several bin directories without bin_dirs; a value that is not an
+    absolute path) is not carried, so the flag stays a blocker.
 
     The bin directory is the node's own: its kubelet already ran CNI plugins from it as root, so it
     is carried without spec.containerd.allowUnsafe (which a bin_dir set in extraConfig needs)."""
@@ -563,17 +565,12 @@ def node_cni_dirs(
     bins = _dirs(flags.get("cni-bin-dir", ""))
     confs = _dirs(flags.get("cni-conf-dir", ""))
     carried_bins: tuple[str, ...] = ()
-    if (
-        bins
-        and bins != (CNI_BIN_DIR,)
-        and all(_PATH.match(d) for d in bins)
-        and (len(bins) == 1 or schema >= 4)
-    ):
+    if bins and bins != (CNI_BIN_DIR,) and all(_PATH.match(d) for d in bins) and (len(bins) == 1 or bin_dirs):
         carried_bins = bins
     conf = None
     if len(confs) == 1 and confs[0] != CNI_CONF_DIR and _PATH.match(confs[0]):
         conf = confs[0]
-    return CniDirs(carried_bins, conf)
+    return CniDirs(carried_bins, conf, bin_dirs)
 
 
 def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
@@ -593,14 +590,14 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         if value.rstrip("/") == default:
             return _i(_DROPPED + f": containerd's CRI plugin reads {default} by default too")
         if carried:
-            what = "bin_dir (bin_dirs in schema 4)" if name == "cni-bin-dir" else "conf_dir"
+            what = "bin_dir (bin_dirs from containerd 2.1)" if name == "cni-bin-dir" else "conf_dir"
             return _t(
                 f"carried: containerd's CNI {what} is {value}, and the switch drops the flag "
                 "(dockershim-only; kubelet 1.24+ refuses it)"
             )
         return _x(
             f"containerd's CRI plugin would look for CNI in {default} instead (shimshift carries one "
-            "absolute directory, several bin directories only into schema 4's bin_dirs), so pods "
+            "absolute directory, several bin directories only into bin_dirs of containerd 2.1+), so pods "
             "would get no network and the node would stay NotReady",
             f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
             f"{value} in {_EXTRA}"

@@ -267,7 +267,9 @@ def render_node_config(
     sandbox = choose_sandbox_image(co.sandbox_image, facts, intents)
     plans = plan_hosts(intents, layout, translation.insecure_networks)
 
-    cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, schema=version)
+    release = (facts.containerd_major or 0, facts.containerd_minor or 0)
+    bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
+    cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
@@ -276,6 +278,7 @@ def render_node_config(
             "systemd_cgroup": systemd,
             "certs_dir": layout.certs_dir,
             "cni_bin_dirs": cni.bin_dirs,
+            "cni_bin_dirs_list": cni.as_list,
             "cni_conf_dir": cni.conf_dir,
         },
     )

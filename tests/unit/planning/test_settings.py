@@ -425,14 +425,17 @@ def test_a_cni_dir_containerd_would_not_read_still_blocks() -> None:
     assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
 
 
-@pytest.mark.parametrize(("schema", "key"), [(3, "bin_dir"), (4, "bin_dirs")])
-def test_containerd_2_gets_the_cni_dirs_in_its_runtime_plugin(schema: int, key: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "schema", "key"),
+    [("2.0.5", 3, "bin_dir"), ("2.2.9", 3, "bin_dirs"), ("2.3.7", 4, "bin_dirs")],
+)
+def test_containerd_2_gets_the_cni_dirs_in_its_runtime_plugin(version: str, schema: int, key: str) -> None:
     flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"), ("cni-conf-dir", "/etc/kubernetes/cni"))
     facts = probed_facts(BASE_DAEMON, flags)
-    facts = replace(facts, containerd_version="2.3.7" if schema == 4 else "2.2.9")
+    facts = replace(facts, containerd_version=version)
     rendered = render_node_config(spec(containerd={"configVersion": schema}), facts)
     cni = tomllib.loads(rendered.config_toml.text)["plugins"]["io.containerd.cri.v1.runtime"]["cni"]
-    expected = ["/usr/libexec/cni"] if schema == 4 else "/usr/libexec/cni"
+    expected = ["/usr/libexec/cni"] if key == "bin_dirs" else "/usr/libexec/cni"
     assert cni == {key: expected, "conf_dir": "/etc/kubernetes/cni"}
     report = plan(facts, spec(containerd={"configVersion": schema}))
     assert {f.code for f in about(report, "--cni-bin-dir")} == {KUBELET_FLAG_CARRIED}
