@@ -233,7 +233,7 @@ def explicit_log_rotation(kubelet: KubeletFacts) -> dict[str, str]:
     flags = dict(kubelet.flags)
     for key, flag in LOG_ROTATION_KEYS.items():
         if flag in flags:
-            out[key] = f"--{flag}={flags[flag]} ({kubelet.flags_file or 'flags file'})"
+            out[key] = f"--{flag}={flags[flag]} (the kubelet's flags)"
         elif key in kubelet.config:
             out[key] = f"{key}: {kubelet.config[key]} ({kubelet.config_file or 'KubeletConfiguration'})"
         else:

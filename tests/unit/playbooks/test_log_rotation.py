@@ -109,3 +109,16 @@ def test_a_kubelet_that_sets_its_own_rotation_keeps_it() -> None:
         "n1", kubelet_facts("kubeadm-systemd", files), endpoint=ENDPOINT, log_rotation=rotation
     )
     assert CONFIG not in switch.paths and switch.log_rotation == ()
+
+
+def test_a_rotation_flag_of_the_kubelet_is_kept_too() -> None:
+    files = node_files("kubeadm-systemd")
+    flags_file = "/var/lib/kubelet/kubeadm-flags.env"
+    files[flags_file] = files[flags_file].replace('ARGS="', 'ARGS="--container-log-max-files=4 ', 1)
+    kubelet = kubelet_facts("kubeadm-systemd", files)
+    rotation = log_rotation({"log-opts": {"max-size": "100m", "max-file": "3"}})
+    switch = plan_kubelet_switch("n1", kubelet, endpoint=ENDPOINT, log_rotation=rotation)
+    assert switch.log_rotation == (("containerLogMaxSize", "100Mi", CONFIG),)
+    edits = {e.path: e.after for e in switch.edits}
+    assert "containerLogMaxFiles" not in edits[CONFIG]
+    assert "--container-log-max-files=4" in edits[flags_file]
