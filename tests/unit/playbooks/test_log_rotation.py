@@ -4,10 +4,13 @@ own; the edit changes only the bytes it adds, so the undo's byte-for-byte restor
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
 from shimshift.model.dockerera import Fate, daemon_json_fate, kubelet_quantity, log_rotation
+from shimshift.model.errors import NodeError
 from shimshift.steps.kubeletfiles import env_value, split_flags
 from shimshift.steps.nodeplan import NodeRunPlan
 from shimshift.steps.switch.kubelet import plan_kubelet_switch
@@ -122,3 +125,12 @@ def test_a_rotation_flag_of_the_kubelet_is_kept_too() -> None:
     edits = {e.path: e.after for e in switch.edits}
     assert "containerLogMaxFiles" not in edits[CONFIG]
     assert "--container-log-max-files=4" in edits[flags_file]
+
+
+@pytest.mark.parametrize("text", ["{a: 1}\n", "- a\n- b\n", "key: [unclosed\n"])
+def test_a_config_file_the_rotation_cannot_be_written_into_is_that_nodes_error(text: str) -> None:
+    files = {**node_files("kubeadm-systemd"), CONFIG: text}
+    kubelet = dataclasses.replace(kubelet_facts("kubeadm-systemd"), files=files)
+    rotation = log_rotation({"log-opts": {"max-size": "100m", "max-file": "3"}})
+    with pytest.raises(NodeError, match=CONFIG):
+        plan_kubelet_switch("n1", kubelet, endpoint=ENDPOINT, log_rotation=rotation)

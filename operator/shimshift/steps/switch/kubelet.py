@@ -190,8 +190,16 @@ def plan_kubelet_switch(
             wanted["containerLogMaxFiles"] = log_rotation.max_files
         wanted = {k: v for k, v in wanted.items() if k not in explicit}
         if wanted and config_file and config_file in new:
+            _yaml_mapping(new[config_file], config_file, node)  # unreadable: that node's NodeError
             for key, value in wanted.items():
-                new[config_file] = set_yaml_top_level(new[config_file], key, value)
+                try:
+                    new[config_file] = set_yaml_top_level(new[config_file], key, value)
+                except (ValueError, yaml.YAMLError) as e:
+                    raise NodeError(
+                        node,
+                        f"{config_file}: Docker's log rotation ({key} {value}) cannot be written into it "
+                        f"({e}); set containerLogMaxSize / containerLogMaxFiles in it by hand",
+                    ) from e
                 carried.append((key, str(value), config_file))
         elif wanted:
             path, variable = target[1], target[2]
