@@ -20,6 +20,7 @@ and the switch really do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -167,11 +168,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "live-restore": _i("containerd's shims keep containers running across containerd restarts"),
     "log-format": _i(_OWN_LOG),
     "log-level": _i(_OWN_LOG),
-    "log-opts": _r(
-        "Docker's log options (rotation); under containerd the kubelet writes and rotates container logs "
-        "in /var/log/pods (containerLogMaxSize 10Mi, containerLogMaxFiles 5 by default)",
-        "set containerLogMaxSize / containerLogMaxFiles in the KubeletConfiguration to keep the rotation",
-    ),
     "max-concurrent-downloads": _r(
         "parallel layer downloads of a pull; containerd's CRI plugin uses its own "
         "max_concurrent_downloads (3)",
@@ -241,11 +237,22 @@ DAEMON_JSON: Mapping[str, Rule] = {
 
 #: daemon.json keys decided by their value (`daemon_json_fate`); listed so the table names every key.
 DAEMON_JSON_BY_VALUE = frozenset(
-    {"exec-opts", "storage-driver", "log-driver", "default-runtime", "selinux-enabled", "init", "ip-forward"}
+    {
+        "exec-opts",
+        "storage-driver",
+        "log-driver",
+        "log-opts",
+        "default-runtime",
+        "selinux-enabled",
+        "init",
+        "ip-forward",
+    }
 )
 
 #: Keys that shimshift carries into containerd's files.
 DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts"})
+#: Keys that shimshift carries into the kubelet's files (the switch step's edit): json-file's rotation.
+DAEMON_JSON_TO_KUBELET = frozenset({"log-opts"})
 #: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's
 #: cgroup driver is read whatever it says).
 DAEMON_JSON_IMPORTED = frozenset({"registry-mirrors", "insecure-registries"})
@@ -274,8 +281,117 @@ def _word(value: Any) -> str:
     return f"a {type(value).__name__} value"
 
 
-def daemon_json_fate(key: str, value: Any) -> Rule:
-    """What becomes of daemon.json `key` set to `value`."""
+# ---- json-file's log rotation, carried into the kubelet ---------------------------------------------
+
+#: The kubelet's own rotation when its configuration sets none, and the fewest files it accepts.
+KUBELET_LOG_MAX_SIZE = "10Mi"
+KUBELET_LOG_MAX_FILES = 5
+KUBELET_MIN_LOG_FILES = 2
+#: Drivers whose max-size / max-file the kubelet's rotation carries (json-file is Docker's default).
+_ROTATED_DRIVERS = ("json-file", None, "")
+#: A size as Docker's json-file driver reads it (go-units RAMInBytes: binary multiples, `100m`, `1g`,
+#: `10k`, `512`, `1.5g`, `100MiB`).
+_DOCKER_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
+_BINARY = ("", "Ki", "Mi", "Gi", "Ti", "Pi")
+
+
+def kubelet_quantity(docker_size: str) -> str | None:
+    """Docker's json-file `max-size` as a kubelet quantity (`100m` -> `100Mi`); None when it is no
+    positive size (Docker's `-1` is "no limit", which the kubelet has no word for)."""
+    m = _DOCKER_SIZE.match(docker_size.strip())
+    if not m:
+        return None
+    power = "kmgtp".index(m.group(2).lower()) + 1 if m.group(2) else 0
+    number = m.group(1)
+    whole, _, frac = number.partition(".")
+    # exact arithmetic: bytes = number * 1024**power, truncated as Docker does (int64 of a float)
+    scale = 10 ** len(frac)
+    size = int(whole + frac) * 1024**power // scale
+    if size <= 0:
+        return None
+    step = 0
+    while step < len(_BINARY) - 1 and size % 1024 == 0:
+        size //= 1024
+        step += 1
+    return f"{size}{_BINARY[step]}"
+
+
+@dataclass(frozen=True)
+class LogRotation:
+    """Docker's json-file rotation as the kubelet's: containerLogMaxSize / containerLogMaxFiles."""
+
+    max_size: str | None  # a kubelet quantity; None when daemon.json sets no usable max-size
+    max_files: int | None
+    docker_files: int | None  # the number of files Docker kept (max-file, 1 when only max-size is set)
+    lost: tuple[str, ...] = ()  # log-opts not carried, each with why
+
+    @property
+    def raised(self) -> bool:
+        """Docker kept fewer files than the kubelet accepts: the kubelet keeps its minimum."""
+        return self.docker_files is not None and self.docker_files < KUBELET_MIN_LOG_FILES
+
+
+def log_rotation(daemon: Mapping[str, Any] | None) -> LogRotation | None:
+    """What the kubelet carries of daemon.json's log-opts; None when there is nothing to carry (no
+    log-opts, or a driver other than json-file, whose options the kubelet has no use for)."""
+    daemon = daemon or {}
+    opts = daemon.get("log-opts")
+    if not isinstance(opts, Mapping) or daemon.get("log-driver") not in _ROTATED_DRIVERS:
+        return None
+    lost: list[str] = []
+    size = opts.get("max-size")
+    max_size = kubelet_quantity(size) if isinstance(size, str) else None
+    if size is not None and max_size is None:
+        lost.append(f"max-size {_word(size)}: not a positive size the kubelet can take")
+    files = opts.get("max-file")
+    docker_files: int | None = None
+    if max_size is not None:
+        docker_files = 1  # json-file's default: max-size alone keeps one file
+    if files is not None:
+        text = str(files).strip() if isinstance(files, str | int) and not isinstance(files, bool) else ""
+        if text.isdigit() and int(text) >= 1:
+            docker_files = int(text) if max_size is not None else None
+            if max_size is None:
+                lost.append(f"max-file {text}: Docker rotates only with a max-size")
+        else:
+            lost.append(f"max-file {_word(files)}: not a number of files")
+    for opt in sorted(k for k in opts if k not in ("max-size", "max-file")):
+        lost.append(f"{opt}: the kubelet's rotation has no such option")
+    max_files = None if docker_files is None else max(docker_files, KUBELET_MIN_LOG_FILES)
+    return LogRotation(max_size, max_files, docker_files, tuple(lost))
+
+
+def _log_opts_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
+    rotation = log_rotation({**daemon, "log-opts": value})
+    if rotation is None or rotation.max_size is None:
+        return _r(
+            "Docker's log options are not carried: under containerd the kubelet writes and rotates "
+            f"container logs in /var/log/pods (containerLogMaxSize {KUBELET_LOG_MAX_SIZE}, "
+            f"containerLogMaxFiles {KUBELET_LOG_MAX_FILES} by default)",
+            "set containerLogMaxSize / containerLogMaxFiles in the KubeletConfiguration to keep a rotation",
+        )
+    carried = (
+        f"the kubelet's containerLogMaxSize {rotation.max_size}, containerLogMaxFiles {rotation.max_files}"
+    )
+    if rotation.raised:
+        return _r(
+            f"carried as {carried}: Docker kept {rotation.docker_files} file, the kubelet keeps at least "
+            f"{KUBELET_MIN_LOG_FILES} (one more rotated file of {rotation.max_size} per container)",
+            "check the disk under /var/log/pods has room for it",
+        )
+    if rotation.lost:
+        return _r(
+            f"carried as {carried}; not carried: {'; '.join(rotation.lost)}",
+            "check what those options did; the kubelet's log rotation has only a size and a number of files",
+        )
+    return _t(carried + " (set by the switch unless the kubelet already sets its own)")
+
+
+def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = None) -> Rule:
+    """What becomes of daemon.json `key` set to `value`; `daemon`: the whole daemon.json, for a key
+    whose fate depends on another (log-opts on log-driver)."""
+    if key == "log-opts":
+        return _log_opts_fate(value, daemon or {})
     if key == "exec-opts":
         other = [o for o in _strings(value) if o.partition("=")[0].strip() != "native.cgroupdriver"]
         if other:
@@ -413,6 +529,50 @@ def cni_dir_key(flag: str, schema: int) -> str:
     return f'plugins."{plugin}".cni.{"bin_dir" if flag == "cni-bin-dir" else "conf_dir"}'
 
 
+_PATH = re.compile(r"^/[^\s\x00-\x1f\x7f,\"\\]*$")
+
+
+def _dirs(value: str) -> tuple[str, ...]:
+    """A --cni-*-dir value as directories (the kubelet splits --cni-bin-dir on commas)."""
+    return tuple(d.strip().rstrip("/") or "/" for d in value.split(",") if d.strip())
+
+
+@dataclass(frozen=True)
+class CniDirs:
+    """The node's own CNI directories, from its kubelet's (or cri-dockerd's) dockershim flags, that
+    containerd's CRI plugin is given: empty when the node uses containerd's defaults."""
+
+    bin_dirs: tuple[str, ...] = ()
+    conf_dir: str | None = None
+    as_list: bool = False  # rendered as bin_dirs (containerd 2.1 and later), else bin_dir
+
+
+def node_cni_dirs(
+    kubelet_flags: tuple[tuple[str, str], ...],
+    cri_dockerd_flags: tuple[tuple[str, str], ...] = (),
+    *,
+    bin_dirs: bool = False,
+) -> CniDirs:
+    """The CNI directories to carry into containerd: the kubelet's flag, else cri-dockerd's (where
+    dockershim's settings live on 1.24+ nodes); `bin_dirs`: containerd reads the bin_dirs list (2.1
+    and later, which log bin_dir as deprecated). A default directory needs nothing, and what
+    containerd cannot take (several bin directories without bin_dirs; a value that is not an
+    absolute path) is not carried, so the flag stays a blocker.
+
+    The bin directory is the node's own: its kubelet already ran CNI plugins from it as root, so it
+    is carried without spec.containerd.allowUnsafe (which a bin_dir set in extraConfig needs)."""
+    flags = dict(cri_dockerd_flags) | dict(kubelet_flags)
+    bins = _dirs(flags.get("cni-bin-dir", ""))
+    confs = _dirs(flags.get("cni-conf-dir", ""))
+    carried_bins: tuple[str, ...] = ()
+    if bins and bins != (CNI_BIN_DIR,) and all(_PATH.match(d) for d in bins) and (len(bins) == 1 or bin_dirs):
+        carried_bins = bins
+    conf = None
+    if len(confs) == 1 and confs[0] != CNI_CONF_DIR and _PATH.match(confs[0]):
+        conf = confs[0]
+    return CniDirs(carried_bins, conf, bin_dirs)
+
+
 def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
     """What becomes of kubelet flag `--name=value`; `carried`: containerd's rendered configuration
     already holds its value (a CNI directory set through spec.containerd.extraConfig)."""
@@ -430,10 +590,14 @@ def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
         if value.rstrip("/") == default:
             return _i(_DROPPED + f": containerd's CRI plugin reads {default} by default too")
         if carried:
-            what = "bin_dir" if name == "cni-bin-dir" else "conf_dir"
-            return _t(f"containerd's CNI {what} (set by {_EXTRA})")
+            what = "bin_dir (bin_dirs from containerd 2.1)" if name == "cni-bin-dir" else "conf_dir"
+            return _t(
+                f"carried: containerd's CNI {what} is {value}, and the switch drops the flag "
+                "(dockershim-only; kubelet 1.24+ refuses it)"
+            )
         return _x(
-            f"containerd's CRI plugin would look for CNI in {default} instead, so pods "
+            f"containerd's CRI plugin would look for CNI in {default} instead (shimshift carries one "
+            "absolute directory, several bin directories only into bin_dirs of containerd 2.1+), so pods "
             "would get no network and the node would stay NotReady",
             f"set {cni_dir_key(name, 2)} (schema 2) or {cni_dir_key(name, 3)} (schema 3 and 4) to "
             f"{value} in {_EXTRA}"

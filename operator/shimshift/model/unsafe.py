@@ -133,6 +133,9 @@ def _classify(parts: tuple[str, ...], key: str, value: Any) -> tuple[Unsafe, str
 
 
 def _cni_bin(parts: tuple[str, ...], key: str) -> bool:
+    """A CNI bin directory in extraConfig. The renderer's own bin_dir, carried from the node's kubelet
+    --cni-bin-dir (`dockerera.node_cni_dirs`), is not checked here: that kubelet already ran CNI
+    plugins from it as root, so carrying it trusts nothing new."""
     return parts[-1:] == ("cni",) and key in ("bin_dir", "bin_dirs")
 
 

@@ -28,24 +28,28 @@ from shimshift.model.dockerera import (
     daemon_json_fate,
     is_dockershim_era_flag,
     kubelet_flag_fate,
+    log_rotation,
 )
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.filesection import FileSection
-from shimshift.steps.kubeletfiles import unit_flags
+from shimshift.steps.kubeletfiles import explicit_log_rotation, unit_flags
 
 DAEMON_JSON_REFUSED = "DaemonJsonRefused"
 DAEMON_JSON_NOT_CARRIED = "DaemonJsonNotCarried"
 DAEMON_JSON_IGNORED = "DaemonJsonIgnored"
+LOG_ROTATION_KUBELET_KEPT = "LogRotationKubeletKept"
 SETTING_NOT_CARRIED = "SettingNotCarried"
 KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
 KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
 KUBELET_FLAG_IGNORED = "KubeletFlagIgnored"
+KUBELET_FLAG_CARRIED = "KubeletFlagCarried"
 CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
 CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
+CRI_DOCKERD_FLAG_CARRIED = "CriDockerdFlagCarried"
 
 _LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
 _DAEMON_CODES = {
@@ -75,9 +79,11 @@ def shown_value(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
-def daemon_json_rule(spec: NodeMigrationSpec, key: str, value: Any) -> Rule:
+def daemon_json_rule(
+    spec: NodeMigrationSpec, key: str, value: Any, daemon: Mapping[str, Any] | None = None
+) -> Rule:
     """The table's rule, except that the registry keys are not carried when the spec imports nothing."""
-    rule = daemon_json_fate(key, value)
+    rule = daemon_json_fate(key, value, daemon)
     if key in DAEMON_JSON_IMPORTED and not spec.containerd.import_docker_config:
         return Rule(
             Fate.REPORTED,
@@ -140,7 +146,13 @@ def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
 def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
     daemon = facts.daemon_json or {}
     for key in sorted(daemon):
-        rule = daemon_json_rule(spec, key, daemon[key])
+        rule = daemon_json_rule(spec, key, daemon[key], daemon)
+        if key == "log-opts":
+            kept = _kubelet_kept(facts)
+            if kept is not None:
+                yield kept
+                if rule.fate is not Fate.REFUSED:
+                    continue
         if rule.fate is Fate.TRANSLATED:
             continue
         verb = {
@@ -148,6 +160,8 @@ def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Find
             Fate.REPORTED: "is not carried over",
             Fate.IRRELEVANT: "has no meaning under containerd",
         }[rule.fate]
+        if rule.text.startswith("carried as "):
+            verb = "is carried over, not all of it as it was"
         yield Finding(
             _DAEMON_CODES[rule.fate],
             _LEVELS[rule.fate],
@@ -156,6 +170,29 @@ def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Find
             facts.node,
             f"daemon.json {key}",
         )
+
+
+def _kubelet_kept(facts: NodeFacts) -> Finding | None:
+    """A note when the node's kubelet already sets its own log rotation, which the switch keeps."""
+    rotation = log_rotation(facts.daemon_json)
+    if rotation is None or rotation.max_size is None:
+        return None
+    explicit = explicit_log_rotation(facts.kubelet)
+    if not explicit:
+        return None
+    docker = {"containerLogMaxSize": rotation.max_size, "containerLogMaxFiles": rotation.max_files}
+    carried = [f"{k} {v}" for k, v in docker.items() if k not in explicit and v is not None]
+    return Finding(
+        LOG_ROTATION_KUBELET_KEPT,
+        Level.INFO,
+        "daemon.json log-opts: the kubelet already sets its own "
+        + ", ".join(explicit.values())
+        + ", which the switch keeps"
+        + (f"; carried from Docker: {', '.join(carried)}" if carried else ""),
+        "",
+        facts.node,
+        "daemon.json log-opts",
+    )
 
 
 def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
@@ -167,6 +204,16 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = kubelet_flag_fate(name, value, carried=carried)
+        if rule.fate is Fate.TRANSLATED and carried:  # the node's CNI directory, now containerd's
+            yield Finding(
+                KUBELET_FLAG_CARRIED,
+                Level.INFO,
+                f"kubelet --{name}={shown_value(value)}: {rule.text}",
+                "",
+                facts.node,
+                f"--{name}",
+            )
+            continue
         if rule.fate is Fate.TRANSLATED:
             continue
         yield Finding(
@@ -235,6 +282,16 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
+        if rule.fate is Fate.TRANSLATED and carried:
+            yield Finding(
+                CRI_DOCKERD_FLAG_CARRIED,
+                Level.INFO,
+                f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
+                "",
+                facts.node,
+                f"cri-dockerd --{name}",
+            )
+            continue
         if rule.fate is Fate.TRANSLATED:
             continue
         yield Finding(
@@ -266,7 +323,7 @@ def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSec
             continue  # docker-ce's disabled CRI plugin is enabled on purpose (note CriPluginDisabled)
         key = row.source.removeprefix("daemon.json ")
         whole_key = row.source.startswith("daemon.json ") and key in daemon
-        if whole_key and daemon_json_rule(spec, key, daemon[key]).fate is not Fate.TRANSLATED:
+        if whole_key and daemon_json_rule(spec, key, daemon[key], daemon).fate is not Fate.TRANSLATED:
             continue  # the whole key is a finding of its own
         yield Finding(
             SETTING_NOT_CARRIED,

@@ -18,6 +18,7 @@ from typing import Any
 import tomlkit
 import tomlkit.items
 
+from shimshift.model.dockerera import node_cni_dirs
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.limits import InputLimitError, toml_loads
@@ -266,10 +267,20 @@ def render_node_config(
     sandbox = choose_sandbox_image(co.sandbox_image, facts, intents)
     plans = plan_hosts(intents, layout, translation.insecure_networks)
 
+    release = (facts.containerd_major or 0, facts.containerd_minor or 0)
+    bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
+    cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
-        {"sandbox_image": sandbox.image, "systemd_cgroup": systemd, "certs_dir": layout.certs_dir},
+        {
+            "sandbox_image": sandbox.image,
+            "systemd_cgroup": systemd,
+            "certs_dir": layout.certs_dir,
+            "cni_bin_dirs": cni.bin_dirs,
+            "cni_bin_dirs_list": cni.as_list,
+            "cni_conf_dir": cni.conf_dir,
+        },
     )
     doc = tomlkit.parse(base_text)
     expected_plain: dict[str, Any] = tomllib.loads(base_text)

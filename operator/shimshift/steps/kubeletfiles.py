@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from shimshift.model.facts import KubeletFacts
 from shimshift.model.spec import KubeletConfigMethod
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -215,4 +216,30 @@ def unit_flags(text: str) -> list[tuple[str, str]]:
         if stripped.startswith(("#", ";")) or "=" not in stripped:
             continue
         out += [(m.group(1), m.group(2) or "") for m in _UNIT_FLAG.finditer(stripped.partition("=")[2])]
+    return out
+
+
+#: The kubelet's log rotation settings: KubeletConfiguration key -> flag.
+LOG_ROTATION_KEYS = {
+    "containerLogMaxSize": "container-log-max-size",
+    "containerLogMaxFiles": "container-log-max-files",
+}
+
+
+def explicit_log_rotation(kubelet: KubeletFacts) -> dict[str, str]:
+    """The log rotation settings the node's kubelet already sets itself (KubeletConfiguration key ->
+    where), in its config file, flags files or systemd units: those stay as they are."""
+    out: dict[str, str] = {}
+    flags = dict(kubelet.flags)
+    for key, flag in LOG_ROTATION_KEYS.items():
+        if flag in flags:
+            out[key] = f"--{flag}={flags[flag]} (the kubelet's flags)"
+        elif key in kubelet.config:
+            out[key] = f"{key}: {kubelet.config[key]} ({kubelet.config_file or 'KubeletConfiguration'})"
+        else:
+            for path, text in sorted(kubelet.units.items()):
+                units = dict(unit_flags(text))
+                if flag in units:
+                    out[key] = f"--{flag}={units[flag]} ({path})"
+                    break
     return out

@@ -41,8 +41,8 @@ from shimshift.remote import (
     run_playbook,
 )
 from shimshift.rendering import render_node_config
-from shimshift.steps.switch import staged_files
-from shimshift.steps.switch.kubelet import FileEdit, KubeletSwitch, plan_kubelet_switch
+from shimshift.steps.switch import plan_switch, staged_files
+from shimshift.steps.switch.kubelet import FileEdit, KubeletSwitch
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api
@@ -94,7 +94,7 @@ def connect(cluster: Cluster, node: Node, **kw: Any) -> NodeConnection:
 def plan_for(facts: NodeFacts, migration: str = "m1") -> NodeRunPlan:
     spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [facts.node]})
     rendered = render_node_config(spec, facts)
-    switch = plan_kubelet_switch(facts.node, facts.kubelet, endpoint=spec.kubelet.runtime_endpoint)
+    switch = plan_switch(spec, facts.node, facts)  # as the port plans it (Docker's log rotation too)
     return NodeRunPlan.build(migration, rendered.files, switch, wait_seconds=30, stop_grace_seconds=1)
 
 
@@ -258,6 +258,9 @@ def full_cycle(cluster: Cluster, kube_core: CoreV1Api, profile: str, via_port: b
                     assert result.tasks[-1].output.startswith(checked), result.tasks[-1].output
         measured_round_trips[profile] = port.round_trips(node.name)
         wait_runtime(kube_core, node.name, "containerd://")
+        # daemon.json's json-file rotation (100m x 3) is the kubelet's now, in the file the switch wrote
+        rotation = [e for e in plan.kubelet_edits if "containerLogMaxSize: 100Mi" in e.after]
+        assert rotation and all(node.read(e.path) == e.after for e in rotation), profile
         assert not active(node, "docker")
         restarts = [c["argv"] for c in node.systemctl_calls() if c["argv"][:1] == ["restart"]]
         assert restarts[-1:] == [["restart", "containerd"]]

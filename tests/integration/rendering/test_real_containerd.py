@@ -204,3 +204,29 @@ def test_containerd_2_3_does_not_read_a_top_level_grpc_address_in_a_schema_4_fil
             f'version = 4\n[plugins."io.containerd.server.v1.grpc"]\n  address = "{moved}"\n'
         )
         assert _grpc_address(config_dump(root, containerd_23).stdout) == moved
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("build", BUILDS, ids=BUILD_IDS)
+def test_the_kubelets_cni_directories_carried_are_the_ones_containerd_reads(build: Build) -> None:
+    with node_root() as root:
+        facts = facts_from_json_text((REPO / "examples" / "facts" / "kubeadm-systemd.json").read_text())
+        bin_dir, conf_dir = f"{root.path}/cni/bin", f"{root.path}/cni/net.d"
+        flags = (*facts.kubelet.flags, ("cni-bin-dir", bin_dir), ("cni-conf-dir", conf_dir))
+        facts = dataclasses.replace(
+            facts, containerd_version=build.version, kubelet=dataclasses.replace(facts.kubelet, flags=flags)
+        )
+        rendered = render_node_config(_spec(EXAMPLES[0]), facts, _material(), root.layout)
+        assert rendered.report.config_version == build.schema
+        root.write(rendered)
+        dump = config_dump(root, build)
+        assert dump.returncode == 0, dump.stderr
+        assert ignored_keys(rendered.config_toml.text, dump.stdout) == []
+        plugin = "io.containerd.grpc.v1.cri" if build.schema == 2 else "io.containerd.cri.v1.runtime"
+        cni = tomllib.loads(dump.stdout)["plugins"][plugin]["cni"]
+        assert [bin_dir] in (cni.get("bin_dirs"), [cni.get("bin_dir")]) and cni["conf_dir"] == conf_dir
+        with running_containerd(root, build) as containerd:
+            assert containerd.cri_status() == "ok", containerd.log()[-3000:]
+            assert containerd.config_warnings() == []
+            deprecated = [ln for ln in containerd.log().splitlines() if "bin_dir` is deprecated" in ln]
+            assert deprecated == [], deprecated  # 2.1 and later get bin_dirs

@@ -26,6 +26,7 @@ from shimshift.model.dockerera import (
     DAEMON_JSON,
     DAEMON_JSON_BY_VALUE,
     DAEMON_JSON_IMPORTED,
+    DAEMON_JSON_TO_KUBELET,
     DAEMON_JSON_TRANSLATED,
     KUBELET_FLAGS,
     KUBELET_FLAGS_BY_VALUE,
@@ -43,15 +44,18 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.findings import Finding, Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN, EXIT_WARNINGS, NodeReport, PlanReport
 from shimshift.planning.settings import (
+    CRI_DOCKERD_FLAG_CARRIED,
     CRI_DOCKERD_FLAG_IGNORED,
     CRI_DOCKERD_FLAG_NOT_CARRIED,
     CRI_DOCKERD_FLAG_REFUSED,
     DAEMON_JSON_IGNORED,
     DAEMON_JSON_NOT_CARRIED,
     DAEMON_JSON_REFUSED,
+    KUBELET_FLAG_CARRIED,
     KUBELET_FLAG_IGNORED,
     KUBELET_FLAG_NOT_CARRIED,
     KUBELET_FLAG_REFUSED,
+    LOG_ROTATION_KUBELET_KEPT,
     SETTING_NOT_CARRIED,
 )
 from shimshift.rendering import facts_from_json_text, render_node_config
@@ -179,7 +183,7 @@ VALUES: Mapping[str, tuple[Any, ...]] = {
     "exec-opts": (["native.cgroupdriver=systemd"], ["native.cgroupdriver=cgroupfs", "native.umask=normal"]),
     "storage-driver": ("overlay2", "devicemapper", "btrfs", "zfs", "vfs"),
     "log-driver": ("json-file", "journald", "fluentd", "local"),
-    "log-opts": ({"max-size": "100m", "max-file": "3"},),
+    "log-opts": ({"max-size": "100m", "max-file": "3"}, {"max-size": "100m"}, {"max-size": "-1"}),
     "default-runtime": ("runc", "nvidia"),
     "runtimes": ({"nvidia": {"path": "nvidia-container-runtime"}},),
     "selinux-enabled": (True, False),
@@ -325,7 +329,7 @@ def test_a_node_whose_settings_are_all_carried_or_meaningless_is_clean() -> None
 
 
 def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() -> None:
-    report = plan(probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m"}}, BASE_FLAGS))
+    report = plan(probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "-1"}}, BASE_FLAGS))
     (finding,) = about(report, "daemon.json log-opts")
     assert (finding.code, finding.level, finding.node) == (DAEMON_JSON_NOT_CARRIED, Level.WARNING, "n1")
     assert "containerLogMaxSize" in finding.advice
@@ -333,6 +337,49 @@ def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() 
     # the settings table keeps its row too
     rows = [c for c in only_node(report).containerd.carryover if c.source == "daemon.json log-opts"]
     assert [r.carried for r in rows] == [False]
+
+
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+
+
+def test_docker_log_rotation_is_carried_into_the_kubelet_and_the_plan_shows_the_diff() -> None:
+    report = plan(
+        probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "3"}}, BASE_FLAGS)
+    )
+    assert about(report, "daemon.json log-opts") == []
+    assert report.summary.exit_code == EXIT_CLEAN
+    n = only_node(report)
+    (change,) = [c for c in n.kubelet.changes if c.path == KUBELET_CONFIG]
+    assert (change.after or "").endswith("containerLogMaxSize: 100Mi\ncontainerLogMaxFiles: 3\n")
+    assert any("containerLogMaxSize 100Mi" in note for note in n.kubelet.notes)
+    # no row of the containerd settings table says it is lost
+    assert [c for c in n.containerd.carryover if c.source == "daemon.json log-opts"] == []
+
+
+def test_a_max_file_of_1_becomes_2_with_a_warning() -> None:
+    report = plan(
+        probed_facts({**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "1"}}, BASE_FLAGS)
+    )
+    (finding,) = about(report, "daemon.json log-opts")
+    assert (finding.code, finding.level) == (DAEMON_JSON_NOT_CARRIED, Level.WARNING)
+    assert "containerLogMaxFiles 2" in finding.message and "Docker kept 1 file" in finding.message
+    (change,) = [c for c in only_node(report).kubelet.changes if c.path == KUBELET_CONFIG]
+    assert "containerLogMaxFiles: 2\n" in (change.after or "")
+
+
+def test_a_kubelet_that_sets_its_own_rotation_keeps_it_and_the_plan_says_so() -> None:
+    config = node_files("kubeadm-systemd")[KUBELET_CONFIG] + "containerLogMaxSize: 50Mi\n"
+    facts = probed_facts(
+        {**BASE_DAEMON, "log-opts": {"max-size": "100m", "max-file": "3"}},
+        BASE_FLAGS,
+        {KUBELET_CONFIG: config},
+    )
+    report = plan(facts)
+    (finding,) = about(report, "daemon.json log-opts")
+    assert (finding.code, finding.level) == (LOG_ROTATION_KUBELET_KEPT, Level.INFO)
+    assert "containerLogMaxSize: 50Mi" in finding.message and "containerLogMaxFiles 3" in finding.message
+    (change,) = [c for c in only_node(report).kubelet.changes if c.path == KUBELET_CONFIG]
+    assert "containerLogMaxSize: 50Mi\n" in (change.after or "") and "100Mi" not in (change.after or "")
 
 
 def test_kubenet_has_no_containerd_equivalent_so_it_blocks_the_node() -> None:
@@ -343,25 +390,55 @@ def test_kubenet_has_no_containerd_equivalent_so_it_blocks_the_node() -> None:
     assert report.summary.exit_code == EXIT_BLOCKERS
 
 
-def test_a_custom_cni_bin_dir_blocks_unless_extra_config_carries_it() -> None:
-    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"))
+def test_a_custom_cni_dir_is_carried_into_containerd_without_allow_unsafe() -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"), ("cni-conf-dir", "/etc/kubernetes/cni"))
     report = plan(probed_facts(BASE_DAEMON, flags))
-    (finding,) = about(report, "--cni-bin-dir")
-    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
-    assert 'plugins."io.containerd.grpc.v1.cri".cni.bin_dir' in finding.advice
-    assert "RuntimeBinary" in finding.advice
-    carried = spec(
+    for flag in ("cni-bin-dir", "cni-conf-dir"):
+        (finding,) = about(report, f"--{flag}")
+        assert (finding.code, finding.level) == (KUBELET_FLAG_CARRIED, Level.INFO), flag
+        assert finding.message.startswith(f"kubelet --{flag}=") and ": carried: " in finding.message
+    n = only_node(report)
+    cni = tomllib.loads(config_toml(n))["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
+    assert cni == {"bin_dir": "/usr/libexec/cni", "conf_dir": "/etc/kubernetes/cni"}
+    # the node's own directory needs no allowUnsafe: its kubelet already ran CNI plugins from it
+    assert report.blockers == () and report.warnings == ()
+    # and the switch drops the flags as it drops every dockershim-only flag
+    assert any("--cni-bin-dir" in note and "--cni-conf-dir" in note for note in n.kubelet.notes)
+
+
+def test_a_cni_dir_containerd_would_not_read_still_blocks() -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"))
+    # extraConfig wins over the carried directory: the kubelet's plugins would not be found
+    other = spec(
         containerd={
-            "extraConfig": '[plugins."io.containerd.grpc.v1.cri".cni]\nbin_dir = "/usr/libexec/cni"\n',
+            "extraConfig": '[plugins."io.containerd.grpc.v1.cri".cni]\nbin_dir = "/srv/cni"\n',
             "allowUnsafe": ["RuntimeBinary"],
         }
     )
-    report = plan(probed_facts(BASE_DAEMON, flags), carried)
-    assert about(report, "--cni-bin-dir") == []
-    # what is left is the warning every allowed unsafe setting gets
-    assert report.blockers == ()
-    assert [f.code for f in report.warnings] == ["ContainerdRenderWarning"]
-    assert "RuntimeBinary" in report.warnings[0].message
+    (finding,) = about(plan(probed_facts(BASE_DAEMON, flags), other), "--cni-bin-dir")
+    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
+    assert 'plugins."io.containerd.grpc.v1.cri".cni.bin_dir' in finding.advice
+    assert "RuntimeBinary" in finding.advice
+    # several bin directories: schema 2 has a single bin_dir
+    several = (*BASE_FLAGS, ("cni-bin-dir", "/opt/cni/bin,/usr/libexec/cni"))
+    (finding,) = about(plan(probed_facts(BASE_DAEMON, several)), "--cni-bin-dir")
+    assert (finding.code, finding.level) == (KUBELET_FLAG_REFUSED, Level.BLOCKER)
+
+
+@pytest.mark.parametrize(
+    ("version", "schema", "key"),
+    [("2.0.5", 3, "bin_dir"), ("2.2.9", 3, "bin_dirs"), ("2.3.7", 4, "bin_dirs")],
+)
+def test_containerd_2_gets_the_cni_dirs_in_its_runtime_plugin(version: str, schema: int, key: str) -> None:
+    flags = (*BASE_FLAGS, ("cni-bin-dir", "/usr/libexec/cni"), ("cni-conf-dir", "/etc/kubernetes/cni"))
+    facts = probed_facts(BASE_DAEMON, flags)
+    facts = replace(facts, containerd_version=version)
+    rendered = render_node_config(spec(containerd={"configVersion": schema}), facts)
+    cni = tomllib.loads(rendered.config_toml.text)["plugins"]["io.containerd.cri.v1.runtime"]["cni"]
+    expected = ["/usr/libexec/cni"] if key == "bin_dirs" else "/usr/libexec/cni"
+    assert cni == {key: expected, "conf_dir": "/etc/kubernetes/cni"}
+    report = plan(facts, spec(containerd={"configVersion": schema}))
+    assert {f.code for f in about(report, "--cni-bin-dir")} == {KUBELET_FLAG_CARRIED}
 
 
 DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
@@ -466,9 +543,13 @@ def test_every_documented_key_and_flag_ends_translated_refused_or_reported(
     levels = {f.level for f in n.findings}
 
     for key, value in daemon.items():
-        fate = daemon_json_fate(key, value).fate
+        fate = daemon_json_fate(key, value, daemon).fate
         subject = f"daemon.json {key}"
         found = about(report, subject)
+        if fate is Fate.TRANSLATED and key in DAEMON_JSON_TO_KUBELET:
+            # carried by the switch's kubelet edit, which the plan shows; nothing to report
+            assert found == [] and any("log-opts" in note for note in n.kubelet.notes), (key, value)
+            continue
         if fate is Fate.TRANSLATED and (import_docker or key not in DAEMON_JSON_IMPORTED):
             carried = [c for c in n.containerd.carryover if c.source == subject and c.carried]
             lost = [f for f in found if f.code == SETTING_NOT_CARRIED]
@@ -486,9 +567,11 @@ def test_every_documented_key_and_flag_ends_translated_refused_or_reported(
     for name, value in flags:
         found = about(report, f"--{name}")
         fate = kubelet_flag_fate(name, value, carried=False).fate
-        if name in ("cni-bin-dir",) and carry_cni and fate is Fate.REFUSED:
+        if name in ("cni-bin-dir", "cni-conf-dir") and fate is Fate.REFUSED:
+            # the node's own directory is carried into containerd (extraConfig sets the same one)
             cni = config["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
-            assert cni["bin_dir"] == value and found == []
+            assert cni["bin_dir" if name == "cni-bin-dir" else "conf_dir"] == value
+            assert [(f.code, f.level) for f in found] == [(KUBELET_FLAG_CARRIED, Level.INFO)], (name, value)
             continue
         if fate is Fate.TRANSLATED:
             assert found == []
@@ -574,10 +657,15 @@ def test_cri_dockerd_with_kubenet_a_custom_cni_dir_or_another_sandbox_image_is_n
         "--pod-infra-container-image=registry.example.com/pause:3.5 --some-new-flag=1"
     )
     report = plan(facts)
-    for flag in ("network-plugin", "cni-conf-dir"):
-        (finding,) = about(report, f"cri-dockerd --{flag}")
-        assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_REFUSED, Level.BLOCKER)
-        assert CRI_DOCKERD_UNIT in finding.message
+    (finding,) = about(report, "cri-dockerd --network-plugin")
+    assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_REFUSED, Level.BLOCKER)
+    assert CRI_DOCKERD_UNIT in finding.message
+    # its CNI directory is carried into containerd, as the kubelet's would be
+    (finding,) = about(report, "cri-dockerd --cni-conf-dir")
+    assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_CARRIED, Level.INFO)
+    assert CRI_DOCKERD_UNIT in finding.message
+    cni = tomllib.loads(config_toml(only_node(report)))["plugins"]["io.containerd.grpc.v1.cri"]["cni"]
+    assert cni == {"conf_dir": "/etc/kubernetes/cni"}
     for flag in ("pod-infra-container-image", "some-new-flag"):
         (finding,) = about(report, f"cri-dockerd --{flag}")
         assert (finding.code, finding.level) == (CRI_DOCKERD_FLAG_NOT_CARRIED, Level.WARNING)
@@ -613,6 +701,9 @@ def test_every_cri_dockerd_flag_ends_translated_refused_or_reported(flags: list[
         fate = cri_dockerd_flag_fate(name, value).fate
         if name == "pod-infra-container-image" and f"sandbox image {value}:" in sandbox:
             assert found == []
+            continue
+        if name in ("cni-bin-dir", "cni-conf-dir") and fate is Fate.REFUSED:  # carried into containerd
+            assert [(f.code, f.level) for f in found] == [(CRI_DOCKERD_FLAG_CARRIED, Level.INFO)]
             continue
         assert [f.level for f in found] == [_LEVEL_OF[fate]], (name, value)
 

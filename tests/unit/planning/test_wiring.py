@@ -45,8 +45,12 @@ def test_a_shared_render_is_reused_only_for_the_same_spec_and_config() -> None:
 
 def test_the_kubelet_section_shows_the_flag_edit_and_the_node_annotation() -> None:
     section = kubelet_files(spec(), NODE, FACTS)
-    (change,) = section.changes
+    flags, config = section.changes
+    change = flags
     assert change.path == "/var/lib/kubelet/kubeadm-flags.env"
+    # daemon.json's json-file rotation (100m x 3) becomes the kubelet's
+    assert config.path == "/var/lib/kubelet/config.yaml"
+    assert "+containerLogMaxSize: 100Mi" in config.diff and "+containerLogMaxFiles: 3" in config.diff
     assert '-KUBELET_KUBEADM_ARGS="--network-plugin=cni' in change.diff
     assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in change.diff
     assert any("cri-socket" in n and "dockershim.sock" in n for n in section.notes)
@@ -58,7 +62,7 @@ def test_the_containerd_section_carries_the_insecure_registry_and_lists_what_doc
     section = containerd_files(spec(), FACTS)
     carried = {c.source: c.carried for c in section.carryover}
     assert carried["daemon.json insecure-registries"] is True
-    assert carried["daemon.json log-opts"] is False
+    assert "daemon.json log-opts" not in carried  # carried into the kubelet's files by the switch
     assert any("TLS verification is off" in w for w in section.warnings)
 
 
@@ -72,3 +76,6 @@ def test_a_shared_kubelet_edit_is_reused_only_for_the_same_kubelet_setup() -> No
     files["/var/lib/kubelet/kubeadm-flags.env"] = 'KUBELET_KUBEADM_ARGS="--network-plugin=kubenet"\n'
     other = dataclasses.replace(FACTS, kubelet=dataclasses.replace(FACTS.kubelet, files=files))
     assert shared(s, NODE, other).changes[0].after != first.changes[0].after
+    # Docker's log rotation is part of the kubelet setup: another one is another edit
+    rotated = dataclasses.replace(FACTS, daemon_json={"log-opts": {"max-size": "1g", "max-file": "4"}})
+    assert "containerLogMaxSize: 1Gi" in (shared(s, NODE, rotated).changes[1].after or "")

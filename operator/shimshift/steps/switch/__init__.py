@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from shimshift.model import keys
+from shimshift.model.dockerera import log_rotation
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
@@ -36,13 +37,15 @@ STAGED_SUFFIX = ".shimshift-new"
 def plan_switch(
     spec: NodeMigrationSpec, node: str, facts: NodeFacts, *, kubelet_version: str | None = None
 ) -> KubeletSwitch:
-    """The kubelet edit the switch makes on `node`, from its facts and the spec's kubelet settings."""
+    """The kubelet edit the switch makes on `node`, from its facts and the spec's kubelet settings
+    (and Docker's json-file log rotation, which the kubelet's rotation carries)."""
     return plan_kubelet_switch(
         node,
         facts.kubelet,
         endpoint=spec.kubelet.runtime_endpoint,
         method=spec.kubelet.config_method,
         kubelet_version=kubelet_version,
+        log_rotation=log_rotation(facts.daemon_json),
     )
 
 
@@ -54,6 +57,11 @@ def kubelet_files(spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) 
     if switch.removed_flags:
         notes.append(
             "flags removed (dockershim-only or refused by this kubelet): " + ", ".join(switch.removed_flags)
+        )
+    if switch.log_rotation:
+        notes.append(
+            "Docker's log rotation (daemon.json log-opts) carried: "
+            + ", ".join(f"{key} {value} in {path}" for key, value, path in switch.log_rotation)
         )
     notes += list(switch.notes)
     annotation = node.annotations.get(keys.CRI_SOCKET_ANNOTATION)
@@ -81,7 +89,14 @@ class SharedKubeletEdits:
     def __call__(self, spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) -> FileSection:
         if spec is not self._spec:
             self._spec, self._seen = spec, {}
-        key = repr((facts.kubelet, node.kubelet_version, node.annotations.get(keys.CRI_SOCKET_ANNOTATION)))
+        key = repr(
+            (
+                facts.kubelet,
+                log_rotation(facts.daemon_json),
+                node.kubelet_version,
+                node.annotations.get(keys.CRI_SOCKET_ANNOTATION),
+            )
+        )
         section = self._seen.get(key)
         if section is None:
             section = kubelet_files(spec, node, facts)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from shimshift.model.dockerera import LogRotation
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
@@ -25,8 +26,10 @@ from shimshift.model.spec import KubeletConfigMethod
 from shimshift.steps.kubeletfiles import (
     FLAGS_FILES,
     INSTANCE_CONFIG,
+    LOG_ROTATION_KEYS,
     EnvFileError,
     env_value,
+    explicit_log_rotation,
     join_flags,
     parse_env_file,
     set_env_value,
@@ -77,6 +80,8 @@ class KubeletSwitch:
     endpoint_key: str  # a flag (`--container-runtime-endpoint`) or a config key
     removed_flags: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    #: Docker's log rotation carried into the kubelet: (setting, value, file) each.
+    log_rotation: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -94,8 +99,11 @@ def plan_kubelet_switch(
     endpoint: str,
     method: KubeletConfigMethod = KubeletConfigMethod.AUTO,
     kubelet_version: str | None = None,
+    log_rotation: LogRotation | None = None,
 ) -> KubeletSwitch:
-    """Edit the node's kubelet files so the kubelet uses `endpoint`; a switched node gives no edits."""
+    """Edit the node's kubelet files so the kubelet uses `endpoint`; a switched node gives no edits.
+    `log_rotation`: Docker's json-file rotation, carried into the settings the kubelet does not set
+    itself (containerLogMaxSize / containerLogMaxFiles in its config file, else the flags)."""
     minor = _minor(kubelet_version or kubelet.version)
     if minor is None:
         raise NodeError(
@@ -173,6 +181,35 @@ def plan_kubelet_switch(
     if instance is not None and "containerRuntimeEndpoint" in _yaml_mapping(instance, INSTANCE_CONFIG, node):
         new[INSTANCE_CONFIG] = set_yaml_top_level(instance, "containerRuntimeEndpoint", endpoint)
 
+    # 3. Docker's log rotation, where the kubelet sets none of its own.
+    carried: list[tuple[str, str, str]] = []
+    if log_rotation is not None and log_rotation.max_size is not None:
+        explicit = explicit_log_rotation(kubelet)
+        wanted: dict[str, str | int] = {"containerLogMaxSize": log_rotation.max_size}
+        if log_rotation.max_files is not None:
+            wanted["containerLogMaxFiles"] = log_rotation.max_files
+        wanted = {k: v for k, v in wanted.items() if k not in explicit}
+        if wanted and config_file and config_file in new:
+            _yaml_mapping(new[config_file], config_file, node)  # unreadable: that node's NodeError
+            for key, value in wanted.items():
+                try:
+                    new[config_file] = set_yaml_top_level(new[config_file], key, value)
+                except (ValueError, yaml.YAMLError) as e:
+                    raise NodeError(
+                        node,
+                        f"{config_file}: Docker's log rotation ({key} {value}) cannot be written into it "
+                        f"({e}); set containerLogMaxSize / containerLogMaxFiles in it by hand",
+                    ) from e
+                carried.append((key, str(value), config_file))
+        elif wanted:
+            path, variable = target[1], target[2]
+            if target[0] == "config":  # unreachable: a config target has a config file
+                raise NodeError(node, "the kubelet config file vanished from the plan (internal error)")
+            args: list[tuple[str, str | None]] = list(split_flags(env_value(new[path], variable) or ""))
+            args += [(LOG_ROTATION_KEYS[k], str(v)) for k, v in wanted.items()]
+            new[path] = set_env_value(new[path], variable, join_flags(args))
+            carried += [(f"--{LOG_ROTATION_KEYS[k]}", str(v), path) for k, v in wanted.items()]
+
     edits = tuple(FileEdit(p, files[p], new[p]) for p in files if new.get(p, files[p]) != files[p])
     _verify(node, edits, endpoint, minor)
     return KubeletSwitch(
@@ -182,6 +219,7 @@ def plan_kubelet_switch(
         endpoint_key=endpoint_key,
         removed_flags=tuple(dict.fromkeys(removed)),
         notes=tuple(notes),
+        log_rotation=tuple(carried),
     )
 
 
@@ -281,8 +319,9 @@ def _scalar(value: str) -> str:
     return quoted.strip()
 
 
-def set_yaml_top_level(text: str, key: str, value: str) -> str:
-    """Set a top-level string key of a block-style YAML mapping, touching only that value's bytes."""
+def set_yaml_top_level(text: str, key: str, value: str | int) -> str:
+    """Set a top-level string (or integer) key of a block-style YAML mapping, touching only that
+    value's bytes."""
     check_size(text, MAX_NODE_FILE_BYTES, "the file")
     yaml_load(text)  # depth and aliases bounded (InputLimitError) before the unguarded compose below
     try:
@@ -290,10 +329,11 @@ def set_yaml_top_level(text: str, key: str, value: str) -> str:
         before = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ValueError(f"not valid YAML: {e}") from e
+    shown = str(value) if isinstance(value, int) else _scalar(value)
     if root is None:
         before = {}
         sep = "" if not text or text.endswith("\n") else "\n"
-        out = text + sep + f"{key}: {_scalar(value)}\n"
+        out = text + sep + f"{key}: {shown}\n"
     else:
         if not isinstance(root, yaml.MappingNode) or root.flow_style or root.start_mark.column != 0:
             raise ValueError("expected a block-style mapping at the top level")
@@ -302,10 +342,10 @@ def set_yaml_top_level(text: str, key: str, value: str) -> str:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
                 if not isinstance(v, yaml.ScalarNode):
                     raise ValueError(f"{key} is not a scalar")
-                out = text[: v.start_mark.index] + _scalar(value) + text[v.end_mark.index :]
+                out = text[: v.start_mark.index] + shown + text[v.end_mark.index :]
         if not out:
             sep = "" if text.endswith("\n") else "\n"
-            out = text + sep + f"{key}: {_scalar(value)}\n"
+            out = text + sep + f"{key}: {shown}\n"
     after = yaml.safe_load(out)
     if after != {**before, key: value}:
         raise ValueError(f"setting {key} would change other keys; edit the file by hand")
