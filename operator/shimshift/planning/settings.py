@@ -204,27 +204,36 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = kubelet_flag_fate(name, value, carried=carried)
-        if rule.fate is Fate.TRANSLATED and carried:  # the node's CNI directory, now containerd's
-            yield Finding(
-                KUBELET_FLAG_CARRIED,
-                Level.INFO,
-                f"kubelet --{name}={shown_value(value)}: {rule.text}",
-                "",
-                facts.node,
-                f"--{name}",
-            )
-            continue
-        if rule.fate is Fate.TRANSLATED:
-            continue
-        yield Finding(
-            _FLAG_CODES[rule.fate],
-            _LEVELS[rule.fate],
-            f"kubelet --{name}={shown_value(value)}: {rule.text}",
-            rule.advice,
+        found = _flag_finding(
+            rule,
+            carried,
+            KUBELET_FLAG_CARRIED,
+            _FLAG_CODES,
+            f"kubelet --{name}={shown_value(value)}",
             facts.node,
             f"--{name}",
         )
+        if found is not None:
+            yield found
     yield from _unit_findings(facts)
+
+
+def _flag_finding(
+    rule: Rule,
+    carried: bool,
+    carried_code: str,
+    codes: Mapping[Fate, str],
+    what: str,
+    node: str,
+    subject: str,
+) -> Finding | None:
+    """The finding of one flag by its fate: a note when the node's CNI directory is carried into
+    containerd's config, none for another translated flag, else the fate's code and level."""
+    if rule.fate is Fate.TRANSLATED:
+        return (
+            Finding(carried_code, Level.INFO, f"{what}: {rule.text}", "", node, subject) if carried else None
+        )
+    return Finding(codes[rule.fate], _LEVELS[rule.fate], f"{what}: {rule.text}", rule.advice, node, subject)
 
 
 def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
@@ -282,26 +291,17 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
-        if rule.fate is Fate.TRANSLATED and carried:
-            yield Finding(
-                CRI_DOCKERD_FLAG_CARRIED,
-                Level.INFO,
-                f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
-                "",
-                facts.node,
-                f"cri-dockerd --{name}",
-            )
-            continue
-        if rule.fate is Fate.TRANSLATED:
-            continue
-        yield Finding(
-            _CRI_DOCKERD_CODES[rule.fate],
-            _LEVELS[rule.fate],
-            f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit}): {rule.text}",
-            rule.advice,
+        found = _flag_finding(
+            rule,
+            carried,
+            CRI_DOCKERD_FLAG_CARRIED,
+            _CRI_DOCKERD_CODES,
+            f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit})",
             facts.node,
             f"cri-dockerd --{name}",
         )
+        if found is not None:
+            yield found
 
 
 def _row_advice(outcome: str) -> str:
