@@ -76,16 +76,32 @@ def testbed_root() -> Path:
     return DEFAULT_ROOT
 
 
-#: held by the test module running real kubelets: one module at a time on this machine, whichever
-#: pytest process or xdist worker runs it (real kubelets all manage the host's one cgroup hierarchy)
+#: held by the test module running real kubelets: one module at a time on this machine, also across
+#: pytest runs (real kubelets all manage the host's one cgroup hierarchy; within one run the modules
+#: share an xdist scope, tests/conftest.py)
 REAL_KUBELET_LOCK = Path("/run/lock/shimshift-testbed-real-kubelets.lock")
+#: how long a module waits for another run's real kubelets to finish
+REAL_KUBELET_LOCK_WAIT = 120.0
 
 
 @pytest.fixture(scope="module")
 def real_kubelet_host() -> Iterator[None]:
     REAL_KUBELET_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with REAL_KUBELET_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the module's tests are done
+
+        def taken() -> bool:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        waiting.wait_until(
+            taken,
+            REAL_KUBELET_LOCK_WAIT,
+            what=f"{REAL_KUBELET_LOCK}: another pytest run on this machine is running real kubelets",
+            interval=0.5,
+        )
         try:
             yield
         finally:
