@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi  # noqa: E402
 from testbed.kubeapi.faults import RequestRecord  # noqa: E402
 from testbed.kubeapi.runner import write_kubeconfig  # noqa: E402
+from testbed.ports import free_port  # noqa: E402
 
 from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, load_api_client  # noqa: E402
 from shimshift.resources import load_crd, load_node_crd  # noqa: E402
@@ -160,14 +161,6 @@ def metrics_requests(port: int) -> int:
         for line in text.splitlines()
         if line.startswith("shimshift_api_requests_total{")
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Drain(threading.Thread):

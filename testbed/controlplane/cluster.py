@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -38,6 +37,7 @@ import yaml
 from testbed import components
 from testbed.controlplane.pki import Authority, Pair, service_account_keys
 from testbed.nodes.processes import kill_and_wait, marked_processes, pid_alive
+from testbed.ports import free_port
 from testbed.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -89,13 +89,6 @@ def binaries(version: str) -> dict[str, Path]:
     for program in PROGRAMS[1:]:
         found[program] = components.binary("kubernetes", program, version)
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def kubeconfig_document(

@@ -38,6 +38,7 @@ from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV, SSH_PORT_IN_NODE, Nod
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import REPO_ROOT, Profile, profile, render_node_files, services_to_start
 from testbed.nodes.registry import Registry, make_pki
+from testbed.ports import free_port as _free_port
 from testbed.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -112,13 +113,6 @@ def _tail(path: Path | None, lines: int = 15) -> str:
     if path is None or not path.exists():
         return ""
     return "\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _keygen(path: Path, comment: str) -> str:

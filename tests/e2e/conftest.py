@@ -123,15 +123,6 @@ def operator_factory(cluster: KubeApi, tmp_path: Path, sim_dir: Path) -> Iterato
         op.stop()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def status_of(kubeapi: KubeApi, name: str = "m") -> MigrationStatus:
     """The NodeMigration's stored status with the record of every node it started (its
     NodeMigrationNode objects; a status a previous version wrote keeps its own `nodes`)."""

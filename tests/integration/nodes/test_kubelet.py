@@ -15,8 +15,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120
 
 
 def ready_condition(kube_core: CoreV1Api, name: str) -> Any:
+    """The Node and its Ready condition, None until the kubelet has written one (a kubelet creates the
+    Node first and writes its status after, so a read in between finds no status at all)."""
     node = kube_core.read_node(name)
-    conditions = {c.type: c for c in (node.status.conditions or [])}
+    conditions = {c.type: c for c in ((node.status and node.status.conditions) or [])}
     return node, conditions.get("Ready")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from testbed.ports import free_port as _free_port
 from testbed.waiting import WaitTimeout, wait_until
 
 from shimshift.remote import NodeConnection, SshOptions, SshTarget
@@ -68,13 +69,6 @@ def _ssh_banner(host: str, port: int, proc: subprocess.Popen[bytes], fail: Calla
     if proc.poll() is not None:
         fail()
     return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

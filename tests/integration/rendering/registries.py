@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from testbed.nodes.images import ImageSpec, LayerSpec, write_archive
 from testbed.nodes.registry import make_pki
+from testbed.ports import free_port as _free_port
 from testbed.waiting import wait_until
 
 MIRROR_HOST = "mirror.shimshift.test"  # the TLS registry's name (its certificate is for this name)
@@ -59,13 +60,6 @@ class Registries:
     @property
     def insecure(self) -> str:
         return f"{INSECURE_HOST}:{self.http_port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
