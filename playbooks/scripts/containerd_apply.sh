@@ -1,10 +1,14 @@
-# Restart containerd when its config changed since shimshift last applied it, then require the CRI
-# plugin to report ok. The applied config's sha256 is kept in STATE/containerd-applied, so a re-run
-# on a configured node restarts nothing.
-# Usage: containerd_apply STATE CONFIG SECONDS   Prints "unchanged" or "restarted".
-state=$1 config=$2 wait=$3
+# Restart containerd when its config or its proxy drop-in (DROPIN, a containerd.service.d file)
+# changed since shimshift last applied them, then require the CRI plugin to report ok. systemd
+# reloads its units first, so a new or changed drop-in is what containerd restarts with. The applied
+# files' sha256 is kept in STATE/containerd-applied, so a re-run on a configured node restarts nothing.
+# Usage: containerd_apply STATE CONFIG SECONDS DROPIN   Prints "unchanged" or "restarted".
+state=$1 config=$2 wait=$3 dropin=$4
 lock_state "$state"
 sum=$(file_sha "$config")
+if [ -n "$sum" ] && [ -e "$dropin" ]; then
+    sum="$sum $(file_sha "$dropin")"
+fi
 if [ -n "$sum" ] && [ "$(cat -- "$state/containerd-applied" 2>/dev/null)" = "$sum" ] && cri_ok; then
     echo unchanged
     exit 0
@@ -13,6 +17,7 @@ mkdir -p -m 0700 -- "$state" || exit 20
 rm -f -- "$state/containerd-applied"
 # from here on the running containerd may not be the one Docker started with: the undo must restart it
 : >"$state/containerd-restarting" || exit 20
+systemctl daemon-reload || { echo "systemctl daemon-reload failed" >&2; exit 21; }
 systemctl restart containerd || { echo "systemctl restart containerd failed" >&2; exit 21; }
 end=$(($(date +%s) + wait))
 while :; do

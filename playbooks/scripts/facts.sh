@@ -59,6 +59,13 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
+# Docker's service environment (its HTTP proxy) and containerd's own drop-ins.
+file /etc/systemd/system/docker.service
+for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d; do
+    for f in "$d"/*.conf; do
+        [ -e "$f" ] && file "$f"
+    done
+done
 # The kubelet config file named by --config in any flags file or unit, else kubeadm's default.
 configs=$(cat /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet \
     /etc/kubernetes/kubelet.env /etc/systemd/system/kubelet.service.d/*.conf \

@@ -188,9 +188,9 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "node-generic-resources": _i(_SWARM),
     "oom-score-adjust": _i("dockerd's own OOM score; the kubelet sets its containers' and containerd's own"),
     "pidfile": _i(_OWN_STATE),
-    "proxies": _r(
-        "dockerd's HTTP proxy for pulls; containerd pulls without one unless its own service has it",
-        "set HTTP_PROXY / HTTPS_PROXY / NO_PROXY in a systemd drop-in for containerd.service",
+    "proxies": _t(
+        "HTTP_PROXY / HTTPS_PROXY / NO_PROXY in /etc/systemd/system/containerd.service.d/http-proxy.conf "
+        "(with those of docker.service's Environment=; containerd's own proxy drop-in is kept instead)"
     ),
     "raw-logs": _i(_OWN_LOG),
     "rootless": _r(
@@ -250,7 +250,7 @@ DAEMON_JSON_BY_VALUE = frozenset(
 )
 
 #: Keys that shimshift carries into containerd's files.
-DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts"})
+DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts", "proxies"})
 #: Keys that shimshift carries into the kubelet's files (the switch step's edit): json-file's rotation.
 DAEMON_JSON_TO_KUBELET = frozenset({"log-opts"})
 #: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's

@@ -116,6 +116,12 @@ class NodeFacts:
     #: --pod-infra-container-image: dockershim's settings on 1.24+ nodes), and the unit file they are in
     cri_dockerd_flags: tuple[tuple[str, str], ...] = ()
     cri_dockerd_unit: str | None = None
+    #: HTTP_PROXY / HTTPS_PROXY / NO_PROXY (either case) set by `Environment=` in docker.service in
+    #: /etc/systemd/system and its docker.service.d drop-ins, in systemd's order (`model.proxy`):
+    #: (value, file, variable as written); a reset (`Environment=`) has an empty variable
+    docker_proxy_env: tuple[Setting, ...] = ()
+    #: text of /etc/systemd/system/containerd.service.d/*.conf by path: containerd's own drop-ins
+    containerd_dropins: Mapping[str, str] = field(default_factory=dict)
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 

@@ -31,9 +31,12 @@ from shimshift.model.dockerera import (
     log_rotation,
 )
 from shimshift.model.facts import NodeFacts
+from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
+from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.redact import redact_text
+from shimshift.rendering.values import NodeLayout
 from shimshift.steps.filesection import FileSection
 from shimshift.steps.kubeletfiles import explicit_log_rotation, unit_flags
 
@@ -50,6 +53,14 @@ CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
 CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
 CRI_DOCKERD_FLAG_CARRIED = "CriDockerdFlagCarried"
+PROXY_NO_PROXY_INCOMPLETE = "ProxyNoProxyIncomplete"
+#: What containerd must reach without the proxy, by a name NO_PROXY has to cover.
+NO_PROXY_REQUIRED = {
+    ".svc": "kubernetes.default.svc",
+    ".cluster.local": "kubernetes.default.svc.cluster.local",
+    "localhost": "localhost",
+    "127.0.0.1": "127.0.0.1",
+}
 
 _LEVELS = {Fate.REFUSED: Level.BLOCKER, Fate.REPORTED: Level.WARNING, Fate.IRRELEVANT: Level.INFO}
 _DAEMON_CODES = {
@@ -304,6 +315,54 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
             yield found
 
 
+def _mirror_hosts(containerd: FileSection) -> list[str]:
+    """The mirror hosts of the rendered certs.d hosts.toml files (`[host."https://mirror"]`)."""
+    hosts: list[str] = []
+    for change in containerd.changes:
+        if not change.path.endswith("/hosts.toml") or change.after is None:
+            continue
+        table = _parsed(change.after).get("host")
+        for url in table if isinstance(table, Mapping) else ():
+            host = str(url).split("://", 1)[-1].split("/", 1)[0]
+            if host and host not in hosts:
+                hosts.append(host)
+    return hosts
+
+
+def _proxy_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+    """A warning when containerd will pull through a proxy whose NO_PROXY leaves out what it must
+    reach directly: the cluster's service names, the node itself, the registry mirrors."""
+    proxy = containerd_proxy(facts, NodeLayout())
+    env = proxy.containerd_env
+    if not env.get("HTTP_PROXY") and not env.get("HTTPS_PROXY"):
+        return
+    no_proxy = env.get("NO_PROXY", "")
+    wanted = dict(NO_PROXY_REQUIRED)
+    wanted |= {h: h for h in (_mirror_hosts(containerd) if containerd.computed else [])}
+    missing = [name for name, host in wanted.items() if not no_proxy_covers(no_proxy, host)]
+    if not missing:
+        return
+    from_json = facts.daemon_json is not None and "proxies" in facts.daemon_json
+    own = proxy.file is None
+    subject = DAEMON_JSON_PROXIES if from_json and not own else proxy.containerd_env_file
+    where = (
+        proxy.containerd_env_file
+        if own
+        else "daemon.json proxies no-proxy or docker.service's Environment=, then probe the node again"
+    )
+    via = ", ".join(f"{k}={shown_value(env[k])}" for k in ("HTTP_PROXY", "HTTPS_PROXY") if env.get(k))
+    yield Finding(
+        PROXY_NO_PROXY_INCOMPLETE,
+        Level.WARNING,
+        f"containerd will pull through {via} ({proxy.containerd_env_file}) with NO_PROXY="
+        f"{shown_value(no_proxy) or '(none)'}, which does not cover {', '.join(missing)}: those requests "
+        "go to the proxy; the service and pod CIDRs are not checked (the probe does not know them)",
+        f"add {', '.join(missing)} (and the service and pod CIDRs) to NO_PROXY in {where}",
+        facts.node,
+        subject,
+    )
+
+
 def _row_advice(outcome: str) -> str:
     if outcome.startswith("nothing: "):
         return (
@@ -347,6 +406,7 @@ def setting_findings(
             *_flag_findings(facts, containerd),
             *_cri_dockerd_findings(facts, containerd),
             *_row_findings(spec, facts, containerd),
+            *_proxy_findings(facts, containerd),
         ]
     except RecursionError:  # a daemon.json value nested past what a check walks: that node's blocker
         return [

@@ -28,6 +28,7 @@ from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.containerd_keys import unknown_keys
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
+from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.templating import render_template
@@ -332,6 +333,10 @@ def render_node_config(
     if hosts_problems:
         raise RenderProblems(facts.node, hosts_problems)
 
+    proxy = containerd_proxy(facts, layout)
+    if proxy.file is not None:
+        files.append(proxy.file)
+
     warnings += _warnings(spec, facts, sandbox.image, plans)
     dropped = dropped_credentials(existing.parsed, parsed)
     if dropped:
@@ -344,12 +349,14 @@ def render_node_config(
         sandbox_image_reason=sandbox.reason,
         systemd_cgroup=systemd,
         cgroup_reason=cgroup_reason,
-        translated=tuple(translated),
+        translated=tuple(translated) + proxy.translated,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
-        + tuple(_cidr_not_carried(n) for n in translation.insecure_networks),
+        + tuple(_cidr_not_carried(n) for n in translation.insecure_networks)
+        + proxy.not_carried,
         preserved=existing.preserved,
+        proxy_notes=proxy.notes,
         changes=changes(existing.parsed, parsed),
         warnings=tuple(warnings),
     )

@@ -20,8 +20,9 @@ from shimshift.rendering.redact import redact_text, redact_toml
 
 
 def shown(path: str, text: str) -> str:
-    """A file's text as people see it: a TOML file with its credential values redacted."""
-    return redact_toml(text) if path.endswith(".toml") else text
+    """A file's text as people see it: a TOML file with its credential values redacted, any other
+    with the passwords of its URLs redacted (a proxy drop-in's `http://user:password@proxy`)."""
+    return redact_toml(text) if path.endswith(".toml") else redact_text(text)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class NodeLayout:
 
     config_file: str = keys.CONTAINERD_CONFIG
     certs_dir: str = keys.CONTAINERD_CERTS_DIR
+    proxy_dropin: str = keys.CONTAINERD_PROXY_DROPIN
 
 
 def _sha(data: bytes) -> str:
@@ -144,6 +146,8 @@ class RenderReport:
     conflicts: tuple[RegistryOverride, ...] = ()
     not_carried: tuple[NotCarried, ...] = ()
     preserved: tuple[str, ...] = ()  # admin settings of the current config.toml kept as they were
+    #: what becomes of Docker's HTTP proxy (the drop-in written, or containerd's own kept): for people
+    proxy_notes: tuple[str, ...] = ()
     changes: tuple[ConfigChange, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -163,6 +167,7 @@ class RenderReport:
             f"not carried over: {n.source} = {n.value}; instead: {n.replacement}" for n in self.not_carried
         ]
         out += [f"kept from the current config.toml: {p}" for p in self.preserved]
+        out += list(self.proxy_notes)
         out += [f"warning: {w}" for w in self.warnings]
         if self.changes:
             out.append("changes to config.toml:")

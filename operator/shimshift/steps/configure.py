@@ -1,8 +1,10 @@
-"""The configure step: containerd's config.toml and certs.d/<host>/hosts.toml, rendered from the spec
-and the node's facts (`shimshift.rendering.render_node_config`), installed atomically (temp file,
-sha256, `containerd --config <tmp> config dump` for config.toml, rename), containerd restarted, its
-CRI plugin required `ok`. Playbook `playbooks/configure.yaml`, scripts `containerd_apply.sh` and, for
-the undo, `containerd_undo.sh` (the saved files back, containerd restarted with them).
+"""The configure step: containerd's config.toml, certs.d/<host>/hosts.toml and the drop-in with
+Docker's HTTP proxy (containerd.service.d/http-proxy.conf), rendered from the spec and the node's
+facts (`shimshift.rendering.render_node_config`), installed atomically (temp file, sha256,
+`containerd --config <tmp> config dump` for config.toml, rename), systemd's units reloaded,
+containerd restarted, its CRI plugin required `ok`. Playbook `playbooks/configure.yaml`, scripts
+`containerd_apply.sh` and, for the undo, `containerd_undo.sh` (the saved files back, systemd's units
+reloaded, containerd restarted with them: a drop-in the step added is removed again).
 
 The plan half (`containerd_files`, `SharedRenders`) is what the plan report shows of these files.
 """
@@ -44,7 +46,10 @@ def containerd_files(
     """
     rendered = render_node_config(spec, facts, material or RegistryMaterial())
     from_secrets = _from_secrets(spec, rendered.layout.certs_dir)
-    current: Mapping[str, str | None] = {rendered.layout.config_file: facts.containerd_config}
+    current: Mapping[str, str | None] = {
+        rendered.layout.config_file: facts.containerd_config,
+        **facts.containerd_dropins,
+    }
 
     def view(path: str, text: str | None) -> str | None:
         return None if text is None else shown(path, text)
@@ -69,6 +74,7 @@ def containerd_files(
         for c in rep.conflicts
     ]
     notes += [f"kept from the current config.toml: {p}" for p in rep.preserved]
+    notes += list(rep.proxy_notes)
     if any(f.path.startswith(rendered.layout.certs_dir) for f in rendered.files):
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
@@ -143,6 +149,7 @@ def _variables(plan: NodeRunPlan) -> dict[str, Any]:
         "containerd_backup": plan.backup_dir("containerd"),
         "config_path": keys.CONTAINERD_CONFIG,
         "wait_seconds": str(plan.wait_seconds),
+        "proxy_dropin": keys.CONTAINERD_PROXY_DROPIN,
     }
 
 

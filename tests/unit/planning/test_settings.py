@@ -294,6 +294,9 @@ def test_the_keys_the_table_translates_change_the_rendered_files_as_it_says() ->
     hosts = tomllib.loads(insecure["/etc/containerd/certs.d/registry.internal:5000/hosts.toml"])
     assert hosts["host"]["https://registry.internal:5000"]["skip_verify"] is True
     assert set(mirrors) - set(base) and set(insecure) - set(base)
+    proxied = _files({**BASE_DAEMON, "proxies": VALUES["proxies"][0]})
+    assert "HTTP_PROXY=http://user:secret@proxy.example.com:3128" in proxied[keys.CONTAINERD_PROXY_DROPIN]
+    assert set(proxied) - set(base) == {keys.CONTAINERD_PROXY_DROPIN}
     for driver, systemd in (("systemd", "SystemdCgroup = true"), ("cgroupfs", "SystemdCgroup = false")):
         rendered = _files({"exec-opts": [f"native.cgroupdriver={driver}"]}, kubelet_driver=False)
         assert systemd in rendered[keys.CONTAINERD_CONFIG]

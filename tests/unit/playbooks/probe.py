@@ -41,7 +41,10 @@ PROBED_FILES = (
     "/var/lib/kubelet/config.yaml",
     "/etc/kubernetes/kubelet-config.yaml",
     "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+    "/etc/systemd/system/docker.service",
 )
+#: Directories whose *.conf files facts.sh reads (when they exist) besides PROBED_FILES.
+PROBED_DROPIN_DIRS = ("/etc/systemd/system/docker.service.d/", "/etc/systemd/system/containerd.service.d/")
 
 DOCKER_INFO = {
     "ServerVersion": "20.10.24+dfsg1",
@@ -119,6 +122,9 @@ def probe_output(
             lines.append(record(f"file:{path}", files[path]))
         else:
             lines.append(f"file:{path}\t\tmissing")
+    for path in sorted(files):
+        if path.startswith(PROBED_DROPIN_DIRS) and path.endswith(".conf"):
+            lines.append(record(f"file:{path}", files[path]))
     certs = sorted(p for p in files if p.startswith("/etc/docker/certs.d/"))
     if certs:
         lines.append(record("certs-list", "".join(p + "\n" for p in certs)))

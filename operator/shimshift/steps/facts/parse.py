@@ -30,6 +30,7 @@ from shimshift.model.facts import (
     Setting,
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
+from shimshift.model.proxy import CONTAINERD_DROPIN_DIR, DOCKER_DROPIN_DIR, DOCKER_UNIT, proxy_environment
 from shimshift.steps import kubeletfiles as kl
 from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags, unit_flags
 
@@ -181,6 +182,10 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
             cri_dockerd_unit, cri_dockerd_flags = path, tuple(unit_flags(text))
             break
 
+    docker_units = {DOCKER_UNIT: text} if (text := file(DOCKER_UNIT)) is not None else {}
+    docker_units |= {p: t for p in _dropins(r, DOCKER_DROPIN_DIR) if (t := file(p)) is not None}
+    containerd_dropins = {p: t for p in _dropins(r, CONTAINERD_DROPIN_DIR) if (t := file(p)) is not None}
+
     return NodeFacts(
         node=node,
         os_release=os_release,
@@ -205,9 +210,18 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         or services.get("cri-docker", False),
         cri_dockerd_flags=cri_dockerd_flags,
         cri_dockerd_unit=cri_dockerd_unit,
+        docker_proxy_env=proxy_environment(docker_units),
+        containerd_dropins=containerd_dropins,
         services=services,
         unreadable=unreadable,
     )
+
+
+def _dropins(r: Mapping[str, Record], directory: str) -> list[str]:
+    """The *.conf drop-ins of `directory` the probe read, in systemd's order (by file name)."""
+    prefix = f"file:{directory}/"
+    names = [k[len(prefix) :] for k in r if k.startswith(prefix) and k.endswith(".conf")]
+    return [f"{directory}/{n}" for n in sorted(n for n in names if "/" not in n)]
 
 
 def _ok(r: Mapping[str, Record], key: str) -> bool:
