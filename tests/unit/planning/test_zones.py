@@ -7,6 +7,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shimshift.model import ValidationError, parse_nodemigration
 from shimshift.model.spec import NodeMigrationSpec
@@ -16,7 +18,7 @@ from shimshift.planning.cluster import Node
 from shimshift.planning.gates import gate_lines
 from shimshift.planning.report_markdown import render_markdown
 from shimshift.planning.rollout import decide
-from shimshift.planning.waves import plan_waves
+from shimshift.planning.waves import fill_wave, plan_waves, wave_size, zone_limits
 from tests.unit.conftest import minimal_manifest
 from tests.unit.planning.factory import cluster, node
 from tests.unit.planning.factory import spec as make_spec
@@ -168,6 +170,39 @@ def test_the_planned_waves_keep_to_the_per_zone_limit_as_the_rollout_does() -> N
             for r in decision.nodes
         )
     assert started == [w.nodes for w in waves]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    zones=st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=40),
+    global_limit=st.sampled_from([1, 2, 5, "30%", "100%"]),
+    zone_limit=st.sampled_from([1, 2, 3, "10%", "50%", "100%"]),
+)
+def test_planned_waves_are_the_rollouts_waves_and_keep_both_limits(
+    zones: list[str | None], global_limit: int | str, zone_limit: int | str
+) -> None:
+    rollout = migrate(maxUnavailable=global_limit, maxUnavailablePerZone=zone_limit).rollout
+    nodes = [worker(f"n{i:02}", z) for i, z in enumerate(zones)]
+    zone = {n.name: n.labels.get(ZONE, "") for n in nodes}
+    limits = zone_limits(rollout, zone.values())
+    assert limits is not None
+    size = wave_size(rollout, len(nodes))
+
+    waves = [w.nodes for w in plan_waves(rollout, nodes)]
+
+    assert sorted(n for w in waves for n in w) == sorted(zone)  # every worker once
+    for w in waves:
+        assert 1 <= len(w) <= size
+        for z, limit in limits.items():
+            assert sum(1 for n in w if zone[n] == z) <= limit
+    # the same waves as the rollout's fill, wave after wave, of the pending nodes in name order
+    pending = sorted(zone)
+    expected = []
+    while pending:
+        taken = fill_wave(pending, size, zone, limits).nodes
+        expected.append(taken)
+        pending = [n for n in pending if n not in taken]
+    assert waves == expected
 
 
 def test_many_nodes_in_one_zone_plan_quickly_in_waves_of_the_zone_limit() -> None:
