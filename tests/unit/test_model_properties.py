@@ -52,6 +52,8 @@ FIELD_NAMES = st.sampled_from(
         "docker",
         "rollback",
         "maxUnavailable",
+        "maxUnavailablePerZone",
+        "zoneLabel",
         "timeout",
         "registries",
         "mirrors",

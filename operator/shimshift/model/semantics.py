@@ -144,8 +144,28 @@ def _seconds(value: Any, default: str) -> float | None:
 
 
 def _check_rollout(rollout: Mapping[str, Any]) -> Iterator[Problem]:
-    raw = rollout.get("maxUnavailable", 1)
-    path = "spec.rollout.maxUnavailable"
+    yield from _check_int_or_percent(rollout.get("maxUnavailable", 1), "spec.rollout.maxUnavailable")
+    if "maxUnavailablePerZone" in rollout:
+        yield from _check_int_or_percent(
+            rollout["maxUnavailablePerZone"], "spec.rollout.maxUnavailablePerZone"
+        )
+    label = rollout.get("zoneLabel")
+    if isinstance(label, str) and "/" in label:
+        prefix, name = label.split("/", 1)
+        if len(prefix) > 253 or len(name) > 63:
+            yield Problem(
+                "spec.rollout.zoneLabel",
+                f"{label[:80]!r} is not a label key: at most 253 characters before the '/' and 63 after",
+            )
+    elif isinstance(label, str) and len(label) > 63:
+        yield Problem(
+            "spec.rollout.zoneLabel",
+            f"{label[:80]!r} is not a label key: a name without a prefix has at most 63 characters",
+        )
+
+
+def _check_int_or_percent(raw: Any, path: str) -> Iterator[Problem]:
+    """A count of at least 1 node, or a percentage from 1% to 100%."""
     if isinstance(raw, int) and raw < 1:
         yield Problem(
             path, f"must be at least 1 node, not {raw} (a rollout that may take no node never starts)"

@@ -117,6 +117,10 @@ class LabelSelector:
         return True
 
 
+#: `spec.rollout.zoneLabel` when it is not given: the well-known topology label.
+ZONE_LABEL_DEFAULT = "topology.kubernetes.io/zone"
+
+
 @dataclass(frozen=True)
 class IntOrPercent:
     """maxUnavailable: a count, or a percentage of a total."""
@@ -208,6 +212,9 @@ class Rollout:
     windows: tuple[Window, ...] = ()  # none: always open
     time_zone: str = "UTC"  # an IANA zone name, the windows' local time
     blocking_pod_selector: str = ""  # kubectl syntax; empty: no pod holds a node back
+    #: in flight at once per topology domain (a percentage of the zone's selected workers); None: no limit
+    max_unavailable_per_zone: IntOrPercent | None = None
+    zone_label: str = ZONE_LABEL_DEFAULT  # the node label naming a node's zone; unlabelled nodes are zone ""
 
 
 @dataclass(frozen=True)
@@ -335,6 +342,10 @@ class NodeMigrationSpec:
                 windows=tuple(Window.from_raw(w) for w in ro.get("windows") or ()),
                 time_zone=ro.get("timeZone", "UTC"),
                 blocking_pod_selector=ro.get("blockingPodSelector", ""),
+                max_unavailable_per_zone=IntOrPercent.parse(ro["maxUnavailablePerZone"])
+                if "maxUnavailablePerZone" in ro
+                else None,
+                zone_label=ro.get("zoneLabel", ZONE_LABEL_DEFAULT),
             ),
             drain=Drain(
                 timeout=parse_duration(dr.get("timeout", "10m")),

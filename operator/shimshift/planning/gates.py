@@ -14,6 +14,7 @@ from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import WEEKDAYS, NodeMigrationSpec, load_zone
 from shimshift.planning.cluster import Cluster
 from shimshift.planning.selection import NodeSkipReason, Selection
+from shimshift.planning.waves import zone_of
 from shimshift.planning.windows import describe_opening, window_state
 
 #: Nodes listed by name in `held` and `heldBack`; the report says how many more.
@@ -32,6 +33,11 @@ class RolloutGates:
     held_back_count: int
     #: selected nodes that already carry the cluster autoscaler's scale-down-disabled (kept as it is)
     autoscaler_kept: int = 0
+    #: spec.rollout.maxUnavailablePerZone as given ("" without one), its zoneLabel, and how many zones
+    #: the selected workers are in (nodes without the label count as one zone)
+    zone_limit: str = ""
+    zone_label: str = ""
+    zones: int = 0
 
 
 def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
@@ -83,12 +89,15 @@ def rollout_gates(
             if keys.SCALE_DOWN_DISABLED_ANNOTATION in n.annotations
             and keys.SCALE_DOWN_DISABLED_BY_ANNOTATION not in n.annotations
         ),
+        zone_limit=str(limit) if (limit := spec.rollout.max_unavailable_per_zone) is not None else "",
+        zone_label=spec.rollout.zone_label,
+        zones=len({zone_of(spec.rollout, n) for n in selection.selected if not n.control_plane}),
     )
 
 
 def gate_lines(g: RolloutGates) -> list[str]:
     """One line each, plain text for every report format: the windows, the holds, the blocking pods, the
-    cluster autoscaler."""
+    cluster autoscaler, the per-zone limit."""
     if g.windows:
         windows = (
             f"Windows ({g.time_zone}): {'; '.join(g.windows)}; {g.window_now}. Nodes start only inside a "
@@ -121,4 +130,12 @@ def gate_lines(g: RolloutGates) -> list[str]:
         f"Cluster autoscaler: a node in flight carries {keys.SCALE_DOWN_DISABLED_ANNOTATION}=true, "
         f"removed after{kept}."
     )
-    return [windows, holds, blocking, autoscaler]
+    if g.zone_limit:
+        zones = (
+            f"Zones ({g.zone_label}): at most {g.zone_limit} of a zone's workers in one wave "
+            f"(spec.rollout.maxUnavailablePerZone), besides spec.rollout.maxUnavailable; the selected "
+            f"workers are in {g.zones} zone(s) (nodes without the label count as one); the waves keep to it."
+        )
+    else:
+        zones = "Zones: no per-zone limit (spec.rollout.maxUnavailablePerZone is not set)."
+    return [windows, holds, blocking, autoscaler, zones]

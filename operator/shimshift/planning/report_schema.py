@@ -34,6 +34,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "MultiplePDBs (500); null when the pod is not evicted.",
     "FileSection.computed": "False when the files could not be planned; `reason` says why.",
     "NodeReport.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
+    "RolloutGates.zone_limit": "spec.rollout.maxUnavailablePerZone as given; empty without one.",
+    "RolloutGates.zones": "Zones (values of zoneLabel) of the selected workers; unlabelled nodes are one.",
 }
 
 _CHANGE = {

@@ -14,6 +14,9 @@
   is already in flight or finished). A node with a pod matching `spec.rollout.blockingPodSelector`
   (`blocked`, read by the caller) is passed over in this wave and the wave takes the next pending
   node instead; it is started once its blocking pods are gone.
+- Zones: with `spec.rollout.maxUnavailablePerZone`, a wave takes at most that many workers of one zone
+  (the `zoneLabel` value, "" without it; a percentage is of the zone's selected workers) besides the
+  global `maxUnavailable`; the nodes of a full zone wait and the wave takes other zones' nodes.
 """
 
 from __future__ import annotations
@@ -39,13 +42,15 @@ from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.selection import select_nodes
-from shimshift.planning.waves import wave_size
+from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
 
 IN_FLIGHT = frozenset({NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK})
 #: Nodes named in a condition message, the rest counted: a wave of 500 stays a short message.
 NAMED_IN_MESSAGES = 10
 FAILED = frozenset({NodePhase.FAILED, NodePhase.ROLLED_BACK})
+#: How a message names the zone of the nodes without the zone label.
+EMPTY_ZONE = '""'
 
 
 @dataclass(frozen=True)
@@ -203,12 +208,24 @@ def decide(
     workers = [r for r in pending if r.name not in control]
     free_workers = [r for r in workers if r.name not in blocked or not blocked[r.name]]
     if free_workers:
-        selected_workers = sum(1 for r in records if r.name not in control and r.phase != NodePhase.SKIPPED)
-        wave = [r.name for r in free_workers[: wave_size(spec.rollout, selected_workers)]]
+        selected = [r.name for r in records if r.name not in control and r.phase != NodePhase.SKIPPED]
+        by_name = {n.name: n for n in nodes}
+        zones = {name: zone_of(spec.rollout, by_name[name]) if name in by_name else "" for name in selected}
+        fill = fill_wave(
+            [r.name for r in free_workers],
+            wave_size(spec.rollout, len(selected)),
+            zones,
+            zone_limits(spec.rollout, zones.values()),
+        )
+        wave = list(fill.nodes)
+        full = "".join(
+            f"; zone {zone or EMPTY_ZONE} at its limit ({count}/{limit})"
+            for zone, (count, limit) in sorted(fill.full_zones.items())[:NAMED_IN_MESSAGES]
+        )
         return result(
             Phase.PROGRESSING,
             ConditionReason.WAVE_STARTED,
-            f"starting {name_some(wave, NAMED_IN_MESSAGES)}" + (f"; {why}" if why else ""),
+            f"starting {name_some(wave, NAMED_IN_MESSAGES)}" + full + (f"; {why}" if why else ""),
             start=wave,
         )
     if workers:  # every pending worker is held back: control-plane nodes still wait for them

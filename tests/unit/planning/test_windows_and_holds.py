@@ -351,6 +351,7 @@ def test_the_plan_report_says_the_windows_the_holds_and_the_nodes_blocking_pods_
         "Blocking pods (app=batch): 1 node(s) would wait now (others go first): n1 (jobs/nightly).",
         "Cluster autoscaler: a node in flight carries cluster-autoscaler.kubernetes.io/scale-down-disabled=true, "
         "removed after.",
+        "Zones: no per-zone limit (spec.rollout.maxUnavailablePerZone is not set).",
     ]
     assert "- Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42." in render_markdown(
         report
@@ -369,7 +370,7 @@ def test_the_plan_report_counts_the_nodes_that_keep_an_admins_autoscaler_annotat
     }
     report = build_plan(make_spec(), cluster([node("n1"), admin, ours]), {}, at("2026-01-02T18:00"))
 
-    line = gate_lines(report.rollout_gates)[-1]
+    line = gate_lines(report.rollout_gates)[3]
     assert line == (
         "Cluster autoscaler: a node in flight carries cluster-autoscaler.kubernetes.io/scale-down-disabled=true, "
         "removed after; 1 selected node(s) already carry it and keep it."
