@@ -32,6 +32,10 @@ cmd kernel uname -r
 cmd docker-info docker info --format '{{json .}}'
 cmd docker-images sh -c 'ids=$(docker image ls -q --no-trunc | sort -u); [ -z "$ids" ] || docker image inspect $ids'
 cmd docker-containers docker ps -a --no-trunc --format '{{json .}}'
+# Running containers as [name, image, restart policy, labels], one a line: the ones without the
+# kubelet's labels run outside it (docker run, compose, RKE1's kubelet) and stop with Docker.
+cmd docker-running sh -c 'ids=$(docker ps -q --no-trunc); [ -z "$ids" ] || docker inspect --format "$0" $ids' \
+    '[{{json .Name}},{{json .Config.Image}},{{json .HostConfig.RestartPolicy.Name}},{{json .Config.Labels}}]'
 cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
@@ -44,6 +48,11 @@ root=/var/lib/containerd
 [ -d "$root" ] || root=/var/lib
 cmd "df:$root" df -P -B1 "$root"
 
+# RKE1 (certificates under /etc/kubernetes/ssl), k3s and RKE2 leave these behind.
+for p in /etc/kubernetes/ssl /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /etc/rancher/rke2 \
+    /var/lib/rancher/rke2; do
+    if [ -e "$p" ]; then printf 'exists:%s\t\t0\n' "$p"; else printf 'exists:%s\t\tmissing\n' "$p"; fi
+done
 file /etc/containerd/config.toml
 file /etc/docker/daemon.json
 for f in /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet \

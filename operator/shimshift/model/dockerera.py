@@ -165,7 +165,10 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "iptables": _i(_BRIDGE),
     "ipv6": _i(_BRIDGE),
     "labels": _i("Docker engine labels (for Swarm placement); Kubernetes uses Node labels"),
-    "live-restore": _i("containerd's shims keep containers running across containerd restarts"),
+    "live-restore": _i(
+        "containerd's shims keep containers running across containerd restarts; for the containers Docker "
+        "runs outside the kubelet it decides whether they outlive the switch (DockerContainersOutsideKubelet)"
+    ),
     "log-format": _i(_OWN_LOG),
     "log-level": _i(_OWN_LOG),
     "max-concurrent-downloads": _r(

@@ -87,6 +87,29 @@ class K8sContainer:
 
 
 @dataclass(frozen=True)
+class OutsideContainer:
+    """A running Docker container the kubelet did not create (`docker run`, compose, a systemd unit):
+    dockershim's containers carry the `io.kubernetes.pod.name` label and a `k8s_` name, these do not.
+    Stopping Docker at the switch stops them too."""
+
+    name: str
+    image: str
+    restart_policy: str = ""  # Docker's RestartPolicy.Name: no, always, unless-stopped, on-failure
+
+
+class Distribution(StrEnum):
+    """A Kubernetes distribution whose node shimshift refuses, and why it is recognised."""
+
+    RKE1 = "RKE1"  # Rancher's RKE: the kubelet itself is a Docker container
+    K3S = "k3s"  # k3s embeds its own containerd
+    RKE2 = "RKE2"  # RKE2 embeds its own containerd
+
+
+#: How many outside containers the facts keep by name; the rest are counted.
+MAX_OUTSIDE_CONTAINERS = 50
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     node: str
     os_release: str | None = None
@@ -123,6 +146,13 @@ class NodeFacts:
     #: text of /etc/systemd/system/containerd.service.d/*.conf by path: containerd's own drop-ins
     containerd_dropins: Mapping[str, str] = field(default_factory=dict)
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
+    #: Docker's running containers that are not the kubelet's (at most MAX_OUTSIDE_CONTAINERS), and
+    #: how many more there are; empty in facts from a probe that did not list them
+    outside_containers: tuple[OutsideContainer, ...] = ()
+    outside_containers_more: int = 0
+    #: an RKE1, k3s or RKE2 node (None: none of them), and what gave it away
+    distribution: Distribution | None = None
+    distribution_evidence: str = ""
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 
     @property

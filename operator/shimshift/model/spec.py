@@ -74,6 +74,13 @@ class DockerPolicy(StrEnum):
     STOP = "Stop"
 
 
+class OutsideContainersPolicy(StrEnum):
+    """What the plan does about Docker containers the kubelet did not create (`docker run`)."""
+
+    BLOCK = "Block"  # a blocker: move them to static pods, or say Stop
+    STOP = "Stop"  # they stop with Docker at the switch; the plan lists them
+
+
 class RollbackPolicy(StrEnum):
     AUTOMATIC = "Automatic"
     MANUAL = "Manual"
@@ -317,6 +324,7 @@ class NodeMigrationSpec:
     ssh: Ssh | None
     docker: DockerPolicy
     rollback: RollbackPolicy
+    docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -380,6 +388,7 @@ class NodeMigrationSpec:
             ssh=_ssh(raw_ssh) if raw_ssh is not None else None,
             docker=DockerPolicy(spec.get("docker", "Keep")),
             rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
+            docker_outside_containers=OutsideContainersPolicy(spec.get("dockerOutsideContainers", "Block")),
         )
 
 

@@ -14,6 +14,7 @@ from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
+from shimshift.planning.outside import check_outside
 from shimshift.steps.images.fit import ImageSummary, human_bytes
 
 
@@ -146,6 +147,7 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
                 name,
             )
         )
+    out += check_outside(spec, facts)
     kubelet_cg = facts.kubelet.cgroup_driver.value if facts.kubelet.cgroup_driver else None
     if kubelet_cg and facts.docker_cgroup_driver and kubelet_cg != facts.docker_cgroup_driver:
         out.append(

@@ -322,6 +322,7 @@ class FakeNodes:
         self.host_keys: dict[str, str] = {}  # node -> the host key fingerprint its connection verified
         self.closed = 0  # times the engine closed the port's connections
         self.material: RegistryMaterial | None = None  # what registry_material() answers
+        self.node_facts: dict[str, NodeFacts] = {}  # node -> what its probe finds, instead of the default
 
     def _change(self, node: str, op: str) -> None:
         key = f"{node}:{op}"
@@ -340,7 +341,8 @@ class FakeNodes:
 
     def facts(self, node: str) -> NodeFacts:
         self._change(node, "facts")
-        return NodeFacts(node=node, docker_version="20.10.24", containerd_version="1.6.20")
+        default = NodeFacts(node=node, docker_version="20.10.24", containerd_version="1.6.20")
+        return self.node_facts.get(node, default)
 
     def prepare(self, node: str, facts: NodeFacts) -> None:
         if self.fail.get(node) == "prepare":

@@ -38,7 +38,7 @@ from shimshift.model.dockerera import (
     kubelet_flag_fate,
     kubelet_flags,
 )
-from shimshift.model.facts import NodeFacts
+from shimshift.model.facts import NodeFacts, OutsideContainer
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.build import build_plan
 from shimshift.planning.findings import Finding, Level
@@ -329,6 +329,23 @@ def test_a_node_whose_settings_are_all_carried_or_meaningless_is_clean() -> None
     assert report.summary.exit_code == EXIT_CLEAN
     assert {f.code for f in about(report, "daemon.json live-restore")} == {DAEMON_JSON_IGNORED}
     assert {f.code for f in about(report, "--network-plugin")} == {KUBELET_FLAG_IGNORED}
+
+
+def test_live_restore_stays_a_note_and_decides_what_the_plan_says_of_containers_outside_the_kubelet() -> None:
+    registry = OutsideContainer("registry", "registry:2", "always")
+    facts = replace(
+        probed_facts({**BASE_DAEMON, "live-restore": True}, BASE_FLAGS), outside_containers=(registry,)
+    )
+    report = plan(facts)
+    assert {f.code for f in about(report, "daemon.json live-restore")} == {DAEMON_JSON_IGNORED}
+    (blocker,) = [f for f in report.blockers if f.code == "DockerContainersOutsideKubelet"]
+    assert "keep running without a dockerd" in blocker.message
+    assert report.summary.exit_code == EXIT_BLOCKERS
+    # the spec's Stop turns the blocker into a warning that still lists them
+    stopped = plan(facts, spec(dockerOutsideContainers="Stop"))
+    assert [f.code for f in stopped.blockers] == []
+    assert [f.subject for f in stopped.warnings if f.code == "DockerContainersStopped"] == [""]
+    assert stopped.summary.exit_code == EXIT_WARNINGS
 
 
 def test_a_setting_not_carried_over_is_a_warning_that_makes_the_exit_status_2() -> None:

@@ -1,13 +1,16 @@
 """The facts step: the read-only probe of a node (`playbooks/facts.yaml`, script `facts.sh`, one SSH
-round trip), parsed into `NodeFacts` (`steps.facts.parse`); then the node port decides what the
-changing steps will write, so a spec this node cannot take (a refused registry CA, a missing Secret)
-fails here, before the lock, the cordon and the drain. Changes nothing, so there is nothing to undo.
+round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is (RKE1,
+k3s, RKE2, Docker containers outside the kubelet the spec has not let stop: `steps.facts.refuse`)
+fails here; then the node port decides what the changing steps will write, so a spec this node cannot
+take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
+drain. Changes nothing, so there is nothing to undo.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
@@ -16,6 +19,7 @@ from shimshift.playbooks import shipped_playbook
 from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 from shimshift.steps.execute import run_playbook
 from shimshift.steps.facts.parse import parse_facts
+from shimshift.steps.facts.refuse import refusal
 from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "facts"
@@ -38,6 +42,10 @@ def summary(facts: NodeFacts) -> str:
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name = record.name
     facts = port.facts(name)
+    # an RKE1/k3s/RKE2 node, or Docker containers outside the kubelet the spec has not let stop: refused
+    # untouched (the switch would stop them with Docker)
+    if (why := refusal(migration.spec.docker_outside_containers, facts)) is not None:
+        raise NodeError(name, why)
     # what the changing steps will write is decided now, before the lock, cordon and drain: a spec
     # this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
     port.prepare(name, facts)

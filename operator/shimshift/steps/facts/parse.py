@@ -21,12 +21,15 @@ import yaml
 
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import (
+    MAX_OUTSIDE_CONTAINERS,
+    Distribution,
     DockerCertFiles,
     DockerImage,
     K8sContainer,
     KubeletFacts,
     KubeletLayout,
     NodeFacts,
+    OutsideContainer,
     Setting,
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
@@ -174,6 +177,8 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
 
     images = _images(r.get("docker-images"), unreadable)
     containers = _containers(r.get("docker-containers"), unreadable, images)
+    outside, outside_more = outside_containers(r.get("docker-running"), unreadable)
+    distribution, evidence = _distribution(r, outside)
     kubelet = _kubelet(r, file, unreadable, kubelet_version)
     cri_dockerd_unit = None
     cri_dockerd_flags: tuple[tuple[str, str], ...] = ()
@@ -214,6 +219,10 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         containerd_dropins=containerd_dropins,
         services=services,
         unreadable=unreadable,
+        outside_containers=outside,
+        outside_containers_more=outside_more,
+        distribution=distribution,
+        distribution_evidence=evidence,
     )
 
 
@@ -310,6 +319,73 @@ def _containers(
             )
         )
     return tuple(out)
+
+
+#: the label dockershim (and cri-dockerd) puts on every container it creates
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+_RKE_IMAGES = ("rancher/hyperkube", "rancher/rke-tools")
+
+
+def outside_containers(
+    rec: Record | None, unreadable: dict[str, str], limit: int = MAX_OUTSIDE_CONTAINERS
+) -> tuple[tuple[OutsideContainer, ...], int]:
+    """The running containers the kubelet did not create, from lines of `docker inspect --format
+    '[{{json .Name}},{{json .Config.Image}},{{json .HostConfig.RestartPolicy.Name}},{{json
+    .Config.Labels}}]'`: the first `limit` by name, and how many more. A probe without this record
+    (older facts) lists none."""
+    if rec is None:
+        return (), 0
+    if not rec.ok:
+        unreadable["docker containers outside the kubelet"] = rec.why()
+        return (), 0
+    found: list[OutsideContainer] = []
+    for line in rec.text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json_loads(line)
+            name, image, restart, labels = row
+            if not isinstance(name, str) or not isinstance(image, str):
+                raise TypeError("name and image are strings")
+        except (json.JSONDecodeError, InputLimitError, TypeError, ValueError):
+            unreadable["docker containers outside the kubelet"] = (
+                "unexpected `docker inspect` output (want [name, image, restart policy, labels] a line)"
+            )
+            continue
+        name = name.lstrip("/")
+        if (isinstance(labels, Mapping) and POD_NAME_LABEL in labels) or name.startswith("k8s_"):
+            continue
+        found.append(OutsideContainer(name, image, restart if isinstance(restart, str) else ""))
+    found.sort(key=lambda c: c.name)
+    return tuple(found[:limit]), max(0, len(found) - limit)
+
+
+def _distribution(
+    r: Mapping[str, Record], outside: tuple[OutsideContainer, ...]
+) -> tuple[Distribution | None, str]:
+    """RKE1 (the kubelet is a Docker container), RKE2 or k3s (their own containerd), with the evidence."""
+
+    def exists(path: str) -> bool:
+        return _ok(r, f"exists:{path}")
+
+    kubelet = next((c for c in outside if c.name == "kubelet"), None)
+    if kubelet is not None:
+        repo = kubelet.image.split("@", 1)[0].rsplit(":", 1)[0]
+        if repo.endswith(_RKE_IMAGES):
+            return Distribution.RKE1, f"the kubelet runs as Docker container `kubelet` ({kubelet.image})"
+        if exists("/etc/kubernetes/ssl"):
+            return Distribution.RKE1, (
+                f"the kubelet runs as Docker container `kubelet` ({kubelet.image}) and /etc/kubernetes/ssl "
+                "holds RKE's certificates"
+            )
+    for dist, paths in (
+        (Distribution.RKE2, ("/var/lib/rancher/rke2", "/etc/rancher/rke2")),
+        (Distribution.K3S, ("/usr/local/bin/k3s", "/var/lib/rancher/k3s", "/etc/rancher/k3s")),
+    ):
+        present = [p for p in paths if exists(p)]
+        if present:
+            return dist, f"{' and '.join(present)} exist{'s' if len(present) == 1 else ''}"
+    return None, ""
 
 
 def _certs(r: Mapping[str, Record]) -> tuple[DockerCertFiles, ...]:
