@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+from testbed.ports import free_port
 
 from shimshift.model import keys
 from shimshift.model.status import Condition, NodePhase, Phase
-from tests.e2e.conftest import Operator, eventually, free_port, migration, node, status_of, web, web_pods
+from tests.e2e.conftest import Operator, eventually, migration, node, status_of, web, web_pods
 from tests.e2e.history import min_healthy_after_ready, operator_requests
 from tests.e2e.simnodes import NOT_READY_MESSAGE, read_state
 

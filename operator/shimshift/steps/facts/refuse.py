@@ -39,7 +39,7 @@ BLOCK_ADVICE = (
 )
 
 
-def describe(c: OutsideContainer) -> str:
+def describe_outside_container(c: OutsideContainer) -> str:
     restart = f", restart {c.restart_policy}" if c.restart_policy and c.restart_policy != "no" else ""
     return f"{c.name} ({c.image}{restart})"
 
@@ -50,7 +50,7 @@ def outside_count(facts: NodeFacts) -> int:
 
 def listed(facts: NodeFacts, limit: int = 5) -> str:
     """`a (registry:2, restart always), b (...) and 7 more`, counting the ones the facts only count."""
-    names = [describe(c) for c in facts.outside_containers]
+    names = [describe_outside_container(c) for c in facts.outside_containers]
     hidden = max(0, len(names) - limit) + facts.outside_containers_more
     return ", ".join(names[:limit]) + (f" and {hidden} more" if hidden else "")
 
