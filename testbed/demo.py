@@ -87,6 +87,9 @@ PROFILES = ("kubeadm-cgroupfs", "kubeadm-systemd", "kubespray")
 REAL_KUBELET_PROFILE = ProfileName.KUBEADM_CGROUPFS.value
 APP_IMAGE = "registry.shimshift.test/team/app:1.0"  # in every node's Docker (testbed seeding)
 KUBE_PROXY_IMAGE = "k8s.gcr.io/kube-proxy:v1.23.17"
+#: what the containers run (the images hold a busybox): a process that exits on SIGTERM, as a
+#: well-behaved service does, so a drain or a stop takes a second, not the whole grace period
+SERVE = """["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]"""
 STATIC_POD = "node-probe"
 FINAL_PHASES = ("Succeeded", "Failed", "Paused")
 #: the caller holds the real-kubelet host lock for this process (tests/e2e/test_demo.py)
@@ -395,7 +398,8 @@ def workload_manifest() -> str:
             metadata: {{labels: {{app: web}}}}
             spec:
               terminationGracePeriodSeconds: 5
-              containers: [{{name: app, image: "{APP_IMAGE}", imagePullPolicy: IfNotPresent}}]
+              containers:
+              - {{name: app, image: "{APP_IMAGE}", imagePullPolicy: IfNotPresent, command: {SERVE}}}
         ---
         apiVersion: policy/v1
         kind: PodDisruptionBudget
@@ -415,7 +419,11 @@ def workload_manifest() -> str:
               hostNetwork: true
               terminationGracePeriodSeconds: 5
               tolerations: [{{operator: Exists}}]
-              containers: [{{name: kube-proxy, image: "{KUBE_PROXY_IMAGE}", imagePullPolicy: IfNotPresent}}]
+              containers:
+              - name: kube-proxy
+                image: "{KUBE_PROXY_IMAGE}"
+                imagePullPolicy: IfNotPresent
+                command: {SERVE}
         """)
 
 
@@ -427,7 +435,8 @@ def static_pod_manifest() -> str:
         metadata: {{name: {STATIC_POD}, namespace: kube-system}}
         spec:
           hostNetwork: true
-          containers: [{{name: probe, image: "{APP_IMAGE}", imagePullPolicy: IfNotPresent}}]
+          containers:
+          - {{name: probe, image: "{APP_IMAGE}", imagePullPolicy: IfNotPresent, command: {SERVE}}}
         """)
 
 
