@@ -70,7 +70,7 @@ from testbed.nodes.kube_http import ApiError, KubeHttp
 from testbed.nodes.layout import DEFAULT_ROOT, MARKER_ENV
 from testbed.nodes.node import Node, ssh_run
 from testbed.nodes.profiles import ProfileName, profile
-from testbed.nodes.realkubelet import OLD_CONTROL_PLANE, check_built, take_host_lock
+from testbed.nodes.realkubelet import HOST_LOCK, OLD_CONTROL_PLANE, check_built, take_host_lock
 from testbed.nodes.seeding import daemonset_pods
 from testbed.waiting import WaitTimeout, wait_until
 
@@ -752,12 +752,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     ok = False
     try:
         if any(real_flags) and os.environ.get(LOCK_HELD_ENV) != "1":
+            who = "a test run or another demo on this machine is running real kubelets"
             try:
-                demo.lock = take_host_lock(
-                    args.lock_wait, "a test run or another demo on this machine is running real kubelets"
-                )
-            except WaitTimeout as e:
-                raise DemoError(str(e)) from None
+                demo.lock = take_host_lock(0, who)
+            except WaitTimeout:
+                console.line(f"waiting up to {args.lock_wait:.0f}s for the host lock {HOST_LOCK}: {who}")
+                try:
+                    demo.lock = take_host_lock(args.lock_wait, who)
+                except WaitTimeout as e:
+                    raise DemoError(str(e)) from None
         console.section(f"testbed: {args.nodes} fake nodes ({', '.join(profiles)}) and a TLS registry")
         console.line(
             "Each node: its own network, mount and PID namespaces with real sshd, containerd 1.6 "
