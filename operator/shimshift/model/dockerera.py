@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shimshift.model.runtimes import docker_runtimes
+
 #: The paths containerd's CRI plugin reads CNI plugins and configuration from by default, which are
 #: also the kubelet's dockershim defaults.
 CNI_BIN_DIR = "/opt/cni/bin"
@@ -200,11 +202,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
         "Docker ran rootless; containerd runs as root for the kubelet",
         "check that running the node's containers under a root containerd is what you want",
     ),
-    "runtimes": _r(
-        "extra OCI runtimes registered with Docker; containerd's CRI plugin knows only those in its own "
-        "configuration",
-        f"add them as containerd.runtimes.<name> in {_CRI_RUNTIME} ({_EXTRA}) with a RuntimeClass each",
-    ),
     "seccomp-profile": _r(
         "Docker's default seccomp profile (what runtime/default meant for dockershim pods); containerd "
         "applies its own built-in default profile",
@@ -246,6 +243,7 @@ DAEMON_JSON_BY_VALUE = frozenset(
         "log-driver",
         "log-opts",
         "default-runtime",
+        "runtimes",
         "selinux-enabled",
         "init",
         "ip-forward",
@@ -253,7 +251,9 @@ DAEMON_JSON_BY_VALUE = frozenset(
 )
 
 #: Keys that shimshift carries into containerd's files.
-DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts", "proxies"})
+DAEMON_JSON_TRANSLATED = frozenset(
+    {"registry-mirrors", "insecure-registries", "exec-opts", "proxies", "runtimes", "default-runtime"}
+)
 #: Keys that shimshift carries into the kubelet's files (the switch step's edit): json-file's rotation.
 DAEMON_JSON_TO_KUBELET = frozenset({"log-opts"})
 #: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's
@@ -390,6 +390,56 @@ def _log_opts_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
     return _t(carried + " (set by the switch unless the kubelet already sets its own)")
 
 
+_RUNTIMES_TO = f"containerd.runtimes.<name> of {_CRI_RUNTIME}"
+
+
+def _runtimes_fate(daemon: Mapping[str, Any]) -> Rule:
+    found = docker_runtimes(daemon)
+    if found.malformed:
+        return _r(
+            "runtimes is not an object of runtimes (dockerd does not start with it): nothing is carried",
+            "fix daemon.json runtimes, then probe the node again",
+        )
+    carried = ", ".join(
+        f"{r.name} ({r.runtime_type}" + (f", BinaryName {r.binary}" if r.binary else "") + ")"
+        for r in found.carried
+    )
+    where = f"{_RUNTIMES_TO}, SystemdCgroup as the node's cgroup driver"
+    if not found.refused:
+        if not found.carried:
+            return _i("no runtimes besides runc; containerd's CRI plugin has runc")
+        return _t(f"{carried} in {where}")
+    lost = "; ".join(f"{r.name}: {r.reason}" for r in found.refused)
+    advice = "; ".join(f"{r.name}: {r.advice}" for r in found.refused)
+    text = (f"carried as {carried} in {where}; " if carried else "") + f"not carried: {lost}"
+    return _r(text + " (pods of a RuntimeClass with that handler would not start)", advice)
+
+
+def _default_runtime_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
+    found = docker_runtimes(daemon)
+    name = found.default
+    if name == "runc":
+        return _i("containerd's CRI plugin runs pods with runc by default too")
+    if name in found.carried_names():
+        return _t(
+            f"containerd's default_runtime_name is {name} (its runtimes.{name}), so pods without a "
+            "RuntimeClass run with it, as Docker ran every container"
+        )
+    refused = found.refusal(name)
+    why = (
+        refused.reason
+        if refused is not None
+        else f"daemon.json runtimes defines no {_word(value)} runtime (dockerd refuses to start so)"
+    )
+    return _x(
+        f"Docker ran every container with the {_word(value)} runtime, which is not carried ({why}); "
+        "containerd would run them with runc (e.g. without GPU access for an nvidia runtime)",
+        (refused.advice + "; or " if refused is not None else "")
+        + f"set containerd.default_runtime_name and the runtime in {_CRI_RUNTIME} ({_EXTRA}), "
+        "then plan again",
+    )
+
+
 def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = None) -> Rule:
     """What becomes of daemon.json `key` set to `value`; `daemon`: the whole daemon.json, for a key
     whose fate depends on another (log-opts on log-driver)."""
@@ -427,15 +477,9 @@ def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = No
             f"run a log shipper that reads /var/log/pods (CRI log format) to keep sending them to {driver}",
         )
     if key == "default-runtime":
-        if value in ("runc", "io.containerd.runc.v2", None, ""):
-            return _i("containerd's CRI plugin runs pods with runc by default too")
-        runtime = _word(value)
-        return _x(
-            f"Docker ran every container with the {runtime} runtime; containerd would run them with runc "
-            "(e.g. without GPU access for an nvidia runtime)",
-            f"set containerd.default_runtime_name and the {runtime} runtime in {_CRI_RUNTIME} ({_EXTRA}), "
-            "e.g. with the runtime vendor's configure command, then plan again",
-        )
+        return _default_runtime_fate(value, {**(daemon or {}), key: value})
+    if key == "runtimes":
+        return _runtimes_fate({**(daemon or {}), key: value})
     if key == "selinux-enabled":
         if value is not True:
             return _i("SELinux labelling was off under Docker; containerd's enable_selinux is off by default")

@@ -41,6 +41,7 @@ from shimshift.planning.report import (
     WavePlan,
 )
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
+from shimshift.planning.runtimeclasses import runtime_class_findings
 from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.settings import setting_findings
 from shimshift.planning.waves import Wave, plan_waves
@@ -248,6 +249,7 @@ def build_plan(
         kubelet, more = _files(kubelet_plan, "kubelet edit", "KubeletEditFailed", spec, node, facts)
         findings += more
         findings += setting_findings(spec, facts, containerd)
+        findings += runtime_class_findings(cluster.runtime_classes, node, containerd)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

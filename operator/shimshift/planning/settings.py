@@ -113,7 +113,7 @@ def _parsed(text: str) -> Mapping[str, Any]:
         return {}
 
 
-def _rendered_config(section: FileSection) -> Mapping[str, Any]:
+def rendered_config(section: FileSection) -> Mapping[str, Any]:
     for change in section.changes:
         if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
             return _parsed(change.after)
@@ -207,7 +207,7 @@ def _kubelet_kept(facts: NodeFacts) -> Finding | None:
 
 
 def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
-    config = _rendered_config(containerd) if containerd.computed else {}
+    config = rendered_config(containerd) if containerd.computed else {}
     seen: set[str] = set()
     for name, value in facts.kubelet.flags:
         if not is_dockershim_era_flag(name) or name in seen:
@@ -293,7 +293,7 @@ def sandbox_image(config: Mapping[str, Any]) -> str | None:
 
 def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
     """cri-dockerd's flags: where dockershim's network and sandbox settings live on 1.24+ nodes."""
-    config = _rendered_config(containerd) if containerd.computed else {}
+    config = rendered_config(containerd) if containerd.computed else {}
     sandbox = sandbox_image(config)
     seen: set[str] = set()
     for name, value in facts.cri_dockerd_flags:

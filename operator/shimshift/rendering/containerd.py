@@ -30,6 +30,7 @@ from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, 
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
 from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
+from shimshift.rendering.runtimes import containerd_runtimes
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.templating import render_template
 from shimshift.rendering.values import (
@@ -271,6 +272,7 @@ def render_node_config(
     release = (facts.containerd_major or 0, facts.containerd_minor or 0)
     bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
     cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
+    runtimes = containerd_runtimes(facts, systemd)
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
@@ -281,6 +283,8 @@ def render_node_config(
             "cni_bin_dirs": cni.bin_dirs,
             "cni_bin_dirs_list": cni.as_list,
             "cni_conf_dir": cni.conf_dir,
+            "default_runtime": runtimes.default,
+            "runtimes": runtimes.runtimes,
         },
     )
     doc = tomlkit.parse(base_text)
@@ -349,7 +353,7 @@ def render_node_config(
         sandbox_image_reason=sandbox.reason,
         systemd_cgroup=systemd,
         cgroup_reason=cgroup_reason,
-        translated=tuple(translated) + proxy.translated,
+        translated=tuple(translated) + proxy.translated + runtimes.translated,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
@@ -357,6 +361,7 @@ def render_node_config(
         + proxy.not_carried,
         preserved=existing.preserved,
         proxy_notes=proxy.notes,
+        runtime_notes=runtimes.notes,
         changes=changes(existing.parsed, parsed),
         warnings=tuple(warnings),
     )

@@ -148,6 +148,8 @@ class RenderReport:
     preserved: tuple[str, ...] = ()  # admin settings of the current config.toml kept as they were
     #: what becomes of Docker's HTTP proxy (the drop-in written, or containerd's own kept): for people
     proxy_notes: tuple[str, ...] = ()
+    #: what becomes of Docker's other runtimes (`rendering.runtimes`), for people
+    runtime_notes: tuple[str, ...] = ()
     changes: tuple[ConfigChange, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -168,6 +170,7 @@ class RenderReport:
         ]
         out += [f"kept from the current config.toml: {p}" for p in self.preserved]
         out += list(self.proxy_notes)
+        out += list(self.runtime_notes)
         out += [f"warning: {w}" for w in self.warnings]
         if self.changes:
             out.append("changes to config.toml:")

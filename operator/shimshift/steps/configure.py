@@ -75,6 +75,7 @@ def containerd_files(
     ]
     notes += [f"kept from the current config.toml: {p}" for p in rep.preserved]
     notes += list(rep.proxy_notes)
+    notes += list(rep.runtime_notes)
     if any(f.path.startswith(rendered.layout.certs_dir) for f in rendered.files):
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
