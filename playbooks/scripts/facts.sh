@@ -40,6 +40,10 @@ cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
 cmd crictl-version crictl --version
+# The limits the running containerd has (its shims, and so every container, inherit them) and the
+# command of its parent (dockerd when dockerd started it itself).
+cmd containerd-limits sh -c 'p=$(pidof -s containerd) && cat "/proc/$p/limits" &&
+    printf "parent %s\n" "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d " ")")"'
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"
@@ -68,8 +72,12 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
-# Docker's service environment (its HTTP proxy) and containerd's own drop-ins.
-file /etc/systemd/system/docker.service
+# Docker's service environment (its HTTP proxy), the units' limits and containerd's own drop-ins.
+for unit in docker containerd; do
+    for d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+        file "$d/$unit.service"
+    done
+done
 for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d; do
     for f in "$d"/*.conf; do
         [ -e "$f" ] && file "$f"

@@ -145,6 +145,15 @@ class NodeFacts:
     docker_proxy_env: tuple[Setting, ...] = ()
     #: text of /etc/systemd/system/containerd.service.d/*.conf by path: containerd's own drop-ins
     containerd_dropins: Mapping[str, str] = field(default_factory=dict)
+    #: text of docker.service and containerd.service in /etc/systemd/system, /lib/systemd/system and
+    #: /usr/lib/systemd/system, and of docker.service.d's drop-ins, by path (containerd's drop-ins are
+    #: containerd_dropins)
+    service_units: Mapping[str, str] = field(default_factory=dict)
+    #: LimitNOFILE / LimitMEMLOCK of the running containerd (/proc/<pid>/limits, systemd's syntax):
+    #: what every container's shim inherited; empty when not read
+    containerd_limits: Mapping[str, str] = field(default_factory=dict)
+    #: the command of the running containerd's parent process (`dockerd` when dockerd started it)
+    containerd_parent: str | None = None
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     #: Docker's running containers that are not the kubelet's (at most MAX_OUTSIDE_CONTAINERS), and
     #: how many more there are; empty in facts from a probe that did not list them

@@ -28,6 +28,7 @@ from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.containerd_keys import unknown_keys
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
+from shimshift.rendering.limits import containerd_limits
 from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
 from shimshift.rendering.runtimes import containerd_runtimes
@@ -340,6 +341,9 @@ def render_node_config(
     proxy = containerd_proxy(facts, layout)
     if proxy.file is not None:
         files.append(proxy.file)
+    limits = containerd_limits(facts, layout)
+    if limits.file is not None:
+        files.append(limits.file)
 
     warnings += _warnings(spec, facts, sandbox.image, plans)
     dropped = dropped_credentials(existing.parsed, parsed)
@@ -353,7 +357,7 @@ def render_node_config(
         sandbox_image_reason=sandbox.reason,
         systemd_cgroup=systemd,
         cgroup_reason=cgroup_reason,
-        translated=tuple(translated) + proxy.translated + runtimes.translated,
+        translated=tuple(translated) + proxy.translated + runtimes.translated + limits.translated,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
@@ -362,6 +366,7 @@ def render_node_config(
         preserved=existing.preserved,
         proxy_notes=proxy.notes,
         runtime_notes=runtimes.notes,
+        limits_notes=limits.notes,
         changes=changes(existing.parsed, parsed),
         warnings=tuple(warnings),
     )

@@ -54,6 +54,7 @@ class NodeLayout:
     config_file: str = keys.CONTAINERD_CONFIG
     certs_dir: str = keys.CONTAINERD_CERTS_DIR
     proxy_dropin: str = keys.CONTAINERD_PROXY_DROPIN
+    limits_dropin: str = keys.CONTAINERD_LIMITS_DROPIN
 
 
 def _sha(data: bytes) -> str:
@@ -150,6 +151,8 @@ class RenderReport:
     proxy_notes: tuple[str, ...] = ()
     #: what becomes of Docker's other runtimes (`rendering.runtimes`), for people
     runtime_notes: tuple[str, ...] = ()
+    #: what becomes of the limits the containers ran with (`rendering.limits`), for people
+    limits_notes: tuple[str, ...] = ()
     changes: tuple[ConfigChange, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -171,6 +174,7 @@ class RenderReport:
         out += [f"kept from the current config.toml: {p}" for p in self.preserved]
         out += list(self.proxy_notes)
         out += list(self.runtime_notes)
+        out += list(self.limits_notes)
         out += [f"warning: {w}" for w in self.warnings]
         if self.changes:
             out.append("changes to config.toml:")

@@ -1,5 +1,6 @@
 """A node whose Docker runs with the nvidia runtime as its default moves to containerd with that runtime
-as containerd's default, and the undo brings every file back byte for byte: on the testbed's real
+as containerd's default and its containers' open-file limit kept in containerd.service.d/limits.conf,
+and the undo brings every file back byte for byte: on the testbed's real
 dockerd 20.10, containerd 1.6 (schema 2) and containerd 2.3 (schema 4), sshd and fake systemctl.
 
 The node's `nvidia-container-runtime` is a stand-in that runs runc (there is no GPU here); Docker is
@@ -50,6 +51,7 @@ STAND_IN = (
     f'echo "$*" >>{CALLS}\nexec /usr/sbin/runc "$@"\n'
 )
 CRI = "unix:///run/containerd/containerd.sock"
+LIMITS = "/etc/systemd/system/containerd.service.d/limits.conf"
 #: a pod sandbox as the kubelet asks for one without a RuntimeClass (host network: no CNI needed)
 POD = {
     "metadata": {"name": "gpu", "namespace": "default", "uid": "ss-gpu-1"},
@@ -124,6 +126,13 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
         assert b'default_runtime_name = "nvidia"' in config.content
         assert b'BinaryName = "nvidia-container-runtime"' in config.content
         before = snapshot(node, touched_paths(plan))
+        assert LIMITS not in before or before[LIMITS] is None
+        # the testbed's containerd runs with the host's 20000 open files, not the infinity of the
+        # containerd.service it would get under systemd: the drop-in keeps the containers' limit
+        running = facts.containerd_limits["LimitNOFILE"]
+        (limits,) = [f for f in plan.containerd_files if f.path == LIMITS]
+        assert f"\nLimitNOFILE={running}\n".encode() in limits.content
+        calls = len(node.systemctl_calls())
         for step in FORWARD:
             steps.run(step, plan)
             if step is StepId.CONFIGURE:  # the images step moves nothing here: the sandbox image by hand
@@ -133,6 +142,9 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
                 assert moved.exit_status == 0, moved.stderr
         wait_runtime(kube_core, node.name, "containerd://")
         assert not active(node, "docker")
+        assert node.view(LIMITS).read_bytes() == limits.content
+        argv = [c["argv"] for c in node.systemctl_calls()[calls:]]
+        assert argv.index(["daemon-reload"]) < argv.index(["restart", "containerd"])
         info = node.exec(["crictl", "--runtime-endpoint", CRI, "info"])
         assert info.exit_status == 0, info.stderr
         cri = json.loads(info.stdout)["config"]["containerd"]
@@ -148,6 +160,7 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
     wait_runtime(kube_core, node.name, "docker://")
     info = node.exec(["docker", "info", "--format", "{{.DefaultRuntime}}"])
     assert info.stdout.strip() == "nvidia", "Docker is back with its own default runtime"
+    assert not node.view(LIMITS).exists(), "the undo removes the limits drop-in"
 
 
 def test_a_node_on_dockers_nvidia_runtime_keeps_it_as_containerds_default_and_undo_is_byte_identical(

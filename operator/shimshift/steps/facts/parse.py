@@ -34,11 +34,18 @@ from shimshift.model.facts import (
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
 from shimshift.model.proxy import CONTAINERD_DROPIN_DIR, DOCKER_DROPIN_DIR, DOCKER_UNIT, proxy_environment
+from shimshift.model.unitlimits import proc_limits
 from shimshift.steps import kubeletfiles as kl
 from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags, unit_flags
 
 PROBE_FORMAT = "1"
 #: cri-dockerd's service units the probe reads (facts.sh), the one systemd uses first.
+#: docker.service and containerd.service where systemd looks for them (facts.sh reads the same)
+SERVICE_UNITS = tuple(
+    f"{d}/{unit}.service"
+    for unit in ("docker", "containerd")
+    for d in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+)
 CRI_DOCKERD_UNITS = ("/etc/systemd/system/cri-docker.service", "/lib/systemd/system/cri-docker.service")
 _K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")
 _LAYOUTS = {
@@ -190,6 +197,16 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     docker_units = {DOCKER_UNIT: text} if (text := file(DOCKER_UNIT)) is not None else {}
     docker_units |= {p: t for p in _dropins(r, DOCKER_DROPIN_DIR) if (t := file(p)) is not None}
     containerd_dropins = {p: t for p in _dropins(r, CONTAINERD_DROPIN_DIR) if (t := file(p)) is not None}
+    service_units = {p: t for p in SERVICE_UNITS if (t := file(p)) is not None}
+    service_units |= {p: t for p, t in docker_units.items() if p != DOCKER_UNIT}
+    containerd_limits: dict[str, str] = {}
+    containerd_parent = None
+    if (rec := r.get("containerd-limits")) is not None and rec.ok:
+        containerd_limits = proc_limits(rec.text)
+        parents = [
+            line[len("parent ") :].strip() for line in rec.text.splitlines() if line.startswith("parent ")
+        ]
+        containerd_parent = parents[-1] if parents and parents[-1] else None
 
     return NodeFacts(
         node=node,
@@ -217,6 +234,9 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         cri_dockerd_unit=cri_dockerd_unit,
         docker_proxy_env=proxy_environment(docker_units),
         containerd_dropins=containerd_dropins,
+        service_units=service_units,
+        containerd_limits=containerd_limits,
+        containerd_parent=containerd_parent,
         services=services,
         unreadable=unreadable,
         outside_containers=outside,
