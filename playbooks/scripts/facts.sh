@@ -40,6 +40,8 @@ cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
 cmd crictl-version crictl --version
+# containerd's default OCI spec, the base a CRI runtime's base_runtime_spec is built from
+cmd ctr-oci-spec ctr oci spec
 # The limits the running containerd has (its shims, and so every container, inherit them) and the
 # command of its parent (dockerd when dockerd started it itself).
 cmd containerd-limits sh -c 'p=$(pidof -s containerd) && cat "/proc/$p/limits" &&

@@ -140,11 +140,9 @@ DAEMON_JSON: Mapping[str, Rule] = {
         "the /dev/shm size of containers; containerd's CRI plugin gives each pod sandbox 64 MiB",
         "pods that need a larger /dev/shm mount an emptyDir with medium: Memory there",
     ),
-    "default-ulimits": _r(
-        "containers' default ulimits; under containerd they come from the OCI spec of the CRI runtime "
-        "(containerd's own limits by default)",
-        f"set base_runtime_spec of containerd.runtimes.runc in {_CRI_RUNTIME} ({_EXTRA}), "
-        "or set the limit in the containers' images",
+    "default-ulimits": _t(
+        "the rlimits of a base OCI spec for containerd's CRI runtimes (/etc/containerd/cri-base.json, "
+        "each runtime's base_runtime_spec), built from the node's containerd default spec (ctr oci spec)"
     ),
     "dns": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
     "dns-opts": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
@@ -252,7 +250,15 @@ DAEMON_JSON_BY_VALUE = frozenset(
 
 #: Keys that shimshift carries into containerd's files.
 DAEMON_JSON_TRANSLATED = frozenset(
-    {"registry-mirrors", "insecure-registries", "exec-opts", "proxies", "runtimes", "default-runtime"}
+    {
+        "registry-mirrors",
+        "insecure-registries",
+        "exec-opts",
+        "proxies",
+        "runtimes",
+        "default-runtime",
+        "default-ulimits",
+    }
 )
 #: Keys that shimshift carries into the kubelet's files (the switch step's edit): json-file's rotation.
 DAEMON_JSON_TO_KUBELET = frozenset({"log-opts"})

@@ -154,6 +154,8 @@ class NodeFacts:
     containerd_limits: Mapping[str, str] = field(default_factory=dict)
     #: the command of the running containerd's parent process (`dockerd` when dockerd started it)
     containerd_parent: str | None = None
+    #: `ctr oci spec`: the node's containerd's default OCI spec (JSON text), None when not read
+    containerd_default_spec: str | None = None
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     #: Docker's running containers that are not the kubelet's (at most MAX_OUTSIDE_CONTAINERS), and
     #: how many more there are; empty in facts from a probe that did not list them

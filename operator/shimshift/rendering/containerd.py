@@ -34,6 +34,7 @@ from shimshift.rendering.registries import carried_ca_problems, merge_intents, p
 from shimshift.rendering.runtimes import containerd_runtimes
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.templating import render_template
+from shimshift.rendering.ulimits import containerd_ulimits
 from shimshift.rendering.values import (
     NodeLayout,
     NotCarried,
@@ -274,6 +275,7 @@ def render_node_config(
     bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
     cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
     runtimes = containerd_runtimes(facts, systemd)
+    ulimits = containerd_ulimits(facts, layout)
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
@@ -286,6 +288,7 @@ def render_node_config(
             "cni_conf_dir": cni.conf_dir,
             "default_runtime": runtimes.default,
             "runtimes": runtimes.runtimes,
+            "base_runtime_spec": ulimits.base_spec,
         },
     )
     doc = tomlkit.parse(base_text)
@@ -344,6 +347,8 @@ def render_node_config(
     limits = containerd_limits(facts, layout)
     if limits.file is not None:
         files.append(limits.file)
+    if ulimits.file is not None:
+        files.append(ulimits.file)
 
     warnings += _warnings(spec, facts, sandbox.image, plans)
     dropped = dropped_credentials(existing.parsed, parsed)
@@ -357,12 +362,17 @@ def render_node_config(
         sandbox_image_reason=sandbox.reason,
         systemd_cgroup=systemd,
         cgroup_reason=cgroup_reason,
-        translated=tuple(translated) + proxy.translated + runtimes.translated + limits.translated,
+        translated=tuple(translated)
+        + proxy.translated
+        + runtimes.translated
+        + limits.translated
+        + ulimits.translated,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
         + tuple(_cidr_not_carried(n) for n in translation.insecure_networks)
-        + proxy.not_carried,
+        + proxy.not_carried
+        + ulimits.not_carried,
         preserved=existing.preserved,
         proxy_notes=proxy.notes,
         runtime_notes=runtimes.notes,

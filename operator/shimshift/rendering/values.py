@@ -55,6 +55,7 @@ class NodeLayout:
     certs_dir: str = keys.CONTAINERD_CERTS_DIR
     proxy_dropin: str = keys.CONTAINERD_PROXY_DROPIN
     limits_dropin: str = keys.CONTAINERD_LIMITS_DROPIN
+    base_spec: str = keys.CONTAINERD_BASE_SPEC
 
 
 def _sha(data: bytes) -> str:

@@ -93,6 +93,9 @@ class NodeRoot:
         return NodeLayout(
             config_file=str(self.path / "etc/containerd/config.toml"),
             certs_dir=str(self.path / "etc/containerd/certs.d"),
+            proxy_dropin=str(self.path / "etc/systemd/system/containerd.service.d/http-proxy.conf"),
+            limits_dropin=str(self.path / "etc/systemd/system/containerd.service.d/limits.conf"),
+            base_spec=str(self.path / "etc/containerd/cri-base.json"),
         )
 
     @property

@@ -53,7 +53,16 @@ def _fake_runtime(root: NodeRoot) -> tuple[Path, Path]:
     log = root.path / "nvidia-calls.log"
     wrapper = root.path / "bin" / "nvidia-container-runtime"
     wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >>{log}\nexec /usr/bin/python3 -I -S {RUNC_SHIM} "$@"\n')
+    specs = root.path / "specs"
+    specs.mkdir()
+    # keeps each bundle's config.json as runc got it: what the container's process really asked for
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >>{log}\n'
+        'case " $* " in *" create "*) bundle=$(echo "$*" | sed "s/.*--bundle \\([^ ]*\\).*/\\1/")\n'
+        f'    cp "$bundle/config.json" "{specs}/$(basename "$bundle").json" ;;\nesac\n'
+        f'exec /usr/bin/python3 -I -S {RUNC_SHIM} "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper, log
 
@@ -97,12 +106,18 @@ def test_dockers_nvidia_default_runtime_runs_the_pod_sandbox_on_the_containerd_o
         daemon = {
             **(facts.daemon_json or {}),
             "default-runtime": "nvidia",
+            "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 4096, "Hard": 8192}},
             "runtimes": {
                 "nvidia": {"path": str(wrapper), "runtimeArgs": []},
                 "runsc": {"path": "/usr/local/bin/runsc"},
             },
         }
-        facts = dataclasses.replace(facts, daemon_json=daemon, containerd_version=build.version)
+        default_spec = subprocess.run(
+            [build.ctr, "oci", "spec"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
+        facts = dataclasses.replace(
+            facts, daemon_json=daemon, containerd_version=build.version, containerd_default_spec=default_spec
+        )
         spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [facts.node]})
         rendered = render_node_config(spec, facts, None, root.layout)
         assert rendered.report.config_version == build.schema
@@ -167,6 +182,47 @@ def test_dockers_nvidia_default_runtime_runs_the_pod_sandbox_on_the_containerd_o
                 assert info["runtimeOptions"]["binary_name"] == str(wrapper)
                 created = [line for line in calls.read_text().splitlines() if " create " in f" {line} "]
                 assert any(sandbox in line for line in created), calls.read_text()
+                # Docker's default-ulimits, through the base spec: exactly those rlimits in a pod's
+                # container (the CRI plugin builds the sandbox's own spec without the base)
+                container = _with_cri(
+                    root.socket,
+                    lambda s: s.CreateContainer(
+                        api_pb2.CreateContainerRequest(
+                            pod_sandbox_id=sandbox,
+                            config=api_pb2.ContainerConfig(
+                                metadata=api_pb2.ContainerMetadata(name="app"),
+                                image=api_pb2.ImageSpec(image=SANDBOX_IMAGE),
+                                command=["/bin/sleep", "60"],
+                                log_path="app.log",
+                            ),
+                            sandbox_config=config,
+                        ),
+                        timeout=30,
+                    ),
+                ).container_id
+                _with_cri(
+                    root.socket,
+                    lambda s: s.StartContainer(
+                        api_pb2.StartContainerRequest(container_id=container), timeout=30
+                    ),
+                )
+                spec = json.loads((root.path / "specs" / f"{container}.json").read_text())
+                assert spec["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 8192, "soft": 4096}]
+                status = _with_cri(
+                    root.socket,
+                    lambda s: s.ContainerStatus(
+                        api_pb2.ContainerStatusRequest(container_id=container, verbose=True), timeout=10
+                    ),
+                )
+                pid = json.loads(status.info["info"])["pid"]
+                limits = Path(f"/proc/{pid}/limits").read_text()
+                assert "Max open files            4096                 8192" in limits, limits
+                _with_cri(
+                    root.socket,
+                    lambda s: s.StopContainer(
+                        api_pb2.StopContainerRequest(container_id=container, timeout=1), timeout=30
+                    ),
+                )
             finally:
                 _with_cri(
                     root.socket,

@@ -9,12 +9,16 @@ output, as facts.sh prints it) and the whole plan.
 from __future__ import annotations
 
 import json
+import tomllib
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from shimshift.model import keys
 from shimshift.model.unitlimits import Limit, effective_limits, parse_limit, proc_limits, unit_order
+from shimshift.planning.findings import Level
+from shimshift.planning.settings import SETTING_NOT_CARRIED
 from shimshift.rendering import render_node_config
 from shimshift.steps.configure import _variables
 from shimshift.steps.facts.parse import parse_facts
@@ -138,3 +142,65 @@ def test_an_older_facts_file_without_limits_writes_nothing() -> None:
 class _NoKubelet:
     edits: tuple[Any, ...] = ()
     paths: tuple[str, ...] = ()
+
+
+# ---- daemon.json default-ulimits: the rlimits of a base OCI spec ------------------------------------
+
+DEFAULT_SPEC = json.dumps(
+    {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "args": [],
+            "cwd": "/",
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        },
+        "root": {"path": "rootfs"},
+        "linux": {"namespaces": [{"type": "pid"}]},
+    }
+)
+ULIMITS = {
+    "nofile": {"Name": "nofile", "Soft": 65536, "Hard": 65536},
+    "memlock": {"Name": "memlock", "Soft": -1, "Hard": -1},
+}
+
+
+def ulimit_facts(ulimits: Any, spec_text: str | None = DEFAULT_SPEC) -> Any:
+    facts = facts_with("", "")
+    daemon = {**(facts.daemon_json or {}), "default-ulimits": ulimits}
+    return replace(facts, daemon_json=daemon, containerd_default_spec=spec_text)
+
+
+def test_default_ulimits_become_exactly_the_rlimits_of_every_runtimes_base_spec() -> None:
+    rendered = render_node_config(spec(), ulimit_facts(ULIMITS))
+    (base,) = [f for f in rendered.files if f.path == keys.CONTAINERD_BASE_SPEC]
+    doc = json.loads(base.text)
+    assert doc["process"]["rlimits"] == [  # containerd's default 1024 is not among them
+        {"type": "RLIMIT_MEMLOCK", "hard": 2**64 - 1, "soft": 2**64 - 1},
+        {"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536},
+    ]
+    assert doc["linux"] == {"namespaces": [{"type": "pid"}]}  # the rest is the node's default spec
+    config = tomllib.loads(rendered.config_toml.text)
+    runtimes = config["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert {n: r.get("base_runtime_spec") for n, r in runtimes.items()} == {"runc": keys.CONTAINERD_BASE_SPEC}
+    n = only_node(plan(ulimit_facts(ULIMITS)))
+    assert about(plan(ulimit_facts(ULIMITS)), "daemon.json default-ulimits") == []
+    rows = [c for c in n.containerd.carryover if c.source == "daemon.json default-ulimits"]
+    assert {r.value for r in rows} == {"memlock", "nofile"} and all(r.carried for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("ulimits", "spec_text", "lost"),
+    [
+        (ULIMITS, None, "ctr oci spec"),
+        ({"nofile": {"Soft": 10, "Hard": 5}}, DEFAULT_SPEC, "Soft must be between 0 and Hard"),
+        ({"files": {"Soft": 10, "Hard": 10}}, DEFAULT_SPEC, "not a ulimit Docker knows"),
+    ],
+)
+def test_default_ulimits_that_cannot_be_carried_are_warnings_and_write_no_base_spec(
+    ulimits: Any, spec_text: str | None, lost: str
+) -> None:
+    facts = ulimit_facts(ulimits, spec_text)
+    assert keys.CONTAINERD_BASE_SPEC not in {f.path for f in render_node_config(spec(), facts).files}
+    found = about(plan(facts), "daemon.json default-ulimits")
+    assert found and all(f.code == SETTING_NOT_CARRIED and f.level is Level.WARNING for f in found)
+    assert any(lost in f.advice for f in found), [f.advice for f in found]

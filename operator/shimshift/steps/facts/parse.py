@@ -237,6 +237,7 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         service_units=service_units,
         containerd_limits=containerd_limits,
         containerd_parent=containerd_parent,
+        containerd_default_spec=_default_spec(r),
         services=services,
         unreadable=unreadable,
         outside_containers=outside,
@@ -244,6 +245,11 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         distribution=distribution,
         distribution_evidence=evidence,
     )
+
+
+def _default_spec(r: Mapping[str, Record]) -> str | None:
+    rec = r.get("ctr-oci-spec")
+    return rec.text if rec is not None and rec.ok and rec.text.strip().startswith("{") else None
 
 
 def _dropins(r: Mapping[str, Record], directory: str) -> list[str]:
