@@ -446,9 +446,60 @@ def _default_runtime_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
     )
 
 
-def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = None) -> Rule:
+#: Docker storage drivers with a containerd snapshotter of the same name and filesystem: carried when
+#: the node's containerd loads that snapshotter plugin (`ctr plugins ls` says ok).
+SNAPSHOTTER_DRIVERS = ("zfs", "btrfs")
+
+
+def carried_snapshotter(daemon: Mapping[str, Any] | None, snapshotters: Mapping[str, str]) -> str | None:
+    """The snapshotter the CRI plugin gets for Docker's storage-driver, or None (overlayfs)."""
+    driver = (daemon or {}).get("storage-driver")
+    if driver in SNAPSHOTTER_DRIVERS and snapshotters.get(str(driver)) == "ok":
+        return str(driver)
+    return None
+
+
+def _storage_driver_fate(value: Any, snapshotters: Mapping[str, str] | None) -> Rule:
+    if value in ("overlay2", "overlay"):
+        return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
+    if value == "devicemapper":
+        return _x(
+            "Docker's devicemapper storage keeps its images in a thin pool containerd cannot use: its "
+            "devmapper snapshotter needs a pool of its own, which shimshift does not set up, and its "
+            "overlayfs snapshotter may not work on the filesystem such nodes have under /var/lib",
+            "move the node to overlay2 first (Docker removed devicemapper in 25.0), or configure "
+            f"containerd's devmapper snapshotter and pool in {_EXTRA} yourself, then plan again",
+        )
+    if value in SNAPSHOTTER_DRIVERS:
+        driver = str(value)
+        if snapshotters is not None and snapshotters.get(driver) == "ok":
+            return _t(
+                f"the CRI plugin's snapshotter is \"{driver}\" (the node's containerd loads its {driver} "
+                "snapshotter plugin); images are unpacked into it"
+            )
+        state = (snapshotters or {}).get(driver)
+        why = f"reports {state}" if state else "is not loaded (or was not probed)"
+        return _x(
+            f"Docker stored images on {driver}; containerd's {driver} snapshotter plugin {why} on the node, "
+            f'and its "overlayfs" snapshotter may not work on a {driver} /var/lib/containerd',
+            f"make containerd load its {driver} snapshotter (its root, /var/lib/containerd/io.containerd."
+            f"snapshotter.v1.{driver}, on {driver}; a containerd built with it), then probe the node again",
+        )
+    return _r(
+        f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
+        f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
+    )
+
+
+def daemon_json_fate(
+    key: str,
+    value: Any,
+    daemon: Mapping[str, Any] | None = None,
+    snapshotters: Mapping[str, str] | None = None,
+) -> Rule:
     """What becomes of daemon.json `key` set to `value`; `daemon`: the whole daemon.json, for a key
-    whose fate depends on another (log-opts on log-driver)."""
+    whose fate depends on another (log-opts on log-driver); `snapshotters`: the node's containerd's
+    snapshotter plugins and their status (`NodeFacts.snapshotters`), for storage-driver."""
     if key == "log-opts":
         return _log_opts_fate(value, daemon or {})
     if key == "exec-opts":
@@ -464,12 +515,7 @@ def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = No
             "driver when the kubelet sets none"
         )
     if key == "storage-driver":
-        if value in ("overlay2", "overlay"):
-            return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
-        return _r(
-            f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
-            f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
-        )
+        return _storage_driver_fate(value, snapshotters)
     if key == "log-driver":
         if value in ("json-file", "local", None, ""):
             return _i(

@@ -126,6 +126,8 @@ class NodeFacts:
     containerd_root_free_bytes: int | None = None
     containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
     cri_enabled: bool | None = None
+    #: the snapshotter plugins `ctr plugins ls` lists (overlayfs, zfs, btrfs, ...) and their status
+    snapshotters: Mapping[str, str] = field(default_factory=dict)
     #: what `crictl --version` reports ("v1.34.0"); None when the node has no crictl, and verify then
     #: checks the CRI plugin with ctr instead of asking crictl what the kubelet would see
     crictl_version: str | None = None

@@ -18,7 +18,7 @@ from typing import Any
 import tomlkit
 import tomlkit.items
 
-from shimshift.model.dockerera import node_cni_dirs
+from shimshift.model.dockerera import carried_snapshotter, node_cni_dirs
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.limits import InputLimitError, toml_loads
@@ -42,6 +42,7 @@ from shimshift.rendering.values import (
     RenderedConfig,
     RenderedFile,
     RenderReport,
+    TranslatedHost,
 )
 
 EXTRA = "spec.containerd.extraConfig"
@@ -276,6 +277,16 @@ def render_node_config(
     cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
     runtimes = containerd_runtimes(facts, systemd)
     ulimits = containerd_ulimits(facts, layout)
+    snapshotter = carried_snapshotter(facts.daemon_json, facts.snapshotters)
+    storage = (
+        (
+            TranslatedHost(
+                snapshotter, "daemon.json storage-driver", f'the CRI plugin\'s snapshotter = "{snapshotter}"'
+            ),
+        )
+        if snapshotter
+        else ()
+    )
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
@@ -289,6 +300,7 @@ def render_node_config(
             "default_runtime": runtimes.default,
             "runtimes": runtimes.runtimes,
             "base_runtime_spec": ulimits.base_spec,
+            "snapshotter": snapshotter,
         },
     )
     doc = tomlkit.parse(base_text)
@@ -366,7 +378,8 @@ def render_node_config(
         + proxy.translated
         + runtimes.translated
         + limits.translated
-        + ulimits.translated,
+        + ulimits.translated
+        + storage,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried

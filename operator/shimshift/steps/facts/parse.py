@@ -147,8 +147,10 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", rec.text)
         containerd_version = m.group(1) if m else None
     cri_enabled: bool | None = None
+    snapshotters: dict[str, str] = {}
     if (rec := get("ctr-plugins", "ctr plugins ls")) is not None:
         cri_enabled = _cri_ok(rec.text)
+        snapshotters = _snapshotters(rec.text)
     crictl_version = None
     if (rec := r.get("crictl-version")) is not None and rec.ok:  # no crictl (127) is no problem
         m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", rec.text)
@@ -222,6 +224,7 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         containerd_root_free_bytes=free,
         containerd_images=containerd_images,
         cri_enabled=cri_enabled,
+        snapshotters=snapshotters,
         crictl_version=crictl_version,
         daemon_json=daemon_json,
         docker_certs=_certs(r),
@@ -271,6 +274,14 @@ def _os_release(text: str) -> str | None:
         if eq:
             values[name.strip()] = value.strip().strip("\"'")
     return values.get("PRETTY_NAME") or values.get("NAME")
+
+
+def _snapshotters(plugins: str) -> dict[str, str]:
+    return {
+        cols[1]: cols[-1]
+        for line in plugins.splitlines()
+        if len(cols := line.split()) >= 4 and cols[0] == "io.containerd.snapshotter.v1"
+    }
 
 
 def _cri_ok(plugins: str) -> bool:

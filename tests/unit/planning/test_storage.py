@@ -1,0 +1,77 @@
+"""Docker's storage driver under containerd: overlay2 is containerd's overlayfs; zfs and btrfs become the
+CRI plugin's snapshotter when the node's containerd loads that plugin, else the node is refused with
+why; devicemapper is refused; any other driver is a warning. Through the facts parser and the plan."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any
+
+import pytest
+
+from shimshift.planning.findings import Level
+from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN
+from shimshift.planning.settings import DAEMON_JSON_NOT_CARRIED, DAEMON_JSON_REFUSED
+from shimshift.rendering import render_node_config
+from shimshift.steps.facts.parse import parse_facts
+from tests.unit.planning.factory import spec
+from tests.unit.planning.test_runtimes import CONTAINERD
+from tests.unit.planning.test_settings import BASE_DAEMON, about, only_node, plan
+from tests.unit.playbooks.probe import PLUGINS, node_files, probe_output
+
+SUBJECT = "daemon.json storage-driver"
+
+
+def facts_with(driver: str, plugin: str | None, schema: int = 2) -> Any:
+    files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
+    files["/etc/docker/daemon.json"] = json.dumps({**BASE_DAEMON, "storage-driver": driver})
+    plugins = PLUGINS + (
+        f"io.containerd.snapshotter.v1    {driver:<24} linux/amd64    {plugin}\n" if plugin else ""
+    )
+    overrides = {"ctr-plugins": (plugins, "0"), "containerd-version": (CONTAINERD[schema], "0")}
+    return parse_facts("n1", probe_output(files, overrides=overrides), kubelet_version="v1.23.17")
+
+
+@pytest.mark.parametrize("driver", ["zfs", "btrfs"])
+@pytest.mark.parametrize("schema", [2, 3, 4])
+def test_zfs_or_btrfs_is_the_cri_snapshotter_when_the_nodes_containerd_loads_it(
+    driver: str, schema: int
+) -> None:
+    facts = facts_with(driver, "ok", schema)
+    assert facts.snapshotters[driver] == "ok"
+    rendered = render_node_config(spec(), facts)
+    doc = tomllib.loads(rendered.config_toml.text)
+    if schema == 2:
+        assert doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["snapshotter"] == driver
+    else:
+        assert doc["plugins"]["io.containerd.cri.v1.images"]["snapshotter"] == driver
+    report = plan(facts)
+    assert about(report, SUBJECT) == [] and report.summary.exit_code == EXIT_CLEAN
+    rows = [c for c in only_node(report).containerd.carryover if c.source == SUBJECT]
+    assert [(r.value, r.carried) for r in rows] == [(driver, True)]
+
+
+@pytest.mark.parametrize(
+    ("driver", "plugin", "why"), [("zfs", "skip", "reports skip"), ("btrfs", None, "is not loaded")]
+)
+def test_zfs_or_btrfs_without_the_plugin_loaded_blocks_the_node(
+    driver: str, plugin: str | None, why: str
+) -> None:
+    facts = facts_with(driver, plugin)
+    assert "snapshotter" not in render_node_config(spec(), facts).config_toml.text
+    report = plan(facts)
+    (finding,) = about(report, SUBJECT)
+    assert (finding.code, finding.level) == (DAEMON_JSON_REFUSED, Level.BLOCKER)
+    assert why in finding.message and report.summary.exit_code == EXIT_BLOCKERS
+
+
+def test_devicemapper_is_refused_and_another_driver_is_a_warning() -> None:
+    (mapper,) = about(plan(facts_with("devicemapper", None)), SUBJECT)
+    assert (mapper.code, mapper.level) == (DAEMON_JSON_REFUSED, Level.BLOCKER)
+    assert "thin pool" in mapper.message and "overlay2" in mapper.advice
+    (vfs,) = about(plan(facts_with("vfs", None)), SUBJECT)
+    assert (vfs.code, vfs.level) == (DAEMON_JSON_NOT_CARRIED, Level.WARNING)
+    assert render_node_config(spec(), facts_with("vfs", None)).config_toml.text == (
+        render_node_config(spec(), facts_with("overlay2", None)).config_toml.text
+    )
