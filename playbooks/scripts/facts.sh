@@ -53,6 +53,13 @@ done
 root=/var/lib/containerd
 [ -d "$root" ] || root=/var/lib
 cmd "df:$root" df -P -B1 "$root"
+# Docker's data root and the filesystem it is on (daemon.json data-root moves it off /var/lib).
+droot=$(timeout -k 2 10 docker info --format '{{.DockerRootDir}}' 2>/dev/null)
+case $droot in /*)
+    cmd "dfdocker:$droot" df -P -B1 "$droot"
+    # one filesystem or two: device numbers (bind mounts of one filesystem have different mount points)
+    cmd "devices" stat -L -c '%d %n' "$root" "$droot" ;;
+esac
 
 # RKE1 (certificates under /etc/kubernetes/ssl), k3s and RKE2 leave these behind.
 for p in /etc/kubernetes/ssl /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /etc/rancher/rke2 \

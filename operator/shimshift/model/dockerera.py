@@ -114,14 +114,15 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "data-root": _r(
         'Docker\'s data root; containerd keeps images and snapshots under its own "root" '
         "(/var/lib/containerd): images are migrated into it, not shared, and the disk it is on must "
-        "hold them",
-        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount the disk at '
-        "/var/lib/containerd before migrating",
+        "hold them (DockerRootOtherFilesystem names both filesystems when they differ)",
+        "check that containerd's root holds the images; to keep containerd's data on Docker's disk, "
+        "move /var/lib/containerd there in a maintenance window and bind-mount it back (not by setting "
+        f'"root" in {_EXTRA} while Docker\'s containers run: containerd would lose its record of them)',
     ),
     "graph": _r(
         'the deprecated name of data-root: containerd keeps its data under its own "root" '
         "(/var/lib/containerd)",
-        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount it at /var/lib/containerd',
+        "check that containerd's root holds the images (see data-root)",
     ),
     "debug": _i(_OWN_LOG),
     "default-address-pools": _i(_BRIDGE),

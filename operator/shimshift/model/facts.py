@@ -124,6 +124,15 @@ class NodeFacts:
     containerd_running: bool = False
     containerd_root: str = "/var/lib/containerd"
     containerd_root_free_bytes: int | None = None
+    #: the mount point of the filesystem containerd's root is on (df's "Mounted on")
+    containerd_root_mount: str | None = None
+    #: Docker's data root (docker info DockerRootDir), its filesystem's mount point and free bytes
+    docker_root: str | None = None
+    docker_root_mount: str | None = None
+    docker_root_free_bytes: int | None = None
+    #: whether Docker's data root and containerd's root are on one filesystem (one device number);
+    #: None when not probed
+    roots_share_filesystem: bool | None = None
     containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
     cri_enabled: bool | None = None
     #: the snapshotter plugins `ctr plugins ls` lists (overlayfs, zfs, btrfs, ...) and their status

@@ -121,6 +121,11 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
         steps = NodeSteps(conn)
         facts = facts_of(steps, node)
         assert (facts.daemon_json or {}).get("default-runtime") == "nvidia"
+        # what else the probe read on this real node: Docker's root on containerd's filesystem (the
+        # node's /var/lib binds), the snapshotters containerd loads, its default OCI spec
+        assert facts.docker_root == "/var/lib/docker" and facts.roots_share_filesystem is True
+        assert facts.snapshotters.get("overlayfs") == "ok"
+        assert (facts.containerd_default_spec or "").lstrip().startswith("{")
         plan = plan_for(facts, "m-gpu")
         (config,) = [f for f in plan.containerd_files if f.path == "/etc/containerd/config.toml"]
         assert b'default_runtime_name = "nvidia"' in config.content

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shimshift.planning.dataroot import DOCKER_ROOT_OTHER_FILESYSTEM, sibling_root
 from shimshift.planning.findings import Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN
 from shimshift.planning.settings import DAEMON_JSON_NOT_CARRIED, DAEMON_JSON_REFUSED
@@ -18,7 +19,7 @@ from shimshift.steps.facts.parse import parse_facts
 from tests.unit.planning.factory import spec
 from tests.unit.planning.test_runtimes import CONTAINERD
 from tests.unit.planning.test_settings import BASE_DAEMON, about, only_node, plan
-from tests.unit.playbooks.probe import PLUGINS, node_files, probe_output
+from tests.unit.playbooks.probe import DOCKER_INFO, PLUGINS, node_files, probe_output
 
 SUBJECT = "daemon.json storage-driver"
 
@@ -75,3 +76,50 @@ def test_devicemapper_is_refused_and_another_driver_is_a_warning() -> None:
     assert render_node_config(spec(), facts_with("vfs", None)).config_toml.text == (
         render_node_config(spec(), facts_with("overlay2", None)).config_toml.text
     )
+
+
+# ---- data-root on another filesystem ------------------------------------------------------------
+
+DF = "Filesystem     1-blocks       Used   Available Capacity Mounted on\n{dev}  1000 10 {free}  1% {mount}\n"
+
+
+def data_root_facts(
+    docker_mount: str, docker_root: str = "/data/docker", *, devices: str = "2049 2065"
+) -> Any:
+    files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
+    files["/etc/docker/daemon.json"] = json.dumps({**BASE_DAEMON, "data-root": docker_root})
+    info = {**DOCKER_INFO, "DockerRootDir": docker_root}
+    overrides = {
+        "docker-info": (json.dumps(info) + "\n", "0"),
+        "df:/var/lib/containerd": (DF.format(dev="/dev/vda1", free=20 * 2**30, mount="/"), "0"),
+        f"dfdocker:{docker_root}": (DF.format(dev="/dev/vdb1", free=500 * 2**30, mount=docker_mount), "0"),
+        "devices": ("{} /var/lib/containerd\n{} {}\n".format(*devices.split(), docker_root), "0"),
+    }
+    return parse_facts("n1", probe_output(files, overrides=overrides), kubelet_version="v1.23.17")
+
+
+def test_a_data_root_on_another_disk_names_both_and_where_containerds_root_could_go() -> None:
+    facts = data_root_facts("/data")
+    assert (facts.docker_root, facts.docker_root_mount, facts.containerd_root_mount) == (
+        "/data/docker",
+        "/data",
+        "/",
+    )
+    report = plan(facts)
+    found = {f.code: f for f in about(report, "daemon.json data-root")}
+    moved = found[DOCKER_ROOT_OTHER_FILESYSTEM]
+    assert moved.level is Level.WARNING
+    assert "/data/docker is on /data (500.0 GiB free)" in moved.message
+    assert "/var/lib/containerd on / (20.0 GiB free)" in moved.message
+    assert "/data/containerd (beside Docker's data root, never inside it)" in moved.advice
+    # containerd's root is not moved: the rendered config sets none
+    assert "root" not in tomllib.loads(render_node_config(spec(), facts).config_toml.text)
+    assert sibling_root("/data/docker/") == "/data/containerd" and sibling_root("/docker") == "/containerd"
+
+
+def test_a_data_root_on_the_same_filesystem_is_only_the_keys_own_note() -> None:
+    # a bind mount of the root filesystem has a mount point of its own but the same device
+    facts = data_root_facts("/data", devices="2049 2049")
+    assert facts.roots_share_filesystem is True
+    codes = {f.code for f in about(plan(facts), "daemon.json data-root")}
+    assert DOCKER_ROOT_OTHER_FILESYSTEM not in codes

@@ -137,10 +137,10 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
             info = json_loads(rec.text)
             docker_version = info.get("ServerVersion") or None
             docker_cgroup = info.get("CgroupDriver") or None
-            docker_root = info.get("DockerRootDir")
+            root = info.get("DockerRootDir")
+            docker_root = root if isinstance(root, str) and root.startswith("/") else None
         except (json.JSONDecodeError, InputLimitError, AttributeError):
             unreadable["docker info"] = "not JSON"
-    del docker_root
 
     containerd_version = None
     if (rec := get("containerd-version", "containerd --version")) is not None:
@@ -165,13 +165,16 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         if rec is not None:
             services[unit] = rec.text.strip() == "active"
 
-    free = None
+    free = mount = None
+    docker_free = docker_mount = None
     for key, rec in r.items():
         if key.startswith("df:"):
             if rec.ok:
-                free = _df_available(rec.text)
+                free, mount = _df_available(rec.text), _df_mount(rec.text)
             else:
                 unreadable["free disk"] = rec.why()
+        elif key.startswith("dfdocker:") and rec.ok:
+            docker_free, docker_mount = _df_available(rec.text), _df_mount(rec.text)
 
     config = file("/etc/containerd/config.toml")
     daemon_json = None
@@ -222,6 +225,11 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         containerd_config_version=_config_version(config),
         containerd_running=services.get("containerd", False),
         containerd_root_free_bytes=free,
+        containerd_root_mount=mount,
+        docker_root=docker_root,
+        docker_root_mount=docker_mount,
+        docker_root_free_bytes=docker_free,
+        roots_share_filesystem=_one_device(r),
         containerd_images=containerd_images,
         cri_enabled=cri_enabled,
         snapshotters=snapshotters,
@@ -290,6 +298,24 @@ def _cri_ok(plugins: str) -> bool:
         if len(cols) >= 4 and cols[0] == "io.containerd.grpc.v1" and cols[1] == "cri":
             return cols[-1] == "ok"
     return False
+
+
+def _one_device(r: Mapping[str, Record]) -> bool | None:
+    """`stat -c '%d %n' ROOT DOCKER_ROOT`: both on one device, or None when not read."""
+    rec = r.get("devices")
+    if rec is None or not rec.ok:
+        return None
+    devices = [line.split(" ", 1)[0] for line in rec.text.splitlines() if line.strip()]
+    return len(devices) == 2 and devices[0] == devices[1] if len(devices) == 2 else None
+
+
+def _df_mount(text: str) -> str | None:
+    """df -P's "Mounted on" (the last column, which may hold spaces: everything after the fifth)."""
+    lines = text.strip().splitlines()
+    if len(lines) < 2:
+        return None
+    cols = lines[-1].split(None, 5)
+    return cols[5] if len(cols) == 6 and cols[5].startswith("/") else None
 
 
 def _df_available(text: str) -> int | None:
