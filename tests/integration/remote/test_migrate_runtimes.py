@@ -1,5 +1,6 @@
 """A node whose Docker runs with the nvidia runtime as its default moves to containerd with that runtime
-as containerd's default and its containers' open-file limit kept in containerd.service.d/limits.conf,
+as containerd's default, its default-ulimits in a base OCI spec and its containers' open-file limit kept in
+containerd.service.d/limits.conf,
 and the undo brings every file back byte for byte: on the testbed's real
 dockerd 20.10, containerd 1.6 (schema 2) and containerd 2.3 (schema 4), sshd and fake systemctl.
 
@@ -52,6 +53,7 @@ STAND_IN = (
 )
 CRI = "unix:///run/containerd/containerd.sock"
 LIMITS = "/etc/systemd/system/containerd.service.d/limits.conf"
+BASE_SPEC = "/etc/containerd/cri-base.json"
 #: a pod sandbox as the kubelet asks for one without a RuntimeClass (host network: no CNI needed)
 POD = {
     "metadata": {"name": "gpu", "namespace": "default", "uid": "ss-gpu-1"},
@@ -73,6 +75,7 @@ def gpu_node(node: Node) -> None:
     daemon = json.loads(node.read("/etc/docker/daemon.json"))
     daemon["default-runtime"] = "nvidia"
     daemon["runtimes"] = {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}}
+    daemon["default-ulimits"] = {"nofile": {"Name": "nofile", "Soft": 4096, "Hard": 8192}}
     node.view("/etc/docker/daemon.json").write_text(json.dumps(daemon, indent=2) + "\n")
     restarted = node.exec(["systemctl", "restart", "docker"], timeout=90)
     assert restarted.exit_status == 0, restarted.stderr
@@ -148,11 +151,15 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
         wait_runtime(kube_core, node.name, "containerd://")
         assert not active(node, "docker")
         assert node.view(LIMITS).read_bytes() == limits.content
+        # Docker's default-ulimits: the base spec every CRI runtime names, built from this containerd's own
+        base = json.loads(node.read(BASE_SPEC))
+        assert base["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 8192, "soft": 4096}]
         argv = [c["argv"] for c in node.systemctl_calls()[calls:]]
         assert argv.index(["daemon-reload"]) < argv.index(["restart", "containerd"])
         info = node.exec(["crictl", "--runtime-endpoint", CRI, "info"])
         assert info.exit_status == 0, info.stderr
         cri = json.loads(info.stdout)["config"]["containerd"]
+        assert cri["runtimes"]["nvidia"]["baseRuntimeSpec"] == BASE_SPEC
         assert cri["defaultRuntimeName"] == "nvidia"
         options = cri["runtimes"]["nvidia"]["options"]
         assert options["BinaryName"] == "nvidia-container-runtime"
@@ -166,6 +173,7 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
     info = node.exec(["docker", "info", "--format", "{{.DefaultRuntime}}"])
     assert info.stdout.strip() == "nvidia", "Docker is back with its own default runtime"
     assert not node.view(LIMITS).exists(), "the undo removes the limits drop-in"
+    assert not node.view(BASE_SPEC).exists(), "and the base spec"
 
 
 def test_a_node_on_dockers_nvidia_runtime_keeps_it_as_containerds_default_and_undo_is_byte_identical(
