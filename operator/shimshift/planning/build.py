@@ -19,7 +19,7 @@ from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
-from shimshift.planning.dataroot import data_root_findings
+from shimshift.planning.dataroot import data_root_findings, root_move_findings
 from shimshift.planning.dockerdeps import DockerDependency, Severity, find_docker_dependencies, socket_note
 from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_node_drain
 from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node, estimate_waves
@@ -252,6 +252,7 @@ def build_plan(
         findings += setting_findings(spec, facts, containerd)
         findings += runtime_class_findings(cluster.runtime_classes, node, containerd)
         findings += data_root_findings(facts)
+        findings += root_move_findings(facts, containerd)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

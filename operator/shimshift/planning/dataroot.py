@@ -7,16 +7,20 @@ root itself: containerd keeps its record of Docker's running containers (its met
 root, and a containerd restarted on another root no longer knows them (seen on containerd 1.6: the
 container's task runs on, the container is gone from `ctr containers ls`), so Docker could not stop
 them at the switch. Moving it is a maintenance-window job, and the finding says how: a directory
-beside Docker's on the same disk, never inside Docker's data root.
+beside Docker's on the same disk, never inside Docker's data root. For the same reason a config.toml
+whose `root` (set through spec.containerd.extraConfig) differs from the node's current one blocks it.
 """
 
 from __future__ import annotations
 
 import posixpath
+import tomllib
 from collections.abc import Iterator
 
 from shimshift.model.facts import NodeFacts
 from shimshift.planning.findings import Finding, Level
+from shimshift.planning.settings import rendered_config
+from shimshift.steps.filesection import FileSection
 
 DOCKER_ROOT_OTHER_FILESYSTEM = "DockerRootOtherFilesystem"
 
@@ -60,4 +64,40 @@ def data_root_findings(facts: NodeFacts | None) -> Iterator[Finding]:
         "the node again; or make sure the images fit where they go",
         facts.node,
         "daemon.json data-root",
+    )
+
+
+CONTAINERD_ROOT_MOVED = "ContainerdRootMoved"
+DEFAULT_ROOT = "/var/lib/containerd"
+
+
+def _current_root(facts: NodeFacts) -> str:
+    try:
+        doc = tomllib.loads(facts.containerd_config or "")
+    except tomllib.TOMLDecodeError:
+        return DEFAULT_ROOT
+    root = doc.get("root")
+    return root if isinstance(root, str) and root else DEFAULT_ROOT
+
+
+def root_move_findings(facts: NodeFacts | None, containerd: FileSection) -> Iterator[Finding]:
+    """A blocker when the new config.toml (spec.containerd.extraConfig) moves containerd's root while
+    Docker's containers run on that containerd: the configure step restarts it before the drain."""
+    if facts is None or not containerd.computed:
+        return
+    new = rendered_config(containerd).get("root")
+    old = _current_root(facts)
+    if not isinstance(new, str) or new.rstrip("/") == old.rstrip("/"):
+        return
+    yield Finding(
+        CONTAINERD_ROOT_MOVED,
+        Level.BLOCKER,
+        f"the new config.toml moves containerd's root from {old} to {new}: the configure step restarts "
+        "containerd while Docker's containers still run on it, and a containerd restarted on another "
+        "root no longer knows them (its record of them is under the old root), so Docker could not "
+        "stop them at the switch",
+        f"remove root from spec.containerd.extraConfig; to move containerd's data, copy {old} to {new} in "
+        f"a maintenance window (Docker's containers and containerd stopped) and bind-mount it at {old}",
+        facts.node,
+        "config.toml root",
     )

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from shimshift.planning.dataroot import DOCKER_ROOT_OTHER_FILESYSTEM, sibling_root
+from shimshift.planning.build import build_plan
+from shimshift.planning.dataroot import CONTAINERD_ROOT_MOVED, DOCKER_ROOT_OTHER_FILESYSTEM, sibling_root
 from shimshift.planning.findings import Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN
 from shimshift.planning.settings import DAEMON_JSON_NOT_CARRIED, DAEMON_JSON_REFUSED
 from shimshift.rendering import render_node_config
 from shimshift.steps.facts.parse import parse_facts
-from tests.unit.planning.factory import spec
+from tests.unit.planning.factory import cluster, spec
 from tests.unit.planning.test_runtimes import CONTAINERD
-from tests.unit.planning.test_settings import BASE_DAEMON, about, only_node, plan
+from tests.unit.planning.test_settings import BASE_DAEMON, NOW, about, only_node, plan
 from tests.unit.playbooks.probe import DOCKER_INFO, PLUGINS, node_files, probe_output
 
 SUBJECT = "daemon.json storage-driver"
@@ -123,3 +125,22 @@ def test_a_data_root_on_the_same_filesystem_is_only_the_keys_own_note() -> None:
     assert facts.roots_share_filesystem is True
     codes = {f.code for f in about(plan(facts), "daemon.json data-root")}
     assert DOCKER_ROOT_OTHER_FILESYSTEM not in codes
+
+
+def test_an_extra_config_that_moves_containerds_root_blocks_the_node_and_keeping_the_admins_does_not() -> (
+    None
+):
+    facts = facts_with("overlay2", None)
+    moved = build_plan(
+        spec(containerd={"extraConfig": 'root = "/data/containerd"\n'}), cluster(), {"n1": facts}, NOW
+    )
+    (finding,) = about(moved, "config.toml root")
+    assert (finding.code, finding.level) == (CONTAINERD_ROOT_MOVED, Level.BLOCKER)
+    assert "from /var/lib/containerd to /data/containerd" in finding.message
+    # the admin's own root in the current config.toml is kept as it is: nothing moves
+    kept = replace(facts, containerd_config='version = 2\nroot = "/data/containerd"\n')
+    same = build_plan(
+        spec(containerd={"extraConfig": 'root = "/data/containerd"\n'}), cluster(), {"n1": kept}, NOW
+    )
+    assert about(same, "config.toml root") == []
+    assert about(plan(kept), "config.toml root") == []
