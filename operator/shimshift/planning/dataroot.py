@@ -4,9 +4,9 @@ The images step imports Docker's images into containerd's root (/var/lib/contain
 check measures that root's filesystem. When Docker's `data-root` put its images on another disk, the
 plan says so with both filesystems and what the images need. shimshift does not move containerd's
 root itself: containerd keeps its record of Docker's running containers (its metadata) under that
-root, and a containerd restarted on another root no longer knows them (seen on containerd 1.6: the
-container's task runs on, the container is gone from `ctr containers ls`), so Docker could not stop
-them at the switch. Moving it is a maintenance-window job, and the finding says how: a directory
+root, and a containerd restarted on another root no longer knows them (on the real 1.6, 2.2 and 2.3:
+the container's task runs on, the container is gone from `ctr containers ls`; the integration test
+test_root_move_on_containerd), so Docker could not stop them at the switch. Moving it is a maintenance-window job, and the finding says how: a directory
 beside Docker's on the same disk, never inside Docker's data root. For the same reason a config.toml
 whose `root` (set through spec.containerd.extraConfig) differs from the node's current one blocks it.
 """
