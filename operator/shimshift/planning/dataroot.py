@@ -6,8 +6,9 @@ plan says so with both filesystems and what the images need. shimshift does not 
 root itself: containerd keeps its record of Docker's running containers (its metadata) under that
 root, and a containerd restarted on another root no longer knows them (on the real 1.6, 2.2 and 2.3:
 the container's task runs on, the container is gone from `ctr containers ls`; the integration test
-test_root_move_on_containerd), so Docker could not stop them at the switch. Moving it is a maintenance-window job, and the finding says how: a directory
-beside Docker's on the same disk, never inside Docker's data root. For the same reason a config.toml
+test_root_move_on_containerd), so Docker could not stop them at the switch. Moving it is a
+maintenance-window job, and the finding says how: a directory beside Docker's on the same disk, never
+inside Docker's data root. For the same reason a config.toml
 whose `root` (set through spec.containerd.extraConfig) differs from the node's current one blocks it.
 """
 
