@@ -40,6 +40,12 @@ cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
 cmd crictl-version crictl --version
+# containerd's default OCI spec, the base a CRI runtime's base_runtime_spec is built from
+cmd ctr-oci-spec ctr oci spec
+# The limits the running containerd has (its shims, and so every container, inherit them) and the
+# command of its parent (dockerd when dockerd started it itself).
+cmd containerd-limits sh -c 'p=$(pidof -s containerd) && cat "/proc/$p/limits" &&
+    printf "parent %s\n" "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d " ")")"'
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"
@@ -47,6 +53,13 @@ done
 root=/var/lib/containerd
 [ -d "$root" ] || root=/var/lib
 cmd "df:$root" df -P -B1 "$root"
+# Docker's data root and the filesystem it is on (daemon.json data-root moves it off /var/lib).
+droot=$(timeout -k 2 10 docker info --format '{{.DockerRootDir}}' 2>/dev/null)
+case $droot in /*)
+    cmd "dfdocker:$droot" df -P -B1 "$droot"
+    # one filesystem or two: device numbers (bind mounts of one filesystem have different mount points)
+    cmd "devices" stat -L -c '%d %n' "$root" "$droot" ;;
+esac
 
 # RKE1 (certificates under /etc/kubernetes/ssl), k3s and RKE2 leave these behind.
 for p in /etc/kubernetes/ssl /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /etc/rancher/rke2 \
@@ -68,8 +81,12 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
-# Docker's service environment (its HTTP proxy) and containerd's own drop-ins.
-file /etc/systemd/system/docker.service
+# Docker's service environment (its HTTP proxy), the units' limits and containerd's own drop-ins.
+for unit in docker containerd; do
+    for d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+        file "$d/$unit.service"
+    done
+done
 for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d; do
     for f in "$d"/*.conf; do
         [ -e "$f" ] && file "$f"

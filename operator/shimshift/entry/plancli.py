@@ -139,7 +139,13 @@ def read_registry_material(args: argparse.Namespace, migration: NodeMigration) -
 def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
     objects: Mapping[str, list[dict[str, Any]]] = _read_cluster(args)
     controllers = [obj for name in CONTROLLER_KINDS for obj in objects.get(name, [])]
-    cluster = build_cluster(objects["nodes"], objects["pods"], objects["poddisruptionbudgets"], controllers)
+    cluster = build_cluster(
+        objects["nodes"],
+        objects["pods"],
+        objects["poddisruptionbudgets"],
+        controllers,
+        objects.get("runtimeclasses", []),
+    )
     return cluster, f"live cluster ({args.context or 'current context'})"
 
 

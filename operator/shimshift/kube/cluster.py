@@ -120,7 +120,9 @@ class KubeCluster:
         controllers = [
             o for k in ("daemonsets", "replicasets", "deployments", "statefulsets", "jobs") for o in raw[k]
         ]
-        return build_cluster(raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers)
+        return build_cluster(
+            raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers, raw["runtimeclasses"]
+        )
 
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
         return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)

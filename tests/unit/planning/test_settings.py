@@ -184,8 +184,13 @@ VALUES: Mapping[str, tuple[Any, ...]] = {
     "storage-driver": ("overlay2", "devicemapper", "btrfs", "zfs", "vfs"),
     "log-driver": ("json-file", "journald", "fluentd", "local"),
     "log-opts": ({"max-size": "100m", "max-file": "3"}, {"max-size": "100m"}, {"max-size": "-1"}),
-    "default-runtime": ("runc", "nvidia"),
-    "runtimes": ({"nvidia": {"path": "nvidia-container-runtime"}},),
+    "default-runtime": ("nvidia", "runc", "kata"),
+    "runtimes": (
+        {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}},
+        {"kata": {"path": "/usr/bin/kata-runtime"}},
+        {"runsc": {"path": "/usr/local/bin/runsc", "runtimeArgs": ["--platform=kvm"]}},
+        {"gvisor": {"runtimeType": "io.containerd.runsc.v1"}, "sysbox": {"path": "/usr/bin/sysbox-runc"}},
+    ),
     "selinux-enabled": (True, False),
     "init": (True, False),
     "ip-forward": (True, False),
@@ -300,8 +305,15 @@ def test_the_keys_the_table_translates_change_the_rendered_files_as_it_says() ->
     for driver, systemd in (("systemd", "SystemdCgroup = true"), ("cgroupfs", "SystemdCgroup = false")):
         rendered = _files({"exec-opts": [f"native.cgroupdriver={driver}"]}, kubelet_driver=False)
         assert systemd in rendered[keys.CONTAINERD_CONFIG]
+    gpu = {**BASE_DAEMON, "default-runtime": "nvidia", "runtimes": VALUES["runtimes"][0]}
+    runtimes = tomllib.loads(_files(gpu)[keys.CONTAINERD_CONFIG])["plugins"]["io.containerd.grpc.v1.cri"]
+    assert runtimes["containerd"]["default_runtime_name"] == "nvidia"
+    assert runtimes["containerd"]["runtimes"]["nvidia"] == {
+        "runtime_type": "io.containerd.runc.v2",
+        "options": {"BinaryName": "nvidia-container-runtime", "SystemdCgroup": True},
+    }
     for key in DAEMON_JSON_TRANSLATED:
-        assert daemon_json_fate(key, VALUES[key][0]).fate is Fate.TRANSLATED
+        assert daemon_json_fate(key, VALUES[key][0], gpu).fate is Fate.TRANSLATED
 
 
 def test_the_flags_the_table_says_the_switch_drops_are_the_ones_it_drops() -> None:
