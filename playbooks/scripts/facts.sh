@@ -101,6 +101,37 @@ for f in $configs /var/lib/kubelet/config.yaml; do
     case $f in /*) file "$f" ;; esac
 done
 
+# CNI: the configuration directories containerd's CRI may read (the default and any --cni-conf-dir
+# of the kubelet or cri-dockerd) with the config files it loads, and the names in the plugin
+# directories (the default and any --cni-bin-dir).
+cniflags=$(cat /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet \
+    /etc/kubernetes/kubelet.env /etc/systemd/system/kubelet.service.d/*.conf \
+    /lib/systemd/system/kubelet.service.d/*.conf /usr/lib/systemd/system/kubelet.service.d/*.conf \
+    /etc/systemd/system/kubelet.service /etc/systemd/system/cri-docker.service \
+    /lib/systemd/system/cri-docker.service 2>/dev/null)
+confdirs=$(printf '%s\n' "$cniflags" | grep -o -- '--cni-conf-dir[= ][^" \\]*' | cut -c16-)
+bindirs=$(printf '%s\n' "$cniflags" | grep -o -- '--cni-bin-dir[= ][^" \\]*' | cut -c15- | tr ',' '\n')
+for d in $(printf '%s\n' /etc/cni/net.d $confdirs | sed 's:/*$::' | sort -u); do
+    case $d in /*) ;; *) continue ;; esac
+    if [ -d "$d" ]; then
+        names=$(cd "$d" && for f in *.conf *.conflist *.json; do [ -f "$f" ] && printf '%s\n' "$f"; done)
+        printf 'cni-conf:%s\t%s\t0\n' "$d" "$(printf '%s' "$names" | base64 -w0)"
+        printf '%s\n' "$names" | sort | head -n 16 | while IFS= read -r f; do
+            [ -n "$f" ] && printf 'cnifile:%s\t%s\t0\n' "$d/$f" "$(head -c 65536 -- "$d/$f" | base64 -w0)"
+        done
+    else
+        printf 'cni-conf:%s\t\tmissing\n' "$d"
+    fi
+done
+for d in $(printf '%s\n' /opt/cni/bin $bindirs | sed 's:/*$::' | sort -u); do
+    case $d in /*) ;; *) continue ;; esac
+    if [ -d "$d" ]; then
+        printf 'cni-bin:%s\t%s\t0\n' "$d" "$(ls -1 -- "$d" 2>/dev/null | base64 -w0)"
+    else
+        printf 'cni-bin:%s\t\tmissing\n' "$d"
+    fi
+done
+
 if [ -d /etc/docker/certs.d ]; then
     printf 'certs-list\t%s\t0\n' "$(find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f | base64 -w0)"
     find /etc/docker/certs.d -mindepth 2 -maxdepth 2 -type f -name '*.crt' | while IFS= read -r f; do

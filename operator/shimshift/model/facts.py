@@ -175,6 +175,14 @@ class NodeFacts:
     #: an RKE1, k3s or RKE2 node (None: none of them), and what gave it away
     distribution: Distribution | None = None
     distribution_evidence: str = ""
+    #: the CNI configuration directories the probe listed (the default and any --cni-conf-dir):
+    #: directory -> the names of its *.conf, *.conflist and *.json files, sorted (empty: none, or no
+    #: such directory); a directory not listed was not probed
+    cni_conf_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cni_configs: Mapping[str, str] = field(default_factory=dict)  # path -> text, of those files
+    #: the CNI plugin directories the probe listed (the default and any --cni-bin-dir): directory ->
+    #: the names in it (empty: none, or no such directory)
+    cni_bin_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 
     @property

@@ -212,6 +212,7 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
             line[len("parent ") :].strip() for line in rec.text.splitlines() if line.startswith("parent ")
         ]
         containerd_parent = parents[-1] if parents and parents[-1] else None
+    cni_conf_dirs, cni_configs, cni_bin_dirs = _cni(r, unreadable)
 
     return NodeFacts(
         node=node,
@@ -255,7 +256,34 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         outside_containers_more=outside_more,
         distribution=distribution,
         distribution_evidence=evidence,
+        cni_conf_dirs=cni_conf_dirs,
+        cni_configs=cni_configs,
+        cni_bin_dirs=cni_bin_dirs,
     )
+
+
+def _cni(
+    r: Mapping[str, Record], unreadable: dict[str, str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, tuple[str, ...]]]:
+    """The CNI directories the probe listed (`cni-conf:DIR`, `cni-bin:DIR`: the names in them; a
+    missing directory lists none) and the config files it read (`cnifile:PATH`)."""
+    conf_dirs: dict[str, tuple[str, ...]] = {}
+    bin_dirs: dict[str, tuple[str, ...]] = {}
+    configs: dict[str, str] = {}
+    for key, rec in r.items():
+        kind, _, path = key.partition(":")
+        if kind not in ("cni-conf", "cni-bin", "cnifile") or not path.startswith("/"):
+            continue
+        if kind == "cnifile":
+            if rec.ok:
+                configs[path] = rec.text
+            continue
+        if not rec.ok and rec.status != "missing":
+            unreadable[f"CNI directory {path}"] = rec.why()
+            continue
+        names = tuple(sorted({n for n in rec.text.splitlines() if n and "/" not in n})) if rec.ok else ()
+        (conf_dirs if kind == "cni-conf" else bin_dirs)[path] = names
+    return conf_dirs, configs, bin_dirs
 
 
 def _default_spec(r: Mapping[str, Record]) -> str | None:
