@@ -220,12 +220,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "tlsverify": _i("TLS of " + _API),
     "userland-proxy": _i(_BRIDGE),
     "userland-proxy-path": _i(_BRIDGE),
-    "userns-remap": _r(
-        "Docker ran containers in a remapped user namespace; containerd's CRI plugin runs them with the "
-        "host's user IDs (root in a container is root on the node)",
-        "check the pods' security (runAsNonRoot, Pod Security admission); Kubernetes 1.25+ has "
-        "hostUsers: false for pods that need a user namespace",
-    ),
     # translated when the spec imports the node's Docker configuration (spec.containerd.importDockerConfig)
     "registry-mirrors": _t("docker.io mirrors in certs.d/docker.io/hosts.toml, in their order"),
     "insecure-registries": _t(
@@ -246,6 +240,7 @@ DAEMON_JSON_BY_VALUE = frozenset(
         "selinux-enabled",
         "init",
         "ip-forward",
+        "userns-remap",
     }
 )
 
@@ -548,6 +543,22 @@ def daemon_json_fate(
             "Docker set net.ipv4.ip_forward when it started; containerd does not, so after a reboot with "
             "Docker not started nothing sets it and pod traffic is not forwarded",
             "set net.ipv4.ip_forward = 1 in /etc/sysctl.d (as kubeadm's prerequisites say)",
+        )
+    if key == "userns-remap":
+        if not value:
+            return _i("userns-remap is empty: Docker did not remap user IDs; neither does containerd")
+        who = "dockremap" if value == "default" else _word(value)
+        return _x(
+            f"Docker ran every container in a user namespace remapped to {who}'s subordinate "
+            "IDs (container root was an unprivileged host uid); containerd's CRI plugin runs them with "
+            "the host's IDs, so root in a container becomes root on the node, and the files pods wrote "
+            "to hostPath and local volumes belong to the remapped uids (e.g. 100000 + N), not the N "
+            "their processes run as after the switch",
+            "turn userns-remap off under Docker first, in a maintenance window: stop Docker, chown the "
+            "data pods wrote to hostPath and local volumes from the remapped range back (uid 100000 + N "
+            "to N, as /etc/subuid gives the range), remove userns-remap from daemon.json, start Docker, "
+            "check the pods, then plan again; pods that need a user namespace under containerd set "
+            "hostUsers: false (Kubernetes 1.30+, containerd 2.0+)",
         )
     if key == "init":
         if value is not True:

@@ -104,6 +104,7 @@ class Node:
     ready: bool = True
     runtime_version: str = ""  # status.nodeInfo.containerRuntimeVersion, e.g. docker://20.10.24
     kubelet_version: str = ""
+    operating_system: str = ""  # status.nodeInfo.operatingSystem: linux, windows
     #: the Ready condition as the node reports it: status ("True", "False", "Unknown"; "" when it has
     #: none), reason and message (kubelet's "container runtime network not ready: ...")
     ready_status: str = ""
@@ -319,6 +320,7 @@ def parse_node(raw: Mapping[str, Any]) -> Node:
             info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"
         ),
         kubelet_version=as_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
+        operating_system=as_str(info.get("operatingSystem"), "status.nodeInfo.operatingSystem"),
         ready_status=ready_status,
         ready_reason=ready_reason,
         ready_message=ready_message,

@@ -14,7 +14,7 @@ from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
-from shimshift.planning.outside import check_outside
+from shimshift.planning.outside import check_node_kind, check_outside
 from shimshift.steps.images.fit import ImageSummary, human_bytes
 
 
@@ -82,6 +82,7 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
                 name,
             )
         )
+    out += check_node_kind(node)  # Windows, OpenShift: refused whatever the facts say
     if facts is None:
         out.append(
             Finding(

@@ -71,6 +71,7 @@ class FakeNode:
     annotations: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     runtime: str = "docker://20.10.24"
+    operating_system: str = "linux"  # status.nodeInfo.operatingSystem
     ready: bool = True
     #: the Ready condition's reason and message while not `ready` (what kubelet says)
     ready_reason: str = ""
@@ -92,6 +93,7 @@ class FakeNode:
             unschedulable=self.unschedulable,
             ready=self.ready,
             runtime_version=self.runtime,
+            operating_system=self.operating_system,
             ready_status="True" if self.ready else "False",
             ready_reason="KubeletReady" if self.ready else self.ready_reason,
             ready_message="kubelet is posting ready status" if self.ready else self.ready_message,

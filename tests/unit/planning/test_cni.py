@@ -4,19 +4,26 @@ and warns about plugin types missing from the bin directories. The probe lists w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from shimshift.model.facts import KubeletFacts, NodeFacts
+from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import OwnerRef, Pod, Volume
 from shimshift.planning.cni import cni_findings, containerd_cni
 from shimshift.planning.findings import Level
+from shimshift.planning.report import PlanReport, Verdict
 from shimshift.steps.facts.parse import parse_facts
 from shimshift.steps.filesection import FileChange, FileSection
-from tests.unit.playbooks.probe import probe_output
+from tests.unit.planning.factory import cluster, node, pod, spec
+from tests.unit.playbooks.probe import node_files, probe_output
+
+NOW = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "operator" / "shimshift" / "data" / "playbooks" / "scripts"
 CALICO = json.dumps({"name": "k8s-pod-network", "plugins": [{"type": "calico"}, {"type": "portmap"}]})
@@ -167,3 +174,33 @@ def test_the_probe_lists_configs_and_plugins_of_the_flagged_directories(tmp_path
     assert facts.cni_conf_dirs == {str(conf): ("10-calico.conflist",)}
     assert facts.cni_configs == {f"{conf}/10-calico.conflist": CALICO}
     assert facts.cni_bin_dirs == {str(bins): ("calico",)}
+
+
+def _plan(cni: dict[str, tuple[str, str]], pods: list[dict[str, Any]] | None = None) -> PlanReport:
+    facts = parse_facts(
+        "n1", probe_output(node_files("kubeadm-systemd"), overrides=cni), kubelet_version="v1.23.17"
+    )
+    return build_plan(spec(), cluster(nodes=[node("n1")], pods=pods), {"n1": facts}, NOW)
+
+
+def test_the_plan_counts_cni_findings_in_its_verdict() -> None:
+    report = _plan(
+        {
+            "cni-conf:/etc/cni/net.d": ("10-flannel.conflist\n10-calico.conflist\n", "0"),
+            "cnifile:/etc/cni/net.d/10-calico.conflist": (CALICO, "0"),
+            "cnifile:/etc/cni/net.d/10-flannel.conflist": (FLANNEL, "0"),
+            "cni-bin:/opt/cni/bin": ("calico\nportmap\n", "0"),
+        }
+    )
+    (f,) = [w for w in report.warnings if w.code == "CniConfigsIgnored"]
+    assert f.node == "n1" and "ignores 10-flannel.conflist" in f.message
+    assert report.summary.verdict != Verdict.CLEAN
+
+
+def test_the_plan_sees_a_cni_daemonset_pod_on_the_node() -> None:
+    cni = {"cni-conf:/etc/cni/net.d": ("", "0"), "cni-bin:/opt/cni/bin": ("", "missing")}
+    assert [b.code for b in _plan(cni).blockers if b.code.startswith("Cni")] == ["CniConfigMissing"]
+    agent = pod("canal-x", owner=("DaemonSet", "canal"), host_paths={"cni-net-dir": "/etc/cni"})
+    report = _plan(cni, [agent])
+    assert not [b for b in report.blockers if b.code.startswith("Cni")]
+    assert [w.code for w in report.warnings if w.code.startswith("Cni")] == ["CniConfigAwaited"]
