@@ -201,6 +201,12 @@ class KubeCluster:
             nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
         nodes.label_node_migrated(self.kube, node)
 
+    def restore_cri_socket(self, node: str) -> None:
+        if nodes.restore_cri_socket_annotation(self.kube, node):
+            log.info(
+                "node %s: kubeadm's cri-socket annotation set back to its value before the finish step", node
+            )
+
     def write_status(self, name: str, status: Mapping[str, Any]) -> None:
         migrations.patch_migration_status(self.kube, name, status)
 

@@ -70,6 +70,9 @@ HOLD_REASON: Final = f"held by {HOLD_KEY}"
 
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
+#: On a Node: the cri-socket annotation's value before the finish step changed it, set in the same
+#: write; a rollback puts it back, and the completion label's write removes it.
+CRI_SOCKET_BEFORE_ANNOTATION: Final = "shimshift.io/cri-socket-before"
 
 #: Labels that mark a control-plane node (current and pre-1.24 names).
 CONTROL_PLANE_LABELS: Final = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")

@@ -127,6 +127,10 @@ class StepCluster(Protocol):
         self, node: str, *, expected: Sequence[str], timeout: float
     ) -> tuple[str, ...]: ...
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
+    def restore_cri_socket(self, node: str) -> None:
+        """Put back the cri-socket annotation `mark_migrated` changed, if it did and did not finish."""
+        ...
+
     def event(
         self,
         migration: NodeMigration | MigrationRef,

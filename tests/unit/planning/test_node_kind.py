@@ -58,3 +58,13 @@ def test_the_plan_blocks_the_node_in_the_facts_steps_words(raw: Any, code: str, 
 
 def test_a_linux_node_is_not_refused() -> None:
     assert check_node_kind(parse_node(_node({"kubernetes.io/os": "linux"}, os="linux"))) == []
+
+
+def test_the_plan_says_the_cri_socket_annotation_changes_or_warns_when_it_stays() -> None:
+    raw = _node(annotations={"kubeadm.alpha.kubernetes.io/cri-socket": "/var/run/dockershim.sock"})
+    report = build_plan(spec(), cluster(nodes=[raw]), {}, NOW)
+    assert not [w for w in report.warnings if w.code == "KubeadmCriSocketStale"]
+    kept = build_plan(spec(kubelet={"updateCriSocketAnnotation": False}), cluster(nodes=[raw]), {}, NOW)
+    (w,) = [w for w in kept.warnings if w.code == "KubeadmCriSocketStale"]
+    assert "/var/run/dockershim.sock" in w.message and "kubeadm upgrade" in w.message
+    assert "updateCriSocketAnnotation" in w.advice
