@@ -55,23 +55,27 @@ def containerd_cni(config: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int
 
 
 def plugin_types(name: str, text: str) -> tuple[str, ...] | None:
-    """The plugin types a config file names, as go-cni reads it (a .conflist: its plugins; else the
-    top-level type); None when containerd would refuse the file."""
+    """The plugin binaries a config file runs, as go-cni reads it (a .conflist: its plugins; else the
+    top-level type), each with its IPAM plugin; None when containerd would refuse the file."""
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(doc, Mapping):
         return None
-    if name.endswith(".conflist"):
-        plugins = doc.get("plugins")
-        if not isinstance(plugins, list) or not plugins:
+    plugins = doc.get("plugins") if name.endswith(".conflist") else [doc]
+    if not isinstance(plugins, list) or not plugins:
+        return None
+    types: list[str] = []
+    for plugin in plugins:
+        kind = plugin.get("type") if isinstance(plugin, Mapping) else None
+        if not isinstance(kind, str) or not kind:
             return None
-        types = [p.get("type") if isinstance(p, Mapping) else None for p in plugins]
-        named = [t for t in types if isinstance(t, str) and t]
-        return tuple(named) if len(named) == len(types) else None
-    t = doc.get("type")
-    return (t,) if isinstance(t, str) and t else None
+        types.append(kind)
+        ipam = plugin.get("ipam")
+        if isinstance(ipam, Mapping) and isinstance(ipam.get("type"), str) and ipam["type"]:
+            types.append(ipam["type"])
+    return tuple(types)
 
 
 def writes_cni_config(pod: Pod, conf_dir: str) -> bool:

@@ -93,6 +93,12 @@ def test_plugin_types_missing_from_the_bin_dirs_are_named() -> None:
     assert "flannel" in f.message and "portmap" not in f.message and "/opt/cni/bin" in f.message
 
 
+def test_ipam_plugins_are_plugin_binaries_too() -> None:
+    conf = json.dumps({"name": "b", "type": "bridge", "ipam": {"type": "whereabouts"}})
+    (f,) = cni_findings(_facts({"10-bridge.conf": conf}), None)
+    assert f.code == "CniPluginsMissing" and "plugin(s) whereabouts, which" in f.message
+
+
 def test_carried_directories_come_from_the_rendered_config() -> None:
     toml = (
         'version = 3\n[plugins."io.containerd.cri.v1.runtime".cni]\n'
