@@ -9,8 +9,8 @@ from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, StepState
 from shimshift.planning.outside import check_node_kind
 from shimshift.steps.facts.refuse import OPENSHIFT, WINDOWS
-from tests.unit.engine.conftest import run_to_end
-from tests.unit.engine.fakes import Clock, FakeCluster, FakeNodes, manifest, workers
+from tests.unit.engine.conftest import make_engine, run_to_end
+from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,23 @@ def test_the_node_fails_at_facts_without_being_probed(
         what.split(" (")[0],
         advice,
     )
+
+
+def test_plan_mode_probes_no_windows_or_openshift_node_and_its_report_blocks_them(clock: Clock) -> None:
+    cluster = FakeCluster(
+        [
+            *workers(1),
+            FakeNode("win1", labels={"pool": "workers", "kubernetes.io/os": "windows"}),
+            FakeNode("ocp1", annotations={"machineconfiguration.openshift.io/state": "Done"}),
+        ],
+        clock,
+    )
+    nodes = FakeNodes(cluster)
+    cluster.create(manifest(mode="Plan"))
+    engine = make_engine(cluster, nodes, clock)
+    engine.reconcile(cluster.get("m"))
+    engine.reconcile(cluster.get("m"))
+
+    assert nodes.changes["w1:facts"] and not nodes.changes["win1:facts"] and not nodes.changes["ocp1:facts"]
+    report = "".join(cluster.reports["m"].values())
+    assert "WindowsNode" in report and "OpenShiftNode" in report
