@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shimshift.model.facts import KubeletFacts, NodeFacts
+from shimshift.model.factsjson import facts_from_json_text, facts_to_json_text
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import OwnerRef, Pod, Volume
 from shimshift.planning.cni import cni_findings, containerd_cni
@@ -210,3 +211,8 @@ def test_the_plan_sees_a_cni_daemonset_pod_on_the_node() -> None:
     report = _plan(cni, [agent])
     assert not [b for b in report.blockers if b.code.startswith("Cni")]
     assert [w.code for w in report.warnings if w.code.startswith("Cni")] == ["CniConfigAwaited"]
+
+
+def test_cni_facts_survive_a_facts_file() -> None:
+    facts = _facts({"10-calico.conflist": CALICO})
+    assert facts_from_json_text(facts_to_json_text(facts)) == facts
