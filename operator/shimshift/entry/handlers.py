@@ -266,7 +266,9 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     from shimshift.entry.nodeport import ssh_node_ports
     from shimshift.kube.api import Kube, load_api_client
     from shimshift.kube.cluster import KubeCluster
+    from shimshift.kube.secrets import read_secret_key
     from shimshift.metrics import Metrics
+    from shimshift.notify import AppriseNotifier
 
     log_format = {"full": kopf.LogFormat.FULL, "plain": kopf.LogFormat.PLAIN, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=settings.verbose, log_format=log_format[settings.log_format])
@@ -286,6 +288,12 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
         observer=metrics,
         identity=settings.identity or None,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
+        # the target URLs are read per notification from the Secret in the operator's namespace,
+        # like spec.ssh's Secrets, so a rotated webhook needs no restart
+        notifier=AppriseNotifier(
+            lambda ref: read_secret_key(kube, settings.namespace, ref.name, ref.key),
+            metrics.notification_sent,
+        ),
     )
     kopf.run(
         clusterwide=True,
