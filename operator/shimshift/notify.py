@@ -44,14 +44,18 @@ READ_TIMEOUT = 10.0
 
 def redact(url: str) -> str:
     """`scheme://host` of `url`: what a message may say about a target (no user, password, port,
-    path or query, which is where tokens live)."""
+    path or query, which is where tokens live). Only a host that is a network name or address is
+    shown: many apprise schemes put a token where the host goes (`slack://TokenA/...`,
+    `tgram://bottoken/...`), and those show as `scheme://` alone."""
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname or ""
     except ValueError:
         return "an unparsable URL"
     scheme = parts.scheme or "unknown"
-    return f"{scheme}://{host}" if host else f"{scheme}://"
+    if not ("." in host or ":" in host or host == "localhost"):
+        host = ""
+    return f"{scheme}://{host}"
 
 
 def target_urls(text: str) -> tuple[str, ...]:
