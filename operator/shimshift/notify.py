@@ -30,11 +30,26 @@ from shimshift.planning.notifications import Notification
 
 log = logging.getLogger(__name__)
 
+THREAD_PREFIX = "shimshift-notify"
+
 # apprise logs the URLs it posts to; those hold tokens. Its warnings are replaced by ours (redacted).
 _apprise_log = logging.getLogger("apprise")
 _apprise_log.addHandler(logging.NullHandler())
 _apprise_log.propagate = False
 _apprise_log.setLevel(logging.CRITICAL + 1)
+
+
+class _FromSenders(logging.Filter):
+    """Drops the HTTP libraries' records made on this module's threads: at debug level urllib3 logs
+    each request line, whose path is a webhook's token. Their records on other threads (the
+    Kubernetes client's) are kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName or "").startswith(THREAD_PREFIX)
+
+
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests"):
+    logging.getLogger(_name).addFilter(_FromSenders())
 
 ATTEMPTS = 3  # per target
 BACKOFF = (1.0, 4.0)  # seconds before the 2nd and 3rd attempt
@@ -81,7 +96,7 @@ class AppriseNotifier:
         self.backoff = backoff
         self.attempts = attempts
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shimshift-notify")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=THREAD_PREFIX)
 
     def send(self, notification: Notification, failed: Callable[[str], None]) -> None:
         self._pool.submit(self._deliver, notification, failed)
@@ -105,8 +120,12 @@ class AppriseNotifier:
                 return
             for url in urls:
                 self._deliver_to(notification, url, what, failed)
-        except Exception:  # a bug here must not kill the pool's thread silently, nor name a URL
-            log.error("%s: unexpected error while sending (details withheld: they may hold a URL)", what)
+        except Exception as e:  # a bug here must not kill the pool's thread silently, nor name a URL
+            log.error(
+                "%s: unexpected %s while sending (its text withheld: it may hold a URL)",
+                what,
+                type(e).__name__,
+            )
             self.count(str(notification.event), "failed")
 
     def _deliver_to(
