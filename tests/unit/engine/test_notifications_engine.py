@@ -79,7 +79,9 @@ def test_a_failed_node_and_the_pause_it_causes_are_sent_once_and_a_restart_resen
     nodes.fail["w1"] = "configure"
     cluster.create(manifest(rollout={"maxUnavailable": 1, "maxFailures": 0}, notifications=NOTIFY))
     recorder = Recorder()
-    make = lambda: engine(cluster, nodes, clock, recorder)  # noqa: E731
+
+    def make() -> Engine:
+        return engine(cluster, nodes, clock, recorder)
 
     assert settle(make, cluster, clock, restart=True) == Phase.PAUSED
     for _ in range(3):  # passes of restarted operators over the paused rollout send nothing more
