@@ -262,7 +262,7 @@ class NotificationEvent(StrEnum):
 
 
 @dataclass(frozen=True)
-class Notifications:
+class NotificationSettings:
     """spec.notifications: where to send (the Secret holding the target URLs, one per line), which
     events, and per-event template overrides (`string.Template` text; see planning.notifications)."""
 
@@ -347,7 +347,7 @@ class NodeMigrationSpec:
     docker: DockerPolicy
     rollback: RollbackPolicy
     docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
-    notifications: Notifications | None = None
+    notifications: NotificationSettings | None = None
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -422,11 +422,11 @@ def _secret_ref(raw: Mapping[str, Any] | None, default_key: str) -> SecretKeyRef
     return SecretKeyRef(raw["name"], raw.get("key", default_key))
 
 
-def _notifications(raw: Mapping[str, Any]) -> Notifications:
+def _notifications(raw: Mapping[str, Any]) -> NotificationSettings:
     ref = raw["urlSecretRef"]
     events = raw.get("events")
     templates = raw.get("templates") or {}
-    return Notifications(
+    return NotificationSettings(
         url_secret=SecretKeyRef(ref["name"], ref.get("key", "urls")),
         events=frozenset(NotificationEvent(e) for e in events) if events else frozenset(NotificationEvent),
         templates=tuple((e, templates[e.value]) for e in NotificationEvent if e.value in templates),

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from string import Template
 
-from shimshift.model.spec import NotificationEvent, Notifications, SecretKeyRef
+from shimshift.model.spec import NotificationEvent, NotificationSettings, SecretKeyRef
 from shimshift.model.status import NodePhase, NodeRecord, Phase
 
 #: The text of each event unless spec.notifications.templates overrides it.
@@ -86,7 +86,7 @@ def counts(nodes: Iterable[NodeRecord]) -> dict[str, int]:
 
 
 def render_notification(
-    config: Notifications | None,
+    config: NotificationSettings | None,
     event: NotificationEvent,
     migration: str,
     *,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shimshift.model.spec import NodeMigrationSpec, NotificationEvent, Notifications, SecretKeyRef
+from shimshift.model.spec import NodeMigrationSpec, NotificationEvent, NotificationSettings, SecretKeyRef
 from shimshift.model.status import NodePhase, NodeRecord, Phase
 from shimshift.notify import redact, target_urls
 from shimshift.planning.notifications import (
@@ -15,7 +15,7 @@ from shimshift.planning.notifications import (
 )
 
 REF = SecretKeyRef("hooks", "urls")
-ALL = Notifications(REF)
+ALL = NotificationSettings(REF)
 
 
 def records(**phases: NodePhase) -> tuple[NodeRecord, ...]:
@@ -26,7 +26,7 @@ def test_the_spec_defaults_to_every_event_and_the_urls_key() -> None:
     spec = NodeMigrationSpec.from_raw(
         {"mode": "Migrate", "notifications": {"urlSecretRef": {"name": "hooks"}}}
     )
-    assert spec.notifications == Notifications(SecretKeyRef("hooks", "urls"))
+    assert spec.notifications == NotificationSettings(SecretKeyRef("hooks", "urls"))
     assert spec.notifications.events == set(NotificationEvent)
     assert NodeMigrationSpec.from_raw({"mode": "Migrate"}).notifications is None
 
@@ -51,7 +51,7 @@ def test_the_spec_keeps_the_chosen_events_and_templates() -> None:
 
 
 def test_no_notification_is_due_without_the_spec_or_for_an_event_not_chosen() -> None:
-    only_failed = Notifications(REF, events=frozenset({NotificationEvent.NODE_FAILED}))
+    only_failed = NotificationSettings(REF, events=frozenset({NotificationEvent.NODE_FAILED}))
     assert render_notification(None, NotificationEvent.STARTED, "m") is None
     assert render_notification(only_failed, NotificationEvent.STARTED, "m") is None
     assert render_notification(only_failed, NotificationEvent.NODE_FAILED, "m", node="w1") is not None
@@ -95,7 +95,7 @@ def test_the_paused_message_gives_the_reason() -> None:
 
 
 def test_a_template_override_replaces_the_text_and_leaves_an_unknown_name_as_written() -> None:
-    config = Notifications(
+    config = NotificationSettings(
         REF, templates=((NotificationEvent.STARTED, ":rocket: $migration on $total, $oops"),)
     )
     sent = render_notification(
