@@ -102,9 +102,10 @@ class AppriseNotifier:
         self._pool.submit(self._deliver, notification, failed)
 
     def close(self, wait: bool = True) -> None:
-        """Stop retrying (pending backoffs end at once) and, with `wait`, let queued sends finish."""
+        """Stop retrying (pending backoffs end at once); with `wait`, let queued sends finish, without
+        it drop them (at most once: a dropped notification is lost, never sent twice)."""
         self._stop.set()
-        self._pool.shutdown(wait=wait)
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def _deliver(self, notification: Notification, failed: Callable[[str], None]) -> None:
         what = f"notification {notification.event} of NodeMigration {notification.migration}"
