@@ -30,7 +30,7 @@ from shimshift.model.cordoned import with_cordon_times
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration
-from shimshift.model.spec import Mode
+from shimshift.model.spec import Mode, NotificationEvent
 from shimshift.model.status import (
     Condition,
     ConditionReason,
@@ -46,6 +46,12 @@ from shimshift.model.status import (
 )
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
+from shimshift.planning.notifications import (
+    Notification,
+    finished_event,
+    render_notification,
+    starts_rollout,
+)
 from shimshift.planning.report_formats import report_files
 from shimshift.planning.rollout import (
     IN_FLIGHT,
@@ -56,7 +62,15 @@ from shimshift.planning.rollout import (
     may_start,
     with_condition,
 )
-from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
+from shimshift.ports import (
+    ClusterPort,
+    EngineConfig,
+    NodePort,
+    Notifier,
+    NullNotifier,
+    NullObserver,
+    Observer,
+)
 from shimshift.stepexec import StepExecutor, started_at
 from shimshift.steps.facts.refuse import node_kind
 from shimshift.steps.machine import MAX_ATTEMPTS, next_step
@@ -208,8 +222,10 @@ class Engine:
         clock: Callable[[], dt.datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         identity: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cluster = cluster
+        self.notifier: Notifier = notifier or NullNotifier()
         self.identity = identity  # None: a single replica that needs no lease (tests, standalone)
         self.node_ports = node_ports
         self.config = config or EngineConfig()
@@ -384,6 +400,7 @@ class Engine:
                 EventReason.for_phase(decision.phase),  # the phase `status` was settled to
                 decision.message,
             )
+            self._phase_notified(migration, before.phase, status, decision)
         port: NodePort | None = None
         deadline = self.monotonic() + self.config.budget
         while True:
@@ -399,10 +416,12 @@ class Engine:
                         future.result()
             with tracker.lock:
                 waits = dict(tracker.drain_waits)
+            prior = tracker.status.phase
             status, decision = self._settled(
                 migration, tracker.status, stopping, passed=True, drain_waits=waits
             )
             self._start(tracker, status, decision)
+            self._phase_notified(migration, prior, status, decision)
             # a wave that ended inside the budget starts the next one in the same pass (no tick lost)
             if not decision.start or self.monotonic() >= deadline or preempt.is_set():
                 break
@@ -424,7 +443,8 @@ class Engine:
 
     def _start(self, tracker: _Tracker, status: MigrationStatus, decision: Decision) -> None:
         """Record the nodes `decision` starts, each in its own record before the status says so, then
-        the status; an Event for each."""
+        the status; an Event for each (and the Started notification when these are the first)."""
+        first = starts_rollout(tracker.status.nodes, decision.start)
         tracker.status = status
         for name in decision.start:
             started = status.node(name)
@@ -439,6 +459,48 @@ class Engine:
                 EventReason.NODE_STARTED,
                 f"migration of node {name} to containerd started",
             )
+        if first:
+            self._notify(
+                tracker.migration,
+                render_notification(
+                    tracker.migration.spec.notifications,
+                    NotificationEvent.STARTED,
+                    tracker.migration.name,
+                    phase=status.phase,
+                    nodes=status.nodes,
+                ),
+            )
+
+    def _phase_notified(
+        self, migration: NodeMigration, before: Phase | None, status: MigrationStatus, decision: Decision
+    ) -> None:
+        """Hand over the notification the phase change `before` -> `status.phase` is due, if any; called
+        once the status saying so is written, so a restart never finds the change again."""
+        event = finished_event(before, status.phase)
+        if event is not None:
+            self._notify(
+                migration,
+                render_notification(
+                    migration.spec.notifications,
+                    event,
+                    migration.name,
+                    reason=decision.message,
+                    phase=status.phase,
+                    nodes=status.nodes,
+                ),
+            )
+
+    def _notify(self, migration: NodeMigration, notification: Notification | None) -> None:
+        if notification is None:
+            return
+
+        def failed(message: str) -> None:
+            self.cluster.event(migration, None, True, EventReason.NOTIFICATION_FAILED, message[:1000])
+
+        try:
+            self.notifier.send(notification, failed)
+        except Exception:  # a notification never fails the rollout, whatever the notifier does
+            log.exception("NodeMigration %s: queueing notification %s", migration.name, notification.event)
 
     def forget(self, migration: NodeMigration) -> None:
         """`migration` is gone (its finalizer is about to be removed): drop what was kept for it, and
@@ -644,6 +706,7 @@ class Engine:
         elif phase == NodePhase.ROLLED_BACK:
             self.observer.rolled_back()
             why = record.last_error.message if record.last_error else "a step failed"
+            self._node_failed(migration, name, "was rolled back to Docker", why)
             self.cluster.event(
                 migration,
                 name,
@@ -654,3 +717,18 @@ class Engine:
         elif phase == NodePhase.FAILED:
             why = record.last_error.message if record.last_error else "a step failed"
             self.cluster.event(migration, name, True, EventReason.NODE_FAILED, f"node {name} failed: {why}")
+            self._node_failed(migration, name, "failed", why)
+
+    def _node_failed(self, migration: NodeMigration, node: str, outcome: str, why: str) -> None:
+        """The NodeFailed notification; called once the node's record holds its final phase."""
+        self._notify(
+            migration,
+            render_notification(
+                migration.spec.notifications,
+                NotificationEvent.NODE_FAILED,
+                migration.name,
+                node=node,
+                reason=why,
+                outcome=outcome,
+            ),
+        )

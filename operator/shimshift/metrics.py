@@ -56,6 +56,17 @@ class Metrics:
             registry=r,
         )
 
+        self.notifications = Counter(
+            "shimshift_notifications",
+            "Notifications by event (Started, NodeFailed, Paused, Finished) and result (sent, failed)",
+            ["event", "result"],
+            registry=r,
+        )
+
+    def notification_sent(self, event: str, result: str) -> None:
+        """One notification to one target was sent (`result` "sent") or given up ("failed")."""
+        self.notifications.labels(event=event, result=result).inc()
+
     def step_finished(self, step: StepId, seconds: float, ok: bool) -> None:
         self.step_seconds.labels(step=str(step), outcome="ok" if ok else "error").observe(seconds)
 

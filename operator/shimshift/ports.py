@@ -10,7 +10,7 @@ engine (`shimshift.engine`, which decides which step runs) and the step executor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from shimshift.kube.drain import DrainProgress
@@ -19,9 +19,18 @@ from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus, NodeRecord
 from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.notifications import Notification
 from shimshift.steps.base import EngineConfig, NodePort, StepCluster, StepObserver
 
-__all__ = ["ClusterPort", "EngineConfig", "NodePort", "NullObserver", "Observer"]
+__all__ = [
+    "ClusterPort",
+    "EngineConfig",
+    "NodePort",
+    "Notifier",
+    "NullNotifier",
+    "NullObserver",
+    "Observer",
+]
 
 
 class ClusterPort(StepCluster, Protocol):
@@ -79,4 +88,18 @@ class NullObserver:
         pass
 
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None:
+        pass
+
+
+class Notifier(Protocol):
+    """Delivers notifications (`shimshift.notify.AppriseNotifier`): in the background, with bounded
+    timeouts and retries, never raising into the caller."""
+
+    def send(self, notification: Notification, failed: Callable[[str], None]) -> None:
+        """Queue `notification`; when it is given up, call `failed` with a message naming no URL."""
+        ...
+
+
+class NullNotifier:
+    def send(self, notification: Notification, failed: Callable[[str], None]) -> None:
         pass

@@ -115,6 +115,7 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "EvictionBlocked",
         "InvalidSpec",
         "InternalError",
+        "NotificationFailed",
     }
     assert {str(r) for r in ConditionReason} == {
         "PlanMode",

@@ -216,6 +216,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "too: an SSH Secret is never used as registry material",
     ),
     (
+        "CA from the notification URLs' Secret",
+        {
+            "notifications": {"urlSecretRef": {"name": "hooks"}},
+            "containerd": {"registries": [{"host": "r.example.com", "caSecretRef": {"name": "hooks"}}]},
+        },
+        "spec.containerd.registries[0].caSecretRef: names Secret hooks, which spec.notifications.urlSecretRef "
+        "names too: the notification URLs' Secret is never used as registry material",
+    ),
+    (
         "client certificate from the known_hosts Secret",
         {
             "ssh": {"privateKeySecretRef": {"name": "ssh"}, "knownHostsSecretRef": {"name": "kh"}},

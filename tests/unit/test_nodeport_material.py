@@ -13,7 +13,7 @@ import pytest
 from shimshift.entry.nodeport import registry_material
 from shimshift.kube.api import ApiStatusError, NotFound
 from shimshift.model import parse_nodemigration
-from shimshift.model.spec import SecretKeyRef
+from shimshift.model.spec import NotificationSettings, SecretKeyRef
 from shimshift.resources import load_crd
 from tests import pki
 
@@ -128,3 +128,21 @@ def test_the_port_reads_a_refused_secret_again_and_keeps_a_complete_answer() -> 
     assert second is not None and second.ca_bundles == {HOST: pki.CA_PEM} and not second.refused
     port.registry_material()
     assert kube.paths.count("/api/v1/namespaces/ops/secrets/ca") == 2  # kept once complete
+
+
+def test_the_notification_urls_secret_is_never_read_as_registry_material() -> None:
+    s = spec({})
+    reg = replace(s.containerd.registries[0], ca_secret=SecretKeyRef("hooks", "urls"))
+    s = replace(
+        s,
+        containerd=replace(s.containerd, registries=(reg,)),
+        notifications=NotificationSettings(SecretKeyRef("hooks", "urls")),
+    )
+    kube = FakeKube({"hooks": {"urls": "json://hooks.example.com/t0ken"}})
+    got = registry_material(kube, "ops", s)  # type: ignore[arg-type]
+    assert kube.paths == []  # not even fetched
+    assert got.ca_bundles == {}
+    assert got.refused[(HOST, "caSecretRef")] == (
+        "Secret ops/hooks is the one spec.notifications.urlSecretRef names; "
+        "the notification URLs' Secret is never read as registry material"
+    )

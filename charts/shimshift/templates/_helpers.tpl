@@ -91,13 +91,14 @@ The Secret holding known_hosts, by the same rules as the SSH key.
 {{- end }}
 
 {{/*
-Every Secret the operator may read, for the Role's resourceNames: the SSH Secrets and
-rbac.extraSecretNames. Returned as a JSON list so callers can `fromJsonArray` it.
+Every Secret the operator may read, for the Role's resourceNames: the SSH Secrets, the notification
+URLs' Secret (notifications.urlSecret) and rbac.extraSecretNames. Returned as a JSON list so callers can `fromJsonArray` it.
 */}}
 {{- define "shimshift.readableSecretNames" -}}
 {{- $names := list }}
 {{- with include "shimshift.sshKeySecretName" . }}{{ $names = append $names . }}{{ end }}
 {{- with include "shimshift.knownHostsSecretName" . }}{{ $names = append $names . }}{{ end }}
+{{- with .Values.notifications.urlSecret }}{{ $names = append $names . }}{{ end }}
 {{- range .Values.rbac.extraSecretNames }}{{ $names = append $names . }}{{ end }}
 {{- $names | uniq | toJson }}
 {{- end }}

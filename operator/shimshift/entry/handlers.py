@@ -266,7 +266,9 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     from shimshift.entry.nodeport import ssh_node_ports
     from shimshift.kube.api import Kube, load_api_client
     from shimshift.kube.cluster import KubeCluster
+    from shimshift.kube.secrets import read_secret_key
     from shimshift.metrics import Metrics
+    from shimshift.notify import AppriseNotifier
 
     log_format = {"full": kopf.LogFormat.FULL, "plain": kopf.LogFormat.PLAIN, "json": kopf.LogFormat.JSON}
     kopf.configure(verbose=settings.verbose, log_format=log_format[settings.log_format])
@@ -280,20 +282,30 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     metrics.count_api_requests(kube.counted)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    # the target URLs are read per notification from the Secret in the operator's namespace, like
+    # spec.ssh's Secrets, so a rotated webhook needs no restart
+    notifier = AppriseNotifier(
+        lambda ref: read_secret_key(kube, settings.namespace, ref.name, ref.key),
+        metrics.notification_sent,
+    )
     engine = Engine(
         KubeCluster(kube, settings.namespace),
         node_ports(kube) if node_ports is not None else ssh_node_ports(kube, settings.namespace),
         observer=metrics,
         identity=settings.identity or None,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
+        notifier=notifier,
     )
-    kopf.run(
-        clusterwide=True,
-        standalone=settings.peering is None,
-        peering_name=settings.peering,
-        liveness_endpoint=settings.liveness,
-        # kopf pauses every replica when the highest priority is shared: replicas draw distinct ones.
-        priority=secrets.randbelow(2**31) if settings.peering else 0,
-        memo=kopf.Memo(runtime=Runtime(engine, peering_lifetime=max(1, round(settings.lease_ttl)))),
-    )
+    try:
+        kopf.run(
+            clusterwide=True,
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            liveness_endpoint=settings.liveness,
+            # kopf pauses every replica when the highest priority is shared: replicas draw distinct ones.
+            priority=secrets.randbelow(2**31) if settings.peering else 0,
+            memo=kopf.Memo(runtime=Runtime(engine, peering_lifetime=max(1, round(settings.lease_ttl)))),
+        )
+    finally:
+        notifier.close(wait=False)  # a retry's backoff ends now; a send in flight is bounded by its timeouts
     return 0

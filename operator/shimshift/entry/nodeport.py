@@ -139,7 +139,7 @@ class NodeHostKeyStore:
 
 
 def _ssh_secrets(spec: NodeMigrationSpec) -> dict[str, str]:
-    """Secret name -> the spec.ssh field that names it."""
+    """Secret name -> the field that names it: the spec.ssh Secrets and the notification URLs' Secret."""
     out: dict[str, str] = {}
     if spec.ssh is not None:
         for ref, field in (
@@ -148,6 +148,8 @@ def _ssh_secrets(spec: NodeMigrationSpec) -> dict[str, str]:
         ):
             if ref is not None:
                 out.setdefault(ref.name, f"spec.ssh.{field}")
+    if spec.notifications is not None:  # webhook tokens: never registry material either
+        out.setdefault(spec.notifications.url_secret.name, "spec.notifications.urlSecretRef")
     return out
 
 
@@ -178,8 +180,9 @@ def registry_material(kube: Kube, namespace: str, spec: NodeMigrationSpec) -> Re
     def read(host: str, field: str, name: str, keys: tuple[str, ...]) -> tuple[str, ...] | None:
         if name in ssh:
             refused[(host, field)] = (
-                f"Secret {namespace}/{name} is the one {ssh[name]} names; an SSH Secret is never read as "
-                "registry material"
+                f"Secret {namespace}/{name} is the one {ssh[name]} names; "
+                + ("an SSH Secret" if ssh[name].startswith("spec.ssh.") else "the notification URLs' Secret")
+                + " is never read as registry material"
             )
             return None
         try:

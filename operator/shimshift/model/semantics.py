@@ -387,10 +387,21 @@ def ssh_secret_names(spec: Mapping[str, Any]) -> dict[str, str]:
     return names
 
 
+def credential_secret_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Secret name -> the field that names it, for every Secret of credentials: the SSH Secrets and
+    the notification URLs' Secret (its URLs carry webhook tokens)."""
+    names = ssh_secret_names(spec)
+    ref = _map(_map(spec.get("notifications")).get("urlSecretRef"))
+    if isinstance(ref.get("name"), str):
+        names.setdefault(ref["name"], "spec.notifications.urlSecretRef")
+    return names
+
+
 def _check_registry_secrets(spec: Mapping[str, Any]) -> Iterator[Problem]:
-    """A registry's CA or client certificate never comes from an SSH Secret: a CA is written
-    world-readable on every node, so caSecretRef naming the SSH key's Secret would publish the key."""
-    ssh = ssh_secret_names(spec)
+    """A registry's CA or client certificate never comes from an SSH Secret (nor the notification URLs'
+    Secret): a CA is written world-readable on every node, so caSecretRef naming the SSH key's Secret
+    would publish the key."""
+    ssh = credential_secret_names(spec)
     if not ssh:
         return
     for i, reg in enumerate(_list(_map(spec.get("containerd")).get("registries"))):
@@ -400,9 +411,12 @@ def _check_registry_secrets(spec: Mapping[str, Any]) -> Iterator[Problem]:
             ref = reg.get(field)
             name = ref.get("name") if isinstance(ref, Mapping) else None
             if isinstance(name, str) and name in ssh:
+                what = (
+                    "an SSH Secret" if ssh[name].startswith("spec.ssh.") else "the notification URLs' Secret"
+                )
                 yield Problem(
                     f"spec.containerd.registries[{i}].{field}",
-                    f"names Secret {name}, which {ssh[name]} names too: an SSH Secret is never used as "
+                    f"names Secret {name}, which {ssh[name]} names too: {what} is never used as "
                     "registry material (it would be written onto the nodes); put the registry's "
                     "certificate(s) in a Secret of their own",
                 )

@@ -252,6 +252,28 @@ class SecretKeyRef:
     key: str
 
 
+class NotificationEvent(StrEnum):
+    """What a notification is about (spec.notifications.events)."""
+
+    STARTED = "Started"  # the rollout started its first node
+    NODE_FAILED = "NodeFailed"  # a node failed (or was rolled back to Docker)
+    PAUSED = "Paused"  # the rollout paused (maxFailures reached, spec.rollout.paused, ...)
+    FINISHED = "Finished"  # the rollout ended: Succeeded or Failed
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """spec.notifications: where to send (the Secret holding the target URLs, one per line), which
+    events, and per-event template overrides (`string.Template` text; see planning.notifications)."""
+
+    url_secret: SecretKeyRef
+    events: frozenset[NotificationEvent] = frozenset(NotificationEvent)
+    templates: tuple[tuple[NotificationEvent, str], ...] = ()
+
+    def template(self, event: NotificationEvent) -> str | None:
+        return next((text for e, text in self.templates if e == event), None)
+
+
 @dataclass(frozen=True)
 class Registry:
     host: str
@@ -325,6 +347,7 @@ class NodeMigrationSpec:
     docker: DockerPolicy
     rollback: RollbackPolicy
     docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
+    notifications: NotificationSettings | None = None
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -389,6 +412,7 @@ class NodeMigrationSpec:
             docker=DockerPolicy(spec.get("docker", "Keep")),
             rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
             docker_outside_containers=OutsideContainersPolicy(spec.get("dockerOutsideContainers", "Block")),
+            notifications=_notifications(spec["notifications"]) if "notifications" in spec else None,
         )
 
 
@@ -396,6 +420,17 @@ def _secret_ref(raw: Mapping[str, Any] | None, default_key: str) -> SecretKeyRef
     if raw is None:
         return None
     return SecretKeyRef(raw["name"], raw.get("key", default_key))
+
+
+def _notifications(raw: Mapping[str, Any]) -> NotificationSettings:
+    ref = raw["urlSecretRef"]
+    events = raw.get("events")
+    templates = raw.get("templates") or {}
+    return NotificationSettings(
+        url_secret=SecretKeyRef(ref["name"], ref.get("key", "urls")),
+        events=frozenset(NotificationEvent(e) for e in events) if events else frozenset(NotificationEvent),
+        templates=tuple((e, templates[e.value]) for e in NotificationEvent if e.value in templates),
+    )
 
 
 def _registry(raw: Mapping[str, Any]) -> Registry:

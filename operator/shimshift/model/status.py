@@ -84,6 +84,7 @@ class EventReason(StrEnum):
     # the operator itself
     INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"
+    NOTIFICATION_FAILED = "NotificationFailed"  # a notification was given up after its retries
 
     @classmethod
     def for_phase(cls, phase: Phase) -> EventReason:

@@ -168,6 +168,7 @@ def test_secrets_are_readable_only_by_name_and_only_in_the_release_namespace() -
     assert secret_rule["resourceNames"] == [
         "shimshift-ssh",
         "shimshift-known-hosts",
+        "shimshift-notify-urls",
         "registry-ca",
         "registry-client-cert",
     ]
