@@ -101,6 +101,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "Paused",
         "Complete",
         "DrainBlocked",
+        "GateClosed",
+        "GateError",
     ]
     assert {str(r) for r in EventReason} == {
         *(str(p) for p in Phase),
@@ -113,6 +115,9 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "HostKeyRevoked",
         "DrainEscalated",
         "EvictionBlocked",
+        "GateClosed",
+        "GateOpened",
+        "GateError",
         "InvalidSpec",
         "InternalError",
     }
@@ -129,6 +134,10 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "WaveStarted",
         "WaitingForWindow",
         "BlockedByPods",
+        "WaitingForGate",
+        "GateError",
+        "GateTimeout",
+        "GatesOpen",
         "NotActive",
         "Reconciled",
         "PodDisruptionBudget",
