@@ -7,8 +7,10 @@ in the caller's directory; `stop()` ends the process it started (and only that o
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class Prometheus:
         (workdir / "prometheus.yml").write_text(CONFIG)
         (workdir / "rules.yml").write_text(_rules(firing))
         self.proc: subprocess.Popen[bytes] | None = None
+        self.firing = firing
 
     def start(self) -> Prometheus:
         binary = prometheus_binary()
@@ -71,7 +74,25 @@ class Prometheus:
                 stderr=subprocess.STDOUT,
             )
         wait_until(self._ready, 60, what="Prometheus ready", detail=self.log_tail)
+        self._settle()
         return self
+
+    def alert_firing(self) -> bool:
+        """Whether Prometheus reports the test alert firing now (its ALERTS series)."""
+        query = urllib.parse.urlencode({"query": f'ALERTS{{alertname="{ALERT}",alertstate="firing"}}'})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=5) as answer:  # noqa: S310 - loopback
+            return bool(json.loads(answer.read())["data"]["result"])
+
+    def _settle(self) -> None:
+        """Wait until the alert's state is the one asked for (rules are evaluated every second)."""
+        wanted = self.firing
+        wait_until(
+            lambda: self.alert_firing() == wanted,
+            30,
+            what=f"the test alert {'firing' if wanted else 'resolved'}",
+            interval=0.2,
+            detail=self.log_tail,
+        )
 
     def _ready(self) -> bool:
         try:
@@ -85,11 +106,13 @@ class Prometheus:
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def set_firing(self, firing: bool) -> None:
-        """Rewrite the rule and reload it; the alert's state follows within an evaluation or two."""
+        """Rewrite the rule, reload it, and wait until the alert's state follows (an evaluation or two)."""
         (self.workdir / "rules.yml").write_text(_rules(firing))
         request = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310 - loopback
         with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - loopback
             assert answer.status == 200
+        self.firing = firing
+        self._settle()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
