@@ -72,7 +72,7 @@ def _health_gates(spec: NodeMigrationSpec, readings: Sequence[GateReading] | Non
     for name, line in zip(names, describe_gates(spec.rollout.gates), strict=True):
         reading = by_gate.get(name)
         if reading is None:
-            state = "not read (the operator reads the gates when it plans)"
+            state = "not read (the operator's plan and shimshift plan --probe-namespace read them)"
         elif reading.state == GateState.OPEN:
             state = "open now"
         elif reading.state == GateState.CLOSED:

@@ -174,3 +174,20 @@ def test_without_a_gate_reader_the_gates_are_errors_never_open(clock: Clock) -> 
     engine.reconcile(cluster.get("m"))
     assert nodes.changes == {}
     assert condition(cluster, ConditionType.GATE_ERROR)[0] == "True"
+
+
+def test_plan_mode_reads_the_gates_into_the_report_and_starts_nothing(clock: Clock) -> None:
+    cluster = FakeCluster(workers(2), clock)
+    nodes = FakeNodes(cluster)
+    cluster.create(manifest(mode="Plan", rollout={"gates": GATES}))
+    gate = Gate()
+    engine = Engine(
+        cluster, lambda m: nodes, clock=clock, monotonic=lambda: clock.now.timestamp(), gates=gate
+    )
+
+    assert engine.reconcile(cluster.get("m")).phase == Phase.PLANNED
+
+    assert gate.reads == 1 and set(nodes.changes) == {"w1:facts", "w2:facts"}  # the read-only probe only
+    report = next(iter(cluster.reports.values()))["report.md"]
+    assert "prometheus-alerts at http://127.0.0.1:9090" in report
+    assert "closed now: 1 alert(s) firing: TargetDown" in report
