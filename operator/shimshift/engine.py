@@ -29,6 +29,7 @@ from typing import Any
 from shimshift.model.cordoned import with_cordon_times
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.gates import GateReading, GateState
 from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Mode, NotificationEvent
 from shimshift.model.status import (
@@ -46,6 +47,7 @@ from shimshift.model.status import (
 )
 from shimshift.model.timestamps import iso
 from shimshift.planning.build import build_plan
+from shimshift.planning.healthgates import gate_conditions, gate_events
 from shimshift.planning.notifications import (
     Notification,
     finished_event,
@@ -65,6 +67,7 @@ from shimshift.planning.rollout import (
 from shimshift.ports import (
     ClusterPort,
     EngineConfig,
+    GatePort,
     NodePort,
     Notifier,
     NullNotifier,
@@ -223,9 +226,11 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         identity: str | None = None,
         notifier: Notifier | None = None,
+        gates: GatePort | None = None,
     ) -> None:
         self.cluster = cluster
         self.notifier: Notifier = notifier or NullNotifier()
+        self.gates = gates  # None: spec.rollout.gates cannot be read (a NodeMigration with gates waits)
         self.identity = identity  # None: a single replica that needs no lease (tests, standalone)
         self.node_ports = node_ports
         self.config = config or EngineConfig()
@@ -346,17 +351,35 @@ class Engine:
         *,
         passed: bool = False,
         drain_waits: dict[str, tuple[str, ...]] | None = None,
+        gates_read: dict[str, tuple[GateReading, ...]] | None = None,
     ) -> tuple[MigrationStatus, Decision]:
         """The status after the fleet rules; `passed` (the end of a pass that went through) also turns
         a true ReconcileError condition false; `drain_waits`, what the pass's drains waited on, sets
-        DrainBlocked."""
+        DrainBlocked; `gates_read` keeps this pass's reading of the gates until a wave starts (each
+        wave is gated once, and a pass that waits reads them once)."""
         now = self.clock()
         spec = migration.spec
         nodes = self.cluster.read_nodes()
         blocked = None
-        if spec.rollout.blocking_pod_selector and may_start(spec, status, nodes, now, stopping=stopping):
-            blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
-        decision = decide(spec, status, nodes, now, stopping=stopping, blocked=blocked)
+        readings: tuple[GateReading, ...] | None = None
+        if may_start(spec, status, nodes, now, stopping=stopping, generation=migration.generation):
+            if spec.rollout.blocking_pod_selector:
+                blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
+            if spec.rollout.gates.configured:
+                memo = gates_read if gates_read is not None else {}
+                if "gates" not in memo:
+                    memo["gates"] = self._read_gates(migration)
+                readings = memo["gates"]
+        decision = decide(
+            spec,
+            status,
+            nodes,
+            now,
+            stopping=stopping,
+            blocked=blocked,
+            gates=readings,
+            generation=migration.generation,
+        )
         settled = replace(
             status,
             phase=decision.phase,
@@ -376,6 +399,12 @@ class Engine:
             status.conditions, decision.nodes, drain_waits, now, migration.generation
         )
         settled = replace(settled, conditions=with_condition(settled.conditions, drain_blocked))
+        if readings is not None:
+            updated = gate_conditions(status.conditions, readings, now, migration.generation)
+            for condition in updated:
+                settled = replace(settled, conditions=with_condition(settled.conditions, condition))
+            for warning, reason, message in gate_events(status.conditions, updated):
+                self.cluster.event(migration, None, warning, reason, message[:1000])
         if passed:
             settled = replace(
                 settled, conditions=clear_reconcile_error(settled.conditions, now, migration.generation)
@@ -390,8 +419,11 @@ class Engine:
             return self._plan(migration)
         before = replace(migration.status, nodes=adopt_records(self.cluster, migration))
         tracker = _Tracker(migration, before, self.cluster, written=_as_read(migration.status))
-        status, decision = self._settled(migration, before, stopping)
+        gates_read: dict[str, tuple[GateReading, ...]] = {}
+        status, decision = self._settled(migration, before, stopping, gates_read=gates_read)
         self._start(tracker, status, decision)
+        if decision.start:
+            gates_read.clear()  # the next wave is gated again
         if before.phase != status.phase:
             self.cluster.event(
                 migration,
@@ -418,10 +450,12 @@ class Engine:
                 waits = dict(tracker.drain_waits)
             prior = tracker.status.phase
             status, decision = self._settled(
-                migration, tracker.status, stopping, passed=True, drain_waits=waits
+                migration, tracker.status, stopping, passed=True, drain_waits=waits, gates_read=gates_read
             )
             self._start(tracker, status, decision)
             self._phase_notified(migration, prior, status, decision)
+            if decision.start:
+                gates_read.clear()
             # a wave that ended inside the budget starts the next one in the same pass (no tick lost)
             if not decision.start or self.monotonic() >= deadline or preempt.is_set():
                 break
@@ -440,6 +474,26 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def _read_gates(self, migration: NodeMigration) -> tuple[GateReading, ...]:
+        """This instant's reading of the gates, each counted in the metric; without a gate port every
+        gate is an error (it cannot be read), never open."""
+        gates = migration.spec.rollout.gates
+        if self.gates is None:
+            names = [
+                *([gates.prometheus.name] if gates.prometheus else []),
+                *(c.gate_name for c in gates.conditions),
+            ]
+            readings = tuple(
+                GateReading(n, GateState.ERROR, "this operator was started without a gate reader")
+                for n in names
+            )
+        else:
+            readings = self.gates.read_gates(gates)
+        for reading in readings:
+            self.observer.gate_evaluated(reading.gate, str(reading.state).lower())
+            log.info("NodeMigration %s: gate %s", migration.name, reading)
+        return readings
 
     def _start(self, tracker: _Tracker, status: MigrationStatus, decision: Decision) -> None:
         """Record the nodes `decision` starts, each in its own record before the status says so, then
@@ -587,6 +641,8 @@ class Engine:
             name=migration.name,
             facts_taken_at=iso(now),
             material=port.registry_material(),
+            # read only: Prometheus queries and GETs of the named objects
+            gate_readings=self._read_gates(migration) if migration.spec.rollout.gates.configured else None,
         )
         # every format, as `shimshift plan` renders it; the cluster port stores them at any size
         where = self.cluster.write_report(migration, report_files(report))

@@ -1,7 +1,8 @@
 """Prometheus metrics: the engine's `Observer`, exposed over HTTP for the chart's scrape config.
 
 Own registry (not prometheus-client's global one), so tests and two operators in one process never
-share counters. Labels are bounded: step ids, phases and NodeMigration names, never node-provided text.
+share counters. Labels are bounded: step ids, phases, NodeMigration names and gate names (one per
+entry of a spec's spec.rollout.gates), never node-provided text.
 """
 
 from __future__ import annotations
@@ -62,10 +63,19 @@ class Metrics:
             ["event", "result"],
             registry=r,
         )
+        self.gates = Counter(
+            "shimshift_gate_evaluations",
+            "Readings of spec.rollout.gates, by gate and result (open, closed, error)",
+            ["gate", "result"],
+            registry=r,
+        )
 
     def notification_sent(self, event: str, result: str) -> None:
         """One notification to one target was sent (`result` "sent") or given up ("failed")."""
         self.notifications.labels(event=event, result=result).inc()
+
+    def gate_evaluated(self, gate: str, result: str) -> None:
+        self.gates.labels(gate=gate, result=result).inc()
 
     def step_finished(self, step: StepId, seconds: float, ok: bool) -> None:
         self.step_seconds.labels(step=str(step), outcome="ok" if ok else "error").observe(seconds)

@@ -1,9 +1,11 @@
-"""The engine's ports: what it asks of nodes (`NodePort`), of the Kubernetes API (`ClusterPort`) and of
-metrics (`Observer`), and its timing settings (`EngineConfig`). What the steps themselves ask is
-declared with them (`shimshift.steps.base`); the ports here add what the rollout needs besides.
+"""The engine's ports: what it asks of nodes (`NodePort`), of the Kubernetes API (`ClusterPort`), of
+metrics (`Observer`), of the health gates (`GatePort`), and its timing settings (`EngineConfig`). What
+the steps themselves ask is declared with them (`shimshift.steps.base`); the ports here add what the
+rollout needs besides.
 
 Production implementations: `shimshift.remote.port.SshNodePort` (wired by `shimshift.entry.nodeport`),
-`shimshift.kube.cluster.KubeCluster`, `shimshift.metrics.Metrics`; tests bring fakes. Shared by the
+`shimshift.kube.cluster.KubeCluster`, `shimshift.metrics.Metrics`, `shimshift.entry.gateport.LiveGates`;
+tests bring fakes. Shared by the
 engine (`shimshift.engine`, which decides which step runs) and the step executor
 (`shimshift.stepexec`, which runs it).
 """
@@ -14,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from shimshift.kube.drain import DrainProgress
+from shimshift.model.gates import GateReading, Gates
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain
@@ -25,12 +28,21 @@ from shimshift.steps.base import EngineConfig, NodePort, StepCluster, StepObserv
 __all__ = [
     "ClusterPort",
     "EngineConfig",
+    "GatePort",
     "NodePort",
     "Notifier",
     "NullNotifier",
     "NullObserver",
     "Observer",
 ]
+
+
+class GatePort(Protocol):
+    """Reads `spec.rollout.gates` (`shimshift.entry.gateport.LiveGates`): Prometheus over HTTP, the
+    named objects' conditions through the API. Read only; never raises for a gate it cannot read: that
+    gate's reading is an error (`GateState.ERROR`) saying what failed."""
+
+    def read_gates(self, gates: Gates) -> tuple[GateReading, ...]: ...
 
 
 class ClusterPort(StepCluster, Protocol):
@@ -69,6 +81,9 @@ class Observer(StepObserver, Protocol):
         ...
 
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None: ...
+    def gate_evaluated(self, gate: str, result: str) -> None:
+        """A gate was read: `result` is open, closed or error."""
+        ...
 
 
 class NullObserver:
@@ -88,6 +103,9 @@ class NullObserver:
         pass
 
     def nodes_by_phase(self, migration: str, status: MigrationStatus) -> None:
+        pass
+
+    def gate_evaluated(self, gate: str, result: str) -> None:
         pass
 
 

@@ -57,6 +57,8 @@ DECIDED = {
     "Busy": True,
     "InternalError": True,
     "ReportUnreadable": True,  # a plan being written: reading again succeeds once it is stored
+    "ObjectUnreadable": True,  # a gate's object: someone may create it or grant the rule
+    "PrometheusError": True,  # a gate's Prometheus unreachable or not answering: read again later
 }
 
 

@@ -263,6 +263,7 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     operator's Kube: only a Python caller can pass it (the e2e tests' launcher, tests/e2e/run_operator.py);
     `shimshift run` never does, and no flag or environment variable names code to import.
     """
+    from shimshift.entry.gateport import LiveGates
     from shimshift.entry.nodeport import ssh_node_ports
     from shimshift.kube.api import Kube, load_api_client
     from shimshift.kube.cluster import KubeCluster
@@ -282,6 +283,7 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     metrics.count_api_requests(kube.counted)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    cluster = KubeCluster(kube, settings.namespace)
     # the target URLs are read per notification from the Secret in the operator's namespace, like
     # spec.ssh's Secrets, so a rotated webhook needs no restart
     notifier = AppriseNotifier(
@@ -289,9 +291,10 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
         metrics.notification_sent,
     )
     engine = Engine(
-        KubeCluster(kube, settings.namespace),
+        cluster,
         node_ports(kube) if node_ports is not None else ssh_node_ports(kube, settings.namespace),
         observer=metrics,
+        gates=LiveGates(cluster),
         identity=settings.identity or None,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
         notifier=notifier,

@@ -33,6 +33,7 @@ from shimshift.model import parse_nodemigration
 from shimshift.model.errors import Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.factsjson import facts_from_mapping
+from shimshift.model.gates import GateReading
 from shimshift.model.limits import MAX_FACTS_BYTES, InputLimitError, json_loads, read_text
 from shimshift.model.migration import NodeMigration
 from shimshift.planning.build import build_plan
@@ -137,6 +138,23 @@ def read_registry_material(args: argparse.Namespace, migration: NodeMigration) -
         kube.close()
 
 
+def read_gates(args: argparse.Namespace, migration: NodeMigration) -> tuple[GateReading, ...] | None:
+    """spec.rollout.gates read now (Prometheus, the named objects; token and CA Secrets from
+    --probe-namespace), read-only, as the operator's Plan mode reads them; None without
+    --probe-namespace (the report lists the gates as not read)."""
+    if not args.probe_namespace or not migration.spec.rollout.gates.configured:
+        return None
+    from shimshift.entry.gateport import LiveGates
+    from shimshift.kube.api import Kube, load_api_client
+    from shimshift.kube.cluster import KubeCluster
+
+    kube = Kube(load_api_client(args.kubeconfig, args.context))
+    try:
+        return LiveGates(KubeCluster(kube, args.probe_namespace)).read_gates(migration.spec.rollout.gates)
+    finally:
+        kube.close()
+
+
 def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
     objects: Mapping[str, list[dict[str, Any]]] = _read_cluster(args)
     controllers = [obj for name in CONTROLLER_KINDS for obj in objects.get(name, [])]
@@ -181,6 +199,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         now = _now(args.now)
         taken_at = ""
         material = None
+        readings = None
         if args.snapshot:
             snap = load_snapshot(Path(args.snapshot))
             cluster, facts, taken_at, source = snap.cluster, dict(snap.facts), snap.taken_at, snap.source
@@ -196,6 +215,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                 ]  # Windows and OpenShift nodes are refused from their Node object, never probed
                 facts.update(probe_facts(args, migration, wanted, out))
             material = read_registry_material(args, migration)
+            readings = read_gates(args, migration)
         report = build_plan(
             migration.spec,
             cluster,
@@ -205,6 +225,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             facts_taken_at=taken_at,
             source=source,
             material=material,
+            gate_readings=readings,
         )
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)
@@ -284,7 +305,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="live cluster: probe the selected nodes over SSH (read-only), with the Secrets spec.ssh names "
         "read from namespace NS, as the operator's Plan mode does; the registries' CA and client "
-        "certificate Secrets are read from NS too (the plan shows their files by hash only)",
+        "certificate Secrets are read from NS too (the plan shows their files by hash only), and "
+        "spec.rollout.gates are read (Prometheus, the named objects; token and CA Secrets from NS)",
     )
     p.add_argument("--format", choices=FORMATS, default="markdown", help="report format (default markdown)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")

@@ -16,7 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from shimshift.kube import children, lease, lock, migrations, nodes, pods, reportstore, snapshot
+from shimshift.kube import (
+    children,
+    lease,
+    lock,
+    migrations,
+    nodes,
+    objects,
+    pods,
+    reportstore,
+    secrets,
+    snapshot,
+)
 from shimshift.kube import drain as drain_mod
 from shimshift.kube.api import Kube
 from shimshift.kube.informer import Informer
@@ -46,6 +57,7 @@ class KubeCluster:
         # Without it, two passes starting together each made a cache, and a pass could read the other's
         # before its first list: no records, so every node of a finished NodeMigration looked new.
         self._caches_lock = threading.Lock()
+        self._discovery = objects.Discovery(kube)
 
     def _nodes(self) -> Informer[Node]:
         with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
@@ -132,6 +144,14 @@ class KubeCluster:
 
     def read_blocking_pods(self, label_selector: str) -> dict[str, tuple[str, ...]]:
         return pods.list_blocking_pods(self.kube, label_selector)
+
+    def read_object(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """One object by name (for a gate's condition); `objects.ObjectUnreadable` when it cannot be."""
+        return objects.read_object(self.kube, self._discovery, api_version, kind, namespace, name)
+
+    def read_secret(self, name: str, key: str) -> str:
+        """The text of `key` in Secret `name` of the operator's namespace (never logged)."""
+        return secrets.read_secret_key(self.kube, self.namespace, name, key)
 
     def read_migration(self, name: str) -> NodeMigration | None:
         raw = migrations.get_migration(self.kube, name)

@@ -50,6 +50,7 @@ def check_spec(spec: Any) -> list[Problem]:
             *_check_selection(spec),
             *_check_rollout(_map(spec.get("rollout"))),
             *_check_windows(_map(spec.get("rollout"))),
+            *_check_gates(spec),
             *_check_drain(_map(spec.get("drain"))),
             *_check_verify(_map(spec.get("verify"))),
             *_check_containerd(_map(spec.get("containerd"))),
@@ -420,3 +421,74 @@ def _check_registry_secrets(spec: Mapping[str, Any]) -> Iterator[Problem]:
                     "registry material (it would be written onto the nodes); put the registry's "
                     "certificate(s) in a Secret of their own",
                 )
+
+
+def _check_regexp(value: Any, path: str) -> Iterator[Problem]:
+    if isinstance(value, str) and value:
+        try:
+            re.compile(value)
+        except re.error as e:
+            yield Problem(path, f"{value[:80]!r} is not a regular expression: {e}")
+
+
+def _check_gates(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.rollout.gates: one form of Prometheus gate, regexps that compile, an http(s) URL without
+    credentials in it (they go in bearerTokenSecretRef), no SSH Secret as a token or CA, durations."""
+    gates = _map(_map(spec.get("rollout")).get("gates"))
+    path = "spec.rollout.gates"
+    for key, default in (("timeout", "2h"), ("interval", "1m")):
+        value = gates.get(key, default)
+        if isinstance(value, str):
+            try:
+                seconds = parse_duration(value)
+            except ValueError as e:
+                yield Problem(f"{path}.{key}", str(e))
+                continue
+            if seconds <= 0:
+                yield Problem(f"{path}.{key}", f"must be more than 0s (got {value!r})")
+    if "prometheus" not in gates:
+        return
+    prom = _map(gates.get("prometheus"))
+    here = f"{path}.prometheus"
+    if bool(prom.get("query")) == ("alerts" in prom):
+        yield Problem(
+            here,
+            "give exactly one of query (an expression that must return nothing, or values under "
+            "threshold) and alerts (the firing alerts, less the ignored ones)",
+        )
+    if "alerts" in prom and prom.get("threshold") is not None:
+        yield Problem(
+            f"{here}.threshold", "applies to query only: any alert left after the filters closes the gate"
+        )
+    url = prom.get("url")
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            yield Problem(
+                f"{here}.url", f"{url[:80]!r} is not an http:// or https:// URL (http://prometheus:9090)"
+            )
+        elif parts.username or parts.password:
+            yield Problem(
+                f"{here}.url",
+                "carries credentials: put a token in bearerTokenSecretRef instead (never in the URL)",
+            )
+    alerts = _map(prom.get("alerts"))
+    yield from _check_regexp(alerts.get("alertFilterRegexp"), f"{here}.alerts.alertFilterRegexp")
+    for label, pattern in _map(alerts.get("ignoreLabels")).items():
+        yield from _check_regexp(pattern, f"{here}.alerts.ignoreLabels.{label}")
+    value = prom.get("requestTimeout")
+    if isinstance(value, str):
+        try:
+            parse_duration(value)
+        except ValueError as e:
+            yield Problem(f"{here}.requestTimeout", str(e))
+    ssh = ssh_secret_names(spec)
+    for field in ("bearerTokenSecretRef", "caSecretRef"):
+        ref = _map(prom.get(field))
+        name = ref.get("name")
+        if isinstance(name, str) and name in ssh:
+            yield Problem(
+                f"{here}.{field}",
+                f"names Secret {name}, which {ssh[name]} names too: put the Prometheus token or CA in a "
+                "Secret of its own",
+            )

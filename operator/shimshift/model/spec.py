@@ -16,6 +16,7 @@ from typing import Any
 
 from shimshift.model.cron import Cron, parse_cron
 from shimshift.model.durations import format_duration, parse_duration
+from shimshift.model.gates import Gates
 from shimshift.model.unsafe import Unsafe
 
 
@@ -222,6 +223,9 @@ class Rollout:
     #: in flight at once per topology domain (a percentage of the zone's selected workers); None: no limit
     max_unavailable_per_zone: IntOrPercent | None = None
     zone_label: str = ZONE_LABEL_DEFAULT  # the node label naming a node's zone; unlabelled nodes are zone ""
+    gates: Gates = field(
+        default_factory=Gates
+    )  # health gates read before each wave starts (`shimshift.model.gates`)
 
 
 @dataclass(frozen=True)
@@ -377,6 +381,7 @@ class NodeMigrationSpec:
                 if "maxUnavailablePerZone" in ro
                 else None,
                 zone_label=ro.get("zoneLabel", ZONE_LABEL_DEFAULT),
+                gates=Gates.from_raw(ro.get("gates") or {}),
             ),
             drain=Drain(
                 timeout=parse_duration(dr.get("timeout", "10m")),

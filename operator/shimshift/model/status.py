@@ -35,6 +35,12 @@ class ConditionType(StrEnum):
     #: True while a node's drain waits because a PodDisruptionBudget refused an eviction (the message
     #: names the node(s) and the budget(s), a few of each); False otherwise
     DRAIN_BLOCKED = "DrainBlocked"
+    #: True while spec.rollout.gates hold the next wave back: a gate was read and said no (the message
+    #: names it and why); False once every gate is open
+    GATE_CLOSED = "GateClosed"
+    #: True while a gate cannot be read (Prometheus unreachable, a bad query, an object missing or
+    #: forbidden): neither yes nor no, retried with backoff; False once every gate could be read
+    GATE_ERROR = "GateError"
 
 
 class ConditionReason(StrEnum):
@@ -52,6 +58,10 @@ class ConditionReason(StrEnum):
     WAVE_STARTED = "WaveStarted"
     WAITING_FOR_WINDOW = "WaitingForWindow"  # spec.rollout.windows: none is open now
     BLOCKED_BY_PODS = "BlockedByPods"  # every pending node has a pod matching blockingPodSelector
+    WAITING_FOR_GATE = "WaitingForGate"  # spec.rollout.gates: a gate is closed (GateClosed True)
+    GATE_ERROR = "GateError"  # a gate could not be read (GateError True); read again with backoff
+    GATE_TIMEOUT = "GateTimeout"  # Paused: a gate stayed closed (or unreadable) past gates.timeout
+    GATES_OPEN = "GatesOpen"  # GateClosed / GateError False: the last reading found every gate open
     NOT_ACTIVE = "NotActive"  # a Progressing/Paused/Complete condition that is False
     RECONCILED = "Reconciled"  # ReconcileError back to False
     POD_DISRUPTION_BUDGET = "PodDisruptionBudget"  # DrainBlocked True: a budget refused an eviction
@@ -81,6 +91,10 @@ class EventReason(StrEnum):
     HOST_KEY_REVOKED = "HostKeyRevoked"  # ... or is revoked in known_hosts
     DRAIN_ESCALATED = "DrainEscalated"
     EVICTION_BLOCKED = "EvictionBlocked"
+    # spec.rollout.gates, when what they say changes (not on every reading)
+    GATE_CLOSED = "GateClosed"
+    GATE_OPENED = "GateOpened"
+    GATE_ERROR = "GateError"
     # the operator itself
     INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"

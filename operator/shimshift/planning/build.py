@@ -15,6 +15,7 @@ from typing import Protocol
 
 from shimshift.model.errors import NodeError, Problem, ShimshiftError, ValidationError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.gates import GateReading
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.timestamps import iso
@@ -205,8 +206,12 @@ def build_plan(
     facts_taken_at: str = "",
     source: str = "",
     material: RegistryMaterial | None = None,
+    gate_readings: Sequence[GateReading] | None = None,
 ) -> PlanReport:
     """The plan report for `spec` on `cluster`; `facts_by_node` holds whatever the probe gathered.
+
+    `gate_readings`: what spec.rollout.gates say now, as the operator read them (None: not read, as
+    offline, where the report lists the gates without their state).
 
     `material`: the registry Secrets as the operator resolved them (`shimshift.entry.nodeport`), so
     the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
@@ -348,7 +353,7 @@ def build_plan(
         facts_taken_at=facts_taken_at,
         source=source,
         spec=_spec_summary(spec),
-        rollout_gates=rollout_gates(spec, cluster, selection, now),
+        rollout_gates=rollout_gates(spec, cluster, selection, now, gate_readings),
         summary=summary,
         waves=tuple(
             WavePlan(w.index, w.nodes, w.control_plane, s) for w, s in zip(waves, wave_seconds, strict=True)

@@ -1,18 +1,23 @@
 """What decides, besides the waves, when a planned node may start: the maintenance windows (and whether
 one is open at the plan's `now`), the nodes an admin holds (`shimshift.io/hold`), and the selected
-nodes a blocking pod (`spec.rollout.blockingPodSelector`) would keep waiting right now. For the plan
+nodes a blocking pod (`spec.rollout.blockingPodSelector`) would keep waiting right now, and the health
+gates (`spec.rollout.gates`) with their state right now when the operator read them. For the plan
 report; the rollout applies the same rules (`planning.rollout`). Pure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shimshift.model import keys
+from shimshift.model.durations import format_duration
+from shimshift.model.gates import GateReading, GateState
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import WEEKDAYS, NodeMigrationSpec, load_zone
 from shimshift.planning.cluster import Cluster
+from shimshift.planning.healthgates import describe_gates
 from shimshift.planning.selection import NodeSkipReason, Selection
 from shimshift.planning.waves import zone_of
 from shimshift.planning.windows import describe_opening, window_state
@@ -38,6 +43,10 @@ class RolloutGates:
     zone_limit: str = ""
     zone_label: str = ""
     zones: int = 0
+    #: spec.rollout.gates, one line per gate ("prometheus at http://...: ... returns nothing"), then its
+    #: state now ("open", "closed: ...", "error: ...", or "not read" offline); empty without gates
+    health_gates: tuple[str, ...] = ()
+    health_gates_timeout: str = ""
 
 
 def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
@@ -53,8 +62,33 @@ def _window_now(spec: NodeMigrationSpec, now: dt.datetime) -> str:
     return f"closed now: {describe_opening(state.at, rollout.time_zone, now)}"
 
 
+def _health_gates(spec: NodeMigrationSpec, readings: Sequence[GateReading] | None) -> tuple[str, ...]:
+    by_gate = {r.gate: r for r in readings or ()}
+    names = [
+        *([spec.rollout.gates.prometheus.name] if spec.rollout.gates.prometheus else []),
+        *(c.gate_name for c in spec.rollout.gates.conditions),
+    ]
+    out = []
+    for name, line in zip(names, describe_gates(spec.rollout.gates), strict=True):
+        reading = by_gate.get(name)
+        if reading is None:
+            state = "not read (the operator's plan and shimshift plan --probe-namespace read them)"
+        elif reading.state == GateState.OPEN:
+            state = "open now"
+        elif reading.state == GateState.CLOSED:
+            state = f"closed now: {reading.reason}"
+        else:
+            state = f"error now: {reading.reason}"
+        out.append(f"{line}; {state}")
+    return tuple(out)
+
+
 def rollout_gates(
-    spec: NodeMigrationSpec, cluster: Cluster, selection: Selection, now: dt.datetime
+    spec: NodeMigrationSpec,
+    cluster: Cluster,
+    selection: Selection,
+    now: dt.datetime,
+    gate_readings: Sequence[GateReading] | None = None,
 ) -> RolloutGates:
     held = [
         f"{s.node}: {s.detail}" if s.detail else s.node
@@ -92,12 +126,16 @@ def rollout_gates(
         zone_limit=str(limit) if (limit := spec.rollout.max_unavailable_per_zone) is not None else "",
         zone_label=spec.rollout.zone_label,
         zones=len({zone_of(spec.rollout, n) for n in selection.selected if not n.control_plane}),
+        health_gates=_health_gates(spec, gate_readings),
+        health_gates_timeout=format_duration(spec.rollout.gates.timeout)
+        if spec.rollout.gates.configured
+        else "",
     )
 
 
 def gate_lines(g: RolloutGates) -> list[str]:
     """One line each, plain text for every report format: the windows, the holds, the blocking pods, the
-    cluster autoscaler, the per-zone limit."""
+    cluster autoscaler, the per-zone limit, the health gates."""
     if g.windows:
         windows = (
             f"Windows ({g.time_zone}): {'; '.join(g.windows)}; {g.window_now}. Nodes start only inside a "
@@ -138,4 +176,13 @@ def gate_lines(g: RolloutGates) -> list[str]:
         )
     else:
         zones = "Zones: no per-zone limit (spec.rollout.maxUnavailablePerZone is not set)."
-    return [windows, holds, blocking, autoscaler, zones]
+    if g.health_gates:
+        health = (
+            f"Health gates (spec.rollout.gates, read before each wave; a wave waits while one is closed or "
+            f"cannot be read, and the rollout pauses after {g.health_gates_timeout}): "
+            + "; ".join(g.health_gates)
+            + "."
+        )
+    else:
+        health = "Health gates: none (spec.rollout.gates is not set)."
+    return [windows, holds, blocking, autoscaler, zones, health]

@@ -36,6 +36,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     "NodeReport.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
     "RolloutGates.zone_limit": "spec.rollout.maxUnavailablePerZone as given; empty without one.",
     "RolloutGates.zones": "Zones (values of zoneLabel) of the selected workers; unlabelled nodes are one.",
+    "RolloutGates.health_gates": "One line per gate of spec.rollout.gates and its state when planned "
+    "(open now, closed now: why, error now: what failed; not read offline).",
+    "RolloutGates.health_gates_timeout": "spec.rollout.gates.timeout; empty without gates.",
 }
 
 _CHANGE = {

@@ -17,6 +17,9 @@
 - Zones: with `spec.rollout.maxUnavailablePerZone`, a wave takes at most that many workers of one zone
   (the `zoneLabel` value, "" without it; a percentage is of the zone's selected workers) besides the
   global `maxUnavailable`; the nodes of a full zone wait and the wave takes other zones' nodes.
+- Health gates (`spec.rollout.gates`, `planning.healthgates`): read by the caller (`gates`) only when a
+  wave could start; a closed gate holds the wave back, a gate that cannot be read is retried with
+  backoff, and one not open past `gates.timeout` pauses the rollout until the spec changes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from shimshift.model import keys
+from shimshift.model.gates import GateReading
 from shimshift.model.keys import StepId
 from shimshift.model.spec import ControlPlanePolicy, Mode, NodeMigrationSpec
 from shimshift.model.status import (
@@ -41,6 +45,7 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
+from shimshift.planning.healthgates import gate_hold, timed_out
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
@@ -92,14 +97,21 @@ def may_start(
     now: dt.datetime,
     *,
     stopping: bool,
+    generation: int | None = None,
 ) -> bool:
-    """Whether a pass could start a node at all (the caller reads blocking pods only then): Migrate
-    mode, not stopping or paused, no node in flight, a node pending, inside a window."""
+    """Whether a pass could start a node at all (the caller reads blocking pods and gates only then):
+    Migrate mode, not stopping or paused (by the spec or by a gate timeout of this generation), no node
+    in flight, a node pending, inside a window, past pauseBetweenNodes."""
     if spec.mode != Mode.MIGRATE or stopping or spec.rollout.paused:
+        return False
+    if spec.rollout.gates.configured and timed_out(status.conditions, generation):
         return False
     if any(r.phase in IN_FLIGHT for r in status.nodes):
         return False
-    if not any(r.phase == NodePhase.PENDING for r in reconcile_selection(spec, status.nodes, nodes)):
+    records = reconcile_selection(spec, status.nodes, nodes)
+    if not any(r.phase == NodePhase.PENDING for r in records):
+        return False
+    if _pause_left(spec, records, now) > 0:
         return False
     return window_state(spec.rollout.windows, spec.rollout.time_zone, now).open
 
@@ -112,9 +124,13 @@ def decide(
     *,
     stopping: bool = False,
     blocked: Mapping[str, Sequence[str]] | None = None,
+    gates: Sequence[GateReading] | None = None,
+    generation: int | None = None,
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
-    match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read)."""
+    match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `gates`:
+    this pass's reading of `spec.rollout.gates` (None: not read, as when `may_start` says no).
+    `generation`: the object's, so a gate timeout pauses only the generation it happened in."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
     control = {n.name for n in nodes if n.control_plane}
@@ -182,6 +198,9 @@ def decide(
     if in_flight:
         names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
         return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
+    if spec.rollout.gates.configured and timed_out(status.conditions, generation):
+        paused = next(c for c in status.conditions if c.type == ConditionType.PAUSED)
+        return result(Phase.PAUSED, ConditionReason.GATE_TIMEOUT, paused.message)
     window = window_state(spec.rollout.windows, spec.rollout.time_zone, now)
     if not window.open:
         when = (
@@ -203,6 +222,11 @@ def decide(
             f"waiting {wait:.0f}s (spec.rollout.pauseBetweenNodes)",
             wait=wait,
         )
+    if gates is not None and spec.rollout.gates.configured:
+        hold = gate_hold(spec.rollout.gates, gates, status.conditions, now, len(pending))
+        if hold is not None:
+            phase = Phase.PAUSED if hold.paused else Phase.PROGRESSING
+            return result(phase, hold.reason, hold.message, wait=hold.wait)
     held_back = [r.name for r in pending if blocked.get(r.name)]
     why = _blocked_message(held_back, blocked)
     workers = [r for r in pending if r.name not in control]

@@ -61,6 +61,7 @@ def exported() -> dict[str, set[str]]:
     m.node_uncordoned("workers", 95.0)
     m.nodes_by_phase("workers", MigrationStatus())
     m.notification_sent("Finished", "sent")
+    m.gate_evaluated("prometheus", "open")
     m.count_api_requests(lambda: Counter({"GET nodes": 1}))
     families: list[Metric] = list(m.registry.collect())
     return {s.name: set(s.labels) for f in families for s in f.samples}

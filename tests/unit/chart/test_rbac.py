@@ -60,6 +60,10 @@ DESIGN_PENDING: frozenset[Grant] = frozenset(
 # escalation (spec.drain.onTimeout: DeletePods).
 OPT_IN: frozenset[Grant] = frozenset({("", "pods", "delete")})
 
+# Granted only as the values list them (rbac.gateRules, in the pinned-and-scheduled value set): the
+# health gates' reads of the objects spec.rollout.gates.conditions names (apiscan.USER_NAMED).
+GATE_RULES: frozenset[Grant] = frozenset({("apps", "deployments", "get"), ("example.com", "widgets", "get")})
+
 
 def code_uses() -> list[Use]:
     """Every API request the package makes; fails the test, listing them, on any it cannot resolve."""
@@ -132,8 +136,22 @@ def test_the_code_scan_resolves_every_request_the_package_makes() -> None:
 @pytest.mark.parametrize("value_set", ["default", "secrets-from-values", "pinned-and-scheduled"])
 def test_chart_grants_nothing_the_code_or_kopf_does_not_use(value_set: str) -> None:
     grants = granted(value_set)
-    extra = sorted((grants["ClusterRole"] | grants["Role"]) - allowed() - OPT_IN)
+    extra = sorted((grants["ClusterRole"] | grants["Role"]) - allowed() - OPT_IN - GATE_RULES)
     assert extra == [], "granted but unused; drop them from charts/shimshift/templates/rbac.yaml"
+
+
+def test_gate_rules_are_get_only_on_exactly_what_the_values_list() -> None:
+    assert GATE_RULES.isdisjoint(granted("default")["ClusterRole"])
+    assert granted("pinned-and-scheduled")["ClusterRole"] >= GATE_RULES
+    rules = helm.only(helm.rendered("pinned-and-scheduled"), "ClusterRole")["rules"]
+    gates = [r for r in rules if r["apiGroups"] in (["apps"], ["example.com"]) and r["verbs"] == ["get"]]
+    gates = [r for r in gates if r["resources"] != ["daemonsets"]]
+    assert gates == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["front"], "verbs": ["get"]},
+        {"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]},
+    ]
+    # the scan sees the gates' reads and leaves their grants to these values
+    assert {w.split(":")[0] for w in apiscan.scan().user_named} == {"objects.py"}
 
 
 # Granted only for the Secrets named in values (resourceNames); with none named, none is readable.

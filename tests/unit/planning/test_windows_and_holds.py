@@ -352,6 +352,7 @@ def test_the_plan_report_says_the_windows_the_holds_and_the_nodes_blocking_pods_
         "Cluster autoscaler: a node in flight carries cluster-autoscaler.kubernetes.io/scale-down-disabled=true, "
         "removed after.",
         "Zones: no per-zone limit (spec.rollout.maxUnavailablePerZone is not set).",
+        "Health gates: none (spec.rollout.gates is not set).",
     ]
     assert "- Holds: 1 node(s) held by shimshift.io/hold, skipped: n2: vendor-ticket-42." in render_markdown(
         report
