@@ -131,11 +131,12 @@ def pinned_deployment(node: str) -> dict[str, Any]:
 
 
 def deployment_pod(api: RealKubeApi) -> dict[str, Any] | None:
+    """The Deployment's pod as read when it was Running (the listed copy may be older than that read)."""
     for pod in api.list("pods", "default"):
-        if (pod["metadata"].get("labels") or {}).get("app") == "pinned" and running(
-            api, pod["metadata"]["name"], "default"
-        ):
-            return pod
+        if (pod["metadata"].get("labels") or {}).get("app") == "pinned":
+            found = running(api, pod["metadata"]["name"], "default")
+            if found:
+                return found
     return None
 
 
