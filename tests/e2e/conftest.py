@@ -238,9 +238,19 @@ def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[s
     }
 
 
-def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
-    """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`)."""
+def web(replicas: int, min_available: int, *, spread: bool = False) -> list[dict[str, Any]]:
+    """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`).
+    With `spread` the pods prefer nodes without another web pod (a preferred pod anti-affinity): the
+    emulator's scheduler spreads them anyway, the real one only when asked."""
     labels = {"app": "web"}
+    pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx"}]}
+    if spread:
+        term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+        pod_spec["affinity"] = {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
+            }
+        }
     return [
         {
             "apiVersion": "apps/v1",
@@ -249,10 +259,7 @@ def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-                },
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
             },
         },
         {

@@ -25,6 +25,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,19 @@ class Recorder(threading.Thread):
                 )
             self.rv = max(self.rv, rv)
 
-    def caught_up(self, rv: int) -> bool:
+    def caught_up(self, listed: dict[tuple[str, str], int], since: int) -> bool:
+        """The recorded changes reach the state a list returned (each object's resourceVersion
+        there, and nothing alive here that the list no longer has): a watch only sends an object's
+        events, so the server's own resourceVersion may never be reached by it."""
+        latest: dict[tuple[str, str], tuple[str, int]] = {}
         with self.lock:
-            return self.rv >= rv
+            for e in self.events:
+                latest[e.key] = (e.type, e.rv)
+        for key, rv in listed.items():
+            kind, seen = latest.get(key, ("", since))
+            if kind == "DELETED" or seen < rv:
+                return False
+        return all(kind == "DELETED" or key in listed for key, (kind, _) in latest.items())
 
     def snapshot(self) -> list[WatchEvent]:
         with self.lock:
@@ -113,13 +124,27 @@ class RealCluster(ProxiedApi):
         self.plane = stack.plane
         self.test_dir = test_dir
         self.audit_offset = stack.plane.audit_log.stat().st_size if stack.plane.audit_log else 0
-        since = stack.api.resource_version
+        self.since = since = stack.api.resource_version
         self.recorders = {
             "pods": Recorder(stack.api.http, "/api/v1/pods", since),
             "nodes": Recorder(stack.api.http, "/api/v1/nodes", since),
         }
         for recorder in self.recorders.values():
             recorder.start()
+
+    def seed(self, source: Any) -> list[dict[str, Any]]:
+        """``RealKubeApi.seed``; a Node seeded is then waited for until it can take pods (the stand-in
+        for its kubelet, ``podlife``, has given it capacity), as an
+        emulator's Node can at once."""
+        created: list[dict[str, Any]] = self.api.seed(source)
+        names = [o["metadata"]["name"] for o in created if o.get("kind") == "Node"]
+        for name in names:
+            wait_until(partial(self._takes_pods, name), 30, what=f"node {name} to take pods")
+        return created
+
+    def _takes_pods(self, name: str) -> bool:
+        allocatable = ((self.api.get("nodes", name) or {}).get("status") or {}).get("allocatable") or {}
+        return int(allocatable.get("pods", "0")) > 0
 
     @property
     def operator_kubeconfig(self) -> Path:
@@ -134,8 +159,17 @@ class RealCluster(ProxiedApi):
     def history(self, resource: str, since_rv: int = 0) -> list[WatchEvent]:
         """Every recorded change of ``resource`` (pods or nodes) after ``since_rv``, up to now."""
         recorder = self.recorders[resource]
-        now = self.api.resource_version
-        wait_until(lambda: recorder.caught_up(now), 10, what=f"the recorded {resource} watch to catch up")
+
+        def caught_up() -> bool:
+            listed = {
+                (o["metadata"].get("namespace", ""), o["metadata"]["name"]): int(
+                    o["metadata"]["resourceVersion"]
+                )
+                for o in self.api.list(resource)
+            }
+            return recorder.caught_up(listed, self.since)
+
+        wait_until(caught_up, 10, what=f"the recorded {resource} watch to catch up", interval=0.1)
         return [e for e in recorder.snapshot() if e.rv > since_rv]
 
     def answers(self) -> Counter[Answer]:
