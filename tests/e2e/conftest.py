@@ -77,6 +77,8 @@ class Operator:
         # the working tree's package first, whatever copy of shimshift is installed
         env = {**os.environ, **self.env, "PYTHONPATH": f"{ROOT / 'operator'}{os.pathsep}{ROOT}"}
         args = self.run_args
+        if args is not None and self.extra_args:  # the test's own metrics port and probes win
+            args = [*(a for a in args if not a.startswith("--metrics-port")), *self.extra_args]
         if args is None:
             args = [
                 *(self.extra_args or ["--metrics-port", "0"]),
@@ -117,6 +119,12 @@ class Operator:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log")))
+
+
+def operator_namespace(cluster: Any) -> str:
+    """Where the operator writes its Events and report ConfigMaps: the chart's namespace on the real
+    server, `default` (the tests' `--namespace`) on the emulator."""
+    return cluster.stack.namespace if isinstance(cluster, RealCluster) else "default"
 
 
 def on_real_api(request: pytest.FixtureRequest) -> bool:
@@ -193,7 +201,11 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"pool": "workers", **(labels or {})}},
+        # the hostname label a kubelet sets, the topology of the pods' anti-affinity (`web`)
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "pool": "workers", **(labels or {})},
+        },
         "spec": {"unschedulable": True} if unschedulable else {},
         "status": {
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -238,19 +250,16 @@ def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[s
     }
 
 
-def web(replicas: int, min_available: int, *, spread: bool = False) -> list[dict[str, Any]]:
+def web(replicas: int, min_available: int, *, one_per_node: bool = False) -> list[dict[str, Any]]:
     """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`).
-    With `spread` the pods prefer nodes without another web pod (a preferred pod anti-affinity): the
-    emulator's scheduler spreads them anyway, the real one only when asked."""
+    With `one_per_node` no two web pods share a node (a required pod anti-affinity on the hostname):
+    the emulator's scheduler spreads them anyway (least loaded first), the real one only when told,
+    and a replacement then waits, Pending, for a node without one."""
     labels = {"app": "web"}
     pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx"}]}
-    if spread:
+    if one_per_node:
         term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
-        pod_spec["affinity"] = {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
-            }
-        }
+        pod_spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
     return [
         {
             "apiVersion": "apps/v1",

@@ -186,6 +186,14 @@ class RealCluster(ProxiedApi):
             counted[(e["verb"], resource, ref.get("namespace", ""), e["responseStatus"]["code"])] += 1
         return counted
 
+    def table(self, path: str) -> dict[str, Any]:
+        """``path`` as a Table (the printer columns kubectl shows), read by the admin straight from the
+        API server (so not in the proxy's log)."""
+        http = KubeHttp(self.plane.admin_kubeconfig)
+        http.headers["Accept"] = "application/json;as=Table;v=v1;g=meta.k8s.io"
+        answer: dict[str, Any] = http.request("GET", path)
+        return answer
+
     def kubectl(self) -> Kubectl:
         binary = find_kubectl()
         if binary is None:
@@ -213,6 +221,8 @@ class RealStack:
     operator_kubeconfig: Path = Path()
     api: RealKubeApi = field(init=False)
 
+    namespace: str = helm.NAMESPACE
+
     def install_chart(self) -> None:
         """Apply the chart as the admin (its CRDs, RBAC, namespace and peering object), mint the
         operator's token, and take the baseline every reset returns to."""
@@ -232,6 +242,12 @@ class RealStack:
             direct, self.workdir / "operator.kubeconfig"
         )
         self.api = RealKubeApi(self.plane.admin_kubeconfig)  # the baseline: the chart is kept
+
+    def clear_events(self) -> None:
+        """Events in the namespaces the session keeps (the chart's, default): a reset leaves Events to
+        go with their namespace, and a test reading the operator's Events must see its own only."""
+        for namespace in (self.namespace, "default"):
+            self.api.http.request("DELETE", f"/api/v1/namespaces/{namespace}/events")
 
     def chart_present(self) -> bool:
         """Another module's ``realkube`` reset (an older baseline) may have removed the chart."""
@@ -288,3 +304,4 @@ def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluste
         handle.close()
         handle.proxy.reset()
         handle.api.reset()
+        realapi_stack.clear_events()
