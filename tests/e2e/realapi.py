@@ -298,7 +298,11 @@ def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluste
     handle.proxy.reset()
     try:
         yield handle
-        refused = {k: n for k, n in handle.answers().items() if k[3] == 403}
+        answers = handle.answers()
+        refused = {k: n for k, n in answers.items() if k[3] == 403}
+        print(
+            f"\naudit: {answers.total()} answers to the operator's ServiceAccount, {len(refused)} kinds refused (403)"
+        )
         assert refused == {}, f"the API server refused the chart's ServiceAccount: {refused}"
     finally:
         handle.close()
