@@ -377,7 +377,8 @@ class RealKubeApi:
                     if e.status not in (404, 409, 405):
                         raise
             if leftovers or namespaces:
-                self.discovery.load()  # a deleted CRD's resources go away
+                if any(rt.plural in ("customresourcedefinitions", "apiservices") for rt, _ in leftovers):
+                    self.discovery.load()  # a deleted CRD's resources go away
                 return False
             return True
 

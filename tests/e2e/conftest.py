@@ -1,7 +1,11 @@
-"""End-to-end: the operator as a separate process (`shimshift run`) against the API emulator.
+"""End-to-end: the operator as a separate process (`shimshift run`) against the API emulator, or, in a
+module marked `pytest.mark.realapi`, the real API server behind the fault-injecting proxy with the
+operator as the chart's ServiceAccount (`tests.e2e.realapi`).
 
 The node side is `tests.e2e.simnodes` (state files count every real change; the operator is then
-started through tests/e2e/run_operator.py) unless a test brings fake nodes (`Operator(..., ssh=True)`). Each test gets a fresh emulator state (the `kubeapi` fixture) with the CRD installed.
+started through tests/e2e/run_operator.py) unless a test brings fake nodes (`Operator(..., ssh=True)`).
+Each test gets a fresh cluster (the emulator reset, or the real server's objects of the last test
+deleted) with the CRDs installed.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from testbed.waiting import wait_until
 from shimshift.model.nodestate import migration_selector, record_of
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd, load_node_crd
+from tests.e2e.realapi import RealCluster, realapi_stack, realcluster
 from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 pytestmark = pytest.mark.e2e
+__all__ = ["realapi_stack", "realcluster"]  # fixtures, for the modules marked realapi
 
 
 def eventually(
@@ -46,12 +52,22 @@ class Operator:
     With `ssh` it is the shipped `shimshift run`, reaching nodes over SSH; otherwise the tests' launcher
     `tests.e2e.run_operator` (the same command with tests.e2e.simnodes' simulated node steps)."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, env: dict[str, str], *, ssh: bool = False) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        env: dict[str, str],
+        *,
+        ssh: bool = False,
+        run_args: list[str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.env = env
         self.ssh = ssh
         self.extra_args: list[str] = []
+        #: the arguments after `run` (the chart's, on the real server); default: the emulator tests'
+        self.run_args = run_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -60,6 +76,17 @@ class Operator:
         log = (self.workdir / f"operator-{self.starts}.log").open("wb")
         # the working tree's package first, whatever copy of shimshift is installed
         env = {**os.environ, **self.env, "PYTHONPATH": f"{ROOT / 'operator'}{os.pathsep}{ROOT}"}
+        args = self.run_args
+        if args is not None and self.extra_args:  # the test's own metrics port and probes win
+            args = [*(a for a in args if not a.startswith("--metrics-port")), *self.extra_args]
+        if args is None:
+            args = [
+                *(self.extra_args or ["--metrics-port", "0"]),
+                "--namespace",
+                "default",
+                "--log-format",
+                os.environ.get("SHIMSHIFT_E2E_LOG_FORMAT", "plain"),
+            ]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -68,11 +95,7 @@ class Operator:
                 "run",
                 "--kubeconfig",
                 str(self.kubeconfig),
-                *(self.extra_args or ["--metrics-port", "0"]),
-                "--namespace",
-                "default",
-                "--log-format",
-                os.environ.get("SHIMSHIFT_E2E_LOG_FORMAT", "plain"),
+                *args,
             ],
             cwd=ROOT,
             env=env,
@@ -98,8 +121,23 @@ class Operator:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log")))
 
 
+def operator_namespace(cluster: Any) -> str:
+    """Where the operator writes its Events and report ConfigMaps: the chart's namespace on the real
+    server, `default` (the tests' `--namespace`) on the emulator."""
+    return cluster.stack.namespace if isinstance(cluster, RealCluster) else "default"
+
+
+def on_real_api(request: pytest.FixtureRequest) -> bool:
+    """The test's module is marked `realapi`: the real API server behind the proxy."""
+    return request.node.get_closest_marker("realapi") is not None
+
+
 @pytest.fixture
-def cluster(kubeapi: KubeApi) -> KubeApi:
+def cluster(request: pytest.FixtureRequest) -> KubeApi | RealCluster:
+    if on_real_api(request):
+        real: RealCluster = request.getfixturevalue("realcluster")
+        return real  # the chart's CRDs are the session's baseline
+    kubeapi: KubeApi = request.getfixturevalue("kubeapi")
     kubeapi.seed([load_crd(), load_node_crd()])
     return kubeapi
 
@@ -110,11 +148,24 @@ def sim_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def operator_factory(cluster: KubeApi, tmp_path: Path, sim_dir: Path) -> Iterator[Callable[..., Operator]]:
+def operator_factory(
+    cluster: KubeApi | RealCluster, tmp_path: Path, sim_dir: Path
+) -> Iterator[Callable[..., Operator]]:
+    """Operators in subprocesses: on the emulator with its kubeconfig; on the real server as the
+    chart's ServiceAccount through the proxy, with the chart's arguments and environment."""
     started: list[Operator] = []
 
     def make(**env: str) -> Operator:
-        op = Operator(cluster.kubeconfig, tmp_path, {"SHIMSHIFT_SIM_DIR": str(sim_dir), **env})
+        if isinstance(cluster, RealCluster):
+            stack = cluster.stack
+            op = Operator(
+                cluster.operator_kubeconfig,
+                tmp_path,
+                {**stack.operator_env(sim_dir), **env},
+                run_args=[*stack.chart_args(), "--metrics-port=0"],
+            )
+        else:
+            op = Operator(cluster.kubeconfig, tmp_path, {"SHIMSHIFT_SIM_DIR": str(sim_dir), **env})
         started.append(op)
         return op
 
@@ -150,7 +201,11 @@ def node(name: str, *, labels: dict[str, str] | None = None, unschedulable: bool
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"pool": "workers", **(labels or {})}},
+        # the hostname label a kubelet sets, the topology of the pods' anti-affinity (`web`)
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "pool": "workers", **(labels or {})},
+        },
         "spec": {"unschedulable": True} if unschedulable else {},
         "status": {
             "conditions": [{"type": "Ready", "status": "True"}],
@@ -195,9 +250,16 @@ def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[s
     }
 
 
-def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
-    """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`)."""
+def web(replicas: int, min_available: int, *, one_per_node: bool = False) -> list[dict[str, Any]]:
+    """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`).
+    With `one_per_node` no two web pods share a node (a required pod anti-affinity on the hostname):
+    the emulator's scheduler spreads them anyway (least loaded first), the real one only when told,
+    and a replacement then waits, Pending, for a node without one."""
     labels = {"app": "web"}
+    pod_spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx"}]}
+    if one_per_node:
+        term = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+        pod_spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
     return [
         {
             "apiVersion": "apps/v1",
@@ -206,10 +268,7 @@ def web(replicas: int, min_available: int) -> list[dict[str, Any]]:
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-                },
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
             },
         },
         {

@@ -1,7 +1,8 @@
-"""Replays of the API emulator's event history: what an SRE fears, asserted after the fact.
+"""Replays of the cluster's event history: what an SRE fears, asserted after the fact.
 
 Sampling the cluster while the operator works can miss a moment; the emulator's history holds every
-write in order, so a replay sees each state the cluster was in.
+write in order, and on the real server a watch recorded from the test's start does
+(``tests.e2e.realapi.Recorder``), so a replay sees each state the cluster was in.
 """
 
 from __future__ import annotations
@@ -21,24 +22,30 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _history(cluster: KubeApi, resource: str, since_rv: int) -> list[Any]:
-    history = cluster.call(lambda: list(cluster.emulator.store.history))
-    return [e for e in history if e.gk == ("", resource) and e.rv > since_rv]
+#: one change: (ADDED/MODIFIED/DELETED, (namespace, name), the object after it)
+Change = tuple[str, tuple[str, str], dict[str, Any]]
 
 
-def min_healthy_after_ready(cluster: KubeApi, replicas: int, app: str = "web") -> int:
-    """Replay the emulator's pod history: the fewest healthy pods labelled `app` once all `replicas` were
+def _history(cluster: Any, resource: str, since_rv: int) -> list[Change]:
+    if hasattr(cluster, "history"):  # the real server: the recorded watch
+        return [(e.type, e.key, e.obj) for e in cluster.history(resource, since_rv)]
+    emulated: KubeApi = cluster
+    history = emulated.call(lambda: list(emulated.emulator.store.history))
+    return [(e.type, e.key, e.new.obj) for e in history if e.gk == ("", resource) and e.rv > since_rv]
+
+
+def min_healthy_after_ready(cluster: Any, replicas: int, app: str = "web") -> int:
+    """Replay the cluster's pod history: the fewest healthy pods labelled `app` once all `replicas` were
     first up (a pod being deleted is not healthy, as the disruption controller counts)."""
     state: dict[tuple[str, str], bool] = {}
     lowest: int | None = None
-    for event in _history(cluster, "pods", 0):
-        if (event.new.obj["metadata"].get("labels") or {}).get("app") != app:
+    for kind, key, obj in _history(cluster, "pods", 0):
+        if (obj["metadata"].get("labels") or {}).get("app") != app:
             continue
-        if event.type == "DELETED":
-            state.pop(event.key, None)
+        if kind == "DELETED":
+            state.pop(key, None)
         else:
-            obj = event.new.obj
-            state[event.key] = is_ready(obj) and not obj["metadata"].get("deletionTimestamp")
+            state[key] = is_ready(obj) and not obj["metadata"].get("deletionTimestamp")
         healthy = sum(state.values())
         if lowest is None and healthy >= replicas:
             lowest = healthy
@@ -48,19 +55,18 @@ def min_healthy_after_ready(cluster: KubeApi, replicas: int, app: str = "web") -
     return lowest
 
 
-def max_cordoned(cluster: KubeApi, since_rv: int) -> int:
-    """Replay the emulator's node history after `since_rv`: the most nodes cordoned at any one moment.
+def max_cordoned(cluster: Any, since_rv: int) -> int:
+    """Replay the cluster's node history after `since_rv`: the most nodes cordoned at any one moment.
     A node counts from the first write that cordons it or marks it with shimshift's cordoned-by
     annotation until both are gone, so whichever order the operator writes them in, no moment is missed."""
     cordoned: set[str] = set()
     most = 0
-    for event in _history(cluster, "nodes", since_rv):
-        obj = event.new.obj
+    for kind, key, obj in _history(cluster, "nodes", since_rv):
         marked = keys.CORDONED_BY_ANNOTATION in (obj["metadata"].get("annotations") or {})
-        if event.type != "DELETED" and (marked or (obj.get("spec") or {}).get("unschedulable")):
-            cordoned.add(event.key[1])
+        if kind != "DELETED" and (marked or (obj.get("spec") or {}).get("unschedulable")):
+            cordoned.add(key[1])
         else:
-            cordoned.discard(event.key[1])
+            cordoned.discard(key[1])
         most = max(most, len(cordoned))
     return most
 

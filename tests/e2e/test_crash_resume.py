@@ -38,7 +38,7 @@ from tests.e2e.conftest import Operator, eventually, migration, node, status_of,
 from tests.e2e.history import min_healthy_after_ready
 from tests.e2e.simnodes import read_state
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.timeout(120)]
 
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
 Predicate = Callable[[RequestRecord], bool]
@@ -198,11 +198,13 @@ def _assert_status_consistent(cluster: KubeApi, progress: str) -> None:
 def test_a_sigkill_at_this_point_resumes_to_a_clean_migration_with_nothing_done_twice(
     point: Point, cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
 ) -> None:
-    # a node outside the migration first, so the scheduler (least loaded, then by name) puts one web
-    # pod on each of spare, w1 and w2, and the evicted ones have somewhere to go
+    # a node outside the migration first, and one web pod on each of spare, w1 and w2 (the pods'
+    # anti-affinity; the real scheduler would otherwise put them all on the first node it can use); an
+    # evicted pod's replacement waits for its node to be uncordoned, and until it runs the PDB
+    # (minAvailable 2 of 3) refuses the other node's eviction: the two drains take turns
     cluster.seed([node("spare", labels={"pool": "other"})])
     cluster.seed([node("w1"), node("w2")])
-    cluster.seed(web(replicas=3, min_available=2))
+    cluster.seed(web(replicas=3, min_available=2, one_per_node=True))
 
     def all_running() -> list[dict[str, Any]]:
         pods = web_pods(cluster)
@@ -210,7 +212,8 @@ def test_a_sigkill_at_this_point_resumes_to_a_clean_migration_with_nothing_done_
 
     pods = eventually(all_running, 20, "the web pods running")
     on_w1 = {p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == "w1"}
-    assert on_w1, [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in pods]
+    placed = [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in pods]
+    assert on_w1, (placed, [(n["metadata"]["name"], n["spec"]) for n in cluster.list("nodes")])
     if point.id == "inside-drain":
         point = Point(point.id, request=lambda rec: rec.subresource == "eviction" and rec.name in on_w1)
     crash = _start(cluster, operator_factory, sim_dir, point)

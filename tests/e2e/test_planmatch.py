@@ -1,5 +1,6 @@
-"""The plan predicts what Migrate mode then does, on the testbed (API emulator, fake nodes with real
-sshd, containerd and dockerd, the operator as a separate process).
+"""The plan predicts what Migrate mode then does, on the testbed (the real API server behind the
+fault proxy, fake nodes with real sshd, containerd and dockerd whose model kubelets register with it,
+each with its node certificate, the operator as a separate process and the chart's ServiceAccount).
 
 A live plan probes two nodes over SSH and says which files the migration writes and with which bytes
 (containerd config.toml, certs.d hosts.toml, the kubelet flags file). Then the operator migrates the
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed.kubeapi import KubeApi
 from testbed.nodes import Cluster
 
 from shimshift.entry.plancli import probe_facts
@@ -27,19 +27,36 @@ from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import build_cluster
 from shimshift.planning.snapshot import CONTROLLER_KINDS
 from shimshift.resources import load_crd
-from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
+from tests.e2e.conftest import Operator, eventually, operator_namespace, raw_status, secret
+from tests.e2e.realapi import RealCluster, RealStack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(280)]
 
 SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
 
 
 @pytest.fixture(scope="module")
 def stack(
-    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Cluster, KubeApi]]:
-    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("match")) as api:
+    scratch_cluster: Cluster, realapi_stack: RealStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Cluster, RealCluster]]:
+    """The nodes' kubelets registered with the session's control plane; at the end they are stopped
+    before the Nodes are deleted (a kubelet would register its Node again)."""
+    if not realapi_stack.chart_present():
+        realapi_stack.install_chart()
+    plane = realapi_stack.plane
+    api = RealCluster(realapi_stack, tmp_path_factory.mktemp("match"))
+    try:
+        scratch_cluster.attach_api(plane.url, plane.admin_kubeconfig, node_kubeconfig=plane.node_kubeconfig)
         yield scratch_cluster, api
+        refused = {k: n for k, n in api.answers().items() if k[3] == 403}
+        assert refused == {}, f"the API server refused the chart's ServiceAccount: {refused}"
+    finally:
+        api.close()
+        for n in scratch_cluster.nodes:
+            n.exec(["systemctl", "stop", "kubelet"], timeout=60)
+        api.proxy.reset()
+        api.api.reset()
+        realapi_stack.clear_events()
 
 
 def _runtime(api: Any, name: str) -> str:
@@ -48,17 +65,18 @@ def _runtime(api: Any, name: str) -> str:
 
 
 def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
-    stack: tuple[Cluster, KubeApi], tmp_path: Path
+    stack: tuple[Cluster, RealCluster], tmp_path: Path
 ) -> None:
     from shimshift.kube.snapshot import read_cluster_from
 
     nodes, api = stack
+    namespace = operator_namespace(api)  # the operator's Secrets, where the plan probes from too
     names = [n.name for n in nodes.nodes]
     eventually(lambda: all(_runtime(api, n).startswith("docker://") for n in names), 60, "kubelets on Docker")
     api.seed(
         [
-            secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-            secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
+            secret("ssh", "ssh-privatekey", nodes.private_key.read_text(), namespace),
+            secret("known-hosts", "known_hosts", nodes.known_hosts.read_text(), namespace),
         ]
     )
     body = {
@@ -79,11 +97,11 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     }
     migration = parse_nodemigration(body, load_crd())
 
-    # The plan, exactly as `shimshift plan --probe-namespace default` builds it.
+    # The plan, exactly as `shimshift plan --probe-namespace <the operator's>` builds it.
     objects = read_cluster_from(str(api.kubeconfig), None)
     controllers = [o for kind in CONTROLLER_KINDS for o in objects.get(kind, [])]
     cluster = build_cluster(objects["nodes"], objects["pods"], objects["poddisruptionbudgets"], controllers)
-    args = argparse.Namespace(kubeconfig=str(api.kubeconfig), context=None, probe_namespace="default")
+    args = argparse.Namespace(kubeconfig=str(api.kubeconfig), context=None, probe_namespace=namespace)
     facts = probe_facts(args, migration, names, io.StringIO())
     report = build_plan(migration.spec, cluster, facts, dt.datetime.now(dt.UTC), name="match")
     assert not report.blockers, [f.message for f in report.blockers]
@@ -96,7 +114,14 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     assert {path for _, path in predicted} >= {"/etc/containerd/config.toml"}
     assert any("kubelet" in path for _, path in predicted)
 
-    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
+    stack_ = api.stack
+    operator = Operator(
+        api.operator_kubeconfig,
+        tmp_path,
+        {k: v for k, v in stack_.operator_env(tmp_path / "sim").items() if not k.startswith("SHIMSHIFT_SIM")},
+        ssh=True,
+        run_args=[*stack_.chart_args(), "--metrics-port=0"],
+    )
     operator.start()
     try:
         api.seed(body)

@@ -14,7 +14,7 @@ from shimshift.model.status import NodePhase, Phase
 from tests.e2e.conftest import Operator, eventually, migration, node, status_of
 from tests.e2e.simnodes import read_state
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi]
 
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
 PEERING = {
