@@ -68,7 +68,8 @@ class HostKeyPolicy(StrEnum):
 
 
 class DockerPolicy(StrEnum):
-    """What happens to Docker on a node after it verified; shimshift never removes Docker Engine."""
+    """What happens to Docker on a node once its rollback window is committed (`spec.commit`);
+    shimshift never removes Docker Engine."""
 
     KEEP = "Keep"
     STOP = "Stop"
@@ -325,6 +326,10 @@ class NodeMigrationSpec:
     docker: DockerPolicy
     rollback: RollbackPolicy
     docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
+    #: nodes whose Succeeded migration is to be rolled back to Docker (the rollback window must be open)
+    undo: tuple[str, ...] = ()
+    #: true ends the rollback window: Docker per `docker` and the backups removed on Succeeded nodes
+    commit: bool = False
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -389,6 +394,8 @@ class NodeMigrationSpec:
             docker=DockerPolicy(spec.get("docker", "Keep")),
             rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
             docker_outside_containers=OutsideContainersPolicy(spec.get("dockerOutsideContainers", "Block")),
+            undo=tuple(spec.get("undo") or ()),
+            commit=bool(spec.get("commit", False)),
         )
 
 

@@ -42,6 +42,7 @@ from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.selection import select_nodes
+from shimshift.planning.undo import Window, begin, limited, plan_window
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
 
@@ -61,6 +62,11 @@ class Decision:
     reason: ConditionReason  # of the Progressing/Paused/Complete condition that is True
     message: str
     wait_seconds: float | None = None  # when nothing can start before then (pauseBetweenNodes)
+    #: Succeeded nodes whose undo (rollback on request) or commit begins now (already in `nodes`)
+    undo: tuple[str, ...] = ()
+    commit: tuple[str, ...] = ()
+    #: requests to undo a node that are refused, one message per node (`planning.undo`)
+    refused: tuple[str, ...] = ()
 
 
 def reconcile_selection(
@@ -112,14 +118,25 @@ def decide(
     *,
     stopping: bool = False,
     blocked: Mapping[str, Sequence[str]] | None = None,
+    name: str = "",
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
-    match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read)."""
+    match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `name`
+    is the NodeMigration's (messages and the backup path name it)."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
+    asked = Window({}, (), ())
+    if spec.mode == Mode.MIGRATE and not stopping:
+        asked = plan_window(spec, name, records, nodes)
+        busy = sum(1 for r in records if r.phase in IN_FLIGHT and r.step != StepId.COMMIT)
+        chosen = sum(1 for r in records if r.phase != NodePhase.SKIPPED)
+        asked = limited(asked, wave_size(spec.rollout, chosen) - busy)
+        records = begin(records, asked, now)
     control = {n.name for n in nodes if n.control_plane}
     in_flight = [r for r in records if r.phase in IN_FLIGHT]
-    failures = [r for r in records if r.phase in FAILED]
+    # a node rolled back on request did not fail
+    failures = [r for r in records if r.phase in FAILED and not r.undone_on_request]
+    undone = [r.name for r in records if r.phase == NodePhase.ROLLED_BACK and r.undone_on_request]
     pending = [r for r in records if r.phase == NodePhase.PENDING]
 
     def result(
@@ -136,7 +153,17 @@ def decide(
             else r
             for r in records
         )
-        return Decision(updated, tuple(start), phase, reason, message, wait)
+        return Decision(
+            updated,
+            tuple(start),
+            phase,
+            reason,
+            message,
+            wait,
+            undo=tuple(asked.undo),
+            commit=asked.commit,
+            refused=asked.refused,
+        )
 
     if spec.mode == Mode.PLAN:
         return result(Phase.PLANNED, ConditionReason.PLAN_MODE, "mode is Plan: nothing is changed")
@@ -174,14 +201,20 @@ def decide(
                 f"every selected node runs containerd but {len(held)} held by {keys.HOLD_KEY} "
                 f"({name_some(held, NAMED_IN_MESSAGES)}); remove the hold and they are migrated",
             )
+        if undone:
+            return result(
+                Phase.SUCCEEDED,
+                ConditionReason.MIGRATED,
+                f"every selected node runs containerd but {len(undone)} rolled back to Docker on request "
+                f"({name_some(undone, NAMED_IN_MESSAGES)})",
+            )
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected node runs containerd")
     if spec.rollout.paused:
         return result(
             Phase.PAUSED, ConditionReason.PAUSED_BY_SPEC, "spec.rollout.paused is true: no new node starts"
         )
     if in_flight:
-        names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
-        return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
+        return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, _in_flight_message(in_flight))
     window = window_state(spec.rollout.windows, spec.rollout.time_zone, now)
     if not window.open:
         when = (
@@ -242,6 +275,23 @@ def decide(
         f"starting control-plane node {first}" + (f"; {why}" if why else ""),
         start=[first],
     )
+
+
+def _in_flight_message(in_flight: Sequence[NodeRecord]) -> str:
+    """`migrating a, b; rolling back c to Docker on request; committing d`."""
+    undoing = [r.name for r in in_flight if r.undo_request and r.phase == NodePhase.ROLLING_BACK]
+    committing = [r.name for r in in_flight if r.step == StepId.COMMIT]
+    migrating = [r.name for r in in_flight if r.name not in {*undoing, *committing}]
+    parts = [
+        f"{what} {name_some(names, NAMED_IN_MESSAGES)}{tail}"
+        for what, names, tail in (
+            ("migrating", migrating, ""),
+            ("rolling back", undoing, " to Docker on request"),
+            ("committing", committing, ""),
+        )
+        if names
+    ]
+    return "; ".join(parts)
 
 
 def _blocked_message(held_back: Sequence[str], blocked: Mapping[str, Sequence[str]]) -> str:
