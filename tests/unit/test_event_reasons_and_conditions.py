@@ -101,6 +101,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "Paused",
         "Complete",
         "DrainBlocked",
+        "RollbackWindow",
+        "UndoRefused",
     ]
     assert {str(r) for r in EventReason} == {
         *(str(p) for p in Phase),
@@ -108,6 +110,11 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "NodeMigrated",
         "NodeRolledBack",
         "NodeFailed",
+        "NodeUndoStarted",
+        "NodeUndone",
+        "NodeUndoFailed",
+        "UndoRefused",
+        "NodeCommitted",
         "StepFailed",
         "HostKeyMismatch",
         "HostKeyRevoked",
@@ -135,4 +142,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "NotBlocked",
         "InternalError",
         "InvalidSpec",
+        "NotCommitted",
+        "Committed",
+        "UndoNotPossible",
+        "NoRefusedUndo",
     }

@@ -42,7 +42,7 @@ from shimshift.model.timestamps import iso, parse_iso
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.selection import select_nodes
-from shimshift.planning.undo import Window, begin, limited, plan_window
+from shimshift.planning.undo import UndoWindow, begin, limited, plan_window
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
 
@@ -125,7 +125,7 @@ def decide(
     is the NodeMigration's (messages and the backup path name it)."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
-    asked = Window({}, (), ())
+    asked = UndoWindow({}, (), ())
     if spec.mode == Mode.MIGRATE and not stopping:
         asked = plan_window(spec, name, records, nodes)
         busy = sum(1 for r in records if r.phase in IN_FLIGHT and r.step != StepId.COMMIT)

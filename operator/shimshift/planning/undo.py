@@ -45,7 +45,7 @@ NAMED = 10
 
 
 @dataclass(frozen=True)
-class Window:
+class UndoWindow:
     """What this pass begins and refuses."""
 
     undo: Mapping[str, str]  # node -> its request (SPEC_REQUEST or ANNOTATION_REQUEST + value)
@@ -87,7 +87,7 @@ def _refusal(record: NodeRecord | None, name: str, how: str, migration: str) -> 
 
 def plan_window(
     spec: NodeMigrationSpec, migration: str, records: Sequence[NodeRecord], nodes: Sequence[Node]
-) -> Window:
+) -> UndoWindow:
     """Which records begin an undo or a commit this pass, and the requests refused."""
     by_node = {n.name: n for n in nodes}
     by_record = {r.name: r for r in records}
@@ -125,16 +125,16 @@ def plan_window(
             for r in records
             if r.phase == NodePhase.SUCCEEDED and not r.committed and r.name not in requests
         )
-    return Window(undo, commit, tuple(refused))
+    return UndoWindow(undo, commit, tuple(refused))
 
 
-def limited(window: Window, capacity: int) -> Window:
+def limited(window: UndoWindow, capacity: int) -> UndoWindow:
     """`window` with at most `capacity` undos (each cordons and drains its node, as a wave would)."""
     names = sorted(window.undo)[: max(0, capacity)]
     return replace(window, undo={n: window.undo[n] for n in names})
 
 
-def begin(records: Sequence[NodeRecord], window: Window, now: dt.datetime) -> tuple[NodeRecord, ...]:
+def begin(records: Sequence[NodeRecord], window: UndoWindow, now: dt.datetime) -> tuple[NodeRecord, ...]:
     """`records` with the undo and commit steps of `window` recorded as Started (in flight)."""
     at = iso(now)
     out = []
@@ -161,6 +161,22 @@ def commit_effect(spec: NodeMigrationSpec, migration: str) -> str:
     return (
         f"{docker}, and removes the backups under {keys.NODE_STATE_DIR}/{migration}/backup; after it no "
         "node can be undone"
+    )
+
+
+def plan_note(spec: NodeMigrationSpec, migration: str, planned: Sequence[str]) -> str:
+    """The plan report's rollback window paragraph: what stays until the commit, and what it does."""
+    nodes = f"{len(planned)} planned node(s)" + (f" ({name_some(planned, NAMED)})" if planned else "")
+    when = (
+        "spec.commit is true: each node is committed as soon as it succeeds, so the window closes at once"
+        if spec.commit
+        else "spec.commit is false: the window stays open until it is set to true"
+    )
+    return (
+        "After a node succeeds, Docker stays installed and stopped and its backups stay "
+        f"under {keys.NODE_STATE_DIR}/{migration}/backup, so it can be rolled back to Docker on request "
+        f"(annotate the Node {keys.UNDO_ANNOTATION}=<anything> or list it in spec.undo) until the "
+        f"NodeMigration is committed. {when}. The commit, on {nodes}, {commit_effect(spec, migration)}"
     )
 
 
