@@ -18,6 +18,7 @@ pytest_plugins = ["testbed.nodes.fixtures", "testbed.kubeapi.fixtures", "testbed
 
 #: test modules that share the host in a way two workers must not: module path -> scope
 SHARED_HOST_SCOPES = {
+    "tests/e2e/test_demo.py": "real-kubelets",
     "tests/e2e/test_real_kubelet.py": "real-kubelets",
     "tests/e2e/test_real_kubelet_endpoint.py": "real-kubelets",
     "tests/integration/nodes/test_real_kubelet.py": "real-kubelets",

@@ -61,6 +61,7 @@ from shimshift.planning.rollout import (
 from shimshift.planning.undo import refused_condition, window_condition
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, NullObserver, Observer
 from shimshift.stepexec import StepExecutor, started_at
+from shimshift.steps.facts.refuse import node_kind
 from shimshift.steps.machine import MAX_ATTEMPTS, next_step
 
 log = logging.getLogger(__name__)
@@ -533,7 +534,9 @@ class Engine:
         cluster = self.cluster.read_cluster()
         settled, _ = self._settled(migration, status, False)
         port = self.node_ports(migration)
-        selected = [r.name for r in settled.nodes if r.phase == NodePhase.PENDING]
+        # Windows and OpenShift nodes are refused from their Node object: never probed over SSH
+        refused = {n.name for n in cluster.nodes if node_kind(n.labels, n.annotations, n.operating_system)}
+        selected = [r.name for r in settled.nodes if r.phase == NodePhase.PENDING and r.name not in refused]
         facts: dict[str, NodeFacts] = {}
 
         def probe(node: str) -> None:

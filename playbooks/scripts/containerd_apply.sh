@@ -1,14 +1,17 @@
-# Restart containerd when its config or its proxy drop-in (DROPIN, a containerd.service.d file)
-# changed since shimshift last applied them, then require the CRI plugin to report ok. systemd
+# Restart containerd when its config or one of its drop-ins (DROPIN..., containerd.service.d files:
+# the proxy's and the limits') changed since shimshift last applied them, then require the CRI plugin to report ok. systemd
 # reloads its units first, so a new or changed drop-in is what containerd restarts with. The applied
 # files' sha256 is kept in STATE/containerd-applied, so a re-run on a configured node restarts nothing.
-# Usage: containerd_apply STATE CONFIG SECONDS DROPIN   Prints "unchanged" or "restarted".
-state=$1 config=$2 wait=$3 dropin=$4
+# Usage: containerd_apply STATE CONFIG SECONDS DROPIN...   Prints "unchanged" or "restarted".
+state=$1 config=$2 wait=$3
+shift 3
 lock_state "$state"
 sum=$(file_sha "$config")
-if [ -n "$sum" ] && [ -e "$dropin" ]; then
-    sum="$sum $(file_sha "$dropin")"
-fi
+for dropin in "$@"; do
+    if [ -n "$sum" ] && [ -e "$dropin" ]; then
+        sum="$sum $(file_sha "$dropin")"
+    fi
+done
 if [ -n "$sum" ] && [ "$(cat -- "$state/containerd-applied" 2>/dev/null)" = "$sum" ] && cri_ok; then
     echo unchanged
     exit 0

@@ -40,6 +40,12 @@ cmd containerd-version containerd --version
 cmd ctr-plugins ctr --connect-timeout 3s plugins ls
 cmd ctr-images ctr --connect-timeout 3s -n k8s.io images ls -q
 cmd crictl-version crictl --version
+# containerd's default OCI spec, the base a CRI runtime's base_runtime_spec is built from
+cmd ctr-oci-spec ctr oci spec
+# The limits the running containerd has (its shims, and so every container, inherit them) and the
+# command of its parent (dockerd when dockerd started it itself).
+cmd containerd-limits sh -c 'p=$(pidof -s containerd) && cat "/proc/$p/limits" &&
+    printf "parent %s\n" "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d " ")")"'
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"
@@ -47,6 +53,13 @@ done
 root=/var/lib/containerd
 [ -d "$root" ] || root=/var/lib
 cmd "df:$root" df -P -B1 "$root"
+# Docker's data root and the filesystem it is on (daemon.json data-root moves it off /var/lib).
+droot=$(timeout -k 2 10 docker info --format '{{.DockerRootDir}}' 2>/dev/null)
+case $droot in /*)
+    cmd "dfdocker:$droot" df -P -B1 "$droot"
+    # one filesystem or two: device numbers (bind mounts of one filesystem have different mount points)
+    cmd "devices" stat -L -c '%d %n' "$root" "$droot" ;;
+esac
 
 # RKE1 (certificates under /etc/kubernetes/ssl), k3s and RKE2 leave these behind.
 for p in /etc/kubernetes/ssl /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /etc/rancher/rke2 \
@@ -68,8 +81,12 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
-# Docker's service environment (its HTTP proxy) and containerd's own drop-ins.
-file /etc/systemd/system/docker.service
+# Docker's service environment (its HTTP proxy), the units' limits and containerd's own drop-ins.
+for unit in docker containerd; do
+    for d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+        file "$d/$unit.service"
+    done
+done
 for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d; do
     for f in "$d"/*.conf; do
         [ -e "$f" ] && file "$f"
@@ -82,6 +99,37 @@ configs=$(cat /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysco
     /etc/systemd/system/kubelet.service 2>/dev/null | grep -o -- '--config[= ][^" \\]*' | cut -c10- | sort -u)
 for f in $configs /var/lib/kubelet/config.yaml; do
     case $f in /*) file "$f" ;; esac
+done
+
+# CNI: the configuration directories containerd's CRI may read (the default and any --cni-conf-dir
+# of the kubelet or cri-dockerd) with the config files it loads, and the names in the plugin
+# directories (the default and any --cni-bin-dir).
+cniflags=$(cat /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet \
+    /etc/kubernetes/kubelet.env /etc/systemd/system/kubelet.service.d/*.conf \
+    /lib/systemd/system/kubelet.service.d/*.conf /usr/lib/systemd/system/kubelet.service.d/*.conf \
+    /etc/systemd/system/kubelet.service /etc/systemd/system/cri-docker.service \
+    /lib/systemd/system/cri-docker.service 2>/dev/null)
+confdirs=$(printf '%s\n' "$cniflags" | grep -o -- '--cni-conf-dir[= ][^" \\]*' | cut -c16-)
+bindirs=$(printf '%s\n' "$cniflags" | grep -o -- '--cni-bin-dir[= ][^" \\]*' | cut -c15- | tr ',' '\n')
+for d in $(printf '%s\n' /etc/cni/net.d $confdirs | sed 's:/*$::' | sort -u); do
+    case $d in /*) ;; *) continue ;; esac
+    if [ -d "$d" ]; then
+        names=$(cd "$d" && for f in *.conf *.conflist *.json; do [ -f "$f" ] && printf '%s\n' "$f"; done)
+        printf 'cni-conf:%s\t%s\t0\n' "$d" "$(printf '%s' "$names" | base64 -w0)"
+        printf '%s\n' "$names" | sort | head -n 16 | while IFS= read -r f; do
+            [ -n "$f" ] && printf 'cnifile:%s\t%s\t0\n' "$d/$f" "$(head -c 65536 -- "$d/$f" | base64 -w0)"
+        done
+    else
+        printf 'cni-conf:%s\t\tmissing\n' "$d"
+    fi
+done
+for d in $(printf '%s\n' /opt/cni/bin $bindirs | sed 's:/*$::' | sort -u); do
+    case $d in /*) ;; *) continue ;; esac
+    if [ -d "$d" ]; then
+        printf 'cni-bin:%s\t%s\t0\n' "$d" "$(ls -1 -- "$d" 2>/dev/null | base64 -w0)"
+    else
+        printf 'cni-bin:%s\t\tmissing\n' "$d"
+    fi
 done
 
 if [ -d /etc/docker/certs.d ]; then

@@ -1,6 +1,6 @@
 # shimshift image transfer: stream Docker images into containerd's k8s.io namespace.
 #
-#   image-transfer.sh [--local] [--] IMAGE...
+#   image-transfer.sh [--local] [--snapshotter NAME] [--] IMAGE...
 #
 #   docker save IMAGE... | dd (counts bytes) | ctr -n k8s.io images import --digests --skip-digest-for-named -
 #
@@ -19,9 +19,13 @@ set -u
 export LC_ALL=C
 
 local_flag=
+snapshotter=
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --local) local_flag=--local; shift ;;  # containerd 2.x: import without the transfer service
+        # the CRI plugin's snapshotter when it is not overlayfs (Docker's zfs or btrfs): unpack there
+        --snapshotter) [ "$#" -ge 2 ] || { echo "image-transfer.sh: --snapshotter needs a name" >&2; exit 2; }
+            snapshotter=$2; shift 2 ;;
         --) shift; break ;;
         -*) echo "image-transfer.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;
@@ -38,7 +42,8 @@ trap 'rm -f "$count" "$codes"' EXIT
 { docker save -- "$@"; echo "save=$?" >>"$codes"; } \
     | { dd bs=1M status=progress 2>"$count"; echo "dd=$?" >>"$codes"; } \
     | {
-        ctr -n k8s.io images import --digests --skip-digest-for-named ${local_flag:+"$local_flag"} -
+        ctr -n k8s.io images import --digests --skip-digest-for-named ${local_flag:+"$local_flag"} \
+            ${snapshotter:+--snapshotter} ${snapshotter:+"$snapshotter"} -
         echo "import=$?" >>"$codes"
     }
 cat "$count" >&2

@@ -10,9 +10,11 @@ kubelet, so for every Node *without* the annotation ``testbed.shimshift.io/exter
   and gives it capacity and allocatable when it has none, so the scheduler can place pods on it;
 - marks each pod bound to it Running and Ready (containers running, an IP from 10.244.0.0/16);
 
-and on every Node, the model kubelet's too (it runs no containers, so it has none to stop), it finishes
-a pod's graceful deletion ``TERMINATION_SECONDS`` after it began, deleting the pod with grace period 0
-as a kubelet does once the containers stopped.
+and on every Node but a real kubelet's (annotated ``testbed.shimshift.io/real-kubelet: "true"`` by the
+cloud node controller's stand-in, ``testbed.nodes.cloud``), the model kubelet's too (it runs no
+containers, so it has none to stop), it finishes a pod's graceful deletion ``TERMINATION_SECONDS`` after
+it began, deleting the pod with grace period 0 as a kubelet does once the containers stopped. A real
+kubelet does that itself when it has stopped them.
 
 It polls (pods and nodes every ``INTERVAL`` seconds) and runs as a process of the control plane
 (``python -m testbed.controlplane.podlife --kubeconfig FILE``), logging under its run directory.
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("podlife")
 
 EXTERNAL_KUBELET = "testbed.shimshift.io/external-kubelet"
+REAL_KUBELET = "testbed.shimshift.io/real-kubelet"
 INTERVAL = 0.25
 HEARTBEAT_SECONDS = 10.0
 TERMINATION_SECONDS = 0.5
@@ -55,6 +58,12 @@ def parse_time(text: str) -> float:
 def managed(node: dict[str, Any]) -> bool:
     annotations = node.get("metadata", {}).get("annotations") or {}
     return annotations.get(EXTERNAL_KUBELET) != "true"
+
+
+def finishes_deletions(node: dict[str, Any]) -> bool:
+    """Whether this controller finishes the graceful deletions of the Node's pods (not a real kubelet's)."""
+    annotations = node.get("metadata", {}).get("annotations") or {}
+    return annotations.get(REAL_KUBELET) != "true"
 
 
 def node_status_patch(node: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +160,8 @@ class PodLife:
         for pod in pods:
             node_name = pod.get("spec", {}).get("nodeName")
             if node_name not in nodes or (
-                node_name not in mine and not pod["metadata"].get("deletionTimestamp")
+                node_name not in mine
+                and not (pod["metadata"].get("deletionTimestamp") and finishes_deletions(nodes[node_name]))
             ):
                 continue
             meta = pod["metadata"]

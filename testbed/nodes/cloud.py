@@ -5,8 +5,9 @@ A real kubelet refuses a loopback node IP, and the host reaches a node only on i
 registers its Node with the taint ``node.cloudprovider.kubernetes.io/uninitialized`` and leaves the
 Node's addresses alone, and this initializer does what the cloud's node controller does once per
 Node: set its addresses (InternalIP = the node's SSH address, Hostname) and remove the taint. It also
-puts on the annotations kubeadm puts on a Node when it joins, and the one that tells the control plane's
-pod-lifecycle stand-in that a kubelet owns the Node's pods. Runs on the host with an admin
+puts on the annotations kubeadm puts on a Node when it joins, and the ones that tell the control plane's
+pod-lifecycle stand-in that a kubelet owns the Node's pods and that it is a real one (it finishes its
+pods' deletions itself). Runs on the host with an admin
 kubeconfig.
 """
 
@@ -23,6 +24,8 @@ UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 #: The control plane's pod-lifecycle stand-in (``testbed.controlplane.podlife``) leaves the pods of a
 #: Node with this annotation to its kubelet.
 EXTERNAL_KUBELET = "testbed.shimshift.io/external-kubelet"
+#: ... and that the kubelet is real: it finishes its pods' graceful deletions once their containers stop.
+REAL_KUBELET = "testbed.shimshift.io/real-kubelet"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def initialize(api: KubeHttp, node: NodeAddress, timeout: float = 90.0) -> None:
     api.merge_patch(
         f"/api/v1/nodes/{node.name}",
         {
-            "metadata": {"annotations": {**node.annotations, EXTERNAL_KUBELET: "true"}},
+            "metadata": {"annotations": {**node.annotations, EXTERNAL_KUBELET: "true", REAL_KUBELET: "true"}},
             "spec": {"taints": taints or None},
         },
     )

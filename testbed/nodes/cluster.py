@@ -105,6 +105,11 @@ Subsystem sftp internal-sftp
 """
 
 
+#: where a cluster dir holds the run directory of a control plane that belongs to it (the demo's):
+#: the cluster's teardown stops it too
+CONTROLPLANE_SUBDIR = "controlplane"
+
+
 class TestbedError(Exception):
     """A node could not be brought up or torn down; the message names the node and the log."""
 
@@ -188,20 +193,23 @@ class Cluster:
         root: Path = DEFAULT_ROOT,
         images: bool = True,
         registry: bool = True,
-        real_kubelet: bool = False,
+        real_kubelet: bool | Sequence[bool] = False,
     ) -> Cluster:
         """Bring up one node per entry of ``profiles`` (named ``<name>-node<i>``), and the TLS
         registry unless ``registry`` is false. ``images`` seeds Docker images and containers.
         ``real_kubelet``: each node's kubelet unit runs the real kubelet of its profile's version
         (built by ``scripts/build-components kubelet``; ``ComponentMissing`` if it is not), else the
-        Python model."""
+        Python model; one flag per entry of ``profiles`` chooses node by node."""
         problem = cluster_name_problem(name, len(profiles))
         if problem:
             raise ValueError(f"cluster name {problem}")
         chosen = [prof if isinstance(prof, Profile) else profile(prof) for prof in profiles]
-        kubelets = {p.name: str(real_kubelet_binary(p)) for p in chosen} if real_kubelet else {}
+        real = [real_kubelet] * len(chosen) if isinstance(real_kubelet, bool) else list(real_kubelet)
+        if len(real) != len(chosen):
+            raise ValueError(f"real_kubelet has {len(real)} flags for {len(chosen)} profiles")
+        kubelets = [str(real_kubelet_binary(p)) if r else None for p, r in zip(chosen, real, strict=True)]
         cri_dockerd = None
-        if real_kubelet and any(p.layout == "cri-dockerd" for p in chosen):
+        if any(r and p.layout == "cri-dockerd" for p, r in zip(chosen, real, strict=True)):
             cri_dockerd = str(components.binary("cri-dockerd", "cri-dockerd"))
         root.mkdir(parents=True, exist_ok=True)
         cleanup_stale(root)
@@ -238,7 +246,7 @@ class Cluster:
                     dir=NodeDir(directory / node_name),
                     ssh_host=f"127.0.0.{10 + i}",
                     ssh_port=port,
-                    kubelet_binary=kubelets.get(p.name),
+                    kubelet_binary=kubelets[i - 1],
                 )
             )
         cluster = cls(directory, nodes, port, lock)
@@ -555,7 +563,17 @@ def teardown_dir(
     ``children`` are the caller's own child processes among them: they are reaped as soon as
     they die, because a node's PID namespace only finishes dying once every member whose parent
     is outside it (the relays started through nsenter) has been reaped.
+
+    A control plane whose run directory is under ``directory/controlplane/`` (the demo's) is
+    stopped too, first (``testbed.controlplane.cluster.teardown_dir``).
     """
+    planes = directory / CONTROLPLANE_SUBDIR
+    if planes.is_dir():
+        from testbed.controlplane.cluster import teardown_dir as teardown_controlplane
+
+        for run_dir in sorted(planes.iterdir()):
+            if run_dir.is_dir():
+                teardown_controlplane(run_dir)
     pids = list(processes.marked_processes(directory))
     for proc in children:
         with contextlib.suppress(ProcessLookupError):

@@ -16,7 +16,6 @@ them these fixtures skip, naming what is missing.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from testbed.nodes.cluster import Cluster, cleanup_stale
 from testbed.nodes.layout import DEFAULT_ROOT
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import PROFILE_NAMES, ProfileName
+from testbed.nodes.realkubelet import host_lock
 
 if TYPE_CHECKING:
     import paramiko
@@ -76,36 +76,19 @@ def testbed_root() -> Path:
     return DEFAULT_ROOT
 
 
-#: held by the test module running real kubelets: one module at a time on this machine, also across
-#: pytest runs (real kubelets all manage the host's one cgroup hierarchy; within one run the modules
-#: share an xdist scope, tests/conftest.py)
-REAL_KUBELET_LOCK = Path("/run/lock/shimshift-testbed-real-kubelets.lock")
 #: how long a module waits for another run's real kubelets to finish
 REAL_KUBELET_LOCK_WAIT = 120.0
 
 
 @pytest.fixture(scope="module")
 def real_kubelet_host() -> Iterator[None]:
-    REAL_KUBELET_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with REAL_KUBELET_LOCK.open("a") as lock:
-
-        def taken() -> bool:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        waiting.wait_until(
-            taken,
-            REAL_KUBELET_LOCK_WAIT,
-            what=f"{REAL_KUBELET_LOCK}: another pytest run on this machine is running real kubelets",
-            interval=0.5,
-        )
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Held by the test module running real kubelets: one module at a time on this machine, also
+    across pytest runs and against ``scripts/demo`` (``realkubelet.host_lock``); within one run the
+    modules share an xdist scope (tests/conftest.py)."""
+    with host_lock(
+        REAL_KUBELET_LOCK_WAIT, "another pytest run or demo on this machine is running real kubelets"
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")

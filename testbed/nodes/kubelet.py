@@ -2,7 +2,7 @@
 
 It reads its flags and KubeletConfiguration as kubelet does (``kubelet_config``), asks the
 configured runtime endpoint through the runtime's real API (``kubelet_runtime``), registers its
-Node, heartbeats the Ready condition and ``nodeInfo`` (``containerRuntimeVersion`` docker://… or
+Node, heartbeats the Ready condition, its capacity and ``nodeInfo`` (``containerRuntimeVersion`` docker://… or
 containerd://…), and sets the status of the pods bound to the node: Running when the runtime is
 healthy, the sandbox can be made and the images are present or pullable through the runtime's own
 registry configuration; otherwise ContainerCreating / ImagePullBackOff with the reason a real
@@ -45,6 +45,8 @@ log = logging.getLogger("fake-kubelet")
 STATUS_FILE = Path("/var/lib/kubelet/fake-status.json")
 READY_FILE = Path("/var/lib/kubelet/fake-kubelet.ready")
 PULL_BACKOFF = 10.0
+#: the machine the model kubelet reports (a real kubelet reads it from cAdvisor)
+CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 EXTERNAL_KUBELET = "testbed.shimshift.io/external-kubelet"
 
 
@@ -179,6 +181,9 @@ def node_status(
             {"type": "InternalIP", "address": settings.node_ip},
             {"type": "Hostname", "address": settings.node_name},
         ],
+        # what a kubelet reports of its machine: without it a real scheduler places no pod here
+        "capacity": CAPACITY,
+        "allocatable": CAPACITY,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
             "machineID": hashlib.md5(settings.node_name.encode()).hexdigest(),  # noqa: S324 - an id, not security

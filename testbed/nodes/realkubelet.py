@@ -10,16 +10,18 @@ and containerd's CRI containers (namespace ``k8s.io``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from testbed import components
 from testbed.controlplane.cluster import ControlPlane, binaries
 from testbed.nodes.cluster import Cluster, real_kubelet_binary
 from testbed.nodes.node import Node
 from testbed.nodes.profiles import Profile, ProfileName, RegistryUse, profile
+from testbed.waiting import wait_until
 
 #: The control plane whose version a kubelet 1.23 (two minors behind at most) and 1.24 may join.
 OLD_CONTROL_PLANE = "v1.24.17"
@@ -38,6 +40,44 @@ ENDPOINT_IN_CONFIG = Profile(
 )
 #: The control plane a kubelet 1.34 may join (a kubelet may not be newer than its API server).
 NEW_CONTROL_PLANE = "v1.34.4"
+
+
+#: Real kubelets all manage the host's one cgroup hierarchy: whatever runs them (a real-kubelet test
+#: module, ``scripts/demo``) holds this lock, one at a time on this machine.
+HOST_LOCK = Path("/run/lock/shimshift-testbed-real-kubelets.lock")
+
+
+def take_host_lock(wait: float, who: str = "another run on this machine is running real kubelets") -> IO[str]:
+    """``HOST_LOCK``, taken (``WaitTimeout`` after ``wait`` seconds): the lock is held while the
+    returned file, or a copy of its descriptor in a child process, stays open."""
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = HOST_LOCK.open("a")
+
+    def taken() -> bool:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    try:
+        wait_until(taken, wait, what=f"{HOST_LOCK}: {who}", interval=0.5)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def host_lock(
+    wait: float, who: str = "another run on this machine is running real kubelets"
+) -> Iterator[None]:
+    """Hold ``HOST_LOCK`` for the block (``take_host_lock``)."""
+    lock = take_host_lock(wait, who)
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 def _profile(p: str | Profile) -> Profile:

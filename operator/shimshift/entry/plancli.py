@@ -43,6 +43,7 @@ from shimshift.planning.selection import select_nodes
 from shimshift.planning.snapshot import CONTROLLER_KINDS, FACTS_DIR, load_snapshot, write_snapshot
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
+from shimshift.steps.facts.refuse import node_kind
 
 EXIT_INVALID = 1
 FORMATS = ("markdown", "json", "html")
@@ -139,7 +140,13 @@ def read_registry_material(args: argparse.Namespace, migration: NodeMigration) -
 def _live_cluster(args: argparse.Namespace) -> tuple[Cluster, str]:
     objects: Mapping[str, list[dict[str, Any]]] = _read_cluster(args)
     controllers = [obj for name in CONTROLLER_KINDS for obj in objects.get(name, [])]
-    cluster = build_cluster(objects["nodes"], objects["pods"], objects["poddisruptionbudgets"], controllers)
+    cluster = build_cluster(
+        objects["nodes"],
+        objects["pods"],
+        objects["poddisruptionbudgets"],
+        controllers,
+        objects.get("runtimeclasses", []),
+    )
     return cluster, f"live cluster ({args.context or 'current context'})"
 
 
@@ -185,8 +192,8 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                 wanted = [
                     n.name
                     for n in select_nodes(migration.spec, cluster.nodes).selected
-                    if n.name not in facts
-                ]
+                    if n.name not in facts and node_kind(n.labels, n.annotations, n.operating_system) is None
+                ]  # Windows and OpenShift nodes are refused from their Node object, never probed
                 facts.update(probe_facts(args, migration, wanted, out))
             material = read_registry_material(args, migration)
         report = build_plan(

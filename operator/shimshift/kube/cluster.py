@@ -120,7 +120,9 @@ class KubeCluster:
         controllers = [
             o for k in ("daemonsets", "replicasets", "deployments", "statefulsets", "jobs") for o in raw[k]
         ]
-        return build_cluster(raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers)
+        return build_cluster(
+            raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers, raw["runtimeclasses"]
+        )
 
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
         return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)
@@ -204,6 +206,12 @@ class KubeCluster:
 
     def clear_undo_request(self, node: str, value: str) -> None:
         nodes.clear_undo_request(self.kube, node, value)
+
+    def restore_cri_socket(self, node: str) -> None:
+        if nodes.restore_cri_socket_annotation(self.kube, node):
+            log.info(
+                "node %s: kubeadm's cri-socket annotation set back to its value before the finish step", node
+            )
 
     def write_status(self, name: str, status: Mapping[str, Any]) -> None:
         migrations.patch_migration_status(self.kube, name, status)

@@ -108,11 +108,17 @@ def _uncordon_once(kube: Kube, name: str, owner: str) -> bool:
 
 
 def label_node_migrated(kube: Kube, name: str) -> None:
-    """Set the completion label, so a restart or a later NodeMigration skips the node."""
+    """Set the completion label, so a restart or a later NodeMigration skips the node; the record of
+    the cri-socket annotation's old value goes in the same write (nothing rolls back any more)."""
     kube.request(
         "PATCH",
         node_path(name),
-        body={"metadata": {"labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE}}},
+        body={
+            "metadata": {
+                "labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE},
+                "annotations": {keys.CRI_SOCKET_BEFORE_ANNOTATION: None},
+            }
+        },
         content_type=MERGE_PATCH,
     )
 
@@ -150,13 +156,31 @@ def update_cri_socket_annotation(kube: Kube, name: str, endpoint: str) -> bool:
 def _update_cri_socket_once(kube: Kube, name: str, endpoint: str) -> bool:
     """Point kubeadm's `cri-socket` annotation at `endpoint` where the node has one; True if changed.
 
-    kubeadm upgrade reads it; nodes not built by kubeadm have none and get none.
+    kubeadm upgrade reads it; nodes not built by kubeadm have none and get none. The old value is
+    kept in CRI_SOCKET_BEFORE_ANNOTATION by the same write, for a rollback to put back.
     """
     node = get_node(kube, name)
     current = annotations_of(node).get(keys.CRI_SOCKET_ANNOTATION)
     if current is None or current == endpoint:
         return False
-    _patch(kube, name, node, {"metadata": {"annotations": {keys.CRI_SOCKET_ANNOTATION: endpoint}}})
+    body = {"annotations": {keys.CRI_SOCKET_ANNOTATION: endpoint, keys.CRI_SOCKET_BEFORE_ANNOTATION: current}}
+    _patch(kube, name, node, {"metadata": body})
+    return True
+
+
+def restore_cri_socket_annotation(kube: Kube, name: str) -> bool:
+    """`_restore_cri_socket_once`, retrying lost races."""
+    return retry_on_conflict(lambda: _restore_cri_socket_once(kube, name))
+
+
+def _restore_cri_socket_once(kube: Kube, name: str) -> bool:
+    """Put back the cri-socket annotation's value from before the finish step; True if it did."""
+    node = get_node(kube, name)
+    before = annotations_of(node).get(keys.CRI_SOCKET_BEFORE_ANNOTATION)
+    if before is None:
+        return False
+    body = {"annotations": {keys.CRI_SOCKET_ANNOTATION: before, keys.CRI_SOCKET_BEFORE_ANNOTATION: None}}
+    _patch(kube, name, node, {"metadata": body})
     return True
 
 

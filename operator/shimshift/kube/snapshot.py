@@ -1,4 +1,5 @@
-"""Read what a plan needs from a live cluster: nodes, pods, PDBs and workload controllers. Read-only.
+"""Read what a plan needs from a live cluster: nodes, pods, PDBs, workload controllers and RuntimeClasses.
+Read-only.
 
 Every list is paginated (`limit`/`continue`) so a 150,000-pod cluster is read in bounded pages, and
 `managedFields` are dropped since no plan reads them. Secrets and ConfigMaps are never read.
@@ -21,6 +22,7 @@ RESOURCES: Mapping[str, tuple[str, str]] = {
     "deployments": ("/apis/apps/v1/deployments", "Deployment"),
     "statefulsets": ("/apis/apps/v1/statefulsets", "StatefulSet"),
     "jobs": ("/apis/batch/v1/jobs", "Job"),
+    "runtimeclasses": ("/apis/node.k8s.io/v1/runtimeclasses", "RuntimeClass"),
 }
 PAGE = 500
 

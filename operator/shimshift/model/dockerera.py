@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shimshift.model.runtimes import docker_runtimes
+
 #: The paths containerd's CRI plugin reads CNI plugins and configuration from by default, which are
 #: also the kubelet's dockershim defaults.
 CNI_BIN_DIR = "/opt/cni/bin"
@@ -112,14 +114,15 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "data-root": _r(
         'Docker\'s data root; containerd keeps images and snapshots under its own "root" '
         "(/var/lib/containerd): images are migrated into it, not shared, and the disk it is on must "
-        "hold them",
-        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount the disk at '
-        "/var/lib/containerd before migrating",
+        "hold them (DockerRootOtherFilesystem names both filesystems when they differ)",
+        "check that containerd's root holds the images; to keep containerd's data on Docker's disk, "
+        "move /var/lib/containerd there in a maintenance window and bind-mount it back (not by setting "
+        f'"root" in {_EXTRA} while Docker\'s containers run: containerd would lose its record of them)',
     ),
     "graph": _r(
         'the deprecated name of data-root: containerd keeps its data under its own "root" '
         "(/var/lib/containerd)",
-        f'to keep containerd\'s data on that disk set "root" in {_EXTRA}, or mount it at /var/lib/containerd',
+        "check that containerd's root holds the images (see data-root)",
     ),
     "debug": _i(_OWN_LOG),
     "default-address-pools": _i(_BRIDGE),
@@ -138,11 +141,9 @@ DAEMON_JSON: Mapping[str, Rule] = {
         "the /dev/shm size of containers; containerd's CRI plugin gives each pod sandbox 64 MiB",
         "pods that need a larger /dev/shm mount an emptyDir with medium: Memory there",
     ),
-    "default-ulimits": _r(
-        "containers' default ulimits; under containerd they come from the OCI spec of the CRI runtime "
-        "(containerd's own limits by default)",
-        f"set base_runtime_spec of containerd.runtimes.runc in {_CRI_RUNTIME} ({_EXTRA}), "
-        "or set the limit in the containers' images",
+    "default-ulimits": _t(
+        "the rlimits of a base OCI spec for containerd's CRI runtimes (/etc/containerd/cri-base.json, "
+        "each runtime's base_runtime_spec), built from the node's containerd default spec (ctr oci spec)"
     ),
     "dns": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
     "dns-opts": _i("pod DNS comes from the kubelet (clusterDNS, --resolv-conf) and each pod's dnsPolicy"),
@@ -200,11 +201,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
         "Docker ran rootless; containerd runs as root for the kubelet",
         "check that running the node's containers under a root containerd is what you want",
     ),
-    "runtimes": _r(
-        "extra OCI runtimes registered with Docker; containerd's CRI plugin knows only those in its own "
-        "configuration",
-        f"add them as containerd.runtimes.<name> in {_CRI_RUNTIME} ({_EXTRA}) with a RuntimeClass each",
-    ),
     "seccomp-profile": _r(
         "Docker's default seccomp profile (what runtime/default meant for dockershim pods); containerd "
         "applies its own built-in default profile",
@@ -224,12 +220,6 @@ DAEMON_JSON: Mapping[str, Rule] = {
     "tlsverify": _i("TLS of " + _API),
     "userland-proxy": _i(_BRIDGE),
     "userland-proxy-path": _i(_BRIDGE),
-    "userns-remap": _r(
-        "Docker ran containers in a remapped user namespace; containerd's CRI plugin runs them with the "
-        "host's user IDs (root in a container is root on the node)",
-        "check the pods' security (runAsNonRoot, Pod Security admission); Kubernetes 1.25+ has "
-        "hostUsers: false for pods that need a user namespace",
-    ),
     # translated when the spec imports the node's Docker configuration (spec.containerd.importDockerConfig)
     "registry-mirrors": _t("docker.io mirrors in certs.d/docker.io/hosts.toml, in their order"),
     "insecure-registries": _t(
@@ -246,14 +236,26 @@ DAEMON_JSON_BY_VALUE = frozenset(
         "log-driver",
         "log-opts",
         "default-runtime",
+        "runtimes",
         "selinux-enabled",
         "init",
         "ip-forward",
+        "userns-remap",
     }
 )
 
 #: Keys that shimshift carries into containerd's files.
-DAEMON_JSON_TRANSLATED = frozenset({"registry-mirrors", "insecure-registries", "exec-opts", "proxies"})
+DAEMON_JSON_TRANSLATED = frozenset(
+    {
+        "registry-mirrors",
+        "insecure-registries",
+        "exec-opts",
+        "proxies",
+        "runtimes",
+        "default-runtime",
+        "default-ulimits",
+    }
+)
 #: Keys that shimshift carries into the kubelet's files (the switch step's edit): json-file's rotation.
 DAEMON_JSON_TO_KUBELET = frozenset({"log-opts"})
 #: The translated keys that are carried only when spec.containerd.importDockerConfig is on (Docker's
@@ -390,9 +392,110 @@ def _log_opts_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
     return _t(carried + " (set by the switch unless the kubelet already sets its own)")
 
 
-def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = None) -> Rule:
+_RUNTIMES_TO = f"containerd.runtimes.<name> of {_CRI_RUNTIME}"
+
+
+def _runtimes_fate(daemon: Mapping[str, Any]) -> Rule:
+    found = docker_runtimes(daemon)
+    if found.malformed:
+        return _r(
+            "runtimes is not an object of runtimes (dockerd does not start with it): nothing is carried",
+            "fix daemon.json runtimes, then probe the node again",
+        )
+    carried = ", ".join(
+        f"{r.name} ({r.runtime_type}" + (f", BinaryName {r.binary}" if r.binary else "") + ")"
+        for r in found.carried
+    )
+    where = f"{_RUNTIMES_TO}, SystemdCgroup as the node's cgroup driver"
+    if not found.refused:
+        if not found.carried:
+            return _i("no runtimes besides runc; containerd's CRI plugin has runc")
+        return _t(f"{carried} in {where}")
+    lost = "; ".join(f"{r.name}: {r.reason}" for r in found.refused)
+    advice = "; ".join(f"{r.name}: {r.advice}" for r in found.refused)
+    text = (f"carried as {carried} in {where}; " if carried else "") + f"not carried: {lost}"
+    return _r(text + " (pods of a RuntimeClass with that handler would not start)", advice)
+
+
+def _default_runtime_fate(value: Any, daemon: Mapping[str, Any]) -> Rule:
+    found = docker_runtimes(daemon)
+    name = found.default
+    if name == "runc":
+        return _i("containerd's CRI plugin runs pods with runc by default too")
+    if name in found.carried_names():
+        return _t(
+            f"containerd's default_runtime_name is {name} (its runtimes.{name}), so pods without a "
+            "RuntimeClass run with it, as Docker ran every container"
+        )
+    refused = found.refusal(name)
+    why = (
+        refused.reason
+        if refused is not None
+        else f"daemon.json runtimes defines no {_word(value)} runtime (dockerd refuses to start so)"
+    )
+    return _x(
+        f"Docker ran every container with the {_word(value)} runtime, which is not carried ({why}); "
+        "containerd would run them with runc (e.g. without GPU access for an nvidia runtime)",
+        (refused.advice + "; or " if refused is not None else "")
+        + f"set containerd.default_runtime_name and the runtime in {_CRI_RUNTIME} ({_EXTRA}), "
+        "then plan again",
+    )
+
+
+#: Docker storage drivers with a containerd snapshotter of the same name and filesystem: carried when
+#: the node's containerd loads that snapshotter plugin (`ctr plugins ls` says ok).
+SNAPSHOTTER_DRIVERS = ("zfs", "btrfs")
+
+
+def carried_snapshotter(daemon: Mapping[str, Any] | None, snapshotters: Mapping[str, str]) -> str | None:
+    """The snapshotter the CRI plugin gets for Docker's storage-driver, or None (overlayfs)."""
+    driver = (daemon or {}).get("storage-driver")
+    if driver in SNAPSHOTTER_DRIVERS and snapshotters.get(str(driver)) == "ok":
+        return str(driver)
+    return None
+
+
+def _storage_driver_fate(value: Any, snapshotters: Mapping[str, str] | None) -> Rule:
+    if value in ("overlay2", "overlay"):
+        return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
+    if value == "devicemapper":
+        return _x(
+            "Docker's devicemapper storage keeps its images in a thin pool containerd cannot use: its "
+            "devmapper snapshotter needs a pool of its own, which shimshift does not set up, and its "
+            "overlayfs snapshotter may not work on the filesystem such nodes have under /var/lib",
+            "move the node to overlay2 first (Docker removed devicemapper in 25.0), or configure "
+            f"containerd's devmapper snapshotter and pool in {_EXTRA} yourself, then plan again",
+        )
+    if value in SNAPSHOTTER_DRIVERS:
+        driver = str(value)
+        if snapshotters is not None and snapshotters.get(driver) == "ok":
+            return _t(
+                f"the CRI plugin's snapshotter is \"{driver}\" (the node's containerd loads its {driver} "
+                "snapshotter plugin); images are unpacked into it"
+            )
+        state = (snapshotters or {}).get(driver)
+        why = f"reports {state}" if state else "is not loaded (or was not probed)"
+        return _x(
+            f"Docker stored images on {driver}; containerd's {driver} snapshotter plugin {why} on the node, "
+            f'and its "overlayfs" snapshotter may not work on a {driver} /var/lib/containerd',
+            f"make containerd load its {driver} snapshotter (its root, /var/lib/containerd/io.containerd."
+            f"snapshotter.v1.{driver}, on {driver}; a containerd built with it), then probe the node again",
+        )
+    return _r(
+        f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
+        f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
+    )
+
+
+def daemon_json_fate(
+    key: str,
+    value: Any,
+    daemon: Mapping[str, Any] | None = None,
+    snapshotters: Mapping[str, str] | None = None,
+) -> Rule:
     """What becomes of daemon.json `key` set to `value`; `daemon`: the whole daemon.json, for a key
-    whose fate depends on another (log-opts on log-driver)."""
+    whose fate depends on another (log-opts on log-driver); `snapshotters`: the node's containerd's
+    snapshotter plugins and their status (`NodeFacts.snapshotters`), for storage-driver."""
     if key == "log-opts":
         return _log_opts_fate(value, daemon or {})
     if key == "exec-opts":
@@ -408,12 +511,7 @@ def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = No
             "driver when the kubelet sets none"
         )
     if key == "storage-driver":
-        if value in ("overlay2", "overlay"):
-            return _i('containerd\'s default snapshotter "overlayfs" uses the same kernel overlay filesystem')
-        return _r(
-            f'containerd uses the "overlayfs" snapshotter, not Docker\'s {_word(value)} storage driver',
-            f"set the snapshotter in {_CRI_IMAGES} ({_EXTRA}) if the node needs another",
-        )
+        return _storage_driver_fate(value, snapshotters)
     if key == "log-driver":
         if value in ("json-file", "local", None, ""):
             return _i(
@@ -427,15 +525,9 @@ def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = No
             f"run a log shipper that reads /var/log/pods (CRI log format) to keep sending them to {driver}",
         )
     if key == "default-runtime":
-        if value in ("runc", "io.containerd.runc.v2", None, ""):
-            return _i("containerd's CRI plugin runs pods with runc by default too")
-        runtime = _word(value)
-        return _x(
-            f"Docker ran every container with the {runtime} runtime; containerd would run them with runc "
-            "(e.g. without GPU access for an nvidia runtime)",
-            f"set containerd.default_runtime_name and the {runtime} runtime in {_CRI_RUNTIME} ({_EXTRA}), "
-            "e.g. with the runtime vendor's configure command, then plan again",
-        )
+        return _default_runtime_fate(value, {**(daemon or {}), key: value})
+    if key == "runtimes":
+        return _runtimes_fate({**(daemon or {}), key: value})
     if key == "selinux-enabled":
         if value is not True:
             return _i("SELinux labelling was off under Docker; containerd's enable_selinux is off by default")
@@ -451,6 +543,22 @@ def daemon_json_fate(key: str, value: Any, daemon: Mapping[str, Any] | None = No
             "Docker set net.ipv4.ip_forward when it started; containerd does not, so after a reboot with "
             "Docker not started nothing sets it and pod traffic is not forwarded",
             "set net.ipv4.ip_forward = 1 in /etc/sysctl.d (as kubeadm's prerequisites say)",
+        )
+    if key == "userns-remap":
+        if not value:
+            return _i("userns-remap is empty: Docker did not remap user IDs; neither does containerd")
+        who = "dockremap" if value == "default" else _word(value)
+        return _x(
+            f"Docker ran every container in a user namespace remapped to {who}'s subordinate "
+            "IDs (container root was an unprivileged host uid); containerd's CRI plugin runs them with "
+            "the host's IDs, so root in a container becomes root on the node, and the files pods wrote "
+            "to hostPath and local volumes belong to the remapped uids (e.g. 100000 + N), not the N "
+            "their processes run as after the switch",
+            "turn userns-remap off under Docker first, in a maintenance window: stop Docker, chown the "
+            "data pods wrote to hostPath and local volumes from the remapped range back (uid 100000 + N "
+            "to N, as /etc/subuid gives the range), remove userns-remap from daemon.json, start Docker, "
+            "check the pods, then plan again; pods that need a user namespace under containerd set "
+            "hostUsers: false (Kubernetes 1.30+, containerd 2.0+)",
         )
     if key == "init":
         if value is not True:

@@ -124,8 +124,19 @@ class NodeFacts:
     containerd_running: bool = False
     containerd_root: str = "/var/lib/containerd"
     containerd_root_free_bytes: int | None = None
+    #: the mount point of the filesystem containerd's root is on (df's "Mounted on")
+    containerd_root_mount: str | None = None
+    #: Docker's data root (docker info DockerRootDir), its filesystem's mount point and free bytes
+    docker_root: str | None = None
+    docker_root_mount: str | None = None
+    docker_root_free_bytes: int | None = None
+    #: whether Docker's data root and containerd's root are on one filesystem (one device number);
+    #: None when not probed
+    roots_share_filesystem: bool | None = None
     containerd_images: tuple[str, ...] = ()  # image IDs already in containerd's k8s.io namespace
     cri_enabled: bool | None = None
+    #: the snapshotter plugins `ctr plugins ls` lists (overlayfs, zfs, btrfs, ...) and their status
+    snapshotters: Mapping[str, str] = field(default_factory=dict)
     #: what `crictl --version` reports ("v1.34.0"); None when the node has no crictl, and verify then
     #: checks the CRI plugin with ctr instead of asking crictl what the kubelet would see
     crictl_version: str | None = None
@@ -145,6 +156,17 @@ class NodeFacts:
     docker_proxy_env: tuple[Setting, ...] = ()
     #: text of /etc/systemd/system/containerd.service.d/*.conf by path: containerd's own drop-ins
     containerd_dropins: Mapping[str, str] = field(default_factory=dict)
+    #: text of docker.service and containerd.service in /etc/systemd/system, /lib/systemd/system and
+    #: /usr/lib/systemd/system, and of docker.service.d's drop-ins, by path (containerd's drop-ins are
+    #: containerd_dropins)
+    service_units: Mapping[str, str] = field(default_factory=dict)
+    #: LimitNOFILE / LimitMEMLOCK of the running containerd (/proc/<pid>/limits, systemd's syntax):
+    #: what every container's shim inherited; empty when not read
+    containerd_limits: Mapping[str, str] = field(default_factory=dict)
+    #: the command of the running containerd's parent process (`dockerd` when dockerd started it)
+    containerd_parent: str | None = None
+    #: `ctr oci spec`: the node's containerd's default OCI spec (JSON text), None when not read
+    containerd_default_spec: str | None = None
     services: Mapping[str, bool] = field(default_factory=dict)  # unit -> active, for docker/containerd/...
     #: Docker's running containers that are not the kubelet's (at most MAX_OUTSIDE_CONTAINERS), and
     #: how many more there are; empty in facts from a probe that did not list them
@@ -153,6 +175,14 @@ class NodeFacts:
     #: an RKE1, k3s or RKE2 node (None: none of them), and what gave it away
     distribution: Distribution | None = None
     distribution_evidence: str = ""
+    #: the CNI configuration directories the probe listed (the default and any --cni-conf-dir):
+    #: directory -> the names of its *.conf, *.conflist and *.json files, sorted (empty: none, or no
+    #: such directory); a directory not listed was not probed
+    cni_conf_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cni_configs: Mapping[str, str] = field(default_factory=dict)  # path -> text, of those files
+    #: the CNI plugin directories the probe listed (the default and any --cni-bin-dir): directory ->
+    #: the names in it (empty: none, or no such directory)
+    cni_bin_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 
     @property

@@ -76,6 +76,9 @@ HOLD_REASON: Final = f"held by {HOLD_KEY}"
 
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
+#: On a Node: the cri-socket annotation's value before the finish step changed it, set in the same
+#: write; a rollback puts it back, and the completion label's write removes it.
+CRI_SOCKET_BEFORE_ANNOTATION: Final = "shimshift.io/cri-socket-before"
 
 #: Labels that mark a control-plane node (current and pre-1.24 names).
 CONTROL_PLANE_LABELS: Final = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -92,6 +95,12 @@ CONTAINERD_CONFIG: Final = "/etc/containerd/config.toml"
 CONTAINERD_CERTS_DIR: Final = "/etc/containerd/certs.d"
 #: The systemd drop-in shimshift writes with the HTTP proxy Docker used (model.proxy, rendering.proxy).
 CONTAINERD_PROXY_DROPIN: Final = "/etc/systemd/system/containerd.service.d/http-proxy.conf"
+#: The systemd drop-in shimshift writes with the limits the containers ran with under Docker
+#: (model.unitlimits, rendering.limits).
+CONTAINERD_LIMITS_DROPIN: Final = "/etc/systemd/system/containerd.service.d/limits.conf"
+#: The base OCI spec of containerd's CRI runtimes shimshift writes with Docker's default-ulimits
+#: (rendering.ulimits), named by each runtime's base_runtime_spec.
+CONTAINERD_BASE_SPEC: Final = "/etc/containerd/cri-base.json"
 CONTAINERD_K8S_NAMESPACE: Final = "k8s.io"
 DOCKER_DAEMON_JSON: Final = "/etc/docker/daemon.json"
 DOCKER_CERTS_DIR: Final = "/etc/docker/certs.d"

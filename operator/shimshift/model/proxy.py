@@ -31,7 +31,7 @@ CONTAINERD_DROPIN_DIR = "/etc/systemd/system/containerd.service.d"
 OWN_MARK = "# Written by shimshift"
 
 
-def _logical_lines(text: str) -> Iterable[str]:
+def logical_lines(text: str) -> Iterable[str]:
     """A unit file's lines with backslash continuations joined (systemd's syntax)."""
     pending = ""
     for raw in text.splitlines():
@@ -50,7 +50,7 @@ def environment_assignments(text: str) -> list[tuple[str, str]]:
     `Environment=` resets what came before it (systemd's rule), given as ("", "")."""
     out: list[tuple[str, str]] = []
     section = ""
-    for line in _logical_lines(text):
+    for line in logical_lines(text):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";")):
             continue

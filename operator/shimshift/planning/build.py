@@ -19,6 +19,8 @@ from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.cni import cni_findings
+from shimshift.planning.dataroot import data_root_findings, root_move_findings
 from shimshift.planning.dockerdeps import DockerDependency, Severity, find_docker_dependencies, socket_note
 from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_node_drain
 from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node, estimate_waves
@@ -41,6 +43,7 @@ from shimshift.planning.report import (
     WavePlan,
 )
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
+from shimshift.planning.runtimeclasses import runtime_class_findings
 from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.settings import setting_findings
 from shimshift.planning.undo import plan_note
@@ -249,6 +252,11 @@ def build_plan(
         kubelet, more = _files(kubelet_plan, "kubelet edit", "KubeletEditFailed", spec, node, facts)
         findings += more
         findings += setting_findings(spec, facts, containerd)
+        findings += runtime_class_findings(cluster.runtime_classes, node, containerd)
+        findings += data_root_findings(facts)
+        findings += root_move_findings(facts, containerd)
+        if facts is not None:
+            findings += cni_findings(facts, containerd, by_node.get(node.name, ()))
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

@@ -104,6 +104,7 @@ class Node:
     ready: bool = True
     runtime_version: str = ""  # status.nodeInfo.containerRuntimeVersion, e.g. docker://20.10.24
     kubelet_version: str = ""
+    operating_system: str = ""  # status.nodeInfo.operatingSystem: linux, windows
     #: the Ready condition as the node reports it: status ("True", "False", "Unknown"; "" when it has
     #: none), reason and message (kubelet's "container runtime network not ready: ...")
     ready_status: str = ""
@@ -156,6 +157,19 @@ class Pdb:
 
 
 @dataclass(frozen=True)
+class RuntimeClass:
+    """A RuntimeClass (node.k8s.io/v1): the CRI runtime `handler` its pods ask the node's runtime for,
+    on the nodes its `scheduling.nodeSelector` matches (every node when it has none)."""
+
+    name: str
+    handler: str
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+
+    def applies_to(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.node_selector.items())
+
+
+@dataclass(frozen=True)
 class Cluster:
     """Everything the planner reads from the API, indexed the way it reads it."""
 
@@ -163,6 +177,7 @@ class Cluster:
     pods: tuple[Pod, ...]
     pdbs: tuple[Pdb, ...]
     controllers: tuple[Controller, ...]
+    runtime_classes: tuple[RuntimeClass, ...] = ()
 
     def pods_by_node(self) -> dict[str, list[Pod]]:
         out: dict[str, list[Pod]] = {}
@@ -305,6 +320,7 @@ def parse_node(raw: Mapping[str, Any]) -> Node:
             info.get("containerRuntimeVersion"), "status.nodeInfo.containerRuntimeVersion"
         ),
         kubelet_version=as_str(info.get("kubeletVersion"), "status.nodeInfo.kubeletVersion"),
+        operating_system=as_str(info.get("operatingSystem"), "status.nodeInfo.operatingSystem"),
         ready_status=ready_status,
         ready_reason=ready_reason,
         ready_message=ready_message,
@@ -395,11 +411,24 @@ def parse_controller(raw: Mapping[str, Any]) -> Controller:
     )
 
 
+def parse_runtime_class(raw: Mapping[str, Any]) -> RuntimeClass:
+    """A RuntimeClass from its raw object (`handler` is top level, not under spec)."""
+    obj = as_map(raw, "")
+    meta = as_map(obj.get("metadata"), "metadata")
+    scheduling = as_map(obj.get("scheduling"), "scheduling")
+    return RuntimeClass(
+        name=as_str(meta.get("name"), "metadata.name"),
+        handler=as_str(obj.get("handler"), "handler"),
+        node_selector=as_str_map(scheduling.get("nodeSelector"), "scheduling.nodeSelector"),
+    )
+
+
 def build_cluster(
     nodes: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     pdbs: Iterable[Mapping[str, Any]],
     controllers: Iterable[Mapping[str, Any]],
+    runtime_classes: Iterable[Mapping[str, Any]] = (),
 ) -> Cluster:
     """Parse raw API objects (dicts as `kubectl get -o json` prints them) into a Cluster."""
     return Cluster(
@@ -407,4 +436,5 @@ def build_cluster(
         pods=tuple(parse_pod(p) for p in pods),
         pdbs=tuple(parse_pdb(p) for p in pdbs),
         controllers=tuple(parse_controller(c) for c in controllers),
+        runtime_classes=tuple(parse_runtime_class(r) for r in runtime_classes),
     )

@@ -5,16 +5,18 @@ The switch stops Docker under every `spec.docker` policy (`switch.sh`: the kubel
 cri-docker and docker), so a registry or an etcd started with `docker run` stops with it; that is a
 blocker unless `spec.dockerOutsideContainers` is Stop, and then the plan lists them and says what
 becomes of them. RKE1 nodes (the kubelet is itself a Docker container) and k3s/RKE2 nodes (their own
-embedded containerd) are refused with their supported path. In Migrate mode the facts step refuses
-the same nodes in the same words (`steps.facts.refuse`). Pure.
+embedded containerd) are refused with their supported path, and so are Windows and OpenShift nodes
+(from their Node object). In Migrate mode the facts step refuses the same nodes in the same words
+(`steps.facts.refuse`). Pure.
 """
 
 from __future__ import annotations
 
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import DockerPolicy, NodeMigrationSpec, OutsideContainersPolicy
+from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level, name_some
-from shimshift.steps.facts.refuse import BLOCK_ADVICE, REFUSED, listed, outside_count
+from shimshift.steps.facts.refuse import BLOCK_ADVICE, REFUSED, listed, node_kind, outside_count
 
 #: restart policies under which dockerd starts a container again when dockerd itself starts
 RESTARTING = frozenset({"always", "unless-stopped"})
@@ -43,6 +45,15 @@ def _fate(spec: NodeMigrationSpec, facts: NodeFacts) -> str:
         f"{stops}; spec.docker Keep leaves Docker enabled, so it starts again at boot (or through "
         f"docker.socket){back}, next to containerd"
     )
+
+
+def check_node_kind(node: Node) -> list[Finding]:
+    """A Windows or OpenShift node, refused from its Node object (the facts step: before any SSH)."""
+    kind = node_kind(node.labels, node.annotations, node.operating_system)
+    if kind is None:
+        return []
+    (code, what, advice), evidence = kind
+    return [Finding(code, Level.BLOCKER, f"{what} ({evidence})", advice, node.name, evidence)]
 
 
 def check_outside(spec: NodeMigrationSpec, facts: NodeFacts) -> list[Finding]:

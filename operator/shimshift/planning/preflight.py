@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shimshift.model import keys
 from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
-from shimshift.planning.outside import check_outside
+from shimshift.planning.outside import check_node_kind, check_outside
 from shimshift.steps.images.fit import ImageSummary, human_bytes
 
 
@@ -80,6 +81,27 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
                 "the node is already cordoned; it stays cordoned after its migration",
                 "",
                 name,
+            )
+        )
+    out += check_node_kind(node)  # Windows, OpenShift: refused whatever the facts say
+    socket = node.annotations.get(keys.CRI_SOCKET_ANNOTATION)
+    if (
+        socket is not None
+        and socket != spec.kubelet.runtime_endpoint
+        and not spec.kubelet.update_cri_socket_annotation
+    ):
+        out.append(
+            Finding(
+                "KubeadmCriSocketStale",
+                Level.WARNING,
+                f"kubeadm's Node annotation {keys.CRI_SOCKET_ANNOTATION} stays {socket} "
+                "(spec.kubelet.updateCriSocketAnnotation is false): the next kubeadm upgrade on this node "
+                "talks to that socket, not containerd (and without the annotation, with Docker's socket "
+                'still there, fails with "found multiple CRI endpoints")',
+                f"set spec.kubelet.updateCriSocketAnnotation to true, or set the annotation to "
+                f"{spec.kubelet.runtime_endpoint} after the migration",
+                name,
+                keys.CRI_SOCKET_ANNOTATION,
             )
         )
     if facts is None:

@@ -91,10 +91,14 @@ def shown_value(value: Any) -> str:
 
 
 def daemon_json_rule(
-    spec: NodeMigrationSpec, key: str, value: Any, daemon: Mapping[str, Any] | None = None
+    spec: NodeMigrationSpec,
+    key: str,
+    value: Any,
+    daemon: Mapping[str, Any] | None = None,
+    snapshotters: Mapping[str, str] | None = None,
 ) -> Rule:
     """The table's rule, except that the registry keys are not carried when the spec imports nothing."""
-    rule = daemon_json_fate(key, value, daemon)
+    rule = daemon_json_fate(key, value, daemon, snapshotters)
     if key in DAEMON_JSON_IMPORTED and not spec.containerd.import_docker_config:
         return Rule(
             Fate.REPORTED,
@@ -113,7 +117,7 @@ def _parsed(text: str) -> Mapping[str, Any]:
         return {}
 
 
-def _rendered_config(section: FileSection) -> Mapping[str, Any]:
+def rendered_config(section: FileSection) -> Mapping[str, Any]:
     for change in section.changes:
         if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
             return _parsed(change.after)
@@ -157,7 +161,7 @@ def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
 def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
     daemon = facts.daemon_json or {}
     for key in sorted(daemon):
-        rule = daemon_json_rule(spec, key, daemon[key], daemon)
+        rule = daemon_json_rule(spec, key, daemon[key], daemon, facts.snapshotters)
         if key == "log-opts":
             kept = _kubelet_kept(facts)
             if kept is not None:
@@ -207,7 +211,7 @@ def _kubelet_kept(facts: NodeFacts) -> Finding | None:
 
 
 def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
-    config = _rendered_config(containerd) if containerd.computed else {}
+    config = rendered_config(containerd) if containerd.computed else {}
     seen: set[str] = set()
     for name, value in facts.kubelet.flags:
         if not is_dockershim_era_flag(name) or name in seen:
@@ -293,7 +297,7 @@ def sandbox_image(config: Mapping[str, Any]) -> str | None:
 
 def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
     """cri-dockerd's flags: where dockershim's network and sandbox settings live on 1.24+ nodes."""
-    config = _rendered_config(containerd) if containerd.computed else {}
+    config = rendered_config(containerd) if containerd.computed else {}
     sandbox = sandbox_image(config)
     seen: set[str] = set()
     for name, value in facts.cri_dockerd_flags:
@@ -382,7 +386,8 @@ def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSec
             continue  # docker-ce's disabled CRI plugin is enabled on purpose (note CriPluginDisabled)
         key = row.source.removeprefix("daemon.json ")
         whole_key = row.source.startswith("daemon.json ") and key in daemon
-        if whole_key and daemon_json_rule(spec, key, daemon[key], daemon).fate is not Fate.TRANSLATED:
+        rule = daemon_json_rule(spec, key, daemon[key], daemon, facts.snapshotters) if whole_key else None
+        if rule is not None and rule.fate is not Fate.TRANSLATED:
             continue  # the whole key is a finding of its own
         yield Finding(
             SETTING_NOT_CARRIED,

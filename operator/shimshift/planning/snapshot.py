@@ -8,6 +8,7 @@ wherever the reviewers are. The layout (documented in docs/snapshot-format.md):
     DIR/pods.{json,yaml}
     DIR/poddisruptionbudgets.{json,yaml}
     DIR/{daemonsets,replicasets,deployments,statefulsets,jobs}.{json,yaml}   (each optional)
+    DIR/runtimeclasses.{json,yaml}      (optional)
     DIR/facts/<node>.json               NodeFacts (shimshift.model.factsjson), one per probed node
 
 Only reading and writing files happens here; parsing into values is `shimshift.planning.cluster`.
@@ -42,6 +43,7 @@ from shimshift.planning.cluster import (
     parse_node,
     parse_pdb,
     parse_pod,
+    parse_runtime_class,
 )
 from shimshift.planning.rawshape import ShapeError
 
@@ -51,6 +53,7 @@ FORMAT = "shimshift.io/snapshot/v1"
 META_FILE = "snapshot.json"
 FACTS_DIR = "facts"
 NODES, PODS, PDBS = "nodes", "pods", "poddisruptionbudgets"
+RUNTIME_CLASSES = "runtimeclasses"
 CONTROLLER_KINDS: Mapping[str, str] = {
     "daemonsets": "DaemonSet",
     "replicasets": "ReplicaSet",
@@ -175,7 +178,15 @@ def _load(directory: Path) -> Snapshot:
         _parsed(directory, PODS, parse_pod, _consumed(_read_objects(directory, PODS, required=True)))
     )
     pdbs = tuple(_parsed(directory, PDBS, parse_pdb, _read_objects(directory, PDBS, required=False)))
-    cluster = Cluster(nodes, pods, pdbs, tuple(controllers))
+    classes = tuple(
+        _parsed(
+            directory,
+            RUNTIME_CLASSES,
+            parse_runtime_class,
+            _read_objects(directory, RUNTIME_CLASSES, required=False),
+        )
+    )
+    cluster = Cluster(nodes, pods, pdbs, tuple(controllers), classes)
     facts: dict[str, NodeFacts] = {}
     facts_dir = directory / FACTS_DIR
     if facts_dir.is_dir():

@@ -18,7 +18,7 @@ from typing import Any
 import tomlkit
 import tomlkit.items
 
-from shimshift.model.dockerera import node_cni_dirs
+from shimshift.model.dockerera import carried_snapshotter, node_cni_dirs
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.limits import InputLimitError, toml_loads
@@ -28,10 +28,13 @@ from shimshift.rendering.checks import Expected, check_config, check_hosts
 from shimshift.rendering.containerd_keys import unknown_keys
 from shimshift.rendering.docker import DockerTranslation, docker_cgroup_driver, translate_docker_config
 from shimshift.rendering.existing import CRI_NAMES, changes, dropped_credentials, read_existing
+from shimshift.rendering.limits import containerd_limits
 from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.registries import carried_ca_problems, merge_intents, plan_hosts, spec_intents
+from shimshift.rendering.runtimes import containerd_runtimes
 from shimshift.rendering.sandbox import choose_sandbox_image
 from shimshift.rendering.templating import render_template
+from shimshift.rendering.ulimits import containerd_ulimits
 from shimshift.rendering.values import (
     NodeLayout,
     NotCarried,
@@ -39,6 +42,7 @@ from shimshift.rendering.values import (
     RenderedConfig,
     RenderedFile,
     RenderReport,
+    TranslatedHost,
 )
 
 EXTRA = "spec.containerd.extraConfig"
@@ -271,6 +275,18 @@ def render_node_config(
     release = (facts.containerd_major or 0, facts.containerd_minor or 0)
     bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
     cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
+    runtimes = containerd_runtimes(facts, systemd)
+    ulimits = containerd_ulimits(facts, layout)
+    snapshotter = carried_snapshotter(facts.daemon_json, facts.snapshotters)
+    storage = (
+        (
+            TranslatedHost(
+                snapshotter, "daemon.json storage-driver", f'the CRI plugin\'s snapshotter = "{snapshotter}"'
+            ),
+        )
+        if snapshotter
+        else ()
+    )
     template = f"config.v{version}.toml.j2"
     base_text = render_template(
         template,
@@ -281,6 +297,10 @@ def render_node_config(
             "cni_bin_dirs": cni.bin_dirs,
             "cni_bin_dirs_list": cni.as_list,
             "cni_conf_dir": cni.conf_dir,
+            "default_runtime": runtimes.default,
+            "runtimes": runtimes.runtimes,
+            "base_runtime_spec": ulimits.base_spec,
+            "snapshotter": snapshotter,
         },
     )
     doc = tomlkit.parse(base_text)
@@ -336,6 +356,11 @@ def render_node_config(
     proxy = containerd_proxy(facts, layout)
     if proxy.file is not None:
         files.append(proxy.file)
+    limits = containerd_limits(facts, layout)
+    if limits.file is not None:
+        files.append(limits.file)
+    if ulimits.file is not None:
+        files.append(ulimits.file)
 
     warnings += _warnings(spec, facts, sandbox.image, plans)
     dropped = dropped_credentials(existing.parsed, parsed)
@@ -349,14 +374,22 @@ def render_node_config(
         sandbox_image_reason=sandbox.reason,
         systemd_cgroup=systemd,
         cgroup_reason=cgroup_reason,
-        translated=tuple(translated) + proxy.translated,
+        translated=tuple(translated)
+        + proxy.translated
+        + runtimes.translated
+        + limits.translated
+        + ulimits.translated
+        + storage,
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
         + tuple(_cidr_not_carried(n) for n in translation.insecure_networks)
-        + proxy.not_carried,
+        + proxy.not_carried
+        + ulimits.not_carried,
         preserved=existing.preserved,
         proxy_notes=proxy.notes,
+        runtime_notes=runtimes.notes,
+        limits_notes=limits.notes,
         changes=changes(existing.parsed, parsed),
         warnings=tuple(warnings),
     )

@@ -168,7 +168,7 @@ def translate_docker_config(facts: NodeFacts) -> DockerTranslation:
         )
 
     for key in sorted(daemon):
-        rule = daemon_json_fate(key, daemon[key], daemon)
+        rule = daemon_json_fate(key, daemon[key], daemon, facts.snapshotters)
         if rule.fate is Fate.TRANSLATED:
             continue
         value = json.dumps(daemon[key], sort_keys=True)

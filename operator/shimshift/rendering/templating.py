@@ -1,12 +1,14 @@
 """The Jinja2 environment for containerd templates: StrictUndefined, and TOML-quoting filters.
 
 Templates never place a value as raw text: strings go through `toml_str` (a TOML basic string with
-every control character escaped), booleans through `toml_bool`, lists through `toml_str_list`, so no
-value (a node's daemon.json, a spec field) can inject TOML. Each filter rejects the wrong type.
+every control character escaped), booleans through `toml_bool`, lists through `toml_str_list`, table
+names through `toml_key` (bare keys only), so no value (a node's daemon.json, a spec field) can inject
+TOML. Each filter rejects the wrong type.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -52,6 +54,21 @@ def toml_pairs(values: object) -> str:
     return "[" + ", ".join(toml_str_list(list(pair)) for pair in values) + "]"
 
 
+def toml_scalar(value: object) -> str:
+    """A string or a boolean as TOML."""
+    return toml_bool(value) if isinstance(value, bool) else toml_str(value)
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(value: object) -> str:
+    """A TOML bare key (letters, digits, - and _): names in table headers are never quoted text."""
+    if not isinstance(value, str) or not _BARE_KEY.match(value):
+        raise RenderError(f"template bug: toml_key expects a bare key, got {value!r}")
+    return value
+
+
 def toml_comment(value: object) -> str:
     """Text safe inside a TOML comment: printable characters only, no line breaks."""
     return "".join(ch if ch.isprintable() else "?" for ch in str(value))
@@ -72,6 +89,8 @@ def environment() -> jinja2.Environment:
         toml_str_list=toml_str_list,
         toml_pairs=toml_pairs,
         toml_comment=toml_comment,
+        toml_scalar=toml_scalar,
+        toml_key=toml_key,
     )
     return env
 

@@ -54,6 +54,8 @@ class NodeLayout:
     config_file: str = keys.CONTAINERD_CONFIG
     certs_dir: str = keys.CONTAINERD_CERTS_DIR
     proxy_dropin: str = keys.CONTAINERD_PROXY_DROPIN
+    limits_dropin: str = keys.CONTAINERD_LIMITS_DROPIN
+    base_spec: str = keys.CONTAINERD_BASE_SPEC
 
 
 def _sha(data: bytes) -> str:
@@ -148,6 +150,10 @@ class RenderReport:
     preserved: tuple[str, ...] = ()  # admin settings of the current config.toml kept as they were
     #: what becomes of Docker's HTTP proxy (the drop-in written, or containerd's own kept): for people
     proxy_notes: tuple[str, ...] = ()
+    #: what becomes of Docker's other runtimes (`rendering.runtimes`), for people
+    runtime_notes: tuple[str, ...] = ()
+    #: what becomes of the limits the containers ran with (`rendering.limits`), for people
+    limits_notes: tuple[str, ...] = ()
     changes: tuple[ConfigChange, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -168,6 +174,8 @@ class RenderReport:
         ]
         out += [f"kept from the current config.toml: {p}" for p in self.preserved]
         out += list(self.proxy_notes)
+        out += list(self.runtime_notes)
+        out += list(self.limits_notes)
         out += [f"warning: {w}" for w in self.warnings]
         if self.changes:
             out.append("changes to config.toml:")

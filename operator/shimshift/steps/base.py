@@ -108,6 +108,12 @@ class NodeView(Protocol):
     def ready_message(self) -> str: ...
     @property
     def runtime_version(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+    @property
+    def operating_system(self) -> str: ...
 
 
 class StepCluster(Protocol):
@@ -134,6 +140,10 @@ class StepCluster(Protocol):
 
     def clear_undo_request(self, node: str, value: str) -> None:
         """Remove the node's shimshift.io/undo annotation if it still holds `value`."""
+        ...
+
+    def restore_cri_socket(self, node: str) -> None:
+        """Put back the cri-socket annotation `mark_migrated` changed, if it did and did not finish."""
         ...
 
     def event(

@@ -1,5 +1,6 @@
-"""The configure step: containerd's config.toml, certs.d/<host>/hosts.toml and the drop-in with
-Docker's HTTP proxy (containerd.service.d/http-proxy.conf), rendered from the spec and the node's
+"""The configure step: containerd's config.toml, certs.d/<host>/hosts.toml and the drop-ins with
+Docker's HTTP proxy (containerd.service.d/http-proxy.conf) and the containers' limits
+(containerd.service.d/limits.conf), rendered from the spec and the node's
 facts (`shimshift.rendering.render_node_config`), installed atomically (temp file, sha256,
 `containerd --config <tmp> config dump` for config.toml, rename), systemd's units reloaded,
 containerd restarted, its CRI plugin required `ok`. Playbook `playbooks/configure.yaml`, scripts
@@ -75,6 +76,8 @@ def containerd_files(
     ]
     notes += [f"kept from the current config.toml: {p}" for p in rep.preserved]
     notes += list(rep.proxy_notes)
+    notes += list(rep.runtime_notes)
+    notes += list(rep.limits_notes)
     if any(f.path.startswith(rendered.layout.certs_dir) for f in rendered.files):
         notes.append(
             f"files under {rendered.layout.certs_dir} are shown as new: the probe does not read existing ones"
@@ -150,6 +153,7 @@ def _variables(plan: NodeRunPlan) -> dict[str, Any]:
         "config_path": keys.CONTAINERD_CONFIG,
         "wait_seconds": str(plan.wait_seconds),
         "proxy_dropin": keys.CONTAINERD_PROXY_DROPIN,
+        "limits_dropin": keys.CONTAINERD_LIMITS_DROPIN,
     }
 
 

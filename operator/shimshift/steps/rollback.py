@@ -1,7 +1,8 @@
 """The rollback step: after a failure in backup..verify (or a stop before them), the undo of every step
 done so far, in reverse, on the node (`NodePort.undo`, which runs each step's own undo: finish,
 switch, configure, images; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report
-Ready on Docker again, then uncordon (only a cordon shimshift made) and the lock released (with the
+Ready on Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it,
+then uncordon (only a cordon shimshift made) and the lock released (with the
 autoscaler annotation, if shimshift set it). A rollback before anything changed on the node only
 uncordons and unlocks.
 
@@ -33,6 +34,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             if elapsed + wait < config.rollback_wait:
                 return Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
             log.error("node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed)
+    ctx.cluster.restore_cri_socket(name)  # a finish that failed after changing it
     on_request = record.undo_request and not record.undo_failed
     if on_request:  # back on Docker: not a completed node any more
         ctx.cluster.unmark_migrated(name)

@@ -15,6 +15,7 @@ from shimshift.kube.nodes import (
     clear_undo_request,
     cordon_node,
     label_node_migrated,
+    restore_cri_socket_annotation,
     uncordon_node,
     unlabel_node_migrated,
     update_cri_socket_annotation,
@@ -144,6 +145,32 @@ def test_the_undo_request_is_removed_only_while_it_holds_the_value_acted_on(
     after = _node(kubeapi, "n1")
     assert keys.UNDO_ANNOTATION not in (after["metadata"].get("annotations") or {})
     assert keys.RUNTIME_LABEL not in after["metadata"]["labels"]
+
+
+def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_dropped_by_the_label(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    nodes = [node("n1"), node("n2")]
+    for n in nodes:
+        n["metadata"]["annotations"] = {keys.CRI_SOCKET_ANNOTATION: "/var/run/dockershim.sock"}
+    kubeapi.seed(nodes)
+    endpoint = "unix:///run/containerd/containerd.sock"
+
+    for name in ("n1", "n2"):
+        assert update_cri_socket_annotation(kube, name, endpoint) is True
+        before = _node(kubeapi, name)["metadata"]["annotations"][keys.CRI_SOCKET_BEFORE_ANNOTATION]
+        assert before == "/var/run/dockershim.sock"
+    # n1 rolls back: the old value again, the record gone; a second restore changes nothing
+    assert restore_cri_socket_annotation(kube, "n1") is True
+    assert restore_cri_socket_annotation(kube, "n1") is False
+    n1 = _node(kubeapi, "n1")["metadata"]["annotations"]
+    assert n1[keys.CRI_SOCKET_ANNOTATION] == "/var/run/dockershim.sock"
+    assert keys.CRI_SOCKET_BEFORE_ANNOTATION not in n1
+    # n2 finishes: the label's write drops the record, so nothing is put back later
+    label_node_migrated(kube, "n2")
+    n2 = _node(kubeapi, "n2")["metadata"]["annotations"]
+    assert n2[keys.CRI_SOCKET_ANNOTATION] == endpoint and keys.CRI_SOCKET_BEFORE_ANNOTATION not in n2
+    assert restore_cri_socket_annotation(kube, "n2") is False
 
 
 def test_every_request_says_it_comes_from_shimshift_so_audit_logs_can_tell(

@@ -93,6 +93,9 @@ class NodeRoot:
         return NodeLayout(
             config_file=str(self.path / "etc/containerd/config.toml"),
             certs_dir=str(self.path / "etc/containerd/certs.d"),
+            proxy_dropin=str(self.path / "etc/systemd/system/containerd.service.d/http-proxy.conf"),
+            limits_dropin=str(self.path / "etc/systemd/system/containerd.service.d/limits.conf"),
+            base_spec=str(self.path / "etc/containerd/cri-base.json"),
         )
 
     @property
@@ -218,7 +221,12 @@ def running_containerd(root: NodeRoot, build: Build = DEBIAN) -> Iterator[Runnin
         "--config", root.layout.config_file, "--root", str(root.path / "root"),
         "--state", str(root.path / "state"), "--address", str(root.socket),
     ]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # a built containerd starts its own runc shim (found on PATH next to it), as the testbed's nodes
+    # bind it over Debian's: 2.3 cannot start a sandbox through 1.6's shim
+    env = dict(os.environ)
+    if build.component is not None:
+        env["PATH"] = f"{Path(build.containerd).parent}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     running = Running(root, process, build)
     try:
 

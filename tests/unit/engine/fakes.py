@@ -71,6 +71,7 @@ class FakeNode:
     annotations: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     runtime: str = "docker://20.10.24"
+    operating_system: str = "linux"  # status.nodeInfo.operatingSystem
     ready: bool = True
     #: the Ready condition's reason and message while not `ready` (what kubelet says)
     ready_reason: str = ""
@@ -92,6 +93,7 @@ class FakeNode:
             unschedulable=self.unschedulable,
             ready=self.ready,
             runtime_version=self.runtime,
+            operating_system=self.operating_system,
             ready_status="True" if self.ready else "False",
             ready_reason="KubeletReady" if self.ready else self.ready_reason,
             ready_message="kubelet is posting ready status" if self.ready else self.ready_message,
@@ -120,6 +122,7 @@ class FakeCluster:
         self.daemonset_waits: Counter[str] = Counter()
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
         self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
+        self.fail_label: dict[str, int] = {}  # node -> how many completion-label writes fail
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -250,9 +253,21 @@ class FakeCluster:
 
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None:
         n = self.nodes[node]
-        if cri_endpoint and keys.CRI_SOCKET_ANNOTATION in n.annotations:
+        current = n.annotations.get(keys.CRI_SOCKET_ANNOTATION)
+        if cri_endpoint and current is not None and current != cri_endpoint:
             n.annotations[keys.CRI_SOCKET_ANNOTATION] = cri_endpoint
+            n.annotations[keys.CRI_SOCKET_BEFORE_ANNOTATION] = current
+        if self.fail_label.get(node):
+            self.fail_label[node] -= 1
+            raise NodeError(node, "labelling failed (injected)")
         n.labels[keys.RUNTIME_LABEL] = keys.RUNTIME_LABEL_VALUE
+        n.annotations.pop(keys.CRI_SOCKET_BEFORE_ANNOTATION, None)
+
+    def restore_cri_socket(self, node: str) -> None:
+        n = self.nodes[node]
+        before = n.annotations.pop(keys.CRI_SOCKET_BEFORE_ANNOTATION, None)
+        if before is not None:
+            n.annotations[keys.CRI_SOCKET_ANNOTATION] = before
 
     def unmark_migrated(self, node: str) -> None:
         self.nodes[node].labels.pop(keys.RUNTIME_LABEL, None)

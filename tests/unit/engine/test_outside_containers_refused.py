@@ -1,5 +1,6 @@
 """In Migrate mode a node whose Docker runs containers outside the kubelet fails at its facts step,
-untouched, unless spec.dockerOutsideContainers is Stop; an RKE1 node fails there whatever the spec."""
+untouched, unless spec.dockerOutsideContainers is Stop; an RKE1 node, and one whose Docker remaps user
+IDs (daemon.json userns-remap), fail there whatever the spec."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def _nodes(cluster: FakeCluster, **fields: object) -> FakeNodes:
             {"distribution": Distribution.RKE1},
             {"dockerOutsideContainers": "Stop"},
             "RKE1-to-RKE2 migration guide",
+        ),
+        (
+            {"daemon_json": {"userns-remap": "default"}},
+            {"dockerOutsideContainers": "Stop"},
+            "daemon.json userns-remap = default would break the node",
         ),
     ],
 )

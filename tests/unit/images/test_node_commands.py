@@ -11,7 +11,7 @@ import pytest
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
-from shimshift.steps.images.commands import chain_ids, list_containerd_images, transfer_script
+from shimshift.steps.images.commands import TransferConfig, chain_ids, list_containerd_images, transfer_script
 from shimshift.steps.images.plan import MIB, plan_images
 from shimshift.steps.images.run import migrate_images, undo_images
 
@@ -186,3 +186,25 @@ def test_an_index_resolves_to_the_manifest_of_the_nodes_architecture() -> None:
         }
     )
     assert [c.image_id for c in list_containerd_images(runner, "n1")] == ["sha256:amdconfig"]
+
+
+def test_with_dockers_zfs_carried_the_transfer_unpacks_into_the_cri_plugins_snapshotter() -> None:
+    runner = ScriptedRunner(
+        {
+            ("cat",): Out(exit_status=1),
+            ("/bin/sh", "-c", transfer_script()): Out(
+                stderr=b"shimshift-transfer: bytes=1 save=0 import=0\n"
+            ),
+        }
+    )
+    with pytest.raises(NodeError, match="missing from containerd"):
+        migrate_images(runner, PLAN, config=TransferConfig(snapshotter="zfs"), free_bytes=10 << 30)
+    transfer = next(c for c in runner.calls if c[:3] == ["/bin/sh", "-c", transfer_script()])
+    assert transfer[3:] == [
+        "shimshift-image-transfer",
+        "--snapshotter",
+        "zfs",
+        "--",
+        "registry.corp.test/team/app:1.0",
+    ]
+    assert '${snapshotter:+--snapshotter} ${snapshotter:+"$snapshotter"}' in transfer_script()

@@ -137,5 +137,25 @@ def cluster(
     pods: list[dict[str, Any]] | None = None,
     pdbs: list[dict[str, Any]] | None = None,
     controllers: list[dict[str, Any]] | None = None,
+    runtime_classes: list[dict[str, Any]] | None = None,
 ) -> Cluster:
-    return build_cluster([node("n1")] if nodes is None else nodes, pods or [], pdbs or [], controllers or [])
+    return build_cluster(
+        [node("n1")] if nodes is None else nodes,
+        pods or [],
+        pdbs or [],
+        controllers or [],
+        runtime_classes or [],
+    )
+
+
+def runtime_class(name: str, handler: str, node_selector: dict[str, str] | None = None) -> dict[str, Any]:
+    """A RuntimeClass as the API sends it (node.k8s.io/v1: `handler` at the top level)."""
+    raw: dict[str, Any] = {
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {"name": name},
+        "handler": handler,
+    }
+    if node_selector is not None:
+        raw["scheduling"] = {"nodeSelector": node_selector}
+    return raw

@@ -39,7 +39,7 @@ from shimshift.model.dockerera import (
     kubelet_flags,
 )
 from shimshift.model.facts import NodeFacts, OutsideContainer
-from shimshift.model.spec import NodeMigrationSpec
+from shimshift.model.spec import NodeMigrationSpec, OutsideContainersPolicy
 from shimshift.planning.build import build_plan
 from shimshift.planning.findings import Finding, Level
 from shimshift.planning.report import EXIT_BLOCKERS, EXIT_CLEAN, EXIT_WARNINGS, NodeReport, PlanReport
@@ -60,6 +60,7 @@ from shimshift.planning.settings import (
 )
 from shimshift.rendering import facts_from_json_text, render_node_config
 from shimshift.steps.facts.parse import parse_facts
+from shimshift.steps.facts.refuse import refusal
 from shimshift.steps.switch.kubelet import is_dockershim_flag, plan_kubelet_switch
 from tests.unit.planning.factory import cluster, node, spec
 from tests.unit.playbooks.probe import node_files, probe_output
@@ -184,8 +185,13 @@ VALUES: Mapping[str, tuple[Any, ...]] = {
     "storage-driver": ("overlay2", "devicemapper", "btrfs", "zfs", "vfs"),
     "log-driver": ("json-file", "journald", "fluentd", "local"),
     "log-opts": ({"max-size": "100m", "max-file": "3"}, {"max-size": "100m"}, {"max-size": "-1"}),
-    "default-runtime": ("runc", "nvidia"),
-    "runtimes": ({"nvidia": {"path": "nvidia-container-runtime"}},),
+    "default-runtime": ("nvidia", "runc", "kata"),
+    "runtimes": (
+        {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": []}},
+        {"kata": {"path": "/usr/bin/kata-runtime"}},
+        {"runsc": {"path": "/usr/local/bin/runsc", "runtimeArgs": ["--platform=kvm"]}},
+        {"gvisor": {"runtimeType": "io.containerd.runsc.v1"}, "sysbox": {"path": "/usr/bin/sysbox-runc"}},
+    ),
     "selinux-enabled": (True, False),
     "init": (True, False),
     "ip-forward": (True, False),
@@ -300,8 +306,15 @@ def test_the_keys_the_table_translates_change_the_rendered_files_as_it_says() ->
     for driver, systemd in (("systemd", "SystemdCgroup = true"), ("cgroupfs", "SystemdCgroup = false")):
         rendered = _files({"exec-opts": [f"native.cgroupdriver={driver}"]}, kubelet_driver=False)
         assert systemd in rendered[keys.CONTAINERD_CONFIG]
+    gpu = {**BASE_DAEMON, "default-runtime": "nvidia", "runtimes": VALUES["runtimes"][0]}
+    runtimes = tomllib.loads(_files(gpu)[keys.CONTAINERD_CONFIG])["plugins"]["io.containerd.grpc.v1.cri"]
+    assert runtimes["containerd"]["default_runtime_name"] == "nvidia"
+    assert runtimes["containerd"]["runtimes"]["nvidia"] == {
+        "runtime_type": "io.containerd.runc.v2",
+        "options": {"BinaryName": "nvidia-container-runtime", "SystemdCgroup": True},
+    }
     for key in DAEMON_JSON_TRANSLATED:
-        assert daemon_json_fate(key, VALUES[key][0]).fate is Fate.TRANSLATED
+        assert daemon_json_fate(key, VALUES[key][0], gpu).fate is Fate.TRANSLATED
 
 
 def test_the_flags_the_table_says_the_switch_drops_are_the_ones_it_drops() -> None:
@@ -484,6 +497,20 @@ def test_a_default_runtime_other_than_runc_blocks_the_node() -> None:
     report = plan(probed_facts({**BASE_DAEMON, "default-runtime": "nvidia"}, BASE_FLAGS))
     (finding,) = about(report, "daemon.json default-runtime")
     assert (finding.code, finding.level) == (DAEMON_JSON_REFUSED, Level.BLOCKER)
+
+
+def test_userns_remap_blocks_the_node_in_the_words_the_facts_step_refuses_it_with() -> None:
+    facts = probed_facts({**BASE_DAEMON, "userns-remap": "default"}, BASE_FLAGS)
+    (finding,) = about(plan(facts), "daemon.json userns-remap")
+    assert (finding.code, finding.level) == (DAEMON_JSON_REFUSED, Level.BLOCKER)
+    assert "root on the node" in finding.message and "hostPath" in finding.message
+    assert "chown" in finding.advice and "hostUsers: false" in finding.advice
+    why = refusal(OutsideContainersPolicy.STOP, facts)
+    assert why == f"{finding.message}: {finding.advice}"
+    # an empty value remaps nothing
+    unset = probed_facts({**BASE_DAEMON, "userns-remap": ""}, BASE_FLAGS)
+    assert [f.level for f in about(plan(unset), "daemon.json userns-remap")] == [Level.INFO]
+    assert refusal(OutsideContainersPolicy.STOP, unset) is None
 
 
 def test_translated_keys_are_reported_when_the_spec_imports_no_docker_configuration() -> None:

@@ -42,6 +42,11 @@ PROBED_FILES = (
     "/etc/kubernetes/kubelet-config.yaml",
     "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
     "/etc/systemd/system/docker.service",
+    "/lib/systemd/system/docker.service",
+    "/usr/lib/systemd/system/docker.service",
+    "/etc/systemd/system/containerd.service",
+    "/lib/systemd/system/containerd.service",
+    "/usr/lib/systemd/system/containerd.service",
 )
 #: Directories whose *.conf files facts.sh reads (when they exist) besides PROBED_FILES.
 PROBED_DROPIN_DIRS = ("/etc/systemd/system/docker.service.d/", "/etc/systemd/system/containerd.service.d/")

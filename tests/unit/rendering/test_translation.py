@@ -103,7 +103,7 @@ def test_import_docker_config_false_translates_nothing() -> None:
         ("log-opts", {"max-size": "10m"}, "containerLogMaxSize"),
         ("data-root", "/data/docker", '"root"'),
         ("live-restore", True, "shims keep containers running"),
-        ("default-ulimits", {"nofile": {"Hard": 1}}, "base_runtime_spec"),
+        ("default-shm-size", "128m", "emptyDir with medium: Memory"),
     ],
 )
 def test_settings_with_no_containerd_equivalent_are_reported_with_what_replaces_them(

@@ -12,6 +12,8 @@ from testbed.controlplane.cluster import binaries, etcd_binary
 from testbed.controlplane.fixtures import cleanup_stale, missing_component
 from testbed.controlplane.podlife import (
     EXTERNAL_KUBELET,
+    REAL_KUBELET,
+    finishes_deletions,
     managed,
     node_status_patch,
     pod_running,
@@ -64,6 +66,13 @@ def test_only_nodes_without_a_model_kubelet_are_managed_and_pods_become_running(
     status = running_status(pod, "10.244.0.9", "127.0.0.1")
     assert pod_running(status)
     assert status["status"]["containerStatuses"][0]["ready"] is True
+
+
+def test_deletions_are_finished_on_every_node_but_a_real_kubelets() -> None:
+    model = {"metadata": {"annotations": {EXTERNAL_KUBELET: "true"}}}
+    real = {"metadata": {"annotations": {EXTERNAL_KUBELET: "true", REAL_KUBELET: "true"}}}
+    assert finishes_deletions({"metadata": {"name": "plain"}}) and finishes_deletions(model)
+    assert not finishes_deletions(real)  # the real kubelet deletes its pods once their containers stop
 
 
 def test_a_dead_sessions_control_plane_is_cleaned_and_a_live_ones_kept(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The facts step: the read-only probe of a node (`playbooks/facts.yaml`, script `facts.sh`, one SSH
-round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is (RKE1,
-k3s, RKE2, Docker containers outside the kubelet the spec has not let stop: `steps.facts.refuse`)
-fails here; then the node port decides what the changing steps will write, so a spec this node cannot
+round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is
+(`steps.facts.refuse`) fails here: a Windows or OpenShift node from its Node object, before any SSH;
+an RKE1, k3s or RKE2 node, or Docker containers outside the kubelet the spec has not let stop, from
+its facts. Then the node port decides what the changing steps will write, so a spec this node cannot
 take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
 drain. Changes nothing, so there is nothing to undo.
 """
@@ -19,7 +20,7 @@ from shimshift.playbooks import shipped_playbook
 from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 from shimshift.steps.execute import run_playbook
 from shimshift.steps.facts.parse import parse_facts
-from shimshift.steps.facts.refuse import refusal
+from shimshift.steps.facts.refuse import node_refusal, refusal
 from shimshift.steps.runner import CommandRunner
 
 PLAYBOOK = "facts"
@@ -41,6 +42,10 @@ def summary(facts: NodeFacts) -> str:
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name = record.name
+    # a Windows or OpenShift node: refused from its Node object, before any connection to it
+    view = ctx.cluster.read_node(name)
+    if view is not None and (why := node_refusal(view.labels, view.annotations, view.operating_system)):
+        raise NodeError(name, why)
     facts = port.facts(name)
     # an RKE1/k3s/RKE2 node, or Docker containers outside the kubelet the spec has not let stop: refused
     # untouched (the switch would stop them with Docker)

@@ -34,11 +34,18 @@ from shimshift.model.facts import (
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
 from shimshift.model.proxy import CONTAINERD_DROPIN_DIR, DOCKER_DROPIN_DIR, DOCKER_UNIT, proxy_environment
+from shimshift.model.unitlimits import proc_limits
 from shimshift.steps import kubeletfiles as kl
 from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags, unit_flags
 
 PROBE_FORMAT = "1"
 #: cri-dockerd's service units the probe reads (facts.sh), the one systemd uses first.
+#: docker.service and containerd.service where systemd looks for them (facts.sh reads the same)
+SERVICE_UNITS = tuple(
+    f"{d}/{unit}.service"
+    for unit in ("docker", "containerd")
+    for d in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+)
 CRI_DOCKERD_UNITS = ("/etc/systemd/system/cri-docker.service", "/lib/systemd/system/cri-docker.service")
 _K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")
 _LAYOUTS = {
@@ -130,18 +137,20 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
             info = json_loads(rec.text)
             docker_version = info.get("ServerVersion") or None
             docker_cgroup = info.get("CgroupDriver") or None
-            docker_root = info.get("DockerRootDir")
+            root = info.get("DockerRootDir")
+            docker_root = root if isinstance(root, str) and root.startswith("/") else None
         except (json.JSONDecodeError, InputLimitError, AttributeError):
             unreadable["docker info"] = "not JSON"
-    del docker_root
 
     containerd_version = None
     if (rec := get("containerd-version", "containerd --version")) is not None:
         m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", rec.text)
         containerd_version = m.group(1) if m else None
     cri_enabled: bool | None = None
+    snapshotters: dict[str, str] = {}
     if (rec := get("ctr-plugins", "ctr plugins ls")) is not None:
         cri_enabled = _cri_ok(rec.text)
+        snapshotters = _snapshotters(rec.text)
     crictl_version = None
     if (rec := r.get("crictl-version")) is not None and rec.ok:  # no crictl (127) is no problem
         m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", rec.text)
@@ -156,13 +165,16 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         if rec is not None:
             services[unit] = rec.text.strip() == "active"
 
-    free = None
+    free = mount = None
+    docker_free = docker_mount = None
     for key, rec in r.items():
         if key.startswith("df:"):
             if rec.ok:
-                free = _df_available(rec.text)
+                free, mount = _df_available(rec.text), _df_mount(rec.text)
             else:
                 unreadable["free disk"] = rec.why()
+        elif key.startswith("dfdocker:") and rec.ok:
+            docker_free, docker_mount = _df_available(rec.text), _df_mount(rec.text)
 
     config = file("/etc/containerd/config.toml")
     daemon_json = None
@@ -190,6 +202,17 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     docker_units = {DOCKER_UNIT: text} if (text := file(DOCKER_UNIT)) is not None else {}
     docker_units |= {p: t for p in _dropins(r, DOCKER_DROPIN_DIR) if (t := file(p)) is not None}
     containerd_dropins = {p: t for p in _dropins(r, CONTAINERD_DROPIN_DIR) if (t := file(p)) is not None}
+    service_units = {p: t for p in SERVICE_UNITS if (t := file(p)) is not None}
+    service_units |= {p: t for p, t in docker_units.items() if p != DOCKER_UNIT}
+    containerd_limits: dict[str, str] = {}
+    containerd_parent = None
+    if (rec := r.get("containerd-limits")) is not None and rec.ok:
+        containerd_limits = proc_limits(rec.text)
+        parents = [
+            line[len("parent ") :].strip() for line in rec.text.splitlines() if line.startswith("parent ")
+        ]
+        containerd_parent = parents[-1] if parents and parents[-1] else None
+    cni_conf_dirs, cni_configs, cni_bin_dirs = _cni(r, unreadable)
 
     return NodeFacts(
         node=node,
@@ -203,8 +226,14 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         containerd_config_version=_config_version(config),
         containerd_running=services.get("containerd", False),
         containerd_root_free_bytes=free,
+        containerd_root_mount=mount,
+        docker_root=docker_root,
+        docker_root_mount=docker_mount,
+        docker_root_free_bytes=docker_free,
+        roots_share_filesystem=_one_device(r),
         containerd_images=containerd_images,
         cri_enabled=cri_enabled,
+        snapshotters=snapshotters,
         crictl_version=crictl_version,
         daemon_json=daemon_json,
         docker_certs=_certs(r),
@@ -217,13 +246,49 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         cri_dockerd_unit=cri_dockerd_unit,
         docker_proxy_env=proxy_environment(docker_units),
         containerd_dropins=containerd_dropins,
+        service_units=service_units,
+        containerd_limits=containerd_limits,
+        containerd_parent=containerd_parent,
+        containerd_default_spec=_default_spec(r),
         services=services,
         unreadable=unreadable,
         outside_containers=outside,
         outside_containers_more=outside_more,
         distribution=distribution,
         distribution_evidence=evidence,
+        cni_conf_dirs=cni_conf_dirs,
+        cni_configs=cni_configs,
+        cni_bin_dirs=cni_bin_dirs,
     )
+
+
+def _cni(
+    r: Mapping[str, Record], unreadable: dict[str, str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, tuple[str, ...]]]:
+    """The CNI directories the probe listed (`cni-conf:DIR`, `cni-bin:DIR`: the names in them; a
+    missing directory lists none) and the config files it read (`cnifile:PATH`)."""
+    conf_dirs: dict[str, tuple[str, ...]] = {}
+    bin_dirs: dict[str, tuple[str, ...]] = {}
+    configs: dict[str, str] = {}
+    for key, rec in r.items():
+        kind, _, path = key.partition(":")
+        if kind not in ("cni-conf", "cni-bin", "cnifile") or not path.startswith("/"):
+            continue
+        if kind == "cnifile":
+            if rec.ok:
+                configs[path] = rec.text
+            continue
+        if not rec.ok and rec.status != "missing":
+            unreadable[f"CNI directory {path}"] = rec.why()
+            continue
+        names = tuple(sorted({n for n in rec.text.splitlines() if n and "/" not in n})) if rec.ok else ()
+        (conf_dirs if kind == "cni-conf" else bin_dirs)[path] = names
+    return conf_dirs, configs, bin_dirs
+
+
+def _default_spec(r: Mapping[str, Record]) -> str | None:
+    rec = r.get("ctr-oci-spec")
+    return rec.text if rec is not None and rec.ok and rec.text.strip().startswith("{") else None
 
 
 def _dropins(r: Mapping[str, Record], directory: str) -> list[str]:
@@ -247,12 +312,38 @@ def _os_release(text: str) -> str | None:
     return values.get("PRETTY_NAME") or values.get("NAME")
 
 
+def _snapshotters(plugins: str) -> dict[str, str]:
+    return {
+        cols[1]: cols[-1]
+        for line in plugins.splitlines()
+        if len(cols := line.split()) >= 4 and cols[0] == "io.containerd.snapshotter.v1"
+    }
+
+
 def _cri_ok(plugins: str) -> bool:
     for line in plugins.splitlines():
         cols = line.split()
         if len(cols) >= 4 and cols[0] == "io.containerd.grpc.v1" and cols[1] == "cri":
             return cols[-1] == "ok"
     return False
+
+
+def _one_device(r: Mapping[str, Record]) -> bool | None:
+    """`stat -c '%d %n' ROOT DOCKER_ROOT`: both on one device, or None when not read."""
+    rec = r.get("devices")
+    if rec is None or not rec.ok:
+        return None
+    devices = [line.split(" ", 1)[0] for line in rec.text.splitlines() if line.strip()]
+    return len(devices) == 2 and devices[0] == devices[1] if len(devices) == 2 else None
+
+
+def _df_mount(text: str) -> str | None:
+    """df -P's "Mounted on" (the last column, which may hold spaces: everything after the fifth)."""
+    lines = text.strip().splitlines()
+    if len(lines) < 2:
+        return None
+    cols = lines[-1].split(None, 5)
+    return cols[5] if len(cols) == 6 and cols[5].startswith("/") else None
 
 
 def _df_available(text: str) -> int | None:

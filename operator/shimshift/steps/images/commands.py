@@ -53,6 +53,8 @@ class TransferConfig:
     containerd_root: str = CONTAINERD_ROOT
     state_dir: str = f"{NODE_STATE_DIR}/images"
     import_local: bool = False  # containerd 2.x: `ctr images import --local`
+    #: the CRI plugin's snapshotter when it is not containerd's default (Docker's zfs or btrfs)
+    snapshotter: str | None = None
 
     def timeout_for(self, size: int) -> float:
         return self.base_timeout + size / self.min_rate
@@ -212,6 +214,8 @@ def transfer_batch(
 ) -> int:
     batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
     flags = ["--local"] if config.import_local else []
+    if config.snapshotter:
+        flags += ["--snapshotter", config.snapshotter]
     argv = script_argv("image-transfer", *flags, "--", *batch.save_refs)
     result = runner.run(argv, timeout=config.timeout_for(size))
     shown = ["image-transfer.sh", *batch.save_refs]
@@ -221,7 +225,8 @@ def transfer_batch(
 
 
 def pull_image(runner: Runner, move: ImageMove, config: TransferConfig) -> CommandOutput:
-    argv = [*CTR, "images", "pull", "--hosts-dir", config.hosts_dir, move.pull_ref]
+    snapshotter = ["--snapshotter", config.snapshotter] if config.snapshotter else []
+    argv = [*CTR, "images", "pull", "--hosts-dir", config.hosts_dir, *snapshotter, move.pull_ref]
     return runner.run(argv, timeout=config.timeout_for(move.size))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from shimshift.model.dockerera import carried_snapshotter
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
@@ -253,6 +254,9 @@ def run_images_step(
     """
     if facts.containerd_major is not None and facts.containerd_major >= 2:
         config = replace(config, import_local=True)  # containerd#9039: the transfer API names nothing
+    snapshotter = carried_snapshotter(facts.daemon_json, facts.snapshotters)
+    if snapshotter is not None:  # the CRI plugin's (rendering): the images are unpacked where it looks
+        config = replace(config, snapshotter=snapshotter)
     before = read_refs_before(runner, config) if facts.containerd_images else None
     if before is not None:
         # A resumed step (the operator restarted before recording its end): images an earlier run

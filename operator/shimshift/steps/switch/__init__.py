@@ -67,7 +67,8 @@ def kubelet_files(spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) 
     annotation = node.annotations.get(keys.CRI_SOCKET_ANNOTATION)
     if annotation is not None and spec.kubelet.update_cri_socket_annotation:
         notes.append(
-            f"Node annotation {keys.CRI_SOCKET_ANNOTATION}: {annotation} -> {spec.kubelet.runtime_endpoint}"
+            f"Node annotation {keys.CRI_SOCKET_ANNOTATION}: {annotation} -> {spec.kubelet.runtime_endpoint} "
+            "at the finish step, so kubeadm upgrade uses containerd (a rollback sets the old value again)"
         )
     changes = tuple(
         FileChange(e.path, _no_userinfo(e.before), _no_userinfo(e.after)) for e in switch.edits
