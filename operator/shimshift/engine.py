@@ -26,10 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shimshift.model import keys
 from shimshift.model.cordoned import with_cordon_times
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.gates import GateReading, GateState
+from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Mode, NotificationEvent
 from shimshift.model.status import (
@@ -64,6 +66,7 @@ from shimshift.planning.rollout import (
     may_start,
     with_condition,
 )
+from shimshift.planning.undo import refused_condition, window_condition
 from shimshift.ports import (
     ClusterPort,
     EngineConfig,
@@ -379,6 +382,7 @@ class Engine:
             blocked=blocked,
             gates=readings,
             generation=migration.generation,
+            name=migration.name,
         )
         settled = replace(
             status,
@@ -405,11 +409,34 @@ class Engine:
                 settled = replace(settled, conditions=with_condition(settled.conditions, condition))
             for warning, reason, message in gate_events(status.conditions, updated):
                 self.cluster.event(migration, None, warning, reason, message[:1000])
+        if spec.mode == Mode.MIGRATE:
+            settled = self._window(migration, status, settled, decision, now)
         if passed:
             settled = replace(
                 settled, conditions=clear_reconcile_error(settled.conditions, now, migration.generation)
             )
         return settled, decision
+
+    def _window(
+        self,
+        migration: NodeMigration,
+        before: MigrationStatus,
+        settled: MigrationStatus,
+        decision: Decision,
+        now: dt.datetime,
+    ) -> MigrationStatus:
+        """`settled` with the RollbackWindow and UndoRefused conditions; a Warning Event each time the
+        refusals change (not every pass)."""
+        generation = migration.generation
+        window = window_condition(
+            migration.spec, migration.name, decision.nodes, before.conditions, now, generation
+        )
+        refused = refused_condition(decision.refused, before.conditions, now, generation)
+        old = next((c for c in before.conditions if c.type == ConditionType.UNDO_REFUSED), None)
+        if refused.status == "True" and (old is None or old.message != refused.message):
+            self.cluster.event(migration, None, True, EventReason.UNDO_REFUSED, refused.message[:1000])
+        conditions = with_condition(with_condition(settled.conditions, window), refused)
+        return replace(settled, conditions=conditions)
 
     def _reconcile(self, migration: NodeMigration, stopping: bool, preempt: threading.Event) -> Result:
         fresh = self.cluster.read_migration(migration.name)
@@ -500,7 +527,7 @@ class Engine:
         the status; an Event for each (and the Started notification when these are the first)."""
         first = starts_rollout(tracker.status.nodes, decision.start)
         tracker.status = status
-        for name in decision.start:
+        for name in (*decision.start, *decision.undo, *decision.commit):
             started = status.node(name)
             assert started is not None
             tracker.put(started)
@@ -523,6 +550,17 @@ class Engine:
                     phase=status.phase,
                     nodes=status.nodes,
                 ),
+            )
+
+        for name in decision.undo:
+            record = status.node(name)
+            how = record.undo_request if record is not None else ""
+            self.cluster.event(
+                tracker.migration,
+                name,
+                False,
+                EventReason.NODE_UNDO_STARTED,
+                f"rollback of node {name} to Docker on request ({how}) started: cordon, drain, undo",
             )
 
     def _phase_notified(
@@ -755,6 +793,39 @@ class Engine:
 
     def _announce(self, migration: NodeMigration, record: NodeRecord, phase: NodePhase) -> None:
         name = record.name
+        if phase == NodePhase.SUCCEEDED and record.step == StepId.COMMIT:
+            if record.step_state == StepState.DONE:
+                self.observer.committed()
+                self.cluster.event(
+                    migration,
+                    name,
+                    False,
+                    EventReason.NODE_COMMITTED,
+                    f"node {name} committed: Docker per spec.docker ({migration.spec.docker}), backups "
+                    "removed; it can no longer be rolled back",
+                )
+            return  # a failed commit: its StepFailed Event says why
+        if phase == NodePhase.SUCCEEDED and record.undo_failed:
+            why = record.last_error.message if record.last_error else "its undo step failed"
+            self.cluster.event(
+                migration,
+                name,
+                True,
+                EventReason.NODE_UNDO_FAILED,
+                f"node {name} was not rolled back (it still runs containerd, uncordoned): {why}; "
+                f"set the {keys.UNDO_ANNOTATION} annotation again to retry",
+            )
+            return
+        if phase == NodePhase.ROLLED_BACK and record.undone_on_request:
+            self.observer.undone()
+            self.cluster.event(
+                migration,
+                name,
+                False,
+                EventReason.NODE_UNDONE,
+                f"node {name} rolled back to Docker on request ({record.undo_request})",
+            )
+            return
         if phase == NodePhase.SUCCEEDED:
             self.cluster.event(
                 migration, name, False, EventReason.NODE_MIGRATED, f"node {name} runs containerd"

@@ -49,6 +49,12 @@ class Metrics:
         )
         self.image_bytes = Counter("shimshift_image_bytes_migrated", "Bytes of images migrated", registry=r)
         self.rollbacks = Counter("shimshift_rollbacks", "Nodes rolled back to Docker", registry=r)
+        self.undos = Counter(
+            "shimshift_undos", "Succeeded nodes rolled back to Docker on request", registry=r
+        )
+        self.commits = Counter(
+            "shimshift_commits", "Succeeded nodes whose rollback window was committed", registry=r
+        )
         self.unschedulable = Histogram(
             "shimshift_node_unschedulable_seconds",
             "Time a node shimshift cordoned stayed cordoned, observed when it is uncordoned",
@@ -93,6 +99,12 @@ class Metrics:
 
     def rolled_back(self) -> None:
         self.rollbacks.inc()
+
+    def undone(self) -> None:
+        self.undos.inc()
+
+    def committed(self) -> None:
+        self.commits.inc()
 
     def node_uncordoned(self, migration: str, seconds: float) -> None:
         self.unschedulable.labels(migration=migration).observe(seconds)

@@ -76,6 +76,14 @@ class Observer(StepObserver, Protocol):
 
     def step_finished(self, step: StepId, seconds: float, ok: bool) -> None: ...
     def rolled_back(self) -> None: ...
+    def undone(self) -> None:
+        """A Succeeded node was rolled back to Docker on request."""
+        ...
+
+    def committed(self) -> None:
+        """A Succeeded node's rollback window was committed."""
+        ...
+
     def node_uncordoned(self, migration: str, seconds: float) -> None:
         """A node `migration` cordoned was uncordoned `seconds` after its cordon (once per node)."""
         ...
@@ -97,6 +105,12 @@ class NullObserver:
         pass
 
     def rolled_back(self) -> None:
+        pass
+
+    def undone(self) -> None:
+        pass
+
+    def committed(self) -> None:
         pass
 
     def node_uncordoned(self, migration: str, seconds: float) -> None:

@@ -164,15 +164,23 @@ class SimNodes:
             raise NodeError(node, "containerd CRI plugin is not ok after the new config (injected fault)")
 
     def finish(self, node: str, facts: NodeFacts) -> None:
+        # the real finish changes nothing on the node (Docker waits for the commit); counted all the
+        # same, so the crash tests see that the call completed once
         self._change(node, "finish")
+
+    def commit(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "commit")
 
     def undo(self, node: str, facts: NodeFacts | None) -> None:
         with self.lock:
             state = read_state(self.dir, node)
-            undone = [op for op in state["done"] if op not in ("configure", "images", "switch")]
-            if undone != state["done"]:  # an undo of what is already undone changes nothing
-                state["done"] = undone
+            undone = [op for op in state["done"] if op in ("configure", "images", "switch")]
+            if undone:  # an undo of what is already undone changes nothing
+                state["done"] = [op for op in state["done"] if op not in undone]
                 state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
+                steps = state.setdefault("undone", {})  # each step's own undo, as really made
+                for op in undone:
+                    steps[op] = steps.get(op, 0) + 1
             state["undo-calls"] = state.get("undo-calls", 0) + 1
             self._write(node, state)
         self._runtime(node, DOCKER)

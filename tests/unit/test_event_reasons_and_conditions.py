@@ -103,6 +103,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "DrainBlocked",
         "GateClosed",
         "GateError",
+        "RollbackWindow",
+        "UndoRefused",
     ]
     assert {str(r) for r in EventReason} == {
         *(str(p) for p in Phase),
@@ -110,6 +112,11 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "NodeMigrated",
         "NodeRolledBack",
         "NodeFailed",
+        "NodeUndoStarted",
+        "NodeUndone",
+        "NodeUndoFailed",
+        "UndoRefused",
+        "NodeCommitted",
         "StepFailed",
         "HostKeyMismatch",
         "HostKeyRevoked",
@@ -145,4 +152,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "NotBlocked",
         "InternalError",
         "InvalidSpec",
+        "NotCommitted",
+        "Committed",
+        "UndoNotPossible",
+        "NoRefusedUndo",
     }

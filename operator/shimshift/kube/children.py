@@ -37,6 +37,7 @@ RECORD_FIELDS = (
     "images",
     "daemonSets",
     "steps",
+    "undoRequest",
 )
 LAST_ERROR_FIELDS = ("step", "message", "command", "exitCode", "stderrTail")
 

@@ -221,6 +221,12 @@ class KubeCluster:
             nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
         nodes.label_node_migrated(self.kube, node)
 
+    def unmark_migrated(self, node: str) -> None:
+        nodes.unlabel_node_migrated(self.kube, node)
+
+    def clear_undo_request(self, node: str, value: str) -> None:
+        nodes.clear_undo_request(self.kube, node, value)
+
     def restore_cri_socket(self, node: str) -> None:
         if nodes.restore_cri_socket_annotation(self.kube, node):
             log.info(

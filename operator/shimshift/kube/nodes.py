@@ -123,6 +123,31 @@ def label_node_migrated(kube: Kube, name: str) -> None:
     )
 
 
+def unlabel_node_migrated(kube: Kube, name: str) -> None:
+    """Remove the completion label: the node was rolled back to Docker on request."""
+    kube.request(
+        "PATCH",
+        node_path(name),
+        body={"metadata": {"labels": {keys.RUNTIME_LABEL: None}}},
+        content_type=MERGE_PATCH,
+    )
+
+
+def clear_undo_request(kube: Kube, name: str, value: str) -> bool:
+    """`_clear_undo_request_once`, retrying lost races."""
+    return retry_on_conflict(lambda: _clear_undo_request_once(kube, name, value))
+
+
+def _clear_undo_request_once(kube: Kube, name: str, value: str) -> bool:
+    """Remove the node's undo annotation if it still holds `value` (the request shimshift acted on);
+    True if removed. A value someone set since is a new request and stays."""
+    node = get_node(kube, name)
+    if annotations_of(node).get(keys.UNDO_ANNOTATION) != value:
+        return False
+    _patch(kube, name, node, {"metadata": {"annotations": {keys.UNDO_ANNOTATION: None}}})
+    return True
+
+
 def update_cri_socket_annotation(kube: Kube, name: str, endpoint: str) -> bool:
     """`_update_cri_socket_once`, retrying lost races."""
     return retry_on_conflict(lambda: _update_cri_socket_once(kube, name, endpoint))

@@ -61,6 +61,12 @@ HOST_KEY_ANNOTATION: Final = "shimshift.io/ssh-host-key"
 RUNTIME_LABEL: Final = "shimshift.io/runtime"
 RUNTIME_LABEL_VALUE: Final = "containerd"
 
+#: On a Node (any value): a request to roll the node back to Docker after its migration Succeeded, acted
+#: on by the NodeMigration that migrated it while its rollback window is open (no `spec.commit` yet),
+#: and removed by shimshift once handled (only when the value is still the one it acted on). Refused,
+#: with the reason in the UndoRefused condition, for a node not Succeeded or already committed.
+UNDO_ANNOTATION: Final = "shimshift.io/undo"
+
 #: On a Node, as a label or an annotation (any value): an admin's hold. A NodeMigration does not start
 #: the node (it is Skipped, with the value as the reason when there is one); a node already in flight
 #: finishes. Remove it and the node joins the rollout again.
@@ -115,6 +121,10 @@ class StepId(StrEnum):
     VERIFY = "verify"
     FINISH = "finish"
     ROLLBACK = "rollback"
+    #: after success, on request: cordon and drain again, then `rollback` puts Docker back
+    UNDO = "undo"
+    #: after success, once `spec.commit`: Docker per `spec.docker`, the backups removed (no undo)
+    COMMIT = "commit"
     DONE = "done"
 
 

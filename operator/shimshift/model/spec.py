@@ -69,7 +69,8 @@ class HostKeyPolicy(StrEnum):
 
 
 class DockerPolicy(StrEnum):
-    """What happens to Docker on a node after it verified; shimshift never removes Docker Engine."""
+    """What happens to Docker on a node once its rollback window is committed (`spec.commit`);
+    shimshift never removes Docker Engine."""
 
     KEEP = "Keep"
     STOP = "Stop"
@@ -352,6 +353,10 @@ class NodeMigrationSpec:
     rollback: RollbackPolicy
     docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
     notifications: NotificationSettings | None = None
+    #: nodes whose Succeeded migration is to be rolled back to Docker (the rollback window must be open)
+    undo: tuple[str, ...] = ()
+    #: true ends the rollback window: Docker per `docker` and the backups removed on Succeeded nodes
+    commit: bool = False
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -418,6 +423,8 @@ class NodeMigrationSpec:
             rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
             docker_outside_containers=OutsideContainersPolicy(spec.get("dockerOutsideContainers", "Block")),
             notifications=_notifications(spec["notifications"]) if "notifications" in spec else None,
+            undo=tuple(spec.get("undo") or ()),
+            commit=bool(spec.get("commit", False)),
         )
 
 

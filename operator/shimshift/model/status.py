@@ -41,6 +41,12 @@ class ConditionType(StrEnum):
     #: True while a gate cannot be read (Prometheus unreachable, a bad query, an object missing or
     #: forbidden): neither yes nor no, retried with backoff; False once every gate could be read
     GATE_ERROR = "GateError"
+    #: True while Succeeded nodes can still be rolled back on request (no `spec.commit` yet); the
+    #: message says how many and what a commit will do; False once every one is committed
+    ROLLBACK_WINDOW = "RollbackWindow"
+    #: True while a request to undo a node (annotation shimshift.io/undo or spec.undo) is refused;
+    #: the message names the node(s) and what to do
+    UNDO_REFUSED = "UndoRefused"
 
 
 class ConditionReason(StrEnum):
@@ -68,6 +74,10 @@ class ConditionReason(StrEnum):
     NOT_BLOCKED = "NotBlocked"  # DrainBlocked False: no drain waits on a budget
     INTERNAL_ERROR = "InternalError"
     INVALID_SPEC = "InvalidSpec"
+    WINDOW_OPEN = "NotCommitted"  # RollbackWindow True: spec.commit is not set
+    COMMITTED = "Committed"  # RollbackWindow False: spec.commit is set (or nothing succeeded yet)
+    UNDO_NOT_POSSIBLE = "UndoNotPossible"  # UndoRefused True
+    NO_REFUSED_UNDO = "NoRefusedUndo"  # UndoRefused False
 
 
 class EventReason(StrEnum):
@@ -86,6 +96,11 @@ class EventReason(StrEnum):
     NODE_MIGRATED = "NodeMigrated"
     NODE_ROLLED_BACK = "NodeRolledBack"
     NODE_FAILED = "NodeFailed"
+    NODE_UNDO_STARTED = "NodeUndoStarted"  # a Succeeded node's rollback on request began
+    NODE_UNDONE = "NodeUndone"  # ... and it runs Docker again (phase RolledBack, undoRequest set)
+    NODE_UNDO_FAILED = "NodeUndoFailed"  # ... its cordon or drain failed: it still runs containerd
+    UNDO_REFUSED = "UndoRefused"  # a request to undo a node cannot be honoured (the message says why)
+    NODE_COMMITTED = "NodeCommitted"  # Docker per spec.docker and the backups removed on the node
     STEP_FAILED = "StepFailed"  # a step failed for good (a transient error retries without an Event)
     HOST_KEY_MISMATCH = "HostKeyMismatch"  # the step failed because the node's SSH host key changed
     HOST_KEY_REVOKED = "HostKeyRevoked"  # ... or is revoked in known_hosts
@@ -194,6 +209,11 @@ class ImageCounts:
     bytes: int = 0
 
 
+#: How a record names the request it was undone on: `spec.undo`, or the annotation's value after this.
+UNDO_BY_SPEC = "spec.undo"
+UNDO_BY_ANNOTATION = "annotation="
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     """Everything shimshift knows durably about one node of one migration."""
@@ -220,6 +240,32 @@ class NodeRecord:
     cordoned_at: str = ""
     uncordoned_at: str = ""
     cordoned_seconds: int | None = None
+    #: Set when a Succeeded node is rolled back on request: `spec.undo`, or `annotation=<value>` (the
+    #: value of the node's shimshift.io/undo annotation that was acted on, removed only while it still
+    #: holds that value). A RolledBack node with it was undone on request, not by a failure.
+    undo_request: str = ""
+
+    @property
+    def committed(self) -> bool:
+        """The rollback window of this node is closed: its commit step is done (or ran at all)."""
+        return any(s.id == StepId.COMMIT for s in self.steps)
+
+    @property
+    def undo_annotation(self) -> str | None:
+        """The value of the shimshift.io/undo annotation this record was undone on (None: not one)."""
+        if self.undo_request.startswith(UNDO_BY_ANNOTATION):
+            return self.undo_request[len(UNDO_BY_ANNOTATION) :]
+        return None
+
+    @property
+    def undone_on_request(self) -> bool:
+        """Rolled back to Docker on request (not by a failure)."""
+        return bool(self.undo_request) and self.phase == NodePhase.ROLLED_BACK
+
+    @property
+    def undo_failed(self) -> bool:
+        """A rollback on request stopped at its cordon or drain: the node still runs containerd."""
+        return any(s.id == StepId.UNDO and s.state == StepState.FAILED for s in self.steps)
 
     @classmethod
     def from_storage(cls, raw: Mapping[str, Any]) -> NodeRecord:
@@ -248,6 +294,7 @@ class NodeRecord:
             cordoned_at=raw.get("cordonedAt", ""),
             uncordoned_at=raw.get("uncordonedAt", ""),
             cordoned_seconds=None if raw.get("cordonedSeconds") is None else int(raw["cordonedSeconds"]),
+            undo_request=raw.get("undoRequest", ""),
         )
 
     def for_storage(self) -> dict[str, Any]:
@@ -264,6 +311,7 @@ class NodeRecord:
             ("hostKeyFingerprint", self.host_key_fingerprint),
             ("cordonedAt", self.cordoned_at),
             ("uncordonedAt", self.uncordoned_at),
+            ("undoRequest", self.undo_request),
         ):
             if value:
                 out[key] = value
@@ -381,7 +429,11 @@ class MigrationStatus:
         (at most maxUnavailable), and the first `FAILED_LISTED` failed nodes and held nodes, the rest
         counted."""
         flying = [n.name for n in self.nodes if n.phase in (NodePhase.IN_PROGRESS, NodePhase.ROLLING_BACK)]
-        failed = [n for n in self.nodes if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK)]
+        failed = [
+            n
+            for n in self.nodes
+            if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK) and not n.undone_on_request
+        ]
         held = [
             n for n in self.nodes if n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
         ]

@@ -47,6 +47,7 @@ from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
 from shimshift.planning.runtimeclasses import runtime_class_findings
 from shimshift.planning.selection import NodeSkipReason, select_nodes
 from shimshift.planning.settings import setting_findings
+from shimshift.planning.undo import plan_note
 from shimshift.planning.waves import Wave, plan_waves
 from shimshift.rendering import RegistryMaterial
 from shimshift.steps.configure import SharedRenders
@@ -363,6 +364,7 @@ def build_plan(
         pdbs=tuple(pdb_states[k] for k in relevant),
         docker_dependencies=deps,
         docker_socket_note=socket_note(spec.docker),
+        rollback_window=plan_note(spec, name or "<name>", [n.name for n in plans]),
         blockers=blockers,
         warnings=warnings,
         notes=notes,

@@ -210,8 +210,8 @@ def find_docker_dependencies(
 
 def socket_note(policy: DockerPolicy) -> str:
     """What happens to Docker and /var/run/docker.sock under `spec.docker`, for the report: what the
-    switch step does under every policy (`switch.sh` stops docker and cri-docker) and what the finish
-    step adds under Stop (`docker_disable.sh`)."""
+    switch step does under every policy (`switch.sh` stops docker and cri-docker) and what the commit
+    step adds under Stop once the rollback window is committed (`docker_disable.sh`)."""
     switch = (
         "The switch stops Docker under every spec.docker policy (the docker and cri-docker services, "
         "after Docker's Kubernetes containers)"
@@ -223,8 +223,8 @@ def socket_note(policy: DockerPolicy) -> str:
             "is enabled, when something connects to /var/run/docker.sock) and then runs none of the pods"
         )
     return (
-        f"{switch}. Once the node verified, the finish step (spec.docker {policy.value}) also disables "
-        "docker, docker.socket and cri-docker so they stay stopped at boot, and deletes "
-        "/var/run/docker.sock: a pod mounting it fails to start (hostPath type Socket) or gets an empty "
-        "directory; /var/lib/docker stays, so a rollback still works"
+        f"{switch}. Once the rollback window is committed (spec.commit), the commit step (spec.docker "
+        f"{policy.value}) also disables docker, docker.socket and cri-docker so they stay stopped at boot, "
+        "and deletes /var/run/docker.sock: a pod mounting it fails to start (hostPath type Socket) or gets "
+        "an empty directory; /var/lib/docker stays"
     )

@@ -132,6 +132,8 @@ class PlanReport:
     pdbs: tuple[PdbState, ...]  # PDBs selecting pods on the planned nodes
     docker_dependencies: tuple[DockerDependency, ...]
     docker_socket_note: str
+    #: what stays on the nodes until `spec.commit` (rollback on request) and what the commit does
+    rollback_window: str
     blockers: tuple[Finding, ...]
     warnings: tuple[Finding, ...]
     notes: tuple[Finding, ...]

@@ -345,6 +345,7 @@ def render_markdown(report: PlanReport) -> str:
         )
     else:
         out.append("None found in the pods on the planned nodes.")
+    out += ["", "## Rollback window", "", cell(report.rollback_window) + "."]
     out += ["", "## PodDisruptionBudgets", ""]
     if report.pdbs:
         out += table(

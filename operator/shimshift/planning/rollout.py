@@ -47,6 +47,7 @@ from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.healthgates import gate_hold, timed_out
 from shimshift.planning.selection import select_nodes
+from shimshift.planning.undo import UndoWindow, begin, limited, plan_window
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
 
@@ -66,6 +67,11 @@ class Decision:
     reason: ConditionReason  # of the Progressing/Paused/Complete condition that is True
     message: str
     wait_seconds: float | None = None  # when nothing can start before then (pauseBetweenNodes)
+    #: Succeeded nodes whose undo (rollback on request) or commit begins now (already in `nodes`)
+    undo: tuple[str, ...] = ()
+    commit: tuple[str, ...] = ()
+    #: requests to undo a node that are refused, one message per node (`planning.undo`)
+    refused: tuple[str, ...] = ()
 
 
 def reconcile_selection(
@@ -126,16 +132,27 @@ def decide(
     blocked: Mapping[str, Sequence[str]] | None = None,
     gates: Sequence[GateReading] | None = None,
     generation: int | None = None,
+    name: str = "",
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
     match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `gates`:
     this pass's reading of `spec.rollout.gates` (None: not read, as when `may_start` says no).
-    `generation`: the object's, so a gate timeout pauses only the generation it happened in."""
+    `generation`: the object's, so a gate timeout pauses only the generation it happened in. `name`
+    is the NodeMigration's (messages and the backup path name it)."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
+    asked = UndoWindow({}, (), ())
+    if spec.mode == Mode.MIGRATE and not stopping:
+        asked = plan_window(spec, name, records, nodes)
+        busy = sum(1 for r in records if r.phase in IN_FLIGHT and r.step != StepId.COMMIT)
+        chosen = sum(1 for r in records if r.phase != NodePhase.SKIPPED)
+        asked = limited(asked, wave_size(spec.rollout, chosen) - busy)
+        records = begin(records, asked, now)
     control = {n.name for n in nodes if n.control_plane}
     in_flight = [r for r in records if r.phase in IN_FLIGHT]
-    failures = [r for r in records if r.phase in FAILED]
+    # a node rolled back on request did not fail
+    failures = [r for r in records if r.phase in FAILED and not r.undone_on_request]
+    undone = [r.name for r in records if r.phase == NodePhase.ROLLED_BACK and r.undone_on_request]
     pending = [r for r in records if r.phase == NodePhase.PENDING]
 
     def result(
@@ -152,7 +169,17 @@ def decide(
             else r
             for r in records
         )
-        return Decision(updated, tuple(start), phase, reason, message, wait)
+        return Decision(
+            updated,
+            tuple(start),
+            phase,
+            reason,
+            message,
+            wait,
+            undo=tuple(asked.undo),
+            commit=asked.commit,
+            refused=asked.refused,
+        )
 
     if spec.mode == Mode.PLAN:
         return result(Phase.PLANNED, ConditionReason.PLAN_MODE, "mode is Plan: nothing is changed")
@@ -190,14 +217,20 @@ def decide(
                 f"every selected node runs containerd but {len(held)} held by {keys.HOLD_KEY} "
                 f"({name_some(held, NAMED_IN_MESSAGES)}); remove the hold and they are migrated",
             )
+        if undone:
+            return result(
+                Phase.SUCCEEDED,
+                ConditionReason.MIGRATED,
+                f"every selected node runs containerd but {len(undone)} rolled back to Docker on request "
+                f"({name_some(undone, NAMED_IN_MESSAGES)})",
+            )
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected node runs containerd")
     if spec.rollout.paused:
         return result(
             Phase.PAUSED, ConditionReason.PAUSED_BY_SPEC, "spec.rollout.paused is true: no new node starts"
         )
     if in_flight:
-        names = name_some((r.name for r in in_flight), NAMED_IN_MESSAGES)
-        return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, f"migrating {names}")
+        return result(Phase.PROGRESSING, ConditionReason.NODES_IN_FLIGHT, _in_flight_message(in_flight))
     if spec.rollout.gates.configured and timed_out(status.conditions, generation):
         paused = next(c for c in status.conditions if c.type == ConditionType.PAUSED)
         return result(Phase.PAUSED, ConditionReason.GATE_TIMEOUT, paused.message)
@@ -266,6 +299,23 @@ def decide(
         f"starting control-plane node {first}" + (f"; {why}" if why else ""),
         start=[first],
     )
+
+
+def _in_flight_message(in_flight: Sequence[NodeRecord]) -> str:
+    """`migrating a, b; rolling back c to Docker on request; committing d`."""
+    undoing = [r.name for r in in_flight if r.undo_request and r.phase == NodePhase.ROLLING_BACK]
+    committing = [r.name for r in in_flight if r.step == StepId.COMMIT]
+    migrating = [r.name for r in in_flight if r.name not in {*undoing, *committing}]
+    parts = [
+        f"{what} {name_some(names, NAMED_IN_MESSAGES)}{tail}"
+        for what, names, tail in (
+            ("migrating", migrating, ""),
+            ("rolling back", undoing, " to Docker on request"),
+            ("committing", committing, ""),
+        )
+        if names
+    ]
+    return "; ".join(parts)
 
 
 def _blocked_message(held_back: Sequence[str], blocked: Mapping[str, Sequence[str]]) -> str:

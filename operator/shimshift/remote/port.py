@@ -1,5 +1,5 @@
 """The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`, `finish`,
-`undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
+`commit`, `undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
 
 Each call runs the node half of one step from its home (`shimshift.steps.<step>`, by the step table's
 `NodeSteps`). Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a
@@ -170,11 +170,22 @@ class SshNodePort:
         self._run(node, StepId.VERIFY, facts)
 
     def finish(self, node: str, facts: NodeFacts) -> None:
-        self._run(node, StepId.FINISH, facts)
-        conn = self.connection(node)
-        log.info(
-            "node %s: finished with %d SSH round trips (%d connects)", node, conn.round_trips, conn.connects
-        )
+        """Nothing changes on the node (Docker and the backups stay until the commit); its connection
+        closes."""
+        with self._guard:
+            conn = self._conns.get(node)
+        if conn is not None:
+            log.info(
+                "node %s: finished with %d SSH round trips (%d connects)",
+                node,
+                conn.round_trips,
+                conn.connects,
+            )
+        self.drop(node)
+
+    def commit(self, node: str, facts: NodeFacts) -> None:
+        """End the node's rollback window (`steps.commit`): Docker per spec.docker, backups removed."""
+        self._run(node, StepId.COMMIT, facts)
         self.drop(node)
 
     def undo(self, node: str, facts: NodeFacts | None) -> None:

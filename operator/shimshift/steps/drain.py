@@ -15,9 +15,9 @@ from dataclasses import replace
 
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
-from shimshift.model.spec import DrainTimeoutAction
-from shimshift.model.status import EventReason, NodeRecord
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext, StepFailed
+from shimshift.model.status import NodeRecord
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext
+from shimshift.steps.drainpass import drain_once
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
@@ -27,40 +27,6 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # what must run here again after the switch, recorded with the drain's Done (one write)
     daemonsets = ctx.cluster.daemonsets_on(record.name)
     return replace(outcome, record=replace(outcome.record, daemonsets=daemonsets))
-
-
-def drain_once(ctx: StepContext, migration: NodeMigration, record: NodeRecord) -> Outcome:
-    drain, name = migration.spec.drain, record.name
-    elapsed = ctx.elapsed(record, StepId.DRAIN)
-    previous = next((s.message for s in record.steps if s.id == StepId.DRAIN), "")
-    escalate = False
-    if elapsed >= drain.timeout:
-        if drain.on_timeout != DrainTimeoutAction.DELETE_PODS:
-            raise StepFailed(
-                f"drain of node {name} timed out after {drain.timeout:.0f}s (spec.drain.timeout): "
-                f"{previous or 'pods did not leave'}"
-            )
-        escalate = True
-        ctx.cluster.event(
-            migration,
-            name,
-            True,
-            EventReason.DRAIN_ESCALATED,
-            f"node {name}: drain timed out; deleting remaining pods bypassing PodDisruptionBudgets "
-            "(spec.drain.onTimeout: DeletePods)",
-        )
-    wait = max(1.0, min(ctx.config.drain_pass_wait, drain.timeout - elapsed))
-    began = ctx.monotonic()
-    progress = ctx.cluster.drain_pass(name, drain, wait=wait, escalate=escalate)
-    ctx.observer.drain_waited(ctx.monotonic() - began, bool(progress.blocked))
-    if progress.refused:
-        raise StepFailed(progress.describe())
-    message = progress.describe()
-    if progress.done:
-        return Outcome(True, record, message, waits_on_budgets=())
-    if progress.blocked and message != previous:
-        ctx.cluster.event(migration, name, True, EventReason.EVICTION_BLOCKED, message)
-    return Outcome(False, record, message, waits_on_budgets=progress.budgets)
 
 
 STEP = Step(StepId.DRAIN, _run)

@@ -1,29 +1,17 @@
-"""The finish step: once the node verified, Docker per `spec.docker` on the node (playbook
-`playbooks/cleanup.yaml`: `docker: Stop` disables Docker and cri-dockerd and removes the stale
-docker.sock, script `docker_disable.sh`; its undo `docker_enable.sh`), then through the API the
-completion label (and the cri-socket annotation, if asked), uncordon (only a cordon shimshift made)
-and the lock released (with the autoscaler annotation, if shimshift set it).
+"""The finish step: once the node verified, through the API the completion label (and the cri-socket
+annotation, if asked), uncordon (only a cordon shimshift made) and the lock released (with the
+autoscaler annotation, if shimshift set it); the node port is told the node is done (its connection
+closes). Nothing changes on the node here: Docker stays installed and stopped and the backups stay,
+so the node can be rolled back on request (`steps.undo`) until `spec.commit` ends its rollback window
+(`steps.commit` applies `spec.docker` and removes the backups).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext, playbook_halves
-from shimshift.steps.nodeplan import NodeRunPlan
-
-PLAYBOOK = "cleanup"
-
-
-def _variables(plan: NodeRunPlan) -> dict[str, Any]:
-    plan.checked()
-    return {"docker_policy": plan.docker_policy.value, "state_dir": plan.state_dir}
-
-
-_run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
+from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
@@ -36,10 +24,4 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     return Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")
 
 
-STEP = Step(
-    StepId.FINISH,
-    _run,
-    node_run=_run_on_node,
-    node_undo=_undo_on_node,
-    scripts=("docker_disable", "docker_enable"),
-)
+STEP = Step(StepId.FINISH, _run)

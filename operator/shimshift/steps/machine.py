@@ -5,6 +5,10 @@ restart, a lost leader) and runs again, which is safe because every step checks 
 anything. A failure in the steps that change the node (backup..verify) leads to `rollback`, which
 undoes the node's changes in reverse, uncordons (only a cordon shimshift made) and releases the lock;
 a failure before them leads to the same `rollback` step, which then has nothing to undo on the node.
+
+After success, two more steps (begun by the fleet rules, `planning.undo`): `undo` (a rollback on
+request: lock, cordon and drain again, then the same `rollback`; if the undo itself fails the rollback
+only uncordons and the node stays Succeeded on containerd) and `commit` (the rollback window ends).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def needs_node_undo(record: NodeRecord) -> bool:
 
 
 def _after_rollback(record: NodeRecord) -> NodePhase:
+    if record.undo_failed:
+        return NodePhase.SUCCEEDED  # the undo stopped before the node changed: still on containerd
     return NodePhase.ROLLED_BACK if needs_node_undo(record) else NodePhase.FAILED
 
 
@@ -47,6 +53,14 @@ def next_step(record: NodeRecord, policy: RollbackPolicy, *, stopping: bool = Fa
     step, state = record.step, record.step_state
     if step is None:
         return Next(StepId.FACTS, NodePhase.IN_PROGRESS)
+    if step == StepId.UNDO:  # a Succeeded node rolled back on request: cordon and drain, then rollback
+        if state == StepState.STARTED:
+            return Next(StepId.UNDO, NodePhase.ROLLING_BACK)
+        return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)  # Failed: rollback only uncordons
+    if step == StepId.COMMIT:  # the rollback window of a Succeeded node ends
+        if state == StepState.STARTED:
+            return Next(StepId.COMMIT, NodePhase.IN_PROGRESS)
+        return Next(None, NodePhase.SUCCEEDED)  # Failed: lastError says why; it is not retried
     if step == StepId.ROLLBACK:
         if state == StepState.DONE:
             return Next(None, _after_rollback(record))

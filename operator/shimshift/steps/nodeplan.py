@@ -1,4 +1,4 @@
-"""The node half of the step machine: facts, backup, configure, images (hook), switch, verify, cleanup,
+"""The node half of the step machine: facts, backup, configure, images (hook), switch, verify, commit,
 and the undo of each, as playbook runs over one reused SSH connection.
 
 The engine calls `NodeSteps(conn).run(step, plan)` / `.undo(step, plan)` / `.rollback(plan)`. What

@@ -5,6 +5,10 @@ Ready on Docker again, kubeadm's cri-socket annotation set back if a failed fini
 then uncordon (only a cordon shimshift made) and the lock released (with the
 autoscaler annotation, if shimshift set it). A rollback before anything changed on the node only
 uncordons and unlocks.
+
+The same step ends a rollback on request (`steps.undo` cordoned and drained the Succeeded node): then
+the completion label goes too, and the node's shimshift.io/undo annotation is removed if it still
+holds the value acted on. After a failed undo it only uncordons and unlocks: nothing changed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name, owner, config = record.name, migration.name, ctx.config
-    if needs_node_undo(record):
+    if needs_node_undo(record) and not record.undo_failed:
         port.undo(name, ctx.cached_facts(migration, name))
         elapsed = ctx.elapsed(record, StepId.ROLLBACK)
         wait = max(1.0, min(config.wait_slice, config.rollback_wait - elapsed))
@@ -31,8 +35,22 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
                 return Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
             log.error("node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed)
     ctx.cluster.restore_cri_socket(name)  # a finish that failed after changing it
+    on_request = record.undo_request and not record.undo_failed
+    if on_request:  # back on Docker: not a completed node any more
+        ctx.cluster.unmark_migrated(name)
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
+    asked = record.undo_annotation
+    if asked is not None:  # the one-shot request is handled (done or failed): ours to remove
+        ctx.cluster.clear_undo_request(name, asked)
+    if record.undo_failed:
+        return Outcome(True, record, "undo stopped before the node changed: uncordoned, lock released")
+    if on_request:
+        return Outcome(
+            True,
+            record,
+            "rolled back to Docker on request: uncordoned (if shimshift cordoned it), lock released",
+        )
     return Outcome(True, record, "node changes undone, uncordoned (if shimshift cordoned it), lock released")
 
 

@@ -15,6 +15,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.steps import (
     backup,
+    commit,
     configure,
     cordon,
     drain,
@@ -24,6 +25,7 @@ from shimshift.steps import (
     lock,
     rollback,
     switch,
+    undo,
     verify,
 )
 from shimshift.steps.base import Step
@@ -45,12 +47,16 @@ STEPS: Mapping[StepId, Step] = {
         verify.STEP,
         finish.STEP,
         rollback.STEP,
+        undo.STEP,
+        commit.STEP,
     )
 }
 
 #: Steps whose node half has an undo, in the order a rollback runs them. The images step's undo
 #: (`steps.images.undo_images`) runs after these, with containerd back on its old configuration.
-ROLLBACK_ORDER = (StepId.FINISH, StepId.SWITCH, StepId.CONFIGURE)
+#: The commit's undo (Docker enabled again) does nothing on a node whose Docker was never disabled;
+#: it is there for a node an earlier version migrated, which disabled Docker in its finish step.
+ROLLBACK_ORDER = (StepId.COMMIT, StepId.SWITCH, StepId.CONFIGURE)
 
 
 class NodeSteps:

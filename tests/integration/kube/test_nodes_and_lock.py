@@ -12,10 +12,12 @@ import shimshift
 from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
 from shimshift.kube.nodes import (
+    clear_undo_request,
     cordon_node,
     label_node_migrated,
     restore_cri_socket_annotation,
     uncordon_node,
+    unlabel_node_migrated,
     update_cri_socket_annotation,
 )
 from shimshift.model import keys
@@ -125,6 +127,24 @@ def test_the_completion_label_and_cri_socket_annotation_are_set_only_where_they_
     assert n1["metadata"]["annotations"][keys.CRI_SOCKET_ANNOTATION] == endpoint
     assert keys.CRI_SOCKET_ANNOTATION not in (n2["metadata"].get("annotations") or {})
     assert n1["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
+
+
+def test_the_undo_request_is_removed_only_while_it_holds_the_value_acted_on(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(node("n1"))
+    label_node_migrated(kube, "n1")
+    kubeapi.patch("nodes", "n1", {"metadata": {"annotations": {keys.UNDO_ANNOTATION: "second"}}})
+
+    assert clear_undo_request(kube, "n1", "first") is False  # a request made since: it stays
+    assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.UNDO_ANNOTATION] == "second"
+    assert clear_undo_request(kube, "n1", "second") is True
+    assert clear_undo_request(kube, "n1", "second") is False
+    unlabel_node_migrated(kube, "n1")
+
+    after = _node(kubeapi, "n1")
+    assert keys.UNDO_ANNOTATION not in (after["metadata"].get("annotations") or {})
+    assert keys.RUNTIME_LABEL not in after["metadata"]["labels"]
 
 
 def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_dropped_by_the_label(

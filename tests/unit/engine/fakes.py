@@ -269,6 +269,15 @@ class FakeCluster:
         if before is not None:
             n.annotations[keys.CRI_SOCKET_ANNOTATION] = before
 
+    def unmark_migrated(self, node: str) -> None:
+        self.nodes[node].labels.pop(keys.RUNTIME_LABEL, None)
+
+    def clear_undo_request(self, node: str, value: str) -> None:
+        annotations = self.nodes[node].annotations
+        if annotations.get(keys.UNDO_ANNOTATION) == value:
+            del annotations[keys.UNDO_ANNOTATION]
+            self.changes[f"{node}:undo-request-cleared"] += 1
+
     def _durable_write(self) -> None:
         self.writes += 1
         if self.crash_on_write is not None and self.writes == self.crash_on_write:
@@ -387,9 +396,19 @@ class FakeNodes:
     def finish(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "finish")
 
+    def commit(self, node: str, facts: NodeFacts) -> None:
+        self._change(node, "commit")
+
     def undo(self, node: str, facts: NodeFacts | None) -> None:
-        self.state.get(node, set()).difference_update({"configure", "images", "switch"})
+        done = self.state.get(node, set())
+        for op in sorted(done & {"configure", "images", "switch"}):  # one real undo per step
+            self.changes[f"{node}:undo-{op}"] += 1
+        done.difference_update({"configure", "images", "switch"})
         self.changes[f"{node}:undo"] += 1
+        if self.crash_after == f"{node}:undo":
+            self.crash_after = None
+            self.cluster.nodes[node].runtime = "docker://20.10.24"
+            raise Crash(f"{node}:undo")
         self.cluster.nodes[node].runtime = "docker://20.10.24"
 
     def host_key_fingerprint(self, node: str) -> str:

@@ -1,6 +1,6 @@
 """What the plan says happens to Docker is what the switch and finish steps do, under each spec.docker
 policy: the switch stops Docker under every policy (switch.sh); only Stop disables it and deletes
-/var/run/docker.sock once the node verified (cleanup.yaml, docker_disable.sh)."""
+/var/run/docker.sock once the rollback window is committed (commit.yaml, docker_disable.sh)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_the_switch_stops_docker_whatever_the_policy_so_the_note_may_say_so() ->
     assert "docker.socket" not in switch
 
 
-def test_only_a_policy_other_than_keep_runs_the_finish_steps_docker_disable() -> None:
-    (task,) = shipped_playbook("cleanup").tasks
+def test_only_a_policy_other_than_keep_runs_the_commit_steps_docker_disable() -> None:
+    task, _backups = shipped_playbook("commit").tasks
     assert task.when == 'docker_policy != "Keep"'
     disable = _script("docker_disable")
     assert "for u in cri-docker docker docker.socket" in disable
@@ -47,10 +47,11 @@ def test_under_keep_the_plan_says_docker_is_stopped_at_the_switch_and_comes_back
     assert "disables" not in note and "deletes" not in note
 
 
-def test_under_stop_the_plan_says_the_finish_step_disables_docker_and_deletes_its_socket() -> None:
+def test_under_stop_the_plan_says_the_commit_step_disables_docker_and_deletes_its_socket() -> None:
     note = socket_note(DockerPolicy.STOP)
     assert "switch stops Docker under every spec.docker policy" in note
-    assert "finish step (spec.docker Stop) also disables docker, docker.socket and cri-docker" in note
+    assert "Once the rollback window is committed (spec.commit)" in note
+    assert "commit step (spec.docker Stop) also disables docker, docker.socket and cri-docker" in note
     assert "deletes /var/run/docker.sock" in note and "/var/lib/docker stays" in note
 
 

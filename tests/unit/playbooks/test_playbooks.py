@@ -45,7 +45,7 @@ def book(tasks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 def test_every_shipped_playbook_loads_with_its_scripts() -> None:
     books = load_playbooks()
-    assert {"facts", "backup", "configure", "switch", "verify", "cleanup"} == set(books)
+    assert {"facts", "backup", "configure", "switch", "verify", "commit"} == set(books)
     assert books["facts"].read_only and books["verify"].read_only
     for b in books.values():
         for t in b.tasks:
@@ -63,7 +63,7 @@ NOTHING_TO_UNDO = {
 def test_every_changing_playbook_has_an_undo_for_what_it_changes() -> None:
     books = load_playbooks()
     changing = {name: b for name, b in books.items() if not b.read_only}
-    assert {"configure", "switch", "cleanup"} <= set(changing)
+    assert {"configure", "switch", "commit"} <= set(changing)
     without_undo = {name for name, b in changing.items() if all(t.undo is None for t in b.tasks)}
     assert without_undo == set(NOTHING_TO_UNDO) & set(books), (
         "a playbook that changes the node needs an undo (or an entry in NOTHING_TO_UNDO saying why not)"
@@ -71,7 +71,8 @@ def test_every_changing_playbook_has_an_undo_for_what_it_changes() -> None:
     # and the tasks whose change a rollback must take back carry the undo themselves
     assert books["configure"].tasks[0].undo is not None
     assert books["switch"].tasks[-1].undo is not None
-    assert books["cleanup"].tasks[0].undo is not None
+    assert books["commit"].tasks[0].undo is not None  # Docker enabled again
+    assert books["commit"].tasks[1].undo is None  # removed backups are the point of the commit
 
 
 def test_a_malformed_playbook_names_the_file_the_task_and_the_field(tmp_path: Path) -> None:
