@@ -152,6 +152,10 @@ class SimNodes:
         self._change(node, "images")
         return ImageCounts(transferred=2, bytes=2048)
 
+    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "recheck")
+        return ImageCounts(transferred=2, bytes=2048)
+
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "switch")
         if node not in self.broken:
@@ -169,7 +173,7 @@ class SimNodes:
     def undo(self, node: str, facts: NodeFacts | None) -> None:
         with self.lock:
             state = read_state(self.dir, node)
-            undone = [op for op in state["done"] if op not in ("configure", "images", "switch")]
+            undone = [op for op in state["done"] if op not in ("configure", "images", "recheck", "switch")]
             if undone != state["done"]:  # an undo of what is already undone changes nothing
                 state["done"] = undone
                 state["changes"]["undo"] = state["changes"].get("undo", 0) + 1

@@ -86,6 +86,13 @@ class RollbackPolicy(StrEnum):
     MANUAL = "Manual"
 
 
+class Staging(StrEnum):
+    """When the steps that need no drained node (backup, containerd config, images) run."""
+
+    BEFORE_CORDON = "BeforeCordon"  # while the node serves: cordoned only for drain, switch, verify
+    AFTER_CORDON = "AfterCordon"  # the old order: cordon and drain first
+
+
 @dataclass(frozen=True)
 class LabelRequirement:
     key: str
@@ -325,6 +332,7 @@ class NodeMigrationSpec:
     docker: DockerPolicy
     rollback: RollbackPolicy
     docker_outside_containers: OutsideContainersPolicy = OutsideContainersPolicy.BLOCK
+    staging: Staging = Staging.BEFORE_CORDON
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -389,6 +397,7 @@ class NodeMigrationSpec:
             docker=DockerPolicy(spec.get("docker", "Keep")),
             rollback=RollbackPolicy(spec.get("rollback", "Automatic")),
             docker_outside_containers=OutsideContainersPolicy(spec.get("dockerOutsideContainers", "Block")),
+            staging=Staging(spec.get("staging", "BeforeCordon")),
         )
 
 

@@ -17,6 +17,7 @@ from shimshift.model.errors import NodeError, Problem, ShimshiftError, Validatio
 from shimshift.model.facts import NodeFacts
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
+from shimshift.model.steporder import order_reason, step_order
 from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.dockerdeps import DockerDependency, Severity, find_docker_dependencies, socket_note
@@ -95,6 +96,9 @@ def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
         images=images,
         docker=spec.docker.value,
         rollback=spec.rollback.value,
+        staging=spec.staging.value,
+        step_order=tuple(str(s) for s in step_order(spec.staging)),
+        step_order_reason=order_reason(spec.staging),
     )
 
 

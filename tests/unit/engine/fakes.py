@@ -362,6 +362,10 @@ class FakeNodes:
         self._change(node, "images")
         return ImageCounts(transferred=3, bytes=3000)
 
+    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "recheck")
+        return ImageCounts(transferred=4, bytes=4000)  # one image the kubelet pulled after staging
+
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "switch")
         self.cluster.nodes[node].runtime = "containerd://1.6.20"
@@ -373,7 +377,7 @@ class FakeNodes:
         self._change(node, "finish")
 
     def undo(self, node: str, facts: NodeFacts | None) -> None:
-        self.state.get(node, set()).difference_update({"configure", "images", "switch"})
+        self.state.get(node, set()).difference_update({"configure", "images", "recheck", "switch"})
         self.changes[f"{node}:undo"] += 1
         self.cluster.nodes[node].runtime = "docker://20.10.24"
 
