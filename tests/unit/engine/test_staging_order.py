@@ -9,7 +9,7 @@ import pytest
 from shimshift.model.cordoned import cordoned_parts
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import STEP_ORDER, STEP_ORDER_AFTER_CORDON, StepId
-from shimshift.model.spec import RollbackPolicy, Staging
+from shimshift.model.spec import NodeMigrationSpec, RollbackPolicy, Staging
 from shimshift.model.status import ImageCounts, NodePhase, NodeRecord, Phase, StepRecord, StepState
 from shimshift.model.steporder import abortable_steps, staged_steps, step_order
 from shimshift.steps.machine import next_step
@@ -177,3 +177,9 @@ def test_a_stop_aborts_everything_before_the_switch_when_staged_and_before_backu
     assert abortable_steps(Staging.AFTER_CORDON) == {StepId.FACTS, StepId.LOCK, StepId.CORDON, StepId.DRAIN}
     assert staged_steps(Staging.BEFORE_CORDON) == (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES)
     assert staged_steps(Staging.AFTER_CORDON) == ()
+
+
+def test_staging_defaults_to_before_cordon_and_reads_after_cordon() -> None:
+    base = {"mode": "Migrate", "nodeNames": ["w1"]}
+    assert NodeMigrationSpec.from_raw(base).staging == Staging.BEFORE_CORDON
+    assert NodeMigrationSpec.from_raw({**base, "staging": "AfterCordon"}).staging == Staging.AFTER_CORDON
