@@ -11,15 +11,18 @@ it, and the shipped operator (`shimshift run`, over SSH, the real playbooks); it
 and reads its NodeMigrationNode: `cordonedSeconds` (the cordon's Done to the finish's Done) and
 where that time went, step by step, from the step records.
 
-Two runs in the same invocation, on two fresh nodes of the same profile: `before` in the current
-order (cordon, drain, then backup, configure, images, switch, verify, finish) and `after` with
-staging (backup, configure and images before the cordon). Staging is not built yet, so `after` runs
-the current order again: its ratio is the run-to-run noise of the baseline, not a gain. Output:
+Two runs in the same invocation, on two fresh nodes of the same profile: `before` with staging off
+(`spec.staging: AfterCordon`: cordon, drain, then backup, configure, images, switch, verify, finish)
+and `after` with staging on (`BeforeCordon`, the default: backup, configure and images while the node
+serves, then cordon, drain, recheck, switch, verify, finish). Output:
 
+    images: N in Docker, X MiB (unique layers; Y MiB of them the --extra-images)
     run before: cordoned_s=... wall_s=... parts: drain=... backup=... ...
     run after:  ...
     downtime: cordoned_s_before=A cordoned_s_after=B ratio=A/B
     wall: fleet_s_before=... fleet_s_after=... ratio=...
+
+For a node with 2 GiB of images: `--extra-images 10 --base-mb 200 --each-mb 190`.
 
 `--save DIR` keeps both NodeMigrationNode objects as JSON; `--records` prints the same lines from
 two saved objects without bringing anything up. Needs root (the testbed's namespaces), like the e2e
@@ -51,14 +54,16 @@ from shimshift.model.nodestate import child_name, record_of
 from shimshift.model.status import NodePhase, NodeRecord
 
 MIGRATION = "downtime"
-#: Whether the operator stages backup, configure and images before the cordon. Not built yet: both
-#: runs use the current order, and this says so in the output.
-STAGING_BUILT = False
+#: Whether the operator stages backup, configure and images before the cordon (`spec.staging`).
+STAGING_BUILT = True
+#: spec.staging of each run: the old order, then the staged one.
+STAGING = {"before": "AfterCordon", "after": "BeforeCordon"}
 PART_STEPS = (
     StepId.DRAIN,
     StepId.BACKUP,
     StepId.CONFIGURE,
     StepId.IMAGES,
+    StepId.RECHECK,
     StepId.SWITCH,
     StepId.VERIFY,
     StepId.FINISH,
@@ -136,6 +141,22 @@ def report(before: Run, after: Run, *, staging_built: bool = STAGING_BUILT) -> l
         f"ratio={_ratio(before.wall_s, after.wall_s)}"
     )
     return lines
+
+
+def image_volume_line(args: argparse.Namespace) -> str:
+    """How many images the node's Docker holds and their unique bytes: the profile's own and the extra."""
+    p = PROFILES[ProfileName(args.profile)]
+    own = node_images(p.sandbox_image, p.kubelet_version)
+    extra = (
+        benchmark_images(base_mb=args.base_mb, count=args.extra_images, each_mb=args.each_mb)
+        if args.extra_images
+        else []
+    )
+    mib = 1024**2
+    return (
+        f"images: {len(own) + len(extra)} in Docker, {_unique_bytes([*own, *extra]) / mib:.0f} MiB "
+        f"(unique layers; {_unique_bytes(extra) / mib:.0f} MiB of them the --extra-images)"
+    )
 
 
 def load_run(label: str, path: Path) -> Run:
@@ -245,6 +266,7 @@ def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[R
                         "metadata": {"name": MIGRATION},
                         "spec": {
                             "mode": "Migrate",
+                            "staging": STAGING[label],
                             "nodeNames": [node.name],
                             "ssh": {
                                 "user": "root",
@@ -283,7 +305,7 @@ def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[R
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Seconds one testbed node stays cordoned while shimshift migrates it, "
-        "in the current order and with staging (not built yet: the current order again)."
+        "with staging off (spec.staging AfterCordon) and on (BeforeCordon)."
     )
     parser.add_argument(
         "--profile",
@@ -320,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.base_mb} MB shared base + {args.each_mb} MB each)",
         flush=True,
     )
+    print(image_volume_line(args), flush=True)
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="downtime-bench-") as tmp:
         for label in ("before", "after"):

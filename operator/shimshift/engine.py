@@ -721,7 +721,9 @@ class Engine:
         migration = tracker.migration
         while self.monotonic() < deadline and not preempt.is_set():
             record = tracker.node(name)
-            nxt = next_step(record, migration.spec.rollback, stopping=stopping)
+            nxt = next_step(
+                record, migration.spec.rollback, stopping=stopping, staging=migration.spec.staging
+            )
             now = iso(self.clock())
             if nxt.step is None:
                 if record.phase != nxt.phase:
@@ -767,7 +769,9 @@ class Engine:
                         )
                     )
                 )
-                after = next_step(done, migration.spec.rollback, stopping=stopping)
+                after = next_step(
+                    done, migration.spec.rollback, stopping=stopping, staging=migration.spec.staging
+                )
                 if after.step is None and after.phase != done.phase:  # the last step: the end, one write
                     done = replace(done, phase=after.phase, finished_at=iso(self.clock()))
                     tracker.put(done)

@@ -152,6 +152,10 @@ class SimNodes:
         self._change(node, "images")
         return ImageCounts(transferred=2, bytes=2048)
 
+    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "recheck")
+        return ImageCounts(transferred=2, bytes=2048)
+
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "switch")
         if node not in self.broken:
@@ -175,8 +179,8 @@ class SimNodes:
         with self.lock:
             state = read_state(self.dir, node)
             undone = [op for op in state["done"] if op in ("configure", "images", "switch")]
-            if undone:  # an undo of what is already undone changes nothing
-                state["done"] = [op for op in state["done"] if op not in undone]
+            if undone:  # an undo of what is already undone changes nothing; images' undo is the re-check's too
+                state["done"] = [op for op in state["done"] if op not in (*undone, "recheck")]
                 state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
                 steps = state.setdefault("undone", {})  # each step's own undo, as really made
                 for op in undone:

@@ -32,15 +32,24 @@ from testbed.kubeapi import KubeApi
 from testbed.kubeapi.faults import RequestRecord
 
 from shimshift.model import keys
-from shimshift.model.keys import STEP_ORDER, StepId
+from shimshift.model.keys import StepId
+from shimshift.model.spec import Staging
 from shimshift.model.status import NodePhase, NodeRecord, Phase, StepState
+from shimshift.model.steporder import step_order
 from tests.e2e.conftest import Operator, eventually, migration, node, status_of, web, web_pods
 from tests.e2e.history import min_healthy_after_ready
 from tests.e2e.simnodes import read_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.timeout(120)]
 
-NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
+NODE_CHANGES = ("backup", "configure", "images", "recheck", "switch", "finish")
+
+
+def node_changes(staging: Staging) -> tuple[str, ...]:
+    """The node changes a migration makes under `staging` (the re-check runs in the staged order only)."""
+    return tuple(c for c in NODE_CHANGES if c in {str(s) for s in step_order(staging)})
+
+
 Predicate = Callable[[RequestRecord], bool]
 
 
@@ -52,6 +61,7 @@ class Point:
     request: Predicate | None = None
     before: bool = False  # kill before the request is served (it never lands), not after it committed
     sim: str = ""  # the simulated node operation of w1 that kills its own process
+    staging: Staging = Staging.BEFORE_CORDON  # spec.staging: which step order the migration runs
 
 
 def recorded(step: StepId, state: StepState) -> Predicate:
@@ -85,14 +95,26 @@ def _annotations(body: dict[str, Any]) -> dict[str, Any]:
     return dict((body.get("metadata") or {}).get("annotations") or {})
 
 
+def _prefix(staging: Staging) -> str:
+    return "" if staging == Staging.BEFORE_CORDON else "after-cordon-"
+
+
 BOUNDARIES = [
     point
-    for step in STEP_ORDER
+    for staging in Staging
+    for step in step_order(staging)
     for point in (
-        Point(f"{step}-started", request=recorded(step, StepState.STARTED)),
+        Point(
+            f"{_prefix(staging)}{step}-started", request=recorded(step, StepState.STARTED), staging=staging
+        ),
         # the step's work is all done, but its Done record never lands
-        Point(f"{step}-finished-unrecorded", request=recorded(step, StepState.DONE), before=True),
-        Point(f"{step}-done", request=recorded(step, StepState.DONE)),
+        Point(
+            f"{_prefix(staging)}{step}-finished-unrecorded",
+            request=recorded(step, StepState.DONE),
+            before=True,
+            staging=staging,
+        ),
+        Point(f"{_prefix(staging)}{step}-done", request=recorded(step, StepState.DONE), staging=staging),
     )
 ]
 INSIDE = [
@@ -100,7 +122,14 @@ INSIDE = [
     Point("inside-lock", request=node_write(lambda b: bool(_annotations(b).get(keys.LOCK_ANNOTATION)))),
     Point("inside-cordon", request=node_write(lambda b: (b.get("spec") or {}).get("unschedulable") is True)),
     Point("inside-drain"),  # the eviction of w1's web pod; its predicate needs the pod's name
-    *(Point(f"inside-{op}", sim=op) for op in ("backup", "configure", "images", "switch", "verify")),
+    *(
+        Point(f"inside-{op}", sim=op)
+        for op in ("backup", "configure", "images", "recheck", "switch", "verify")
+    ),
+    *(
+        Point(f"after-cordon-inside-{op}", sim=op, staging=Staging.AFTER_CORDON)
+        for op in ("backup", "configure", "images", "switch")
+    ),
     Point("inside-finish-node", sim="finish"),
     Point(
         "inside-finish-label",
@@ -217,7 +246,7 @@ def test_a_sigkill_at_this_point_resumes_to_a_clean_migration_with_nothing_done_
     if point.id == "inside-drain":
         point = Point(point.id, request=lambda rec: rec.subresource == "eviction" and rec.name in on_w1)
     crash = _start(cluster, operator_factory, sim_dir, point)
-    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+    cluster.seed(migration(rollout={"maxUnavailable": 2}, staging=str(point.staging)))
 
     crash.wait_and_restart()
     eventually(
@@ -231,14 +260,14 @@ def test_a_sigkill_at_this_point_resumes_to_a_clean_migration_with_nothing_done_
     for name in ("w1", "w2"):
         record = status.node(name)
         assert record is not None and record.phase == NodePhase.SUCCEEDED, record
-        assert [s.id for s in record.steps] == list(STEP_ORDER), record.steps
+        assert [s.id for s in record.steps] == list(step_order(point.staging)), record.steps
         assert all(s.state == StepState.DONE for s in record.steps), record.steps
         assert record.was_unschedulable is False
         obj = _assert_node_released(cluster, name)
         assert obj["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
         assert obj["metadata"]["labels"][keys.RUNTIME_LABEL] == keys.RUNTIME_LABEL_VALUE
         changes = read_state(sim_dir, name)["changes"]
-        assert changes == dict.fromkeys(NODE_CHANGES, 1), (name, changes)
+        assert changes == dict.fromkeys(node_changes(point.staging), 1), (name, changes)
     _assert_status_consistent(cluster, "2/2")
     eventually(lambda: sum(_running(p) for p in web_pods(cluster)) == 3, 20, "web pods running again")
     assert min_healthy_after_ready(cluster, 3) >= 2, "the PodDisruptionBudget was violated"
@@ -272,7 +301,9 @@ def test_a_sigkill_during_a_rollback_resumes_to_docker_uncordoned_with_one_undo(
     obj = _assert_node_released(cluster, "w1")
     assert obj["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")
     changes = read_state(sim_dir, "w1")["changes"]
-    assert changes == {"backup": 1, "configure": 1, "images": 1, "switch": 1, "undo": 1}, changes
+    assert changes == {"backup": 1, "configure": 1, "images": 1, "recheck": 1, "switch": 1, "undo": 1}, (
+        changes
+    )
     assert status.node("w2") is None  # never started: no NodeMigrationNode
     assert (cluster.get("nodemigrations.shimshift.io", "m") or {})["status"]["summary"]["pending"] == 1
     _assert_node_released(cluster, "w2")
@@ -282,8 +313,14 @@ def test_a_sigkill_during_a_rollback_resumes_to_docker_uncordoned_with_one_undo(
 
 def test_the_crash_points_cover_both_edges_of_every_step_and_every_node_change() -> None:
     ids = {p.id for p in [*BOUNDARIES, *INSIDE, *ROLLBACK]}
-    for step in STEP_ORDER:
-        assert {f"{step}-started", f"{step}-finished-unrecorded", f"{step}-done"} <= ids
+    for staging in Staging:
+        pre = _prefix(staging)
+        for step in step_order(staging):
+            assert {f"{pre}{step}-started", f"{pre}{step}-finished-unrecorded", f"{pre}{step}-done"} <= ids
+            assert {p.staging for p in BOUNDARIES if p.id.startswith(f"{pre}{step}-")} == {staging}
+        for op in node_changes(staging):
+            if op != "finish":  # the finish's node change is inside-finish-node, in either order
+                assert any(p.sim == op and p.staging == staging for p in INSIDE), (staging, op)
     for op in (*NODE_CHANGES, "facts", "verify"):
         assert any(p.sim == op for p in INSIDE), op
     assert {"inside-lock", "inside-cordon", "inside-drain", "inside-rollback-undo"} <= ids

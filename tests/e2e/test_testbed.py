@@ -363,7 +363,7 @@ class KillPoint:
 KILL_POINTS = [
     *(
         KillPoint(f"{step}-finished-unrecorded", step, StepState.DONE, before=True)
-        for step in STEP_ORDER[STEP_ORDER.index(StepId.BACKUP) :]  # every step that changes the node
+        for step in STEP_ORDER[STEP_ORDER.index(StepId.BACKUP) :]  # from the first step that changes the node
     ),
     KillPoint("switch-started", StepId.SWITCH, StepState.STARTED),
     KillPoint("configure-done", StepId.CONFIGURE, StepState.DONE),

@@ -19,7 +19,7 @@ import pytest
 from testbed.kubeapi import KubeApi
 
 from shimshift.model import keys
-from shimshift.model.keys import STEP_ORDER, StepId
+from shimshift.model.keys import STEP_ORDER_AFTER_CORDON, StepId
 from shimshift.model.nodestate import record_of
 from shimshift.model.status import NodePhase, NodeRecord, Phase, StepRecord, StepState
 from tests.e2e.conftest import Operator, eventually, migration, node, status_of
@@ -29,6 +29,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 T = "2026-01-01T00:00:00Z"
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
+#: The order the previous version ran (it cordoned and drained first); the NodeMigration it left has
+#: no spec.staging, so this version resumes it in the staged order, whose next step not yet done after
+#: the images is the re-check.
+PREVIOUS_ORDER = STEP_ORDER_AFTER_CORDON
 
 
 def _done(record: NodeRecord, steps: tuple[StepId, ...]) -> NodeRecord:
@@ -40,9 +44,9 @@ def _done(record: NodeRecord, steps: tuple[StepId, ...]) -> NodeRecord:
 def _previous_version_status() -> dict[str, Any]:
     w1 = _done(
         NodeRecord("w1", NodePhase.SUCCEEDED, started_at=T, finished_at=T, was_unschedulable=False),
-        STEP_ORDER,
+        PREVIOUS_ORDER,
     )
-    before_images = STEP_ORDER[: STEP_ORDER.index(StepId.IMAGES)]
+    before_images = PREVIOUS_ORDER[: PREVIOUS_ORDER.index(StepId.IMAGES)]
     w2 = _done(
         NodeRecord("w2", NodePhase.IN_PROGRESS, started_at=T, was_unschedulable=False), before_images
     ).with_step(StepRecord(StepId.IMAGES, StepState.STARTED, T))
@@ -101,8 +105,9 @@ def test_a_rollout_a_previous_version_was_running_is_finished_with_every_record_
     assert sorted(children) == ["w1", "w2", "w3"]
     assert record_of(children["w1"]) == legacy_w1  # w1's record moved as it was
     w2 = record_of(children["w2"])
-    assert w2.phase == NodePhase.SUCCEEDED and [s.id for s in w2.steps] == list(STEP_ORDER)
-    resumed = STEP_ORDER.index(StepId.IMAGES) + 1  # the steps it had, and the one it resumed: kept
+    resumed = PREVIOUS_ORDER.index(StepId.IMAGES) + 1  # the steps it had, and the one it resumed: kept
+    rest = [StepId.RECHECK, StepId.SWITCH, StepId.VERIFY, StepId.FINISH]
+    assert w2.phase == NodePhase.SUCCEEDED and [s.id for s in w2.steps] == [*PREVIOUS_ORDER[:resumed], *rest]
     assert [s.started_at for s in w2.steps[:resumed]] == [T] * resumed
     for name in ("w1", "w2", "w3"):
         changes = read_state(sim_dir, name)["changes"]

@@ -67,6 +67,7 @@ def test_the_parts_are_the_steps_inside_the_cordon_and_the_rest_is_other() -> No
         "backup": 1,
         "configure": 3,
         "images": 30,
+        "recheck": 0,  # the old order has none
         "switch": 4,
         "verify": 6,
         "finish": 1,
@@ -74,7 +75,7 @@ def test_the_parts_are_the_steps_inside_the_cordon_and_the_rest_is_other() -> No
     }
 
 
-def test_the_report_prints_the_downtime_line_the_ratio_and_says_staging_is_not_built() -> None:
+def test_the_report_prints_the_downtime_line_and_the_ratio_and_no_longer_says_staging_is_unbuilt() -> None:
     before = bench.Run("before", _migrated(drain=20, images=30), 80.0)
     after = bench.Run("after", _migrated(drain=20, images=6), 60.0)
 
@@ -83,8 +84,23 @@ def test_the_report_prints_the_downtime_line_the_ratio_and_says_staging_is_not_b
     assert lines[0].startswith("run before: phase=Succeeded cordoned_s=72 wall_s=80.0 parts: drain=20 ")
     assert "downtime: cordoned_s_before=72 cordoned_s_after=48 ratio=1.50" in lines
     assert "wall: fleet_s_before=80.0 fleet_s_after=60.0 ratio=1.33" in lines
-    assert any(line.startswith("staging is not built yet") for line in lines)
-    assert not any("not built" in line for line in bench.report(before, after, staging_built=True))
+    assert not any("not built" in line for line in lines)
+    assert any(
+        line.startswith("staging is not built yet")
+        for line in bench.report(before, after, staging_built=False)
+    )
+
+
+def test_the_runs_compare_staging_off_with_staging_on() -> None:
+    assert bench.STAGING == {"before": "AfterCordon", "after": "BeforeCordon"}
+
+
+def test_the_image_volume_line_counts_the_extra_images() -> None:
+    args = bench.argparse.Namespace(profile="kubeadm-cgroupfs", extra_images=10, base_mb=200, each_mb=190)
+    line = bench.image_volume_line(args)
+    assert line.startswith("images: ") and "MiB of them the --extra-images" in line
+    extra = int(line.split("; ")[1].split(" MiB")[0])
+    assert extra >= 2000, line  # the 2 GiB the downtime goal is stated for
 
 
 def test_a_run_without_a_cordoned_time_is_said_so_not_divided() -> None:

@@ -69,7 +69,8 @@ def step_seconds(record: NodeRecord, step: StepId) -> int | None:
 def cordoned_parts(record: NodeRecord) -> dict[StepId, int]:
     """Where the cordoned time went: the whole seconds of each step done while shimshift held the
     node cordoned (started at or after `cordonedAt`, done by `uncordonedAt`), in the order they ran;
-    empty without both times. A step run before the cordon (none today) is not a part."""
+    empty without both times. A step run before the cordon (the staged backup, configure and images
+    of `spec.staging: BeforeCordon`) is not a part."""
     start, end = parse_iso(cordoned_at(record)), parse_iso(uncordoned_at(record))
     if start is None or end is None:
         return {}

@@ -117,6 +117,7 @@ class StepId(StrEnum):
     BACKUP = "backup"
     CONFIGURE = "configure"
     IMAGES = "images"
+    RECHECK = "recheck"
     SWITCH = "switch"
     VERIFY = "verify"
     FINISH = "finish"
@@ -128,8 +129,26 @@ class StepId(StrEnum):
     DONE = "done"
 
 
-#: Steps in execution order; rollback and done are not part of the forward sequence.
+#: The default order (`spec.staging: BeforeCordon`): the node is backed up, containerd configured and
+#: Docker's images staged into it while the node still serves (Docker runs on that same containerd and its
+#: containers survive the restart: the shims hold them); only then cordon, drain, a re-check that imports
+#: what the kubelet pulled meanwhile, and the switch. Rollback and done are not part of the sequence.
 STEP_ORDER: Final = (
+    StepId.FACTS,
+    StepId.LOCK,
+    StepId.BACKUP,
+    StepId.CONFIGURE,
+    StepId.IMAGES,
+    StepId.CORDON,
+    StepId.DRAIN,
+    StepId.RECHECK,
+    StepId.SWITCH,
+    StepId.VERIFY,
+    StepId.FINISH,
+)
+
+#: The order of `spec.staging: AfterCordon`: cordon and drain first, everything else while drained.
+STEP_ORDER_AFTER_CORDON: Final = (
     StepId.FACTS,
     StepId.LOCK,
     StepId.CORDON,
@@ -144,5 +163,5 @@ STEP_ORDER: Final = (
 
 #: Steps whose failure triggers a rollback of the node (they change the node).
 ROLLBACK_STEPS: Final = frozenset(
-    {StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY}
+    {StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.RECHECK, StepId.SWITCH, StepId.VERIFY}
 )

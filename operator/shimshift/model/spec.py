@@ -88,6 +88,13 @@ class RollbackPolicy(StrEnum):
     MANUAL = "Manual"
 
 
+class Staging(StrEnum):
+    """When the steps that need no drained node (backup, containerd config, images) run."""
+
+    BEFORE_CORDON = "BeforeCordon"  # while the node serves: cordoned only for drain, switch, verify
+    AFTER_CORDON = "AfterCordon"  # the old order: cordon and drain first
+
+
 @dataclass(frozen=True)
 class LabelRequirement:
     key: str
@@ -357,6 +364,7 @@ class NodeMigrationSpec:
     undo: tuple[str, ...] = ()
     #: true ends the rollback window: Docker per `docker` and the backups removed on Succeeded nodes
     commit: bool = False
+    staging: Staging = Staging.BEFORE_CORDON
 
     @classmethod
     def from_raw(cls, spec: Mapping[str, Any]) -> NodeMigrationSpec:
@@ -425,6 +433,7 @@ class NodeMigrationSpec:
             notifications=_notifications(spec["notifications"]) if "notifications" in spec else None,
             undo=tuple(spec.get("undo") or ()),
             commit=bool(spec.get("commit", False)),
+            staging=Staging(spec.get("staging", "BeforeCordon")),
         )
 
 

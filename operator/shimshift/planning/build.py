@@ -18,6 +18,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.gates import GateReading
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
+from shimshift.model.steporder import order_reason, step_order
 from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.cni import cni_findings
@@ -100,6 +101,9 @@ def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
         images=images,
         docker=spec.docker.value,
         rollback=spec.rollback.value,
+        staging=spec.staging.value,
+        step_order=tuple(str(s) for s in step_order(spec.staging)),
+        step_order_reason=order_reason(spec.staging),
     )
 
 

@@ -114,6 +114,9 @@ class SpecSummary:
     images: str
     docker: str
     rollback: str
+    staging: str  # spec.staging
+    step_order: tuple[str, ...]  # the steps each node runs, in order (spec.staging's)
+    step_order_reason: str  # why this order, and what it means for the time out of service
 
 
 @dataclass(frozen=True)

@@ -282,6 +282,8 @@ def render_markdown(report: PlanReport) -> str:
         f"{format_duration(sp.pause_between_nodes_seconds)}; drain {cell(sp.drain)}; images "
         f"{cell(sp.images)}; Docker afterwards {sp.docker}; rollback {sp.rollback}.",
         "",
+        f"Step order (staging {sp.staging}): {' → '.join(sp.step_order)}. {cell(sp.step_order_reason)}",
+        "",
         *(f"- {cell(line)}" for line in gate_lines(report.rollout_gates)),
         "",
     ]

@@ -1,5 +1,6 @@
-"""The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `switch`, `verify`, `finish`,
-`commit`, `undo` for a node name, each idempotent (shimshift.ports.NodePort, matched structurally).
+"""The engine's node port over SSH: `facts`, `backup`, `configure`, `images`, `recheck_images`, `switch`,
+`verify`, `finish`, `commit`, `undo` for a node name, each idempotent (shimshift.ports.NodePort, matched
+structurally).
 
 Each call runs the node half of one step from its home (`shimshift.steps.<step>`, by the step table's
 `NodeSteps`). Free of Kubernetes: what it needs from the cluster comes in as callables (`connect` opens a
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from shimshift.model.errors import RemoteError
@@ -162,6 +163,14 @@ class SshNodePort:
             lambda: images.run_images_step(self.connection(node), facts, self.spec, sandbox_image=sandbox),
         )
         return images.image_counts(planned, outcome)
+
+    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        """The images step again over a fresh probe of Docker's images (one round trip): what the
+        kubelet pulled after staging moves; what was staged is found by image ID and skipped. The
+        files and kubelet edit stay decided from the pre-migration `facts`."""
+        fresh = self.facts(node)
+        now = replace(facts, images=fresh.images, containerd_images=fresh.containerd_images)
+        return self.images(node, now)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._run(node, StepId.SWITCH, facts)

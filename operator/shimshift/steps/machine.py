@@ -5,6 +5,9 @@ restart, a lost leader) and runs again, which is safe because every step checks 
 anything. A failure in the steps that change the node (backup..verify) leads to `rollback`, which
 undoes the node's changes in reverse, uncordons (only a cordon shimshift made) and releases the lock;
 a failure before them leads to the same `rollback` step, which then has nothing to undo on the node.
+The order is `spec.staging`'s (`shimshift.model.steporder`): by default the node's changes that need
+no drain (backup, configure, images) run before the cordon, so a failure there rolls back a node that
+was never cordoned.
 
 After success, two more steps (begun by the fleet rules, `planning.undo`): `undo` (a rollback on
 request: lock, cordon and drain again, then the same `rollback`; if the undo itself fails the rollback
@@ -15,13 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shimshift.model.keys import ROLLBACK_STEPS, STEP_ORDER, StepId
-from shimshift.model.spec import RollbackPolicy
+from shimshift.model.keys import ROLLBACK_STEPS, StepId
+from shimshift.model.spec import RollbackPolicy, Staging
 from shimshift.model.status import NodePhase, NodeRecord, StepState
-
-#: Steps after which stopping early (deletion of the NodeMigration) means finishing, not aborting:
-#: before backup nothing on the node has changed, so the cheapest safe exit is to roll back.
-_ABORTABLE = frozenset({StepId.FACTS, StepId.LOCK, StepId.CORDON, StepId.DRAIN})
+from shimshift.model.steporder import abortable_steps, step_order
 
 #: How often a step may fail transiently (API hiccup, SSH drop) before it counts as failed.
 MAX_ATTEMPTS = 5
@@ -46,8 +46,16 @@ def _after_rollback(record: NodeRecord) -> NodePhase:
     return NodePhase.ROLLED_BACK if needs_node_undo(record) else NodePhase.FAILED
 
 
-def next_step(record: NodeRecord, policy: RollbackPolicy, *, stopping: bool = False) -> Next:
-    """The next step for a node in flight; `stopping` is true while its NodeMigration is being deleted."""
+def next_step(
+    record: NodeRecord,
+    policy: RollbackPolicy,
+    *,
+    stopping: bool = False,
+    staging: Staging = Staging.BEFORE_CORDON,
+) -> Next:
+    """The next step for a node in flight; `stopping` is true while its NodeMigration is being deleted,
+    `staging` (spec.staging) picks the order. After a step is done, the next is the first step of the
+    order not yet done: a node whose spec.staging changed mid-way still runs every step once."""
     if record.phase.finished or record.phase == NodePhase.PENDING:
         return Next(None, record.phase)
     step, state = record.step, record.step_state
@@ -71,10 +79,12 @@ def next_step(record: NodeRecord, policy: RollbackPolicy, *, stopping: bool = Fa
         if step in ROLLBACK_STEPS and policy == RollbackPolicy.MANUAL:
             return Next(None, NodePhase.FAILED)
         return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)
-    if stopping and step in _ABORTABLE:
+    if stopping and step in abortable_steps(staging):
         return Next(StepId.ROLLBACK, NodePhase.ROLLING_BACK)
     if state == StepState.DONE:
         if step == StepId.FINISH:
             return Next(None, NodePhase.SUCCEEDED)
-        return Next(STEP_ORDER[STEP_ORDER.index(step) + 1], NodePhase.IN_PROGRESS)
+        done = {s.id for s in record.steps if s.state == StepState.DONE}
+        pending = [s for s in step_order(staging) if s not in done]
+        return Next(pending[0] if pending else StepId.FINISH, NodePhase.IN_PROGRESS)
     return Next(step, NodePhase.IN_PROGRESS)  # Started: interrupted or still waiting; run it again

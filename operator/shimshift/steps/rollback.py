@@ -1,10 +1,10 @@
-"""The rollback step: after a failure in backup..verify (or a stop before them), the undo of every step
-done so far, in reverse, on the node (`NodePort.undo`, which runs each step's own undo: finish,
-switch, configure, images; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report
-Ready on Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it,
-then uncordon (only a cordon shimshift made) and the lock released (with the
-autoscaler annotation, if shimshift set it). A rollback before anything changed on the node only
-uncordons and unlocks.
+"""The rollback step: after a failure in backup..verify (or a stop before the switch in the staged
+order, before backup in the old one), the undo of every step done so far, in reverse, on the node
+(`NodePort.undo`, which runs each step's own undo: finish, switch, configure, images, whose undo is
+the re-check's too; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report Ready on
+Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it, then
+uncordon (only a cordon shimshift made) and the lock released (with the autoscaler annotation, if
+shimshift set it). A rollback before anything changed on the node only uncordons and unlocks.
 
 The same step ends a rollback on request (`steps.undo` cordoned and drained the Succeeded node): then
 the completion label goes too, and the node's shimshift.io/undo annotation is removed if it still

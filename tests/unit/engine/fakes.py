@@ -386,6 +386,10 @@ class FakeNodes:
         self._change(node, "images")
         return ImageCounts(transferred=3, bytes=3000)
 
+    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        self._change(node, "recheck")
+        return ImageCounts(transferred=4, bytes=4000)  # one image the kubelet pulled after staging
+
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "switch")
         self.cluster.nodes[node].runtime = "containerd://1.6.20"
@@ -403,7 +407,7 @@ class FakeNodes:
         done = self.state.get(node, set())
         for op in sorted(done & {"configure", "images", "switch"}):  # one real undo per step
             self.changes[f"{node}:undo-{op}"] += 1
-        done.difference_update({"configure", "images", "switch"})
+        done.difference_update({"configure", "images", "recheck", "switch"})
         self.changes[f"{node}:undo"] += 1
         if self.crash_after == f"{node}:undo":
             self.crash_after = None

@@ -84,7 +84,7 @@ def test_drain_blocked_is_false_once_the_drain_timed_out_and_failed_the_node(clo
     blocked = FakeNode("w1", pods=["shop/web-0"], blocked_pods={"shop/web-0": "shop/web-pdb"})
     cluster = FakeCluster([blocked], clock)
     nodes = FakeNodes(cluster)
-    cluster.create(manifest(drain={"timeout": "1m"}))
+    cluster.create(manifest(drain={"timeout": "1m"}, staging="AfterCordon"))
 
     assert run_to_end(cluster, nodes, clock).phase == Phase.PAUSED
 

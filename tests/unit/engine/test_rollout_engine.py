@@ -117,13 +117,13 @@ def test_the_daemonsets_on_the_node_when_its_drain_finished_are_recorded_and_req
 ) -> None:
     cluster = FakeCluster([FakeNode("w1", daemonsets=("kube-system/cni", "kube-system/proxy"))], clock)
     nodes = FakeNodes(cluster)
-    backup = nodes.backup
+    switch = nodes.switch
 
-    def pods_vanish_after_the_drain(node: str, facts: NodeFacts) -> str:
+    def pods_vanish_after_the_drain(node: str, facts: NodeFacts) -> None:
         cluster.nodes[node].daemonsets = ()  # e.g. deleted while the runtime changes, not yet recreated
-        return backup(node, facts)
+        switch(node, facts)
 
-    nodes.backup = pods_vanish_after_the_drain  # type: ignore[method-assign]
+    nodes.switch = pods_vanish_after_the_drain  # type: ignore[method-assign]
     cluster.create(manifest())
 
     assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
@@ -150,7 +150,7 @@ def test_a_pdb_that_never_allows_eviction_times_out_the_drain_and_uncordons_the_
     blocked = FakeNode("w1", pods=["shop/web-0"], blocked_pods={"shop/web-0": "shop/web-pdb"})
     cluster = FakeCluster([blocked], clock)
     nodes = FakeNodes(cluster)
-    cluster.create(manifest(drain={"timeout": "60s"}))
+    cluster.create(manifest(drain={"timeout": "60s"}, staging="AfterCordon"))
 
     result = run_to_end(cluster, nodes, clock)
 
@@ -277,7 +277,7 @@ def test_deleting_the_migration_during_drain_uncordons_the_node_and_changes_noth
     blocked = FakeNode("w1", pods=["shop/web-0"], blocked_pods={"shop/web-0": "shop/web-pdb"})
     cluster = FakeCluster([blocked], clock)
     nodes = FakeNodes(cluster)
-    cluster.create(manifest(drain={"timeout": "1h"}))
+    cluster.create(manifest(drain={"timeout": "1h"}, staging="AfterCordon"))
     engine = make_engine(cluster, nodes, clock)
     engine.reconcile(cluster.get("m"))
     assert cordoned(cluster, "w1")

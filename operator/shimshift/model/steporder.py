@@ -1,0 +1,57 @@
+"""Which order a node's steps run in, from `spec.staging`, and which steps a stop may abort.
+
+BeforeCordon (the default) stages everything that needs no drained node while the node still serves:
+backup, containerd's config (Docker 20.10 runs on that same containerd, and its containers survive
+containerd's restart because their shims hold them), and Docker's images into containerd's `k8s.io`
+namespace. Only then is the node cordoned and drained; the re-check imports what the kubelet pulled
+while it served, and the switch follows. The node is out of service for drain, re-check, switch and
+verify only. AfterCordon is the old order (cordon and drain first), for a profile where staging is not
+wanted. Pure: values only.
+"""
+
+from __future__ import annotations
+
+from shimshift.model.keys import STEP_ORDER, STEP_ORDER_AFTER_CORDON, StepId
+from shimshift.model.spec import Staging
+
+#: Before the switch in the staged order, the node still runs on Docker: a stop (deletion of the
+#: NodeMigration) rolls back (undoing the staged config and images); after it, finishing is cheaper.
+_ABORTABLE_BEFORE_CORDON = frozenset(STEP_ORDER[: STEP_ORDER.index(StepId.SWITCH)])
+#: In the old order, a stop before backup has nothing on the node to undo; after it the node is drained
+#: and being changed, so it finishes.
+_ABORTABLE_AFTER_CORDON = frozenset(STEP_ORDER_AFTER_CORDON[: STEP_ORDER_AFTER_CORDON.index(StepId.BACKUP)])
+
+
+def step_order(staging: Staging) -> tuple[StepId, ...]:
+    """The forward steps in the order they run under `staging`."""
+    return STEP_ORDER if staging == Staging.BEFORE_CORDON else STEP_ORDER_AFTER_CORDON
+
+
+def abortable_steps(staging: Staging) -> frozenset[StepId]:
+    """The steps in which a stop rolls the node back instead of finishing it."""
+    return _ABORTABLE_BEFORE_CORDON if staging == Staging.BEFORE_CORDON else _ABORTABLE_AFTER_CORDON
+
+
+def staged_steps(staging: Staging) -> tuple[StepId, ...]:
+    """The steps that change the node while it still serves (none in the old order)."""
+    order = step_order(staging)
+    return tuple(
+        s
+        for s in order[: order.index(StepId.CORDON)]
+        if s in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES)
+    )
+
+
+def order_reason(staging: Staging) -> str:
+    """What the plan report says about the order `staging` runs."""
+    if staging == Staging.BEFORE_CORDON:
+        return (
+            "Backup, containerd's config and the images are staged while the node still serves (Docker's "
+            "containers survive containerd's restart: their shims hold them); the node is cordoned only "
+            "for drain, re-check (images pulled since staging), switch and verify. A failure while "
+            "staging rolls back a node that was never cordoned."
+        )
+    return (
+        "spec.staging AfterCordon: the node is cordoned and drained first and stays out of service while "
+        "its containerd is configured and its images move."
+    )
