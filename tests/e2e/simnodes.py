@@ -179,7 +179,9 @@ class SimNodes:
         with self.lock:
             state = read_state(self.dir, node)
             undone = [op for op in state["done"] if op in ("configure", "images", "switch")]
-            if undone:  # an undo of what is already undone changes nothing; images' undo is the re-check's too
+            if (
+                undone
+            ):  # an undo of what is already undone changes nothing; images' undo is the re-check's too
                 state["done"] = [op for op in state["done"] if op not in (*undone, "recheck")]
                 state["changes"]["undo"] = state["changes"].get("undo", 0) + 1
                 steps = state.setdefault("undone", {})  # each step's own undo, as really made
