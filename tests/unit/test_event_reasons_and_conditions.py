@@ -113,6 +113,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "HostKeyRevoked",
         "DrainEscalated",
         "EvictionBlocked",
+        "CanaryFailed",
+        "CanarySkipped",
         "InvalidSpec",
         "InternalError",
     }

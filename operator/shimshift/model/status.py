@@ -81,6 +81,8 @@ class EventReason(StrEnum):
     HOST_KEY_REVOKED = "HostKeyRevoked"  # ... or is revoked in known_hosts
     DRAIN_ESCALATED = "DrainEscalated"
     EVICTION_BLOCKED = "EvictionBlocked"
+    CANARY_FAILED = "CanaryFailed"  # the verify step's canary pod did not run on the switched node
+    CANARY_SKIPPED = "CanarySkipped"  # no image for the canary: the node is uncordoned without one
     # the operator itself
     INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"

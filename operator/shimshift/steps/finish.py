@@ -31,6 +31,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     port.finish(name, ctx.facts_of(migration, port, name))
     endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
     ctx.cluster.mark_migrated(name, endpoint)
+    ctx.cluster.delete_canaries(name)  # verify deleted its canary; a crash right after may not have
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
     return Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")

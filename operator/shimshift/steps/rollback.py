@@ -29,6 +29,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             if elapsed + wait < config.rollback_wait:
                 return Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
             log.error("node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed)
+    ctx.cluster.delete_canaries(name)  # a verify interrupted by a crash or a failure may leave one
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
     return Outcome(True, record, "node changes undone, uncordoned (if shimshift cordoned it), lock released")
