@@ -26,6 +26,7 @@ from shimshift.model.nodestate import child_name
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
+from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
@@ -275,7 +276,7 @@ class FakeCluster:
         if pod is None or pod.token != token:
             self.canary_images.append((node, image))
             behaviour = self.canary_behaviour.get(node, "pass")
-            base = CanaryPod(canary_name(node), token, self.clock.now.isoformat())
+            base = CanaryPod(canary_name(node), token, iso(self.clock.now))
             pod = {
                 "pass": replace(base, phase="Succeeded", exit_code=0, terminated_reason="Completed"),
                 "silent": replace(base, phase="Succeeded", exit_code=0, terminated_reason="Completed"),

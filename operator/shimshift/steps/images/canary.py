@@ -11,7 +11,7 @@ from __future__ import annotations
 from shimshift.model.canary import CanaryImage
 from shimshift.model.facts import NodeFacts
 from shimshift.model.spec import NodeMigrationSpec
-from shimshift.steps.images.plan import ImageSkipReason, normalize_reference, plan_images
+from shimshift.steps.images.plan import normalize_reference, plan_images
 
 #: Repositories (last path component) whose images ship `echo` and are a few MiB.
 SHELL_IMAGES = ("busybox", "alpine")
@@ -31,8 +31,7 @@ def canary_image(spec: NodeMigrationSpec, facts: NodeFacts | None) -> CanaryImag
     if facts is None:
         return None
     plan = plan_images(facts, spec.images, sandbox_image=spec.containerd.sandbox_image)
-    there = {s.image_id for s in plan.skipped if s.reason == ImageSkipReason.ALREADY_PRESENT}
-    there |= {m.image_id for m in plan.moves}
+    there = {m.image_id for m in plan.moves} | set(facts.containerd_images)
     candidates = []
     for image in facts.images:
         if image.id not in there:

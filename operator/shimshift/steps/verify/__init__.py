@@ -175,7 +175,9 @@ def _canary(
         settled=settled,
     )
     created = parse_iso(pod.created_at)
-    elapsed = max(0.0, (ctx.clock() - created).total_seconds()) if created else 0.0
+    # a pod whose creation time cannot be read is timed from the verify step's start: never unbounded
+    since = (ctx.clock() - created).total_seconds() if created else ctx.elapsed(record, StepId.VERIFY)
+    elapsed = max(0.0, since)
     log = ctx.cluster.read_canary_log(name) if pod.phase == "Succeeded" else None
     verdict = judge(pod, log=log, elapsed=elapsed, timeout=canary.timeout)
     what = f"canary pod {pod.name} (image {image.ref}, {image.source})"
