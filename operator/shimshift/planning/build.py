@@ -18,6 +18,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.timestamps import iso
+from shimshift.planning.canary import canary_findings
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.dockerdeps import DockerDependency, Severity, find_docker_dependencies, socket_note
 from shimshift.planning.drain import DrainContext, NodeDrain, PodAction, plan_node_drain
@@ -248,6 +249,7 @@ def build_plan(
         kubelet, more = _files(kubelet_plan, "kubelet edit", "KubeletEditFailed", spec, node, facts)
         findings += more
         findings += setting_findings(spec, facts, containerd)
+        findings += canary_findings(spec, node.name, facts)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

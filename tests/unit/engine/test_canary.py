@@ -102,8 +102,8 @@ def test_the_node_s_smallest_migrated_busybox_or_alpine_image_is_chosen() -> Non
     assert canary_image(spec, NodeFacts(node="w1", images=facts.images[3:])) is None  # no echo in pause
     assert canary_image(spec, None) is None
     named = parse_nodemigration(manifest(verify={"canary": {"image": BUSYBOX}}), CRD).spec
-    assert canary_image(named, None) == canary_image(named, facts)
-    assert (canary_image(named, None) or None) and canary_image(named, None).ref == BUSYBOX  # type: ignore[union-attr]
+    by_name = canary_image(named, None)
+    assert by_name is not None and by_name.ref == BUSYBOX and by_name == canary_image(named, facts)
 
 
 def test_an_image_that_is_not_migrated_is_not_chosen() -> None:
