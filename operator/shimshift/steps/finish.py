@@ -1,7 +1,8 @@
 """The finish step: once the node verified, Docker per `spec.docker` on the node (playbook
 `playbooks/cleanup.yaml`: `docker: Stop` disables Docker and cri-dockerd and removes the stale
 docker.sock, script `docker_disable.sh`; its undo `docker_enable.sh`), then through the API the
-completion label (and the cri-socket annotation, if asked), uncordon (only a cordon shimshift made)
+completion label (and the cri-socket annotation, if asked), the canary pod deleted (verify deletes it;
+a crash right after may not have), uncordon (only a cordon shimshift made)
 and the lock released (with the autoscaler annotation, if shimshift set it).
 """
 

@@ -1,7 +1,8 @@
 """The rollback step: after a failure in backup..verify (or a stop before them), the undo of every step
 done so far, in reverse, on the node (`NodePort.undo`, which runs each step's own undo: finish,
 switch, configure, images; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report
-Ready on Docker again, then uncordon (only a cordon shimshift made) and the lock released (with the
+Ready on Docker again, then the verify step's canary pod deleted (whatever a failure or a crash
+left), uncordon (only a cordon shimshift made) and the lock released (with the
 autoscaler annotation, if shimshift set it). A rollback before anything changed on the node only
 uncordons and unlocks.
 """

@@ -13,7 +13,7 @@ from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.migration import parse_nodemigration
 from shimshift.model.status import EventReason, NodePhase, Phase
 from shimshift.steps.images.canary import canary_image
-from shimshift.steps.verify.canary import Result, judge, settled
+from shimshift.steps.verify.canary import CanaryResult, judge, settled
 from tests.unit.engine.conftest import run_to_end
 from tests.unit.engine.fakes import CRD, Clock, FakeCluster, FakeNode, FakeNodes, manifest
 
@@ -119,14 +119,14 @@ def pod(**kw: object) -> CanaryPod:
 
 
 def test_the_verdict_passes_only_a_pod_that_succeeded_with_the_token_in_its_log() -> None:
-    assert judge(pod(phase="Succeeded"), log="tok-1\n", elapsed=3, timeout=60).result is Result.PASSED
-    assert judge(pod(phase="Succeeded"), log="tok-2\n", elapsed=3, timeout=60).result is Result.FAILED
+    assert judge(pod(phase="Succeeded"), log="tok-1\n", elapsed=3, timeout=60).result is CanaryResult.PASSED
+    assert judge(pod(phase="Succeeded"), log="tok-2\n", elapsed=3, timeout=60).result is CanaryResult.FAILED
     assert judge(pod(phase="Running"), log=None, elapsed=3, timeout=60).result is None
-    assert judge(pod(phase="Running"), log=None, elapsed=60, timeout=60).result is Result.TIMEOUT
+    assert judge(pod(phase="Running"), log=None, elapsed=60, timeout=60).result is CanaryResult.TIMEOUT
     assert judge(pod(waiting_reason="ErrImagePull"), log=None, elapsed=3, timeout=60).result is None
     for stuck in ("ImagePullBackOff", "CreateContainerError", "ErrImageNeverPull", "RunContainerError"):
         verdict = judge(pod(waiting_reason=stuck, waiting_message="m"), log=None, elapsed=1, timeout=60)
-        assert verdict.result is Result.FAILED and f"container waiting: {stuck} (m)" in verdict.reason
+        assert verdict.result is CanaryResult.FAILED and f"container waiting: {stuck} (m)" in verdict.reason
         assert settled(pod(waiting_reason=stuck))
     assert not settled(pod(phase="Running")) and settled(pod(phase="Failed"))
 

@@ -34,7 +34,7 @@ from shimshift.steps.base import (
 )
 from shimshift.steps.execute import TaskFailed
 from shimshift.steps.nodeplan import NodeRunPlan
-from shimshift.steps.verify.canary import Result, judge, settled
+from shimshift.steps.verify.canary import CanaryResult, judge, settled
 
 #: Events about a failed canary pod quoted in the failure's reason (the latest ones).
 CANARY_EVENTS_QUOTED = 3
@@ -163,7 +163,7 @@ def _canary(
             "spec.verify.canary.image, and no busybox or alpine image among the node's migrated images)"
         )
         ctx.cluster.event(migration, name, True, EventReason.CANARY_SKIPPED, why)
-        ctx.observer.canary_finished(0.0, Result.SKIPPED)
+        ctx.observer.canary_finished(0.0, CanaryResult.SKIPPED)
         return Outcome(True, record, f"{back}; {why}")
     token = canary_token(migration.uid or migration.name, name, started_at(record, StepId.VERIFY))
     pod = ctx.cluster.run_canary(
@@ -183,10 +183,10 @@ def _canary(
     what = f"canary pod {pod.name} (image {image.ref}, {image.source})"
     if verdict.result is None:
         return Outcome(False, record, f"{back}; waiting for the {what}: {verdict.reason}")
-    events = () if verdict.result is Result.PASSED else ctx.cluster.read_canary_events(name)
+    events = () if verdict.result is CanaryResult.PASSED else ctx.cluster.read_canary_events(name)
     ctx.cluster.delete_canaries(name)
     ctx.observer.canary_finished(elapsed, verdict.result)
-    if verdict.result is Result.PASSED:
+    if verdict.result is CanaryResult.PASSED:
         return Outcome(True, record, f"{back}; {what} {verdict.reason}")
     said = "; ".join(events[-CANARY_EVENTS_QUOTED:])
     raise CanaryFailed(

@@ -42,7 +42,7 @@ LOG_QUOTE_MAX = 200
 REASON_MAX = 600
 
 
-class Result(StrEnum):
+class CanaryResult(StrEnum):
     """How a canary ended: the `result` label of its metrics."""
 
     PASSED = "passed"
@@ -52,9 +52,9 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CanaryVerdict:
     #: None: still running, wait; else how it ended
-    result: Result | None
+    result: CanaryResult | None
     reason: str  # what the pod says of itself, one line
 
 
@@ -69,7 +69,7 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def describe(pod: CanaryPod) -> str:
+def describe_canary(pod: CanaryPod) -> str:
     """The pod's state in kubelet's words: `phase Pending, container waiting: ImagePullBackOff (...)`."""
     parts = [f"phase {pod.phase}"]
     if pod.reason or pod.message:
@@ -85,21 +85,25 @@ def describe(pod: CanaryPod) -> str:
     return _one_line(", ".join(parts), REASON_MAX)
 
 
-def judge(pod: CanaryPod, *, log: str | None, elapsed: float, timeout: float) -> Verdict:
+def judge(pod: CanaryPod, *, log: str | None, elapsed: float, timeout: float) -> CanaryVerdict:
     """The verdict on `pod`, `elapsed` seconds after it was created; `log` is its log once it
     Succeeded (None: not read)."""
     if pod.phase == "Succeeded":
         if log is not None and pod.token and pod.token in log:
-            return Verdict(Result.PASSED, f"ran and echoed its token in {format_duration(elapsed)}")
+            return CanaryVerdict(
+                CanaryResult.PASSED, f"ran and echoed its token in {format_duration(elapsed)}"
+            )
         said = _one_line(log or "", LOG_QUOTE_MAX) or "(empty)"
-        return Verdict(Result.FAILED, f"exited 0 but its log does not hold the token it echoes: {said}")
-    if pod.phase == "Failed" or pod.waiting_reason in STUCK:
-        return Verdict(Result.FAILED, describe(pod))
-    if pod.deleting:
-        return Verdict(Result.FAILED, "deleted by someone else before it finished: " + describe(pod))
-    if elapsed >= timeout:
-        return Verdict(
-            Result.TIMEOUT,
-            f"not finished within {format_duration(timeout)} (spec.verify.canary.timeout): {describe(pod)}",
+        return CanaryVerdict(
+            CanaryResult.FAILED, f"exited 0 but its log does not hold the token it echoes: {said}"
         )
-    return Verdict(None, describe(pod))
+    if pod.phase == "Failed" or pod.waiting_reason in STUCK:
+        return CanaryVerdict(CanaryResult.FAILED, describe_canary(pod))
+    if pod.deleting:
+        return CanaryVerdict(
+            CanaryResult.FAILED, "deleted by someone else before it finished: " + describe_canary(pod)
+        )
+    if elapsed >= timeout:
+        limit = f"not finished within {format_duration(timeout)} (spec.verify.canary.timeout)"
+        return CanaryVerdict(CanaryResult.TIMEOUT, f"{limit}: {describe_canary(pod)}")
+    return CanaryVerdict(None, describe_canary(pod))
