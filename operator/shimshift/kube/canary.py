@@ -37,8 +37,14 @@ def pods_path(namespace: str) -> str:
     return f"/api/v1/namespaces/{segment(namespace, 'namespace')}/pods"
 
 
+def canary_query(node: str) -> list[tuple[str, str]]:
+    """`node`'s canaries: by label, and bound to it (the server's spec.nodeName index answers; the
+    cost is that node's pods, never the namespace's or the fleet's)."""
+    return [("labelSelector", canary_selector(node)), ("fieldSelector", f"spec.nodeName={node}")]
+
+
 def list_canaries(kube: Kube, namespace: str, node: str) -> list[CanaryPod]:
-    answer = kube.request("GET", pods_path(namespace), query=[("labelSelector", canary_selector(node))])
+    answer = kube.request("GET", pods_path(namespace), query=canary_query(node))
     return [parse_canary(o) for o in answer.get("items") or ()]
 
 
@@ -108,7 +114,7 @@ def run_canary(
             pods_path(namespace),
             done,
             timeout=wait,
-            query=[("labelSelector", canary_selector(node))],
+            query=canary_query(node),
         )
     return last
 

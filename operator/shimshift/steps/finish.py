@@ -1,8 +1,8 @@
 """The finish step: once the node verified, Docker per `spec.docker` on the node (playbook
 `playbooks/cleanup.yaml`: `docker: Stop` disables Docker and cri-dockerd and removes the stale
 docker.sock, script `docker_disable.sh`; its undo `docker_enable.sh`), then through the API the
-completion label (and the cri-socket annotation, if asked), the canary pod deleted (verify deletes it;
-a crash right after may not have), uncordon (only a cordon shimshift made)
+completion label (and the cri-socket annotation, if asked), the canary pod deleted where one
+can have run (verify deletes it; a crash right after may not have), uncordon (only a cordon shimshift made)
 and the lock released (with the autoscaler annotation, if shimshift set it).
 """
 
@@ -29,10 +29,12 @@ _run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name, owner, spec = record.name, migration.name, migration.spec
-    port.finish(name, ctx.facts_of(migration, port, name))
+    facts = ctx.facts_of(migration, port, name)
+    port.finish(name, facts)
     endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
     ctx.cluster.mark_migrated(name, endpoint)
-    ctx.cluster.delete_canaries(name)  # verify deleted its canary; a crash right after may not have
+    if spec.verify.canary.enabled and ctx.canary_image(migration, facts) is not None:
+        ctx.cluster.delete_canaries(name)  # verify deleted its canary; a crash right after may not have
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
     return Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")

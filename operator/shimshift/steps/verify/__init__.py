@@ -162,7 +162,8 @@ def _canary(
             f"node {name}: no canary ran before uncordoning: no image for it (none named in "
             "spec.verify.canary.image, and no busybox or alpine image among the node's migrated images)"
         )
-        ctx.cluster.event(migration, name, True, EventReason.CANARY_SKIPPED, why)
+        # on the NodeMigration only: a fleet without an image would otherwise post two per node
+        ctx.cluster.event(migration, None, True, EventReason.CANARY_SKIPPED, why)
         ctx.observer.canary_finished(0.0, CanaryResult.SKIPPED)
         return Outcome(True, record, f"{back}; {why}")
     token = canary_token(migration.uid or migration.name, name, started_at(record, StepId.VERIFY))
