@@ -90,4 +90,5 @@ def test_a_canary_that_cannot_pull_its_image_rolls_the_node_back_to_docker_uncor
     assert {e["involvedObject"]["kind"] for e in failed} == {"NodeMigration", "Node"}
     assert "ImagePullBackOff" in failed[0]["message"]
     paused = next(c for c in status.conditions if c.type == "Paused")
-    assert paused.status == "True" and "w1" in paused.message
+    assert paused.status == "True" and "latest: w1: node w1: the canary pod" in paused.message
+    assert "ImagePullBackOff" in paused.message

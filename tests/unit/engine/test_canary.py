@@ -65,6 +65,8 @@ def test_a_canary_that_cannot_run_rolls_the_node_back_uncordoned_with_its_reason
     assert cluster.canaries == {}  # deleted on the failure (and again by the rollback, a no-op)
     assert EventReason.CANARY_FAILED in reasons(cluster)
     assert EventReason.NODE_ROLLED_BACK in reasons(cluster)
+    paused = next(c for c in cluster.status().conditions if c.type == "Paused")
+    assert paused.status == "True" and said in paused.message  # the reason, in the condition too
     if behaviour == "pull":
         assert "its Events: Warning Failed: Failed to pull image: not found" in w1.last_error.message
 
