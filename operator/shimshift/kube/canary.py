@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from shimshift.kube.api import Conflict, Kube, NotFound
+from shimshift.kube.api import ApiStatusError, Conflict, Kube, NotFound
 from shimshift.kube.paths import segment
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model.canary import (
@@ -119,7 +119,9 @@ def run_canary(
     return last
 
 
-def read_canary_log(kube: Kube, namespace: str, node: str) -> str:
+def read_canary_log(kube: Kube, namespace: str, node: str) -> str | None:
+    """The canary's log; None when the API server answers that it cannot fetch it from the node's
+    kubelet (a 5xx: its connection to the kubelet, not the runtime, failed)."""
     try:
         answer = kube.request(
             "GET",
@@ -129,6 +131,11 @@ def read_canary_log(kube: Kube, namespace: str, node: str) -> str:
         )
     except NotFound:
         return ""
+    except ApiStatusError as e:
+        if e.status < 500:
+            raise
+        log.warning("node %s: the canary's log cannot be read through the API server: %s", node, e)
+        return None
     return str(answer.get("text", ""))
 
 

@@ -222,7 +222,7 @@ class KubeCluster:
             settled=settled,
         )
 
-    def read_canary_log(self, node: str) -> str:
+    def read_canary_log(self, node: str) -> str | None:
         return canary.read_canary_log(self.kube, self.canary_namespace, node)
 
     def read_canary_events(self, node: str) -> tuple[str, ...]:

@@ -137,8 +137,9 @@ class StepCluster(Protocol):
         most `wait` seconds until `settled` says waiting longer changes nothing; as last seen."""
         ...
 
-    def read_canary_log(self, node: str) -> str:
-        """The log of `node`'s canary pod's container ("" when there is none)."""
+    def read_canary_log(self, node: str) -> str | None:
+        """The log of `node`'s canary pod's container ("" when there is none; None when the API server
+        cannot fetch it from the node's kubelet)."""
         ...
 
     def read_canary_events(self, node: str) -> tuple[str, ...]:

@@ -293,7 +293,7 @@ class FakeCluster:
             self.clock.advance(wait)
         return pod
 
-    def read_canary_log(self, node: str) -> str:
+    def read_canary_log(self, node: str) -> str | None:
         pod = self.canaries.get(node)
         if pod is None or self.canary_behaviour.get(node) == "silent":
             return ""

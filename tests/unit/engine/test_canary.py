@@ -124,6 +124,9 @@ def test_the_verdict_passes_only_a_pod_that_succeeded_with_the_token_in_its_log(
     assert judge(pod(phase="Succeeded"), log="tok-1\n", elapsed=3, timeout=60).result is CanaryResult.PASSED
     assert judge(pod(phase="Succeeded"), log="tok-2\n", elapsed=3, timeout=60).result is CanaryResult.FAILED
     assert judge(pod(phase="Running"), log=None, elapsed=3, timeout=60).result is None
+    unreadable = judge(pod(phase="Succeeded", exit_code=0), log=None, elapsed=3, timeout=60)
+    assert unreadable.result is CanaryResult.PASSED and "its token was not checked" in unreadable.reason
+    assert judge(pod(phase="Succeeded"), log="", elapsed=3, timeout=60).result is CanaryResult.FAILED
     assert judge(pod(phase="Running"), log=None, elapsed=60, timeout=60).result is CanaryResult.TIMEOUT
     assert judge(pod(waiting_reason="ErrImagePull"), log=None, elapsed=3, timeout=60).result is None
     for stuck in ("ImagePullBackOff", "CreateContainerError", "ErrImageNeverPull", "RunContainerError"):
