@@ -48,6 +48,17 @@ class Metrics:
             "shimshift_images_migrated", "Images made available to containerd", ["how"], registry=r
         )
         self.image_bytes = Counter("shimshift_image_bytes_migrated", "Bytes of images migrated", registry=r)
+        self.canary_seconds = Histogram(
+            "shimshift_canary_duration_seconds",
+            "Time from the verify step's canary pod's creation to its verdict, by result (passed, failed, "
+            "timeout; a skipped canary is counted in shimshift_canaries_total only)",
+            ["result"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.canaries = Counter(
+            "shimshift_canaries", "Canary pods run before uncordoning, by result", ["result"], registry=r
+        )
         self.rollbacks = Counter("shimshift_rollbacks", "Nodes rolled back to Docker", registry=r)
         self.undos = Counter(
             "shimshift_undos", "Succeeded nodes rolled back to Docker on request", registry=r
@@ -96,6 +107,11 @@ class Metrics:
         self.images.labels(how="pulled").inc(counts.pulled)
         self.images.labels(how="skipped").inc(counts.skipped)
         self.image_bytes.inc(counts.bytes)
+
+    def canary_finished(self, seconds: float, result: str) -> None:
+        self.canaries.labels(result=result).inc()
+        if result != "skipped":
+            self.canary_seconds.labels(result=result).observe(seconds)
 
     def rolled_back(self) -> None:
         self.rollbacks.inc()

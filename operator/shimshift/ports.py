@@ -104,6 +104,9 @@ class NullObserver:
     def images_migrated(self, counts: ImageCounts) -> None:
         pass
 
+    def canary_finished(self, seconds: float, result: str) -> None:
+        pass
+
     def rolled_back(self) -> None:
         pass
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection
 
+from shimshift.model.canary import CanaryImage
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
 from shimshift.ports import ClusterPort, EngineConfig, NodePort, Observer
 from shimshift.steps.base import Outcome, StepFailed, elapsed_since_start, started_at
+from shimshift.steps.images.canary import canary_image
 from shimshift.steps.table import STEPS
 
 __all__ = ["MAX_CACHED_FACTS", "Outcome", "StepExecutor", "StepFailed", "started_at"]
@@ -77,6 +79,9 @@ class StepExecutor:
 
     def remember_facts(self, migration: NodeMigration, node: str, facts: NodeFacts) -> None:
         self._facts[(migration.uid or migration.name, node)] = facts
+
+    def canary_image(self, migration: NodeMigration, facts: NodeFacts | None) -> CanaryImage | None:
+        return canary_image(migration.spec, facts)
 
     def run(
         self, migration: NodeMigration, port: NodePort, record: NodeRecord, step: StepId, stopping: bool

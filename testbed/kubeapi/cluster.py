@@ -48,6 +48,8 @@ class Cluster:
     # called with (pod key, seconds of real time) when a pod starts terminating gracefully
     on_graceful_delete: Callable[[str, str, float], None] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: (namespace, pod) -> its log, for the pods the kubelet stand-in runs to completion (`echo`)
+    logs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def bootstrap(self, kopf_peering: bool = True) -> None:
         for ns in CORE_NAMESPACES:

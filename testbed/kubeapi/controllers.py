@@ -38,6 +38,12 @@ WORKLOAD_GKS = {
 }
 
 
+def _registry_host(image: str) -> str:
+    """The registry host of an image reference ("" for Docker Hub's short names)."""
+    first, sep, _ = image.partition("/")
+    return first.partition(":")[0] if sep and ("." in first or ":" in first or first == "localhost") else ""
+
+
 @dataclass
 class Controllers:
     cluster: Cluster
@@ -486,7 +492,69 @@ class Controllers:
                 for c in containers
             ],
         }
+        new_status = self._run_once(ns, name, pod.obj, new_status, now)
         self.cluster.store.put(PODS_GK, {**pod.obj, "metadata": dict(pod.meta), "status": new_status})
+
+    def _run_once(
+        self, ns: str, name: str, pod: dict[str, Any], status: dict[str, Any], now: str
+    ) -> dict[str, Any]:
+        """What the two things this kubelet stand-in really runs become: an image from a registry under
+        `.invalid` (RFC 6761: never resolves) cannot be pulled (Pending, ImagePullBackOff, a Warning
+        Event as kubelet posts); a `restartPolicy: Never` pod whose every container's command is `echo`
+        runs to completion (Succeeded, exit 0) with the echoed words as its log. Any other pod: Running."""
+        spec = pod.get("spec") or {}
+        containers = spec.get("containers") or []
+        unpullable = [c for c in containers if _registry_host(str(c.get("image", ""))).endswith(".invalid")]
+        if unpullable:
+            image = str(unpullable[0].get("image", ""))
+            host = _registry_host(image)
+            self.cluster.create(
+                self.cluster.rt("", "v1", "events"),
+                ns,
+                {
+                    "metadata": {"generateName": f"{name}.", "namespace": ns},
+                    "involvedObject": {"kind": "Pod", "name": name, "namespace": ns, "apiVersion": "v1"},
+                    "type": "Warning",
+                    "reason": "Failed",
+                    "message": f'Failed to pull image "{image}": dial tcp: lookup {host}: no such host',
+                    "source": {"component": "kubelet"},
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
+                },
+            )
+            waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+            return {
+                **status,
+                "phase": "Pending",
+                "conditions": [
+                    {**c, "status": "False"} if c["type"] in ("Ready", "ContainersReady") else c
+                    for c in status["conditions"]
+                ],
+                "containerStatuses": [
+                    {**cs, "ready": False, "started": False, "state": {"waiting": waiting}}
+                    for cs in status["containerStatuses"]
+                ],
+            }
+        commands = [c.get("command") or [] for c in containers]
+        if not containers or spec.get("restartPolicy") != "Never" or any(c[:1] != ["echo"] for c in commands):
+            return status
+        self.cluster.logs[(ns, name)] = "".join(" ".join(map(str, c[1:])) + "\n" for c in commands)
+        done = {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}
+        return {
+            **status,
+            "phase": "Succeeded",
+            "conditions": [
+                {**c, "status": "False", "reason": "PodCompleted"}
+                if c["type"] in ("Ready", "ContainersReady")
+                else c
+                for c in status["conditions"]
+            ],
+            "containerStatuses": [
+                {**cs, "ready": False, "started": False, "state": {"terminated": done}}
+                for cs in status["containerStatuses"]
+            ],
+        }
 
     def _update_budgets(self, ns: str) -> None:
         bucket = self.cluster.store.buckets.get(PDB_GK)

@@ -211,7 +211,8 @@ class ApiServer:
             return await self._watch(request, rt, ns or None, query, view)
         if verb == "get" and target.subresource == "log":
             self.cluster.get(rt, ns, target.name)
-            return web.Response(text="", content_type="text/plain")  # no containers run here: empty logs
+            # only `echo` pods run here (controllers.Controllers._run_once); any other log is empty
+            return web.Response(text=self.cluster.logs.get((ns, target.name), ""), content_type="text/plain")
         if verb == "get":
             obj = self.cluster.get(rt, ns, target.name)
             if view == "Table":

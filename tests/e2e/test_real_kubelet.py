@@ -2,8 +2,9 @@
 cgroupfs node whose kubelet is the real 1.23.17 (in-tree dockershim), registered with the real
 1.24.17 control plane. Before: a static pod, a DaemonSet pod and a Deployment pod pinned to the node
 run as Docker containers. After: the kubelet restarted from the files shimshift edited reports
-containerd://, and the real kubelet recreated every pod as a containerd container from the images
-shimshift moved (no registry pull: the pods use imagePullPolicy Never).
+containerd://, the verify step's canary pod ran `echo <token>` on the still-cordoned node under
+containerd before it was uncordoned, and the real kubelet recreated every pod as a containerd
+container from the images shimshift moved (no registry pull: the pods use imagePullPolicy Never).
 
 Needs the built kubelet and control plane (`scripts/build-components`); without them the module skips,
 except under CI, where it fails naming what to build.
@@ -25,6 +26,7 @@ from testbed.nodes import Cluster
 from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.realkubelet import check_built, docker_containers, pod_containers_in_containerd, real_stack
 
+from shimshift.model.nodestate import child_name, record_of
 from shimshift.resources import load_crd, load_node_crd
 from tests.e2e.conftest import Operator, eventually, secret
 
@@ -144,6 +146,9 @@ def ssh_migration(cluster: Cluster, name: str, nodes: list[str]) -> dict[str, An
         "spec": {
             "mode": "Migrate",
             "nodeNames": nodes,
+            # the canary: the real kubelet runs `echo <token>` under containerd before the uncordon,
+            # from the app image shimshift moved (its busybox has echo)
+            "verify": {"canary": {"image": APP_IMAGE}},
             "ssh": {
                 "user": "root",
                 "port": cluster.ssh_port,
@@ -210,6 +215,15 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
     assert after["proxy"]["metadata"]["uid"] == before["proxy"]["metadata"]["uid"]
     assert not (api.get("nodes", node.name) or {}).get("spec", {}).get("unschedulable")
     print(f"pods recreated in containerd: {sorted(in_containerd)}")
+    # the canary ran on the still-cordoned node under containerd, echoed its token, and is gone
+    record = record_of(api.must_get("nodemigrationnodes.shimshift.io", child_name("real", node.name)))
+    verify = next(s for s in record.steps if s.id == "verify")
+    # the real kubelet ran it to Succeeded; this control plane reaches kubelets by hostname, which does
+    # not resolve here, so `pods/log` answers 500 and the token is reported unchecked, not a rollback
+    assert f"image {APP_IMAGE}" in verify.message, record
+    assert "ran and echoed its token" in verify.message or "its token was not checked" in verify.message
+    assert not api.list("pods", label_selector="shimshift.io/canary=true")
+    print(f"verify: {verify.message}")
 
 
 PRE_MIGRATION_FLAGS = (

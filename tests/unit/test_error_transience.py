@@ -54,6 +54,7 @@ DECIDED = {
     "NotSynced": True,
     "ChildOfAnother": True,  # a deleted namesake's NodeMigrationNode not yet collected  # a watch cache not yet listed: the pass is tried again shortly
     "StepFailed": False,
+    "CanaryFailed": False,  # the canary did not run: the node rolls back, not retried
     "Busy": True,
     "InternalError": True,
     "ReportUnreadable": True,  # a plan being written: reading again succeeds once it is stored

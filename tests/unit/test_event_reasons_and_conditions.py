@@ -125,6 +125,8 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "GateClosed",
         "GateOpened",
         "GateError",
+        "CanaryFailed",
+        "CanarySkipped",
         "InvalidSpec",
         "InternalError",
         "NotificationFailed",

@@ -209,6 +209,10 @@ def build_parser(prog: str = "shimshift") -> argparse.ArgumentParser:
     )
     p.add_argument("--kubeconfig", help="kubeconfig file (env KUBECONFIG; default: in-cluster)")
     p.add_argument("--namespace", help="the operator's namespace (env SHIMSHIFT_NAMESPACE)")
+    p.add_argument(
+        "--canary-namespace",
+        help="where the verify step's canary pods run (env SHIMSHIFT_CANARY_NAMESPACE; default --namespace)",
+    )
     p.add_argument("--peering", help="kopf peering name for HA replicas (env SHIMSHIFT_PEERING)")
     p.add_argument("--log-format", choices=["full", "plain", "json"], help="env SHIMSHIFT_LOG_FORMAT")
     p.add_argument("--metrics-port", help="Prometheus /metrics port, 0 = off (env SHIMSHIFT_METRICS_PORT)")

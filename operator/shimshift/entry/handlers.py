@@ -188,6 +188,7 @@ def stop(body: kopf.Body, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
 ENV = {
     "kubeconfig": "KUBECONFIG",
     "namespace": "SHIMSHIFT_NAMESPACE",
+    "canary_namespace": "SHIMSHIFT_CANARY_NAMESPACE",
     "peering": "SHIMSHIFT_PEERING",
     "log_format": "SHIMSHIFT_LOG_FORMAT",
     "metrics_port": "SHIMSHIFT_METRICS_PORT",
@@ -202,6 +203,7 @@ _SECRET_HINTS = ("token", "password", "secret", "key")
 class RunSettings:
     kubeconfig: str | None = None
     namespace: str = "shimshift-system"  # where the operator's ConfigMaps (plan reports) live
+    canary_namespace: str | None = None  # where the verify step's canary pods run; None: `namespace`
     peering: str | None = None  # kopf peering name; None = standalone (a single replica)
     log_format: str = "full"  # full | plain | json
     metrics_port: int = 8080  # 0 disables the /metrics endpoint
@@ -283,7 +285,7 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
     metrics.count_api_requests(kube.counted)
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    cluster = KubeCluster(kube, settings.namespace)
+    cluster = KubeCluster(kube, settings.namespace, settings.canary_namespace)
     # the target URLs are read per notification from the Secret in the operator's namespace, like
     # spec.ssh's Secrets, so a rotated webhook needs no restart
     notifier = AppriseNotifier(

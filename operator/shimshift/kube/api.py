@@ -185,12 +185,14 @@ class Kube:
         query: Sequence[tuple[str, str]] = (),
         body: Any = None,
         content_type: str | None = None,
+        text: bool = False,
     ) -> Object:
-        """The decoded JSON answer; an `ApiStatusError` subclass for any non-2xx status."""
+        """The decoded JSON answer (with `text`, the body as text under "text": a pod's log); an
+        `ApiStatusError` subclass for any non-2xx status."""
         delay = RETRY_BACKOFF
         for attempt in range(RETRIES + 1):
             try:
-                return self._request_once(method, path, query, body, content_type)
+                return self._request_once(method, path, query, body, content_type, text)
             except (ApiStatusError, ApiUnreachable) as e:
                 status = e.status if isinstance(e, ApiStatusError) else 0
                 pdb_answer = status == 429 and path.endswith("/eviction")
@@ -202,7 +204,13 @@ class Kube:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request_once(
-        self, method: str, path: str, query: Sequence[tuple[str, str]], body: Any, content_type: str | None
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        content_type: str | None,
+        text: bool = False,
     ) -> Object:
         response = self._send(method, path, query, body, content_type, None)
         what = f"{method} {path}"
@@ -210,6 +218,8 @@ class Kube:
             data = response.read()
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise ApiUnreachable(f"{what}: answer cut off: {e}") from e
+        if text and 200 <= response.status < 300:
+            return {"text": data.decode("utf-8", "replace")}
         try:
             decoded: Any = json.loads(data) if data else {}
         except ValueError:

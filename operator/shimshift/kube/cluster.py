@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from shimshift.kube import (
+    canary,
     children,
     lease,
     lock,
@@ -33,6 +34,7 @@ from shimshift.kube.api import Kube
 from shimshift.kube.informer import Informer
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
+from shimshift.model.canary import CanaryPod
 from shimshift.model.errors import KubeError
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
@@ -48,9 +50,10 @@ SYNC_TIMEOUT = 30.0
 
 
 class KubeCluster:
-    def __init__(self, kube: Kube, namespace: str = "default") -> None:
+    def __init__(self, kube: Kube, namespace: str = "default", canary_namespace: str | None = None) -> None:
         self.kube = kube
         self.namespace = namespace  # the operator's own: plan report ConfigMaps live here
+        self.canary_namespace = canary_namespace or namespace  # where the verify step's canaries run
         self._crd = load_crd()
         self._node_cache: Informer[Node] | None = None
         self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
@@ -232,6 +235,36 @@ class KubeCluster:
             log.info(
                 "node %s: kubeadm's cri-socket annotation set back to its value before the finish step", node
             )
+
+    def run_canary(
+        self,
+        node: str,
+        *,
+        image: str,
+        token: str,
+        migration: str,
+        wait: float,
+        settled: Callable[[CanaryPod], bool],
+    ) -> CanaryPod:
+        return canary.run_canary(
+            self.kube,
+            self.canary_namespace,
+            node,
+            image=image,
+            token=token,
+            migration=migration,
+            wait=wait,
+            settled=settled,
+        )
+
+    def read_canary_log(self, node: str) -> str | None:
+        return canary.read_canary_log(self.kube, self.canary_namespace, node)
+
+    def read_canary_events(self, node: str) -> tuple[str, ...]:
+        return canary.read_canary_events(self.kube, self.canary_namespace, node)
+
+    def delete_canaries(self, node: str) -> int:
+        return canary.delete_canaries(self.kube, self.canary_namespace, node)
 
     def write_status(self, name: str, status: Mapping[str, Any]) -> None:
         migrations.patch_migration_status(self.kube, name, status)

@@ -74,6 +74,15 @@ HOLD_KEY: Final = "shimshift.io/hold"
 #: How the skip reason of a held node begins (the hold's value follows after ": ").
 HOLD_REASON: Final = f"held by {HOLD_KEY}"
 
+#: On the verify step's canary pod (in the operator's namespace): the label every canary carries, so a
+#: restart finds a leftover one and deletes it; the label naming its node (a hash when the node's name
+#: is not a valid label value); the annotations with the node's full name and the token its log must
+#: hold (chosen per verify attempt, so a pod from an earlier attempt is never taken for this one's).
+CANARY_LABEL: Final = "shimshift.io/canary"
+CANARY_NODE_LABEL: Final = "shimshift.io/canary-node"
+CANARY_NODE_ANNOTATION: Final = "shimshift.io/canary-node"
+CANARY_TOKEN_ANNOTATION: Final = "shimshift.io/canary-token"  # noqa: S105 - not a secret
+
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
 #: On a Node: the cri-socket annotation's value before the finish step changed it, set in the same

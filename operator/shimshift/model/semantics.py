@@ -25,7 +25,15 @@ from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
 from shimshift.model.selectors import parse_label_selector
-from shimshift.model.spec import VERIFY_TIMEOUT_DEFAULT, VERIFY_TIMEOUT_MAX, VERIFY_TIMEOUT_MIN, load_zone
+from shimshift.model.spec import (
+    CANARY_TIMEOUT_DEFAULT,
+    CANARY_TIMEOUT_MAX,
+    CANARY_TIMEOUT_MIN,
+    VERIFY_TIMEOUT_DEFAULT,
+    VERIFY_TIMEOUT_MAX,
+    VERIFY_TIMEOUT_MIN,
+    load_zone,
+)
 from shimshift.model.unsafe import unsafe_problems
 
 _DOCKERSHIM_ENDPOINTS = ("dockershim.sock", "docker.sock", "cri-dockerd.sock")
@@ -134,6 +142,12 @@ def _check_durations(spec: Mapping[str, Any]) -> Iterator[Problem]:
                 parse_duration(value)
             except ValueError as e:
                 yield Problem(f"spec.{section}.{key}", str(e))
+    canary_timeout = _map(_map(spec.get("verify")).get("canary")).get("timeout")
+    if isinstance(canary_timeout, str):
+        try:
+            parse_duration(canary_timeout)
+        except ValueError as e:
+            yield Problem("spec.verify.canary.timeout", str(e))
 
 
 def _seconds(value: Any, default: str) -> float | None:
@@ -261,6 +275,15 @@ def _check_verify(verify: Mapping[str, Any]) -> Iterator[Problem]:
             f"must be from {format_duration(VERIFY_TIMEOUT_MIN)} to {format_duration(VERIFY_TIMEOUT_MAX)}, "
             f"not {verify.get('timeout')} (a restarted kubelet needs time to report Ready, and an hour "
             "is ample)",
+        )
+    canary = _map(verify.get("canary"))
+    canary_timeout = _seconds(canary.get("timeout"), CANARY_TIMEOUT_DEFAULT)
+    if canary_timeout is not None and not CANARY_TIMEOUT_MIN <= canary_timeout <= CANARY_TIMEOUT_MAX:
+        yield Problem(
+            "spec.verify.canary.timeout",
+            f"must be from {format_duration(CANARY_TIMEOUT_MIN)} to {format_duration(CANARY_TIMEOUT_MAX)}, "
+            f"not {canary.get('timeout')} (the canary pod needs seconds to start from an image on the "
+            "node, a pull a few minutes at most)",
         )
 
 

@@ -253,9 +253,26 @@ VERIFY_TIMEOUT_MIN = 30.0
 VERIFY_TIMEOUT_MAX = 3600.0
 
 
+#: spec.verify.canary.timeout's default and bounds, in seconds: a pod that echoes a line starts in
+#: seconds from an image already on the node; a pull of a named image may take a minute or two.
+CANARY_TIMEOUT_DEFAULT = "2m"
+CANARY_TIMEOUT_MIN = 10.0
+CANARY_TIMEOUT_MAX = 1800.0
+
+
+@dataclass(frozen=True)
+class Canary:
+    """spec.verify.canary: a pod pinned to the switched node, run before it is uncordoned."""
+
+    enabled: bool = True
+    image: str | None = None  # None: a small image with `echo` found among the node's migrated images
+    timeout: float = 120.0  # from the canary pod's creation to its exit
+
+
 @dataclass(frozen=True)
 class Verify:
     timeout: float = 300.0  # from the verify step's start: Ready on containerd and DaemonSet pods back
+    canary: Canary = Canary()
 
 
 @dataclass(frozen=True)
@@ -405,7 +422,10 @@ class NodeMigrationSpec:
                 pod_selector=dr.get("podSelector", ""),
                 on_timeout=DrainTimeoutAction(dr.get("onTimeout", "Abort")),
             ),
-            verify=Verify(timeout=parse_duration(ve.get("timeout", VERIFY_TIMEOUT_DEFAULT))),
+            verify=Verify(
+                timeout=parse_duration(ve.get("timeout", VERIFY_TIMEOUT_DEFAULT)),
+                canary=_canary(ve.get("canary") or {}),
+            ),
             containerd=Containerd(
                 config_version=None if version == "auto" else int(version),
                 sandbox_image=co.get("sandboxImage"),
@@ -435,6 +455,14 @@ class NodeMigrationSpec:
             commit=bool(spec.get("commit", False)),
             staging=Staging(spec.get("staging", "BeforeCordon")),
         )
+
+
+def _canary(raw: Mapping[str, Any]) -> Canary:
+    return Canary(
+        enabled=raw.get("enabled", True),
+        image=raw.get("image") or None,
+        timeout=parse_duration(raw.get("timeout", CANARY_TIMEOUT_DEFAULT)),
+    )
 
 
 def _secret_ref(raw: Mapping[str, Any] | None, default_key: str) -> SecretKeyRef | None:

@@ -110,6 +110,8 @@ class EventReason(StrEnum):
     GATE_CLOSED = "GateClosed"
     GATE_OPENED = "GateOpened"
     GATE_ERROR = "GateError"
+    CANARY_FAILED = "CanaryFailed"  # the verify step's canary pod did not run on the switched node
+    CANARY_SKIPPED = "CanarySkipped"  # no image for the canary: the node is uncordoned without one
     # the operator itself
     INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"

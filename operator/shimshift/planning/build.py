@@ -20,6 +20,7 @@ from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.steporder import order_reason, step_order
 from shimshift.model.timestamps import iso
+from shimshift.planning.canary import canary_findings
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.cni import cni_findings
 from shimshift.planning.dataroot import data_root_findings, root_move_findings
@@ -266,6 +267,7 @@ def build_plan(
         findings += root_move_findings(facts, containerd)
         if facts is not None:
             findings += cni_findings(facts, containerd, by_node.get(node.name, ()))
+        findings += canary_findings(spec, node.name, facts)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

@@ -122,6 +122,21 @@ def may_start(
     return window_state(spec.rollout.windows, spec.rollout.time_zone, now).open
 
 
+#: Characters of the latest failed node's error quoted in the Paused / Failed condition's message.
+FAILURE_QUOTED = 300
+
+
+def _latest_failure(failures: Sequence[NodeRecord]) -> str:
+    """ "; latest: <node>: <its error>" of the failed node that finished last ("" without an error)."""
+    latest = max(failures, key=lambda r: (r.finished_at, r.name))
+    if latest.last_error is None or not latest.last_error.message:
+        return ""
+    text = " ".join(latest.last_error.message.split())
+    if len(text) > FAILURE_QUOTED:
+        text = text[: FAILURE_QUOTED - 3] + "..."
+    return f"; latest: {latest.name}: {text}"
+
+
 def decide(
     spec: NodeMigrationSpec,
     status: MigrationStatus,
@@ -196,14 +211,14 @@ def decide(
             ConditionReason.MAX_FAILURES,
             f"{len(failures)} node(s) failed ({names}), more than spec.rollout.maxFailures="
             f"{spec.rollout.max_failures}; fix the cause (see status.failedNodes, or kubectl get nmn), "
-            "then raise maxFailures or recreate the NodeMigration",
+            "then raise maxFailures or recreate the NodeMigration" + _latest_failure(failures),
         )
     if not pending and not in_flight:
         if failures:
             return result(
                 Phase.FAILED,
                 ConditionReason.NODES_FAILED,
-                f"finished; {len(failures)} node(s) failed and were rolled back",
+                f"finished; {len(failures)} node(s) failed and were rolled back" + _latest_failure(failures),
             )
         held = [
             r.name

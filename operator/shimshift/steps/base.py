@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shimshift.model.canary import CanaryImage, CanaryPod
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
@@ -151,6 +152,34 @@ class StepCluster(Protocol):
         """Put back the cri-socket annotation `mark_migrated` changed, if it did and did not finish."""
         ...
 
+    def run_canary(
+        self,
+        node: str,
+        *,
+        image: str,
+        token: str,
+        migration: str,
+        wait: float,
+        settled: Callable[[CanaryPod], bool],
+    ) -> CanaryPod:
+        """`node`'s canary pod running `image` and echoing `token`: created unless one with that token
+        exists (one with another token, left by an earlier attempt, is deleted first), then watched at
+        most `wait` seconds until `settled` says waiting longer changes nothing; as last seen."""
+        ...
+
+    def read_canary_log(self, node: str) -> str | None:
+        """The log of `node`'s canary pod's container ("" when there is none; None when the API server
+        cannot fetch it from the node's kubelet)."""
+        ...
+
+    def read_canary_events(self, node: str) -> tuple[str, ...]:
+        """What the Events about `node`'s canary pod say ("Warning Failed: ..."), oldest first."""
+        ...
+
+    def delete_canaries(self, node: str) -> int:
+        """Delete every canary pod of `node` (found by label; none is fine); how many there were."""
+        ...
+
     def event(
         self,
         migration: NodeMigration | MigrationRef,
@@ -166,6 +195,9 @@ class StepObserver(Protocol):
 
     def drain_waited(self, seconds: float, blocked: bool) -> None: ...
     def images_migrated(self, counts: ImageCounts) -> None: ...
+    def canary_finished(self, seconds: float, result: str) -> None:
+        """A canary ended (`result`: passed, failed, timeout; skipped with 0 seconds)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -190,6 +222,8 @@ class StepContext(Protocol):
     def config(self) -> EngineConfig: ...
     @property
     def monotonic(self) -> Callable[[], float]: ...
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
     def elapsed(self, record: NodeRecord, step: StepId) -> float:
         """Seconds since `step` of `record` was recorded Started (0 if never)."""
         ...
@@ -199,6 +233,10 @@ class StepContext(Protocol):
         ...
 
     def cached_facts(self, migration: NodeMigration, node: str) -> NodeFacts | None: ...
+    def canary_image(self, migration: NodeMigration, facts: NodeFacts | None) -> CanaryImage | None:
+        """The image the verify step's canary runs on the node of `facts` (None: there is none)."""
+        ...
+
     def remember_facts(self, migration: NodeMigration, node: str, facts: NodeFacts) -> None: ...
 
 

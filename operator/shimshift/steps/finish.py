@@ -1,5 +1,6 @@
 """The finish step: once the node verified, through the API the completion label (and the cri-socket
-annotation, if asked), uncordon (only a cordon shimshift made) and the lock released (with the
+annotation, if asked), the canary pod deleted where one can have run (verify deletes it; a crash right
+after may not have), uncordon (only a cordon shimshift made) and the lock released (with the
 autoscaler annotation, if shimshift set it); the node port is told the node is done (its connection
 closes). Nothing changes on the node here: Docker stays installed and stopped and the backups stay,
 so the node can be rolled back on request (`steps.undo`) until `spec.commit` ends its rollback window
@@ -16,9 +17,12 @@ from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     name, owner, spec = record.name, migration.name, migration.spec
-    port.finish(name, ctx.facts_of(migration, port, name))
+    facts = ctx.facts_of(migration, port, name)
+    port.finish(name, facts)
     endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
     ctx.cluster.mark_migrated(name, endpoint)
+    if spec.verify.canary.enabled and ctx.canary_image(migration, facts) is not None:
+        ctx.cluster.delete_canaries(name)  # verify deleted its canary; a crash right after may not have
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
     return Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")

@@ -2,9 +2,10 @@
 order, before backup in the old one), the undo of every step done so far, in reverse, on the node
 (`NodePort.undo`, which runs each step's own undo: finish, switch, configure, images, whose undo is
 the re-check's too; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report Ready on
-Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it, then
-uncordon (only a cordon shimshift made) and the lock released (with the autoscaler annotation, if
-shimshift set it). A rollback before anything changed on the node only uncordons and unlocks.
+Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it, the
+verify step's canary pod deleted (whatever a failure or a crash left), then uncordon (only a cordon
+shimshift made) and the lock released (with the autoscaler annotation, if shimshift set it). A
+rollback before anything changed on the node only uncordons and unlocks.
 
 The same step ends a rollback on request (`steps.undo` cordoned and drained the Succeeded node): then
 the completion label goes too, and the node's shimshift.io/undo annotation is removed if it still
@@ -34,6 +35,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             if elapsed + wait < config.rollback_wait:
                 return Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
             log.error("node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed)
+    ctx.cluster.delete_canaries(name)  # a verify interrupted by a crash or a failure may leave one
     ctx.cluster.restore_cri_socket(name)  # a finish that failed after changing it
     on_request = record.undo_request and not record.undo_failed
     if on_request:  # back on Docker: not a completed node any more

@@ -58,6 +58,7 @@ def exported() -> dict[str, set[str]]:
     m.drain_waited(1.0, blocked=True)
     m.images_migrated(ImageCounts(transferred=1, pulled=1, skipped=1, bytes=10))
     m.rolled_back()
+    m.canary_finished(3.0, "passed")
     m.node_uncordoned("workers", 95.0)
     m.nodes_by_phase("workers", MigrationStatus())
     m.notification_sent("Finished", "sent")

@@ -224,3 +224,46 @@ def test_events_are_posted_in_the_operators_namespace_which_the_role_covers() ->
     uses = code_uses()
     namespaces = {u.path.split("/")[4] for u in uses if u.method == "POST" and u.path.endswith("/events")}
     assert namespaces <= {VAR}
+
+
+#: What the verify step's canary needs in its namespace: its pod made and removed, its log, its Events.
+CANARY_GRANTS: frozenset[Grant] = frozenset(
+    {("", "pods", "create"), ("", "pods", "delete"), ("", "pods/log", "get"), ("", "events", "list")}
+)
+
+
+def _grants_of(rules: list[dict[str, object]]) -> set[Grant]:
+    return {
+        (g, r, v)
+        for rule in rules
+        for g in rule["apiGroups"]  # type: ignore[attr-defined]
+        for r in rule["resources"]  # type: ignore[attr-defined]
+        for v in rule["verbs"]  # type: ignore[attr-defined]
+    }
+
+
+def test_the_canary_is_granted_in_the_release_namespace_only_never_cluster_wide() -> None:
+    assert {grant_for(u) for u in code_uses()} >= CANARY_GRANTS, "the canary's code makes these requests"
+    docs = helm.rendered("default")
+    assert not CANARY_GRANTS & _grants_of(helm.only(docs, "ClusterRole")["rules"])
+    role = helm.only(docs, "Role")
+    assert role["metadata"]["namespace"] == helm.NAMESPACE
+    assert _grants_of(role["rules"]) >= CANARY_GRANTS
+
+
+def test_a_canary_namespace_of_its_own_gets_the_canary_role_and_the_release_role_loses_it() -> None:
+    result = helm.template("--set", "canary.namespace=shimshift-canaries")
+    assert result.returncode == 0, result.stderr
+    docs = helm.documents(result.stdout)
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    assert _grants_of(roles["shimshift-canaries"]["rules"]) == CANARY_GRANTS
+    assert not CANARY_GRANTS & _grants_of(roles[helm.NAMESPACE]["rules"])
+    binding = next(
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == "shimshift-canaries"
+    )
+    assert binding["subjects"][0]["namespace"] == helm.NAMESPACE
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert (
+        "--canary-namespace=shimshift-canaries"
+        in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )

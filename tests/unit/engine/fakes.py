@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from shimshift.kube.drain import DrainProgress
 from shimshift.kube.lock import NodeLocked
 from shimshift.kube.pods import Eviction, EvictionResult
 from shimshift.model import keys
+from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
@@ -25,6 +26,7 @@ from shimshift.model.nodestate import child_name
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
+from shimshift.model.timestamps import iso
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
@@ -123,6 +125,12 @@ class FakeCluster:
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
         self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
         self.fail_label: dict[str, int] = {}  # node -> how many completion-label writes fail
+        #: node -> how its canary pods behave: "pass" (default: exits 0 echoing its token), "hang"
+        #: (Running, never exits), "pull" (ImagePullBackOff), "exit" (exits 1), "silent" (exits 0, empty log)
+        self.canary_behaviour: dict[str, str] = {}
+        self.canaries: dict[str, CanaryPod] = {}  # node -> its canary pod now
+        self.canary_images: list[tuple[str, str]] = []  # (node, image) of every canary created
+        self.canary_deletes: Counter[str] = Counter()
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -277,6 +285,57 @@ class FakeCluster:
         if annotations.get(keys.UNDO_ANNOTATION) == value:
             del annotations[keys.UNDO_ANNOTATION]
             self.changes[f"{node}:undo-request-cleared"] += 1
+
+    def run_canary(
+        self,
+        node: str,
+        *,
+        image: str,
+        token: str,
+        migration: str,
+        wait: float,
+        settled: Callable[[CanaryPod], bool],
+    ) -> CanaryPod:
+        pod = self.canaries.get(node)
+        if pod is None or pod.token != token:
+            self.canary_images.append((node, image))
+            behaviour = self.canary_behaviour.get(node, "pass")
+            base = CanaryPod(canary_name(node), token, iso(self.clock.now))
+            pod = {
+                "pass": replace(base, phase="Succeeded", exit_code=0, terminated_reason="Completed"),
+                "silent": replace(base, phase="Succeeded", exit_code=0, terminated_reason="Completed"),
+                "exit": replace(base, phase="Failed", exit_code=1, terminated_reason="Error"),
+                "pull": replace(
+                    base,
+                    waiting_reason="ImagePullBackOff",
+                    waiting_message=f'Back-off pulling image "{image}"',
+                ),
+                "hang": replace(base, phase="Running"),
+            }[behaviour]
+            self.canaries[node] = pod
+        if not settled(pod):
+            self.clock.advance(wait)
+        return pod
+
+    def read_canary_log(self, node: str) -> str | None:
+        pod = self.canaries.get(node)
+        if pod is None or self.canary_behaviour.get(node) == "silent":
+            return ""
+        return pod.token + "\n"
+
+    def read_canary_events(self, node: str) -> tuple[str, ...]:
+        if self.canary_behaviour.get(node) == "pull":
+            return (
+                "Warning Failed: Failed to pull image: not found",
+                "Normal BackOff: Back-off pulling image",
+            )
+        return ()
+
+    def delete_canaries(self, node: str) -> int:
+        if self.canaries.pop(node, None) is None:
+            return 0
+        self.canary_deletes[node] += 1
+        return 1
 
     def _durable_write(self) -> None:
         self.writes += 1

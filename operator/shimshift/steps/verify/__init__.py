@@ -5,16 +5,22 @@ drain) are Running and Ready again. Each is waited for, bounded by the NodeMigra
 `spec.verify.timeout` from the step's recorded start (the node's check also by its own minute per run). A
 node that is not back in time fails with its own reason (`node_reason`: its Ready condition's reason and
 message, e.g. kubelet's "container runtime network not ready: NetworkReady=false
-reason:NetworkPluginNotReady ..."). Changes nothing: a failure here rolls the node back through the undo
-of the steps before it.
+reason:NetworkPluginNotReady ..."). Once all that holds, a canary (`canary`): a pod pinned to the node,
+tolerating its cordon, runs `echo <token>` under containerd; it must exit 0 with the token in its log
+within `spec.verify.canary.timeout`, or the node is not uncordoned but rolled back, with what kubelet
+said of the pod (ImagePullBackOff, CreateContainerError, its exit code, its Events) as the reason. The
+canary pod is deleted once judged (and by the rollback and finish steps, whatever a crash left).
+Changes nothing on the node: a failure here rolls the node back through the undo of the steps before it.
 """
 
 from __future__ import annotations
 
+from shimshift.model.canary import canary_token
 from shimshift.model.durations import format_duration
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
-from shimshift.model.status import NodeRecord
+from shimshift.model.status import EventReason, NodeRecord
+from shimshift.model.timestamps import parse_iso
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.base import (
     NodePort,
@@ -24,9 +30,14 @@ from shimshift.steps.base import (
     StepContext,
     StepFailed,
     playbook_halves,
+    started_at,
 )
 from shimshift.steps.execute import TaskFailed
 from shimshift.steps.nodeplan import NodeRunPlan
+from shimshift.steps.verify.canary import CanaryResult, judge, settled
+
+#: Events about a failed canary pod quoted in the failure's reason (the latest ones).
+CANARY_EVENTS_QUOTED = 3
 
 PLAYBOOK = "verify"
 RUNTIME = "containerd"
@@ -117,7 +128,9 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
     missing = ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
     if not missing:
-        return Outcome(True, record, "Ready on containerd, its DaemonSet pods Running and Ready")
+        return _canary(
+            ctx, migration, port, record, "Ready on containerd, its DaemonSet pods Running and Ready"
+        )
     if out_of_time:
         reason = node_reason(ctx.cluster.read_node(name))
         raise StepFailed(
@@ -128,6 +141,60 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             )
         )
     return Outcome(False, record, f"waiting for DaemonSet pods to be Running and Ready: {'; '.join(missing)}")
+
+
+class CanaryFailed(StepFailed):
+    """The canary pod did not run on the switched node: the node rolls back, not uncordoned."""
+
+    event_reason = EventReason.CANARY_FAILED
+
+
+def _canary(
+    ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord, back: str
+) -> Outcome:
+    """The canary, once the node is back (`back` says how): passed, still running, or CanaryFailed."""
+    name, canary = record.name, migration.spec.verify.canary
+    if not canary.enabled:
+        return Outcome(True, record, f"{back}; no canary (spec.verify.canary.enabled: false)")
+    image = ctx.canary_image(migration, ctx.facts_of(migration, port, name))
+    if image is None:
+        why = (
+            f"node {name}: no canary ran before uncordoning: no image for it (none named in "
+            "spec.verify.canary.image, and no busybox or alpine image among the node's migrated images)"
+        )
+        # on the NodeMigration only: a fleet without an image would otherwise post two per node
+        ctx.cluster.event(migration, None, True, EventReason.CANARY_SKIPPED, why)
+        ctx.observer.canary_finished(0.0, CanaryResult.SKIPPED)
+        return Outcome(True, record, f"{back}; {why}")
+    token = canary_token(migration.uid or migration.name, name, started_at(record, StepId.VERIFY))
+    pod = ctx.cluster.run_canary(
+        name,
+        image=image.ref,
+        token=token,
+        migration=migration.name,
+        wait=max(1.0, min(ctx.config.wait_slice, canary.timeout)),
+        settled=settled,
+    )
+    created = parse_iso(pod.created_at)
+    # a pod whose creation time cannot be read is timed from the verify step's start: never unbounded
+    since = (ctx.clock() - created).total_seconds() if created else ctx.elapsed(record, StepId.VERIFY)
+    elapsed = max(0.0, since)
+    log = ctx.cluster.read_canary_log(name) if pod.phase == "Succeeded" else None
+    verdict = judge(pod, log=log, elapsed=elapsed, timeout=canary.timeout)
+    what = f"canary pod {pod.name} (image {image.ref}, {image.source})"
+    if verdict.result is None:
+        return Outcome(False, record, f"{back}; waiting for the {what}: {verdict.reason}")
+    events = () if verdict.result is CanaryResult.PASSED else ctx.cluster.read_canary_events(name)
+    ctx.cluster.delete_canaries(name)
+    ctx.observer.canary_finished(elapsed, verdict.result)
+    if verdict.result is CanaryResult.PASSED:
+        return Outcome(True, record, f"{back}; {what} {verdict.reason}")
+    said = "; ".join(events[-CANARY_EVENTS_QUOTED:])
+    raise CanaryFailed(
+        f"node {name}: the {what} did not run on containerd, so the node is not uncordoned: "
+        + verdict.reason
+        + (f"; its Events: {_bounded(' '.join(redact_text(said).split()))}" if said else "")
+    )
 
 
 STEP = Step(StepId.VERIFY, _run, node_run=_run_on_node, scripts=("verify",))
