@@ -5,11 +5,14 @@ runs whole on one worker, so its module-scoped stack (fake nodes, an emulator, a
 brought up once and its tests keep their order. Modules that must not run at the same time as each
 other are one scope here, so they run one after the other on one worker: real kubelets all manage the
 host's one cgroup hierarchy. (Another pytest run on the same machine is kept out by the
-`real_kubelet_host` lock.)
+`real_kubelet_host` lock.) A long module whose tests are independent of each other (each crash point
+brings up its own operator against a cleaned cluster) is split into a few scopes instead, so its
+tests spread over the workers; each worker brings the module's session stack up once.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import pytest
@@ -24,6 +27,20 @@ SHARED_HOST_SCOPES = {
     "tests/integration/nodes/test_real_kubelet.py": "real-kubelets",
 }
 
+#: long modules of independent tests: module path -> how many scopes its tests are spread over
+SPLIT_MODULES = {"tests/e2e/test_crash_resume.py": 3}
+
+
+def scope_of(module: str, nodeid: str) -> str:
+    """The xdist scope of test `nodeid` of `module`: a shared-host scope, a split module's part (by a
+    stable hash of the test's id, so a rerun puts each test in the same part), else the module."""
+    if module in SHARED_HOST_SCOPES:
+        return SHARED_HOST_SCOPES[module]
+    parts = SPLIT_MODULES.get(module)
+    if parts:
+        return f"{module}#{zlib.crc32(nodeid.encode()) % parts}"
+    return module
+
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadfile":
@@ -32,7 +49,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class ModulesAndSharedHostScopes(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            module = str(super()._split_scope(nodeid))
-            return SHARED_HOST_SCOPES.get(module, module)
+            return scope_of(str(super()._split_scope(nodeid)), nodeid)
 
     return ModulesAndSharedHostScopes(config, log)
