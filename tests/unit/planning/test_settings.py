@@ -776,3 +776,28 @@ def test_what_the_current_config_toml_loses_is_a_warning_and_enabling_cri_is_not
     assert misspelt and "spec.containerd.extraConfig" in lost[misspelt[0]].advice
     assert "config.toml disabled_plugins" not in lost
     assert "CriPluginDisabled" in {f.code for f in report.notes}
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"userns-remap": "default"},
+        {"storage-driver": "devicemapper"},
+        {"default-runtime": "nvidia"},  # no runtimes entry: nothing to carry
+        {"default-runtime": "kata", "runtimes": {"kata": {"path": "/usr/bin/kata-runtime"}}},
+        {"log-driver": "syslog"},  # a warning: the node migrates
+        {"seccomp-profile": "/etc/docker/seccomp.json"},  # a warning
+        {"debug": True},  # a note
+    ],
+    ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items() if k != "runtimes"),
+)
+def test_the_facts_step_refuses_exactly_the_nodes_the_plan_blocks_for_their_daemon_json(
+    setting: dict[str, Any],
+) -> None:
+    facts = probed_facts({**BASE_DAEMON, **setting}, BASE_FLAGS)
+    blockers = [f for f in plan(facts).nodes[0].findings if f.code == DAEMON_JSON_REFUSED]
+    why = refusal(OutsideContainersPolicy.STOP, facts)
+    if blockers:
+        assert why == f"{blockers[0].message}: {blockers[0].advice}"
+    else:
+        assert why is None

@@ -1,6 +1,7 @@
 """Nodes the facts step refuses as they are, before the lock, the cordon and the drain: Windows and
 OpenShift nodes (from the Node object alone, before any SSH), RKE1, k3s and RKE2 nodes (shimshift has
-nothing to switch there), a node whose daemon.json sets userns-remap (its pods' data and isolation),
+nothing to switch there), a node whose daemon.json has a setting the plan blocks (userns-remap,
+devicemapper, a default runtime that cannot be carried, ...),
 and a node whose Docker runs containers outside the kubelet while `spec.dockerOutsideContainers` is
 Block: the switch stops Docker under every `spec.docker` policy, and those containers with it, so it
 never does that without the spec's word. The plan (`planning.outside`, `planning.settings` for
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from shimshift.model.dockerera import Fate, Rule, daemon_json_fate
+from shimshift.model.dockerera import DAEMON_JSON_IMPORTED, Fate, Rule, daemon_json_fate
 from shimshift.model.facts import Distribution, NodeFacts, OutsideContainer
 from shimshift.model.spec import OutsideContainersPolicy
 
@@ -108,16 +109,18 @@ def node_refusal(
     return f"{what}: {advice}"
 
 
-#: daemon.json settings whose blocker the facts step enforces too: the node's pods would lose their
-#: data's ownership and their isolation at the switch, which no undo gives back
-DAEMON_JSON_REFUSED_AT_FACTS = ("userns-remap",)
-
-
 def daemon_json_refusal(facts: NodeFacts) -> tuple[str, Rule] | None:
-    """The first of those keys set in the node's daemon.json to a value the table refuses, and its rule."""
+    """The first key of the node's daemon.json (by name) that the table refuses, and its rule: what the
+    plan reports as a DaemonJsonRefused blocker, the facts step refuses too, so a node the plan says
+    cannot migrate is never changed (userns-remap: the pods' data ownership and isolation, which no
+    undo gives back; devicemapper; a default runtime that cannot be carried; ...). The registry keys
+    are never refused: their fate depends on spec.containerd.importDockerConfig only."""
     daemon = facts.daemon_json or {}
-    for key in DAEMON_JSON_REFUSED_AT_FACTS:
-        if key in daemon and (rule := daemon_json_fate(key, daemon[key], daemon)).fate is Fate.REFUSED:
+    for key in sorted(daemon):
+        if key in DAEMON_JSON_IMPORTED:
+            continue
+        rule = daemon_json_fate(key, daemon[key], daemon, facts.snapshotters)
+        if rule.fate is Fate.REFUSED:
             return key, rule
     return None
 
