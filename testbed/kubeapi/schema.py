@@ -313,4 +313,37 @@ def check_structural(schema: object, path: str = "spec.validation.openAPIV3Schem
                 f'Invalid value: "{schema.get("type")}": must be object at the root',
             )
         )
+    _forbidden_in_structural(schema, path, errors)
     return errors
+
+
+def _forbidden_in_structural(schema: Schema, path: str, errors: list[FieldError]) -> None:
+    """What a real API server forbids anywhere in a structural schema, with its words: uniqueItems true
+    (quadratic to check) and additionalProperties beside properties."""
+    if schema.get("uniqueItems") is True:
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                f"{path}.uniqueItems",
+                "Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+            )
+        )
+    if "additionalProperties" in schema and "properties" in schema:
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                f"{path}.additionalProperties",
+                "Forbidden: additionalProperties and properties are mutual exclusive",
+            )
+        )
+    for name, sub in (schema.get("properties") or {}).items():
+        if isinstance(sub, dict):
+            _forbidden_in_structural(sub, f"{path}.properties[{name}]", errors)
+    for key in ("items", "additionalProperties", "not"):
+        sub = schema.get(key)
+        if isinstance(sub, dict):
+            _forbidden_in_structural(sub, f"{path}.{key}", errors)
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(schema.get(key) or ()):
+            if isinstance(sub, dict):
+                _forbidden_in_structural(sub, f"{path}.{key}[{i}]", errors)

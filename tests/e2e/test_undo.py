@@ -26,7 +26,7 @@ from tests.e2e.simnodes import read_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
-NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
+NODE_CHANGES = ("backup", "configure", "images", "recheck", "switch", "finish")  # the staged order
 STEPS_UNDONE = {"configure": 1, "images": 1, "switch": 1}
 
 

@@ -236,3 +236,49 @@ async def test_the_asyncio_client_gets_the_same_422(
         _content_type="application/merge-patch+json",  # kubernetes_asyncio defaults to json-patch for dicts
     )
     assert patched["status"] == {"phase": "Done"}
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "words"),
+    [
+        (
+            {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+            "uniqueItems",
+            "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+        ),
+        (
+            {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}},
+            "additionalProperties",
+            "additionalProperties and properties are mutual exclusive",
+        ),
+    ],
+    ids=["uniqueItems", "additionalProperties-beside-properties"],
+)
+def test_a_crd_schema_a_real_api_server_forbids_is_refused_in_its_words(
+    kubeapi: KubeApi, api_client: kubernetes.client.ApiClient, rule: dict[str, Any], field: str, words: str
+) -> None:
+    # the emulator once took a NodeMigration CRD that kube-apiserver 1.24 refused for both of these
+    ext = kubernetes.client.ApiextensionsV1Api(api_client)
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"deep": rule}}}}
+    with pytest.raises(ApiException) as err:
+        ext.create_custom_resource_definition(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": "things.example.io"},
+                "spec": {
+                    "group": "example.io",
+                    "scope": "Namespaced",
+                    "names": {"kind": "Thing", "plural": "things"},
+                    "versions": [
+                        {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+                    ],
+                },
+            }
+        )
+    assert err.value.status == 422
+    causes = json.loads(err.value.body)["details"]["causes"]
+    assert [c["field"] for c in causes] == [
+        f"spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[deep].{field}"
+    ]
+    assert words in causes[0]["message"]
