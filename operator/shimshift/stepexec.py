@@ -15,6 +15,7 @@ status (the engine records what a step did).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Collection
 
 from shimshift.model.canary import CanaryImage
@@ -50,6 +51,8 @@ class StepExecutor:
         self.observer = observer
         self.config = config
         self._facts = facts
+        self._said: set[tuple[str, str]] = set()
+        self._said_lock = threading.Lock()
         self.clock = clock
         self.monotonic = monotonic
 
@@ -82,6 +85,16 @@ class StepExecutor:
 
     def canary_image(self, migration: NodeMigration, facts: NodeFacts | None) -> CanaryImage | None:
         return canary_image(migration.spec, facts)
+
+    def first_time(self, migration: NodeMigration, what: str) -> bool:
+        key = (migration.uid or migration.name, what)
+        with self._said_lock:
+            if key in self._said:
+                return False
+            if len(self._said) >= MAX_CACHED_FACTS:
+                self._said.clear()  # bounded: at worst something is said once more
+            self._said.add(key)
+            return True
 
     def run(
         self, migration: NodeMigration, port: NodePort, record: NodeRecord, step: StepId, stopping: bool

@@ -60,6 +60,8 @@ class KubeCluster:
         # Without it, two passes starting together each made a cache, and a pass could read the other's
         # before its first list: no records, so every node of a finished NodeMigration looked new.
         self._caches_lock = threading.Lock()
+        #: node -> its DaemonSets as the pass that finished its drain saw them (taken by daemonsets_on)
+        self._drained_daemonsets: dict[str, tuple[str, ...]] = {}
         self._discovery = objects.Discovery(kube)
 
     def _nodes(self) -> Informer[Node]:
@@ -175,7 +177,12 @@ class KubeCluster:
         nodes.uncordon_node(self.kube, node, owner)
 
     def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> drain_mod.DrainProgress:
-        return drain_mod.drain_pass(self.kube, node, drain, wait=wait, escalate=escalate)
+        progress = drain_mod.drain_pass(self.kube, node, drain, wait=wait, escalate=escalate)
+        if progress.done and progress.daemonsets is not None:
+            self._drained_daemonsets[node] = progress.daemonsets  # the drain step asks for them next
+        else:
+            self._drained_daemonsets.pop(node, None)
+        return progress
 
     def wait_node(self, node: str, *, runtime: str, timeout: float) -> bool:
         """True once `node` is Ready and reports a `<runtime>://` containerRuntimeVersion (the Node
@@ -191,7 +198,11 @@ class KubeCluster:
         return self._nodes().get(node)
 
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
-        """The DaemonSets ("namespace/name") with a pod bound to `node` now, sorted."""
+        """The DaemonSets ("namespace/name") with a pod bound to `node` now, sorted: as the drain pass
+        that just finished the node's drain listed them, else from a LIST of the node's pods."""
+        seen = self._drained_daemonsets.pop(node, None)
+        if seen is not None:
+            return seen
         return pods.daemonsets_of(pods.list_pods_on_node(self.kube, node))
 
     def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from shimshift.kube.pods import (
     PODS,
     Eviction,
     EvictionResult,
+    daemonsets_of,
     delete_pod,
     evict_pod,
     list_pods_on_node,
@@ -75,6 +76,9 @@ class DrainProgress:
     blocked: tuple[Eviction, ...] = ()  # evictions a budget refused in this pass
     evicted: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()  # "ns/name <why>": kubectl would refuse to drain
+    #: the DaemonSets ("namespace/name") with a pod on the node as the pass's last listing saw them;
+    #: None when a pod selector narrowed that listing
+    daemonsets: tuple[str, ...] | None = None
 
     @property
     def done(self) -> bool:
@@ -137,13 +141,16 @@ def drain_pass(kube: Kube, node: str, drain: Drain, *, wait: float, escalate: bo
         _wait_for_budgets(kube, blocked, wait)
         # A budget's status can lag the eviction's own arithmetic; never ask again sooner than this.
         time.sleep(max(0.0, min(MIN_PDB_BACKOFF, wait) - (time.monotonic() - began)))
-    left = [
-        parse_pod(p).key
+    after = [
+        parse_pod(p)
         for p in kube.request("GET", PODS, query=pods_on_node_query(node, drain.pod_selector)).get("items")
         or ()
     ]
-    remaining = tuple(sorted(wanted.intersection(left)))
-    return DrainProgress(node, remaining, tuple(blocked), tuple(evicted))
+    remaining = tuple(sorted(wanted.intersection(p.key for p in after)))
+    # that listing is every pod on the node when no selector narrows it: the DaemonSets with a pod
+    # there come from it, instead of one more LIST (pods.daemonsets_of, as KubeCluster.daemonsets_on)
+    daemonsets = None if drain.pod_selector else daemonsets_of(after)
+    return DrainProgress(node, remaining, tuple(blocked), tuple(evicted), daemonsets=daemonsets)
 
 
 def _wait_for_budgets(kube: Kube, blocked: Sequence[Eviction], wait: float) -> bool:

@@ -239,6 +239,11 @@ class StepContext(Protocol):
 
     def remember_facts(self, migration: NodeMigration, node: str, facts: NodeFacts) -> None: ...
 
+    def first_time(self, migration: NodeMigration, what: str) -> bool:
+        """True the first time `what` is asked about `migration` in this operator process (then False):
+        for what is said once per NodeMigration, not once per node (an operator restart says it again)."""
+        ...
+
 
 class EngineHalf(Protocol):
     def __call__(

@@ -162,8 +162,15 @@ def _canary(
             f"node {name}: no canary ran before uncordoning: no image for it (none named in "
             "spec.verify.canary.image, and no busybox or alpine image among the node's migrated images)"
         )
-        # on the NodeMigration only: a fleet without an image would otherwise post two per node
-        ctx.cluster.event(migration, None, True, EventReason.CANARY_SKIPPED, why)
+        # once per NodeMigration (per operator process), on it: a fleet without an image would otherwise
+        # post one Warning per node; the node's own record says it too
+        if ctx.first_time(migration, "canary-skipped"):
+            fleet = (
+                "no canary ran before uncordoning: no image for it (none named in spec.verify.canary.image, "
+                f"and no busybox or alpine image among the migrated images of node {name}, the first such "
+                "node; the others' records say so too)"
+            )
+            ctx.cluster.event(migration, None, True, EventReason.CANARY_SKIPPED, fleet)
         ctx.observer.canary_finished(0.0, CanaryResult.SKIPPED)
         return Outcome(True, record, f"{back}; {why}")
     token = canary_token(migration.uid or migration.name, name, started_at(record, StepId.VERIFY))
