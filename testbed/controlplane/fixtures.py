@@ -59,26 +59,38 @@ def cleanup_stale(root: Path = DEFAULT_ROOT) -> list[Path]:
     whose process is gone); returns their run directories."""
     cleaned = []
     for directory in sorted(root.glob("pytest-*")) if root.is_dir() else []:
-        owner = directory.name.removeprefix("pytest-")
+        owner = directory.name.removeprefix("pytest-").split("-", 1)[0]  # pytest-<pid>[-e2e]
         if owner.isdigit() and not pid_alive(int(owner)):
             teardown_dir(directory)
             cleaned.append(directory)
     return cleaned
 
 
-@pytest.fixture(scope="session")
-def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+def _session_plane(suffix: str = "") -> Iterator[ControlPlane]:
     cleanup_stale()
     try:
         version = os.environ.get("SHIMSHIFT_CONTROLPLANE_VERSION") or default_version()
         binaries(version)
     except components.ComponentMissing as e:
         missing_component(str(e))
-    plane = ControlPlane.up(f"pytest-{os.getpid()}", version=version, audit_policy=AUDIT_POLICY)
+    plane = ControlPlane.up(f"pytest-{os.getpid()}{suffix}", version=version, audit_policy=AUDIT_POLICY)
     try:
         yield plane
     finally:
         plane.down()
+
+
+@pytest.fixture(scope="session")
+def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    yield from _session_plane()
+
+
+@pytest.fixture(scope="session")
+def e2e_controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A second control plane of the worker's session, for the e2e modules that keep the chart
+    installed on it as their baseline (tests/e2e/realapi.py): the chart's own install tests helm
+    install and uninstall it on `controlplane`, and neither may see the other's chart."""
+    yield from _session_plane("-e2e")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ straight to the server), ``faults`` (rules, random faults, triggers), ``cut_watc
 admin through the proxy, for kubectl) and ``resource_version``; and, in place of the emulator's
 history, a watch of pods and nodes recorded from the test's start (``history``).
 
-One control plane per xdist worker (the session's ``controlplane``), one proxy in front of it, and the
+One control plane per xdist worker (the session's ``e2e_controlplane``, apart from the chart tests' ``controlplane``), one proxy in front of it, and the
 chart (CRDs, RBAC, its namespace, the peering object) applied once: the session's baseline. Between
 tests everything else is deleted (``RealKubeApi.reset``), not restarted. After each test the API
 server's audit log must show no 403 for the operator's account: the chart's RBAC is enforced.
@@ -275,13 +275,13 @@ class RealStack:
 
 @pytest.fixture(scope="session")
 def realapi_stack(
-    controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+    e2e_controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealStack]:
     workdir = tmp_path_factory.mktemp("realapi")
-    thread = ProxyThread(ProxyConfig(controlplane.admin_kubeconfig, workdir / "proxy"))
+    thread = ProxyThread(ProxyConfig(e2e_controlplane.admin_kubeconfig, workdir / "proxy"))
     thread.start()
     try:
-        stack = RealStack(controlplane, thread, workdir)
+        stack = RealStack(e2e_controlplane, thread, workdir)
         stack.install_chart()
         yield stack
     finally:
