@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/harness.py, also when loaded by path
 
-from testbed.nodes.images import ImageSpec, benchmark_images, kube_proxy_image, node_images
+from testbed.nodes.images import ImageSpec, benchmark_images, node_images
 from testbed.nodes.profiles import PROFILE_NAMES, PROFILES, ProfileName
 
+from harness import migrate, ready_on, ssh_secrets, workload
 from shimshift.model.cordoned import cordoned_parts
 from shimshift.model.keys import StepId
 from shimshift.model.nodestate import child_name, record_of
@@ -68,7 +69,6 @@ PART_STEPS = (
     StepId.VERIFY,
     StepId.FINISH,
 )
-APP_IMAGE = "registry.shimshift.test/team/app:1.0"  # in every node's Docker (testbed seeding)
 
 
 @dataclass(frozen=True)
@@ -175,61 +175,13 @@ def save_run(run: Run, obj: Mapping[str, Any], directory: Path) -> Path:
 # ---- one migration on the testbed ---------------------------------------------------------------
 
 
-def _ready_on(node: Mapping[str, Any], runtime: str) -> bool:
-    status = node.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
-    )
-    version = str((status.get("nodeInfo") or {}).get("containerRuntimeVersion", ""))
-    return ready and version.startswith(runtime)
-
-
-def _workload(kubelet_version: str) -> list[dict[str, Any]]:
-    """What the drain meets: two pods of a Deployment (no budget: with one node, a replacement has
-    nowhere to run until the uncordon) and a kube-proxy DaemonSet pod, which verify waits for."""
-    web, proxy = {"app": "web"}, {"k8s-app": "kube-proxy"}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": web},
-                "template": {
-                    "metadata": {"labels": web},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 5,
-                        "containers": [{"name": "app", "image": APP_IMAGE}],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-            "spec": {
-                "selector": {"matchLabels": proxy},
-                "template": {
-                    "metadata": {"labels": proxy},
-                    "spec": {
-                        "tolerations": [{"operator": "Exists"}],
-                        "containers": [{"name": "kube-proxy", "image": kube_proxy_image(kubelet_version)}],
-                    },
-                },
-            },
-        },
-    ]
-
-
 def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[Run, dict[str, Any]]:
     """Bring up one node, migrate it with the shipped operator, tear it down; the run and the node's
     NodeMigrationNode object."""
     from testbed.nodes import Cluster
     from testbed.nodes.seeding import load_images
     from testbed.waiting import wait_until
-    from tests.e2e.conftest import Operator, emulator_for, secret
+    from tests.e2e.conftest import emulator_for
 
     profile = PROFILES[ProfileName(args.profile)]
     workdir.mkdir(parents=True)
@@ -240,65 +192,24 @@ def migrate_once(label: str, args: argparse.Namespace, workdir: Path) -> tuple[R
             load_images([node], extra, workdir / "extra-images.tar")
         with emulator_for(nodes, workdir, workloads=True) as api:
             wait_until(
-                lambda: _ready_on(api.get("nodes", node.name) or {}, "docker://"),
+                lambda: ready_on(api.get("nodes", node.name) or {}, "docker://"),
                 90,
                 what="the kubelet Ready on Docker",
             )
-            api.seed(
-                [
-                    secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-                    secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
-                    *_workload(profile.kubelet_version),
-                ]
-            )
+            # two web pods (no budget: with one node, a replacement has nowhere to run until the uncordon)
+            api.seed([*ssh_secrets(nodes), *workload(profile.kubelet_version, replicas=2)])
             wait_until(
                 lambda: len(api.list("pods", namespace="default", label_selector="app=web")) == 2,
                 60,
                 what="the web pods",
             )
-            operator = Operator(api.kubeconfig, workdir, {}, ssh=True)
-            operator.start()
-            try:
-                api.seed(
-                    {
-                        "apiVersion": "shimshift.io/v1alpha1",
-                        "kind": "NodeMigration",
-                        "metadata": {"name": MIGRATION},
-                        "spec": {
-                            "mode": "Migrate",
-                            "staging": STAGING[label],
-                            "nodeNames": [node.name],
-                            "ssh": {
-                                "user": "root",
-                                "port": nodes.ssh_port,
-                                "privateKeySecretRef": {"name": "ssh"},
-                                "knownHostsSecretRef": {"name": "known-hosts"},
-                            },
-                        },
-                    }
-                )
-
-                def phase() -> str | None:
-                    obj = api.get("nodemigrations.shimshift.io", MIGRATION) or {}
-                    return (obj.get("status") or {}).get("phase")
-
-                # the clock starts at the operator's first status write, not at its start-up
-                wait_until(phase, 120, what="the operator to take the NodeMigration up", interval=0.1)
-                started = time.monotonic()
-                wait_until(
-                    lambda: phase() in ("Succeeded", "Failed", "Paused"),
-                    args.timeout,
-                    what="the migration to settle",
-                    interval=0.2,
-                )
-                wall = time.monotonic() - started
-            finally:
-                operator.stop()
+            spec = {"staging": STAGING[label], "nodeNames": [node.name]}
+            migrated = migrate(api, nodes, workdir, MIGRATION, spec, args.timeout)
             obj = api.get("nodemigrationnodes.shimshift.io", child_name(MIGRATION, node.name)) or {}
-    run = Run(label, record_of(obj), wall)
+    run = Run(label, record_of(obj), migrated.wall_s)
     if run.record.phase != NodePhase.SUCCEEDED:
         print(f"run {label}: the node ended {run.record.phase}; operator log tail:", file=sys.stderr)
-        print(operator.logs()[-3000:], file=sys.stderr)
+        print(migrated.log_tail, file=sys.stderr)
     return run, obj
 
 

@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +39,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/harness.py, also when loaded by path
 
-from testbed.nodes.images import kube_proxy_image
 from testbed.nodes.profiles import PROFILE_NAMES, PROFILES, ProfileName
 
+from harness import migrate, ready_on, ssh_secrets, workload
 from shimshift.model.nodestate import child_name, record_of
 from shimshift.model.status import NodePhase, NodeRecord
 from shimshift.model.timestamps import parse_iso
 
 MIGRATION = "speedup"
 DEFAULT_PROFILE = ProfileName.KUBEADM_CGROUPFS.value
-APP_IMAGE = "registry.shimshift.test/team/app:1.0"  # in every node's Docker (testbed seeding)
 
 
 @dataclass(frozen=True)
@@ -118,60 +117,13 @@ def save_run(run: Run, nodes: Sequence[Mapping[str, Any]], directory: Path) -> P
 # ---- one rollout on the testbed ----------------------------------------------------------------
 
 
-def _ready_on_docker(node: Mapping[str, Any]) -> bool:
-    status = node.get("status") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
-    )
-    return ready and str((status.get("nodeInfo") or {}).get("containerRuntimeVersion", "")).startswith(
-        "docker://"
-    )
-
-
-def _workload(replicas: int, kubelet_version: str) -> list[dict[str, Any]]:
-    web, proxy = {"app": "web"}, {"k8s-app": "kube-proxy"}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": web},
-                "template": {
-                    "metadata": {"labels": web},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 5,
-                        "containers": [{"name": "app", "image": APP_IMAGE}],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-            "spec": {
-                "selector": {"matchLabels": proxy},
-                "template": {
-                    "metadata": {"labels": proxy},
-                    "spec": {
-                        "tolerations": [{"operator": "Exists"}],
-                        "containers": [{"name": "kube-proxy", "image": kube_proxy_image(kubelet_version)}],
-                    },
-                },
-            },
-        },
-    ]
-
-
 def rollout_once(
     label: str, max_unavailable: int, args: argparse.Namespace, workdir: Path
 ) -> tuple[Run, list[dict[str, Any]]]:
     """Bring up fresh nodes, migrate them all with `maxUnavailable`, tear them down."""
     from testbed.nodes import Cluster
     from testbed.waiting import wait_until
-    from tests.e2e.conftest import Operator, emulator_for, secret
+    from tests.e2e.conftest import emulator_for
 
     profile = PROFILES[ProfileName(args.profile)]
     workdir.mkdir(parents=True)
@@ -179,61 +131,20 @@ def rollout_once(
         names = [n.name for n in nodes.nodes]
         with emulator_for(nodes, workdir, workloads=True) as api:
             wait_until(
-                lambda: all(_ready_on_docker(api.get("nodes", n) or {}) for n in names),
+                lambda: all(ready_on(api.get("nodes", n) or {}, "docker://") for n in names),
                 120,
                 what="every kubelet Ready on Docker",
             )
-            api.seed(
-                [
-                    secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-                    secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
-                    *_workload(args.nodes, profile.kubelet_version),
-                ]
-            )
-            operator = Operator(api.kubeconfig, workdir, {}, ssh=True)
-            operator.start()
-            try:
-                api.seed(
-                    {
-                        "apiVersion": "shimshift.io/v1alpha1",
-                        "kind": "NodeMigration",
-                        "metadata": {"name": MIGRATION},
-                        "spec": {
-                            "mode": "Migrate",
-                            "nodeNames": names,
-                            "rollout": {"maxUnavailable": max_unavailable},
-                            "ssh": {
-                                "user": "root",
-                                "port": nodes.ssh_port,
-                                "privateKeySecretRef": {"name": "ssh"},
-                                "knownHostsSecretRef": {"name": "known-hosts"},
-                            },
-                        },
-                    }
-                )
-
-                def phase() -> str | None:
-                    obj = api.get("nodemigrations.shimshift.io", MIGRATION) or {}
-                    return (obj.get("status") or {}).get("phase")
-
-                wait_until(phase, 120, what="the operator to take the NodeMigration up", interval=0.1)
-                started = time.monotonic()
-                final = wait_until(
-                    lambda: (p := phase()) in ("Succeeded", "Failed", "Paused") and p,
-                    args.timeout,
-                    what="the rollout to settle",
-                    interval=0.2,
-                )
-                wall = time.monotonic() - started
-            finally:
-                operator.stop()
+            api.seed([*ssh_secrets(nodes), *workload(profile.kubelet_version, replicas=args.nodes)])
+            spec = {"nodeNames": names, "rollout": {"maxUnavailable": max_unavailable}}
+            migrated = migrate(api, nodes, workdir, MIGRATION, spec, args.timeout)
             children = [
                 api.must_get("nodemigrationnodes.shimshift.io", child_name(MIGRATION, n)) for n in names
             ]
-    run = Run(label, str(final), wall, tuple(record_of(obj) for obj in children))
+    run = Run(label, migrated.phase, migrated.wall_s, tuple(record_of(obj) for obj in children))
     if run.phase != "Succeeded":
         print(f"run {label}: the rollout ended {run.phase}; operator log tail:", file=sys.stderr)
-        print(operator.logs()[-3000:], file=sys.stderr)
+        print(migrated.log_tail, file=sys.stderr)
     return run, children
 
 

@@ -4,31 +4,17 @@ migrations themselves run only when the bench is run by hand (they need root and
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from shimshift.model.cordoned import with_cordon_times
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, NodeRecord, StepRecord, StepState
+from tests.unit.benchload import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "node_downtime.py"
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("node_downtime", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_bench("node_downtime")
 
 
 def _at(seconds: int) -> str:

@@ -4,30 +4,16 @@ when the bench is run by hand (they need root and several minutes)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from shimshift.model.keys import StepId
 from shimshift.model.status import NodePhase, NodeRecord, StepRecord, StepState
+from tests.unit.benchload import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "rollout_testbed.py"
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rollout_testbed", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_bench("rollout_testbed")
 
 
 def _at(seconds: int) -> str:
