@@ -120,9 +120,9 @@ def create_pods_and_wait_running(node: Node, kube_core: CoreV1Api) -> list[str]:
 
 
 def node_report(kube_core: CoreV1Api, node: Node) -> tuple[str, Any]:
-    api_node = kube_core.read_node(node.name)
-    ready = next(c for c in api_node.status.conditions if c.type == "Ready")
-    return api_node.status.node_info.container_runtime_version, ready
+    status = kube_core.read_node(node.name).status  # None until the kubelet has posted one
+    ready = next((c for c in (status and status.conditions) or [] if c.type == "Ready"), None)
+    return (status.node_info.container_runtime_version if status and status.node_info else ""), ready
 
 
 def test_a_hand_written_migration_flips_a_node_to_containerd_with_its_pods_running(
@@ -189,7 +189,8 @@ def test_switching_kubelet_to_containerd_without_enabling_cri_makes_the_node_not
     config.write_text(config.read_text().replace("unix:///run/cri-dockerd.sock", CONTAINERD_SOCKET))
     run(node, "systemctl", "restart", "kubelet")
     _, ready = wait_until(
-        lambda: (r := node_report(kube_core, node))[1].status == "False" and r, what="the node NotReady"
+        lambda: (r := node_report(kube_core, node))[1] is not None and r[1].status == "False" and r,
+        what="the node NotReady",
     )
     assert ready.reason == "KubeletNotReady"
     assert "CRI v1 runtime API is not implemented" in ready.message

@@ -118,9 +118,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def node_runtime(kube_core: CoreV1Api, name: str) -> tuple[str, str]:
-    node = kube_core.read_node(name)
-    ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
-    return node.status.node_info.container_runtime_version if node.status.node_info else "", ready
+    status = kube_core.read_node(name).status  # None until the kubelet has posted one
+    if status is None:
+        return "", "Unknown"
+    ready = next((c.status for c in status.conditions or [] if c.type == "Ready"), "Unknown")
+    return status.node_info.container_runtime_version if status.node_info else "", ready
 
 
 def wait_runtime(kube_core: CoreV1Api, name: str, prefix: str) -> None:
