@@ -22,16 +22,26 @@ Then `scale: growth bytes_per_node 5000/500=G` (largest N over smallest). Goals:
 at every N, G <= 1.2, requests per node <= 40, RSS <= 400 MiB at 5,000, wall <= 1.3x ideal.
 
 The server is the in-repo API emulator (testbed/kubeapi, which enforces a real API server's size
-limits: testbed/kubeapi/limits.py) unless `--kubeconfig` (or SHIMSHIFT_BENCH_KUBECONFIG) names a real
-one, e.g. the control plane of testbed/controlplane: then the request and byte counts come from the
-operator's own request counter (its /metrics endpoint) and bytes are not measured (printed as -1).
+limits: testbed/kubeapi/limits.py) unless:
 
-Run: ``python3 bench/rollout_scale.py [--nodes 500,1000,5000] [--step-seconds 2]``. Not a test.
+- `--real`: a fresh real control plane per N (testbed/controlplane: etcd, kube-apiserver,
+  kube-controller-manager and kube-scheduler at the version of scripts/components/versions, built by
+  scripts/setup), the operator talking to it through the recording proxy of testbed/apiproxy, which
+  counts its requests and bytes as the emulator does. etcd keeps its real request limit (1.5 MiB) and
+  the API server its body limit (3 MiB), so a write that outgrows them fails the rollout. The
+  controller manager's node lifecycle controller runs with a node-monitor grace period longer than the
+  run: no kubelet renews these Nodes' leases, and it would otherwise mark them NotReady after 40 s.
+- `--kubeconfig` (or SHIMSHIFT_BENCH_KUBECONFIG) names a server already running: then the request
+  count comes from the operator's own counter (its /metrics endpoint) and bytes are not measured
+  (printed as -1).
+
+Run: ``python3 bench/rollout_scale.py [--nodes 500,1000,5000] [--step-seconds 2] [--real]``. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -46,16 +56,20 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
+from testbed.apiproxy import FaultProxy, ProxyConfig, ProxyThread  # noqa: E402
+from testbed.apirequests.faults import RequestLog  # noqa: E402
+from testbed.controlplane import ControlPlane  # noqa: E402
 from testbed.kubeapi import EmulatorConfig, EmulatorThread, KubeApi  # noqa: E402
 from testbed.kubeapi.faults import RequestRecord  # noqa: E402
 from testbed.kubeapi.runner import write_kubeconfig  # noqa: E402
 from testbed.ports import free_port  # noqa: E402
+from testbed.waiting import wait_until  # noqa: E402
 
 from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, load_api_client  # noqa: E402
 from shimshift.resources import load_crd, load_node_crd  # noqa: E402
@@ -81,6 +95,12 @@ def operator_request(rec: RequestRecord) -> bool:
     ours = rec.user_agent.startswith(("shimshift/", "kopf/"))
     kubelet = rec.resource == "nodes" and rec.subresource == "status"  # the simulated kubelet's report
     return ours and not kubelet
+
+
+def established(kube: Kube, name: str) -> bool:
+    crd = kube.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 def size_of(obj: Any) -> int:
@@ -163,10 +183,18 @@ def metrics_requests(port: int) -> int:
     )
 
 
-class Drain(threading.Thread):
-    """Aggregates the emulator's request log every second and empties it; samples the NodeMigration."""
+class Recording(Protocol):
+    """The emulator's handle or the proxy's: both log every request they answer."""
 
-    def __init__(self, api: KubeApi, sample: Callable[[], int]) -> None:
+    @property
+    def requests(self) -> RequestLog: ...
+
+
+class Drain(threading.Thread):
+    """Aggregates a request log (the emulator's or the proxy's) every second and empties it; samples
+    the NodeMigration."""
+
+    def __init__(self, api: Recording, sample: Callable[[], int]) -> None:
         super().__init__(name="bench-drain", daemon=True)
         self.api, self.sample = api, sample
         self.tally = Tally()
@@ -193,103 +221,144 @@ class Drain(threading.Thread):
         self.drain()
 
 
-def run_size(nodes: int, step_seconds: float, kubeconfig: Path | None, timeout: float) -> dict[str, float]:
+#: longer than any run: no kubelet renews the benchmark's Nodes' leases (the default is 40 s)
+NODE_MONITOR_GRACE = "--node-monitor-grace-period=6h"
+
+
+def run_size(
+    nodes: int, step_seconds: float, kubeconfig: Path | None, timeout: float, real: bool
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmp:
         workdir = Path(tmp)
         thread: EmulatorThread | None = None
-        api: KubeApi | None = None
-        if kubeconfig is None:
-            thread = EmulatorThread(
-                EmulatorConfig(controllers=False, simulate_kubelet=False, history_size=200_000)
-            )
-            url = thread.start()
-            kubeconfig = write_kubeconfig(workdir / "kubeconfig", url)
-            api = KubeApi(thread, kubeconfig)
-        client = load_api_client(str(kubeconfig))
-        client.user_agent = "rollout-scale-bench"  # not the operator's: its requests are not counted
-        kube = Kube(client, request_timeout=60)
+        plane: ControlPlane | None = None
+        proxy: ProxyThread | None = None
+        api: Recording | None = None
+        operator_kubeconfig = kubeconfig
         try:
-            for crd in (load_crd(), load_node_crd()):
-                try:
-                    kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd)
-                except Exception as e:  # already there on a reused real server
-                    if "AlreadyExists" not in str(e) and "409" not in str(e):
-                        raise
-            for i in range(nodes):
-                node = make_node(i)
-                kube.request("POST", "/api/v1/nodes", body={k: v for k, v in node.items() if k != "status"})
-                kube.request(
-                    "PATCH",
-                    f"/api/v1/nodes/{node['metadata']['name']}/status",
-                    body={"status": node["status"]},
-                    content_type=MERGE_PATCH,
+            if real:
+                plane = ControlPlane.up(
+                    f"scale-bench-{os.getpid()}",
+                    podlife=False,
+                    controller_manager_args=[NODE_MONITOR_GRACE],
                 )
-
-            def sample() -> int:
-                try:
-                    return size_of(kube.request("GET", f"{NODEMIGRATIONS}/scale"))
-                except NotFound:
-                    return 0
-
-            drain = Drain(api, sample) if api is not None else None
-            if api is not None:
-                api.requests.records.clear()
-            port = free_port()
-            proc = start_operator(kubeconfig, workdir, step_seconds, port)
-            if drain is not None:
-                drain.start()
-            try:
-                begun = time.monotonic()
-                kube.request("POST", NODEMIGRATIONS, body=nodemigration())
-                phase = ""
-                largest_sampled = 0
-                while time.monotonic() - begun < timeout:
-                    obj = kube.request("GET", f"{NODEMIGRATIONS}/scale")
-                    largest_sampled = max(largest_sampled, size_of(obj))
-                    phase = str((obj.get("status") or {}).get("phase", ""))
-                    if phase in ("Succeeded", "Failed", "Paused") or proc.poll() is not None:
-                        break
-                    time.sleep(0.5)  # a benchmark's progress poll, not a test waiting for a watch
-                wall = time.monotonic() - begun
-                if phase != "Succeeded":
-                    tail = (workdir / "operator.log").read_text(errors="replace")[-2000:]
-                    raise SystemExit(f"nodes={nodes}: the rollout ended {phase or 'unfinished'}:\n{tail}")
-                rss, cpu = proc_usage(proc.pid)
-                requests = -1
-                if drain is None:
-                    requests = metrics_requests(port)
-            finally:
-                if drain is not None:
-                    drain.stop.set()
-                    drain.join(timeout=60)
-                stop_operator(proc)
-            children = (
-                kube.request("GET", "/apis/shimshift.io/v1alpha1/nodemigrationnodes").get("items") or []
-            )
-            largest_child = max((size_of(c) for c in children), default=0)
-            largest = max(largest_sampled, largest_child)
-            written = -1.0
-            if drain is not None:
-                largest = max(largest, drain.largest_sampled, drain.tally.largest_body)
-                requests = drain.tally.requests
-                written = drain.tally.bytes_written / nodes
-            k = max(1, math.floor(nodes * MAX_UNAVAILABLE_PERCENT / 100))
-            ideal = math.ceil(nodes / k) * SIMULATED_OPERATIONS * step_seconds
-            return {
-                "nodes": nodes,
-                "largest_object_kib": largest / 1024,
-                "bytes_written_per_node": written,
-                "requests_per_node": requests / nodes,
-                "rss_mib": rss,
-                "cpu_s": cpu,
-                "wall_s": wall,
-                "ideal_s": ideal,
-                "children": len(children),
-            }
+                proxy = ProxyThread(ProxyConfig(plane.admin_kubeconfig, workdir / "proxy"))
+                proxy.start()
+                recording = FaultProxy(proxy)
+                kubeconfig = plane.admin_kubeconfig  # the bench's own requests: straight to the server
+                operator_kubeconfig = recording.kubeconfig_for(kubeconfig, workdir / "operator.kubeconfig")
+                api = recording
+            elif kubeconfig is None:
+                thread = EmulatorThread(
+                    EmulatorConfig(controllers=False, simulate_kubelet=False, history_size=200_000)
+                )
+                url = thread.start()
+                kubeconfig = operator_kubeconfig = write_kubeconfig(workdir / "kubeconfig", url)
+                api = KubeApi(thread, kubeconfig)
+            assert kubeconfig is not None and operator_kubeconfig is not None
+            return measure(nodes, step_seconds, kubeconfig, operator_kubeconfig, api, workdir, timeout)
         finally:
-            kube.close()
+            if proxy is not None:
+                proxy.stop()
+            if plane is not None:
+                plane.down()
             if thread is not None:
                 thread.stop()
+
+
+def measure(
+    nodes: int,
+    step_seconds: float,
+    kubeconfig: Path,
+    operator_kubeconfig: Path,
+    api: Recording | None,
+    workdir: Path,
+    timeout: float,
+) -> dict[str, float]:
+    client = load_api_client(str(kubeconfig))
+    client.user_agent = "rollout-scale-bench"  # not the operator's: its requests are not counted
+    kube = Kube(client, request_timeout=60)
+    try:
+        for crd in (load_crd(), load_node_crd()):
+            try:
+                kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd)
+            except Exception as e:  # already there on a reused real server
+                if "AlreadyExists" not in str(e) and "409" not in str(e):
+                    raise
+        for crd in (load_crd(), load_node_crd()):
+            name = str(crd["metadata"]["name"])
+            wait_until(functools.partial(established, kube, name), 60, what=f"CRD {name} established")
+        for i in range(nodes):
+            node = make_node(i)
+            kube.request("POST", "/api/v1/nodes", body={k: v for k, v in node.items() if k != "status"})
+            kube.request(
+                "PATCH",
+                f"/api/v1/nodes/{node['metadata']['name']}/status",
+                body={"status": node["status"]},
+                content_type=MERGE_PATCH,
+            )
+
+        def sample() -> int:
+            try:
+                return size_of(kube.request("GET", f"{NODEMIGRATIONS}/scale"))
+            except NotFound:
+                return 0
+
+        drain = Drain(api, sample) if api is not None else None
+        if api is not None:
+            api.requests.records.clear()
+        port = free_port()
+        proc = start_operator(operator_kubeconfig, workdir, step_seconds, port)
+        if drain is not None:
+            drain.start()
+        try:
+            begun = time.monotonic()
+            kube.request("POST", NODEMIGRATIONS, body=nodemigration())
+            phase = ""
+            largest_sampled = 0
+            while time.monotonic() - begun < timeout:
+                obj = kube.request("GET", f"{NODEMIGRATIONS}/scale")
+                largest_sampled = max(largest_sampled, size_of(obj))
+                phase = str((obj.get("status") or {}).get("phase", ""))
+                if phase in ("Succeeded", "Failed", "Paused") or proc.poll() is not None:
+                    break
+                time.sleep(0.5)  # a benchmark's progress poll, not a test waiting for a watch
+            wall = time.monotonic() - begun
+            if phase != "Succeeded":
+                tail = (workdir / "operator.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"nodes={nodes}: the rollout ended {phase or 'unfinished'}:\n{tail}")
+            rss, cpu = proc_usage(proc.pid)
+            requests = -1
+            if drain is None:
+                requests = metrics_requests(port)
+        finally:
+            if drain is not None:
+                drain.stop.set()
+                drain.join(timeout=60)
+            stop_operator(proc)
+        children = kube.request("GET", "/apis/shimshift.io/v1alpha1/nodemigrationnodes").get("items") or []
+        largest_child = max((size_of(c) for c in children), default=0)
+        largest = max(largest_sampled, largest_child)
+        written = -1.0
+        if drain is not None:
+            largest = max(largest, drain.largest_sampled, drain.tally.largest_body)
+            requests = drain.tally.requests
+            written = drain.tally.bytes_written / nodes
+        k = max(1, math.floor(nodes * MAX_UNAVAILABLE_PERCENT / 100))
+        ideal = math.ceil(nodes / k) * SIMULATED_OPERATIONS * step_seconds
+        return {
+            "nodes": nodes,
+            "largest_object_kib": largest / 1024,
+            "bytes_written_per_node": written,
+            "requests_per_node": requests / nodes,
+            "rss_mib": rss,
+            "cpu_s": cpu,
+            "wall_s": wall,
+            "ideal_s": ideal,
+            "children": len(children),
+        }
+    finally:
+        kube.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,13 +372,18 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SHIMSHIFT_BENCH_KUBECONFIG"),
         help="a real API server instead of the emulator (env SHIMSHIFT_BENCH_KUBECONFIG)",
     )
+    p.add_argument(
+        "--real", action="store_true", help="a fresh real control plane per size (testbed/controlplane)"
+    )
     p.add_argument("--timeout", type=float, default=1800.0, help="longest rollout per size, seconds")
     args = p.parse_args(argv)
+    # a SIGTERM (timeout, pkill) ends the run through its `finally`s: the control plane is taken down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sizes = [int(n) for n in args.nodes.split(",") if n]
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
     results = []
     for n in sizes:
-        r = run_size(n, args.step_seconds, kubeconfig, args.timeout)
+        r = run_size(n, args.step_seconds, kubeconfig, args.timeout, args.real)
         results.append(r)
         print(
             f"scale: nodes={n} largest_object_kib={r['largest_object_kib']:.1f} "

@@ -191,9 +191,11 @@ class ControlPlane:
         audit_policy: dict[str, Any] | None = None,
         podlife: bool = True,
         apiserver_args: Sequence[str] = (),
+        controller_manager_args: Sequence[str] = (),
     ) -> ControlPlane:
         """Start a control plane named ``name`` and wait until it serves (bounded). ``audit_policy``: an
-        audit.k8s.io/v1 Policy; the API server then logs to ``<run dir>/logs/audit.log``."""
+        audit.k8s.io/v1 Policy; the API server then logs to ``<run dir>/logs/audit.log``. The ``*_args``
+        are appended to the API server's and the controller manager's own."""
         version = version or default_version()
         programs = binaries(version)
         directory = root / name
@@ -218,7 +220,7 @@ class ControlPlane:
         cls._write_pki(directory, url)
         plane = cls(state)
         try:
-            plane._start(programs, audit_policy, apiserver_args)
+            plane._start(programs, audit_policy, apiserver_args, controller_manager_args)
             if podlife:
                 from testbed.controlplane.podlife import start_podlife
 
@@ -284,7 +286,11 @@ class ControlPlane:
         (self.dir / "state.json").write_text(json.dumps(asdict(self.state), indent=1) + "\n")
 
     def _start(
-        self, programs: dict[str, Path], audit_policy: dict[str, Any] | None, apiserver_args: Sequence[str]
+        self,
+        programs: dict[str, Path],
+        audit_policy: dict[str, Any] | None,
+        apiserver_args: Sequence[str],
+        controller_manager_args: Sequence[str] = (),
     ) -> None:
         d, ports, pki = self.dir, self.state.ports, self.dir / "pki"
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -352,6 +358,7 @@ class ControlPlane:
                     "--use-service-account-credentials=true",
                     "--controllers=*,bootstrapsigner,tokencleaner",
                     f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    *controller_manager_args,
                 ],
             ),
             ("kube-scheduler", d / "scheduler.kubeconfig", []),

@@ -105,6 +105,10 @@ def resource_of(path: str) -> str:
     return f"{parts[0]}/{parts[2]}" if len(parts) >= 3 else parts[0]
 
 
+#: keep-alive connections to the API server the client keeps (urllib3's pool size)
+CONNECTION_POOL = 64
+
+
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     """An ApiClient from `kubeconfig` (or $KUBECONFIG), else the in-cluster service account."""
     configuration = client.Configuration()
@@ -124,6 +128,9 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
             f"cannot load Kubernetes credentials ({where}): {e}; "
             "pass --kubeconfig or run in a pod with a service account"
         ) from e
+    # one thread per node in flight shares this client: with the default pool (5 per CPU) every
+    # request beyond it opened a connection (a TLS handshake) and threw it away afterwards
+    configuration.connection_pool_maxsize = CONNECTION_POOL
     api = client.ApiClient(configuration)
     api.user_agent = USER_AGENT  # so audit logs (and the testbed's request log) say who asked
     return api

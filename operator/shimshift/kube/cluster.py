@@ -30,7 +30,7 @@ from shimshift.kube import (
     snapshot,
 )
 from shimshift.kube import drain as drain_mod
-from shimshift.kube.api import Kube
+from shimshift.kube.api import Kube, Object
 from shimshift.kube.informer import Informer
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
@@ -162,19 +162,40 @@ class KubeCluster:
         raw = migrations.get_migration(self.kube, name)
         return None if raw is None else parse_nodemigration(raw, self._crd, source=f"NodeMigration {name}")
 
+    def _node_reads(self) -> nodes.NodeReads:
+        """The Node cache as the first read of a lock, cordon or annotation change (no GET when it is
+        current) and the place its write's answer goes (the next change reads that write)."""
+        cache = self._nodes()
+
+        def cached(name: str) -> Object | None:
+            item = cache.get_versioned(name)
+            if item is None or not item[0]:
+                return None
+            version, node = item
+            return {
+                "metadata": {"name": name, "resourceVersion": version, "annotations": dict(node.annotations)},
+                "spec": {"unschedulable": node.unschedulable},
+            }
+
+        return nodes.NodeReads(cached, cache.store)
+
     def acquire_lock(self, node: str, owner: str) -> None:
         lock.acquire_node_lock(
-            self.kube, node, owner, lambda holder: migrations.migration_exists(self.kube, holder)
+            self.kube,
+            node,
+            owner,
+            lambda holder: migrations.migration_exists(self.kube, holder),
+            self._node_reads(),
         )
 
     def release_lock(self, node: str, owner: str) -> None:
-        lock.release_node_lock(self.kube, node, owner)
+        lock.release_node_lock(self.kube, node, owner, self._node_reads())
 
     def cordon(self, node: str, owner: str) -> bool:
-        return nodes.cordon_node(self.kube, node, owner)
+        return nodes.cordon_node(self.kube, node, owner, self._node_reads())
 
     def uncordon(self, node: str, owner: str) -> None:
-        nodes.uncordon_node(self.kube, node, owner)
+        nodes.uncordon_node(self.kube, node, owner, self._node_reads())
 
     def drain_pass(self, node: str, drain: Drain, *, wait: float, escalate: bool) -> drain_mod.DrainProgress:
         progress = drain_mod.drain_pass(self.kube, node, drain, wait=wait, escalate=escalate)
@@ -232,7 +253,7 @@ class KubeCluster:
         if cached is not None and keys.CRI_SOCKET_ANNOTATION not in cached.annotations:
             cri_endpoint = None  # not a kubeadm node: no annotation to update (and none is added)
         if cri_endpoint:
-            nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint)
+            nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint, self._node_reads())
         nodes.label_node_migrated(self.kube, node)
 
     def unmark_migrated(self, node: str) -> None:

@@ -108,6 +108,11 @@ class Informer(Generic[T]):
             item = self._items.get(key)
         return None if item is None else item[1]
 
+    def get_versioned(self, key: str) -> tuple[str, T] | None:
+        """The cached object at `key` with the resourceVersion it was cached at."""
+        with self._changed:
+            return self._items.get(key)
+
     def wait_for(self, key: str, predicate: Callable[[T | None], bool], timeout: float) -> bool:
         """True as soon as `predicate(the object at key, or None)` holds; False after `timeout` s."""
         end = time.monotonic() + timeout

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from shimshift.kube.api import MERGE_PATCH, Kube, Object
-from shimshift.kube.nodes import annotations_of, get_node, node_path, retry_on_conflict
+from shimshift.kube.nodes import Decided, NodeReads, annotations_of, node_path, read_decide_write
 from shimshift.model import keys
 from shimshift.model.errors import KubeError
 from shimshift.model.nodelock import AnnotationPatch, lock_patch, unlock_patch
@@ -35,21 +35,26 @@ class NodeLocked(KubeError):
         )
 
 
-def acquire_node_lock(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
+def acquire_node_lock(
+    kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool], reads: NodeReads | None = None
+) -> None:
     """Make `owner` the holder of `name`'s lock, or raise NodeLocked. Idempotent. A race lost to an
-    unrelated change (a kubelet heartbeat) is retried; a race lost to another taker ends in NodeLocked."""
-    retry_on_conflict(lambda: _acquire_once(kube, name, owner, owner_exists))
+    unrelated change (a kubelet heartbeat) is retried; a race lost to another taker ends in NodeLocked.
+    A holder seen on a cached copy is confirmed on a fresh read before NodeLocked is raised."""
+    read_decide_write(
+        kube, name, lambda node: _acquire_once(kube, name, owner, owner_exists, node), reads, (NodeLocked,)
+    )
 
 
-def release_node_lock(kube: Kube, name: str, owner: str) -> bool:
+def release_node_lock(kube: Kube, name: str, owner: str, reads: NodeReads | None = None) -> bool:
     """Drop `owner`'s lock on `name`; True if it was held. Someone else's lock is left alone."""
-    return retry_on_conflict(lambda: _release_once(kube, name, owner))
+    return read_decide_write(kube, name, lambda node: _release_once(kube, name, owner, node), reads)
 
 
-def _write_lock(kube: Kube, name: str, node: Object, annotations: AnnotationPatch) -> None:
+def _write_lock(kube: Kube, name: str, node: Object, annotations: AnnotationPatch) -> Object:
     """Write the lock's annotations (None removes one), on the condition that the node is unchanged
-    since `node` was read: of two writers, one gets a conflict."""
-    kube.request(
+    since `node` was read: of two writers, one gets a conflict. The API's answer."""
+    return kube.request(
         "PATCH",
         node_path(name),
         body={
@@ -62,8 +67,9 @@ def _write_lock(kube: Kube, name: str, node: Object, annotations: AnnotationPatc
     )
 
 
-def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool]) -> None:
-    node = get_node(kube, name)
+def _acquire_once(
+    kube: Kube, name: str, owner: str, owner_exists: Callable[[str], bool], node: Object
+) -> Decided[None]:
     current = annotations_of(node)
     holder = current.get(keys.LOCK_ANNOTATION)
     if holder and holder != owner and owner_exists(holder):
@@ -71,14 +77,11 @@ def _acquire_once(kube: Kube, name: str, owner: str, owner_exists: Callable[[str
     if holder and holder != owner:
         log.warning("node %s: taking over the lock of NodeMigration %s, which no longer exists", name, holder)
     patch = lock_patch(current, owner)
-    if patch:
-        _write_lock(kube, name, node, patch)
+    return None, (_write_lock(kube, name, node, patch) if patch else None)
 
 
-def _release_once(kube: Kube, name: str, owner: str) -> bool:
-    node = get_node(kube, name)
+def _release_once(kube: Kube, name: str, owner: str, node: Object) -> Decided[bool]:
     patch = unlock_patch(annotations_of(node), owner)
     if not patch:
-        return False
-    _write_lock(kube, name, node, patch)
-    return True
+        return False, None
+    return True, _write_lock(kube, name, node, patch)

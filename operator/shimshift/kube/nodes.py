@@ -4,12 +4,18 @@ A cordon shimshift makes is marked with the `shimshift.io/cordoned-by` annotatio
 after any crash the node itself says whose cordon it is; an admin's cordon never carries it and is never
 undone (kured and system-upgrade-controller keep the same rule). Writes carry the resourceVersion they
 were decided on, so a concurrent change makes them fail with a Conflict instead of overwriting it.
+
+A read-decide-write may take its read from the operator's Node cache (`NodeReads`) instead of a GET:
+a decision to write is sent with the cached resourceVersion, so a cache that is behind costs one
+Conflict and a fresh read, never a write over a change it did not see; a decision not to write, made on
+a cached copy, is confirmed on a fresh read (it could rest on a change since undone).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
@@ -51,6 +57,48 @@ def _patch(kube: Kube, name: str, node: Object, body: dict[str, Any]) -> Object:
     return kube.request("PATCH", node_path(name), body=body, content_type=MERGE_PATCH)
 
 
+@dataclass(frozen=True)
+class NodeReads:
+    """Where the read-decide-writes below read a Node first and put what they wrote: the operator's
+    Node cache. `cached(name)` is the cached copy (metadata.resourceVersion, annotations and
+    spec.unschedulable at least) or None; `store(answer)` takes the API's answer to a write."""
+
+    cached: Callable[[str], Object | None]
+    store: Callable[[Object], None]
+
+
+#: (the result, the API's answer to the write the decision made, or None when it wrote nothing)
+Decided = tuple[T, Object | None]
+
+
+def read_decide_write(
+    kube: Kube,
+    name: str,
+    once: Callable[[Object], Decided[T]],
+    reads: NodeReads | None = None,
+    unconfirmed: tuple[type[Exception], ...] = (),
+) -> T:
+    """`once(node)` on the cached copy of `name` when `reads` has one, else (and when that copy was
+    behind: a Conflict, a decision not to write, or one of `unconfirmed` raised on it) on a GET,
+    retrying lost races. A write's answer goes to `reads.store`."""
+    cached = reads.cached(name) if reads is not None else None
+    decided: Decided[T] | None = None
+    behind: tuple[type[Exception], ...] = (Conflict, *unconfirmed)
+    if cached is not None:
+        try:
+            result, wrote = once(cached)
+        except behind:
+            pass
+        else:
+            if wrote is not None:
+                decided = result, wrote
+    if decided is None:
+        decided = retry_on_conflict(lambda: once(get_node(kube, name)))
+    if reads is not None and decided[1] is not None:
+        reads.store(decided[1])
+    return decided[0]
+
+
 def retry_on_conflict(action: Callable[[], T], attempts: int = 4) -> T:
     """Run a read-decide-write `action` again when its write lost a race (409), as client-go's
     RetryOnConflict does: the kubelet's heartbeats change a Node's resourceVersion every few seconds."""
@@ -63,48 +111,41 @@ def retry_on_conflict(action: Callable[[], T], attempts: int = 4) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def cordon_node(kube: Kube, name: str, owner: str) -> bool:
+def cordon_node(kube: Kube, name: str, owner: str, reads: NodeReads | None = None) -> bool:
     """Cordon `name` for `owner` (see `_cordon_once`), retrying lost races."""
-    return retry_on_conflict(lambda: _cordon_once(kube, name, owner))
+    return read_decide_write(kube, name, lambda node: _cordon_once(kube, name, owner, node), reads)
 
 
-def uncordon_node(kube: Kube, name: str, owner: str) -> bool:
+def uncordon_node(kube: Kube, name: str, owner: str, reads: NodeReads | None = None) -> bool:
     """Undo `owner`'s cordon (see `_uncordon_once`), retrying lost races."""
-    return retry_on_conflict(lambda: _uncordon_once(kube, name, owner))
+    return read_decide_write(kube, name, lambda node: _uncordon_once(kube, name, owner, node), reads)
 
 
-def _cordon_once(kube: Kube, name: str, owner: str) -> bool:
-    """Cordon `name` for `owner`; True when it was already unschedulable by someone else's hand.
+def _cordon_once(kube: Kube, name: str, owner: str, node: Object) -> Decided[bool]:
+    """Cordon `name` (read as `node`) for `owner`; True when it was already unschedulable by someone
+    else's hand.
 
     Idempotent: a node already cordoned by `owner` (a resumed step) reports False, as the first call did.
     """
-    node = get_node(kube, name)
     if annotations_of(node).get(keys.CORDONED_BY_ANNOTATION) == owner:
-        return False
+        return False, None
     if (node.get("spec") or {}).get("unschedulable"):
         log.info("node %s was already cordoned (not by shimshift); it will stay cordoned", name)
-        return True
-    _patch(
-        kube,
-        name,
-        node,
-        {"metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: owner}}, "spec": {"unschedulable": True}},
-    )
-    return False
+        return True, None
+    body = {
+        "metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: owner}},
+        "spec": {"unschedulable": True},
+    }
+    return False, _patch(kube, name, node, body)
 
 
-def _uncordon_once(kube: Kube, name: str, owner: str) -> bool:
-    """Undo `owner`'s cordon; True if the node was changed. A cordon that is not ours stays."""
-    node = get_node(kube, name)
+def _uncordon_once(kube: Kube, name: str, owner: str, node: Object) -> Decided[bool]:
+    """Undo `owner`'s cordon of `name` (read as `node`); True if the node was changed. A cordon that is
+    not ours stays."""
     if annotations_of(node).get(keys.CORDONED_BY_ANNOTATION) != owner:
-        return False
-    _patch(
-        kube,
-        name,
-        node,
-        {"metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: None}}, "spec": {"unschedulable": None}},
-    )
-    return True
+        return False, None
+    body = {"metadata": {"annotations": {keys.CORDONED_BY_ANNOTATION: None}}, "spec": {"unschedulable": None}}
+    return True, _patch(kube, name, node, body)
 
 
 def label_node_migrated(kube: Kube, name: str) -> None:
@@ -148,24 +189,27 @@ def _clear_undo_request_once(kube: Kube, name: str, value: str) -> bool:
     return True
 
 
-def update_cri_socket_annotation(kube: Kube, name: str, endpoint: str) -> bool:
+def update_cri_socket_annotation(
+    kube: Kube, name: str, endpoint: str, reads: NodeReads | None = None
+) -> bool:
     """`_update_cri_socket_once`, retrying lost races."""
-    return retry_on_conflict(lambda: _update_cri_socket_once(kube, name, endpoint))
+    return read_decide_write(
+        kube, name, lambda node: _update_cri_socket_once(kube, name, endpoint, node), reads
+    )
 
 
-def _update_cri_socket_once(kube: Kube, name: str, endpoint: str) -> bool:
-    """Point kubeadm's `cri-socket` annotation at `endpoint` where the node has one; True if changed.
+def _update_cri_socket_once(kube: Kube, name: str, endpoint: str, node: Object) -> Decided[bool]:
+    """Point kubeadm's `cri-socket` annotation at `endpoint` where the node (read as `node`) has one;
+    True if changed.
 
     kubeadm upgrade reads it; nodes not built by kubeadm have none and get none. The old value is
     kept in CRI_SOCKET_BEFORE_ANNOTATION by the same write, for a rollback to put back.
     """
-    node = get_node(kube, name)
     current = annotations_of(node).get(keys.CRI_SOCKET_ANNOTATION)
     if current is None or current == endpoint:
-        return False
+        return False, None
     body = {"annotations": {keys.CRI_SOCKET_ANNOTATION: endpoint, keys.CRI_SOCKET_BEFORE_ANNOTATION: current}}
-    _patch(kube, name, node, {"metadata": body})
-    return True
+    return True, _patch(kube, name, node, {"metadata": body})
 
 
 def restore_cri_socket_annotation(kube: Kube, name: str) -> bool:

@@ -12,6 +12,7 @@ import shimshift
 from shimshift.kube.api import Kube
 from shimshift.kube.lock import NodeLocked, acquire_node_lock, release_node_lock
 from shimshift.kube.nodes import (
+    NodeReads,
     clear_undo_request,
     cordon_node,
     label_node_migrated,
@@ -109,6 +110,114 @@ def test_a_lock_race_lost_to_an_unrelated_change_is_retried_and_wins(kubeapi: Ku
         r for r in kubeapi.requests if r.method == "PATCH" and r.resource == "nodes" and r.status == 409
     ]
     assert len(conflicts) == 1
+
+
+class FakeCache:
+    """A Node cache for the read-decide-writes: copies taken by hand (`take`), writes stored."""
+
+    def __init__(self, kubeapi: KubeApi) -> None:
+        self.kubeapi = kubeapi
+        self.copies: dict[str, dict[str, Any]] = {}
+        self.stored: list[dict[str, Any]] = []
+
+    def take(self, name: str) -> None:
+        self.copies[name] = _node(self.kubeapi, name)
+
+    def store(self, obj: dict[str, Any]) -> None:
+        self.stored.append(obj)
+        self.copies[obj["metadata"]["name"]] = obj
+
+    def reads(self) -> NodeReads:
+        return NodeReads(self.copies.get, self.store)
+
+
+def _node_requests(kubeapi: KubeApi, since: int) -> list[tuple[str, int | None]]:
+    return [(r.method, r.status) for r in list(kubeapi.requests)[since:] if r.resource == "nodes"]
+
+
+def test_a_current_cached_copy_saves_the_read_of_every_lock_and_cordon_change(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(node("n1"))
+    kubeapi.patch(
+        "nodes", "n1", {"metadata": {"annotations": {keys.CRI_SOCKET_ANNOTATION: "/var/run/dockershim.sock"}}}
+    )
+    cache = FakeCache(kubeapi)
+    cache.take("n1")
+    since = len(kubeapi.requests)
+
+    acquire_node_lock(kube, "n1", "m", lambda owner: True, cache.reads())
+    assert cordon_node(kube, "n1", "m", cache.reads()) is False
+    assert update_cri_socket_annotation(kube, "n1", "unix:///run/containerd/containerd.sock", cache.reads())
+    assert uncordon_node(kube, "n1", "m", cache.reads()) is True
+    assert release_node_lock(kube, "n1", "m", cache.reads()) is True
+
+    # one PATCH each, every one decided on the copy the previous write left in the cache: no GET
+    assert _node_requests(kubeapi, since) == [("PATCH", 200)] * 5
+    assert len(cache.stored) == 5
+    final = _node(kubeapi, "n1")
+    annotations = final["metadata"].get("annotations") or {}
+    assert keys.LOCK_ANNOTATION not in annotations and keys.CORDONED_BY_ANNOTATION not in annotations
+    assert annotations[keys.CRI_SOCKET_ANNOTATION] == "unix:///run/containerd/containerd.sock"
+    assert not final["spec"].get("unschedulable")
+
+
+def test_a_cached_copy_that_is_behind_costs_a_conflict_and_a_read_never_a_lost_change(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(node("n1"))
+    cache = FakeCache(kubeapi)
+    cache.take("n1")
+    # another migration locks the node after the cache's copy was taken
+    kubeapi.patch("nodes", "n1", {"metadata": {"annotations": {keys.LOCK_ANNOTATION: "other"}}})
+    since = len(kubeapi.requests)
+
+    with pytest.raises(NodeLocked, match="locked by NodeMigration other"):
+        acquire_node_lock(kube, "n1", "mine", lambda owner: True, cache.reads())
+
+    assert _node_requests(kubeapi, since)[:2] == [("PATCH", 409), ("GET", 200)]
+    assert _node(kubeapi, "n1")["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "other"
+
+
+def test_a_decision_not_to_write_made_on_a_cached_copy_is_confirmed_on_a_fresh_read(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    kubeapi.seed(node("n1"))
+    cache = FakeCache(kubeapi)
+    live = {"other"}
+    # the cache still shows a lock another migration has since released, and a cordon of ours an admin
+    # has since undone
+    kubeapi.patch(
+        "nodes",
+        "n1",
+        {
+            "metadata": {"annotations": {keys.LOCK_ANNOTATION: "other", keys.CORDONED_BY_ANNOTATION: "mine"}},
+            "spec": {"unschedulable": True},
+        },
+    )
+    cache.take("n1")
+    kubeapi.patch(
+        "nodes",
+        "n1",
+        {
+            "metadata": {"annotations": {keys.LOCK_ANNOTATION: None, keys.CORDONED_BY_ANNOTATION: None}},
+            "spec": {"unschedulable": None},
+        },
+    )
+
+    acquire_node_lock(kube, "n1", "mine", live.__contains__, cache.reads())
+    # the lock's write is cached now; its copy is made to say, wrongly, that our cordon is still there
+    stale = cache.copies["n1"]
+    cache.copies["n1"] = {
+        **stale,
+        "metadata": {**stale["metadata"], "annotations": {keys.CORDONED_BY_ANNOTATION: "mine"}},
+    }
+    assert cordon_node(kube, "n1", "mine", cache.reads()) is False
+
+    after = _node(kubeapi, "n1")
+    assert after["metadata"]["annotations"][keys.LOCK_ANNOTATION] == "mine"
+    assert after["metadata"]["annotations"][keys.CORDONED_BY_ANNOTATION] == "mine"
+    assert after["spec"]["unschedulable"] is True
 
 
 def test_the_completion_label_and_cri_socket_annotation_are_set_only_where_they_belong(
