@@ -25,7 +25,7 @@ from shimshift.model.status import NodePhase, NodeRecord, Phase, StepRecord, Ste
 from tests.e2e.conftest import Operator, eventually, migration, node, status_of
 from tests.e2e.simnodes import CONTAINERD, read_state
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.timeout(180)]
 
 T = "2026-01-01T00:00:00Z"
 NODE_CHANGES = ("backup", "configure", "images", "switch", "finish")
