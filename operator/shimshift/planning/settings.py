@@ -32,6 +32,7 @@ from shimshift.model.dockerera import (
 )
 from shimshift.model.facts import NodeFacts
 from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
+from shimshift.model.runtimes import docker_runtimes, missing_binaries
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.proxy import containerd_proxy
@@ -54,6 +55,7 @@ CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
 CRI_DOCKERD_FLAG_CARRIED = "CriDockerdFlagCarried"
 PROXY_NO_PROXY_INCOMPLETE = "ProxyNoProxyIncomplete"
+RUNTIME_BINARY_MISSING = "RuntimeBinaryMissing"
 #: What containerd must reach without the proxy, by a name NO_PROXY has to cover.
 NO_PROXY_REQUIRED = {
     ".svc": "kubernetes.default.svc",
@@ -399,6 +401,21 @@ def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSec
         )
 
 
+def runtime_binary_findings(facts: NodeFacts) -> Iterator[Finding]:
+    """A carried runtime whose binary the node lacks: a blocker for Docker's default runtime (every pod
+    would fail), else a warning (the pods of its RuntimeClass would). The facts step refuses the node
+    for the blocker in the same words (`steps.facts.refuse`)."""
+    for missing in missing_binaries(docker_runtimes(facts.daemon_json), facts.runtime_binaries):
+        yield Finding(
+            RUNTIME_BINARY_MISSING,
+            Level.BLOCKER if missing.default else Level.WARNING,
+            missing.text,
+            missing.advice,
+            facts.node,
+            f"daemon.json runtimes.{missing.runtime}",
+        )
+
+
 def setting_findings(
     spec: NodeMigrationSpec, facts: NodeFacts | None, containerd: FileSection
 ) -> list[Finding]:
@@ -412,6 +429,7 @@ def setting_findings(
             *_cri_dockerd_findings(facts, containerd),
             *_row_findings(spec, facts, containerd),
             *_proxy_findings(facts, containerd),
+            *runtime_binary_findings(facts),
         ]
     except RecursionError:  # a daemon.json value nested past what a check walks: that node's blocker
         return [
