@@ -12,7 +12,6 @@ report's settings table: it counts in the verdict and in `shimshift plan`'s exit
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -23,7 +22,6 @@ from shimshift.model.dockerera import (
     DAEMON_JSON_IMPORTED,
     Fate,
     Rule,
-    cni_dir_key,
     cri_dockerd_flag_fate,
     daemon_json_fate,
     is_dockershim_era_flag,
@@ -36,8 +34,8 @@ from shimshift.model.runtimes import docker_runtimes, missing_binaries
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.proxy import containerd_proxy
-from shimshift.rendering.redact import redact_text
 from shimshift.rendering.values import NodeLayout
+from shimshift.steps.facts.cni import cni_dir_carried, lookup, shown_value
 from shimshift.steps.filesection import FileSection
 from shimshift.steps.kubeletfiles import explicit_log_rotation, unit_flags
 
@@ -80,16 +78,6 @@ _CRI_DOCKERD_CODES = {
     Fate.REPORTED: CRI_DOCKERD_FLAG_NOT_CARRIED,
     Fate.IRRELEVANT: CRI_DOCKERD_FLAG_IGNORED,
 }
-_MAX_VALUE = 120
-
-
-def shown_value(value: Any) -> str:
-    """A setting's value for a report: JSON, URL passwords redacted, cut short."""
-    try:
-        text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
-    except (RecursionError, ValueError):  # a value nested past what JSON can write back
-        return "(nested too deep to show)"
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
 def daemon_json_rule(
@@ -124,40 +112,6 @@ def rendered_config(section: FileSection) -> Mapping[str, Any]:
         if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
             return _parsed(change.after)
     return {}
-
-
-def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
-    """`plugins."a.b".cni.bin_dir` in a parsed TOML document; None when absent."""
-    parts: list[str] = []
-    rest = dotted
-    while rest:
-        if rest.startswith('"'):
-            end = rest.index('"', 1)
-            parts.append(rest[1:end])
-            rest = rest[end + 1 :].removeprefix(".")
-        else:
-            head, _, rest = rest.partition(".")
-            parts.append(head)
-    node: Any = doc
-    for part in parts:
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
-    """containerd's rendered config already reads CNI from the kubelet's --cni-bin-dir/--cni-conf-dir."""
-    wanted = {v.rstrip("/") for v in value.split(",") if v}
-    for schema in (2, 3):
-        got = _lookup(config, cni_dir_key(flag, schema))
-        dirs = _lookup(config, cni_dir_key(flag, schema) + "s") if flag == "cni-bin-dir" else None
-        found = {str(got).rstrip("/")} if isinstance(got, str) else set()
-        if isinstance(dirs, list):
-            found |= {str(d).rstrip("/") for d in dirs}
-        if wanted and wanted <= found:
-            return True
-    return False
 
 
 def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
@@ -291,7 +245,7 @@ def sandbox_image(config: Mapping[str, Any]) -> str | None:
         'plugins."io.containerd.grpc.v1.cri".sandbox_image',
         'plugins."io.containerd.cri.v1.images".pinned_images.sandbox',
     ):
-        value = _lookup(config, dotted)
+        value = lookup(config, dotted)
         if isinstance(value, str):
             return value
     return None

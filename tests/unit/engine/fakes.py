@@ -79,6 +79,8 @@ class FakeNode:
     ready_reason: str = ""
     ready_message: str = ""
     pods: list[str] = field(default_factory=list)  # namespace/name
+    #: CNI conf dir -> the DaemonSets whose pod here mounts it from the host
+    cni_writers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
     #: DaemonSet (as the engine names it) -> watch-waits before its pod is Running and Ready again
     daemonsets_down: dict[str, int] = field(default_factory=dict)
@@ -247,6 +249,9 @@ class FakeCluster:
 
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
         return self.nodes[node].daemonsets
+
+    def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
+        return self.nodes[node].cni_writers.get(conf_dir, ())
 
     def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
         n = self.nodes[node]
