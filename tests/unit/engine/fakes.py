@@ -74,6 +74,7 @@ class FakeNode:
     unschedulable: bool = False
     runtime: str = "docker://20.10.24"
     operating_system: str = "linux"  # status.nodeInfo.operatingSystem
+    pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs
     ready: bool = True
     #: the Ready condition's reason and message while not `ready` (what kubelet says)
     ready_reason: str = ""
@@ -98,6 +99,7 @@ class FakeNode:
             ready=self.ready,
             runtime_version=self.runtime,
             operating_system=self.operating_system,
+            pod_cidrs=self.pod_cidrs,
             ready_status="True" if self.ready else "False",
             ready_reason="KubeletReady" if self.ready else self.ready_reason,
             ready_message="kubelet is posting ready status" if self.ready else self.ready_message,

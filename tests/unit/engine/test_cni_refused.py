@@ -1,11 +1,13 @@
 """The facts step refuses exactly the nodes the plan blocks for their network: over the CNI cases (the
 configurations in containerd's conf_dir, a CNI DaemonSet that writes one, the kubelet's network
-flags), the plan's CNI blockers and the run's refusal agree, and the run says the plan's words."""
+flags, kubenet with and without a podCIDR on the Node), the plan's CNI blockers and the run's refusal
+agree, and the run says the plan's words."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +54,12 @@ def facts_for(configs: list[str], flags: str) -> NodeFacts:
     return parse_facts("n1", probe_output(files, overrides=overrides), kubelet_version="v1.23.17")
 
 
+def with_pod_cidr(raw: dict[str, Any], cidr: str) -> dict[str, Any]:
+    if cidr:
+        raw["spec"]["podCIDR"] = cidr
+    return raw
+
+
 def network_blockers(report: PlanReport) -> list[str]:
     return [
         f"{b.message}: {b.advice}"
@@ -66,9 +74,10 @@ def network_blockers(report: PlanReport) -> list[str]:
     configs=st.lists(st.sampled_from(sorted(CONFIGS)), unique=True, max_size=3).map(sorted),
     flags=st.sampled_from(FLAGS),
     writer=st.booleans(),
+    cidr=st.sampled_from(["", "10.244.1.0/24"]),
 )
 def test_the_facts_step_refuses_exactly_the_nodes_the_plan_blocks_for_their_network(
-    configs: list[str], flags: str, writer: bool
+    configs: list[str], flags: str, writer: bool, cidr: str
 ) -> None:
     facts = facts_for(configs, flags)
     conf_dir = "/etc/kubernetes/cni/net.d" if "cni-conf-dir" in flags else "/etc/cni/net.d"
@@ -76,7 +85,7 @@ def test_the_facts_step_refuses_exactly_the_nodes_the_plan_blocks_for_their_netw
     report = build_plan(
         spec(),
         cluster(
-            nodes=[node("n1", labels={"pool": "workers"})],
+            nodes=[with_pod_cidr(node("n1", labels={"pool": "workers"}), cidr)],
             pods=agents,
             controllers=[controller("DaemonSet", "canal", replicas=None)],
         ),
@@ -88,7 +97,8 @@ def test_the_facts_step_refuses_exactly_the_nodes_the_plan_blocks_for_their_netw
     assert other == []  # the profile's node is otherwise clean: any refusal is the network's
 
     clock = Clock()
-    fake = FakeCluster([FakeNode("n1", cni_writers={conf_dir: ("canal",)} if writer else {})], clock)
+    writers: dict[str, tuple[str, ...]] = {conf_dir: ("canal",)} if writer else {}
+    fake = FakeCluster([FakeNode("n1", cni_writers=writers, pod_cidrs=(cidr,) if cidr else ())], clock)
     nodes = FakeNodes(fake)
     nodes.node_facts["n1"] = facts
     fake.create(manifest())
@@ -115,5 +125,5 @@ def test_the_cases_cover_both_sides() -> None:
     assert plan(["10-calico.conflist"], "--network-plugin=cni") == []
     assert "holds no CNI configuration" in plan([], "--network-plugin=cni")[0]
     assert "05-broken.conf is not a CNI configuration" in plan(["05-broken.conf"], "")[0]
-    assert "kubenet" in plan(["10-calico.conflist"], "--network-plugin=kubenet")[0]
+    assert "no spec.podCIDR" in plan(["10-calico.conflist"], "--network-plugin=kubenet")[0]
     assert "--cni-bin-dir" in plan(["10-calico.conflist"], FLAGS[3])[0]

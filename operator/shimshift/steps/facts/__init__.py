@@ -56,6 +56,8 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     if view is not None and (why := node_refusal(view.labels, view.annotations, view.operating_system)):
         raise NodeError(name, why)
     facts = port.facts(name)
+    if view is not None and view.pod_cidrs:  # what a kubenet node's bridge network allocates from
+        facts = replace(facts, pod_cidrs=tuple(view.pod_cidrs))
     # an RKE1/k3s/RKE2 node, or Docker containers outside the kubelet the spec has not let stop: refused
     # untouched (the switch would stop them with Docker)
     if (why := refusal(migration.spec.docker_outside_containers, facts)) is not None:

@@ -34,6 +34,7 @@ from shimshift.model.dockerera import (
     node_cni_dirs,
 )
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubenet import KUBENET_FILE, kubenet_translation, pod_cidrs
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.kubeletfiles import unit_flags
 
@@ -189,6 +190,12 @@ def cni_problems(
             )
         ]
     names = facts.cni_conf_dirs[conf_dir]
+    configs: Mapping[str, str] = facts.cni_configs
+    kubenet = kubenet_translation(facts)
+    carried = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags).conf_dir or CNI_CONF_DIR
+    if kubenet is not None and conf_dir == carried:  # the configure step writes kubenet's network there
+        names = tuple(sorted({*names, KUBENET_FILE}))
+        configs = {**configs, f"{conf_dir}/{KUBENET_FILE}": kubenet}
     if not names:
         return [_none(conf_dir, sorted(writers))]
     loaded = names[:max_num] if max_num > 0 else names
@@ -207,7 +214,7 @@ def cni_problems(
                 conf_dir,
             )
         )
-    out += _plugins(facts, conf_dir, loaded, bin_dirs)
+    out += _plugins(facts, configs, conf_dir, loaded, bin_dirs)
     return out
 
 
@@ -234,14 +241,18 @@ def _none(conf_dir: str, writers: Sequence[str]) -> CniProblem:
 
 
 def _plugins(
-    facts: NodeFacts, conf_dir: str, loaded: Sequence[str], bin_dirs: Sequence[str]
+    facts: NodeFacts,
+    configs: Mapping[str, str],
+    conf_dir: str,
+    loaded: Sequence[str],
+    bin_dirs: Sequence[str],
 ) -> list[CniProblem]:
     out: list[CniProblem] = []
     known = all(d in facts.cni_bin_dirs for d in bin_dirs)
     present = {n for d in bin_dirs for n in facts.cni_bin_dirs.get(d, ())}
     for name in loaded:
         path = f"{conf_dir}/{name}"
-        text = facts.cni_configs.get(path)
+        text = configs.get(path)
         if text is None:
             continue  # not read (more files than the probe reads)
         types = plugin_types(name, text)
@@ -284,7 +295,7 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             continue
         seen.add(name)
         carried = name != "network-plugin" and cni_dir_carried(config, name, value)
-        rule = kubelet_flag_fate(name, value, carried=carried)
+        rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
         if rule.fate is Fate.REFUSED:
             what = f"kubelet --{name}={shown_value(value)}"
             yield CniProblem(
@@ -308,7 +319,7 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             continue
         seen.add(name)
         carried = name != "network-plugin" and cni_dir_carried(config, name, value)
-        rule = cri_dockerd_flag_fate(name, value, carried=carried)
+        rule = cri_dockerd_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
         if rule.fate is Fate.REFUSED:
             what = f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit})"
             yield CniProblem(
