@@ -1,6 +1,6 @@
 """A kubenet node (`--network-plugin=kubenet`, no CNI configuration in /etc/cni/net.d) moves to
 containerd with kubenet's bridge network written as a CNI configuration on the Node's podCIDR: on the
-testbed's real containerd 1.6, sshd and fake systemctl, containerd's CRI then reports NetworkReady
+testbed's real containerd 1.6 and 2.2, sshd and fake systemctl, containerd's CRI then reports NetworkReady
 (`crictl info`, as the verify step and the kubelet read it), and the undo removes the file and brings
 every file back byte for byte.
 
@@ -10,6 +10,7 @@ kubernetes-cni package installs them on a kubeadm node.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +26,7 @@ from tests.integration.remote.test_migrate import (
     active,
     connect,
     facts_of,
+    in_parallel,
     node_of,
     plan_for,
     snapshot,
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(240)]
 
-SCRATCH_PROFILES = ["kubeadm-cgroupfs"]
+#: Debian's containerd 1.6 (schema 2) and a containerd 2.2 built from its module (schema 3)
+SCRATCH_PROFILES = ["kubeadm-cgroupfs", "containerd-2.2"]
 CRI = "unix:///run/containerd/containerd.sock"
 POD_CIDR = "10.244.7.0/24"
 CONFLIST = f"/etc/cni/net.d/{KUBENET_FILE}"
@@ -61,10 +64,8 @@ def network_ready(node: object) -> dict[str, object]:
     return dict(cond)
 
 
-def test_a_kubenet_node_moves_to_containerd_with_network_ready_and_undo_removes_the_configuration(
-    cluster: Cluster, kube_core: CoreV1Api
-) -> None:
-    node = node_of(cluster, "kubeadm-cgroupfs")
+def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> None:
+    node = node_of(cluster, profile)
     reported(kube_core, node.name)
     wait_runtime(kube_core, node.name, "docker://")
     # a kubenet node: the flag in kubeadm's flags file, no CNI configuration of its own
@@ -104,3 +105,9 @@ def test_a_kubenet_node_moves_to_containerd_with_network_ready_and_undo_removes_
     assert active(node, "docker") and active(node, "kubelet")
     wait_runtime(kube_core, node.name, "docker://")
     assert "--network-plugin=kubenet" in node.read(FLAGS)
+
+
+def test_a_kubenet_node_moves_to_containerd_with_network_ready_and_undo_removes_the_configuration(
+    cluster: Cluster, kube_core: CoreV1Api
+) -> None:
+    in_parallel({p: functools.partial(migrate_and_undo, cluster, kube_core, p) for p in SCRATCH_PROFILES})
