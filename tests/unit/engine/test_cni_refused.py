@@ -1,16 +1,16 @@
-"""The facts step refuses exactly the nodes the plan blocks for their network: over the CNI cases (the
-configurations in containerd's conf_dir, a CNI DaemonSet that writes one, the kubelet's network
-flags, kubenet with and without a podCIDR on the Node), the plan's CNI blockers and the run's refusal
-agree, and the run says the plan's words."""
+"""The facts step refuses exactly the nodes the plan blocks for their network: over every combination
+of the CNI cases (the configurations in containerd's conf_dir, a CNI DaemonSet that writes one, the
+kubelet's network flags, kubenet with and without a podCIDR on the Node), the plan's CNI blockers and
+the run's refusal agree, and the run says the plan's words."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import pytest
 
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
@@ -69,12 +69,12 @@ def network_blockers(report: PlanReport) -> list[str]:
     ]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    configs=st.lists(st.sampled_from(sorted(CONFIGS)), unique=True, max_size=3).map(sorted),
-    flags=st.sampled_from(FLAGS),
-    writer=st.booleans(),
-    cidr=st.sampled_from(["", "10.244.1.0/24"]),
+SUBSETS = [sorted(c) for n in range(len(CONFIGS) + 1) for c in itertools.combinations(CONFIGS, n)]
+
+
+@pytest.mark.parametrize(
+    ("configs", "flags", "writer", "cidr"),
+    list(itertools.product(SUBSETS, FLAGS, (False, True), ("", "10.244.1.0/24"))),
 )
 def test_the_facts_step_refuses_exactly_the_nodes_the_plan_blocks_for_their_network(
     configs: list[str], flags: str, writer: bool, cidr: str

@@ -21,6 +21,7 @@ from shimshift.model import keys
 from shimshift.model.errors import NodeError, ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
+from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
 from shimshift.playbooks import shipped_playbook
@@ -87,8 +88,10 @@ def _network_refusal(
     except (ShimshiftError, tomllib.TOMLDecodeError):
         pass  # port.prepare decides what a render that fails means; the flags' directories then
     writers: tuple[str, ...] = ()
-    if facts.cni_conf_dirs:
-        writers = ctx.cluster.cni_config_writers(name, node_cni(facts, config)[0])
+    conf_dir = node_cni(facts, config)[0]
+    if facts.cni_conf_dirs.get(conf_dir) == () and kubenet_translation(facts) is None:
+        # an empty conf_dir: only then does a CNI DaemonSet that will write there matter (one LIST)
+        writers = ctx.cluster.cni_config_writers(name, conf_dir)
     return cni_refusal(facts, config, writers)
 
 
