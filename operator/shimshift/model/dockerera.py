@@ -695,11 +695,15 @@ def kubelet_flag_fate(
         if value == "cni":
             return _i(_DROPPED + ": containerd's CRI plugin runs the CNI plugins itself")
         if value == "kubenet" and pod_cidrs:
-            return _t(
-                f"translated: kubenet's bridge network as the CNI configuration {KUBENET_FILE} in "
-                f"containerd's CNI conf_dir (bridge {KUBENET_BRIDGE}, host-local IPAM on the Node's podCIDR "
-                f"{', '.join(pod_cidrs)}, portmap; the pods' traffic leaving the pod CIDR is masqueraded), "
-                "and the switch drops the flag"
+            return _r(
+                f"carried as kubenet's bridge network, the CNI configuration {KUBENET_FILE} in containerd's "
+                f"CNI conf_dir (bridge {KUBENET_BRIDGE}, host-local IPAM on the Node's podCIDR "
+                f"{', '.join(pod_cidrs)}, portmap), and the switch drops the flag; not as it was: the bridge "
+                "masquerades all the pods' traffic that leaves this node's pod CIDR, where kubenet's "
+                "iptables rule left traffic to --non-masquerade-cidr (10.0.0.0/8 by default) alone, so "
+                "pods on other nodes see this node's address as the source of its pods' traffic",
+                "nothing to do for connectivity; where pods must see each other's pod IPs, run "
+                "ip-masq-agent, or move the cluster to a CNI plugin (the cluster's CNI) afterwards",
             )
         if value == "kubenet":
             return _x(

@@ -1,6 +1,7 @@
 """A kubenet node (`--network-plugin=kubenet`) gets kubenet's bridge network as a CNI configuration in
-containerd's conf_dir, on the Node's podCIDR: the plan shows the file in its diff and a carry-over row
-and finds nothing to block; without a podCIDR the flag stays a blocker saying so."""
+containerd's conf_dir, on the Node's podCIDR: the plan shows the file in its diff and a carry-over row,
+blocks nothing and warns that the pods' traffic is masqueraded as kubenet did not; without a podCIDR
+the flag stays a blocker saying so."""
 
 from __future__ import annotations
 
@@ -53,7 +54,10 @@ def written(report: PlanReport) -> dict[str, Any]:
 def test_kubenet_becomes_a_bridge_configuration_on_the_nodes_pod_cidr_and_blocks_nothing() -> None:
     report = plan("10.244.3.0/24")
     assert report.blockers == ()
-    assert not [f for f in report.warnings if f.subject == "--network-plugin"]
+    # what is not as it was: the masquerading, a warning that counts in the verdict
+    (warning,) = [f for f in report.warnings if f.subject == "--network-plugin"]
+    assert warning.code == "KubeletFlagNotCarried" and "masquerades" in warning.message
+    assert [f.code for f in report.warnings] == ["KubeletFlagNotCarried"]
     doc = written(report)
     bridge, portmap = doc["plugins"]
     assert (bridge["type"], bridge["bridge"], bridge["isGateway"]) == ("bridge", "cbr0", True)
