@@ -68,6 +68,43 @@ for p in /etc/kubernetes/ssl /usr/local/bin/k3s /etc/rancher/k3s /var/lib/ranche
 done
 file /etc/containerd/config.toml
 file /etc/docker/daemon.json
+# The binaries of daemon.json's runtimes as containerd will run them: each "path" (a runc-compatible
+# binary, run by runc's shim as BinaryName, looked up in containerd's PATH), and the shim of each
+# "runtimeType" and runc's own (containerd-shim-<name>-<version>, in PATH or beside containerd). Only
+# the values shimshift carries are looked for (no quote, backslash or space in them); the record says
+# where the executable is, or "missing".
+containerd_dir=$(dirname "$(command -v containerd 2>/dev/null || echo /usr/bin/containerd)")
+runtime_bin() {
+    found=
+    case $1 in
+    /*) [ -f "$1" ] && [ -x "$1" ] && found=$1 ;;
+    */*) ;;
+    *)
+        for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin $2; do
+            if [ -f "$d/$1" ] && [ -x "$d/$1" ]; then found=$d/$1 && break; fi
+        done ;;
+    esac
+    if [ -n "$found" ]; then
+        printf 'runtime-bin:%s\t%s\t0\n' "$1" "$(printf '%s' "$found" | base64 -w0)"
+    else
+        printf 'runtime-bin:%s\t\tmissing\n' "$1"
+    fi
+}
+if [ -r /etc/docker/daemon.json ]; then
+    daemon=$(head -c 1048576 /etc/docker/daemon.json | tr '\n\r\t' '   ')
+    printf '%s' "$daemon" | grep -o '"path"[[:space:]]*:[[:space:]]*"[^"\\[:space:]]*"' |
+        sed 's/^.*"\([^"]*\)"$/\1/' | sort -u | while IFS= read -r p; do
+        [ -n "$p" ] && runtime_bin "$p"
+    done
+    if printf '%s' "$daemon" | grep -q '"runtimes"'; then
+        { echo io.containerd.runc.v2; printf '%s' "$daemon" |
+            grep -o '"runtimeType"[[:space:]]*:[[:space:]]*"io\.containerd\.[a-z0-9_-]*\.v[0-9]*"' |
+            sed 's/^.*"\([^"]*\)"$/\1/'; } | sort -u | while IFS= read -r t; do
+            name=${t#io.containerd.}
+            runtime_bin "containerd-shim-${name%.*}-${name##*.}" "$containerd_dir"
+        done
+    fi
+fi
 for f in /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet \
     /etc/kubernetes/kubelet.env /var/lib/kubelet/instance-config.yaml \
     /etc/systemd/system/kubelet.service /lib/systemd/system/kubelet.service \

@@ -41,6 +41,7 @@ from shimshift.model.nodestate import belongs_to, child_name, migration_of, reco
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, NodeRecord
 from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
+from shimshift.planning.cni import cni_writers
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,11 @@ class KubeCluster:
         if seen is not None:
             return seen
         return pods.daemonsets_of(pods.list_pods_on_node(self.kube, node))
+
+    def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
+        """The DaemonSets whose pod bound to `node` mounts `conf_dir` from the host (a LIST of the
+        node's pods), as the plan finds them."""
+        return cni_writers(pods.list_pods_on_node(self.kube, node), conf_dir)
 
     def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
         """Wait (a watch, at most `timeout` seconds) until every DaemonSet in `expected`, and every other

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shimshift.model.kubenet import KUBENET_BRIDGE, KUBENET_FILE
 from shimshift.model.runtimes import docker_runtimes
 
 #: The paths containerd's CRI plugin reads CNI plugins and configuration from by default, which are
@@ -684,12 +685,35 @@ def node_cni_dirs(
     return CniDirs(carried_bins, conf, bin_dirs)
 
 
-def kubelet_flag_fate(name: str, value: str, *, carried: bool = False) -> Rule:
+def kubelet_flag_fate(
+    name: str, value: str, *, carried: bool = False, pod_cidrs: tuple[str, ...] | None = None
+) -> Rule:
     """What becomes of kubelet flag `--name=value`; `carried`: containerd's rendered configuration
-    already holds its value (a CNI directory set through spec.containerd.extraConfig)."""
+    already holds its value (a CNI directory set through spec.containerd.extraConfig); `pod_cidrs`:
+    the Node's podCIDRs, which a kubenet network is translated on (`model.kubenet`; None: unknown)."""
     if name == "network-plugin":
         if value == "cni":
             return _i(_DROPPED + ": containerd's CRI plugin runs the CNI plugins itself")
+        if value == "kubenet" and pod_cidrs:
+            return _r(
+                f"carried as kubenet's bridge network, the CNI configuration {KUBENET_FILE} in containerd's "
+                f"CNI conf_dir (bridge {KUBENET_BRIDGE}, host-local IPAM on the Node's podCIDR "
+                f"{', '.join(pod_cidrs)}, portmap), and the switch drops the flag; not as it was: the bridge "
+                "masquerades all the pods' traffic that leaves this node's pod CIDR, where kubenet's "
+                "iptables rule left traffic to --non-masquerade-cidr (10.0.0.0/8 by default) alone, so "
+                "pods on other nodes see this node's address as the source of its pods' traffic",
+                "nothing to do for connectivity; where pods must see each other's pod IPs, run "
+                "ip-masq-agent, or move the cluster to a CNI plugin (the cluster's CNI) afterwards",
+            )
+        if value == "kubenet":
+            return _x(
+                "containerd has no kubenet network plugin, and the Node has no spec.podCIDR to translate "
+                "kubenet's bridge network on, so pods would get no network and the node would stay "
+                "NotReady (NetworkReady false)",
+                "give the Node its podCIDR (kube-controller-manager --allocate-node-cidrs with "
+                "--cluster-cidr, or spec.podCIDR when the node is registered), or move the node to a "
+                "CNI plugin first with --network-plugin=cni, then plan again",
+            )
         return _x(
             f"containerd has no {value or 'built-in'} network plugin, so pods "
             "would get no network and the node would stay NotReady (NetworkReady false)",
@@ -762,12 +786,17 @@ CRI_DOCKERD_FLAGS: Mapping[str, Rule] = {
 
 
 def cri_dockerd_flag_fate(
-    name: str, value: str, *, carried: bool = False, sandbox: str | None = None
+    name: str,
+    value: str,
+    *,
+    carried: bool = False,
+    sandbox: str | None = None,
+    pod_cidrs: tuple[str, ...] | None = None,
 ) -> Rule:
     """What becomes of cri-dockerd's `--name=value`; `carried` as for `kubelet_flag_fate`, `sandbox`:
     the sandbox image containerd's rendered configuration uses."""
     if name in ("network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"):
-        rule = kubelet_flag_fate(name, value, carried=carried)
+        rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs)
         if rule.fate is Fate.IRRELEVANT:
             return _i(
                 _CRI_DOCKERD_OWN + ": containerd's CRI plugin runs the CNI plugins from the same defaults"

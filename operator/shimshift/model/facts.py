@@ -183,6 +183,13 @@ class NodeFacts:
     #: the CNI plugin directories the probe listed (the default and any --cni-bin-dir): directory ->
     #: the names in it (empty: none, or no such directory)
     cni_bin_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the binaries of daemon.json's runtimes the probe looked for as containerd will run them (each
+    #: runtime's path, the containerd-shim-* of each runtime type): as named -> the executable found
+    #: ("" when none is); a binary not listed was not looked for
+    runtime_binaries: Mapping[str, str] = field(default_factory=dict)
+    #: the Node object's spec.podCIDRs (else spec.podCIDR), not the probe's: what a kubenet node's
+    #: bridge network allocates from (`model.kubenet`); set by the facts step and the plan
+    pod_cidrs: tuple[str, ...] = ()
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 
     @property

@@ -226,3 +226,62 @@ def docker_runtimes(daemon: Mapping[str, Any] | None) -> DockerRuntimes:
         malformed=raw is not None and not isinstance(raw, Mapping),
         notes=tuple(notes),
     )
+
+
+def shim_binary(runtime_type: str) -> str:
+    """The shim binary containerd starts for a runtime type: `io.containerd.runsc.v1` is
+    `containerd-shim-runsc-v1`, looked up in containerd's PATH and beside containerd itself."""
+    name = runtime_type.removeprefix("io.containerd.")
+    kind, _, version = name.rpartition(".")
+    return f"containerd-shim-{kind}-{version}"
+
+
+@dataclass(frozen=True)
+class MissingBinary:
+    """A carried runtime whose binary (its BinaryName, or the shim of its runtime type) the node does
+    not have as an executable: containerd loads the configuration, and every pod of that runtime fails
+    to start. `default`: Docker's default runtime, which containerd runs every pod without a
+    RuntimeClass with."""
+
+    runtime: str
+    binary: str
+    shim: bool
+    default: bool
+
+    @property
+    def text(self) -> str:
+        what = (
+            f"the shim {self.binary} of its runtime type"
+            if self.shim
+            else f"its binary {self.binary} (runc's shim runs it as BinaryName)"
+        )
+        where = "in containerd's PATH" + (" or beside containerd" if self.shim else "")
+        if "/" in self.binary:
+            where = "on the node"
+        pods = (
+            "every pod without a RuntimeClass (it is containerd's default_runtime_name) would fail to start"
+            if self.default
+            else f"pods of a RuntimeClass with handler {self.runtime} would fail to start"
+        )
+        return f"runtime {self.runtime}: {what} is not an executable file {where}, so {pods}"
+
+    @property
+    def advice(self) -> str:
+        fix = f"install {self.binary} on the node"
+        other = (
+            "or make another runtime Docker's default-runtime in daemon.json"
+            if self.default
+            else "or remove the runtime from daemon.json runtimes (and its RuntimeClass)"
+        )
+        return f"{fix} ({other}), then plan again"
+
+
+def missing_binaries(found: DockerRuntimes, present: Mapping[str, str]) -> tuple[MissingBinary, ...]:
+    """The carried runtimes' binaries the probe looked for and did not find (`NodeFacts.runtime_binaries`:
+    as named -> the executable, "" when none; one not looked for is not reported)."""
+    out: list[MissingBinary] = []
+    for runtime in found.carried:
+        for binary, shim in ((shim_binary(runtime.runtime_type), True), (runtime.binary, False)):
+            if binary is not None and present.get(binary) == "":
+                out.append(MissingBinary(runtime.name, binary, shim, runtime.name == found.default))
+    return tuple(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from shimshift.model.errors import NodeError, Problem, ShimshiftError, ValidationError
@@ -248,6 +249,8 @@ def build_plan(
     fleet: list[Finding] = []
     for node in sorted(selection.selected, key=lambda n: (wave_of[n.name], n.name)):
         facts = facts_by_node.get(node.name)
+        if facts is not None and node.pod_cidrs and not facts.pod_cidrs:  # as the facts step sets them
+            facts = replace(facts, pod_cidrs=node.pod_cidrs)
         drain = plan_node_drain(node.name, by_node.get(node.name, ()), ctx)
         drains[node.name] = drain
         findings = list(drain.findings) + check_node(spec, node, facts)

@@ -110,6 +110,8 @@ class Node:
     ready_status: str = ""
     ready_reason: str = ""
     ready_message: str = ""
+    #: spec.podCIDRs (else spec.podCIDR): the address ranges the node's pods get
+    pod_cidrs: tuple[str, ...] = ()
 
     @property
     def control_plane(self) -> bool:
@@ -324,6 +326,8 @@ def parse_node(raw: Mapping[str, Any]) -> Node:
         ready_status=ready_status,
         ready_reason=ready_reason,
         ready_message=ready_message,
+        pod_cidrs=as_strs(spec.get("podCIDRs"), "spec.podCIDRs")
+        or ((as_str(spec.get("podCIDR"), "spec.podCIDR"),) if spec.get("podCIDR") else ()),
     )
 
 

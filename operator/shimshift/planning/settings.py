@@ -12,7 +12,6 @@ report's settings table: it counts in the verdict and in `shimshift plan`'s exit
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -23,7 +22,6 @@ from shimshift.model.dockerera import (
     DAEMON_JSON_IMPORTED,
     Fate,
     Rule,
-    cni_dir_key,
     cri_dockerd_flag_fate,
     daemon_json_fate,
     is_dockershim_era_flag,
@@ -31,12 +29,14 @@ from shimshift.model.dockerera import (
     log_rotation,
 )
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubenet import pod_cidrs
 from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
+from shimshift.model.runtimes import docker_runtimes, missing_binaries
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.proxy import containerd_proxy
-from shimshift.rendering.redact import redact_text
 from shimshift.rendering.values import NodeLayout
+from shimshift.steps.facts.cni import cni_dir_carried, lookup, shown_value
 from shimshift.steps.filesection import FileSection
 from shimshift.steps.kubeletfiles import explicit_log_rotation, unit_flags
 
@@ -54,6 +54,7 @@ CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
 CRI_DOCKERD_FLAG_CARRIED = "CriDockerdFlagCarried"
 PROXY_NO_PROXY_INCOMPLETE = "ProxyNoProxyIncomplete"
+RUNTIME_BINARY_MISSING = "RuntimeBinaryMissing"
 #: What containerd must reach without the proxy, by a name NO_PROXY has to cover.
 NO_PROXY_REQUIRED = {
     ".svc": "kubernetes.default.svc",
@@ -78,16 +79,6 @@ _CRI_DOCKERD_CODES = {
     Fate.REPORTED: CRI_DOCKERD_FLAG_NOT_CARRIED,
     Fate.IRRELEVANT: CRI_DOCKERD_FLAG_IGNORED,
 }
-_MAX_VALUE = 120
-
-
-def shown_value(value: Any) -> str:
-    """A setting's value for a report: JSON, URL passwords redacted, cut short."""
-    try:
-        text = redact_text(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
-    except (RecursionError, ValueError):  # a value nested past what JSON can write back
-        return "(nested too deep to show)"
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
 def daemon_json_rule(
@@ -122,40 +113,6 @@ def rendered_config(section: FileSection) -> Mapping[str, Any]:
         if change.path == keys.CONTAINERD_CONFIG and change.after is not None:
             return _parsed(change.after)
     return {}
-
-
-def _lookup(doc: Mapping[str, Any], dotted: str) -> Any:
-    """`plugins."a.b".cni.bin_dir` in a parsed TOML document; None when absent."""
-    parts: list[str] = []
-    rest = dotted
-    while rest:
-        if rest.startswith('"'):
-            end = rest.index('"', 1)
-            parts.append(rest[1:end])
-            rest = rest[end + 1 :].removeprefix(".")
-        else:
-            head, _, rest = rest.partition(".")
-            parts.append(head)
-    node: Any = doc
-    for part in parts:
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
-    """containerd's rendered config already reads CNI from the kubelet's --cni-bin-dir/--cni-conf-dir."""
-    wanted = {v.rstrip("/") for v in value.split(",") if v}
-    for schema in (2, 3):
-        got = _lookup(config, cni_dir_key(flag, schema))
-        dirs = _lookup(config, cni_dir_key(flag, schema) + "s") if flag == "cni-bin-dir" else None
-        found = {str(got).rstrip("/")} if isinstance(got, str) else set()
-        if isinstance(dirs, list):
-            found |= {str(d).rstrip("/") for d in dirs}
-        if wanted and wanted <= found:
-            return True
-    return False
 
 
 def _daemon_findings(spec: NodeMigrationSpec, facts: NodeFacts) -> Iterator[Finding]:
@@ -218,7 +175,7 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
             continue
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
-        rule = kubelet_flag_fate(name, value, carried=carried)
+        rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
         found = _flag_finding(
             rule,
             carried,
@@ -289,7 +246,7 @@ def sandbox_image(config: Mapping[str, Any]) -> str | None:
         'plugins."io.containerd.grpc.v1.cri".sandbox_image',
         'plugins."io.containerd.cri.v1.images".pinned_images.sandbox',
     ):
-        value = _lookup(config, dotted)
+        value = lookup(config, dotted)
         if isinstance(value, str):
             return value
     return None
@@ -305,7 +262,9 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
             continue
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
-        rule = cri_dockerd_flag_fate(name, value, carried=carried, sandbox=sandbox)
+        rule = cri_dockerd_flag_fate(
+            name, value, carried=carried, sandbox=sandbox, pod_cidrs=pod_cidrs(facts)
+        )
         found = _flag_finding(
             rule,
             carried,
@@ -399,6 +358,21 @@ def _row_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSec
         )
 
 
+def runtime_binary_findings(facts: NodeFacts) -> Iterator[Finding]:
+    """A carried runtime whose binary the node lacks: a blocker for Docker's default runtime (every pod
+    would fail), else a warning (the pods of its RuntimeClass would). The facts step refuses the node
+    for the blocker in the same words (`steps.facts.refuse`)."""
+    for missing in missing_binaries(docker_runtimes(facts.daemon_json), facts.runtime_binaries):
+        yield Finding(
+            RUNTIME_BINARY_MISSING,
+            Level.BLOCKER if missing.default else Level.WARNING,
+            missing.text,
+            missing.advice,
+            facts.node,
+            f"daemon.json runtimes.{missing.runtime}",
+        )
+
+
 def setting_findings(
     spec: NodeMigrationSpec, facts: NodeFacts | None, containerd: FileSection
 ) -> list[Finding]:
@@ -412,6 +386,7 @@ def setting_findings(
             *_cri_dockerd_findings(facts, containerd),
             *_row_findings(spec, facts, containerd),
             *_proxy_findings(facts, containerd),
+            *runtime_binary_findings(facts),
         ]
     except RecursionError:  # a daemon.json value nested past what a check walks: that node's blocker
         return [

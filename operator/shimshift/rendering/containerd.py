@@ -18,9 +18,10 @@ from typing import Any
 import tomlkit
 import tomlkit.items
 
-from shimshift.model.dockerera import carried_snapshotter, node_cni_dirs
+from shimshift.model.dockerera import CNI_CONF_DIR, carried_snapshotter, node_cni_dirs
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubenet import KUBENET_BRIDGE, KUBENET_FILE, kubenet_translation, pod_cidrs
 from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
 from shimshift.model.unsafe import unsafe_problems, unsafe_settings
@@ -361,6 +362,9 @@ def render_node_config(
         files.append(limits.file)
     if ulimits.file is not None:
         files.append(ulimits.file)
+    kubenet = _kubenet(facts, cni.conf_dir or CNI_CONF_DIR)
+    if kubenet is not None:
+        files.append(kubenet[0])
 
     warnings += _warnings(spec, facts, sandbox.image, plans)
     dropped = dropped_credentials(existing.parsed, parsed)
@@ -379,7 +383,8 @@ def render_node_config(
         + runtimes.translated
         + limits.translated
         + ulimits.translated
-        + storage,
+        + storage
+        + ((kubenet[1],) if kubenet is not None else ()),
         conflicts=tuple(conflicts),
         not_carried=existing.not_carried
         + translation.not_carried
@@ -394,6 +399,21 @@ def render_node_config(
         warnings=tuple(warnings),
     )
     return RenderedConfig(files=tuple(sorted(files, key=lambda f: f.path)), report=report, layout=layout)
+
+
+def _kubenet(facts: NodeFacts, conf_dir: str) -> tuple[RenderedFile, TranslatedHost] | None:
+    """kubenet's bridge network as a conflist in containerd's CNI conf_dir (`model.kubenet`)."""
+    text = kubenet_translation(facts)
+    if text is None:
+        return None
+    path = posixpath.join(conf_dir, KUBENET_FILE)
+    row = TranslatedHost(
+        "kubenet",
+        "kubelet --network-plugin",
+        f"{path}: bridge {KUBENET_BRIDGE} (gateway, masquerade), host-local IPAM on the Node's podCIDR "
+        f"{', '.join(pod_cidrs(facts))}, portmap; containerd's CRI loads it",
+    )
+    return RenderedFile(path, text.encode(), 0o644), row
 
 
 def credentials_warning(dropped: list[str], config_file: str) -> str:

@@ -144,3 +144,25 @@ def test_a_node_that_stays_not_ready_is_described_by_the_ready_condition_it_repo
         assert node_reason(cluster.read_node("n1")) == ""
     finally:
         cluster.close()
+
+
+def test_the_cni_daemonsets_on_a_node_are_the_ones_whose_pod_there_mounts_the_conf_dir(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    """What the facts step asks to tell a CNI agent that will write its configuration from a node that
+    has none; and the Node's podCIDR, which a kubenet node's bridge network is translated on."""
+    agent = pod("canal-1", "n1", owner=("DaemonSet", "canal"))
+    agent["spec"]["volumes"] = [{"name": "cni", "hostPath": {"path": "/etc/cni"}}]
+    elsewhere = pod("canal-2", "n2", owner=("DaemonSet", "canal"))
+    elsewhere["spec"]["volumes"] = agent["spec"]["volumes"]
+    other = pod("logs-1", "n1", owner=("DaemonSet", "logs"))
+    other["spec"]["volumes"] = [{"name": "log", "hostPath": {"path": "/var/log"}}]
+    with_cidr = node("n1")
+    with_cidr.setdefault("spec", {})["podCIDR"] = "10.244.1.0/24"
+    kubeapi.seed([with_cidr, node("n2"), daemonset("canal"), daemonset("logs"), agent, elsewhere, other])
+    cluster = KubeCluster(kube)
+
+    assert cluster.cni_config_writers("n1", "/etc/cni/net.d") == ("canal",)
+    assert cluster.cni_config_writers("n1", "/etc/kubernetes/cni/net.d") == ()
+    view = cluster.read_node("n1")
+    assert view is not None and view.pod_cidrs == ("10.244.1.0/24",)

@@ -74,11 +74,14 @@ class FakeNode:
     unschedulable: bool = False
     runtime: str = "docker://20.10.24"
     operating_system: str = "linux"  # status.nodeInfo.operatingSystem
+    pod_cidrs: tuple[str, ...] = ()  # spec.podCIDRs
     ready: bool = True
     #: the Ready condition's reason and message while not `ready` (what kubelet says)
     ready_reason: str = ""
     ready_message: str = ""
     pods: list[str] = field(default_factory=list)  # namespace/name
+    #: CNI conf dir -> the DaemonSets whose pod here mounts it from the host
+    cni_writers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     blocked_pods: dict[str, str] = field(default_factory=dict)  # pod -> the PDB that blocks it
     #: DaemonSet (as the engine names it) -> watch-waits before its pod is Running and Ready again
     daemonsets_down: dict[str, int] = field(default_factory=dict)
@@ -96,6 +99,7 @@ class FakeNode:
             ready=self.ready,
             runtime_version=self.runtime,
             operating_system=self.operating_system,
+            pod_cidrs=self.pod_cidrs,
             ready_status="True" if self.ready else "False",
             ready_reason="KubeletReady" if self.ready else self.ready_reason,
             ready_message="kubelet is posting ready status" if self.ready else self.ready_message,
@@ -247,6 +251,9 @@ class FakeCluster:
 
     def daemonsets_on(self, node: str) -> tuple[str, ...]:
         return self.nodes[node].daemonsets
+
+    def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
+        return self.nodes[node].cni_writers.get(conf_dir, ())
 
     def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
         n = self.nodes[node]

@@ -1,6 +1,7 @@
 """In Migrate mode a node whose Docker runs containers outside the kubelet fails at its facts step,
 untouched, unless spec.dockerOutsideContainers is Stop; an RKE1 node, and one whose Docker remaps user
-IDs (daemon.json userns-remap), fail there whatever the spec."""
+IDs (daemon.json userns-remap), and one whose default runtime's binary is missing, fail there whatever
+the spec."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def _nodes(cluster: FakeCluster, **fields: object) -> FakeNodes:
             {"daemon_json": {"userns-remap": "default"}},
             {"dockerOutsideContainers": "Stop"},
             "daemon.json userns-remap = default would break the node",
+        ),
+        (
+            {
+                "daemon_json": {"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": "/usr/bin/nv"}}},
+                "runtime_binaries": {"/usr/bin/nv": ""},
+            },
+            {"dockerOutsideContainers": "Stop"},
+            "runtime nvidia: its binary /usr/bin/nv (runc's shim runs it as BinaryName) is not an executable",
         ),
     ],
 )

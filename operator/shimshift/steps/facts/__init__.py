@@ -2,23 +2,33 @@
 round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is
 (`steps.facts.refuse`) fails here: a Windows or OpenShift node from its Node object, before any SSH;
 an RKE1, k3s or RKE2 node, or Docker containers outside the kubelet the spec has not let stop, from
-its facts. Then the node port decides what the changing steps will write, so a spec this node cannot
+its facts; a node whose network containerd's CRI could not set up (no CNI configuration and no CNI
+DaemonSet to write one, one it cannot load, a `--network-plugin` or CNI directory it has no
+equivalent of: the plan's CNI blockers, `steps.facts.cni`), from its facts and the config.toml it
+would get. Then the node port decides what the changing steps will write, so a spec this node cannot
 take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
 drain. Changes nothing, so there is nothing to undo.
 """
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
-from shimshift.model.errors import NodeError
+from shimshift.model import keys
+from shimshift.model.errors import NodeError, ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
+from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
 from shimshift.playbooks import shipped_playbook
+from shimshift.rendering import render_node_config
 from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 from shimshift.steps.execute import run_playbook
+from shimshift.steps.facts.cni import cni_refusal, node_cni
 from shimshift.steps.facts.parse import parse_facts
 from shimshift.steps.facts.refuse import node_refusal, refusal
 from shimshift.steps.runner import CommandRunner
@@ -47,6 +57,8 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     if view is not None and (why := node_refusal(view.labels, view.annotations, view.operating_system)):
         raise NodeError(name, why)
     facts = port.facts(name)
+    if view is not None and view.pod_cidrs:  # what a kubenet node's bridge network allocates from
+        facts = replace(facts, pod_cidrs=tuple(view.pod_cidrs))
     # an RKE1/k3s/RKE2 node, or Docker containers outside the kubelet the spec has not let stop: refused
     # untouched (the switch would stop them with Docker)
     if (why := refusal(migration.spec.docker_outside_containers, facts)) is not None:
@@ -54,9 +66,33 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # what the changing steps will write is decided now, before the lock, cordon and drain: a spec
     # this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
     port.prepare(name, facts)
+    # the node's network as containerd's CRI will find it: what the plan blocks (no CNI configuration
+    # and no CNI DaemonSet to write one, a configuration containerd cannot load, a network flag
+    # containerd has no equivalent of) is refused here, untouched
+    if (why := _network_refusal(ctx, migration, port, name, facts)) is not None:
+        raise NodeError(name, why)
     ctx.remember_facts(migration, name, facts)
     host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
     return Outcome(True, replace(record, host_key_fingerprint=host_key), summary(facts))
+
+
+def _network_refusal(
+    ctx: StepContext, migration: NodeMigration, port: NodePort, name: str, facts: NodeFacts
+) -> str | None:
+    """The plan's CNI blockers (`steps.facts.cni`) on the config.toml the configure step will write."""
+    config: Mapping[str, Any] = {}
+    try:
+        rendered = render_node_config(migration.spec, facts, port.registry_material())
+        text = next((f.text for f in rendered.files if f.path == keys.CONTAINERD_CONFIG), None)
+        config = tomllib.loads(text) if text is not None else {}
+    except (ShimshiftError, tomllib.TOMLDecodeError):
+        pass  # port.prepare decides what a render that fails means; the flags' directories then
+    writers: tuple[str, ...] = ()
+    conf_dir = node_cni(facts, config)[0]
+    if facts.cni_conf_dirs.get(conf_dir) == () and kubenet_translation(facts) is None:
+        # an empty conf_dir: only then does a CNI DaemonSet that will write there matter (one LIST)
+        writers = ctx.cluster.cni_config_writers(name, conf_dir)
+    return cni_refusal(facts, config, writers)
 
 
 STEP = Step(StepId.FACTS, _run, scripts=("facts",))

@@ -259,7 +259,18 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         cni_conf_dirs=cni_conf_dirs,
         cni_configs=cni_configs,
         cni_bin_dirs=cni_bin_dirs,
+        runtime_binaries=_runtime_binaries(r),
     )
+
+
+def _runtime_binaries(r: Mapping[str, Record]) -> dict[str, str]:
+    """`runtime-bin:NAME` records: where the executable containerd would run is ("" when missing)."""
+    out: dict[str, str] = {}
+    for key, rec in r.items():
+        kind, _, name = key.partition(":")
+        if kind == "runtime-bin" and name:
+            out[name] = rec.text.strip() if rec.ok else ""
+    return out
 
 
 def _cni(

@@ -1,7 +1,8 @@
 """Nodes the facts step refuses as they are, before the lock, the cordon and the drain: Windows and
 OpenShift nodes (from the Node object alone, before any SSH), RKE1, k3s and RKE2 nodes (shimshift has
 nothing to switch there), a node whose daemon.json has a setting the plan blocks (userns-remap,
-devicemapper, a default runtime that cannot be carried, ...),
+devicemapper, a default runtime that cannot be carried, ...) or whose default runtime's binary is
+missing,
 and a node whose Docker runs containers outside the kubelet while `spec.dockerOutsideContainers` is
 Block: the switch stops Docker under every `spec.docker` policy, and those containers with it, so it
 never does that without the spec's word. The plan (`planning.outside`, `planning.settings` for
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 
 from shimshift.model.dockerera import DAEMON_JSON_IMPORTED, Fate, Rule, daemon_json_fate
 from shimshift.model.facts import Distribution, NodeFacts, OutsideContainer
+from shimshift.model.runtimes import MissingBinary, docker_runtimes, missing_binaries
 from shimshift.model.spec import OutsideContainersPolicy
 
 #: per distribution: the finding's code, what the node is, and the supported path
@@ -125,6 +127,13 @@ def daemon_json_refusal(facts: NodeFacts) -> tuple[str, Rule] | None:
     return None
 
 
+def runtime_binary_refusal(facts: NodeFacts) -> MissingBinary | None:
+    """Docker's default runtime carried as containerd's default_runtime_name without its binary on the
+    node: what the plan reports as a RuntimeBinaryMissing blocker (every pod would fail to start)."""
+    found = missing_binaries(docker_runtimes(facts.daemon_json), facts.runtime_binaries)
+    return next((m for m in found if m.default), None)
+
+
 def refusal(policy: OutsideContainersPolicy, facts: NodeFacts) -> str | None:
     """Why the facts step refuses this node (what to do included), or None."""
     if facts.distribution is not None:
@@ -135,6 +144,8 @@ def refusal(policy: OutsideContainersPolicy, facts: NodeFacts) -> str | None:
         value = (facts.daemon_json or {})[key]
         shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         return f"daemon.json {key} = {shown} would break the node: {rule.text}: {rule.advice}"
+    if (missing := runtime_binary_refusal(facts)) is not None:
+        return f"{missing.text}: {missing.advice}"
     if policy == OutsideContainersPolicy.BLOCK and (count := outside_count(facts)):
         return (
             f"Docker runs {count} container(s) outside the kubelet ({listed(facts)}) that the switch would "
