@@ -248,6 +248,7 @@ class KubeCluster:
             )
 
     def forget_cri_socket(self, node: str) -> None:
+        # unconditional: the cache may not show yet the value the finish step saved a moment ago
         nodes.forget_cri_socket_annotation(self.kube, node)
 
     def run_canary(

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
+from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, NotFound, Object
 from shimshift.kube.paths import segment
 from shimshift.model import keys
 from shimshift.planning.cluster import Node, parse_node
@@ -121,13 +121,17 @@ def label_node_migrated(kube: Kube, name: str) -> None:
 
 def forget_cri_socket_annotation(kube: Kube, name: str) -> None:
     """Drop the record of the cri-socket annotation's old value: the node's rollback window is
-    committed, nothing will put it back. A merge patch of a key that is not there changes nothing."""
-    kube.request(
-        "PATCH",
-        node_path(name),
-        body={"metadata": {"annotations": {keys.CRI_SOCKET_BEFORE_ANNOTATION: None}}},
-        content_type=MERGE_PATCH,
-    )
+    committed, nothing will put it back. A merge patch of a key that is not there changes nothing;
+    a Node that no longer exists has nothing to drop."""
+    try:
+        kube.request(
+            "PATCH",
+            node_path(name),
+            body={"metadata": {"annotations": {keys.CRI_SOCKET_BEFORE_ANNOTATION: None}}},
+            content_type=MERGE_PATCH,
+        )
+    except NotFound:
+        log.info("node %s: gone; no saved cri-socket value to drop", name)
 
 
 def unlabel_node_migrated(kube: Kube, name: str) -> None:

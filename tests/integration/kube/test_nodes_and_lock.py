@@ -174,6 +174,7 @@ def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_drop
     assert n2[keys.CRI_SOCKET_BEFORE_ANNOTATION] == "/var/run/dockershim.sock"
     forget_cri_socket_annotation(kube, "n2")
     forget_cri_socket_annotation(kube, "n2")  # again: nothing to drop, no error
+    forget_cri_socket_annotation(kube, "gone")  # no such Node: nothing to drop either
     n2 = _node(kubeapi, "n2")["metadata"]["annotations"]
     assert n2[keys.CRI_SOCKET_ANNOTATION] == endpoint and keys.CRI_SOCKET_BEFORE_ANNOTATION not in n2
     assert restore_cri_socket_annotation(kube, "n2") is False
