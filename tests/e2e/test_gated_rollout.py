@@ -62,7 +62,7 @@ ZONES = {"a1": "zone-a", "a2": "zone-a", "a3": "zone-a", "a4": "zone-a"} | {
 HELD = "b2"
 HOLD_TEXT = "disk replacement on Friday"
 #: real seconds from the test's start to the window's opening
-WINDOW_LEAD = 20.0
+WINDOW_LEAD = 25.0
 #: how long each simulated node step takes (eight of them per node)
 STEP_SECONDS = 0.3
 
@@ -159,6 +159,8 @@ def test_a_gated_windowed_zoned_rollout_with_a_held_node_does_what_its_plan_said
     assert set(wave_of) == set(ZONES) - {HELD}
     held_reason = f"{keys.HOLD_REASON}: {HOLD_TEXT}"
     assert planned_status["heldNodes"] == [{"name": HELD, "reason": held_reason}], planned_status
+    counts = {k: planned_status["summary"][k] for k in ("total", "pending", "skipped")}
+    assert counts == {"total": 8, "pending": 7, "skipped": 1}, planned_status["summary"]
 
     # the rollout: waits for the window, then for the gate
     before = len(cluster.requests)
@@ -189,6 +191,8 @@ def test_a_gated_windowed_zoned_rollout_with_a_held_node_does_what_its_plan_said
     phases = {r.name: r.phase for r in status.nodes}
     assert phases == {n: NodePhase.SUCCEEDED for n in wave_of}, phases
     assert stored["heldNodes"] == [{"name": HELD, "reason": held_reason}], stored["heldNodes"]
+    counts = {k: stored["summary"][k] for k in ("total", "succeeded", "skipped", "failed", "rolledBack")}
+    assert counts == {"total": 8, "succeeded": 7, "skipped": 1, "failed": 0, "rolledBack": 0}, stored
     assert f"held by {keys.HOLD_KEY} ({HELD})" in status.message, status.message
 
     # the held node was never touched: no request named it, no record, no change on the node

@@ -225,11 +225,14 @@ def test_an_undo_puts_back_kubeadms_cri_socket_annotation_and_the_commit_drops_t
 
     cluster.patch("nodemigrations.shimshift.io", "m", {"spec": {"commit": True}})
 
-    def committed() -> bool:
+    def committed() -> bool:  # its commit step done, not only begun
         record = _record(cluster, "w2")
-        return record is not None and record.committed
+        return record is not None and record.committed and record.phase == NodePhase.SUCCEEDED
 
     eventually(committed, 30, "w2 committed")
+    w2_record = _record(cluster, "w2")
+    assert w2_record is not None and w2_record.steps[-1].id == "commit"
+    assert w2_record.steps[-1].state == StepState.DONE
     w2 = annotations("w2")
     assert w2[keys.CRI_SOCKET_ANNOTATION] == CONTAINERD_SOCKET, w2
     assert keys.CRI_SOCKET_BEFORE_ANNOTATION not in w2, w2  # nothing can be undone any more
