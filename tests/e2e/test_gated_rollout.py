@@ -12,7 +12,8 @@ and then migrated (Migrate mode), and the plan report's JSON form is held agains
   no NodeMigrationNode, no change on the node);
 - no node started before the window opened or while the gate was closed (the proxy's request log
   and the NodeMigrationNodes' step timestamps);
-- the waves are the plan's waves, in the plan's order, and never more than one node of a zone in flight;
+- the waves are the plan's waves, in the plan's order, each started saying the zone of four is at its
+  limit (every status write recorded from a watch), and never more than one node of a zone in flight;
 - every other node Succeeded.
 """
 
@@ -43,6 +44,7 @@ from tests.e2e.conftest import (
     raw_status,
     status_of,
 )
+from tests.e2e.realapi import RealCluster, Recorder
 from tests.e2e.simnodes import read_state
 
 pytestmark = [
@@ -162,8 +164,13 @@ def test_a_gated_windowed_zoned_rollout_with_a_held_node_does_what_its_plan_said
     counts = {k: planned_status["summary"][k] for k in ("total", "pending", "skipped")}
     assert counts == {"total": 8, "pending": 7, "skipped": 1}, planned_status["summary"]
 
-    # the rollout: waits for the window, then for the gate
+    # the rollout: waits for the window, then for the gate; every status it writes is recorded
     before = len(cluster.requests)
+    assert isinstance(cluster, RealCluster)
+    statuses = Recorder(
+        cluster.api.http, "/apis/shimshift.io/v1alpha1/nodemigrations", cluster.api.resource_version
+    )
+    statuses.start()
     cluster.patch("nodemigrations.shimshift.io", "m", {"spec": {"mode": "Migrate"}})
     waiting = eventually(
         lambda: (m := status_of(cluster).message).startswith("waiting for window (opens in ") and m,
@@ -225,7 +232,22 @@ def test_a_gated_windowed_zoned_rollout_with_a_held_node_does_what_its_plan_said
         for when in (r.started_at, r.steps[0].started_at):
             assert _at(when) >= opens and _at(when) >= gate_opened_operator, (r.name, when, opens)
 
-    # the waves ran as planned, and never two nodes of one zone at once
+    # the waves ran as planned, each started with the plan's zone at its limit, and never two nodes of
+    # one zone at once
+    statuses.stopping.set()
+    statuses.join(timeout=10)
+    said = [
+        m
+        for e in statuses.snapshot()
+        if (m := ((e.obj.get("status") or {}).get("message") or "")).startswith("starting ")
+    ]
+    limit = "; zone zone-a at its limit (1/1)"
+    assert list(dict.fromkeys(said)) == [
+        f"starting a1, b1, c1{limit}",
+        f"starting a2, c2{limit}",
+        f"starting a3{limit}",
+        "starting a4",
+    ], said
     ran = _starts(records)
     assert ran == planned_waves, (ran, planned_waves)
     assert {n: i for i, wave in enumerate(ran, 1) for n in wave} == wave_of
