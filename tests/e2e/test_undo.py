@@ -183,3 +183,58 @@ def test_commit_runs_once_per_node_and_then_an_undo_is_refused(
     assert _phase(cluster, "w1") == NodePhase.SUCCEEDED
     on = {e["involvedObject"]["name"] for e in _events(cluster, "NodeCommitted")}
     assert on == {"m", "w1", "w2"}, on  # on the NodeMigration and on each Node
+
+
+DOCKERSHIM = "/var/run/dockershim.sock"
+CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"  # spec.kubelet.runtimeEndpoint's default
+
+
+@pytest.mark.realapi
+def test_an_undo_puts_back_kubeadms_cri_socket_annotation_and_the_commit_drops_the_saved_value(
+    cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
+) -> None:
+    """On the real API server (the operator as the chart's ServiceAccount): kubeadm nodes, whose
+    cri-socket annotation the migration points at containerd. The value it had is kept on the Node
+    while the rollback window is open, an undo of a Succeeded node puts it back (a `kubeadm upgrade`
+    after the undo finds Docker's socket again), and the commit drops the saved value."""
+    kubeadm = {"annotations": {keys.CRI_SOCKET_ANNOTATION: DOCKERSHIM}}
+    nodes = [node("w1"), node("w2")]
+    for n in nodes:
+        n["metadata"].update(kubeadm)
+    cluster.seed(nodes)
+    operator_factory().start()
+    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+    eventually(lambda: status_of(cluster).phase == Phase.SUCCEEDED, 60, "the migration to succeed")
+
+    def annotations(name: str) -> dict[str, str]:
+        return dict(cluster.must_get("nodes", name)["metadata"].get("annotations") or {})
+
+    for name in ("w1", "w2"):
+        saved = annotations(name)
+        assert saved[keys.CRI_SOCKET_ANNOTATION] == CONTAINERD_SOCKET, saved
+        assert saved[keys.CRI_SOCKET_BEFORE_ANNOTATION] == DOCKERSHIM, saved  # kept for an undo
+
+    cluster.patch("nodes", "w1", {"metadata": {"annotations": {keys.UNDO_ANNOTATION: "yes"}}})
+    # a settled NodeMigration re-checks its nodes every 30 s: the annotation is seen within that
+    eventually(lambda: _phase(cluster, "w1") == NodePhase.ROLLED_BACK, 60, "w1 rolled back on request")
+    _assert_on_docker_released(cluster, "w1")
+    w1 = annotations("w1")
+    assert w1[keys.CRI_SOCKET_ANNOTATION] == DOCKERSHIM, w1
+    assert keys.CRI_SOCKET_BEFORE_ANNOTATION not in w1, w1
+    assert read_state(sim_dir, "w1")["undone"] == STEPS_UNDONE
+
+    cluster.patch("nodemigrations.shimshift.io", "m", {"spec": {"commit": True}})
+
+    def committed() -> bool:  # its commit step done, not only begun
+        record = _record(cluster, "w2")
+        return record is not None and record.committed and record.phase == NodePhase.SUCCEEDED
+
+    eventually(committed, 30, "w2 committed")
+    w2_record = _record(cluster, "w2")
+    assert w2_record is not None and w2_record.steps[-1].id == "commit"
+    assert w2_record.steps[-1].state == StepState.DONE
+    w2 = annotations("w2")
+    assert w2[keys.CRI_SOCKET_ANNOTATION] == CONTAINERD_SOCKET, w2
+    assert keys.CRI_SOCKET_BEFORE_ANNOTATION not in w2, w2  # nothing can be undone any more
+    assert annotations("w1")[keys.CRI_SOCKET_ANNOTATION] == DOCKERSHIM  # the commit leaves w1 alone
+    assert _phase(cluster, "w1") == NodePhase.ROLLED_BACK

@@ -27,6 +27,7 @@ from shimshift.engine import (
     InternalError,
     internal_error_message,
     is_transient,
+    utcnow,
 )
 from shimshift.model import keys
 from shimshift.model.errors import Problem as ValidationProblem
@@ -37,6 +38,7 @@ from shimshift.ports import EngineConfig
 from shimshift.resources import load_crd
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable
 
     from shimshift.kube.api import Kube
@@ -258,12 +260,17 @@ class RunSettings:
         return out
 
 
-def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = None) -> int:
+def run_operator(
+    settings: RunSettings,
+    node_ports: NodePortsFactory | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> int:
     """Start the operator; returns when kopf stops (SIGTERM/SIGINT).
 
     Nodes are reached over SSH. `node_ports` replaces that with other node steps, built from the
-    operator's Kube: only a Python caller can pass it (the e2e tests' launcher, tests/e2e/run_operator.py);
-    `shimshift run` never does, and no flag or environment variable names code to import.
+    operator's Kube, and `clock` the engine's wall clock (maintenance windows, step timestamps): only a
+    Python caller can pass them (the e2e tests' launcher, tests/e2e/run_operator.py); `shimshift run`
+    never does, and no flag or environment variable names code to import or sets the clock.
     """
     from shimshift.entry.gateport import LiveGates
     from shimshift.entry.nodeport import ssh_node_ports
@@ -300,6 +307,7 @@ def run_operator(settings: RunSettings, node_ports: NodePortsFactory | None = No
         identity=settings.identity or None,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
         notifier=notifier,
+        clock=clock if clock is not None else utcnow,
     )
     try:
         kopf.run(

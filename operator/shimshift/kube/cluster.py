@@ -274,6 +274,10 @@ class KubeCluster:
                 "node %s: kubeadm's cri-socket annotation set back to its value before the finish step", node
             )
 
+    def forget_cri_socket(self, node: str) -> None:
+        # unconditional: the cache may not show yet the value the finish step saved a moment ago
+        nodes.forget_cri_socket_annotation(self.kube, node)
+
     def run_canary(
         self,
         node: str,

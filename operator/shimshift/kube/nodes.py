@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, Object
+from shimshift.kube.api import MERGE_PATCH, Conflict, Kube, NotFound, Object
 from shimshift.kube.paths import segment
 from shimshift.model import keys
 from shimshift.planning.cluster import Node, parse_node
@@ -149,19 +149,30 @@ def _uncordon_once(kube: Kube, name: str, owner: str, node: Object) -> Decided[b
 
 
 def label_node_migrated(kube: Kube, name: str) -> None:
-    """Set the completion label, so a restart or a later NodeMigration skips the node; the record of
-    the cri-socket annotation's old value goes in the same write (nothing rolls back any more)."""
+    """Set the completion label, so a restart or a later NodeMigration skips the node. The record of
+    the cri-socket annotation's old value stays: an undo on request puts it back until the commit
+    (`forget_cri_socket_annotation`)."""
     kube.request(
         "PATCH",
         node_path(name),
-        body={
-            "metadata": {
-                "labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE},
-                "annotations": {keys.CRI_SOCKET_BEFORE_ANNOTATION: None},
-            }
-        },
+        body={"metadata": {"labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE}}},
         content_type=MERGE_PATCH,
     )
+
+
+def forget_cri_socket_annotation(kube: Kube, name: str) -> None:
+    """Drop the record of the cri-socket annotation's old value: the node's rollback window is
+    committed, nothing will put it back. A merge patch of a key that is not there changes nothing;
+    a Node that no longer exists has nothing to drop."""
+    try:
+        kube.request(
+            "PATCH",
+            node_path(name),
+            body={"metadata": {"annotations": {keys.CRI_SOCKET_BEFORE_ANNOTATION: None}}},
+            content_type=MERGE_PATCH,
+        )
+    except NotFound:
+        log.info("node %s: gone; no saved cri-socket value to drop", name)
 
 
 def unlabel_node_migrated(kube: Kube, name: str) -> None:
@@ -203,7 +214,8 @@ def _update_cri_socket_once(kube: Kube, name: str, endpoint: str, node: Object) 
     True if changed.
 
     kubeadm upgrade reads it; nodes not built by kubeadm have none and get none. The old value is
-    kept in CRI_SOCKET_BEFORE_ANNOTATION by the same write, for a rollback to put back.
+    kept in CRI_SOCKET_BEFORE_ANNOTATION by the same write, for a rollback or an undo on request to
+    put back until the commit.
     """
     current = annotations_of(node).get(keys.CRI_SOCKET_ANNOTATION)
     if current is None or current == endpoint:
@@ -218,7 +230,8 @@ def restore_cri_socket_annotation(kube: Kube, name: str) -> bool:
 
 
 def _restore_cri_socket_once(kube: Kube, name: str) -> bool:
-    """Put back the cri-socket annotation's value from before the finish step; True if it did."""
+    """Put back the cri-socket annotation's value from before the finish step (a rollback, or an undo
+    of a Succeeded node before its commit); True if it did."""
     node = get_node(kube, name)
     before = annotations_of(node).get(keys.CRI_SOCKET_BEFORE_ANNOTATION)
     if before is None:

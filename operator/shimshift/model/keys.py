@@ -86,7 +86,8 @@ CANARY_TOKEN_ANNOTATION: Final = "shimshift.io/canary-token"  # noqa: S105 - not
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
 #: On a Node: the cri-socket annotation's value before the finish step changed it, set in the same
-#: write; a rollback puts it back, and the completion label's write removes it.
+#: write; a rollback (automatic, or an undo on request of a Succeeded node) puts it back, and the
+#: commit that ends the node's rollback window removes it.
 CRI_SOCKET_BEFORE_ANNOTATION: Final = "shimshift.io/cri-socket-before"
 
 #: Labels that mark a control-plane node (current and pre-1.24 names).

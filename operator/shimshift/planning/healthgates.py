@@ -181,8 +181,11 @@ def gate_hold(
     previous: Sequence[Condition],
     now: dt.datetime,
     pending: int,
+    counting_from: dt.datetime | None = None,
 ) -> GateHold | None:
-    """None when every gate is open; else how the wave waits."""
+    """None when every gate is open; else how the wave waits. `counting_from`: the wait towards the
+    timeout counts from then at the earliest (the opening of the maintenance window open now: a gate
+    last read closed before the previous window closed has not been waited on since)."""
     errors = [r for r in readings if r.state == GateState.ERROR]
     closed = [r for r in readings if r.state == GateState.CLOSED]
     if not errors and not closed:
@@ -190,7 +193,10 @@ def gate_hold(
     timeout = format_duration(gates.timeout)
     first = errors[0] if errors else closed[0]
     kind = ConditionType.GATE_ERROR if errors else ConditionType.GATE_CLOSED
-    waited = (now - _since(previous, kind, now)).total_seconds()
+    since = _since(previous, kind, now)
+    if counting_from is not None and since < counting_from <= now:
+        since = counting_from
+    waited = (now - since).total_seconds()
     also = len(errors) + len(closed) - 1
     text = f"{first}" + (f" (and {also} more gate(s) not open)" if also else "")
     if waited >= gates.timeout:

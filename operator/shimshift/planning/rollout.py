@@ -19,7 +19,8 @@
   global `maxUnavailable`; the nodes of a full zone wait and the wave takes other zones' nodes.
 - Health gates (`spec.rollout.gates`, `planning.healthgates`): read by the caller (`gates`) only when a
   wave could start; a closed gate holds the wave back, a gate that cannot be read is retried with
-  backoff, and one not open past `gates.timeout` pauses the rollout until the spec changes.
+  backoff, and one not open past `gates.timeout` (counted inside the windows only) pauses the rollout
+  until the spec changes.
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ def decide(
             wait=wait,
         )
     if gates is not None and spec.rollout.gates.configured:
-        hold = gate_hold(spec.rollout.gates, gates, status.conditions, now, len(pending))
+        hold = gate_hold(
+            spec.rollout.gates, gates, status.conditions, now, len(pending), counting_from=window.opened
+        )
         if hold is not None:
             phase = Phase.PAUSED if hold.paused else Phase.PROGRESSING
             return result(phase, hold.reason, hold.message, wait=hold.wait)

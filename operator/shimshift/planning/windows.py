@@ -36,6 +36,9 @@ class WindowState:
     #: When the open window closes (open), or when the next one opens (closed); None with no windows,
     #: or when none opens within AHEAD_DAYS.
     at: dt.datetime | None = None
+    #: When the open window opened (the earliest opening of those open now); None when closed or with
+    #: no windows. A health gate's wait counts from it (time outside every window is no wait).
+    opened: dt.datetime | None = None
 
 
 def local_start(day: dt.date, start: dt.time, zone: dt.tzinfo) -> dt.datetime:
@@ -88,9 +91,9 @@ def window_state(windows: Sequence[Window], time_zone: str, now: dt.datetime) ->
         return WindowState(True)
     zone = load_zone(time_zone)
     spans = occurrences(windows, zone, now)
-    open_until = [closes for opens, closes in spans if opens <= now < closes]
-    if open_until:
-        return WindowState(True, max(open_until))
+    open_now = [(opens, closes) for opens, closes in spans if opens <= now < closes]
+    if open_now:
+        return WindowState(True, max(c for _, c in open_now), min(o for o, _ in open_now))
     return WindowState(False, min((opens for opens, _ in spans if opens > now), default=None))
 
 

@@ -156,7 +156,12 @@ class StepCluster(Protocol):
         ...
 
     def restore_cri_socket(self, node: str) -> None:
-        """Put back the cri-socket annotation `mark_migrated` changed, if it did and did not finish."""
+        """Put back the cri-socket annotation `mark_migrated` changed, if it did (a rollback, or an undo
+        on request before the commit)."""
+        ...
+
+    def forget_cri_socket(self, node: str) -> None:
+        """Drop the record of the cri-socket annotation's old value (the rollback window is committed)."""
         ...
 
     def run_canary(

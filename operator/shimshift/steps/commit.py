@@ -2,7 +2,9 @@
 (`planning.undo` begins it). On the node (playbook `playbooks/commit.yaml`): Docker per `spec.docker`
 (`Stop` stops and disables Docker and cri-dockerd and removes the stale docker.sock, script
 `docker_disable.sh`; `Keep` leaves it), then the backups under /var/lib/shimshift/<migration>/backup
-removed (script `backup_remove.sh`). Both are idempotent. After it the node cannot be undone. The
+removed (script `backup_remove.sh`); then, through the API, the Node's record of kubeadm's cri-socket
+annotation from before the finish step is dropped (an undo would have put it back). All idempotent.
+After it the node cannot be undone. The
 Docker part has an undo (`docker_enable.sh`), which a rollback of a node migrated by an earlier
 version (that stopped Docker at its finish) still runs; removed backups have none.
 """
@@ -34,6 +36,7 @@ _run_on_node, _undo_on_node = playbook_halves(PLAYBOOK, _variables)
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     port.commit(record.name, ctx.facts_of(migration, port, record.name))
+    ctx.cluster.forget_cri_socket(record.name)
     return Outcome(
         True,
         record,

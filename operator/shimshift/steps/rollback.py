@@ -2,7 +2,8 @@
 order, before backup in the old one), the undo of every step done so far, in reverse, on the node
 (`NodePort.undo`, which runs each step's own undo: finish, switch, configure, images, whose undo is
 the re-check's too; see `steps.table.ROLLBACK_ORDER`), a bounded wait for the node to report Ready on
-Docker again, kubeadm's cri-socket annotation set back if a failed finish step changed it, the
+Docker again, kubeadm's cri-socket annotation set back if the finish step changed it (a finish that
+failed, or a Succeeded node undone on request before its commit), the
 verify step's canary pod deleted (whatever a failure or a crash left), then uncordon (only a cordon
 shimshift made) and the lock released (with the autoscaler annotation, if shimshift set it). A
 rollback before anything changed on the node only uncordons and unlocks.
@@ -36,7 +37,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
                 return Outcome(False, record, "waiting for the kubelet to report Ready on Docker again")
             log.error("node %s: not Ready on Docker %.0fs after rollback; uncordoning anyway", name, elapsed)
     ctx.cluster.delete_canaries(name)  # a verify interrupted by a crash or a failure may leave one
-    ctx.cluster.restore_cri_socket(name)  # a finish that failed after changing it
+    ctx.cluster.restore_cri_socket(name)  # a finish that changed it: failed, or undone on request
     on_request = record.undo_request and not record.undo_failed
     if on_request:  # back on Docker: not a completed node any more
         ctx.cluster.unmark_migrated(name)

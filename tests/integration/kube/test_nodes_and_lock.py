@@ -15,6 +15,7 @@ from shimshift.kube.nodes import (
     NodeReads,
     clear_undo_request,
     cordon_node,
+    forget_cri_socket_annotation,
     label_node_migrated,
     restore_cri_socket_annotation,
     uncordon_node,
@@ -256,7 +257,7 @@ def test_the_undo_request_is_removed_only_while_it_holds_the_value_acted_on(
     assert keys.RUNTIME_LABEL not in after["metadata"]["labels"]
 
 
-def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_dropped_by_the_label(
+def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_dropped_by_the_commit(
     kubeapi: KubeApi, kube: Kube
 ) -> None:
     nodes = [node("n1"), node("n2")]
@@ -275,8 +276,14 @@ def test_the_cri_socket_annotation_is_put_back_by_a_rollback_and_its_record_drop
     n1 = _node(kubeapi, "n1")["metadata"]["annotations"]
     assert n1[keys.CRI_SOCKET_ANNOTATION] == "/var/run/dockershim.sock"
     assert keys.CRI_SOCKET_BEFORE_ANNOTATION not in n1
-    # n2 finishes: the label's write drops the record, so nothing is put back later
+    # n2 finishes: the record stays for an undo until the commit drops it; nothing is put back after
     label_node_migrated(kube, "n2")
+    n2 = _node(kubeapi, "n2")["metadata"]["annotations"]
+    assert n2[keys.CRI_SOCKET_ANNOTATION] == endpoint
+    assert n2[keys.CRI_SOCKET_BEFORE_ANNOTATION] == "/var/run/dockershim.sock"
+    forget_cri_socket_annotation(kube, "n2")
+    forget_cri_socket_annotation(kube, "n2")  # again: nothing to drop, no error
+    forget_cri_socket_annotation(kube, "gone")  # no such Node: nothing to drop either
     n2 = _node(kubeapi, "n2")["metadata"]["annotations"]
     assert n2[keys.CRI_SOCKET_ANNOTATION] == endpoint and keys.CRI_SOCKET_BEFORE_ANNOTATION not in n2
     assert restore_cri_socket_annotation(kube, "n2") is False

@@ -276,13 +276,15 @@ class FakeCluster:
             self.fail_label[node] -= 1
             raise NodeError(node, "labelling failed (injected)")
         n.labels[keys.RUNTIME_LABEL] = keys.RUNTIME_LABEL_VALUE
-        n.annotations.pop(keys.CRI_SOCKET_BEFORE_ANNOTATION, None)
 
     def restore_cri_socket(self, node: str) -> None:
         n = self.nodes[node]
         before = n.annotations.pop(keys.CRI_SOCKET_BEFORE_ANNOTATION, None)
         if before is not None:
             n.annotations[keys.CRI_SOCKET_ANNOTATION] = before
+
+    def forget_cri_socket(self, node: str) -> None:
+        self.nodes[node].annotations.pop(keys.CRI_SOCKET_BEFORE_ANNOTATION, None)
 
     def unmark_migrated(self, node: str) -> None:
         self.nodes[node].labels.pop(keys.RUNTIME_LABEL, None)

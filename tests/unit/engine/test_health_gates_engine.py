@@ -4,6 +4,7 @@ wave, a gate not open past its timeout pauses the rollout; Events and the metric
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 from shimshift.engine import Engine
@@ -191,3 +192,40 @@ def test_plan_mode_reads_the_gates_into_the_report_and_starts_nothing(clock: Clo
     report = next(iter(cluster.reports.values()))["report.md"]
     assert "prometheus-alerts at http://127.0.0.1:9090" in report
     assert "closed now: 1 alert(s) firing: TargetDown" in report
+
+
+def test_time_outside_every_window_does_not_count_towards_the_gate_timeout(clock: Clock) -> None:
+    """A gate closed when the day's window closes is read again when the next one opens; the wait
+    counts from that opening, so the rollout is not paused at once for the night it spent waiting."""
+    opens = clock.now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    window = {"start": f"{opens:%H:%M}", "duration": "10m"}
+    cluster = FakeCluster(workers(1), clock)
+    nodes = FakeNodes(cluster)
+    gates = {**GATES, "timeout": "15m"}
+    cluster.create(manifest(rollout={"maxUnavailable": 1, "gates": gates, "windows": [window]}))
+    gate = Gate()
+    engine = Engine(
+        cluster, lambda m: nodes, clock=clock, monotonic=lambda: clock.now.timestamp(), gates=gate
+    )
+
+    def run_until(deadline: dt.datetime) -> None:
+        while clock.now < deadline:
+            result = engine.reconcile(cluster.get("m"))
+            assert result.phase == Phase.PROGRESSING, cluster.stored_status().message
+            clock.advance(min(result.delay, max(1.0, (deadline - clock.now).total_seconds())))
+
+    run_until(opens + dt.timedelta(minutes=12))  # the window: 10 minutes closed, then it closes
+    assert gate.reads >= 10 and nodes.changes == {}
+    assert cluster.stored_status().message.startswith("waiting for window (opens in 1d, ")
+    assert condition(cluster, ConditionType.GATE_CLOSED)[0] == "True"  # as last read
+
+    clock.now = opens + dt.timedelta(days=1, seconds=1)  # the next day's window has just opened
+    reads = gate.reads
+    result = engine.reconcile(cluster.get("m"))
+    assert gate.reads == reads + 1
+    assert result.phase == Phase.PROGRESSING, cluster.stored_status().message
+    assert cluster.stored_status().message.startswith("waiting for gate: prometheus-alerts")
+    run_until(opens + dt.timedelta(days=1, minutes=9))  # still inside its 15 minutes: waiting
+    gate.state = GateState.OPEN
+    clock.advance(30)
+    assert engine.reconcile(cluster.get("m")).phase == Phase.SUCCEEDED
