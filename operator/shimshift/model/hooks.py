@@ -257,7 +257,7 @@ def last_pod_said(pods: list[Mapping[str, Any]]) -> str:
         state = c.get("state") or {}
         done, waiting = state.get("terminated") or {}, state.get("waiting") or {}
         if done and done.get("exitCode") not in (0, None):
-            why = ": ".join(str(p) for p in (done.get("reason"), done.get("message")) if p)
+            why = ": ".join(str(p).strip() for p in (done.get("reason"), done.get("message")) if p)
             parts.append(
                 f"container {c.get('name')} exited {done.get('exitCode')}" + (f" ({why})" if why else "")
             )
