@@ -36,7 +36,7 @@ HOOK_TIMEOUT_GRACE = 30.0
 #: A finished hook Job the operator did not get to delete (it crashed, or was uninstalled) goes after
 #: a day; the operator deletes it as soon as its result is recorded.
 HOOK_JOB_TTL = 86400
-__all__ = ["Hook", "HookJob", "HookKind", "HookRecord", "HookResult", "Hooks", "hook_job_manifest"]
+__all__ = ["HookJob", "HookKind", "HookRecord", "HookResult", "HookSpec", "Hooks", "hook_job_manifest"]
 
 #: Characters of a Job's or pod's own words kept in a hook's message.
 HOOK_MESSAGE_MAX = 600
@@ -52,7 +52,7 @@ _LABEL_SAFE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
-class Hook:
+class HookSpec:
     """One of spec.rollout.hooks: the pod template its Job runs, where, for how long, how often."""
 
     namespace: str
@@ -75,14 +75,14 @@ class Hook:
 class Hooks:
     """spec.rollout.hooks: none, one, or both."""
 
-    pre: Hook | None = None
-    post: Hook | None = None
+    pre: HookSpec | None = None
+    post: HookSpec | None = None
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any]) -> Hooks:
         return cls(pre=_hook(raw.get("pre")), post=_hook(raw.get("post")))
 
-    def get(self, kind: HookKind) -> Hook | None:
+    def get(self, kind: HookKind) -> HookSpec | None:
         return self.pre if kind == HookKind.PRE else self.post
 
     @property
@@ -96,10 +96,10 @@ class Hooks:
         return frozenset(step[k] for k in self.configured)
 
 
-def _hook(raw: Any) -> Hook | None:
+def _hook(raw: Any) -> HookSpec | None:
     if not isinstance(raw, Mapping):
         return None
-    return Hook(
+    return HookSpec(
         namespace=str(raw.get("namespace", "")),
         template=copy.deepcopy(dict(raw.get("template") or {})),
         timeout=parse_duration(raw.get("timeout", HOOK_TIMEOUT_DEFAULT)),
@@ -145,7 +145,7 @@ def _container(raw: Mapping[str, Any], node: str, migration: str) -> dict[str, A
 
 
 def hook_job_manifest(
-    hook: Hook, kind: HookKind, *, migration: str, migration_uid: str, node: str
+    hook: HookSpec, kind: HookKind, *, migration: str, migration_uid: str, node: str
 ) -> dict[str, Any]:
     """The Job of `kind`'s hook for `node`: the template's pod (restartPolicy Never unless it says
     OnFailure), the node's name in the environment and in place of `{node}`, bounded by the hook's

@@ -20,11 +20,11 @@ from dataclasses import replace
 from shimshift.model.durations import format_duration
 from shimshift.model.hooks import (
     HOOK_TIMEOUT_GRACE,
-    Hook,
     HookJob,
     HookKind,
     HookRecord,
     HookResult,
+    HookSpec,
     hook_job_manifest,
     hook_job_name,
 )
@@ -46,7 +46,7 @@ class HookFailed(StepFailed):
     event_reason = EventReason.HOOK_FAILED
 
 
-def _verdict(hook: Hook, job: HookJob, elapsed: float, kind: HookKind) -> tuple[HookResult, str] | None:
+def _verdict(hook: HookSpec, job: HookJob, elapsed: float, kind: HookKind) -> tuple[HookResult, str] | None:
     """How the Job ended, in its own words (None: still running)."""
     if job.complete:
         return HookResult.SUCCEEDED, f"completed in {format_duration(elapsed)}"
