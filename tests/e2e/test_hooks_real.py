@@ -54,6 +54,7 @@ def hook(runner: str, script: str) -> dict[str, Any]:
             "spec": {
                 "nodeSelector": {"kubernetes.io/hostname": runner},
                 "terminationGracePeriodSeconds": 1,
+                "automountServiceAccountToken": False,
                 "containers": [
                     {
                         "name": "hook",
