@@ -90,6 +90,7 @@ def test_hook_jobs_run_on_a_real_kubelet_a_failed_pre_hook_changes_nothing_and_a
     realkube: RealKubeApi,
     realkube_kubectl: Kubectl,
     tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     real_kubelet_host: None,
 ) -> None:
     missing = missing_prerequisites()
@@ -103,7 +104,9 @@ def test_hook_jobs_run_on_a_real_kubelet_a_failed_pre_hook_changes_nothing_and_a
     docs = apply_chart(
         realkube_kubectl, tmp_path, values=("--set", f"hooks.namespaces={{{HOOKS_NAMESPACE}}}")
     )
-    with Cluster.up("hooksrun", [PROFILE], root=tmp_path / "nodes", real_kubelet=True) as runners:
+    # a short root: the nodes' unix sockets live under it
+    nodes_root = tmp_path_factory.mktemp("hooks") / "nodes"
+    with Cluster.up("hooksrun", [PROFILE], root=nodes_root, real_kubelet=True) as runners:
         runners.attach_api(
             controlplane.url,
             controlplane.admin_kubeconfig,

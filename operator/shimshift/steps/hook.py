@@ -10,7 +10,8 @@ the node's record (`NodeRecord.hooks`) first; only on the next pass over the ste
 durable, is the Job deleted and the step done or failed, so a crash between the two never runs a hook
 twice. A failed or timed-out pre-hook fails the node before anything changed (the rollback step then has
 nothing to undo, only the lock to release); a failed post-hook rolls the node back like a failed
-verify. Events HookStarted, HookSucceeded and HookFailed say so on the NodeMigration and the Node.
+verify. Events HookStarted and HookSucceeded (this module's) and HookFailed (the engine's, for the
+step's failure: `HookFailed.event_reason`) say so on the NodeMigration and the Node.
 """
 
 from __future__ import annotations
@@ -84,11 +85,12 @@ def _run_hook(kind: HookKind, ctx: StepContext, migration: NodeMigration, record
     elapsed = ctx.elapsed(record, step)
     manifest = hook_job_manifest(hook, kind, migration=migration.name, migration_uid=migration.uid, node=name)
     wait = max(1.0, min(ctx.config.wait_slice, hook.timeout + HOOK_TIMEOUT_GRACE - elapsed))
+    began = iso(ctx.clock())  # before the first watch: the Job's start as this record says it
     job, created = ctx.cluster.run_hook_job(manifest, wait=wait)
     now = iso(ctx.clock())
     if created:
         ctx.cluster.event(migration, name, False, EventReason.HOOK_STARTED, f"node {name}: {what} started")
-    current = recorded or HookRecord(kind, ref, started_at=now)
+    current = recorded or HookRecord(kind, ref, started_at=began)
     elapsed = ctx.elapsed(record, step)
     verdict = _verdict(hook, job, elapsed, kind)
     if verdict is None:
@@ -102,10 +104,7 @@ def _run_hook(kind: HookKind, ctx: StepContext, migration: NodeMigration, record
     ctx.observer.hook_finished(str(kind), elapsed, str(result))
     if result == HookResult.SUCCEEDED:
         ctx.cluster.event(migration, name, False, EventReason.HOOK_SUCCEEDED, f"node {name}: {what} {said}")
-    else:
-        ctx.cluster.event(
-            migration, name, True, EventReason.HOOK_FAILED, f"node {name}: {what} {result}: {said}"
-        )
+    # a failure's Warning Event (HookFailed) is the engine's, when the step fails on the next call
     done = replace(current, result=result, message=said, finished_at=now)
     return Outcome(False, record.with_hook(done), f"{what} {result}: {said}")
 
