@@ -722,7 +722,11 @@ class Engine:
         while self.monotonic() < deadline and not preempt.is_set():
             record = tracker.node(name)
             nxt = next_step(
-                record, migration.spec.rollback, stopping=stopping, staging=migration.spec.staging
+                record,
+                migration.spec.rollback,
+                stopping=stopping,
+                staging=migration.spec.staging,
+                hooks=migration.spec.rollout.hooks.steps,
             )
             now = iso(self.clock())
             if nxt.step is None:
@@ -770,7 +774,11 @@ class Engine:
                     )
                 )
                 after = next_step(
-                    done, migration.spec.rollback, stopping=stopping, staging=migration.spec.staging
+                    done,
+                    migration.spec.rollback,
+                    stopping=stopping,
+                    staging=migration.spec.staging,
+                    hooks=migration.spec.rollout.hooks.steps,
                 )
                 if after.step is None and after.phase != done.phase:  # the last step: the end, one write
                     done = replace(done, phase=after.phase, finished_at=iso(self.clock()))

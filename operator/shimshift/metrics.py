@@ -59,6 +59,14 @@ class Metrics:
         self.canaries = Counter(
             "shimshift_canaries", "Canary pods run before uncordoning, by result", ["result"], registry=r
         )
+        self.hook_seconds = Histogram(
+            "shimshift_hook_wait_seconds",
+            "Time a node waited on its hook Job (spec.rollout.hooks), from the hook step's start to the "
+            "Job's end, by hook (pre, post) and result (Succeeded, Failed, TimedOut)",
+            ["hook", "result"],
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
         self.rollbacks = Counter("shimshift_rollbacks", "Nodes rolled back to Docker", registry=r)
         self.undos = Counter(
             "shimshift_undos", "Succeeded nodes rolled back to Docker on request", registry=r
@@ -112,6 +120,9 @@ class Metrics:
         self.canaries.labels(result=result).inc()
         if result != "skipped":
             self.canary_seconds.labels(result=result).observe(seconds)
+
+    def hook_finished(self, hook: str, seconds: float, result: str) -> None:
+        self.hook_seconds.labels(hook=hook, result=result).observe(seconds)
 
     def rolled_back(self) -> None:
         self.rollbacks.inc()

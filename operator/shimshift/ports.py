@@ -107,6 +107,9 @@ class NullObserver:
     def canary_finished(self, seconds: float, result: str) -> None:
         pass
 
+    def hook_finished(self, hook: str, seconds: float, result: str) -> None:
+        pass
+
     def rolled_back(self) -> None:
         pass
 

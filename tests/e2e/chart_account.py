@@ -34,11 +34,15 @@ Answer = tuple[str, str, str, int]
 
 
 def apply_chart(
-    kubectl: Kubectl, tmp_path: Path, drop: tuple[str, str] | None = None
+    kubectl: Kubectl,
+    tmp_path: Path,
+    drop: tuple[str, str] | None = None,
+    values: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Apply the rendered chart (CRDs first, waited for), without one ClusterRole rule's (apiGroup,
-    resource) when ``drop`` names it; returns the rendered documents."""
-    rendered = helm.template(*VALUES, include_crds=True)
+    """Apply the rendered chart (CRDs first, waited for), with ``values`` (helm arguments) on top of the
+    tests' own, without one ClusterRole rule's (apiGroup, resource) when ``drop`` names it; returns the
+    rendered documents."""
+    rendered = helm.template(*VALUES, *values, include_crds=True)
     assert rendered.returncode == 0, rendered.stderr
     docs = helm.documents(rendered.stdout)
     if drop is not None:

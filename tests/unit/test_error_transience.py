@@ -40,6 +40,7 @@ DECIDED = {
     "PrivateKeyError": False,
     "SudoPasswordRequired": False,
     "OutputTooLarge": False,
+    "HookFailed": False,  # a hook Job failed or timed out: the node fails (pre) or rolls back (post)
     "HostKeyError": False,
     "HostKeyMismatch": False,
     "HostKeyRevoked": False,

@@ -19,6 +19,7 @@ from typing import Any
 from shimshift.kube import (
     canary,
     children,
+    hooks,
     lease,
     lock,
     migrations,
@@ -36,6 +37,7 @@ from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.canary import CanaryPod
 from shimshift.model.errors import KubeError
+from shimshift.model.hooks import HookJob
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
 from shimshift.model.spec import Drain
@@ -307,6 +309,15 @@ class KubeCluster:
 
     def delete_canaries(self, node: str) -> int:
         return canary.delete_canaries(self.kube, self.canary_namespace, node)
+
+    def run_hook_job(self, manifest: dict[str, Any], *, wait: float) -> tuple[HookJob, bool]:
+        return hooks.run_hook_job(self.kube, manifest, wait=wait)
+
+    def hook_last_pod(self, job: HookJob) -> str:
+        return hooks.last_pod_of(self.kube, job)
+
+    def delete_hook_job(self, namespace: str, name: str) -> None:
+        hooks.delete_job(self.kube, namespace, name)
 
     def write_status(self, name: str, status: Mapping[str, Any]) -> None:
         migrations.patch_migration_status(self.kube, name, status)

@@ -83,6 +83,15 @@ CANARY_NODE_LABEL: Final = "shimshift.io/canary-node"
 CANARY_NODE_ANNOTATION: Final = "shimshift.io/canary-node"
 CANARY_TOKEN_ANNOTATION: Final = "shimshift.io/canary-token"  # noqa: S105 - not a secret
 
+#: On a hook Job (spec.rollout.hooks) and its pods: the label every hook Job carries (its value: pre or
+#: post; with MIGRATION_LABEL and NODE_LABEL), and the annotations with the node's and the NodeMigration's
+#: full names and the NodeMigration's uid (a Job of an earlier NodeMigration of the same name is not
+#: adopted, but replaced).
+HOOK_LABEL: Final = "shimshift.io/hook"
+HOOK_NODE_ANNOTATION: Final = "shimshift.io/hook-node"
+HOOK_MIGRATION_ANNOTATION: Final = "shimshift.io/hook-migration"
+HOOK_MIGRATION_UID_ANNOTATION: Final = "shimshift.io/hook-migration-uid"
+
 #: On a Node, kubeadm's record of the CRI socket; updated when present (kubeadm upgrade reads it).
 CRI_SOCKET_ANNOTATION: Final = "kubeadm.alpha.kubernetes.io/cri-socket"
 #: On a Node: the cri-socket annotation's value before the finish step changed it, set in the same
@@ -122,6 +131,8 @@ class StepId(StrEnum):
 
     FACTS = "facts"
     LOCK = "lock"
+    #: spec.rollout.hooks.pre's Job, before anything changes for the node (only when configured)
+    PRE_HOOK = "prehook"
     CORDON = "cordon"
     DRAIN = "drain"
     BACKUP = "backup"
@@ -130,6 +141,8 @@ class StepId(StrEnum):
     RECHECK = "recheck"
     SWITCH = "switch"
     VERIFY = "verify"
+    #: spec.rollout.hooks.post's Job, after verify and before the uncordon (only when configured)
+    POST_HOOK = "posthook"
     FINISH = "finish"
     ROLLBACK = "rollback"
     #: after success, on request: cordon and drain again, then `rollback` puts Docker back
@@ -171,7 +184,16 @@ STEP_ORDER_AFTER_CORDON: Final = (
     StepId.FINISH,
 )
 
-#: Steps whose failure triggers a rollback of the node (they change the node).
+#: Steps whose failure triggers a rollback of the node (they change the node, or, for the post-hook,
+#: judge it once changed as verify does).
 ROLLBACK_STEPS: Final = frozenset(
-    {StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.RECHECK, StepId.SWITCH, StepId.VERIFY}
+    {
+        StepId.BACKUP,
+        StepId.CONFIGURE,
+        StepId.IMAGES,
+        StepId.RECHECK,
+        StepId.SWITCH,
+        StepId.VERIFY,
+        StepId.POST_HOOK,
+    }
 )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from shimshift.model.cron import never_matches, parse_cron
 from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.errors import Problem
+from shimshift.model.hooks import HOOK_TIMEOUT_DEFAULT, HOOK_TIMEOUT_MAX
 from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.names import is_object_name, is_secret_key
 from shimshift.model.pem import ca_bundle_problem
@@ -59,6 +60,7 @@ def check_spec(spec: Any) -> list[Problem]:
             *_check_rollout(_map(spec.get("rollout"))),
             *_check_windows(_map(spec.get("rollout"))),
             *_check_gates(spec),
+            *_check_hooks(spec),
             *_check_drain(_map(spec.get("drain"))),
             *_check_verify(_map(spec.get("verify"))),
             *_check_containerd(_map(spec.get("containerd"))),
@@ -452,6 +454,60 @@ def _check_regexp(value: Any, path: str) -> Iterator[Problem]:
             re.compile(value)
         except re.error as e:
             yield Problem(path, f"{value[:80]!r} is not a regular expression: {e}")
+
+
+def _check_hooks(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.rollout.hooks.pre and .post: a namespace, a pod template with containers that each name an
+    image, a timeout above 0 and at most HOOK_TIMEOUT_MAX, a restartPolicy a Job accepts."""
+    hooks = _map(_map(spec.get("rollout")).get("hooks"))
+    for kind in ("pre", "post"):
+        if kind not in hooks:
+            continue
+        path = f"spec.rollout.hooks.{kind}"
+        hook = hooks[kind]
+        if not isinstance(hook, Mapping):
+            continue  # the schema says what is wrong with it
+        namespace = hook.get("namespace")
+        if not isinstance(namespace, str) or not re.fullmatch(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace
+        ):
+            yield Problem(f"{path}.namespace", f"must name the namespace the Job runs in, not {namespace!r}")
+        timeout = hook.get("timeout", HOOK_TIMEOUT_DEFAULT)
+        if isinstance(timeout, str):
+            try:
+                seconds = parse_duration(timeout)
+            except ValueError as e:
+                yield Problem(f"{path}.timeout", str(e))
+            else:
+                if not 0 < seconds <= HOOK_TIMEOUT_MAX:
+                    yield Problem(
+                        f"{path}.timeout",
+                        f"must be longer than 0s and at most {format_duration(HOOK_TIMEOUT_MAX)}, "
+                        f"not {timeout}",
+                    )
+        template = _map(hook.get("template"))
+        pod = _map(template.get("spec"))
+        containers = _list(pod.get("containers"))
+        if not containers:
+            yield Problem(
+                f"{path}.template.spec.containers", "the hook's pod template needs at least one container"
+            )
+        for part in ("initContainers", "containers"):
+            for i, container in enumerate(_list(pod.get(part))):
+                where = f"{path}.template.spec.{part}[{i}]"
+                if not isinstance(container, Mapping):
+                    yield Problem(where, "must be a container")
+                    continue
+                if not isinstance(container.get("name"), str) or not container.get("name"):
+                    yield Problem(f"{where}.name", "every container needs a name")
+                if not isinstance(container.get("image"), str) or not container.get("image"):
+                    yield Problem(f"{where}.image", "every container needs an image")
+        restart = pod.get("restartPolicy")
+        if restart is not None and restart not in ("Never", "OnFailure"):
+            yield Problem(
+                f"{path}.template.spec.restartPolicy",
+                f'must be "Never" (the default) or "OnFailure" for a Job, not {restart!r}',
+            )
 
 
 def _check_gates(spec: Mapping[str, Any]) -> Iterator[Problem]:

@@ -17,6 +17,7 @@ from typing import Any
 from shimshift.model.cron import Cron, parse_cron
 from shimshift.model.durations import format_duration, parse_duration
 from shimshift.model.gates import Gates
+from shimshift.model.hooks import Hooks
 from shimshift.model.unsafe import Unsafe
 
 
@@ -234,6 +235,7 @@ class Rollout:
     gates: Gates = field(
         default_factory=Gates
     )  # health gates read before each wave starts (`shimshift.model.gates`)
+    hooks: Hooks = field(default_factory=Hooks)  # per-node Jobs before and after (`shimshift.model.hooks`)
 
 
 @dataclass(frozen=True)
@@ -412,6 +414,7 @@ class NodeMigrationSpec:
                 else None,
                 zone_label=ro.get("zoneLabel", ZONE_LABEL_DEFAULT),
                 gates=Gates.from_raw(ro.get("gates") or {}),
+                hooks=Hooks.from_raw(ro.get("hooks") or {}),
             ),
             drain=Drain(
                 timeout=parse_duration(dr.get("timeout", "10m")),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from shimshift.model.hookrecord import HookKind, HookRecord
 from shimshift.model.keys import HOLD_REASON, StepId
 
 
@@ -112,6 +113,9 @@ class EventReason(StrEnum):
     GATE_ERROR = "GateError"
     CANARY_FAILED = "CanaryFailed"  # the verify step's canary pod did not run on the switched node
     CANARY_SKIPPED = "CanarySkipped"  # no image for the canary: the node is uncordoned without one
+    HOOK_STARTED = "HookStarted"  # a hook Job (spec.rollout.hooks) was created for a node
+    HOOK_SUCCEEDED = "HookSucceeded"  # ... and completed
+    HOOK_FAILED = "HookFailed"  # ... failed or timed out: the node fails (pre) or rolls back (post)
     # the operator itself
     INVALID_SPEC = "InvalidSpec"  # the operator's checks refuse the spec (also the Valid condition's reason)
     INTERNAL_ERROR = "InternalError"
@@ -246,6 +250,16 @@ class NodeRecord:
     #: value of the node's shimshift.io/undo annotation that was acted on, removed only while it still
     #: holds that value). A RolledBack node with it was undone on request, not by a failure.
     undo_request: str = ""
+    #: What became of the node's hooks (spec.rollout.hooks): its Job, result, message and times
+    hooks: tuple[HookRecord, ...] = ()
+
+    def hook(self, kind: HookKind) -> HookRecord | None:
+        """The record of the node's `kind` hook (None: not started)."""
+        return next((h for h in self.hooks if h.hook == kind), None)
+
+    def with_hook(self, record: HookRecord) -> NodeRecord:
+        """This record with `record` replacing the previous record of the same hook (or appended)."""
+        return replace(self, hooks=(*(h for h in self.hooks if h.hook != record.hook), record))
 
     @property
     def committed(self) -> bool:
@@ -297,6 +311,7 @@ class NodeRecord:
             uncordoned_at=raw.get("uncordonedAt", ""),
             cordoned_seconds=None if raw.get("cordonedSeconds") is None else int(raw["cordonedSeconds"]),
             undo_request=raw.get("undoRequest", ""),
+            hooks=tuple(HookRecord.from_storage(h) for h in raw.get("hooks") or ()),
         )
 
     def for_storage(self) -> dict[str, Any]:
@@ -335,6 +350,8 @@ class NodeRecord:
             out["daemonSets"] = list(self.daemonsets)
         if self.steps:
             out["steps"] = [s.for_storage() for s in self.steps]
+        if self.hooks:
+            out["hooks"] = [h.for_storage() for h in self.hooks]
         return out
 
     def with_step(self, record: StepRecord) -> NodeRecord:

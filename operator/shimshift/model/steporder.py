@@ -11,20 +11,39 @@ wanted. Pure: values only.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from shimshift.model.keys import STEP_ORDER, STEP_ORDER_AFTER_CORDON, StepId
 from shimshift.model.spec import Staging
 
+#: The hook steps (spec.rollout.hooks), each run only when its hook is configured: the pre-hook right
+#: after the node lock, before anything changes for the node (its backup, configure or cordon); the
+#: post-hook right after verify, before finish uncordons the node.
+HOOK_STEPS = frozenset({StepId.PRE_HOOK, StepId.POST_HOOK})
+
 #: Before the switch in the staged order, the node still runs on Docker: a stop (deletion of the
 #: NodeMigration) rolls back (undoing the staged config and images); after it, finishing is cheaper.
-_ABORTABLE_BEFORE_CORDON = frozenset(STEP_ORDER[: STEP_ORDER.index(StepId.SWITCH)])
+_ABORTABLE_BEFORE_CORDON = frozenset({*STEP_ORDER[: STEP_ORDER.index(StepId.SWITCH)], StepId.PRE_HOOK})
 #: In the old order, a stop before backup has nothing on the node to undo; after it the node is drained
 #: and being changed, so it finishes.
-_ABORTABLE_AFTER_CORDON = frozenset(STEP_ORDER_AFTER_CORDON[: STEP_ORDER_AFTER_CORDON.index(StepId.BACKUP)])
+_ABORTABLE_AFTER_CORDON = frozenset(
+    {*STEP_ORDER_AFTER_CORDON[: STEP_ORDER_AFTER_CORDON.index(StepId.BACKUP)], StepId.PRE_HOOK}
+)
 
 
-def step_order(staging: Staging) -> tuple[StepId, ...]:
-    """The forward steps in the order they run under `staging`."""
-    return STEP_ORDER if staging == Staging.BEFORE_CORDON else STEP_ORDER_AFTER_CORDON
+def step_order(staging: Staging, hooks: Collection[StepId] = ()) -> tuple[StepId, ...]:
+    """The forward steps in the order they run under `staging`, with the hook steps in `hooks`."""
+    order = STEP_ORDER if staging == Staging.BEFORE_CORDON else STEP_ORDER_AFTER_CORDON
+    if not hooks:
+        return order
+    out: list[StepId] = []
+    for step in order:
+        out.append(step)
+        if step == StepId.LOCK and StepId.PRE_HOOK in hooks:
+            out.append(StepId.PRE_HOOK)
+        if step == StepId.VERIFY and StepId.POST_HOOK in hooks:
+            out.append(StepId.POST_HOOK)
+    return tuple(out)
 
 
 def abortable_steps(staging: Staging) -> frozenset[StepId]:

@@ -31,6 +31,7 @@ from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node
 from shimshift.planning.faq import FAQ
 from shimshift.planning.findings import Finding, Level, name_some, sorted_findings
 from shimshift.planning.gates import rollout_gates
+from shimshift.planning.hooks import hook_findings
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
 from shimshift.planning.report import (
@@ -104,7 +105,7 @@ def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
         docker=spec.docker.value,
         rollback=spec.rollback.value,
         staging=spec.staging.value,
-        step_order=tuple(str(s) for s in step_order(spec.staging)),
+        step_order=tuple(str(s) for s in step_order(spec.staging, spec.rollout.hooks.steps)),
         step_order_reason=order_reason(spec.staging),
     )
 
@@ -271,6 +272,7 @@ def build_plan(
         if facts is not None:
             findings += cni_findings(facts, containerd, by_node.get(node.name, ()))
         findings += canary_findings(spec, node.name, facts)
+        findings += hook_findings(spec, name or "nodemigration", node.name)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

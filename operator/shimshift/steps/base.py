@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from shimshift.model.canary import CanaryImage, CanaryPod
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.hooks import HookJob
 from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration
 from shimshift.model.spec import Drain
@@ -192,6 +193,20 @@ class StepCluster(Protocol):
         """Delete every canary pod of `node` (found by label; none is fine); how many there were."""
         ...
 
+    def run_hook_job(self, manifest: dict[str, Any], *, wait: float) -> tuple[HookJob, bool]:
+        """The hook Job `manifest` describes: adopted when it exists (one of an earlier NodeMigration of
+        the same name is deleted first), else created (the bool: created by this call); watched at most
+        `wait` seconds until it finishes; as last seen."""
+        ...
+
+    def hook_last_pod(self, job: HookJob) -> str:
+        """What the newest pod of `job` says of its end ("" without pods)."""
+        ...
+
+    def delete_hook_job(self, namespace: str, name: str) -> None:
+        """Delete the hook Job and its pods (one already gone is fine)."""
+        ...
+
     def event(
         self,
         migration: NodeMigration | MigrationRef,
@@ -209,6 +224,11 @@ class StepObserver(Protocol):
     def images_migrated(self, counts: ImageCounts) -> None: ...
     def canary_finished(self, seconds: float, result: str) -> None:
         """A canary ended (`result`: passed, failed, timeout; skipped with 0 seconds)."""
+        ...
+
+    def hook_finished(self, hook: str, seconds: float, result: str) -> None:
+        """A node's hook Job ended after the node waited `seconds` on it (`hook`: pre or post;
+        `result`: Succeeded, Failed, TimedOut)."""
         ...
 
 

@@ -16,6 +16,7 @@ only uncordons and the node stays Succeeded on containerd) and `commit` (the rol
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from shimshift.model.keys import ROLLBACK_STEPS, StepId
@@ -52,10 +53,12 @@ def next_step(
     *,
     stopping: bool = False,
     staging: Staging = Staging.BEFORE_CORDON,
+    hooks: Collection[StepId] = (),
 ) -> Next:
     """The next step for a node in flight; `stopping` is true while its NodeMigration is being deleted,
-    `staging` (spec.staging) picks the order. After a step is done, the next is the first step of the
-    order not yet done: a node whose spec.staging changed mid-way still runs every step once."""
+    `staging` (spec.staging) picks the order, `hooks` the hook steps it holds (spec.rollout.hooks).
+    After a step is done, the next is the first step of the order not yet done: a node whose
+    spec.staging changed mid-way still runs every step once."""
     if record.phase.finished or record.phase == NodePhase.PENDING:
         return Next(None, record.phase)
     step, state = record.step, record.step_state
@@ -85,6 +88,6 @@ def next_step(
         if step == StepId.FINISH:
             return Next(None, NodePhase.SUCCEEDED)
         done = {s.id for s in record.steps if s.state == StepState.DONE}
-        pending = [s for s in step_order(staging) if s not in done]
+        pending = [s for s in step_order(staging, hooks) if s not in done]
         return Next(pending[0] if pending else StepId.FINISH, NodePhase.IN_PROGRESS)
     return Next(step, NodePhase.IN_PROGRESS)  # Started: interrupted or still waiting; run it again

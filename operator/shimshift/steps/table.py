@@ -21,6 +21,7 @@ from shimshift.steps import (
     drain,
     facts,
     finish,
+    hook,
     images,
     lock,
     recheck,
@@ -39,6 +40,7 @@ STEPS: Mapping[StepId, Step] = {
     for s in (
         facts.STEP,
         lock.STEP,
+        hook.PRE_STEP,
         cordon.STEP,
         drain.STEP,
         backup.STEP,
@@ -47,6 +49,7 @@ STEPS: Mapping[StepId, Step] = {
         recheck.STEP,
         switch.STEP,
         verify.STEP,
+        hook.POST_STEP,
         finish.STEP,
         rollback.STEP,
         undo.STEP,

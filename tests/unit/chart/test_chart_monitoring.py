@@ -59,6 +59,7 @@ def exported() -> dict[str, set[str]]:
     m.images_migrated(ImageCounts(transferred=1, pulled=1, skipped=1, bytes=10))
     m.rolled_back()
     m.canary_finished(3.0, "passed")
+    m.hook_finished("pre", 4.0, "Succeeded")
     m.node_uncordoned("workers", 95.0)
     m.nodes_by_phase("workers", MigrationStatus())
     m.notification_sent("Finished", "sent")

@@ -65,6 +65,13 @@ OPT_IN: frozenset[Grant] = frozenset({("", "pods", "delete")})
 GATE_RULES: frozenset[Grant] = frozenset({("apps", "deployments", "get"), ("example.com", "widgets", "get")})
 
 
+# Granted only in the namespaces the values list (hooks.namespaces), a Role of its own in each: the
+# per-node hook Jobs of spec.rollout.hooks (`jobs list` is also the ClusterRole's, for planning).
+HOOK_GRANTS: frozenset[Grant] = frozenset(
+    {("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")}
+)
+
+
 def code_uses() -> list[Use]:
     """Every API request the package makes; fails the test, listing them, on any it cannot resolve."""
     found = apiscan.scan()
@@ -162,6 +169,7 @@ SECRETS_BY_NAME: Grant = ("", "secrets", "get")
 def test_chart_grants_everything_the_code_and_kopf_use(value_set: str) -> None:
     grants = granted(value_set)
     needed = used_grants() | KOPF_NEEDS
+    needed -= HOOK_GRANTS - {("batch", "jobs", "list")}  # in hooks.namespaces only
     if value_set != "pinned-and-scheduled":
         needed -= OPT_IN
     if value_set != "secrets-from-values":
@@ -267,3 +275,30 @@ def test_a_canary_namespace_of_its_own_gets_the_canary_role_and_the_release_role
         "--canary-namespace=shimshift-canaries"
         in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     )
+
+
+def test_hook_jobs_are_granted_exactly_in_the_namespaces_hooks_namespaces_lists_never_cluster_wide() -> None:
+    assert used_grants() >= HOOK_GRANTS, "the hook steps' code makes these requests"
+    default = helm.rendered("default")
+    assert not [d for d in default if d["kind"] == "Role" and d["metadata"]["name"].endswith("-hooks")]
+    assert not (HOOK_GRANTS - {("batch", "jobs", "list")}) & _grants_of(
+        helm.only(default, "ClusterRole")["rules"]
+    )
+    result = helm.template("--set", "hooks.namespaces={ops-hooks,maintenance}")
+    assert result.returncode == 0, result.stderr
+    docs = helm.documents(result.stdout)
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    assert set(roles) == {helm.NAMESPACE, "ops-hooks", "maintenance"}
+    for namespace in ("ops-hooks", "maintenance"):
+        assert _grants_of(roles[namespace]["rules"]) == HOOK_GRANTS
+        binding = next(
+            d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == namespace
+        )
+        assert binding["roleRef"]["name"] == roles[namespace]["metadata"]["name"]
+        assert binding["subjects"][0]["namespace"] == helm.NAMESPACE
+    assert not HOOK_GRANTS & _grants_of(roles[helm.NAMESPACE]["rules"])
+
+
+def test_a_hook_namespace_that_is_not_a_name_is_refused_by_the_values_schema() -> None:
+    result = helm.template("--set", "hooks.namespaces={../kube-system}")
+    assert result.returncode != 0 and "hooks" in result.stderr

@@ -20,6 +20,7 @@ from shimshift.model import keys
 from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.hooks import HookJob
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodelock import lock_patch, unlock_patch
 from shimshift.model.nodestate import child_name
@@ -135,6 +136,12 @@ class FakeCluster:
         self.canaries: dict[str, CanaryPod] = {}  # node -> its canary pod now
         self.canary_images: list[tuple[str, str]] = []  # (node, image) of every canary created
         self.canary_deletes: Counter[str] = Counter()
+        #: "<node>-<hook>" -> how its hook Job behaves: "pass" (default: completes), "fail" (fails,
+        #: BackoffLimitExceeded, its pod exited 3 saying "precheck failed"), "hang" (never finishes)
+        self.hook_behaviour: dict[str, str] = {}
+        self.jobs: dict[str, tuple[dict[str, Any], HookJob]] = {}  # "<ns>/<name>" -> (manifest, state)
+        self.jobs_created: list[str] = []  # "<ns>/<name>" of every Job created, in order
+        self.jobs_deleted: Counter[str] = Counter()
 
     def create(self, body: dict[str, Any]) -> NodeMigration:
         self.objects[body["metadata"]["name"]] = copy.deepcopy(body)
@@ -345,6 +352,40 @@ class FakeCluster:
             return 0
         self.canary_deletes[node] += 1
         return 1
+
+    def run_hook_job(self, manifest: dict[str, Any], *, wait: float) -> tuple[HookJob, bool]:
+        meta = manifest["metadata"]
+        ref = f"{meta['namespace']}/{meta['name']}"
+        created = ref not in self.jobs
+        if created:
+            node = meta["annotations"][keys.HOOK_NODE_ANNOTATION]
+            behaviour = self.hook_behaviour.get(f"{node}-{meta['labels'][keys.HOOK_LABEL]}", "pass")
+            base = HookJob(
+                meta["name"], meta["namespace"], uid=f"uid-{meta['name']}", created_at=iso(self.clock.now)
+            )
+            job = {
+                "pass": replace(base, complete=True),
+                "fail": replace(
+                    base,
+                    failed=True,
+                    reason="BackoffLimitExceeded",
+                    message="Job has reached the specified backoff limit",
+                ),
+                "hang": replace(base, active=1),
+            }[behaviour]
+            self.jobs[ref] = (copy.deepcopy(manifest), job)
+            self.jobs_created.append(ref)
+        job = self.jobs[ref][1]
+        if not job.finished:
+            self.clock.advance(wait)
+        return job, created
+
+    def hook_last_pod(self, job: HookJob) -> str:
+        return f"pod {job.name}-x: container hook exited 3 (Error: precheck failed)" if job.failed else ""
+
+    def delete_hook_job(self, namespace: str, name: str) -> None:
+        if self.jobs.pop(f"{namespace}/{name}", None) is not None:
+            self.jobs_deleted[f"{namespace}/{name}"] += 1
 
     def _durable_write(self) -> None:
         self.writes += 1

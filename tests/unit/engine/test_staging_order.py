@@ -174,7 +174,13 @@ def test_a_stop_aborts_everything_before_the_switch_when_staged_and_before_backu
     assert StepId.IMAGES in abortable_steps(Staging.BEFORE_CORDON)
     assert StepId.SWITCH not in abortable_steps(Staging.BEFORE_CORDON)
     assert StepId.BACKUP not in abortable_steps(Staging.AFTER_CORDON)
-    assert abortable_steps(Staging.AFTER_CORDON) == {StepId.FACTS, StepId.LOCK, StepId.CORDON, StepId.DRAIN}
+    assert abortable_steps(Staging.AFTER_CORDON) == {
+        StepId.FACTS,
+        StepId.LOCK,
+        StepId.PRE_HOOK,  # runs only with spec.rollout.hooks.pre, before anything changes for the node
+        StepId.CORDON,
+        StepId.DRAIN,
+    }
     assert staged_steps(Staging.BEFORE_CORDON) == (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES)
     assert staged_steps(Staging.AFTER_CORDON) == ()
 
