@@ -126,7 +126,11 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             False, record, _with_reason(f"waiting for the kubelet to report Ready on {RUNTIME}", reason)
         )
     # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
-    missing = ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
+    # kubelet's words for a waiting container may quote an image reference: redacted
+    missing = [
+        redact_text(m)
+        for m in ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
+    ]
     if not missing:
         return _canary(
             ctx, migration, port, record, "Ready on containerd, its DaemonSet pods Running and Ready"
