@@ -157,7 +157,8 @@ def migrate_until_settled(
         took = time.monotonic() - began
         record = record_of(api.must_get("nodemigrationnodes.shimshift.io", child_name(name, node.name)))
         # the node's state a little after the operator settled: a late uncordon or lock would show
-        eventually(lambda: len(timeline.samples) > 20, 30, "samples after the settle")
+        settled_at = len(timeline.samples)
+        eventually(lambda: len(timeline.samples) > settled_at + 20, 30, "samples after the settle")
     finally:
         timeline.stop.set()
         sampler.join(10)
@@ -171,6 +172,13 @@ def remove_migration(api: RealKubeApi, operator: Operator, name: str) -> None:
         eventually(lambda: api.get("nodemigrations.shimshift.io", name) is None, 60, f"{name} deleted")
     finally:
         operator.stop()
+
+
+def containerd_images(node: Node) -> set[str]:
+    """The image names in containerd's k8s.io namespace on ``node``."""
+    listed = node.exec(["ctr", "-n", "k8s.io", "images", "ls", "-q"], timeout=30)
+    assert listed.exit_status == 0, listed.stderr
+    return set(listed.stdout.split())
 
 
 def dockershim_names(pods: dict[str, dict[str, Any]], node: Node) -> list[str]:
@@ -217,6 +225,7 @@ def test_a_canary_the_real_kubelet_cannot_pull_rolls_the_node_back_to_dockershim
     node = cluster.nodes[0]
     before = eventually(lambda: pods_running_on(api, "docker://"), 120, "the three pods Running on Docker")
     image = "registry.invalid/tools/busybox:1.36"  # not on the node; `.invalid` never resolves
+    held_before = containerd_images(node)
     manifest = ssh_migration(cluster, "canary-fails", [node.name])
     manifest["spec"]["verify"] = {"canary": {"image": image, "timeout": "90s"}}
     phase, record, timeline, took, operator = migrate_until_settled(api, cluster, tmp_path, manifest)
@@ -239,6 +248,8 @@ def test_a_canary_the_real_kubelet_cannot_pull_rolls_the_node_back_to_dockershim
         assert "finish" not in {str(s) for s in steps}, record
         after = assert_back_on_docker(api, node, timeline)
         assert not api.list("pods", label_selector=f"{keys.CANARY_LABEL}=true")
+        # the images step's undo removed every name it had added to containerd
+        assert containerd_images(node) == held_before, containerd_images(node) ^ held_before
         # the drain evicted the Deployment's pod; its replacement runs on Docker; the DaemonSet's stayed
         assert after["web"]["metadata"]["uid"] != before["web"]["metadata"]["uid"]
         assert after["proxy"]["metadata"]["uid"] == before["proxy"]["metadata"]["uid"]
@@ -267,6 +278,7 @@ def test_a_daemonset_pod_that_cannot_start_under_containerd_rolls_the_real_kubel
         return pods if pods and pods["proxy"]["spec"]["containers"][0]["image"] == UNMOVED_IMAGE else None
 
     before = eventually(proxy_on_unmoved_image, 180, "the DaemonSet's pod Running on Docker from app:1.1")
+    assert UNMOVED_IMAGE not in containerd_images(node)  # nor left there by an earlier migration
     manifest = ssh_migration(cluster, "ds-fails", [node.name])
     manifest["spec"]["images"] = {"exclude": [UNMOVED_IMAGE]}
     manifest["spec"]["verify"] = {"timeout": "90s", "canary": {"image": APP_IMAGE}}
