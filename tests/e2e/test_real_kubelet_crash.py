@@ -8,10 +8,14 @@ kubeadm cgroupfs node runs the real kubelet 1.23.17 (in-tree dockershim), regist
 - once the verify step is recorded Started (the kubelet restarted on containerd; the restarted
   operator's verify starts over and runs its canary).
 
-Either way the restarted operator finishes the node: the real kubelet Ready on `containerd://`, its
+- once the rollback step is recorded Started, after a canary the kubelet cannot pull (the restarted
+  operator's rollback starts over).
+
+In the first two the restarted operator finishes the node: the real kubelet Ready on `containerd://`, its
 pods recreated as containerd containers, the node uncordoned and unlocked, and the kubelet stopped and
 started once only (nothing switched twice). Then an undo on request (`spec.undo`) returns the real
-kubelet to dockershim, Ready on `docker://`, for the next point.
+kubelet to dockershim, Ready on `docker://`, for the next point. In the third it rolls the node back to
+dockershim, Ready on `docker://`, uncordoned and unlocked, its pods Docker containers again.
 
 Needs the built kubelet and control plane (`scripts/build-components`); without them the module skips,
 except under CI, where it fails naming what to build.
@@ -92,13 +96,13 @@ def systemctl_changes(node: Node, since: int) -> Counter[tuple[str, str]]:
     return Counter((a[0], a[1]) for a in calls if len(a) >= 2 and a[0] in SYSTEMCTL_CHANGES)
 
 
-def verify_started(api: RealKubeApi, record: str) -> Callable[[Node, int], bool]:
+def step_started(api: RealKubeApi, record: str, step: str) -> Callable[[Node, int], bool]:
     def reached(_node: Node, _since: int) -> bool:
         child = api.get("nodemigrationnodes.shimshift.io", record)
         if child is None:
             return False
         got = record_of(child)
-        return str(got.step) == "verify" and str(got.step_state) == "Started"
+        return str(got.step) == step and str(got.step_state) == "Started"
 
     return reached
 
@@ -117,7 +121,11 @@ def test_a_sigkill_during_a_real_kubelets_migration_resumes_to_containerd_with_n
     eventually(lambda: ready_runtime(api, node.name).startswith("docker://"), 120, "the kubelet on Docker")
     before = eventually(lambda: pods_running_on(api, "docker://"), 180, "the three pods Running on Docker")
     calls_before = len(node.systemctl_calls())
-    reached = inside_switch if point == "inside-switch" else verify_started(api, child_name(name, node.name))
+    reached = (
+        inside_switch
+        if point == "inside-switch"
+        else step_started(api, child_name(name, node.name), "verify")
+    )
     operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
     operator.start()
     began = time.monotonic()
@@ -174,6 +182,58 @@ def test_a_sigkill_during_a_real_kubelets_migration_resumes_to_containerd_with_n
         )
         eventually(lambda: pods_running_on(api, "docker://"), 180, "the three pods Running on Docker again")
         print(f"{point}: undone to Docker at {time.monotonic() - began:.1f}s")
+    finally:
+        try:
+            api.delete("nodemigrations.shimshift.io", name)
+            eventually(lambda: api.get("nodemigrations.shimshift.io", name) is None, 60, f"{name} deleted")
+        finally:
+            operator.stop()
+
+
+def test_a_sigkill_during_the_rollback_of_a_real_kubelet_resumes_it_to_dockershim(
+    stack: tuple[ControlPlane, Cluster, RealKubeApi], tmp_path: Path
+) -> None:
+    _plane, cluster, api = stack
+    node = cluster.nodes[0]
+    name = "crash-rollback-started"
+    eventually(lambda: ready_runtime(api, node.name).startswith("docker://"), 120, "the kubelet on Docker")
+    before = eventually(lambda: pods_running_on(api, "docker://"), 180, "the three pods Running on Docker")
+    reached = step_started(api, child_name(name, node.name), "rollback")
+    manifest = ssh_migration(cluster, name, [node.name])
+    manifest["spec"]["verify"] = {
+        "canary": {"image": "registry.invalid/tools/busybox:1.36", "timeout": "90s"}
+    }
+    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
+    operator.start()
+    began = time.monotonic()
+    try:
+        api.seed([manifest])
+        eventually(lambda: reached(node, 0), 300, "the operator to start the rollback", 0.02)
+        assert operator.proc is not None
+        os.kill(operator.proc.pid, signal.SIGKILL)
+        assert operator.proc.wait(timeout=10) == -signal.SIGKILL
+        killed_at = time.monotonic() - began
+        operator.start()
+
+        def settled() -> str | None:
+            phase = ((api.get("nodemigrations.shimshift.io", name) or {}).get("status") or {}).get("phase")
+            return str(phase) if phase in ("Succeeded", "Failed", "Paused") else None
+
+        phase = eventually(settled, 400, "the migration to settle", 0.5)
+        record = record_of(api.must_get("nodemigrationnodes.shimshift.io", child_name(name, node.name)))
+        assert phase == "Paused", (record, operator.logs()[-4000:])
+        assert record.phase == NodePhase.ROLLED_BACK, record
+        assert record.last_error is not None and "ImagePullBackOff" in record.last_error.message, record
+        assert ready_runtime(api, node.name).startswith("docker://")
+        obj = api.must_get("nodes", node.name)
+        assert not obj["spec"].get("unschedulable")
+        assert keys.LOCK_ANNOTATION not in (obj["metadata"].get("annotations") or {})
+        after = eventually(lambda: pods_running_on(api, "docker://"), 180, "the three pods Running on Docker")
+        assert after["proxy"]["metadata"]["uid"] == before["proxy"]["metadata"]["uid"]
+        print(
+            f"rollback-started: killed at {killed_at:.1f}s, resumed and RolledBack at "
+            f"{time.monotonic() - began:.1f}s"
+        )
     finally:
         try:
             api.delete("nodemigrations.shimshift.io", name)
