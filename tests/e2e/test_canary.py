@@ -1,7 +1,9 @@
-"""The verify step's canary, end to end: the operator process (`shimshift run`, simulated node steps)
-against the API emulator, whose kubelet stand-in runs an `echo` pod to completion (its log is what it
-echoed) and cannot pull an image from a registry under `.invalid` (ImagePullBackOff, with kubelet's
-Warning Event). A node is uncordoned only after its canary ran; a canary that cannot run rolls it back.
+"""The verify step's canary, end to end: the operator process (`shimshift run`, simulated node steps,
+the chart's ServiceAccount) on the real API server, where the testbed's stand-in for a kubelet
+(`testbed.controlplane.podlife`) runs an `echo` pod to completion and serves its log as a kubelet does
+(the API server fetches `pods/log` from it), and cannot pull an image from a registry under `.invalid`
+(ErrImagePull, then ImagePullBackOff, with kubelet's Warning Events). A node is uncordoned only after
+its canary ran and echoed its token; a canary that cannot run rolls it back.
 """
 
 from __future__ import annotations
@@ -16,18 +18,17 @@ from testbed.kubeapi import KubeApi
 from shimshift.model import keys
 from shimshift.model.canary import canary_name
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import Operator, eventually, migration, node, status_of
+from tests.e2e.conftest import Operator, eventually, migration, node, operator_namespace, status_of
+from tests.e2e.realapi import RealCluster
 from tests.e2e.simnodes import read_state
 
-pytestmark = pytest.mark.e2e
-
-
-def _history(cluster: KubeApi) -> list[Any]:
-    return cluster.call(lambda: list(cluster.emulator.store.history))
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi]
 
 
 def canaries(cluster: KubeApi) -> list[dict[str, Any]]:
-    return cluster.list("pods", namespace="default", label_selector=f"{keys.CANARY_LABEL}=true")
+    return cluster.list(
+        "pods", namespace=operator_namespace(cluster), label_selector=f"{keys.CANARY_LABEL}=true"
+    )
 
 
 def test_a_node_is_uncordoned_only_after_its_canary_ran_under_containerd_and_the_pod_is_gone(
@@ -44,16 +45,20 @@ def test_a_node_is_uncordoned_only_after_its_canary_ran_under_containerd_and_the
     verify = next(s for s in w1.steps if s.id == "verify")
     assert "canary pod" in verify.message and "ran and echoed its token" in verify.message
     eventually(lambda: not canaries(cluster), 30, "the canary pod to be deleted")
-    # replayed from the emulator's history: the pod ran on w1 (pinned there while it was cordoned),
-    # echoed its token, and only then was w1 uncordoned
+    # replayed from the watches recorded since the test began: the pod ran on w1 (pinned there while
+    # it was cordoned), echoed its token, and only then was w1 uncordoned (resourceVersions: etcd's
+    # revisions, one order over both)
+    assert isinstance(cluster, RealCluster)
     succeeded_at = uncordoned_at = cordoned_at = None
-    for event in _history(cluster):
-        obj = event.new.obj
-        if event.gk == ("", "pods") and obj["metadata"]["name"] == canary_name("w1"):
+    for event in cluster.history("pods"):
+        obj = event.obj
+        if obj["metadata"]["name"] == canary_name("w1"):
             assert obj["spec"]["nodeName"] == "w1"
             if (obj.get("status") or {}).get("phase") == "Succeeded" and succeeded_at is None:
                 succeeded_at = event.rv
-        if event.gk == ("", "nodes") and obj["metadata"]["name"] == "w1":
+    for event in cluster.history("nodes"):
+        obj = event.obj
+        if obj["metadata"]["name"] == "w1":
             if obj["spec"].get("unschedulable") and cordoned_at is None:
                 cordoned_at = event.rv
             elif cordoned_at is not None and not obj["spec"].get("unschedulable") and uncordoned_at is None:
@@ -78,14 +83,16 @@ def test_a_canary_that_cannot_pull_its_image_rolls_the_node_back_to_docker_uncor
     message = w1.last_error.message
     assert w1.last_error.step == "verify" and "so the node is not uncordoned" in message
     assert f'container waiting: ImagePullBackOff (Back-off pulling image "{image}")' in message
-    assert "its Events: Warning Failed: Failed to pull image" in message
+    # kubelet's Warnings quoted, the failed pull's own error first
+    assert f'its Events: Warning Failed: Failed to pull image "{image}": rpc error' in message
+    assert "lookup registry.invalid: no such host" in message
     node_w1 = cluster.get("nodes", "w1")
     assert node_w1 is not None and not node_w1["spec"].get("unschedulable")
     assert node_w1["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")
     assert read_state(sim_dir, "w1")["changes"].get("undo") == 1
     assert "finish" not in read_state(sim_dir, "w1")["done"]
     eventually(lambda: not canaries(cluster), 30, "the canary pod to be deleted")
-    events = cluster.list("events", namespace="default")
+    events = cluster.list("events", namespace=operator_namespace(cluster))
     failed = [e for e in events if e["reason"] == "CanaryFailed"]
     assert {e["involvedObject"]["kind"] for e in failed} == {"NodeMigration", "Node"}
     assert "ImagePullBackOff" in failed[0]["message"]

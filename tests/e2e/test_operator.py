@@ -20,7 +20,9 @@ from testbed.kubeapi import KubeApi
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
 from testbed.ports import free_port
 
+from shimshift.kube.api import USER_AGENT
 from shimshift.model import keys
+from shimshift.model.canary import canary_name
 from shimshift.model.status import Condition, NodePhase, Phase
 from tests.e2e.conftest import (
     Operator,
@@ -113,7 +115,8 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
     watcher = Watcher(cluster)
     watcher.start()
     before = len(cluster.requests)
-    cluster.seed(migration(rollout={"maxUnavailable": 2}))
+    # the canary runs on each node before its uncordon (the kubelet stand-in runs `echo` and serves its log)
+    cluster.seed(migration(rollout={"maxUnavailable": 2}, verify={"canary": {"image": "busybox:1.36"}}))
     waiter = kubectl.popen("wait", "--for=condition=Complete", "nm/m", "--timeout=90s")
 
     try:
@@ -146,7 +149,9 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
     eventually(lambda: sum(_ready(p) for p in web_pods(cluster)) == 4, 10, "web pods ready again")
     assert min_healthy_after_ready(cluster, 4) >= 3
     during = list(cluster.requests)[before:]
-    assert not [r for r in during if r.method == "DELETE" and r.resource == "pods"]
+    # the drain evicts, never deletes (only the canary pods, the operator's own, are deleted once judged)
+    deleted = [r for r in during if r.method == "DELETE" and r.resource == "pods"]
+    assert {r.name for r in deleted} == {canary_name(f"w{i}") for i in range(1, 5)}, deleted
     assert [r for r in during if r.resource == "pods" and r.subresource == "eviction" and r.status == 201]
     progress = {(row[2], row[3]) for row in watcher.rows}  # (Phase, Done) printer columns
     assert ("Progressing", "0/4") in progress or ("Progressing", "2/4") in progress, progress
@@ -154,9 +159,27 @@ def test_migrate_mode_moves_four_nodes_two_at_a_time_without_violating_the_pdb(
     for i in range(1, 5):
         changes = read_state(sim_dir, f"w{i}")["changes"]
         assert all(changes.get(op) == 1 for op in NODE_CHANGES), changes
+    for record in status.nodes:
+        verify = next(s for s in record.steps if s.id == "verify")
+        assert "ran and echoed its token" in verify.message, (record.name, verify.message)
     calls = operator_requests(during)
     assert calls and all(r.user_agent for r in during if r.resource)
-    print(f"API calls per migrated node (operator + kopf, 4 nodes): {len(calls) / 4:.0f}")
+    own = [r for r in calls if r.user_agent.startswith(USER_AGENT)]
+    canary = [
+        r
+        for r in own
+        if r.name.startswith("shimshift-canary-")  # its log, its deletion
+        or keys.CANARY_LABEL in r.query.get("labelSelector", "")  # its LIST and watch
+        or "shimshift-canary-" in r.field_selector  # its Events
+        or (
+            r.method == "POST"
+            and str((r.body or {}).get("metadata", {}).get("name", "")).startswith("shimshift-canary-")
+        )
+    ]
+    print(
+        f"API calls per migrated node (4 nodes, canary included): {len(calls) / 4:.0f} with kopf's, "
+        f"{len(own) / 4:.0f} the operator's own client, {len(canary) / 4:.0f} of them the canary's"
+    )
 
 
 def test_an_admin_cordoned_node_stays_cordoned_after_migration(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from shimshift.kube.api import ApiStatusError, Conflict, Kube, NotFound
 from shimshift.kube.paths import segment
@@ -139,6 +140,14 @@ def read_canary_log(kube: Kube, namespace: str, node: str) -> str | None:
     return str(answer.get("text", ""))
 
 
+def _event_order(event: dict[str, Any]) -> tuple[str, int]:
+    """Oldest first: by lastTimestamp (whole seconds: kubelet posts several Events in one), then by
+    resourceVersion, which the API server raises with every write (a number on every real server;
+    one that is not sorts first)."""
+    rv = str((event.get("metadata") or {}).get("resourceVersion", ""))
+    return str(event.get("lastTimestamp") or event.get("eventTime") or ""), int(rv) if rv.isdigit() else 0
+
+
 def read_canary_events(kube: Kube, namespace: str, node: str) -> tuple[str, ...]:
     """ "<type> <reason>: <message>" of each Event about `node`'s canary pod, oldest first."""
     selector = f"involvedObject.kind=Pod,involvedObject.name={canary_name(node)}"
@@ -148,7 +157,7 @@ def read_canary_events(kube: Kube, namespace: str, node: str) -> tuple[str, ...]
         query=[("fieldSelector", selector), ("limit", str(EVENTS_LIMIT))],
     )
     events = [e for e in answer.get("items") or () if isinstance(e, dict)]
-    events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    events.sort(key=_event_order)
     return tuple(
         f"{e.get('type', 'Normal')} {e.get('reason', '')}: {' '.join(str(e.get('message', '')).split())}"
         for e in events

@@ -173,9 +173,9 @@ def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> dict[str,
         if pod.deleting:
             state = "terminating"
         elif pod.phase != PodPhase.RUNNING:
-            state = str(pod.phase)
+            state = str(pod.phase) + (f", {pod.waiting}" if pod.waiting else "")
         elif not pod.ready:
-            state = "not Ready"
+            state = "not Ready" + (f", {pod.waiting}" if pod.waiting else "")
         else:
             ready.add(ds)
             continue

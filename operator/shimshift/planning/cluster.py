@@ -85,6 +85,9 @@ class Pod:
     volumes: tuple[Volume, ...] = ()
     host_pid: bool = False
     grace_period: int = 30
+    #: why its first waiting container waits, in kubelet's words ("container proxy waiting:
+    #: ErrImageNeverPull (...)"); "" when none waits
+    waiting: str = ""
 
     @property
     def key(self) -> str:
@@ -270,6 +273,29 @@ def _text(raw: Any) -> str:
     return raw if isinstance(raw, str) else ""
 
 
+#: Characters of a waiting container's message kept (kubelet's pull errors run long).
+WAITING_MESSAGE_MAX = 200
+
+
+def _waiting(status: Mapping[str, Any]) -> str:
+    """`container <name> waiting: <reason> (<message>)` of the first container (init containers
+    first) whose state is waiting with a reason; "" when none is (a field of another type reads as
+    none)."""
+    for key in ("initContainerStatuses", "containerStatuses"):
+        statuses = status.get(key)
+        for c in statuses if isinstance(statuses, list) else ():
+            state = c.get("state") if isinstance(c, Mapping) else None
+            waiting = state.get("waiting") if isinstance(state, Mapping) else None
+            if not isinstance(waiting, Mapping) or not _text(waiting.get("reason")):
+                continue
+            message = " ".join(_text(waiting.get("message")).split())
+            if len(message) > WAITING_MESSAGE_MAX:
+                message = message[: WAITING_MESSAGE_MAX - 3] + "..."
+            said = f"container {_text(c.get('name'))} waiting: {_text(waiting.get('reason'))}"
+            return said + (f" ({message})" if message else "")
+    return ""
+
+
 def _object(raw: Any) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
     """metadata, spec and status of a raw object, each checked to be an object."""
     obj = as_map(raw, "")
@@ -304,6 +330,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         grace_period=as_int(
             spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30
         ),
+        waiting=_waiting(status),
     )
 
 

@@ -92,6 +92,30 @@ def test_a_daemonset_pod_that_stays_unready_or_goes_away_is_named_when_the_wait_
     )
 
 
+def test_a_daemonset_pod_whose_container_kubelet_cannot_start_is_named_with_kubelets_reason(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    """What the real kubelet on containerd said of a DaemonSet pod whose image was not moved."""
+    message = (
+        'Container image "registry.shimshift.test/team/app:1.1" is not present with pull policy of Never'
+    )
+    stuck = not_ready(pod("proxy-1", "n1", owner=("DaemonSet", "proxy")))
+    stuck["status"]["containerStatuses"] = [
+        {
+            "name": "proxy",
+            "ready": False,
+            "state": {"waiting": {"reason": "ErrImageNeverPull", "message": message}},
+        }
+    ]
+    kubeapi.seed([node("n1"), daemonset("proxy"), stuck])
+
+    missing = KubeCluster(kube).wait_daemonset_pods("n1", expected=(), timeout=1)
+
+    assert missing == (
+        f"DaemonSet default/proxy (pod proxy-1: not Ready, container proxy waiting: ErrImageNeverPull ({message}))",
+    )
+
+
 def test_a_recorded_daemonset_without_a_pod_is_waited_for_until_its_pod_runs_again_unless_it_was_deleted(
     kubeapi: KubeApi, kube: Kube
 ) -> None:

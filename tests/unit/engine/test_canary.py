@@ -13,6 +13,7 @@ from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.migration import parse_nodemigration
 from shimshift.model.status import EventReason, NodePhase, Phase
 from shimshift.steps.images.canary import canary_image
+from shimshift.steps.verify import quoted_events
 from shimshift.steps.verify.canary import CanaryResult, judge, settled
 from tests.unit.engine.conftest import run_to_end
 from tests.unit.engine.fakes import CRD, Clock, FakeCluster, FakeNode, FakeNodes, manifest
@@ -146,3 +147,16 @@ def test_the_canary_pod_is_pinned_tolerates_the_cordon_and_echoes_a_token_per_at
     assert spec["containers"][0]["command"] == ["echo", "tok"]
     assert body["metadata"]["labels"]["shimshift.io/canary"] == "true"
     assert canary_token("uid", "w1", "t1") != canary_token("uid", "w1", "t2")
+
+
+def test_a_failed_pulls_own_error_is_quoted_before_the_normal_events_that_follow_it() -> None:
+    """kubelet's order for an image no registry serves: the pull's error, then its BackOff and retries."""
+    events = (
+        'Normal Pulling: Pulling image "registry.invalid/b:1"',
+        'Warning Failed: Failed to pull image "registry.invalid/b:1": dial tcp: lookup registry.invalid: no such host',
+        "Warning Failed: Error: ErrImagePull",
+        'Normal BackOff: Back-off pulling image "registry.invalid/b:1"',
+        "Warning Failed: Error: ImagePullBackOff",
+    )
+    assert quoted_events(events) == [events[1], events[2], events[4]]
+    assert quoted_events(events[:1]) == [events[0]]  # no Warning: the latest Events, whatever they are

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testbed import components
@@ -13,10 +14,13 @@ from testbed.controlplane.fixtures import cleanup_stale, missing_component
 from testbed.controlplane.podlife import (
     EXTERNAL_KUBELET,
     REAL_KUBELET,
+    echoed,
     finishes_deletions,
     managed,
     node_status_patch,
+    pod_events,
     pod_running,
+    pod_step,
     running_status,
 )
 
@@ -66,6 +70,85 @@ def test_only_nodes_without_a_model_kubelet_are_managed_and_pods_become_running(
     status = running_status(pod, "10.244.0.9", "127.0.0.1")
     assert pod_running(status)
     assert status["status"]["containerStatuses"][0]["ready"] is True
+
+
+def test_the_heartbeat_points_the_api_server_at_the_log_endpoint_and_keeps_a_nodes_own_address() -> None:
+    fresh = node_status_patch({"metadata": {"name": "n"}}, 20001)["status"]
+    assert fresh["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 20001}}
+    assert fresh["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    own = [{"type": "InternalIP", "address": "10.0.0.7"}]
+    assert "addresses" not in node_status_patch({"status": {"addresses": own}}, 20001)["status"]
+    assert "daemonEndpoints" not in node_status_patch({"metadata": {"name": "n"}})["status"]
+
+
+def _pod(image: str, command: list[str] | None = None, restart: str = "Always") -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "canary", "image": image}
+    if command:
+        container["command"] = command
+    return {
+        "metadata": {"uid": "0f-1", "name": "p", "namespace": "ns"},
+        "spec": {"nodeName": "n", "restartPolicy": restart, "containers": [container]},
+    }
+
+
+def _after(pod: dict[str, Any], patch: dict[str, Any] | None) -> dict[str, Any]:
+    assert patch is not None
+    return {**pod, "status": {**(pod.get("status") or {}), **patch["status"]}}
+
+
+def _state(pod: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = pod["status"]["containerStatuses"][0]["state"]
+    return state
+
+
+def test_an_echo_pod_runs_then_completes_with_its_words_as_its_log() -> None:
+    pod = _pod("busybox:1.36", ["echo", "token-1"], restart="Never")
+    running = _after(pod, pod_step(pod, "10.244.0.2", "127.0.0.1"))
+    assert running["status"]["phase"] == "Running" and "running" in _state(running)
+    done = _after(running, pod_step(running, "10.244.0.2", "127.0.0.1"))
+    assert done["status"]["phase"] == "Succeeded"
+    assert _state(done)["terminated"]["exitCode"] == 0 and _state(done)["terminated"]["reason"] == "Completed"
+    assert not pod_running(done)
+    assert pod_step(done, "10.244.0.2", "127.0.0.1") is None  # finished: left alone
+    assert echoed(pod) == {"canary": "token-1\n"}
+    # restartPolicy Always: an ordinary pod, Running and left so
+    ordinary = _pod("busybox:1.36", ["echo", "x"])
+    kept = _after(ordinary, pod_step(ordinary, "10.244.0.3", "127.0.0.1"))
+    assert pod_running(kept) and pod_step(kept, "10.244.0.3", "127.0.0.1") is None
+
+
+def test_an_image_under_invalid_is_not_pulled_and_kubelets_events_say_so() -> None:
+    image = "registry.invalid/tools/busybox:1.36"
+    pod = _pod(image, ["echo", "token"], restart="Never")
+    first = pod_step(pod, "10.244.0.4", "127.0.0.1")
+    failing = _after(pod, first)
+    assert failing["status"]["phase"] == "Pending" and _state(failing)["waiting"]["reason"] == "ErrImagePull"
+    assert first is not None
+    events = pod_events(pod, first)
+    assert [(e["type"], e["reason"]) for e in events] == [
+        ("Normal", "Pulling"),
+        ("Warning", "Failed"),
+        ("Warning", "Failed"),
+    ]
+    assert events[1]["message"].startswith(f'Failed to pull image "{image}": rpc error')
+    assert events[1]["involvedObject"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "p",
+        "namespace": "ns",
+        "uid": "0f-1",
+    }
+    backoff = pod_step(failing, "10.244.0.4", "127.0.0.1")
+    stuck = _after(failing, backoff)
+    assert _state(stuck)["waiting"] == {
+        "reason": "ImagePullBackOff",
+        "message": f'Back-off pulling image "{image}"',
+    }
+    assert backoff is not None and [e["reason"] for e in pod_events(failing, backoff)] == [
+        "BackOff",
+        "Failed",
+    ]
+    assert pod_step(stuck, "10.244.0.4", "127.0.0.1") is None
 
 
 def test_deletions_are_finished_on_every_node_but_a_real_kubelets() -> None:

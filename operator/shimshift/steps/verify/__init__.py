@@ -36,8 +36,17 @@ from shimshift.steps.execute import TaskFailed
 from shimshift.steps.nodeplan import NodeRunPlan
 from shimshift.steps.verify.canary import CanaryResult, judge, settled
 
-#: Events about a failed canary pod quoted in the failure's reason (the latest ones).
+#: Events about a failed canary pod quoted in the failure's reason (the latest Warnings, `quoted_events`).
 CANARY_EVENTS_QUOTED = 3
+
+
+def quoted_events(events: tuple[str, ...]) -> list[str]:
+    """The latest `CANARY_EVENTS_QUOTED` of the Warning Events (kubelet's failures: a failed pull's
+    own error among them, which its Normal BackOff and Pulling Events that follow would push out), or
+    of all Events when none is a Warning."""
+    warnings = [e for e in events if e.startswith("Warning ")]
+    return (warnings or list(events))[-CANARY_EVENTS_QUOTED:]
+
 
 PLAYBOOK = "verify"
 RUNTIME = "containerd"
@@ -126,7 +135,11 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
             False, record, _with_reason(f"waiting for the kubelet to report Ready on {RUNTIME}", reason)
         )
     # the DaemonSet pods on the node (CNI, proxy, log shippers...) must run again on containerd
-    missing = ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
+    # kubelet's words for a waiting container may quote an image reference: redacted
+    missing = [
+        redact_text(m)
+        for m in ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
+    ]
     if not missing:
         return _canary(
             ctx, migration, port, record, "Ready on containerd, its DaemonSet pods Running and Ready"
@@ -196,7 +209,7 @@ def _canary(
     ctx.observer.canary_finished(elapsed, verdict.result)
     if verdict.result is CanaryResult.PASSED:
         return Outcome(True, record, f"{back}; {what} {verdict.reason}")
-    said = "; ".join(events[-CANARY_EVENTS_QUOTED:])
+    said = "; ".join(quoted_events(events))
     raise CanaryFailed(
         f"node {name}: the {what} did not run on containerd, so the node is not uncordoned: "
         + verdict.reason
