@@ -126,7 +126,7 @@ def has_default_account(kube: Kube, namespace: str) -> bool:
     return True
 
 
-def run(nodes: int, per_node: int, timeout: float) -> dict[str, Any]:
+def run(nodes: int, per_node: int, timeout: float, save: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="plan-store-bench-") as tmp:
         workdir = Path(tmp)
         plane = ControlPlane.up(
@@ -135,7 +135,12 @@ def run(nodes: int, per_node: int, timeout: float) -> dict[str, Any]:
             controller_manager_args=[rollout_scale.NODE_MONITOR_GRACE],
         )
         try:
-            return measure(plane.admin_kubeconfig, workdir, nodes, per_node, timeout)
+            result = measure(plane.admin_kubeconfig, workdir, nodes, per_node, timeout)
+            if save is not None:
+                save.mkdir(parents=True, exist_ok=True)
+                for report in workdir.glob("report.*"):
+                    shutil.copy(report, save / report.name)
+            return result
         finally:
             plane.down()
 
@@ -272,9 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=5000)
     p.add_argument("--pods-per-node", type=int, default=30)
     p.add_argument("--timeout", type=float, default=3600.0, help="longest plan, seconds")
+    p.add_argument("--save", type=Path, help="copy the reports read back into this directory")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    r = run(args.nodes, args.pods_per_node, args.timeout)
+    r = run(args.nodes, args.pods_per_node, args.timeout, args.save)
     print(
         f"plan-store: nodes={r['nodes']} pods={r['pods']} seed_s={r['seed_s']:.0f} plan_s={r['plan_s']:.1f} "
         f"configmaps={r['configmaps']} largest_configmap_kib={r['largest_configmap_kib']:.0f} "

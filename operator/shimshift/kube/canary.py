@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shimshift.kube.api import ApiStatusError, Conflict, Kube, NotFound
+from shimshift.kube.api import ApiStatusError, Conflict, Kube, NotFound, Object
 from shimshift.kube.paths import segment
-from shimshift.kube.watching import Objects, wait_until
+from shimshift.kube.watching import Objects, object_key, wait_until
 from shimshift.model.canary import (
     CONTAINER,
     CanaryPod,
@@ -82,23 +82,43 @@ def run_canary(
     `settled`; as last seen. A canary of another token (an earlier attempt) is deleted first, and this
     one is created once that is gone (a later pass, while it terminates)."""
     name = canary_name(node)
-    pods = list_canaries(kube, namespace, node)
-    mine = next((p for p in pods if p.token == token and not p.deleting), None)
-    others = [p for p in pods if p is not mine]
-    for old in others:
-        if not old.deleting:
-            log.info("node %s: deleting the canary pod %s an earlier verify left", node, old.name)
-            delete_canary(kube, namespace, old.name)
-    if mine is None:
-        if any(p.name == name for p in others):
-            return CanaryPod(name, token, "", reason="Replacing", message="an earlier canary is terminating")
-        try:
-            created = kube.request(
-                "POST", pods_path(namespace), body=canary_manifest(node, namespace, image, token, migration)
-            )
-        except Conflict:  # made by a pass that crashed before it saw the answer: watch that one
-            created = {"metadata": {"name": name}}
+    manifest = canary_manifest(node, namespace, image, token, migration)
+    try:  # the first pass of a verify: nothing to look for first
+        created: Object | None = kube.request("POST", pods_path(namespace), body=manifest)
+    except Conflict:  # the node's canary exists: this verify's (an earlier pass) or an earlier attempt's
+        created = None
+    if created is not None:
         mine = parse_canary(created)
+        known = (
+            {object_key(created): created},
+            str((created.get("metadata") or {}).get("resourceVersion", "")),
+        )
+    else:
+        answer = kube.request("GET", pods_path(namespace), query=canary_query(node))
+        items = list(answer.get("items") or ())
+        pods = [parse_canary(o) for o in items]
+        known = (
+            {object_key(o): o for o in items},
+            str((answer.get("metadata") or {}).get("resourceVersion", "")),
+        )
+        found = next((p for p in pods if p.token == token and not p.deleting), None)
+        others = [p for p in pods if p is not found]
+        for old in others:
+            if not old.deleting:
+                log.info("node %s: deleting the canary pod %s an earlier verify left", node, old.name)
+                delete_canary(kube, namespace, old.name)
+        if found is None:
+            if any(p.name == name for p in others):
+                return CanaryPod(
+                    name, token, "", reason="Replacing", message="an earlier canary is terminating"
+                )
+            try:  # gone between the answer and the list
+                made = kube.request("POST", pods_path(namespace), body=manifest)
+            except Conflict:  # made again meanwhile: watch what is there
+                made = {"metadata": {"name": name}}
+            found = parse_canary(made)
+            known = None
+        mine = found
     last = mine
 
     def done(objects: Objects) -> bool:
@@ -110,13 +130,7 @@ def run_canary(
         return settled(pod)
 
     if not settled(last):
-        wait_until(
-            kube,
-            pods_path(namespace),
-            done,
-            timeout=wait,
-            query=canary_query(node),
-        )
+        wait_until(kube, pods_path(namespace), done, timeout=wait, query=canary_query(node), known=known)
     return last
 
 

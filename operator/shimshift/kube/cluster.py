@@ -35,7 +35,7 @@ from shimshift.kube.api import Kube, Object
 from shimshift.kube.informer import Informer
 from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
-from shimshift.model.canary import CanaryPod
+from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError
 from shimshift.model.hooks import HookJob
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
@@ -262,7 +262,8 @@ class KubeCluster:
             cri_endpoint = None  # not a kubeadm node: no annotation to update (and none is added)
         if cri_endpoint:
             nodes.update_cri_socket_annotation(self.kube, node, cri_endpoint, self._node_reads())
-        nodes.label_node_migrated(self.kube, node)
+        # into the cache: the uncordon and the lock's release right after decide on this write
+        self._nodes().store(nodes.label_node_migrated(self.kube, node))
 
     def unmark_migrated(self, node: str) -> None:
         nodes.unlabel_node_migrated(self.kube, node)
@@ -306,6 +307,9 @@ class KubeCluster:
 
     def read_canary_events(self, node: str) -> tuple[str, ...]:
         return canary.read_canary_events(self.kube, self.canary_namespace, node)
+
+    def delete_canary(self, node: str) -> None:
+        canary.delete_canary(self.kube, self.canary_namespace, canary_name(node))
 
     def delete_canaries(self, node: str) -> int:
         return canary.delete_canaries(self.kube, self.canary_namespace, node)

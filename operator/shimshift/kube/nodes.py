@@ -148,11 +148,11 @@ def _uncordon_once(kube: Kube, name: str, owner: str, node: Object) -> Decided[b
     return True, _patch(kube, name, node, body)
 
 
-def label_node_migrated(kube: Kube, name: str) -> None:
-    """Set the completion label, so a restart or a later NodeMigration skips the node. The record of
-    the cri-socket annotation's old value stays: an undo on request puts it back until the commit
-    (`forget_cri_socket_annotation`)."""
-    kube.request(
+def label_node_migrated(kube: Kube, name: str) -> Object:
+    """Set the completion label, so a restart or a later NodeMigration skips the node; the Node as
+    written. The record of the cri-socket annotation's old value stays: an undo on request puts it
+    back until the commit (`forget_cri_socket_annotation`)."""
+    return kube.request(
         "PATCH",
         node_path(name),
         body={"metadata": {"labels": {keys.RUNTIME_LABEL: keys.RUNTIME_LABEL_VALUE}}},

@@ -38,17 +38,24 @@ def wait_until(
     query: Sequence[tuple[str, str]] = (),
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    known: tuple[Objects, str] | None = None,
 ) -> bool:
-    """True as soon as `predicate(objects at path)` holds; False when `timeout` seconds pass first."""
+    """True as soon as `predicate(objects at path)` holds; False when `timeout` seconds pass first.
+    `known`: the objects at path as of a resourceVersion the caller just read (an object it created,
+    a list it made), watched from instead of a first LIST; a watch that ends in 410 Gone lists."""
     deadline = clock() + timeout
     backoff = 0.5
     while True:
         try:
-            answer = kube.request("GET", path, query=query)
-            objects = {object_key(o): o for o in answer.get("items") or ()}
+            if known is not None and known[1]:
+                objects, rv = dict(known[0]), known[1]
+                known = None
+            else:
+                answer = kube.request("GET", path, query=query)
+                objects = {object_key(o): o for o in answer.get("items") or ()}
+                rv = str((answer.get("metadata") or {}).get("resourceVersion", ""))
             if predicate(objects):
                 return True
-            rv = str((answer.get("metadata") or {}).get("resourceVersion", ""))
             while (remaining := deadline - clock()) > 0:
                 gone = False
                 for event in kube.watch(path, query=query, resource_version=rv, timeout=remaining):

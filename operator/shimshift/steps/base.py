@@ -189,6 +189,10 @@ class StepCluster(Protocol):
         """What the Events about `node`'s canary pod say ("Warning Failed: ..."), oldest first."""
         ...
 
+    def delete_canary(self, node: str) -> None:
+        """Delete `node`'s canary pod by its name (gone already is fine): the one the verify step ran."""
+        ...
+
     def delete_canaries(self, node: str) -> int:
         """Delete every canary pod of `node` (found by label; none is fine); how many there were."""
         ...

@@ -21,8 +21,6 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     port.finish(name, facts)
     endpoint = spec.kubelet.runtime_endpoint if spec.kubelet.update_cri_socket_annotation else None
     ctx.cluster.mark_migrated(name, endpoint)
-    if spec.verify.canary.enabled and ctx.canary_image(migration, facts) is not None:
-        ctx.cluster.delete_canaries(name)  # verify deleted its canary; a crash right after may not have
     ctx.cluster.uncordon(name, owner)
     ctx.cluster.release_lock(name, owner)
     return Outcome(True, record, "labelled, uncordoned (if shimshift cordoned it), lock released")

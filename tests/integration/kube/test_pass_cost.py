@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testbed.kubeapi import KubeApi
@@ -38,12 +39,18 @@ def fleet_wide_list(rec: RequestRecord) -> bool:
     return not one
 
 
+@pytest.mark.parametrize("canary", [False, True], ids=["no-canary", "canary"])
 def test_a_pass_lists_no_nodes_or_pods_and_costs_requests_per_node_in_flight(
-    kubeapi: KubeApi, kube: Kube, tmp_path: Path
+    kubeapi: KubeApi, kube: Kube, tmp_path: Path, canary: bool
 ) -> None:
+    """Also with verify's canary pod on every node (its create, watch, log and delete count)."""
     kubeapi.seed([load_crd(), load_node_crd()])
     kubeapi.seed([node(f"w{i:04}") for i in range(FLEET)])
-    kubeapi.seed(migration(rollout={"maxUnavailable": "10%"}))
+    # without an image named, the simulated nodes have none for a canary: verify skips it
+    verify: dict[str, Any] = (
+        {"verify": {"canary": {"image": "registry.example/busybox:1.36"}}} if canary else {}
+    )
+    kubeapi.seed(migration(rollout={"maxUnavailable": "10%"}, **verify))
     cluster = KubeCluster(kube)
     # the simulated kubelet reports the new runtime with a client of its own, not counted as ours
     api = load_api_client(str(kubeapi.kubeconfig))

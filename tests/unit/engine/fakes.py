@@ -347,6 +347,9 @@ class FakeCluster:
             )
         return ()
 
+    def delete_canary(self, node: str) -> None:
+        self.delete_canaries(node)
+
     def delete_canaries(self, node: str) -> int:
         if self.canaries.pop(node, None) is None:
             return 0

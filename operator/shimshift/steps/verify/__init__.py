@@ -205,7 +205,7 @@ def _canary(
     if verdict.result is None:
         return Outcome(False, record, f"{back}; waiting for the {what}: {verdict.reason}")
     events = () if verdict.result is CanaryResult.PASSED else ctx.cluster.read_canary_events(name)
-    ctx.cluster.delete_canaries(name)
+    ctx.cluster.delete_canary(name)  # before the step's Done: a crash before it runs the step again
     ctx.observer.canary_finished(elapsed, verdict.result)
     if verdict.result is CanaryResult.PASSED:
         return Outcome(True, record, f"{back}; {what} {verdict.reason}")
