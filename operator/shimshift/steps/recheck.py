@@ -33,4 +33,4 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     return Outcome(True, replace(record, images=total), message)
 
 
-STEP = Step(StepId.RECHECK, _run, scripts=("image-transfer", "images_record", "images_content"))
+STEP = Step(StepId.RECHECK, _run, scripts=("batch", "images_list", "image-transfer", "images_record"))
