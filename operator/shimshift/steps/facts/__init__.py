@@ -4,7 +4,9 @@ round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift ref
 an RKE1, k3s or RKE2 node, or Docker containers outside the kubelet the spec has not let stop, from
 its facts. Then the node port decides what the changing steps will write, so a spec this node cannot
 take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
-drain. Changes nothing, so there is nothing to undo.
+drain. It records the order the node runs in (`model.steporder.node_staging`: spec.staging, or
+AfterCordon where containerd.service's KillMode is not `process`). Changes nothing, so there is nothing
+to undo.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
+from shimshift.model.steporder import node_staging
 from shimshift.playbooks import shipped_playbook
 from shimshift.steps.base import NodePort, Outcome, Step, StepContext
 from shimshift.steps.execute import run_playbook
@@ -56,7 +59,11 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     port.prepare(name, facts)
     ctx.remember_facts(migration, name, facts)
     host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
-    return Outcome(True, replace(record, host_key_fingerprint=host_key), summary(facts))
+    # the order this node runs in, decided once from its facts (the plan reports the same): not staged
+    # before its cordon where containerd's restart would kill Docker's containers
+    staging, why = node_staging(migration.spec.staging, facts)
+    message = summary(facts) + (f"; {why}" if why else "")
+    return Outcome(True, replace(record, host_key_fingerprint=host_key, staging=staging.value), message)
 
 
 STEP = Step(StepId.FACTS, _run, scripts=("facts",))
