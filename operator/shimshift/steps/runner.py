@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shimshift.model.errors import NodeError
+from shimshift.model.errors import NodeError, RemoteError
 from shimshift.playbooks import NodeFile, node_script
 
 
@@ -92,6 +92,13 @@ class CommandResult:
         return " | ".join(tail)[-800:]
 
 
+class BatchCommandTimeout(RemoteError):
+    """A command of a batch did not finish within its bound; on the node `timeout` killed it (the
+    commands before it ran, and every one is idempotent: the step runs again)."""
+
+    transient = True
+
+
 @dataclass(frozen=True)
 class Command:
     """One command of a batch (`run_batch`): its argv, its bound, its stdin, and whether the batch
@@ -134,15 +141,25 @@ def run_batch(runner: Runner, node: str, commands: Sequence[Command]) -> tuple[C
     results: list[CommandResult] = []
     for line in lines[:-1]:
         parts = line.split("\t")
-        if len(parts) != 5 or parts[0] != "shimshift-batch" or parts[1] != str(len(results)):
+        if (
+            len(parts) != 6
+            or parts[0] != "shimshift-batch"
+            or parts[1] != str(len(results))
+            or len(results) >= len(commands)
+            or not (parts[2].isdigit() and parts[3].isdigit())
+        ):
             raise NodeError(node, f"a batch of node commands printed a malformed record: {line[:80]!r}")
         try:
-            out, err = base64.b64decode(parts[3], validate=True), base64.b64decode(parts[4], validate=True)
+            out, err = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
         except binascii.Error as e:
             raise NodeError(node, "a batch of node commands printed a record that is not base64") from e
-        if len(results) >= len(commands) or not parts[2].isdigit():
-            raise NodeError(node, f"a batch of node commands printed a malformed record: {line[:80]!r}")
-        results.append(CommandResult(tuple(commands[len(results)].argv), int(parts[2]), out, err, 0.0))
+        command = commands[len(results)]
+        status, seconds = int(parts[2]), float(parts[3])
+        if status == 124 and seconds >= math.floor(command.timeout * 0.9):
+            script = tuple(command.argv[:2]) == ("/bin/sh", "-c") and len(command.argv) > 3
+            what = command.argv[3] if script else command.argv[0]
+            raise BatchCommandTimeout(f"node {node}: {what} did not finish within {command.timeout:g}s")
+        results.append(CommandResult(tuple(command.argv), status, out, err, seconds))
     return tuple(results)
 
 

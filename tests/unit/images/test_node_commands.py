@@ -59,7 +59,7 @@ class ScriptedRunner:
             argv, args = args[4 : 4 + count], args[4 + count :]
             out = self.run(argv, stdin=stdin if reads_stdin == "1" else None, timeout=seconds)
             data = (base64.b64encode(out.stdout).decode(), base64.b64encode(out.stderr).decode())
-            lines.append(f"shimshift-batch\t{len(lines)}\t{out.exit_status}\t{data[0]}\t{data[1]}")
+            lines.append(f"shimshift-batch\t{len(lines)}\t{out.exit_status}\t0\t{data[0]}\t{data[1]}")
             if out.exit_status != 0 and may_fail != "1":
                 break
         return Out(stdout="".join(f"{line}\n" for line in [*lines, "shimshift-batch\tend"]).encode())

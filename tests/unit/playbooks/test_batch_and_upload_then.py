@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from shimshift.model.errors import NodeError
-from shimshift.steps.runner import UPLOADED_MARKER, Command, CommandResult, run_batch, upload_then
+from shimshift.steps.runner import (
+    UPLOADED_MARKER,
+    BatchCommandTimeout,
+    Command,
+    CommandResult,
+    run_batch,
+    upload_then,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("dash") is None, reason="needs dash, the nodes' /bin/sh")
 
@@ -59,9 +66,15 @@ def test_a_batch_stops_after_a_command_that_may_not_fail() -> None:
     assert [r.exit_status for r in results] == [1]
 
 
-def test_each_command_of_a_batch_is_bounded_on_the_node() -> None:
-    results = run_batch(LocalRunner(), "n1", [Command(["sleep", "30"], timeout=1, may_fail=True)])
-    assert results[0].exit_status == 124
+def test_each_command_of_a_batch_is_bounded_on_the_node_and_its_timeout_is_transient() -> None:
+    with pytest.raises(BatchCommandTimeout, match="sleep did not finish within 1s") as err:
+        run_batch(
+            LocalRunner(), "n1", [Command(["true"]), Command(["sleep", "30"], timeout=1, may_fail=True)]
+        )
+    assert err.value.transient
+    # a command that exits 124 by itself is its own answer
+    (own,) = run_batch(LocalRunner(), "n1", [Command(["sh", "-c", "exit 124"], timeout=30, may_fail=True)])
+    assert own.exit_status == 124
 
 
 def test_a_batch_that_does_not_reach_its_end_is_an_error() -> None:

@@ -396,7 +396,8 @@ def run_images_step(
     snapshotter = carried_snapshotter(facts.daemon_json, facts.snapshotters)
     if snapshotter is not None:  # the CRI plugin's (rendering): the images are unpacked where it looks
         config = replace(config, snapshotter=snapshotter)
-    read = read_node_images(runner, facts.node, config)
+    # Docker is asked only for what the plan needs: the layers of the images to move, or (re-check) all
+    read = read_node_images(runner, facts.node, config, docker=fresh_inventory or bool(facts.images))
     if fresh_inventory:  # the re-check: Docker's images and containerd's image IDs as they are now
         ids = tuple(c.ref for c in read.listed if ID_REF.match(c.ref))
         facts = replace(facts, images=read.docker_images(), containerd_images=ids)
