@@ -146,6 +146,10 @@ def test_the_node_runs_the_order_its_facts_step_recorded() -> None:
     assert next_step(after_lock, RollbackPolicy.AUTOMATIC).step == StepId.BACKUP  # spec.staging's
     own = record_after(StepId.LOCK, "AfterCordon")
     assert next_step(own, RollbackPolicy.AUTOMATIC, staging=Staging.BEFORE_CORDON).step == StepId.CORDON
+    # a later spec.staging does not stage it; a node recorded BeforeCordon follows the spec's changes
+    assert next_step(own, RollbackPolicy.AUTOMATIC, staging=Staging.BEFORE_CORDON).step == StepId.CORDON
+    staged = record_after(StepId.LOCK, "BeforeCordon")
+    assert next_step(staged, RollbackPolicy.AUTOMATIC, staging=Staging.AFTER_CORDON).step == StepId.CORDON
     # and a stop during its (cordoned, drained) backup finishes the node, as AfterCordon's does
     backup = own.with_step(StepRecord(StepId.BACKUP, StepState.STARTED))
     assert next_step(backup, RollbackPolicy.AUTOMATIC, stopping=True).step == StepId.BACKUP

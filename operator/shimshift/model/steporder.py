@@ -86,9 +86,6 @@ def node_staging(staging: Staging, facts: NodeFacts | None) -> tuple[Staging, st
 
 
 def record_staging(recorded: str, staging: Staging) -> Staging:
-    """The order a node runs in: the one its facts step recorded (`NodeRecord.staging`), else
-    spec.staging."""
-    try:
-        return Staging(recorded) if recorded else staging
-    except ValueError:
-        return staging
+    """The order a node runs in: AfterCordon once its facts step recorded it (`NodeRecord.staging`;
+    a later spec.staging never stages that node), else spec.staging (a change of it mid-way applies)."""
+    return Staging.AFTER_CORDON if recorded == Staging.AFTER_CORDON.value else staging

@@ -23,7 +23,7 @@ from shimshift.model.killmode import containerd_kill_mode
 from shimshift.model.spec import Staging
 from shimshift.model.status import NodePhase, StepState
 from shimshift.planning.build import build_plan
-from shimshift.remote import SshNodePort
+from shimshift.remote import NodeSteps, SshNodePort
 from tests.integration.remote.test_migrate import cluster as cluster  # the module's scratch cluster
 from tests.integration.remote.test_migrate import connect, node_of, wait_runtime
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, manifest
@@ -67,6 +67,11 @@ class RecordingPort(SshNodePort):
 
     calls: list[str]
     on_switch: Callable[[], None]
+    finished_with: int = -1  # SSH round trips the node cost, facts to finish
+
+    def finish(self, node: str, facts: NodeFacts) -> None:
+        self.finished_with = self.round_trips(node)
+        super().finish(node, facts)
 
     def backup(self, node: str, facts: NodeFacts) -> str:
         self.calls.append("backup")
@@ -108,7 +113,8 @@ def test_a_node_whose_containerd_kills_its_control_group_is_planned_and_run_afte
     port.on_switch = lambda: setattr(fake.nodes[node.name], "runtime", "containerd://1.6.20")
     try:
         # the probe reads the drop-in over SSH; the plan says what the run will do
-        facts = port.facts(node.name)
+        with connect(cluster, node) as conn:  # its own connection: the port counts the engine's only
+            facts = NodeSteps(conn).facts(kubelet_version="v" + node.profile.kubelet_version)
         mode = containerd_kill_mode(facts)
         assert (mode.value, mode.source) == ("control-group", DROPIN)
         plan = build_plan(
@@ -137,6 +143,9 @@ def test_a_node_whose_containerd_kills_its_control_group_is_planned_and_run_afte
         # nothing changed the node before the cordon
         assert calls[:2] == ["cordon", "backup"] and calls.index("configure") > calls.index("cordon")
         assert port.round_trips(node.name) == 0  # the finish closed the node's connection
+        # AfterCordon's SSH cost: facts, backup, configure, images (read, move, name), switch, verify
+        print(f"\nAfterCordon order: {port.finished_with} SSH round trips, facts to finish")
+        assert port.finished_with == 8
     finally:
         port.undo(node.name, facts)
         port.close()
