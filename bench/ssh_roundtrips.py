@@ -1,11 +1,12 @@
 """SSH cost of the node steps on one testbed node: round trips counted, time against a baseline.
 
-    python3 bench/ssh_roundtrips.py [--rounds 3] [--profile kubeadm-systemd]
+    python3 bench/ssh_roundtrips.py [--rounds 3] [--profile kubeadm-systemd] [--name bench-ssh]
 
 1. Facts: the probe as shimshift runs it (one remote script, one round trip, its output parsed on the
    host) against the naive way (every probe command as its own SSH exec, as an Ansible-style fact
    gathering does). Prints round trips and the median time of each, and the ratio naive/shimshift.
-2. The whole node sequence (facts, backup, configure, images hook, switch, verify) and its rollback,
+2. The whole node sequence (facts, backup, configure, images, recheck, switch, verify: the node steps
+   of the default order) and its rollback,
    with round trips and handshakes per step, on a node whose fake kubelet reports to the API
    emulator. Run once (it changes the node, then puts it back).
 
@@ -31,6 +32,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.remote import NodeConnection, NodeRunPlan, NodeSteps, SshOptions, SshTarget
 from shimshift.rendering import render_node_config
+from shimshift.steps import images
 from shimshift.steps.switch.kubelet import plan_kubelet_switch
 
 # What the probe reads, one exec each: the baseline a per-command fact gathering pays.
@@ -114,14 +116,29 @@ def bench_sequence(cluster: Cluster, node: Node) -> None:
         rows = [("facts", conn.round_trips - trips, time.perf_counter() - start)]
         switch = plan_kubelet_switch(node.name, facts.kubelet, endpoint=spec.kubelet.runtime_endpoint)
         plan = NodeRunPlan.build("bench", render_node_config(spec, facts).files, switch, stop_grace_seconds=1)
-        for step in (StepId.BACKUP, StepId.CONFIGURE, StepId.IMAGES, StepId.SWITCH, StepId.VERIFY):
+        rendered = render_node_config(spec, facts)
+        sandbox = rendered.report.sandbox_image
+        for step in (
+            StepId.BACKUP,
+            StepId.CONFIGURE,
+            StepId.IMAGES,
+            StepId.RECHECK,
+            StepId.SWITCH,
+            StepId.VERIFY,
+        ):
             start, trips = time.perf_counter(), conn.round_trips
-            steps.run(step, plan)
+            if step in (StepId.IMAGES, StepId.RECHECK):  # the images step runs its own commands
+                images.run_images_step(
+                    conn, facts, spec, sandbox_image=sandbox, fresh_inventory=step is StepId.RECHECK
+                )
+            else:
+                steps.run(step, plan)
             rows.append((step.value, conn.round_trips - trips, time.perf_counter() - start))
         forward = conn.round_trips
         forward_time = time.perf_counter() - total_start
         start, trips = time.perf_counter(), conn.round_trips
         steps.rollback(plan)
+        images.undo_images(conn, node.name)
         rows.append(("rollback", conn.round_trips - trips, time.perf_counter() - start))
         for name, n, seconds in rows:
             print(f"  {name:<9} {n:>2} round trips  {seconds:5.2f}s")
@@ -137,6 +154,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default="kubeadm-systemd")
+    parser.add_argument("--name", default="bench-ssh", help="the testbed cluster's name (unique per run)")
     args = parser.parse_args()
     api = EmulatorThread(EmulatorConfig(controllers=False))
     api.start()
@@ -144,7 +162,7 @@ def main() -> None:
         kubeconfig = write_kubeconfig(
             Path(tempfile.mkdtemp(prefix="bench-ssh-")) / "kubeconfig", api.emulator.url
         )
-        with Cluster.up("bench-ssh", [args.profile]) as cluster:
+        with Cluster.up(args.name, [args.profile]) as cluster:
             cluster.attach_api(api.emulator.url, kubeconfig)
             node = cluster.nodes[0]
             bench_facts(cluster, node, args.rounds)

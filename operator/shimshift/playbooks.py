@@ -2,11 +2,12 @@
 
 A playbook is a list of tasks; a task has a name, a timeout, a `when`, and two actions: `run` and its
 `undo`. An action is an argv list, or a named script from playbooks/scripts/ with arguments (run as
-`/bin/sh -c <script> shimshift-<name> ARG...`, so values only ever arrive as positional parameters),
-or an upload of a list of files. `node_script` is the one loader of a node script (lib.sh first), for
-playbooks and for the steps that run a script themselves. Each argv element is rendered on its own with Jinja2
-(StrictUndefined, sandboxed): a value can never become two arguments or shell syntax. `{each: var}`
-expands a list variable into one argument per item.
+`/bin/sh -c <script> shimshift-<name> ARG...`, so values only ever arrive as positional parameters), or
+an upload of a list of files, or an upload followed by a script (one round trip for both). `node_script`
+is the one loader of a node script (lib.sh first), for playbooks and for the steps that run a script
+themselves. Each argv element is rendered on its own with Jinja2 (StrictUndefined, sandboxed): a value
+can never become two arguments or shell syntax. `{each: var}` expands a list variable into one argument
+per item.
 
 The loader rejects a malformed playbook with the file, the task and the field. Nothing here runs
 anything; `shimshift.steps.execute` does, through one SSH connection.
@@ -59,7 +60,9 @@ Arg = str | Each
 class Action:
     argv: tuple[Arg, ...] = ()
     script: str | None = None
-    upload: str | None = None  # name of a variable holding a list of NodeFile
+    #: name of a variable holding a list of NodeFile; with a `script`, the files are installed and
+    #: then the script runs, in one round trip
+    upload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,8 +248,10 @@ def _action(raw: Any, where: str, problems: list[Problem]) -> Action | None:
     for key in sorted(set(raw) - _ACTION_KEYS):
         problems.append(Problem(f"{where}.{key}", f"unknown field; expected one of {sorted(_ACTION_KEYS)}"))
     kinds = [k for k in ("argv", "script", "upload") if k in raw]
-    if len(kinds) != 1:
-        problems.append(Problem(where, "exactly one of `argv`, `script` or `upload`"))
+    if len(kinds) != 1 and kinds != ["script", "upload"]:
+        problems.append(
+            Problem(where, "exactly one of `argv`, `script` or `upload` (or `upload` with a `script`)")
+        )
         return None
     if "args" in raw and "script" not in raw:
         problems.append(Problem(f"{where}.args", "`args` belongs to a `script` action"))

@@ -118,13 +118,17 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
-# Docker's service environment (its HTTP proxy), the units' limits and containerd's own drop-ins.
+# Docker's service environment (its HTTP proxy), the units' limits and KillMode, and their drop-ins
+# wherever systemd reads them (/etc, /run, /usr/local/lib, /lib, /usr/lib).
 for unit in docker containerd; do
-    for d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+    for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /lib/systemd/system \
+        /usr/lib/systemd/system; do
         file "$d/$unit.service"
     done
 done
-for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d; do
+for d in /etc/systemd/system/docker.service.d /etc/systemd/system/containerd.service.d \
+    /run/systemd/system/containerd.service.d /usr/local/lib/systemd/system/containerd.service.d \
+    /lib/systemd/system/containerd.service.d /usr/lib/systemd/system/containerd.service.d; do
     for f in "$d"/*.conf; do
         [ -e "$f" ] && file "$f"
     done

@@ -332,6 +332,11 @@ def test_migrate_mode_moves_four_real_nodes_two_at_a_time_and_evicted_pods_run_a
     ]
     assert progress, f"kubectl get nm never showed a node in progress: {columns.rows[-5:]}"
     trips = [int(m) for m in re.findall(r"finished with (\d+) SSH round trips", operator.logs())]
+    # every node says what it cost, and no node more than 10 from facts to finish (docs/architecture.md:
+    # facts, backup, configure, images (3: read, move, name), re-check (1 with nothing new), switch,
+    # verify)
+    assert len(trips) == len(names), f"a node did not report its SSH round trips: {trips}"
+    assert max(trips) <= 10, f"SSH round trips per node {trips}"
     calls = len(operator_requests(during))
     refused = sum(1 for r in evictions if r.status == 429)
     print(

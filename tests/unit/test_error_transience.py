@@ -33,6 +33,7 @@ DECIDED = {
     "RemoteError": False,
     "CommandError": True,
     "CommandTimeout": True,
+    "BatchCommandTimeout": True,
     "ConnectionLost": True,
     "ConnectFailed": True,
     "AuthenticationFailed": True,

@@ -156,9 +156,9 @@ class NodeFacts:
     docker_proxy_env: tuple[Setting, ...] = ()
     #: text of /etc/systemd/system/containerd.service.d/*.conf by path: containerd's own drop-ins
     containerd_dropins: Mapping[str, str] = field(default_factory=dict)
-    #: text of docker.service and containerd.service in /etc/systemd/system, /lib/systemd/system and
-    #: /usr/lib/systemd/system, and of docker.service.d's drop-ins, by path (containerd's drop-ins are
-    #: containerd_dropins)
+    #: text of docker.service and containerd.service in /etc/systemd/system, /run/systemd/system,
+    #: /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system, of docker.service.d's
+    #: drop-ins, and of containerd.service.d's outside /etc, by path (those in /etc: containerd_dropins)
     service_units: Mapping[str, str] = field(default_factory=dict)
     #: LimitNOFILE / LimitMEMLOCK of the running containerd (/proc/<pid>/limits, systemd's syntax):
     #: what every container's shim inherited; empty when not read

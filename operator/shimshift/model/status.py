@@ -235,6 +235,10 @@ class NodeRecord:
     was_unschedulable: bool | None = None
     backup_dir: str = ""
     host_key_fingerprint: str = ""
+    #: The order the node's steps run in (`model.steporder`), as its facts step decided it: spec.staging,
+    #: or AfterCordon when its containerd.service would kill Docker's containers at containerd's restart
+    #: ("" before the facts step: spec.staging)
+    staging: str = ""
     last_error: LastError | None = None
     images: ImageCounts = field(default_factory=ImageCounts)
     steps: tuple[StepRecord, ...] = ()
@@ -298,6 +302,7 @@ class NodeRecord:
             was_unschedulable=raw.get("wasUnschedulable"),
             backup_dir=raw.get("backupDir", ""),
             host_key_fingerprint=raw.get("hostKeyFingerprint", ""),
+            staging=raw.get("staging", ""),
             last_error=LastError.from_storage(raw["lastError"]) if raw.get("lastError") else None,
             images=ImageCounts(
                 transferred=img.get("transferred", 0),
@@ -326,6 +331,7 @@ class NodeRecord:
             ("finishedAt", self.finished_at),
             ("backupDir", self.backup_dir),
             ("hostKeyFingerprint", self.host_key_fingerprint),
+            ("staging", self.staging),
             ("cordonedAt", self.cordoned_at),
             ("uncordonedAt", self.uncordoned_at),
             ("undoRequest", self.undo_request),

@@ -7,13 +7,19 @@ namespace. Only then is the node cordoned and drained; the re-check imports what
 while it served, and the switch follows. The node is out of service for drain, re-check, switch and
 verify only. AfterCordon is the old order (cordon and drain first), for a profile where staging is not
 wanted. Pure: values only.
+
+The staged order rests on containerd.service's `KillMode=process` (`model.killmode`): a node whose unit
+would kill the whole control group at that restart (every container Docker runs there) is not staged
+but runs in the AfterCordon order (`node_staging`), which its plan says and its record keeps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import STEP_ORDER, STEP_ORDER_AFTER_CORDON, StepId
+from shimshift.model.killmode import containerd_kill_mode
 from shimshift.model.spec import Staging
 
 #: The hook steps (spec.rollout.hooks), each run only when its hook is configured: the pre-hook right
@@ -74,3 +80,31 @@ def order_reason(staging: Staging) -> str:
         "spec.staging AfterCordon: the node is cordoned and drained first and stays out of service while "
         "its containerd is configured and its images move."
     )
+
+
+def node_staging(staging: Staging, facts: NodeFacts | None) -> tuple[Staging, str]:
+    """The order `facts`' node runs in under spec.staging `staging`, and why it is not that ("" when it
+    is): a BeforeCordon node whose containerd.service does not stop with KillMode=process (or has no
+    unit file the probe found) runs AfterCordon, because restarting its containerd while it serves
+    would kill the pods Docker runs there."""
+    if staging != Staging.BEFORE_CORDON or facts is None:
+        return staging, ""
+    if not facts.service_units and not facts.containerd_dropins:
+        # facts that hold no unit text at all did not come from the probe (which reads docker.service
+        # on every Docker node): a hand-written facts file says nothing of the units
+        return staging, ""
+    mode = containerd_kill_mode(facts)
+    if mode.keeps_containers:
+        return staging, ""
+    return Staging.AFTER_CORDON, (
+        f"{mode.describe()}: restarting containerd while the node serves would kill every container "
+        "Docker runs on it (their shims are in containerd's control group), so this node runs in the "
+        "AfterCordon order (cordoned and drained before its containerd is configured and its images "
+        "move), not spec.staging BeforeCordon"
+    )
+
+
+def record_staging(recorded: str, staging: Staging) -> Staging:
+    """The order a node runs in: AfterCordon once its facts step recorded it (`NodeRecord.staging`;
+    a later spec.staging never stages that node), else spec.staging (a change of it mid-way applies)."""
+    return Staging.AFTER_CORDON if recorded == Staging.AFTER_CORDON.value else staging

@@ -14,7 +14,7 @@ name order, the last assignment winning). Where the two differ, a drop-in keeps 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from shimshift.model.facts import Setting
@@ -24,7 +24,15 @@ from shimshift.model.proxy import logical_lines
 LIMITS = {"LimitNOFILE": "Max open files", "LimitMEMLOCK": "Max locked memory"}
 INFINITY = "infinity"
 _SIZE = re.compile(r"^(\d+)\s*([KMGTPE]?)(i?B)?$", re.IGNORECASE)
-_UNIT_FILES = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+#: Where systemd reads unit files and their drop-ins, first wins (/usr/local/lib: containerd's release
+#: tarballs install their containerd.service there)
+_UNIT_FILES = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,9 @@ def parse_limit(value: str) -> Limit | None:
 
 
 def unit_order(paths: Iterable[str], unit: str) -> list[str]:
-    """`unit`'s file (the first of /etc, /run, /lib, /usr/lib) and then its drop-ins by file name
-    (a name in an earlier directory hiding the same name in a later one), as systemd reads them."""
+    """`unit`'s file (the first of /etc, /run, /usr/local/lib, /lib, /usr/lib) and then its drop-ins by
+    file name (a name in an earlier directory hiding the same name in a later one), as systemd reads
+    them."""
     paths = list(paths)
     main = next((f"{d}/{unit}" for d in _UNIT_FILES if f"{d}/{unit}" in paths), None)
     dropins: dict[str, str] = {}
@@ -80,25 +89,34 @@ def unit_order(paths: Iterable[str], unit: str) -> list[str]:
     return ([main] if main else []) + [dropins[name] for name in sorted(dropins)]
 
 
-def effective_limits(units: Mapping[str, str], unit: str) -> dict[str, Setting]:
-    """The `Limit*=` of LIMITS that `unit` starts with: value and the file that set it last. An empty
-    assignment resets to systemd's default (absent here)."""
+def effective_settings(
+    units: Mapping[str, str], unit: str, directives: Collection[str], section: str = "Service"
+) -> dict[str, Setting]:
+    """The `directives` of `[section]` that `unit` runs with, read as systemd reads them (the unit
+    file, then its drop-ins, `unit_order`): per directive its value and the file that set it last. An
+    empty assignment resets it to systemd's default (absent here)."""
     out: dict[str, Setting] = {}
     for path in unit_order(units, unit):
-        section = ""
+        current = ""
         for line in logical_lines(units[path]):
             stripped = line.strip()
             if stripped.startswith("[") and stripped.endswith("]"):
-                section = stripped[1:-1].strip()
+                current = stripped[1:-1].strip()
                 continue
             key, eq, value = stripped.partition("=")
-            if section != "Service" or not eq or key.strip() not in LIMITS:
+            if current != section or not eq or key.strip() not in directives:
                 continue
             if value.strip():
                 out[key.strip()] = Setting(value.strip(), path, key.strip())
             else:
                 out.pop(key.strip(), None)
     return out
+
+
+def effective_limits(units: Mapping[str, str], unit: str) -> dict[str, Setting]:
+    """The `Limit*=` of LIMITS that `unit` starts with: value and the file that set it last. An empty
+    assignment resets to systemd's default (absent here)."""
+    return effective_settings(units, unit, LIMITS)
 
 
 def proc_limits(text: str) -> dict[str, str]:

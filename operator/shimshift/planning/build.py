@@ -78,7 +78,9 @@ def selector_text(selector: LabelSelector | None) -> str:
     return ",".join(parts) or "(every node)"
 
 
-def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
+def _spec_summary(spec: NodeMigrationSpec, after_cordon: Sequence[str] = ()) -> SpecSummary:
+    """The spec as the report states it; `after_cordon` names the nodes that run the AfterCordon order
+    although spec.staging is BeforeCordon (their StagingAfterCordon findings say why)."""
     d = spec.drain
     drain = (
         f"timeout {int(d.timeout)}s, onTimeout {d.on_timeout.value}, "
@@ -106,7 +108,14 @@ def _spec_summary(spec: NodeMigrationSpec) -> SpecSummary:
         rollback=spec.rollback.value,
         staging=spec.staging.value,
         step_order=tuple(str(s) for s in step_order(spec.staging, spec.rollout.hooks.steps)),
-        step_order_reason=order_reason(spec.staging),
+        step_order_reason=order_reason(spec.staging)
+        + (
+            f" Not on {name_some(after_cordon)}: their containerd.service would kill Docker's containers at "
+            "containerd's restart (KillMode not process), so they run in the AfterCordon order "
+            "(StagingAfterCordon)."
+            if after_cordon
+            else ""
+        ),
     )
 
 
@@ -364,7 +373,9 @@ def build_plan(
         generated_at=iso(now),
         facts_taken_at=facts_taken_at,
         source=source,
-        spec=_spec_summary(spec),
+        spec=_spec_summary(
+            spec, [p.name for p in plans if any(f.code == "StagingAfterCordon" for f in p.findings)]
+        ),
         rollout_gates=rollout_gates(spec, cluster, selection, now, gate_readings),
         summary=summary,
         waves=tuple(

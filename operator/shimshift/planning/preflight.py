@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from shimshift.model import keys
 from shimshift.model.facts import KubeletLayout, NodeFacts
+from shimshift.model.killmode import containerd_kill_mode
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
+from shimshift.model.steporder import node_staging
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import Finding, Level
 from shimshift.planning.outside import check_node_kind, check_outside
@@ -170,6 +172,22 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
             )
         )
     out += check_outside(spec, facts)
+    staging, why = node_staging(spec.staging, facts)
+    if why:
+        mode = containerd_kill_mode(facts)
+        out.append(
+            Finding(
+                "StagingAfterCordon",
+                Level.WARNING,
+                why,
+                f"to stage this node while it serves, make containerd.service stop with KillMode=process "
+                f"(as containerd and docker-ce ship it; e.g. a drop-in with [Service] KillMode=process), "
+                f"or set spec.staging {staging.value} to run every node that way; shimshift does not "
+                "change the unit",
+                name,
+                mode.source or mode.unit_file or "containerd.service",
+            )
+        )
     kubelet_cg = facts.kubelet.cgroup_driver.value if facts.kubelet.cgroup_driver else None
     if kubelet_cg and facts.docker_cgroup_driver and kubelet_cg != facts.docker_cgroup_driver:
         out.append(

@@ -115,7 +115,9 @@ class SpecSummary:
     docker: str
     rollback: str
     staging: str  # spec.staging
-    step_order: tuple[str, ...]  # the steps each node runs, in order (spec.staging's)
+    #: the steps each node runs, in order (spec.staging's; a node with a StagingAfterCordon finding runs
+    #: the AfterCordon order, which step_order_reason then names)
+    step_order: tuple[str, ...]
     step_order_reason: str  # why this order, and what it means for the time out of service
 
 

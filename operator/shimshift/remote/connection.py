@@ -12,6 +12,7 @@ counts SSH handshakes, so the per-node cost of a migration can be reported as nu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -49,8 +50,8 @@ from shimshift.remote.hostkeys import (
     _Policy,
     parse_known_hosts,
 )
-from shimshift.remote.upload import UploadError, upload_argv, upload_outcome
-from shimshift.steps.runner import CommandResult
+from shimshift.remote.upload import UploadError, upload_args, upload_argv, upload_outcome
+from shimshift.steps.runner import UPLOADED_MARKER, CommandResult, upload_then
 
 __all__ = [
     "MAX_OUTPUT",
@@ -209,3 +210,25 @@ class NodeConnection:
             argv, stdin=b"".join(f.content for f in files), timeout=timeout, what=f"upload {names}"
         )
         return upload_outcome(self.node, files, result)
+
+    def upload_and_run(
+        self, files: Sequence[NodeFile], argv: Sequence[str], *, timeout: float, what: str = ""
+    ) -> tuple[tuple[bool, ...], CommandResult]:
+        """Install `files` as `upload_many` does, then run node script `argv`, in one round trip: per
+        file whether it changed, and the script's result. An upload that fails raises UploadError and
+        the script does not run."""
+        combined = upload_then(upload_args(self.node, files), argv)
+        names = ", ".join(f.path for f in files)
+        result = self.run(
+            combined,
+            stdin=b"".join(f.content for f in files),
+            timeout=timeout,
+            what=what or f"upload {names}",
+        )
+        head, marker, rest = result.stdout.partition(UPLOADED_MARKER)
+        if not marker:  # the upload failed (or the connection printed nothing): its own status says why
+            failed = dataclasses.replace(result, stdout=head, exit_status=result.exit_status or 1)
+            upload_outcome(self.node, files, failed)
+            raise UploadError(f"node {self.node}: upload of {names} did not finish")
+        changed = upload_outcome(self.node, files, dataclasses.replace(result, stdout=head, exit_status=0))
+        return changed, dataclasses.replace(result, argv=tuple(argv), stdout=rest)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shimshift.model.errors import RemoteError
@@ -54,6 +54,9 @@ class SshNodePort:
     _conns: dict[str, NodeConnection] = field(default_factory=dict, init=False)
     _plans: dict[str, tuple[RenderedConfig, NodeRunPlan]] = field(default_factory=dict, init=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False)
+    #: nodes whose node-side verify passed since their last switch: the verify step's later passes
+    #: (waiting for Ready, the DaemonSet pods, the canary through the API) do not run it again
+    _verified: set[str] = field(default_factory=set, init=False)
 
     # ---- plumbing ---------------------------------------------------------------------------------
     def connection(self, node: str) -> NodeConnection:
@@ -154,33 +157,53 @@ class SshNodePort:
         self._run(node, StepId.CONFIGURE, facts)
 
     def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+        return self._images(node, facts, fresh_inventory=False)
+
+    def _images(self, node: str, facts: NodeFacts, *, fresh_inventory: bool) -> ImageCounts:
         rendered, _ = self._planned(node, facts)
         # The sandbox image the new config names must be in containerd before kubelet needs it (an
         # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
         sandbox = rendered.report.sandbox_image
         planned, outcome = self._guarded(
             node,
-            lambda: images.run_images_step(self.connection(node), facts, self.spec, sandbox_image=sandbox),
+            lambda: images.run_images_step(
+                self.connection(node),
+                facts,
+                self.spec,
+                sandbox_image=sandbox,
+                fresh_inventory=fresh_inventory,
+            ),
         )
         return images.image_counts(planned, outcome)
 
     def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
-        """The images step again over a fresh probe of Docker's images (one round trip): what the
-        kubelet pulled after staging moves; what was staged is found by image ID and skipped. The
-        files and kubelet edit stay decided from the pre-migration `facts`."""
-        fresh = self.facts(node)
-        now = replace(facts, images=fresh.images, containerd_images=fresh.containerd_images)
-        return self.images(node, now)
+        """The images step again over Docker's images as they are now (read in the step's own first
+        round trip): what the kubelet pulled after staging moves; what was staged is found by image
+        ID and skipped. The files and kubelet edit stay decided from the pre-migration `facts`."""
+        return self._images(node, facts, fresh_inventory=True)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
+        self._forget_verified(node)
         self._run(node, StepId.SWITCH, facts)
 
     def verify(self, node: str, facts: NodeFacts) -> None:
+        """The node side of verify (containerd's CRI and the kubelet up), once it passed after the
+        switch: the step's further passes wait on the API only."""
+        with self._guard:
+            if node in self._verified:
+                return
         self._run(node, StepId.VERIFY, facts)
+        with self._guard:
+            self._verified.add(node)
+
+    def _forget_verified(self, node: str) -> None:
+        with self._guard:
+            self._verified.discard(node)
 
     def finish(self, node: str, facts: NodeFacts) -> None:
         """Nothing changes on the node (Docker and the backups stay until the commit); its connection
         closes."""
+        self._forget_verified(node)
         with self._guard:
             conn = self._conns.get(node)
         if conn is not None:
@@ -202,6 +225,7 @@ class SshNodePort:
 
         Without facts (e.g. after a restart before they were recorded) they are probed again; the undo
         restores from the backups on the node, so later facts plan the same rollback."""
+        self._forget_verified(node)
         plan = self.plan(node, facts if facts is not None else self.facts(node))
         self._guarded(node, lambda: self.steps(node).rollback(plan))
         self._guarded(node, lambda: images.undo_images(self.connection(node), node))

@@ -34,6 +34,11 @@ _REASONS = {
 
 def upload_argv(node: str, files: Sequence[NodeFile]) -> tuple[str, ...]:
     """The command that installs `files` (their bytes go to its stdin, in order)."""
+    return script_argv("upload", *upload_args(node, files))
+
+
+def upload_args(node: str, files: Sequence[NodeFile]) -> list[str]:
+    """The arguments of node script `upload` that install `files`."""
     args: list[str] = []
     for f in files:
         if not f.path.startswith("/") or "\x00" in f.path or "\n" in f.path:
@@ -48,7 +53,7 @@ def upload_argv(node: str, files: Sequence[NodeFile]) -> tuple[str, ...]:
             str(len(f.validate)),
             *f.validate,
         ]
-    return script_argv("upload", *args)
+    return args
 
 
 def upload_outcome(node: str, files: Sequence[NodeFile], result: CommandResult) -> tuple[bool, ...]:

@@ -1,9 +1,9 @@
 """Run a playbook's tasks on one node over its `CommandRunner`, and their undo in reverse.
 
-For each task: skip it when its `when` is false; run `run` (an argv, a script, or atomic uploads) and
-require exit 0. Every action is bounded by the task's timeout. The result says what changed and how
-many SSH round trips each task cost. Shared by the steps that run a playbook (backup, configure,
-switch, verify, finish); nothing here knows a step.
+For each task: skip it when its `when` is false; run `run` (an argv, a script, atomic uploads, or uploads
+and then a script in the same round trip) and require exit 0. Every action is bounded by the task's
+timeout. The result says what changed and how many SSH round trips each task cost. Shared by the steps
+that run a playbook (backup, configure, switch, verify, finish); nothing here knows a step.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def _act(
     phase: str,
 ) -> tuple[bool, str]:
     """Run one action; (changed, stdout)."""
+    uploaded = False
     if action.upload is not None:
         files = variables.get(action.upload)
         if not isinstance(files, Sequence) or not all(isinstance(f, NodeFile) for f in files):
@@ -152,14 +153,23 @@ def _act(
                 [Problem(task.name, f"upload: {action.upload} must be a list of NodeFile")],
                 source=playbook.source,
             )
-        return any(conn.upload_many(list(files), timeout=task.timeout)), ""
-    result = _command(conn, playbook, task, action, variables)
+        if action.script is None:
+            return any(conn.upload_many(list(files), timeout=task.timeout)), ""
+    if action.upload is not None and files:
+        # the files and the script that uses them in one round trip
+        argv = render_argv(playbook, task, action, variables)
+        changes, result = conn.upload_and_run(
+            list(files), argv, timeout=task.timeout, what=f"{playbook.name}: {task.name}"
+        )
+        uploaded = any(changes)
+    else:
+        result = _command(conn, playbook, task, action, variables)
     if not result.ok:
         raise TaskFailed(conn.node, playbook.name, task.name, phase, result)
     # Tasks say what they did, one line per thing: silence or lines starting with "unchanged" mean nothing
     # changed; a read-only playbook never changes anything.
     lines = [ln for ln in result.text.splitlines() if ln.strip()]
-    changed = not playbook.read_only and any(not ln.startswith(_UNCHANGED) for ln in lines)
+    changed = not playbook.read_only and (uploaded or any(not ln.startswith(_UNCHANGED) for ln in lines))
     return changed, result.text
 
 

@@ -5,7 +5,8 @@ restart, a lost leader) and runs again, which is safe because every step checks 
 anything. A failure in the steps that change the node (backup..verify) leads to `rollback`, which
 undoes the node's changes in reverse, uncordons (only a cordon shimshift made) and releases the lock;
 a failure before them leads to the same `rollback` step, which then has nothing to undo on the node.
-The order is `spec.staging`'s (`shimshift.model.steporder`): by default the node's changes that need
+The order is `spec.staging`'s, or the node's own as its facts step recorded it
+(`shimshift.model.steporder.node_staging`): by default the node's changes that need
 no drain (backup, configure, images) run before the cordon, so a failure there rolls back a node that
 was never cordoned.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from shimshift.model.keys import ROLLBACK_STEPS, StepId
 from shimshift.model.spec import RollbackPolicy, Staging
 from shimshift.model.status import NodePhase, NodeRecord, StepState
-from shimshift.model.steporder import abortable_steps, step_order
+from shimshift.model.steporder import abortable_steps, record_staging, step_order
 
 #: How often a step may fail transiently (API hiccup, SSH drop) before it counts as failed.
 MAX_ATTEMPTS = 5
@@ -58,7 +59,10 @@ def next_step(
     """The next step for a node in flight; `stopping` is true while its NodeMigration is being deleted,
     `staging` (spec.staging) picks the order, `hooks` the hook steps it holds (spec.rollout.hooks).
     After a step is done, the next is the first step of the order not yet done: a node whose
-    spec.staging changed mid-way still runs every step once."""
+    spec.staging changed mid-way still runs every step once. A node whose facts step recorded its own
+    order (`NodeRecord.staging`: AfterCordon where containerd's restart would kill Docker's containers)
+    runs that one."""
+    staging = record_staging(record.staging, staging)
     if record.phase.finished or record.phase == NodePhase.PENDING:
         return Next(None, record.phase)
     step, state = record.step, record.step_state

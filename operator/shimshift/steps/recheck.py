@@ -2,9 +2,10 @@
 image that appeared since the images step staged them (the kubelet may pull while the node still
 serves) moves into containerd's `k8s.io` namespace too; images staged already are skipped by image
 ID, so this moves only the difference. Over the images step's own node half
-(`shimshift.steps.images.run_images_step`, behind `NodePort.recheck_images`), after a fresh read-only
-probe of the node's image inventory; its undo is the images step's (remove exactly the names the
-migration added), run by the rollback.
+(`shimshift.steps.images.run_images_step`, behind `NodePort.recheck_images`), over Docker's image
+inventory as it is now (read in that step's own first round trip, with containerd's names: one round
+trip when nothing appeared); its undo is the images step's (remove exactly the names the migration
+added), run by the rollback.
 """
 
 from __future__ import annotations
@@ -33,4 +34,4 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     return Outcome(True, replace(record, images=total), message)
 
 
-STEP = Step(StepId.RECHECK, _run, scripts=("image-transfer", "images_record", "images_content"))
+STEP = Step(StepId.RECHECK, _run, scripts=("batch", "images_list", "image-transfer", "images_record"))

@@ -290,10 +290,11 @@ def test_every_profile_moves_to_containerd_and_undo_brings_it_back_byte_identica
     in_parallel(
         {p: functools.partial(full_cycle, cluster, kube_core, p, p == "cri-dockerd") for p in PROFILES}
     )
-    # facts, backup, configure (files + restart), switch (staged files + switch), verify; the images
-    # step moves nothing here (PlaybookImagesPort) and, with no placeholder playbook, costs no round trip;
-    # Docker per spec.docker waits for the commit (tests/integration/remote/test_undo_succeeded.py)
-    assert measured_round_trips == {p: 7 for p in PROFILES}
+    # facts, backup, configure (the files and the restart in one), switch (the staged files and the
+    # switch in one), verify; the images step moves nothing here (PlaybookImagesPort) and, with no
+    # placeholder playbook, costs no round trip; Docker per spec.docker waits for the commit
+    # (tests/integration/remote/test_undo_succeeded.py)
+    assert measured_round_trips == {p: 5 for p in PROFILES}
 
 
 def containerd_refuses_its_config(cluster: Cluster, kube_core: CoreV1Api) -> None:

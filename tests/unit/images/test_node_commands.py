@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,14 @@ import pytest
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.spec import Images
-from shimshift.steps.images.commands import TransferConfig, chain_ids, list_containerd_images, transfer_script
+from shimshift.playbooks import node_script
+from shimshift.steps.images.commands import (
+    TransferConfig,
+    chain_ids,
+    list_containerd_images,
+    parse_containerd_images,
+    transfer_script,
+)
 from shimshift.steps.images.plan import MIB, plan_images
 from shimshift.steps.images.run import migrate_images, undo_images
 
@@ -29,14 +37,32 @@ class ScriptedRunner:
 
     answers: dict[tuple[str, ...], Out] = field(default_factory=dict)
     calls: list[list[str]] = field(default_factory=list)
+    batches: int = 0  # round trips of playbooks/scripts/batch.sh
 
     def run(self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None) -> Out:
         assert timeout is not None and timeout > 0, "every command is bounded"
+        if list(argv[3:4]) == ["shimshift-batch"]:
+            return self.batch(list(argv[4:]), stdin)
         self.calls.append(list(argv))
         for n in range(len(argv), 0, -1):
             if tuple(argv[:n]) in self.answers:
                 return self.answers[tuple(argv[:n])]
         return Out()
+
+    def batch(self, args: list[str], stdin: bytes | None) -> Out:
+        """What playbooks/scripts/batch.sh answers: each command run in turn (recorded as itself),
+        stopping after the first failure of one that may not fail."""
+        self.batches += 1
+        lines: list[str] = []
+        while args:
+            count, seconds, reads_stdin, may_fail = int(args[0]), float(args[1]), args[2], args[3]
+            argv, args = args[4 : 4 + count], args[4 + count :]
+            out = self.run(argv, stdin=stdin if reads_stdin == "1" else None, timeout=seconds)
+            data = (base64.b64encode(out.stdout).decode(), base64.b64encode(out.stderr).decode())
+            lines.append(f"shimshift-batch\t{len(lines)}\t{out.exit_status}\t0\t{data[0]}\t{data[1]}")
+            if out.exit_status != 0 and may_fail != "1":
+                break
+        return Out(stdout="".join(f"{line}\n" for line in [*lines, "shimshift-batch\tend"]).encode())
 
 
 APP = DockerImage("sha256:" + "c" * 64, ("registry.corp.test/team/app:1.0",), size=300 * MIB)
@@ -47,7 +73,10 @@ def test_a_disk_shortfall_measured_on_the_node_stops_the_step_before_any_byte_mo
     runner = ScriptedRunner({("df",): Out(stdout=b"   Avail\n104857600\n")})
     with pytest.raises(NodeError) as err:
         migrate_images(runner, PLAN)
-    assert [c[0] for c in runner.calls] == ["df"]
+    # one round trip of reads only (the record, containerd's names, the free space), then nothing
+    assert runner.batches == 1
+    assert [c[0] for c in runner.calls] == ["cat", "/bin/sh", "df", "df"]
+    assert runner.calls[1][3] == "shimshift-images_list"
     assert "node n1:" in str(err.value)
     assert f"({100 * MIB} bytes) is free" in str(err.value)
     assert f"{PLAN.disk.required_bytes} bytes" in str(err.value)
@@ -123,20 +152,18 @@ sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0         
 
 
 def test_names_resolve_through_cri_id_names_and_otherwise_through_their_manifests_in_one_command() -> None:
-    # output captured from `ctr -n k8s.io images ls` on a testbed node (containerd 1.6.20)
+    # `ctr -n k8s.io images ls` as captured on a testbed node (containerd 1.6.20), then what
+    # images_list.sh adds: the architecture and the manifests of the names without an image-ID name
     app_manifest = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "e" * 64}})
-    content = (
-        "\n--- shimshift content sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949\n"
+    output = (
+        CTR_LS
+        + "\n--- shimshift arch x86_64\n"
+        + "\n--- shimshift content sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949\n"
         + app_manifest
         + "\n--- shimshift content sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77\n"
-        + "not json"
+        + "not json\n"
     )
-    runner = ScriptedRunner(
-        {
-            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=CTR_LS.encode()),
-            ("/bin/sh", "-c"): Out(stdout=content.encode()),
-        }
-    )
+    runner = ScriptedRunner({("/bin/sh", "-c", node_script("images_list")): Out(stdout=output.encode())})
     listed = {c.ref: c.image_id for c in list_containerd_images(runner, "n1")}
     assert listed == {
         "import-2026-11-28@sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77": "",
@@ -144,11 +171,13 @@ def test_names_resolve_through_cri_id_names_and_otherwise_through_their_manifest
         "registry.shimshift.test/team/app:1.0": "sha256:" + "e" * 64,
         "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0": "sha256:76eab49aaea59e90269dd51b47a0205f684ebac483d932e9f260613136d182d0",
     }
-    content_reads = [c for c in runner.calls if c[0] == "/bin/sh"]
-    assert len(content_reads) == 1 and sorted(content_reads[0][4:]) == [
-        "sha256:685b8c55d99b1fee4194bd89cd72e475ebba74cd89c4bcc595e4b753a790e949",
-        "sha256:aa50d7e3d1a98ce6303d36a0cddc65a5d60e6fe88543f1823cbe9d55e33f1d77",
-    ]
+    assert len(runner.calls) == 1, "one command reads it all"
+
+
+def test_images_list_reads_the_manifests_only_of_names_without_an_image_id_name() -> None:
+    script = node_script("images_list")
+    assert "ctr -n k8s.io content get" in script and "uname -m" in script
+    assert "length($1) == 71" in script  # sha256: and 64 hex digits: the CRI plugin's image-ID names
 
 
 def test_an_index_resolves_to_the_manifest_of_the_nodes_architecture() -> None:
@@ -160,32 +189,19 @@ def test_an_index_resolves_to_the_manifest_of_the_nodes_architecture() -> None:
             {"digest": amd, "platform": {"os": "linux", "architecture": "amd64"}},
         ]
     }
-
-    class Node(ScriptedRunner):
-        def run(
-            self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
-        ) -> Out:
-            if argv[0] == "/bin/sh":
-                self.calls.append(list(argv))
-                docs = {
-                    index: index_doc,
-                    amd: {"config": {"digest": "sha256:amdconfig"}},
-                    arm: {"config": {"digest": "sha256:armconfig"}},
-                }
-                return Out(
-                    stdout="".join(
-                        f"\n--- shimshift content {d}\n{json.dumps(docs[d])}" for d in argv[4:]
-                    ).encode()
-                )
-            return super().run(argv, stdin=stdin, timeout=timeout)
-
-    runner = Node(
-        {
-            ("ctr", "-n", "k8s.io", "images", "ls"): Out(stdout=ls.encode()),
-            ("uname",): Out(stdout=b"x86_64\n"),
-        }
+    docs = {
+        index: index_doc,
+        amd: {"config": {"digest": "sha256:amdconfig"}},
+        arm: {"config": {"digest": "sha256:armconfig"}},
+    }
+    output = (
+        ls
+        + "\n--- shimshift arch x86_64\n"
+        + "".join(f"\n--- shimshift content {d}\n{json.dumps(doc)}\n" for d, doc in docs.items())
     )
-    assert [c.image_id for c in list_containerd_images(runner, "n1")] == ["sha256:amdconfig"]
+    assert [c.image_id for c in parse_containerd_images("n1", output)] == ["sha256:amdconfig"]
+    on_arm = output.replace("arch x86_64", "arch aarch64")
+    assert [c.image_id for c in parse_containerd_images("n1", on_arm)] == ["sha256:armconfig"]
 
 
 def test_with_dockers_zfs_carried_the_transfer_unpacks_into_the_cri_plugins_snapshotter() -> None:

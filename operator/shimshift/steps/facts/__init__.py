@@ -7,7 +7,9 @@ DaemonSet to write one, one it cannot load, a `--network-plugin` or CNI director
 equivalent of: the plan's CNI blockers, `steps.facts.cni`), from its facts and the config.toml it
 would get. Then the node port decides what the changing steps will write, so a spec this node cannot
 take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
-drain. Changes nothing, so there is nothing to undo.
+drain. It records the order the node runs in (`model.steporder.node_staging`: spec.staging, or
+AfterCordon where containerd.service's KillMode is not `process`). Changes nothing, so there is nothing
+to undo.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
+from shimshift.model.steporder import node_staging
 from shimshift.playbooks import shipped_playbook
 from shimshift.rendering import render_node_config
 from shimshift.steps.base import NodePort, Outcome, Step, StepContext
@@ -73,7 +76,11 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
         raise NodeError(name, why)
     ctx.remember_facts(migration, name, facts)
     host_key = port.host_key_fingerprint(name) or record.host_key_fingerprint
-    return Outcome(True, replace(record, host_key_fingerprint=host_key), summary(facts))
+    # the order this node runs in, decided once from its facts (the plan reports the same): not staged
+    # before its cordon where containerd's restart would kill Docker's containers
+    staging, why = node_staging(migration.spec.staging, facts)
+    message = summary(facts) + (f"; {why}" if why else "")
+    return Outcome(True, replace(record, host_key_fingerprint=host_key, staging=staging.value), message)
 
 
 def _network_refusal(

@@ -39,13 +39,19 @@ from shimshift.steps import kubeletfiles as kl
 from shimshift.steps.kubeletfiles import EnvFileError, parse_env_file, split_flags, unit_flags
 
 PROBE_FORMAT = "1"
-#: cri-dockerd's service units the probe reads (facts.sh), the one systemd uses first.
-#: docker.service and containerd.service where systemd looks for them (facts.sh reads the same)
-SERVICE_UNITS = tuple(
-    f"{d}/{unit}.service"
-    for unit in ("docker", "containerd")
-    for d in ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+#: Where systemd looks for units, first wins (facts.sh reads the same)
+_UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
 )
+#: docker.service and containerd.service where systemd looks for them
+SERVICE_UNITS = tuple(f"{d}/{unit}.service" for unit in ("docker", "containerd") for d in _UNIT_DIRS)
+#: containerd.service's drop-in directories besides /etc's (whose files are `containerd_dropins`)
+CONTAINERD_VENDOR_DROPIN_DIRS = tuple(f"{d}/containerd.service.d" for d in _UNIT_DIRS[1:])
+#: cri-dockerd's service units the probe reads (facts.sh), the one systemd uses first.
 CRI_DOCKERD_UNITS = ("/etc/systemd/system/cri-docker.service", "/lib/systemd/system/cri-docker.service")
 _K8S_NAME = re.compile(r"^k8s_(?P<container>[^_]+)_(?P<pod>[^_]+)_(?P<ns>[^_]+)_(?P<uid>[^_]+)_(?P<n>\d+)$")
 _LAYOUTS = {
@@ -204,6 +210,8 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     containerd_dropins = {p: t for p in _dropins(r, CONTAINERD_DROPIN_DIR) if (t := file(p)) is not None}
     service_units = {p: t for p in SERVICE_UNITS if (t := file(p)) is not None}
     service_units |= {p: t for p, t in docker_units.items() if p != DOCKER_UNIT}
+    for directory in CONTAINERD_VENDOR_DROPIN_DIRS:  # containerd's KillMode may be set there too
+        service_units |= {p: t for p in _dropins(r, directory) if (t := file(p)) is not None}
     containerd_limits: dict[str, str] = {}
     containerd_parent = None
     if (rec := r.get("containerd-limits")) is not None and rec.ok:

@@ -32,4 +32,4 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     return Outcome(True, replace(record, images=counts))
 
 
-STEP = Step(StepId.IMAGES, _run, scripts=("image-transfer", "images_record", "images_content"))
+STEP = Step(StepId.IMAGES, _run, scripts=("batch", "images_list", "image-transfer", "images_record"))

@@ -27,11 +27,12 @@ from shimshift.steps.images.verdict import ContainerdImage, missing_refs
 from shimshift.steps.runner import CommandOutput, Runner, script_argv
 
 CTR = ("ctr", "-n", CONTAINERD_K8S_NAMESPACE)
-_ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
+ID_REF = re.compile(r"^sha256:[0-9a-f]{64}$")
 _BYTES = re.compile(r"shimshift-transfer: bytes=(\d+)")
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
-#: What playbooks/scripts/images_content.sh prints before each blob.
+#: What playbooks/scripts/images_list.sh prints before each blob, and before the node's architecture.
 _CONTENT_SEPARATOR = "\n--- shimshift content "
+_ARCH_SEPARATOR = "\n--- shimshift arch "
 
 
 def stdout_text(result: CommandOutput) -> str:
@@ -148,80 +149,157 @@ def list_containerd_refs(runner: Runner, node: str, timeout: float = 60) -> dict
     return out
 
 
-def read_content_json(runner: Runner, digests: Sequence[str]) -> dict[str, dict[str, object]]:
-    """The JSON documents (manifests, indexes) stored under `digests`, read in one command;
-    unreadable or non-JSON blobs are left out."""
-    if not digests:
-        return {}
-    result = runner.run(script_argv("images_content", *digests), timeout=60)
-    out: dict[str, dict[str, object]] = {}
-    for chunk in stdout_text(result).split(_CONTENT_SEPARATOR)[1:]:
-        digest, _, body = chunk.partition("\n")
-        try:
-            value = json.loads(body)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            out[digest.strip()] = value
-    return out
-
-
 def _config_digest(doc: Mapping[str, object]) -> str:
     config = doc.get("config")
     digest = config.get("digest") if isinstance(config, dict) else None
     return digest if isinstance(digest, str) else ""
 
 
-def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, ...]:
-    """Every name in k8s.io with the image ID (config digest) it resolves to.
+def list_images_argv() -> tuple[str, ...]:
+    """The one command that reads what k8s.io holds (`playbooks/scripts/images_list.sh`)."""
+    return script_argv("images_list")
 
-    The CRI plugin names each image it knows `sha256:<image ID>` too; those names resolve the
-    targets they share. Any other target is resolved by reading its manifest (or, for an index, the
-    manifest of the node's architecture) from the content store: at most three more commands.
-    """
-    refs = list_containerd_refs(runner, node)
-    config_of = {target: ref for ref, target in refs.items() if _ID_REF.match(ref)}
-    docs = read_content_json(runner, sorted(set(refs.values()) - set(config_of)))
-    chosen: dict[str, str] = {}  # index digest -> the manifest of the node's architecture
-    arch = ""
-    for target, doc in docs.items():
+
+def parse_containerd_images(node: str, text: str) -> tuple[ContainerdImage, ...]:
+    """What images_list.sh printed, as every name in k8s.io with the image ID (config digest) it
+    resolves to.
+
+    The CRI plugin names each image it knows `sha256:<image ID>` too; those names resolve the targets
+    they share. Any other target is resolved by its manifest (or, for an index, the manifest of the
+    node's architecture) from the content store, which the script printed too."""
+    head, *chunks = text.split(_CONTENT_SEPARATOR)
+    table, _, arch_line = head.partition(_ARCH_SEPARATOR)
+    refs: dict[str, str] = {}
+    for line in table.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("sha256:"):
+            refs[parts[0]] = parts[2]
+    machine = arch_line.strip()
+    arch = _ARCH.get(machine, machine)
+    docs: dict[str, dict[str, object]] = {}
+    for chunk in chunks:
+        digest, _, body = chunk.partition("\n")
+        try:
+            value = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            docs[digest.strip()] = value
+    config_of = {target: ref for ref, target in refs.items() if ID_REF.match(ref)}
+    for target in set(refs.values()) - set(config_of):
+        doc = docs.get(target, {})
         manifests = doc.get("manifests")
         if not isinstance(manifests, list):
             if _config_digest(doc):
                 config_of[target] = _config_digest(doc)
             continue
-        if not arch:
-            machine = stdout_text(runner.run(["uname", "-m"], timeout=30)).strip()
-            arch = _ARCH.get(machine, machine)
         entries = [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
         mine = [m for m in entries if (m.get("platform") or {}).get("architecture") == arch]
-        if entries:
-            chosen[target] = str((mine or entries)[0]["digest"])
-    platform_docs = read_content_json(runner, sorted(set(chosen.values())))
-    for target, manifest in chosen.items():
-        if _config_digest(platform_docs.get(manifest, {})):
-            config_of[target] = _config_digest(platform_docs[manifest])
+        if entries and _config_digest(docs.get(str((mine or entries)[0]["digest"]), {})):
+            config_of[target] = _config_digest(docs[str((mine or entries)[0]["digest"])])
     return tuple(
         ContainerdImage(ref, target, config_of.get(target, "")) for ref, target in sorted(refs.items())
     )
 
 
+def list_containerd_images(runner: Runner, node: str) -> tuple[ContainerdImage, ...]:
+    """Every name in k8s.io with the image ID (config digest) it resolves to, in one command."""
+    argv = list_images_argv()
+    result = check_result(node, "listing containerd images", runner.run(argv, timeout=120), argv)
+    return parse_containerd_images(node, stdout_text(result))
+
+
+#: Docker's layer sizes: every layer's size file under its data root (`root <dir>` first).
+LAYER_SIZES_ARGV = (
+    "sh",
+    "-c",
+    'r=$(docker info --format "{{.DockerRootDir}}" 2>/dev/null); case $r in /*) ;; *) r=/var/lib/docker ;; '
+    'esac; echo "root $r"; grep -H "" "$r"/image/*/layerdb/sha256/*/size 2>/dev/null; exit 0',
+)
+#: Docker's whole image inventory, as the facts probe reads it (`docker image inspect` of every image).
+DOCKER_IMAGES_ARGV = (
+    "sh",
+    "-c",
+    "ids=$(docker image ls -q --no-trunc) || exit; "
+    '[ -z "$ids" ] || docker image inspect $(printf "%s\\n" $ids | sort -u)',
+)
+
+
+def parse_docker_images(node: str, text: str) -> list[dict[str, object]]:
+    """`docker image inspect`'s JSON (an empty inventory prints nothing)."""
+    if not text.strip():
+        return []
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise NodeError(node, f"unexpected `docker image inspect` output: {e}") from e
+    if not isinstance(raw, list):
+        raise NodeError(node, "unexpected `docker image inspect` output: not a list")
+    return [i for i in raw if isinstance(i, dict)]
+
+
+def layers_of(
+    inspected: Iterable[Mapping[str, object]], sizes_text: str, image_ids: Sequence[str]
+) -> dict[str, tuple[Layer, ...]]:
+    """Each of `image_ids`' layers (diff IDs) with their sizes from Docker's layer store, from the
+    inspected images and the output of LAYER_SIZES_ARGV. Sizes that cannot be read stay None; the
+    planner then estimates from image sizes instead."""
+    lines = sizes_text.splitlines()
+    root = lines[0].removeprefix("root ").strip() if lines and lines[0].startswith("root ") else ""
+    found: dict[str, int] = {}
+    for line in lines[1:]:
+        path, _, value = line.rpartition(":")
+        if value.strip().isdigit():
+            found[path] = int(value)
+    wanted = set(image_ids)
+    out: dict[str, tuple[Layer, ...]] = {}
+    for image in inspected:
+        image_id = image.get("Id")
+        if not isinstance(image_id, str) or image_id not in wanted:
+            continue
+        rootfs, driver = image.get("RootFS"), image.get("GraphDriver")
+        layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
+        name = driver.get("Name") if isinstance(driver, dict) else None
+        diffs = [d for d in layers if isinstance(d, str)] if isinstance(layers, list) else []
+        layer_list = []
+        for diff, chain in zip(diffs, chain_ids(diffs), strict=True):
+            path = f"{root}/image/{name}/layerdb/sha256/{chain.removeprefix('sha256:')}/size"
+            layer_list.append(Layer(diff, found.get(path) if root and name else None))
+        out[image_id] = tuple(layer_list)
+    return out
+
+
+def free_bytes_of(text: str) -> int | None:
+    """The free bytes `df --output=avail -B1` printed (None when it printed no number)."""
+    lines = text.split()
+    return int(lines[-1]) if len(lines) >= 2 and lines[-1].isdigit() else None
+
+
 # ---- changing the node --------------------------------------------------------------------------
+
+
+def transfer_argv(moves: Sequence[ImageMove], config: TransferConfig) -> tuple[str, ...]:
+    """The transfer script's argv for one batch of images."""
+    batch = Batch(0, Strategy.TRANSFER, tuple(moves), 0)
+    flags = ["--local"] if config.import_local else []
+    if config.snapshotter:
+        flags += ["--snapshotter", config.snapshotter]
+    return script_argv("image-transfer", *flags, "--", *batch.save_refs)
+
+
+def transfer_bytes(node: str, moves: Sequence[ImageMove], result: CommandOutput) -> int:
+    """The bytes one transfer moved, from its report (NodeError when it failed)."""
+    shown = ["image-transfer.sh", *Batch(0, Strategy.TRANSFER, tuple(moves), 0).save_refs]
+    check_result(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
+    found = _BYTES.findall(stderr_text(result))
+    return int(found[-1]) if found else 0
 
 
 def transfer_batch(
     runner: Runner, node: str, moves: Sequence[ImageMove], size: int, config: TransferConfig
 ) -> int:
-    batch = Batch(0, Strategy.TRANSFER, tuple(moves), size)
-    flags = ["--local"] if config.import_local else []
-    if config.snapshotter:
-        flags += ["--snapshotter", config.snapshotter]
-    argv = script_argv("image-transfer", *flags, "--", *batch.save_refs)
-    result = runner.run(argv, timeout=config.timeout_for(size))
-    shown = ["image-transfer.sh", *batch.save_refs]
-    check_result(node, f"transferring {', '.join(m.label for m in moves)}", result, shown)
-    found = _BYTES.findall(stderr_text(result))
-    return int(found[-1]) if found else 0
+    result = runner.run(transfer_argv(moves, config), timeout=config.timeout_for(size))
+    return transfer_bytes(node, moves, result)
 
 
 def pull_image(runner: Runner, move: ImageMove, config: TransferConfig) -> CommandOutput:
@@ -230,18 +308,17 @@ def pull_image(runner: Runner, move: ImageMove, config: TransferConfig) -> Comma
     return runner.run(argv, timeout=config.timeout_for(move.size))
 
 
-def tag_missing(
-    runner: Runner, node: str, plan: ImagesPlan, listed: Iterable[ContainerdImage], config: TransferConfig
-) -> list[str]:
-    """Give each planned image the names it lacks (tags of pulled images, digest references of
-    transferred ones), tagging from a name that already resolves to its image ID."""
+def tag_commands(
+    plan: ImagesPlan, listed: Iterable[ContainerdImage], config: TransferConfig
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """For each planned image that lacks names (tags of pulled images, digest references of
+    transferred ones): (image ID, the names it gets, the `ctr images tag` argv giving them from a name
+    that already resolves to its image ID)."""
     listed = tuple(listed)
-    tagged: list[str] = []
+    out: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
     for image_id, refs in missing_refs(plan, listed).items():
         sources = sorted((c.ref for c in listed if c.image_id == image_id), key=lambda r: r != image_id)
         if not sources:
             continue  # not in containerd at all: verification names it
-        argv = [*CTR, "images", "tag", sources[0], *refs]
-        run_checked(runner, node, f"naming image {image_id}", argv, config.command_timeout)
-        tagged.extend(refs)
-    return tagged
+        out.append((image_id, tuple(refs), (*CTR, "images", "tag", sources[0], *refs)))
+    return out

@@ -2,7 +2,8 @@
 `playbooks/verify.yaml`, script `verify.sh`, which names the CRI conditions that are false); through the
 API, the Node reports Ready with a `containerd://` runtime and the DaemonSet pods it had (recorded by the
 drain) are Running and Ready again. Each is waited for, bounded by the NodeMigration's
-`spec.verify.timeout` from the step's recorded start (the node's check also by its own minute per run). A
+`spec.verify.timeout` from the step's recorded start (the node's check also by its own minute per run; once
+it passed after the switch, the SSH node port does not run it again while the step waits on the API). A
 node that is not back in time fails with its own reason (`node_reason`: its Ready condition's reason and
 message, e.g. kubelet's "container runtime network not ready: NetworkReady=false
 reason:NetworkPluginNotReady ..."). Once all that holds, a canary (`canary`): a pod pinned to the node,
