@@ -15,9 +15,10 @@ component fails the test with the message saying what to build: CI must not pass
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +28,11 @@ from testbed import components
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import DEFAULT_ROOT, ControlPlane, binaries, default_version, teardown_dir
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+from testbed.nodes.cluster import Cluster
+from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.processes import pid_alive
+from testbed.nodes.profiles import Profile
+from testbed.nodes.realkubelet import OLD_CONTROL_PLANE, check_built, real_stack
 
 #: Metadata level records who asked what and the response code, without bodies.
 AUDIT_POLICY: dict[str, Any] = {
@@ -43,6 +48,27 @@ def missing_component(message: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI needs the real control plane: {message}", pytrace=False)
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def real_kubelet_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    profiles: Sequence[str | Profile],
+    control_plane: str = OLD_CONTROL_PLANE,
+) -> Iterator[tuple[ControlPlane, Cluster]]:
+    """A test module's control plane and real-kubelet nodes (`realkubelet.real_stack`) under a fresh
+    directory named `name`: skipped without the testbed's prerequisites, and without the built
+    components skipped, or failed under CI naming what to build (`missing_component`)."""
+    missing = missing_prerequisites()
+    if missing:
+        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
+    try:
+        check_built(profiles, control_plane)
+    except components.ComponentMissing as e:
+        missing_component(str(e))
+    with real_stack(name, profiles, Path(tmp_path_factory.mktemp(name)), control_plane) as stack:
+        yield stack
 
 
 def audit_events(plane: ControlPlane, offset: int = 0) -> list[dict[str, Any]]:

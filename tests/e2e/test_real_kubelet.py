@@ -21,10 +21,9 @@ import pytest
 from testbed import components
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import ControlPlane
-from testbed.controlplane.fixtures import missing_component
+from testbed.controlplane.fixtures import missing_component, real_kubelet_stack
 from testbed.nodes import Cluster
-from testbed.nodes.fixtures import missing_prerequisites
-from testbed.nodes.realkubelet import check_built, docker_containers, pod_containers_in_containerd, real_stack
+from testbed.nodes.realkubelet import docker_containers, pod_containers_in_containerd
 
 from shimshift.model.nodestate import child_name, record_of
 from shimshift.resources import load_crd, load_node_crd
@@ -54,14 +53,7 @@ spec:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, real_kubelet_host: None
 ) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
-    try:
-        check_built([PROFILE])
-    except components.ComponentMissing as e:
-        missing_component(str(e))
-    with real_stack("e2ekubelet", [PROFILE], Path(tmp_path_factory.mktemp("e2ekubelet"))) as (plane, cluster):
+    with real_kubelet_stack(tmp_path_factory, "e2ekubelet", [PROFILE]) as (plane, cluster):
         yield plane, cluster, RealKubeApi(plane.admin_kubeconfig)
 
 

@@ -31,14 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from testbed import components
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import ControlPlane
-from testbed.controlplane.fixtures import missing_component
+from testbed.controlplane.fixtures import real_kubelet_stack
 from testbed.nodes import Cluster
-from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.node import Node
-from testbed.nodes.realkubelet import check_built, pod_containers_in_containerd, real_stack
+from testbed.nodes.realkubelet import pod_containers_in_containerd
 
 from shimshift.model import keys
 from shimshift.model.nodestate import child_name, record_of
@@ -64,15 +62,7 @@ SYSTEMCTL_CHANGES = ("start", "stop", "restart")
 def stack(
     tmp_path_factory: pytest.TempPathFactory, real_kubelet_host: None
 ) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
-    try:
-        check_built([PROFILE])
-    except components.ComponentMissing as e:
-        missing_component(str(e))
-    root = Path(tmp_path_factory.mktemp("e2ecrash"))
-    with real_stack("e2ecrash", [PROFILE], root) as (plane, cluster):
+    with real_kubelet_stack(tmp_path_factory, "e2ecrash", [PROFILE]) as (plane, cluster):
         api = RealKubeApi(plane.admin_kubeconfig)
         node = cluster.nodes[0]
         eventually(

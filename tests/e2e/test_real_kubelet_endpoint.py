@@ -14,19 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testbed import components
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import ControlPlane
-from testbed.controlplane.fixtures import missing_component
+from testbed.controlplane.fixtures import real_kubelet_stack
 from testbed.nodes import Cluster
-from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.realkubelet import (
     ENDPOINT_IN_CONFIG,
     NEW_CONTROL_PLANE,
-    check_built,
     docker_containers,
     pod_containers_in_containerd,
-    real_stack,
 )
 
 from shimshift.resources import load_crd, load_node_crd
@@ -47,15 +43,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(400)]
 def stack(
     tmp_path_factory: pytest.TempPathFactory, real_kubelet_host: None
 ) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
-    try:
-        check_built([ENDPOINT_IN_CONFIG], NEW_CONTROL_PLANE)
-    except components.ComponentMissing as e:
-        missing_component(str(e))
-    root = Path(tmp_path_factory.mktemp("e2eendpoint"))
-    with real_stack("e2eendpoint", [ENDPOINT_IN_CONFIG], root, NEW_CONTROL_PLANE) as (plane, cluster):
+    with real_kubelet_stack(tmp_path_factory, "e2eendpoint", [ENDPOINT_IN_CONFIG], NEW_CONTROL_PLANE) as (
+        plane,
+        cluster,
+    ):
         yield plane, cluster, RealKubeApi(plane.admin_kubeconfig)
 
 

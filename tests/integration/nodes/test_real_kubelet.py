@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from testbed import components
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import ControlPlane
-from testbed.controlplane.fixtures import missing_component
+from testbed.controlplane.fixtures import real_kubelet_stack
 from testbed.nodes import Cluster
-from testbed.nodes.fixtures import missing_prerequisites
 from testbed.nodes.realkubelet import (
-    check_built,
     docker_containers,
     docker_image_id,
     pod_containers_in_containerd,
-    real_stack,
 )
 from testbed.waiting import wait_until
 
@@ -73,16 +68,8 @@ REMOTE_FLAGS = (
 def stack(
     tmp_path_factory: pytest.TempPathFactory, real_kubelet_host: None
 ) -> Iterator[tuple[ControlPlane, Cluster, RealKubeApi]]:
-    missing = missing_prerequisites()
-    if missing:
-        pytest.skip(f"testbed nodes need {', '.join(missing)} (run scripts/setup as root)")
-    try:
-        check_built([PROFILE])
-    except components.ComponentMissing as e:
-        missing_component(str(e))
-    root = Path(tmp_path_factory.mktemp("realkubelet"))
     began = time.monotonic()
-    with real_stack("realkubelet", [PROFILE], root) as (plane, cluster):
+    with real_kubelet_stack(tmp_path_factory, "realkubelet", [PROFILE]) as (plane, cluster):
         print(f"control plane and real kubelet up in {time.monotonic() - began:.1f}s")
         yield plane, cluster, RealKubeApi(plane.admin_kubeconfig)
 
