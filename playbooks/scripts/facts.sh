@@ -43,9 +43,12 @@ cmd crictl-version crictl --version
 # containerd's default OCI spec, the base a CRI runtime's base_runtime_spec is built from
 cmd ctr-oci-spec ctr oci spec
 # The limits the running containerd has (its shims, and so every container, inherit them) and the
-# command of its parent (dockerd when dockerd started it itself).
-cmd containerd-limits sh -c 'p=$(pidof -s containerd) && cat "/proc/$p/limits" &&
-    printf "parent %s\n" "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d " ")")"'
+# command of its parent (dockerd when dockerd started it itself), and fs.nr_open, which systemd gives
+# for LimitNOFILE=infinity. The daemon is the oldest process named containerd: this probe's own
+# `containerd --version` runs at the same time under the same name.
+cmd containerd-limits sh -c 'p=$(pgrep -o -x containerd) && cat "/proc/$p/limits" &&
+    printf "parent %s\n" "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d " ")")" &&
+    printf "nr_open %s\n" "$(cat /proc/sys/fs/nr_open)"'
 cmd kubelet-version kubelet --version
 for unit in docker containerd kubelet cri-docker; do
     cmd "active:$unit" systemctl is-active "$unit"

@@ -9,6 +9,16 @@ with systemd's own wording and exit status, and the unit is left ``failed``.
 Unit description (JSON): ``exec`` argv, optional ``environment``, ``ready`` (``{"socket": path}``
 or ``{"exec": argv}``), ``wants`` (units started first), ``start_timeout``, ``stop_timeout``.
 Runs inside the node only: every path here is a node path.
+
+A daemon starts with the resource limits systemd would give it, not its caller's: the ``Limit*=`` of
+the node's real unit file for it (``<name>.service`` in /etc/systemd/system, /run/systemd/system,
+/lib/systemd/system or /usr/lib/systemd/system, then its drop-ins in file name order, the last
+assignment winning), and systemd's defaults for open files and locked memory where none is set.
+``infinity`` for open files is the kernel's ``fs.nr_open``, as systemd caps it. A limit above the
+hard limit of the caller is set as near as that allows (systemd's ``setrlimit_closest``): the testbed
+runs without CAP_SYS_RESOURCE, so no daemon here gets more open files than the sshd it is started
+from (20000 on the machines of this project, where systemd would give 1048576). This is read here
+independently of the operator's own parser (``shimshift.model.unitlimits``), which it judges.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shlex
 import signal
 import socket
@@ -158,6 +169,75 @@ def unit_environment(unit: Unit) -> dict[str, str]:
     return env
 
 
+#: systemd's directories of unit files, the first holding the unit winning
+SYSTEMD_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
+RLIMITS = {
+    "LimitNOFILE": resource.RLIMIT_NOFILE,
+    "LimitMEMLOCK": resource.RLIMIT_MEMLOCK,
+    "LimitNPROC": resource.RLIMIT_NPROC,
+    "LimitCORE": resource.RLIMIT_CORE,
+}
+#: systemd's DefaultLimitNOFILE= (since v240) and DefaultLimitMEMLOCK= (since v253)
+DEFAULT_LIMITS = {"LimitNOFILE": "1024:524288", "LimitMEMLOCK": "8M"}
+
+
+def _systemd_files(name: str) -> list[Path]:
+    unit = f"{name}.service"
+    main = next((Path(d, unit) for d in SYSTEMD_DIRS if Path(d, unit).is_file()), None)
+    dropins: dict[str, Path] = {}
+    for d in reversed(SYSTEMD_DIRS):
+        directory = Path(d, f"{unit}.d")
+        if directory.is_dir():
+            dropins |= {f.name: f for f in directory.glob("*.conf") if f.is_file()}
+    return ([main] if main else []) + [dropins[n] for n in sorted(dropins)]
+
+
+def _rlimit_value(text: str, nofile: bool) -> int:
+    text = text.strip().lower()
+    if text in ("infinity", "unlimited"):
+        return int(Path("/proc/sys/fs/nr_open").read_text()) if nofile else resource.RLIM_INFINITY
+    scale = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
+    return int(text[:-1] if scale > 1 else text) * scale
+
+
+def _capped(value: int, most: int) -> int:
+    if most == resource.RLIM_INFINITY:
+        return value
+    return most if value == resource.RLIM_INFINITY else min(value, most)
+
+
+def unit_limits(name: str) -> dict[int, tuple[int, int]]:
+    """The rlimits systemd starts unit `name` with: {RLIMIT_*: (soft, hard)}."""
+    values = dict(DEFAULT_LIMITS)
+    for path in _systemd_files(name):
+        section = ""
+        for line in path.read_text(errors="replace").replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            key, eq, value = line.partition("=")
+            if section == "Service" and eq and key.strip() in RLIMITS:
+                if value.strip():
+                    values[key.strip()] = value.strip()
+                else:
+                    values.pop(key.strip(), None)
+    out: dict[int, tuple[int, int]] = {}
+    for key, value in values.items():
+        soft, colon, hard = value.partition(":")
+        nofile = key == "LimitNOFILE"
+        try:
+            pair = (_rlimit_value(soft, nofile), _rlimit_value(hard if colon else soft, nofile))
+        except ValueError:
+            continue  # systemd ignores an unreadable value too (with a warning)
+        out[RLIMITS[key]] = pair
+    return out
+
+
 def _is_ready(unit: Unit) -> bool:
     if not unit.ready:
         return True
@@ -193,6 +273,17 @@ def start(unit: Unit) -> None:
     if state.main_pid() is not None:
         return
     env = unit_environment(unit)
+    limits = unit_limits(unit.name)
+
+    def set_limits() -> None:  # in the child, before exec
+        for which, (soft, hard) in limits.items():
+            try:
+                resource.setrlimit(which, (soft, hard))
+            except (OSError, ValueError):
+                # as systemd's setrlimit_closest: as near as the hard limit it may not raise allows
+                most = resource.getrlimit(which)[1]
+                resource.setrlimit(which, (_capped(soft, most), _capped(hard, most)))
+
     if unit.ready and "file" in unit.ready:
         Path(unit.ready["file"]).unlink(missing_ok=True)
     with (LOG_DIR / f"{unit.name}.log").open("ab") as log:
@@ -206,6 +297,7 @@ def start(unit: Unit) -> None:
             env=env,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=set_limits,  # setrlimit only: nothing that takes a lock
         )
     state.write(pid=proc.pid, start_time=_start_time(proc.pid), result="running", since=time.time())
 

@@ -120,7 +120,20 @@ def effective_limits(units: Mapping[str, str], unit: str) -> dict[str, Setting]:
 
 
 def proc_limits(text: str) -> dict[str, str]:
-    """/proc/<pid>/limits as `Limit*=` values (`Max open files  1048576  1048576  files`)."""
+    """/proc/<pid>/limits as `Limit*=` values (`Max open files  1048576  1048576  files`).
+
+    A line `nr_open N` in `text` is the kernel's `fs.nr_open`: open files at exactly that are written
+    `infinity`, since that is what systemd gives a unit with `LimitNOFILE=infinity` (the kernel refuses
+    more; systemd sets the closest it can). Without it a containerd.service with `infinity` would look
+    changed on every node whose containerd it started."""
+    nr_open = next(
+        (
+            int(w[1])
+            for line in text.splitlines()
+            if len(w := line.split()) == 2 and w[0] == "nr_open" and w[1].isdigit()
+        ),
+        None,
+    )
     out: dict[str, str] = {}
     for line in text.splitlines():
         for directive, label in LIMITS.items():
@@ -128,6 +141,11 @@ def proc_limits(text: str) -> dict[str, str]:
                 fields = line[len(label) :].split()
                 if len(fields) >= 2:
                     limit = parse_limit(f"{fields[0]}:{fields[1]}")
+                    if limit is not None and directive == "LimitNOFILE" and nr_open is not None:
+                        limit = Limit(
+                            None if limit.soft == nr_open else limit.soft,
+                            None if limit.hard == nr_open else limit.hard,
+                        )
                     if limit is not None:
                         out[directive] = limit.systemd()
     return out

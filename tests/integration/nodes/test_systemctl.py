@@ -82,3 +82,41 @@ def test_a_daemon_started_by_systemctl_holds_no_descriptor_of_its_caller(testbed
     assert held["0"] == "/dev/null"
     # the lock is free once the script has exited, though containerd runs on
     assert node.exec(["flock", "-n", "/tmp/step.lock", "true"]).exit_status == 0
+
+
+def _open_files(node: Node, pid: int) -> tuple[str, str]:
+    (line,) = [x for x in node.read(f"/proc/{pid}/limits").splitlines() if x.startswith("Max open files")]
+    soft, hard = line.split()[3:5]
+    return soft, hard
+
+
+def test_a_daemon_started_by_systemctl_has_its_units_limits_not_its_callers(testbed_cluster: Cluster) -> None:
+    # containerd.service says LimitNOFILE=infinity, which systemd gives as fs.nr_open (here at most the
+    # caller's hard limit: no CAP_SYS_RESOURCE); the caller's own soft 512 must not reach it, and a
+    # drop-in overrides the unit as systemd reads one
+    node = testbed_cluster.nodes[0]
+    nr_open = node.read("/proc/sys/fs/nr_open").strip()
+    most = node.exec(["sh", "-c", "ulimit -Hn"]).stdout.strip()
+    nr_open = nr_open if most == "unlimited" else str(min(int(nr_open), int(most)))
+    dropin = node.view("/etc/systemd/system/containerd.service.d/50-testbed-test.conf")
+    sleeper = node.view("/etc/fake-systemd/limits-test.json")
+    restart = ["sh", "-c", "ulimit -Sn 512 && systemctl restart containerd"]
+    try:
+        assert node.exec(restart).exit_status == 0
+        assert _open_files(node, _main_pid(node, "containerd")) == (nr_open, nr_open)
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        dropin.write_text("[Service]\nLimitNOFILE=4096:8192\n")
+        assert node.exec(restart).exit_status == 0
+        # (containerd is a Go program: Go raises its own soft open-file limit to the hard one)
+        assert _open_files(node, _main_pid(node, "containerd")) == ("8192", "8192")
+        # a unit without a unit file's Limit*= gets systemd's default
+        sleeper.write_text('{"exec": ["/bin/sleep", "120"]}\n')
+        assert node.exec(["sh", "-c", "ulimit -Sn 512 && systemctl start limits-test"]).exit_status == 0
+        default_hard = "524288" if most == "unlimited" else str(min(524288, int(most)))
+        assert _open_files(node, _main_pid(node, "limits-test")) == ("1024", default_hard)
+    finally:
+        node.exec(["systemctl", "stop", "limits-test"])
+        sleeper.unlink(missing_ok=True)
+        dropin.unlink(missing_ok=True)
+        assert node.exec(["systemctl", "restart", "containerd"]).exit_status == 0
+    assert _open_files(node, _main_pid(node, "containerd")) == (nr_open, nr_open)

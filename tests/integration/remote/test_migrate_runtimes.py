@@ -81,6 +81,10 @@ def gpu_node(node: Node) -> None:
     assert restarted.exit_status == 0, restarted.stderr
     info = node.exec(["docker", "info", "--format", "{{.DefaultRuntime}} {{json .Runtimes}}"])
     assert info.stdout.startswith("nvidia "), info.stdout + info.stderr
+    # and an agent that set the running containerd's open files at run time (prlimit), which its unit
+    # (infinity) does not say: what the containers started since have
+    raised = node.exec(["sh", "-c", 'prlimit --pid "$(pidof -s containerd)" --nofile=20000:20000'])
+    assert raised.exit_status == 0, raised.stderr
 
 
 def facts_sandbox(facts: NodeFacts) -> str:
@@ -135,9 +139,10 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
         assert b'BinaryName = "nvidia-container-runtime"' in config.content
         before = snapshot(node, touched_paths(plan))
         assert LIMITS not in before or before[LIMITS] is None
-        # the testbed's containerd runs with the host's 20000 open files, not the infinity of the
-        # containerd.service it would get under systemd: the drop-in keeps the containers' limit
+        # the running containerd has 20000 open files, not the infinity its containerd.service gives:
+        # the drop-in keeps the containers' limit
         running = facts.containerd_limits["LimitNOFILE"]
+        assert running == "20000", facts.containerd_limits
         (limits,) = [f for f in plan.containerd_files if f.path == LIMITS]
         assert f"\nLimitNOFILE={running}\n".encode() in limits.content
         calls = len(node.systemctl_calls())

@@ -83,3 +83,37 @@ def test_a_default_runtime_whose_binary_is_missing_is_a_plan_blocker_and_refused
     assert f"{blocker.message}: {blocker.advice}" in step.message
     assert StepId.CORDON not in {s.id for s in record.steps}
     assert not fake.nodes[node.name].unschedulable
+
+
+def test_the_probe_reads_the_limits_of_the_containerd_daemon_not_a_younger_process_of_that_name(
+    cluster: Cluster,
+) -> None:
+    # The probe's own `containerd --version` runs while it reads the daemon's limits: a process
+    # named containerd that is not the daemon (here a copy of sleep, with 256 open files) must not
+    # be the one read, whichever of the two /proc lists first.
+    node = node_of(cluster, "kubeadm-cgroupfs")
+    daemon = int(node.exec(["systemctl", "show", "-p", "MainPID", "--value", "containerd"]).stdout)
+    impostor = "/tmp/shimshift-test/containerd"
+    started = node.exec(
+        [
+            "sh",
+            "-c",
+            f"mkdir -p /tmp/shimshift-test && cp /bin/sleep {impostor} && "
+            f"(ulimit -n 256 && exec setsid {impostor} 120) >/dev/null 2>&1 & echo $!",
+        ]
+    )
+    assert started.exit_status == 0, started.stderr
+    try:
+        alive = node.exec(["pgrep", "-x", "containerd"]).stdout.split()
+        assert len(alive) == 2, (alive, started.stdout)
+        with connect(cluster, node) as conn:
+            for _ in range(3):
+                facts = facts_of(NodeSteps(conn), node)
+                assert facts.containerd_limits.get("LimitNOFILE") not in (None, "256"), facts.containerd_limits
+                assert facts.containerd_parent != "sh", facts.containerd_parent
+        (line,) = [x for x in node.read(f"/proc/{daemon}/limits").splitlines() if x.startswith("Max open")]
+        nr_open = node.read("/proc/sys/fs/nr_open").strip()
+        soft, hard = ("infinity" if v == nr_open else v for v in line.split()[3:5])
+        assert facts.containerd_limits["LimitNOFILE"] == (soft if soft == hard else f"{soft}:{hard}")
+    finally:
+        node.exec(["sh", "-c", f"pkill -x -f '{impostor} 120'; rm -rf /tmp/shimshift-test"])

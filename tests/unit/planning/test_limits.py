@@ -100,6 +100,27 @@ def test_on_a_docker_ce_node_the_containers_had_containerds_limits_so_nothing_is
     assert "LimitNOFILE=1048576" in note and "ran with containerd's infinity" in note
 
 
+def test_open_files_at_the_kernels_nr_open_are_infinity_as_systemd_gives_them() -> None:
+    # systemd starts a LimitNOFILE=infinity unit with fs.nr_open (the kernel refuses more): that
+    # containerd did get what its unit says, so there is nothing to keep
+    at_max = proc("1048576              1048576              files") + "nr_open 1048576\n"
+    assert proc_limits(at_max)["LimitNOFILE"] == "infinity"
+    facts = facts_with(at_max, "systemd")
+    assert facts.containerd_limits["LimitNOFILE"] == "infinity"
+    assert DROPIN not in {f.path for f in render_node_config(spec(), facts).files}
+    # below it, a number that differs from infinity, kept (dockerd started this one)
+    below = proc("1048576              1048576              files") + "nr_open 1073741816\n"
+    assert proc_limits(below)["LimitNOFILE"] == "1048576"
+    kept = render_node_config(spec(), facts_with(below, "dockerd"))
+    (dropin,) = [f for f in kept.files if f.path == DROPIN]
+    assert b"\nLimitNOFILE=1048576\n" in dropin.content
+    # a soft limit below the maximum stays a number on its side
+    assert proc_limits(proc("1024                 1048576              files") + "nr_open 1048576\n") == {
+        "LimitNOFILE": "1024:infinity",
+        "LimitMEMLOCK": "65536",
+    }
+
+
 def test_a_containerd_dockerd_started_gave_the_containers_dockerds_limits_which_are_kept() -> None:
     facts = facts_with(proc("1048576              1048576              files"), "dockerd")
     report = plan(facts)
