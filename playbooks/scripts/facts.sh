@@ -29,6 +29,8 @@ file() {
 
 file /etc/os-release
 cmd kernel uname -r
+# Each interface's name, MTU and flags: kubenet's bridge took the smallest MTU of those up.
+cmd links sh -c 'for d in /sys/class/net/*; do printf "%s %s %s\n" "${d##*/}" "$(cat "$d/mtu")" "$(cat "$d/flags")"; done'
 cmd docker-info docker info --format '{{json .}}'
 cmd docker-images sh -c 'ids=$(docker image ls -q --no-trunc | sort -u); [ -z "$ids" ] || docker image inspect $ids'
 cmd docker-containers docker ps -a --no-trunc --format '{{json .}}'

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +45,9 @@ NEW_CONTROL_PLANE = "v1.34.4"
 
 #: Real kubelets all manage the host's one cgroup hierarchy: whatever runs them (a real-kubelet test
 #: module, ``scripts/demo``) holds this lock, one at a time on this machine.
-HOST_LOCK = Path("/run/lock/shimshift-testbed-real-kubelets.lock")
+HOST_LOCK = Path(
+    os.environ.get("SHIMSHIFT_REAL_KUBELET_LOCK", "/run/lock/shimshift-testbed-real-kubelets.lock")
+)
 
 
 def take_host_lock(wait: float, who: str = "another run on this machine is running real kubelets") -> IO[str]:

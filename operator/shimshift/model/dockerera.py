@@ -594,17 +594,15 @@ KUBELET_FLAGS: Mapping[str, Rule] = {
         _DROPPED + ": containerd's CRI plugin has its own image_pull_progress_timeout (1.7 and later)"
     ),
     "non-masquerade-cidr": _i(_DROPPED + ": only kubenet read it"),
-    "network-plugin-mtu": _r(
-        _DROPPED + ": the pod MTU it set is not carried",
-        "set the MTU in the CNI configuration (/etc/cni/net.d)",
-    ),
     "redirect-container-streaming": _i(
         "removed in kubelet 1.20, left as it is: containerd streams through the kubelet"
     ),
 }
 
 #: Flags decided by their value (`kubelet_flag_fate`); listed so the table names every flag.
-KUBELET_FLAGS_BY_VALUE = frozenset({"network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"})
+KUBELET_FLAGS_BY_VALUE = frozenset(
+    {"network-plugin", "network-plugin-mtu", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"}
+)
 
 #: Dockershim-era flags the switch step drops from the flags files (checked against steps.switch).
 KUBELET_FLAGS_DROPPED = frozenset(
@@ -686,11 +684,27 @@ def node_cni_dirs(
 
 
 def kubelet_flag_fate(
-    name: str, value: str, *, carried: bool = False, pod_cidrs: tuple[str, ...] | None = None
+    name: str,
+    value: str,
+    *,
+    carried: bool = False,
+    pod_cidrs: tuple[str, ...] | None = None,
+    kubenet: bool = False,
 ) -> Rule:
     """What becomes of kubelet flag `--name=value`; `carried`: containerd's rendered configuration
     already holds its value (a CNI directory set through spec.containerd.extraConfig); `pod_cidrs`:
-    the Node's podCIDRs, which a kubenet network is translated on (`model.kubenet`; None: unknown)."""
+    the Node's podCIDRs, which a kubenet network is translated on (`model.kubenet`; None: unknown);
+    `kubenet`: the node runs dockershim's kubenet."""
+    if name == "network-plugin-mtu":
+        if not kubenet:
+            return _i(_DROPPED + ": only kubenet read it (dockershim's CNI network plugin ignores it)")
+        if not pod_cidrs:
+            return _i(_DROPPED + ": kubenet's network cannot be carried on this node (no podCIDR)")
+        if value.strip().isdigit() and int(value) > 0:
+            return _t(
+                f"carried: the mtu of kubenet's bridge network in {KUBENET_FILE}; the switch drops the flag"
+            )
+        return _i(_DROPPED + f": kubenet chose its MTU itself, and {KUBENET_FILE} keeps what it chose")
     if name == "network-plugin":
         if value == "cni":
             return _i(_DROPPED + ": containerd's CRI plugin runs the CNI plugins itself")
@@ -779,9 +793,6 @@ CRI_DOCKERD_FLAGS: Mapping[str, Rule] = {
     "runtime-cgroups": _i(_CRI_DOCKERD_OWN + ": the cgroup of its own process"),
     "hairpin-mode": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
     "ipv6-dual-stack": _i(_CRI_DOCKERD_OWN + ": only kubenet read it"),
-    "network-plugin-mtu": _r(
-        "cri-dockerd's pod MTU is not carried", "set the MTU in the CNI configuration (/etc/cni/net.d)"
-    ),
 }
 
 
@@ -792,9 +803,12 @@ def cri_dockerd_flag_fate(
     carried: bool = False,
     sandbox: str | None = None,
     pod_cidrs: tuple[str, ...] | None = None,
+    kubenet: bool = False,
 ) -> Rule:
     """What becomes of cri-dockerd's `--name=value`; `carried` as for `kubelet_flag_fate`, `sandbox`:
     the sandbox image containerd's rendered configuration uses."""
+    if name == "network-plugin-mtu":
+        return kubelet_flag_fate(name, value, pod_cidrs=pod_cidrs, kubenet=kubenet)
     if name in ("network-plugin", "cni-bin-dir", "cni-conf-dir", "cni-cache-dir"):
         rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs)
         if rule.fate is Fate.IRRELEVANT:

@@ -190,6 +190,10 @@ class NodeFacts:
     #: the Node object's spec.podCIDRs (else spec.podCIDR), not the probe's: what a kubenet node's
     #: bridge network allocates from (`model.kubenet`); set by the facts step and the plan
     pod_cidrs: tuple[str, ...] = ()
+    #: the smallest MTU of the node's interfaces that are up and neither loopback nor point-to-point,
+    #: as kubenet chose its bridge's MTU without --network-plugin-mtu; 0: none suitable (kubenet fell
+    #: back to 1460); None: not probed
+    min_link_mtu: int | None = None
     unreadable: Mapping[str, str] = field(default_factory=dict)  # what could not be read -> why
 
     @property

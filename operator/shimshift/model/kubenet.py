@@ -7,11 +7,13 @@ no such plugin, so without a configuration in its CNI conf_dir the node goes Not
 ("cni plugin not initialized"). The translation writes kubenet's network as a conflist there: bridge
 `cbr0` with `isGateway`, host-local IPAM on the Node's podCIDR(s) with a default route, and portmap
 for hostPort (which dockershim's kubenet did with its own hostport code); containerd's CRI sets up
-loopback itself. kubenet's `--hairpin-mode` becomes the bridge's `hairpinMode` (hairpin-veth) or
-`promiscMode` (promiscuous-bridge, kubenet's default). The bridge masquerades the pods' traffic that
-leaves the pod CIDR (`ipMasq`), where kubenet's own iptables rule masqueraded what left
-`--non-masquerade-cidr`. Without a podCIDR on the Node object there is nothing to allocate from, and
-the flag stays a blocker.
+loopback itself. The bridge's MTU is kubenet's: `--network-plugin-mtu`, else the smallest MTU of
+the node's interfaces (up, not loopback or point-to-point, at least 576), else 1460, as kubenet
+chose it (without it the bridge plugin would leave the kernel's 1500). kubenet's `--hairpin-mode`
+becomes the bridge's `hairpinMode` (hairpin-veth) or `promiscMode` (promiscuous-bridge, kubenet's
+default). The bridge masquerades the pods' traffic that leaves the pod CIDR (`ipMasq`), where
+kubenet's own iptables rule masqueraded what left `--non-masquerade-cidr`. Without a podCIDR on the
+Node object there is nothing to allocate from, and the flag stays a blocker.
 """
 
 from __future__ import annotations
@@ -53,7 +55,29 @@ def pod_cidrs(facts: NodeFacts) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def kubenet_config(cidrs: Sequence[str], hairpin_mode: str | None = None) -> str:
+#: kubenet's bridge MTU when no interface was suitable (kubenet_linux.go's fallbackMTU)
+KUBENET_FALLBACK_MTU = 1460
+#: the smallest MTU kubenet took from an interface
+KUBENET_MIN_LINK_MTU = 576
+
+
+def kubenet_mtu(facts: NodeFacts) -> tuple[int | None, str]:
+    """The MTU of kubenet's bridge on this node and where it comes from: `--network-plugin-mtu` when
+    it is above 0, else what kubenet chose itself (the smallest MTU of the node's interfaces, or 1460
+    when none is suitable); (None, why) when the probe did not read the interfaces."""
+    raw = _flag(facts.kubelet.flags, "network-plugin-mtu") or _flag(
+        facts.cri_dockerd_flags, "network-plugin-mtu"
+    )
+    if raw is not None and raw.strip().isdigit() and int(raw) > 0:
+        return int(raw), "--network-plugin-mtu"
+    if facts.min_link_mtu is None:
+        return None, "the node's interfaces were not probed"
+    if facts.min_link_mtu >= KUBENET_MIN_LINK_MTU:
+        return facts.min_link_mtu, "the smallest MTU of the node's interfaces, as kubenet chose it"
+    return KUBENET_FALLBACK_MTU, "kubenet's fallback: no interface of the node was suitable"
+
+
+def kubenet_config(cidrs: Sequence[str], hairpin_mode: str | None = None, mtu: int | None = None) -> str:
     """The conflist of kubenet's network on `cidrs` (the Node's podCIDRs)."""
     routes = []
     for cidr in cidrs:
@@ -65,6 +89,8 @@ def kubenet_config(cidrs: Sequence[str], hairpin_mode: str | None = None) -> str
         "isGateway": True,
         "ipMasq": True,
     }
+    if mtu is not None:
+        bridge["mtu"] = mtu
     if hairpin_mode == "hairpin-veth":
         bridge["hairpinMode"] = True
     elif hairpin_mode in (None, "", "promiscuous-bridge"):
@@ -90,4 +116,4 @@ def kubenet_translation(facts: NodeFacts) -> str | None:
     if not cidrs:
         return None
     hairpin = _flag(facts.kubelet.flags, "hairpin-mode") or _flag(facts.cri_dockerd_flags, "hairpin-mode")
-    return kubenet_config(cidrs, hairpin)
+    return kubenet_config(cidrs, hairpin, kubenet_mtu(facts)[0])

@@ -29,7 +29,7 @@ from shimshift.model.dockerera import (
     log_rotation,
 )
 from shimshift.model.facts import NodeFacts
-from shimshift.model.kubenet import pod_cidrs
+from shimshift.model.kubenet import kubenet_node, pod_cidrs
 from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
 from shimshift.model.runtimes import docker_runtimes, missing_binaries
 from shimshift.model.spec import NodeMigrationSpec
@@ -175,7 +175,9 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
             continue
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
-        rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
+        rule = kubelet_flag_fate(
+            name, value, carried=carried, pod_cidrs=pod_cidrs(facts), kubenet=kubenet_node(facts)
+        )
         found = _flag_finding(
             rule,
             carried,
@@ -263,7 +265,12 @@ def _cri_dockerd_findings(facts: NodeFacts, containerd: FileSection) -> Iterator
         seen.add(name)
         carried = name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, name, value)
         rule = cri_dockerd_flag_fate(
-            name, value, carried=carried, sandbox=sandbox, pod_cidrs=pod_cidrs(facts)
+            name,
+            value,
+            carried=carried,
+            sandbox=sandbox,
+            pod_cidrs=pod_cidrs(facts),
+            kubenet=kubenet_node(facts),
         )
         found = _flag_finding(
             rule,

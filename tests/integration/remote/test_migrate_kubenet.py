@@ -74,17 +74,37 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
     node.view(FLAGS).write_text(flags.replace("--network-plugin=cni", "--network-plugin=kubenet"))
     for conf in node.view("/etc/cni/net.d").iterdir():
         conf.unlink()
+    # an interface at 1400 (a real node's uplink): kubenet's bridge took the smallest MTU of those up
+    link = [
+        "ip",
+        "link",
+        "add",
+        "ss-up0",
+        "mtu",
+        "1400",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ss-up1",
+        "mtu",
+        "1400",
+    ]
+    assert node.exec(link).exit_status == 0
+    assert node.exec(["sh", "-c", "ip link set ss-up0 up && ip link set ss-up1 up"]).exit_status == 0
 
     with connect(cluster, node) as conn:
         steps = NodeSteps(conn)
         facts = facts_of(steps, node)
         assert facts.cni_conf_dirs["/etc/cni/net.d"] == ()
+        assert facts.min_link_mtu == 1400, facts.min_link_mtu
         # without the Node's podCIDR nothing is translated: the plan has no file for it
         assert CONFLIST not in {f.path for f in plan_for(facts, "m-kubenet").containerd_files}
         facts = replace(facts, pod_cidrs=(POD_CIDR,))  # the Node's spec.podCIDR, as the facts step sets it
         plan = plan_for(facts, "m-kubenet")
         (conflist,) = [f for f in plan.containerd_files if f.path == CONFLIST]
-        assert json.loads(conflist.content)["plugins"][0]["ipam"]["ranges"] == [[{"subnet": POD_CIDR}]]
+        bridge = json.loads(conflist.content)["plugins"][0]
+        assert bridge["ipam"]["ranges"] == [[{"subnet": POD_CIDR}]] and bridge["mtu"] == 1400
         before = snapshot(node, touched_paths(plan))
         assert before[CONFLIST] is None
         for step in FORWARD:  # verify requires NetworkReady from crictl info
@@ -105,6 +125,7 @@ def migrate_and_undo(cluster: Cluster, kube_core: CoreV1Api, profile: str) -> No
     assert active(node, "docker") and active(node, "kubelet")
     wait_runtime(kube_core, node.name, "docker://")
     assert "--network-plugin=kubenet" in node.read(FLAGS)
+    assert node.exec(["ip", "link", "del", "ss-up0"]).exit_status == 0
 
 
 def test_a_kubenet_node_moves_to_containerd_with_network_ready_and_undo_removes_the_configuration(

@@ -21,7 +21,18 @@ PATH = f"/etc/cni/net.d/{KUBENET_FILE}"
 PLUGINS = "bridge\nhost-local\nloopback\nportmap\n"
 
 
-def plan(cidr: str | None, bins: str = PLUGINS, leftover: bool = False, hairpin: str = "") -> PlanReport:
+#: a node's interfaces as the probe lists them (name, MTU, flags): lo, an ens5 up at 9001, a cbr0 up at
+#: 1450 (kubenet made it), a wireguard tunnel (point-to-point) at 1420, a down interface at 1280
+LINKS = "lo 65536 0x9\nens5 9001 0x1003\ncbr0 1450 0x1003\nwg0 1420 0x91\nens6 1280 0x1002\n"
+
+
+def plan(
+    cidr: str | None,
+    bins: str = PLUGINS,
+    leftover: bool = False,
+    hairpin: str = "",
+    links: str | None = None,
+) -> PlanReport:
     files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
     files["/var/lib/kubelet/kubeadm-flags.env"] = (
         f'KUBELET_KUBEADM_ARGS="--network-plugin=kubenet {hairpin} '
@@ -31,6 +42,8 @@ def plan(cidr: str | None, bins: str = PLUGINS, leftover: bool = False, hairpin:
         "cni-conf:/etc/cni/net.d": ("10-old.conflist\n" if leftover else "", "0"),
         "cni-bin:/opt/cni/bin": (bins, "0"),
     }
+    if links is not None:
+        overrides["links"] = (links, "0")
     if leftover:
         overrides["cnifile:/etc/cni/net.d/10-old.conflist"] = (
             json.dumps({"name": "old", "plugins": [{"type": "bridge"}]}),
@@ -99,3 +112,31 @@ def test_hairpin_veth_and_dual_stack() -> None:
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}], [{"subnet": "fd00:10:244:3::/64"}]]
     assert bridge["ipam"]["routes"] == [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
     assert written(plan("10.244.3.0/24", hairpin="--hairpin-mode=hairpin-veth"))["plugins"][0]["hairpinMode"]
+
+
+def test_the_bridge_keeps_kubenets_mtu_the_flags_else_the_smallest_of_the_nodes_interfaces() -> None:
+    # without the flag kubenet took the smallest MTU of the interfaces up (not loopback, not
+    # point-to-point): 1450 here, where the bridge plugin alone would leave the kernel's 1500
+    (bridge, _) = written(plan("10.244.3.0/24", links=LINKS))["plugins"]
+    assert bridge["mtu"] == 1450
+    # --network-plugin-mtu wins, and is carried, not reported as lost
+    report = plan("10.244.3.0/24", hairpin="--network-plugin-mtu=8950", links=LINKS)
+    (bridge, _) = written(report)["plugins"]
+    assert bridge["mtu"] == 8950
+    assert not [f for f in (*report.warnings, *report.blockers) if f.subject == "--network-plugin-mtu"]
+    # no suitable interface: kubenet's own fallback
+    (bridge, _) = written(plan("10.244.3.0/24", links="lo 65536 0x9\n"))["plugins"]
+    assert bridge["mtu"] == 1460
+    # facts from a probe that did not list the interfaces: no mtu key (the kernel's), as before
+    (bridge, _) = written(plan("10.244.3.0/24"))["plugins"]
+    assert "mtu" not in bridge
+
+
+def test_the_mtu_flag_on_a_cni_node_is_nothing_lost() -> None:
+    from shimshift.model.dockerera import Fate, kubelet_flag_fate
+
+    assert kubelet_flag_fate("network-plugin-mtu", "1450").fate is Fate.IRRELEVANT
+    assert kubelet_flag_fate("network-plugin-mtu", "1450", pod_cidrs=("10.0.0.0/24",), kubenet=True).fate is (
+        Fate.TRANSLATED
+    )
+    assert kubenet_config(["10.0.0.0/24"], mtu=1400).count('"mtu": 1400') == 1

@@ -34,7 +34,7 @@ from shimshift.model.dockerera import (
     node_cni_dirs,
 )
 from shimshift.model.facts import NodeFacts
-from shimshift.model.kubenet import KUBENET_FILE, kubenet_translation, pod_cidrs
+from shimshift.model.kubenet import KUBENET_FILE, kubenet_node, kubenet_translation, pod_cidrs
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.kubeletfiles import unit_flags
 
@@ -295,7 +295,9 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             continue
         seen.add(name)
         carried = name != "network-plugin" and cni_dir_carried(config, name, value)
-        rule = kubelet_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
+        rule = kubelet_flag_fate(
+            name, value, carried=carried, pod_cidrs=pod_cidrs(facts), kubenet=kubenet_node(facts)
+        )
         if rule.fate is Fate.REFUSED:
             what = f"kubelet --{name}={shown_value(value)}"
             yield CniProblem(
@@ -319,7 +321,9 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             continue
         seen.add(name)
         carried = name != "network-plugin" and cni_dir_carried(config, name, value)
-        rule = cri_dockerd_flag_fate(name, value, carried=carried, pod_cidrs=pod_cidrs(facts))
+        rule = cri_dockerd_flag_fate(
+            name, value, carried=carried, pod_cidrs=pod_cidrs(facts), kubenet=kubenet_node(facts)
+        )
         if rule.fate is Fate.REFUSED:
             what = f"cri-dockerd --{name}={shown_value(value)} ({facts.cri_dockerd_unit})"
             yield CniProblem(

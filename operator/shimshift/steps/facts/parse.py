@@ -135,6 +135,12 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
     if (rec := get("file:/etc/os-release", "/etc/os-release")) is not None:
         os_release = _os_release(rec.text)
     kernel = rec.text.strip() if (rec := get("kernel", "kernel")) else None
+    min_link_mtu = None
+    if (rec := r.get("links")) is not None:  # older probes did not read them
+        if rec.ok:
+            min_link_mtu = _min_link_mtu(rec.text)
+        else:
+            unreadable["the node's network interfaces"] = rec.why()
 
     docker_version = docker_cgroup = None
     docker_root = None
@@ -251,6 +257,7 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
         cri_dockerd=_ok(r, "file:/etc/systemd/system/cri-docker.service")
         or services.get("cri-docker", False),
         cri_dockerd_flags=cri_dockerd_flags,
+        min_link_mtu=min_link_mtu,
         cri_dockerd_unit=cri_dockerd_unit,
         docker_proxy_env=proxy_environment(docker_units),
         containerd_dropins=containerd_dropins,
@@ -619,3 +626,24 @@ def _kubelet(
         units=units,
         active=active_rec.text.strip() == "active" if active_rec is not None else None,
     )
+
+
+#: /sys/class/net/<if>/flags bits (linux/if.h)
+_IFF_UP, _IFF_LOOPBACK, _IFF_POINTOPOINT = 0x1, 0x8, 0x10
+
+
+def _min_link_mtu(text: str) -> int:
+    """The smallest MTU of the interfaces that are up and neither loopback nor point-to-point, as
+    kubenet's findMinMTU picks it (lines `<name> <mtu> <flags in hex>`); 0 when none is."""
+    mtus = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or not fields[1].isdigit():
+            continue
+        try:
+            flags = int(fields[2], 16)
+        except ValueError:
+            continue
+        if flags & _IFF_UP and not flags & (_IFF_LOOPBACK | _IFF_POINTOPOINT):
+            mtus.append(int(fields[1]))
+    return min(mtus, default=0)
