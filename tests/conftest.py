@@ -1,13 +1,13 @@
 """Shared pytest plugins (the testbed's fixtures) and how the suite is split between xdist workers.
 
-`scripts/test` runs the suite on several pytest-xdist workers with `--dist loadfile`: a test module
-runs whole on one worker, so its module-scoped stack (fake nodes, an emulator, a control plane) is
-brought up once and its tests keep their order. Modules that must not run at the same time as each
-other are one scope here, so they run one after the other on one worker: real kubelets all manage the
-host's one cgroup hierarchy. (Another pytest run on the same machine is kept out by the
-`real_kubelet_host` lock.) A long module whose tests are independent of each other (each crash point
-brings up its own operator against a cleaned cluster) is split into a few scopes instead, so its
-tests spread over the workers; each worker brings the module's session stack up once.
+`scripts/test` runs the suite on several pytest-xdist workers with `--dist loadfile`: a test module runs
+whole on one worker, so its module-scoped stack (fake nodes, an emulator, a control plane) is brought up
+once and its tests keep their order. The real-kubelet modules are two scopes here, so at most two of
+these heavy stacks run at a time, each scope's modules one after the other on one worker; another pytest
+run or a demo on the same machine shares the `real_kubelet_host` lock's two slots. A long module whose
+tests are independent of each other (each crash point brings up its own operator against a cleaned
+cluster) is split into a few scopes instead, so its tests spread over the workers; each worker brings
+the module's session stack up once.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ pytest_plugins = ["testbed.nodes.fixtures", "testbed.kubeapi.fixtures", "testbed
 
 #: test modules that share the host in a way two workers must not: module path -> scope
 SHARED_HOST_SCOPES = {
-    "tests/e2e/test_demo.py": "real-kubelets",
-    "tests/e2e/test_real_kubelet.py": "real-kubelets",
-    "tests/e2e/test_real_kubelet_endpoint.py": "real-kubelets",
-    "tests/e2e/test_hooks_real.py": "real-kubelets",
-    "tests/e2e/test_real_kubelet_rollback.py": "real-kubelets",
-    "tests/e2e/test_real_kubelet_crash.py": "real-kubelets",
-    "tests/integration/nodes/test_real_kubelet.py": "real-kubelets",
+    "tests/e2e/test_demo.py": "real-kubelets-a",
+    "tests/e2e/test_real_kubelet.py": "real-kubelets-a",
+    "tests/e2e/test_real_kubelet_rollback.py": "real-kubelets-a",
+    "tests/e2e/test_real_kubelet_endpoint.py": "real-kubelets-b",
+    "tests/e2e/test_hooks_real.py": "real-kubelets-b",
+    "tests/e2e/test_real_kubelet_crash.py": "real-kubelets-b",
+    "tests/integration/nodes/test_real_kubelet.py": "real-kubelets-b",
 }
 
 #: long modules of independent tests: module path -> how many scopes its tests are spread over

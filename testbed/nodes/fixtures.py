@@ -82,9 +82,9 @@ REAL_KUBELET_LOCK_WAIT = 120.0
 
 @pytest.fixture(scope="module")
 def real_kubelet_host() -> Iterator[None]:
-    """Held by the test module running real kubelets: one module at a time on this machine, also
-    across pytest runs and against ``scripts/demo`` (``realkubelet.host_lock``); within one run the
-    modules share an xdist scope (tests/conftest.py)."""
+    """Held by the test module running real kubelets: a slot of the host lock (``realkubelet.host_lock``:
+    two such stacks at a time on this machine, across pytest runs and ``scripts/demo``); within one run
+    the modules are two xdist scopes (tests/conftest.py)."""
     with host_lock(
         REAL_KUBELET_LOCK_WAIT, "another pytest run or demo on this machine is running real kubelets"
     ):
