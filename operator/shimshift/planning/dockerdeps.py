@@ -84,6 +84,46 @@ _ADVICE: Mapping[DependencyKind, str] = {
 }
 
 
+#: Agents that read the container runtime through its socket, by image, and the setting each vendor
+#: documents for containerd (the socket is /run/containerd/containerd.sock after the switch).
+_AGENTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"(^|/)(datadoghq|datadog)/(agent|cluster-agent)(:|@|$)"),
+        "Datadog Agent",
+        "mount /run/containerd/containerd.sock into the agent and set DD_CRI_SOCKET_PATH to it "
+        "(Helm: datadog.criSocketPath), which also turns on its containerd check",
+    ),
+    (
+        re.compile(r"(^|/)falco(-no-driver|-distroless)?(:|@|$)"),
+        "Falco",
+        "enable its containerd collector (Helm: collectors.containerd.enabled=true, which runs falco "
+        "--cri /run/containerd/containerd.sock) and disable the docker one (collectors.docker.enabled=false)",
+    ),
+    (
+        re.compile(r"(^|/)twistlock/defender(:|@|$)"),
+        "Prisma Cloud Defender",
+        "deploy the Defender DaemonSet again with the container runtime containerd (Console: Manage > "
+        "Defenders, or its Helm chart's containerRuntime)",
+    ),
+    (
+        re.compile(r"(^|/)cadvisor(:|@|$)"),
+        "cAdvisor",
+        "run it with --containerd=/run/containerd/containerd.sock (its default) and that socket mounted",
+    ),
+)
+
+
+_AGENT_SETTINGS = {product: setting for _, product, setting in _AGENTS}
+
+
+def agent_of(image: str) -> tuple[str, str] | None:
+    """(product, what to change) for a known agent image that reads the runtime's socket."""
+    for pattern, product, setting in _AGENTS:
+        if pattern.search(image):
+            return product, setting
+    return None
+
+
 @dataclass(frozen=True)
 class DockerDependency:
     kind: DependencyKind
@@ -93,9 +133,17 @@ class DockerDependency:
     evidence: str  # e.g. "container shipper mounts hostPath /var/lib/docker/containers"
     pods: int
     nodes: tuple[str, ...]  # the nodes it runs on (in the plan's node set or not)
+    agent: str | None = None  # the known agent it is (`agent_of`), whose own setting the advice gives
 
     @property
     def advice(self) -> str:
+        setting = _AGENT_SETTINGS.get(self.agent or "")
+        if setting is not None and self.kind in (
+            DependencyKind.DOCKER_SOCKET,
+            DependencyKind.SOCKET_PARENT_DIR,
+            DependencyKind.DOCKER_LABELS,
+        ):
+            return f"{self.agent}: {setting}; {_ADVICE[self.kind]}"
         return _ADVICE[self.kind]
 
     @property
@@ -151,7 +199,9 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                 kind, severity = hit
                 if kind == DependencyKind.DOCKER_DATA and _LOG_SHIPPERS.search(c.image):
                     kind = DependencyKind.DOCKER_LOGS
-                found.append((kind, severity, f"container {c.name} mounts hostPath {path}"))
+                agent = agent_of(c.image)
+                what = f" ({agent[0]}, {c.image})" if agent else ""
+                found.append((kind, severity, f"container {c.name}{what} mounts hostPath {path}"))
         dind, docker_client, labels = _hints(c.image, c.command)
         if dind:
             found.append(
@@ -185,6 +235,7 @@ def find_docker_dependencies(
 ) -> tuple[DockerDependency, ...]:
     """Dependencies of pods on the planned nodes, one entry per (workload, kind, evidence)."""
     groups: dict[tuple[str, str, DependencyKind, str], tuple[Severity, int, set[str]]] = {}
+    agents: dict[tuple[str, str, DependencyKind, str], str] = {}
     for pod in pods:
         if pod.node not in nodes_in_plan:
             continue
@@ -193,14 +244,27 @@ def find_docker_dependencies(
             continue
         workload, _ = describe_controller(pod, controllers)
         workload = workload or f"Pod/{pod.name}"
+        images = [c.image for c in pod.containers]
         for kind, severity, evidence in deps:
             key = (pod.namespace, workload, kind, evidence)
+            for image in images:
+                if (agent := agent_of(image)) is not None and f"{image})" in evidence:
+                    agents[key] = agent[0]
             _, count, nodes = groups.get(key, (severity, 0, set()))
             nodes.add(pod.node)
             groups[key] = (severity, count + 1, nodes)
     order = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
     deps_out = [
-        DockerDependency(kind, severity, ns, workload, evidence, count, tuple(sorted(nodes)))
+        DockerDependency(
+            kind,
+            severity,
+            ns,
+            workload,
+            evidence,
+            count,
+            tuple(sorted(nodes)),
+            agents.get((ns, workload, kind, evidence)),
+        )
         for (ns, workload, kind, evidence), (severity, count, nodes) in groups.items()
     ]
     return tuple(

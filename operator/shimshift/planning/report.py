@@ -166,5 +166,5 @@ def report_to_json(report: PlanReport) -> dict[str, Any]:
                 for c in obj.changes
             ]
     for dep, raw in zip(report.docker_dependencies, out["dockerDependencies"], strict=True):
-        raw["advice"] = dep.advice
+        raw["advice"] = dep.advice  # with a known agent's own setting first
     return out

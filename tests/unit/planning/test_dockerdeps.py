@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shimshift.planning.dockerdeps import DependencyKind, Severity, find_docker_dependencies, pod_dependencies
+from shimshift.planning.dockerdeps import (
+    DependencyKind,
+    Severity,
+    agent_of,
+    find_docker_dependencies,
+    pod_dependencies,
+)
 from tests.unit.planning.factory import cluster, controller, pod
 
 
@@ -63,3 +69,36 @@ def test_a_daemonset_is_one_finding_across_its_nodes_and_other_nodes_are_ignored
     dep = deps[0]
     assert (dep.workload, dep.pods, dep.nodes) == ("DaemonSet/agent", 2, ("n1", "n2"))
     assert "containerd.sock" in dep.advice
+
+
+def test_a_known_agent_on_docker_sock_is_named_with_the_setting_its_vendor_documents() -> None:
+    pods = [
+        pod(
+            f"dd-{n}",
+            node_name=n,
+            owner=("DaemonSet", "datadog"),
+            host_paths={"s": "/var/run/docker.sock"},
+            image="gcr.io/datadoghq/agent:7.50.0",
+        )
+        for n in ("n1", "n2")
+    ]
+    c = cluster(pods=pods, controllers=[controller("DaemonSet", "datadog", replicas=None)])
+    (dep,) = find_docker_dependencies(c.pods, c.controller_index(), frozenset({"n1", "n2"}))
+    assert dep.workload == "DaemonSet/datadog" and dep.pods == 2
+    assert (
+        "(Datadog Agent, gcr.io/datadoghq/agent:7.50.0) mounts hostPath /var/run/docker.sock" in dep.evidence
+    )
+    assert dep.advice.startswith("Datadog Agent: mount /run/containerd/containerd.sock")
+    assert "DD_CRI_SOCKET_PATH" in dep.advice and "use the CRI socket" in dep.advice
+    assert (agent_of("docker.io/falcosecurity/falco-no-driver:0.37.1") or ("", ""))[0] == "Falco"
+    assert (agent_of("registry.twistlock.com/twistlock/defender:defender_32_03") or ("", ""))[
+        0
+    ] == "Prisma Cloud Defender"
+    assert (agent_of("gcr.io/cadvisor/cadvisor:v0.47.0") or ("", ""))[0] == "cAdvisor"
+    # an image of another vendor, or one that only looks alike, gets the general advice
+    for image in ("example.com/agent:1", "newrelic/infrastructure:1", "falcon/sensor:7"):
+        assert agent_of(image) is None, image
+    plain = pod("p", host_paths={"s": "/var/run/docker.sock"}, image="example.com/agent:1")
+    c = cluster(pods=[plain])
+    (dep,) = find_docker_dependencies(c.pods, c.controller_index(), frozenset({"n1"}))
+    assert dep.agent is None and dep.advice.startswith("use the CRI socket")
