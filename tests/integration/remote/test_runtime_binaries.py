@@ -109,7 +109,9 @@ def test_the_probe_reads_the_limits_of_the_containerd_daemon_not_a_younger_proce
         with connect(cluster, node) as conn:
             for _ in range(3):
                 facts = facts_of(NodeSteps(conn), node)
-                assert facts.containerd_limits.get("LimitNOFILE") not in (None, "256"), facts.containerd_limits
+                assert facts.containerd_limits.get("LimitNOFILE") not in (None, "256"), (
+                    facts.containerd_limits
+                )
                 assert facts.containerd_parent != "sh", facts.containerd_parent
         (line,) = [x for x in node.read(f"/proc/{daemon}/limits").splitlines() if x.startswith("Max open")]
         nr_open = node.read("/proc/sys/fs/nr_open").strip()
