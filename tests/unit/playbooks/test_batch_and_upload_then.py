@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import time
@@ -104,7 +105,7 @@ class StreamingLocalRunner(LocalRunner):
         with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as proc:
             assert proc.stdout is not None
             out = b""
-            while chunk := proc.stdout.read1(65536):
+            while chunk := os.read(proc.stdout.fileno(), 65536):
                 out += chunk
                 on_stdout(chunk)
             status = proc.wait(timeout)
