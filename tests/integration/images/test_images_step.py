@@ -18,7 +18,7 @@ from shimshift.steps.images.commands import list_containerd_refs, read_image_lay
 from shimshift.steps.images.plan import DiskPolicy, Strategy, normalize_reference, plan_images
 from shimshift.steps.images.run import Progress, migrate_images, run_images_step, undo_images
 from shimshift.steps.images.verdict import image_counts
-from shimshift.steps.runner import StreamingRunner
+from shimshift.steps.runner import Command, CommandResult, StreamingRunner, run_batch
 from tests.integration.images.conftest import NodeRunner, cri_image_status, cri_images, docker_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
@@ -245,3 +245,33 @@ def test_the_step_runs_over_the_operators_ssh_connection_and_undoes_cleanly(imag
     # one read of the node; the record, every batch's transfer and the listing after them; the names
     # the transfers lack (digest references) and the listing that verifies them: whatever the batches
     assert len(plan.batches) > 1 and round_trips == 3, f"{round_trips} SSH round trips"
+
+
+def test_over_the_operators_ssh_connection_a_batchs_results_come_as_each_command_ends(
+    images_cluster: Cluster,
+) -> None:
+    # what lets the images step write its bytes moved while its transfers run in one round trip: the
+    # second command waits for a file that only the report of the first one creates (through the
+    # testbed, not the SSH connection the batch holds); told at the batch's end, it would time out
+    node = images_cluster.nodes[1]
+    options = SshOptions(
+        known_hosts=images_cluster.known_hosts.read_text(),
+        private_key=images_cluster.private_key.read_text(),
+        command_timeout=60.0,
+    )
+    flag = "/tmp/shimshift-first-told"
+    node.exec(["rm", "-f", flag])
+    told: list[tuple[int, int]] = []
+
+    def ended(index: int, result: CommandResult) -> None:
+        told.append((index, result.exit_status))
+        if index == 0:
+            assert node.exec(["touch", flag]).exit_status == 0
+
+    wait = f"i=0; while [ ! -e {flag} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; [ -e {flag} ]"
+    commands = [Command(["true"]), Command(["sh", "-c", wait], timeout=30), Command(["true"])]
+    with NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), options) as conn:
+        results = run_batch(conn, node.name, commands, on_result=ended)
+    node.exec(["rm", "-f", flag])
+    assert [r.exit_status for r in results] == [0, 0, 0]
+    assert told == [(0, 0), (1, 0), (2, 0)]
