@@ -9,16 +9,19 @@ rollout order and leases are the engine's (`shimshift.engine`), which owns the p
 cache this is given.
 
 Must not: import kubernetes, paramiko or kopf; sleep (waits are bounded watches inside the ports); write
-status (the engine records what a step did).
+status (the engine records what a step did; a running step's progress, `progress`, goes to the node's
+own record only).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable, Collection
 
 from shimshift.model.canary import CanaryImage
+from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
@@ -29,6 +32,8 @@ from shimshift.steps.images.canary import canary_image
 from shimshift.steps.table import STEPS
 
 __all__ = ["MAX_CACHED_FACTS", "Outcome", "StepExecutor", "StepFailed", "started_at"]
+
+log = logging.getLogger(__name__)
 
 #: Facts of nodes in flight across every NodeMigration; far above any rollout's maxUnavailable.
 MAX_CACHED_FACTS = 1024
@@ -95,6 +100,12 @@ class StepExecutor:
                 self._said.clear()  # bounded: at worst something is said once more
             self._said.add(key)
             return True
+
+    def progress(self, migration: NodeMigration, record: NodeRecord) -> None:
+        try:
+            self.cluster.write_node_record(migration, record)
+        except ShimshiftError as e:
+            log.warning("node %s: could not record the progress of step %s: %s", record.name, record.step, e)
 
     def run(
         self, migration: NodeMigration, port: NodePort, record: NodeRecord, step: StepId, stopping: bool

@@ -36,6 +36,7 @@ from shimshift.model.migration import NodeMigration
 from shimshift.model.status import ImageCounts
 from shimshift.ports import NodePort
 from shimshift.rendering import RegistryMaterial
+from shimshift.steps.base import ImagesProgress
 
 DOCKER = "docker://20.10.24"
 CONTAINERD = "containerd://1.6.20"
@@ -148,11 +149,13 @@ class SimNodes:
     def configure(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "configure")
 
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
         self._change(node, "images")
         return ImageCounts(transferred=2, bytes=2048)
 
-    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def recheck_images(
+        self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None
+    ) -> ImageCounts:
         self._change(node, "recheck")
         return ImageCounts(transferred=2, bytes=2048)
 

@@ -34,6 +34,7 @@ from testbed.kubeapi import KubeApi
 from testbed.kubeapi.faults import RequestRecord
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
 from testbed.nodes import Cluster
+from testbed.nodes.docker_api import DockerClient
 from testbed.nodes.images import kube_proxy_image
 
 from shimshift.model import keys
@@ -511,6 +512,14 @@ def _status_records(rec: RequestRecord, migration: str, node: str) -> NodeRecord
     return record_of({"spec": {"node": node}, "status": rec.body["status"]})
 
 
+def _tagged_image_bytes(node: Any) -> int:
+    """The sum of Docker's sizes of the node's tagged images, from Docker's API."""
+    listed = DockerClient(node.docker_socket).images(all_images=False)
+    return sum(
+        int(i.get("Size") or 0) for i in listed if any(t != "<none>:<none>" for t in i.get("RepoTags") or ())
+    )
+
+
 def _image_events(node: Any, since: int) -> Counter[tuple[str, str]]:
     """containerd's CRI plugin logs every image create, update and delete in k8s.io (its event monitor):
     (event, name) counts in its log since byte `since`."""
@@ -561,6 +570,7 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
     originals = node5.planned_backup(nodes)  # before calls_before: the probe calls no systemctl change
     calls_before = len(target.systemctl_calls())
     log_before = target.view("/var/log/containerd.log").stat().st_size
+    image_bytes = _tagged_image_bytes(target)  # before the run: Docker stops at its end
     if point.broken_cri:
         assert (
             target.exec(["sh", "-c", f"rm -rf {CRI_STATE_DIR} && echo broken > {CRI_STATE_DIR}"]).exit_status
@@ -622,6 +632,13 @@ def test_a_sigkill_at_this_point_of_a_real_node_resumes_to_the_end_with_nothing_
             _assert_rolled_back(api, raw, record, node, node5, systemctl)
         else:
             _assert_migrated(raw, record, node, node5, originals, name, systemctl, images, operator)
+            # the status view's bar: the node's record says it moved all its bytes to move, Docker's
+            # sizes of its tagged images (the images step moves them all), also where the step resumed
+            moved = record.get("images") or {}
+            assert moved.get("bytesMoved") == moved.get("bytesToMove") == image_bytes > 0, (
+                moved,
+                image_bytes,
+            )
     finally:
         _back_to_docker(nodes, api, node5, name)
     print(

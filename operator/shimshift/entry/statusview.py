@@ -6,9 +6,11 @@ nodes were and are cordoned, the conditions, each node's last error). `run_statu
 through `shimshift.kube.progress` and prints one view, or with `--watch` a new view each time the
 migration changes, until it is Succeeded or Failed.
 
-The images bar counts nodes whose images step is done, with the images and bytes they moved: the
-status records a node's image counts when its images step ends, not the bytes still to move while it
-runs.
+The images bar is in bytes: each node's record holds the bytes its images step moves (Docker's sizes
+of the images it moves, known when the step starts) and the bytes moved so far (written as each
+transfer or pull ends, at most every few seconds), so the bar shows the bytes moved of the bytes to
+move, for the fleet (the nodes whose images step started) and for each node in it now. Records of an
+older shimshift carry no bytes: with any of those the bar counts nodes instead, and says so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shimshift.steps.images.fit import human_bytes
 EXIT_OK = 0
 EXIT_ERROR = 1
 BAR_WIDTH = 30
+NODE_BAR_WIDTH = 20
 #: NodeMigration phases after which nothing more starts: `--watch` ends there.
 FINISHED = frozenset({"Succeeded", "Failed"})
 DONE_PHASES = frozenset({str(NodePhase.SUCCEEDED), str(NodePhase.SKIPPED)})
@@ -106,7 +109,39 @@ def _images_cell(node: Mapping[str, Any]) -> str:
     moved = _int(images.get("transferred")) + _int(images.get("pulled"))
     if not images:
         return ""
-    return f"{moved} moved, {human_bytes(_int(images.get('bytes')))}"
+    sizes = _bytes_of(node)
+    if sizes is None:
+        return f"{moved} moved, {human_bytes(_int(images.get('bytes')))}"
+    if _images_running(node):
+        return f"{human_bytes(sizes[0])} of {human_bytes(sizes[1])}"
+    return f"{moved} moved, {human_bytes(sizes[0])}"
+
+
+def _bytes_of(node: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(bytes moved, bytes to move) of the node's images step, None when its record has no bytes."""
+    images = node.get("images") or {}
+    if "bytesToMove" not in images:
+        return None
+    return _int(images.get("bytesMoved")), _int(images.get("bytesToMove"))
+
+
+def _images_running(node: Mapping[str, Any]) -> bool:
+    return node.get("step") in ("images", "recheck") and node.get("stepState") == "Started"
+
+
+def _older(node: Mapping[str, Any]) -> bool:
+    """A record of an older shimshift: images moved, but no bytes to move recorded."""
+    images = node.get("images") or {}
+    return _bytes_of(node) is None and _int(images.get("transferred")) + _int(images.get("pulled")) > 0
+
+
+def _bytes_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """A bar of bytes: full when there is nothing to move."""
+    return bar(done, total, width) if total > 0 else bar(1, 1, width)
+
+
+def percent(done: int, total: int) -> str:
+    return f"{100 * done // total}%" if total > 0 else "100%"
 
 
 def _table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
@@ -146,6 +181,48 @@ def _cordoned_line(nodes: Sequence[Mapping[str, Any]], now: dt.datetime) -> str:
     return "Cordoned " + "; ".join(parts) if parts else ""
 
 
+def _images_lines(nodes: Sequence[Mapping[str, Any]], eligible: int, now: dt.datetime) -> list[str]:
+    """The images bar (bytes moved of bytes to move; nodes done, for records without bytes) and a
+    line with its own bar for each node whose images step runs now."""
+    images_done = [n for n in nodes if _images_done(n)]
+    moved = sum(_int((n.get("images") or {}).get(k)) for n in nodes for k in ("transferred", "pulled"))
+    skipped = sum(_int((n.get("images") or {}).get("skipped")) for n in nodes)
+    counts = f"{len(images_done)}/{eligible} nodes' images step done: {moved} images moved, {skipped} skipped"
+    sized = [b for n in nodes if (b := _bytes_of(n)) is not None]
+    if any(_older(n) for n in nodes):
+        streamed = sum(_int((n.get("images") or {}).get("bytes")) for n in nodes)
+        lines = [
+            f"Images  {bar(len(images_done), eligible)} {counts}, {human_bytes(streamed)}"
+            " (a bar of nodes: records of an older shimshift hold no bytes to move)"
+        ]
+    else:
+        done_bytes, to_move = sum(b[0] for b in sized), sum(b[1] for b in sized)
+        started = sum(1 for n in nodes if _images_done(n) or _images_running(n))
+        if not started:
+            moving = "no node's images step started yet"
+        else:
+            moving = f"{human_bytes(done_bytes)} of {human_bytes(to_move)} ({percent(done_bytes, to_move)})"
+            if started < eligible:  # the others' bytes to move are recorded when their step starts
+                moving += f" on the {started} node(s) whose images step started"
+        shown = _bytes_bar(done_bytes, to_move) if started else bar(0, 0)
+        lines = [f"Images  {shown} {moving}; {counts}"]
+    for n in nodes:
+        if not _images_running(n):
+            continue
+        since = _in_step(n, now)
+        step = f"{n.get('step')} step running" + (f" for {since}" if since else "")
+        sizes = _bytes_of(n)
+        if sizes is None:
+            lines.append(f"        {n.get('name', '?')}: {step} (no bytes recorded yet)")
+            continue
+        node_bar = _bytes_bar(sizes[0], sizes[1], NODE_BAR_WIDTH)
+        lines.append(
+            f"        {n.get('name', '?')}  {node_bar} {human_bytes(sizes[0])} of {human_bytes(sizes[1])}"
+            f" ({percent(*sizes)}), {step}"
+        )
+    return lines
+
+
 def render_status(
     migration: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], *, source: str, now: dt.datetime
 ) -> str:
@@ -162,23 +239,7 @@ def render_status(
     done = sum(phases[p] for p in DONE_PHASES)
     counts = ", ".join(f"{p} {phases[p]}" for p in (str(x) for x in NodePhase) if phases[p])
     lines.append(f"Nodes   {bar(done, total)} {done}/{total} done" + (f"  ({counts})" if counts else ""))
-    images_done = [n for n in nodes if _images_done(n)]
-    moved = sum(_int((n.get("images") or {}).get(k)) for n in nodes for k in ("transferred", "pulled"))
-    skipped = sum(_int((n.get("images") or {}).get("skipped")) for n in nodes)
-    moved_bytes = sum(_int((n.get("images") or {}).get("bytes")) for n in nodes)
-    eligible = total - phases[str(NodePhase.SKIPPED)]
-    lines.append(
-        f"Images  {bar(len(images_done), eligible)} {len(images_done)}/{eligible} nodes' images step done:"
-        f" {moved} images moved, {skipped} skipped, {human_bytes(moved_bytes)}"
-    )
-    for n in nodes:
-        if n.get("step") == "images" and n.get("stepState") == "Started":
-            since = _in_step(n, now)
-            lines.append(
-                f"        {n.get('name', '?')}: images step running"
-                + (f" for {since}" if since else "")
-                + " (its counts are recorded when the step ends)"
-            )
+    lines += _images_lines(nodes, total - phases[str(NodePhase.SKIPPED)], now)
     cordoned = _cordoned_line(nodes, now)
     if cordoned:
         lines.append(cordoned)

@@ -209,10 +209,18 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class ImageCounts:
+    """What the images step did on a node. `bytes` is what the transfers streamed (the metric's
+    figure); `bytes_to_move` is the sum of Docker's sizes of the images the plan moves (not those in
+    containerd before the step), `bytes_moved` the part of it moved so far: written while the step
+    runs (when a transfer or pull ends, at most every few seconds) for the status view's bar, and
+    equal to `bytes_to_move` once the step is done. Both 0 in records of older versions."""
+
     transferred: int = 0
     pulled: int = 0
     skipped: int = 0
     bytes: int = 0
+    bytes_to_move: int = 0
+    bytes_moved: int = 0
 
 
 #: How a record names the request it was undone on: `spec.undo`, or the annotation's value after this.
@@ -309,6 +317,8 @@ class NodeRecord:
                 pulled=img.get("pulled", 0),
                 skipped=img.get("skipped", 0),
                 bytes=img.get("bytes", 0),
+                bytes_to_move=img.get("bytesToMove", 0),
+                bytes_moved=img.get("bytesMoved", 0),
             ),
             steps=tuple(StepRecord.from_storage(s) for s in raw.get("steps") or ()),
             daemonsets=tuple(raw.get("daemonSets") or ()),
@@ -352,6 +362,8 @@ class NodeRecord:
                 "skipped": i.skipped,
                 "bytes": i.bytes,
             }
+            if i.bytes_to_move or i.bytes_moved:
+                out["images"] |= {"bytesToMove": i.bytes_to_move, "bytesMoved": i.bytes_moved}
         if self.daemonsets:
             out["daemonSets"] = list(self.daemonsets)
         if self.steps:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 import paramiko
@@ -167,6 +167,30 @@ class NodeConnection:
         what: str = "",
     ) -> CommandResult:
         """Run `argv` on the node; with `check`, a non-zero exit raises CommandError."""
+        return self._run(argv, stdin=stdin, timeout=timeout, check=check, what=what)
+
+    def run_streaming(
+        self,
+        argv: Sequence[str],
+        *,
+        on_stdout: Callable[[bytes], None],
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """`run`, handing each chunk of stdout to `on_stdout` as it arrives (a batch's records as
+        each command ends: `shimshift.steps.runner.StreamingRunner`)."""
+        return self._run(argv, stdin=stdin, timeout=timeout, on_stdout=on_stdout)
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None,
+        timeout: float | None,
+        check: bool = False,
+        what: str = "",
+        on_stdout: Callable[[bytes], None] | None = None,
+    ) -> CommandResult:
         if not argv or any(not isinstance(a, str) for a in argv):
             raise TypeError("argv must be a non-empty list of strings")
         timeout = self.options.command_timeout if timeout is None else timeout
@@ -185,6 +209,7 @@ class NodeConnection:
                     timeout=timeout,
                     connect_timeout=self.options.connect_timeout,
                     what=what,
+                    on_stdout=on_stdout,
                 )
             except ConnectionLost:
                 self.close()

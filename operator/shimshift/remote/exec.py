@@ -12,7 +12,7 @@ import math
 import select
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import paramiko
 
@@ -82,9 +82,11 @@ def exec_argv(
     timeout: float,
     connect_timeout: float,
     what: str = "",
+    on_stdout: Callable[[bytes], None] | None = None,
 ) -> CommandResult:
     """Run `wrapped` (the node-side form of `argv`) on one new channel; ConnectionLost when the
-    transport breaks on the way (the caller drops the connection)."""
+    transport breaks on the way (the caller drops the connection). `on_stdout` is given each chunk
+    of stdout as it arrives (the result holds all of it too)."""
     command = shlex.join(wrapped)  # the one place argv becomes a string
     start = time.monotonic()
     try:
@@ -94,7 +96,7 @@ def exec_argv(
         if stdin is not None:
             chan.sendall(stdin)
         chan.shutdown_write()
-        out, err = _collect(node, chan, start + timeout + _GRACE, argv)
+        out, err = _collect(node, chan, start + timeout + _GRACE, argv, on_stdout)
         status = chan.recv_exit_status()
     except (paramiko.SSHException, OSError, EOFError) as e:
         raise ConnectionLost(
@@ -122,12 +124,21 @@ def check_status(
     return result
 
 
-def _collect(node: str, chan: paramiko.Channel, deadline: float, argv: Sequence[str]) -> tuple[bytes, bytes]:
+def _collect(
+    node: str,
+    chan: paramiko.Channel,
+    deadline: float,
+    argv: Sequence[str],
+    on_stdout: Callable[[bytes], None] | None = None,
+) -> tuple[bytes, bytes]:
     out, err = bytearray(), bytearray()
     exited_at: float | None = None
     while True:
         while chan.recv_ready():
-            out += chan.recv(65536)
+            chunk = chan.recv(65536)
+            out += chunk
+            if on_stdout is not None and chunk:
+                on_stdout(chunk)
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
         if len(out) + len(err) > MAX_OUTPUT:

@@ -28,6 +28,7 @@ from shimshift.remote.connection import NodeConnection
 from shimshift.rendering import RegistryMaterial, render_node_config
 from shimshift.rendering.values import RenderedConfig
 from shimshift.steps import backup, images
+from shimshift.steps.base import ImagesProgress
 from shimshift.steps.nodeplan import NodeRunPlan, preflight
 from shimshift.steps.switch import plan_switch
 from shimshift.steps.table import NodeSteps
@@ -38,6 +39,14 @@ T = TypeVar("T")
 
 def _no_material() -> RegistryMaterial | None:
     return None
+
+
+def _in_bytes(progress: ImagesProgress | None) -> Callable[[images.Progress], None] | None:
+    """The images step's reports as the port's (bytes moved, bytes to move)."""
+    if progress is None:
+        return None
+    told = progress
+    return lambda p: told(p.moved, p.to_move)
 
 
 @dataclass
@@ -156,10 +165,12 @@ class SshNodePort:
     def configure(self, node: str, facts: NodeFacts) -> None:
         self._run(node, StepId.CONFIGURE, facts)
 
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
-        return self._images(node, facts, fresh_inventory=False)
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
+        return self._images(node, facts, fresh_inventory=False, progress=progress)
 
-    def _images(self, node: str, facts: NodeFacts, *, fresh_inventory: bool) -> ImageCounts:
+    def _images(
+        self, node: str, facts: NodeFacts, *, fresh_inventory: bool, progress: ImagesProgress | None
+    ) -> ImageCounts:
         rendered, _ = self._planned(node, facts)
         # The sandbox image the new config names must be in containerd before kubelet needs it (an
         # air-gapped node cannot pull it): migrate it first, whichever rule chose it.
@@ -172,15 +183,18 @@ class SshNodePort:
                 self.spec,
                 sandbox_image=sandbox,
                 fresh_inventory=fresh_inventory,
+                progress=_in_bytes(progress),
             ),
         )
         return images.image_counts(planned, outcome)
 
-    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def recheck_images(
+        self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None
+    ) -> ImageCounts:
         """The images step again over Docker's images as they are now (read in the step's own first
         round trip): what the kubelet pulled after staging moves; what was staged is found by image
         ID and skipped. The files and kubelet edit stay decided from the pre-migration `facts`."""
-        return self._images(node, facts, fresh_inventory=True)
+        return self._images(node, facts, fresh_inventory=True, progress=progress)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
         self._forget_verified(node)

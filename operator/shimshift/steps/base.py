@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from shimshift.model.canary import CanaryImage, CanaryPod
@@ -47,6 +47,11 @@ class Outcome:
     waits_on_budgets: tuple[str, ...] | None = None
 
 
+#: Told by a node port's images step how far it is: (bytes moved, bytes to move), in Docker's sizes of
+#: the images the step moves; once before anything moves, then as each transfer or pull ends.
+ImagesProgress = Callable[[int, int], None]
+
+
 class NodePort(Protocol):
     """What the engine asks of a node (SSH + playbooks in production). Every call is idempotent."""
 
@@ -61,8 +66,10 @@ class NodePort(Protocol):
 
     def backup(self, node: str, facts: NodeFacts) -> str: ...
     def configure(self, node: str, facts: NodeFacts) -> None: ...
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts: ...
-    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts: ...
+    def recheck_images(
+        self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None
+    ) -> ImageCounts:
         """List Docker's images again and move those not in containerd yet (after `images`); the
         counts are the migration's totals, the staged images included."""
         ...
@@ -279,6 +286,37 @@ class StepContext(Protocol):
         """True the first time `what` is asked about `migration` in this operator process (then False):
         for what is said once per NodeMigration, not once per node (an operator restart says it again)."""
         ...
+
+    def progress(self, migration: NodeMigration, record: NodeRecord) -> None:
+        """Write a running step's `record` (its progress so far) to the node's own record; a write
+        that fails is logged, and the step goes on (the engine writes the step's end as always)."""
+        ...
+
+
+#: Seconds between two writes of a running images step's progress to the node's record (the first
+#: report and the last, everything moved, are written whenever they come).
+PROGRESS_EVERY = 3.0
+
+
+class ProgressWriter:
+    """Writes the bytes a running images (or re-check) step has moved into the node's record: the
+    first report (bytes to move, nothing moved yet), then as transfers and pulls end, at most every
+    PROGRESS_EVERY seconds, and the report that everything moved. Bounded: one small write per
+    report at most, never one per chunk; the node's own record only, never the NodeMigration."""
+
+    def __init__(self, ctx: StepContext, migration: NodeMigration, record: NodeRecord) -> None:
+        self.ctx, self.migration, self.record = ctx, migration, record
+        self.written: tuple[int, int] | None = None
+        self.at = 0.0
+
+    def __call__(self, moved: int, to_move: int) -> None:
+        now = self.ctx.monotonic()
+        first, last = self.written is None, moved >= to_move
+        if (moved, to_move) == self.written or not (first or last or now - self.at >= PROGRESS_EVERY):
+            return
+        images = replace(self.record.images, bytes_to_move=to_move, bytes_moved=moved)
+        self.ctx.progress(self.migration, replace(self.record, images=images))
+        self.written, self.at = (moved, to_move), now
 
 
 class EngineHalf(Protocol):

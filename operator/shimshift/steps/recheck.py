@@ -15,12 +15,13 @@ from dataclasses import replace
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import ImageCounts, NodeRecord
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
+from shimshift.steps.base import NodePort, Outcome, ProgressWriter, Step, StepContext
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
     staged = record.images
-    total = port.recheck_images(record.name, ctx.facts_of(migration, port, record.name))
+    facts = ctx.facts_of(migration, port, record.name)
+    total = port.recheck_images(record.name, facts, progress=ProgressWriter(ctx, migration, record))
     new = ImageCounts(
         transferred=max(0, total.transferred - staged.transferred),
         pulled=max(0, total.pulled - staged.pulled),

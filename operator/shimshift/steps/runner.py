@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shimshift.model.errors import NodeError, RemoteError
 from shimshift.playbooks import NodeFile, node_script
@@ -36,6 +36,21 @@ class Runner(Protocol):
 
     def run(
         self, argv: Sequence[str], *, stdin: bytes | None = None, timeout: float | None = None
+    ) -> CommandOutput: ...
+
+
+@runtime_checkable
+class StreamingRunner(Protocol):
+    """A Runner that can also hand over a command's stdout as it arrives (the SSH runner): `run_batch`
+    reports each command's result as its record comes, not at the batch's end."""
+
+    def run_streaming(
+        self,
+        argv: Sequence[str],
+        *,
+        on_stdout: Callable[[bytes], None],
+        stdin: bytes | None = None,
+        timeout: float | None = None,
     ) -> CommandOutput: ...
 
 
@@ -119,11 +134,57 @@ def batch_argv(commands: Sequence[Command]) -> tuple[str, ...]:
     return script_argv("batch", *args)
 
 
-def run_batch(runner: Runner, node: str, commands: Sequence[Command]) -> tuple[CommandResult, ...]:
+class _RecordFeed:
+    """Cuts a batch's stdout, as it arrives, into its records, and hands each well-formed one over
+    (`on_result`) as soon as its line is complete; the batch's end checks every record again."""
+
+    def __init__(self, commands: Sequence[Command], on_result: Callable[[int, CommandResult], None]) -> None:
+        self.commands = commands
+        self.on_result = on_result
+        self.pending = b""
+        self.count = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            result = _parse_record(line.decode("utf-8", errors="replace"), self.commands, self.count)
+            if result is not None:
+                self.on_result(self.count, result)
+                self.count += 1
+
+
+def _parse_record(line: str, commands: Sequence[Command], index: int) -> CommandResult | None:
+    """The result of the batch's record `line` if it is the well-formed record of command `index`."""
+    parts = line.split("\t")
+    if (
+        len(parts) != 6
+        or parts[0] != "shimshift-batch"
+        or parts[1] != str(index)
+        or index >= len(commands)
+        or not (parts[2].isdigit() and parts[3].isdigit())
+    ):
+        return None
+    try:
+        out, err = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
+    except binascii.Error:
+        return None
+    return CommandResult(tuple(commands[index].argv), int(parts[2]), out, err, float(parts[3]))
+
+
+def run_batch(
+    runner: Runner,
+    node: str,
+    commands: Sequence[Command],
+    *,
+    on_result: Callable[[int, CommandResult], None] | None = None,
+) -> tuple[CommandResult, ...]:
     """Run `commands` on the node in one round trip (`playbooks/scripts/batch.sh`), in order, each
     bounded on the node by its own timeout; the batch stops after the first failing command that may
     not fail. The results of the commands that ran, in order (fewer than `commands` after such a stop).
 
+    `on_result(index, result)` is told of each command that ran: as it ends, over a runner that
+    streams (`StreamingRunner`), else once the batch is over (before this returns).
     At most one command may read stdin. NodeError when the batch itself did not run to its end."""
     if not commands:
         return ()
@@ -131,7 +192,12 @@ def run_batch(runner: Runner, node: str, commands: Sequence[Command]) -> tuple[C
     if len(given) > 1:
         raise ValueError("at most one command of a batch reads stdin")
     timeout = sum(c.timeout + 5 for c in commands)
-    got = runner.run(batch_argv(commands), stdin=given[0] if given else None, timeout=timeout)
+    argv, stdin = batch_argv(commands), given[0] if given else None
+    feed = _RecordFeed(commands, on_result) if on_result is not None else None
+    if feed is not None and isinstance(runner, StreamingRunner):
+        got = runner.run_streaming(argv, on_stdout=feed.feed, stdin=stdin, timeout=timeout)
+    else:
+        got = runner.run(argv, stdin=stdin, timeout=timeout)
     lines = got.stdout.decode("utf-8", errors="replace").splitlines()
     if got.exit_status != 0 or not lines or lines[-1] != "shimshift-batch\tend":
         tail = got.stderr.decode("utf-8", errors="replace").strip()[-400:]
@@ -160,6 +226,9 @@ def run_batch(runner: Runner, node: str, commands: Sequence[Command]) -> tuple[C
             what = command.argv[3] if script else command.argv[0]
             raise BatchCommandTimeout(f"node {node}: {what} did not finish within {command.timeout:g}s")
         results.append(CommandResult(tuple(command.argv), status, out, err, seconds))
+    if feed is not None:
+        for index in range(feed.count, len(results)):  # not streamed: told now
+            feed.on_result(index, results[index])
     return tuple(results)
 
 

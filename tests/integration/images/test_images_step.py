@@ -18,6 +18,7 @@ from shimshift.steps.images.commands import list_containerd_refs, read_image_lay
 from shimshift.steps.images.plan import DiskPolicy, Strategy, normalize_reference, plan_images
 from shimshift.steps.images.run import Progress, migrate_images, run_images_step, undo_images
 from shimshift.steps.images.verdict import image_counts
+from shimshift.steps.runner import Command, CommandResult, StreamingRunner, run_batch
 from tests.integration.images.conftest import NodeRunner, cri_image_status, cri_images, docker_facts
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, pytest.mark.timeout(120)]
@@ -195,8 +196,9 @@ def test_a_failed_pull_falls_back_to_a_transfer_and_progress_is_reported_in_byte
 
     assert outcome.pulled == () and outcome.transferred == (app.id,)
     assert "failed" in outcome.fallbacks[app.id]
-    assert [(p.batch, p.batches) for p in seen] == [(1, 1)]
+    assert [(p.batch, p.batches) for p in seen] == [(0, 1), (1, 1)]  # before anything moves, then the batch
     assert seen[-1].bytes_done == outcome.bytes_streamed > 0
+    assert seen[-1].moved == seen[-1].to_move == app.size  # the failed pull moved nothing; its transfer did
     status = cri_image_status(node, missing)  # the digest reference is recorded on the transferred image
     assert status is not None and status.id == app.id
     undo_images(runner, node.name)
@@ -211,18 +213,65 @@ def test_the_step_runs_over_the_operators_ssh_connection_and_undoes_cleanly(imag
     )
     facts = docker_facts(node)
     spec = NodeMigrationSpec.from_raw({"nodeNames": [node.name]})
+    seen: list[Progress] = []
     with NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), options) as conn:
+        assert isinstance(conn, StreamingRunner), "a transfer's batch is reported as it ends"
         before = list_containerd_refs(conn, node.name)
-        plan, outcome = run_images_step(conn, facts, spec, sandbox_image=node.profile.sandbox_image)
+        plan, outcome = run_images_step(
+            conn, facts, spec, sandbox_image=node.profile.sandbox_image, progress=seen.append
+        )
         listed = cri_images(node)
         assert all(
             m.image_id in listed and set(m.tags) <= set(listed[m.image_id].repo_tags) for m in plan.moves
         )
         assert outcome.bytes_streamed > 0
+        # the bytes to move are Docker's sizes of the images moved (as its API lists them), known
+        # before anything moves; reported as each batch ends, and all of them moved at the step's end
+        sizes = {i.id: i.size for i in facts.images}
+        to_move = sum(sizes[m.image_id] for m in plan.moves)
+        assert to_move > 0 and [(p.batch, p.moved) for p in seen[:1]] == [(0, 0)]
+        assert [p.batch for p in seen] == list(range(len(plan.batches) + 1))
+        assert all(p.to_move == to_move for p in seen)
+        assert [p.moved for p in seen] == sorted(p.moved for p in seen) and seen[-1].moved == to_move
+        counts = image_counts(plan, outcome)  # what the node's record keeps
+        assert counts.bytes_moved == counts.bytes_to_move == to_move
         round_trips = conn.round_trips
         assert undo_images(conn, node.name)
         assert list_containerd_refs(conn, node.name) == before
-    print(f"images step: {round_trips} SSH round trips for {len(plan.batches)} batches")
+    print(
+        f"images step: {round_trips} SSH round trips for {len(plan.batches)} batches; bytes moved as"
+        f" reported: {[p.moved for p in seen]} of {to_move} (Docker's sizes)"
+    )
     # one read of the node; the record, every batch's transfer and the listing after them; the names
     # the transfers lack (digest references) and the listing that verifies them: whatever the batches
     assert len(plan.batches) > 1 and round_trips == 3, f"{round_trips} SSH round trips"
+
+
+def test_over_the_operators_ssh_connection_a_batchs_results_come_as_each_command_ends(
+    images_cluster: Cluster,
+) -> None:
+    # what lets the images step write its bytes moved while its transfers run in one round trip: the
+    # second command waits for a file that only the report of the first one creates (through the
+    # testbed, not the SSH connection the batch holds); told at the batch's end, it would time out
+    node = images_cluster.nodes[1]
+    options = SshOptions(
+        known_hosts=images_cluster.known_hosts.read_text(),
+        private_key=images_cluster.private_key.read_text(),
+        command_timeout=60.0,
+    )
+    flag = "/tmp/shimshift-first-told"
+    node.exec(["rm", "-f", flag])
+    told: list[tuple[int, int]] = []
+
+    def ended(index: int, result: CommandResult) -> None:
+        told.append((index, result.exit_status))
+        if index == 0:
+            assert node.exec(["touch", flag]).exit_status == 0
+
+    wait = f"i=0; while [ ! -e {flag} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; [ -e {flag} ]"
+    commands = [Command(["true"]), Command(["sh", "-c", wait], timeout=30), Command(["true"])]
+    with NodeConnection(SshTarget(node.name, node.ssh_host, node.ssh_port), options) as conn:
+        results = run_batch(conn, node.name, commands, on_result=ended)
+    node.exec(["rm", "-f", flag])
+    assert [r.exit_status for r in results] == [0, 0, 0]
+    assert told == [(0, 0), (1, 0), (2, 0)]

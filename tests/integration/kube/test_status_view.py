@@ -2,8 +2,10 @@
 
 We test these aspects:
 - one view shows every node's phase, step, attempts and time in its step, the counts with a bar over
-  the nodes and one over the images step (images and bytes moved), each node's last error or skip
-  reason, and the conditions;
+  the nodes and one over the images step (a bar of nodes for these records of an older shimshift,
+  without bytes to move; the bar in bytes is tests/unit/test_status_view_bytes.py), each node's last
+  error or skip reason, and the conditions;
+- a NodeMigrationNode record with bytes shows the bytes moved of the bytes to move;
 - a missing NodeMigration, or a name no object can have, is one clear line naming it (exit 1);
 - `--watch` prints a new view on each change and ends when the migration is Succeeded;
 - where NodeMigrationNode child objects exist their records are shown instead of status.nodes[];
@@ -107,11 +109,13 @@ def test_one_view_shows_every_node_the_counts_the_images_and_the_conditions(
         "Nodes   [###############...............] 2/4 done"
         "  (Skipped 1, InProgress 1, Succeeded 1, RolledBack 1)"
     )
+    # status.nodes[] records are an older shimshift's: no bytes to move, so the bar counts nodes
     assert lines[2] == (
-        "Images  [##########....................] 1/3 nodes' images step done: 40 images moved, 2 skipped, 4.0 GiB"
+        "Images  [##########....................] 1/3 nodes' images step done: 40 images moved, 2 skipped,"
+        " 4.0 GiB (a bar of nodes: records of an older shimshift hold no bytes to move)"
     )
     assert lines[3].startswith("        node-c: images step running for ")
-    assert lines[3].endswith(" (its counts are recorded when the step ends)")
+    assert lines[3].endswith(" (no bytes recorded yet)")
     table = lines[lines.index("") + 1 :]
     assert table[0].split() == ["NODE", "PHASE", "STEP", "STATE", "ATTEMPTS", "IN", "STEP", "IMAGES"]
     rows = {line.split()[0]: line.split() for line in table[1:8] if line.startswith("node-")}
@@ -230,6 +234,23 @@ def test_child_objects_are_read_where_they_exist(kubeapi: KubeApi, crd: dict[str
     assert names == ["node-x", "node-y"]
     assert "Node records from NodeMigrationNode." in text
     assert "0/2 done" in text
+    # a running images step's record, as the operator writes it while the images move
+    moving = child("workers", "node-y", "InProgress")
+    moving["status"] |= {
+        "step": "images",
+        "images": {"transferred": 0, "pulled": 0, "skipped": 0, "bytes": 0}
+        | {"bytesToMove": 2 * GIB, "bytesMoved": GIB // 2},
+    }
+    kubeapi.patch(
+        "nodemigrationnodes.shimshift.io",
+        "workers-node-y",
+        {"status": moving["status"]},
+        namespace="shimshift-system",
+        subresource="status",
+    )
+    code, text = status(kubeapi, "workers", "--namespace", "shimshift-system")
+    assert code == 0, text
+    assert "        node-y  [#####...............] 512.0 MiB of 2.0 GiB (25%), images step running" in text
 
 
 def test_kubectl_finds_the_plugin_on_path(kubeapi: KubeApi, crd: dict[str, Any], tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from shimshift.model.spec import Staging
 from shimshift.model.status import NodePhase, StepState
 from shimshift.planning.build import build_plan
 from shimshift.remote import NodeSteps, SshNodePort
+from shimshift.steps.base import ImagesProgress
 from tests.integration.remote.test_migrate import cluster as cluster  # the module's scratch cluster
 from tests.integration.remote.test_migrate import connect, node_of, wait_runtime
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, manifest
@@ -81,9 +82,9 @@ class RecordingPort(SshNodePort):
         self.calls.append("configure")
         super().configure(node, facts)
 
-    def images(self, node: str, facts: NodeFacts) -> Any:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> Any:
         self.calls.append("images")
-        return super().images(node, facts)
+        return super().images(node, facts, progress)
 
     def switch(self, node: str, facts: NodeFacts) -> None:
         self.calls.append("switch")

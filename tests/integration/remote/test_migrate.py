@@ -40,6 +40,7 @@ from shimshift.remote import (
     run_playbook,
 )
 from shimshift.rendering import render_node_config
+from shimshift.steps.base import ImagesProgress
 from shimshift.steps.switch import plan_switch, staged_files
 from shimshift.steps.switch.kubelet import FileEdit, KubeletSwitch
 
@@ -213,7 +214,7 @@ class PlaybookImagesPort(SshNodePort):
     """SshNodePort whose images step moves no image: the images step itself is
     tests/integration/images' subject. (Its undo then finds no image record: nothing to undo.)"""
 
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
         return ImageCounts()
 
 

@@ -24,6 +24,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import ImageCounts
 from shimshift.remote import SshNodePort
+from shimshift.steps.base import ImagesProgress
 from tests.integration.remote.test_migrate import (
     DOCKER_SOCKET,
     active,
@@ -66,7 +67,7 @@ def wait_runtime(kube_core: CoreV1Api, name: str, prefix: str) -> None:
 class NoImagesPort(SshNodePort):
     """The images step moves no image here (tests/integration/images' subject)."""
 
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
         return ImageCounts()
 
 

@@ -32,6 +32,7 @@ from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
+from shimshift.steps.base import ImagesProgress
 
 CRD = load_crd()
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -494,11 +495,13 @@ class FakeNodes:
     def configure(self, node: str, facts: NodeFacts) -> None:
         self._change(node, "configure")
 
-    def images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def images(self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
         self._change(node, "images")
         return ImageCounts(transferred=3, bytes=3000)
 
-    def recheck_images(self, node: str, facts: NodeFacts) -> ImageCounts:
+    def recheck_images(
+        self, node: str, facts: NodeFacts, progress: ImagesProgress | None = None
+    ) -> ImageCounts:
         self._change(node, "recheck")
         return ImageCounts(transferred=4, bytes=4000)  # one image the kubelet pulled after staging
 

@@ -21,9 +21,9 @@ class Recording:
         self.calls = calls
 
     def __getattr__(self, op: str) -> Any:
-        def call(*args: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[self.who] += 1
-            return getattr(self.shared, op)(*args)
+            return getattr(self.shared, op)(*args, **kwargs)
 
         return call
 

@@ -12,6 +12,7 @@ from shimshift.model.keys import STEP_ORDER, STEP_ORDER_AFTER_CORDON, StepId
 from shimshift.model.spec import NodeMigrationSpec, RollbackPolicy, Staging
 from shimshift.model.status import ImageCounts, NodePhase, NodeRecord, Phase, StepRecord, StepState
 from shimshift.model.steporder import abortable_steps, staged_steps, step_order
+from shimshift.steps.base import ImagesProgress
 from shimshift.steps.machine import next_step
 from tests.unit.engine.conftest import make_engine, run_to_end
 from tests.unit.engine.fakes import Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
@@ -115,9 +116,9 @@ def test_the_cordoned_time_holds_only_drain_recheck_switch_verify_in_the_staged_
     nodes = FakeNodes(cluster)
     images, switch = nodes.images, nodes.switch
 
-    def slow_images(node: str, facts: NodeFacts) -> ImageCounts:
+    def slow_images(node: str, facts: NodeFacts, progress: ImagesProgress | None = None) -> ImageCounts:
         clock.advance(300)  # gigabytes of images stream into containerd
-        return images(node, facts)
+        return images(node, facts, progress)
 
     def slow_switch(node: str, facts: NodeFacts) -> None:
         clock.advance(20)

@@ -21,7 +21,7 @@ from shimshift.steps.images.commands import (
     transfer_script,
 )
 from shimshift.steps.images.plan import MIB, plan_images
-from shimshift.steps.images.run import migrate_images, undo_images
+from shimshift.steps.images.run import Progress, migrate_images, undo_images
 
 
 @dataclass(frozen=True)
@@ -224,3 +224,28 @@ def test_with_dockers_zfs_carried_the_transfer_unpacks_into_the_cri_plugins_snap
         "registry.corp.test/team/app:1.0",
     ]
     assert '${snapshotter:+--snapshotter} ${snapshotter:+"$snapshotter"}' in transfer_script()
+
+
+def test_progress_reports_the_bytes_to_move_first_then_docker_sizes_moved_as_each_transfer_ends() -> None:
+    other = DockerImage("sha256:" + "d" * 64, ("registry.corp.test/team/db:2.0",), size=700 * MIB)
+    facts = NodeFacts(node="n1", images=(APP, other), containerd_root_free_bytes=10 << 30)
+    plan = plan_images(facts, Images())
+    assert len(plan.batches) == 2  # no layers known: each image is a batch of its own
+    runner = ScriptedRunner(
+        {
+            ("cat",): Out(exit_status=1),
+            ("/bin/sh", "-c", transfer_script()): Out(
+                stderr=b"shimshift-transfer: bytes=1000 save=0 import=0\n"
+            ),
+        }
+    )
+    seen: list[Progress] = []
+    with pytest.raises(NodeError, match="missing from containerd"):  # the scripted node lists nothing
+        migrate_images(runner, plan, free_bytes=10 << 30, progress=seen.append)
+    first, second = (m.size for m in plan.moves)
+    assert [(p.batch, p.moved, p.to_move, p.bytes_done) for p in seen] == [
+        (0, 0, 1000 * MIB, 0),  # before anything moves: what there is to move, Docker's sizes
+        (1, first, 1000 * MIB, 1000),
+        (2, first + second, 1000 * MIB, 2000),
+    ]
+    assert runner.batches == 2, "both transfers in one round trip after the read"

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,57 @@ def test_a_batch_that_does_not_reach_its_end_is_an_error() -> None:
 
     with pytest.raises(NodeError, match="did not run to its end"):
         run_batch(Truncated(), "n1", [Command(["true"])])
+
+
+class StreamingLocalRunner(LocalRunner):
+    """LocalRunner that hands stdout over as it arrives, as the SSH runner does (`run_streaming`)."""
+
+    def run_streaming(
+        self,
+        argv: Sequence[str],
+        *,
+        on_stdout: Callable[[bytes], None],
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        self.runs += 1
+        argv = ["dash", *argv[1:]] if argv[0] == "/bin/sh" else list(argv)
+        start = time.monotonic()
+        with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as proc:
+            assert proc.stdout is not None
+            out = b""
+            while chunk := os.read(proc.stdout.fileno(), 65536):
+                out += chunk
+                on_stdout(chunk)
+            status = proc.wait(timeout)
+        return CommandResult(tuple(argv), status, out, b"", time.monotonic() - start)
+
+
+def test_over_a_streaming_runner_each_result_is_told_as_its_command_ends(tmp_path: Path) -> None:
+    # the second command waits for a file that only the report of the first one creates: told at the
+    # batch's end, the first report would come after the second command's bound (a timeout)
+    flag = tmp_path / "first-told"
+    told: list[tuple[int, int, bytes]] = []
+
+    def ended(index: int, result: CommandResult) -> None:
+        told.append((index, result.exit_status, result.stdout))
+        flag.touch()
+
+    wait = f'i=0; while [ ! -e "{flag}" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ -e "{flag}" ]'
+    commands = [Command(["echo", "one"]), Command(["sh", "-c", wait], timeout=30), Command(["echo", "three"])]
+    results = run_batch(StreamingLocalRunner(), "n1", commands, on_result=ended)
+
+    assert [r.exit_status for r in results] == [0, 0, 0]
+    assert told == [(0, 0, b"one\n"), (1, 0, b""), (2, 0, b"three\n")]
+
+
+def test_over_a_runner_that_does_not_stream_each_result_is_told_at_the_batchs_end() -> None:
+    told: list[int] = []
+    runner = LocalRunner()
+    commands = [Command(["true"]), Command(["false"], may_fail=True), Command(["false"]), Command(["true"])]
+    results = run_batch(runner, "n1", commands, on_result=lambda i, r: told.append(r.exit_status))
+    assert told == [r.exit_status for r in results] == [0, 1, 1]  # the batch stopped at the third
+    assert runner.runs == 1
 
 
 def upload_args(target: Path, content: bytes) -> list[str]:

@@ -19,15 +19,16 @@ from dataclasses import replace
 from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.status import NodeRecord
-from shimshift.steps.base import NodePort, Outcome, Step, StepContext
-from shimshift.steps.images.run import run_images_step, undo_images
+from shimshift.steps.base import NodePort, Outcome, ProgressWriter, Step, StepContext
+from shimshift.steps.images.run import Progress, run_images_step, undo_images
 from shimshift.steps.images.verdict import image_counts
 
-__all__ = ["STEP", "image_counts", "run_images_step", "undo_images"]
+__all__ = ["STEP", "Progress", "image_counts", "run_images_step", "undo_images"]
 
 
 def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: NodeRecord) -> Outcome:
-    counts = port.images(record.name, ctx.facts_of(migration, port, record.name))
+    facts = ctx.facts_of(migration, port, record.name)
+    counts = port.images(record.name, facts, progress=ProgressWriter(ctx, migration, record))
     ctx.observer.images_migrated(counts)
     return Outcome(True, replace(record, images=counts))
 

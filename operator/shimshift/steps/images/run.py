@@ -66,7 +66,11 @@ _IMPORT_NAME = re.compile(r"^import-\d{4}-\d{2}-\d{2}@sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after each batch: how far the step is, in bytes and batches."""
+    """Reported once before anything moves (batch 0) and after each batch: how far the step is, in
+    batches, in bytes streamed of the bytes expected on the wire (`bytes_done`, `bytes_total`), and in
+    Docker's sizes of the images moved of those to move (`moved`, `to_move`: the status view's bar).
+    Over a runner that streams (`StreamingRunner`, the SSH runner), a transfer's batch is reported as
+    it ends, not when the round trip of all transfers does."""
 
     node: str
     batch: int
@@ -74,6 +78,8 @@ class Progress:
     bytes_done: int
     bytes_total: int
     what: str
+    moved: int = 0
+    to_move: int = 0
 
 
 # ---- the step -----------------------------------------------------------------------------------
@@ -190,6 +196,7 @@ class _Run:
     resumed_transferred: list[str] = field(default_factory=list)
     resumed_pulled: list[str] = field(default_factory=list)
     resumed_bytes: int = 0
+    moved: int = 0  # Docker's sizes of the images moved (by this run or an earlier one)
 
 
 def migrate_images(
@@ -236,30 +243,48 @@ def migrate_images(
         )
     done = _Run()
     total = plan.bytes
-    queue: list[tuple[list[ImageMove], int]] = []  # transfers for the next round trip
+    to_move = sum(m.size for m in plan.moves if m.image_id not in had_before)
+    # transfers for the next round trip: the images, the bytes expected, the batch's index
+    queue: list[tuple[list[ImageMove], int, int]] = []
     reports: list[tuple[int, str]] = []  # batches done whose progress is not reported yet
-    changed = False
 
-    def report() -> None:
-        for index, what in reports:
+    def report(upto: int | None = None, streamed: int = 0) -> None:
+        """Report the batches done (those up to index `upto` only, if given)."""
+        while reports and (upto is None or reports[0][0] <= upto):
+            index, what = reports.pop(0)
             if progress is not None:
-                progress(Progress(node, index + 1, len(plan.batches), done.bytes, total, what))
-        reports.clear()
+                batches = len(plan.batches)
+                got = done.bytes + streamed
+                progress(Progress(node, index + 1, batches, got, total, what, done.moved, to_move))
 
     def flush(*, listing: bool) -> tuple[ContainerdImage, ...] | None:
         """Run the queued transfers (after the record, the first time) in one round trip, with the
-        listing after them if `listing`."""
+        listing after them if `listing`; each transfer's batch is reported as its result comes."""
         nonlocal recorded
         commands = [] if recorded else [record_command(config, before)]
-        commands += [Command(transfer_argv(moves, config), config.timeout_for(size)) for moves, size in queue]
+        first = len(commands)
+        commands += [
+            Command(transfer_argv(moves, config), config.timeout_for(size)) for moves, size, _ in queue
+        ]
         if listing:
             commands.append(Command(list_images_argv(), 120))
-        results = iter(run_batch(runner, node, commands))
+        streamed = 0
+
+        def ended(index: int, result: CommandResult) -> None:
+            nonlocal streamed
+            if not first <= index < first + len(queue) or result.exit_status != 0:
+                return  # a failed transfer raises below, once the batch is over
+            moves, _size, batch = queue[index - first]
+            done.moved += sum(m.size for m in moves)
+            streamed += transfer_bytes(node, moves, result)
+            report(upto=batch, streamed=streamed)
+
+        results = iter(run_batch(runner, node, commands, on_result=ended))
         if not recorded:
             what = f"recording containerd's images in {_record_path(config)}"
             check_result(node, what, _next(node, results), commands[0].argv)
             recorded = True
-        for moves, _size in queue:
+        for moves, _size, _batch in queue:
             done.bytes += transfer_bytes(node, moves, _next(node, results))
             done.transferred.extend(m.image_id for m in moves)
         queue.clear()
@@ -269,6 +294,9 @@ def migrate_images(
         got = check_result(node, "listing containerd images", _next(node, results), ("images_list.sh",))
         return parse_containerd_images(node, stdout_text(got))
 
+    changed = False
+    if progress is not None and plan.batches:
+        progress(Progress(node, 0, len(plan.batches), 0, total, "", 0, to_move))
     for batch in plan.batches:
         todo = [m for m in batch.images if m.image_id not in present]
         earlier = [m for m in batch.images if m.image_id in present and m.image_id not in had_before]
@@ -279,6 +307,7 @@ def migrate_images(
             # shared layers move once per batch: the batch's bytes when all of it moved earlier
             whole = len(earlier) == len(batch.images)
             done.resumed_bytes += batch.bytes if whole else sum(m.size for m in earlier)
+            done.moved += sum(m.size for m in earlier)
         pending_transfer = todo if batch.strategy is Strategy.TRANSFER else []
         pulls = todo if batch.strategy is Strategy.PULL else []
         if pulls:
@@ -288,6 +317,7 @@ def migrate_images(
             result = pull_image(runner, move, config)
             if result.exit_status == 0:
                 done.pulled.append(move.image_id)
+                done.moved += move.size
                 continue
             if not move.may_fall_back:
                 check_result(
@@ -303,7 +333,7 @@ def migrate_images(
                 if len(pending_transfer) == len(batch.images)
                 else sum(m.size for m in pending_transfer)
             )
-            queue.append((pending_transfer, size))
+            queue.append((pending_transfer, size, batch.index))
         present.update(m.image_id for m in todo)
         reports.append((batch.index, ", ".join(m.label for m in batch.images)))
         if not queue:
@@ -344,6 +374,8 @@ def migrate_images(
         resumed_bytes=done.resumed_bytes,
         refs_tagged=tuple(tagged),
         refs_replaced=replaced,
+        bytes_to_move=to_move,
+        bytes_moved=done.moved,
     )
 
 

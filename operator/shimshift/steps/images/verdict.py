@@ -88,6 +88,10 @@ class ImagesOutcome:
     #: names containerd had for a different image before the run, now pointing at Docker's image;
     #: undo cannot bring the old image back (its content is gone), so the report names them
     refs_replaced: tuple[str, ...] = ()
+    #: Docker's sizes of the images the plan moves (not those in containerd before the first run),
+    #: and of those moved, by this run or an earlier one (equal once the step is through)
+    bytes_to_move: int = 0
+    bytes_moved: int = 0
 
 
 def images_report(plan: ImagesPlan, outcome: ImagesOutcome) -> dict[str, Any]:
@@ -137,4 +141,6 @@ def image_counts(plan: ImagesPlan, outcome: ImagesOutcome) -> ImageCounts:
         pulled=len(outcome.pulled) + len(outcome.resumed_pulled),
         skipped=len(plan.skipped) + len(outcome.already_done),
         bytes=outcome.bytes_streamed + outcome.resumed_bytes,
+        bytes_to_move=outcome.bytes_to_move,
+        bytes_moved=outcome.bytes_moved,
     )
