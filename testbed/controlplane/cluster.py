@@ -323,6 +323,9 @@ class ControlPlane:
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--kubelet-client-certificate={pki / 'admin.crt'}",
             f"--kubelet-client-key={pki / 'admin.key'}",
+            # a Node's Hostname does not resolve here; its InternalIP is its SSH address, where the testbed
+            # relays the real kubelet's port (testbed.nodes.cluster)
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--service-account-issuer={ISSUER}",

@@ -223,6 +223,8 @@ class Cluster:
         lock.flush()
         client_pub = _keygen(directory / "id_ed25519", f"testbed@{name}")
         port = _free_port()
+        # the real kubelets' port, one per cluster as the SSH port (each node has its own address)
+        kubelet_port = _free_port() if any(real) else None
         wrapper = directory / "bin" / "systemctl"
         wrapper.parent.mkdir()
         wrapper.write_text(
@@ -247,6 +249,7 @@ class Cluster:
                     ssh_host=f"127.0.0.{10 + i}",
                     ssh_port=port,
                     kubelet_binary=kubelets[i - 1],
+                    kubelet_port=kubelet_port if kubelets[i - 1] else None,
                 )
             )
         cluster = cls(directory, nodes, port, lock)
@@ -304,6 +307,7 @@ class Cluster:
             ca_pem,
             kubelet_binary=node.kubelet_binary,
             cri_dockerd_binary=self._cri_dockerd if node.kubelet_binary else None,
+            kubelet_port=node.kubelet_port,
         )
         for path, content in files.items():
             target = nd.in_node(path)
@@ -379,6 +383,35 @@ class Cluster:
             nd.path / "relay-in.pid",
         )
         _wait_for(f"ssh relay of node {node.name}", nd.ssh_socket.exists, 10, nd.path / "relay.log")
+        if node.kubelet_port is not None:
+            # the API server dials the Node's InternalIP (its SSH address) at the kubelet's port for
+            # logs, exec and port-forward: the same two relays as for sshd
+            self._spawn(
+                [
+                    "nsenter",
+                    f"--target={pid}",
+                    "--net",
+                    "--pid",
+                    "--",
+                    "socat",
+                    f"UNIX-LISTEN:{nd.kubelet_socket},fork,unlink-early",
+                    f"TCP:127.0.0.1:{node.kubelet_port}",
+                ],
+                nd.path / "relay.log",
+                nd.path / "relay-kubelet-in.pid",
+            )
+            _wait_for(
+                f"kubelet relay of node {node.name}", nd.kubelet_socket.exists, 10, nd.path / "relay.log"
+            )
+            self._spawn(
+                [
+                    "socat",
+                    f"TCP-LISTEN:{node.kubelet_port},bind={node.ssh_host},fork,reuseaddr",
+                    f"UNIX-CONNECT:{nd.kubelet_socket}",
+                ],
+                nd.path / "relay.log",
+                nd.path / "relay-kubelet-out.pid",
+            )
         self._spawn(
             [
                 "socat",

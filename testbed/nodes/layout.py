@@ -90,6 +90,11 @@ class NodeDir:
         return self.path / "ssh.sock"
 
     @property
+    def kubelet_socket(self) -> Path:
+        """The unix socket the host's kubelet relay reaches the node's kubelet port through."""
+        return self.path / "kubelet.sock"
+
+    @property
     def init_pidfile(self) -> Path:
         return self.path / "init.pid"
 

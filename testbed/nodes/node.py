@@ -41,6 +41,10 @@ class Node:
     init_pid: int = 0
     #: the real kubelet the node's kubelet unit runs, or None for the Python model
     kubelet_binary: str | None = None
+    #: the real kubelet's port (its KubeletConfiguration `port`, the Node's daemonEndpoints): the host
+    #: relays ssh_host:kubelet_port to it, so the API server reaches the kubelet (logs, exec); None for
+    #: the Python model
+    kubelet_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- host-side paths ----------------------------------------------------------------
@@ -123,6 +127,7 @@ class Node:
             "cri_socket": str(self.cri_socket),
             "docker_socket": str(self.docker_socket),
             "kubelet_binary": self.kubelet_binary,
+            "kubelet_port": self.kubelet_port,
         }
 
 

@@ -241,7 +241,7 @@ REAL_KUBELET_SETTINGS = [
 ]
 
 
-def _kubelet_config(p: Profile, real: bool = False) -> str:
+def _kubelet_config(p: Profile, real: bool = False, port: int | None = None) -> str:
     lines = [
         "apiVersion: kubelet.config.k8s.io/v1beta1",
         "kind: KubeletConfiguration",
@@ -261,6 +261,8 @@ def _kubelet_config(p: Profile, real: bool = False) -> str:
         lines.append("containerRuntimeEndpoint: unix:///run/cri-dockerd.sock")
     if real:
         lines += REAL_KUBELET_SETTINGS
+        if port is not None:  # the host relays the node's address at this port to it (cluster.py)
+            lines.append(f"port: {port}")
     return "\n".join(lines) + "\n"
 
 
@@ -364,6 +366,7 @@ def render_node_files(
     registry_ca_pem: str | None,
     kubelet_binary: str | None = None,
     cri_dockerd_binary: str | None = None,
+    kubelet_port: int | None = None,
 ) -> dict[str, str]:
     """All node files of profile ``p`` for one node, keyed by node path. With ``kubelet_binary`` the
     kubelet unit runs that real kubelet (else the Python model), and the kubelet's files carry what a
@@ -420,7 +423,7 @@ def render_node_files(
             f'KUBELET_CLOUDPROVIDER="{EXTERNAL_CLOUD if real else ""}"\n'
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         )
-        files["/etc/kubernetes/kubelet-config.yaml"] = _kubelet_config(p, real)
+        files["/etc/kubernetes/kubelet-config.yaml"] = _kubelet_config(p, real, kubelet_port)
         files["/etc/systemd/system/kubelet.service"] = (
             "[Service]\nEnvironmentFile=-/etc/kubernetes/kubelet.env\n"
             "ExecStart=/usr/local/bin/kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER "
@@ -432,7 +435,7 @@ def render_node_files(
         if p.layout == "kubeadm":
             flags.insert(0, "--network-plugin=cni")
         files["/var/lib/kubelet/kubeadm-flags.env"] = f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n'
-        files["/var/lib/kubelet/config.yaml"] = _kubelet_config(p, real)
+        files["/var/lib/kubelet/config.yaml"] = _kubelet_config(p, real, kubelet_port)
         files["/etc/default/kubelet"] = f"KUBELET_EXTRA_ARGS={EXTERNAL_CLOUD if real else ''}\n"
         files["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"] = KUBEADM_DROPIN
     if p.layout == "cri-dockerd" and cri_dockerd_binary:
