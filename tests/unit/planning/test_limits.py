@@ -225,3 +225,23 @@ def test_default_ulimits_that_cannot_be_carried_are_warnings_and_write_no_base_s
     found = about(plan(facts), "daemon.json default-ulimits")
     assert found and all(f.code == SETTING_NOT_CARRIED and f.level is Level.WARNING for f in found)
     assert any(lost in f.advice for f in found), [f.advice for f in found]
+
+
+def test_a_running_containerd_whose_limits_cannot_be_read_is_a_warning_not_silence() -> None:
+    files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
+    files["/etc/docker/daemon.json"] = json.dumps(BASE_DAEMON)
+    files["/lib/systemd/system/containerd.service"] = CONTAINERD_UNIT
+    output = probe_output(
+        files, overrides={"containerd-limits": ("", "1"), "active:containerd": ("active\n", "0")}
+    )
+    facts = parse_facts("n1", output, kubelet_version="v1.23.17")
+    assert facts.containerd_limits == {}
+    (why,) = [w for what, w in facts.unreadable.items() if "containerd's limits" in what]
+    report = plan(facts)
+    assert any(f.code == "FactUnreadable" and "containerd's limits" in f.message for f in report.warnings)
+    # containerd not running: nothing to keep, nothing to say
+    output = probe_output(
+        files, overrides={"containerd-limits": ("", "1"), "active:containerd": ("inactive\n", "3")}
+    )
+    assert not parse_facts("n1", output, kubelet_version="v1.23.17").unreadable
+    assert why

@@ -226,6 +226,9 @@ def parse_facts(node: str, output: str, *, kubelet_version: str | None = None) -
             line[len("parent ") :].strip() for line in rec.text.splitlines() if line.startswith("parent ")
         ]
         containerd_parent = parents[-1] if parents and parents[-1] else None
+    elif rec is not None and services.get("containerd"):
+        # containerd runs but its limits could not be read: whether a drop-in must keep them is unknown
+        unreadable["the running containerd's limits (/proc/<pid>/limits)"] = rec.why()
     cni_conf_dirs, cni_configs, cni_bin_dirs = _cni(r, unreadable)
 
     return NodeFacts(
