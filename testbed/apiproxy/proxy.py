@@ -118,6 +118,7 @@ class OpenWatch:
     rec: RequestRecord
     upstream: aiohttp.ClientResponse
     cut: bool = False
+    abrupt: bool = False  # the cut drops the connection (no last chunk), as a load balancer's timeout does
 
 
 @dataclass
@@ -202,12 +203,15 @@ class ApiProxy:
 
     # --- the test-facing operations (loop thread only) ----------------------------------------------
 
-    def cut_watches(self, resource: str | None = None) -> int:
-        """End the open watch streams on ``resource`` (plural or plural.group; None: all); how many."""
+    def cut_watches(self, resource: str | None = None, abrupt: bool = False) -> int:
+        """End the open watch streams on ``resource`` (plural or plural.group; None: all); how many.
+        Cleanly (the chunked stream's last chunk, after whole events), or ``abrupt``: the connection
+        closed mid-stream, with no last chunk, as an idle timeout of a load balancer or a crash ends it."""
         cut = 0
         for watch in list(self.state.watches.values()):
             if (resource is None or _names_resource(watch.rec, resource)) and not watch.cut:
                 watch.cut = True
+                watch.abrupt = abrupt
                 watch.upstream.close()
                 cut += 1
         return cut
@@ -334,6 +338,9 @@ class ApiProxy:
         finally:
             self.state.watches.pop(key, None)
             upstream.close()
+        if watch.abrupt and request.transport is not None:
+            request.transport.close()  # no last chunk: the client's HTTP library sees the body cut short
+            return out
         # a cut ends the stream cleanly, with no half event: the client sees its watch end and re-watches
         with contextlib.suppress(ConnectionResetError, ConnectionError, RuntimeError):
             await out.write_eof()

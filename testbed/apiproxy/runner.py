@@ -146,9 +146,10 @@ class FaultProxy:
             dest = self._thread.config.workdir / "kubeconfigs" / f"{source.parent.name}-{source.name}"
         return write_proxy_kubeconfig(source, dest, self.url, self.ca_cert.read_bytes())
 
-    def cut_watches(self, resource: str | None = None) -> int:
-        """End open watch streams (``resource``: a plural or plural.group; None: all); how many were cut."""
-        return self._thread.call(self._thread.proxy.cut_watches, resource)
+    def cut_watches(self, resource: str | None = None, abrupt: bool = False) -> int:
+        """End open watch streams (``resource``: a plural or plural.group; None: all); how many were cut.
+        ``abrupt``: drop the connection with no last chunk instead of ending the stream cleanly."""
+        return self._thread.call(self._thread.proxy.cut_watches, resource, abrupt)
 
     def open_watches(self, resource: str) -> int:
         """How many watch streams on ``resource`` are open through the proxy (answered 200 upstream)."""
@@ -200,8 +201,8 @@ class ProxiedApi:
     def env(self) -> dict[str, str]:
         return self.proxy.env()
 
-    def cut_watches(self, resource: str | None = None) -> int:
-        return self.proxy.cut_watches(resource)
+    def cut_watches(self, resource: str | None = None, abrupt: bool = False) -> int:
+        return self.proxy.cut_watches(resource, abrupt)
 
     def open_watches(self, resource: str) -> int:
         return self.proxy.open_watches(resource)

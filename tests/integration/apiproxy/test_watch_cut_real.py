@@ -1,6 +1,12 @@
 """A watch cut by the proxy in front of the real API server ends cleanly for the official client and
 for shimshift's own client: the stream closes after whole events and the client re-watches from the
-last resourceVersion it saw, with no event lost and no ProtocolError."""
+last resourceVersion it saw, with no event lost and no ProtocolError.
+
+A cut that drops the connection instead (no last chunk of the chunked body, as a load balancer's idle
+timeout or a crashed API server leaves it) is what `ProtocolError: Response ended prematurely` is:
+urllib3's answer to a chunked body cut short. The official client's `Watch.stream` raises it to its
+caller; shimshift's watch ends its stream there and its waits re-watch from the last resourceVersion,
+with no event lost."""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from typing import Any
 
 import kubernetes
 import pytest
+import urllib3
 from testbed.apiproxy import FaultProxy, running_proxy
 from testbed.controlplane import ControlPlane
 from testbed.controlplane.api import RealKubeApi
 
 from shimshift.kube.api import Kube, load_api_client
+from shimshift.kube.watching import wait_until as shimshift_wait_until
 
 from .conftest import wait_until
 
@@ -119,3 +127,47 @@ def test_shimshift_s_watch_ends_cleanly_when_the_proxy_cuts_it(
         thread.join(timeout=10)
     assert not thread.is_alive() and errors == [] and seen == ["c0"]
     assert not [r for r in caplog.records if "ended early" in r.getMessage()], caplog.text
+
+
+def test_a_dropped_watch_connection_is_the_protocol_error_and_shimshift_waits_through_it(
+    real_proxy: FaultProxy, realkube: RealKubeApi
+) -> None:
+    # the official client: the error reaches the caller of Watch.stream
+    watcher = OfficialWatcher(real_proxy.kubeconfig, str(realkube.resource_version))
+    watcher.start()
+    try:
+        wait_until(lambda: real_proxy.open_watches("configmaps") > 0, 10, "an open ConfigMap watch")
+        realkube.seed(_configmap(100))
+        wait_until(partial(_watched, watcher, "c100"), 10, "c100 watched")
+        assert real_proxy.cut_watches("configmaps", abrupt=True) == 1
+        wait_until(lambda: bool(watcher.errors), 10, "the official client's error")
+    finally:
+        watcher.stopping.set()
+    (error,) = watcher.errors
+    assert isinstance(error, urllib3.exceptions.ProtocolError), repr(error)
+    assert "Response ended prematurely" in str(error)
+
+    # shimshift's wait: every watch it opens is dropped until the objects it waits for exist
+    kube = Kube(load_api_client(str(real_proxy.kubeconfig)))
+    names = {f"c{i}" for i in range(101, 106)}
+    done = threading.Event()
+    dropped = 0
+
+    def create_and_drop() -> None:
+        nonlocal dropped
+        for i in range(101, 106):
+            wait_until(lambda: real_proxy.open_watches("configmaps") > 0, 10, "shimshift's watch")
+            realkube.seed(_configmap(i))
+            dropped += real_proxy.cut_watches("configmaps", abrupt=True)
+        done.set()
+
+    thread = threading.Thread(target=create_and_drop, daemon=True)
+    thread.start()
+    ok = shimshift_wait_until(
+        kube,
+        "/api/v1/namespaces/default/configmaps",
+        lambda objects: names <= {o["metadata"]["name"] for o in objects.values()},
+        timeout=60,
+    )
+    thread.join(timeout=30)
+    assert ok and done.is_set() and dropped >= 4, dropped
