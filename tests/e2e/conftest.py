@@ -284,7 +284,7 @@ def web(replicas: int, min_available: int, *, one_per_node: bool = False) -> lis
     ]
 
 
-def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
+def web_pods(cluster: KubeApi | RealCluster) -> list[dict[str, Any]]:
     return [
         p
         for p in cluster.list("pods", namespace="default")
