@@ -23,11 +23,13 @@ import contextlib
 import http.client
 import json
 import socket
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,11 +41,11 @@ from testbed.controlplane import ControlPlane
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.fixtures import audit_events, missing_component
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
-from testbed.nodes import Cluster
+from testbed.nodes import Cluster, Node
 from testbed.nodes.kube_http import KubeHttp
 from testbed.waiting import wait_until
 
-from tests.e2e.chart_account import Answer, apply_chart
+from tests.e2e.chart_account import VALUES, Answer, apply_chart
 from tests.unit.chart import helm
 
 #: the objects of the chart the session applies once and every reset keeps
@@ -347,6 +349,13 @@ def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluste
         yield handle
 
 
+def _stop_kubelet(node: Node) -> bool:
+    try:
+        return node.exec(["systemctl", "stop", "kubelet"], timeout=60).exit_status == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def _registered(api: RealKubeApi, names: list[str]) -> bool:
     found = [api.get("nodes", n) or {} for n in names]
     return all(((o.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion") for o in found)
@@ -366,17 +375,19 @@ def nodes_on_real_api(
     with it) keeps the Nodes, as the emulator kept them for a module. Afterwards the kubelets are
     stopped and everything goes back to the session's baseline."""
     names = [n.name for n in nodes.nodes]
-    kubectl = stack.admin_kubectl()
-    if extra_secrets:
-        listed = "{" + ",".join(extra_secrets) + "}"
-        apply_chart(kubectl, stack.workdir, values=("--set", f"rbac.extraSecretNames={listed}"))
-    nodes.attach_api(
-        stack.plane.url,
-        stack.plane.admin_kubeconfig,
-        node_kubeconfig=stack.plane.node_kubeconfig,
-        admin_kubeconfig=stack.plane.admin_kubeconfig,
-    )
+    stopped: list[bool] = []
     try:
+        if extra_secrets:  # the chart's Role as that value renders it, replaced in place (same uid)
+            listed = "{" + ",".join(extra_secrets) + "}"
+            rendered = helm.template(*VALUES, "--set", f"rbac.extraSecretNames={listed}")
+            assert rendered.returncode == 0, rendered.stderr
+            stack.api.seed(helm.only(helm.documents(rendered.stdout), "Role"))
+        nodes.attach_api(
+            stack.plane.url,
+            stack.plane.admin_kubeconfig,
+            node_kubeconfig=stack.plane.node_kubeconfig,
+            admin_kubeconfig=stack.plane.admin_kubeconfig,
+        )
         wait_until(partial(_registered, stack.api, names), 60, what="the kubelets to register")
         for namespace in (stack.namespace, "default"):
             stack.api.seed(
@@ -387,12 +398,14 @@ def nodes_on_real_api(
             )
         yield RealKubeApi(stack.plane.admin_kubeconfig)
     finally:
-        for node in nodes.nodes:
-            node.exec(["systemctl", "stop", "kubelet"], timeout=60)
-        stack.api.reset()
+        with ThreadPoolExecutor(max_workers=len(nodes.nodes) or 1) as pool:
+            stopped = list(pool.map(_stop_kubelet, nodes.nodes))
+        stack.api.reset()  # the Nodes too, their kubelets no longer registering them again
         stack.clear_events()
         if extra_secrets:
-            apply_chart(kubectl, stack.workdir)
+            stack.api.seed(helm.only(stack.docs, "Role"))
+    failed = [n.name for n, ok in zip(nodes.nodes, stopped, strict=True) if not ok]
+    assert not failed, f"the kubelets of {failed} did not stop"
 
 
 def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[str, Any]:
