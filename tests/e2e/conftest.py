@@ -10,7 +10,6 @@ deleted) with the CRDs installed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import signal
@@ -29,14 +28,14 @@ from testbed.waiting import wait_until
 from shimshift.model.nodestate import migration_selector, record_of
 from shimshift.model.status import MigrationStatus
 from shimshift.resources import load_crd, load_node_crd
-from tests.e2e.realapi import RealCluster, realapi_stack, realcluster
+from tests.e2e.realapi import RealCluster, realapi_stack, realcluster, secret
 from tests.integration.kube.conftest import migration as migration  # shared with the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 pytestmark = pytest.mark.e2e
-__all__ = ["realapi_stack", "realcluster"]  # fixtures, for the modules marked realapi
+__all__ = ["realapi_stack", "realcluster", "secret"]  # fixtures, for the modules marked realapi
 
 
 def eventually(
@@ -119,6 +118,21 @@ class Operator:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log")))
+
+
+def ssh_operator(cluster: KubeApi | RealCluster, workdir: Path) -> Operator:
+    """The shipped ``shimshift run``, reaching the testbed's nodes over SSH, not started: on the real
+    server as the chart's ServiceAccount with the chart's arguments, through the proxy."""
+    if not isinstance(cluster, RealCluster):
+        return Operator(cluster.kubeconfig, workdir, {}, ssh=True)
+    stack = cluster.stack
+    return Operator(
+        cluster.operator_kubeconfig,
+        workdir,
+        stack.operator_env(workdir / "sim"),
+        ssh=True,
+        run_args=[*stack.chart_args(), "--metrics-port=0"],
+    )
 
 
 def operator_namespace(cluster: Any) -> str:
@@ -240,16 +254,6 @@ def emulator_for(
         thread.stop()
 
 
-def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[str, Any]:
-    """An Opaque Secret holding `text` under `key`."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {key: base64.b64encode(text.encode()).decode()},
-    }
-
-
 def web(replicas: int, min_available: int, *, one_per_node: bool = False) -> list[dict[str, Any]]:
     """A ReplicaSet `web` of `replicas` pods guarded by PDB `web-pdb` (minAvailable `min_available`).
     With `one_per_node` no two web pods share a node (a required pod anti-affinity on the hostname):
@@ -280,7 +284,7 @@ def web(replicas: int, min_available: int, *, one_per_node: bool = False) -> lis
     ]
 
 
-def web_pods(cluster: KubeApi) -> list[dict[str, Any]]:
+def web_pods(cluster: KubeApi | RealCluster) -> list[dict[str, Any]]:
     return [
         p
         for p in cluster.list("pods", namespace="default")

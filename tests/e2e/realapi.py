@@ -18,12 +18,18 @@ server's audit log must show no 403 for the operator's account: the chart's RBAC
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.client
 import json
+import socket
+import subprocess
 import threading
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,10 +41,11 @@ from testbed.controlplane import ControlPlane
 from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.fixtures import audit_events, missing_component
 from testbed.kubeapi.kubectl import Kubectl, find_kubectl
+from testbed.nodes import Cluster, Node
 from testbed.nodes.kube_http import KubeHttp
 from testbed.waiting import wait_until
 
-from tests.e2e.chart_account import Answer, apply_chart
+from tests.e2e.chart_account import VALUES, Answer, apply_chart
 from tests.unit.chart import helm
 
 #: the objects of the chart the session applies once and every reset keeps
@@ -68,6 +75,7 @@ class Recorder(threading.Thread):
         self.events: list[WatchEvent] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        self.stream: Any = None  # the open watch's response
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -75,13 +83,31 @@ class Recorder(threading.Thread):
             request = urllib.request.Request(url, headers=self.http.headers)  # noqa: S310
             try:
                 with urllib.request.urlopen(request, timeout=30, context=self.http.context) as stream:  # noqa: S310
+                    with self.lock:
+                        self.stream = stream
+                    if self.stopping.is_set():
+                        return
                     for line in stream:
                         if self.stopping.is_set():
                             return
                         self._add(json.loads(line))
-            except (urllib.error.URLError, OSError, ValueError):
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
                 if self.stopping.wait(0.2):
                     return
+            finally:
+                with self.lock:
+                    self.stream = None
+
+    def stop(self) -> None:
+        """Stop now: the watch's connection is shut down, not waited on until the server ends it (up
+        to its 5 s timeout, in every test's teardown)."""
+        self.stopping.set()
+        with self.lock:
+            stream = self.stream
+        connection = getattr(getattr(getattr(stream, "fp", None), "raw", None), "_sock", None)
+        if isinstance(connection, socket.socket):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def _add(self, event: dict[str, Any]) -> None:
         obj = event.get("object") or {}
@@ -118,13 +144,13 @@ class Recorder(threading.Thread):
 class RealCluster(ProxiedApi):
     """``ProxiedApi`` over the session's control plane, with the operator's account and the history."""
 
-    def __init__(self, stack: RealStack, test_dir: Path) -> None:
-        super().__init__(stack.api, FaultProxy(stack.proxy))
+    def __init__(self, stack: RealStack, test_dir: Path, api: RealKubeApi | None = None) -> None:
+        super().__init__(api or stack.api, FaultProxy(stack.proxy))
         self.stack = stack
         self.plane = stack.plane
         self.test_dir = test_dir
         self.audit_offset = stack.plane.audit_log.stat().st_size if stack.plane.audit_log else 0
-        self.since = since = stack.api.resource_version
+        self.since = since = self.api.resource_version
         self.recorders = {
             "pods": Recorder(stack.api.http, "/api/v1/pods", since),
             "nodes": Recorder(stack.api.http, "/api/v1/nodes", since),
@@ -204,7 +230,7 @@ class RealCluster(ProxiedApi):
 
     def close(self) -> None:
         for recorder in self.recorders.values():
-            recorder.stopping.set()
+            recorder.stop()
         for recorder in self.recorders.values():
             recorder.join(timeout=10)
 
@@ -223,16 +249,18 @@ class RealStack:
 
     namespace: str = helm.NAMESPACE
 
-    def install_chart(self) -> None:
-        """Apply the chart as the admin (its CRDs, RBAC, namespace and peering object), mint the
-        operator's token, and take the baseline every reset returns to."""
+    def admin_kubectl(self) -> Kubectl:
         binary = find_kubectl()
         if binary is None:
             missing_component(
                 "no kubectl: run scripts/setup (installs .tools/bin/kubectl) or install kubectl"
             )
-        kubectl = Kubectl(binary, self.plane.admin_kubeconfig, self.workdir / "kubectl-cache")
-        self.docs = apply_chart(kubectl, self.workdir)
+        return Kubectl(binary, self.plane.admin_kubeconfig, self.workdir / "kubectl-cache")
+
+    def install_chart(self) -> None:
+        """Apply the chart as the admin (its CRDs, RBAC, namespace and peering object), mint the
+        operator's token, and take the baseline every reset returns to."""
+        self.docs = apply_chart(self.admin_kubectl(), self.workdir)
         account = helm.only(self.docs, "ServiceAccount")["metadata"]["name"]
         self.user = f"system:serviceaccount:{helm.NAMESPACE}:{account}"
         direct = self.plane.service_account_kubeconfig(
@@ -288,13 +316,16 @@ def realapi_stack(
         thread.stop()
 
 
-@pytest.fixture
-def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluster]:
+@contextlib.contextmanager
+def real_test_cluster(
+    stack: RealStack, test_dir: Path, api: RealKubeApi | None = None
+) -> Iterator[RealCluster]:
     """The real API server through the proxy for one test: no faults, an empty request log; after it,
-    no 403 for the operator in the audit log, then everything the test created is deleted."""
-    if not realapi_stack.chart_present():
-        realapi_stack.install_chart()
-    handle = RealCluster(realapi_stack, tmp_path)
+    no 403 for the operator in the audit log, then everything the test created since ``api``'s baseline
+    (the session's by default) is deleted."""
+    if not stack.chart_present():
+        stack.install_chart()
+    handle = RealCluster(stack, test_dir, api)
     handle.proxy.reset()
     try:
         yield handle
@@ -308,4 +339,80 @@ def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluste
         handle.close()
         handle.proxy.reset()
         handle.api.reset()
-        realapi_stack.clear_events()
+        stack.clear_events()
+
+
+@pytest.fixture
+def realcluster(realapi_stack: RealStack, tmp_path: Path) -> Iterator[RealCluster]:
+    """``real_test_cluster`` on the session's baseline."""
+    with real_test_cluster(realapi_stack, tmp_path) as handle:
+        yield handle
+
+
+def _stop_kubelet(node: Node) -> bool:
+    try:
+        return node.exec(["systemctl", "stop", "kubelet"], timeout=60).exit_status == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _registered(api: RealKubeApi, names: list[str]) -> bool:
+    found = [api.get("nodes", n) or {} for n in names]
+    return all(((o.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion") for o in found)
+
+
+@contextlib.contextmanager
+def nodes_on_real_api(
+    stack: RealStack, nodes: Cluster, extra_secrets: tuple[str, ...] = ()
+) -> Iterator[RealKubeApi]:
+    """The testbed ``nodes``' kubelets registered with the session's control plane, each with its own
+    node certificate (the Node authorizer and NodeRestriction admit it for its own Node only), and the
+    SSH Secrets the chart names, in the chart's namespace (the operator's) and in ``default`` (where
+    ``shimshift plan --probe-namespace default`` reads them). ``extra_secrets``: Secret names the
+    chart's Role then grants too (``rbac.extraSecretNames``, registry CAs), until the end.
+
+    Yields the admin's handle whose baseline holds all that: a test's reset (``real_test_cluster``
+    with it) keeps the Nodes, as the emulator kept them for a module. Afterwards the kubelets are
+    stopped and everything goes back to the session's baseline."""
+    names = [n.name for n in nodes.nodes]
+    stopped: list[bool] = []
+    try:
+        if extra_secrets:  # the chart's Role as that value renders it, replaced in place (same uid)
+            listed = "{" + ",".join(extra_secrets) + "}"
+            rendered = helm.template(*VALUES, "--set", f"rbac.extraSecretNames={listed}")
+            assert rendered.returncode == 0, rendered.stderr
+            stack.api.seed(helm.only(helm.documents(rendered.stdout), "Role"))
+        nodes.attach_api(
+            stack.plane.url,
+            stack.plane.admin_kubeconfig,
+            node_kubeconfig=stack.plane.node_kubeconfig,
+            admin_kubeconfig=stack.plane.admin_kubeconfig,
+        )
+        wait_until(partial(_registered, stack.api, names), 60, what="the kubelets to register")
+        for namespace in (stack.namespace, "default"):
+            stack.api.seed(
+                [
+                    secret("ssh", "ssh-privatekey", nodes.private_key.read_text(), namespace),
+                    secret("known-hosts", "known_hosts", nodes.known_hosts.read_text(), namespace),
+                ]
+            )
+        yield RealKubeApi(stack.plane.admin_kubeconfig)
+    finally:
+        with ThreadPoolExecutor(max_workers=len(nodes.nodes) or 1) as pool:
+            stopped = list(pool.map(_stop_kubelet, nodes.nodes))
+        stack.api.reset()  # the Nodes too, their kubelets no longer registering them again
+        stack.clear_events()
+        if extra_secrets:
+            stack.api.seed(helm.only(stack.docs, "Role"))
+    failed = [n.name for n, ok in zip(nodes.nodes, stopped, strict=True) if not ok]
+    assert not failed, f"the kubelets of {failed} did not stop"
+
+
+def secret(name: str, key: str, text: str, namespace: str = "default") -> dict[str, Any]:
+    """An Opaque Secret holding `text` under `key`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: base64.b64encode(text.encode()).decode()},
+    }

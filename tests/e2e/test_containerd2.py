@@ -1,8 +1,9 @@
 """Docker nodes whose target is containerd 2.x, migrated end to end by the operator over SSH: a node on
-containerd 2.2 (config schema 3) and one on 2.3 (schema 4), both built from their Go modules, with the
-API emulator's scheduler, ReplicaSet and PDB controllers. The rendered config is the one that very
-containerd reads without converting it, the CRI is asked through crictl in verify, and the evicted
-pods run again on containerd 2.x within their budget."""
+containerd 2.2 (config schema 3) and one on 2.3 (schema 4), both built from their Go modules, their
+kubelets registered with the real API server (its scheduler, ReplicaSet and disruption controllers),
+the operator as the chart's ServiceAccount. The rendered config is the one that very containerd reads
+without converting it, the CRI is asked through crictl in verify, and the evicted pods run again on
+containerd 2.x within their budget."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testbed.kubeapi import KubeApi
+from testbed.controlplane.api import RealKubeApi
 from testbed.nodes import Cluster, Node
 from testbed.nodes.fixtures import node_with_profile
 
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import emulator_for, eventually, web, web_pods
+from tests.e2e.conftest import eventually, web, web_pods
+from tests.e2e.realapi import RealCluster, RealStack, nodes_on_real_api, real_test_cluster
 from tests.e2e.test_testbed import APP_IMAGE, _migrate, _ready_on, _running_on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(280)]
 
 SCRATCH_PROFILES = ["containerd-2.2", "containerd-2.3"]
 #: the config schema each target containerd reads without converting it
@@ -26,11 +28,20 @@ SCHEMA = {"containerd-2.2": 3, "containerd-2.3": 4}
 
 
 @pytest.fixture(scope="module")
+def testbed(
+    scratch_cluster: Cluster, realapi_stack: RealStack
+) -> Iterator[tuple[Cluster, RealStack, RealKubeApi]]:
+    with nodes_on_real_api(realapi_stack, scratch_cluster) as baseline:
+        yield scratch_cluster, realapi_stack, baseline
+
+
+@pytest.fixture
 def stack(
-    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Cluster, KubeApi]]:
-    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("stack"), workloads=True) as api:
-        yield scratch_cluster, api
+    testbed: tuple[Cluster, RealStack, RealKubeApi], tmp_path: Path
+) -> Iterator[tuple[Cluster, RealCluster]]:
+    nodes, real, baseline = testbed
+    with real_test_cluster(real, tmp_path, baseline) as api:
+        yield nodes, api
 
 
 def crictl(node: Node, *argv: str) -> str:
@@ -42,7 +53,7 @@ def crictl(node: Node, *argv: str) -> str:
 
 
 def test_docker_nodes_move_to_containerd_2_2_and_2_3_with_the_schema_each_reads(
-    stack: tuple[Cluster, KubeApi], tmp_path: Path
+    stack: tuple[Cluster, RealCluster], tmp_path: Path
 ) -> None:
     nodes, api = stack
     names = [n.name for n in nodes.nodes]
@@ -58,8 +69,7 @@ def test_docker_nodes_move_to_containerd_2_2_and_2_3_with_the_schema_each_reads(
     )
     logs_before = {n.name: len(n.read("/var/log/containerd.log")) for n in nodes.nodes}
 
-    # one node at a time: the emulator's scheduler places a pod when it is created and never retries,
-    # so a pod evicted while every node is cordoned would stay Pending
+    # one node at a time: a pod evicted while every node is cordoned would stay Pending
     phase, status, operator = _migrate(nodes, api, tmp_path, "containerd2", names, max_unavailable=1)
 
     assert phase == Phase.SUCCEEDED, (status, operator.logs()[-4000:])

@@ -1,6 +1,7 @@
-"""`shimshift plan` against the testbed: the API emulator and fake nodes with real sshd, containerd and
-dockerd. The plan probes the nodes over SSH (read-only) with the Secrets spec.ssh names, as the
-operator's Plan mode does, and the test asserts that nothing changed: only GETs in the emulator's
+"""`shimshift plan` against the testbed: the real API server (through the fault proxy, which logs every
+request) and fake nodes with real sshd, containerd and dockerd, their kubelets registered with their
+node certificates. The plan probes the nodes over SSH (read-only) with the Secrets spec.ssh names, as
+the operator's Plan mode does, and the test asserts that nothing changed: only GETs in the proxy's
 request log, the nodes' files byte for byte, their daemons' processes and the fake systemctl's call log.
 """
 
@@ -15,13 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from testbed.kubeapi import KubeApi
+from testbed.controlplane.api import RealKubeApi
 from testbed.nodes import Cluster
 
 from shimshift.entry.cli import main
-from tests.e2e.conftest import emulator_for, eventually, secret
+from tests.e2e.conftest import eventually, secret
+from tests.e2e.realapi import RealCluster, RealStack, nodes_on_real_api, real_test_cluster
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(240)]
 
 SCRATCH_PROFILES = ["kubeadm-systemd", "kubeadm-cgroupfs"]
 READ_ONLY_SYSTEMCTL = {"is-active", "is-enabled", "is-failed", "show", "status", "cat", "list-units"}
@@ -35,11 +37,20 @@ WATCHED = (
 
 
 @pytest.fixture(scope="module")
+def testbed(
+    scratch_cluster: Cluster, realapi_stack: RealStack
+) -> Iterator[tuple[Cluster, RealStack, RealKubeApi]]:
+    with nodes_on_real_api(realapi_stack, scratch_cluster) as baseline:
+        yield scratch_cluster, realapi_stack, baseline
+
+
+@pytest.fixture
 def stack(
-    scratch_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Cluster, KubeApi]]:
-    with emulator_for(scratch_cluster, tmp_path_factory.mktemp("plan"), crd=False) as api:
-        yield scratch_cluster, api
+    testbed: tuple[Cluster, RealStack, RealKubeApi], tmp_path: Path
+) -> Iterator[tuple[Cluster, RealCluster]]:
+    nodes, real, baseline = testbed
+    with real_test_cluster(real, tmp_path, baseline) as api:
+        yield nodes, api
 
 
 def _state(node: Any) -> dict[str, Any]:
@@ -61,7 +72,7 @@ def _state(node: Any) -> dict[str, Any]:
 
 
 def test_a_live_plan_probes_the_nodes_over_ssh_and_changes_nothing(
-    stack: tuple[Cluster, KubeApi], tmp_path: Path
+    stack: tuple[Cluster, RealCluster], tmp_path: Path
 ) -> None:
     nodes, api = stack
     names = [n.name for n in nodes.nodes]
@@ -131,7 +142,8 @@ def test_a_live_plan_probes_the_nodes_over_ssh_and_changes_nothing(
             c["path"] == "/etc/containerd/config.toml" and c["changed"] for c in node["containerd"]["changes"]
         )
     assert not [f for f in report["blockers"] if f["code"] in ("NoFacts", "FactUnreadable")]
-    # The fake kubelets keep heartbeating (PATCH nodes/<name>/status); every other request is the plan's.
+    # The kubelets heartbeat (PATCH nodes/<name>/status) straight to the API server, not through the
+    # proxy; were one logged, it would not be the plan's. Every other request is the plan's.
     ours = [
         r for r in list(api.requests)[first:] if not (r.resource == "nodes" and r.subresource == "status")
     ]

@@ -1,6 +1,7 @@
-"""Registry CA material through the whole product on a testbed node (the operator process, the API
-emulator, a fake node with real sshd, containerd 1.6 and dockerd): what caSecretRef names reaches the
-node as certs.d/<host>/ca.crt (mode 0644, world-readable) only if it is X.509 certificates.
+"""Registry CA material through the whole product on a testbed node (the operator process as the chart's
+ServiceAccount on the real API server, a fake node with real sshd, containerd 1.6 and dockerd, its
+kubelet registered with its node certificate): what caSecretRef names reaches the node as
+certs.d/<host>/ca.crt (mode 0644, world-readable) only if it is X.509 certificates.
 
 Before, `caSecretRef: {name: <the SSH key Secret>, key: ssh-privatekey}` migrated a node
 and its ca.crt was byte-identical to the operator's SSH private key. Now that spec is invalid (naming
@@ -22,15 +23,24 @@ from typing import Any
 
 import pytest
 from cri_api.v1 import api_pb2, api_pb2_grpc
+from testbed.controlplane.api import RealKubeApi
 from testbed.nodes import Cluster
 from testbed.nodes.layout import REGISTRY_HOST
 
 from shimshift.model import keys
 from shimshift.model.status import NodePhase, Phase
-from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
+from tests.e2e.conftest import (
+    Operator,
+    eventually,
+    operator_namespace,
+    raw_status,
+    secret,
+    ssh_operator,
+)
+from tests.e2e.realapi import RealCluster, RealStack, nodes_on_real_api, real_test_cluster
 from tests.e2e.test_testbed import ssh_migration
 
-pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(420)]
 
 #: Docker on this profile trusts the registry as an insecure one (no CA): after the migration only the
 #: spec's CA lets containerd verify it.
@@ -38,31 +48,38 @@ PROFILE = "kubeadm-cgroupfs"
 CA_FILE = f"{keys.CONTAINERD_CERTS_DIR}/{REGISTRY_HOST}/ca.crt"
 HOSTS_FILE = f"{keys.CONTAINERD_CERTS_DIR}/{REGISTRY_HOST}/hosts.toml"
 IMAGE = f"{REGISTRY_HOST}/team/app:2.0"  # only in the registry (testbed seeding), never in Docker
+#: the registry CA Secrets the operator reads (in its namespace): the chart grants them by name
+CA_SECRETS = ("copied", "registry-ca")
 
 
 @pytest.fixture(scope="module")
-def stack(testbed_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Any]]:
+def testbed(testbed_root: Path, realapi_stack: RealStack) -> Iterator[tuple[Cluster, RealStack, RealKubeApi]]:
     prefix = os.environ.get("SHIMSHIFT_TESTBED_PREFIX", "pytest")
     with (
         Cluster.up(f"{prefix}-{os.getpid()}-regca", [PROFILE], root=testbed_root) as nodes,
-        emulator_for(nodes, tmp_path_factory.mktemp("regca")) as api,
+        nodes_on_real_api(realapi_stack, nodes, extra_secrets=CA_SECRETS) as baseline,
     ):
         eventually(
-            lambda: _runtime(api, nodes.nodes[0].name).startswith("docker://"), 60, "kubelet on Docker"
+            lambda: _runtime(baseline, nodes.nodes[0].name).startswith("docker://"), 60, "kubelet on Docker"
         )
-        api.seed(
-            [
-                secret("ssh", "ssh-privatekey", nodes.private_key.read_text()),
-                secret("known-hosts", "known_hosts", nodes.known_hosts.read_text()),
-            ]
-        )
+        yield nodes, realapi_stack, baseline
+
+
+@pytest.fixture
+def stack(
+    testbed: tuple[Cluster, RealStack, RealKubeApi], tmp_path: Path
+) -> Iterator[tuple[Cluster, RealCluster]]:
+    """The node and the real API server through the proxy, reset after the test to the module's
+    baseline (the Node and the SSH Secrets kept)."""
+    nodes, real, baseline = testbed
+    with real_test_cluster(real, tmp_path, baseline) as api:
         yield nodes, api
 
 
 @pytest.fixture
 def operator(stack: tuple[Cluster, Any], tmp_path: Path) -> Iterator[Operator]:
     _, api = stack
-    op = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
+    op = ssh_operator(api, tmp_path)
     op.start()
     yield op
     op.stop()
@@ -144,7 +161,7 @@ def test_a_copy_of_the_ssh_key_in_another_secret_is_refused_at_facts_before_the_
     stack: tuple[Cluster, Any], operator: Operator
 ) -> None:
     nodes, api = stack
-    api.seed(secret("copied", "ca.crt", nodes.private_key.read_text()))
+    api.seed(secret("copied", "ca.crt", nodes.private_key.read_text(), operator_namespace(api)))
     api.seed(_registry_migration(nodes, "copy", "Migrate", {"name": "copied"}))
 
     status = eventually(lambda: _settled(api, "copy"), 200, "the migration to settle", 0.5)
@@ -201,7 +218,7 @@ def test_a_valid_ca_secret_is_no_plan_blocker_and_migrate_writes_what_the_plan_s
     node = nodes.nodes[0]
     assert nodes.registry is not None
     ca_pem = nodes.registry.ca_cert.read_text()
-    api.seed(secret("registry-ca", "ca.crt", ca_pem))
+    api.seed(secret("registry-ca", "ca.crt", ca_pem, operator_namespace(api)))
     api.seed(_registry_migration(nodes, "regca", "Plan", {"name": "registry-ca"}))
 
     eventually(lambda: _status(api, "regca").get("phase") == Phase.PLANNED, 90, "the plan", 0.5)

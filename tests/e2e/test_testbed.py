@@ -45,7 +45,7 @@ from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import MigrationStatus, NodePhase, NodeRecord, Phase, StepState
 from shimshift.remote import NodeConnection, SshNodePort, SshOptions, SshTarget
 from shimshift.steps.switch import staged_files
-from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret
+from tests.e2e.conftest import Operator, emulator_for, eventually, raw_status, secret, ssh_operator
 from tests.e2e.history import is_ready, max_cordoned, min_healthy_after_ready, operator_requests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root, pytest.mark.timeout(280)]
@@ -115,7 +115,7 @@ def _migrate(
         "kubelets on Docker",
     )
     _seed_ssh_secrets(nodes, api)
-    operator = Operator(api.kubeconfig, tmp_path, {}, ssh=True)
+    operator = ssh_operator(api, tmp_path)
     operator.start()
     try:
         api.seed(
