@@ -81,6 +81,7 @@ def test_status_round_trips_through_storage() -> None:
         "skipped": 0,
         "failed": 1,
         "rolledBack": 0,
+        "held": 0,
         "progress": "1/2",
     }
     assert stored["failedNodes"] == [
@@ -97,3 +98,16 @@ def test_a_step_record_replaces_the_previous_record_of_the_same_step() -> None:
     r = NodeRecord(name="n").with_step(StepRecord(StepId.DRAIN, StepState.STARTED))
     r = r.with_step(StepRecord(StepId.DRAIN, StepState.DONE))
     assert [(s.id, s.state) for s in r.steps] == [(StepId.DRAIN, StepState.DONE)]
+
+
+def test_a_held_node_is_skipped_but_not_done_in_the_progress() -> None:
+    from shimshift.model.keys import HOLD_REASON
+
+    nodes = (
+        NodeRecord(name="n1", phase=NodePhase.SUCCEEDED),
+        NodeRecord(name="n2", phase=NodePhase.SKIPPED, skip_reason="already on containerd"),
+        NodeRecord(name="n3", phase=NodePhase.SKIPPED, skip_reason=f"{HOLD_REASON}: storage node"),
+    )
+    summary = MigrationStatus(phase=Phase.SUCCEEDED, nodes=nodes).summary()
+    assert summary["skipped"] == 2 and summary["held"] == 1
+    assert summary["progress"] == "2/3", "the held node is still on Docker"

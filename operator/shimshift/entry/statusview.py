@@ -236,8 +236,15 @@ def render_status(
     ]
     total = len(nodes)
     phases = Counter(str(n.get("phase") or "Pending") for n in nodes)
-    done = sum(phases[p] for p in DONE_PHASES)
+    held_count = sum(
+        1
+        for n in nodes
+        if str(n.get("phase")) == str(NodePhase.SKIPPED)
+        and str(n.get("skipReason", "")).startswith(keys.HOLD_REASON)
+    )
+    done = sum(phases[p] for p in DONE_PHASES) - held_count  # a held node is still on Docker: not done
     counts = ", ".join(f"{p} {phases[p]}" for p in (str(x) for x in NodePhase) if phases[p])
+    counts += f", of which held {held_count}" if held_count else ""
     lines.append(f"Nodes   {bar(done, total)} {done}/{total} done" + (f"  ({counts})" if counts else ""))
     lines += _images_lines(nodes, total - phases[str(NodePhase.SKIPPED)], now)
     cordoned = _cordoned_line(nodes, now)

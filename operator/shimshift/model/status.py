@@ -455,10 +455,13 @@ class MigrationStatus:
             NodePhase.FAILED: "failed",
             NodePhase.ROLLED_BACK: "rolledBack",
         }
+        held = 0
         for n in self.nodes:
             counts[key_of[n.phase]] += 1
-        done = counts["succeeded"] + counts["skipped"]
-        return {"total": len(self.nodes), **counts, "progress": f"{done}/{len(self.nodes)}"}
+            held += n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
+        # a held node is skipped for now, not done: it is still on Docker
+        done = counts["succeeded"] + counts["skipped"] - held
+        return {"total": len(self.nodes), **counts, "held": held, "progress": f"{done}/{len(self.nodes)}"}
 
     def for_storage(self) -> dict[str, Any]:
         """The NodeMigration's status as stored: bounded whatever the fleet's size. Each node's record
