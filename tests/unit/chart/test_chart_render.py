@@ -147,7 +147,11 @@ def test_default_operator_runs_with_kopf_peering_and_json_logs() -> None:
     ]
     assert container["image"] == "shimshift:0.1.0"
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
-    assert env == {"SHIMSHIFT_NAMESPACE": "metadata.namespace", "SHIMSHIFT_POD_NAME": "metadata.name"}
+    assert env == {
+        "SHIMSHIFT_NAMESPACE": "metadata.namespace",
+        "SHIMSHIFT_POD_NAME": "metadata.name",
+        "SHIMSHIFT_NODE_NAME": "spec.nodeName",
+    }
     deployment = helm.only(helm.rendered("default"), "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     peering = helm.only(helm.rendered("default"), "ClusterKopfPeering")
