@@ -195,6 +195,7 @@ ENV = {
     "log_format": "SHIMSHIFT_LOG_FORMAT",
     "metrics_port": "SHIMSHIFT_METRICS_PORT",
     "identity": "SHIMSHIFT_IDENTITY",
+    "node_name": "SHIMSHIFT_NODE_NAME",
     "lease_ttl": "SHIMSHIFT_LEASE_TTL",
     "liveness": "SHIMSHIFT_LIVENESS",
 }
@@ -210,6 +211,9 @@ class RunSettings:
     log_format: str = "full"  # full | plain | json
     metrics_port: int = 8080  # 0 disables the /metrics endpoint
     identity: str = ""  # this replica's name in NodeMigration leases; default $POD_NAME or the hostname
+    #: the node this replica's pod runs on (the chart's downward API spec.nodeName); while this replica
+    #: acts, that node is migrated last. "": not known (run outside a pod), no node is put last
+    node_name: str = ""
     lease_ttl: float = 30.0  # seconds a silent replica keeps its claim (and its kopf peering record)
     liveness: str | None = (
         None  # kopf's health endpoint, e.g. http://0.0.0.0:8081/healthz (the chart's probes)
@@ -305,6 +309,7 @@ def run_operator(
         observer=metrics,
         gates=LiveGates(cluster),
         identity=settings.identity or None,
+        own_node=settings.node_name,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
         notifier=notifier,
         clock=clock if clock is not None else utcnow,
