@@ -171,7 +171,10 @@ def test_non_default_values_reach_the_pod() -> None:
     assert pod["spec"]["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
     assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
-    assert pod["metadata"]["annotations"] == {"example.com/team": "platform"}
+    assert pod["metadata"]["annotations"] == {
+        "shimshift.io/disposable-empty-dirs": "tmp",
+        "example.com/team": "platform",
+    }
     assert pod["metadata"]["labels"]["example.com/tier"] == "ops"
     assert pod["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
 
