@@ -112,3 +112,12 @@ def test_the_node_the_pod_runs_on_comes_from_the_downward_api_variable_and_the_f
     assert RunSettings.from_flags({}, {"SHIMSHIFT_NODE_NAME": "w3"}).node_name == "w3"
     assert RunSettings.from_flags({"node_name": "cp1"}, {"SHIMSHIFT_NODE_NAME": "w3"}).node_name == "cp1"
     assert RunSettings.from_flags({}, {}).node_name == ""  # outside a pod: no node is put last
+
+
+def test_an_older_replica_outranks_a_newer_one_whatever_the_tiebreak() -> None:
+    from shimshift.entry.handlers import PRIORITY_TIEBREAK, peering_priority
+
+    first = peering_priority(1_800_000_000.000, PRIORITY_TIEBREAK - 1)
+    later = peering_priority(1_800_000_000.001, 0)  # a millisecond later, the best draw
+    assert first > later > 0
+    assert peering_priority(1_800_000_000.0, 1) != peering_priority(1_800_000_000.0, 2)
