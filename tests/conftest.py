@@ -27,6 +27,7 @@ SHARED_HOST_SCOPES = {
     "tests/e2e/test_hooks_real.py": "real-kubelets",
     "tests/e2e/test_real_kubelet_rollback.py": "real-kubelets",
     "tests/e2e/test_real_kubelet_crash.py": "real-kubelets",
+    "tests/e2e/test_real_kubelet_operator_pod.py": "real-kubelets",
     "tests/integration/nodes/test_real_kubelet.py": "real-kubelets",
 }
 
