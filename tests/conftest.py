@@ -34,6 +34,7 @@ SHARED_HOST_SCOPES = {
     "tests/e2e/test_hooks_real.py": "real-kubelets-b",
     "tests/e2e/test_real_kubelet_crash.py": "real-kubelets-b",
     "tests/integration/nodes/test_real_kubelet.py": "real-kubelets-b",
+    "tests/e2e/test_real_kubelet_operator_pod.py": "real-kubelets-a",
 }
 
 #: long modules of independent tests: module path -> how many scopes its tests are spread over

@@ -230,11 +230,15 @@ class Engine:
         identity: str | None = None,
         notifier: Notifier | None = None,
         gates: GatePort | None = None,
+        own_node: str = "",
     ) -> None:
         self.cluster = cluster
         self.notifier: Notifier = notifier or NullNotifier()
         self.gates = gates  # None: spec.rollout.gates cannot be read (a NodeMigration with gates waits)
         self.identity = identity  # None: a single replica that needs no lease (tests, standalone)
+        #: the node this operator runs on ("": unknown); a pass acts only while this replica holds the
+        #: lease, so it is the acting replica's node, planned and migrated last
+        self.own_node = own_node
         self.node_ports = node_ports
         self.config = config or EngineConfig()
         self.observer: Observer = observer or NullObserver()
@@ -383,6 +387,7 @@ class Engine:
             gates=readings,
             generation=migration.generation,
             name=migration.name,
+            operator_node=self.own_node,
         )
         settled = replace(
             status,
@@ -681,6 +686,7 @@ class Engine:
             material=port.registry_material(),
             # read only: Prometheus queries and GETs of the named objects
             gate_readings=self._read_gates(migration) if migration.spec.rollout.gates.configured else None,
+            operator_node=self.own_node,
         )
         # every format, as `shimshift plan` renders it; the cluster port stores them at any size
         where = self.cluster.write_report(migration, report_files(report))

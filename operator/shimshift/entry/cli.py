@@ -218,6 +218,10 @@ def build_parser(prog: str = "shimshift") -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", help="Prometheus /metrics port, 0 = off (env SHIMSHIFT_METRICS_PORT)")
     p.add_argument("--identity", help="this replica's name in leases (env SHIMSHIFT_IDENTITY; $POD_NAME)")
     p.add_argument(
+        "--node-name",
+        help="the node this operator runs on, migrated last while it acts (env SHIMSHIFT_NODE_NAME)",
+    )
+    p.add_argument(
         "--lease-ttl", help="seconds before a silent replica's claim lapses (env SHIMSHIFT_LEASE_TTL)"
     )
     p.add_argument("--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8081/healthz")

@@ -195,6 +195,7 @@ ENV = {
     "log_format": "SHIMSHIFT_LOG_FORMAT",
     "metrics_port": "SHIMSHIFT_METRICS_PORT",
     "identity": "SHIMSHIFT_IDENTITY",
+    "node_name": "SHIMSHIFT_NODE_NAME",
     "lease_ttl": "SHIMSHIFT_LEASE_TTL",
     "liveness": "SHIMSHIFT_LIVENESS",
 }
@@ -210,6 +211,9 @@ class RunSettings:
     log_format: str = "full"  # full | plain | json
     metrics_port: int = 8080  # 0 disables the /metrics endpoint
     identity: str = ""  # this replica's name in NodeMigration leases; default $POD_NAME or the hostname
+    #: the node this replica's pod runs on (the chart's downward API spec.nodeName); while this replica
+    #: acts, that node is migrated last. "": not known (run outside a pod), no node is put last
+    node_name: str = ""
     lease_ttl: float = 30.0  # seconds a silent replica keeps its claim (and its kopf peering record)
     liveness: str | None = (
         None  # kopf's health endpoint, e.g. http://0.0.0.0:8081/healthz (the chart's probes)
@@ -260,6 +264,20 @@ class RunSettings:
         return out
 
 
+#: Random low digits of a replica's kopf priority, so two replicas started in the same millisecond
+#: still differ (kopf pauses every replica when the highest priority is shared).
+PRIORITY_TIEBREAK = 100
+
+
+def peering_priority(started: float, tiebreak: int) -> int:
+    """This replica's kopf peering priority: the earlier it started (`started`, Unix seconds), the
+    higher, so the replica that acts keeps acting when another joins. A pod replacing an evicted
+    standby (the drain of the standby's node) never pauses the active replica in the middle of its
+    rollout, which would hand the rollout, and the place of the node migrated last, to the newcomer."""
+    # below 2**53 until the year 2248: exact as a JSON number in the peering object
+    return (2**43 - int(started * 1000)) * PRIORITY_TIEBREAK + tiebreak
+
+
 def run_operator(
     settings: RunSettings,
     node_ports: NodePortsFactory | None = None,
@@ -305,6 +323,7 @@ def run_operator(
         observer=metrics,
         gates=LiveGates(cluster),
         identity=settings.identity or None,
+        own_node=settings.node_name,
         config=EngineConfig(lease_ttl=settings.lease_ttl),
         notifier=notifier,
         clock=clock if clock is not None else utcnow,
@@ -315,8 +334,9 @@ def run_operator(
             standalone=settings.peering is None,
             peering_name=settings.peering,
             liveness_endpoint=settings.liveness,
-            # kopf pauses every replica when the highest priority is shared: replicas draw distinct ones.
-            priority=secrets.randbelow(2**31) if settings.peering else 0,
+            priority=peering_priority(time.time(), secrets.randbelow(PRIORITY_TIEBREAK))
+            if settings.peering
+            else 0,
             memo=kopf.Memo(runtime=Runtime(engine, peering_lifetime=max(1, round(settings.lease_ttl)))),
         )
     finally:

@@ -226,6 +226,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             source=source,
             material=material,
             gate_readings=readings,
+            operator_node=args.operator_node or "",
         )
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)
@@ -311,6 +312,12 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="markdown", help="report format (default markdown)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     p.add_argument("--now", metavar="TIME", help="report time (ISO 8601), for reproducible reports")
+    p.add_argument(
+        "--operator-node",
+        metavar="NODE",
+        help="the node the operator runs on (kubectl get pod -o wide): planned last, as the operator's "
+        "own plan and rollout put it",
+    )
 
 
 def add_snapshot_arguments(p: argparse.ArgumentParser) -> None:

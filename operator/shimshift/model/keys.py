@@ -74,6 +74,12 @@ HOLD_KEY: Final = "shimshift.io/hold"
 #: How the skip reason of a held node begins (the hold's value follows after ": ").
 HOLD_REASON: Final = f"held by {HOLD_KEY}"
 
+#: On a pod: the names of its emptyDir volumes (comma-separated) that hold nothing worth keeping, so
+#: the drain evicts the pod without spec.drain.deleteEmptyDirData (as the cluster autoscaler's
+#: safe-to-evict-local-volumes). The chart's operator pod names its scratch /tmp: the drain of the
+#: node the operator runs on must not stop at the operator itself.
+DISPOSABLE_EMPTY_DIRS: Final = "shimshift.io/disposable-empty-dirs"
+
 #: On the verify step's canary pod (in the operator's namespace): the label every canary carries, so a
 #: restart finds a leftover one and deletes it; the label naming its node (a hash when the node's name
 #: is not a valid label value); the annotations with the node's full name and the token its log must

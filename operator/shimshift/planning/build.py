@@ -224,6 +224,7 @@ def build_plan(
     source: str = "",
     material: RegistryMaterial | None = None,
     gate_readings: Sequence[GateReading] | None = None,
+    operator_node: str = "",
 ) -> PlanReport:
     """The plan report for `spec` on `cluster`; `facts_by_node` holds whatever the probe gathered.
 
@@ -231,7 +232,10 @@ def build_plan(
     offline, where the report lists the gates without their state).
 
     `material`: the registry Secrets as the operator resolved them (`shimshift.entry.nodeport`), so
-    the plan renders what Migrate mode writes; None offline, where such registries are blockers."""
+    the plan renders what Migrate mode writes; None offline, where such registries are blockers.
+
+    `operator_node`: the node the operator that plans runs on ("": unknown, as offline without
+    --operator-node); when selected it is the last wave, as the rollout migrates it."""
     # renders and kubelet edits are shared between look-alike nodes of this plan
     containerd_plan, kubelet_plan = SharedRenders(material), SharedKubeletEdits()
     try:
@@ -239,7 +243,7 @@ def build_plan(
     except ValueError as e:
         raise ValidationError([Problem("spec.drain.podSelector", str(e))]) from e
     selection = select_nodes(spec, cluster.nodes)
-    waves = plan_waves(spec.rollout, selection.selected)
+    waves = plan_waves(spec.rollout, selection.selected, operator_node)
     wave_of = {n: w.index for w in waves for n in w.nodes}
     controllers = cluster.controller_index()
     pdb_states, pod_pdbs = evaluate_pdbs(cluster.pdbs, cluster.pods, controllers)
@@ -282,6 +286,18 @@ def build_plan(
             findings += cni_findings(facts, containerd, by_node.get(node.name, ()))
         findings += canary_findings(spec, node.name, facts)
         findings += hook_findings(spec, name or "nodemigration", node.name)
+        if node.name == operator_node:
+            findings.append(
+                Finding(
+                    "RunsOperator",
+                    Level.INFO,
+                    "the node runs the operator: migrated last, after every other selected node; its "
+                    "drain evicts the operator, and the replacement pod (or a standby replica) resumes "
+                    "the rollout from its recorded step",
+                    "",
+                    node.name,
+                )
+            )
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(
@@ -379,7 +395,8 @@ def build_plan(
         rollout_gates=rollout_gates(spec, cluster, selection, now, gate_readings),
         summary=summary,
         waves=tuple(
-            WavePlan(w.index, w.nodes, w.control_plane, s) for w, s in zip(waves, wave_seconds, strict=True)
+            WavePlan(w.index, w.nodes, w.control_plane, s, w.runs_operator)
+            for w, s in zip(waves, wave_seconds, strict=True)
         ),
         nodes=tuple(plans),
         skipped=selection.skipped,

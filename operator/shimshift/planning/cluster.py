@@ -88,6 +88,8 @@ class Pod:
     #: why its first waiting container waits, in kubelet's words ("container proxy waiting:
     #: ErrImageNeverPull (...)"); "" when none waits
     waiting: str = ""
+    #: its emptyDir volumes named in keys.DISPOSABLE_EMPTY_DIRS: their data may be lost
+    disposable: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -95,7 +97,8 @@ class Pod:
 
     @property
     def has_empty_dir(self) -> bool:
-        return any(v.empty_dir for v in self.volumes)
+        """An emptyDir whose data the drain would lose (those named disposable do not count)."""
+        return any(v.empty_dir and v.name not in self.disposable for v in self.volumes)
 
 
 @dataclass(frozen=True)
@@ -312,7 +315,10 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
     phase = status.get("phase", "Running")
     init, main, volumes = spec.get("initContainers"), spec.get("containers"), spec.get("volumes")
     name, node, labels = meta.get("name"), spec.get("nodeName"), meta.get("labels")
-    annotations = meta.get("annotations")
+    annotations = as_map(meta.get("annotations"), "metadata.annotations") if meta.get("annotations") else {}
+    disposable = as_str(
+        annotations.get(keys.DISPOSABLE_EMPTY_DIRS), f"annotation {keys.DISPOSABLE_EMPTY_DIRS}"
+    )
     return Pod(
         namespace=as_str(meta.get("namespace"), "metadata.namespace", "default"),
         name=name if type(name) is str else as_str(name, "metadata.name"),
@@ -321,7 +327,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         owner=_owner(meta),
         phase=_PHASES.get(phase, PodPhase.UNKNOWN) if isinstance(phase, str) else PodPhase.UNKNOWN,
         ready=_ready_condition(status)[0] == "True",
-        mirror=MIRROR_ANNOTATION in as_map(annotations, "metadata.annotations") if annotations else False,
+        mirror=MIRROR_ANNOTATION in annotations,
         deleting=bool(meta.get("deletionTimestamp")),
         containers=(each(_container, init, "spec.initContainers") if init else ())
         + each(_container, main, "spec.containers"),
@@ -331,6 +337,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
             spec.get("terminationGracePeriodSeconds"), "spec.terminationGracePeriodSeconds", 30
         ),
         waiting=_waiting(status),
+        disposable=frozenset(v.strip() for v in disposable.split(",") if v.strip()),
     )
 
 

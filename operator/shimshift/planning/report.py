@@ -75,12 +75,18 @@ class NodeReport:
     findings: tuple[Finding, ...]
 
 
+#: What the reports say of the wave of the node the operator runs on.
+RUNS_OPERATOR = "runs the operator: migrated last"
+
+
 @dataclass(frozen=True)
 class WavePlan:
     index: int
     nodes: tuple[str, ...]
     control_plane: bool
     estimate_seconds: int
+    #: the node the planning operator runs on, alone in the last wave ("runs the operator: migrated last")
+    runs_operator: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.gates import gate_lines
-from shimshift.planning.report import NodeReport, PlanReport, Verdict
+from shimshift.planning.report import RUNS_OPERATOR, NodeReport, PlanReport, Verdict, WavePlan
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
     NodeGroup,
@@ -245,6 +245,13 @@ def _group(g: NodeGroup, *, detail: bool) -> list[str]:
     return out
 
 
+def wave_kind(wave: WavePlan) -> str:
+    """The Kind column of the Waves table."""
+    if wave.runs_operator:
+        return f"{'control-plane node' if wave.control_plane else 'worker'}; {RUNS_OPERATOR}"
+    return "control plane" if wave.control_plane else "workers"
+
+
 def render_markdown(report: PlanReport) -> str:
     s = report.summary
     out = [f"# shimshift plan: {cell(report.name or '(unnamed)')}", ""]
@@ -307,7 +314,7 @@ def render_markdown(report: PlanReport) -> str:
             (
                 w.index,
                 compact_names(w.nodes),
-                "control plane" if w.control_plane else "workers",
+                wave_kind(w),
                 format_duration(w.estimate_seconds),
             )
             for w in report.waves

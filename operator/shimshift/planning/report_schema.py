@@ -33,6 +33,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "PodPlan.verdict": "The Eviction API's answer right now: Allowed (200), NoBudget (429), "
     "MultiplePDBs (500); null when the pod is not evicted.",
     "FileSection.computed": "False when the files could not be planned; `reason` says why.",
+    "WavePlan.runs_operator": "True for the last wave, the node the planning operator runs on, which "
+    "is migrated after every other selected node.",
     "NodeReport.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
     "RolloutGates.zone_limit": "spec.rollout.maxUnavailablePerZone as given; empty without one.",
     "RolloutGates.zones": "Zones (values of zoneLabel) of the selected workers; unlabelled nodes are one.",

@@ -17,6 +17,11 @@
 - Zones: with `spec.rollout.maxUnavailablePerZone`, a wave takes at most that many workers of one zone
   (the `zoneLabel` value, "" without it; a percentage is of the zone's selected workers) besides the
   global `maxUnavailable`; the nodes of a full zone wait and the wave takes other zones' nodes.
+- The operator's own node (`operator_node`, the node the acting replica runs on, passed in by the
+  engine): it starts only when it is the last pending node, after every other selected node, worker
+  or control plane, has finished; until then each wave passes over it (the plan's last wave,
+  `planning.waves.plan_waves`). Its drain evicts the operator; the replacement pod or the standby
+  replica resumes it from its NodeMigrationNode.
 - Health gates (`spec.rollout.gates`, `planning.healthgates`): read by the caller (`gates`) only when a
   wave could start; a closed gate holds the wave back, a gate that cannot be read is retried with
   backoff, and one not open past `gates.timeout` (counted inside the windows only) pauses the rollout
@@ -149,12 +154,14 @@ def decide(
     gates: Sequence[GateReading] | None = None,
     generation: int | None = None,
     name: str = "",
+    operator_node: str = "",
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
     match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `gates`:
     this pass's reading of `spec.rollout.gates` (None: not read, as when `may_start` says no).
     `generation`: the object's, so a gate timeout pauses only the generation it happened in. `name`
-    is the NodeMigration's (messages and the backup path name it)."""
+    is the NodeMigration's (messages and the backup path name it). `operator_node`: the node the
+    operator making this decision runs on ("": unknown), started only when no other node is pending."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes)
     asked = UndoWindow({}, (), ())
@@ -170,6 +177,10 @@ def decide(
     failures = [r for r in records if r.phase in FAILED and not r.undone_on_request]
     undone = [r.name for r in records if r.phase == NodePhase.ROLLED_BACK and r.undone_on_request]
     pending = [r for r in records if r.phase == NodePhase.PENDING]
+    # the operator's own node waits while any other node is pending (in flight ones hold every wave)
+    saved = [r for r in pending if r.name == operator_node] if len(pending) > 1 else []
+    ours = operator_node != "" and any(r.name == operator_node for r in pending)
+    last = f"; {operator_node} runs the operator: migrated last" if ours else ""
 
     def result(
         phase: Phase,
@@ -278,6 +289,8 @@ def decide(
         if hold is not None:
             phase = Phase.PAUSED if hold.paused else Phase.PROGRESSING
             return result(phase, hold.reason, hold.message, wait=hold.wait)
+    if saved:
+        pending = [r for r in pending if r.name != operator_node]
     held_back = [r.name for r in pending if blocked.get(r.name)]
     why = _blocked_message(held_back, blocked)
     workers = [r for r in pending if r.name not in control]
@@ -300,21 +313,21 @@ def decide(
         return result(
             Phase.PROGRESSING,
             ConditionReason.WAVE_STARTED,
-            f"starting {name_some(wave, NAMED_IN_MESSAGES)}" + full + (f"; {why}" if why else ""),
+            f"starting {name_some(wave, NAMED_IN_MESSAGES)}" + full + (f"; {why}" if why else "") + last,
             start=wave,
         )
     if workers:  # every pending worker is held back: control-plane nodes still wait for them
-        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}")
+        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}{last}")
     if spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:  # pragma: no cover - selection skips them
         return result(Phase.SUCCEEDED, ConditionReason.MIGRATED, "every selected worker runs containerd")
     free = [r.name for r in pending if r.name not in held_back]
     if not free:
-        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}")
+        return result(Phase.PROGRESSING, ConditionReason.BLOCKED_BY_PODS, f"waiting: {why}{last}")
     first = free[0]
     return result(
         Phase.PROGRESSING,
         ConditionReason.WAVE_STARTED,
-        f"starting control-plane node {first}" + (f"; {why}" if why else ""),
+        f"starting control-plane node {first}" + (f"; {why}" if why else "") + last,
         start=[first],
     )
 

@@ -5,7 +5,14 @@ description). `maxUnavailablePerZone` caps each zone's share of a wave the same 
 that zone's selected workers; the zone is the value of `zoneLabel`, "" for nodes without it); a wave
 passes over the nodes of a full zone and takes the next ones of other zones, as the rollout does
 (`fill_wave`, shared with `planning.rollout`). Nodes keep name order inside the plan so two runs on the
-same cluster agree. Pure.
+same cluster agree.
+
+The node the acting operator runs on (`operator_node`: the node of the replica that plans or rolls
+out, which the operator knows from its pod's spec.nodeName) is taken out of its wave and migrated
+last, as a wave of its own after every other selected node: its drain evicts the operator, and by
+then nothing else is left to strand. It still counts in the wave size and zone limits, so the other
+waves are the ones a plan without it would have. A node that runs only a standby replica is not
+special: a standby does nothing, and losing it strands nothing. Pure.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ class Wave:
     index: int  # 1-based, as a person counts
     nodes: tuple[str, ...]
     control_plane: bool
+    #: the node the acting operator runs on, migrated last (a wave of its own)
+    runs_operator: bool = False
 
 
 def wave_size(rollout: Rollout, workers: int) -> int:
@@ -75,15 +84,18 @@ def fill_wave(
     return Fill(tuple(taken), full)
 
 
-def plan_waves(rollout: Rollout, selected: Sequence[Node]) -> tuple[Wave, ...]:
+def plan_waves(rollout: Rollout, selected: Sequence[Node], operator_node: str = "") -> tuple[Wave, ...]:
     """Workers in waves of `wave_size` (and at most each zone's limit), then each selected
-    control-plane node as a wave of its own."""
+    control-plane node as a wave of its own, then `operator_node` (when selected) on its own."""
+    last = next((n for n in selected if n.name == operator_node), None) if operator_node else None
     workers = sorted(n.name for n in selected if not n.control_plane)
-    control = sorted(n.name for n in selected if n.control_plane)
+    control = sorted(n.name for n in selected if n.control_plane and n is not last)
     size = wave_size(rollout, len(workers))
     waves: list[Wave] = []
     zone = {n.name: zone_of(rollout, n) for n in selected if not n.control_plane}
     limits = zone_limits(rollout, zone.values())
+    if last is not None and not last.control_plane:
+        workers.remove(last.name)  # counted in the size and the zone limits above, placed below
     if limits is None:
         for start in range(0, len(workers), size):
             waves.append(Wave(len(waves) + 1, tuple(workers[start : start + size]), control_plane=False))
@@ -101,4 +113,6 @@ def plan_waves(rollout: Rollout, selected: Sequence[Node]) -> tuple[Wave, ...]:
             waves.append(Wave(len(waves) + 1, tuple(wave), control_plane=False))
     for name in control:
         waves.append(Wave(len(waves) + 1, (name,), control_plane=True))
+    if last is not None:
+        waves.append(Wave(len(waves) + 1, (last.name,), last.control_plane, runs_operator=True))
     return tuple(waves)

@@ -147,7 +147,11 @@ def test_default_operator_runs_with_kopf_peering_and_json_logs() -> None:
     ]
     assert container["image"] == "shimshift:0.1.0"
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
-    assert env == {"SHIMSHIFT_NAMESPACE": "metadata.namespace", "SHIMSHIFT_POD_NAME": "metadata.name"}
+    assert env == {
+        "SHIMSHIFT_NAMESPACE": "metadata.namespace",
+        "SHIMSHIFT_POD_NAME": "metadata.name",
+        "SHIMSHIFT_NODE_NAME": "spec.nodeName",
+    }
     deployment = helm.only(helm.rendered("default"), "Deployment")
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     peering = helm.only(helm.rendered("default"), "ClusterKopfPeering")
@@ -167,7 +171,10 @@ def test_non_default_values_reach_the_pod() -> None:
     assert pod["spec"]["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
     assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
     assert pod["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
-    assert pod["metadata"]["annotations"] == {"example.com/team": "platform"}
+    assert pod["metadata"]["annotations"] == {
+        "shimshift.io/disposable-empty-dirs": "tmp",
+        "example.com/team": "platform",
+    }
     assert pod["metadata"]["labels"]["example.com/tier"] == "ops"
     assert pod["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "128Mi"}}]
 

@@ -106,3 +106,18 @@ def test_docs_metrics_lists_exactly_the_metrics_the_operator_exposes() -> None:
     doc = (ROOT / "docs" / "metrics.md").read_text()
     documented = set(re.findall(r"^\| `(shimshift_[a-z_]+)`", doc, re.MULTILINE))
     assert documented == exposed
+
+
+def test_the_node_the_pod_runs_on_comes_from_the_downward_api_variable_and_the_flag_wins() -> None:
+    assert RunSettings.from_flags({}, {"SHIMSHIFT_NODE_NAME": "w3"}).node_name == "w3"
+    assert RunSettings.from_flags({"node_name": "cp1"}, {"SHIMSHIFT_NODE_NAME": "w3"}).node_name == "cp1"
+    assert RunSettings.from_flags({}, {}).node_name == ""  # outside a pod: no node is put last
+
+
+def test_an_older_replica_outranks_a_newer_one_whatever_the_tiebreak() -> None:
+    from shimshift.entry.handlers import PRIORITY_TIEBREAK, peering_priority
+
+    first = peering_priority(1_800_000_000.000, PRIORITY_TIEBREAK - 1)
+    later = peering_priority(1_800_000_000.001, 0)  # a millisecond later, the best draw
+    assert first > later > 0
+    assert peering_priority(1_800_000_000.0, 1) != peering_priority(1_800_000_000.0, 2)

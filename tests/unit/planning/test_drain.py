@@ -94,6 +94,16 @@ def test_empty_dir_pods_stop_the_drain_unless_their_data_may_be_deleted() -> Non
     assert allowed.action == PodAction.EVICT and "its emptyDir data is deleted" in allowed.notes
 
 
+def test_an_empty_dir_the_pod_names_disposable_does_not_stop_the_drain() -> None:
+    # the chart's operator pod names its scratch /tmp: draining the operator's own node evicts it
+    disposable = pod("operator", empty_dir=True)
+    disposable["metadata"]["annotations"] = {"shimshift.io/disposable-empty-dirs": " other, scratch "}
+    assert only(drain([disposable])).action == PodAction.EVICT
+    another = pod("a", empty_dir=True)
+    another["metadata"]["annotations"] = {"shimshift.io/disposable-empty-dirs": "cache"}
+    assert only(drain([another])).refusal == RefusalReason.EMPTY_DIR
+
+
 def test_a_finished_pod_with_empty_dir_and_no_controller_is_removed_without_force() -> None:
     p = only(drain([pod("job-x", owner=None, empty_dir=True, phase="Succeeded")]))
     assert p.action == PodAction.EVICT and not p.uses_budget

@@ -189,3 +189,15 @@ def test_the_plan_computes_the_file_sections_from_the_configure_and_switch_steps
         assert n.containerd.computed and n.kubelet.computed, n.name
         assert n.containerd == containerd_files(spec, snap.facts[n.name])
     assert "planner wired" not in render_markdown(report)
+
+
+def test_plan_operator_node_puts_that_node_last_as_the_operators_own_plan_does() -> None:
+    plain = [tuple(w["nodes"]) for w in example_json()["waves"]]
+    chosen = plain[0][0]
+    _, text = run(
+        "plan", "--snapshot", str(EXAMPLE), "-f", str(MANIFEST), "--format", "json", "--now", NOW,
+        "--operator-node", chosen,
+    )  # fmt: skip
+    waves = json.loads(text)["waves"]
+    assert (waves[-1]["nodes"], waves[-1]["runsOperator"]) == ([chosen], True)
+    assert sorted(n for w in waves for n in w["nodes"]) == sorted(n for w in plain for n in w)
