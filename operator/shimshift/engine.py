@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shimshift.model import keys
@@ -147,19 +147,47 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, ShimshiftError) and error.transient is True
 
 
-@dataclass
 class _Tracker:
     """The status being built during one pass. Every node update is written through at once to the
     node's own record; the NodeMigration's bounded status when its stored form changes (compared
-    with the status as read at the pass's start, so a status left stale by a crash is corrected)."""
+    with the status as read at the pass's start, so a status left stale by a crash is corrected).
 
-    migration: NodeMigration
-    status: MigrationStatus
-    cluster: ClusterPort
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    written: dict[str, Any] | None = None
-    #: node -> the PodDisruptionBudgets its last drain pass of this pass waits on (DrainBlocked)
-    drain_waits: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    A node's record is written by the one thread that advances it, outside the tracker's lock, so the
+    writes of a wave's nodes go to the API server side by side (under the lock they queued behind
+    each other, one request in flight for the whole wave). The lock guards only the records in memory,
+    kept by name so that reading or replacing one costs the same in a fleet of any size."""
+
+    def __init__(
+        self,
+        migration: NodeMigration,
+        status: MigrationStatus,
+        cluster: ClusterPort,
+        written: dict[str, Any] | None = None,
+    ) -> None:
+        self.migration = migration
+        self.cluster = cluster
+        self.lock = threading.Lock()
+        self.written = written
+        #: node -> the PodDisruptionBudgets its last drain pass of this pass waits on (DrainBlocked)
+        self.drain_waits: dict[str, tuple[str, ...]] = {}
+        self._base = status
+        self._records = {r.name: r for r in status.nodes}
+        self._current: MigrationStatus | None = status
+
+    @property
+    def status(self) -> MigrationStatus:
+        """The status with every record put so far (built again only after a put)."""
+        with self.lock:
+            if self._current is None:
+                nodes = tuple(self._records.get(n.name, n) for n in self._base.nodes)
+                self._current = replace(self._base, nodes=nodes)
+            return self._current
+
+    @status.setter
+    def status(self, status: MigrationStatus) -> None:
+        with self.lock:
+            self._base, self._current = status, status
+            self._records = {r.name: r for r in status.nodes}
 
     def note_drain(self, name: str, budgets: tuple[str, ...]) -> None:
         with self.lock:
@@ -167,23 +195,25 @@ class _Tracker:
 
     def node(self, name: str) -> NodeRecord:
         with self.lock:
-            record = self.status.node(name)
+            record = self._records.get(name)
         assert record is not None
         return record
 
     def put(self, record: NodeRecord) -> None:
+        """Write `record` to its node's own object, then keep it as this pass's record of that node;
+        a failed write leaves the record in memory as stored (the pass fails, the next one re-reads)."""
+        self.cluster.write_node_record(self.migration, record)
         with self.lock:
-            nodes = tuple(record if n.name == record.name else n for n in self.status.nodes)
-            self.status = replace(self.status, nodes=nodes)
-            self.cluster.write_node_record(self.migration, record)
+            if record.name in self._records:  # a record of a node not in this status is written only
+                self._records[record.name] = record
+                self._current = None
 
     def settle(self, status: MigrationStatus) -> None:
-        with self.lock:
-            self.status = status
-            stored = status.for_storage()
-            if stored != self.written:
-                self.cluster.write_status(self.migration.name, stored)
-                self.written = stored
+        self.status = status
+        stored = status.for_storage()
+        if stored != self.written:
+            self.cluster.write_status(self.migration.name, stored)
+            self.written = stored
 
 
 def _as_read(status: MigrationStatus) -> dict[str, Any] | None:
