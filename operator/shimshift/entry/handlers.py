@@ -48,7 +48,9 @@ if TYPE_CHECKING:
     NodePortsFactory = Callable[[Kube], Callable[[NodeMigration], NodePort]]
 
 #: Seconds between engine passes over one NodeMigration (each pass does at most `budget` s of work).
-TICK = 2.0
+#: A pass that ends at its budget with nodes in flight goes on after one tick, mid-wave: the tick is
+#: time every node of that wave waits. An object that is not due costs no API call on a tick (`due`).
+TICK = 0.5
 RETRY_DELAY = 2.0
 MAX_IDLE = 30.0
 #: Upper bound of the doubling delay after passes that failed unexpectedly (InternalError).
