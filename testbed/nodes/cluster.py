@@ -288,6 +288,30 @@ class Cluster:
         self._children.append(proc)
         return proc
 
+    def _relay(
+        self, node: Node, pid: int, socket_path: Path, port_in_node: int, host_port: int, what: str, name: str
+    ) -> None:
+        """Two socat relays: one in the node's network and PID namespaces (so it dies with the node) from
+        ``socket_path`` to the node's 127.0.0.1:``port_in_node``, and one on the host from
+        ``node.ssh_host``:``host_port`` to that socket; only loopback and unix sockets carry traffic."""
+        nd = node.dir
+        inside = ["nsenter", f"--target={pid}", "--net", "--pid", "--", "socat"]
+        self._spawn(
+            [*inside, f"UNIX-LISTEN:{socket_path},fork,unlink-early", f"TCP:127.0.0.1:{port_in_node}"],
+            nd.path / "relay.log",
+            nd.path / f"{name}-in.pid",
+        )
+        _wait_for(f"{what} relay of node {node.name}", socket_path.exists, 10, nd.path / "relay.log")
+        self._spawn(
+            [
+                "socat",
+                f"TCP-LISTEN:{host_port},bind={node.ssh_host},fork,reuseaddr",
+                f"UNIX-CONNECT:{socket_path}",
+            ],
+            nd.path / "relay.log",
+            nd.path / f"{name}-out.pid",
+        )
+
     def _start_node(self, node: Node, client_pub: str, etc_hosts: str, systemctl: Path) -> str:
         nd = node.dir
         for d in nd.all_dirs():
@@ -367,60 +391,13 @@ class Cluster:
             raise TestbedError(f"node {node.name} has no init process; see {nd.log}")
         node.init_pid = pid
         nd.init_pidfile.write_text(f"{pid}\n")
-        # relay in the node's netns (and PID ns, so it dies with the node): unix socket -> node sshd
-        self._spawn(
-            [
-                "nsenter",
-                f"--target={pid}",
-                "--net",
-                "--pid",
-                "--",
-                "socat",
-                f"UNIX-LISTEN:{nd.ssh_socket},fork,unlink-early",
-                f"TCP:127.0.0.1:{SSH_PORT_IN_NODE}",
-            ],
-            nd.path / "relay.log",
-            nd.path / "relay-in.pid",
-        )
-        _wait_for(f"ssh relay of node {node.name}", nd.ssh_socket.exists, 10, nd.path / "relay.log")
+        # the host's <ssh_host>:<ssh_port> -> a unix socket in the node dir -> the node's own sshd
+        self._relay(node, pid, nd.ssh_socket, SSH_PORT_IN_NODE, node.ssh_port, "ssh", "relay")
         if node.kubelet_port is not None:
             # the API server dials the Node's InternalIP (its SSH address) at the kubelet's port for
-            # logs, exec and port-forward: the same two relays as for sshd
-            self._spawn(
-                [
-                    "nsenter",
-                    f"--target={pid}",
-                    "--net",
-                    "--pid",
-                    "--",
-                    "socat",
-                    f"UNIX-LISTEN:{nd.kubelet_socket},fork,unlink-early",
-                    f"TCP:127.0.0.1:{node.kubelet_port}",
-                ],
-                nd.path / "relay.log",
-                nd.path / "relay-kubelet-in.pid",
-            )
-            _wait_for(
-                f"kubelet relay of node {node.name}", nd.kubelet_socket.exists, 10, nd.path / "relay.log"
-            )
-            self._spawn(
-                [
-                    "socat",
-                    f"TCP-LISTEN:{node.kubelet_port},bind={node.ssh_host},fork,reuseaddr",
-                    f"UNIX-CONNECT:{nd.kubelet_socket}",
-                ],
-                nd.path / "relay.log",
-                nd.path / "relay-kubelet-out.pid",
-            )
-        self._spawn(
-            [
-                "socat",
-                f"TCP-LISTEN:{node.ssh_port},bind={node.ssh_host},fork,reuseaddr",
-                f"UNIX-CONNECT:{nd.ssh_socket}",
-            ],
-            nd.path / "relay.log",
-            nd.path / "relay-out.pid",
-        )
+            # logs, exec and port-forward
+            port = node.kubelet_port
+            self._relay(node, pid, nd.kubelet_socket, port, port, "kubelet", "relay-kubelet")
         if self.registry is not None and node.profile.uses_registry:
             # the node's own 127.0.0.1:443 (registry.shimshift.test in its /etc/hosts) -> the registry
             self._spawn(

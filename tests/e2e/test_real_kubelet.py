@@ -12,6 +12,7 @@ except under CI, where it fails naming what to build.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,54 @@ def pods_running_on(api: RealKubeApi, runtime: str) -> dict[str, dict[str, Any]]
     return found if set(found) == {"static", "proxy", "web"} else None
 
 
+class StagingWatch(threading.Thread):
+    """Samples, every 0.2 s until the node is cordoned, whether the three pods stay Ready with the
+    containers they had (staging restarts containerd while the node still serves: Docker's containers
+    and the real kubelet's pods must not notice), and what containerd and Docker run at the cordon."""
+
+    def __init__(self, api: RealKubeApi, node: Any, pods: dict[str, dict[str, Any]]) -> None:
+        super().__init__(daemon=True)
+        self.api, self.node = api, node
+        self.containers = {k: _container_ids(p) for k, p in pods.items()}
+        self.names = {k: p["metadata"]["name"] for k, p in pods.items()}
+        self.problems: list[str] = []
+        self.samples = 0
+        self.cordoned = threading.Event()
+        self.stopping = threading.Event()
+        self.at_cordon: tuple[str, set[str]] | None = None
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            node = self.api.get("nodes", self.node.name) or {}
+            if (node.get("spec") or {}).get("unschedulable"):
+                self.at_cordon = (_containerd_pid(self.node), _docker_ids(self.node))
+                self.cordoned.set()
+                return
+            self.samples += 1
+            for kind, name in self.names.items():
+                pod = self.api.get("pods", name, "kube-system" if kind != "web" else "default") or {}
+                conditions = (pod.get("status") or {}).get("conditions") or []
+                if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                    self.problems.append(f"{name} not Ready before the cordon: {conditions}")
+                if _container_ids(pod) != self.containers[kind]:
+                    self.problems.append(
+                        f"{name}'s containers changed before the cordon: {_container_ids(pod)}"
+                    )
+            time.sleep(0.2)
+
+
+def _container_ids(pod: dict[str, Any]) -> set[str]:
+    return {str(s.get("containerID")) for s in (pod.get("status") or {}).get("containerStatuses") or []}
+
+
+def _containerd_pid(node: Any) -> str:
+    return str(node.exec(["systemctl", "show", "-p", "MainPID", "--value", "containerd"]).stdout.strip())
+
+
+def _docker_ids(node: Any) -> set[str]:
+    return set(node.exec(["docker", "ps", "-q", "--no-trunc"]).stdout.split())
+
+
 def ssh_migration(cluster: Cluster, name: str, nodes: list[str]) -> dict[str, Any]:
     return {
         "apiVersion": "shimshift.io/v1alpha1",
@@ -172,6 +221,9 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
         ]
     )
     operator = Operator(plane.admin_kubeconfig, tmp_path, {}, ssh=True)
+    containerd_before, docker_before = _containerd_pid(node), _docker_ids(node)
+    staging = StagingWatch(api, node, before)
+    staging.start()
     operator.start()
     began = time.monotonic()
     try:
@@ -186,7 +238,16 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
         phase = eventually(settled, 300, "the migration to settle", 0.5)
     finally:
         operator.stop()
+        staging.stopping.set()
     took = time.monotonic() - began
+    # staged before the cordon (the default): containerd was restarted with its new configuration
+    # while the node served, and neither Docker's containers nor the real kubelet's pods noticed
+    assert staging.cordoned.is_set() and staging.at_cordon is not None and staging.samples > 0
+    containerd_at_cordon, docker_at_cordon = staging.at_cordon
+    assert containerd_at_cordon != containerd_before, "containerd was not restarted before the cordon"
+    assert docker_at_cordon == docker_before, (docker_before, docker_at_cordon)
+    assert staging.problems == [], staging.problems[:5]
+    print(f"staging: {staging.samples} samples before the cordon, every pod Ready with its containers")
     status = (api.get("nodemigrations.shimshift.io", "real", "default") or {}).get("status") or {}
     assert phase == "Succeeded", (status, operator.logs()[-4000:])
     print(f"migrated {node.name} with its real kubelet in {took:.1f}s")

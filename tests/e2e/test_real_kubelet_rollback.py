@@ -221,7 +221,7 @@ def test_a_canary_the_real_kubelet_cannot_pull_rolls_the_node_back_to_dockershim
     phase, record, timeline, took, operator = migrate_until_settled(api, cluster, tmp_path, manifest)
     try:
         assert phase == "Paused", (record, operator.logs()[-4000:])
-        assert record.phase == NodePhase.ROLLED_BACK, record
+        assert record.phase == NodePhase.ROLLED_BACK, (record.last_error, operator.logs()[-4000:])
         assert record.last_error is not None and record.last_error.step == "verify", record
         message = record.last_error.message
         assert "so the node is not uncordoned" in message, message
@@ -275,7 +275,7 @@ def test_a_daemonset_pod_that_cannot_start_under_containerd_rolls_the_real_kubel
     phase, record, timeline, took, operator = migrate_until_settled(api, cluster, tmp_path, manifest)
     try:
         assert phase == "Paused", (record, operator.logs()[-4000:])
-        assert record.phase == NodePhase.ROLLED_BACK, record
+        assert record.phase == NodePhase.ROLLED_BACK, (record.last_error, operator.logs()[-4000:])
         assert record.last_error is not None and record.last_error.step == "verify", record
         # the real kubelet's own reason for the pod, quoted
         assert "DaemonSet kube-system/proxy (pod proxy-" in record.last_error.message, record.last_error
