@@ -291,6 +291,11 @@ class NodeRecord:
         return bool(self.undo_request) and self.phase == NodePhase.ROLLED_BACK
 
     @property
+    def held(self) -> bool:
+        """Skipped because a hold label or annotation keeps it on Docker for now (not done)."""
+        return self.phase == NodePhase.SKIPPED and self.skip_reason.startswith(HOLD_REASON)
+
+    @property
     def undo_failed(self) -> bool:
         """A rollback on request stopped at its cordon or drain: the node still runs containerd."""
         return any(s.id == StepId.UNDO and s.state == StepState.FAILED for s in self.steps)
@@ -458,7 +463,7 @@ class MigrationStatus:
         held = 0
         for n in self.nodes:
             counts[key_of[n.phase]] += 1
-            held += n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
+            held += n.held
         # a held node is skipped for now, not done: it is still on Docker
         done = counts["succeeded"] + counts["skipped"] - held
         return {"total": len(self.nodes), **counts, "held": held, "progress": f"{done}/{len(self.nodes)}"}
@@ -474,9 +479,7 @@ class MigrationStatus:
             for n in self.nodes
             if n.phase in (NodePhase.FAILED, NodePhase.ROLLED_BACK) and not n.undone_on_request
         ]
-        held = [
-            n for n in self.nodes if n.phase == NodePhase.SKIPPED and n.skip_reason.startswith(HOLD_REASON)
-        ]
+        held = [n for n in self.nodes if n.held]
         out: dict[str, Any] = {
             "conditions": [c.for_storage() for c in self.conditions],
             "summary": self.summary(),

@@ -116,6 +116,7 @@ _AGENTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
 _AGENT_SETTINGS = {product: setting for _, product, setting in _AGENTS}
 
 
+@lru_cache(maxsize=1 << 12)
 def agent_of(image: str) -> tuple[str, str] | None:
     """(product, what to change) for a known agent image that reads the runtime's socket."""
     for pattern, product, setting in _AGENTS:
@@ -190,8 +191,15 @@ def _hints(image: str, command: tuple[str, ...]) -> tuple[bool, bool, bool]:
 
 def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
     """(kind, severity, evidence) for every Docker dependency in one pod's spec."""
-    found: list[tuple[DependencyKind, Severity, str]] = []
+    return [(kind, severity, evidence) for kind, severity, evidence, _ in _dependencies(pod)]
+
+
+def _dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str, str | None]]:
+    """`pod_dependencies`, each with the known agent (`agent_of`) of the container it was found in."""
+    found: list[tuple[DependencyKind, Severity, str, str | None]] = []
     for c in pod.containers:
+        agent = agent_of(c.image)
+        product = agent[0] if agent else None
         paths = _mounted_paths(pod, c)
         for path in paths:
             hit = _host_path_kind(path)
@@ -199,9 +207,8 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                 kind, severity = hit
                 if kind == DependencyKind.DOCKER_DATA and _LOG_SHIPPERS.search(c.image):
                     kind = DependencyKind.DOCKER_LOGS
-                agent = agent_of(c.image)
-                what = f" ({agent[0]}, {c.image})" if agent else ""
-                found.append((kind, severity, f"container {c.name}{what} mounts hostPath {path}"))
+                what = f" ({product}, {c.image})" if product else ""
+                found.append((kind, severity, f"container {c.name}{what} mounts hostPath {path}", product))
         dind, docker_client, labels = _hints(c.image, c.command)
         if dind:
             found.append(
@@ -209,6 +216,7 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                     DependencyKind.DOCKER_IN_DOCKER,
                     Severity.LOW,
                     f"container {c.name} runs {c.image} (dockerd inside)",
+                    None,
                 )
             )
         elif c.privileged and docker_client:
@@ -217,6 +225,7 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                     DependencyKind.DOCKER_CLIENT,
                     Severity.HIGH,
                     f"privileged container {c.name} ({c.image}) runs the docker client",
+                    None,
                 )
             )
         if labels:
@@ -225,6 +234,7 @@ def pod_dependencies(pod: Pod) -> list[tuple[DependencyKind, Severity, str]]:
                     DependencyKind.DOCKER_LABELS,
                     Severity.MEDIUM,
                     f"container {c.name} ({c.image}) reads Docker container labels",
+                    product,
                 )
             )
     return found
@@ -239,17 +249,15 @@ def find_docker_dependencies(
     for pod in pods:
         if pod.node not in nodes_in_plan:
             continue
-        deps = pod_dependencies(pod)
+        deps = _dependencies(pod)
         if not deps:
             continue
         workload, _ = describe_controller(pod, controllers)
         workload = workload or f"Pod/{pod.name}"
-        images = [c.image for c in pod.containers]
-        for kind, severity, evidence in deps:
+        for kind, severity, evidence, product in deps:
             key = (pod.namespace, workload, kind, evidence)
-            for image in images:
-                if (agent := agent_of(image)) is not None and f"{image})" in evidence:
-                    agents[key] = agent[0]
+            if product is not None:
+                agents[key] = product
             _, count, nodes = groups.get(key, (severity, 0, set()))
             nodes.add(pod.node)
             groups[key] = (severity, count + 1, nodes)

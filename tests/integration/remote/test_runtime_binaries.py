@@ -118,4 +118,5 @@ def test_the_probe_reads_the_limits_of_the_containerd_daemon_not_a_younger_proce
         soft, hard = ("infinity" if v == nr_open else v for v in line.split()[3:5])
         assert facts.containerd_limits["LimitNOFILE"] == (soft if soft == hard else f"{soft}:{hard}")
     finally:
-        node.exec(["sh", "-c", f"pkill -x -f '{impostor} 120'; rm -rf /tmp/shimshift-test"])
+        node.exec(["pkill", "-x", "-f", f"{impostor} 120"])
+        node.exec(["rm", "-rf", "/tmp/shimshift-test"])
