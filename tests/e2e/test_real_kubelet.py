@@ -24,7 +24,7 @@ from testbed.controlplane.api import RealKubeApi
 from testbed.controlplane.cluster import ControlPlane
 from testbed.controlplane.fixtures import missing_component, real_kubelet_stack
 from testbed.nodes import Cluster
-from testbed.nodes.realkubelet import docker_containers, pod_containers_in_containerd
+from testbed.nodes.realkubelet import pod_containers_in_containerd
 
 from shimshift.model.nodestate import child_name, record_of
 from shimshift.resources import load_crd, load_node_crd
@@ -179,6 +179,50 @@ def _docker_ids(node: Any) -> set[str]:
     return set(node.exec(["docker", "ps", "-q", "--no-trunc"]).stdout.split())
 
 
+def _docker_running(node: Any) -> dict[str, str]:
+    """Docker's running containers: ID -> "<namespace>/<pod> <container>" from dockershim's labels
+    (its sandboxes are named POD)."""
+    listed = node.exec(
+        [
+            "docker",
+            "ps",
+            "--no-trunc",
+            "--format",
+            '{{.ID}} {{.Label "io.kubernetes.pod.namespace"}}/{{.Label "io.kubernetes.pod.name"}}'
+            ' {{.Label "io.kubernetes.container.name"}}',
+        ]
+    )
+    assert listed.exit_status == 0, listed.stderr
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+
+
+def _docker_settled(node: Any, pods: dict[str, dict[str, Any]]) -> set[str] | None:
+    """The IDs of Docker's running containers once they are exactly the three pods' sandboxes and
+    app containers (a sandbox the kubelet replaced while the pods started may still be stopping)."""
+    names = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods.values()}
+    running = _docker_running(node)
+    owners = sorted(v for v in running.values())
+    want = sorted([f"{n} POD" for n in names] + [f"{n} {k}" for n, k in _app_containers(pods)])
+    return set(running) if owners == want else None
+
+
+def _app_containers(pods: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    return [
+        (f"{p['metadata']['namespace']}/{p['metadata']['name']}", c["name"])
+        for p in pods.values()
+        for c in p["spec"]["containers"]
+    ]
+
+
+def _gone(node: Any, ids: set[str]) -> list[str]:
+    """What Docker says of containers that stopped: name, state, exit code, when."""
+    if not ids:
+        return []
+    said = "{{.Name}} {{.State.Status}} exit={{.State.ExitCode}} {{.State.FinishedAt}}"
+    inspected = node.exec(["docker", "inspect", "-f", said, *sorted(ids)])
+    return inspected.stdout.splitlines() or [inspected.stderr.strip()]
+
+
 def ssh_migration(cluster: Cluster, name: str, nodes: list[str]) -> dict[str, Any]:
     return {
         "apiVersion": "shimshift.io/v1alpha1",
@@ -211,7 +255,10 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
     node.dir.in_node("/etc/kubernetes/manifests/probe.yaml").write_text(STATIC_POD)
     api.seed(workloads(node.name))
     before = eventually(lambda: pods_running_on(api, "docker://"), 120, "the three pods Running on Docker")
-    assert len(docker_containers(node)) >= 6  # three sandboxes and three app containers
+    # Docker runs exactly three sandboxes and three app containers, nothing else and nothing stopping
+    docker_before = eventually(
+        lambda: _docker_settled(node, before), 60, "Docker running only the three pods' six containers"
+    )
 
     api.seed([load_crd(), load_node_crd()])
     api.seed(
@@ -221,7 +268,7 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
         ]
     )
     operator = Operator(plane.admin_kubeconfig, tmp_path, {}, ssh=True)
-    containerd_before, docker_before = _containerd_pid(node), _docker_ids(node)
+    containerd_before = _containerd_pid(node)
     staging = StagingWatch(api, node, before)
     staging.start()
     operator.start()
@@ -245,7 +292,10 @@ def test_shimshift_moves_a_real_kubelet_to_containerd_and_the_kubelet_recreates_
     assert staging.cordoned.is_set() and staging.at_cordon is not None and staging.samples > 0
     containerd_at_cordon, docker_at_cordon = staging.at_cordon
     assert containerd_at_cordon != containerd_before, "containerd was not restarted before the cordon"
-    assert docker_at_cordon == docker_before, (docker_before, docker_at_cordon)
+    assert docker_at_cordon == docker_before, (
+        _gone(node, docker_before - docker_at_cordon),
+        {i: _docker_running(node).get(i) for i in docker_at_cordon - docker_before},
+    )
     assert staging.problems == [], staging.problems[:5]
     print(f"staging: {staging.samples} samples before the cordon, every pod Ready with its containers")
     status = (api.get("nodemigrations.shimshift.io", "real", "default") or {}).get("status") or {}

@@ -234,17 +234,20 @@ class KubeCluster:
         node's pods), as the plan finds them."""
         return cni_writers(pods.list_pods_on_node(self.kube, node), conf_dir)
 
-    def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
+    def wait_daemonset_pods(
+        self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""
+    ) -> tuple[str, ...]:
         """Wait (a watch, at most `timeout` seconds) until every DaemonSet in `expected`, and every other
-        one with a pod bound to `node`, has one Running and Ready there; those still missing one (empty:
-        all came back). An expected DaemonSet that has since been deleted is no longer waited for."""
+        one with a pod bound to `node`, has one Running and Ready there (with `runtime`, on that runtime's
+        containers); those still missing one (empty: all came back). An expected DaemonSet that has since
+        been deleted is no longer waited for."""
         wanted: set[str] = set(expected)
         exists: dict[str, bool] = {}  # each missing DaemonSet is looked up once per wait
         missing: tuple[str, ...] = ()
 
         def back(objects: Objects) -> bool:
             nonlocal missing
-            absent = pods.daemonset_pods_missing((parse_pod(o) for o in objects.values()), wanted)
+            absent = pods.daemonset_pods_missing((parse_pod(o) for o in objects.values()), wanted, runtime)
             for ds in absent.keys() - exists.keys():
                 exists[ds] = drain_mod.daemonset_exists(self.kube, *ds.split("/", 1))
                 if not exists[ds]:

@@ -157,11 +157,14 @@ def daemonsets_of(pods: Iterable[Pod]) -> tuple[str, ...]:
     )
 
 
-def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> dict[str, str]:
+def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str], runtime: str = "") -> dict[str, str]:
     """DaemonSets (namespace/name, added to `expected`) with a pod bound here that have no Running and
     Ready pod here, each with what its pods are doing, e.g. {"kube-system/proxy": "pod proxy-x: Pending"}.
 
     A DaemonSet seen once stays expected, so a pod deleted and not yet recreated still counts as missing.
+    With `runtime` ("containerd"), a pod counts only once its containers are that runtime's: right after
+    the kubelet restarts on a new runtime, a pod's status is still the one written under the old one
+    (Running, Ready, docker:// containers) until the kubelet syncs it.
     """
     ready: set[str] = set()
     seen: dict[str, list[str]] = {}
@@ -170,12 +173,16 @@ def daemonset_pods_missing(pods: Iterable[Pod], expected: set[str]) -> dict[str,
             continue
         ds = f"{pod.namespace}/{pod.owner.name}"
         expected.add(ds)
+        stale = sorted(pod.runtimes - {runtime}) if runtime else []
         if pod.deleting:
             state = "terminating"
         elif pod.phase != PodPhase.RUNNING:
             state = str(pod.phase) + (f", {pod.waiting}" if pod.waiting else "")
         elif not pod.ready:
             state = "not Ready" + (f", {pod.waiting}" if pod.waiting else "")
+        elif stale:
+            before = ", ".join(stale)
+            state = f"Ready as reported before the switch ({before} containers), not yet on {runtime}"
         else:
             ready.add(ds)
             continue

@@ -90,6 +90,9 @@ class Pod:
     waiting: str = ""
     #: its emptyDir volumes named in keys.DISPOSABLE_EMPTY_DIRS: their data may be lost
     disposable: frozenset[str] = frozenset()
+    #: the runtimes its containers' statuses name (the scheme of each containerID: "docker",
+    #: "containerd"); a status the kubelet wrote before a switch still names the old one
+    runtimes: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -280,6 +283,19 @@ def _text(raw: Any) -> str:
 WAITING_MESSAGE_MAX = 200
 
 
+def _runtimes(status: Mapping[str, Any]) -> frozenset[str]:
+    """The schemes of the containerIDs in a pod's container statuses (init containers too); a
+    status without one (a container not started yet) or of another type names none."""
+    found: set[str] = set()
+    for key in ("initContainerStatuses", "containerStatuses"):
+        statuses = status.get(key)
+        for c in statuses if isinstance(statuses, list) else ():
+            cid = _text(c.get("containerID")) if isinstance(c, Mapping) else ""
+            if "://" in cid:
+                found.add(cid.split("://", 1)[0])
+    return frozenset(found)
+
+
 def _waiting(status: Mapping[str, Any]) -> str:
     """`container <name> waiting: <reason> (<message>)` of the first container (init containers
     first) whose state is waiting with a reason; "" when none is (a field of another type reads as
@@ -338,6 +354,7 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         ),
         waiting=_waiting(status),
         disposable=frozenset(v.strip() for v in disposable.split(",") if v.strip()),
+        runtimes=_runtimes(status),
     )
 
 

@@ -152,8 +152,12 @@ class StepCluster(Protocol):
         ...
 
     def wait_daemonset_pods(
-        self, node: str, *, expected: Sequence[str], timeout: float
-    ) -> tuple[str, ...]: ...
+        self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""
+    ) -> tuple[str, ...]:
+        """The DaemonSets with no Running and Ready pod on `node` (on `runtime`'s containers, if
+        given) after waiting at most `timeout` seconds for them; empty when all are back."""
+        ...
+
     def mark_migrated(self, node: str, cri_endpoint: str | None) -> None: ...
     def unmark_migrated(self, node: str) -> None:
         """Remove the completion label (the node runs Docker again)."""

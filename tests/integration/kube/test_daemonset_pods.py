@@ -190,3 +190,50 @@ def test_the_cni_daemonsets_on_a_node_are_the_ones_whose_pod_there_mounts_the_co
     assert cluster.cni_config_writers("n1", "/etc/kubernetes/cni/net.d") == ()
     view = cluster.read_node("n1")
     assert view is not None and view.pod_cidrs == ("10.244.1.0/24",)
+
+
+def test_a_daemonset_pod_still_reporting_its_docker_containers_is_not_taken_for_one_back_on_containerd(
+    kubeapi: KubeApi, kube: Kube
+) -> None:
+    """Right after the kubelet restarts on containerd, a DaemonSet pod's status is still the one it
+    wrote under Docker (Running, Ready, docker:// containers): the real kubelet takes a few seconds to
+    report that its image cannot be started there. Verify waits for containers of the new runtime."""
+    stale = pod("proxy-1", "n1", owner=("DaemonSet", "proxy"))
+    stale["status"]["containerStatuses"] = [
+        {"name": "c", "ready": True, "containerID": "docker://" + "a" * 64, "state": {"running": {}}}
+    ]
+    kubeapi.seed([node("n1"), daemonset("proxy"), stale])
+    cluster = KubeCluster(kube)
+
+    # without a runtime (before the switch) the pod counts; on containerd it does not yet
+    assert cluster.wait_daemonset_pods("n1", expected=(), timeout=1) == ()
+    assert cluster.wait_daemonset_pods("n1", expected=(), timeout=1, runtime="containerd") == (
+        "DaemonSet default/proxy (pod proxy-1: Ready as reported before the switch (docker containers),"
+        " not yet on containerd)",
+    )
+
+    def kubelet_reports_containerd() -> None:
+        kube.request(
+            "PATCH",
+            "/api/v1/namespaces/default/pods/proxy-1/status",
+            body={
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "c",
+                            "ready": True,
+                            "containerID": "containerd://" + "b" * 64,
+                            "state": {"running": {}},
+                        }
+                    ]
+                }
+            },
+            content_type="application/merge-patch+json",
+        )
+
+    timer = threading.Timer(0.3, kubelet_reports_containerd)
+    timer.start()
+    try:
+        assert cluster.wait_daemonset_pods("n1", expected=(), timeout=20, runtime="containerd") == ()
+    finally:
+        timer.join(timeout=5)

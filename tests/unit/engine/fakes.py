@@ -129,6 +129,7 @@ class FakeCluster:
         self.leases: dict[str, tuple[str, dt.datetime]] = {}
         self.daemonset_waits: Counter[str] = Counter()
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
+        self.daemonset_runtimes: dict[str, str] = {}  # node -> `runtime` of the last wait
         self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
         self.fail_label: dict[str, int] = {}  # node -> how many completion-label writes fail
         #: node -> how its canary pods behave: "pass" (default: exits 0 echoing its token), "hang"
@@ -263,8 +264,11 @@ class FakeCluster:
     def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
         return self.nodes[node].cni_writers.get(conf_dir, ())
 
-    def wait_daemonset_pods(self, node: str, *, expected: Sequence[str], timeout: float) -> tuple[str, ...]:
+    def wait_daemonset_pods(
+        self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""
+    ) -> tuple[str, ...]:
         n = self.nodes[node]
+        self.daemonset_runtimes[node] = runtime
         self.daemonset_waits[node] += 1
         self.daemonsets_expected[node] = tuple(expected)
         for ds, left in n.daemonsets_down.items():

@@ -128,6 +128,7 @@ def test_the_daemonsets_on_the_node_when_its_drain_finished_are_recorded_and_req
 
     assert run_to_end(cluster, nodes, clock).phase == Phase.SUCCEEDED
     assert cluster.daemonsets_expected["w1"] == ("kube-system/cni", "kube-system/proxy")
+    assert cluster.daemonset_runtimes["w1"] == "containerd"  # a pod still on docker:// does not count
     w1 = cluster.status().node("w1")
     assert w1 is not None and w1.daemonsets == ("kube-system/cni", "kube-system/proxy")
 

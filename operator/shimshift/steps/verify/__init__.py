@@ -139,7 +139,9 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # kubelet's words for a waiting container may quote an image reference: redacted
     missing = [
         redact_text(m)
-        for m in ctx.cluster.wait_daemonset_pods(name, expected=record.daemonsets, timeout=wait)
+        for m in ctx.cluster.wait_daemonset_pods(
+            name, expected=record.daemonsets, timeout=wait, runtime=RUNTIME
+        )
     ]
     if not missing:
         return _canary(
