@@ -822,6 +822,13 @@ class Engine:
                     self._uncordoned(migration, record, done)
                     self._announce(migration, done, after.phase)
                     return
+                if after.step is not None and self.monotonic() < deadline and not preempt.is_set():
+                    # the next step runs right away: its Started goes in the same write as this Done
+                    # (one request per step, not two; a crash after it resumes at the next step, as
+                    # after a Started record of its own)
+                    done = replace(done, phase=after.phase).with_step(
+                        StepRecord(after.step, StepState.STARTED, started_at=iso(self.clock()))
+                    )
                 tracker.put(done)
                 self._uncordoned(migration, record, done)
                 continue

@@ -4,8 +4,9 @@ One run per point: each test case starts a fresh cluster and a fresh operator, k
 exactly once at its point, starts it again, and lets it finish. The points are exact, not sampled:
 
 - step boundaries: the API emulator SIGKILLs the operator right after it has committed the write of
-  node w1's NodeMigrationNode status that records a step as Started (before the step acts) or Done (before the next
-  step is recorded), before the operator sees the answer (`Faults.add_trigger`); and once more at
+  node w1's NodeMigrationNode status that records the first step as Started (before it acts) or a
+  step as Done (the same write records the next step as Started, before it acts), before the
+  operator sees the answer (`Faults.add_trigger`); and once more at
   the end of each step, when its work is done but the write of its Done record never lands;
 - inside steps: right after a node change is made and before the operator could record it (the
   simulated node kills its own process: `SHIMSHIFT_SIM_CRASH`), and right after one of the step's
@@ -65,7 +66,8 @@ class Point:
 
 
 def recorded(step: StepId, state: StepState) -> Predicate:
-    """The write of w1's NodeMigrationNode status that records its `step` in `state`."""
+    """The write of w1's NodeMigrationNode status that records its `step` in `state` (the first that
+    holds it so: a Done goes in the same write as the next step's Started)."""
 
     def matches(rec: RequestRecord) -> bool:
         if rec.resource != "nodemigrationnodes" or rec.subresource != "status" or rec.name != "m.w1":
@@ -74,7 +76,7 @@ def recorded(step: StepId, state: StepState) -> Predicate:
             return False
         raw = {k: v for k, v in (rec.body.get("status") or {}).items() if v is not None}
         record = NodeRecord.from_storage({**raw, "name": "w1"})
-        return record.step == step and record.step_state == state
+        return record.state_of(step) == state
 
     return matches
 
@@ -102,10 +104,19 @@ def _prefix(staging: Staging) -> str:
 BOUNDARIES = [
     point
     for staging in Staging
-    for step in step_order(staging)
+    for i, step in enumerate(step_order(staging))
     for point in (
-        Point(
-            f"{_prefix(staging)}{step}-started", request=recorded(step, StepState.STARTED), staging=staging
+        # a later step's Started is the write of the Done before it: that point is "<previous>-done"
+        *(
+            (
+                Point(
+                    f"{_prefix(staging)}{step}-started",
+                    request=recorded(step, StepState.STARTED),
+                    staging=staging,
+                ),
+            )
+            if i == 0
+            else ()
         ),
         # the step's work is all done, but its Done record never lands
         Point(

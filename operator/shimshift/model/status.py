@@ -377,6 +377,11 @@ class NodeRecord:
             out["hooks"] = [h.for_storage() for h in self.hooks]
         return out
 
+    def state_of(self, step: StepId) -> StepState | None:
+        """The state `step`'s record holds (None: not started). The current step is `step`; a step
+        that ended is Done or Failed in `steps` (its Done is written with the next step's Started)."""
+        return next((s.state for s in self.steps if s.id == step), None)
+
     def with_step(self, record: StepRecord) -> NodeRecord:
         """This record with `record` replacing the previous record of the same step (or appended)."""
         kept = tuple(s for s in self.steps if s.id != record.id)

@@ -25,8 +25,10 @@ from .conftest import migration, node
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FLEET = 500
-#: Requests the operator's own client may make per node it migrates (the scale goal is 40).
-PER_NODE = 40
+#: Requests the operator's own client may make per node it migrates: the scale goal is 40; measured
+#: 25.1 without the canary and 29.1 with it, a step's Done written with the next step's Started (with
+#: a write each, 12 more per node: 37 and 41)
+PER_NODE = 32
 
 
 def fleet_wide_list(rec: RequestRecord) -> bool:
