@@ -6,6 +6,12 @@ A live plan probes two nodes over SSH and says which files the migration writes 
 (containerd config.toml, certs.d hosts.toml, the kubelet flags file). Then the operator migrates the
 same nodes with the same spec in Migrate mode, and every file on the node must be byte for byte what
 the plan said; the plan had no blockers, and the migration succeeded.
+
+The kubeadm-systemd node combines several Docker-era settings at once, each with its own translation:
+the nvidia runtime (a stand-in that runs runc) as Docker's default with default-ulimits, an open-file
+limit raised on the running containerd, json-file rotation in log-opts and an HTTP proxy in a
+docker.service drop-in. The plan's files for them (containerd's runtime and base spec, its limits and
+proxy drop-ins, the kubelet's log rotation) are then the node's, byte for byte.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,7 @@ import pytest
 from testbed.nodes import Cluster
 
 from shimshift.entry.plancli import probe_facts
-from shimshift.model import parse_nodemigration
+from shimshift.model import keys, parse_nodemigration
 from shimshift.model.status import NodePhase, Phase
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import build_cluster
@@ -29,6 +36,7 @@ from shimshift.planning.snapshot import CONTROLLER_KINDS
 from shimshift.resources import load_crd
 from tests.e2e.conftest import Operator, eventually, operator_namespace, raw_status, secret
 from tests.e2e.realapi import RealCluster, RealStack
+from tests.integration.remote.test_migrate_runtimes import gpu_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(280)]
 
@@ -59,6 +67,26 @@ def stack(
         realapi_stack.clear_events()
 
 
+DOCKER_PROXY = "/etc/systemd/system/docker.service.d/http-proxy.conf"
+PROXY_UNIT = """\
+[Service]
+Environment="HTTP_PROXY=http://proxy.shimshift.test:3128" "HTTPS_PROXY=http://proxy.shimshift.test:3128"
+Environment="NO_PROXY=localhost,127.0.0.1,10.0.0.0/8,.svc,.cluster.local,registry.shimshift.test"
+"""
+
+
+def combine_settings(node: Any) -> None:
+    """Docker's rotation and proxy on the node, then its nvidia runtime and limits (Docker restarted
+    with them all: the files are ones a real dockerd 20.10 runs with)."""
+    daemon = json.loads(node.read(keys.DOCKER_DAEMON_JSON))
+    daemon["log-driver"] = "json-file"
+    daemon["log-opts"] = {"max-size": "100m", "max-file": "3"}
+    node.view(keys.DOCKER_DAEMON_JSON).write_text(json.dumps(daemon, indent=2) + "\n")
+    node.view(DOCKER_PROXY).parent.mkdir(parents=True, exist_ok=True)
+    node.view(DOCKER_PROXY).write_text(PROXY_UNIT)
+    gpu_node(node)  # restarts Docker with every setting above
+
+
 def _runtime(api: Any, name: str) -> str:
     node = api.get("nodes", name) or {}
     return str(((node.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", ""))
@@ -73,6 +101,8 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     namespace = operator_namespace(api)  # the operator's Secrets, where the plan probes from too
     names = [n.name for n in nodes.nodes]
     eventually(lambda: all(_runtime(api, n).startswith("docker://") for n in names), 60, "kubelets on Docker")
+    combined = next(n for n in nodes.nodes if n.profile.name == "kubeadm-systemd")
+    combine_settings(combined)
     api.seed(
         [
             secret("ssh", "ssh-privatekey", nodes.private_key.read_text(), namespace),
@@ -113,6 +143,13 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     }
     assert {path for _, path in predicted} >= {"/etc/containerd/config.toml"}
     assert any("kubelet" in path for _, path in predicted)
+    # the combined node's settings, each in the file the plan says the migration writes
+    mine = {path: text for (name, path), text in predicted.items() if name == combined.name}
+    assert 'default_runtime_name = "nvidia"' in (mine[keys.CONTAINERD_CONFIG] or ""), mine.keys()
+    assert "RLIMIT_NOFILE" in (mine.get(keys.CONTAINERD_BASE_SPEC) or ""), mine.keys()
+    assert "LimitNOFILE=20000" in (mine.get(keys.CONTAINERD_LIMITS_DROPIN) or ""), mine.keys()
+    assert "HTTP_PROXY=http://proxy.shimshift.test:3128" in (mine.get(keys.CONTAINERD_PROXY_DROPIN) or "")
+    assert any("containerLogMaxSize: 100Mi" in (t or "") for t in mine.values()), mine.keys()
 
     stack_ = api.stack
     operator = Operator(
