@@ -1,7 +1,7 @@
 # Switch the kubelet to its new runtime: stop the kubelet, stop Docker's Kubernetes containers and the
 # Docker services, move the staged kubelet files (TARGET.shimshift-new, uploaded and checked before)
-# into place, start the kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts
-# exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
+# into place (then `systemctl daemon-reload` when one is a unit file under /etc/systemd), start the
+# kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
 # not) is left alone.
 # GRACE bounds how long Docker's remaining Kubernetes containers (DaemonSet pods; the node was drained)
 # get to stop before they are killed.
@@ -25,9 +25,11 @@ if is_active docker; then
 fi
 stop_recorded "$state" cri-docker || exit
 stop_recorded "$state" docker || exit
+reload=
 while [ $# -gt 0 ]; do
     t=$1 s=$2
     shift 2
+    case $t in /etc/systemd/*) reload=yes ;; esac
     if [ -e "$t.shimshift-new" ]; then
         [ "$(file_sha "$t.shimshift-new")" = "$s" ] ||
             { echo "staged $t.shimshift-new does not match; re-run the step" >&2; exit 22; }
@@ -38,6 +40,8 @@ while [ $# -gt 0 ]; do
     fi
 done
 sync
+# a kubelet unit or drop-in was edited: systemd reads it again only on daemon-reload
+[ -z "$reload" ] || systemctl daemon-reload || { echo "systemctl daemon-reload failed" >&2; exit 26; }
 systemctl start kubelet || { echo "systemctl start kubelet failed" >&2; exit 24; }
 wait_for "$wait" is_active kubelet ||
     { echo "the kubelet did not stay up on the new runtime" >&2; exit 25; }

@@ -58,6 +58,14 @@ def kubelet_files(spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) 
         notes.append(
             "flags removed (dockershim-only or refused by this kubelet): " + ", ".join(switch.removed_flags)
         )
+    if switch.unit_changes:
+        notes.append(
+            "kubelet units edited, then `systemctl daemon-reload`: "
+            + "; ".join(
+                f"{flag} {'removed from' if what == 'removed' else f'set to {what} in'} {path}"
+                for path, flag, what in switch.unit_changes
+            )
+        )
     if switch.log_rotation:
         notes.append(
             "Docker's log rotation (daemon.json log-opts) carried: "

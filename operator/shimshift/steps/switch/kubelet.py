@@ -21,46 +21,28 @@ import yaml
 from shimshift.model.dockerera import LogRotation
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
+from shimshift.model.kubeletunits import UnitEditError, edit_unit, editable, kubelet_unit_flags
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
 from shimshift.model.spec import KubeletConfigMethod
 from shimshift.steps.kubeletfiles import (
+    CONFIG_ENDPOINT_SINCE,
+    DOCKERSHIM_FLAGS,
     FLAGS_FILES,
     INSTANCE_CONFIG,
     LOG_ROTATION_KEYS,
     EnvFileError,
     env_value,
     explicit_log_rotation,
+    is_dockershim_flag,
     join_flags,
+    kubelet_minor,
     parse_env_file,
     set_env_value,
     split_flags,
+    switched_flag,
 )
 
-#: containerRuntimeEndpoint in KubeletConfiguration exists from 1.27; --container-runtime is gone in 1.27.
-CONFIG_ENDPOINT_SINCE = 27
-#: --pod-infra-container-image stays accepted (deprecated, for image GC only) until it is removed in 1.35.
-POD_INFRA_REMOVED_IN = 35
-
-#: Flags only dockershim understood; kubelet 1.24+ refuses to start with them.
-DOCKERSHIM_FLAGS = frozenset(
-    {
-        "network-plugin",
-        "network-plugin-mtu",
-        "cni-conf-dir",
-        "cni-bin-dir",
-        "cni-cache-dir",
-        "image-pull-progress-deadline",
-        "experimental-dockershim-root-directory",
-        "dockershim-root-directory",
-        "non-masquerade-cidr",
-    }
-)
-
-
-def is_dockershim_flag(name: str, kubelet_minor: int) -> bool:
-    if name in DOCKERSHIM_FLAGS or name.startswith("docker"):
-        return True
-    return name == "pod-infra-container-image" and kubelet_minor >= POD_INFRA_REMOVED_IN
+__all__ = ["CONFIG_ENDPOINT_SINCE", "DOCKERSHIM_FLAGS", "is_dockershim_flag"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +64,13 @@ class KubeletSwitch:
     notes: tuple[str, ...] = ()
     #: Docker's log rotation carried into the kubelet: (setting, value, file) each.
     log_rotation: tuple[tuple[str, str, str], ...] = ()
+    #: the flags changed in the admin's kubelet units: (unit file, flag as it was, "removed" or its new
+    #: value) each; the switch then runs `systemctl daemon-reload`
+    unit_changes: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def daemon_reload(self) -> bool:
+        return bool(self.unit_changes)
 
     @property
     def changed(self) -> bool:
@@ -138,21 +127,32 @@ def plan_kubelet_switch(
                 continue
             kept: list[tuple[str, str | None]] = []
             for name, val in flags:
-                if is_dockershim_flag(name, minor):
+                keep, val = switched_flag(name, val, minor, endpoint)
+                if not keep:
                     removed.append(f"--{name}")
                     continue
-                if name == "container-runtime":
-                    if minor >= CONFIG_ENDPOINT_SINCE:
-                        removed.append(f"--{name}")
-                        continue
-                    val = "remote"
                 if name == "container-runtime-endpoint":
                     endpoint_in_flags.append((path, a.name))
-                    val = endpoint
                 kept.append((name, val))
             if kept != list(flags):
                 out = set_env_value(out, a.name, join_flags(kept))
         new[path] = out
+
+    # 1b. The admin's kubelet units (/etc/systemd/system): the same flags, the same way, out of their
+    # Environment= and ExecStart= lines; a packaged unit (/lib, /usr/lib) is never edited.
+    units: dict[str, str] = {}
+    unit_changes: list[tuple[str, str, str]] = []
+    for path in sorted(p for p in kubelet.units if editable(p)):
+        try:
+            edit = edit_unit(path, kubelet.units[path], lambda n, v: switched_flag(n, v, minor, endpoint))
+        except UnitEditError as e:
+            raise NodeError(node, f"{e}; edit the kubelet's flags in {path} by hand") from e
+        if edit.after != kubelet.units[path]:
+            units[path] = edit.after
+            for flag, what in edit.changed:
+                unit_changes.append((path, flag.shown, what))
+                if what == "removed":
+                    removed.append(f"--{flag.name}")
 
     config_file = kubelet.config_file
     config_has_endpoint = "containerRuntimeEndpoint" in kubelet.config
@@ -211,6 +211,7 @@ def plan_kubelet_switch(
             carried += [(f"--{LOG_ROTATION_KEYS[k]}", str(v), path) for k, v in wanted.items()]
 
     edits = tuple(FileEdit(p, files[p], new[p]) for p in files if new.get(p, files[p]) != files[p])
+    edits += tuple(FileEdit(p, kubelet.units[p], after) for p, after in units.items())
     _verify(node, edits, endpoint, minor)
     return KubeletSwitch(
         edits=edits,
@@ -220,6 +221,7 @@ def plan_kubelet_switch(
         removed_flags=tuple(dict.fromkeys(removed)),
         notes=tuple(notes),
         log_rotation=tuple(carried),
+        unit_changes=tuple(unit_changes),
     )
 
 
@@ -282,11 +284,7 @@ def _target(
     )
 
 
-def _minor(version: str | None) -> int | None:
-    if not version:
-        return None
-    m = re.match(r"v?1\.(\d+)", version.strip())
-    return int(m.group(1)) if m else None
+_minor = kubelet_minor
 
 
 def _yaml_mapping(text: str, path: str, node: str) -> Mapping[str, Any]:
@@ -355,6 +353,11 @@ def set_yaml_top_level(text: str, key: str, value: str | int) -> str:
 def _verify(node: str, edits: tuple[FileEdit, ...], endpoint: str, minor: int) -> None:
     """Parse every edited file back: valid, no dockershim flag left, the endpoint present."""
     for e in edits:
+        if editable(e.path) and e.path.endswith((".service", ".conf")):
+            for f in kubelet_unit_flags({e.path: e.after}):
+                if not f.unsafe and switched_flag(f.name, f.value, minor, endpoint) != (True, f.value):
+                    raise NodeError(node, f"{e.path}: {f.shown} survived the edit (internal error)")
+            continue
         if e.path.endswith((".yaml", ".yml")):
             _yaml_mapping(e.after, e.path, node)
             continue
