@@ -347,3 +347,46 @@ def test_unit_flags_are_values_a_report_can_show() -> None:
     (flag,) = kubelet_unit_flags({DROP_IN: '[Service]\nEnvironment="A=--network-plugin=kubenet"\n'})
     assert isinstance(flag, UnitFlag) and flag.shown == "--network-plugin=kubenet"
     assert json.dumps(flag.shown)
+
+
+_PIECES = st.sampled_from(
+    [
+        "[Service]\n",
+        "[Unit]\n",
+        "ExecStart=",
+        "ExecStart=/usr/bin/kubelet ",
+        "Environment=",
+        'Environment="KUBELET_EXTRA_ARGS=',
+        "EnvironmentFile=-/etc/default/kubelet\n",
+        "--network-plugin=kubenet ",
+        "--network-plugin ",
+        "kubenet ",
+        "--docker-root=/d ",
+        "--v=2 ",
+        "$NET ",
+        "${BIN} ",
+        '"',
+        "'",
+        "\\",
+        "\\\n",
+        "\n",
+        " ",
+        "#",
+        "%h",
+        "A=1 ",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_any_unit_text_is_read_and_edited_or_refused_with_a_clear_error(text: str) -> None:
+    units = {DROP_IN: text, "/lib/systemd/system/kubelet.service": text}
+    flags = kubelet_unit_flags(units)
+    try:
+        edit = edit_unit(DROP_IN, text, drop())
+    except ValueError as e:  # UnitEditError: names the file
+        assert DROP_IN in str(e)
+        return
+    left = [f for f in kubelet_unit_flags({DROP_IN: edit.after}) if not f.unsafe]
+    assert all(switched_flag(f.name, f.value, 23, ENDPOINT) == (True, f.value) for f in left)
+    assert len(edit.changed) <= len([f for f in flags if f.path == DROP_IN])
