@@ -30,6 +30,7 @@ from shimshift.planning.settings import (
     KUBELET_UNIT_FLAG_EDITED,
 )
 from shimshift.rendering import render_node_config
+from shimshift.steps.facts.cni import cni_refusal
 from shimshift.steps.facts.parse import parse_facts
 from shimshift.steps.kubeletfiles import switched_flag
 from shimshift.steps.switch import kubelet_files, plan_switch
@@ -301,6 +302,18 @@ def test_a_flag_the_switch_cannot_edit_safely_is_a_blocker_with_what_to_do() -> 
     assert "literally" in blocker.advice
     switch = plan_switch(NodeMigrationSpec.from_raw({"mode": "Plan", "nodeNames": ["n1"]}), "n1", facts)
     assert DROP_IN not in {e.path for e in switch.edits}  # the switch leaves what it cannot edit
+
+
+def test_the_facts_step_refuses_a_network_flag_the_switch_cannot_edit_and_not_one_it_can() -> None:
+    unsafe = (
+        "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS --network-plugin=${NET}\n"
+    )
+    why = cni_refusal(facts_with({DROP_IN: unsafe}), {})
+    assert why is not None and DROP_IN in why and "cannot edit it safely" in why
+    # kubenet in a drop-in on a Node with a podCIDR is carried: the node is not refused for it
+    assert cni_refusal(facts_with({DROP_IN: kubenet_drop_in()}), {}) is None
+    without_cidr = cni_refusal(facts_with({DROP_IN: kubenet_drop_in()}, pod_cidr=None), {})
+    assert without_cidr is not None and "no spec.podCIDR" in without_cidr
 
 
 def test_a_packaged_drop_in_is_never_edited() -> None:
