@@ -124,8 +124,8 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     }
     assert {path for _, path in predicted} >= {"/etc/containerd/config.toml"}
     assert any("kubelet" in path for _, path in predicted)
-    assert "--image-pull-progress-deadline" not in predicted[kubespray.name, DROP_IN]
-    assert "--volume-plugin-dir" in predicted[kubespray.name, DROP_IN]
+    drop_in = predicted[kubespray.name, DROP_IN] or ""
+    assert "--image-pull-progress-deadline" not in drop_in and "--volume-plugin-dir" in drop_in
 
     stack_ = api.stack
     operator = Operator(

@@ -430,3 +430,40 @@ def edit_unit(path: str, text: str, decide: Decide) -> UnitEdit:
     if got != expected:
         raise UnitEditError(f"{path}: the edit did not come out as meant (internal error)")
     return UnitEdit(after, tuple(changed))
+
+
+def live_exec_unit(units: Mapping[str, str]) -> str | None:
+    """The unit file whose `ExecStart=` is the kubelet's command line (the last one not reset)."""
+    found = None
+    for path in unit_order(units, KUBELET_UNIT):
+        for d in _directives(units[path]):
+            if d.key == "ExecStart":
+                found = path if d.line.text[d.value_at :].strip() else None
+    return found
+
+
+def add_exec_flags(path: str, text: str, flags: list[tuple[str, str]]) -> str:
+    """`text` with `flags` (`--name=value` each) added at the end of its last `ExecStart=` command line,
+    every other byte as it was; checked by parsing the result back."""
+    last = None
+    for d in _directives(text):
+        if d.key == "ExecStart" and d.line.text[d.value_at :].strip():
+            last = d
+    if last is None:
+        raise UnitEditError(f"{path} has no ExecStart= command line to add {flags_shown(flags)} to")
+    words = [f"--{n}={v}" for n, v in flags]
+    if not all(_PLAIN_WORD.match(w) for w in words):
+        raise UnitEditError(f"{path}: cannot write {flags_shown(flags)} on ExecStart=")
+    end = last.line.end
+    while end > last.line.start and text[end - 1] in " \t":
+        end -= 1
+    after = text[:end] + "".join(" " + w for w in words) + text[end:]
+    before_flags = [(f.name, f.value) for _, found in _flags_of(path, text) for f in found]
+    got = [(f.name, f.value) for _, found in _flags_of(path, after) for f in found]
+    if sorted(got, key=repr) != sorted([*before_flags, *flags], key=repr):
+        raise UnitEditError(f"{path}: adding {flags_shown(flags)} did not come out as meant (internal error)")
+    return after
+
+
+def flags_shown(flags: list[tuple[str, str]]) -> str:
+    return " ".join(f"--{n}={v}" for n, v in flags)

@@ -168,3 +168,69 @@ def test_flags_in_an_admins_drop_in_are_carried_and_the_undo_restores_it_byte_fo
     assert active(node, "docker") and active(node, "kubelet")
     wait_runtime(kube_core, node.name, "docker://")
     assert "--network-plugin=kubenet" in kubelet_argv(node), "the undo reloads systemd too"
+
+
+HAND_ROLLED = "/etc/systemd/system/kubelet.service"
+
+
+def test_a_hand_rolled_node_with_every_flag_on_its_unit_and_no_flags_file_migrates_and_comes_back(
+    cluster: Cluster, kube_core: CoreV1Api
+) -> None:
+    """kubelet.service under /etc/systemd/system with every flag literally on ExecStart=, no drop-in
+    and no flags file: the switch removes the dockershim flags there and adds the runtime flags there."""
+    node = node_of(cluster, SCRATCH_PROFILES[0])
+    reported(kube_core, node.name)
+    sandbox = "registry.k8s.io/pause:3.6"
+    images = node.exec(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
+    sandbox = next((i for i in images if "/pause:" in i), sandbox)
+    on_unit_files(node, sandbox)  # the fake systemd reads the unit files (as in the test above)
+    for path in (
+        DROP_IN,
+        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        FLAGS,
+        "/etc/default/kubelet",
+    ):
+        node.view(path).unlink(missing_ok=True)
+    node.view(HAND_ROLLED).write_text(
+        "[Unit]\nDescription=Kubernetes Kubelet (by hand)\n\n[Service]\n"
+        "ExecStart=/usr/local/bin/kubelet \\\n"
+        "  --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \\\n"
+        "  --kubeconfig=/etc/kubernetes/kubelet.conf \\\n"
+        "  --config=/var/lib/kubelet/config.yaml \\\n"
+        "  --network-plugin=kubenet \\\n"
+        f"  --pod-infra-container-image={sandbox}\n"
+        "Restart=always\n"
+    )
+    for argv in (["systemctl", "daemon-reload"], ["systemctl", "restart", "kubelet"]):
+        done = node.exec(argv, timeout=60)
+        assert done.exit_status == 0, done.stderr
+    wait_runtime(kube_core, node.name, "docker://")
+    unit_before = node.view(HAND_ROLLED).read_bytes()
+
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        facts = replace(facts_of(steps, node), pod_cidrs=(POD_CIDR,))
+        assert facts.kubelet.flags_file is None and HAND_ROLLED in facts.kubelet.units
+        plan = plan_for(facts, "m-handrolled")
+        (planned,) = [e for e in plan.kubelet_edits if e.path == HAND_ROLLED]
+        assert "--network-plugin" not in planned.after
+        before = snapshot(node, touched_paths(plan))
+        for step in FORWARD:
+            steps.run(step, plan)
+            if step is StepId.CONFIGURE:
+                moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
+                assert moved.exit_status == 0, moved.stderr
+        wait_runtime(kube_core, node.name, "containerd://")
+        assert network_ready(node)["status"] is True
+        assert node.view(HAND_ROLLED).read_bytes() == planned.after.encode()
+        argv = kubelet_argv(node)
+        assert [a for a in argv if a.startswith(DOCKERSHIM)] == [], argv
+        assert argv[-2:] == [
+            "--container-runtime=remote",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+        ]
+        steps.rollback(plan)
+    assert snapshot(node, touched_paths(plan)) == before
+    assert node.view(HAND_ROLLED).read_bytes() == unit_before
+    wait_runtime(kube_core, node.name, "docker://")
+    assert "--network-plugin=kubenet" in kubelet_argv(node)

@@ -403,3 +403,78 @@ def test_any_unit_text_is_read_and_edited_or_refused_with_a_clear_error(text: st
     left = [f for f in kubelet_unit_flags({DROP_IN: edit.after}) if not f.unsafe]
     assert all(switched_flag(f.name, f.value, 23, ENDPOINT) == (True, f.value) for f in left)
     assert len(edit.changed) <= len([f for f in flags if f.path == DROP_IN])
+
+
+HAND_ROLLED = "/etc/systemd/system/kubelet.service"
+
+
+def hand_rolled(version: str = "v1.23.17", extra: str = ""):  # type: ignore[no-untyped-def]
+    """A hand-rolled node: every kubelet flag literally on kubelet.service's ExecStart=, no flags file."""
+    files = {p: t for p, t in node_files("kubeadm-systemd").items() if "/certs.d/" not in p}
+    for path in (FLAGS, "/etc/default/kubelet", KUBEADM):
+        files.pop(path, None)
+    files[HAND_ROLLED] = (
+        "[Unit]\nDescription=Kubernetes Kubelet\n[Service]\n"
+        "ExecStart=/usr/local/bin/kubelet \\\n"
+        "  --config=/var/lib/kubelet/config.yaml \\\n"
+        "  --kubeconfig=/etc/kubernetes/kubelet.conf \\\n"
+        f"  --network-plugin=cni{extra} \\\n"
+        "  --register-node=true\n"
+        "Restart=on-failure\n"
+    )
+    return parse_facts("n1", probe_output(files), kubelet_version=version).kubelet
+
+
+def test_a_hand_rolled_unit_without_a_flags_file_gets_the_endpoint_on_its_own_execstart() -> None:
+    kubelet = hand_rolled()
+    switch = plan_kubelet_switch("n1", kubelet, endpoint=ENDPOINT)
+    (edit,) = switch.edits
+    assert edit.path == HAND_ROLLED and switch.endpoint_file == HAND_ROLLED
+    assert edit.after == (
+        "[Unit]\nDescription=Kubernetes Kubelet\n[Service]\n"
+        "ExecStart=/usr/local/bin/kubelet \\\n"
+        "  --config=/var/lib/kubelet/config.yaml \\\n"
+        "  --kubeconfig=/etc/kubernetes/kubelet.conf \\\n"
+        f"  --register-node=true --container-runtime=remote --container-runtime-endpoint={ENDPOINT}\n"
+        "Restart=on-failure\n"
+    )
+    assert (HAND_ROLLED, f"--container-runtime-endpoint={ENDPOINT}", "added") in switch.unit_changes
+    again = replace(kubelet, units={HAND_ROLLED: edit.after})
+    assert plan_kubelet_switch("n1", again, endpoint=ENDPOINT).edits == ()
+
+
+def test_a_hand_rolled_unit_with_docker_as_its_runtime_is_set_to_remote_where_it_says_so() -> None:
+    kubelet = hand_rolled(extra=" --container-runtime=docker")
+    (edit,) = plan_kubelet_switch("n1", kubelet, endpoint=ENDPOINT).edits
+    assert "--container-runtime=remote \\\n" in edit.after and edit.after.count("--container-runtime=") == 1
+    assert edit.after.rstrip().endswith("Restart=on-failure")
+    on_127 = plan_kubelet_switch(
+        "n1", hand_rolled("v1.27.3", " --container-runtime=docker"), endpoint=ENDPOINT
+    )
+    edits = {e.path: e.after for e in on_127.edits}
+    assert "--container-runtime" not in edits[HAND_ROLLED]  # 1.27 refuses it
+    assert on_127.endpoint_key == "containerRuntimeEndpoint"  # the config file takes the endpoint from 1.27
+
+
+def test_a_hand_rolled_kubenet_node_plans_without_blockers_and_says_what_its_unit_gets() -> None:
+    facts = facts_with({})
+    kubelet = hand_rolled(extra=" --network-plugin=kubenet")
+    facts = replace(facts, kubelet=kubelet)
+    report = build_plan(spec(), cluster(nodes=[node("n1")]), {"n1": facts}, NOW)
+    assert report.blockers == (), [f.message for f in report.blockers]
+    (n,) = report.nodes
+    (change,) = [c for c in n.kubelet.changes if c.path == HAND_ROLLED]
+    assert change.after is not None and f"--container-runtime-endpoint={ENDPOINT}" in change.after
+    assert "--network-plugin" not in change.after
+    assert any(
+        f"--container-runtime-endpoint={ENDPOINT} added to {HAND_ROLLED}" in note for note in n.kubelet.notes
+    )
+    # with the flags in a packaged unit only, the node still cannot be planned
+    packaged = {"/lib/systemd/system/kubelet.service": kubelet.units[HAND_ROLLED]}
+    report = build_plan(
+        spec(),
+        cluster(nodes=[node("n1")]),
+        {"n1": replace(facts, kubelet=replace(kubelet, units=packaged))},
+        NOW,
+    )
+    assert "KubeletLayoutUnknown" in {f.code for f in report.blockers}

@@ -28,6 +28,7 @@ from shimshift.steps.nodeplan import NodeRunPlan
 from shimshift.steps.switch.kubelet import KubeletSwitch, plan_kubelet_switch
 
 PLAYBOOK = "switch"
+_UNIT_VERBS = {"removed": "removed from", "added": "added to"}
 STAGED_SUFFIX = ".shimshift-new"
 
 
@@ -62,7 +63,7 @@ def kubelet_files(spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) 
         notes.append(
             "kubelet units edited, then `systemctl daemon-reload`: "
             + "; ".join(
-                f"{flag} {'removed from' if what == 'removed' else f'set to {what} in'} {path}"
+                f"{flag} {_UNIT_VERBS.get(what, f'set to {what} in')} {path}"
                 for path, flag, what in switch.unit_changes
             )
         )
