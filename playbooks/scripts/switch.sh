@@ -25,11 +25,12 @@ if is_active docker; then
 fi
 stop_recorded "$state" cri-docker || exit
 stop_recorded "$state" docker || exit
-reload=
+for a do
+    case $a in /etc/systemd/*) : >"$state/units-edited" || exit 20 ;; esac
+done
 while [ $# -gt 0 ]; do
     t=$1 s=$2
     shift 2
-    case $t in /etc/systemd/*) reload=yes ;; esac
     if [ -e "$t.shimshift-new" ]; then
         [ "$(file_sha "$t.shimshift-new")" = "$s" ] ||
             { echo "staged $t.shimshift-new does not match; re-run the step" >&2; exit 22; }
@@ -41,7 +42,10 @@ while [ $# -gt 0 ]; do
 done
 sync
 # a kubelet unit or drop-in was edited: systemd reads it again only on daemon-reload
-[ -z "$reload" ] || systemctl daemon-reload || { echo "systemctl daemon-reload failed" >&2; exit 26; }
+# (a re-run after a cut connection knows it from STATE, whatever the TARGETs of its plan)
+if [ -e "$state/units-edited" ]; then
+    systemctl daemon-reload || { echo "systemctl daemon-reload failed" >&2; exit 26; }
+fi
 systemctl start kubelet || { echo "systemctl start kubelet failed" >&2; exit 24; }
 wait_for "$wait" is_active kubelet ||
     { echo "the kubelet did not stay up on the new runtime" >&2; exit 25; }

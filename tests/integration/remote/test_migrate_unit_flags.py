@@ -229,7 +229,11 @@ def test_a_hand_rolled_node_with_every_flag_on_its_unit_and_no_flags_file_migrat
             "--container-runtime=remote",
             "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
         ]
-        steps.rollback(plan)
+        # the rollback of an operator that restarted: its plan, made again from the switched node, has no
+        # edit of the unit left, and the undo still reloads systemd for the unit it restores
+        replanned = plan_for(replace(facts_of(steps, node), pod_cidrs=(POD_CIDR,)), "m-handrolled")
+        assert HAND_ROLLED not in {e.path for e in replanned.kubelet_edits}
+        steps.rollback(replanned)
     assert snapshot(node, touched_paths(plan)) == before
     assert node.view(HAND_ROLLED).read_bytes() == unit_before
     wait_runtime(kube_core, node.name, "docker://")
