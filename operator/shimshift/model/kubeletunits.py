@@ -21,7 +21,7 @@ and is left as it is.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -34,6 +34,10 @@ EDITABLE_DIR = "/etc/systemd/system/"
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PREFIX = "-@:+!|"
+#: a word as systemd splits them: double- or single-quoted strings, escapes and other non-blanks
+_WORD = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|\\.|[^ \t"'\\])+""")
+_BLANKS = re.compile(r"[ \t]*")
+_SEGMENT = re.compile(r""""([^"]*)"|'([^']*)'|([^"']+)""")
 #: a word the edit writes into ExecStart= unquoted (no specifier, variable, quote or escape)
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./:@+,=-]+$")
 
@@ -80,7 +84,7 @@ class _Line:
     end: int
     number: int
     text: str  # continuations joined, each `\`+newline one space
-    offsets: tuple[int, ...]  # file offset of each character of `text`
+    offsets: Sequence[int]  # file offset of each character of `text`
 
     def at(self, i: int) -> int:
         """The file offset of character `i` of `text` (its end: the end of the line)."""
@@ -88,29 +92,70 @@ class _Line:
 
 
 def _lines(text: str) -> Iterator[_Line]:
-    i, n, number = 0, len(text), 1
-    while i < n:
-        start, first = i, number
+    """The logical lines of `text`: a physical line ending in `\\` continues on the next, the two
+    characters one space."""
+    pos, number = 0, 1
+    raw = text.split("\n")
+    if raw and raw[-1] == "":
+        raw.pop()
+    i = 0
+    while i < len(raw):
+        start, first = pos, number
+        if not raw[i].endswith("\\") or i + 1 >= len(raw):
+            line = raw[i]
+            yield _Line(start, start + len(line), first, line, range(start, start + len(line)))
+            pos += len(line) + 1
+            number += 1
+            i += 1
+            continue
         chars: list[str] = []
         offsets: list[int] = []
-        while i < n and text[i] != "\n":
-            if text[i] == "\\" and i + 1 < n and text[i + 1] == "\n":
+        while i < len(raw):
+            line = raw[i]
+            continued = line.endswith("\\") and i + 1 < len(raw)
+            body = line[:-1] if continued else line
+            chars.append(body)
+            offsets.extend(range(pos, pos + len(body)))
+            if continued:
                 chars.append(" ")
-                offsets.append(i)
-                i += 2
-                number += 1
-                continue
-            chars.append(text[i])
-            offsets.append(i)
+                offsets.append(pos + len(body))  # the backslash
+            pos += len(line) + 1
+            number += 1
             i += 1
-        yield _Line(start, i, first, "".join(chars), tuple(offsets))
-        i += 1
-        number += 1
+            if not continued:
+                break
+        yield _Line(start, pos - 1, first, "".join(chars), tuple(offsets))
 
 
 def _words(s: str, begin: int) -> list[_Word]:
     """systemd's word splitting (extract_first_word with quotes and C escapes) from `begin`: each word's
     span and unquoted text; escapes other than \\\\, \\" and \\' are not read (`unsafe`)."""
+    fast: list[_Word] = []
+    for m in _WORD.finditer(s, begin):  # quoted strings kept whole; a word without quote or escape as is
+        word = m.group(0)
+        if "\\" not in word and ('"' in word or "'" in word):  # quotes, no escape: the quotes go
+            fast.append(_Word(m.start(), m.end(), "".join(a or b or c for a, b, c in _SEGMENT.findall(word))))
+        elif "\\" in word:
+            one = _slow_words(word, 0)
+            if len(one) != 1 or one[0].end != len(word) or one[0].unsafe:
+                return _slow_words(s, begin)
+            fast.append(_Word(m.start(), m.end(), one[0].text, one[0].unsafe))
+        else:
+            fast.append(_Word(m.start(), m.end(), word))
+    if all(_BLANKS.fullmatch(s, a, b) for a, b in _gaps(fast, begin, len(s))):
+        return fast
+    return _slow_words(s, begin)
+
+
+def _gaps(words: list[_Word], begin: int, end: int) -> Iterator[tuple[int, int]]:
+    at = begin
+    for w in words:
+        yield at, w.start
+        at = w.end
+    yield at, end
+
+
+def _slow_words(s: str, begin: int) -> list[_Word]:
     out: list[_Word] = []
     i, n = begin, len(s)
     while True:
@@ -260,8 +305,18 @@ def kubelet_unit_flags(
 ) -> tuple[UnitFlag, ...]:
     """Every literal kubelet flag of `units` (path -> text), in systemd's order, each with whether it
     is on the kubelet's command line; `env_files`: the texts of the EnvironmentFiles it may read (the
-    kubelet's flags files), whose variables win over `Environment=`."""
-    env_files = env_files or {}
+    kubelet's flags files), whose variables win over `Environment=`. Parsed once per distinct set of
+    files (look-alike nodes share them)."""
+    if not units:
+        return ()
+    return _unit_flags(tuple(sorted(units.items())), tuple(sorted((env_files or {}).items())))
+
+
+@lru_cache(maxsize=1024)
+def _unit_flags(
+    unit_items: tuple[tuple[str, str], ...], env_items: tuple[tuple[str, str], ...]
+) -> tuple[UnitFlag, ...]:
+    units, env_files = dict(unit_items), dict(env_items)
     order = unit_order(units, KUBELET_UNIT)
     flags: list[UnitFlag] = []
     execs: list[int] = []  # the flags of the ExecStart= lines not reset
@@ -331,16 +386,9 @@ def live_unit_flags(
     return tuple((f.name, f.value or "") for f in kubelet_unit_flags(units, env_files) if f.live)
 
 
-@lru_cache(maxsize=256)
-def _live(units: tuple[tuple[str, str], ...], env_files: tuple[tuple[str, str], ...]) -> tuple[UnitFlag, ...]:
-    return tuple(f for f in kubelet_unit_flags(dict(units), dict(env_files)) if f.live)
-
-
 def live_kubelet_unit_flags(kubelet: KubeletFacts) -> tuple[UnitFlag, ...]:
-    """The flags the node's kubelet units put on its command line (parsed once per distinct setup)."""
-    if not kubelet.units:
-        return ()
-    return _live(tuple(sorted(kubelet.units.items())), tuple(sorted(kubelet.files.items())))
+    """The flags the node's kubelet units put on its command line."""
+    return tuple(f for f in kubelet_unit_flags(kubelet.units, kubelet.files) if f.live)
 
 
 def command_flags(kubelet: KubeletFacts) -> tuple[tuple[str, str], ...]:

@@ -478,3 +478,15 @@ def test_a_hand_rolled_kubenet_node_plans_without_blockers_and_says_what_its_uni
         NOW,
     )
     assert "KubeletLayoutUnknown" in {f.code for f in report.blockers}
+
+
+@given(st.text(alphabet=" \t\"'\\ab=-$%", max_size=40), st.integers(0, 5))
+def test_the_fast_word_splitter_agrees_with_the_character_by_character_one(text: str, begin: int) -> None:
+    from shimshift.model import kubeletunits
+
+    begin = min(begin, len(text))
+    fast = kubeletunits._words(text, begin)
+    slow = kubeletunits._slow_words(text, begin)
+    assert [(w.start, w.end, w.text, w.unsafe) for w in fast] == [
+        (w.start, w.end, w.text, w.unsafe) for w in slow
+    ]
