@@ -1,7 +1,7 @@
 # Switch the kubelet to its new runtime: stop the kubelet, stop Docker's Kubernetes containers and the
 # Docker services, move the staged kubelet files (TARGET.shimshift-new, uploaded and checked before)
-# into place, start the kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts
-# exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
+# into place (then `systemctl daemon-reload` when one is a unit file under /etc/systemd), start the
+# kubelet. Units it stops are recorded under STATE/stopped/ so the undo starts exactly those. A node already switched (each TARGET has its SHA256, the kubelet runs, Docker does
 # not) is left alone.
 # GRACE bounds how long Docker's remaining Kubernetes containers (DaemonSet pods; the node was drained)
 # get to stop before they are killed.
@@ -25,6 +25,9 @@ if is_active docker; then
 fi
 stop_recorded "$state" cri-docker || exit
 stop_recorded "$state" docker || exit
+for a do
+    case $a in /etc/systemd/*) : >"$state/units-edited" || exit 20 ;; esac
+done
 while [ $# -gt 0 ]; do
     t=$1 s=$2
     shift 2
@@ -38,6 +41,11 @@ while [ $# -gt 0 ]; do
     fi
 done
 sync
+# a kubelet unit or drop-in was edited: systemd reads it again only on daemon-reload
+# (a re-run after a cut connection knows it from STATE, whatever the TARGETs of its plan)
+if [ -e "$state/units-edited" ]; then
+    systemctl daemon-reload || { echo "systemctl daemon-reload failed" >&2; exit 26; }
+fi
 systemctl start kubelet || { echo "systemctl start kubelet failed" >&2; exit 24; }
 wait_for "$wait" is_active kubelet ||
     { echo "the kubelet did not stay up on the new runtime" >&2; exit 25; }

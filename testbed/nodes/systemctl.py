@@ -8,6 +8,11 @@ with systemd's own wording and exit status, and the unit is left ``failed``.
 
 Unit description (JSON): ``exec`` argv, optional ``environment``, ``ready`` (``{"socket": path}``
 or ``{"exec": argv}``), ``wants`` (units started first), ``start_timeout``, ``stop_timeout``.
+With ``unit_files``, the command line, ``Environment=`` and ``EnvironmentFile=`` come from the node's
+real unit file and drop-ins as systemd reads them (the last ``ExecStart=``, an empty one resetting),
+loaded at the first start and again only at ``daemon-reload``, as systemd does: ``exec`` is then the
+program that stands in for the unit's own binary, and ``environment`` what it needs besides. This
+reader is the testbed's own, independent of the operator's (``shimshift.model.kubeletunits``).
 Runs inside the node only: every path here is a node path.
 
 A daemon starts with the resource limits systemd would give it, not its caller's: the ``Limit*=`` of
@@ -63,6 +68,10 @@ class Unit:
     start_timeout: float = 20.0
     stop_timeout: float = 10.0
     description: str = ""
+    #: the command line comes from the node's real unit files (``<name>.service`` and its drop-ins), as
+    #: systemd last loaded them: ``exec`` is then only the program that stands in for the unit's own
+    #: binary, ``environment`` what it needs besides
+    unit_files: bool = False
 
     @classmethod
     def load(cls, name: str) -> Unit | None:
@@ -264,7 +273,85 @@ def _failure(unit: Unit, why: str) -> JobFailedError:
     )
 
 
+def _service_lines(path: Path) -> list[tuple[str, str]]:
+    """The (key, value) lines of a unit file's [Service] section, continuations joined, comments left out."""
+    out: list[tuple[str, str]] = []
+    section = ""
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, eq, value = line.partition("=")
+        if eq and section == "Service":
+            out.append((key.strip(), value.strip()))
+    return out
+
+
+def read_unit_files(name: str) -> dict[str, Any]:
+    """What systemd takes from ``name``'s unit file and drop-ins: the last ExecStart= (an empty one resets),
+    the Environment= assignments (the last winning, an empty one resetting) and the EnvironmentFile= list."""
+    execs: list[list[str]] = []
+    environment: dict[str, str] = {}
+    files: list[str] = []
+    for path in _systemd_files(name):
+        for key, value in _service_lines(path):
+            if key == "ExecStart":
+                execs = [shlex.split(value.lstrip("-@:+!|"))] if value else []
+            elif key == "Environment":
+                if not value:
+                    environment = {}
+                for word in shlex.split(value):
+                    var, eq, val = word.partition("=")
+                    if eq:
+                        environment[var] = val
+            elif key == "EnvironmentFile":
+                files = files + shlex.split(value) if value else []
+    return {"exec": execs[-1] if execs else [], "environment": environment, "environment_files": files}
+
+
+def _loaded(name: str) -> Path:
+    return STATE_DIR / f"{name}.loaded.json"
+
+
+def daemon_reload() -> None:
+    """As systemd: units that read their unit files see them as they are now only from here on."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    for path in sorted(UNIT_DIR.glob("*.json")):
+        unit = Unit.load(path.stem)
+        if unit is not None and unit.unit_files:
+            _loaded(unit.name).write_text(json.dumps(read_unit_files(unit.name)))
+
+
+def effective(unit: Unit) -> Unit:
+    """The unit as it starts: for ``unit_files`` units, the command line and environment of its unit files
+    as last loaded (at the first start, as at boot, else at the last daemon-reload)."""
+    if not unit.unit_files:
+        return unit
+    path = _loaded(unit.name)
+    if not path.is_file():
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(read_unit_files(unit.name)))
+    loaded = json.loads(path.read_text())
+    if not loaded["exec"]:
+        raise JobFailedError(f"Unit {unit.name}.service has no ExecStart= setting.")
+    return Unit(
+        name=unit.name,
+        exec=unit.exec + loaded["exec"][1:],
+        environment={**unit.environment, **loaded["environment"]},
+        environment_files=loaded["environment_files"],
+        ready=unit.ready,
+        wants=unit.wants,
+        start_timeout=unit.start_timeout,
+        stop_timeout=unit.stop_timeout,
+        description=unit.description,
+    )
+
+
 def start(unit: Unit) -> None:
+    unit = effective(unit)
     for dependency in unit.wants:
         wanted = Unit.load(dependency)
         if wanted is not None:
@@ -372,7 +459,10 @@ def run(argv: list[str]) -> int:
         print("fake systemctl: missing verb", file=sys.stderr)
         return 1
     verb, rest = args[0], args[1:]
-    if verb in ("daemon-reload", "reset-failed", "enable", "disable", "mask", "unmask"):
+    if verb == "daemon-reload":
+        daemon_reload()
+        return 0
+    if verb in ("reset-failed", "enable", "disable", "mask", "unmask"):
         return 0
     properties: list[str] = []
     value_only = "--value" in rest

@@ -3,9 +3,9 @@ fault proxy, fake nodes with real sshd, containerd and dockerd whose model kubel
 each with its node certificate, the operator as a separate process and the chart's ServiceAccount).
 
 A live plan probes two nodes over SSH and says which files the migration writes and with which bytes
-(containerd config.toml, certs.d hosts.toml, the kubelet flags file). Then the operator migrates the
-same nodes with the same spec in Migrate mode, and every file on the node must be byte for byte what
-the plan said; the plan had no blockers, and the migration succeeded.
+(containerd config.toml, certs.d hosts.toml, the kubelet flags file, an admin's kubelet drop-in with a
+dockershim flag). Then the operator migrates the same nodes with the same spec in Migrate mode, and
+every file on the node must be byte for byte what the plan said; the plan had no blockers, and the migration succeeded.
 
 The kubeadm-systemd node combines several Docker-era settings at once, each with its own translation:
 the nvidia runtime (a stand-in that runs runc) as Docker's default with default-ulimits, an open-file
@@ -41,6 +41,7 @@ from tests.integration.remote.test_migrate_runtimes import gpu_node
 pytestmark = [pytest.mark.e2e, pytest.mark.realapi, pytest.mark.root, pytest.mark.timeout(280)]
 
 SCRATCH_PROFILES = ["kubeadm-systemd", "kubespray"]
+DROP_IN = "/etc/systemd/system/kubelet.service.d/20-volume.conf"
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,15 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     from shimshift.kube.snapshot import read_cluster_from
 
     nodes, api = stack
+    # a Kubespray node that also sets kubelet flags in an admin's drop-in: the switch takes the
+    # dockershim-only one out of that file, as the plan shows
+    kubespray = next(n for n in nodes.nodes if n.profile.name == "kubespray")
+    kubespray.view(DROP_IN).parent.mkdir(parents=True, exist_ok=True)
+    kubespray.view(DROP_IN).write_text(
+        "[Service]\n"
+        'Environment="KUBELET_VOLUME_PLUGIN=--image-pull-progress-deadline=2m '
+        '--volume-plugin-dir=/usr/libexec/kubernetes/kubelet-plugins/volume/exec"\n'
+    )
     namespace = operator_namespace(api)  # the operator's Secrets, where the plan probes from too
     names = [n.name for n in nodes.nodes]
     eventually(lambda: all(_runtime(api, n).startswith("docker://") for n in names), 60, "kubelets on Docker")
@@ -150,6 +160,8 @@ def test_the_files_migrate_mode_writes_are_the_ones_the_plan_showed(
     assert "LimitNOFILE=20000" in (mine.get(keys.CONTAINERD_LIMITS_DROPIN) or ""), mine.keys()
     assert "HTTP_PROXY=http://proxy.shimshift.test:3128" in (mine.get(keys.CONTAINERD_PROXY_DROPIN) or "")
     assert any("containerLogMaxSize: 100Mi" in (t or "") for t in mine.values()), mine.keys()
+    drop_in = predicted[kubespray.name, DROP_IN] or ""
+    assert "--image-pull-progress-deadline" not in drop_in and "--volume-plugin-dir" in drop_in
 
     stack_ = api.stack
     operator = Operator(

@@ -1,19 +1,20 @@
 """dockershim's kubenet as a CNI configuration containerd's CRI loads. Pure values.
 
 A kubelet started with `--network-plugin=kubenet` networks its pods with dockershim's built-in bridge:
-kubenet ran the CNI plugins bridge (bridge `cbr0`, the node's gateway), host-local (addresses from
-the Node's `spec.podCIDR`) and loopback itself, from a configuration it wrote nowhere. containerd has
-no such plugin, so without a configuration in its CNI conf_dir the node goes NotReady after the switch
+kubenet ran the CNI plugins bridge (bridge `cbr0`, the node's gateway), host-local (addresses from the
+Node's `spec.podCIDR`) and loopback itself, from a configuration it wrote nowhere. containerd has no
+such plugin, so without a configuration in its CNI conf_dir the node goes NotReady after the switch
 ("cni plugin not initialized"). The translation writes kubenet's network as a conflist there: bridge
 `cbr0` with `isGateway`, host-local IPAM on the Node's podCIDR(s) with a default route, and portmap
 for hostPort (which dockershim's kubenet did with its own hostport code); containerd's CRI sets up
-loopback itself. The bridge's MTU is kubenet's: `--network-plugin-mtu`, else the smallest MTU of
-the node's interfaces (up, not loopback or point-to-point, at least 576), else 1460, as kubenet
-chose it (without it the bridge plugin would leave the kernel's 1500). kubenet's `--hairpin-mode`
-becomes the bridge's `hairpinMode` (hairpin-veth) or `promiscMode` (promiscuous-bridge, kubenet's
-default). The bridge masquerades the pods' traffic that leaves the pod CIDR (`ipMasq`), where
-kubenet's own iptables rule masqueraded what left `--non-masquerade-cidr`. Without a podCIDR on the
-Node object there is nothing to allocate from, and the flag stays a blocker.
+loopback itself. The kubelet's flags are read wherever they are set, its flags files and its systemd
+units (`model.kubeletunits.command_flags`). The bridge's MTU is kubenet's: `--network-plugin-mtu`,
+else the smallest MTU of the node's interfaces (up, not loopback or point-to-point, at least 576),
+else 1460, as kubenet chose it (without it the bridge plugin would leave the kernel's 1500). kubenet's
+`--hairpin-mode` becomes the bridge's `hairpinMode` (hairpin-veth) or `promiscMode`
+(promiscuous-bridge, kubenet's default). The bridge masquerades the pods' traffic that leaves the pod
+CIDR (`ipMasq`), where kubenet's own iptables rule masqueraded what left `--non-masquerade-cidr`.
+Without a podCIDR on the Node object there is nothing to allocate from, and the flag stays a blocker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 from collections.abc import Sequence
 
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubeletunits import command_flags
 
 #: the file the configure step writes in containerd's CNI conf_dir; `00-` so that containerd, which
 #: loads the first configuration by name, loads it rather than a leftover another CNI left there
@@ -38,7 +40,7 @@ def _flag(flags: Sequence[tuple[str, str]], name: str) -> str | None:
 
 def kubenet_node(facts: NodeFacts) -> bool:
     """The node's kubelet (or cri-dockerd, on 1.24+) runs dockershim's kubenet."""
-    value = _flag(facts.kubelet.flags, "network-plugin")
+    value = _flag(command_flags(facts.kubelet), "network-plugin")
     if value is None:
         value = _flag(facts.cri_dockerd_flags, "network-plugin")
     return value == "kubenet"
@@ -65,7 +67,7 @@ def kubenet_mtu(facts: NodeFacts) -> tuple[int | None, str]:
     """The MTU of kubenet's bridge on this node and where it comes from: `--network-plugin-mtu` when
     it is above 0, else what kubenet chose itself (the smallest MTU of the node's interfaces, or 1460
     when none is suitable); (None, why) when the probe did not read the interfaces."""
-    raw = _flag(facts.kubelet.flags, "network-plugin-mtu") or _flag(
+    raw = _flag(command_flags(facts.kubelet), "network-plugin-mtu") or _flag(
         facts.cri_dockerd_flags, "network-plugin-mtu"
     )
     if raw is not None and raw.strip().isdigit() and int(raw) > 0:
@@ -115,5 +117,6 @@ def kubenet_translation(facts: NodeFacts) -> str | None:
     cidrs = pod_cidrs(facts)
     if not cidrs:
         return None
-    hairpin = _flag(facts.kubelet.flags, "hairpin-mode") or _flag(facts.cri_dockerd_flags, "hairpin-mode")
+    flags = command_flags(facts.kubelet)
+    hairpin = _flag(flags, "hairpin-mode") or _flag(facts.cri_dockerd_flags, "hairpin-mode")
     return kubenet_config(cidrs, hairpin, kubenet_mtu(facts)[0])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shimshift.model import keys
 from shimshift.model.facts import KubeletLayout, NodeFacts
 from shimshift.model.killmode import containerd_kill_mode
+from shimshift.model.kubeletunits import editable, live_exec_unit
 from shimshift.model.spec import CgroupDriver, KubeletConfigMethod, NodeMigrationSpec
 from shimshift.model.steporder import node_staging
 from shimshift.planning.cluster import Node
@@ -138,15 +139,18 @@ def check_node(spec: NodeMigrationSpec, node: Node, facts: NodeFacts | None) -> 
                 name,
             )
         )
+    exec_unit = live_exec_unit(facts.kubelet.units)
     if (
         facts.kubelet.layout == KubeletLayout.UNKNOWN
         and spec.kubelet.config_method == KubeletConfigMethod.AUTO
+        and not (exec_unit and editable(exec_unit))  # a hand-rolled unit the switch puts the flags in
     ):
         out.append(
             Finding(
                 "KubeletLayoutUnknown",
                 Level.BLOCKER,
-                "the probe found no kubelet flags file or KubeletConfiguration that sets the runtime",
+                "the probe found no kubelet flags file or KubeletConfiguration that sets the runtime, and no "
+                "kubelet unit under /etc/systemd/system whose ExecStart= the switch could give it",
                 "set spec.kubelet.configMethod to the file your kubelet reads",
                 name,
             )

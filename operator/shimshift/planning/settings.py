@@ -1,7 +1,9 @@
 """Findings for every Docker-era setting of a node that the migration does not carry over. Pure.
 
-Each daemon.json key, each dockershim-era kubelet flag (in the kubelet's flags files, which the switch
-edits, and in its systemd units, which it does not) and each of cri-dockerd's flags is decided by the
+Each daemon.json key, each dockershim-era kubelet flag (in the kubelet's flags files and in the admin's
+systemd units under /etc/systemd/system, which the switch edits alike, and in packaged units under /lib
+and /usr/lib, which it does not; one finding per flag and unit file, saying what the switch does to
+that file) and each of cri-dockerd's flags is decided by the
 tables of `shimshift.model.dockerera`: translated settings need nothing; one that would break the
 node is a blocker, one that changes something for the pods a warning, one with no meaning under
 containerd a note. Entries of translated settings that could not be carried (a mirror URL that is not one, an
@@ -29,6 +31,7 @@ from shimshift.model.dockerera import (
     log_rotation,
 )
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubeletunits import EDITABLE_DIR, editable, kubelet_unit_flags
 from shimshift.model.kubenet import kubenet_node, pod_cidrs
 from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
 from shimshift.model.runtimes import docker_runtimes, missing_binaries
@@ -36,9 +39,9 @@ from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.findings import Finding, Level
 from shimshift.rendering.proxy import containerd_proxy
 from shimshift.rendering.values import NodeLayout
-from shimshift.steps.facts.cni import cni_dir_carried, lookup, shown_value
+from shimshift.steps.facts.cni import cni_dir_carried, lookup, shown_value, unit_flag_rule, unit_flag_what
 from shimshift.steps.filesection import FileSection
-from shimshift.steps.kubeletfiles import explicit_log_rotation, unit_flags
+from shimshift.steps.kubeletfiles import explicit_log_rotation, kubelet_minor, switched_flag
 
 DAEMON_JSON_REFUSED = "DaemonJsonRefused"
 DAEMON_JSON_NOT_CARRIED = "DaemonJsonNotCarried"
@@ -49,6 +52,7 @@ KUBELET_FLAG_REFUSED = "KubeletFlagRefused"
 KUBELET_FLAG_NOT_CARRIED = "KubeletFlagNotCarried"
 KUBELET_FLAG_IGNORED = "KubeletFlagIgnored"
 KUBELET_FLAG_CARRIED = "KubeletFlagCarried"
+KUBELET_UNIT_FLAG_EDITED = "KubeletUnitFlagEdited"
 CRI_DOCKERD_FLAG_REFUSED = "CriDockerdFlagRefused"
 CRI_DOCKERD_FLAG_NOT_CARRIED = "CriDockerdFlagNotCarried"
 CRI_DOCKERD_FLAG_IGNORED = "CriDockerdFlagIgnored"
@@ -167,7 +171,7 @@ def _kubelet_kept(facts: NodeFacts) -> Finding | None:
     )
 
 
-def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
+def _flag_findings(spec: NodeMigrationSpec, facts: NodeFacts, containerd: FileSection) -> Iterator[Finding]:
     config = rendered_config(containerd) if containerd.computed else {}
     seen: set[str] = set()
     for name, value in facts.kubelet.flags:
@@ -189,7 +193,7 @@ def _flag_findings(facts: NodeFacts, containerd: FileSection) -> Iterator[Findin
         )
         if found is not None:
             yield found
-    yield from _unit_findings(facts)
+    yield from _unit_findings(spec, facts, config)
 
 
 def _flag_finding(
@@ -210,36 +214,81 @@ def _flag_finding(
     return Finding(codes[rule.fate], _LEVELS[rule.fate], f"{what}: {rule.text}", rule.advice, node, subject)
 
 
-def _unit_findings(facts: NodeFacts) -> Iterator[Finding]:
-    """Dockershim-era flags set in the kubelet's systemd units, which the switch does not edit."""
-    for path, text in sorted(facts.kubelet.units.items()):
-        seen: set[str] = set()
-        for name, value in unit_flags(text):
-            if not is_dockershim_era_flag(name) or name in seen:
-                continue
-            seen.add(name)
-            rule = kubelet_flag_fate(name, value)
-            where = f"kubelet --{name}={shown_value(value)} in {path}, which the switch does not edit"
+def _unit_findings(spec: NodeMigrationSpec, facts: NodeFacts, config: Mapping[str, Any]) -> Iterator[Finding]:
+    """Dockershim-era flags set in the kubelet's systemd units, one finding per flag and file, saying
+    what the switch does to that file: in an admin's unit (/etc/systemd/system) it takes the flag out
+    (or rewrites it) as in a flags file, decided alike (`steps.facts.cni.unit_flag_rule`); a packaged
+    unit (/lib, /usr/lib) it does not edit, so the flag stays on the kubelet's command line."""
+    minor = kubelet_minor(facts.kubelet.version) or 0
+    endpoint = spec.kubelet.runtime_endpoint
+    seen: set[tuple[str, str]] = set()
+    for flag in kubelet_unit_flags(facts.kubelet.units, facts.kubelet.files):
+        if not is_dockershim_era_flag(flag.name) or (flag.path, flag.name) in seen:
+            continue
+        seen.add((flag.path, flag.name))
+        what = unit_flag_what(flag)
+        keep, new = switched_flag(flag.name, flag.value, minor, endpoint)
+        edited = editable(flag.path) and not flag.unsafe and (keep, new) != (True, flag.value)
+        action = (
+            f"the switch removes it from {flag.path}"
+            if edited and not keep
+            else f"the switch sets it to {new} in {flag.path}"
+            if edited
+            else f"the switch leaves it in {flag.path}"
+        )
+        rule = unit_flag_rule(facts, config, flag)
+        if rule is None:
+            yield Finding(
+                KUBELET_FLAG_IGNORED,
+                Level.INFO,
+                f"{what} is not on the kubelet's command line ({flag.why_not_live})"
+                + (f"; {action}" if edited else ""),
+                "",
+                facts.node,
+                f"--{flag.name}",
+            )
+            continue
+        if not editable(flag.path):
             if rule.fate is Fate.REFUSED:
                 yield Finding(
                     KUBELET_FLAG_REFUSED,
                     Level.BLOCKER,
-                    f"{where}: {rule.text}",
+                    f"{what}: {rule.text}",
                     rule.advice,
                     facts.node,
-                    f"--{name}",
+                    f"--{flag.name}",
                 )
                 continue
             yield Finding(
                 KUBELET_FLAG_NOT_CARRIED,
                 Level.WARNING,
-                f"{where}: it stays on the kubelet's command line as it is (a dockershim-only flag does "
+                f"{what}: it stays on the kubelet's command line as it is (a dockershim-only flag does "
                 "nothing with a remote runtime before kubelet 1.24 and stops kubelet 1.24+ from starting; "
                 "a runtime flag may win over the switch's own, depending on its place)",
-                f"remove it from {path} (the switch sets what it must in the kubelet's flags file)",
+                f"move it out of {flag.path} into a drop-in under {EDITABLE_DIR}kubelet.service.d/ or the "
+                "kubelet's flags file, which the switch edits, then plan again",
                 facts.node,
-                f"--{name}",
+                f"--{flag.name}",
             )
+            continue
+        if rule.fate is Fate.TRANSLATED:
+            yield Finding(
+                KUBELET_UNIT_FLAG_EDITED,
+                Level.INFO,
+                f"{what}: {rule.text}; {action}",
+                "",
+                facts.node,
+                f"--{flag.name}",
+            )
+            continue
+        yield Finding(
+            _FLAG_CODES[rule.fate],
+            _LEVELS[rule.fate],
+            f"{what}: {rule.text}; {action}",
+            rule.advice,
+            facts.node,
+            f"--{flag.name}",
+        )
 
 
 def sandbox_image(config: Mapping[str, Any]) -> str | None:
@@ -389,7 +438,7 @@ def setting_findings(
     try:
         return [
             *_daemon_findings(spec, facts),
-            *_flag_findings(facts, containerd),
+            *_flag_findings(spec, facts, containerd),
             *_cri_dockerd_findings(facts, containerd),
             *_row_findings(spec, facts, containerd),
             *_proxy_findings(facts, containerd),

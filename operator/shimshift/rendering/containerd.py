@@ -21,6 +21,7 @@ import tomlkit.items
 from shimshift.model.dockerera import CNI_CONF_DIR, carried_snapshotter, node_cni_dirs
 from shimshift.model.errors import Problem, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubeletunits import command_flags
 from shimshift.model.kubenet import KUBENET_BRIDGE, KUBENET_FILE, kubenet_translation, pod_cidrs
 from shimshift.model.limits import InputLimitError, toml_loads
 from shimshift.model.spec import CgroupDriver, NodeMigrationSpec
@@ -275,7 +276,7 @@ def render_node_config(
 
     release = (facts.containerd_major or 0, facts.containerd_minor or 0)
     bin_dirs = version >= 4 or (version == 3 and release >= (2, 1))
-    cni = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=bin_dirs)
+    cni = node_cni_dirs(command_flags(facts.kubelet), facts.cri_dockerd_flags, bin_dirs=bin_dirs)
     runtimes = containerd_runtimes(facts, systemd)
     ulimits = containerd_ulimits(facts, layout)
     snapshotter = carried_snapshotter(facts.daemon_json, facts.snapshotters)

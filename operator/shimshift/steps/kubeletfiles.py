@@ -37,6 +37,55 @@ FLAGS_FILES: tuple[tuple[str, str, KubeletConfigMethod], ...] = (
 )
 
 
+#: containerRuntimeEndpoint in KubeletConfiguration exists from 1.27; --container-runtime is gone in 1.27.
+CONFIG_ENDPOINT_SINCE = 27
+#: --pod-infra-container-image stays accepted (deprecated, for image GC only) until it is removed in 1.35.
+POD_INFRA_REMOVED_IN = 35
+
+#: Flags only dockershim understood; kubelet 1.24+ refuses to start with them.
+DOCKERSHIM_FLAGS = frozenset(
+    {
+        "network-plugin",
+        "network-plugin-mtu",
+        "cni-conf-dir",
+        "cni-bin-dir",
+        "cni-cache-dir",
+        "image-pull-progress-deadline",
+        "experimental-dockershim-root-directory",
+        "dockershim-root-directory",
+        "non-masquerade-cidr",
+    }
+)
+
+
+def is_dockershim_flag(name: str, kubelet_minor: int) -> bool:
+    """A flag the switch drops from the kubelet's flags files and its units in /etc/systemd/system."""
+    if name in DOCKERSHIM_FLAGS or name.startswith("docker"):
+        return True
+    return name == "pod-infra-container-image" and kubelet_minor >= POD_INFRA_REMOVED_IN
+
+
+def kubelet_minor(version: str | None) -> int | None:
+    """The minor version of a kubelet version string (`v1.23.17` -> 23), None when unknown."""
+    if not version:
+        return None
+    m = re.match(r"v?1\.(\d+)", version.strip())
+    return int(m.group(1)) if m else None
+
+
+def switched_flag(name: str, value: str | None, minor: int, endpoint: str) -> tuple[bool, str | None]:
+    """What the switch does with the kubelet flag `--name=value`, in a flags file or a unit file it
+    edits alike: (kept, its value after the switch). Dockershim-only flags go; `--container-runtime`
+    becomes `remote` before 1.27 and goes from 1.27; `--container-runtime-endpoint` names `endpoint`."""
+    if is_dockershim_flag(name, minor):
+        return False, None
+    if name == "container-runtime":
+        return (False, None) if minor >= CONFIG_ENDPOINT_SINCE else (True, "remote")
+    if name == "container-runtime-endpoint":
+        return True, endpoint
+    return True, value
+
+
 class EnvFileError(ValueError):
     """The file is not an EnvironmentFile shimshift can edit safely; the message says where."""
 

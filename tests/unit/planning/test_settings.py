@@ -477,20 +477,50 @@ def test_containerd_2_gets_the_cni_dirs_in_its_runtime_plugin(version: str, sche
 DROP_IN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 
 
-def test_dockershim_flags_in_a_kubelet_unit_the_switch_does_not_edit_are_named_too() -> None:
+def test_dockershim_flags_in_a_kubelet_unit_are_named_with_their_file_and_what_the_switch_does() -> None:
     unit = node_files("kubeadm-systemd")[DROP_IN] + (
         'Environment="KUBELET_NETWORK_ARGS=--network-plugin=kubenet --docker-endpoint '
         'unix:///var/run/docker.sock"\n# --cni-bin-dir=/commented/out\n'
     )
+    unit = unit.replace("$KUBELET_EXTRA_ARGS", "$KUBELET_EXTRA_ARGS $KUBELET_NETWORK_ARGS")
     report = plan(probed_facts(BASE_DAEMON, BASE_FLAGS, {DROP_IN: unit}))
     kubenet = [f for f in about(report, "--network-plugin") if f.code == KUBELET_FLAG_REFUSED]
     assert [f.level for f in kubenet] == [Level.BLOCKER] and DROP_IN in kubenet[0].message
+    assert "no spec.podCIDR" in kubenet[0].message
     (endpoint,) = about(report, "--docker-endpoint")
-    assert (endpoint.code, endpoint.level) == (KUBELET_FLAG_NOT_CARRIED, Level.WARNING)
-    assert f"remove it from {DROP_IN}" in endpoint.advice
+    assert (endpoint.code, endpoint.level) == (KUBELET_FLAG_IGNORED, Level.INFO)
+    assert endpoint.message.endswith(f"the switch removes it from {DROP_IN}")
     assert about(report, "--cni-bin-dir") == []
     # the flags file's own --network-plugin=cni is still named, as the switch drops it
     assert KUBELET_FLAG_IGNORED in {f.code for f in about(report, "--network-plugin")}
+
+
+def test_a_flag_in_an_environment_variable_no_execstart_uses_is_not_on_the_command_line() -> None:
+    unit = (
+        node_files("kubeadm-systemd")[DROP_IN]
+        + 'Environment="KUBELET_NETWORK_ARGS=--network-plugin=kubenet"\n'
+    )
+    report = plan(probed_facts(BASE_DAEMON, BASE_FLAGS, {DROP_IN: unit}))
+    unit_findings = [f for f in about(report, "--network-plugin") if DROP_IN in f.message]
+    assert [(f.code, f.level) for f in unit_findings] == [(KUBELET_FLAG_IGNORED, Level.INFO)]
+    assert "no ExecStart= of the kubelet uses $KUBELET_NETWORK_ARGS" in unit_findings[0].message
+    assert report.blockers == ()
+
+
+PACKAGED_UNIT = "/lib/systemd/system/kubelet.service"
+
+
+def test_a_dockershim_flag_in_a_packaged_unit_stays_and_the_advice_is_to_move_it() -> None:
+    unit = "[Service]\nExecStart=/usr/bin/kubelet --docker-endpoint=unix:///var/run/docker.sock\n"
+    drop_in = node_files("kubeadm-systemd")[DROP_IN].replace("ExecStart=\n", "")
+    drop_in = drop_in[: drop_in.index("ExecStart=")]  # the packaged ExecStart= stays the kubelet's
+    report = plan(probed_facts(BASE_DAEMON, BASE_FLAGS, {PACKAGED_UNIT: unit, DROP_IN: drop_in}))
+    (endpoint,) = about(report, "--docker-endpoint")
+    assert (endpoint.code, endpoint.level) == (KUBELET_FLAG_NOT_CARRIED, Level.WARNING)
+    assert f"in {PACKAGED_UNIT}, a packaged unit the switch does not edit" in endpoint.message
+    assert "/etc/systemd/system/kubelet.service.d/" in endpoint.advice
+    section = next(iter(report.nodes)).kubelet
+    assert PACKAGED_UNIT not in {c.path for c in section.changes}
 
 
 def test_a_default_runtime_other_than_runc_blocks_the_node() -> None:

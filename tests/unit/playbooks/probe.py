@@ -37,10 +37,11 @@ PROBED_FILES = (
     "/etc/kubernetes/kubelet.env",
     "/var/lib/kubelet/instance-config.yaml",
     "/etc/systemd/system/kubelet.service",
+    "/lib/systemd/system/kubelet.service",
+    "/usr/lib/systemd/system/kubelet.service",
     "/etc/systemd/system/cri-docker.service",
     "/var/lib/kubelet/config.yaml",
     "/etc/kubernetes/kubelet-config.yaml",
-    "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
     "/etc/systemd/system/docker.service",
     "/lib/systemd/system/docker.service",
     "/usr/lib/systemd/system/docker.service",
@@ -49,7 +50,13 @@ PROBED_FILES = (
     "/usr/lib/systemd/system/containerd.service",
 )
 #: Directories whose *.conf files facts.sh reads (when they exist) besides PROBED_FILES.
-PROBED_DROPIN_DIRS = ("/etc/systemd/system/docker.service.d/", "/etc/systemd/system/containerd.service.d/")
+PROBED_DROPIN_DIRS = (
+    "/etc/systemd/system/docker.service.d/",
+    "/etc/systemd/system/containerd.service.d/",
+    "/etc/systemd/system/kubelet.service.d/",
+    "/lib/systemd/system/kubelet.service.d/",
+    "/usr/lib/systemd/system/kubelet.service.d/",
+)
 
 DOCKER_INFO = {
     "ServerVersion": "20.10.24+dfsg1",

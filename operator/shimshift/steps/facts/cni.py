@@ -28,15 +28,17 @@ from shimshift.model.dockerera import (
     CNI_BIN_DIR,
     CNI_CONF_DIR,
     Fate,
+    Rule,
     cni_dir_key,
     cri_dockerd_flag_fate,
     kubelet_flag_fate,
     node_cni_dirs,
 )
 from shimshift.model.facts import NodeFacts
+from shimshift.model.kubeletunits import UnitFlag, command_flags, editable, kubelet_unit_flags
 from shimshift.model.kubenet import KUBENET_FILE, kubenet_node, kubenet_translation, pod_cidrs
 from shimshift.rendering.redact import redact_text
-from shimshift.steps.kubeletfiles import unit_flags
+from shimshift.steps.kubeletfiles import is_dockershim_flag, kubelet_minor
 
 CNI_CONFIGS_IGNORED = "CniConfigsIgnored"
 CNI_CONFIG_MISSING = "CniConfigMissing"
@@ -98,6 +100,44 @@ def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def unit_flag_what(flag: UnitFlag) -> str:
+    """How a finding names a kubelet flag in a unit file, and whether the switch edits that file."""
+    shown = f"kubelet --{flag.name}" + ("" if flag.value is None else f"={shown_value(flag.value)}")
+    if editable(flag.path):
+        return f"{shown} in {flag.path}"
+    return f"{shown} in {flag.path}, a packaged unit the switch does not edit"
+
+
+def unit_flag_rule(facts: NodeFacts, config: Mapping[str, Any], flag: UnitFlag) -> Rule | None:
+    """The fate of a dockershim-era flag in the kubelet's units, by `kubelet_flag_fate` as for the flags
+    files: None when it is not on the kubelet's command line. In an admin's unit (/etc/systemd/system)
+    the switch edits it as in a flags file, so it is decided alike (kubenet translated on the Node's
+    podCIDR, a CNI directory carried); one the switch would have to change but cannot edit safely (its
+    value from a variable) is refused. In a packaged unit (/lib, /usr/lib) it stays on the command
+    line, decided without what a translation needs."""
+    if not flag.live:
+        return None
+    value = flag.value or ""
+    if not editable(flag.path):
+        return kubelet_flag_fate(flag.name, value)
+    minor = kubelet_minor(facts.kubelet.version) or 0
+    changes = is_dockershim_flag(flag.name, minor) or flag.name in (
+        "container-runtime",
+        "container-runtime-endpoint",
+    )
+    if flag.unsafe and changes:
+        return Rule(
+            Fate.REFUSED,
+            f"the switch must take it out of that file but cannot edit it safely: {flag.unsafe}",
+            f"write {flag.shown} literally in {flag.path} (or move it to the kubelet's flags file), "
+            "then plan again",
+        )
+    carried = flag.name in ("cni-bin-dir", "cni-conf-dir") and cni_dir_carried(config, flag.name, value)
+    return kubelet_flag_fate(
+        flag.name, value, carried=carried, pod_cidrs=pod_cidrs(facts), kubenet=kubenet_node(facts)
+    )
+
+
 def cni_dir_carried(config: Mapping[str, Any], flag: str, value: str) -> bool:
     """containerd's rendered config already reads CNI from the kubelet's --cni-bin-dir/--cni-conf-dir."""
     wanted = {v.rstrip("/") for v in value.split(",") if v}
@@ -136,7 +176,7 @@ def node_cni(facts: NodeFacts, config: Mapping[str, Any]) -> tuple[str, tuple[st
     (`config` parsed; empty when not rendered: the directories the renderer carries from the flags)."""
     conf_dir, bin_dirs, max_num = containerd_cni(config)
     if not config:
-        carried = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags, bin_dirs=True)
+        carried = node_cni_dirs(command_flags(facts.kubelet), facts.cri_dockerd_flags, bin_dirs=True)
         conf_dir, bin_dirs = carried.conf_dir or conf_dir, carried.bin_dirs or bin_dirs
     return conf_dir, bin_dirs, max_num
 
@@ -192,7 +232,7 @@ def cni_problems(
     names = facts.cni_conf_dirs[conf_dir]
     configs: Mapping[str, str] = facts.cni_configs
     kubenet = kubenet_translation(facts)
-    carried = node_cni_dirs(facts.kubelet.flags, facts.cri_dockerd_flags).conf_dir or CNI_CONF_DIR
+    carried = node_cni_dirs(command_flags(facts.kubelet), facts.cri_dockerd_flags).conf_dir or CNI_CONF_DIR
     if kubenet is not None and conf_dir == carried:  # the configure step writes kubenet's network there
         names = tuple(sorted({*names, KUBENET_FILE}))
         configs = {**configs, f"{conf_dir}/{KUBENET_FILE}": kubenet}
@@ -303,18 +343,20 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             yield CniProblem(
                 KUBELET_FLAG_REFUSED, "blocker", f"{what}: {rule.text}", rule.advice, f"--{name}"
             )
-    for path, text in sorted(facts.kubelet.units.items()):
-        seen = set()
-        for name, value in unit_flags(text):
-            if name not in NETWORK_FLAGS or name in seen:
-                continue
-            seen.add(name)
-            rule = kubelet_flag_fate(name, value)
-            if rule.fate is Fate.REFUSED:
-                what = f"kubelet --{name}={shown_value(value)} in {path}, which the switch does not edit"
-                yield CniProblem(
-                    KUBELET_FLAG_REFUSED, "blocker", f"{what}: {rule.text}", rule.advice, f"--{name}"
-                )
+    done: set[tuple[str, str]] = set()
+    for flag in kubelet_unit_flags(facts.kubelet.units, facts.kubelet.files):
+        if flag.name not in NETWORK_FLAGS or (flag.path, flag.name) in done:
+            continue
+        done.add((flag.path, flag.name))
+        unit_rule = unit_flag_rule(facts, config, flag)
+        if unit_rule is not None and unit_rule.fate is Fate.REFUSED:
+            yield CniProblem(
+                KUBELET_FLAG_REFUSED,
+                "blocker",
+                f"{unit_flag_what(flag)}: {unit_rule.text}",
+                unit_rule.advice,
+                f"--{flag.name}",
+            )
     seen = set()
     for name, value in facts.cri_dockerd_flags:
         if name not in NETWORK_FLAGS or name in seen:

@@ -32,6 +32,7 @@ from shimshift.model.facts import (
     OutsideContainer,
     Setting,
 )
+from shimshift.model.kubeletunits import kubelet_unit_flags
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, json_loads, yaml_load
 from shimshift.model.proxy import CONTAINERD_DROPIN_DIR, DOCKER_DROPIN_DIR, DOCKER_UNIT, proxy_environment
 from shimshift.model.unitlimits import proc_limits
@@ -579,6 +580,9 @@ def _kubelet(
             r"--(config|container-runtime-endpoint|container-runtime)[= ]([^\"\s\\]+)", text
         ):
             settings.setdefault(m.group(1), Setting(m.group(2), path, f"--{m.group(1)}"))
+    for f in kubelet_unit_flags(units, files):  # the sandbox image a drop-in gives is carried too
+        if f.live and f.name == "pod-infra-container-image" and f.value:
+            settings.setdefault(f.name, Setting(f.value, f.path, f"--{f.name}"))
 
     config_file = settings["config"].value if "config" in settings else None
     if (

@@ -28,6 +28,7 @@ from shimshift.steps.nodeplan import NodeRunPlan
 from shimshift.steps.switch.kubelet import KubeletSwitch, plan_kubelet_switch
 
 PLAYBOOK = "switch"
+_UNIT_VERBS = {"removed": "removed from", "added": "added to"}
 STAGED_SUFFIX = ".shimshift-new"
 
 
@@ -57,6 +58,14 @@ def kubelet_files(spec: NodeMigrationSpec, node: PlannedNode, facts: NodeFacts) 
     if switch.removed_flags:
         notes.append(
             "flags removed (dockershim-only or refused by this kubelet): " + ", ".join(switch.removed_flags)
+        )
+    if switch.unit_changes:
+        notes.append(
+            "kubelet units edited, then `systemctl daemon-reload`: "
+            + "; ".join(
+                f"{flag} {_UNIT_VERBS.get(what, f'set to {what} in')} {path}"
+                for path, flag, what in switch.unit_changes
+            )
         )
     if switch.log_rotation:
         notes.append(

@@ -21,46 +21,35 @@ import yaml
 from shimshift.model.dockerera import LogRotation
 from shimshift.model.errors import NodeError
 from shimshift.model.facts import KubeletFacts
+from shimshift.model.kubeletunits import (
+    UnitEditError,
+    add_exec_flags,
+    edit_unit,
+    editable,
+    kubelet_unit_flags,
+    live_exec_unit,
+)
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
 from shimshift.model.spec import KubeletConfigMethod
 from shimshift.steps.kubeletfiles import (
+    CONFIG_ENDPOINT_SINCE,
+    DOCKERSHIM_FLAGS,
     FLAGS_FILES,
     INSTANCE_CONFIG,
     LOG_ROTATION_KEYS,
     EnvFileError,
     env_value,
     explicit_log_rotation,
+    is_dockershim_flag,
     join_flags,
+    kubelet_minor,
     parse_env_file,
     set_env_value,
     split_flags,
+    switched_flag,
 )
 
-#: containerRuntimeEndpoint in KubeletConfiguration exists from 1.27; --container-runtime is gone in 1.27.
-CONFIG_ENDPOINT_SINCE = 27
-#: --pod-infra-container-image stays accepted (deprecated, for image GC only) until it is removed in 1.35.
-POD_INFRA_REMOVED_IN = 35
-
-#: Flags only dockershim understood; kubelet 1.24+ refuses to start with them.
-DOCKERSHIM_FLAGS = frozenset(
-    {
-        "network-plugin",
-        "network-plugin-mtu",
-        "cni-conf-dir",
-        "cni-bin-dir",
-        "cni-cache-dir",
-        "image-pull-progress-deadline",
-        "experimental-dockershim-root-directory",
-        "dockershim-root-directory",
-        "non-masquerade-cidr",
-    }
-)
-
-
-def is_dockershim_flag(name: str, kubelet_minor: int) -> bool:
-    if name in DOCKERSHIM_FLAGS or name.startswith("docker"):
-        return True
-    return name == "pod-infra-container-image" and kubelet_minor >= POD_INFRA_REMOVED_IN
+__all__ = ["CONFIG_ENDPOINT_SINCE", "DOCKERSHIM_FLAGS", "is_dockershim_flag"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +71,14 @@ class KubeletSwitch:
     notes: tuple[str, ...] = ()
     #: Docker's log rotation carried into the kubelet: (setting, value, file) each.
     log_rotation: tuple[tuple[str, str, str], ...] = ()
+    #: the flags changed in the admin's kubelet units: (unit file, flag as it was, "removed" or its new
+    #: value) each, and (unit file, flag, "added") for one added to a hand-rolled unit that has no flags
+    #: file beside it; the switch then runs `systemctl daemon-reload`
+    unit_changes: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def daemon_reload(self) -> bool:
+        return bool(self.unit_changes)
 
     @property
     def changed(self) -> bool:
@@ -138,28 +135,66 @@ def plan_kubelet_switch(
                 continue
             kept: list[tuple[str, str | None]] = []
             for name, val in flags:
-                if is_dockershim_flag(name, minor):
+                keep, val = switched_flag(name, val, minor, endpoint)
+                if not keep:
                     removed.append(f"--{name}")
                     continue
-                if name == "container-runtime":
-                    if minor >= CONFIG_ENDPOINT_SINCE:
-                        removed.append(f"--{name}")
-                        continue
-                    val = "remote"
                 if name == "container-runtime-endpoint":
                     endpoint_in_flags.append((path, a.name))
-                    val = endpoint
                 kept.append((name, val))
             if kept != list(flags):
                 out = set_env_value(out, a.name, join_flags(kept))
         new[path] = out
 
+    # 1b. The admin's kubelet units (/etc/systemd/system): the same flags, the same way, out of their
+    # Environment= and ExecStart= lines; a packaged unit (/lib, /usr/lib) is never edited.
+    units: dict[str, str] = {}
+    unit_changes: list[tuple[str, str, str]] = []
+    for path in sorted(p for p in kubelet.units if editable(p)):
+        try:
+            edit = edit_unit(path, kubelet.units[path], lambda n, v: switched_flag(n, v, minor, endpoint))
+        except UnitEditError as e:
+            raise NodeError(node, f"{e}; edit the kubelet's flags in {path} by hand") from e
+        if edit.after != kubelet.units[path]:
+            units[path] = edit.after
+            for flag, what in edit.changed:
+                unit_changes.append((path, flag.shown, what))
+                if what == "removed":
+                    removed.append(f"--{flag.name}")
+
     config_file = kubelet.config_file
     config_has_endpoint = "containerRuntimeEndpoint" in kubelet.config
-    target = _target(method, minor, files, config_file, config_has_endpoint, endpoint_in_flags, node)
+    live = [
+        f for f in kubelet_unit_flags(kubelet.units, files) if f.live and editable(f.path) and not f.unsafe
+    ]
+    unit_endpoint = next((f.path for f in reversed(live) if f.name == "container-runtime-endpoint"), None)
+    exec_unit = live_exec_unit(kubelet.units)
+    unit = unit_endpoint or (exec_unit if exec_unit and editable(exec_unit) else None)
+    target = _target(method, minor, files, config_file, config_has_endpoint, endpoint_in_flags, node, unit)
 
     # 2. Put the endpoint where it belongs.
-    if target[0] == "config":
+    if target[0] == "unit":
+        # no flags file: a hand-rolled kubelet.service under /etc/systemd/system gets the flags itself
+        endpoint_file = target[1]
+        wanted_flags: list[tuple[str, str]] = []
+        has_runtime = any(f.name == "container-runtime" for f in live) or any(
+            n == "container-runtime" for n, _ in kubelet.flags
+        )
+        if minor < CONFIG_ENDPOINT_SINCE and not has_runtime:
+            wanted_flags.append(("container-runtime", "remote"))
+        if unit_endpoint is None:
+            wanted_flags.append(("container-runtime-endpoint", endpoint))
+        if wanted_flags:
+            text = units.get(endpoint_file, kubelet.units[endpoint_file])
+            try:
+                units[endpoint_file] = add_exec_flags(endpoint_file, text, wanted_flags)
+            except UnitEditError as e:
+                raise NodeError(
+                    node, f"{e}; set the kubelet's runtime endpoint in {endpoint_file} by hand"
+                ) from e
+            unit_changes += [(endpoint_file, f"--{n}={v}", "added") for n, v in wanted_flags]
+        endpoint_key = "--container-runtime-endpoint"
+    elif target[0] == "config":
         assert config_file is not None
         new[config_file] = set_yaml_top_level(new[config_file], "containerRuntimeEndpoint", endpoint)
         endpoint_file, endpoint_key = config_file, "containerRuntimeEndpoint"
@@ -201,6 +236,15 @@ def plan_kubelet_switch(
                         f"({e}); set containerLogMaxSize / containerLogMaxFiles in it by hand",
                     ) from e
                 carried.append((key, str(value), config_file))
+        elif wanted and target[0] == "unit":
+            path = target[1]
+            log_flags = [(LOG_ROTATION_KEYS[k], str(v)) for k, v in wanted.items()]
+            try:
+                units[path] = add_exec_flags(path, units.get(path, kubelet.units[path]), log_flags)
+            except UnitEditError as e:
+                raise NodeError(node, f"{e}; set the kubelet's log rotation in {path} by hand") from e
+            unit_changes += [(path, f"--{n}={v}", "added") for n, v in log_flags]
+            carried += [(f"--{n}", v, path) for n, v in log_flags]
         elif wanted:
             path, variable = target[1], target[2]
             if target[0] == "config":  # unreachable: a config target has a config file
@@ -211,7 +255,8 @@ def plan_kubelet_switch(
             carried += [(f"--{LOG_ROTATION_KEYS[k]}", str(v), path) for k, v in wanted.items()]
 
     edits = tuple(FileEdit(p, files[p], new[p]) for p in files if new.get(p, files[p]) != files[p])
-    _verify(node, edits, endpoint, minor)
+    edits += tuple(FileEdit(p, kubelet.units[p], after) for p, after in units.items())
+    _verify(node, edits, endpoint, minor, endpoint_file)
     return KubeletSwitch(
         edits=edits,
         endpoint=endpoint,
@@ -220,6 +265,7 @@ def plan_kubelet_switch(
         removed_flags=tuple(dict.fromkeys(removed)),
         notes=tuple(notes),
         log_rotation=tuple(carried),
+        unit_changes=tuple(unit_changes),
     )
 
 
@@ -231,8 +277,10 @@ def _target(
     config_has_endpoint: bool,
     endpoint_in_flags: list[tuple[str, str]],
     node: str,
+    unit: str | None = None,
 ) -> tuple[str, str, str]:
-    """("config", file, key) or ("flags", file, variable)."""
+    """("config", file, key), ("flags", file, variable), or ("unit", file, "") where no flags file
+    exists and `unit` (an admin's kubelet unit with the live ExecStart=) takes the flags itself."""
     by_method = {m: (p, v) for p, v, m in FLAGS_FILES}
     if method is KubeletConfigMethod.KUBELET_CONFIGURATION or (
         method is KubeletConfigMethod.AUTO
@@ -274,19 +322,17 @@ def _target(
     for path, variable, _m in FLAGS_FILES:
         if path in files:
             return ("flags", path, variable)
+    if unit is not None:
+        return ("unit", unit, "")
     raise NodeError(
         node,
         "no kubelet flags file (kubeadm-flags.env, kubelet.env, /etc/default/kubelet, "
-        "/etc/sysconfig/kubelet) and no kubelet config file was found; set "
-        "spec.kubelet.configMethod or create one of them",
+        "/etc/sysconfig/kubelet), no kubelet config file and no kubelet unit under /etc/systemd/system "
+        "with an ExecStart= was found; set spec.kubelet.configMethod or create one of them",
     )
 
 
-def _minor(version: str | None) -> int | None:
-    if not version:
-        return None
-    m = re.match(r"v?1\.(\d+)", version.strip())
-    return int(m.group(1)) if m else None
+_minor = kubelet_minor
 
 
 def _yaml_mapping(text: str, path: str, node: str) -> Mapping[str, Any]:
@@ -352,9 +398,20 @@ def set_yaml_top_level(text: str, key: str, value: str | int) -> str:
     return out
 
 
-def _verify(node: str, edits: tuple[FileEdit, ...], endpoint: str, minor: int) -> None:
+def _verify(
+    node: str, edits: tuple[FileEdit, ...], endpoint: str, minor: int, endpoint_file: str = ""
+) -> None:
     """Parse every edited file back: valid, no dockershim flag left, the endpoint present."""
     for e in edits:
+        if editable(e.path) and e.path.endswith((".service", ".conf")):
+            for f in kubelet_unit_flags({e.path: e.after}):
+                if not f.unsafe and switched_flag(f.name, f.value, minor, endpoint) != (True, f.value):
+                    raise NodeError(node, f"{e.path}: {f.shown} survived the edit (internal error)")
+            if e.path == endpoint_file and not any(
+                f.name == "container-runtime-endpoint" for f in kubelet_unit_flags({e.path: e.after})
+            ):
+                raise NodeError(node, f"{e.path}: endpoint edit did not take (internal error)")
+            continue
         if e.path.endswith((".yaml", ".yml")):
             _yaml_mapping(e.after, e.path, node)
             continue
