@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from shimshift.kube import (
+    apiservers,
     canary,
     children,
     hooks,
@@ -42,6 +44,7 @@ from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemig
 from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, NodeRecord
+from shimshift.planning.apiserver import ApiServers
 from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
 from shimshift.planning.cni import cni_writers
 from shimshift.resources import load_crd
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: How long a pass waits for a cache's first list before it is retried.
 SYNC_TIMEOUT = 30.0
+#: How long a reading of where the API servers run is used before it is read again (two requests).
+API_SERVERS_TTL = 30.0
 
 
 class KubeCluster:
@@ -66,6 +71,8 @@ class KubeCluster:
         #: node -> its DaemonSets as the pass that finished its drain saw them (taken by daemonsets_on)
         self._drained_daemonsets: dict[str, tuple[str, ...]] = {}
         self._discovery = objects.Discovery(kube)
+        self._api_servers: tuple[float, ApiServers] | None = None  # (monotonic time read, reading)
+        self._api_lock = threading.Lock()
 
     def _nodes(self) -> Informer[Node]:
         with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
@@ -143,6 +150,25 @@ class KubeCluster:
         return build_cluster(
             raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers, raw["runtimeclasses"]
         )
+
+    def read_api_servers(self) -> ApiServers:
+        with self._api_lock:
+            last = self._api_servers
+        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
+            return last[1]
+        try:
+            api = apiservers.read_api_servers(self.kube)
+        except KubeError as e:
+            if last is None:
+                raise
+            log.warning("could not read where the API servers run (%s); using the last reading", e)
+            return last[1]
+        with self._api_lock:
+            self._api_servers = (time.monotonic(), api)
+        return api
+
+    def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
+        return apiservers.wait_api_ready(self.kube, timeout)
 
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
         return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)
