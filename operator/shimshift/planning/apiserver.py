@@ -19,7 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shimshift.model.facts import NodeFacts
+from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.cluster import Pod
+from shimshift.planning.findings import Finding, Level
+from shimshift.steps.images.plan import ImageSkipReason, normalize_reference, plan_images
 
 #: Where kubeadm's static control-plane pods live and the label kubeadm gives the API server's.
 API_SERVER_NAMESPACE = "kube-system"
@@ -92,6 +96,48 @@ def evidence(api: ApiServers, node: str) -> str:
             "taken as the only API server"
         )
     return f"{pod}; the Endpoints {where} list 1 address"
+
+
+#: Why the images step leaves an image in Docker that a static pod then lacks under containerd.
+_LEFT_BY_SPEC = frozenset(
+    {ImageSkipReason.EXCLUDED, ImageSkipReason.NOT_INCLUDED, ImageSkipReason.MIGRATION_OFF}
+)
+
+
+def static_pod_image_findings(
+    spec: NodeMigrationSpec, node: str, pods: Iterable[Pod], facts: NodeFacts | None
+) -> list[Finding]:
+    """The images of `node`'s static pods (its mirror pods' containers) that the images step leaves
+    in Docker by spec.images (include, exclude, migrate: false): on the node that runs the only API
+    server, the kubelet must then pull them under containerd before the API can come back, and on
+    an air-gapped node it never does. Every other image of Docker's is moved before the switch."""
+    if facts is None:
+        return []
+    plan = plan_images(facts, spec.images, sandbox_image=spec.containerd.sandbox_image)
+    left = {
+        normalize_reference(ref): skip.detail
+        for skip in plan.skipped
+        if skip.reason in _LEFT_BY_SPEC
+        for ref in skip.refs
+    }
+    out: list[Finding] = []
+    for pod in sorted((p for p in pods if p.mirror and p.node == node), key=lambda p: p.key):
+        for container in pod.containers:
+            why = left.get(normalize_reference(container.image))
+            if why is not None:
+                out.append(
+                    Finding(
+                        "StaticPodImageNotMigrated",
+                        Level.WARNING,
+                        f"the image {container.image} of static pod {pod.key} stays in Docker ({why}): "
+                        "after the switch the kubelet must pull it before the pod, and with it the API, "
+                        "comes back; an air-gapped node cannot",
+                        "let spec.images.include / exclude take the control-plane static pods' images",
+                        node,
+                        pod.key,
+                    )
+                )
+    return out
 
 
 #: What the plan and the skip reason say to opt in.

@@ -27,6 +27,7 @@ from shimshift.planning.apiserver import (
     api_server_hosts,
     evidence,
     sole_api_nodes,
+    static_pod_image_findings,
 )
 from shimshift.planning.canary import canary_findings
 from shimshift.planning.cluster import Cluster, Node
@@ -315,6 +316,7 @@ def build_plan(
             )
         if node.name in api_nodes:
             findings.append(_api_downtime_finding(api, node.name, spec.verify.timeout))
+            findings += static_pod_image_findings(spec, node.name, by_node.get(node.name, ()), facts)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from typing import Any
 
+from shimshift.model.facts import DockerImage, NodeFacts
 from shimshift.model.migration import parse_nodemigration
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.model.status import MigrationStatus, NodePhase, NodeRecord
@@ -15,9 +17,10 @@ from shimshift.planning.apiserver import (
     api_server_hosts,
     endpoint_addresses,
     sole_api_nodes,
+    static_pod_image_findings,
 )
 from shimshift.planning.build import build_plan
-from shimshift.planning.cluster import Cluster, Node, Pod
+from shimshift.planning.cluster import Cluster, Container, Node, Pod
 from shimshift.planning.report_formats import report_files
 from shimshift.planning.rollout import decide
 from shimshift.planning.selection import NodeSkipReason, select_nodes
@@ -198,3 +201,33 @@ def test_an_offline_plan_judges_from_the_snapshots_mirror_pods_and_says_it_had_n
     report = _report(spec(), None, (apiserver_pod("cp1"),))
     assert [s["node"] for s in report["skipped"]] == ["cp1"]
     assert {"SoleApiServerSkipped", "ApiEndpointsUnreadable"} <= _codes(report)
+
+
+APISERVER_IMAGE = "registry.k8s.io/kube-apiserver:v1.24.17"
+
+
+def _facts() -> NodeFacts:
+    return NodeFacts(
+        node="cp1",
+        docker_version="20.10.24",
+        containerd_version="1.6.20",
+        images=(
+            DockerImage("sha256:" + "a" * 64, (APISERVER_IMAGE,), size=100, in_use=True),
+            DockerImage("sha256:" + "b" * 64, ("registry.k8s.io/pause:3.6",), size=1, in_use=True),
+        ),
+    )
+
+
+def test_a_static_pod_image_the_images_step_leaves_in_docker_is_a_warning_on_the_api_servers_node() -> None:
+    pods = (apiserver_pod("cp1", containers=(Container("kube-apiserver", APISERVER_IMAGE),)),)
+    narrowed = spec(allowApiDowntime=True)
+    narrowed = replace(narrowed, images=replace(narrowed.images, include=("docker.io/library/*",)))
+    (finding,) = static_pod_image_findings(narrowed, "cp1", pods, _facts())
+    assert finding.code == "StaticPodImageNotMigrated" and finding.subject == "kube-system/kube-apiserver-cp1"
+    assert APISERVER_IMAGE in finding.message and "include" in finding.message
+    # by default every image of Docker's is moved before the switch, the static pods' too
+    assert static_pod_image_findings(spec(allowApiDowntime=True), "cp1", pods, _facts()) == []
+    report = build_plan(
+        narrowed, Cluster(nodes(), pods, (), ()), {"cp1": _facts()}, NOW, name="m", api_servers=SOLE
+    )
+    assert "StaticPodImageNotMigrated" in {f.code for f in report.warnings}
