@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from shimshift.kube.api import ApiStatusError, Kube
+from shimshift.kube.api import ApiStatusError, ApiUnreachable, Kube, load_api_client
 from shimshift.kube.paths import segment
 from shimshift.planning.apiserver import (
     API_SERVER_COMPONENT,
@@ -52,13 +52,33 @@ def read_api_servers(kube: Kube) -> ApiServers:
         "GET", api_server_pods_path(), query=[("labelSelector", f"{COMPONENT_LABEL}={API_SERVER_COMPONENT}")]
     )
     hosts = api_server_hosts(parse_pod(p) for p in answer.get("items") or ())
+    count, unreadable = read_endpoint_count(kube)
+    return ApiServers(hosts, count, unreadable)
+
+
+def read_endpoint_count(kube: Kube, *, transient_too: bool = False) -> tuple[int | None, str]:
+    """The ready addresses of default/kubernetes, or (None, why) when the answer was a refusal (403,
+    404); a busy or failing server raises (the caller keeps its last reading), unless `transient_too`
+    (a one-off reading such as `shimshift plan`'s: then that is the why too)."""
     try:
-        endpoints = kube.request("GET", endpoints_path())
+        return endpoint_addresses(kube.request("GET", endpoints_path())), ""
     except ApiStatusError as e:
-        if e.transient:
-            raise  # a busy or failing server: the caller keeps its last reading
-        return ApiServers(hosts, None, f"HTTP {e.status} {e.reason}".strip())
-    return ApiServers(hosts, endpoint_addresses(endpoints))
+        if e.transient and not transient_too:
+            raise
+        return None, f"HTTP {e.status} {e.reason}".strip()
+    except ApiUnreachable as e:
+        if not transient_too:
+            raise
+        return None, str(e)[:200]
+
+
+def read_endpoint_count_from(kubeconfig: str | None, context: str | None) -> tuple[int | None, str]:
+    """`read_endpoint_count` once on the cluster of `kubeconfig`/`context` (`shimshift plan`)."""
+    kube = Kube(load_api_client(kubeconfig, context))
+    try:
+        return read_endpoint_count(kube, transient_too=True)
+    finally:
+        kube.close()
 
 
 def wait_api_ready(
