@@ -56,7 +56,7 @@ from shimshift.planning.apiserver import OPT_IN, ApiServers, sole_api_nodes
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.healthgates import gate_hold, timed_out
-from shimshift.planning.selection import SKIP_MESSAGES, NodeSkipReason, select_nodes
+from shimshift.planning.selection import select_nodes
 from shimshift.planning.undo import UndoWindow, begin, limited, plan_window
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
 from shimshift.planning.windows import describe_opening, window_state
@@ -256,12 +256,7 @@ def decide(
             for r in records
             if r.phase == NodePhase.SKIPPED and r.skip_reason.startswith(keys.HOLD_REASON)
         ]
-        sole_skipped = [
-            r.name
-            for r in records
-            if r.phase == NodePhase.SKIPPED
-            and r.skip_reason.startswith(SKIP_MESSAGES[NodeSkipReason.SOLE_API_SERVER])
-        ]
+        sole_skipped = [r.name for r in records if r.sole_api_server]
         if sole_skipped:
             return result(
                 Phase.SUCCEEDED,

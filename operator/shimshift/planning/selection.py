@@ -41,8 +41,7 @@ SKIP_MESSAGES = {
     NodeSkipReason.HELD: keys.HOLD_REASON,
     NodeSkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
     NodeSkipReason.SOLE_API_SERVER: (
-        f"runs the cluster's only API server: migrating it takes the API down while its kubelet switches; "
-        f"{OPT_IN}"
+        f"{keys.SOLE_API_SERVER_REASON}: migrating it takes the API down while its kubelet switches; {OPT_IN}"
     ),
     NodeSkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
 }

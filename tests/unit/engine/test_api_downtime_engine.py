@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shimshift.engine import Engine
+from shimshift.entry.statusview import render_status
 from shimshift.model.keys import StepId
 from shimshift.model.status import EventReason, NodePhase, Phase, StepState
 from shimshift.planning.apiserver import ApiServers
@@ -54,6 +55,11 @@ def test_without_the_opt_in_the_api_server_node_is_skipped_untouched_and_named_i
     assert cp1 is not None and cp1.phase == NodePhase.SKIPPED
     assert "only API server" in cp1.skip_reason and "allowApiDowntime: true" in cp1.skip_reason
     assert "cp1, skipped: it runs the cluster's only API server" in status.message
+    (listed,) = cluster.objects["m"]["status"]["apiServerNodes"]
+    assert listed == {"name": "cp1", "reason": cp1.skip_reason}
+    assert "Skipped cp1: runs the cluster's only API server" in render_status(
+        cluster.objects["m"], [r.for_storage() for r in status.nodes], source="test", now=clock.now
+    )
     assert not [k for k in {**nodes.changes, **cluster.changes} if k.startswith("cp1:")]
     assert cluster.nodes["cp1"].runtime.startswith("docker://")
 
