@@ -1,7 +1,8 @@
 """Reading where the cluster's API servers run, and waiting for the API to be ready again.
 
-`read_api_servers`: the kube-apiserver mirror pods (one LIST of kube-system filtered by the label
-`component=kube-apiserver`, which kubeadm gives its static pod) and the `default/kubernetes`
+`api_servers_of`: the kube-apiserver mirror pods (kube-system's pods with the label
+`component=kube-apiserver`, which kubeadm gives its static pod: `KubeCluster` keeps them in a
+watch-fed cache, `list_api_server_pods` / `watch_api_server_pods`) and the `default/kubernetes`
 Endpoints (one GET), the inputs of `planning.apiserver.sole_api_nodes`. Endpoints that cannot be read
 (a 403 from an RBAC without the chart's grant, a 404) are not an error: the answer says so
 (`ApiServers.unreadable`) and the plan reports it. `wait_api_ready`: polls `/readyz` (bounded) while
@@ -13,9 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
-from shimshift.kube.api import ApiStatusError, ApiUnreachable, Kube, load_api_client
+from shimshift.kube.api import ApiStatusError, ApiUnreachable, Kube, Object, load_api_client
 from shimshift.kube.paths import segment
 from shimshift.planning.apiserver import (
     API_SERVER_COMPONENT,
@@ -27,7 +28,7 @@ from shimshift.planning.apiserver import (
     api_server_hosts,
     endpoint_addresses,
 )
-from shimshift.planning.cluster import parse_pod
+from shimshift.planning.cluster import Pod
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,29 @@ def endpoints_path() -> str:
     )
 
 
-def read_api_servers(kube: Kube) -> ApiServers:
-    """The nodes with a kube-apiserver mirror pod and the ready addresses of default/kubernetes."""
-    answer = kube.request(
-        "GET", api_server_pods_path(), query=[("labelSelector", f"{COMPONENT_LABEL}={API_SERVER_COMPONENT}")]
+#: The label selector of kubeadm's kube-apiserver static pods.
+API_SERVER_SELECTOR = f"{COMPONENT_LABEL}={API_SERVER_COMPONENT}"
+
+
+def list_api_server_pods(kube: Kube) -> Object:
+    """The kube-apiserver pods of kube-system (a LIST the server filters by label: a handful)."""
+    return kube.request("GET", api_server_pods_path(), query=[("labelSelector", API_SERVER_SELECTOR)])
+
+
+def watch_api_server_pods(kube: Kube, resource_version: str, seconds: float) -> Iterator[Object]:
+    return kube.watch(
+        api_server_pods_path(),
+        query=[("labelSelector", API_SERVER_SELECTOR)],
+        resource_version=resource_version,
+        timeout=seconds,
     )
-    hosts = api_server_hosts(parse_pod(p) for p in answer.get("items") or ())
+
+
+def api_servers_of(pods: Iterable[Pod], kube: Kube) -> ApiServers:
+    """The nodes of the kube-apiserver mirror pods among `pods`, and the ready addresses of
+    default/kubernetes (one GET)."""
     count, unreadable = read_endpoint_count(kube)
-    return ApiServers(hosts, count, unreadable)
+    return ApiServers(api_server_hosts(pods), count, unreadable)
 
 
 def read_endpoint_count(kube: Kube, *, transient_too: bool = False) -> tuple[int | None, str]:

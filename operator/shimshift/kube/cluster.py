@@ -3,8 +3,9 @@
 Events are best effort (a failed Event is logged, never fails a step); everything else raises the
 shimshift error family and the engine decides whether to retry.
 
-Nodes and the NodeMigrationNode objects are read from watch-fed caches (`shimshift.kube.informer`),
-started on first use: a pass costs requests for the nodes in flight, never a LIST of the fleet.
+Nodes, the NodeMigrationNode objects and kube-system's kube-apiserver pods are read from watch-fed
+caches (`shimshift.kube.informer`), started on first use: a pass costs requests for the nodes in
+flight, never a LIST of the fleet.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from shimshift.model.nodestate import belongs_to, child_name, migration_of, reco
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, NodeRecord
 from shimshift.planning.apiserver import ApiServers
-from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
+from shimshift.planning.cluster import Cluster, Node, Pod, build_cluster, parse_node, parse_pod
 from shimshift.planning.cni import cni_writers
 from shimshift.resources import load_crd
 
@@ -65,6 +66,7 @@ class KubeCluster:
         self._crd = load_crd()
         self._node_cache: Informer[Node] | None = None
         self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
+        self._api_pod_cache: Informer[Pod] | None = None
         # Without it, two passes starting together each made a cache, and a pass could read the other's
         # before its first list: no records, so every node of a finished NodeMigration looked new.
         self._caches_lock = threading.Lock()
@@ -104,9 +106,24 @@ class KubeCluster:
         cache.wait_synced(SYNC_TIMEOUT)
         return cache
 
+    def _api_server_pods(self) -> Informer[Pod]:
+        """kube-system's kube-apiserver pods (a handful), watched: no pass lists pods."""
+        with self._caches_lock:
+            if self._api_pod_cache is None:
+                kube = self.kube
+                self._api_pod_cache = Informer(
+                    lambda: apiservers.list_api_server_pods(kube),
+                    lambda rv, seconds: apiservers.watch_api_server_pods(kube, rv, seconds),
+                    parse_pod,
+                    name="kube-apiserver pods",
+                ).start()
+            cache = self._api_pod_cache
+        cache.wait_synced(SYNC_TIMEOUT)
+        return cache
+
     def close(self) -> None:
         """Stop the caches' watches (their threads end within one watch timeout)."""
-        for cache in (self._node_cache, self._child_cache):
+        for cache in (self._node_cache, self._child_cache, self._api_pod_cache):
             if cache is not None:
                 cache.stop()
 
@@ -157,7 +174,7 @@ class KubeCluster:
         if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
             return last[1]
         try:
-            api = apiservers.read_api_servers(self.kube)
+            api = apiservers.api_servers_of(self._api_server_pods().values(), self.kube)
         except KubeError as e:
             if last is None:
                 raise
