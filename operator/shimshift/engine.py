@@ -28,7 +28,7 @@ from typing import Any
 
 from shimshift.model import keys
 from shimshift.model.cordoned import with_cordon_times
-from shimshift.model.errors import ShimshiftError
+from shimshift.model.errors import KubeError, ShimshiftError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.gates import GateReading, GateState
 from shimshift.model.keys import StepId
@@ -48,6 +48,7 @@ from shimshift.model.status import (
     StepState,
 )
 from shimshift.model.timestamps import iso
+from shimshift.planning.apiserver import ApiServers, sole_api_nodes
 from shimshift.planning.build import build_plan
 from shimshift.planning.healthgates import gate_conditions, gate_events
 from shimshift.planning.notifications import (
@@ -281,6 +282,10 @@ class Engine:
         self._steps = StepExecutor(
             cluster, self.observer, self.config, self._facts, clock=clock, monotonic=monotonic
         )
+        #: the nodes that run the cluster's only API server, as last read (`planning.apiserver`)
+        self._api_nodes: frozenset[str] = frozenset()
+        #: node -> seconds this process has waited for the API on its behalf (bounded per node)
+        self._api_waited: dict[str, float] = {}
 
     def _object_lock(self, name: str) -> tuple[threading.Lock, threading.Event]:
         with self._locks_guard:
@@ -397,9 +402,10 @@ class Engine:
         now = self.clock()
         spec = migration.spec
         nodes = self.cluster.read_nodes()
+        api = self._read_api_servers()
         blocked = None
         readings: tuple[GateReading, ...] | None = None
-        if may_start(spec, status, nodes, now, stopping=stopping, generation=migration.generation):
+        if may_start(spec, status, nodes, now, stopping=stopping, generation=migration.generation, api=api):
             if spec.rollout.blocking_pod_selector:
                 blocked = self.cluster.read_blocking_pods(spec.rollout.blocking_pod_selector)
             if spec.rollout.gates.configured:
@@ -418,6 +424,7 @@ class Engine:
             generation=migration.generation,
             name=migration.name,
             operator_node=self.own_node,
+            api=api,
         )
         settled = replace(
             status,
@@ -536,6 +543,53 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
+
+    def _read_api_servers(self) -> ApiServers:
+        """Where the API servers run (the cluster port keeps its last reading when a read fails), and
+        the nodes running the only one remembered for `_advance`."""
+        api = self.cluster.read_api_servers()
+        self._api_nodes = sole_api_nodes(api)
+        return api
+
+    def _wait_out_api(self, migration: NodeMigration, node: str, error: KubeError) -> bool:
+        """The API is down while `node`, which runs the cluster's only API server, switches: wait for
+        its /readyz, at most spec.verify.timeout in all for this node. True once it answers ok."""
+        bound = migration.spec.verify.timeout
+        left = bound - self._api_waited.get(node, 0.0)
+        if left <= 0:
+            return False
+        log.warning(
+            "node %s runs the only API server and the API is down (%s); waiting up to %.0fs for /readyz",
+            node,
+            error,
+            left,
+        )
+        began = self.monotonic()
+        ready, said = self.cluster.wait_api_ready(left)
+        waited = self.monotonic() - began
+        self._api_waited[node] = self._api_waited.get(node, 0.0) + waited
+        if ready:
+            log.info("node %s: the API is ready again after %.1fs; going on", node, waited)
+        else:
+            log.error(
+                "node %s: the API was not ready within %.0fs in all (spec.verify.timeout): %s",
+                node,
+                bound,
+                said,
+            )
+        return ready
+
+    def _put(self, tracker: _Tracker, record: NodeRecord) -> None:
+        """`tracker.put(record)`; for a node running the only API server, an API that is down is waited
+        out (`_wait_out_api`) and the record written again once /readyz answers ok."""
+        try:
+            tracker.put(record)
+        except KubeError as e:
+            if not e.api_down or record.name not in self._api_nodes:
+                raise
+            if not self._wait_out_api(tracker.migration, record.name, e):
+                raise
+            tracker.put(record)
 
     def _read_gates(self, migration: NodeMigration) -> tuple[GateReading, ...]:
         """This instant's reading of the gates, each counted in the metric; without a gate port every
@@ -717,6 +771,7 @@ class Engine:
             # read only: Prometheus queries and GETs of the named objects
             gate_readings=self._read_gates(migration) if migration.spec.rollout.gates.configured else None,
             operator_node=self.own_node,
+            api_servers=self._read_api_servers(),
         )
         # every format, as `shimshift plan` renders it; the cluster port stores them at any size
         where = self.cluster.write_report(migration, report_files(report))
@@ -766,15 +821,16 @@ class Engine:
             )
             now = iso(self.clock())
             if nxt.step is None:
+                self._api_waited.pop(name, None)
                 if record.phase != nxt.phase:
-                    tracker.put(replace(record, phase=nxt.phase, finished_at=now))
+                    self._put(tracker, replace(record, phase=nxt.phase, finished_at=now))
                     self._announce(migration, record, nxt.phase)
                 return
             if record.step != nxt.step or record.step_state != StepState.STARTED:
                 record = replace(record, phase=nxt.phase, attempts=0).with_step(
                     StepRecord(nxt.step, StepState.STARTED, started_at=now)
                 )
-                tracker.put(record)
+                self._put(tracker, record)
             step = nxt.step
             began = self.monotonic()
             try:
@@ -783,18 +839,25 @@ class Engine:
                     tracker.note_drain(name, outcome.waits_on_budgets)
             except ShimshiftError as e:
                 self.observer.step_finished(step, self.monotonic() - began, False)
+                if (
+                    isinstance(e, KubeError)
+                    and e.api_down
+                    and name in self._api_nodes
+                    and self._wait_out_api(migration, name, e)
+                ):
+                    continue  # the API is back: the same step again, no attempt counted
                 attempts = record.attempts + 1
                 error = LastError(step=str(step), message=str(e))
                 if is_transient(e) and attempts < MAX_ATTEMPTS:
                     log.warning("node %s: step %s: %s (attempt %d, will retry)", name, step, e, attempts)
-                    tracker.put(replace(record, attempts=attempts, last_error=error))
+                    self._put(tracker, replace(record, attempts=attempts, last_error=error))
                     return
                 log.error("node %s: step %s failed: %s", name, step, e)
                 started = started_at(record, step)
                 failed = replace(record, attempts=attempts, last_error=error).with_step(
                     StepRecord(step, StepState.FAILED, started, iso(self.clock()), str(e)[:1000])
                 )
-                tracker.put(failed)
+                self._put(tracker, failed)
                 # an error may name its own reason (HostKeyMismatch), so an admin can alert on it
                 named = getattr(e, "event_reason", None)
                 reason = named if isinstance(named, EventReason) else EventReason.STEP_FAILED
@@ -818,7 +881,7 @@ class Engine:
                 )
                 if after.step is None and after.phase != done.phase:  # the last step: the end, one write
                     done = replace(done, phase=after.phase, finished_at=iso(self.clock()))
-                    tracker.put(done)
+                    self._put(tracker, done)
                     self._uncordoned(migration, record, done)
                     self._announce(migration, done, after.phase)
                     return
@@ -829,7 +892,7 @@ class Engine:
                     done = replace(done, phase=after.phase).with_step(
                         StepRecord(after.step, StepState.STARTED, started_at=iso(self.clock()))
                     )
-                tracker.put(done)
+                self._put(tracker, done)
                 self._uncordoned(migration, record, done)
                 continue
             # Progress resets the count of transient failures: only failures in a row fail a step.
@@ -837,7 +900,7 @@ class Engine:
                 StepRecord(step, StepState.STARTED, started_at(record, step), "", outcome.message)
             )
             if waiting != record:
-                tracker.put(waiting)
+                self._put(tracker, waiting)
 
     def _uncordoned(self, migration: NodeMigration, before: NodeRecord, after: NodeRecord) -> None:
         """Observe the node's time cordoned when its record first holds it, after that record is

@@ -21,6 +21,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus, NodeRecord
+from shimshift.planning.apiserver import ApiServers
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.notifications import Notification
 from shimshift.steps.base import EngineConfig, NodePort, StepCluster, StepObserver
@@ -69,6 +70,15 @@ class ClusterPort(StepCluster, Protocol):
     def read_cluster(self) -> Cluster: ...
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str: ...
     def claim(self, migration: str, identity: str, ttl: float) -> bool: ...
+    def read_api_servers(self) -> ApiServers:
+        """Where the API servers run (`planning.apiserver`): read at most every so often, and when a
+        read fails, the last reading (raises only when there is none)."""
+        ...
+
+    def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
+        """Wait (at most `timeout` s) until the API server's /readyz answers ok: (True, "ok"), or
+        (False, what it said last)."""
+        ...
 
 
 class Observer(StepObserver, Protocol):

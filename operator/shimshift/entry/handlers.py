@@ -99,6 +99,10 @@ def to_kopf_error(error: ShimshiftError, retry: int = 0) -> Exception:
     return kopf.TemporaryError(str(error), delay=float(getattr(error, "retry_after", RETRY_DELAY)))
 
 
+#: kopf's pauses between retries of a failed request of its own (`configure`).
+KOPF_ERROR_BACKOFFS = (1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, *(30.0,) * 19)
+
+
 class _QuietTicks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "Timer 'reconcile' succeeded" not in record.getMessage()
@@ -118,6 +122,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     logging.getLogger("kopf.objects").addFilter(_QuietTicks())
     # A dead peer stops blocking the others after this long; the NodeMigration lease has the same bound.
     settings.peering.lifetime = _runtime(memo).peering_lifetime
+    # kopf's own requests (the peering keep-alive, its patches of the objects) retry a 5xx or no
+    # answer through these pauses and then fail; a failed keep-alive stops the operator. Its default
+    # (54 s in all) is shorter than the API's downtime while the node running the only API server
+    # switches (spec.rollout.allowApiDowntime), which the engine waits out for up to
+    # spec.verify.timeout: kopf's default pauses, then 30 s ones, about 10 minutes in all.
+    settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
 
 
 @kopf.on.login()

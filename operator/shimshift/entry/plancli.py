@@ -36,6 +36,7 @@ from shimshift.model.factsjson import facts_from_mapping
 from shimshift.model.gates import GateReading
 from shimshift.model.limits import MAX_FACTS_BYTES, InputLimitError, json_loads, read_text
 from shimshift.model.migration import NodeMigration
+from shimshift.planning.apiserver import ApiServers, api_server_hosts
 from shimshift.planning.build import build_plan
 from shimshift.planning.cluster import Cluster, build_cluster, parse_node
 from shimshift.planning.report import PlanReport
@@ -55,6 +56,14 @@ def _read_cluster(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     from shimshift.kube.snapshot import read_cluster_from
 
     return read_cluster_from(args.kubeconfig, args.context)
+
+
+def _live_api_servers(args: argparse.Namespace, cluster: Cluster) -> ApiServers:
+    """Where the API servers run: the cluster's kube-apiserver mirror pods and default/kubernetes."""
+    from shimshift.kube.apiservers import read_endpoint_count_from
+
+    count, why = read_endpoint_count_from(args.kubeconfig, args.context)
+    return ApiServers(api_server_hosts(cluster.pods), count, why)
 
 
 def read_migration(path: str) -> NodeMigration:
@@ -200,12 +209,14 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         taken_at = ""
         material = None
         readings = None
+        api: ApiServers | None = None
         if args.snapshot:
             snap = load_snapshot(Path(args.snapshot))
             cluster, facts, taken_at, source = snap.cluster, dict(snap.facts), snap.taken_at, snap.source
             source = source or f"snapshot {args.snapshot}"
         else:
             cluster, source = _live_cluster(args)
+            api = _live_api_servers(args, cluster)
             facts = _facts_dir(Path(args.facts)) if args.facts else {}
             if args.probe_namespace:
                 wanted = [
@@ -227,6 +238,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             material=material,
             gate_readings=readings,
             operator_node=args.operator_node or "",
+            api_servers=api,
         )
     except (OSError, ValueError, ShimshiftError) as e:
         print(f"error: {e}", file=out)

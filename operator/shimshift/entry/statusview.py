@@ -255,6 +255,8 @@ def render_status(
         lines.append(f"Held    {h.get('name', '?')}: {h.get('reason') or keys.HOLD_REASON}")
     if _int(status.get("heldNotListed")):
         lines.append(f"Held    ... and {_int(status.get('heldNotListed'))} more")
+    for s in (s for s in status.get("apiServerNodes") or () if isinstance(s, Mapping)):
+        lines.append(f"Skipped {s.get('name', '?')}: {s.get('reason') or keys.SOLE_API_SERVER_REASON}")
     lines.append("")
     if nodes:
         rows = [["NODE", "PHASE", "STEP", "STATE", "ATTEMPTS", "IN STEP", "IMAGES"]]

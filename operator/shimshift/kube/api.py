@@ -43,6 +43,9 @@ Object = dict[str, Any]
 RETRIED_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 RETRIES = 3
 RETRY_BACKOFF = 0.2
+#: Answers that say the API server itself is down or not ready (a proxy or load balancer in front of
+#: it answers 502/503/504; an apiserver starting up answers 503), as no answer at all does.
+API_DOWN_STATUSES = frozenset({502, 503, 504})
 
 
 class ApiStatusError(KubeError):
@@ -59,6 +62,7 @@ class ApiStatusError(KubeError):
         self.reason = reason
         self.body = dict(body)
         self.transient = transient_status(status)
+        self.api_down = status in API_DOWN_STATUSES
         super().__init__(f"{what}: HTTP {status} {reason}: {message}")
 
 
@@ -83,6 +87,7 @@ class ApiUnreachable(KubeError):
     """The request did not get an answer (connection refused or reset, timeout)."""
 
     transient = True
+    api_down = True
 
 
 def _error_for(status: int, reason: str, message: str, what: str, body: Mapping[str, Any]) -> ApiStatusError:
@@ -245,6 +250,23 @@ class Kube:
                 body,
             )
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    def readyz(self, timeout: float = 5.0) -> tuple[bool, str]:
+        """Whether the API server answers `GET /readyz` with 200 now, and what it said otherwise (one
+        request, not retried: the caller polls). A non-resource URL every client may read (the
+        system:public-info-viewer ClusterRole), so it needs no grant of the chart's."""
+        try:
+            response = self._send("GET", "/readyz", (), None, None, timeout)
+            data = response.read()
+        except ApiStatusError as e:
+            return False, f"HTTP {e.status} {e.reason}"
+        except ApiUnreachable as e:
+            return False, str(e).rsplit(": ", 1)[-1][:200]
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            return False, f"answer cut off: {e}"[:200]
+        if response.status == 200:
+            return True, "ok"
+        return False, f"HTTP {response.status}: {data[:200].decode('utf-8', 'replace').strip()}"
 
     def watch(
         self, path: str, *, query: Sequence[tuple[str, str]] = (), resource_version: str, timeout: float

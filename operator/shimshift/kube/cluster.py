@@ -3,8 +3,9 @@
 Events are best effort (a failed Event is logged, never fails a step); everything else raises the
 shimshift error family and the engine decides whether to retry.
 
-Nodes and the NodeMigrationNode objects are read from watch-fed caches (`shimshift.kube.informer`),
-started on first use: a pass costs requests for the nodes in flight, never a LIST of the fleet.
+Nodes, the NodeMigrationNode objects and kube-system's kube-apiserver pods are read from watch-fed
+caches (`shimshift.kube.informer`), started on first use: a pass costs requests for the nodes in
+flight, never a LIST of the fleet.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from shimshift.kube import (
+    apiservers,
     canary,
     children,
     hooks,
@@ -42,7 +45,8 @@ from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemig
 from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
 from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, NodeRecord
-from shimshift.planning.cluster import Cluster, Node, build_cluster, parse_node, parse_pod
+from shimshift.planning.apiserver import ApiServers
+from shimshift.planning.cluster import Cluster, Node, Pod, build_cluster, parse_node, parse_pod
 from shimshift.planning.cni import cni_writers
 from shimshift.resources import load_crd
 
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: How long a pass waits for a cache's first list before it is retried.
 SYNC_TIMEOUT = 30.0
+#: How long a reading of where the API servers run is used before it is read again (two requests).
+API_SERVERS_TTL = 30.0
 
 
 class KubeCluster:
@@ -60,12 +66,15 @@ class KubeCluster:
         self._crd = load_crd()
         self._node_cache: Informer[Node] | None = None
         self._child_cache: Informer[tuple[tuple[str, str], NodeRecord]] | None = None
+        self._api_pod_cache: Informer[Pod] | None = None
         # Without it, two passes starting together each made a cache, and a pass could read the other's
         # before its first list: no records, so every node of a finished NodeMigration looked new.
         self._caches_lock = threading.Lock()
         #: node -> its DaemonSets as the pass that finished its drain saw them (taken by daemonsets_on)
         self._drained_daemonsets: dict[str, tuple[str, ...]] = {}
         self._discovery = objects.Discovery(kube)
+        self._api_servers: tuple[float, ApiServers] | None = None  # (monotonic time read, reading)
+        self._api_lock = threading.Lock()
 
     def _nodes(self) -> Informer[Node]:
         with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
@@ -97,9 +106,24 @@ class KubeCluster:
         cache.wait_synced(SYNC_TIMEOUT)
         return cache
 
+    def _api_server_pods(self) -> Informer[Pod]:
+        """kube-system's kube-apiserver pods (a handful), watched: no pass lists pods."""
+        with self._caches_lock:
+            if self._api_pod_cache is None:
+                kube = self.kube
+                self._api_pod_cache = Informer(
+                    lambda: apiservers.list_api_server_pods(kube),
+                    lambda rv, seconds: apiservers.watch_api_server_pods(kube, rv, seconds),
+                    parse_pod,
+                    name="kube-apiserver pods",
+                ).start()
+            cache = self._api_pod_cache
+        cache.wait_synced(SYNC_TIMEOUT)
+        return cache
+
     def close(self) -> None:
         """Stop the caches' watches (their threads end within one watch timeout)."""
-        for cache in (self._node_cache, self._child_cache):
+        for cache in (self._node_cache, self._child_cache, self._api_pod_cache):
             if cache is not None:
                 cache.stop()
 
@@ -143,6 +167,25 @@ class KubeCluster:
         return build_cluster(
             raw["nodes"], raw["pods"], raw["poddisruptionbudgets"], controllers, raw["runtimeclasses"]
         )
+
+    def read_api_servers(self) -> ApiServers:
+        with self._api_lock:
+            last = self._api_servers
+        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
+            return last[1]
+        try:
+            api = apiservers.api_servers_of(self._api_server_pods().values(), self.kube)
+        except KubeError as e:
+            if last is None:
+                raise
+            log.warning("could not read where the API servers run (%s); using the last reading", e)
+            return last[1]
+        with self._api_lock:
+            self._api_servers = (time.monotonic(), api)
+        return api
+
+    def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
+        return apiservers.wait_api_ready(self.kube, timeout)
 
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
         return reportstore.store_report(self.kube, self.namespace, migration.name, migration.uid, data)

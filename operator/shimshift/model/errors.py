@@ -86,6 +86,11 @@ class RemoteError(ShimshiftError):
 class KubeError(ShimshiftError):
     """A Kubernetes API call failed in a way the caller must handle; a subclass says whether it heals
     by itself (throttling, conflicts, server errors, no answer); a bad name or missing Secret content
-    does not."""
+    does not.
+
+    `api_down` says the API server itself did not answer or answered that it is down (no answer, 502,
+    503, 504): a node that runs the cluster's only API server waits that out after its switch.
+    """
 
     transient = False
+    api_down = False

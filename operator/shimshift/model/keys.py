@@ -73,6 +73,8 @@ UNDO_ANNOTATION: Final = "shimshift.io/undo"
 HOLD_KEY: Final = "shimshift.io/hold"
 #: How the skip reason of a held node begins (the hold's value follows after ": ").
 HOLD_REASON: Final = f"held by {HOLD_KEY}"
+#: How the skip reason of a node that runs the cluster's only API server begins (`planning.apiserver`).
+SOLE_API_SERVER_REASON: Final = "runs the cluster's only API server"
 
 #: On a pod: the names of its emptyDir volumes (comma-separated) that hold nothing worth keeping, so
 #: the drain evicts the pod without spec.drain.deleteEmptyDirData (as the cluster autoscaler's

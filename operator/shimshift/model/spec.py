@@ -225,6 +225,9 @@ class Rollout:
     max_failures: int = 0
     pause_between_nodes: float = 0.0
     control_plane: ControlPlanePolicy = ControlPlanePolicy.LAST
+    #: migrate a node that runs the cluster's only API server (last of all, the API down during its
+    #: switch); without it such a node is Skipped (`planning.apiserver`)
+    allow_api_downtime: bool = False
     paused: bool = False
     windows: tuple[Window, ...] = ()  # none: always open
     time_zone: str = "UTC"  # an IANA zone name, the windows' local time
@@ -405,6 +408,7 @@ class NodeMigrationSpec:
                 max_failures=ro.get("maxFailures", 0),
                 pause_between_nodes=parse_duration(ro.get("pauseBetweenNodes", "0s")),
                 control_plane=ControlPlanePolicy(ro.get("controlPlane", "Last")),
+                allow_api_downtime=ro.get("allowApiDowntime", False),
                 paused=ro.get("paused", False),
                 windows=tuple(Window.from_raw(w) for w in ro.get("windows") or ()),
                 time_zone=ro.get("timeZone", "UTC"),

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.model.hookrecord import HookKind, HookRecord
-from shimshift.model.keys import HOLD_REASON, StepId
+from shimshift.model.keys import HOLD_REASON, SOLE_API_SERVER_REASON, StepId
 
 
 class Phase(StrEnum):
@@ -291,6 +291,11 @@ class NodeRecord:
         return bool(self.undo_request) and self.phase == NodePhase.ROLLED_BACK
 
     @property
+    def sole_api_server(self) -> bool:
+        """Skipped because it runs the cluster's only API server (spec.rollout.allowApiDowntime)."""
+        return self.phase == NodePhase.SKIPPED and self.skip_reason.startswith(SOLE_API_SERVER_REASON)
+
+    @property
     def held(self) -> bool:
         """Skipped because a hold label or annotation keeps it on Docker for now (not done)."""
         return self.phase == NodePhase.SKIPPED and self.skip_reason.startswith(HOLD_REASON)
@@ -495,6 +500,8 @@ class MigrationStatus:
             "heldNodes": [{"name": n.name, "reason": n.skip_reason} for n in held[:FAILED_LISTED]],
             "heldNotListed": max(0, len(held) - FAILED_LISTED),
         }
+        sole = [n for n in self.nodes if n.sole_api_server]  # a cluster has at most a few
+        out["apiServerNodes"] = [{"name": n.name, "reason": n.skip_reason} for n in sole[:FAILED_LISTED]]
         if self.phase is not None:
             out["phase"] = str(self.phase)
         if self.observed_generation is not None:

@@ -21,6 +21,14 @@ from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import LabelSelector, NodeMigrationSpec
 from shimshift.model.steporder import order_reason, step_order
 from shimshift.model.timestamps import iso
+from shimshift.planning.apiserver import (
+    OPT_IN,
+    ApiServers,
+    api_server_hosts,
+    evidence,
+    sole_api_nodes,
+    static_pod_image_findings,
+)
 from shimshift.planning.canary import canary_findings
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.cni import cni_findings
@@ -49,7 +57,7 @@ from shimshift.planning.report import (
 )
 from shimshift.planning.report import SCHEMA_VERSION as REPORT_SCHEMA
 from shimshift.planning.runtimeclasses import runtime_class_findings
-from shimshift.planning.selection import NodeSkipReason, select_nodes
+from shimshift.planning.selection import NodeSkipReason, Skipped, select_nodes
 from shimshift.planning.settings import setting_findings
 from shimshift.planning.undo import plan_note
 from shimshift.planning.waves import Wave, plan_waves
@@ -225,6 +233,7 @@ def build_plan(
     material: RegistryMaterial | None = None,
     gate_readings: Sequence[GateReading] | None = None,
     operator_node: str = "",
+    api_servers: ApiServers | None = None,
 ) -> PlanReport:
     """The plan report for `spec` on `cluster`; `facts_by_node` holds whatever the probe gathered.
 
@@ -235,15 +244,22 @@ def build_plan(
     the plan renders what Migrate mode writes; None offline, where such registries are blockers.
 
     `operator_node`: the node the operator that plans runs on ("": unknown, as offline without
-    --operator-node); when selected it is the last wave, as the rollout migrates it."""
+    --operator-node); when selected it is the last wave, as the rollout migrates it.
+
+    `api_servers`: where the API servers run, as the operator read them (`planning.apiserver`); None
+    offline, where the kube-apiserver mirror pods of `cluster` are all there is (no Endpoints)."""
     # renders and kubelet edits are shared between look-alike nodes of this plan
     containerd_plan, kubelet_plan = SharedRenders(material), SharedKubeletEdits()
     try:
         pod_selector = parse_label_selector(spec.drain.pod_selector)
     except ValueError as e:
         raise ValidationError([Problem("spec.drain.podSelector", str(e))]) from e
-    selection = select_nodes(spec, cluster.nodes)
-    waves = plan_waves(spec.rollout, selection.selected, operator_node)
+    api = api_servers or ApiServers(
+        api_server_hosts(cluster.pods), None, "a plan from a snapshot holds no Endpoints"
+    )
+    api_nodes = sole_api_nodes(api)
+    selection = select_nodes(spec, cluster.nodes, api)
+    waves = plan_waves(spec.rollout, selection.selected, operator_node, api_nodes)
     wave_of = {n: w.index for w in waves for n in w.nodes}
     controllers = cluster.controller_index()
     pdb_states, pod_pdbs = evaluate_pdbs(cluster.pdbs, cluster.pods, controllers)
@@ -298,6 +314,9 @@ def build_plan(
                     node.name,
                 )
             )
+        if node.name in api_nodes:
+            findings.append(_api_downtime_finding(api, node.name, spec.verify.timeout))
+            findings += static_pod_image_findings(spec, node.name, by_node.get(node.name, ()), facts)
         estimates[node.name] = estimate_node(drain, images, allowed)
         node_findings = sorted_findings(findings)
         plans.append(
@@ -333,6 +352,7 @@ def build_plan(
                 "fix the names in spec.nodeNames",
             )
         )
+    fleet += _api_server_findings(api, selection.skipped)
     if not selection.selected:
         fleet.append(
             Finding(
@@ -395,7 +415,7 @@ def build_plan(
         rollout_gates=rollout_gates(spec, cluster, selection, now, gate_readings),
         summary=summary,
         waves=tuple(
-            WavePlan(w.index, w.nodes, w.control_plane, s, w.runs_operator)
+            WavePlan(w.index, w.nodes, w.control_plane, s, w.runs_operator, w.api_downtime)
             for w, s in zip(waves, wave_seconds, strict=True)
         ),
         nodes=tuple(plans),
@@ -410,3 +430,46 @@ def build_plan(
         estimate_assumptions=ASSUMPTIONS,
         faq=FAQ,
     )
+
+
+def _api_downtime_finding(api: ApiServers, node: str, wait: float) -> Finding:
+    """The selected node runs the only API server (spec.rollout.allowApiDowntime is true)."""
+    return Finding(
+        "ApiDowntime",
+        Level.WARNING,
+        f"the node runs the cluster's only API server ({evidence(api, node)}): it is migrated last of "
+        "all, and the Kubernetes API is unavailable during its switch, until the kubelet has recreated "
+        "its static pods under containerd (their images and the sandbox image are moved before the "
+        f"switch); the operator waits up to {wait:.0f}s (spec.verify.timeout) for the API's /readyz",
+        "plan the API's downtime: nothing can schedule, scale or be reconciled while it is down",
+        node,
+    )
+
+
+def _api_server_findings(api: ApiServers, skipped: Sequence[Skipped]) -> list[Finding]:
+    """Fleet findings: nodes skipped as the only API server, and Endpoints that could not be read."""
+    out: list[Finding] = []
+    sole = [s.node for s in skipped if s.reason == NodeSkipReason.SOLE_API_SERVER]
+    if sole:
+        out.append(
+            Finding(
+                "SoleApiServerSkipped",
+                Level.WARNING,
+                f"not migrated: {name_some(sole)} runs the cluster's only API server; migrating it takes "
+                "the API down while its kubelet switches",
+                OPT_IN,
+            )
+        )
+    if not api.known and len(api.hosts) == 1:  # the only case the Endpoints would have decided
+        out.append(
+            Finding(
+                "ApiEndpointsUnreadable",
+                Level.WARNING,
+                "the Endpoints default/kubernetes could not be read "
+                f"({api.unreadable or 'no reason given'}): "
+                f"{api.hosts[0]} is the only node with a kube-apiserver mirror pod, so it is taken as "
+                "running the only API server",
+                "let the operator get endpoints/kubernetes in namespace default (the chart's RBAC does)",
+            )
+        )
+    return out

@@ -77,6 +77,7 @@ class NodeReport:
 
 #: What the reports say of the wave of the node the operator runs on.
 RUNS_OPERATOR = "runs the operator: migrated last"
+API_DOWNTIME = "runs the only API server: migrated last of all, the API unavailable during its switch"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class WavePlan:
     estimate_seconds: int
     #: the node the planning operator runs on, alone in the last wave ("runs the operator: migrated last")
     runs_operator: bool = False
+    #: the node runs the cluster's only API server: the last wave(s), the API down during its switch
+    api_downtime: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from shimshift.model.durations import format_duration
 from shimshift.model.text import visible
 from shimshift.planning.drain import PodPlan
 from shimshift.planning.gates import gate_lines
-from shimshift.planning.report import RUNS_OPERATOR, NodeReport, PlanReport
+from shimshift.planning.report import API_DOWNTIME, RUNS_OPERATOR, NodeReport, PlanReport
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
     cap_by_code,
@@ -81,6 +81,7 @@ def _environment() -> jinja2.Environment:
         pods_needing_attention=pods_needing_attention,
         all_pods=_all_pods,
         runs_operator=RUNS_OPERATOR,
+        api_downtime=API_DOWNTIME,
     )
     return env
 

@@ -18,7 +18,14 @@ from shimshift.model.text import visible
 from shimshift.planning.drain import PodAction, PodPlan
 from shimshift.planning.findings import Finding
 from shimshift.planning.gates import gate_lines
-from shimshift.planning.report import RUNS_OPERATOR, NodeReport, PlanReport, Verdict, WavePlan
+from shimshift.planning.report import (
+    API_DOWNTIME,
+    RUNS_OPERATOR,
+    NodeReport,
+    PlanReport,
+    Verdict,
+    WavePlan,
+)
 from shimshift.planning.report_groups import (
     NOTES_PER_CODE,
     NodeGroup,
@@ -247,6 +254,8 @@ def _group(g: NodeGroup, *, detail: bool) -> list[str]:
 
 def wave_kind(wave: WavePlan) -> str:
     """The Kind column of the Waves table."""
+    if wave.api_downtime:
+        return f"{'control-plane node' if wave.control_plane else 'worker'}; {API_DOWNTIME}"
     if wave.runs_operator:
         return f"{'control-plane node' if wave.control_plane else 'worker'}; {RUNS_OPERATOR}"
     return "control plane" if wave.control_plane else "workers"

@@ -35,6 +35,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     "FileSection.computed": "False when the files could not be planned; `reason` says why.",
     "WavePlan.runs_operator": "True for the last wave, the node the planning operator runs on, which "
     "is migrated after every other selected node.",
+    "WavePlan.api_downtime": "True for a wave of a node that runs the cluster's only API server "
+    "(spec.rollout.allowApiDowntime): migrated last of all, the Kubernetes API unavailable during "
+    "its switch.",
     "NodeReport.estimate_seconds": "Estimated time for this node (see estimateAssumptions).",
     "RolloutGates.zone_limit": "spec.rollout.maxUnavailablePerZone as given; empty without one.",
     "RolloutGates.zones": "Zones (values of zoneLabel) of the selected workers; unlabelled nodes are one.",

@@ -22,6 +22,9 @@
   or control plane, has finished; until then each wave passes over it (the plan's last wave,
   `planning.waves.plan_waves`). Its drain evicts the operator; the replacement pod or the standby
   replica resumes it from its NodeMigrationNode.
+- The only API server (`api`, read by the caller; `planning.apiserver`): a node that runs it is
+  Skipped unless `spec.rollout.allowApiDowntime`; with it, the node starts only when no other selected
+  node is pending, after the operator's own node: the API is down during its switch.
 - Health gates (`spec.rollout.gates`, `planning.healthgates`): read by the caller (`gates`) only when a
   wave could start; a closed gate holds the wave back, a gate that cannot be read is retried with
   backoff, and one not open past `gates.timeout` (counted inside the windows only) pauses the rollout
@@ -49,6 +52,7 @@ from shimshift.model.status import (
     StepState,
 )
 from shimshift.model.timestamps import iso, parse_iso
+from shimshift.planning.apiserver import OPT_IN, ApiServers, sole_api_nodes
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.healthgates import gate_hold, timed_out
@@ -81,10 +85,13 @@ class Decision:
 
 
 def reconcile_selection(
-    spec: NodeMigrationSpec, records: Sequence[NodeRecord], nodes: Sequence[Node]
+    spec: NodeMigrationSpec,
+    records: Sequence[NodeRecord],
+    nodes: Sequence[Node],
+    api: ApiServers | None = None,
 ) -> tuple[NodeRecord, ...]:
     """`records` with newly selected nodes added and untouched ones updated or dropped, in name order."""
-    selection = select_nodes(spec, nodes)
+    selection = select_nodes(spec, nodes, api)
     by_name = {r.name: r for r in records}
     out: dict[str, NodeRecord] = {
         name: r
@@ -110,6 +117,7 @@ def may_start(
     *,
     stopping: bool,
     generation: int | None = None,
+    api: ApiServers | None = None,
 ) -> bool:
     """Whether a pass could start a node at all (the caller reads blocking pods and gates only then):
     Migrate mode, not stopping or paused (by the spec or by a gate timeout of this generation), no node
@@ -120,7 +128,7 @@ def may_start(
         return False
     if any(r.phase in IN_FLIGHT for r in status.nodes):
         return False
-    records = reconcile_selection(spec, status.nodes, nodes)
+    records = reconcile_selection(spec, status.nodes, nodes, api)
     if not any(r.phase == NodePhase.PENDING for r in records):
         return False
     if _pause_left(spec, records, now) > 0:
@@ -155,15 +163,17 @@ def decide(
     generation: int | None = None,
     name: str = "",
     operator_node: str = "",
+    api: ApiServers | None = None,
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
     match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `gates`:
     this pass's reading of `spec.rollout.gates` (None: not read, as when `may_start` says no).
     `generation`: the object's, so a gate timeout pauses only the generation it happened in. `name`
     is the NodeMigration's (messages and the backup path name it). `operator_node`: the node the
-    operator making this decision runs on ("": unknown), started only when no other node is pending."""
+    operator making this decision runs on ("": unknown), started only when no other node is pending
+    but a node running the only API server. `api`: where the API servers run (None: not read)."""
     blocked = blocked or {}
-    records = reconcile_selection(spec, status.nodes, nodes)
+    records = reconcile_selection(spec, status.nodes, nodes, api)
     asked = UndoWindow({}, (), ())
     if spec.mode == Mode.MIGRATE and not stopping:
         asked = plan_window(spec, name, records, nodes)
@@ -177,10 +187,19 @@ def decide(
     failures = [r for r in records if r.phase in FAILED and not r.undone_on_request]
     undone = [r.name for r in records if r.phase == NodePhase.ROLLED_BACK and r.undone_on_request]
     pending = [r for r in records if r.phase == NodePhase.PENDING]
+    # a node running the only API server waits while any other node is pending, one at a time
+    sole = sole_api_nodes(api) if api is not None else frozenset()
+    api_last = [r for r in pending if r.name in sole]
+    startable = [r for r in pending if r.name not in sole] or api_last[:1]
     # the operator's own node waits while any other node is pending (in flight ones hold every wave)
-    saved = [r for r in pending if r.name == operator_node] if len(pending) > 1 else []
-    ours = operator_node != "" and any(r.name == operator_node for r in pending)
+    saved = [r for r in startable if r.name == operator_node] if len(startable) > 1 else []
+    ours = operator_node != "" and any(r.name == operator_node for r in startable)
     last = f"; {operator_node} runs the operator: migrated last" if ours else ""
+    if api_last:
+        last += (
+            f"; {name_some((r.name for r in api_last), NAMED_IN_MESSAGES)} runs the only API server: "
+            "migrated last of all, the API unavailable during its switch"
+        )
 
     def result(
         phase: Phase,
@@ -237,6 +256,14 @@ def decide(
             for r in records
             if r.phase == NodePhase.SKIPPED and r.skip_reason.startswith(keys.HOLD_REASON)
         ]
+        sole_skipped = [r.name for r in records if r.sole_api_server]
+        if sole_skipped:
+            return result(
+                Phase.SUCCEEDED,
+                ConditionReason.MIGRATED,
+                f"every selected node runs containerd but {name_some(sole_skipped, NAMED_IN_MESSAGES)}, "
+                f"skipped: it runs the cluster's only API server; {OPT_IN}",
+            )
         if held:
             return result(
                 Phase.SUCCEEDED,
@@ -289,8 +316,7 @@ def decide(
         if hold is not None:
             phase = Phase.PAUSED if hold.paused else Phase.PROGRESSING
             return result(phase, hold.reason, hold.message, wait=hold.wait)
-    if saved:
-        pending = [r for r in pending if r.name != operator_node]
+    pending = [r for r in startable if r.name != operator_node] if saved else startable
     held_back = [r.name for r in pending if blocked.get(r.name)]
     why = _blocked_message(held_back, blocked)
     workers = [r for r in pending if r.name not in control]

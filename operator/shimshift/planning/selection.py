@@ -3,8 +3,9 @@
 A node is a candidate when it matches `spec.nodeSelector` and/or is named in `spec.nodeNames` (both
 given: either is enough, as the CRD documents). A candidate is skipped, with the reason recorded, when
 it already runs containerd, carries the completion label, runs a runtime that is not Docker, carries an
-admin's hold (`shimshift.io/hold`, a label or an annotation), or is a control-plane node and the
-rollout excludes them. Pure.
+admin's hold (`shimshift.io/hold`, a label or an annotation), is a control-plane node and the
+rollout excludes them, or runs the cluster's only API server (`planning.apiserver`) and
+`spec.rollout.allowApiDowntime` is not set. Pure.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import StrEnum
 from shimshift.model import keys
 from shimshift.model.spec import ControlPlanePolicy, NodeMigrationSpec
 from shimshift.model.text import visible
+from shimshift.planning.apiserver import OPT_IN, ApiServers, evidence, sole_api_nodes
 from shimshift.planning.cluster import Node
 
 
@@ -25,6 +27,7 @@ class NodeSkipReason(StrEnum):
     NOT_DOCKER = "NotDocker"
     HELD = "Held"
     CONTROL_PLANE_EXCLUDED = "ControlPlaneExcluded"
+    SOLE_API_SERVER = "SoleApiServer"
     NOT_FOUND = "NotFound"
 
 
@@ -37,6 +40,9 @@ SKIP_MESSAGES = {
     NodeSkipReason.NOT_DOCKER: "runs neither Docker nor containerd; shimshift only migrates Docker nodes",
     NodeSkipReason.HELD: keys.HOLD_REASON,
     NodeSkipReason.CONTROL_PLANE_EXCLUDED: "control-plane node and spec.rollout.controlPlane is Exclude",
+    NodeSkipReason.SOLE_API_SERVER: (
+        f"{keys.SOLE_API_SERVER_REASON}: migrating it takes the API down while its kubelet switches; {OPT_IN}"
+    ),
     NodeSkipReason.NOT_FOUND: "named in spec.nodeNames but no such node exists",
 }
 
@@ -82,7 +88,7 @@ def hold_of(node: Node) -> str | None:
     return text if len(text) <= HOLD_REASON_MAX else text[: HOLD_REASON_MAX - 3] + "..."
 
 
-def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
+def _skip_reason(spec: NodeMigrationSpec, node: Node, api: ApiServers | None) -> Skipped | None:
     if node.labels.get(keys.RUNTIME_LABEL) == keys.RUNTIME_LABEL_VALUE:
         return Skipped(node.name, NodeSkipReason.MIGRATED_LABEL)
     if node.runtime == "containerd":
@@ -94,11 +100,14 @@ def _skip_reason(spec: NodeMigrationSpec, node: Node) -> Skipped | None:
         return Skipped(node.name, NodeSkipReason.HELD, held)
     if node.control_plane and spec.rollout.control_plane == ControlPlanePolicy.EXCLUDE:
         return Skipped(node.name, NodeSkipReason.CONTROL_PLANE_EXCLUDED)
+    if api is not None and not spec.rollout.allow_api_downtime and node.name in sole_api_nodes(api):
+        return Skipped(node.name, NodeSkipReason.SOLE_API_SERVER, evidence(api, node.name))
     return None
 
 
-def select_nodes(spec: NodeMigrationSpec, nodes: Iterable[Node]) -> Selection:
-    """The nodes to migrate and the skipped candidates, each with its reason."""
+def select_nodes(spec: NodeMigrationSpec, nodes: Iterable[Node], api: ApiServers | None = None) -> Selection:
+    """The nodes to migrate and the skipped candidates, each with its reason. `api`: where the API
+    servers run (None: not known, as offline; no node is then skipped as the only API server)."""
     selected: list[Node] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
@@ -106,7 +115,7 @@ def select_nodes(spec: NodeMigrationSpec, nodes: Iterable[Node]) -> Selection:
         seen.add(node.name)
         if not _is_candidate(spec, node):
             continue
-        reason = _skip_reason(spec, node)
+        reason = _skip_reason(spec, node, api)
         if reason is None:
             selected.append(node)
         else:

@@ -12,7 +12,11 @@ out, which the operator knows from its pod's spec.nodeName) is taken out of its 
 last, as a wave of its own after every other selected node: its drain evicts the operator, and by
 then nothing else is left to strand. It still counts in the wave size and zone limits, so the other
 waves are the ones a plan without it would have. A node that runs only a standby replica is not
-special: a standby does nothing, and losing it strands nothing. Pure.
+special: a standby does nothing, and losing it strands nothing.
+
+A node that runs the cluster's only API server (`api_nodes`, `planning.apiserver`; selected only with
+`spec.rollout.allowApiDowntime`) goes after that, each as a wave of its own: the API is unavailable
+during its switch, and no other node may need it then. Pure.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class Wave:
     control_plane: bool
     #: the node the acting operator runs on, migrated last (a wave of its own)
     runs_operator: bool = False
+    #: the node runs the cluster's only API server: the API is down during its switch (last of all)
+    api_downtime: bool = False
 
 
 def wave_size(rollout: Rollout, workers: int) -> int:
@@ -84,9 +90,17 @@ def fill_wave(
     return Fill(tuple(taken), full)
 
 
-def plan_waves(rollout: Rollout, selected: Sequence[Node], operator_node: str = "") -> tuple[Wave, ...]:
+def plan_waves(
+    rollout: Rollout,
+    selected: Sequence[Node],
+    operator_node: str = "",
+    api_nodes: frozenset[str] = frozenset(),
+) -> tuple[Wave, ...]:
     """Workers in waves of `wave_size` (and at most each zone's limit), then each selected
-    control-plane node as a wave of its own, then `operator_node` (when selected) on its own."""
+    control-plane node as a wave of its own, then `operator_node` (when selected) on its own, then each
+    of `api_nodes` selected (nodes running the only API server) on its own."""
+    final = [n for n in selected if n.name in api_nodes]
+    selected = [n for n in selected if n.name not in api_nodes]
     last = next((n for n in selected if n.name == operator_node), None) if operator_node else None
     workers = sorted(n.name for n in selected if not n.control_plane)
     control = sorted(n.name for n in selected if n.control_plane and n is not last)
@@ -115,4 +129,14 @@ def plan_waves(rollout: Rollout, selected: Sequence[Node], operator_node: str = 
         waves.append(Wave(len(waves) + 1, (name,), control_plane=True))
     if last is not None:
         waves.append(Wave(len(waves) + 1, (last.name,), last.control_plane, runs_operator=True))
+    for node in sorted(final, key=lambda n: n.name):
+        waves.append(
+            Wave(
+                len(waves) + 1,
+                (node.name,),
+                node.control_plane,
+                runs_operator=node.name == operator_node,
+                api_downtime=True,
+            )
+        )
     return tuple(waves)

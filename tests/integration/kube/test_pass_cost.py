@@ -62,6 +62,7 @@ def test_a_pass_lists_no_nodes_or_pods_and_costs_requests_per_node_in_flight(
     engine = Engine(cluster, lambda m: sim, config=EngineConfig(budget=60.0, wait_slice=5.0))
     try:
         assert len(cluster.read_nodes()) == FLEET  # the caches' one LIST each, before any pass
+        assert cluster.read_api_servers().hosts == ()  # the kube-apiserver pods' cache too
         passes = []
         for _ in range(30):
             before = len(kubeapi.requests)

@@ -21,13 +21,15 @@ from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
 from shimshift.model.hooks import HookJob
+from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodelock import lock_patch, unlock_patch
 from shimshift.model.nodestate import child_name
 from shimshift.model.selectors import parse_label_selector
 from shimshift.model.spec import Drain
-from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord
+from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord, StepState
 from shimshift.model.timestamps import iso
+from shimshift.planning.apiserver import ApiServers
 from shimshift.planning.cluster import Cluster, Node
 from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
@@ -131,6 +133,14 @@ class FakeCluster:
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
         self.daemonset_runtimes: dict[str, str] = {}  # node -> `runtime` of the last wait
         self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
+        #: where the API servers run, as read_api_servers answers
+        self.api_servers = ApiServers()
+        #: (node, step, seconds): the API goes down for that long right after the record of that node's
+        #: step Started is written (the switch: its Done write fails; verify: its reads fail)
+        self.api_outage: tuple[str, StepId, float] | None = None
+        self.api_down_until: dt.datetime | None = None
+        self.api_refused = 0  # requests refused while the API was down
+        self.api_waits: list[float] = []  # seconds each wait_api_ready waited
         self.fail_label: dict[str, int] = {}  # node -> how many completion-label writes fail
         #: node -> how its canary pods behave: "pass" (default: exits 0 echoing its token), "hang"
         #: (Running, never exits), "pull" (ImagePullBackOff), "exit" (exits 1), "silent" (exits 0, empty log)
@@ -166,7 +176,7 @@ class FakeCluster:
         if stored.nodes:  # written by a previous version, not yet moved into children
             return stored
         records = [NodeRecord.from_storage(r) for owner, r in self.children.values() if owner == name]
-        nodes = reconcile_selection(self.get(name).spec, records, self.read_nodes())
+        nodes = reconcile_selection(self.get(name).spec, records, self.read_nodes(), self.api_servers)
         return replace(stored, nodes=nodes)
 
     # --- ClusterPort
@@ -267,6 +277,7 @@ class FakeCluster:
     def wait_daemonset_pods(
         self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""
     ) -> tuple[str, ...]:
+        self._api()
         n = self.nodes[node]
         self.daemonset_runtimes[node] = runtime
         self.daemonset_waits[node] += 1
@@ -395,7 +406,26 @@ class FakeCluster:
         if self.jobs.pop(f"{namespace}/{name}", None) is not None:
             self.jobs_deleted[f"{namespace}/{name}"] += 1
 
+    def _api(self) -> None:
+        """Refuse the request while the API is down (as a connection refused is seen by the engine)."""
+        if self.api_down_until is not None and self.clock.now < self.api_down_until:
+            self.api_refused += 1
+            raise ApiDown("GET /readyz: no answer from the API server: Connection refused")
+
+    def read_api_servers(self) -> ApiServers:
+        return self.api_servers
+
+    def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
+        if self.api_down_until is None or self.clock.now >= self.api_down_until:
+            self.api_waits.append(0.0)
+            return True, "ok"
+        waited = min(timeout, (self.api_down_until - self.clock.now).total_seconds())
+        self.clock.advance(waited)
+        self.api_waits.append(waited)
+        return self.clock.now >= self.api_down_until, "HTTP 503 ServiceUnavailable"
+
     def _durable_write(self) -> None:
+        self._api()
         self.writes += 1
         if self.crash_on_write is not None and self.writes == self.crash_on_write:
             raise Crash(f"durable write {self.writes}")
@@ -418,6 +448,14 @@ class FakeCluster:
     def write_node_record(self, migration: NodeMigration, record: NodeRecord) -> None:
         self._durable_write()
         self.children[child_name(migration.name, record.name)] = (migration.name, record.for_storage())
+        if (
+            self.api_outage is not None
+            and self.api_outage[0] == record.name
+            and record.step == self.api_outage[1]
+            and record.step_state == StepState.STARTED
+        ):
+            self.api_down_until = self.clock.now + dt.timedelta(seconds=self.api_outage[2])
+            self.api_outage = None
 
     def event(
         self,
@@ -442,6 +480,13 @@ class FakeCluster:
     def write_report(self, migration: NodeMigration, data: Mapping[str, str]) -> str:
         self.reports[migration.name] = dict(data)
         return f"shimshift-system/{migration.name}-plan"
+
+
+class ApiDown(KubeError):
+    """No answer from the API server (its only instance is down): what ApiUnreachable is in production."""
+
+    transient = True
+    api_down = True
 
 
 class ConnectionReset(KubeError):
