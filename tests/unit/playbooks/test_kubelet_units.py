@@ -490,3 +490,32 @@ def test_the_fast_word_splitter_agrees_with_the_character_by_character_one(text:
     assert [(w.start, w.end, w.text, w.unsafe) for w in fast] == [
         (w.start, w.end, w.text, w.unsafe) for w in slow
     ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "blocks"),
+    [
+        ("--network-plugin=${NET}", True),
+        ("--container-runtime=$RUNTIME", True),
+        ("--docker-endpoint=${DOCKER}", True),
+        # kubelet 1.23 keeps it: the switch leaves it as it is, variable or not
+        ("--pod-infra-container-image=${PAUSE_IMAGE}", False),
+        ("--network-plugin=kubenet", False),  # carried on the Node's podCIDR
+        ("--image-pull-progress-deadline=2m", False),  # removed from the drop-in
+    ],
+)
+def test_the_facts_step_refuses_exactly_the_nodes_whose_unit_flags_the_plan_blocks(
+    flag: str, blocks: bool
+) -> None:
+    """Migrate mode changes no node the plan blocks: a unit flag the switch cannot edit safely, of any
+    kind (not only the network's), is refused by the facts step in the plan's words."""
+    unit = f"[Service]\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS {flag}\n"
+    facts = facts_with({DROP_IN: unit})
+    report = build_plan(spec(), cluster(nodes=[node("n1")]), {"n1": facts}, NOW)
+    blocked = [f for f in report.blockers if f.code == KUBELET_FLAG_REFUSED]
+    why = cni_refusal(facts, {})
+    assert bool(blocked) == blocks, [f.message for f in blocked]
+    assert (why is not None) == blocks, why
+    for f in blocked:  # the plan's words: the flag, its file, why, and what to do
+        assert why is not None and f"kubelet {f.subject}=" in why and DROP_IN in why, (why, f.message)
+        assert f.message.split(": ", 1)[1].split("; ", 1)[0] in why and f.advice in why, (why, f)

@@ -328,7 +328,9 @@ def _plugins(
 def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterator[CniProblem]:
     """The node's network flags the migration refuses (`--network-plugin` other than cni, a CNI
     directory containerd would not read), in the kubelet's flags files, its units and cri-dockerd's
-    unit, with the words the plan's KubeletFlagRefused and CriDockerdFlagRefused blockers have."""
+    unit, and any flag in the kubelet's units the switch must change but cannot edit safely (its value
+    from a variable), with the words the plan's KubeletFlagRefused and CriDockerdFlagRefused blockers
+    have: a node the plan blocks is never changed."""
     seen: set[str] = set()
     for name, value in facts.kubelet.flags:
         if name not in NETWORK_FLAGS or name in seen:
@@ -345,7 +347,7 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
             )
     done: set[tuple[str, str]] = set()
     for flag in kubelet_unit_flags(facts.kubelet.units, facts.kubelet.files):
-        if flag.name not in NETWORK_FLAGS or (flag.path, flag.name) in done:
+        if (flag.path, flag.name) in done:
             continue
         done.add((flag.path, flag.name))
         unit_rule = unit_flag_rule(facts, config, flag)
