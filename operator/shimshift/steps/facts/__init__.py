@@ -71,7 +71,8 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     port.prepare(name, facts)
     # the node's network as containerd's CRI will find it: what the plan blocks (no CNI configuration
     # and no CNI DaemonSet to write one, a configuration containerd cannot load, a network flag
-    # containerd has no equivalent of) is refused here, untouched
+    # containerd has no equivalent of, a kubelet unit flag the switch cannot edit safely) is refused
+    # here, untouched
     if (why := _network_refusal(ctx, migration, port, name, facts)) is not None:
         raise NodeError(name, why)
     ctx.remember_facts(migration, name, facts)
