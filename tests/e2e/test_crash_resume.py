@@ -326,8 +326,12 @@ def test_the_crash_points_cover_both_edges_of_every_step_and_every_node_change()
     ids = {p.id for p in [*BOUNDARIES, *INSIDE, *ROLLBACK]}
     for staging in Staging:
         pre = _prefix(staging)
-        for step in step_order(staging):
-            assert {f"{pre}{step}-started", f"{pre}{step}-finished-unrecorded", f"{pre}{step}-done"} <= ids
+        order = step_order(staging)
+        for i, step in enumerate(order):
+            assert {f"{pre}{step}-finished-unrecorded", f"{pre}{step}-done"} <= ids
+            # a step's Started is its own write for the first step, else the write of the Done before it
+            started = f"{pre}{step}-started" if i == 0 else f"{pre}{order[i - 1]}-done"
+            assert started in ids, (staging, step)
             assert {p.staging for p in BOUNDARIES if p.id.startswith(f"{pre}{step}-")} == {staging}
         for op in node_changes(staging):
             if op != "finish":  # the finish's node change is inside-finish-node, in either order
