@@ -17,13 +17,14 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_engine(cluster: FakeCluster, nodes: FakeNodes, clock: Clock) -> Engine:
+def make_engine(cluster: FakeCluster, nodes: FakeNodes, clock: Clock, own_node: str = "") -> Engine:
     return Engine(
         cluster,
         lambda migration: nodes,
         config=EngineConfig(drain_pass_wait=5.0),
         clock=clock,
         monotonic=lambda: clock.now.timestamp(),
+        own_node=own_node,
     )
 
 

@@ -11,7 +11,7 @@ from shimshift.entry.statusview import render_status
 from shimshift.model.keys import StepId
 from shimshift.model.status import EventReason, NodePhase, Phase, StepState
 from shimshift.planning.apiserver import ApiServers
-from shimshift.ports import EngineConfig
+from tests.unit.engine.conftest import make_engine
 from tests.unit.engine.fakes import ApiDown, Clock, FakeCluster, FakeNode, FakeNodes, manifest, workers
 
 CONTROL_PLANE = {"pool": "workers", "node-role.kubernetes.io/control-plane": ""}
@@ -24,14 +24,7 @@ def fleet(clock: Clock) -> tuple[FakeCluster, FakeNodes]:
 
 
 def engine(cluster: FakeCluster, nodes: FakeNodes, clock: Clock, own_node: str = "") -> Engine:
-    return Engine(
-        cluster,
-        lambda migration: nodes,
-        config=EngineConfig(drain_pass_wait=5.0),
-        clock=clock,
-        monotonic=lambda: clock.now.timestamp(),
-        own_node=own_node,
-    )
+    return make_engine(cluster, nodes, clock, own_node)
 
 
 def run(operator: Engine, cluster: FakeCluster, clock: Clock) -> None:
