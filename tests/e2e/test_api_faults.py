@@ -37,10 +37,15 @@ class WatchCutter(threading.Thread):
             self.cuts += self.cluster.cut_watches()
 
 
+#: nodes migrated: enough for the 200 requests the rate's band needs (four made 196 once a step's Done
+#: and the next step's Started became one write)
+NODES = 8
+
+
 def test_a_migration_completes_through_random_api_faults_without_doing_anything_twice(
     cluster: KubeApi, operator_factory: Callable[..., Operator], sim_dir: Path
 ) -> None:
-    cluster.seed([node(f"w{i}") for i in range(1, 5)])
+    cluster.seed([node(f"w{i}") for i in range(1, NODES + 1)])
     cluster.seed(web(replicas=4, min_available=3))
     operator = operator_factory(SHIMSHIFT_SIM_STEP_SECONDS="0.05")
     operator.start()
@@ -68,9 +73,9 @@ def test_a_migration_completes_through_random_api_faults_without_doing_anything_
         f"faults: {faults.hits} of {faults.considered} requests ({rate:.1%}, {faults.by_status}),"
         f" {cutter.cuts} watches dropped"
     )
-    assert faults.considered >= 200, faults.considered
+    assert faults.considered >= 200, faults.considered  # enough requests for the rate's band below
     assert 0.07 <= rate <= 0.13, (faults.hits, faults.considered)
-    for i in range(1, 5):
+    for i in range(1, NODES + 1):
         name = f"w{i}"
         obj = cluster.get("nodes", name)
         assert obj is not None and not obj["spec"].get("unschedulable"), f"{name} left cordoned"
