@@ -1,8 +1,8 @@
 """Delivery of notifications through apprise: the only module that imports it.
 
-The engine hands over a `planning.notifications.Notification` and goes on; a small thread pool here
-reads the target URLs from their Secret (one URL per line; blank lines and `#` comments skipped),
-sends to each target with apprise's bounded socket timeouts, retries a failed target a few times with
+The engine hands over a `planning.notifications.Notification` and goes on; one sender thread here
+takes them in the order they were handed over, reads the target URLs from their Secret (one URL per
+line; blank lines and `#` comments skipped), sends to each target with apprise's bounded socket timeouts, retries a failed target a few times with
 backoff, and then gives up: the engine's `failed` callback records a Warning Event NotificationFailed.
 Nothing here raises into the engine, so a notification never blocks or fails a rollout.
 
@@ -96,7 +96,10 @@ class AppriseNotifier:
         self.backoff = backoff
         self.attempts = attempts
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=THREAD_PREFIX)
+        # one sender: notifications arrive in the order the engine handed them over (a rollout's
+        # Started before its NodeFailed, each before its Finished), a slow or dead target delaying the
+        # ones behind it by at most its bounded attempts
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_PREFIX)
 
     def send(self, notification: Notification, failed: Callable[[str], None]) -> None:
         self._pool.submit(self._deliver, notification, failed)

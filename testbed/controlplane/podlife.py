@@ -4,7 +4,9 @@ A real API server leaves a pod Pending until a kubelet reports it, and an evicte
 Terminating until a kubelet confirms its containers stopped; the node lifecycle controller marks a Node
 whose heartbeats stop Unknown and taints it. Nodes that a test creates as plain objects have no
 kubelet, so for every Node *without* the annotation ``testbed.shimshift.io/external-kubelet: "true"``
-(the fake nodes' model kubelet sets it when it registers, and reports its own pods) this controller:
+(the fake nodes' model kubelet sets it when it registers, and reports its own pods) and without the
+taint ``node.cloudprovider.kubernetes.io/uninitialized`` (a real kubelet's Node before the cloud node
+controller's stand-in annotates it) this controller:
 
 - heartbeats the Node's conditions (keeps their status, adds ``Ready=True`` when the Node has none)
   and gives it capacity and allocatable when it has none, so the scheduler can place pods on it;
@@ -68,9 +70,22 @@ def parse_time(text: str) -> float:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
+#: The taint a kubelet started with ``--cloud-provider=external`` registers its Node with; the cloud's
+#: node controller (``testbed.nodes.cloud``) lifts it in the same write that annotates the Node as an
+#: external kubelet's, so a Node always carries one or the other.
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+
+
 def managed(node: dict[str, Any]) -> bool:
+    """Whether this controller stands in for the Node's kubelet: not when a model kubelet registered it
+    (annotated) nor when a real kubelet did and the cloud has not initialized it yet (tainted). Taking
+    such a Node for a kubelet-less one even once would heartbeat it from a stale read and give it
+    ``127.0.0.1`` as its address, over the cloud's."""
     annotations = node.get("metadata", {}).get("annotations") or {}
-    return annotations.get(EXTERNAL_KUBELET) != "true"
+    taints = (node.get("spec") or {}).get("taints") or ()
+    return annotations.get(EXTERNAL_KUBELET) != "true" and not any(
+        t.get("key") == UNINITIALIZED_TAINT for t in taints
+    )
 
 
 def finishes_deletions(node: dict[str, Any]) -> bool:

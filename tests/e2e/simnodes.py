@@ -12,6 +12,8 @@ kubelet reports NotReady on containerd after the switch, with `NOT_READY_MESSAGE
 SHIMSHIFT_SIM_CRASH (`node:op`: the operator process
 SIGKILLs itself once inside that node operation: for an operation that changes the node, right after
 the change is made and before the operator could record it; for facts and verify, while they run),
+SHIMSHIFT_SIM_HOLD (`node:op:file`: that node operation waits, at most `HOLD_SECONDS`, until the
+file exists before it does anything, so a test decides when it happens),
 SHIMSHIFT_SIM_RAISE (`node:op:n`: that node operation raises an OverflowError, an error no port
 promises, the first n times it is called: a bug's stand-in for the operator's unexpected-error path),
 SHIMSHIFT_SIM_KUBELET_KUBECONFIG (the credentials the simulated kubelet reports the runtime with; by
@@ -47,6 +49,10 @@ NOT_READY_MESSAGE = (
 )
 
 
+#: The longest a held operation waits for its release file (SHIMSHIFT_SIM_HOLD).
+HOLD_SECONDS = 120.0
+
+
 def read_state(state_dir: Path, node: str) -> dict[str, Any]:
     path = state_dir / f"{node}.json"
     if not path.exists():
@@ -68,6 +74,17 @@ class SimNodes:
         self.lock = threading.Lock()
         self.raise_at, _, times = os.environ.get("SHIMSHIFT_SIM_RAISE", "").rpartition(":")
         self.raise_times = int(times or 0)
+        hold_node, _, rest = os.environ.get("SHIMSHIFT_SIM_HOLD", "").partition(":")
+        hold_op, _, release = rest.partition(":")
+        self.hold_at, self.release = f"{hold_node}:{hold_op}", Path(release) if release else None
+
+    def _maybe_hold(self, node: str, op: str) -> None:
+        """Wait until the release file exists when `node:op` is the held operation (at most HOLD_SECONDS)."""
+        if self.release is None or self.hold_at != f"{node}:{op}":
+            return
+        deadline = time.monotonic() + HOLD_SECONDS
+        while not self.release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _maybe_raise(self, node: str, op: str) -> None:
         """Raise an unexpected error (no ShimshiftError) the first `raise_times` calls of `node:op`."""
@@ -98,6 +115,7 @@ class SimNodes:
         tmp.replace(self.dir / f"{node}.json")
 
     def _change(self, node: str, op: str) -> None:
+        self._maybe_hold(node, op)
         time.sleep(self.step_seconds)  # the node is busy; a test may kill the operator meanwhile
         with self.lock:
             state = read_state(self.dir, node)

@@ -39,11 +39,21 @@ def test_a_rollout_notifies_started_node_failed_and_finished_once_each_across_a_
         cluster.seed(
             [node("w1"), node("w2"), node("w3"), secret("hooks", "urls", hook.url(f"/hook/{TOKEN}"))]
         )
-        # w2's containerd never comes up (rolled back); the operator SIGKILLs itself inside w3's switch
-        operator = operator_factory(SHIMSHIFT_SIM_BREAK="w2", SHIMSHIFT_SIM_CRASH="w3:switch")
+        # w2's containerd never comes up (rolled back); the operator SIGKILLs itself inside w3's switch,
+        # which waits until Started and NodeFailed have arrived: a notification is sent off the
+        # reconcile's path, at most once, so one still queued at a SIGKILL is lost by design
+        # (docs/notifications.md), and the crash must not race the sends this test counts
+        release = sim_dir / "release-w3-switch"
+        operator = operator_factory(
+            SHIMSHIFT_SIM_BREAK="w2",
+            SHIMSHIFT_SIM_CRASH="w3:switch",
+            SHIMSHIFT_SIM_HOLD=f"w3:switch:{release}",
+        )
         operator.start()
         cluster.seed(migration(rollout={"maxUnavailable": 1, "maxFailures": 1}, notifications=NOTIFY))
 
+        eventually(lambda: len(hook.received()) >= 2, 60, "the Started and NodeFailed notifications")
+        release.touch()
         eventually((sim_dir / "crashed-w3-switch").exists, 90, "the operator to die inside w3's switch")
         assert operator.proc is not None
         operator.proc.wait(timeout=10)

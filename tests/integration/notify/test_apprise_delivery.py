@@ -60,6 +60,24 @@ def test_a_notification_is_posted_once_to_every_url_of_the_secret() -> None:
     assert outcome.failures == []
 
 
+def test_notifications_arrive_in_the_order_they_were_handed_over_even_behind_a_slow_send() -> None:
+    outcome = Outcome()
+    events = (NotificationEvent.STARTED, NotificationEvent.NODE_FAILED, NotificationEvent.FINISHED)
+    with Webhook(first_delay=1.0) as hook:
+        sender = notifier(hook.url(), outcome)
+        for event in events:
+            sender.send(
+                Notification(event, "m", f"shimshift: m {event}", f"NodeMigration m {event}", REF),
+                outcome.failed,
+            )
+        wait_until(lambda: len(outcome.counts) == 3, 30, what="the three notifications sent")
+        sender.close()
+        titles = [body["title"] for _, body in hook.received()]
+    # a NodeFailed before its rollout's Started, or a Finished before a NodeFailed, misleads a reader
+    assert titles == [f"shimshift: m {event}" for event in events]
+    assert outcome.failures == []
+
+
 def test_a_target_that_answers_errors_is_retried_then_given_up_without_naming_its_token(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -11,10 +12,13 @@ from testbed.ports import free_port
 
 
 class Webhook:
-    """Records each POST (path and JSON body); answers `status` (200 by default)."""
+    """Records each POST (path and JSON body); answers `status` (200 by default). With `first_delay`,
+    the first POST is held that many seconds before it is recorded and answered (a slow target)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, first_delay: float = 0.0) -> None:
         self.status = status
+        self.first_delay = first_delay
+        self.seen = 0
         self.posts: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         owner = self
@@ -23,6 +27,11 @@ class Webhook:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                with owner.lock:
+                    owner.seen += 1
+                    first = owner.seen == 1
+                if first and owner.first_delay:
+                    time.sleep(owner.first_delay)
                 with owner.lock:
                     owner.posts.append((self.path, body))
                 self.send_response(owner.status)

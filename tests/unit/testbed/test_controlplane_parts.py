@@ -65,6 +65,17 @@ def test_the_heartbeat_keeps_each_condition_and_adds_ready_and_capacity_only_whe
 def test_only_nodes_without_a_model_kubelet_are_managed_and_pods_become_running() -> None:
     assert managed({"metadata": {"name": "plain"}})
     assert not managed({"metadata": {"annotations": {EXTERNAL_KUBELET: "true"}}})
+    # a real kubelet's Node as registered, before the cloud initializes it: not a kubelet-less Node
+    registered = {
+        "metadata": {"name": "real"},
+        "spec": {
+            "taints": [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "effect": "NoSchedule"}]
+        },
+    }
+    assert not managed(registered)
+    assert managed(
+        {"metadata": {"name": "plain"}, "spec": {"taints": [{"key": "other", "effect": "NoSchedule"}]}}
+    )
     pod = {"metadata": {"uid": "0f-1"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}
     assert not pod_running(pod)
     status = running_status(pod, "10.244.0.9", "127.0.0.1")
