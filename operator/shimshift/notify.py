@@ -2,8 +2,9 @@
 
 The engine hands over a `planning.notifications.Notification` and goes on; one sender thread here
 takes them in the order they were handed over, reads the target URLs from their Secret (one URL per
-line; blank lines and `#` comments skipped), sends to each target with apprise's bounded socket timeouts, retries a failed target a few times with
-backoff, and then gives up: the engine's `failed` callback records a Warning Event NotificationFailed.
+line; blank lines and `#` comments skipped), sends to each target with apprise's bounded socket
+timeouts, retries a failed target a few times with backoff, and then gives up: the engine's `failed`
+callback records a Warning Event NotificationFailed.
 Nothing here raises into the engine, so a notification never blocks or fails a rollout.
 
 A target URL carries its credentials (a Slack webhook's path is its token), so a URL is never logged

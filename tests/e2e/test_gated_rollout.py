@@ -227,20 +227,13 @@ def test_a_gated_windowed_zoned_rollout_with_a_held_node_does_what_its_plan_said
     # ... and each node's recorded start and first step (the operator's clock) too
     gate_opened_operator = (gate_opened + dt.timedelta(seconds=offset)).replace(microsecond=0)
     records = list(status.nodes)
-    # a node's record starts as its NodeMigrationNode's creation, stamped by the API server on the real
-    # clock, until its first status write (the operator's clock, ahead by `offset`)
-    created = {
-        c["spec"]["node"]: c["metadata"]["creationTimestamp"]
-        for c in cluster.list("nodemigrationnodes.shimshift.io", label_selector="shimshift.io/migration=m")
-    }
+    # every start is on the operator's clock (ahead by `offset`), the child's creation included: the
+    # API server's creationTimestamp (the real clock) is never a record's start, so the waves below,
+    # grouped by start, compare like with like
     for r in records:
         assert r.steps, r
         for when in (r.started_at, r.steps[0].started_at):
-            if when == created.get(r.name):
-                assert _at(when) >= opens_real.replace(microsecond=0), (r.name, when, opens_real)
-                assert _at(when) >= gate_opened.replace(microsecond=0), (r.name, when, gate_opened)
-            else:
-                assert _at(when) >= opens and _at(when) >= gate_opened_operator, (r.name, when, opens)
+            assert _at(when) >= opens and _at(when) >= gate_opened_operator, (r.name, when, opens)
 
     # the waves ran as planned, each started with the plan's zone at its limit, and never two nodes of
     # one zone at once

@@ -62,10 +62,11 @@ def status_patch(record: NodeRecord) -> dict[str, Any]:
     return {"status": status}
 
 
-def create_child(kube: Kube, migration: str, uid: str, node: str) -> Object | None:
-    """Create the child of `node` in `migration`; None when it exists already (a resumed start)."""
+def create_child(kube: Kube, migration: str, uid: str, node: str, started_at: str = "") -> Object | None:
+    """Create the child of `node` in `migration`, started at `started_at`; None when it exists already
+    (a resumed start)."""
     try:
-        return kube.request("POST", CHILDREN, body=child_manifest(migration, uid, node))
+        return kube.request("POST", CHILDREN, body=child_manifest(migration, uid, node, started_at))
     except Conflict:
         return None
 

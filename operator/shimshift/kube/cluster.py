@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from shimshift.kube import (
@@ -149,10 +148,12 @@ class KubeCluster:
                 "not yet garbage-collected; retrying"
             )
         if known is None:
-            created = children.create_child(self.kube, migration.name, migration.uid, record.name)
+            created = children.create_child(
+                self.kube, migration.name, migration.uid, record.name, record.started_at
+            )
             if created is not None:
                 cache.store(created)
-                if record_of(created) == replace(record, started_at=record_of(created).started_at):
+                if record_of(created) == record:
                     return  # a node just started: the new child says so (no status yet), one write
         cache.store(children.patch_child_status(self.kube, migration.name, record))
 

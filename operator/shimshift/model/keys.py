@@ -25,6 +25,10 @@ NODE_CRD_NAME: Final = f"{NODE_PLURAL}.{GROUP}"
 #: or not a valid label value; the object's spec always holds both names in full).
 MIGRATION_LABEL: Final = "shimshift.io/migration"
 NODE_LABEL: Final = "shimshift.io/node"
+#: On a NodeMigrationNode: when the operator started the node (its clock), set at the child's creation,
+#: so the record reads the same start before and after its first status write (creationTimestamp is
+#: the API server's clock, which may differ).
+STARTED_AT_ANNOTATION: Final = "shimshift.io/started-at"
 
 #: On a NodeMigration: held until the node in flight is finished or rolled back, so deleting the object
 #: never abandons a node cordoned or half-migrated.

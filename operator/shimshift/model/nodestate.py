@@ -57,13 +57,16 @@ def migration_selector(migration: str) -> str:
     return f"{keys.MIGRATION_LABEL}={label_value(migration)}"
 
 
-def child_manifest(migration: str, uid: str, node: str) -> dict[str, Any]:
+def child_manifest(migration: str, uid: str, node: str, started_at: str = "") -> dict[str, Any]:
     """The NodeMigrationNode of `node` in `migration` (uid: the NodeMigration's, for the owner
-    reference that lets the garbage collector delete it with its NodeMigration), without status."""
+    reference that lets the garbage collector delete it with its NodeMigration), without status;
+    `started_at` (the node's start, the operator's clock) goes in an annotation (`record_of`)."""
     meta: dict[str, Any] = {
         "name": child_name(migration, node),
         "labels": {keys.MIGRATION_LABEL: label_value(migration), keys.NODE_LABEL: label_value(node)},
     }
+    if started_at:
+        meta["annotations"] = {keys.STARTED_AT_ANNOTATION: started_at}
     if uid:
         meta["ownerReferences"] = [
             {
@@ -88,13 +91,17 @@ def child_status(record: NodeRecord) -> dict[str, Any]:
 
 
 def record_of(obj: Mapping[str, Any]) -> NodeRecord:
-    """The node's record a NodeMigrationNode holds. A child created but whose status never landed
-    (a crash between the two writes) is a node that started and has no step recorded yet."""
+    """The node's record a NodeMigrationNode holds. A child created but whose status has not landed
+    (a node just started, or a crash between the two writes) is a node that started and has no step
+    recorded yet: started when its annotation says (the operator's clock, as its status writes are),
+    else (a child created without it) at its creation."""
     spec = obj.get("spec") or {}
     status = dict(obj.get("status") or {})
     node = str(spec.get("node") or status.get("name") or "")
     if not status.get("phase"):
-        created = str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+        meta = obj.get("metadata") or {}
+        started = (meta.get("annotations") or {}).get(keys.STARTED_AT_ANNOTATION)
+        created = str(started or meta.get("creationTimestamp") or "")
         return NodeRecord(name=node, phase=NodePhase.IN_PROGRESS, started_at=created)
     return replace(NodeRecord.from_storage({**status, "name": node}), name=node)
 

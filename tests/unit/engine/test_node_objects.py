@@ -64,6 +64,16 @@ def test_a_child_whose_status_never_landed_reads_as_a_started_node() -> None:
     body["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
     record = record_of(body)
     assert (record.name, record.phase, record.step) == ("w1", NodePhase.IN_PROGRESS, None)
+    assert record.started_at == "2026-01-01T00:00:00Z"  # a child created without the annotation
+
+
+def test_a_just_started_child_reads_as_started_on_the_operators_clock_not_the_api_servers() -> None:
+    # the API server stamps creationTimestamp on its clock; the record's later writes carry the
+    # operator's: the start the child is created with must read the same before and after them
+    body = child_manifest("m", "uid-m", "w1", started_at="2026-01-01T00:00:42Z")
+    assert body["metadata"]["annotations"] == {keys.STARTED_AT_ANNOTATION: "2026-01-01T00:00:42Z"}
+    body["metadata"]["creationTimestamp"] = "2026-01-01T00:00:07Z"
+    assert record_of(body) == NodeRecord("w1", NodePhase.IN_PROGRESS, started_at="2026-01-01T00:00:42Z")
 
 
 def _succeeded(name: str) -> NodeRecord:
