@@ -39,6 +39,7 @@ from shimshift.kube.watching import Objects, wait_until
 from shimshift.model import keys
 from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError
+from shimshift.model.gpuoperator import GpuOperator, gpu_operators
 from shimshift.model.hooks import HookJob
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
 from shimshift.model.nodestate import belongs_to, child_name, migration_of, record_of
@@ -277,6 +278,11 @@ class KubeCluster:
         """The DaemonSets whose pod bound to `node` mounts `conf_dir` from the host (a LIST of the
         node's pods), as the plan finds them."""
         return cni_writers(pods.list_pods_on_node(self.kube, node), conf_dir)
+
+    def gpu_operators(self) -> tuple[GpuOperator, ...]:
+        """The GPU operator's Deployments: one paged LIST of the cluster's Deployments (asked only for
+        a GPU node, at its facts step), as the plan finds them."""
+        return gpu_operators(snapshot.list_all(self.kube, *snapshot.RESOURCES["deployments"]))
 
     def wait_daemonset_pods(
         self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""

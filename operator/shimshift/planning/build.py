@@ -39,6 +39,7 @@ from shimshift.planning.estimate import ASSUMPTIONS, NodeEstimate, estimate_node
 from shimshift.planning.faq import FAQ
 from shimshift.planning.findings import Finding, Level, name_some, sorted_findings
 from shimshift.planning.gates import rollout_gates
+from shimshift.planning.gpu import gpu_fleet_findings, gpu_node_findings
 from shimshift.planning.hooks import hook_findings
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
@@ -296,6 +297,7 @@ def build_plan(
         findings += more
         findings += setting_findings(spec, facts, containerd)
         findings += runtime_class_findings(cluster.runtime_classes, node, containerd)
+        findings += gpu_node_findings(node, facts, cluster.gpu_operators)
         findings += data_root_findings(facts)
         findings += root_move_findings(facts, containerd)
         if facts is not None:
@@ -342,6 +344,7 @@ def build_plan(
     selected = {n.name for n in selection.selected}
     deps = find_docker_dependencies(cluster.pods, controllers, frozenset(selected))
     fleet += _dependency_findings(deps)
+    fleet += gpu_fleet_findings(cluster.nodes, selection.selected, facts_by_node, cluster.gpu_operators)
     missing = [s.node for s in selection.skipped if s.reason == NodeSkipReason.NOT_FOUND]
     if missing:
         fleet.append(

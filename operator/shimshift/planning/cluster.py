@@ -14,6 +14,7 @@ from typing import Any
 
 from shimshift.model import keys
 from shimshift.model.errors import Problem, ValidationError
+from shimshift.model.gpuoperator import GpuOperator, gpu_operators
 from shimshift.model.spec import IntOrPercent, LabelRequirement, LabelSelector
 from shimshift.planning.rawshape import (
     ShapeError,
@@ -189,6 +190,8 @@ class Cluster:
     pdbs: tuple[Pdb, ...]
     controllers: tuple[Controller, ...]
     runtime_classes: tuple[RuntimeClass, ...] = ()
+    #: the Deployments that run NVIDIA's GPU operator (`model.gpuoperator`)
+    gpu_operators: tuple[GpuOperator, ...] = ()
 
     def pods_by_node(self) -> dict[str, list[Pod]]:
         out: dict[str, list[Pod]] = {}
@@ -486,10 +489,12 @@ def build_cluster(
     runtime_classes: Iterable[Mapping[str, Any]] = (),
 ) -> Cluster:
     """Parse raw API objects (dicts as `kubectl get -o json` prints them) into a Cluster."""
+    raw_controllers = list(controllers)
     return Cluster(
         nodes=tuple(parse_node(n) for n in nodes),
         pods=tuple(parse_pod(p) for p in pods),
         pdbs=tuple(parse_pdb(p) for p in pdbs),
-        controllers=tuple(parse_controller(c) for c in controllers),
+        controllers=tuple(parse_controller(c) for c in raw_controllers),
         runtime_classes=tuple(parse_runtime_class(r) for r in runtime_classes),
+        gpu_operators=gpu_operators(raw_controllers),
     )

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from shimshift.model.canary import CanaryImage, CanaryPod
 from shimshift.model.errors import ShimshiftError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.gpuoperator import GpuOperator
 from shimshift.model.hooks import HookJob
 from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration
@@ -149,6 +150,10 @@ class StepCluster(Protocol):
     def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
         """The DaemonSets whose pod bound to `node` mounts `conf_dir` (or a directory above it) from
         the host, by name, sorted: a CNI agent that writes its configuration there."""
+        ...
+
+    def gpu_operators(self) -> tuple[GpuOperator, ...]:
+        """The Deployments that run NVIDIA's GPU operator (`model.gpuoperator`), read now."""
         ...
 
     def wait_daemonset_pods(

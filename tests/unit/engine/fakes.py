@@ -20,6 +20,7 @@ from shimshift.model import keys
 from shimshift.model.canary import CanaryPod, canary_name
 from shimshift.model.errors import KubeError, NodeError, RenderError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.gpuoperator import GpuOperator
 from shimshift.model.hooks import HookJob
 from shimshift.model.keys import StepId
 from shimshift.model.migration import MigrationRef, NodeMigration, parse_nodemigration
@@ -133,6 +134,9 @@ class FakeCluster:
         self.daemonsets_expected: dict[str, tuple[str, ...]] = {}  # node -> `expected` of the last wait
         self.daemonset_runtimes: dict[str, str] = {}  # node -> `runtime` of the last wait
         self.blocking_reads = 0  # read_blocking_pods calls (one LIST each in production)
+        #: the GPU operator's Deployments as gpu_operators answers, and how often it was asked
+        self.gpu_operator_deployments: tuple[GpuOperator, ...] = ()
+        self.gpu_operator_reads = 0
         #: where the API servers run, as read_api_servers answers
         self.api_servers = ApiServers()
         #: (node, step, seconds): the API goes down for that long right after the record of that node's
@@ -273,6 +277,10 @@ class FakeCluster:
 
     def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
         return self.nodes[node].cni_writers.get(conf_dir, ())
+
+    def gpu_operators(self) -> tuple[GpuOperator, ...]:
+        self.gpu_operator_reads += 1
+        return self.gpu_operator_deployments
 
     def wait_daemonset_pods(
         self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""

@@ -1,15 +1,15 @@
-"""The facts step: the read-only probe of a node (`playbooks/facts.yaml`, script `facts.sh`, one SSH
-round trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is
-(`steps.facts.refuse`) fails here: a Windows or OpenShift node from its Node object, before any SSH;
-an RKE1, k3s or RKE2 node, or Docker containers outside the kubelet the spec has not let stop, from
-its facts; a node whose network containerd's CRI could not set up (no CNI configuration and no CNI
-DaemonSet to write one, one it cannot load, a `--network-plugin` or CNI directory it has no
-equivalent of: the plan's CNI blockers, `steps.facts.cni`), from its facts and the config.toml it
-would get. Then the node port decides what the changing steps will write, so a spec this node cannot
-take (a refused registry CA, a missing Secret) fails here too, before the lock, the cordon and the
-drain. It records the order the node runs in (`model.steporder.node_staging`: spec.staging, or
-AfterCordon where containerd.service's KillMode is not `process`). Changes nothing, so there is nothing
-to undo.
+"""The facts step: the read-only probe of a node (`playbooks/facts.yaml`, script `facts.sh`, one SSH round
+trip), parsed into `NodeFacts` (`steps.facts.parse`). A node shimshift refuses as it is
+(`steps.facts.refuse`) fails here: a Windows or OpenShift node from its Node object, before any SSH; an
+RKE1, k3s or RKE2 node, or Docker containers outside the kubelet the spec has not let stop, from its
+facts; a GPU node while NVIDIA's GPU operator runs (`model.gpuoperator`); a node whose network
+containerd's CRI could not set up (no CNI configuration and no CNI DaemonSet to write one, one it cannot
+load, a `--network-plugin` or CNI directory it has no equivalent of: the plan's CNI blockers,
+`steps.facts.cni`), from its facts and the config.toml it would get. Then the node port decides what the
+changing steps will write, so a spec this node cannot take (a refused registry CA, a missing Secret)
+fails here too, before the lock, the cordon and the drain. It records the order the node runs in
+(`model.steporder.node_staging`: spec.staging, or AfterCordon where containerd.service's KillMode is not
+`process`). Changes nothing, so there is nothing to undo.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 from shimshift.model import keys
 from shimshift.model.errors import NodeError, ShimshiftError
 from shimshift.model.facts import NodeFacts
+from shimshift.model.gpuoperator import gpu_evidence
+from shimshift.model.gpuoperator import refusal_text as gpu_refusal
 from shimshift.model.keys import StepId
 from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.migration import NodeMigration
@@ -65,6 +67,11 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # an RKE1/k3s/RKE2 node, or Docker containers outside the kubelet the spec has not let stop: refused
     # untouched (the switch would stop them with Docker)
     if (why := refusal(migration.spec.docker_outside_containers, facts)) is not None:
+        raise NodeError(name, why)
+    # a GPU node while NVIDIA's GPU operator runs: refused untouched (its toolkit reconfigures the
+    # runtime of a pool's nodes on the other runtime); the Deployments are read for GPU nodes only
+    evidence = gpu_evidence(view.labels if view is not None else {}, facts.daemon_json)
+    if evidence and (why := gpu_refusal(evidence, ctx.cluster.gpu_operators())) is not None:
         raise NodeError(name, why)
     # what the changing steps will write is decided now, before the lock, cordon and drain: a spec
     # this node cannot take (a refused registry CA, a missing Secret) fails here, untouched
