@@ -110,6 +110,37 @@ _AGENTS: tuple[tuple[re.Pattern[str], str, str], ...] = (
         "cAdvisor",
         "run it with --containerd=/run/containerd/containerd.sock (its default) and that socket mounted",
     ),
+    (
+        re.compile(r"(^|/)(dynatrace|linux)/oneagent(:|@|$)"),
+        "Dynatrace OneAgent",
+        "run a OneAgent version that monitors containerd (Dynatrace's containerd support) and move "
+        "dashboards and alerts from Docker-only to generic container metrics (Dynatrace's guide "
+        '"Migrating from Docker-only to generic container metrics")',
+    ),
+    (
+        re.compile(r"(^|/)sysdig/agent(-slim|-kmodule)?(:|@|$)"),
+        "Sysdig Agent",
+        "let it reach /run/containerd/containerd.sock (its Helm chart mounts the host's /var/run) and, "
+        "where its dragent.yaml sets cri.socket_path, point that at containerd's socket",
+    ),
+    (
+        re.compile(r"(^|/)aquasec/(enforcer|kube-enforcer)(:|@|$)"),
+        "Aqua Enforcer",
+        "nothing of its own to change: Aqua's enforcer works on containerd as it is (per the Kubernetes "
+        "documentation's agent list); check it is Ready on the migrated node",
+    ),
+    (
+        re.compile(r"(^|/)signalfx/signalfx-agent(:|@|$)"),
+        "SignalFx Smart Agent",
+        "remove the docker-container-stats monitor (on containerd it reports wrong metrics, or none once "
+        "Docker is gone) and enable kubelet-metrics; the metric names change: review alerts and dashboards",
+    ),
+    (
+        re.compile(r"(^|/)(verizondigital|yahoo)/kubectl-flame(:|@|$)"),
+        "kubectl-flame",
+        "it supports Docker only (yahoo/kubectl-flame#51): its profiling pods fail on the migrated "
+        "nodes; profile them another way",
+    ),
 )
 
 

@@ -95,8 +95,24 @@ def test_a_known_agent_on_docker_sock_is_named_with_the_setting_its_vendor_docum
         0
     ] == "Prisma Cloud Defender"
     assert (agent_of("gcr.io/cadvisor/cadvisor:v0.47.0") or ("", ""))[0] == "cAdvisor"
+    for image, product, says in (
+        ("docker.io/dynatrace/oneagent:1.281", "Dynatrace OneAgent", "generic container metrics"),
+        ("abc123.live.dynatrace.com/linux/oneagent:latest", "Dynatrace OneAgent", "containerd"),
+        ("quay.io/sysdig/agent-slim:12.18.0", "Sysdig Agent", "cri.socket_path"),
+        ("registry.aquasec.com/aquasec/enforcer:2022.4", "Aqua Enforcer", "nothing of its own to change"),
+        ("quay.io/signalfx/signalfx-agent:5.20.1", "SignalFx Smart Agent", "docker-container-stats"),
+        ("verizondigital/kubectl-flame:v0.2.4-jvm", "kubectl-flame", "supports Docker only"),
+    ):
+        found = agent_of(image)
+        assert found is not None and found[0] == product and says in found[1], (image, found)
     # an image of another vendor, or one that only looks alike, gets the general advice
-    for image in ("example.com/agent:1", "newrelic/infrastructure:1", "falcon/sensor:7"):
+    for image in (
+        "example.com/agent:1",
+        "newrelic/infrastructure:1",
+        "falcon/sensor:7",
+        "example.com/oneagent-lookalike/x:1",
+        "quay.io/sysdig/agent-helper:1",
+    ):
         assert agent_of(image) is None, image
     plain = pod("p", host_paths={"s": "/var/run/docker.sock"}, image="example.com/agent:1")
     c = cluster(pods=[plain])
