@@ -123,6 +123,29 @@ for d in /etc/systemd/system/kubelet.service.d /lib/systemd/system/kubelet.servi
         [ -e "$f" ] && file "$f"
     done
 done
+# The other files the kubelet's units read in EnvironmentFile= (the flags files are read above): a
+# variable they set can put flags on its command line. Only their assignments of flags (a value that
+# starts with "-") are sent, other lines blanked, so a secret such a file holds stays on the node.
+envfiles=$(cat /etc/systemd/system/kubelet.service /lib/systemd/system/kubelet.service \
+    /usr/lib/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d/*.conf \
+    /lib/systemd/system/kubelet.service.d/*.conf /usr/lib/systemd/system/kubelet.service.d/*.conf \
+    2>/dev/null | sed -n 's/^[[:space:]]*EnvironmentFile[[:space:]]*=//p' | tr ' \t' '\n\n' |
+    sed 's/^-//' | grep '^/' | grep -v '[%$*?"]' | sort -u | head -n 16)
+for f in $envfiles; do
+    case $f in
+    /var/lib/kubelet/kubeadm-flags.env | /etc/default/kubelet | /etc/sysconfig/kubelet | /etc/kubernetes/kubelet.env) ;;
+    *)
+        if [ -f "$f" ]; then
+            printf 'envfile:%s\t%s\t' "$f" "$(head -c 65536 -- "$f" 2>/dev/null |
+                sed -E "/^[[:space:]]*(export[[:space:]]+)?[A-Za-z_][A-Za-z0-9_]*=[\"']?[[:space:]]*-/!s/.*//" |
+                base64 -w0)"
+            [ -r "$f" ] && echo 0 || echo 1
+        else
+            printf 'envfile:%s\t\tmissing\n' "$f"
+        fi
+        ;;
+    esac
+done
 # Docker's service environment (its HTTP proxy), the units' limits and KillMode, and their drop-ins
 # wherever systemd reads them (/etc, /run, /usr/local/lib, /lib, /usr/lib).
 for unit in docker containerd; do

@@ -282,7 +282,7 @@ class KubeCluster:
     def gpu_operators(self) -> tuple[GpuOperator, ...]:
         """The GPU operator's Deployments: one paged LIST of the cluster's Deployments (asked only for
         a GPU node, at its facts step), as the plan finds them."""
-        return gpu_operators(snapshot.list_all(self.kube, *snapshot.RESOURCES["deployments"]))
+        return gpu_operators(snapshot.list_all(self.kube, "/apis/apps/v1/deployments", "Deployment"))
 
     def wait_daemonset_pods(
         self, node: str, *, expected: Sequence[str], timeout: float, runtime: str = ""

@@ -53,6 +53,9 @@ class KubeletFacts:
     #: systemd units the kubelet's flags come from (unit file and drop-ins), by path, for reports.
     units: Mapping[str, str] = field(default_factory=dict)
     active: bool | None = None
+    #: the other files its units read in EnvironmentFile= (not the flags files), by path: only their
+    #: assignments of flags, the other lines blanked (the probe sends no more; line numbers kept)
+    env_files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def scale_down_command(operator: GpuOperator) -> str:
     return f"kubectl -n {operator.namespace} scale deployment {operator.name} --replicas=0"
 
 
-def refusal(evidence: str, operators: Sequence[GpuOperator]) -> tuple[str, str] | None:
+def gpu_operator_refusal(evidence: str, operators: Sequence[GpuOperator]) -> tuple[str, str] | None:
     """(message, what to do) when a GPU node (`evidence`: `gpu_evidence`) must not start because
     a GPU operator Deployment among `operators` has replicas; None when it may."""
     up = running(operators)
@@ -135,7 +135,7 @@ def refusal(evidence: str, operators: Sequence[GpuOperator]) -> tuple[str, str] 
     return message, advice
 
 
-def refusal_text(evidence: str, operators: Sequence[GpuOperator]) -> str | None:
-    """`refusal` as the facts step's error says it (the plan's message and advice in one)."""
-    found = refusal(evidence, operators)
+def gpu_operator_refusal_text(evidence: str, operators: Sequence[GpuOperator]) -> str | None:
+    """`gpu_operator_refusal` as the facts step's error says it (the plan's message and advice in one)."""
+    found = gpu_operator_refusal(evidence, operators)
     return None if found is None else f"{found[0]}: {found[1]}"

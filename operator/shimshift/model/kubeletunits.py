@@ -29,6 +29,8 @@ from shimshift.model.facts import KubeletFacts
 from shimshift.model.unitlimits import unit_order
 
 KUBELET_UNIT = "kubelet.service"
+#: `UnitFlag.directive` of a flag set in a file a unit reads in EnvironmentFile=
+ENV_FILE = "EnvironmentFile"
 #: the admin's unit files, which the switch edits (a package owns /lib and /usr/lib)
 EDITABLE_DIR = "/etc/systemd/system/"
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -51,13 +53,20 @@ def editable(path: str) -> bool:
     return path.startswith(EDITABLE_DIR)
 
 
+def switch_edits(flag: UnitFlag) -> bool:
+    """The switch edits the file `flag` is in: an admin's unit, not a packaged one, nor another file a
+    unit reads in EnvironmentFile= (whatever its directory)."""
+    return flag.directive != ENV_FILE and editable(flag.path)
+
+
 @dataclass(frozen=True)
 class UnitFlag:
-    """One literal kubelet flag on a unit's `ExecStart=` or in an `Environment=` assignment."""
+    """One literal kubelet flag on a unit's `ExecStart=`, in an `Environment=` assignment, or in an
+    assignment of a file a unit reads in `EnvironmentFile=` (then `path` is that file's)."""
 
     path: str
     line: int  # the (first physical) line of its directive, from 1
-    directive: str  # "ExecStart" or "Environment"
+    directive: str  # "ExecStart", "Environment" or "EnvironmentFile"
     name: str  # without dashes
     value: str | None  # None: a bare flag
     variable: str = ""  # the Environment= variable it is in
@@ -301,22 +310,45 @@ def _env_names(text: str) -> set[str]:
 
 
 def kubelet_unit_flags(
-    units: Mapping[str, str], env_files: Mapping[str, str] | None = None
+    units: Mapping[str, str],
+    env_files: Mapping[str, str] | None = None,
+    other_env_files: Mapping[str, str] | None = None,
 ) -> tuple[UnitFlag, ...]:
     """Every literal kubelet flag of `units` (path -> text), in systemd's order, each with whether it
     is on the kubelet's command line; `env_files`: the texts of the EnvironmentFiles it may read (the
-    kubelet's flags files), whose variables win over `Environment=`. Parsed once per distinct set of
-    files (look-alike nodes share them)."""
+    kubelet's flags files), whose variables win over `Environment=`; `other_env_files`: the other
+    files its units read in EnvironmentFile= (`KubeletFacts.env_files`), whose flags are listed too
+    (directive `ENV_FILE`). Parsed once per distinct set of files (look-alike nodes share them)."""
     if not units:
         return ()
-    return _unit_flags(tuple(sorted(units.items())), tuple(sorted((env_files or {}).items())))
+    return _unit_flags(
+        tuple(sorted(units.items())),
+        tuple(sorted((env_files or {}).items())),
+        tuple(sorted((other_env_files or {}).items())),
+    )
+
+
+def _env_file_flags(path: str, text: str) -> Iterator[tuple[str, UnitFlag]]:
+    """(variable, flag) for each flag an EnvironmentFile's assignment holds (`NAME=...`, `export
+    NAME=...`, the value unquoted as systemd reads it)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        name, eq, value = line.strip().removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not _NAME.match(name):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        for t in _tokens(value.split(), False):
+            yield name, UnitFlag(path, number, ENV_FILE, t.name, t.value, name)
 
 
 @lru_cache(maxsize=1024)
 def _unit_flags(
-    unit_items: tuple[tuple[str, str], ...], env_items: tuple[tuple[str, str], ...]
+    unit_items: tuple[tuple[str, str], ...],
+    env_items: tuple[tuple[str, str], ...],
+    other_items: tuple[tuple[str, str], ...] = (),
 ) -> tuple[UnitFlag, ...]:
-    units, env_files = dict(unit_items), dict(env_items)
+    units, env_files, others = dict(unit_items), dict(env_items), dict(other_items)
     order = unit_order(units, KUBELET_UNIT)
     flags: list[UnitFlag] = []
     execs: list[int] = []  # the flags of the ExecStart= lines not reset
@@ -358,12 +390,23 @@ def _unit_flags(
                     dead(env.get(name, []), f"a later Environment={name}=... in {path} wins")
                     env[name] = [i for i in here if flags[i].variable == name]
     used = {m for text in exec_text for m in _VAR.findall(text)}
-    from_file = {name: f for f in files if f in env_files for name in _env_names(env_files[f])}
+    readable = {**others, **env_files}
+    from_file = {name: f for f in files if f in readable for name in _env_names(readable[f])}
     for name, idx in env.items():
         if name in from_file:
             dead(idx, f"EnvironmentFile={from_file[name]} sets {name} too, which systemd lets win")
         elif any_exec and name not in used:
             dead(idx, f"no ExecStart= of the kubelet uses ${name}")
+    # the flags of the other EnvironmentFiles: on the command line when an ExecStart= uses their
+    # variable and no later file (or later line of the same file) sets it again
+    for path in dict.fromkeys(f for f in files if f in others):
+        for name, flag in _env_file_flags(path, others[path]):
+            if from_file.get(name) != path or _last_line(others[path], name) != flag.line:
+                why = f"EnvironmentFile={from_file.get(name, path)} sets {name} again, which wins"
+                flag = replace(flag, live=False, why_not_live=why)
+            elif any_exec and name not in used:
+                flag = replace(flag, live=False, why_not_live=f"no ExecStart= of the kubelet uses ${name}")
+            flags.append(flag)
     rest = [
         replace(f, live=False, why_not_live=_shadowed(p, order))
         for p in sorted(set(units) - set(order))
@@ -371,6 +414,16 @@ def _unit_flags(
         for f in found
     ]
     return (*flags, *rest)
+
+
+def _last_line(text: str, name: str) -> int:
+    """The line of an EnvironmentFile's last assignment of `name` (0: none)."""
+    last = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        key, eq, _ = line.strip().removeprefix("export ").partition("=")
+        if eq and key.strip() == name:
+            last = number
+    return last
 
 
 def _shadowed(path: str, order: list[str]) -> str:
@@ -386,9 +439,14 @@ def live_unit_flags(
     return tuple((f.name, f.value or "") for f in kubelet_unit_flags(units, env_files) if f.live)
 
 
+def kubelet_facts_unit_flags(kubelet: KubeletFacts) -> tuple[UnitFlag, ...]:
+    """`kubelet_unit_flags` of the node's kubelet: its units, flags files and other EnvironmentFiles."""
+    return kubelet_unit_flags(kubelet.units, kubelet.files, kubelet.env_files)
+
+
 def live_kubelet_unit_flags(kubelet: KubeletFacts) -> tuple[UnitFlag, ...]:
     """The flags the node's kubelet units put on its command line."""
-    return tuple(f for f in kubelet_unit_flags(kubelet.units, kubelet.files) if f.live)
+    return tuple(f for f in kubelet_facts_unit_flags(kubelet) if f.live)
 
 
 def command_flags(kubelet: KubeletFacts) -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ from shimshift.model.gpuoperator import (
     GPU_PRESENT_LABEL,
     GpuOperator,
     gpu_evidence,
-    refusal,
+    gpu_operator_refusal,
     running,
 )
 from shimshift.planning.cluster import Node
@@ -31,7 +31,7 @@ def _evidence(node: Node, facts: NodeFacts | None) -> str:
 def gpu_node_findings(node: Node, facts: NodeFacts | None, operators: Sequence[GpuOperator]) -> list[Finding]:
     """The blocker of a GPU node while the GPU operator runs."""
     evidence = _evidence(node, facts)
-    found = refusal(evidence, operators)
+    found = gpu_operator_refusal(evidence, operators)
     if found is None:
         return []
     return [Finding(GPU_OPERATOR_RUNNING, Level.BLOCKER, found[0], found[1], node.name, evidence)]

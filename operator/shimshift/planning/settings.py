@@ -31,7 +31,7 @@ from shimshift.model.dockerera import (
     log_rotation,
 )
 from shimshift.model.facts import NodeFacts
-from shimshift.model.kubeletunits import EDITABLE_DIR, editable, kubelet_unit_flags
+from shimshift.model.kubeletunits import EDITABLE_DIR, kubelet_facts_unit_flags, switch_edits
 from shimshift.model.kubenet import kubenet_node, pod_cidrs
 from shimshift.model.proxy import DAEMON_JSON_PROXIES, no_proxy_covers
 from shimshift.model.runtimes import docker_runtimes, missing_binaries
@@ -222,13 +222,13 @@ def _unit_findings(spec: NodeMigrationSpec, facts: NodeFacts, config: Mapping[st
     minor = kubelet_minor(facts.kubelet.version) or 0
     endpoint = spec.kubelet.runtime_endpoint
     seen: set[tuple[str, str]] = set()
-    for flag in kubelet_unit_flags(facts.kubelet.units, facts.kubelet.files):
+    for flag in kubelet_facts_unit_flags(facts.kubelet):
         if not is_dockershim_era_flag(flag.name) or (flag.path, flag.name) in seen:
             continue
         seen.add((flag.path, flag.name))
         what = unit_flag_what(flag)
         keep, new = switched_flag(flag.name, flag.value, minor, endpoint)
-        edited = editable(flag.path) and not flag.unsafe and (keep, new) != (True, flag.value)
+        edited = switch_edits(flag) and not flag.unsafe and (keep, new) != (True, flag.value)
         action = (
             f"the switch removes it from {flag.path}"
             if edited and not keep
@@ -248,7 +248,7 @@ def _unit_findings(spec: NodeMigrationSpec, facts: NodeFacts, config: Mapping[st
                 f"--{flag.name}",
             )
             continue
-        if not editable(flag.path):
+        if not switch_edits(flag):
             if rule.fate is Fate.REFUSED:
                 yield Finding(
                     KUBELET_FLAG_REFUSED,

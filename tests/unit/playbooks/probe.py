@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,6 +92,53 @@ io.containerd.snapshotter.v1    overlayfs                linux/amd64    ok
 """
 
 
+#: the flags files facts.sh reads anyway (an EnvironmentFile= naming one is not read again)
+FLAGS_FILES = (
+    "/var/lib/kubelet/kubeadm-flags.env",
+    "/etc/default/kubelet",
+    "/etc/sysconfig/kubelet",
+    "/etc/kubernetes/kubelet.env",
+)
+_KUBELET_UNITS = (
+    "/etc/systemd/system/kubelet.service",
+    "/lib/systemd/system/kubelet.service",
+    "/usr/lib/systemd/system/kubelet.service",
+)
+_FLAG_LINE = re.compile(r"""^[ \t]*(export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=["']?[ \t]*-""")
+
+
+def env_files_named(files: Mapping[str, str | bytes]) -> list[str]:
+    """The EnvironmentFile= paths of the kubelet's units and drop-ins, as facts.sh picks them: words
+    after `EnvironmentFile=` with `-` dropped, absolute, no `%$*?"`, sorted, at most 16, flags files
+    left out."""
+    texts = [files[p] for p in _KUBELET_UNITS if p in files]
+    texts += [
+        t for p, t in sorted(files.items()) if p.startswith(PROBED_DROPIN_DIRS[2:]) and p.endswith(".conf")
+    ]
+    found: set[str] = set()
+    for text in texts:
+        for line in (text if isinstance(text, str) else text.decode()).splitlines():
+            stripped = line.lstrip(" \t")
+            if not stripped.startswith("EnvironmentFile"):
+                continue
+            key, eq, value = stripped.partition("=")
+            if not eq or key.rstrip(" \t") != "EnvironmentFile":
+                continue
+            for word in value.split():
+                word = word.removeprefix("-")
+                if word.startswith("/") and not any(c in word for c in '%$*?"'):
+                    found.add(word)
+    return [p for p in sorted(found)[:16] if p not in FLAGS_FILES]
+
+
+def flag_lines(text: str) -> str:
+    """An EnvironmentFile as facts.sh sends it: its assignments of flags, other lines blanked."""
+    return "".join(
+        (line if _FLAG_LINE.match(line) else "") + ("\n" if nl else "")
+        for line, nl in ((part.rstrip("\n"), part.endswith("\n")) for part in text.splitlines(keepends=True))
+    )
+
+
 def probe_output(
     files: Mapping[str, str | bytes],
     *,
@@ -137,6 +185,14 @@ def probe_output(
     for path in sorted(files):
         if path.startswith(PROBED_DROPIN_DIRS) and path.endswith(".conf"):
             lines.append(record(f"file:{path}", files[path]))
+    for path in env_files_named(files):
+        if path in files:
+            text = files[path]
+            lines.append(
+                record(f"envfile:{path}", flag_lines(text if isinstance(text, str) else text.decode()))
+            )
+        else:
+            lines.append(f"envfile:{path}\t\tmissing")
     certs = sorted(p for p in files if p.startswith("/etc/docker/certs.d/"))
     if certs:
         lines.append(record("certs-list", "".join(p + "\n" for p in certs)))

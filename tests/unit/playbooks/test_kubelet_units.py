@@ -14,10 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shimshift.model.kubeletunits import (
+    ENV_FILE,
     UnitFlag,
     command_flags,
     edit_unit,
     kubelet_unit_flags,
+    switch_edits,
 )
 from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.spec import NodeMigrationSpec
@@ -519,3 +521,73 @@ def test_the_facts_step_refuses_exactly_the_nodes_whose_unit_flags_the_plan_bloc
     for f in blocked:  # the plan's words: the flag, its file, why, and what to do
         assert why is not None and f"kubelet {f.subject}=" in why and DROP_IN in why, (why, f.message)
         assert f.message.split(": ", 1)[1].split("; ", 1)[0] in why and f.advice in why, (why, f)
+
+
+# ---- flags in another file the kubelet's unit reads in EnvironmentFile= ------------------------
+
+EXTRA_ENV = "/etc/kubelet/extra.env"
+
+
+def env_file_unit(*files: str, uses: str = "$EXTRA_ARGS") -> str:
+    named = " ".join(files) or f"-{EXTRA_ENV}"
+    return f"[Service]\nEnvironmentFile={named}\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBEADM_ARGS {uses}\n"
+
+
+def test_the_probe_sends_only_an_environment_files_flag_assignments() -> None:
+    text = 'EXTRA_ARGS="--image-pull-progress-deadline=2m"\nHTTPS_PROXY=http://u:s3cret@proxy:3128\n'
+    facts = facts_with({DROP_IN: env_file_unit(), EXTRA_ENV: text})
+    # the proxy's password never leaves the node; the line numbers stay
+    assert facts.kubelet.env_files == {EXTRA_ENV: 'EXTRA_ARGS="--image-pull-progress-deadline=2m"\n\n'}
+    assert EXTRA_ENV not in facts.kubelet.units and EXTRA_ENV not in facts.kubelet.files
+
+
+def test_a_flag_in_another_environment_file_is_on_the_command_line_when_execstart_uses_it() -> None:
+    units = {DROP_IN: env_file_unit()}
+    env = {EXTRA_ENV: 'EXTRA_ARGS="--network-plugin=kubenet --max-pods=50"\nOTHER=--docker-root=/x\n'}
+    flags = {f.name: f for f in kubelet_unit_flags(units, {}, env)}
+    assert flags["network-plugin"].live and flags["max-pods"].live
+    assert (flags["network-plugin"].path, flags["network-plugin"].line) == (EXTRA_ENV, 1)
+    assert flags["network-plugin"].directive == ENV_FILE and not switch_edits(flags["network-plugin"])
+    assert not flags["docker-root"].live and "no ExecStart= of the kubelet uses $OTHER" in (
+        flags["docker-root"].why_not_live
+    )
+    # a later file setting the same variable wins, and so does a later line of the same file
+    later = "/etc/kubelet/later.env"
+    units = {DROP_IN: env_file_unit(EXTRA_ENV, later)}
+    both = {**env, later: "EXTRA_ARGS=--max-pods=60\n"}
+    live = [(f.path, f.name, f.value) for f in kubelet_unit_flags(units, {}, both) if f.live]
+    assert live == [(later, "max-pods", "60")], live
+    twice = {EXTRA_ENV: "EXTRA_ARGS=--network-plugin=kubenet\nEXTRA_ARGS=--max-pods=1\n"}
+    lines = [(f.name, f.line) for f in kubelet_unit_flags({DROP_IN: env_file_unit()}, {}, twice) if f.live]
+    assert lines == [("max-pods", 2)], lines
+    # an EnvironmentFile's variable wins over an Environment= of the same name, as systemd has it
+    dropped = "[Service]\nEnvironment=EXTRA_ARGS=--cni-bin-dir=/opt/a\n"
+    flags = {f.name: f for f in kubelet_unit_flags({DROP_IN: env_file_unit(), KUBEADM: dropped}, {}, env)}
+    assert (
+        not flags["cni-bin-dir"].live and f"EnvironmentFile={EXTRA_ENV}" in flags["cni-bin-dir"].why_not_live
+    )
+
+
+def test_a_dockershim_flag_in_another_environment_file_is_a_finding_and_the_switch_leaves_the_file() -> None:
+    # even under /etc/systemd/system, a file read in EnvironmentFile= is not a unit the switch edits
+    for env_path in (EXTRA_ENV, "/etc/systemd/system/kubelet.env"):
+        text = "EXTRA_ARGS=--image-pull-progress-deadline=2m --max-pods=50\n"
+        facts = facts_with({DROP_IN: env_file_unit(env_path), env_path: text})
+        report = build_plan(spec(), cluster(nodes=[node("n1")]), {"n1": facts}, NOW)
+        (warning,) = [f for f in report.warnings if f.subject == "--image-pull-progress-deadline"]
+        assert warning.code == KUBELET_FLAG_NOT_CARRIED and warning.level == Level.WARNING
+        assert f"in {env_path} ($EXTRA_ARGS)" in warning.message and "EnvironmentFile=" in warning.message
+        assert f"move it out of {env_path}" in warning.advice
+        switch = plan_switch(
+            NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": ["n1"]}), "n1", facts
+        )
+        assert env_path not in switch.paths
+
+
+def test_kubenet_in_another_environment_file_is_refused_by_the_plan_and_the_facts_step_alike() -> None:
+    facts = facts_with({DROP_IN: env_file_unit(), EXTRA_ENV: "EXTRA_ARGS=--network-plugin=kubenet\n"})
+    report = build_plan(spec(), cluster(nodes=[node("n1")]), {"n1": facts}, NOW)
+    (blocker,) = [f for f in report.blockers if f.subject == "--network-plugin"]
+    assert blocker.code == KUBELET_FLAG_REFUSED and EXTRA_ENV in blocker.message
+    why = cni_refusal(facts, {})
+    assert why is not None and EXTRA_ENV in why and blocker.advice in why, (why, blocker)

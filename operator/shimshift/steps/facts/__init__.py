@@ -22,8 +22,7 @@ from typing import Any
 from shimshift.model import keys
 from shimshift.model.errors import NodeError, ShimshiftError
 from shimshift.model.facts import NodeFacts
-from shimshift.model.gpuoperator import gpu_evidence
-from shimshift.model.gpuoperator import refusal_text as gpu_refusal
+from shimshift.model.gpuoperator import gpu_evidence, gpu_operator_refusal_text
 from shimshift.model.keys import StepId
 from shimshift.model.kubenet import kubenet_translation
 from shimshift.model.migration import NodeMigration
@@ -71,7 +70,7 @@ def _run(ctx: StepContext, migration: NodeMigration, port: NodePort, record: Nod
     # a GPU node while NVIDIA's GPU operator runs: refused untouched (its toolkit reconfigures the
     # runtime of a pool's nodes on the other runtime); the Deployments are read for GPU nodes only
     evidence = gpu_evidence(view.labels if view is not None else {}, facts.daemon_json)
-    if evidence and (why := gpu_refusal(evidence, ctx.cluster.gpu_operators())) is not None:
+    if evidence and (why := gpu_operator_refusal_text(evidence, ctx.cluster.gpu_operators())) is not None:
         raise NodeError(name, why)
     # what the changing steps will write is decided now, before the lock, cordon and drain: a spec
     # this node cannot take (a refused registry CA, a missing Secret) fails here, untouched

@@ -35,7 +35,14 @@ from shimshift.model.dockerera import (
     node_cni_dirs,
 )
 from shimshift.model.facts import NodeFacts
-from shimshift.model.kubeletunits import UnitFlag, command_flags, editable, kubelet_unit_flags
+from shimshift.model.kubeletunits import (
+    ENV_FILE,
+    UnitFlag,
+    command_flags,
+    editable,
+    kubelet_facts_unit_flags,
+    switch_edits,
+)
 from shimshift.model.kubenet import KUBENET_FILE, kubenet_node, kubenet_translation, pod_cidrs
 from shimshift.rendering.redact import redact_text
 from shimshift.steps.kubeletfiles import is_dockershim_flag, kubelet_minor
@@ -103,6 +110,11 @@ def lookup(doc: Mapping[str, Any], dotted: str) -> Any:
 def unit_flag_what(flag: UnitFlag) -> str:
     """How a finding names a kubelet flag in a unit file, and whether the switch edits that file."""
     shown = f"kubelet --{flag.name}" + ("" if flag.value is None else f"={shown_value(flag.value)}")
+    if flag.directive == ENV_FILE:
+        return (
+            f"{shown} in {flag.path} (${flag.variable}), a file the kubelet's unit reads in "
+            "EnvironmentFile= and the switch does not edit"
+        )
     if editable(flag.path):
         return f"{shown} in {flag.path}"
     return f"{shown} in {flag.path}, a packaged unit the switch does not edit"
@@ -118,7 +130,7 @@ def unit_flag_rule(facts: NodeFacts, config: Mapping[str, Any], flag: UnitFlag) 
     if not flag.live:
         return None
     value = flag.value or ""
-    if not editable(flag.path):
+    if not switch_edits(flag):
         return kubelet_flag_fate(flag.name, value)
     minor = kubelet_minor(facts.kubelet.version) or 0
     changes = is_dockershim_flag(flag.name, minor) or flag.name in (
@@ -346,7 +358,7 @@ def network_flag_blockers(facts: NodeFacts, config: Mapping[str, Any]) -> Iterat
                 KUBELET_FLAG_REFUSED, "blocker", f"{what}: {rule.text}", rule.advice, f"--{name}"
             )
     done: set[tuple[str, str]] = set()
-    for flag in kubelet_unit_flags(facts.kubelet.units, facts.kubelet.files):
+    for flag in kubelet_facts_unit_flags(facts.kubelet):
         if (flag.path, flag.name) in done:
             continue
         done.add((flag.path, flag.name))

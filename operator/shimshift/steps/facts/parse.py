@@ -536,11 +536,18 @@ def _kubelet(
 ) -> KubeletFacts:
     files: dict[str, str] = {}
     units: dict[str, str] = {}
+    env_files: dict[str, str] = {}
     for key, rec in r.items():
+        if key.startswith("envfile:"):
+            if rec.ok:
+                env_files[key[8:]] = rec.text
+            elif rec.status != "missing":
+                unreadable[key[8:]] = rec.why()
+            continue
         if not key.startswith("file:") or not rec.ok:
             continue
         path = key[5:]
-        if path.endswith((".service", ".conf")) and "kubelet" in path:
+        if path.endswith((".service", ".conf")) and "kubelet" in path and "/systemd/" in path:
             units[path] = rec.text
     version = None
     vrec = r.get("kubelet-version")
@@ -580,7 +587,7 @@ def _kubelet(
             r"--(config|container-runtime-endpoint|container-runtime)[= ]([^\"\s\\]+)", text
         ):
             settings.setdefault(m.group(1), Setting(m.group(2), path, f"--{m.group(1)}"))
-    for f in kubelet_unit_flags(units, files):  # the sandbox image a drop-in gives is carried too
+    for f in kubelet_unit_flags(units, files, env_files):  # a drop-in's sandbox image is carried too
         if f.live and f.name == "pod-infra-container-image" and f.value:
             settings.setdefault(f.name, Setting(f.value, f.path, f"--{f.name}"))
 
@@ -632,6 +639,7 @@ def _kubelet(
         files=files,
         units=units,
         active=active_rec.text.strip() == "active" if active_rec is not None else None,
+        env_files=env_files,
     )
 
 

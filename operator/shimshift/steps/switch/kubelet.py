@@ -28,6 +28,7 @@ from shimshift.model.kubeletunits import (
     editable,
     kubelet_unit_flags,
     live_exec_unit,
+    switch_edits,
 )
 from shimshift.model.limits import MAX_NODE_FILE_BYTES, InputLimitError, check_size, yaml_load
 from shimshift.model.spec import KubeletConfigMethod
@@ -165,7 +166,9 @@ def plan_kubelet_switch(
     config_file = kubelet.config_file
     config_has_endpoint = "containerRuntimeEndpoint" in kubelet.config
     live = [
-        f for f in kubelet_unit_flags(kubelet.units, files) if f.live and editable(f.path) and not f.unsafe
+        f
+        for f in kubelet_unit_flags(kubelet.units, files, kubelet.env_files)
+        if f.live and switch_edits(f) and not f.unsafe
     ]
     unit_endpoint = next((f.path for f in reversed(live) if f.name == "container-runtime-endpoint"), None)
     exec_unit = live_exec_unit(kubelet.units)
