@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from shimshift.model.factsjson import facts_to_json_text
 from shimshift.model.keys import StepId
 from shimshift.model.kubenet import KUBENET_FILE
 from shimshift.model.spec import NodeMigrationSpec
@@ -168,6 +169,92 @@ def test_flags_in_an_admins_drop_in_are_carried_and_the_undo_restores_it_byte_fo
     assert active(node, "docker") and active(node, "kubelet")
     wait_runtime(kube_core, node.name, "docker://")
     assert "--network-plugin=kubenet" in kubelet_argv(node), "the undo reloads systemd too"
+
+
+ENV_FILE = "/etc/kubelet/network.env"
+SECRET = "s3cr3t-site-token"
+BRIDGE = json.dumps(
+    {
+        "cniVersion": "0.4.0",
+        "name": "site",
+        "plugins": [
+            {"type": "bridge", "bridge": "cni0", "ipam": {"type": "host-local", "subnet": "10.88.0.0/16"}}
+        ],
+    }
+)
+
+
+def test_flags_in_another_environment_file_are_named_left_as_planned_and_kept_byte_for_byte(
+    cluster: Cluster, kube_core: CoreV1Api
+) -> None:
+    """The drop-in reads the network flags from a file of the admin's own (`EnvironmentFile=`), which
+    the switch does not edit: the real probe sends its flag assignments only (a token beside them
+    stays on the node), the plan names each flag with that file and says it stays, and after the
+    switch the kubelet runs on containerd with exactly those flags still on its command line and the
+    file unchanged; the undo keeps it so too."""
+    node = node_of(cluster, SCRATCH_PROFILES[0])
+    reported(kube_core, node.name)
+    images = node.exec(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split()
+    sandbox = next(i for i in images if "/pause:" in i)
+    on_unit_files(node, sandbox)
+    node.view("/etc/cni/net.d/10-site.conflist").write_text(BRIDGE)
+    node.view(ENV_FILE).parent.mkdir(parents=True, exist_ok=True)
+    env_text = (
+        "# the site's network settings, from its configuration management\n"
+        'KUBELET_NETWORK_ARGS="--network-plugin=cni --image-pull-progress-deadline=2m"\n'
+        f"SITE_TOKEN={SECRET}\n"
+    )
+    node.view(ENV_FILE).write_text(env_text)
+    node.view(DROP_IN).write_text(
+        f"[Service]\nEnvironmentFile=-{ENV_FILE}\nExecStart=\n"
+        "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS \\\n"
+        f"    $KUBELET_EXTRA_ARGS $KUBELET_NETWORK_ARGS --pod-infra-container-image={sandbox}\n"
+    )
+    for argv in (["systemctl", "daemon-reload"], ["systemctl", "restart", "kubelet"]):
+        done = node.exec(argv, timeout=60)
+        assert done.exit_status == 0, done.stderr
+    wait_runtime(kube_core, node.name, "docker://")
+    assert "--image-pull-progress-deadline=2m" in kubelet_argv(node)
+
+    with connect(cluster, node) as conn:
+        steps = NodeSteps(conn)
+        facts = facts_of(steps, node)
+        # the probe (facts.sh over SSH) sent the file's flag assignment and blanked the rest
+        assert facts.kubelet.env_files == {
+            ENV_FILE: '\nKUBELET_NETWORK_ARGS="--network-plugin=cni --image-pull-progress-deadline=2m"\n\n'
+        }
+        assert SECRET not in facts_to_json_text(facts)
+        the_spec = NodeMigrationSpec.from_raw({"mode": "Migrate", "nodeNames": [facts.node]})
+        found = {
+            f.subject: f
+            for f in setting_findings(the_spec, facts, FileSection(True, "", (), ()))
+            if ENV_FILE in f.message
+        }
+        assert set(found) == {"--network-plugin", "--image-pull-progress-deadline"}, found
+        for f in found.values():
+            assert f.level == "warning" and "stays on the kubelet's command line" in f.message, f
+            assert "($KUBELET_NETWORK_ARGS)" in f.message and f"move it out of {ENV_FILE}" in f.advice
+        plan = plan_for(facts, "m-envfile")
+        assert ENV_FILE not in plan_switch(the_spec, facts.node, facts).paths
+        assert ENV_FILE not in touched_paths(plan)
+        before = snapshot(node, touched_paths(plan))
+        for step in FORWARD:
+            steps.run(step, plan)
+            if step is StepId.CONFIGURE:
+                moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
+                assert moved.exit_status == 0, moved.stderr
+        wait_runtime(kube_core, node.name, "containerd://")
+        assert network_ready(node)["status"] is True
+        # what the plan said: the file as it was, its flags still on the kubelet's command line
+        assert node.view(ENV_FILE).read_text() == env_text
+        argv = kubelet_argv(node)
+        assert "--image-pull-progress-deadline=2m" in argv and "--network-plugin=cni" in argv, argv
+        assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in argv
+        steps.rollback(plan)
+    assert snapshot(node, touched_paths(plan)) == before
+    assert node.view(ENV_FILE).read_text() == env_text
+    wait_runtime(kube_core, node.name, "docker://")
+    node.view("/etc/cni/net.d/10-site.conflist").unlink()
 
 
 HAND_ROLLED = "/etc/systemd/system/kubelet.service"
