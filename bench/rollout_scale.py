@@ -16,7 +16,7 @@ with the simulated node port of tests/e2e/simnodes.py instead of SSH, each node 
   kubelet's Node status writes are not the operator's and are not counted;
 - rss_mib, cpu_s: the operator process's peak RSS (VmHWM) and CPU seconds (user + system);
 - wall_s: from the NodeMigration's creation to phase Succeeded; ideal_s: ceil(N / k) waves of k nodes
-  (k = maxUnavailable) times one node's simulated step time (7 node operations of --step-seconds).
+  (k = maxUnavailable) times one node's simulated step time (8 node operations of --step-seconds).
 
 Then `scale: growth bytes_per_node 5000/500=G` (largest N over smallest). Goals: largest object <= 64 KiB
 at every N, G <= 1.2, requests per node <= 40, RSS <= 400 MiB at 5,000, wall <= 1.3x ideal.
@@ -74,9 +74,10 @@ from testbed.waiting import wait_until  # noqa: E402
 from shimshift.kube.api import MERGE_PATCH, Kube, NotFound, load_api_client  # noqa: E402
 from shimshift.resources import load_crd, load_node_crd  # noqa: E402
 
-#: Node operations the simulated port sleeps in per node: facts, backup, configure, images, switch,
-#: verify, finish (tests/e2e/simnodes.py).
-SIMULATED_OPERATIONS = 7
+#: Node operations the simulated port sleeps in per node: facts, backup, configure, images, the images'
+#: re-check after the drain (the default, staged order runs it), switch, verify, finish
+#: (tests/e2e/simnodes.py).
+SIMULATED_OPERATIONS = 8
 MAX_UNAVAILABLE_PERCENT = 10
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 NODEMIGRATIONS = "/apis/shimshift.io/v1alpha1/nodemigrations"

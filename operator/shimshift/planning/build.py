@@ -41,6 +41,7 @@ from shimshift.planning.findings import Finding, Level, name_some, sorted_findin
 from shimshift.planning.gates import rollout_gates
 from shimshift.planning.gpu import gpu_fleet_findings, gpu_node_findings
 from shimshift.planning.hooks import hook_findings
+from shimshift.planning.operatorpod import operator_pod_findings
 from shimshift.planning.pdb import evaluate_pdbs
 from shimshift.planning.preflight import check_images, check_node, node_runtime
 from shimshift.planning.report import (
@@ -305,6 +306,7 @@ def build_plan(
         findings += canary_findings(spec, node.name, facts)
         findings += hook_findings(spec, name or "nodemigration", node.name)
         if node.name == operator_node:
+            findings += operator_pod_findings(cluster.pods, cluster.nodes, operator_node)
             findings.append(
                 Finding(
                     "RunsOperator",

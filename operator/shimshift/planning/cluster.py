@@ -72,6 +72,21 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = ""  # NoSchedule, PreferNoSchedule, NoExecute
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"  # Equal or Exists
+    value: str = ""
+    effect: str = ""  # "": every effect
+
+
+@dataclass(frozen=True)
 class Pod:
     namespace: str
     name: str
@@ -94,6 +109,12 @@ class Pod:
     #: the runtimes its containers' statuses name (the scheme of each containerID: "docker",
     #: "containerd"); a status the kubelet wrote before a switch still names the old one
     runtimes: frozenset[str] = frozenset()
+    #: what rules nodes out for its scheduling (`planning.operatorpod`): spec.nodeSelector, the terms of
+    #: its required node affinity (any term; each of its requirements, a `metadata.name` key from
+    #: matchFields), spec.tolerations
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    affinity_terms: tuple[tuple[LabelRequirement, ...], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
 
     @property
     def key(self) -> str:
@@ -122,6 +143,7 @@ class Node:
     ready_message: str = ""
     #: spec.podCIDRs (else spec.podCIDR): the address ranges the node's pods get
     pod_cidrs: tuple[str, ...] = ()
+    taints: tuple[Taint, ...] = ()
 
     @property
     def control_plane(self) -> bool:
@@ -358,7 +380,57 @@ def parse_pod(raw: Mapping[str, Any]) -> Pod:
         waiting=_waiting(status),
         disposable=frozenset(v.strip() for v in disposable.split(",") if v.strip()),
         runtimes=_runtimes(status),
+        node_selector=as_str_map(spec.get("nodeSelector"), "spec.nodeSelector")
+        if spec.get("nodeSelector")
+        else {},
+        affinity_terms=_affinity_terms(spec.get("affinity")) if spec.get("affinity") else (),
+        tolerations=each(_toleration, spec.get("tolerations"), "spec.tolerations")
+        if spec.get("tolerations")
+        else (),
     )
+
+
+def _toleration(raw: Any) -> Toleration:
+    t = as_map(raw, "")
+    return Toleration(
+        key=as_str(t.get("key"), "key"),
+        operator=as_str(t.get("operator"), "operator", "Equal") or "Equal",
+        value=as_str(t.get("value"), "value"),
+        effect=as_str(t.get("effect"), "effect"),
+    )
+
+
+def _taint(raw: Any) -> Taint:
+    t = as_map(raw, "")
+    return Taint(
+        as_str(t.get("key"), "key"), as_str(t.get("value"), "value"), as_str(t.get("effect"), "effect")
+    )
+
+
+def _requirement(raw: Any) -> LabelRequirement:
+    r = as_map(raw, "")
+    return LabelRequirement(
+        as_str(r.get("key"), "key"), as_str(r.get("operator"), "operator"), as_strs(r.get("values"), "values")
+    )
+
+
+def _affinity_terms(raw: Any) -> tuple[tuple[LabelRequirement, ...], ...]:
+    """The terms of spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution: a node
+    must satisfy every requirement of one of them (matchFields' metadata.name kept as its key)."""
+    node = as_map(as_map(raw, "spec.affinity").get("nodeAffinity"), "spec.affinity.nodeAffinity")
+    where = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    required = as_map(node.get("requiredDuringSchedulingIgnoredDuringExecution"), where)
+    terms = as_list(required.get("nodeSelectorTerms"), f"{where}.nodeSelectorTerms")
+    out: list[tuple[LabelRequirement, ...]] = []
+    for i, raw_term in enumerate(terms):
+        term = as_map(raw_term, f"{where}.nodeSelectorTerms[{i}]")
+        out.append(
+            each(
+                _requirement, term.get("matchExpressions"), f"{where}.nodeSelectorTerms[{i}].matchExpressions"
+            )
+            + each(_requirement, term.get("matchFields"), f"{where}.nodeSelectorTerms[{i}].matchFields")
+        )
+    return tuple(out)
 
 
 def parse_node(raw: Mapping[str, Any]) -> Node:
@@ -382,6 +454,7 @@ def parse_node(raw: Mapping[str, Any]) -> Node:
         ready_message=ready_message,
         pod_cidrs=as_strs(spec.get("podCIDRs"), "spec.podCIDRs")
         or ((as_str(spec.get("podCIDR"), "spec.podCIDR"),) if spec.get("podCIDR") else ()),
+        taints=each(_taint, spec.get("taints"), "spec.taints") if spec.get("taints") else (),
     )
 
 

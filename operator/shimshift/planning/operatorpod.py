@@ -1,0 +1,154 @@
+"""Where the operator's replacement pod can run once the drain of its own node evicts it. Pure.
+
+The node that runs the operator goes last (`planning.waves`); its drain evicts the operator's pod, and
+the Deployment's replacement must be scheduled on another node to finish the rollout (with one
+replica; with a peer Running elsewhere, the peer finishes it). A replacement that no other node can
+take stays Pending, and the operator's node stays cordoned and drained, not switched, until one can:
+the plan says so (`OPERATOR_REPLACEMENT_UNSCHEDULABLE`) with what to change. The scheduler's rules
+read here are the ones that can rule a node out for good: the pod's `nodeSelector`, its required node
+affinity (`requiredDuringSchedulingIgnoredDuringExecution`), the nodes' NoSchedule and NoExecute
+taints against its tolerations, and nodes cordoned by someone else or not Ready. Resources, ports and
+pod (anti-)affinity are not: they change as pods come and go.
+
+The operator's pods are the ones with the chart's label `app.kubernetes.io/name: shimshift`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from shimshift.planning.cluster import Node, Pod, PodPhase, Taint, Toleration
+from shimshift.planning.findings import Finding, Level, name_some
+
+OPERATOR_REPLACEMENT_UNSCHEDULABLE = "OperatorReplacementUnschedulable"
+#: the chart's label on the operator's pods (charts/shimshift/templates/_helpers.tpl, selectorLabels)
+OPERATOR_NAME_LABEL = "app.kubernetes.io/name"
+OPERATOR_NAME = "shimshift"
+#: the taint effects that keep a pod off a node (PreferNoSchedule only discourages it)
+_KEEP_OFF = frozenset({"NoSchedule", "NoExecute"})
+
+
+def tolerates(tolerations: Sequence[Toleration], taint: Taint) -> bool:
+    """Whether a pod with `tolerations` tolerates `taint` (the scheduler's rule: an empty key with
+    Exists tolerates everything; an empty effect matches every effect)."""
+    for t in tolerations:
+        if t.effect and t.effect != taint.effect:
+            continue
+        if t.operator == "Exists":
+            if not t.key or t.key == taint.key:
+                return True
+        elif t.key == taint.key and t.value == taint.value:
+            return True
+    return False
+
+
+def _matches(requirement_key: str, operator: str, values: tuple[str, ...], node: Node) -> bool:
+    value = node.labels.get(requirement_key)
+    if operator == "In":
+        return value is not None and value in values
+    if operator == "NotIn":
+        return value is None or value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    if operator in ("Gt", "Lt") and value is not None and values:
+        try:
+            have, want = int(value), int(values[0])
+        except ValueError:
+            return False
+        return have > want if operator == "Gt" else have < want
+    return False
+
+
+def why_not(pod: Pod, node: Node) -> str:
+    """Why `pod` cannot be scheduled on `node` ("" when it can, as far as these rules go)."""
+    if node.unschedulable:
+        return "cordoned"
+    if not node.ready:
+        return "not Ready"
+    for key, value in pod.node_selector.items():
+        if node.labels.get(key) != value:
+            return f"nodeSelector {key}={value}"
+    if pod.affinity_terms and not any(
+        all(
+            (node.name in r.values) == (r.operator == "In")
+            if r.key == "metadata.name"
+            else _matches(r.key, r.operator, r.values, node)
+            for r in term
+        )
+        for term in pod.affinity_terms
+    ):
+        return "required node affinity"
+    for taint in node.taints:
+        if taint.effect in _KEEP_OFF and not tolerates(pod.tolerations, taint):
+            return f"taint {taint.key}{'=' + taint.value if taint.value else ''}:{taint.effect}"
+    return ""
+
+
+def operator_pods(pods: Iterable[Pod]) -> list[Pod]:
+    return [
+        p
+        for p in pods
+        if p.labels.get(OPERATOR_NAME_LABEL) == OPERATOR_NAME
+        and not p.deleting
+        and p.phase in (PodPhase.RUNNING, PodPhase.PENDING)
+    ]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the operator's pod on `own` could go instead: the nodes that could run it, the peers
+    already Running elsewhere, and why each other node cannot (at most a few, the rest counted)."""
+
+    pod: Pod
+    candidates: tuple[str, ...]
+    peers: tuple[str, ...]
+    refused: Mapping[str, str]
+
+
+def placement(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> Placement | None:
+    """Where the replacement of the operator's pod on node `own` could run (None: no operator pod
+    there, as when the plan is made offline)."""
+    ours = operator_pods(pods)
+    mine = next((p for p in ours if p.node == own), None)
+    if mine is None:
+        return None
+    peers = tuple(sorted(f"{p.namespace}/{p.name}" for p in ours if p.node != own and p.node and p.ready))
+    candidates: list[str] = []
+    refused: dict[str, str] = {}
+    for node in sorted(nodes, key=lambda n: n.name):
+        if node.name == own:
+            continue
+        why = why_not(mine, node)
+        if why:
+            refused[node.name] = why
+        else:
+            candidates.append(node.name)
+    return Placement(mine, tuple(candidates), peers, refused)
+
+
+def operator_pod_findings(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> list[Finding]:
+    """The warning for the operator's node when nothing could take over after its drain."""
+    where = placement(pods, nodes, own)
+    if where is None or where.candidates or where.peers:
+        return []
+    reasons = sorted(where.refused.items())
+    shown = "; ".join(f"{n}: {why}" for n, why in reasons[:5])
+    more = f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else ""
+    pod = f"{where.pod.namespace}/{where.pod.name}"
+    return [
+        Finding(
+            OPERATOR_REPLACEMENT_UNSCHEDULABLE,
+            Level.WARNING,
+            f"the drain of this node evicts the operator's pod {pod}, and no other node can run its "
+            f"replacement ({shown or 'there is no other node'}{more}): it stays Pending, and this node stays "
+            "cordoned and drained, not switched, until a node can take it",
+            "widen the chart's nodeSelector or tolerations (helm upgrade), or run two replicas "
+            "(operator.replicas: 2) on different nodes, or leave this node out of the NodeMigration "
+            f"({name_some([own])}) and migrate it with an operator running elsewhere",
+            own,
+            pod,
+        )
+    ]
