@@ -22,7 +22,7 @@ from shimshift.model.migration import NodeMigration
 from shimshift.model.spec import Drain
 from shimshift.model.status import ImageCounts, MigrationStatus, NodeRecord
 from shimshift.planning.apiserver import ApiServers
-from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.cluster import Cluster, Node, Pod
 from shimshift.planning.notifications import Notification
 from shimshift.steps.base import EngineConfig, NodePort, StepCluster, StepObserver
 
@@ -73,6 +73,11 @@ class ClusterPort(StepCluster, Protocol):
     def read_api_servers(self) -> ApiServers:
         """Where the API servers run (`planning.apiserver`): read at most every so often, and when a
         read fails, the last reading (raises only when there is none)."""
+        ...
+
+    def read_operator_pods(self) -> tuple[Pod, ...]:
+        """The operator's own pods in its namespace (`planning.operatorpod`): read at most every so
+        often; when a read fails, the last reading (none at first)."""
         ...
 
     def wait_api_ready(self, timeout: float) -> tuple[bool, str]:

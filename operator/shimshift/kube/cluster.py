@@ -48,6 +48,7 @@ from shimshift.model.status import EventReason, NodeRecord
 from shimshift.planning.apiserver import ApiServers
 from shimshift.planning.cluster import Cluster, Node, Pod, build_cluster, parse_node, parse_pod
 from shimshift.planning.cni import cni_writers
+from shimshift.planning.operatorpod import OPERATOR_NAME, OPERATOR_NAME_LABEL
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class KubeCluster:
         self._discovery = objects.Discovery(kube)
         self._api_servers: tuple[float, ApiServers] | None = None  # (monotonic time read, reading)
         self._api_lock = threading.Lock()
+        self._operator_pods: tuple[float, tuple[Pod, ...]] | None = None  # (monotonic time read, pods)
 
     def _nodes(self) -> Informer[Node]:
         with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
@@ -185,6 +187,27 @@ class KubeCluster:
         with self._api_lock:
             self._api_servers = (time.monotonic(), api)
         return api
+
+    def read_operator_pods(self) -> tuple[Pod, ...]:
+        """The operator's pods in its namespace (the chart's label), one LIST the API server filters by
+        label, at most every API_SERVERS_TTL seconds; the last reading when a read fails."""
+        with self._api_lock:
+            last = self._operator_pods
+        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
+            return last[1]
+        try:
+            answer = self.kube.request(
+                "GET", pods.PODS, query=[("labelSelector", f"{OPERATOR_NAME_LABEL}={OPERATOR_NAME}")]
+            )
+        except KubeError as e:
+            log.warning("could not read the operator's own pods (%s); using the last reading", e)
+            return last[1] if last is not None else ()
+        found = tuple(
+            p for p in (parse_pod(raw) for raw in answer.get("items") or ()) if p.namespace == self.namespace
+        )
+        with self._api_lock:
+            self._operator_pods = (time.monotonic(), found)
+        return found
 
     def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
         return apiservers.wait_api_ready(self.kube, timeout)

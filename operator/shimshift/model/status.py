@@ -65,6 +65,8 @@ class ConditionReason(StrEnum):
     WAVE_STARTED = "WaveStarted"
     WAITING_FOR_WINDOW = "WaitingForWindow"  # spec.rollout.windows: none is open now
     BLOCKED_BY_PODS = "BlockedByPods"  # every pending node has a pod matching blockingPodSelector
+    #: only the operator's own node is left, and its drain would strand the operator (planning.operatorpod)
+    OPERATOR_CANNOT_MOVE = "OperatorCannotMove"
     WAITING_FOR_GATE = "WaitingForGate"  # spec.rollout.gates: a gate is closed (GateClosed True)
     GATE_ERROR = "GateError"  # a gate could not be read (GateError True); read again with backoff
     GATE_TIMEOUT = "GateTimeout"  # Paused: a gate stayed closed (or unreadable) past gates.timeout

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shimshift.planning.cluster import Node, Pod, PodPhase, Taint, Toleration
-from shimshift.planning.findings import Finding, Level, name_some
+from shimshift.planning.findings import Finding, Level
 
 OPERATOR_REPLACEMENT_UNSCHEDULABLE = "OperatorReplacementUnschedulable"
 #: the chart's label on the operator's pods (charts/shimshift/templates/_helpers.tpl, selectorLabels)
@@ -129,25 +129,51 @@ def placement(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> Placement
     return Placement(mine, tuple(candidates), peers, refused)
 
 
-def operator_pod_findings(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> list[Finding]:
-    """The warning for the operator's node when nothing could take over after its drain."""
+#: what to do when the operator's node cannot be started (the finding's advice, the rollout's message)
+STRANDED_ADVICE = (
+    "widen the chart's nodeSelector or tolerations (helm upgrade), or run two replicas "
+    "(replicaCount: 2) on different nodes, or leave this node out of the NodeMigration and migrate it "
+    "with an operator running elsewhere"
+)
+
+
+def stranded(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> tuple[str, str] | None:
+    """(the operator's pod, why no other node can run it) when the drain of `own` would leave its
+    replacement nowhere to go and no peer is Ready elsewhere; None when it would not, or when the
+    operator's pod is not known."""
     where = placement(pods, nodes, own)
     if where is None or where.candidates or where.peers:
-        return []
+        return None
     reasons = sorted(where.refused.items())
     shown = "; ".join(f"{n}: {why}" for n, why in reasons[:5])
     more = f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else ""
-    pod = f"{where.pod.namespace}/{where.pod.name}"
+    return f"{where.pod.namespace}/{where.pod.name}", f"{shown or 'there is no other node'}{more}"
+
+
+def stranded_message(own: str, found: tuple[str, str]) -> str:
+    """The rollout's message while it does not start the operator's node `own` (`stranded`)."""
+    pod, why = found
+    return (
+        f"{own} runs the operator and is not started: the drain would evict its pod {pod}, and no other "
+        f"node could run the replacement ({why}), so {own} would stay cordoned; {STRANDED_ADVICE}"
+    )
+
+
+def operator_pod_findings(pods: Sequence[Pod], nodes: Sequence[Node], own: str) -> list[Finding]:
+    """The warning for the operator's node when nothing could take over after its drain."""
+    found = stranded(pods, nodes, own)
+    if found is None:
+        return []
+    pod, why = found
     return [
         Finding(
             OPERATOR_REPLACEMENT_UNSCHEDULABLE,
             Level.WARNING,
-            f"the drain of this node evicts the operator's pod {pod}, and no other node can run its "
-            f"replacement ({shown or 'there is no other node'}{more}): it stays Pending, and this node stays "
-            "cordoned and drained, not switched, until a node can take it",
-            "widen the chart's nodeSelector or tolerations (helm upgrade), or run two replicas "
-            "(operator.replicas: 2) on different nodes, or leave this node out of the NodeMigration "
-            f"({name_some([own])}) and migrate it with an operator running elsewhere",
+            f"the drain of this node would evict the operator's pod {pod}, and no other node could run its "
+            f"replacement ({why}): the rollout does not start this node while that is so (it stays "
+            "uncordoned and on Docker, the rollout Progressing with reason OperatorCannotMove); it starts "
+            "it once a node can take the pod or a peer replica runs elsewhere",
+            STRANDED_ADVICE,
             own,
             pod,
         )

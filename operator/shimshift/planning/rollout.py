@@ -56,6 +56,7 @@ from shimshift.planning.apiserver import OPT_IN, ApiServers, sole_api_nodes
 from shimshift.planning.cluster import Node
 from shimshift.planning.findings import name_some
 from shimshift.planning.healthgates import gate_hold, timed_out
+from shimshift.planning.operatorpod import stranded_message
 from shimshift.planning.selection import select_nodes
 from shimshift.planning.undo import UndoWindow, begin, limited, plan_window
 from shimshift.planning.waves import fill_wave, wave_size, zone_limits, zone_of
@@ -164,6 +165,7 @@ def decide(
     name: str = "",
     operator_node: str = "",
     api: ApiServers | None = None,
+    operator_stranded: tuple[str, str] | None = None,
 ) -> Decision:
     """One pass of the fleet rules. `blocked`: node -> its non-terminal pods ("namespace/name") that
     match `spec.rollout.blockingPodSelector` (only nodes with at least one; None: none read). `gates`:
@@ -171,7 +173,9 @@ def decide(
     `generation`: the object's, so a gate timeout pauses only the generation it happened in. `name`
     is the NodeMigration's (messages and the backup path name it). `operator_node`: the node the
     operator making this decision runs on ("": unknown), started only when no other node is pending
-    but a node running the only API server. `api`: where the API servers run (None: not read)."""
+    but a node running the only API server. `api`: where the API servers run (None: not read).
+    `operator_stranded`: (its pod, why) when the drain of `operator_node` would leave the operator's
+    replacement nowhere to run (`planning.operatorpod.stranded`): that node is then not started."""
     blocked = blocked or {}
     records = reconcile_selection(spec, status.nodes, nodes, api)
     asked = UndoWindow({}, (), ())
@@ -317,6 +321,14 @@ def decide(
             phase = Phase.PAUSED if hold.paused else Phase.PROGRESSING
             return result(phase, hold.reason, hold.message, wait=hold.wait)
     pending = [r for r in startable if r.name != operator_node] if saved else startable
+    if ours and not saved and operator_stranded is not None:
+        pending = [r for r in pending if r.name != operator_node]
+        if not pending:  # the operator's node is all that is left: it waits, uncordoned, with why
+            return result(
+                Phase.PROGRESSING,
+                ConditionReason.OPERATOR_CANNOT_MOVE,
+                stranded_message(operator_node, operator_stranded),
+            )
     held_back = [r.name for r in pending if blocked.get(r.name)]
     why = _blocked_message(held_back, blocked)
     workers = [r for r in pending if r.name not in control]

@@ -31,7 +31,7 @@ from shimshift.model.spec import Drain
 from shimshift.model.status import EventReason, ImageCounts, MigrationStatus, NodeRecord, StepState
 from shimshift.model.timestamps import iso
 from shimshift.planning.apiserver import ApiServers
-from shimshift.planning.cluster import Cluster, Node
+from shimshift.planning.cluster import Cluster, Node, Pod
 from shimshift.planning.rollout import reconcile_selection
 from shimshift.rendering import RegistryMaterial
 from shimshift.resources import load_crd
@@ -137,6 +137,8 @@ class FakeCluster:
         #: the GPU operator's Deployments as gpu_operators answers, and how often it was asked
         self.gpu_operator_deployments: tuple[GpuOperator, ...] = ()
         self.gpu_operator_reads = 0
+        #: the operator's own pods as read_operator_pods answers
+        self.operator_pods: tuple[Pod, ...] = ()
         #: where the API servers run, as read_api_servers answers
         self.api_servers = ApiServers()
         #: (node, step, seconds): the API goes down for that long right after the record of that node's
@@ -277,6 +279,9 @@ class FakeCluster:
 
     def cni_config_writers(self, node: str, conf_dir: str) -> tuple[str, ...]:
         return self.nodes[node].cni_writers.get(conf_dir, ())
+
+    def read_operator_pods(self) -> tuple[Pod, ...]:
+        return self.operator_pods
 
     def gpu_operators(self) -> tuple[GpuOperator, ...]:
         self.gpu_operator_reads += 1

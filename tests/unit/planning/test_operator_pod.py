@@ -35,8 +35,8 @@ def warnings_for(nodes: list[dict[str, Any]], pods: list[dict[str, Any]], own: s
     return [f for f in report.warnings if f.code == OPERATOR_REPLACEMENT_UNSCHEDULABLE]
 
 
-PINNED = {"nodeSelector": {"kubernetes.io/hostname": "w1"}}
-GPU_ONLY = {
+PINNED: dict[str, Any] = {"nodeSelector": {"kubernetes.io/hostname": "w1"}}
+GPU_ONLY: dict[str, Any] = {
     "affinity": {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -47,7 +47,7 @@ GPU_ONLY = {
         }
     }
 }
-BY_NAME = {
+BY_NAME: dict[str, Any] = {
     "affinity": {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -94,13 +94,13 @@ def test_the_operators_node_is_flagged_exactly_when_its_replacement_has_nowhere_
     if stranded:
         (warning,) = found
         assert warning.node == "w1" and warning.subject == "shimshift-system/shimshift-7d9-abc"
-        assert why in warning.message and "stays cordoned and drained, not switched" in warning.message
-        assert "operator.replicas: 2" in warning.advice
+        assert why in warning.message and "the rollout does not start this node" in warning.message
+        assert "replicaCount: 2" in warning.advice
 
 
 def test_a_peer_replica_running_elsewhere_takes_over_and_no_operator_pod_means_no_finding() -> None:
     pinned = operator_pod("w1", **PINNED)
-    peer = operator_pod("w2", name="shimshift-7d9-def", **{"nodeSelector": {"kubernetes.io/hostname": "w2"}})
+    peer = operator_pod("w2", "shimshift-7d9-def", nodeSelector={"kubernetes.io/hostname": "w2"})
     assert warnings_for([node("w1"), node("w2")], [pinned, peer]) == []
     # the plan made offline without the operator's pod (or another app's pod pinned there)
     assert warnings_for([node("w1"), node("w2")], [pod("web", "w1")]) == []
