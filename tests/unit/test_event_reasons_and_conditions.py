@@ -147,6 +147,7 @@ def test_the_values_are_the_ones_users_and_docs_already_know() -> None:
         "WaveStarted",
         "WaitingForWindow",
         "BlockedByPods",
+        "OperatorCannotMove",
         "WaitingForGate",
         "GateError",
         "GateTimeout",
