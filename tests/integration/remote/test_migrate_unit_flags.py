@@ -26,7 +26,7 @@ from shimshift.model.keys import StepId
 from shimshift.model.kubenet import KUBENET_FILE
 from shimshift.model.spec import NodeMigrationSpec
 from shimshift.planning.settings import setting_findings
-from shimshift.remote import NodeSteps
+from shimshift.remote import NodeRunPlan, NodeSteps
 from shimshift.rendering import render_node_config
 from shimshift.steps.filesection import FileSection
 from shimshift.steps.switch import plan_switch
@@ -75,6 +75,17 @@ def kubelet_argv(node: Node) -> list[str]:
 
 def systemctl_calls(node: Node) -> list[list[str]]:
     return [json.loads(line)["argv"] for line in node.read("/var/log/systemctl-calls.log").splitlines()]
+
+
+def migrate(steps: NodeSteps, plan: NodeRunPlan, node: Node, sandbox: str, kube_core: CoreV1Api) -> None:
+    """The forward steps, the sandbox image put into containerd after the configure step (as the
+    images step would pull it), until the Node reports containerd."""
+    for step in FORWARD:
+        steps.run(step, plan)
+        if step is StepId.CONFIGURE:
+            moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
+            assert moved.exit_status == 0, moved.stderr
+    wait_runtime(kube_core, node.name, "containerd://")
 
 
 def on_unit_files(node: Node, sandbox: str) -> None:
@@ -144,12 +155,7 @@ def test_flags_in_an_admins_drop_in_are_carried_and_the_undo_restores_it_byte_fo
         before = snapshot(node, touched_paths(plan))
         calls_before = len(systemctl_calls(node))
 
-        for step in FORWARD:
-            steps.run(step, plan)
-            if step is StepId.CONFIGURE:
-                moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
-                assert moved.exit_status == 0, moved.stderr
-        wait_runtime(kube_core, node.name, "containerd://")
+        migrate(steps, plan, node, sandbox, kube_core)
         assert not active(node, "docker")
         assert network_ready(node)["status"] is True
         # the switch wrote exactly what the plan showed, then reloaded systemd before starting the kubelet
@@ -238,12 +244,7 @@ def test_flags_in_another_environment_file_are_named_left_as_planned_and_kept_by
         assert ENV_FILE not in plan_switch(the_spec, facts.node, facts).paths
         assert ENV_FILE not in touched_paths(plan)
         before = snapshot(node, touched_paths(plan))
-        for step in FORWARD:
-            steps.run(step, plan)
-            if step is StepId.CONFIGURE:
-                moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
-                assert moved.exit_status == 0, moved.stderr
-        wait_runtime(kube_core, node.name, "containerd://")
+        migrate(steps, plan, node, sandbox, kube_core)
         assert network_ready(node)["status"] is True
         # what the plan said: the file as it was, its flags still on the kubelet's command line
         assert node.view(ENV_FILE).read_text() == env_text
@@ -302,12 +303,7 @@ def test_a_hand_rolled_node_with_every_flag_on_its_unit_and_no_flags_file_migrat
         (planned,) = [e for e in plan.kubelet_edits if e.path == HAND_ROLLED]
         assert "--network-plugin" not in planned.after
         before = snapshot(node, touched_paths(plan))
-        for step in FORWARD:
-            steps.run(step, plan)
-            if step is StepId.CONFIGURE:
-                moved = node.exec(["sh", "-c", 'docker save "$0" | ctr -n k8s.io images import -', sandbox])
-                assert moved.exit_status == 0, moved.stderr
-        wait_runtime(kube_core, node.name, "containerd://")
+        migrate(steps, plan, node, sandbox, kube_core)
         assert network_ready(node)["status"] is True
         assert node.view(HAND_ROLLED).read_bytes() == planned.after.encode()
         argv = kubelet_argv(node)
