@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -50,7 +51,6 @@ from shimshift.model.status import (
 from shimshift.model.timestamps import iso
 from shimshift.planning.apiserver import ApiServers, sole_api_nodes
 from shimshift.planning.build import build_plan
-from shimshift.planning.cluster import Node
 from shimshift.planning.healthgates import gate_conditions, gate_events
 from shimshift.planning.notifications import (
     Notification,
@@ -415,7 +415,8 @@ class Engine:
                 if "gates" not in memo:
                     memo["gates"] = self._read_gates(migration)
                 readings = memo["gates"]
-        decision = decide(
+        decided = functools.partial(
+            decide,
             spec,
             status,
             nodes,
@@ -427,8 +428,12 @@ class Engine:
             name=migration.name,
             operator_node=self.own_node,
             api=api,
-            operator_stranded=self._operator_stranded(status, nodes),
         )
+        decision = decided()
+        if self.own_node in decision.start:  # only then: would its drain strand the operator?
+            found = stranded(self.cluster.read_operator_pods(), nodes, self.own_node)
+            if found is not None:
+                decision = decided(operator_stranded=found)
         settled = replace(
             status,
             phase=decision.phase,
@@ -546,17 +551,6 @@ class Engine:
         else:
             delay = self.config.retry_delay
         return Result(status.phase or Phase.PROGRESSING, in_flight, delay)
-
-    def _operator_stranded(self, status: MigrationStatus, nodes: Sequence[Node]) -> tuple[str, str] | None:
-        """Whether the drain of this operator's own node would leave its replacement pod nowhere to run
-        (`planning.operatorpod.stranded`), asked only while that node has not started (the cluster
-        port reads the operator's pods at most every 30 s)."""
-        if not self.own_node:
-            return None
-        record = status.node(self.own_node)
-        if record is not None and record.phase != NodePhase.PENDING:
-            return None
-        return stranded(self.cluster.read_operator_pods(), nodes, self.own_node)
 
     def _read_api_servers(self) -> ApiServers:
         """Where the API servers run (the cluster port keeps its last reading when a read fails), and

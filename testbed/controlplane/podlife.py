@@ -47,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from testbed.nodes.cloud import UNINITIALIZED_TAINT
 from testbed.nodes.kube_http import ApiError, KubeHttp
 
 if TYPE_CHECKING:
@@ -70,15 +71,10 @@ def parse_time(text: str) -> float:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-#: The taint a kubelet started with ``--cloud-provider=external`` registers its Node with; the cloud's
-#: node controller (``testbed.nodes.cloud``) lifts it in the same write that annotates the Node as an
-#: external kubelet's, so a Node always carries one or the other.
-UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
-
-
 def managed(node: dict[str, Any]) -> bool:
     """Whether this controller stands in for the Node's kubelet: not when a model kubelet registered it
-    (annotated) nor when a real kubelet did and the cloud has not initialized it yet (tainted). Taking
+    (annotated) nor when a real kubelet did and the cloud has not initialized it yet (tainted with
+    UNINITIALIZED_TAINT, which `testbed.nodes.cloud` lifts in the write that annotates it). Taking
     such a Node for a kubelet-less one even once would heartbeat it from a stale read and give it
     ``127.0.0.1`` as its address, over the cloud's."""
     annotations = node.get("metadata", {}).get("annotations") or {}

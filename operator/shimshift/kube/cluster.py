@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shimshift.kube import (
     apiservers,
@@ -52,11 +52,40 @@ from shimshift.planning.operatorpod import OPERATOR_NAME, OPERATOR_NAME_LABEL
 from shimshift.resources import load_crd
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How long a pass waits for a cache's first list before it is retried.
 SYNC_TIMEOUT = 30.0
 #: How long a reading of where the API servers run is used before it is read again (two requests).
 API_SERVERS_TTL = 30.0
+
+
+class _Reading(Generic[T]):
+    """A value read from the API at most every API_SERVERS_TTL seconds; when a read fails, the last
+    reading (else `first`, or the error when there is neither)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, T] | None = None  # (monotonic time read, value)
+        self._lock = threading.Lock()
+
+    def get(self, read: Callable[[], T], what: str, first: T | None = None) -> T:
+        with self._lock:
+            last = self._last
+        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
+            return last[1]
+        try:
+            value = read()
+        except KubeError as e:
+            if last is not None:
+                log.warning("could not read %s (%s); using the last reading", what, e)
+                return last[1]
+            if first is None:
+                raise
+            log.warning("could not read %s (%s)", what, e)
+            return first
+        with self._lock:
+            self._last = (time.monotonic(), value)
+        return value
 
 
 class KubeCluster:
@@ -74,9 +103,8 @@ class KubeCluster:
         #: node -> its DaemonSets as the pass that finished its drain saw them (taken by daemonsets_on)
         self._drained_daemonsets: dict[str, tuple[str, ...]] = {}
         self._discovery = objects.Discovery(kube)
-        self._api_servers: tuple[float, ApiServers] | None = None  # (monotonic time read, reading)
-        self._api_lock = threading.Lock()
-        self._operator_pods: tuple[float, tuple[Pod, ...]] | None = None  # (monotonic time read, pods)
+        self._api_servers: _Reading[ApiServers] = _Reading()
+        self._operator_pods: _Reading[tuple[Pod, ...]] = _Reading()
 
     def _nodes(self) -> Informer[Node]:
         with self._caches_lock:  # passes of several NodeMigrations start at once: one cache each
@@ -173,41 +201,21 @@ class KubeCluster:
         )
 
     def read_api_servers(self) -> ApiServers:
-        with self._api_lock:
-            last = self._api_servers
-        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
-            return last[1]
-        try:
-            api = apiservers.api_servers_of(self._api_server_pods().values(), self.kube)
-        except KubeError as e:
-            if last is None:
-                raise
-            log.warning("could not read where the API servers run (%s); using the last reading", e)
-            return last[1]
-        with self._api_lock:
-            self._api_servers = (time.monotonic(), api)
-        return api
+        return self._api_servers.get(
+            lambda: apiservers.api_servers_of(self._api_server_pods().values(), self.kube),
+            "where the API servers run",
+        )
 
     def read_operator_pods(self) -> tuple[Pod, ...]:
         """The operator's pods in its namespace (the chart's label), one LIST the API server filters by
         label, at most every API_SERVERS_TTL seconds; the last reading when a read fails."""
-        with self._api_lock:
-            last = self._operator_pods
-        if last is not None and time.monotonic() - last[0] < API_SERVERS_TTL:
-            return last[1]
-        try:
-            answer = self.kube.request(
-                "GET", pods.PODS, query=[("labelSelector", f"{OPERATOR_NAME_LABEL}={OPERATOR_NAME}")]
-            )
-        except KubeError as e:
-            log.warning("could not read the operator's own pods (%s); using the last reading", e)
-            return last[1] if last is not None else ()
-        found = tuple(
-            p for p in (parse_pod(raw) for raw in answer.get("items") or ()) if p.namespace == self.namespace
-        )
-        with self._api_lock:
-            self._operator_pods = (time.monotonic(), found)
-        return found
+
+        def read() -> tuple[Pod, ...]:
+            query = [("labelSelector", f"{OPERATOR_NAME_LABEL}={OPERATOR_NAME}")]
+            items = self.kube.request("GET", pods.PODS, query=query).get("items") or ()
+            return tuple(p for p in map(parse_pod, items) if p.namespace == self.namespace)
+
+        return self._operator_pods.get(read, "the operator's own pods", first=())
 
     def wait_api_ready(self, timeout: float) -> tuple[bool, str]:
         return apiservers.wait_api_ready(self.kube, timeout)

@@ -299,14 +299,18 @@ def _flags_of(path: str, text: str) -> Iterator[tuple[_Directive, list[UnitFlag]
             yield d, []
 
 
-def _env_names(text: str) -> set[str]:
-    """The names an EnvironmentFile assigns (`NAME=...`, `export NAME=...`)."""
-    out = set()
-    for line in text.splitlines():
-        name, eq, _ = line.strip().removeprefix("export ").partition("=")
+def _env_assignments(text: str) -> Iterator[tuple[int, str, str]]:
+    """(line number, name, value) of each assignment of an EnvironmentFile (`NAME=...`, `export
+    NAME=...`), the value stripped."""
+    for number, line in enumerate(text.splitlines(), 1):
+        name, eq, value = line.strip().removeprefix("export ").partition("=")
         if eq and _NAME.match(name.strip()):
-            out.add(name.strip())
-    return out
+            yield number, name.strip(), value.strip()
+
+
+def _env_names(text: str) -> set[str]:
+    """The names an EnvironmentFile assigns."""
+    return {name for _, name, _ in _env_assignments(text)}
 
 
 def kubelet_unit_flags(
@@ -329,17 +333,19 @@ def kubelet_unit_flags(
 
 
 def _env_file_flags(path: str, text: str) -> Iterator[tuple[str, UnitFlag]]:
-    """(variable, flag) for each flag an EnvironmentFile's assignment holds (`NAME=...`, `export
-    NAME=...`, the value unquoted as systemd reads it)."""
-    for number, line in enumerate(text.splitlines(), 1):
-        name, eq, value = line.strip().removeprefix("export ").partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not _NAME.match(name):
-            continue
+    """(variable, flag) for each flag of an EnvironmentFile's assignments (the value unquoted as
+    systemd reads it), each flag marked not live when a later line of the file assigns its variable
+    again."""
+    assignments = list(_env_assignments(text))
+    last = {name: number for number, name, _ in assignments}
+    for number, name, value in assignments:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         for t in _tokens(value.split(), False):
-            yield name, UnitFlag(path, number, ENV_FILE, t.name, t.value, name)
+            flag = UnitFlag(path, number, ENV_FILE, t.name, t.value, name)
+            if last[name] != number:
+                flag = replace(flag, live=False, why_not_live=f"a later {name}= in {path} wins")
+            yield name, flag
 
 
 @lru_cache(maxsize=1024)
@@ -401,7 +407,9 @@ def _unit_flags(
     # variable and no later file (or later line of the same file) sets it again
     for path in dict.fromkeys(f for f in files if f in others):
         for name, flag in _env_file_flags(path, others[path]):
-            if from_file.get(name) != path or _last_line(others[path], name) != flag.line:
+            if not flag.live:
+                pass  # a later line of the same file wins
+            elif from_file.get(name) != path:
                 why = f"EnvironmentFile={from_file.get(name, path)} sets {name} again, which wins"
                 flag = replace(flag, live=False, why_not_live=why)
             elif any_exec and name not in used:
@@ -414,16 +422,6 @@ def _unit_flags(
         for f in found
     ]
     return (*flags, *rest)
-
-
-def _last_line(text: str, name: str) -> int:
-    """The line of an EnvironmentFile's last assignment of `name` (0: none)."""
-    last = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        key, eq, _ = line.strip().removeprefix("export ").partition("=")
-        if eq and key.strip() == name:
-            last = number
-    return last
 
 
 def _shadowed(path: str, order: list[str]) -> str:

@@ -3,8 +3,9 @@
 The node that runs the operator goes last (`planning.waves`); its drain evicts the operator's pod, and
 the Deployment's replacement must be scheduled on another node to finish the rollout (with one
 replica; with a peer Running elsewhere, the peer finishes it). A replacement that no other node can
-take stays Pending, and the operator's node stays cordoned and drained, not switched, until one can:
-the plan says so (`OPERATOR_REPLACEMENT_UNSCHEDULABLE`) with what to change. The scheduler's rules
+take would stay Pending, and the operator's node cordoned and drained with nobody to finish it: so the
+rollout does not start that node while that is so (`stranded`, `planning.rollout.decide`), and the
+plan says so (`OPERATOR_REPLACEMENT_UNSCHEDULABLE`) with what to change. The scheduler's rules
 read here are the ones that can rule a node out for good: the pod's `nodeSelector`, its required node
 affinity (`requiredDuringSchedulingIgnoredDuringExecution`), the nodes' NoSchedule and NoExecute
 taints against its tolerations, and nodes cordoned by someone else or not Ready. Resources, ports and
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from shimshift.model.spec import LabelRequirement, LabelSelector
 from shimshift.planning.cluster import Node, Pod, PodPhase, Taint, Toleration
 from shimshift.planning.findings import Finding, Level
 
@@ -43,22 +45,19 @@ def tolerates(tolerations: Sequence[Toleration], taint: Taint) -> bool:
     return False
 
 
-def _matches(requirement_key: str, operator: str, values: tuple[str, ...], node: Node) -> bool:
-    value = node.labels.get(requirement_key)
-    if operator == "In":
-        return value is not None and value in values
-    if operator == "NotIn":
-        return value is None or value not in values
-    if operator == "Exists":
-        return value is not None
-    if operator == "DoesNotExist":
-        return value is None
-    if operator in ("Gt", "Lt") and value is not None and values:
+def _matches(requirement: LabelRequirement, node: Node) -> bool:
+    """A node affinity requirement: a label selector's operators, and Gt/Lt on an integer label."""
+    if requirement.key == "metadata.name":  # from matchFields
+        return (node.name in requirement.values) == (requirement.operator == "In")
+    if requirement.operator in ("In", "NotIn", "Exists", "DoesNotExist"):
+        return LabelSelector(match_expressions=(requirement,)).matches(node.labels)
+    value = node.labels.get(requirement.key)
+    if requirement.operator in ("Gt", "Lt") and value is not None and requirement.values:
         try:
-            have, want = int(value), int(values[0])
+            have, want = int(value), int(requirement.values[0])
         except ValueError:
             return False
-        return have > want if operator == "Gt" else have < want
+        return have > want if requirement.operator == "Gt" else have < want
     return False
 
 
@@ -71,15 +70,7 @@ def why_not(pod: Pod, node: Node) -> str:
     for key, value in pod.node_selector.items():
         if node.labels.get(key) != value:
             return f"nodeSelector {key}={value}"
-    if pod.affinity_terms and not any(
-        all(
-            (node.name in r.values) == (r.operator == "In")
-            if r.key == "metadata.name"
-            else _matches(r.key, r.operator, r.values, node)
-            for r in term
-        )
-        for term in pod.affinity_terms
-    ):
+    if pod.affinity_terms and not any(all(_matches(r, node) for r in term) for term in pod.affinity_terms):
         return "required node affinity"
     for taint in node.taints:
         if taint.effect in _KEEP_OFF and not tolerates(pod.tolerations, taint):
@@ -100,7 +91,7 @@ def operator_pods(pods: Iterable[Pod]) -> list[Pod]:
 @dataclass(frozen=True)
 class Placement:
     """Where the operator's pod on `own` could go instead: the nodes that could run it, the peers
-    already Running elsewhere, and why each other node cannot (at most a few, the rest counted)."""
+    Ready elsewhere, and why each other node cannot."""
 
     pod: Pod
     candidates: tuple[str, ...]
